@@ -1,0 +1,194 @@
+/** The `parley` command line: start | validate | init | plugins | chat. */
+import { parseArgs } from 'node:util';
+import { existsSync, writeFileSync, readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { z } from 'zod';
+import { builtinPlugins } from '../config/builtins.js';
+import { ensureDemoKey, applyEnvOverrides } from '../core/boot.js';
+import { loadConfigFile, BUNDLED_DEMO_CONFIG } from '../core/config.js';
+import { Gateway } from '../core/gateway.js';
+import { ConfigError, ParleyError } from '../core/errors.js';
+import { importPlugin } from '../core/plugin-loader.js';
+
+const HELP: Record<string, string> = {
+  main: `Usage: parley <command> [options]
+
+Commands:
+  start      Start the gateway (default config: ./parley.yaml, else the bundled demo)
+  validate   Check a configuration file without starting anything
+  init       Write a commented starter parley.yaml
+  plugins    List built-in plugins and their settings
+  chat       Chat with a tenant of a running gateway from the terminal
+
+Run "parley <command> --help" for a command's options.`,
+  start: `Usage: parley start [--config parley.yaml]
+
+Starts Parley. Without DATABASE_URL it runs on embedded PostgreSQL (PGlite) in PARLEY_DATA_DIR
+(default ./data); without REDIS_URL, jobs run on that database. PORT (default 3000) is honoured.
+SIGTERM or Ctrl-C stops taking requests, drains messages and jobs, and exits 0.`,
+  validate: `Usage: parley validate [--config parley.yaml]
+
+Loads the file, interpolates \${ENV} values, validates every plugin's options and tenant settings
+and checks each tenant pipeline. Exits 0 when valid, 2 with the tenant, plugin and key otherwise.`,
+  init: `Usage: parley init [--config parley.yaml] [--force]
+
+Writes a commented starter configuration. Refuses to overwrite an existing file without --force.`,
+  plugins: `Usage: parley plugins [--json]
+
+Lists the built-in plugins with their kind, description and per-tenant settings (as JSON Schema).`,
+  chat: `Usage: parley chat --tenant <id> [--url http://127.0.0.1:3000] [--key <api key>] [--from <name>]
+
+Sends each line you type to the tenant's http channel and prints the replies. The key defaults to
+PARLEY_API_KEY, then PARLEY_DEMO_KEY. Reads lines from standard input when it is not a terminal.`,
+};
+
+const say = (line: string): void => {
+  process.stdout.write(`${line}\n`);
+};
+const fail = (line: string, code = 2): never => {
+  process.stderr.write(`${line}\n`);
+  process.exit(code);
+};
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  if (!command || command === '--help' || command === '-h' || command === 'help') return say(HELP.main!);
+  if (!HELP[command]) fail(`Unknown command "${command}".\n\n${HELP.main}`);
+  const { values } = parseArgs({
+    args: rest,
+    options: {
+      help: { type: 'boolean', short: 'h' },
+      config: { type: 'string', short: 'c' },
+      force: { type: 'boolean' },
+      json: { type: 'boolean' },
+      tenant: { type: 'string', short: 't' },
+      url: { type: 'string' },
+      key: { type: 'string' },
+      from: { type: 'string' },
+    },
+    strict: true,
+  });
+  if (values.help) return say(HELP[command]!);
+  switch (command) {
+    case 'start':
+      return start(values.config);
+    case 'validate':
+      return validate(values.config);
+    case 'init':
+      return init(values.config ?? 'parley.yaml', values.force ?? false);
+    case 'plugins':
+      return plugins(values.json ?? false);
+    case 'chat':
+      return chat({ tenant: values.tenant, url: values.url, key: values.key, from: values.from });
+  }
+}
+
+function reportBootError(error: unknown): never {
+  if (error instanceof ConfigError) fail(`${error.message}`);
+  if (error instanceof ParleyError) fail(`${error.code}: ${error.message}`);
+  return fail(`Failed to start: ${(error as Error).stack ?? String(error)}`, 1);
+}
+
+async function start(configPath: string | undefined): Promise<void> {
+  const t0 = performance.now();
+  let gateway: Gateway;
+  try {
+    ensureDemoKey(configPath, process.env, say);
+    const loaded = applyEnvOverrides(loadConfigFile(configPath), process.env);
+    if (loaded.source === BUNDLED_DEMO_CONFIG) say('No ./parley.yaml found: using the bundled demo configuration (config/demo.yaml).');
+    gateway = await Gateway.boot({ loaded, catalogue: builtinPlugins });
+  } catch (error) {
+    reportBootError(error);
+  }
+  say(`Parley is ready on ${gateway.url} (storage: ${gateway.db.kind}, jobs: ${gateway.jobs.kind}) in ${Math.round(performance.now() - t0)} ms`);
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    gateway.log.info({ signal }, 'shutting down');
+    await gateway.stop();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+async function validate(configPath: string | undefined): Promise<void> {
+  try {
+    const env = { ...process.env, PARLEY_DEMO_KEY: process.env.PARLEY_DEMO_KEY ?? 'validate-placeholder' };
+    const loaded = applyEnvOverrides(loadConfigFile(configPath, env), env);
+    const r = await Gateway.validate({ loaded, catalogue: builtinPlugins, logger: (await import('../core/logger.js')).createLogger('silent') });
+    say(`${loaded.source} is valid: ${r.tenants.length} tenant(s) (${r.tenants.join(', ')}), plugins: ${r.plugins.join(', ')}`);
+  } catch (error) {
+    reportBootError(error);
+  }
+}
+
+function init(path: string, force: boolean): void {
+  if (existsSync(path) && !force) fail(`${path} already exists; use --force to overwrite it.`);
+  const starter = readFileSync(new URL('../config/starter.yaml', import.meta.url), 'utf8');
+  writeFileSync(path, starter);
+  say(`Wrote ${path}. Check it with: parley validate --config ${path}`);
+}
+
+async function plugins(json: boolean): Promise<void> {
+  const out = [];
+  for (const name of Object.keys(builtinPlugins).sort()) {
+    const p = await importPlugin({ name }, builtinPlugins, process.cwd());
+    out.push({
+      name: p.name,
+      kind: p.kind,
+      description: p.description,
+      dependencies: p.dependencies ?? [],
+      settings: p.settingsSchema ? z.toJSONSchema(p.settingsSchema, { io: 'input', unrepresentable: 'any' }) : null,
+      options: p.optionsSchema ? z.toJSONSchema(p.optionsSchema, { io: 'input', unrepresentable: 'any' }) : null,
+    });
+  }
+  if (json) return say(JSON.stringify(out, null, 2));
+  for (const p of out) {
+    say(`${p.name} (${p.kind})${p.dependencies.length ? ` depends on ${p.dependencies.join(', ')}` : ''}\n  ${p.description}`);
+    const props = (p.settings as { properties?: Record<string, { description?: string; type?: string }> } | null)?.properties ?? {};
+    for (const [key, schema] of Object.entries(props)) say(`    tenants[].plugins.${p.name}.${key}${schema.type ? ` (${schema.type})` : ''}`);
+    say('');
+  }
+}
+
+async function chat(o: { tenant?: string | undefined; url?: string | undefined; key?: string | undefined; from?: string | undefined }): Promise<void> {
+  if (!o.tenant) fail('chat needs --tenant <id>');
+  const url = (o.url ?? `http://127.0.0.1:${process.env.PORT ?? 3000}`).replace(/\/$/, '');
+  const key = o.key ?? process.env.PARLEY_API_KEY ?? process.env.PARLEY_DEMO_KEY;
+  if (!key) fail('chat needs an API key: --key, or PARLEY_API_KEY / PARLEY_DEMO_KEY in the environment');
+  const from = o.from ?? `terminal-${process.env.USER ?? 'user'}`;
+  const interactive = process.stdin.isTTY;
+  const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: interactive });
+  if (interactive) say(`Chatting with tenant "${o.tenant}" at ${url} as "${from}". Ctrl-D to quit.`);
+  const prompt = () => interactive && rl.prompt();
+  rl.setPrompt('you> ');
+  prompt();
+  for await (const line of rl) {
+    const text = line.trim();
+    if (!text) {
+      prompt();
+      continue;
+    }
+    try {
+      const res = await fetch(`${url}/v1/tenants/${encodeURIComponent(o.tenant!)}/messages`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
+        body: JSON.stringify({ from, text }),
+      });
+      const body = (await res.json()) as { replies?: { text: string }[]; error?: { code: string; message: string } };
+      if (!res.ok && res.status !== 202) say(`! ${res.status} ${body.error?.code}: ${body.error?.message}`);
+      else if (!body.replies?.length) say(res.status === 202 ? '(the reply is on its way)' : '(no reply)');
+      else for (const r of body.replies) say(`${o.tenant}> ${r.text}`);
+    } catch (error) {
+      say(`! cannot reach ${url}: ${(error as Error).message}`);
+    }
+    prompt();
+  }
+}
+
+await main(process.argv.slice(2)).catch((error: unknown) => {
+  if (error instanceof TypeError && /parseArgs|Unknown option|ERR_PARSE_ARGS/.test(String((error as NodeJS.ErrnoException).code ?? error.message))) fail(error.message);
+  reportBootError(error);
+});

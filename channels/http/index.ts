@@ -1,0 +1,69 @@
+/**
+ * The `http` channel: a JSON API for apps, tests and the terminal chat. Works with no credentials.
+ * `POST /v1/tenants/:tenant/messages` with the tenant's key runs the pipeline and returns the replies.
+ */
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import { definePlugin } from '../../core/plugin.js';
+import { badRequest } from '../../core/errors.js';
+import { param } from '../../core/http/app.js';
+
+const settingsSchema = z
+  .object({
+    /** How long the request waits for the pipeline before answering 202 and queueing the replies. */
+    replyBudgetMs: z.number().int().min(100).max(60_000).default(10_000),
+  })
+  .default({ replyBudgetMs: 10_000 });
+
+const messageBody = z.object({
+  from: z.string().min(1).max(256),
+  text: z.string().max(4096),
+  /** Client-chosen id: sending the same id twice runs the pipeline once. */
+  id: z.string().min(1).max(200).optional(),
+  media: z.array(z.object({ url: z.string().url(), contentType: z.string().optional() })).max(10).optional(),
+});
+
+export const HTTP_CHANNEL = 'http';
+
+export default definePlugin({
+  name: 'http',
+  kind: 'channel',
+  description: 'JSON API channel: POST a message, get the replies back. No provider credentials needed.',
+  settingsSchema,
+  setup(ctx) {
+    ctx.routes((router, { tenantAuth }) => {
+      router.post('/v1/tenants/:tenant/messages', tenantAuth('tenant'), async (req, res) => {
+        const tenantId = param(req, 'tenant');
+        const settings = ctx.settingsFor(tenantId);
+        if (!settings) throw badRequest(`The http channel is not enabled for tenant "${tenantId}"`);
+        const body = messageBody.safeParse(req.body);
+        if (!body.success) throw badRequest(`Invalid message: ${body.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`);
+        const result = await ctx.gateway.receive(
+          {
+            channel: HTTP_CHANNEL,
+            tenantId,
+            from: body.data.from,
+            to: tenantId,
+            text: body.data.text,
+            providerMessageId: body.data.id ?? randomUUID(),
+            ...(body.data.media ? { media: body.data.media } : {}),
+          },
+          { inline: { budgetMs: settings.replyBudgetMs } },
+        );
+        const replies = [...result.inline, ...result.queued].map((r) => ({ id: r.id, text: r.text, media: r.media, status: r.status }));
+        res.status(result.status === 'deferred' ? 202 : 200).json({
+          message: { id: result.inboundId, conversationId: result.conversationId, status: result.status, ...(result.stopReason ? { stopReason: result.stopReason } : {}) },
+          replies,
+        });
+      });
+    });
+    // Replies that missed the request's budget are kept in the outbox; an http client fetches them
+    // from the admin API, so "sending" one means recording it as delivered to that mailbox.
+    ctx.sender({
+      channel: HTTP_CHANNEL,
+      async send(message) {
+        return { providerMessageId: `http-${message.id}`, status: 'delivered' };
+      },
+    });
+  },
+});

@@ -1,0 +1,70 @@
+import twilio from 'twilio';
+
+/** One `<Message>` of a TwiML answer to an inbound SMS. */
+export interface TwimlReply {
+  text: string;
+  mediaUrls?: readonly string[];
+}
+
+/** Twilio refuses TwiML documents larger than 64 kB. */
+export const MAX_TWIML_BYTES = 64 * 1024;
+
+export type TwimlErrorCode = 'TWILIO_TWIML_TOO_LARGE' | 'TWILIO_TWIML_EMPTY_MESSAGE';
+
+export class TwimlError extends Error {
+  override readonly name = 'TwimlError';
+  readonly channel = 'twilio-sms';
+
+  constructor(
+    readonly code: TwimlErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Characters XML 1.0 cannot carry (most C0 controls, lone surrogates, U+FFFE/U+FFFF). xmlbuilder
+ * throws on them, and model output or echoed user text can contain them, so they are dropped.
+ */
+const XML_ILLEGAL = /[^\t\n\r\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/gu;
+
+function xmlSafe(text: string): string {
+  return text.replace(XML_ILLEGAL, '');
+}
+
+function assertSize(xml: string): string {
+  const bytes = Buffer.byteLength(xml, 'utf8');
+  if (bytes > MAX_TWIML_BYTES) {
+    throw new TwimlError('TWILIO_TWIML_TOO_LARGE', `TwiML is ${bytes} bytes, over Twilio's ${MAX_TWIML_BYTES}-byte limit`);
+  }
+  return xml;
+}
+
+/**
+ * TwiML answering an inbound SMS with zero or more messages, escaped by the twilio SDK.
+ * Throws `TwimlError` (`TWILIO_TWIML_EMPTY_MESSAGE`) for a reply with neither text nor media and
+ * (`TWILIO_TWIML_TOO_LARGE`) when the document exceeds {@link MAX_TWIML_BYTES}.
+ *
+ * @example messagingTwiml([{ text: 'Hi & welcome' }])
+ * // '<?xml version="1.0" encoding="UTF-8"?><Response><Message><Body>Hi &amp; welcome</Body></Message></Response>'
+ */
+export function messagingTwiml(replies: readonly TwimlReply[]): string {
+  const response = new twilio.twiml.MessagingResponse();
+  for (const reply of replies) {
+    const text = xmlSafe(reply.text);
+    const mediaUrls = reply.mediaUrls ?? [];
+    if (text === '' && mediaUrls.length === 0) {
+      throw new TwimlError('TWILIO_TWIML_EMPTY_MESSAGE', 'A TwiML reply needs text or media');
+    }
+    const message = response.message({}, '');
+    if (text !== '') message.body(text);
+    for (const url of mediaUrls) message.media(xmlSafe(url));
+  }
+  return assertSize(response.toString());
+}
+
+/** `<Response/>`: acknowledges a webhook without replying (status callbacks, opted-out senders). */
+export function emptyTwiml(): string {
+  return new twilio.twiml.MessagingResponse().toString();
+}

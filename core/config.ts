@@ -1,0 +1,191 @@
+/**
+ * Loading and validating `parley.yaml`: YAML, `${VAR}` interpolation from the environment, then zod.
+ * Per-plugin options and per-tenant settings are validated later against each plugin's own schemas
+ * (see `validatePluginSettings`), so errors can name the tenant, the plugin and the key path.
+ */
+import { readFileSync, existsSync } from 'node:fs';
+import { resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { z } from 'zod';
+import { ConfigError, ParleyError } from './errors.js';
+
+const tenantId = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'lower-case letters, digits, "-" or "_", starting with a letter or digit');
+
+export const tenantSchema = z.object({
+  id: tenantId,
+  name: z.string().optional(),
+  /** BCP 47 language tag; channels use it for voice and keyword texts. */
+  locale: z.string().default('en-US'),
+  timezone: z.string().default('UTC'),
+  /** Admin API keys (plain, usually from `${ENV}`); only their hashes are kept in memory. */
+  apiKeys: z.array(z.string()).default([]),
+  /** Sent when a stage fails; set to null to send nothing. */
+  fallbackReply: z.string().nullable().default("Sorry, something went wrong on our side. Please try again in a moment."),
+  /** Ordered stage names. */
+  pipeline: z.array(z.string()).default([]),
+  /** Settings per plugin (channels included). A plugin is enabled for a tenant by appearing here. */
+  plugins: z.record(z.string(), z.unknown()).default({}),
+});
+
+export const pluginEntrySchema = z.union([
+  z.string(),
+  z.object({
+    name: z.string(),
+    /** Module path (relative to the config file) or package name of a third-party plugin. */
+    module: z.string().optional(),
+    options: z.unknown().optional(),
+  }),
+]);
+
+export const configSchema = z.object({
+  server: z
+    .object({
+      host: z.string().default('127.0.0.1'),
+      port: z.coerce.number().int().min(0).max(65535).default(3000),
+      /** The URL providers call, e.g. https://parley.example.com (used for webhook signatures). */
+      publicBaseUrl: z.string().url().optional(),
+      /** Trust X-Forwarded-* from a proxy in front of Parley. */
+      trustProxy: z.boolean().default(false),
+      bodyLimit: z.string().default('256kb'),
+      /** How long SIGTERM waits for in-flight messages and jobs before exiting. */
+      shutdownTimeoutMs: z.number().int().positive().default(10_000),
+    })
+    .default({ host: '127.0.0.1', port: 3000, trustProxy: false, bodyLimit: '256kb', shutdownTimeoutMs: 10_000 }),
+  storage: z
+    .object({
+      /** PostgreSQL 14+ (with pgvector for vector plugins). Empty: embedded PGlite in `dataDir`. */
+      databaseUrl: z.string().optional(),
+      /** Redis for BullMQ. Empty: jobs run on the database (BullMQ's PostgreSQL backend). */
+      redisUrl: z.string().optional(),
+      dataDir: z.string().default('./data'),
+      poolSize: z.number().int().positive().default(10),
+    })
+    .default({ dataDir: './data', poolSize: 10 }),
+  outbox: z
+    .object({
+      attempts: z.number().int().min(1).max(50).default(8),
+      backoffMs: z.number().int().min(10).default(2_000),
+      concurrency: z.number().int().min(1).default(8),
+    })
+    .default({ attempts: 8, backoffMs: 2_000, concurrency: 8 }),
+  operator: z.object({ apiKeys: z.array(z.string()).default([]) }).default({ apiKeys: [] }),
+  log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
+  plugins: z.array(pluginEntrySchema).default([]),
+  tenants: z.array(tenantSchema).min(1, 'at least one tenant is required'),
+});
+
+export type ParleyConfig = z.output<typeof configSchema>;
+export type TenantConfig = z.output<typeof tenantSchema>;
+export interface PluginEntry {
+  name: string;
+  module?: string;
+  options?: unknown;
+}
+
+export interface LoadedConfig {
+  config: ParleyConfig;
+  /** Directory third-party module paths are resolved against. */
+  baseDir: string;
+  source: string;
+}
+
+/** The demo configuration bundled with Parley, used when no `parley.yaml` is present. */
+export const BUNDLED_DEMO_CONFIG = resolve(dirname(fileURLToPath(import.meta.url)), '../config/demo.yaml');
+
+/** `${VAR}` must be set; `${VAR:-default}` falls back; `$${...}` is a literal. Applied per string value. */
+export function interpolateEnv(value: unknown, env: NodeJS.ProcessEnv, path: string, issues: string[]): unknown {
+  if (typeof value === 'string') {
+    const whole = /^\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?\}$/s.exec(value);
+    if (whole) {
+      const [, name, fallback] = whole;
+      const v = env[name!];
+      if (v !== undefined && v !== '') return v;
+      if (fallback !== undefined) return fallback === '' ? undefined : fallback;
+      issues.push(`${path}: environment variable ${name} is not set`);
+      return undefined;
+    }
+    return value.replace(/\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (match, name?: string, fallback?: string) => {
+      if (match === '$${') return '${';
+      const v = env[name!];
+      if (v !== undefined && v !== '') return v;
+      if (fallback !== undefined) return fallback;
+      issues.push(`${path}: environment variable ${name} is not set`);
+      return '';
+    });
+  }
+  if (Array.isArray(value)) return value.map((v, i) => interpolateEnv(v, env, `${path}[${i}]`, issues)).filter((v) => v !== undefined);
+  if (value && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) {
+      const r = interpolateEnv(v, env, path ? `${path}.${k}` : k, issues);
+      if (r !== undefined) out[k] = r;
+    }
+    return out;
+  }
+  return value;
+}
+
+/** Formats a zod issue path the way a person reads the YAML: `tenants[0] (demo).plugins.http.x`. */
+export function formatPath(path: readonly PropertyKey[], raw?: unknown): string {
+  let out = '';
+  let node: unknown = raw;
+  for (const key of path) {
+    if (typeof key === 'number') {
+      out += `[${key}]`;
+      node = Array.isArray(node) ? node[key] : undefined;
+      const id = node && typeof node === 'object' ? ((node as Record<string, unknown>).id ?? (node as Record<string, unknown>).name) : undefined;
+      if (typeof id === 'string') out += ` (${id})`;
+    } else {
+      out += out ? `.${String(key)}` : String(key);
+      node = node && typeof node === 'object' ? (node as Record<string, unknown>)[key as string] : undefined;
+    }
+  }
+  return out || '(root)';
+}
+
+export function zodIssues(error: z.ZodError, prefix: string, raw?: unknown): string[] {
+  return error.issues.map((issue) => {
+    const where = formatPath(issue.path, raw);
+    return `${prefix}${prefix && where !== '(root)' ? '.' : ''}${where === '(root)' && prefix ? '' : where}: ${issue.message}`;
+  });
+}
+
+export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv = process.env): ParleyConfig {
+  let doc: unknown;
+  try {
+    doc = parseYaml(text, { prettyErrors: true });
+  } catch (error) {
+    const msg = error instanceof YAMLParseError ? error.message : String(error);
+    throw new ConfigError([`${source}: not valid YAML: ${msg}`], { cause: error });
+  }
+  const issues: string[] = [];
+  const interpolated = interpolateEnv(doc ?? {}, env, '', issues);
+  if (issues.length) throw new ConfigError(issues.map((i) => `${source}: ${i}`));
+  const parsed = configSchema.safeParse(interpolated);
+  if (!parsed.success) throw new ConfigError(zodIssues(parsed.error, '', interpolated).map((i) => `${source}: ${i}`));
+  const config = parsed.data;
+  const seen = new Set<string>();
+  for (const t of config.tenants) {
+    if (seen.has(t.id)) throw new ConfigError([`${source}: tenants: tenant id "${t.id}" appears twice`]);
+    seen.add(t.id);
+  }
+  return config;
+}
+
+/** Reads `path` (or `./parley.yaml`, else the bundled demo config). */
+export function loadConfigFile(path?: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
+  let file = path ? resolve(path) : resolve('parley.yaml');
+  if (!existsSync(file)) {
+    if (path) throw new ParleyError('PARLEY_CONFIG_NOT_FOUND', `Configuration file not found: ${file}`);
+    file = BUNDLED_DEMO_CONFIG;
+  }
+  const config = parseConfig(readFileSync(file, 'utf8'), file, env);
+  return { config, baseDir: dirname(file), source: file };
+}
+
+export function normalisePluginEntry(entry: z.output<typeof pluginEntrySchema>): PluginEntry {
+  return typeof entry === 'string' ? { name: entry } : entry;
+}

@@ -1,0 +1,119 @@
+/**
+ * The catalogue of Parley's errors. Every error carries a stable string `code`; API error bodies are
+ * `{ error: { code, message } }` and the HTTP status comes from the class.
+ */
+
+export type ErrorCode =
+  | 'PARLEY_CONFIG_INVALID'
+  | 'PARLEY_CONFIG_NOT_FOUND'
+  | 'PARLEY_PLUGIN_NOT_FOUND'
+  | 'PARLEY_PLUGIN_INVALID'
+  | 'PARLEY_PLUGIN_DUPLICATE'
+  | 'PARLEY_PLUGIN_DEPENDENCY_MISSING'
+  | 'PARLEY_PLUGIN_DEPENDENCY_CYCLE'
+  | 'PARLEY_PLUGIN_SETUP_FAILED'
+  | 'PARLEY_PLUGIN_SETUP_TIMEOUT'
+  | 'PARLEY_STAGE_UNKNOWN'
+  | 'PARLEY_STAGE_DUPLICATE'
+  | 'PARLEY_STAGE_FAILED'
+  | 'PARLEY_ADDRESS_TAKEN'
+  | 'PARLEY_TENANT_UNKNOWN'
+  | 'PARLEY_TENANT_CONTEXT_MISSING'
+  | 'PARLEY_MIGRATION_FAILED'
+  | 'PARLEY_STORAGE_UNAVAILABLE'
+  | 'PARLEY_SENDER_MISSING'
+  | 'PARLEY_SEND_FAILED'
+  | 'PARLEY_UNAUTHENTICATED'
+  | 'PARLEY_FORBIDDEN'
+  | 'PARLEY_NOT_FOUND'
+  | 'PARLEY_BAD_REQUEST'
+  | 'PARLEY_PAYLOAD_TOO_LARGE'
+  | 'PARLEY_RATE_LIMITED'
+  | 'PARLEY_NOT_IMPLEMENTED'
+  | 'PARLEY_SHUTTING_DOWN'
+  | 'PARLEY_INTERNAL';
+
+export interface ParleyErrorOptions {
+  cause?: unknown;
+  plugin?: string;
+  details?: Record<string, unknown>;
+}
+
+export class ParleyError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly plugin: string | undefined;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message: string, status = 500, options: ParleyErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.status = status;
+    this.plugin = options.plugin;
+    this.details = options.details;
+  }
+
+  toJSON(): { error: { code: ErrorCode; message: string; details?: Record<string, unknown> } } {
+    return { error: { code: this.code, message: this.message, ...(this.details ? { details: this.details } : {}) } };
+  }
+}
+
+/** A configuration problem, found before anything starts. `issues` name tenant, plugin and key path. */
+export class ConfigError extends ParleyError {
+  readonly issues: string[];
+  constructor(issues: string[], options: ParleyErrorOptions = {}) {
+    super('PARLEY_CONFIG_INVALID', `Invalid configuration:\n  - ${issues.join('\n  - ')}`, 500, options);
+    this.issues = issues;
+  }
+}
+
+export class PluginError extends ParleyError {}
+
+export class StageError extends ParleyError {
+  readonly stage: string;
+  constructor(stage: string, plugin: string, cause: unknown) {
+    super('PARLEY_STAGE_FAILED', `Stage "${stage}" of plugin "${plugin}" failed: ${describe(cause)}`, 500, { cause, plugin });
+    this.stage = stage;
+  }
+}
+
+export class HttpError extends ParleyError {}
+
+export const badRequest = (message: string, details?: Record<string, unknown>) =>
+  new HttpError('PARLEY_BAD_REQUEST', message, 400, details ? { details } : {});
+export const unauthenticated = (message = 'A valid API key is required') =>
+  new HttpError('PARLEY_UNAUTHENTICATED', message, 401);
+export const forbidden = (message = 'This key may not act on that tenant') => new HttpError('PARLEY_FORBIDDEN', message, 403);
+export const notFound = (message = 'Not found') => new HttpError('PARLEY_NOT_FOUND', message, 404);
+
+/** Raised by a channel sender. `retryable` decides between a retry with backoff and a dead letter. */
+export class SendError extends ParleyError {
+  readonly retryable: boolean;
+  readonly providerCode: string | undefined;
+  /** True when the provider may have accepted the message although we saw an error (timeouts). */
+  readonly outcomeUnknown: boolean;
+  readonly retryAfterMs: number | undefined;
+  constructor(
+    message: string,
+    opts: { retryable: boolean; providerCode?: string | number; outcomeUnknown?: boolean; retryAfterMs?: number } & ParleyErrorOptions,
+  ) {
+    super('PARLEY_SEND_FAILED', message, 502, opts);
+    this.retryable = opts.retryable;
+    this.providerCode = opts.providerCode === undefined ? undefined : String(opts.providerCode);
+    this.outcomeUnknown = opts.outcomeUnknown ?? false;
+    this.retryAfterMs = opts.retryAfterMs;
+  }
+}
+
+/** A feature a plugin or channel does not offer. Thrown, never silently ignored. */
+export class NotImplementedError extends ParleyError {
+  constructor(feature: string, plugin?: string) {
+    super('PARLEY_NOT_IMPLEMENTED', `${feature} is not implemented${plugin ? ` by ${plugin}` : ''}`, 501, plugin ? { plugin } : {});
+  }
+}
+
+export function describe(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return typeof error === 'string' ? error : JSON.stringify(error);
+}

@@ -1,0 +1,22 @@
+import type { OutboundMessage } from './message.js';
+
+export interface ReceiveOptions {
+  /**
+   * The channel can return replies in its webhook response. If the pipeline finishes within
+   * `budgetMs`, its replies are recorded as sent inline and returned; otherwise the channel answers
+   * without them and they are sent by the outbox when the pipeline ends.
+   */
+  inline?: { budgetMs: number };
+}
+
+export interface ReceiveResult {
+  status: 'processed' | 'stopped' | 'failed' | 'duplicate' | 'deferred';
+  tenantId: string;
+  inboundId: string;
+  conversationId: string | null;
+  /** Replies to return in the webhook response (`via = inline`). Empty when deferred. */
+  inline: OutboundMessage[];
+  /** Replies the outbox will send through the provider API. */
+  queued: OutboundMessage[];
+  stopReason?: string;
+}

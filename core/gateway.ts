@@ -1,0 +1,591 @@
+/**
+ * The kernel. `Gateway.boot` loads the configured plugins (through the catalogue it is given: it never
+ * imports one itself), validates their settings, opens storage, applies migrations, runs each
+ * plugin's setup, wires jobs and HTTP, and starts listening. `receive` is the one way a message
+ * enters a pipeline.
+ */
+import 'reflect-metadata';
+import { container as rootContainer, type DependencyContainer } from 'tsyringe';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { resolve } from 'node:path';
+import type { Logger } from 'pino';
+import { Registry } from 'prom-client';
+import type { Router } from 'express';
+import { z } from 'zod';
+import pg from 'pg';
+import { type LoadedConfig, type ParleyConfig, type PluginEntry, normalisePluginEntry, zodIssues } from './config.js';
+import { ConfigError, ParleyError, PluginError, describe } from './errors.js';
+import type { AnyPlugin, ChannelSender, DataSubjectProvider, GatewayServices, HealthCheck, Migration, PluginContext, PluginHooks, StageDefinition, ConsentStore } from './plugin.js';
+import type { InboundDraft, OutboundMessage } from './message.js';
+import type { ReceiveOptions, ReceiveResult } from './gateway-types.js';
+import { type PluginCatalogue, importPlugin, orderPlugins, withDeadline } from './plugin-loader.js';
+import { TenantDirectory, runWithTenant, type TenantInfo } from './tenancy.js';
+import { createLogger, hashAddress } from './logger.js';
+import { createCoreMetrics, pluginMetrics, type CoreMetrics } from './metrics.js';
+import { AlertHub } from './alerts.js';
+import { openDatabase, type Database } from './storage/database.js';
+import { applyMigrations, ensureMigrationTable } from './storage/migrations.js';
+import { coreMigrations } from './storage/schema.js';
+import { recordInbound, finishInbound, repliesFor, insertOutbound, applyDeliveryStatus, loadHistory } from './storage/message-store.js';
+import { JobRunner } from './jobs/job-runner.js';
+import { OutboxSender, OUTBOX_QUEUE, type OutboxJob } from './outbox.js';
+import { runPipeline, type ResolvedStage } from './pipeline.js';
+import { createConsentStore } from './consent.js';
+import { createHttpApp, type RouteRegistration } from './http/app.js';
+import { TOKENS } from './tokens.js';
+
+export interface GatewayOptions {
+  loaded: LoadedConfig;
+  catalogue: PluginCatalogue;
+  logger?: Logger;
+  /** Listen for HTTP (default true). Tests may use `gateway.app` without a socket. */
+  listen?: boolean;
+  /** Seconds between outbox/inbound recovery sweeps (default 15). */
+  sweepIntervalMs?: number;
+  /** Per-stage time limit (default 30 s). */
+  stageTimeoutMs?: number;
+  /** Time limit for each plugin's setup and start (default 15 s). */
+  setupTimeoutMs?: number;
+  /** Process-wide overrides of config (used by the CLI for PORT, PARLEY_DATA_DIR, DATABASE_URL, REDIS_URL). */
+  env?: NodeJS.ProcessEnv;
+}
+
+interface PluginState {
+  plugin: AnyPlugin;
+  entry: PluginEntry;
+  options: unknown;
+  settings: Map<string, unknown>;
+  hooks: PluginHooks;
+}
+
+export class Gateway {
+  readonly log: Logger;
+  readonly registry = new Registry();
+  readonly metrics: CoreMetrics;
+  readonly alerts: AlertHub;
+  readonly tenants: TenantDirectory;
+  readonly config: ParleyConfig;
+  /** Per-gateway DI container: a child of the root, which holds only stateless services. */
+  readonly container: DependencyContainer;
+  db!: Database;
+  jobs!: JobRunner;
+  outbox!: OutboxSender;
+  consent!: ConsentStore;
+  server: Server | undefined;
+  app!: ReturnType<typeof createHttpApp>;
+
+  private readonly plugins: PluginState[] = [];
+  private readonly stages = new Map<string, { plugin: string; definition: StageDefinition<any> }>();
+  private readonly routes: RouteRegistration[] = [];
+  private readonly migrations: { plugin: string; migrations: Migration[] }[] = [];
+  readonly healthChecks: { plugin: string; check: HealthCheck }[] = [];
+  readonly dataSubjectProviders: { plugin: string; provider: DataSubjectProvider }[] = [];
+  private readonly inflight = new Map<string, Promise<ReceiveResult>>();
+  private readonly background = new Set<Promise<unknown>>();
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private state: 'new' | 'booting' | 'ready' | 'stopping' | 'stopped' = 'new';
+  readonly startedAt = Date.now();
+
+  private constructor(private readonly opts: GatewayOptions) {
+    this.config = opts.loaded.config;
+    this.log = opts.logger ?? createLogger(this.config.log.level);
+    this.metrics = createCoreMetrics(this.registry);
+    this.alerts = new AlertHub(this.log.child({ component: 'alerts' }));
+    this.tenants = new TenantDirectory(this.config.tenants, this.config.operator.apiKeys);
+    this.container = rootContainer.createChildContainer();
+  }
+
+  /** Loads, validates and starts everything; throws `ConfigError`/`PluginError` naming what is wrong. */
+  static async boot(opts: GatewayOptions): Promise<Gateway> {
+    const gateway = new Gateway(opts);
+    try {
+      await gateway.start();
+    } catch (error) {
+      await gateway.stop().catch(() => undefined);
+      throw error;
+    }
+    return gateway;
+  }
+
+  get isReady(): boolean {
+    return this.state === 'ready';
+  }
+
+  get isStopping(): boolean {
+    return this.state === 'stopping' || this.state === 'stopped';
+  }
+
+  get port(): number | undefined {
+    const address = this.server?.address() as AddressInfo | null | undefined;
+    return address?.port;
+  }
+
+  get url(): string {
+    return `http://${this.config.server.host}:${this.port}`;
+  }
+
+  pluginNames(): { name: string; kind: string; description: string }[] {
+    return this.plugins.map((p) => ({ name: p.plugin.name, kind: p.plugin.kind, description: p.plugin.description }));
+  }
+
+  /**
+   * Checks a configuration without starting anything: plugins load, settings validate, setups run
+   * against a database that is never connected, and every pipeline names known stages.
+   */
+  static async validate(opts: GatewayOptions): Promise<{ plugins: string[]; tenants: string[] }> {
+    const gateway = new Gateway({ ...opts, listen: false });
+    await gateway.prepare(true);
+    await gateway.db.close();
+    return { plugins: gateway.plugins.map((p) => p.plugin.name), tenants: gateway.tenants.list().map((t) => t.id) };
+  }
+
+  private async start(): Promise<void> {
+    await this.prepare(false);
+    await this.jobs.prepare();
+    for (const p of this.plugins) {
+      if (p.hooks.start) await withDeadline(Promise.resolve(p.hooks.start()), this.opts.setupTimeoutMs ?? 15_000, p.plugin.name, 'start()');
+    }
+    await this.jobs.startWorkers();
+
+    this.app = createHttpApp(this, this.routes);
+    if (this.opts.listen !== false) {
+      this.server = await new Promise<Server>((resolvePromise, reject) => {
+        const server = this.app.listen(this.config.server.port, this.config.server.host, (error?: Error) => (error ? reject(error) : resolvePromise(server)));
+        server.on('error', reject);
+      });
+      this.server.keepAliveTimeout = 65_000;
+    }
+    this.state = 'ready';
+    const interval = this.opts.sweepIntervalMs ?? 15_000;
+    this.sweepTimer = setInterval(() => this.track(this.sweep()), interval);
+    this.sweepTimer.unref();
+    this.track(this.sweep());
+    this.log.info({ port: this.port, storage: this.db.kind, jobs: this.jobs.kind, plugins: this.plugins.map((p) => p.plugin.name), tenants: this.tenants.list().map((t) => t.id) }, 'parley is ready');
+  }
+
+  private async prepare(dryRun: boolean): Promise<void> {
+    this.state = 'booting';
+    const loaded = await this.loadPlugins();
+    const ordered = orderPlugins(loaded.map((l) => l.plugin));
+    const entries = new Map(loaded.map((l) => [l.plugin.name, l.entry]));
+    this.validateSettings(ordered, entries);
+
+    const dataDir = resolve(this.config.storage.dataDir);
+    this.db = dryRun
+      ? dryDatabase()
+      : await openDatabase({ databaseUrl: this.config.storage.databaseUrl, dataDir, poolSize: this.config.storage.poolSize, log: this.log.child({ component: 'database' }) });
+    this.tenants.attachDatabase(this.db.pool);
+    this.consent = createConsentStore(this.db.pool);
+    if (!dryRun) {
+      await ensureMigrationTable(this.db.pool);
+      await applyMigrations(this.db.pool, 'core', coreMigrations);
+    }
+    this.jobs = new JobRunner({ redisUrl: this.config.storage.redisUrl, databaseUrl: this.db.connectionString, log: this.log.child({ component: 'jobs' }), metrics: this.metrics });
+    this.outbox = new OutboxSender({
+      db: this.db.pool,
+      log: this.log.child({ component: 'outbox' }),
+      metrics: this.metrics,
+      consent: this.consent,
+      jobs: this.jobs,
+      attempts: this.config.outbox.attempts,
+      backoffMs: this.config.outbox.backoffMs,
+      settingsFor: (channel, tenantId) => this.settingsOf(channel, tenantId),
+    });
+    this.jobs.define<OutboxJob>({ name: OUTBOX_QUEUE, concurrency: this.config.outbox.concurrency, attempts: this.config.outbox.attempts, backoffMs: this.config.outbox.backoffMs, process: (data, job) => this.outbox.process(data, job.attemptsMade) }, 'core');
+
+    this.container.register(TOKENS.Logger, { useValue: this.log });
+    this.container.register(TOKENS.Pool, { useValue: this.db.pool });
+    this.container.register(TOKENS.Consent, { useValue: this.consent });
+    this.container.register(TOKENS.Alerts, { useValue: this.alerts });
+    this.container.register(TOKENS.Tenants, { useValue: this.tenants });
+    this.container.register(TOKENS.Gateway, { useValue: this });
+
+    for (const plugin of ordered) await this.setupPlugin(plugin);
+    if (!dryRun) for (const { plugin, migrations } of this.migrations) await applyMigrations(this.db.pool, plugin, migrations);
+    this.validatePipelines();
+
+  }
+
+  private async loadPlugins(): Promise<{ plugin: AnyPlugin; entry: PluginEntry }[]> {
+    const entries = new Map<string, PluginEntry>();
+    for (const raw of this.config.plugins) {
+      const entry = normalisePluginEntry(raw);
+      if (entries.has(entry.name)) throw new PluginError('PARLEY_PLUGIN_DUPLICATE', `Plugin "${entry.name}" is listed twice in plugins`, 500, { plugin: entry.name });
+      entries.set(entry.name, entry);
+    }
+    // Built-in plugins a tenant configures are loaded without being listed.
+    for (const t of this.config.tenants) {
+      for (const name of Object.keys(t.plugins)) {
+        if (entries.has(name)) continue;
+        if (!this.opts.catalogue[name]) throw new ConfigError([`tenants (${t.id}).plugins.${name}: unknown plugin "${name}" (built-in: ${Object.keys(this.opts.catalogue).sort().join(', ')}; third-party plugins must be listed under plugins with a module path)`]);
+        entries.set(name, { name });
+      }
+    }
+    const loaded: { plugin: AnyPlugin; entry: PluginEntry }[] = [];
+    const queue = [...entries.values()];
+    while (queue.length) {
+      const entry = queue.shift()!;
+      const plugin = await importPlugin(entry, this.opts.catalogue, this.opts.loaded.baseDir);
+      loaded.push({ plugin, entry });
+      for (const dep of plugin.dependencies ?? []) {
+        if (!entries.has(dep) && this.opts.catalogue[dep]) {
+          const e = { name: dep };
+          entries.set(dep, e);
+          queue.push(e);
+        }
+      }
+    }
+    return loaded;
+  }
+
+  private validateSettings(plugins: AnyPlugin[], entries: Map<string, PluginEntry>): void {
+    const issues: string[] = [];
+    const byName = new Map(plugins.map((p) => [p.name, p]));
+    for (const plugin of plugins) {
+      const entry = entries.get(plugin.name)!;
+      const state: PluginState = { plugin, entry, options: undefined, settings: new Map(), hooks: {} };
+      if (plugin.optionsSchema) {
+        const parsed = plugin.optionsSchema.safeParse(entry.options ?? {});
+        if (parsed.success) state.options = parsed.data;
+        else issues.push(...zodIssues(parsed.error, `plugins (${plugin.name}).options`, entry.options));
+      } else state.options = entry.options ?? {};
+      this.plugins.push(state);
+    }
+    this.config.tenants.forEach((t, i) => {
+      for (const [name, raw] of Object.entries(t.plugins)) {
+        const plugin = byName.get(name);
+        if (!plugin) continue;
+        const schema = plugin.settingsSchema ?? z.unknown();
+        const parsed = schema.safeParse(raw ?? {});
+        if (parsed.success) this.plugins.find((p) => p.plugin.name === name)!.settings.set(t.id, parsed.data);
+        else issues.push(...zodIssues(parsed.error, `tenants[${i}] (${t.id}).plugins.${name}`, raw));
+      }
+    });
+    if (issues.length) throw new ConfigError(issues);
+  }
+
+  private validatePipelines(): void {
+    const issues: string[] = [];
+    this.config.tenants.forEach((t, i) => {
+      t.pipeline.forEach((stageName, j) => {
+        const stage = this.stages.get(stageName);
+        if (!stage) {
+          issues.push(`tenants[${i}] (${t.id}).pipeline[${j}]: unknown stage "${stageName}" (known stages: ${[...this.stages.keys()].sort().join(', ') || 'none'})`);
+          return;
+        }
+        const state = this.plugins.find((p) => p.plugin.name === stage.plugin)!;
+        if (!state.settings.has(t.id)) {
+          const parsed = (state.plugin.settingsSchema ?? z.unknown()).safeParse({});
+          if (parsed.success) state.settings.set(t.id, parsed.data);
+          else issues.push(`tenants[${i}] (${t.id}).pipeline[${j}]: stage "${stageName}" needs settings under tenants[${i}].plugins.${stage.plugin}: ${parsed.error.issues.map((x) => `${x.path.join('.') || '(root)'}: ${x.message}`).join('; ')}`);
+        }
+      });
+    });
+    if (issues.length) throw new ConfigError(issues);
+  }
+
+  private settingsOf(pluginOrChannel: string, tenantId: string): unknown {
+    const owner = this.plugins.find((p) => p.plugin.name === pluginOrChannel) ?? this.plugins.find((p) => p.settings.has(tenantId) && this.channelOwners.get(pluginOrChannel) === p.plugin.name);
+    return owner?.settings.get(tenantId);
+  }
+
+  private readonly channelOwners = new Map<string, string>();
+
+  private async setupPlugin(plugin: AnyPlugin): Promise<void> {
+    const state = this.plugins.find((p) => p.plugin.name === plugin.name)!;
+    const log = this.log.child({ plugin: plugin.name });
+    const name = plugin.name;
+    const wrap = (what: string, error: unknown) =>
+      error instanceof ParleyError && error.plugin === name ? error : new PluginError('PARLEY_PLUGIN_SETUP_FAILED', `Plugin "${name}": ${what}: ${describe(error)}`, 500, { plugin: name, cause: error });
+    const self = this;
+    const ctx: PluginContext<unknown, unknown> = {
+      name,
+      options: state.options,
+      log,
+      db: this.db.pool,
+      metrics: pluginMetrics(this.registry, name),
+      gateway: this.services(),
+      dataDir: resolve(this.config.storage.dataDir),
+      publicBaseUrl: this.config.server.publicBaseUrl,
+      tenants: () => [...state.settings.entries()].map(([id, settings]) => ({ tenant: this.tenants.get(id)!, settings })),
+      settingsFor: (tenantId) => state.settings.get(tenantId),
+      claimAddress: (channel, address, tenantId) => this.tenants.claimAddress(channel, address, tenantId),
+      resolveTenant: (channel, address) => this.tenants.resolve(channel, address),
+      routes: (register) => this.routes.push({ plugin: name, register }),
+      stage(stage) {
+        if (self.stages.has(stage.name)) throw new PluginError('PARLEY_STAGE_DUPLICATE', `Stage "${stage.name}" is registered by "${self.stages.get(stage.name)!.plugin}" and "${name}"`, 500, { plugin: name });
+        self.stages.set(stage.name, { plugin: name, definition: stage });
+      },
+      sender(sender: ChannelSender<unknown>) {
+        self.outbox.register(sender, name);
+        self.channelOwners.set(sender.channel, name);
+      },
+      job: (job) => this.jobs.define(job, name),
+      jobs: { add: (queue, data, o) => this.jobs.add(queue, data, o) },
+      migrations: (migrations) => this.migrations.push({ plugin: name, migrations }),
+      health: (check) => this.healthChecks.push({ plugin: name, check }),
+      dataSubjects: (provider) => this.dataSubjectProviders.push({ plugin: name, provider }),
+      alerts: this.alerts.apiFor(name),
+    };
+    try {
+      const hooks = await withDeadline(Promise.resolve(plugin.setup(ctx)), this.opts.setupTimeoutMs ?? 15_000, name, 'setup()');
+      state.hooks = hooks ?? {};
+    } catch (error) {
+      throw wrap('setup failed', error);
+    }
+  }
+
+  /** What plugins see as `ctx.gateway`. `consent` is read late: storage opens after construction. */
+  services(): GatewayServices {
+    const gateway = this;
+    return {
+      receive: (draft, options) => this.receive(draft, options),
+      enqueueOutbound: (m) => this.enqueueOutbound(m),
+      recordDeliveryStatus: (u) => applyDeliveryStatus(this.db.pool, u),
+      get consent() {
+        return gateway.consent;
+      },
+    };
+  }
+
+  /**
+   * Runs one inbound message through its tenant's pipeline, exactly once per provider message id.
+   * @example
+   * const result = await gateway.receive({ channel: 'http', tenantId: 'demo', from: 'alice', to: 'demo', text: 'hours?', providerMessageId: 'm1' }, { inline: { budgetMs: 5000 } });
+   */
+  async receive(draft: InboundDraft, options: ReceiveOptions = {}): Promise<ReceiveResult> {
+    if (this.state !== 'ready') throw new ParleyError('PARLEY_SHUTTING_DOWN', 'Parley is not accepting messages right now', 503);
+    const tenant = draft.tenantId ? this.tenants.get(draft.tenantId) : this.tenants.resolve(draft.channel, draft.to);
+    if (!tenant) throw new ParleyError('PARLEY_TENANT_UNKNOWN', `No tenant owns ${draft.channel} address ${draft.tenantId ?? hashAddress(draft.to)}`, 404);
+    const key = `${tenant.id}\u0000${draft.channel}\u0000${draft.providerMessageId}`;
+    const running = this.inflight.get(key);
+    if (running) {
+      const first = await running;
+      return { ...first, status: 'duplicate' };
+    }
+    const promise = this.receiveOnce(tenant, draft, options);
+    this.inflight.set(key, promise);
+    try {
+      return await promise;
+    } finally {
+      this.inflight.delete(key);
+    }
+  }
+
+  private async receiveOnce(tenant: TenantInfo, draft: InboundDraft, options: ReceiveOptions): Promise<ReceiveResult> {
+    const recorded = await recordInbound(this.db.pool, tenant.id, draft);
+    if (recorded.duplicate) {
+      this.metrics.messagesIn.inc({ tenant: tenant.id, channel: draft.channel, result: 'duplicate' });
+      const replies = await repliesFor(this.db.pool, tenant.id, recorded.inboundId);
+      return { status: 'duplicate', tenantId: tenant.id, inboundId: recorded.inboundId, conversationId: null, inline: replies.filter((r) => r.via === 'inline'), queued: replies.filter((r) => r.via !== 'inline') };
+    }
+    const message = recorded.message;
+    let inlineOpen = options.inline !== undefined;
+    const processing = this.track(this.process(tenant, message, () => inlineOpen));
+    if (!options.inline) return processing;
+    let timer: NodeJS.Timeout | undefined;
+    const deferred = new Promise<'deferred'>((r) => {
+      timer = setTimeout(() => r('deferred'), options.inline!.budgetMs);
+    });
+    const winner = await Promise.race([processing, deferred]);
+    clearTimeout(timer);
+    if (winner === 'deferred') {
+      inlineOpen = false;
+      // The pipeline may have finished in the same tick; if it already wrote inline replies, use them.
+      const settled = await Promise.race([processing, Promise.resolve(undefined)]);
+      if (settled && settled.inline.length) return settled;
+      return { status: 'deferred', tenantId: tenant.id, inboundId: message.id, conversationId: message.conversationId, inline: [], queued: [] };
+    }
+    return winner;
+  }
+
+  /** Pipeline + persistence. `inlineWanted` is read at the moment replies are written. */
+  private async process(tenant: TenantInfo, message: import('./message.js').InboundMessage, inlineWanted: () => boolean): Promise<ReceiveResult> {
+    const started = performance.now();
+    const log = this.log.child({ tenant: tenant.id, channel: message.channel, inboundId: message.id, from: hashAddress(message.from) });
+    const stages: ResolvedStage[] = tenant.pipeline.map((name) => {
+      const s = this.stages.get(name)!;
+      return { plugin: s.plugin, definition: s.definition, settings: this.settingsOf(s.plugin, tenant.id), alerts: this.alerts.apiFor(s.plugin) };
+    });
+    const outcome = await runWithTenant(tenant, () =>
+      runPipeline({
+        message,
+        tenant,
+        stages,
+        log,
+        db: this.db.pool,
+        history: (limit) => loadHistory(this.db.pool, tenant.id, message.conversationId, message.id, limit),
+        stageTimeoutMs: this.opts.stageTimeoutMs ?? 30_000,
+      }),
+    );
+    for (const r of outcome.records) this.metrics.stageDuration.observe({ tenant: tenant.id, stage: r.stage, outcome: r.outcome }, r.selfMs / 1000);
+    let replies = outcome.replies;
+    if (outcome.error) {
+      log.error({ err: outcome.error, stage: outcome.error.stage }, 'pipeline failed; sending the fallback reply');
+      replies = tenant.fallbackReply ? [{ text: tenant.fallbackReply }] : [];
+    }
+    const via = inlineWanted() ? 'inline' : 'api';
+    const written = await finishInbound(this.db.pool, {
+      tenantId: tenant.id,
+      inbound: message,
+      status: outcome.status,
+      stopReason: outcome.stopReason,
+      error: outcome.error ? outcome.error.message : null,
+      stages: outcome.records,
+      annotations: outcome.annotations,
+      replies,
+      via,
+    });
+    this.metrics.messagesIn.inc({ tenant: tenant.id, channel: message.channel, result: outcome.status });
+    this.metrics.pipelineDuration.observe({ tenant: tenant.id, channel: message.channel }, (performance.now() - started) / 1000);
+    if (via === 'api' && written.length) await this.outbox.enqueue(written);
+    else if (written.length) this.metrics.messagesOut.inc({ tenant: tenant.id, channel: message.channel, status: 'inline' }, written.length);
+    log.debug({ status: outcome.status, replies: written.length, ms: Math.round(performance.now() - started) }, 'message processed');
+    return {
+      status: outcome.status,
+      tenantId: tenant.id,
+      inboundId: message.id,
+      conversationId: message.conversationId,
+      inline: via === 'inline' ? written : [],
+      queued: via === 'api' ? written : [],
+      ...(outcome.stopReason ? { stopReason: outcome.stopReason } : {}),
+    };
+  }
+
+  async enqueueOutbound(m: Parameters<GatewayServices['enqueueOutbound']>[0]): Promise<OutboundMessage> {
+    if (!this.tenants.get(m.tenantId)) throw new ParleyError('PARLEY_TENANT_UNKNOWN', `Unknown tenant "${m.tenantId}"`, 404);
+    if (!this.outbox.hasSender(m.channel)) throw new ParleyError('PARLEY_SENDER_MISSING', `No channel "${m.channel}" can send messages`, 400);
+    const item = await insertOutbound(this.db.pool, { tenantId: m.tenantId, channel: m.channel, to: m.to, from: m.from ?? '', text: m.text, media: m.media ?? [], options: m.options ?? {}, conversationId: m.conversationId ?? null });
+    await this.outbox.enqueue([item]);
+    return item;
+  }
+
+  /**
+   * Recovery: outbox items whose job was lost (a crash between the commit and the enqueue, a Redis
+   * flush) are enqueued again, and inbound messages whose processing was cut off are run again.
+   * Both are safe to repeat: the outbox claim and the inbound claim are conditional updates.
+   */
+  private async sweep(): Promise<void> {
+    if (this.state !== 'ready') return;
+    try {
+      const { rows } = await this.db.pool.query<{ id: string; tenant_id: string }>(
+        `SELECT id, tenant_id FROM parley_outbox WHERE status IN ('pending', 'retrying', 'sending') AND updated_at < now() - interval '60 seconds' ORDER BY created_at LIMIT 500`,
+      );
+      if (rows.length) {
+        this.log.warn({ count: rows.length }, 'outbox sweep: re-enqueueing items with no recent progress');
+        await this.outbox.enqueue(rows.map((r) => ({ id: r.id, tenantId: r.tenant_id })));
+      }
+      await this.recoverInbound('2 minutes');
+      const counts = await this.db.pool.query<{ tenant_id: string; status: string; n: number }>(
+        `SELECT tenant_id, status, count(*)::int AS n FROM parley_outbox WHERE status IN ('pending', 'retrying', 'sending', 'dead') GROUP BY 1, 2`,
+      );
+      this.metrics.outbox.reset();
+      for (const r of counts.rows) this.metrics.outbox.set({ tenant: r.tenant_id, status: r.status }, r.n);
+      await this.jobs.counts();
+    } catch (error) {
+      this.log.warn({ err: error }, 'recovery sweep failed; will try again');
+    }
+  }
+
+  /** Re-runs inbound messages stuck in processing (their process died). Replies go via the outbox. */
+  async recoverInbound(olderThan: string): Promise<number> {
+    const { rows } = await this.db.pool.query<{ id: string }>(
+      `UPDATE parley_inbound SET claimed_at = now() WHERE id IN (
+         SELECT id FROM parley_inbound WHERE status IN ('received', 'processing') AND claimed_at < now() - $1::interval ORDER BY received_at LIMIT 100 FOR UPDATE SKIP LOCKED
+       ) RETURNING id`,
+      [olderThan],
+    );
+    for (const { id } of rows) {
+      const { rows: msgRows } = await this.db.pool.query(`SELECT * FROM parley_inbound WHERE id = $1`, [id]);
+      const r = msgRows[0];
+      const tenant = r && this.tenants.get(r.tenant_id);
+      if (!r || !tenant) continue;
+      this.log.warn({ inboundId: id, tenant: tenant.id }, 'recovering an inbound message whose processing was interrupted');
+      await this.process(
+        tenant,
+        { id: r.id, tenantId: r.tenant_id, conversationId: r.conversation_id, channel: r.channel, from: r.from_address, to: r.to_address, text: r.body, media: r.media, providerMessageId: r.provider_message_id, receivedAt: r.received_at, raw: r.raw, attributes: r.attributes },
+        () => false,
+      );
+    }
+    return rows.length;
+  }
+
+  private track<T>(promise: Promise<T>): Promise<T> {
+    this.background.add(promise);
+    promise.then(
+      () => this.background.delete(promise),
+      (error: unknown) => {
+        this.background.delete(promise);
+        this.log.error({ err: error }, 'background task failed');
+      },
+    );
+    return promise;
+  }
+
+  /** Readiness of every component, with latency. */
+  async readiness(): Promise<{ ready: boolean; components: Record<string, { ok: boolean; latencyMs: number; detail?: string; info?: Record<string, unknown> }> }> {
+    const components: Record<string, { ok: boolean; latencyMs: number; detail?: string; info?: Record<string, unknown> }> = {};
+    const timed = async (name: string, critical: boolean, fn: () => Promise<{ ok: boolean; detail?: string; info?: Record<string, unknown> }>) => {
+      const t = performance.now();
+      try {
+        const r = await withDeadline(fn(), 3_000, name, 'health check');
+        components[name] = { ...r, latencyMs: Math.round((performance.now() - t) * 10) / 10 };
+      } catch (error) {
+        components[name] = { ok: false, latencyMs: Math.round(performance.now() - t), detail: describe(error) };
+      }
+      return critical ? components[name]!.ok : true;
+    };
+    const results = await Promise.all([
+      timed('database', true, async () => {
+        await this.db.pool.query('SELECT 1');
+        return { ok: true, info: { kind: this.db.kind } };
+      }),
+      timed('jobs', true, async () => ({ ok: true, info: { backend: this.jobs.kind, queues: await this.jobs.counts() } })),
+      ...this.healthChecks.map(({ check }) => timed(check.name, check.critical !== false, () => check.check())),
+    ]);
+    const ready = this.state === 'ready' && results.every(Boolean);
+    return { ready, components };
+  }
+
+  /** Stops taking requests, drains in-flight messages and jobs, runs plugin stop hooks, closes storage. */
+  async stop(): Promise<void> {
+    if (this.state === 'stopped' || this.state === 'stopping') return;
+    const wasStarted = this.state !== 'new';
+    this.state = 'stopping';
+    const deadline = this.config.server.shutdownTimeoutMs;
+    clearInterval(this.sweepTimer);
+    if (this.server) {
+      const closed = new Promise<void>((r) => this.server!.close(() => r()));
+      this.server.closeIdleConnections();
+      await Promise.race([closed, sleep(deadline)]);
+      this.server.closeAllConnections();
+    }
+    await Promise.race([Promise.allSettled([...this.background]), sleep(deadline)]);
+    if (this.jobs) await this.jobs.close(deadline);
+    for (const p of [...this.plugins].reverse()) {
+      if (!p.hooks.stop) continue;
+      try {
+        await withDeadline(Promise.resolve(p.hooks.stop()), deadline, p.plugin.name, 'stop()');
+      } catch (error) {
+        this.log.error({ err: error, plugin: p.plugin.name }, 'plugin stop failed');
+      }
+    }
+    await this.alerts.flush();
+    if (this.db) await this.db.close();
+    this.container.clearInstances();
+    this.state = 'stopped';
+    if (wasStarted) this.log.info('parley stopped');
+  }
+}
+
+/** A pool that is never connected: `parley validate` runs setups against it. */
+function dryDatabase(): Database {
+  const pool = new pg.Pool({ host: '127.0.0.1', port: 1, max: 1 });
+  return { pool, connectionString: 'postgres://127.0.0.1:1/validate', kind: 'external', vectorAvailable: false, close: () => pool.end() };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms).unref());
+}

@@ -1,0 +1,168 @@
+/**
+ * The versioned admin API (`/v1`). Every tenant route passes `tenantAuth`, and every query names the
+ * tenant from the path, so a tenant key can never reach another tenant's rows.
+ */
+import express, { type Router } from 'express';
+import { z } from 'zod';
+import type { Gateway } from '../gateway.js';
+import type { RouteHelpers } from '../plugin.js';
+import { badRequest, notFound, unauthenticated } from '../errors.js';
+import { generateApiKey, hashApiKey } from '../tenancy.js';
+import { loadOutbound, toOutbound } from '../storage/message-store.js';
+import { consentAddress } from '../consent.js';
+import { param, bearerKey } from './app.js';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+const listQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(500).default(50),
+  before: z.string().datetime({ offset: true }).optional(),
+  status: z.string().regex(/^[a-z-]+$/).optional(),
+});
+
+function parseQuery(query: unknown) {
+  const parsed = listQuery.safeParse(query);
+  if (!parsed.success) throw badRequest(`Invalid query: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  return parsed.data;
+}
+
+function uuidParam(value: string | undefined, what: string): string {
+  if (!value || !UUID.test(value)) throw notFound(`No ${what} "${value}"`);
+  return value;
+}
+
+export function adminRouter(gateway: Gateway, auth: RouteHelpers): Router {
+  const r = express.Router();
+  const db = () => gateway.db.pool;
+  const tenantAuth = auth.tenantAuth('tenant');
+
+  r.get('/tenants', async (req, res) => {
+    const principal = await gateway.tenants.authenticate(bearerKey(req));
+    if (!principal) throw unauthenticated();
+    const list = gateway.tenants.list().filter((t) => principal.kind === 'operator' || t.id === principal.tenantId);
+    res.json({ tenants: list.map((t) => ({ id: t.id, name: t.name, locale: t.locale, pipeline: t.pipeline })) });
+  });
+
+  r.get('/tenants/:tenant', tenantAuth, (req, res) => {
+    const t = gateway.tenants.get(param(req, 'tenant'))!;
+    res.json({ tenant: { id: t.id, name: t.name, locale: t.locale, timezone: t.timezone, pipeline: t.pipeline } });
+  });
+
+  r.get('/tenants/:tenant/conversations', tenantAuth, async (req, res) => {
+    const q = parseQuery(req.query);
+    const { rows } = await db().query(
+      `SELECT id, channel, participant, created_at AS "createdAt", last_message_at AS "lastMessageAt" FROM parley_conversations
+       WHERE tenant_id = $1 AND ($2::timestamptz IS NULL OR last_message_at < $2) ORDER BY last_message_at DESC LIMIT $3`,
+      [param(req, 'tenant'), q.before ?? null, q.limit],
+    );
+    res.json({ conversations: rows });
+  });
+
+  r.get('/tenants/:tenant/conversations/:id/messages', tenantAuth, async (req, res) => {
+    const id = uuidParam(param(req, 'id'), 'conversation');
+    const q = parseQuery(req.query);
+    const { rows: conv } = await db().query('SELECT id FROM parley_conversations WHERE tenant_id = $1 AND id = $2', [param(req, 'tenant'), id]);
+    if (!conv.length) throw notFound(`No conversation "${id}"`);
+    const { rows } = await db().query(
+      `SELECT * FROM (
+         SELECT id, 'in' AS direction, channel, from_address AS "from", to_address AS "to", body AS text, status, received_at AS at FROM parley_inbound WHERE tenant_id = $1 AND conversation_id = $2
+         UNION ALL
+         SELECT id, 'out', channel, from_address, to_address, body, status, created_at FROM parley_outbox WHERE tenant_id = $1 AND conversation_id = $2
+       ) m ORDER BY at DESC LIMIT $3`,
+      [param(req, 'tenant'), id, q.limit],
+    );
+    res.json({ messages: rows.reverse() });
+  });
+
+  r.get('/tenants/:tenant/messages/:id', tenantAuth, async (req, res) => {
+    const id = uuidParam(param(req, 'id'), 'message');
+    const { rows } = await db().query(
+      `SELECT id, channel, provider_message_id AS "providerMessageId", conversation_id AS "conversationId", from_address AS "from", to_address AS "to",
+              body AS text, media, attributes, status, stop_reason AS "stopReason", error, stages, annotations, received_at AS "receivedAt", processed_at AS "processedAt"
+       FROM parley_inbound WHERE tenant_id = $1 AND id = $2`,
+      [param(req, 'tenant'), id],
+    );
+    if (!rows[0]) throw notFound(`No message "${id}"`);
+    const { rows: replies } = await db().query('SELECT * FROM parley_outbox WHERE tenant_id = $1 AND inbound_id = $2 ORDER BY seq', [param(req, 'tenant'), id]);
+    res.json({ message: rows[0], replies: replies.map(toOutbound) });
+  });
+
+  const outboxList = (fixedStatus?: string) => async (req: express.Request, res: express.Response) => {
+    const q = parseQuery(req.query);
+    const { rows } = await db().query(
+      `SELECT * FROM parley_outbox WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::timestamptz IS NULL OR created_at < $3)
+       ORDER BY created_at DESC LIMIT $4`,
+      [param(req, 'tenant'), fixedStatus ?? q.status ?? null, q.before ?? null, q.limit],
+    );
+    res.json({ [fixedStatus === 'dead' ? 'deadLetters' : 'outbox']: rows.map(toOutbound) });
+  };
+  r.get('/tenants/:tenant/outbox', tenantAuth, outboxList());
+  r.get('/tenants/:tenant/dead-letters', tenantAuth, outboxList('dead'));
+
+  r.get('/tenants/:tenant/outbox/:id', tenantAuth, async (req, res) => {
+    const id = uuidParam(param(req, 'id'), 'outbox item');
+    const item = await loadOutbound(db(), param(req, 'tenant'), id);
+    if (!item) throw notFound(`No outbox item "${id}"`);
+    const { rows: events } = await db().query('SELECT status, error_code AS "errorCode", detail, at FROM parley_outbox_events WHERE tenant_id = $1 AND outbox_id = $2 ORDER BY id', [param(req, 'tenant'), id]);
+    res.json({ item, events });
+  });
+
+  r.post('/tenants/:tenant/outbox/:id/retry', tenantAuth, async (req, res) => {
+    const id = uuidParam(param(req, 'id'), 'outbox item');
+    const { rows } = await db().query<{ id: string; tenant_id: string; attempts: number }>(
+      `WITH upd AS (UPDATE parley_outbox SET status = 'pending', error = NULL, error_code = NULL, updated_at = now()
+         WHERE tenant_id = $1 AND id = $2 AND status IN ('dead', 'failed', 'undelivered') RETURNING id, tenant_id, attempts),
+       ev AS (INSERT INTO parley_outbox_events (outbox_id, tenant_id, status, detail) SELECT id, tenant_id, 'pending', '{"retry": "admin"}'::jsonb FROM upd)
+       SELECT * FROM upd`,
+      [param(req, 'tenant'), id],
+    );
+    if (!rows[0]) {
+      const item = await loadOutbound(db(), param(req, 'tenant'), id);
+      if (!item) throw notFound(`No outbox item "${id}"`);
+      throw badRequest(`Only dead, failed or undelivered items can be retried (this one is ${item.status})`);
+    }
+    await gateway.outbox.enqueue([{ id: rows[0].id, tenantId: rows[0].tenant_id }], Date.now());
+    res.status(202).json({ item: await loadOutbound(db(), param(req, 'tenant'), id) });
+  });
+
+  r.get('/tenants/:tenant/consent/:address', tenantAuth, async (req, res) => {
+    const address = consentAddress(param(req, 'address'));
+    const optedOut = await gateway.consent.isOptedOut(param(req, 'tenant'), address);
+    res.json({ address, status: optedOut ? 'opted-out' : 'opted-in', history: await gateway.consent.history(param(req, 'tenant'), address) });
+  });
+
+  r.get('/tenants/:tenant/keys', tenantAuth, async (req, res) => {
+    const { rows } = await db().query(
+      'SELECT id, label, created_at AS "createdAt", revoked_at AS "revokedAt" FROM parley_api_keys WHERE tenant_id = $1 ORDER BY created_at',
+      [param(req, 'tenant')],
+    );
+    res.json({ keys: rows });
+  });
+
+  r.post('/tenants/:tenant/keys', auth.operatorAuth(), tenantAuth, async (req, res) => {
+    const body = z.object({ label: z.string().max(100).default('') }).safeParse(req.body ?? {});
+    if (!body.success) throw badRequest('Body must be { "label": string }');
+    const key = generateApiKey(param(req, 'tenant'));
+    const { rows } = await db().query('INSERT INTO parley_api_keys (tenant_id, key_hash, label) VALUES ($1, $2, $3) RETURNING id, label, created_at AS "createdAt"', [param(req, 'tenant'), hashApiKey(key), body.data.label]);
+    await db().query('INSERT INTO parley_audit (tenant_id, actor, action, detail) VALUES ($1, $2, $3, $4)', [param(req, 'tenant'), 'operator', 'api-key.create', { keyId: rows[0].id }]);
+    res.status(201).json({ key: { ...rows[0], secret: key } });
+  });
+
+  r.delete('/tenants/:tenant/keys/:id', auth.operatorAuth(), tenantAuth, async (req, res) => {
+    const id = uuidParam(param(req, 'id'), 'key');
+    const { rowCount } = await db().query('UPDATE parley_api_keys SET revoked_at = now() WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL', [param(req, 'tenant'), id]);
+    if (!rowCount) throw notFound(`No active key "${id}"`);
+    await db().query('INSERT INTO parley_audit (tenant_id, actor, action, detail) VALUES ($1, $2, $3, $4)', [param(req, 'tenant'), 'operator', 'api-key.revoke', { keyId: id }]);
+    res.status(204).end();
+  });
+
+  r.get('/plugins', auth.operatorAuth(), (_req, res) => {
+    res.json({ plugins: gateway.pluginNames() });
+  });
+
+  r.get('/alerts', auth.operatorAuth(), (_req, res) => {
+    res.json({ alerts: gateway.alerts.openAlerts() });
+  });
+
+  return r;
+}

@@ -1,0 +1,138 @@
+/**
+ * The HTTP surface: health, readiness, metrics, the versioned admin API and the routes plugins add.
+ * Raw request bytes are kept on `req.rawBody` for webhook signature checks. Errors are JSON
+ * `{ error: { code, message } }`; a malformed body is a 4xx, never a 500.
+ */
+import express, { type Express, type NextFunction, type Request, type RequestHandler, type Response, type Router } from 'express';
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import type { Gateway } from '../gateway.js';
+import type { RouteHelpers } from '../plugin.js';
+import type { Principal } from '../tenancy.js';
+import { HttpError, ParleyError, forbidden, notFound, unauthenticated } from '../errors.js';
+import { adminRouter } from './admin-api.js';
+
+declare module 'express-serve-static-core' {
+  interface Request {
+    /** The exact bytes received, for signature verification. */
+    rawBody?: Buffer;
+    requestId: string;
+    principal?: Principal;
+  }
+}
+
+export interface RouteRegistration {
+  plugin: string;
+  register: (router: Router, helpers: RouteHelpers) => void;
+}
+
+/** A route parameter as one string (express 5 types wildcard params as arrays). */
+export function param(req: Request, name: string): string {
+  const v = req.params[name];
+  return Array.isArray(v) ? v.join('/') : (v ?? '');
+}
+
+export function bearerKey(req: Request): string | undefined {
+  const header = req.get('authorization');
+  if (header?.startsWith('Bearer ')) return header.slice(7).trim();
+  return req.get('x-api-key') ?? undefined;
+}
+
+export function createAuth(gateway: Gateway): RouteHelpers {
+  const authenticate: (req: Request) => Promise<Principal> = async (req) => {
+    if (req.principal) return req.principal;
+    const principal = await gateway.tenants.authenticate(bearerKey(req));
+    if (!principal) throw unauthenticated();
+    req.principal = principal;
+    return principal;
+  };
+  return {
+    tenantAuth(paramName = 'tenant'): RequestHandler {
+      return async (req, _res, next) => {
+        const principal = await authenticate(req);
+        const tenantId = param(req, paramName);
+        if (principal.kind === 'operator') {
+          if (tenantId && !gateway.tenants.get(tenantId)) throw notFound(`No tenant "${tenantId}"`);
+          return next();
+        }
+        // A tenant key never learns whether another tenant exists.
+        if (tenantId !== principal.tenantId) throw forbidden();
+        next();
+      };
+    },
+    operatorAuth(): RequestHandler {
+      return async (req, _res, next) => {
+        const principal = await authenticate(req);
+        if (principal.kind !== 'operator') throw forbidden('This route needs the operator key');
+        next();
+      };
+    },
+  };
+}
+
+export function createHttpApp(gateway: Gateway, routes: RouteRegistration[]): Express {
+  const app = express();
+  const { server } = gateway.config;
+  app.disable('x-powered-by');
+  app.set('trust proxy', server.trustProxy);
+  app.set('etag', false);
+
+  app.use((req, res, next) => {
+    const incoming = req.get('x-request-id');
+    req.requestId = incoming && /^[\w.-]{1,100}$/.test(incoming) ? incoming : randomUUID();
+    res.setHeader('x-request-id', req.requestId);
+    const started = performance.now();
+    res.on('finish', () => {
+      const route = req.route?.path ? `${req.baseUrl}${String(req.route.path)}` : res.statusCode === 404 ? 'unmatched' : req.baseUrl || 'unmatched';
+      gateway.metrics.httpDuration.observe({ method: req.method, route, status: String(res.statusCode) }, (performance.now() - started) / 1000);
+      if (res.statusCode >= 500) gateway.log.error({ reqId: req.requestId, method: req.method, route, status: res.statusCode }, 'request failed');
+      else gateway.log.debug({ reqId: req.requestId, method: req.method, route, status: res.statusCode, ms: Math.round(performance.now() - started) }, 'request');
+    });
+    next();
+  });
+
+  const keepRaw = (req: Request, _res: Response, buf: Buffer) => {
+    req.rawBody = buf;
+  };
+  app.use(express.json({ limit: server.bodyLimit, verify: keepRaw, type: ['application/json', 'application/*+json'] }));
+  app.use(express.urlencoded({ limit: server.bodyLimit, extended: false, verify: keepRaw, parameterLimit: 1000 }));
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok', uptimeSeconds: Math.round((Date.now() - gateway.startedAt) / 1000) });
+  });
+  app.get('/readyz', async (_req, res) => {
+    const r = await gateway.readiness();
+    res.status(r.ready ? 200 : 503).json({ status: r.ready ? 'ready' : gateway.isStopping ? 'stopping' : 'not-ready', components: r.components });
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.setHeader('content-type', gateway.registry.contentType);
+    res.send(await gateway.registry.metrics());
+  });
+
+  const helpers = createAuth(gateway);
+  app.use('/v1', adminRouter(gateway, helpers));
+  for (const r of routes) {
+    const router = express.Router({ mergeParams: true });
+    r.register(router, helpers);
+    app.use(router);
+  }
+
+  app.use((req, _res, next) => next(notFound(`No route for ${req.method} ${req.path}`)));
+  app.use((error: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const e = toHttpError(error);
+    if (e.status >= 500) gateway.log.error({ err: error, reqId: req.requestId }, 'unhandled error in request');
+    if (res.headersSent) return;
+    res.status(e.status).json(e.toJSON());
+  });
+  return app;
+}
+
+function toHttpError(error: unknown): ParleyError {
+  if (error instanceof ParleyError) return error;
+  const e = error as { type?: string; status?: number; message?: string };
+  if (e?.type === 'entity.too.large') return new HttpError('PARLEY_PAYLOAD_TOO_LARGE', 'Request body is too large', 413);
+  if (e?.type === 'entity.parse.failed') return new HttpError('PARLEY_BAD_REQUEST', 'Request body is not valid JSON', 400);
+  if (e?.type && typeof e.status === 'number' && e.status >= 400 && e.status < 500) return new HttpError('PARLEY_BAD_REQUEST', e.message ?? 'Bad request', e.status);
+  if (e instanceof URIError) return new HttpError('PARLEY_BAD_REQUEST', 'Malformed URL', 400);
+  return new ParleyError('PARLEY_INTERNAL', 'Internal error', 500);
+}

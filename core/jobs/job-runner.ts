@@ -1,0 +1,127 @@
+/**
+ * BullMQ wiring. One queue and one worker per registered job. The embedded default runs BullMQ on the
+ * database (its PostgreSQL backend); with a Redis URL it runs on Redis. Job code is the same.
+ */
+import { Queue, Worker, UnrecoverableError, withBackend, createPostgresBackend, type Job } from 'bullmq';
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { JobDefinition, JobScheduler } from '../plugin.js';
+import type { CoreMetrics } from '../metrics.js';
+import { ParleyError } from '../errors.js';
+
+export { UnrecoverableError };
+
+export interface JobBackendOptions {
+  redisUrl?: string | undefined;
+  databaseUrl: string;
+  log: Logger;
+  metrics: CoreMetrics;
+  /** Namespace for queue names (Redis prefix / PostgreSQL schema), so deployments can share a server. */
+  namespace?: string;
+}
+
+type AnyQueue = { add: Queue['add']; getJobCounts: Queue['getJobCounts']; close: Queue['close']; getJob: Queue['getJob'] };
+type AnyWorker = { close: Worker['close']; on: Worker['on']; isRunning: Worker['isRunning']; run: Worker['run'] };
+
+export class JobRunner implements JobScheduler {
+  private readonly definitions = new Map<string, JobDefinition<any>>();
+  private readonly queues = new Map<string, AnyQueue>();
+  private readonly workers: AnyWorker[] = [];
+  private redis: Redis | undefined;
+  readonly kind: 'redis' | 'postgres';
+  private started = false;
+
+  constructor(private readonly opts: JobBackendOptions) {
+    this.kind = opts.redisUrl ? 'redis' : 'postgres';
+  }
+
+  define<D>(def: JobDefinition<D>, owner: string): void {
+    if (!/^[a-z0-9][a-z0-9-]*$/.test(def.name)) throw new ParleyError('PARLEY_PLUGIN_INVALID', `Job name "${def.name}" of plugin "${owner}" must be lower-case letters, digits and "-"`, 500, { plugin: owner });
+    if (this.definitions.has(def.name)) throw new ParleyError('PARLEY_PLUGIN_INVALID', `Job "${def.name}" is registered twice (plugin "${owner}")`, 500, { plugin: owner });
+    if (this.started) throw new ParleyError('PARLEY_PLUGIN_INVALID', `Job "${def.name}" registered after start`, 500, { plugin: owner });
+    this.definitions.set(def.name, def);
+  }
+
+  private classes() {
+    if (this.kind === 'redis') {
+      this.redis ??= new Redis(this.opts.redisUrl!, { maxRetriesPerRequest: null, enableReadyCheck: true, lazyConnect: false });
+      this.redis.on('error', (error: Error) => this.opts.log.warn({ err: error }, 'redis connection error'));
+      const connection = this.redis;
+      const prefix = this.opts.namespace ?? 'parley';
+      return {
+        queue: (name: string) => new Queue(name, { connection, prefix }) as unknown as AnyQueue,
+        worker: (name: string, fn: (job: Job) => Promise<unknown>, concurrency: number) =>
+          new Worker(name, fn, { connection, prefix, concurrency, autorun: true }) as unknown as AnyWorker,
+      };
+    }
+    const pg = withBackend(createPostgresBackend);
+    const connection = { connectionString: this.opts.databaseUrl, max: 4, schema: this.opts.namespace ?? 'bullmq', migrate: true };
+    return {
+      queue: (name: string) => new pg.Queue(name, { connection }) as unknown as AnyQueue,
+      worker: (name: string, fn: (job: Job) => Promise<unknown>, concurrency: number) =>
+        new pg.Worker(name, fn as never, { connection, concurrency, autorun: true }) as unknown as AnyWorker,
+    };
+  }
+
+  /** Creates queues (so producers can add) but starts no workers. */
+  async prepare(): Promise<void> {
+    const c = this.classes();
+    for (const name of this.definitions.keys()) this.queues.set(name, c.queue(name));
+  }
+
+  async startWorkers(): Promise<void> {
+    const c = this.classes();
+    for (const [name, def] of this.definitions) {
+      const worker = c.worker(
+        name,
+        async (job: Job) => def.process(job.data, { id: job.id, attemptsMade: job.attemptsMade, name: job.name }),
+        def.concurrency ?? 4,
+      );
+      worker.on('completed', () => this.opts.metrics.jobsCompleted.inc({ queue: name }));
+      worker.on('failed', (job: Job | undefined, error: Error) => {
+        const final = !job || error instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1);
+        this.opts.metrics.jobsFailed.inc({ queue: name, final: String(final) });
+        this.opts.log[final ? 'error' : 'warn']({ queue: name, jobId: job?.id, attempts: job?.attemptsMade, err: error }, final ? 'job failed for good' : 'job attempt failed; will retry');
+      });
+      worker.on('error', (error: Error) => this.opts.log.warn({ queue: name, err: error }, 'job worker error'));
+      this.workers.push(worker);
+    }
+    this.started = true;
+  }
+
+  async add<D>(queue: string, data: D, opts: { jobId?: string; delayMs?: number; attempts?: number; backoffMs?: number } = {}): Promise<void> {
+    const q = this.queues.get(queue);
+    if (!q) throw new ParleyError('PARLEY_INTERNAL', `No job queue named "${queue}"`);
+    const def = this.definitions.get(queue)!;
+    await q.add(queue, data, {
+      ...(opts.jobId ? { jobId: opts.jobId } : {}),
+      ...(opts.delayMs ? { delay: opts.delayMs } : {}),
+      attempts: opts.attempts ?? def.attempts ?? 5,
+      backoff: { type: 'exponential', delay: opts.backoffMs ?? def.backoffMs ?? 1_000 },
+      removeOnComplete: { age: 3600, count: 1000 },
+      removeOnFail: { age: 7 * 24 * 3600 },
+    });
+  }
+
+  async counts(): Promise<Record<string, Record<string, number>>> {
+    const out: Record<string, Record<string, number>> = {};
+    for (const [name, q] of this.queues) {
+      const counts = await q.getJobCounts('waiting', 'active', 'delayed', 'failed', 'prioritized');
+      out[name] = counts;
+      for (const state of ['waiting', 'active', 'delayed', 'failed'] as const) this.opts.metrics.jobCounts.set({ queue: name, state }, counts[state] ?? 0);
+    }
+    return out;
+  }
+
+  /** Stops workers (letting active jobs finish up to the deadline), then queues and connections. */
+  async close(deadlineMs: number): Promise<void> {
+    const closing = Promise.allSettled(this.workers.map((w) => w.close()));
+    const timedOut = await Promise.race([closing.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), deadlineMs).unref())]);
+    if (timedOut) {
+      this.opts.log.warn({ deadlineMs }, 'job workers did not stop in time; forcing close (their jobs will be retried as stalled)');
+      await Promise.allSettled(this.workers.map((w) => w.close(true)));
+    }
+    await Promise.allSettled([...this.queues.values()].map((q) => q.close()));
+    if (this.redis) this.redis.disconnect();
+  }
+}

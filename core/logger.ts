@@ -1,0 +1,20 @@
+/** pino JSON logs. Phone numbers are hashed and message bodies are only logged at debug level. */
+import { createHash } from 'node:crypto';
+import pino, { type Logger } from 'pino';
+
+export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
+  return pino(
+    {
+      level,
+      base: { service: 'parley' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      redact: { paths: ['*.authToken', '*.apiKey', '*.password', 'req.headers.authorization', '*.body', '*.text'], censor: '[redacted]' },
+    },
+    destination,
+  );
+}
+
+/** A short stable hash of an address (`ph_3f9a...`), so logs can be correlated without the number. */
+export function hashAddress(address: string): string {
+  return `ph_${createHash('sha256').update(address.replace(/^[a-z]+:/i, '')).digest('hex').slice(0, 12)}`;
+}

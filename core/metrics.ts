@@ -1,0 +1,89 @@
+/** One prom-client registry per gateway (so tests can boot several), with the kernel's own metrics. */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { PluginMetrics } from './plugin.js';
+
+export function createCoreMetrics(registry: Registry) {
+  collectDefaultMetrics({ register: registry, prefix: 'parley_' });
+  return {
+    httpDuration: new Histogram({
+      name: 'parley_http_request_duration_seconds',
+      help: 'HTTP request duration by method, route and status',
+      labelNames: ['method', 'route', 'status'] as const,
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    }),
+    messagesIn: new Counter({
+      name: 'parley_messages_in_total',
+      help: 'Inbound messages by tenant, channel and result (processed, stopped, failed, duplicate)',
+      labelNames: ['tenant', 'channel', 'result'] as const,
+      registers: [registry],
+    }),
+    messagesOut: new Counter({
+      name: 'parley_messages_out_total',
+      help: 'Outbound messages by tenant, channel and status (sent, retrying, dead, blocked, inline)',
+      labelNames: ['tenant', 'channel', 'status'] as const,
+      registers: [registry],
+    }),
+    stageDuration: new Histogram({
+      name: 'parley_pipeline_stage_duration_seconds',
+      help: 'Time spent in each pipeline stage itself, by tenant, stage and outcome',
+      labelNames: ['tenant', 'stage', 'outcome'] as const,
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    pipelineDuration: new Histogram({
+      name: 'parley_pipeline_duration_seconds',
+      help: 'Whole pipeline duration by tenant and channel',
+      labelNames: ['tenant', 'channel'] as const,
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
+    jobsCompleted: new Counter({
+      name: 'parley_jobs_completed_total',
+      help: 'Jobs completed by queue',
+      labelNames: ['queue'] as const,
+      registers: [registry],
+    }),
+    jobsFailed: new Counter({
+      name: 'parley_jobs_failed_total',
+      help: 'Job attempts that failed by queue (final: the job will not be retried)',
+      labelNames: ['queue', 'final'] as const,
+      registers: [registry],
+    }),
+    jobCounts: new Gauge({
+      name: 'parley_jobs',
+      help: 'Jobs by queue and state (waiting, active, delayed, failed)',
+      labelNames: ['queue', 'state'] as const,
+      registers: [registry],
+    }),
+    outbox: new Gauge({
+      name: 'parley_outbox_messages',
+      help: 'Outbox items by tenant and status (pending, retrying, sending, dead)',
+      labelNames: ['tenant', 'status'] as const,
+      registers: [registry],
+    }),
+  };
+}
+
+export type CoreMetrics = ReturnType<typeof createCoreMetrics>;
+
+/** What a plugin's `ctx.metrics` is: constructors bound to the gateway's registry, names checked. */
+export function pluginMetrics(registry: Registry, plugin: string): PluginMetrics {
+  const check = (name: string) => {
+    if (!/^parley_[a-z0-9_]+$/.test(name)) throw new Error(`Plugin "${plugin}": metric name "${name}" must match parley_[a-z0-9_]+`);
+    const existing = registry.getSingleMetric(name);
+    return existing;
+  };
+  return {
+    registry,
+    counter(cfg) {
+      return (check(cfg.name) as Counter<never>) ?? new Counter({ ...cfg, labelNames: cfg.labelNames ?? [], registers: [registry] });
+    },
+    gauge(cfg) {
+      return (check(cfg.name) as Gauge<never>) ?? new Gauge({ ...cfg, labelNames: cfg.labelNames ?? [], registers: [registry] });
+    },
+    histogram(cfg) {
+      return (check(cfg.name) as Histogram<never>) ?? new Histogram({ ...cfg, labelNames: cfg.labelNames ?? [], registers: [registry] });
+    },
+  } as PluginMetrics;
+}

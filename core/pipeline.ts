@@ -1,0 +1,137 @@
+/**
+ * Runs a tenant's ordered stages over one message, onion-style. A stage that returns without calling
+ * `next` passes to the next stage unless it stopped; a stage that throws fails the message.
+ */
+import { performance } from 'node:perf_hooks';
+import type { Logger } from 'pino';
+import type { Pool } from 'pg';
+import type { HistoryEntry, InboundMessage, ReplyDraft } from './message.js';
+import type { StageContext, StageDefinition, StageRecord, AlertApi } from './plugin.js';
+import type { TenantInfo } from './tenancy.js';
+import { StageError, describe } from './errors.js';
+
+export interface ResolvedStage {
+  plugin: string;
+  definition: StageDefinition<any>;
+  settings: unknown;
+  alerts: AlertApi;
+}
+
+export interface PipelineInput {
+  message: InboundMessage;
+  tenant: TenantInfo;
+  stages: ResolvedStage[];
+  log: Logger;
+  db: Pool;
+  history: (limit: number) => Promise<HistoryEntry[]>;
+  stageTimeoutMs: number;
+}
+
+export interface PipelineOutcome {
+  status: 'processed' | 'stopped' | 'failed';
+  replies: ReplyDraft[];
+  annotations: Record<string, unknown>;
+  records: StageRecord[];
+  stopReason: string | null;
+  error: StageError | null;
+}
+
+export async function runPipeline(input: PipelineInput): Promise<PipelineOutcome> {
+  const replies: ReplyDraft[] = [];
+  const annotations: Record<string, unknown> = {};
+  const records: StageRecord[] = [];
+  let stopped: { reason: string; stage: string } | null = null;
+  let historyCache: Promise<HistoryEntry[]> | undefined;
+  let historyLimit = 0;
+
+  const dispatch = async (i: number): Promise<void> => {
+    const stage = input.stages[i];
+    if (!stage || stopped) return;
+    const name = stage.definition.name;
+    let nextCalled = false;
+    let childMs = 0;
+    const repliesBefore = replies.length;
+    const log = input.log.child({ stage: name });
+    const ctx: StageContext<unknown> = {
+      message: input.message,
+      tenant: input.tenant,
+      settings: stage.settings,
+      log,
+      db: input.db,
+      history(limit = 20) {
+        if (!historyCache || limit > historyLimit) {
+          historyLimit = limit;
+          historyCache = input.history(limit);
+        }
+        return historyCache.then((h) => h.slice(-limit));
+      },
+      reply(reply) {
+        replies.push(typeof reply === 'string' ? { text: reply } : reply);
+      },
+      annotate(key, value) {
+        annotations[key] = value;
+      },
+      get annotations() {
+        return annotations;
+      },
+      get replies() {
+        return replies;
+      },
+      stop(reason) {
+        stopped ??= { reason, stage: name };
+      },
+      get stopped() {
+        return stopped ? { reason: stopped.reason } : null;
+      },
+      alert(alert) {
+        stage.alerts.raise({ ...alert, tenantId: input.tenant.id });
+      },
+    };
+    const next = async () => {
+      if (nextCalled) throw new Error(`stage "${name}" called next() twice`);
+      nextCalled = true;
+      const t = performance.now();
+      try {
+        await dispatch(i + 1);
+      } finally {
+        childMs += performance.now() - t;
+      }
+    };
+    const started = performance.now();
+    const record: StageRecord = { stage: name, plugin: stage.plugin, outcome: 'passed', selfMs: 0 };
+    records.push(record);
+    try {
+      await withTimeout(Promise.resolve(stage.definition.handle(ctx, next)), input.stageTimeoutMs, name);
+      const stop = stopped as { reason: string; stage: string } | null;
+      if (stop?.stage === name) {
+        record.outcome = 'stopped';
+        record.reason = stop.reason;
+      } else if (replies.length > repliesBefore) record.outcome = 'replied';
+    } catch (error) {
+      if (error instanceof StageError) throw error;
+      record.outcome = 'failed';
+      record.error = describe(error);
+      throw new StageError(name, stage.plugin, error);
+    } finally {
+      record.selfMs = Math.max(0, performance.now() - started - childMs);
+    }
+    if (!nextCalled && !stopped) await next();
+  };
+
+  try {
+    await dispatch(0);
+  } catch (error) {
+    const stageError = error instanceof StageError ? error : new StageError('(pipeline)', 'kernel', error);
+    return { status: 'failed', replies: [], annotations, records, stopReason: null, error: stageError };
+  }
+  const finalStop = stopped as { reason: string } | null;
+  return { status: finalStop ? 'stopped' : 'processed', replies, annotations, records, stopReason: finalStop?.reason ?? null, error: null };
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, stage: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`stage "${stage}" did not finish within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

@@ -1,0 +1,129 @@
+/**
+ * One code path for SQL: a `pg.Pool`. With no database URL, PGlite (with pgvector) runs in-process on
+ * a data directory and is served on a loopback port by pglite-socket, so the pool and BullMQ speak
+ * the PostgreSQL wire protocol to it exactly as they would to a server.
+ */
+import { mkdirSync, readFileSync, writeFileSync, rmSync, existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import pg from 'pg';
+import type { Logger } from 'pino';
+import { ParleyError } from '../errors.js';
+
+export interface Database {
+  pool: pg.Pool;
+  /** A connection string other clients (BullMQ) can use. */
+  connectionString: string;
+  kind: 'embedded' | 'external';
+  /** True when the pgvector extension can be created. */
+  vectorAvailable: boolean;
+  close(): Promise<void>;
+}
+
+export interface DatabaseOptions {
+  databaseUrl?: string | undefined;
+  dataDir: string;
+  poolSize: number;
+  log: Logger;
+}
+
+export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
+  return opts.databaseUrl ? openExternal(opts.databaseUrl, opts) : openEmbedded(opts);
+}
+
+function makePool(connectionString: string, max: number, log: Logger): pg.Pool {
+  const pool = new pg.Pool({ connectionString, max, idleTimeoutMillis: 30_000, connectionTimeoutMillis: 10_000 });
+  // An idle client that loses its connection (database restart) must not crash the process.
+  pool.on('error', (error) => log.warn({ err: error }, 'database connection lost; the pool will reconnect'));
+  return pool;
+}
+
+async function openExternal(url: string, opts: DatabaseOptions): Promise<Database> {
+  const pool = makePool(url, opts.poolSize, opts.log);
+  try {
+    await pool.query('SELECT 1');
+  } catch (error) {
+    await pool.end().catch(() => undefined);
+    throw new ParleyError('PARLEY_STORAGE_UNAVAILABLE', `Cannot reach PostgreSQL at ${redactUrl(url)}: ${(error as Error).message}`, 503, { cause: error });
+  }
+  const { rows } = await pool.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_available_extensions WHERE name = 'vector'");
+  return {
+    pool,
+    connectionString: url,
+    kind: 'external',
+    vectorAvailable: (rows[0]?.n ?? 0) > 0,
+    close: () => pool.end(),
+  };
+}
+
+async function openEmbedded(opts: DatabaseOptions): Promise<Database> {
+  const dir = resolve(opts.dataDir, 'pglite');
+  mkdirSync(dir, { recursive: true });
+  const releaseLock = lockDataDir(resolve(opts.dataDir));
+  try {
+    const [{ PGlite }, { vector }, { PGLiteSocketServer }] = await Promise.all([
+      import('@electric-sql/pglite'),
+      import('@electric-sql/pglite-pgvector'),
+      import('@electric-sql/pglite-socket'),
+    ]);
+    const db = await PGlite.create(dir, { extensions: { vector } });
+    // pglite-socket multiplexes every client onto PGlite's single session, so per-connection startup
+    // options (BullMQ pins its schema with `-c search_path=bullmq`) never apply. One session-wide
+    // search path serves both: Parley's tables live in public (all prefixed parley_), BullMQ's in bullmq.
+    await db.exec('SET search_path TO public, bullmq');
+    const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0, maxConnections: 200 });
+    await server.start();
+    const connectionString = `postgres://postgres@${server.getServerConn()}/postgres?sslmode=disable`;
+    const pool = makePool(connectionString, opts.poolSize, opts.log);
+    return {
+      pool,
+      connectionString,
+      kind: 'embedded',
+      vectorAvailable: true,
+      async close() {
+        await pool.end().catch(() => undefined);
+        await server.stop().catch(() => undefined);
+        await db.close().catch(() => undefined);
+        releaseLock();
+      },
+    };
+  } catch (error) {
+    releaseLock();
+    throw error;
+  }
+}
+
+/** PGlite is single-process: a second Parley on the same data directory would corrupt it. */
+function lockDataDir(dataDir: string): () => void {
+  const lockFile = join(dataDir, 'parley.pid');
+  if (existsSync(lockFile)) {
+    const pid = Number(readFileSync(lockFile, 'utf8').trim());
+    if (pid && pid !== process.pid && isAlive(pid)) {
+      throw new ParleyError(
+        'PARLEY_STORAGE_UNAVAILABLE',
+        `The data directory ${dataDir} is in use by process ${pid}. Stop it, choose another PARLEY_DATA_DIR, or set DATABASE_URL to share a PostgreSQL server.`,
+        503,
+      );
+    }
+  }
+  writeFileSync(lockFile, String(process.pid));
+  return () => {
+    try {
+      if (existsSync(lockFile) && readFileSync(lockFile, 'utf8').trim() === String(process.pid)) rmSync(lockFile);
+    } catch {
+      // Best effort: a stale lock of a dead process is ignored at the next start.
+    }
+  };
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/([^:@/]+):([^@/]+)@/, '//$1:***@');
+}

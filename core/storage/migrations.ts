@@ -1,0 +1,65 @@
+/**
+ * Per-plugin schema migrations. Each plugin's pending migrations are applied in id order, each in its
+ * own transaction, under a transaction-scoped advisory lock, so two instances starting at once apply
+ * each migration exactly once and a re-run is a no-op.
+ */
+import type { Pool } from 'pg';
+import { createHash } from 'node:crypto';
+import type { Migration } from '../plugin.js';
+import { ParleyError } from '../errors.js';
+
+const LOCK_KEY = 0x5041524c; // "PARL"
+
+export async function ensureMigrationTable(pool: Pool): Promise<void> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    await client.query('SELECT pg_advisory_xact_lock($1)', [LOCK_KEY]);
+    await client.query(`CREATE TABLE IF NOT EXISTS parley_migrations (
+      plugin text NOT NULL,
+      id text NOT NULL,
+      checksum text NOT NULL,
+      applied_at timestamptz NOT NULL DEFAULT now(),
+      PRIMARY KEY (plugin, id)
+    )`);
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
+export async function applyMigrations(pool: Pool, plugin: string, migrations: Migration[]): Promise<string[]> {
+  const sorted = [...migrations].sort((a, b) => a.id.localeCompare(b.id));
+  const ids = new Set<string>();
+  for (const m of sorted) {
+    if (ids.has(m.id)) throw new ParleyError('PARLEY_MIGRATION_FAILED', `Plugin "${plugin}" has two migrations with id "${m.id}"`, 500, { plugin });
+    ids.add(m.id);
+  }
+  const applied: string[] = [];
+  for (const m of sorted) {
+    const checksum = createHash('sha256').update(m.sql).digest('hex').slice(0, 16);
+    const client = await pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query('SELECT pg_advisory_xact_lock($1)', [LOCK_KEY]);
+      const { rows } = await client.query<{ checksum: string }>('SELECT checksum FROM parley_migrations WHERE plugin = $1 AND id = $2', [plugin, m.id]);
+      if (rows[0]) {
+        await client.query('COMMIT');
+        continue;
+      }
+      await client.query(m.sql);
+      await client.query('INSERT INTO parley_migrations (plugin, id, checksum) VALUES ($1, $2, $3)', [plugin, m.id, checksum]);
+      await client.query('COMMIT');
+      applied.push(m.id);
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw new ParleyError('PARLEY_MIGRATION_FAILED', `Migration ${plugin}/${m.id} failed: ${(error as Error).message}`, 500, { cause: error, plugin });
+    } finally {
+      client.release();
+    }
+  }
+  return applied;
+}

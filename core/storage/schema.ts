@@ -1,0 +1,127 @@
+/** The kernel's own tables: conversations, inbound messages, the outbox and its history, consent, keys. */
+import type { Migration } from '../plugin.js';
+
+export const coreMigrations: Migration[] = [
+  {
+    id: '001_core',
+    sql: `
+CREATE TABLE parley_api_keys (
+  id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  tenant_id text NOT NULL,
+  key_hash text NOT NULL UNIQUE,
+  label text NOT NULL DEFAULT '',
+  created_at timestamptz NOT NULL DEFAULT now(),
+  revoked_at timestamptz
+);
+CREATE INDEX parley_api_keys_tenant ON parley_api_keys (tenant_id);
+
+CREATE TABLE parley_conversations (
+  id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  tenant_id text NOT NULL,
+  channel text NOT NULL,
+  thread_key text NOT NULL,
+  participant text NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  last_message_at timestamptz NOT NULL DEFAULT now(),
+  UNIQUE (tenant_id, channel, thread_key)
+);
+CREATE INDEX parley_conversations_participant ON parley_conversations (tenant_id, participant);
+
+CREATE TABLE parley_inbound (
+  id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  tenant_id text NOT NULL,
+  channel text NOT NULL,
+  provider_message_id text NOT NULL,
+  conversation_id uuid NOT NULL REFERENCES parley_conversations (id) ON DELETE CASCADE,
+  from_address text NOT NULL,
+  to_address text NOT NULL,
+  body text NOT NULL,
+  media jsonb NOT NULL DEFAULT '[]',
+  attributes jsonb NOT NULL DEFAULT '{}',
+  raw jsonb,
+  received_at timestamptz NOT NULL DEFAULT now(),
+  status text NOT NULL DEFAULT 'received',
+  claimed_at timestamptz NOT NULL DEFAULT now(),
+  stop_reason text,
+  error text,
+  stages jsonb NOT NULL DEFAULT '[]',
+  annotations jsonb NOT NULL DEFAULT '{}',
+  processed_at timestamptz,
+  UNIQUE (tenant_id, channel, provider_message_id)
+);
+CREATE INDEX parley_inbound_conversation ON parley_inbound (conversation_id, received_at);
+CREATE INDEX parley_inbound_pending ON parley_inbound (status, claimed_at) WHERE status IN ('received', 'processing');
+CREATE INDEX parley_inbound_from ON parley_inbound (tenant_id, from_address);
+
+CREATE TABLE parley_outbox (
+  id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  tenant_id text NOT NULL,
+  channel text NOT NULL,
+  conversation_id uuid REFERENCES parley_conversations (id) ON DELETE CASCADE,
+  inbound_id uuid REFERENCES parley_inbound (id) ON DELETE CASCADE,
+  seq int NOT NULL DEFAULT 0,
+  to_address text NOT NULL,
+  from_address text NOT NULL DEFAULT '',
+  body text NOT NULL,
+  media jsonb NOT NULL DEFAULT '[]',
+  options jsonb NOT NULL DEFAULT '{}',
+  status text NOT NULL DEFAULT 'pending',
+  via text,
+  attempts int NOT NULL DEFAULT 0,
+  provider_message_id text,
+  error_code text,
+  error text,
+  details jsonb NOT NULL DEFAULT '{}',
+  created_at timestamptz NOT NULL DEFAULT now(),
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  sent_at timestamptz
+);
+CREATE INDEX parley_outbox_tenant_status ON parley_outbox (tenant_id, status, created_at);
+CREATE INDEX parley_outbox_provider_id ON parley_outbox (channel, provider_message_id) WHERE provider_message_id IS NOT NULL;
+CREATE INDEX parley_outbox_inbound ON parley_outbox (inbound_id);
+CREATE INDEX parley_outbox_to ON parley_outbox (tenant_id, to_address);
+
+CREATE TABLE parley_outbox_events (
+  id bigserial PRIMARY KEY,
+  outbox_id uuid NOT NULL REFERENCES parley_outbox (id) ON DELETE CASCADE,
+  tenant_id text NOT NULL,
+  status text NOT NULL,
+  error_code text,
+  detail jsonb,
+  at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX parley_outbox_events_outbox ON parley_outbox_events (outbox_id, id);
+CREATE UNIQUE INDEX parley_outbox_events_provider_status ON parley_outbox_events (outbox_id, status)
+  WHERE status IN ('queued', 'sent', 'delivered', 'read', 'undelivered', 'failed');
+
+CREATE TABLE parley_consent (
+  tenant_id text NOT NULL,
+  address text NOT NULL,
+  status text NOT NULL,
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (tenant_id, address)
+);
+CREATE TABLE parley_consent_events (
+  id bigserial PRIMARY KEY,
+  tenant_id text NOT NULL,
+  address text NOT NULL,
+  status text NOT NULL,
+  source text NOT NULL,
+  channel text,
+  detail text,
+  at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX parley_consent_events_subject ON parley_consent_events (tenant_id, address, id);
+
+CREATE TABLE parley_audit (
+  id bigserial PRIMARY KEY,
+  tenant_id text,
+  actor text NOT NULL,
+  action text NOT NULL,
+  subject_hash text,
+  detail jsonb NOT NULL DEFAULT '{}',
+  at timestamptz NOT NULL DEFAULT now()
+);
+`,
+  },
+];
