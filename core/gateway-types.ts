@@ -19,4 +19,6 @@ export interface ReceiveResult {
   /** Replies the outbox will send through the provider API. */
   queued: OutboundMessage[];
   stopReason?: string;
+  /** What stages annotated (e.g. `handoff` for a voice transfer). Empty for duplicates and deferrals. */
+  annotations: Record<string, unknown>;
 }

@@ -48,6 +48,8 @@ export interface GatewayOptions {
   stageTimeoutMs?: number;
   /** Time limit for each plugin's setup and start (default 15 s). */
   setupTimeoutMs?: number;
+  /** Redis key prefix / PostgreSQL schema for BullMQ (several deployments on one server). */
+  jobNamespace?: string;
   /** Process-wide overrides of config (used by the CLI for PORT, PARLEY_DATA_DIR, DATABASE_URL, REDIS_URL). */
   env?: NodeJS.ProcessEnv;
 }
@@ -182,7 +184,7 @@ export class Gateway {
       await ensureMigrationTable(this.db.pool);
       await applyMigrations(this.db.pool, 'core', coreMigrations);
     }
-    this.jobs = new JobRunner({ redisUrl: this.config.storage.redisUrl, databaseUrl: this.db.connectionString, log: this.log.child({ component: 'jobs' }), metrics: this.metrics });
+    this.jobs = new JobRunner({ ...(this.opts.jobNamespace && this.config.storage.redisUrl ? { namespace: this.opts.jobNamespace } : {}), redisUrl: this.config.storage.redisUrl, databaseUrl: this.db.connectionString, log: this.log.child({ component: 'jobs' }), metrics: this.metrics });
     this.outbox = new OutboxSender({
       db: this.db.pool,
       log: this.log.child({ component: 'outbox' }),
@@ -286,9 +288,10 @@ export class Gateway {
     if (issues.length) throw new ConfigError(issues);
   }
 
-  private settingsOf(pluginOrChannel: string, tenantId: string): unknown {
-    const owner = this.plugins.find((p) => p.plugin.name === pluginOrChannel) ?? this.plugins.find((p) => p.settings.has(tenantId) && this.channelOwners.get(pluginOrChannel) === p.plugin.name);
-    return owner?.settings.get(tenantId);
+  /** Settings of a plugin (or of the plugin that owns a channel's sender) for one tenant. */
+  settingsOf(pluginOrChannel: string, tenantId: string): unknown {
+    const owner = this.channelOwners.get(pluginOrChannel) ?? pluginOrChannel;
+    return this.plugins.find((p) => p.plugin.name === owner)?.settings.get(tenantId);
   }
 
   private readonly channelOwners = new Map<string, string>();
@@ -379,7 +382,7 @@ export class Gateway {
     if (recorded.duplicate) {
       this.metrics.messagesIn.inc({ tenant: tenant.id, channel: draft.channel, result: 'duplicate' });
       const replies = await repliesFor(this.db.pool, tenant.id, recorded.inboundId);
-      return { status: 'duplicate', tenantId: tenant.id, inboundId: recorded.inboundId, conversationId: null, inline: replies.filter((r) => r.via === 'inline'), queued: replies.filter((r) => r.via !== 'inline') };
+      return { status: 'duplicate', tenantId: tenant.id, inboundId: recorded.inboundId, conversationId: null, inline: replies.filter((r) => r.via === 'inline'), queued: replies.filter((r) => r.via !== 'inline'), annotations: {} };
     }
     const message = recorded.message;
     let inlineOpen = options.inline !== undefined;
@@ -396,7 +399,7 @@ export class Gateway {
       // The pipeline may have finished in the same tick; if it already wrote inline replies, use them.
       const settled = await Promise.race([processing, Promise.resolve(undefined)]);
       if (settled && settled.inline.length) return settled;
-      return { status: 'deferred', tenantId: tenant.id, inboundId: message.id, conversationId: message.conversationId, inline: [], queued: [] };
+      return { status: 'deferred', tenantId: tenant.id, inboundId: message.id, conversationId: message.conversationId, inline: [], queued: [], annotations: {} };
     }
     return winner;
   }
@@ -450,6 +453,7 @@ export class Gateway {
       conversationId: message.conversationId,
       inline: via === 'inline' ? written : [],
       queued: via === 'api' ? written : [],
+      annotations: outcome.annotations,
       ...(outcome.stopReason ? { stopReason: outcome.stopReason } : {}),
     };
   }
