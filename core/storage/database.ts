@@ -1,6 +1,6 @@
 /**
  * One code path for SQL: a `pg.Pool`. With no database URL, PGlite (with pgvector) runs in-process on
- * a data directory and is served on a loopback port by pglite-socket, so the pool and BullMQ speak
+ * a data directory and is served on a loopback port (pglite-server.ts), so the pool and BullMQ speak
  * the PostgreSQL wire protocol to it exactly as they would to a server.
  */
 import { mkdirSync, readFileSync, writeFileSync, rmSync, existsSync } from 'node:fs';
@@ -60,19 +60,18 @@ async function openEmbedded(opts: DatabaseOptions): Promise<Database> {
   mkdirSync(dir, { recursive: true });
   const releaseLock = lockDataDir(resolve(opts.dataDir));
   try {
-    const [{ PGlite }, { vector }, { PGLiteSocketServer }] = await Promise.all([
+    const [{ PGlite }, { vector }, { servePGlite }] = await Promise.all([
       import('@electric-sql/pglite'),
       import('@electric-sql/pglite-pgvector'),
-      import('@electric-sql/pglite-socket'),
+      import('./pglite-server.js'),
     ]);
     const db = await PGlite.create(dir, { extensions: { vector } });
-    // pglite-socket multiplexes every client onto PGlite's single session, so per-connection startup
+    // Every client shares PGlite's single session (see pglite-server.ts), so per-connection startup
     // options (BullMQ pins its schema with `-c search_path=bullmq`) never apply. One session-wide
     // search path serves both: Parley's tables live in public (all prefixed parley_), BullMQ's in bullmq.
     await db.exec('SET search_path TO public, bullmq');
-    const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0, maxConnections: 200 });
-    await server.start();
-    const connectionString = `postgres://postgres@${server.getServerConn()}/postgres?sslmode=disable`;
+    const server = await servePGlite(db);
+    const connectionString = `postgres://postgres@127.0.0.1:${server.port}/postgres?sslmode=disable`;
     const pool = makePool(connectionString, opts.poolSize, opts.log);
     return {
       pool,
