@@ -1,0 +1,112 @@
+import { describe, expect, it } from 'vitest';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+import { Gateway } from '../core/gateway.js';
+import { parseConfig } from '../core/config.js';
+import { ConfigError, ParleyError } from '../core/errors.js';
+import { createLogger } from '../core/logger.js';
+import { builtinPlugins } from '../config/builtins.js';
+import { catalogue, twoTenants } from './fixtures/configs.js';
+
+const bad = (name: string) => fileURLToPath(new URL(`./fixtures/bad-plugins/${name}.ts`, import.meta.url));
+
+async function validate(config: Record<string, unknown>, extra: Record<string, string> = {}) {
+  const loaded = { config: parseConfig(stringify(config), 'parley.yaml', {}), baseDir: process.cwd(), source: 'parley.yaml' };
+  return Gateway.validate({ loaded, catalogue: { ...builtinPlugins, ...catalogue, ...extra }, logger: createLogger('silent'), setupTimeoutMs: 300 });
+}
+
+async function failure(fn: () => Promise<unknown>): Promise<ParleyError> {
+  try {
+    await fn();
+  } catch (error) {
+    if (error instanceof ParleyError) return error;
+    throw error;
+  }
+  throw new Error('expected a failure');
+}
+
+describe('configuration', () => {
+  it('accepts the bundled demo and starter configurations', async () => {
+    const { readFileSync } = await import('node:fs');
+    for (const file of ['config/demo.yaml', 'config/starter.yaml']) {
+      const config = parseConfig(readFileSync(file, 'utf8'), file, { PARLEY_DEMO_KEY: 'k', ACME_API_KEY: 'k' });
+      const r = await Gateway.validate({ loaded: { config, baseDir: process.cwd(), source: file }, catalogue: builtinPlugins, logger: createLogger('silent') });
+      expect(r.tenants.length).toBeGreaterThan(0);
+    }
+  });
+
+  it('interpolates ${VAR} and ${VAR:-default}, and names the key when a variable is missing', () => {
+    const text = 'server:\n  port: ${PORT:-4000}\ntenants:\n  - id: t1\n    apiKeys: ["${T1_KEY}"]\n';
+    expect(parseConfig(text, 'p.yaml', { T1_KEY: 'secret' }).tenants[0]!.apiKeys).toEqual(['secret']);
+    expect(parseConfig(text, 'p.yaml', { T1_KEY: 'secret' }).server.port).toBe(4000);
+    const error = (() => {
+      try {
+        parseConfig(text, 'p.yaml', {});
+      } catch (e) {
+        return e as ConfigError;
+      }
+    })()!;
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error.issues[0]).toBe('p.yaml: tenants[0].apiKeys[0]: environment variable T1_KEY is not set');
+  });
+
+  it('names the tenant, plugin and key path of a bad plugin setting, and what was expected', async () => {
+    const config = twoTenants();
+    (config.tenants[1]!.plugins as Record<string, unknown>).probe = { prefix: 42 };
+    (config.tenants[0]!.plugins as Record<string, unknown>)['keyword-replies'] = { rules: [{ match: '/([a-/', reply: 'x' }] };
+    const error = (await failure(() => validate(config))) as ConfigError;
+    expect(error.code).toBe('PARLEY_CONFIG_INVALID');
+    expect(error.issues).toContain('tenants[1] (globex).plugins.probe.prefix: Invalid input: expected string, received number');
+    expect(error.issues.some((i) => i.startsWith('tenants[0] (acme).plugins.keyword-replies.rules[0].match: not a valid regular expression'))).toBe(true);
+  });
+
+  it('names the tenant and position of an unknown pipeline stage', async () => {
+    const error = (await failure(() => validate(twoTenants({ pipeline: ['probe.echo', 'no.such.stage'] })))) as ConfigError;
+    expect(error.issues[0]).toMatch(/^tenants\[0\] \(acme\)\.pipeline\[1\]: unknown stage "no.such.stage" \(known stages: .*probe\.echo/);
+  });
+
+  it('rejects an unknown plugin, duplicate tenants, and a bad tenant id', async () => {
+    const config = twoTenants();
+    (config.tenants[0]!.plugins as Record<string, unknown>)['no-such-plugin'] = {};
+    expect((await failure(() => validate(config))).message).toMatch(/tenants \(acme\)\.plugins\.no-such-plugin: unknown plugin/);
+    const dup = twoTenants();
+    dup.tenants[1]!.id = 'acme';
+    expect(() => parseConfig(stringify(dup), 'p.yaml', {})).toThrow(/tenant id "acme" appears twice/);
+    const badId = twoTenants();
+    badId.tenants[0]!.id = 'Not OK';
+    expect(() => parseConfig(stringify(badId), 'p.yaml', {})).toThrow(/tenants\[0\] \(Not OK\)\.id: lower-case letters/);
+  });
+});
+
+describe('the plugin contract', () => {
+  it('refuses a module that does not export a plugin', async () => {
+    const config = { ...twoTenants(), plugins: ['http', 'probe', 'probe-channel', { name: 'not-a-plugin', module: bad('not-a-plugin') }] };
+    const error = await failure(() => validate(config));
+    expect(error.code).toBe('PARLEY_PLUGIN_INVALID');
+    expect(error.message).toMatch(/"kind" must be "channel" or "capability".*"setup" must be a function/);
+  });
+
+  it('refuses missing dependencies and dependency cycles', async () => {
+    const missing = { ...twoTenants(), plugins: ['http', 'probe', 'probe-channel', { name: 'needs-missing', module: bad('needs-missing') }] };
+    expect((await failure(() => validate(missing))).code).toBe('PARLEY_PLUGIN_DEPENDENCY_MISSING');
+    const cycle = { ...twoTenants(), plugins: ['http', 'probe', 'probe-channel', { name: 'cycle-a', module: bad('cycle-a') }, { name: 'cycle-b', module: bad('cycle-b') }] };
+    const error = await failure(() => validate(cycle));
+    expect(error.code).toBe('PARLEY_PLUGIN_DEPENDENCY_CYCLE');
+    expect(error.message).toContain('cycle-a -> cycle-b -> cycle-a');
+  });
+
+  it('refuses duplicate plugins and reports a setup that never settles', async () => {
+    const dup = { ...twoTenants(), plugins: ['http', 'probe', 'probe', 'probe-channel'] };
+    expect((await failure(() => validate(dup))).code).toBe('PARLEY_PLUGIN_DUPLICATE');
+    const hangs = { ...twoTenants(), plugins: ['http', 'probe', 'probe-channel', { name: 'hangs', module: bad('hangs') }] };
+    const error = await failure(() => validate(hangs));
+    expect(error.code).toBe('PARLEY_PLUGIN_SETUP_TIMEOUT');
+    expect(error.plugin).toBe('hangs');
+  });
+
+  it('loads a third-party plugin by module path relative to the configuration file', async () => {
+    const config = { ...twoTenants({ pipeline: ['office-hours'] }), plugins: ['http', 'probe', 'probe-channel', { name: 'office-hours', module: './examples/office-hours/index.ts' }] };
+    const r = await validate(config);
+    expect(r.plugins).toContain('office-hours');
+  });
+});
