@@ -1,6 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
-/** Why a Meta webhook signature was refused; the route answers 401 for each. */
+/** Why a Meta webhook signature was refused; the webhook route answers 403 for each. */
 export type MetaSignatureFailure = 'missing-signature' | 'malformed-signature' | 'mismatch';
 
 /** Result of {@link verifyMetaSignature}. */
@@ -15,7 +15,7 @@ const SIGNATURE_PATTERN = /^sha256=([0-9a-f]{64})$/i;
  *
  * @example
  * const check = verifyMetaSignature(rawBody, req.get('x-hub-signature-256'), appSecret);
- * if (!check.ok) return res.status(401).json({ error: { code: check.reason, message: 'bad signature' } });
+ * if (!check.ok) throw forbidden(`Invalid X-Hub-Signature-256 (${check.reason})`);
  */
 export function verifyMetaSignature(
   rawBody: Buffer,
@@ -36,4 +36,32 @@ export function verifyMetaSignature(
 /** Builds the `X-Hub-Signature-256` value Meta would send for `rawBody` (tests and fakes). */
 export function signMetaBody(rawBody: Buffer | string, appSecret: string): string {
   return `sha256=${createHmac('sha256', appSecret).update(rawBody).digest('hex')}`;
+}
+
+/** Result of {@link verifyWithAnySecret}: which configured secret signed the body. */
+export type MetaSecretMatch = { ok: true; appSecret: string } | { ok: false; reason: MetaSignatureFailure };
+
+/**
+ * Verifies a webhook against every configured app secret (one Meta app may serve several tenants,
+ * and several apps may point at one Parley). Every secret is tried, so the time taken does not
+ * reveal which one matched or how many are configured before it.
+ *
+ * @example
+ * const match = verifyWithAnySecret(req.rawBody, req.get('x-hub-signature-256'), ['secret-a', 'secret-b']);
+ * if (match.ok) routeEventsSignedBy(match.appSecret);
+ */
+export function verifyWithAnySecret(
+  rawBody: Buffer | undefined,
+  header: string | undefined,
+  appSecrets: readonly string[],
+): MetaSecretMatch {
+  if (rawBody === undefined) return { ok: false, reason: 'missing-signature' };
+  let matched: string | undefined;
+  let failure: MetaSignatureFailure = 'mismatch';
+  for (const secret of appSecrets) {
+    const result = verifyMetaSignature(rawBody, header, secret);
+    if (result.ok) matched ??= secret;
+    else failure = result.reason;
+  }
+  return matched === undefined ? { ok: false, reason: failure } : { ok: true, appSecret: matched };
 }

@@ -1,0 +1,179 @@
+/**
+ * `npm run bench`: Parley's speed and memory figures, each next to a baseline measured in the same run.
+ *
+ * - boot to ready of `parley start` on the embedded default (fresh data dir, then a restart);
+ * - http channel through the full demo pipeline with persistence, embedded PGlite and (when reachable)
+ *   PostgreSQL + Redis, against a bare express handler returning a fixed reply;
+ * - resident memory of the gateway under that load.
+ * Servers run as child processes; autocannon drives them from this process.
+ */
+import autocannon from 'autocannon';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { benchScenarios } from './scenarios.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const DURATION = Number(process.env.BENCH_SECONDS ?? 10);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
+const KEY = 'bench-key-0123456789';
+const PG_URL = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+interface Started {
+  child: ChildProcess;
+  port: number;
+  readyMs: number;
+}
+
+function startProcess(args: string[], readyPattern: RegExp, env: NodeJS.ProcessEnv, cwd = ROOT): Promise<Started> {
+  const t0 = performance.now();
+  const child = spawn(process.execPath, args, { cwd, env: { ...process.env, LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  return new Promise((resolve, reject) => {
+    const onData = (d: Buffer) => {
+      out += d;
+      const m = readyPattern.exec(out);
+      if (m) {
+        child.stdout!.off('data', onData);
+        resolve({ child, port: Number(m[1]), readyMs: performance.now() - t0 });
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', (d) => (out += d));
+    child.on('exit', (code) => reject(new Error(`process exited (${code}) before ready:\n${out}`)));
+    setTimeout(() => reject(new Error(`not ready after 60 s:\n${out}`)), 60_000).unref();
+  });
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  child.kill('SIGTERM');
+  await new Promise((r) => child.once('exit', r));
+}
+
+function rssMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return Math.round(kb / 1024);
+}
+
+export interface LoadResult {
+  rps: number;
+  p50: number;
+  p99: number;
+  non2xx: number;
+  errors: number;
+  peakRssMb?: number;
+}
+
+export async function load(url: string, request: () => { method: 'POST'; path: string; headers: Record<string, string>; body: string }, pid?: number): Promise<LoadResult> {
+  let peak = 0;
+  const sampler = pid ? setInterval(() => (peak = Math.max(peak, rssMb(pid))), 250) : undefined;
+  const first = request();
+  const result = await autocannon({
+    url,
+    connections: CONNECTIONS,
+    duration: DURATION,
+    method: first.method,
+    requests: [{ setupRequest: (req) => ({ ...req, ...request() }) }],
+  });
+  if (sampler) clearInterval(sampler);
+  return {
+    rps: Math.round(result.requests.average),
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    non2xx: result.non2xx,
+    errors: result.errors + result.timeouts,
+    ...(pid ? { peakRssMb: peak } : {}),
+  };
+}
+
+async function pgReachable(): Promise<boolean> {
+  const c = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 2000 });
+  try {
+    await c.connect();
+    await c.end();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function freshDb(): Promise<{ url: string; drop: () => Promise<void> }> {
+  const name = `parley_bench_${Date.now()}`;
+  const admin = new pg.Client({ connectionString: PG_URL });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(PG_URL);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    drop: async () => {
+      const c = new pg.Client({ connectionString: PG_URL });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await c.end();
+    },
+  };
+}
+
+const fmt = (r: LoadResult) => `${String(r.rps).padStart(6)} req/s  p50 ${String(r.p50).padStart(3)} ms  p99 ${String(r.p99).padStart(4)} ms  non-2xx ${r.non2xx}  errors ${r.errors}${r.peakRssMb ? `  peak RSS ${r.peakRssMb} MB` : ''}`;
+
+async function main() {
+  const work = mkdtempSync(join(tmpdir(), 'parley-bench-'));
+  const lines: string[] = [];
+  const say = (line: string) => {
+    lines.push(line);
+    console.log(line);
+  };
+  say(`Parley bench: ${CONNECTIONS} connections, ${DURATION} s per run, Node ${process.version}, ${(await import('node:os')).cpus().length} cores`);
+  try {
+    // Boot to ready: a fresh data directory (initdb + migrations), then a restart on it.
+    const dataDir = join(work, 'data');
+    const parleyArgs = [join(ROOT, 'bin/parley.js'), 'start'];
+    const env = { PORT: '0', PARLEY_DATA_DIR: dataDir, PARLEY_DEMO_KEY: KEY };
+    const fresh = await startProcess(parleyArgs, /Parley is ready on http:\/\/[\d.]+:(\d+)/, env, work);
+    await stop(fresh.child);
+    const restart = await startProcess(parleyArgs, /Parley is ready on http:\/\/[\d.]+:(\d+)/, env, work);
+    say(`boot to ready (embedded): fresh data dir ${Math.round(fresh.readyMs)} ms, restart ${Math.round(restart.readyMs)} ms (target < 1500 ms)`);
+
+    const bare = await startProcess(['--import', 'tsx', join(ROOT, 'bench/bare-server.ts')], /BARE_READY (\d+)/, {});
+    const scenarios = benchScenarios({ key: KEY });
+    for (const scenario of scenarios) {
+      const baseline = await load(`http://127.0.0.1:${bare.port}`, scenario.bareRequest);
+      const embedded = await load(`http://127.0.0.1:${restart.port}`, scenario.request(), restart.child.pid);
+      say(`\n[${scenario.name}]`);
+      say(`  bare express        ${fmt(baseline)}`);
+      say(`  parley (PGlite)     ${fmt(embedded)}   ratio ${(embedded.rps / baseline.rps).toFixed(2)} (target >= 0.25)`);
+      scenario.embedded = embedded;
+      scenario.baseline = baseline;
+    }
+    await stop(restart.child);
+
+    if (await pgReachable()) {
+      const db = await freshDb();
+      const ext = await startProcess(parleyArgs, /Parley is ready on http:\/\/[\d.]+:(\d+)/, { ...env, DATABASE_URL: db.url, REDIS_URL, PARLEY_DATA_DIR: join(work, 'data-ext') }, work);
+      say(`\nboot to ready (PostgreSQL + Redis): ${Math.round(ext.readyMs)} ms`);
+      for (const scenario of scenarios) {
+        const baseline = await load(`http://127.0.0.1:${bare.port}`, scenario.bareRequest);
+        const external = await load(`http://127.0.0.1:${ext.port}`, scenario.request(), ext.child.pid);
+        say(`\n[${scenario.name}, PostgreSQL 15 + Redis]`);
+        say(`  bare express        ${fmt(baseline)}`);
+        say(`  parley (external)   ${fmt(external)}   ratio ${(external.rps / baseline.rps).toFixed(2)} (target >= 0.5, p99 < 20 ms)`);
+      }
+      await stop(ext.child);
+      await db.drop();
+    } else say(`\nPostgreSQL at ${PG_URL} unreachable: external-backend figures skipped.`);
+    await stop(bare.child);
+    writeFileSync(join(ROOT, 'bench', 'last-run.txt'), `${new Date().toISOString()}\n${lines.join('\n')}\n`);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+await main();

@@ -1,0 +1,130 @@
+/**
+ * The segment ledger: encoding, segments and estimated cost of every SMS part Parley received or
+ * sent through Twilio, inline or by the REST API. It also remembers which parts of a split reply
+ * Twilio already accepted, so a retried send never sends a part twice, and maps a part's SID back to
+ * the reply it belongs to for status callbacks.
+ */
+import type { Pool } from 'pg';
+import type { DataSubject, DataSubjectProvider, Migration } from '../../core/plugin.js';
+import { consentAddress } from '../../core/consent.js';
+import { countSegments, estimateCost, type SmsEncoding } from './segments.js';
+
+export const ledgerMigrations: Migration[] = [
+  {
+    id: '001_twilio_sms_segments',
+    sql: `
+CREATE TABLE twilio_sms_segments (
+  tenant_id text NOT NULL,
+  ref text NOT NULL,
+  part int NOT NULL DEFAULT 0,
+  direction text NOT NULL CHECK (direction IN ('in', 'out')),
+  via text NOT NULL CHECK (via IN ('inbound', 'inline', 'api')),
+  address text NOT NULL,
+  message_sid text,
+  encoding text NOT NULL,
+  units int NOT NULL,
+  segments int NOT NULL,
+  media int NOT NULL DEFAULT 0,
+  cost numeric(12, 6) NOT NULL,
+  currency text NOT NULL,
+  at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (tenant_id, ref, part)
+);
+CREATE INDEX twilio_sms_segments_sid ON twilio_sms_segments (tenant_id, message_sid) WHERE message_sid IS NOT NULL;
+CREATE INDEX twilio_sms_segments_address ON twilio_sms_segments (tenant_id, address);
+`,
+  },
+];
+
+export interface Pricing {
+  pricePerSegment: number;
+  pricePerMms: number;
+  currency: string;
+}
+
+export interface PartUsage {
+  encoding: SmsEncoding;
+  units: number;
+  segments: number;
+  media: number;
+  cost: number;
+  currency: string;
+}
+
+/** Segments and price of one message part: MMS is billed per message, SMS per segment. */
+export function usageOf(text: string, media: number, pricing: Pricing): PartUsage {
+  const count = countSegments(text);
+  const cost = media > 0 ? estimateCost(1, pricing.pricePerMms) : estimateCost(count.segments, pricing.pricePerSegment);
+  return { encoding: count.encoding, units: count.units, segments: count.segments, media, cost, currency: pricing.currency };
+}
+
+export interface LedgerEntry extends PartUsage {
+  tenantId: string;
+  /** Outbox item id for replies, MessageSid for inbound messages. */
+  ref: string;
+  part: number;
+  direction: 'in' | 'out';
+  via: 'inbound' | 'inline' | 'api';
+  /** The other party's address (for data-subject requests). */
+  address: string;
+  messageSid: string | null;
+}
+
+export class SegmentLedger {
+  constructor(private readonly db: Pool) {}
+
+  /** Records a part once; false when it was already recorded (a retried webhook). */
+  async record(e: LedgerEntry): Promise<boolean> {
+    const { rowCount } = await this.db.query(
+      `INSERT INTO twilio_sms_segments (tenant_id, ref, part, direction, via, address, message_sid, encoding, units, segments, media, cost, currency)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING`,
+      [e.tenantId, e.ref, e.part, e.direction, e.via, consentAddress(e.address), e.messageSid, e.encoding, e.units, e.segments, e.media, e.cost, e.currency],
+    );
+    return (rowCount ?? 0) > 0;
+  }
+
+  /** Parts of an outbox item Twilio already accepted: part -> SID. */
+  async sentParts(tenantId: string, outboxId: string): Promise<Map<number, string>> {
+    const { rows } = await this.db.query<{ part: number; message_sid: string }>(
+      `SELECT part, message_sid FROM twilio_sms_segments WHERE tenant_id = $1 AND ref = $2 AND direction = 'out' AND message_sid IS NOT NULL`,
+      [tenantId, outboxId],
+    );
+    return new Map(rows.map((r) => [r.part, r.message_sid]));
+  }
+
+  /** The SID the outbox knows a reply by (its first part's), for any part's SID. */
+  async primarySid(tenantId: string, messageSid: string): Promise<string> {
+    const { rows } = await this.db.query<{ message_sid: string }>(
+      `SELECT first.message_sid FROM twilio_sms_segments part
+         JOIN twilio_sms_segments first ON first.tenant_id = part.tenant_id AND first.ref = part.ref AND first.part = 0
+       WHERE part.tenant_id = $1 AND part.message_sid = $2 AND part.direction = 'out' AND first.message_sid IS NOT NULL LIMIT 1`,
+      [tenantId, messageSid],
+    );
+    return rows[0]?.message_sid ?? messageSid;
+  }
+
+  dataSubjectProvider(): DataSubjectProvider {
+    const addressesOf = (s: DataSubject) => [...new Set(s.addresses.map(consentAddress))];
+    return {
+      name: 'twilio-sms.segments',
+      describe: () => ({
+        purpose: 'Billing and capacity: encoding, segment count and estimated cost of each SMS/MMS exchanged with this number (no message text).',
+        recipients: ['Twilio (carrier of the messages)'],
+        retention: 'Kept with the tenant’s message records; erased on request.',
+        source: 'Counted by Parley from messages received from and sent to this number through Twilio.',
+      }),
+      export: async (s) => {
+        const { rows } = await this.db.query(
+          `SELECT direction, via, message_sid AS "messageSid", encoding, segments, media, cost::float8 AS cost, currency, at
+           FROM twilio_sms_segments WHERE tenant_id = $1 AND address = ANY($2) ORDER BY at, ref, part`,
+          [s.tenantId, addressesOf(s)],
+        );
+        return rows;
+      },
+      erase: async (s) => {
+        const { rowCount } = await this.db.query('DELETE FROM twilio_sms_segments WHERE tenant_id = $1 AND address = ANY($2)', [s.tenantId, addressesOf(s)]);
+        return { erased: rowCount ?? 0 };
+      },
+    };
+  }
+}

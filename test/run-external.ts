@@ -1,0 +1,26 @@
+/**
+ * Runs the storage and job specifications again on the machine's PostgreSQL and Redis
+ * (PARLEY_TEST_BACKEND=external). Under CI=true unreachable services fail the run; elsewhere the run
+ * is skipped with the reason printed.
+ */
+import { spawnSync } from 'node:child_process';
+import { externalServices } from './backend.js';
+
+const EXTERNAL_SPECS = ['test/outbox.test.ts', 'test/pipeline.test.ts', 'test/tenancy.test.ts', ...process.argv.slice(2)];
+
+let problem: string | null;
+try {
+  problem = await externalServices();
+} catch (error) {
+  console.error(`[parley tests] ${(error as Error).message}`);
+  process.exit(1);
+}
+if (problem) {
+  console.log(`[parley tests] external-backend run skipped: ${problem}`);
+  process.exit(0);
+}
+const vitest = spawnSync(process.execPath, ['node_modules/vitest/vitest.mjs', 'run', ...EXTERNAL_SPECS], {
+  stdio: 'inherit',
+  env: { ...process.env, PARLEY_TEST_BACKEND: 'external' },
+});
+process.exit(vitest.status ?? 1);
