@@ -23,6 +23,7 @@ export const STATUS_RANK: Record<OutboxStatus, number> = {
 
 interface OutboxRow {
   id: string;
+  seq: number;
   tenant_id: string;
   channel: string;
   conversation_id: string | null;
@@ -69,60 +70,81 @@ export type RecordInboundResult =
   | { duplicate: false; message: InboundMessage }
   | { duplicate: true; inboundId: string; status: string };
 
-/** Stores the message once: the unique (tenant, channel, provider id) makes a replay a no-op. */
-export async function recordInbound(db: Queryable, tenantId: string, draft: InboundDraft): Promise<RecordInboundResult> {
-  const threadKey = draft.threadKey ?? draft.from;
-  const receivedAt = draft.receivedAt ?? new Date();
-  const { rows } = await db.query<{ id: string; conversation_id: string; inserted: boolean; status: string }>(
-    `WITH conv AS (
+/**
+ * Stores messages once each: the unique (tenant, channel, provider id) makes a replay a no-op. One
+ * statement for the whole batch: conversations are upserted (one row per thread), messages inserted.
+ */
+export async function recordInboundMany(db: Queryable, items: { tenantId: string; draft: InboundDraft }[]): Promise<RecordInboundResult[]> {
+  const input = items.map(({ tenantId, draft }, idx) => ({
+    idx,
+    tenant_id: tenantId,
+    channel: draft.channel,
+    thread_key: draft.threadKey ?? draft.from,
+    participant: draft.from,
+    pmid: draft.providerMessageId,
+    to_address: draft.to,
+    body: draft.text,
+    media: draft.media ?? [],
+    attributes: draft.attributes ?? {},
+    raw: draft.raw ?? null,
+    received_at: (draft.receivedAt ?? new Date()).toISOString(),
+  }));
+  const { rows } = await db.query<{ idx: number; id: string; conversation_id: string; inserted: boolean; status: string }>(
+    `WITH input AS (
+       SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(idx int, tenant_id text, channel text, thread_key text, participant text, pmid text,
+         to_address text, body text, media jsonb, attributes jsonb, raw jsonb, received_at timestamptz)
+     ), conv AS (
        INSERT INTO parley_conversations (tenant_id, channel, thread_key, participant, last_message_at)
-       VALUES ($1, $2, $3, $4, $9)
-       ON CONFLICT (tenant_id, channel, thread_key) DO UPDATE SET last_message_at = EXCLUDED.last_message_at
-       RETURNING id
+       SELECT DISTINCT ON (tenant_id, channel, thread_key) tenant_id, channel, thread_key, participant, received_at
+         FROM input ORDER BY tenant_id, channel, thread_key, received_at DESC
+       ON CONFLICT (tenant_id, channel, thread_key) DO UPDATE SET last_message_at = GREATEST(parley_conversations.last_message_at, EXCLUDED.last_message_at)
+       RETURNING id, tenant_id, channel, thread_key
      ), ins AS (
        INSERT INTO parley_inbound (tenant_id, channel, provider_message_id, conversation_id, from_address, to_address, body, media, attributes, raw, received_at, status)
-       SELECT $1, $2, $5, conv.id, $4, $6, $7, $8::jsonb, $10::jsonb, $11::jsonb, $9, 'processing' FROM conv
+       SELECT DISTINCT ON (i.tenant_id, i.channel, i.pmid) i.tenant_id, i.channel, i.pmid, c.id, i.participant, i.to_address, i.body, i.media, i.attributes, i.raw, i.received_at, 'processing'
+         FROM input i JOIN conv c ON c.tenant_id = i.tenant_id AND c.channel = i.channel AND c.thread_key = i.thread_key
+         ORDER BY i.tenant_id, i.channel, i.pmid, i.idx
        ON CONFLICT (tenant_id, channel, provider_message_id) DO NOTHING
-       RETURNING id, conversation_id, status
+       RETURNING id, conversation_id, tenant_id, channel, provider_message_id, status
      )
-     SELECT id, conversation_id, true AS inserted, status FROM ins
-     UNION ALL
-     SELECT id, conversation_id, false, status FROM parley_inbound
-       WHERE tenant_id = $1 AND channel = $2 AND provider_message_id = $5 AND NOT EXISTS (SELECT 1 FROM ins)`,
-    [
-      tenantId,
-      draft.channel,
-      threadKey,
-      draft.from,
-      draft.providerMessageId,
-      draft.to,
-      draft.text,
-      JSON.stringify(draft.media ?? []),
-      receivedAt,
-      JSON.stringify(draft.attributes ?? {}),
-      draft.raw === undefined ? null : JSON.stringify(draft.raw),
-    ],
+     SELECT i.idx, COALESCE(n.id, e.id) AS id, COALESCE(n.conversation_id, e.conversation_id) AS conversation_id, n.id IS NOT NULL AS inserted, COALESCE(n.status, e.status) AS status
+       FROM input i
+       LEFT JOIN ins n ON n.tenant_id = i.tenant_id AND n.channel = i.channel AND n.provider_message_id = i.pmid
+       LEFT JOIN parley_inbound e ON n.id IS NULL AND e.tenant_id = i.tenant_id AND e.channel = i.channel AND e.provider_message_id = i.pmid
+     ORDER BY i.idx`,
+    [JSON.stringify(input)],
   );
-  const row = rows[0];
-  if (!row) throw new Error('recordInbound returned no row');
-  if (!row.inserted) return { duplicate: true, inboundId: row.id, status: row.status };
-  return {
-    duplicate: false,
-    message: {
-      id: row.id,
-      tenantId,
-      conversationId: row.conversation_id,
-      channel: draft.channel,
-      from: draft.from,
-      to: draft.to,
-      text: draft.text,
-      media: draft.media ?? [],
-      providerMessageId: draft.providerMessageId,
-      receivedAt,
-      raw: draft.raw ?? null,
-      attributes: draft.attributes ?? {},
-    },
-  };
+  const claimed = new Set<string>();
+  return items.map(({ tenantId, draft }, idx) => {
+    const row = rows[idx];
+    if (!row || row.idx !== idx || !row.id) throw new Error('recordInboundMany: missing result row');
+    // Two copies of one provider id in the same batch: only the first runs the pipeline.
+    const firstInBatch = !claimed.has(row.id);
+    claimed.add(row.id);
+    if (!row.inserted || !firstInBatch) return { duplicate: true, inboundId: row.id, status: row.status };
+    return {
+      duplicate: false,
+      message: {
+        id: row.id,
+        tenantId,
+        conversationId: row.conversation_id,
+        channel: draft.channel,
+        from: draft.from,
+        to: draft.to,
+        text: draft.text,
+        media: draft.media ?? [],
+        providerMessageId: draft.providerMessageId,
+        receivedAt: new Date(input[idx]!.received_at),
+        raw: draft.raw ?? null,
+        attributes: draft.attributes ?? {},
+      },
+    };
+  });
+}
+
+export async function recordInbound(db: Queryable, tenantId: string, draft: InboundDraft): Promise<RecordInboundResult> {
+  const [result] = await recordInboundMany(db, [{ tenantId, draft }]);
+  return result!;
 }
 
 export interface FinishInbound {
@@ -138,43 +160,57 @@ export interface FinishInbound {
   via: 'inline' | 'api';
 }
 
-/** Marks the inbound message done and writes its replies to the outbox in one statement. */
-export async function finishInbound(db: Queryable, f: FinishInbound): Promise<OutboundMessage[]> {
-  const replies = f.replies.map((r, seq) => ({ seq, body: r.text, media: r.media ?? [], options: r.options ?? {} }));
-  const status = f.via === 'inline' ? 'sent' : 'pending';
+/** Marks inbound messages done and writes their replies (and reply history) to the outbox, in one statement. */
+export async function finishInboundMany(db: Queryable, items: FinishInbound[]): Promise<OutboundMessage[][]> {
+  const done = items.map((f) => ({ tenant_id: f.tenantId, id: f.inbound.id, status: f.status, stop_reason: f.stopReason, error: f.error, stages: f.stages, annotations: f.annotations }));
+  const replies = items.flatMap((f) =>
+    f.replies.map((r, seq) => ({
+      seq,
+      tenant_id: f.tenantId,
+      channel: f.inbound.channel,
+      conversation_id: f.inbound.conversationId,
+      inbound_id: f.inbound.id,
+      to_address: f.inbound.from,
+      from_address: f.inbound.to,
+      body: r.text,
+      media: r.media ?? [],
+      options: r.options ?? {},
+      status: f.via === 'inline' ? 'sent' : 'pending',
+      via: f.via,
+    })),
+  );
   const { rows } = await db.query<OutboxRow>(
-    `WITH upd AS (
-       UPDATE parley_inbound SET status = $3, stop_reason = $4, error = $5, stages = $6::jsonb, annotations = $7::jsonb, processed_at = now()
-       WHERE tenant_id = $1 AND id = $2
+    `WITH f AS (
+       SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(tenant_id text, id uuid, status text, stop_reason text, error text, stages jsonb, annotations jsonb)
+     ), upd AS (
+       UPDATE parley_inbound i SET status = f.status, stop_reason = f.stop_reason, error = f.error, stages = f.stages, annotations = f.annotations, processed_at = now()
+       FROM f WHERE i.tenant_id = f.tenant_id AND i.id = f.id
      ), r AS (
-       SELECT * FROM jsonb_to_recordset($8::jsonb) AS x(seq int, body text, media jsonb, options jsonb)
+       SELECT * FROM jsonb_to_recordset($2::jsonb) AS x(seq int, tenant_id text, channel text, conversation_id uuid, inbound_id uuid, to_address text,
+         from_address text, body text, media jsonb, options jsonb, status text, via text)
      ), ins AS (
        INSERT INTO parley_outbox (tenant_id, channel, conversation_id, inbound_id, seq, to_address, from_address, body, media, options, status, via, sent_at)
-       SELECT $1, $9, $10, $2, r.seq, $11, $12, r.body, r.media, r.options, $13, $14, CASE WHEN $13 = 'sent' THEN now() END FROM r
+       SELECT tenant_id, channel, conversation_id, inbound_id, seq, to_address, from_address, body, media, options, status, via, CASE WHEN status = 'sent' THEN now() END FROM r
        RETURNING *
      ), ev AS (
        INSERT INTO parley_outbox_events (outbox_id, tenant_id, status, detail)
        SELECT id, tenant_id, status, jsonb_build_object('via', via) FROM ins
      )
-     SELECT * FROM ins ORDER BY seq`,
-    [
-      f.tenantId,
-      f.inbound.id,
-      f.status,
-      f.stopReason,
-      f.error,
-      JSON.stringify(f.stages),
-      JSON.stringify(f.annotations),
-      JSON.stringify(replies),
-      f.inbound.channel,
-      f.inbound.conversationId,
-      f.inbound.from,
-      f.inbound.to,
-      status,
-      f.via,
-    ],
+     SELECT * FROM ins`,
+    [JSON.stringify(done), JSON.stringify(replies)],
   );
-  return rows.map(toOutbound);
+  const byInbound = new Map<string, OutboundMessage[]>();
+  for (const row of rows.sort((a, b) => a.seq - b.seq)) {
+    const list = byInbound.get(row.inbound_id!) ?? [];
+    list.push(toOutbound(row));
+    byInbound.set(row.inbound_id!, list);
+  }
+  return items.map((f) => byInbound.get(f.inbound.id) ?? []);
+}
+
+export async function finishInbound(db: Queryable, f: FinishInbound): Promise<OutboundMessage[]> {
+  const [result] = await finishInboundMany(db, [f]);
+  return result!;
 }
 
 export async function repliesFor(db: Queryable, tenantId: string, inboundId: string): Promise<OutboundMessage[]> {

@@ -1,0 +1,51 @@
+/**
+ * Coalesces concurrent calls into batches. Idle, a call runs at once (no added latency); under load,
+ * calls that arrive while earlier batches are in flight are run together in one statement, which is
+ * what lets one database keep up with thousands of webhooks a second. A failing batch is retried item
+ * by item, so one bad row cannot fail its neighbours.
+ */
+export class Batcher<I, O> {
+  private queue: { item: I; resolve: (o: O) => void; reject: (e: unknown) => void }[] = [];
+  private inFlight = 0;
+
+  constructor(
+    private readonly run: (items: I[]) => Promise<O[]>,
+    private readonly maxBatch = 256,
+    private readonly maxInFlight = 2,
+  ) {}
+
+  submit(item: I): Promise<O> {
+    return new Promise<O>((resolve, reject) => {
+      this.queue.push({ item, resolve, reject });
+      this.kick();
+    });
+  }
+
+  private kick(): void {
+    while (this.inFlight < this.maxInFlight && this.queue.length) {
+      const batch = this.queue.splice(0, this.maxBatch);
+      this.inFlight++;
+      void this.execute(batch).finally(() => {
+        this.inFlight--;
+        this.kick();
+      });
+    }
+  }
+
+  private async execute(batch: { item: I; resolve: (o: O) => void; reject: (e: unknown) => void }[]): Promise<void> {
+    try {
+      const results = await this.run(batch.map((b) => b.item));
+      batch.forEach((b, i) => b.resolve(results[i]!));
+    } catch (error) {
+      if (batch.length === 1) return batch[0]!.reject(error);
+      for (const b of batch) {
+        try {
+          const [result] = await this.run([b.item]);
+          b.resolve(result!);
+        } catch (e) {
+          b.reject(e);
+        }
+      }
+    }
+  }
+}
