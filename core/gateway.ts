@@ -28,10 +28,11 @@ import { AlertHub } from './alerts.js';
 import { openDatabase, type Database } from './storage/database.js';
 import { applyMigrations, ensureMigrationTable } from './storage/migrations.js';
 import { coreMigrations } from './storage/schema.js';
-import { recordInbound, finishInbound, repliesFor, insertOutbound, applyDeliveryStatus, loadHistory } from './storage/message-store.js';
+import { recordInboundMany, finishInboundMany, repliesFor, type FinishInbound, type RecordInboundResult, insertOutbound, applyDeliveryStatus, loadHistory } from './storage/message-store.js';
 import { JobRunner } from './jobs/job-runner.js';
 import { OutboxSender, OUTBOX_QUEUE, type OutboxJob } from './outbox.js';
 import { runPipeline, type ResolvedStage } from './pipeline.js';
+import { Batcher } from './storage/batcher.js';
 import { createConsentStore } from './consent.js';
 import { createHttpApp, type RouteRegistration } from './http/app.js';
 import { TOKENS } from './tokens.js';
@@ -85,6 +86,8 @@ export class Gateway {
   readonly healthChecks: { plugin: string; check: HealthCheck }[] = [];
   readonly dataSubjectProviders: { plugin: string; provider: DataSubjectProvider }[] = [];
   private readonly inflight = new Map<string, Promise<ReceiveResult>>();
+  private inboundWriter!: Batcher<{ tenantId: string; draft: InboundDraft }, RecordInboundResult>;
+  private finishWriter!: Batcher<FinishInbound, OutboundMessage[]>;
   private readonly background = new Set<Promise<unknown>>();
   private sweepTimer: NodeJS.Timeout | undefined;
   private state: 'new' | 'booting' | 'ready' | 'stopping' | 'stopped' = 'new';
@@ -179,6 +182,8 @@ export class Gateway {
       ? dryDatabase()
       : await openDatabase({ databaseUrl: this.config.storage.databaseUrl, dataDir, poolSize: this.config.storage.poolSize, log: this.log.child({ component: 'database' }) });
     this.tenants.attachDatabase(this.db.pool);
+    this.inboundWriter = new Batcher((items) => recordInboundMany(this.db.pool, items));
+    this.finishWriter = new Batcher((items) => finishInboundMany(this.db.pool, items));
     this.consent = createConsentStore(this.db.pool);
     if (!dryRun) {
       await ensureMigrationTable(this.db.pool);
@@ -378,7 +383,7 @@ export class Gateway {
   }
 
   private async receiveOnce(tenant: TenantInfo, draft: InboundDraft, options: ReceiveOptions): Promise<ReceiveResult> {
-    const recorded = await recordInbound(this.db.pool, tenant.id, draft);
+    const recorded = await this.inboundWriter.submit({ tenantId: tenant.id, draft });
     if (recorded.duplicate) {
       this.metrics.messagesIn.inc({ tenant: tenant.id, channel: draft.channel, result: 'duplicate' });
       const replies = await repliesFor(this.db.pool, tenant.id, recorded.inboundId);
@@ -430,7 +435,7 @@ export class Gateway {
       replies = tenant.fallbackReply ? [{ text: tenant.fallbackReply }] : [];
     }
     const via = inlineWanted() ? 'inline' : 'api';
-    const written = await finishInbound(this.db.pool, {
+    const written = await this.finishWriter.submit({
       tenantId: tenant.id,
       inbound: message,
       status: outcome.status,
