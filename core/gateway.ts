@@ -336,6 +336,14 @@ export class Gateway {
       health: (check) => this.healthChecks.push({ plugin: name, check }),
       dataSubjects: (provider) => this.dataSubjectProviders.push({ plugin: name, provider }),
       alerts: this.alerts.apiFor(name),
+      provide: (token, value) => {
+        if (this.container.isRegistered(token, false)) throw new PluginError('PARLEY_PLUGIN_INVALID', `Plugin "${name}": token ${String(token)} is already provided`, 500, { plugin: name });
+        this.container.register(token, { useValue: value });
+      },
+      inject: (token) => {
+        if (!this.container.isRegistered(token, false)) throw new PluginError('PARLEY_PLUGIN_INVALID', `Plugin "${name}": nothing provides ${String(token)} (list the providing plugin in "dependencies")`, 500, { plugin: name });
+        return this.container.resolve(token) as never;
+      },
     };
     try {
       const hooks = await withDeadline(Promise.resolve(plugin.setup(ctx)), this.opts.setupTimeoutMs ?? 15_000, name, 'setup()');

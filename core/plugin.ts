@@ -15,6 +15,14 @@ import type { AlertInput } from './alerts.js';
 
 export type PluginKind = 'channel' | 'capability';
 
+/** A typed tsyringe injection token (a symbol that remembers the type it stands for). */
+export type Token<T> = symbol & { readonly __type?: T };
+
+/** Makes a typed token for `ctx.provide` / `ctx.inject`. */
+export function token<T>(description: string): Token<T> {
+  return Symbol(description) as Token<T>;
+}
+
 /** A schema migration: applied once per database, in id order, inside a transaction. */
 export interface Migration {
   /** Sortable, unique within the plugin: `001_create_consent`. */
@@ -201,6 +209,16 @@ export interface PluginContext<O = unknown, S = unknown> {
   dataSubjects(provider: DataSubjectProvider): void;
   /** Alerts: plugins raise and resolve them by key; sinks (log, Slack) deliver them. */
   readonly alerts: AlertApi;
+  /**
+   * Share a service with plugins that depend on this one (tsyringe, explicit token).
+   * @example
+   * export const SMS_CLIENTS = token<SmsClients>('twilio-sms.clients');
+   * ctx.provide(SMS_CLIENTS, clients); // in twilio-sms
+   * const clients = ctx.inject(SMS_CLIENTS); // in twilio-voice, which lists twilio-sms as a dependency
+   */
+  provide<T>(token: Token<T>, value: T): void;
+  /** A kernel service (`TOKENS` in core/tokens.ts) or one a dependency provided. Throws when absent. */
+  inject<T>(token: Token<T>): T;
 }
 
 export interface AlertApi {

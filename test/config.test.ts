@@ -104,6 +104,13 @@ describe('the plugin contract', () => {
     expect(error.plugin).toBe('hangs');
   });
 
+  it('shares services between dependent plugins through explicit tokens, and names a missing provider', async () => {
+    expect((await validate(twoTenants())).plugins.indexOf('probe')).toBeLessThan((await validate(twoTenants())).plugins.indexOf('probe-channel'));
+    const config = { ...twoTenants(), plugins: ['http', 'probe', 'probe-channel', { name: 'injects-missing', module: bad('injects-missing') }] };
+    const error = await failure(() => validate(config));
+    expect(error.message).toMatch(/Plugin "injects-missing".*nothing provides Symbol\(nobody.provides.this\)/);
+  });
+
   it('loads a third-party plugin by module path relative to the configuration file', async () => {
     const config = { ...twoTenants({ pipeline: ['office-hours'] }), plugins: ['http', 'probe', 'probe-channel', { name: 'office-hours', module: './examples/office-hours/index.ts' }] };
     const r = await validate(config);
