@@ -45,6 +45,8 @@ export interface GatewayOptions {
   listen?: boolean;
   /** Seconds between outbox/inbound recovery sweeps (default 15). */
   sweepIntervalMs?: number;
+  /** How long a message may sit in processing before the recovery sweep runs it again (default 120 s). */
+  recoverAfterMs?: number;
   /** Per-stage time limit (default 30 s). */
   stageTimeoutMs?: number;
   /** Time limit for each plugin's setup and start (default 15 s). */
@@ -494,7 +496,7 @@ export class Gateway {
         this.log.warn({ count: rows.length }, 'outbox sweep: re-enqueueing items with no recent progress');
         await this.outbox.enqueue(rows.map((r) => ({ id: r.id, tenantId: r.tenant_id })));
       }
-      await this.recoverInbound('2 minutes');
+      await this.recoverInbound(`${this.opts.recoverAfterMs ?? 120_000} milliseconds`);
       const counts = await this.db.pool.query<{ tenant_id: string; status: string; n: number }>(
         `SELECT tenant_id, status, count(*)::int AS n FROM parley_outbox WHERE status IN ('pending', 'retrying', 'sending', 'dead') GROUP BY 1, 2`,
       );
@@ -509,9 +511,9 @@ export class Gateway {
   /** Re-runs inbound messages stuck in processing (their process died). Replies go via the outbox. */
   async recoverInbound(olderThan: string): Promise<number> {
     const { rows } = await this.db.pool.query<{ id: string }>(
-      `UPDATE parley_inbound SET claimed_at = now() WHERE id IN (
-         SELECT id FROM parley_inbound WHERE status IN ('received', 'processing') AND claimed_at < now() - $1::interval ORDER BY received_at LIMIT 100 FOR UPDATE SKIP LOCKED
-       ) RETURNING id`,
+      `UPDATE parley_inbound_claims SET claimed_at = now() WHERE inbound_id IN (
+         SELECT inbound_id FROM parley_inbound_claims WHERE claimed_at < now() - $1::interval ORDER BY claimed_at LIMIT 100 FOR UPDATE SKIP LOCKED
+       ) RETURNING inbound_id AS id`,
       [olderThan],
     );
     for (const { id } of rows) {

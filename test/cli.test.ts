@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { startTestGateway } from './harness.js';
-import { KEYS } from './fixtures/configs.js';
+import { KEYS, PROBE, PROBE_CHANNEL } from './fixtures/configs.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const dirs: string[] = [];
@@ -112,6 +112,36 @@ describe('the parley command', () => {
     const code = await new Promise((r) => child.on('exit', r));
     expect(code).toBe(0);
     expect(existsSync(join(dir, 'data', 'parley.pid'))).toBe(false);
+  });
+
+  it('runs a message again after SIGKILL cut its processing short', async () => {
+    const dir = tmp();
+    const dataDir = join(dir, 'data');
+    const config = stringify({
+      server: { port: 0 },
+      storage: { dataDir },
+      plugins: ['http', { name: 'probe', module: PROBE }, { name: 'probe-channel', module: PROBE_CHANNEL }],
+      tenants: [{ id: 'acme', apiKeys: [KEYS.acme], pipeline: ['probe.slow', 'probe.echo'], plugins: { http: { replyBudgetMs: 200 }, probe: { prefix: 'done: ' }, 'probe-channel': { number: '+15550001111' } } }],
+    });
+    writeFileSync(join(dir, 'parley.yaml'), config);
+    const { child, url } = await startParley([], env(), dir);
+    const res = await fetch(`${url}/v1/tenants/acme/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${KEYS.acme}` },
+      body: JSON.stringify({ from: 'kim', text: 'slow:5000 please', id: 'killed-mid-pipeline' }),
+    });
+    expect(res.status).toBe(202);
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    const after = await startTestGateway({ config, dataDir, recoverAfterMs: 0, baseDir: dir });
+    try {
+      const items = await after.waitForOutbox('acme', (all) => all.some((i) => i.text === 'done: slow:5000 please' && i.status === 'delivered'), 20_000);
+      expect(items.filter((i) => i.text === 'done: slow:5000 please')).toHaveLength(1);
+      const { rows } = await after.gateway.db.pool.query(`SELECT status FROM parley_inbound WHERE provider_message_id = 'killed-mid-pipeline'`);
+      expect(rows).toEqual([{ status: 'processed' }]);
+    } finally {
+      await after.stop();
+    }
   });
 
   it('loses no accepted message when SIGTERM arrives during a burst', async () => {

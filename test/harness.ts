@@ -35,6 +35,7 @@ export interface TestGatewayOptions {
   logLevel?: string;
   sweepIntervalMs?: number;
   stageTimeoutMs?: number;
+  recoverAfterMs?: number;
 }
 
 export interface TestGateway {
@@ -90,6 +91,7 @@ export async function startTestGateway(opts: TestGatewayOptions): Promise<TestGa
     logger: createLogger(config.log.level, sink),
     sweepIntervalMs: opts.sweepIntervalMs ?? 60_000,
     ...(opts.stageTimeoutMs ? { stageTimeoutMs: opts.stageTimeoutMs } : {}),
+    ...(opts.recoverAfterMs !== undefined ? { recoverAfterMs: opts.recoverAfterMs } : {}),
     ...(redisNamespace ? { jobNamespace: redisNamespace } : {}),
   });
   const url = gateway.url;

@@ -103,8 +103,10 @@ export function adminRouter(gateway: Gateway, auth: RouteHelpers): Router {
     const id = uuidParam(param(req, 'id'), 'outbox item');
     const item = await loadOutbound(db(), param(req, 'tenant'), id);
     if (!item) throw notFound(`No outbox item "${id}"`);
-    const { rows: events } = await db().query('SELECT status, error_code AS "errorCode", detail, at FROM parley_outbox_events WHERE tenant_id = $1 AND outbox_id = $2 ORDER BY id', [param(req, 'tenant'), id]);
-    res.json({ item, events });
+    const { rows: later } = await db().query('SELECT status, error_code AS "errorCode", detail, at FROM parley_outbox_events WHERE tenant_id = $1 AND outbox_id = $2 ORDER BY id', [param(req, 'tenant'), id]);
+    // The first status is the row's own (not stored twice): sent inline, or pending for the send job.
+    const first = { status: item.via === 'inline' ? 'sent' : 'pending', errorCode: null, detail: { via: item.via }, at: item.createdAt };
+    res.json({ item, events: [first, ...later] });
   });
 
   r.post('/tenants/:tenant/outbox/:id/retry', tenantAuth, async (req, res) => {

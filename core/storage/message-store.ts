@@ -106,6 +106,8 @@ export async function recordInboundMany(db: Queryable, items: { tenantId: string
          ORDER BY i.tenant_id, i.channel, i.pmid, i.idx
        ON CONFLICT (tenant_id, channel, provider_message_id) DO NOTHING
        RETURNING id, conversation_id, tenant_id, channel, provider_message_id, status
+     ), claim AS (
+       INSERT INTO parley_inbound_claims (inbound_id, tenant_id) SELECT id, tenant_id FROM ins
      )
      SELECT i.idx, COALESCE(n.id, e.id) AS id, COALESCE(n.conversation_id, e.conversation_id) AS conversation_id, n.id IS NOT NULL AS inserted, COALESCE(n.status, e.status) AS status
        FROM input i
@@ -160,7 +162,10 @@ export interface FinishInbound {
   via: 'inline' | 'api';
 }
 
-/** Marks inbound messages done and writes their replies (and reply history) to the outbox, in one statement. */
+/**
+ * Marks inbound messages done and writes their replies to the outbox, in one statement. An item's first
+ * status (`sent` inline or `pending`) is its row's own; `parley_outbox_events` holds what happened after.
+ */
 export async function finishInboundMany(db: Queryable, items: FinishInbound[]): Promise<OutboundMessage[][]> {
   const done = items.map((f) => ({ tenant_id: f.tenantId, id: f.inbound.id, status: f.status, stop_reason: f.stopReason, error: f.error, stages: f.stages, annotations: f.annotations }));
   const replies = items.flatMap((f) =>
@@ -185,6 +190,8 @@ export async function finishInboundMany(db: Queryable, items: FinishInbound[]): 
      ), upd AS (
        UPDATE parley_inbound i SET status = f.status, stop_reason = f.stop_reason, error = f.error, stages = f.stages, annotations = f.annotations, processed_at = now()
        FROM f WHERE i.tenant_id = f.tenant_id AND i.id = f.id
+     ), unclaim AS (
+       DELETE FROM parley_inbound_claims c USING f WHERE c.inbound_id = f.id
      ), r AS (
        SELECT * FROM jsonb_to_recordset($2::jsonb) AS x(seq int, tenant_id text, channel text, conversation_id uuid, inbound_id uuid, to_address text,
          from_address text, body text, media jsonb, options jsonb, status text, via text)
@@ -192,9 +199,6 @@ export async function finishInboundMany(db: Queryable, items: FinishInbound[]): 
        INSERT INTO parley_outbox (tenant_id, channel, conversation_id, inbound_id, seq, to_address, from_address, body, media, options, status, via, sent_at)
        SELECT tenant_id, channel, conversation_id, inbound_id, seq, to_address, from_address, body, media, options, status, via, CASE WHEN status = 'sent' THEN now() END FROM r
        RETURNING *
-     ), ev AS (
-       INSERT INTO parley_outbox_events (outbox_id, tenant_id, status, detail)
-       SELECT id, tenant_id, status, jsonb_build_object('via', via) FROM ins
      )
      SELECT * FROM ins`,
     [JSON.stringify(done), JSON.stringify(replies)],
@@ -223,11 +227,8 @@ export async function insertOutbound(
   m: { tenantId: string; channel: string; to: string; from: string; text: string; media: MediaAttachment[]; options: Record<string, unknown>; conversationId: string | null },
 ): Promise<OutboundMessage> {
   const { rows } = await db.query<OutboxRow>(
-    `WITH ins AS (
-       INSERT INTO parley_outbox (tenant_id, channel, conversation_id, to_address, from_address, body, media, options, status, via)
-       VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb, 'pending', 'api') RETURNING *
-     ), ev AS (INSERT INTO parley_outbox_events (outbox_id, tenant_id, status) SELECT id, tenant_id, 'pending' FROM ins)
-     SELECT * FROM ins`,
+    `INSERT INTO parley_outbox (tenant_id, channel, conversation_id, to_address, from_address, body, media, options, status, via)
+     VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb, 'pending', 'api') RETURNING *`,
     [m.tenantId, m.channel, m.conversationId, m.to, m.from, m.text, JSON.stringify(m.media), JSON.stringify(m.options)],
   );
   return toOutbound(rows[0]!);

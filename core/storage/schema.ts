@@ -41,17 +41,24 @@ CREATE TABLE parley_inbound (
   raw jsonb,
   received_at timestamptz NOT NULL DEFAULT now(),
   status text NOT NULL DEFAULT 'received',
-  claimed_at timestamptz NOT NULL DEFAULT now(),
   stop_reason text,
   error text,
   stages jsonb NOT NULL DEFAULT '[]',
   annotations jsonb NOT NULL DEFAULT '{}',
   processed_at timestamptz,
   UNIQUE (tenant_id, channel, provider_message_id)
-);
+) WITH (fillfactor = 80);
 CREATE INDEX parley_inbound_conversation ON parley_inbound (conversation_id, received_at);
-CREATE INDEX parley_inbound_pending ON parley_inbound (status, claimed_at) WHERE status IN ('received', 'processing');
 CREATE INDEX parley_inbound_from ON parley_inbound (tenant_id, from_address);
+
+-- Messages whose pipeline has not finished: a row from the insert to the end of processing. The
+-- recovery sweep reads this small table; keeping it apart lets the message's own update stay HOT
+-- (no indexed column of parley_inbound changes when processing ends).
+CREATE TABLE parley_inbound_claims (
+  inbound_id uuid PRIMARY KEY REFERENCES parley_inbound (id) ON DELETE CASCADE,
+  tenant_id text NOT NULL,
+  claimed_at timestamptz NOT NULL DEFAULT now()
+);
 
 CREATE TABLE parley_outbox (
   id uuid PRIMARY KEY DEFAULT gen_random_uuid(),

@@ -59,6 +59,12 @@ export class FakeWhatsAppWebClient extends EventEmitter implements WhatsAppWebCl
   initializeCount = 0;
   destroyCount = 0;
   logoutCount = 0;
+  /**
+   * Stands in for puppeteer's browser, as the real client exposes it. Its process is the test process
+   * itself (set `browserPid` to another pid, or undefined for "no browser process").
+   */
+  browserPid: number | undefined = process.pid;
+  readonly pupBrowser = { process: () => (this.browserPid === undefined ? null : { pid: this.browserPid }) };
 
   private state: string | null = null;
   private ready = false;
@@ -182,6 +188,14 @@ export class FakeWhatsAppWebClient extends EventEmitter implements WhatsAppWebCl
     if (reason !== 'LOGOUT') this.emit('change_state', reason);
     this.goOffline();
     this.emit('disconnected', reason);
+  }
+
+  /**
+   * Emits 'message_ack' for a message this client sent, as the real client does when WhatsApp reports
+   * progress: 1 server, 2 device (delivered), 3 read, -1 error.
+   */
+  ackMessage(message: WhatsAppWebMessageLike, ack: -1 | 0 | 1 | 2 | 3 | 4): void {
+    this.emit('message_ack', message, ack);
   }
 
   /** While on, `sendMessage` returns a promise that never settles (a frozen WhatsApp Web page). */
