@@ -9,7 +9,7 @@
  */
 import autocannon from 'autocannon';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -55,6 +55,27 @@ async function stop(child: ChildProcess): Promise<void> {
   await new Promise((r) => child.once('exit', r));
 }
 
+/** CPU time (ms) used so far by a process. */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
+/** CPU time (ms) used so far by every local PostgreSQL server process. */
+function postgresCpuMs(): number {
+  let total = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (stat.includes('(postgres)')) total += cpuMs(Number(entry));
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return total;
+}
+
 function rssMb(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
@@ -62,6 +83,9 @@ function rssMb(pid: number): number {
 }
 
 export interface LoadResult {
+  /** Server CPU per request (ms), and the local PostgreSQL's when it is the store. */
+  cpuPerRequest?: number;
+  dbCpuPerRequest?: number;
   rps: number;
   p50: number;
   p99: number;
@@ -74,6 +98,8 @@ export async function load(url: string, request: () => { method: 'POST'; path: s
   let peak = 0;
   const sampler = pid ? setInterval(() => (peak = Math.max(peak, rssMb(pid))), 250) : undefined;
   const first = request();
+  const cpu0 = pid ? cpuMs(pid) : 0;
+  const db0 = postgresCpuMs();
   const result = await autocannon({
     url,
     connections: CONNECTIONS,
@@ -82,7 +108,11 @@ export async function load(url: string, request: () => { method: 'POST'; path: s
     requests: [{ setupRequest: (req) => ({ ...req, ...request() }) }],
   });
   if (sampler) clearInterval(sampler);
+  const total = result.requests.total || 1;
+  const dbCpu = (postgresCpuMs() - db0) / total;
   return {
+    ...(pid ? { cpuPerRequest: (cpuMs(pid) - cpu0) / total } : {}),
+    ...(dbCpu > 0.01 ? { dbCpuPerRequest: dbCpu } : {}),
     rps: Math.round(result.requests.average),
     p50: result.latency.p50,
     p99: result.latency.p99,
@@ -122,7 +152,7 @@ async function freshDb(): Promise<{ url: string; drop: () => Promise<void> }> {
   };
 }
 
-const fmt = (r: LoadResult) => `${String(r.rps).padStart(6)} req/s  p50 ${String(r.p50).padStart(3)} ms  p99 ${String(r.p99).padStart(4)} ms  non-2xx ${r.non2xx}  errors ${r.errors}${r.peakRssMb ? `  peak RSS ${r.peakRssMb} MB` : ''}`;
+const fmt = (r: LoadResult) => `${String(r.rps).padStart(6)} req/s  p50 ${String(r.p50).padStart(3)} ms  p99 ${String(r.p99).padStart(4)} ms  non-2xx ${r.non2xx}  errors ${r.errors}${r.peakRssMb ? `  peak RSS ${r.peakRssMb} MB` : ''}${r.cpuPerRequest ? `  CPU/req ${r.cpuPerRequest.toFixed(2)} ms` : ''}${r.dbCpuPerRequest ? ` (+ PostgreSQL ${r.dbCpuPerRequest.toFixed(2)} ms)` : ''}`;
 
 async function main() {
   const work = mkdtempSync(join(tmpdir(), 'parley-bench-'));
@@ -145,7 +175,7 @@ async function main() {
     const bare = await startProcess(['--import', 'tsx', join(ROOT, 'bench/bare-server.ts')], /BARE_READY (\d+)/, {});
     const scenarios = benchScenarios({ key: KEY });
     for (const scenario of scenarios) {
-      const baseline = await load(`http://127.0.0.1:${bare.port}`, scenario.bareRequest);
+      const baseline = await load(`http://127.0.0.1:${bare.port}`, scenario.bareRequest, bare.child.pid);
       const embedded = await load(`http://127.0.0.1:${restart.port}`, scenario.request(), restart.child.pid);
       say(`\n[${scenario.name}]`);
       say(`  bare express        ${fmt(baseline)}`);
@@ -160,7 +190,7 @@ async function main() {
       const ext = await startProcess(parleyArgs, /Parley is ready on http:\/\/[\d.]+:(\d+)/, { ...env, DATABASE_URL: db.url, REDIS_URL, PARLEY_DATA_DIR: join(work, 'data-ext') }, work);
       say(`\nboot to ready (PostgreSQL + Redis): ${Math.round(ext.readyMs)} ms`);
       for (const scenario of scenarios) {
-        const baseline = await load(`http://127.0.0.1:${bare.port}`, scenario.bareRequest);
+        const baseline = await load(`http://127.0.0.1:${bare.port}`, scenario.bareRequest, bare.child.pid);
         const external = await load(`http://127.0.0.1:${ext.port}`, scenario.request(), ext.child.pid);
         say(`\n[${scenario.name}, PostgreSQL 15 + Redis]`);
         say(`  bare express        ${fmt(baseline)}`);

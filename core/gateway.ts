@@ -184,8 +184,10 @@ export class Gateway {
       ? dryDatabase()
       : await openDatabase({ databaseUrl: this.config.storage.databaseUrl, dataDir, poolSize: this.config.storage.poolSize, log: this.log.child({ component: 'database' }) });
     this.tenants.attachDatabase(this.db.pool);
-    this.inboundWriter = new Batcher((items) => recordInboundMany(this.db.pool, items));
-    this.finishWriter = new Batcher((items) => finishInboundMany(this.db.pool, items));
+    const batchFailed = (what: string) => (error: unknown, size: number) =>
+      this.log.warn({ err: error, size, code: (error as { code?: string }).code }, `${what}: a batch failed; retrying its items one by one`);
+    this.inboundWriter = new Batcher((items) => recordInboundMany(this.db.pool, items), 256, 2, batchFailed('recording inbound messages'));
+    this.finishWriter = new Batcher((items) => finishInboundMany(this.db.pool, items), 256, 2, batchFailed('finishing inbound messages'));
     this.consent = createConsentStore(this.db.pool);
     if (!dryRun) {
       await ensureMigrationTable(this.db.pool);

@@ -12,6 +12,7 @@ export class Batcher<I, O> {
     private readonly run: (items: I[]) => Promise<O[]>,
     private readonly maxBatch = 256,
     private readonly maxInFlight = 2,
+    private readonly onBatchError: (error: unknown, size: number) => void = () => undefined,
   ) {}
 
   submit(item: I): Promise<O> {
@@ -38,6 +39,7 @@ export class Batcher<I, O> {
       batch.forEach((b, i) => b.resolve(results[i]!));
     } catch (error) {
       if (batch.length === 1) return batch[0]!.reject(error);
+      this.onBatchError(error, batch.length);
       for (const b of batch) {
         try {
           const [result] = await this.run([b.item]);

@@ -48,6 +48,9 @@ export async function applyMigrations(pool: Pool, plugin: string, migrations: Mi
       const { rows } = await client.query<{ checksum: string }>('SELECT checksum FROM parley_migrations WHERE plugin = $1 AND id = $2', [plugin, m.id]);
       if (rows[0]) {
         await client.query('COMMIT');
+        if (rows[0].checksum !== checksum) {
+          throw new ParleyError('PARLEY_MIGRATION_FAILED', `Migration ${plugin}/${m.id} was changed after it was applied to this database; add a new migration instead of editing an applied one`, 500, { plugin });
+        }
         continue;
       }
       await client.query(m.sql);
@@ -56,6 +59,7 @@ export async function applyMigrations(pool: Pool, plugin: string, migrations: Mi
       applied.push(m.id);
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);
+      if (error instanceof ParleyError) throw error;
       throw new ParleyError('PARLEY_MIGRATION_FAILED', `Migration ${plugin}/${m.id} failed: ${(error as Error).message}`, 500, { cause: error, plugin });
     } finally {
       client.release();

@@ -49,7 +49,6 @@ CREATE TABLE parley_inbound (
   UNIQUE (tenant_id, channel, provider_message_id)
 ) WITH (fillfactor = 80);
 CREATE INDEX parley_inbound_conversation ON parley_inbound (conversation_id, received_at);
-CREATE INDEX parley_inbound_from ON parley_inbound (tenant_id, from_address);
 
 -- Messages whose pipeline has not finished: a row from the insert to the end of processing. The
 -- recovery sweep reads this small table; keeping it apart lets the message's own update stay HOT
@@ -86,7 +85,9 @@ CREATE TABLE parley_outbox (
 CREATE INDEX parley_outbox_tenant_status ON parley_outbox (tenant_id, status, created_at);
 CREATE INDEX parley_outbox_provider_id ON parley_outbox (channel, provider_message_id) WHERE provider_message_id IS NOT NULL;
 CREATE INDEX parley_outbox_inbound ON parley_outbox (inbound_id);
-CREATE INDEX parley_outbox_to ON parley_outbox (tenant_id, to_address);
+-- Replies are found through their conversation; only messages outside one (reminders, campaigns)
+-- need an index on the address, for data-subject requests.
+CREATE INDEX parley_outbox_to ON parley_outbox (tenant_id, to_address) WHERE conversation_id IS NULL;
 
 CREATE TABLE parley_outbox_events (
   id bigserial PRIMARY KEY,
