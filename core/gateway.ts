@@ -34,6 +34,7 @@ import { OutboxSender, OUTBOX_QUEUE, type OutboxJob } from './outbox.js';
 import { runPipeline, type ResolvedStage } from './pipeline.js';
 import { Batcher } from './storage/batcher.js';
 import { createConsentStore } from './consent.js';
+import { coreDataSubjects } from './data-subjects.js';
 import { createHttpApp, type RouteRegistration } from './http/app.js';
 import { TOKENS } from './tokens.js';
 
@@ -213,6 +214,7 @@ export class Gateway {
     this.container.register(TOKENS.Tenants, { useValue: this.tenants });
     this.container.register(TOKENS.Gateway, { useValue: this });
 
+    this.dataSubjectProviders.push({ plugin: 'core', provider: coreDataSubjects(this.db.pool) });
     for (const plugin of ordered) await this.setupPlugin(plugin);
     if (!dryRun) for (const { plugin, migrations } of this.migrations) await applyMigrations(this.db.pool, plugin, migrations);
     this.validatePipelines();
@@ -543,6 +545,25 @@ export class Gateway {
       },
     );
     return promise;
+  }
+
+  /**
+   * Everything every plugin keeps about one person, with what it is kept for. The data-subject
+   * request plugin builds on this; it is also what an operator runs by hand.
+   */
+  async exportSubject(subject: import('./plugin.js').DataSubject): Promise<{ provider: string; plugin: string; about: ReturnType<DataSubjectProvider['describe']>; records: Record<string, unknown>[] }[]> {
+    const out = [];
+    for (const { plugin, provider } of this.dataSubjectProviders) out.push({ provider: provider.name, plugin, about: provider.describe(), records: await provider.export(subject) });
+    return out;
+  }
+
+  /** Erases one person's data in every provider, plugins first, and audits it with a hash only. */
+  async eraseSubject(subject: import('./plugin.js').DataSubject, actor: string): Promise<Record<string, number>> {
+    const erased: Record<string, number> = {};
+    for (const { provider } of [...this.dataSubjectProviders].reverse()) erased[provider.name] = (await provider.erase(subject)).erased;
+    const subjectHash = hashAddress([...subject.addresses].sort().join(','));
+    await this.db.pool.query('INSERT INTO parley_audit (tenant_id, actor, action, subject_hash, detail) VALUES ($1, $2, $3, $4, $5)', [subject.tenantId, actor, 'data-subject.erase', subjectHash, erased]);
+    return erased;
   }
 
   /** Readiness of every component, with latency. */
