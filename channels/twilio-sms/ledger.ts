@@ -75,12 +75,23 @@ export class SegmentLedger {
 
   /** Records a part once; false when it was already recorded (a retried webhook). */
   async record(e: LedgerEntry): Promise<boolean> {
-    const { rowCount } = await this.db.query(
+    return (await this.recordMany([e])).length > 0;
+  }
+
+  /** Records parts in one statement; returns those not recorded before. */
+  async recordMany(entries: readonly LedgerEntry[]): Promise<LedgerEntry[]> {
+    if (!entries.length) return [];
+    const rows = entries.map((e) => ({ ...e, address: consentAddress(e.address) }));
+    const { rows: inserted } = await this.db.query<{ ref: string; part: number }>(
       `INSERT INTO twilio_sms_segments (tenant_id, ref, part, direction, via, address, message_sid, encoding, units, segments, media, cost, currency)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT DO NOTHING`,
-      [e.tenantId, e.ref, e.part, e.direction, e.via, consentAddress(e.address), e.messageSid, e.encoding, e.units, e.segments, e.media, e.cost, e.currency],
+       SELECT "tenantId", ref, part, direction, via, address, "messageSid", encoding, units, segments, media, cost, currency
+       FROM jsonb_to_recordset($1::jsonb) AS x("tenantId" text, ref text, part int, direction text, via text, address text, "messageSid" text,
+         encoding text, units int, segments int, media int, cost numeric, currency text)
+       ON CONFLICT DO NOTHING RETURNING ref, part`,
+      [JSON.stringify(rows)],
     );
-    return (rowCount ?? 0) > 0;
+    const fresh = new Set(inserted.map((r) => `${r.ref}\u0000${r.part}`));
+    return entries.filter((e) => fresh.has(`${e.ref}\u0000${e.part}`));
   }
 
   /** Parts of an outbox item Twilio already accepted: part -> SID. */

@@ -6,7 +6,7 @@
  */
 import type twilio from 'twilio';
 import type { Logger } from 'pino';
-import type { AlertApi, ChannelSender, ConsentStore, SendResult } from '../../core/plugin.js';
+import type { ChannelSender, ConsentStore, SendResult } from '../../core/plugin.js';
 import type { OutboundMessage } from '../../core/message.js';
 import { SendError } from '../../core/errors.js';
 import { describeTwilioError, type TwilioCallFailure } from './client.js';
@@ -26,7 +26,6 @@ export interface SmsSenderDeps {
   metrics: TwilioMetrics;
   ledger: SegmentLedger;
   consent: () => ConsentStore;
-  alerts: AlertApi;
   /** The tenant's state, or why the channel is off for it. */
   tenantState(tenantId: string): ActiveTenant | { off: string };
   client(tenant: ActiveTenant): twilio.Twilio;

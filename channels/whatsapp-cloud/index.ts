@@ -156,15 +156,16 @@ export function createWhatsAppCloudChannel(deps: WhatsAppCloudDeps = {}) {
             throw badRequest('Not a WhatsApp Cloud webhook payload');
           }
           webhooks.inc({ result: 'ok' });
+          // In payload order: a person's messages reach the pipeline in the order they were written.
           const work = track(
-            Promise.all(
-              parsed.map((event) =>
-                handleEvent(event, match.appSecret).catch((error: unknown) => {
+            (async () => {
+              for (const event of parsed) {
+                await handleEvent(event, match.appSecret).catch((error: unknown) => {
                   ctx.log.error({ err: error, kind: event.kind }, 'WhatsApp Cloud event failed');
                   events.inc({ tenant: event.phoneNumberId ? (byPhoneNumberId.get(event.phoneNumberId)?.tenantId ?? 'unknown') : 'unknown', kind: event.kind, result: 'error' });
-                }),
-              ),
-            ),
+                });
+              }
+            })(),
           );
           // Messages are recorded before their pipeline runs, so Meta gets its 200 without waiting
           // for slow stages; replies go out through the outbox either way.

@@ -74,6 +74,8 @@ export interface WhatsAppWebClientEvents {
   /** `'LOGOUT'` or a `WAState` such as `'CONFLICT'`, `'UNPAIRED'`, `'NAVIGATION'`. */
   disconnected: (reason: string) => void;
   change_state: (state: string) => void;
+  /** Delivery progress of a message this client sent: 1 server, 2 device, 3 read, 4 played, -1 error. */
+  message_ack: (message: WhatsAppWebMessageLike, ack: number) => void;
 }
 
 /** The subset of whatsapp-web.js `Client` the channel uses; the real client and the fake satisfy it. */

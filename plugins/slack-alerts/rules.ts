@@ -31,9 +31,15 @@ export interface RuleAlert {
 export type RuleDecision = { action: 'raise'; rule: string; alert: RuleAlert } | { action: 'resolve'; rule: string; key: string; tenantId?: string };
 
 /** Readings from prom-client's `getMetricsAsJSON()`, flattened. */
-export function flattenMetrics(metrics: { name: string; values: { value: number; labels: Record<string, string | number>; metricName?: string }[] }[]): MetricSample[] {
+export function flattenMetrics(metrics: { name: string; values: { value: number; labels: Partial<Record<string, string | number>>; metricName?: string }[] }[]): MetricSample[] {
   const out: MetricSample[] = [];
-  for (const m of metrics) for (const v of m.values) out.push({ name: v.metricName ?? m.name, labels: v.labels, value: v.value });
+  for (const m of metrics) {
+    for (const v of m.values) {
+      const labels: Record<string, string | number> = {};
+      for (const [k, l] of Object.entries(v.labels)) if (l !== undefined) labels[k] = l;
+      out.push({ name: v.metricName ?? m.name, labels, value: v.value });
+    }
+  }
   return out;
 }
 

@@ -1,0 +1,327 @@
+/**
+ * The `twilio-sms` channel: SMS, MMS and WhatsApp-through-Twilio. `POST /twilio/sms` takes inbound
+ * messages (signature checked, deduplicated on MessageSid by the kernel), answers consent keywords
+ * through the `twilio-sms.consent` stage, and replies inline in TwiML when the pipeline is quick or
+ * through the REST API via the outbox when it is not. `POST /twilio/status` records delivery.
+ */
+import type { Request, Response } from 'express';
+import type twilio from 'twilio';
+import { ConfigError, notFound } from '../../core/errors.js';
+import { hashAddress } from '../../core/logger.js';
+import type { InboundDraft, OutboundMessage } from '../../core/message.js';
+import { definePlugin } from '../../core/plugin.js';
+import type { TenantInfo } from '../../core/tenancy.js';
+import { createTwilioClient, type TwilioCallFailure } from './client.js';
+import { consentStage, matchKeyword, resolveConsentPolicy, type ConsentPolicy } from './consent.js';
+import { SegmentLedger, ledgerMigrations, usageOf, type LedgerEntry } from './ledger.js';
+import { UNKNOWN_TENANT, twilioMetrics } from './metrics.js';
+import { fitToSegments } from './segments.js';
+import { createSmsSender, type ActiveTenant } from './sender.js';
+import { webhookUrl } from './signature.js';
+import { emptyTwiml, messagingTwiml, TwimlError, type TwimlReply } from './twiml.js';
+import { CONSENT_STAGE, TWILIO_SMS_CHANNEL, optionsSchema, settingsSchema, type TwilioSmsOptions, type TwilioSmsSettings } from './types.js';
+import { createSignatureGuard, formParams, outboxStatusOf, parseInboundSms, parseStatusCallback, required, single } from './webhook.js';
+
+export { TWILIO_SMS_CHANNEL, CONSENT_STAGE } from './types.js';
+export type { TwilioSmsSettings, TwilioSmsOptions } from './types.js';
+
+/**
+ * Consent keywords always get the room they need to answer inline: an opt-out confirmation sent
+ * later through the outbox would be blocked, because the number is opted out by then.
+ */
+const KEYWORD_BUDGET_MS = 10_000;
+
+interface TenantState {
+  tenant: TenantInfo;
+  settings: TwilioSmsSettings;
+  policy: ConsentPolicy;
+  /** Why the channel is off for this tenant; undefined when it is on. */
+  off: string | undefined;
+}
+
+/** Why the channel cannot run for a tenant, or undefined when it can. */
+export function offReason(settings: TwilioSmsSettings, options: TwilioSmsOptions, publicBaseUrl: string | undefined): string | undefined {
+  if (!settings.enabled) return 'enabled is false';
+  const missing = [!settings.accountSid && 'accountSid', !settings.authToken && 'authToken'].filter(Boolean);
+  if (missing.length) return `${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} not set (usually from the TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN environment variables)`;
+  if (!settings.numbers.length && !settings.messagingServiceSid) return 'no numbers are configured (for the demo: DEMO_TWILIO_NUMBER)';
+  if (options.requirePublicBaseUrl && !publicBaseUrl) return 'server.publicBaseUrl is not set (PUBLIC_BASE_URL): Twilio signs and calls the public URL';
+  return undefined;
+}
+
+export interface TwilioSmsChannelDeps {
+  /** Builds the SDK client of a tenant; by default the real SDK, redirected by `options.apiBaseUrl`. */
+  createClient?: typeof createTwilioClient;
+}
+
+/**
+ * @example
+ * // parley.yaml
+ * // tenants: [{ id: acme, pipeline: [twilio-sms.consent, keyword-replies],
+ * //   plugins: { twilio-sms: { accountSid: ${TWILIO_ACCOUNT_SID}, authToken: ${TWILIO_AUTH_TOKEN}, numbers: [+15551234567] } } }]
+ */
+export function createTwilioSmsChannel(deps: TwilioSmsChannelDeps = {}) {
+  const makeClient = deps.createClient ?? createTwilioClient;
+  return definePlugin({
+    name: TWILIO_SMS_CHANNEL,
+    kind: 'channel',
+    description: 'SMS, MMS and WhatsApp through Twilio: signed webhooks, consent keywords, inline TwiML or REST replies, delivery status.',
+    optionsSchema,
+    settingsSchema,
+    setup(ctx) {
+      const options = ctx.options;
+      const metrics = twilioMetrics(ctx.metrics);
+      const ledger = new SegmentLedger(ctx.db);
+      const consent = () => ctx.gateway.consent;
+      const states = new Map<string, TenantState>();
+      const authFailures = new Map<string, string>();
+
+      for (const { tenant, settings } of ctx.tenants()) {
+        const policy = resolveConsentPolicy(settings.consent, tenant);
+        const off = offReason(settings, options, ctx.publicBaseUrl);
+        states.set(tenant.id, { tenant, settings, policy, off });
+        if (off) {
+          ctx.log.warn({ tenant: tenant.id, reason: off }, `twilio-sms is off for tenant "${tenant.id}": ${off}`);
+          continue;
+        }
+        if (settings.numbers.length && tenant.pipeline[0] !== CONSENT_STAGE) {
+          throw new ConfigError([
+            `tenants (${tenant.id}).pipeline: must start with "${CONSENT_STAGE}" when twilio-sms receives messages, so STOP/HELP never reach other stages (now: [${tenant.pipeline.join(', ')}])`,
+          ]);
+        }
+        if (!settings.validateSignatures) {
+          if (process.env.NODE_ENV === 'production') {
+            throw new ConfigError([`tenants (${tenant.id}).plugins.twilio-sms.validateSignatures: false is refused when NODE_ENV=production`]);
+          }
+          ctx.log.warn({ tenant: tenant.id }, `twilio-sms: X-Twilio-Signature checking is OFF for tenant "${tenant.id}". Anyone can post messages as any number. Local development only.`);
+        }
+        if (!settings.consent.contact) {
+          ctx.log.warn({ tenant: tenant.id }, 'twilio-sms: consent.contact is not set; CTIA expects HELP replies to name a phone number or email');
+        }
+        for (const number of settings.numbers) ctx.claimAddress(TWILIO_SMS_CHANNEL, number, tenant.id);
+      }
+      const anyOn = [...states.values()].some((s) => !s.off);
+      if (anyOn && !ctx.publicBaseUrl) {
+        ctx.log.warn('twilio-sms: server.publicBaseUrl is not set, so signatures are checked against the URL requests arrive on and REST sends ask for no status callbacks. Behind a proxy or tunnel, set it.');
+      }
+
+      const activeOf = (tenantId: string): ActiveTenant | undefined => {
+        const s = states.get(tenantId);
+        return s && !s.off ? { tenantId, settings: s.settings as ActiveTenant['settings'] } : undefined;
+      };
+      const clients = new Map<string, { key: string; client: twilio.Twilio }>();
+      const clientFor = (t: ActiveTenant): twilio.Twilio => {
+        const key = `${t.settings.accountSid}\u0000${t.settings.authToken}`;
+        const cached = clients.get(t.tenantId);
+        if (cached?.key === key) return cached.client;
+        const client = makeClient({ accountSid: t.settings.accountSid, authToken: t.settings.authToken, apiBaseUrl: options.apiBaseUrl, timeoutMs: options.requestTimeoutMs });
+        clients.set(t.tenantId, { key, client });
+        return client;
+      };
+      const onAuthFailure = (tenantId: string, failure: TwilioCallFailure) => {
+        authFailures.set(tenantId, failure.message);
+        ctx.alerts.raise({ key: 'twilio-sms.credentials', tenantId, severity: 'critical', summary: `Twilio refused the credentials of tenant "${tenantId}": replies cannot be sent`, details: { error: failure.message } });
+      };
+
+      ctx.migrations(ledgerMigrations);
+      ctx.stage(consentStage({ consent, policyFor: (tenantId) => states.get(tenantId)?.policy }));
+      ctx.sender(
+        createSmsSender({
+          log: ctx.log,
+          metrics,
+          ledger,
+          consent,
+          tenantState: (tenantId) => activeOf(tenantId) ?? { off: states.get(tenantId)?.off ?? 'the tenant has no twilio-sms settings' },
+          client: clientFor,
+          statusCallbackUrl: ctx.publicBaseUrl ? webhookUrl(ctx.publicBaseUrl, options.statusCallbackPath) : undefined,
+          onAuthFailure,
+        }),
+      );
+      ctx.dataSubjects(ledger.dataSubjectProvider());
+      ctx.health({
+        name: TWILIO_SMS_CHANNEL,
+        critical: false,
+        async check() {
+          const tenants = Object.fromEntries([...states].map(([id, s]) => [id, s.off ? `off: ${s.off}` : authFailures.has(id) ? `credentials refused: ${authFailures.get(id)}` : 'on']));
+          const on = [...states.values()].filter((s) => !s.off).length;
+          return {
+            ok: authFailures.size === 0,
+            detail: authFailures.size ? `Twilio refused the credentials of ${[...authFailures.keys()].join(', ')}` : on ? `on for ${on} tenant(s)` : 'off: no tenant has Twilio credentials and numbers',
+            info: { tenants },
+          };
+        },
+      });
+
+      const guard = createSignatureGuard({ log: ctx.log, metrics, policy: { publicBaseUrl: ctx.publicBaseUrl, trustProxy: options.trustProxy } });
+
+      /**
+       * Records message parts in the ledger and counts the new ones (a retried webhook counts nothing).
+       * Bookkeeping must never cost a customer their reply: a failed write is logged and counted.
+       */
+      async function account(tenantId: string, entries: readonly LedgerEntry[]): Promise<void> {
+        let fresh: LedgerEntry[];
+        try {
+          fresh = await ledger.recordMany(entries);
+        } catch (error) {
+          metrics.errors.inc({ tenant: tenantId, code: 'ledger' });
+          ctx.log.error({ err: error, tenant: tenantId }, 'twilio-sms: could not record segments; the message itself is unaffected');
+          return;
+        }
+        for (const entry of fresh) {
+          if (entry.direction === 'out') metrics.sends.inc({ tenant: tenantId, status: 'inline' });
+          metrics.segments.inc({ tenant: tenantId, direction: entry.direction, encoding: entry.encoding }, entry.segments);
+          metrics.cost.inc({ tenant: tenantId, direction: entry.direction, currency: entry.currency }, entry.cost);
+        }
+      }
+
+      /** Replies as TwiML, each fitted to the segment budget, and the ledger entries of their parts. */
+      function inlineTwiml(state: TenantState, replies: readonly OutboundMessage[]): { xml: string; entries: LedgerEntry[] } {
+        const messages: TwimlReply[] = [];
+        const entries: LedgerEntry[] = [];
+        for (const reply of replies) {
+          const texts = reply.text === '' ? [''] : fitToSegments(reply.text, state.settings.maxSegments, state.settings.overflow);
+          for (const [part, text] of texts.entries()) {
+            const mediaUrls = part === 0 ? reply.media.map((m) => m.url) : [];
+            if (text.trim() === '' && !mediaUrls.length) continue;
+            messages.push({ text, mediaUrls });
+            entries.push({ tenantId: state.tenant.id, ref: reply.id, part, direction: 'out', via: 'inline', address: reply.to, messageSid: null, ...usageOf(text, mediaUrls.length, state.settings) });
+          }
+        }
+        try {
+          return { xml: messagingTwiml(messages), entries };
+        } catch (error) {
+          if (!(error instanceof TwimlError)) throw error;
+          metrics.errors.inc({ tenant: state.tenant.id, code: error.code });
+          ctx.log.error({ tenant: state.tenant.id, code: error.code, err: error }, 'twilio-sms: could not build the TwiML reply; answering without it');
+          return { xml: emptyTwiml(), entries: [] };
+        }
+      }
+
+      function sendTwiml(res: Response, xml: string): void {
+        res.status(200).type('text/xml').send(xml);
+      }
+
+      async function inbound(req: Request, res: Response): Promise<void> {
+        const params = formParams(req);
+        const to = required(params, 'To');
+        const tenantId = ctx.resolveTenant(TWILIO_SMS_CHANNEL, to)?.id;
+        const state = tenantId ? states.get(tenantId) : undefined;
+        if (!state || state.off) {
+          metrics.requests.inc({ tenant: UNKNOWN_TENANT, endpoint: 'sms' });
+          ctx.log.warn({ to: hashAddress(to) }, 'twilio-sms: a message arrived for a number no tenant owns');
+          throw notFound('No tenant owns this Twilio number');
+        }
+        const { tenant, settings } = state;
+        metrics.requests.inc({ tenant: tenant.id, endpoint: 'sms' });
+        guard(req, params, { tenantId: tenant.id, authToken: settings.authToken!, validate: settings.validateSignatures, endpoint: 'sms' });
+        let sms;
+        try {
+          sms = parseInboundSms(params);
+        } catch (error) {
+          metrics.errors.inc({ tenant: tenant.id, code: 'malformed' });
+          throw error;
+        }
+        const keyword = matchKeyword(state.policy, sms.body, sms.optOutType);
+        const usage = usageOf(sms.body, sms.media.length, settings);
+        const draft: InboundDraft = {
+          channel: TWILIO_SMS_CHANNEL,
+          tenantId: tenant.id,
+          from: sms.from,
+          to: sms.to,
+          text: sms.body,
+          media: sms.media,
+          providerMessageId: sms.messageSid,
+          raw: { ...params },
+          attributes: {
+            ...(keyword ? { consentKeyword: keyword } : {}),
+            ...(sms.optOutType ? { optOutType: sms.optOutType } : {}),
+            ...(sms.messagingServiceSid ? { messagingServiceSid: sms.messagingServiceSid } : {}),
+            encoding: usage.encoding,
+            segments: sms.numSegments ?? usage.segments,
+          },
+        };
+        const inboundEntry: LedgerEntry = { tenantId: tenant.id, ref: sms.messageSid, part: 0, direction: 'in', via: 'inbound', address: sms.from, messageSid: sms.messageSid, ...usage };
+
+        if (!keyword && (await consent().isOptedOut(tenant.id, sms.from))) {
+          // The pipeline still sees the message (the business may need it), but replies must not
+          // reach someone who opted out: no inline answer, so every reply goes to the outbox, which
+          // records it as blocked.
+          const pending = ctx.gateway.receive(draft);
+          pending.catch((error: unknown) => ctx.log.error({ err: error, tenant: tenant.id }, 'twilio-sms: processing a message from an opted-out sender failed'));
+          // Surfaces an immediate refusal (shutting down: 503) without waiting for the pipeline.
+          await Promise.race([pending, Promise.resolve()]);
+          await account(tenant.id, [inboundEntry]);
+          sendTwiml(res, emptyTwiml());
+          return;
+        }
+
+        const result = await ctx.gateway.receive(draft, { inline: { budgetMs: keyword ? KEYWORD_BUDGET_MS : settings.replyBudgetMs } });
+        if (result.status === 'deferred') ctx.log.info({ tenant: tenant.id, inboundId: result.inboundId, budgetMs: settings.replyBudgetMs }, 'twilio-sms: pipeline slower than the reply budget; replying through the REST API');
+        const { xml, entries } = inlineTwiml(state, result.inline);
+        await account(tenant.id, [inboundEntry, ...entries]);
+        sendTwiml(res, xml);
+      }
+
+      async function status(req: Request, res: Response): Promise<void> {
+        const params = formParams(req);
+        const from = single(params, 'From');
+        const accountSid = single(params, 'AccountSid');
+        const byNumber = from ? ctx.resolveTenant(TWILIO_SMS_CHANNEL, from)?.id : undefined;
+        const candidates = [...states.values()].filter((s) => !s.off && (s.tenant.id === byNumber || (accountSid !== undefined && s.settings.accountSid === accountSid)));
+        candidates.sort((a, b) => Number(b.tenant.id === byNumber) - Number(a.tenant.id === byNumber));
+        const state = candidates[0];
+        if (!state) {
+          metrics.requests.inc({ tenant: UNKNOWN_TENANT, endpoint: 'status' });
+          ctx.log.warn({ from: from ? hashAddress(from) : undefined }, 'twilio-sms: a status callback for a number or account no tenant owns');
+          throw notFound('No tenant owns this Twilio number or account');
+        }
+        const tenantId = state.tenant.id;
+        metrics.requests.inc({ tenant: tenantId, endpoint: 'status' });
+        guard(req, params, { tenantId, authToken: state.settings.authToken!, validate: state.settings.validateSignatures, endpoint: 'status' });
+        let cb;
+        try {
+          cb = parseStatusCallback(params);
+        } catch (error) {
+          metrics.errors.inc({ tenant: tenantId, code: 'malformed' });
+          throw error;
+        }
+        metrics.deliveries.inc({ tenant: tenantId, status: cb.status });
+        if (cb.errorCode) metrics.errors.inc({ tenant: tenantId, code: cb.errorCode });
+        if (cb.errorCode === '21610' && cb.to) {
+          await consent().set({ tenantId, address: cb.to, status: 'opted-out', source: 'twilio-21610', channel: TWILIO_SMS_CHANNEL, detail: `status callback for ${cb.messageSid}` });
+        }
+        const outboxStatus = outboxStatusOf(cb.status);
+        if (!outboxStatus) {
+          ctx.log.debug({ tenant: tenantId, status: cb.status }, 'twilio-sms: status callback with a status the outbox does not track');
+          res.status(204).end();
+          return;
+        }
+        // Only tenants on the account whose token just verified the signature may be updated.
+        for (const candidate of candidates.filter((c) => c.settings.authToken === state.settings.authToken)) {
+          const providerMessageId = await ledger.primarySid(candidate.tenant.id, cb.messageSid);
+          const applied = await ctx.gateway.recordDeliveryStatus({
+            tenantId: candidate.tenant.id,
+            channel: TWILIO_SMS_CHANNEL,
+            providerMessageId,
+            status: outboxStatus,
+            errorCode: cb.errorCode ?? null,
+            raw: { twilioStatus: cb.status, messageSid: cb.messageSid, ...(cb.errorCode ? { errorCode: cb.errorCode } : {}) },
+          });
+          if (applied.outboxId) {
+            res.status(204).end();
+            return;
+          }
+        }
+        ctx.log.info({ tenant: tenantId, messageSid: cb.messageSid, status: cb.status }, 'twilio-sms: status callback for a message Parley did not send (ignored)');
+        res.status(204).end();
+      }
+
+      ctx.routes((router) => {
+        router.post('/twilio/sms', inbound);
+        router.post('/twilio/status', status);
+      });
+    },
+  });
+}
+
+export default createTwilioSmsChannel();
