@@ -94,15 +94,18 @@ export class SendError extends ParleyError {
   /** True when the provider may have accepted the message although we saw an error (timeouts). */
   readonly outcomeUnknown: boolean;
   readonly retryAfterMs: number | undefined;
+  /** The provider refuses this recipient (e.g. Twilio 21610, unsubscribed): the item becomes `blocked`. */
+  readonly blocked: boolean;
   constructor(
     message: string,
-    opts: { retryable: boolean; providerCode?: string | number; outcomeUnknown?: boolean; retryAfterMs?: number } & ParleyErrorOptions,
+    opts: { retryable: boolean; providerCode?: string | number; outcomeUnknown?: boolean; retryAfterMs?: number; blocked?: boolean } & ParleyErrorOptions,
   ) {
     super('PARLEY_SEND_FAILED', message, 502, opts);
     this.retryable = opts.retryable;
     this.providerCode = opts.providerCode === undefined ? undefined : String(opts.providerCode);
     this.outcomeUnknown = opts.outcomeUnknown ?? false;
     this.retryAfterMs = opts.retryAfterMs;
+    this.blocked = opts.blocked ?? false;
   }
 }
 

@@ -7,6 +7,11 @@ export interface ReceiveOptions {
    * without them and they are sent by the outbox when the pipeline ends.
    */
   inline?: { budgetMs: number };
+  /**
+   * `recorded`: return as soon as the message is stored (status `deferred`); the pipeline goes on in
+   * the background and its replies go through the outbox. For providers that must get their 200 fast.
+   */
+  until?: 'recorded' | 'processed';
 }
 
 export interface ReceiveResult {

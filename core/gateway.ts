@@ -281,6 +281,9 @@ export class Gateway {
 
   private validatePipelines(): void {
     const issues: string[] = [];
+    for (const [channel, names] of this.channelFirstStages) {
+      for (const n of names) if (!this.stages.has(n)) issues.push(`channel ${channel}: first stage "${n}" is not registered`);
+    }
     this.config.tenants.forEach((t, i) => {
       t.pipeline.forEach((stageName, j) => {
         const stage = this.stages.get(stageName);
@@ -306,6 +309,7 @@ export class Gateway {
   }
 
   private readonly channelOwners = new Map<string, string>();
+  private readonly channelFirstStages = new Map<string, string[]>();
 
   private async setupPlugin(plugin: AnyPlugin): Promise<void> {
     const state = this.plugins.find((p) => p.plugin.name === plugin.name)!;
@@ -331,6 +335,10 @@ export class Gateway {
       stage(stage) {
         if (self.stages.has(stage.name)) throw new PluginError('PARLEY_STAGE_DUPLICATE', `Stage "${stage.name}" is registered by "${self.stages.get(stage.name)!.plugin}" and "${name}"`, 500, { plugin: name });
         self.stages.set(stage.name, { plugin: name, definition: stage });
+      },
+      channelStages(channel, stageNames) {
+        if (self.channelFirstStages.has(channel)) throw new PluginError('PARLEY_STAGE_DUPLICATE', `Channel "${channel}" already has first stages`, 500, { plugin: name });
+        self.channelFirstStages.set(channel, [...stageNames]);
       },
       sender(sender: ChannelSender<unknown>) {
         self.outbox.register(sender, name);
@@ -404,8 +412,11 @@ export class Gateway {
       return { status: 'duplicate', tenantId: tenant.id, inboundId: recorded.inboundId, conversationId: null, inline: replies.filter((r) => r.via === 'inline'), queued: replies.filter((r) => r.via !== 'inline'), annotations: {} };
     }
     const message = recorded.message;
-    let inlineOpen = options.inline !== undefined;
+    let inlineOpen = options.inline !== undefined && options.until !== 'recorded';
     const processing = this.track(this.process(tenant, message, () => inlineOpen));
+    if (options.until === 'recorded') {
+      return { status: 'deferred', tenantId: tenant.id, inboundId: message.id, conversationId: message.conversationId, inline: [], queued: [], annotations: {} };
+    }
     if (!options.inline) return processing;
     let timer: NodeJS.Timeout | undefined;
     const deferred = new Promise<'deferred'>((r) => {
@@ -425,9 +436,10 @@ export class Gateway {
 
   /** Pipeline + persistence. `inlineWanted` is read at the moment replies are written. */
   private async process(tenant: TenantInfo, message: import('./message.js').InboundMessage, inlineWanted: () => boolean): Promise<ReceiveResult> {
+    const preStages = this.channelFirstStages.get(message.channel) ?? [];
     const started = performance.now();
     const log = this.log.child({ tenant: tenant.id, channel: message.channel, inboundId: message.id, from: hashAddress(message.from) });
-    const stages: ResolvedStage[] = tenant.pipeline.map((name) => {
+    const stages: ResolvedStage[] = [...preStages, ...tenant.pipeline].map((name) => {
       const s = this.stages.get(name)!;
       return { plugin: s.plugin, definition: s.definition, settings: this.settingsOf(s.plugin, tenant.id), alerts: this.alerts.apiFor(s.plugin) };
     });
@@ -462,16 +474,18 @@ export class Gateway {
     });
     this.metrics.messagesIn.inc({ tenant: tenant.id, channel: message.channel, result: outcome.status });
     this.metrics.pipelineDuration.observe({ tenant: tenant.id, channel: message.channel }, (performance.now() - started) / 1000);
-    if (via === 'api' && written.length) await this.outbox.enqueue(written);
-    else if (written.length) this.metrics.messagesOut.inc({ tenant: tenant.id, channel: message.channel, status: 'inline' }, written.length);
+    const sendable = written.filter((w) => w.status !== 'blocked');
+    if (written.length > sendable.length) this.metrics.messagesOut.inc({ tenant: tenant.id, channel: message.channel, status: 'blocked' }, written.length - sendable.length);
+    if (via === 'api' && sendable.length) await this.outbox.enqueue(sendable);
+    else if (sendable.length) this.metrics.messagesOut.inc({ tenant: tenant.id, channel: message.channel, status: 'inline' }, sendable.length);
     log.debug({ status: outcome.status, replies: written.length, ms: Math.round(performance.now() - started) }, 'message processed');
     return {
       status: outcome.status,
       tenantId: tenant.id,
       inboundId: message.id,
       conversationId: message.conversationId,
-      inline: via === 'inline' ? written : [],
-      queued: via === 'api' ? written : [],
+      inline: via === 'inline' ? sendable : [],
+      queued: via === 'api' ? sendable : [],
       annotations: outcome.annotations,
       ...(outcome.stopReason ? { stopReason: outcome.stopReason } : {}),
     };

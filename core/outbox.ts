@@ -65,7 +65,8 @@ export class OutboxSender {
     const mlog = log.child({ outboxId: message.id, tenant: message.tenantId, channel: message.channel, to: hashAddress(message.to) });
     if (interrupted) mlog.warn('an earlier send attempt was cut off; its outcome is unknown, sending again');
 
-    if (await consent.isOptedOut(message.tenantId, message.to)) {
+    // The one confirmation of an opt-out (or opt-in) must reach the person although they are now opted out.
+    if (message.options.consentNotice !== true && (await consent.isOptedOut(message.tenantId, message.to))) {
       await markOutbox(db, message.tenantId, message.id, { status: 'blocked', errorCode: 'opted-out', error: 'The recipient opted out' });
       metrics.messagesOut.inc({ tenant: message.tenantId, channel: message.channel, status: 'blocked' });
       return 'blocked';
@@ -87,6 +88,12 @@ export class OutboxSender {
       return 'sent';
     } catch (error) {
       const sendError = error instanceof SendError ? error : new SendError(describe(error), { retryable: true, cause: error });
+      if (sendError.blocked) {
+        await markOutbox(db, message.tenantId, message.id, { status: 'blocked', errorCode: sendError.providerCode ?? 'blocked', error: sendError.message });
+        metrics.messagesOut.inc({ tenant: message.tenantId, channel: message.channel, status: 'blocked' });
+        mlog.warn({ code: sendError.providerCode }, 'the provider refused this recipient; blocked');
+        return 'blocked';
+      }
       const final = !sendError.retryable || attemptsMade + 1 >= this.deps.attempts;
       await markOutbox(db, message.tenantId, message.id, {
         status: final ? 'dead' : 'retrying',

@@ -53,7 +53,11 @@ export interface StageContext<S = unknown> {
   readonly db: Pool;
   /** Earlier messages of this conversation, oldest first (loaded on first call). */
   history(limit?: number): Promise<HistoryEntry[]>;
-  /** Queue a reply. Stored in the outbox when the pipeline ends; never sent by the stage itself. */
+  /**
+   * Queue a reply. Stored in the outbox when the pipeline ends; never sent by the stage itself. A reply
+   * to an opted-out sender is recorded as `blocked`, unless `options.consentNotice` is true (the one
+   * confirmation of an opt-out or opt-in that carriers require).
+   */
   reply(reply: ReplyDraft | string): void;
   /** Attach a fact for later stages and for the message record (`moderation.verdict`, ...). */
   annotate(key: string, value: unknown): void;
@@ -166,7 +170,8 @@ export interface GatewayServices {
     tenantId: string;
     channel: string;
     providerMessageId: string;
-    status: OutboundMessage['status'];
+    /** `queued`/`accepted`/`scheduled`/`sending` are kept in the history without changing the status. */
+    status: OutboundMessage['status'] | 'queued' | 'accepted' | 'scheduled' | 'sending';
     errorCode?: string | null;
     error?: string | null;
     at?: Date;
@@ -201,6 +206,11 @@ export interface PluginContext<O = unknown, S = unknown> {
 
   routes(register: (router: Router, helpers: RouteHelpers) => void): void;
   stage(stage: StageDefinition<S>): void;
+  /**
+   * Stages that run before every tenant's pipeline for messages of `channel` (e.g. `twilio-sms.consent`,
+   * so STOP and HELP never reach the tenant's stages). When one stops, the tenant's pipeline does not run.
+   */
+  channelStages(channel: string, stageNames: string[]): void;
   sender(sender: ChannelSender<S>): void;
   job<D>(job: JobDefinition<D>): void;
   readonly jobs: JobScheduler;

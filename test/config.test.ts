@@ -117,3 +117,13 @@ describe('the plugin contract', () => {
     expect(r.plugins).toContain('office-hours');
   });
 });
+
+describe('outbox retry timing', () => {
+  it("backs off exponentially, never sooner than the provider's Retry-After", async () => {
+    const { backoffStrategy } = await import('../core/jobs/job-runner.js');
+    const job = { opts: { backoff: { delay: 100 } } };
+    expect([1, 2, 3, 4].map((n) => backoffStrategy(n, 'parley', new Error('x'), job))).toEqual([100, 200, 400, 800]);
+    const retryAfter = Object.assign(new Error('429'), { retryAfterMs: 5000 });
+    expect(backoffStrategy(2, 'parley', retryAfter, job)).toBe(5000);
+  });
+});

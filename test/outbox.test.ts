@@ -130,3 +130,69 @@ describe.skipIf(skip)(`storage on the ${TEST_BACKEND} backend`, () => {
     expect(await applyMigrations(gw.gateway.db.pool, 'probe-test', migration)).toEqual([]);
   });
 });
+
+describe.skipIf(skip)(`consent and provider signals on the ${TEST_BACKEND} backend`, () => {
+  const receive = (text: string, from: string, extra: Partial<import('../core/message.js').InboundDraft> = {}, options: import('../core/gateway-types.js').ReceiveOptions = { inline: { budgetMs: 5000 } }) =>
+    gw.gateway.receive({ channel: 'probe-channel', from, to: '+15550001111', text, providerMessageId: `${from}-${text}-${Math.random()}`, ...extra }, options);
+
+  it("runs a channel's first stages before the tenant pipeline, and a stop there keeps the pipeline from running", async () => {
+    const r = await receive('gate', '+15557770101');
+    expect(r.status).toBe('stopped');
+    expect(r.inline.map((i) => i.text)).toEqual(['gated']);
+    expect(probeControl.pipelineRuns).toBe(0);
+    const normal = await receive('hello', '+15557770101');
+    expect(normal.inline.map((i) => i.text)).toEqual(['acme says: hello']);
+    expect(probeControl.pipelineRuns).toBe(1);
+  });
+
+  it('records inline replies to an opted-out sender as blocked, but lets a consent notice through', async () => {
+    await gw.gateway.consent.set({ tenantId: 'acme', address: '+15557770102', status: 'opted-out', source: 'test' });
+    const r = await receive('hello', '+15557770102');
+    expect(r.inline).toEqual([]);
+    const items = (await gw.outbox('acme')).filter((i) => i.inboundId === r.inboundId);
+    expect(items).toMatchObject([{ status: 'blocked', errorCode: 'opted-out', text: 'acme says: hello' }]);
+    const notice = await receive('gate', '+15557770102');
+    expect(notice.inline.map((i) => i.text)).toEqual(['gated']);
+    const queued = await receive('gate', '+15557770102', {}, { inline: { budgetMs: 0 } });
+    expect(queued.status).toBe('deferred');
+    await gw.waitForOutbox('acme', (all) => all.some((i) => i.inboundId === queued.inboundId && i.status === 'sent'));
+  });
+
+  it('marks a send the provider refuses for this recipient as blocked, not dead', async () => {
+    probeControl.script = ['blocked'];
+    const item = await send('to an unsubscribed number', '+15557770103');
+    await gw.waitForOutbox('acme', (all) => all.some((i) => i.id === item.id && i.status === 'blocked'));
+    expect((await gw.outbox('acme')).find((i) => i.id === item.id)).toMatchObject({ errorCode: '21610', attempts: 1 });
+  });
+
+  it("waits at least as long as the provider's Retry-After before trying again", async () => {
+    probeControl.script = ['rate-limited'];
+    const started = Date.now();
+    const item = await send('after the rate limit', '+15557770104');
+    await gw.waitForOutbox('acme', (all) => all.some((i) => i.id === item.id && i.status === 'sent'));
+    const { rows } = await gw.gateway.db.pool.query(`SELECT status, at FROM parley_outbox_events WHERE outbox_id = $1 ORDER BY id`, [item.id]);
+    const retrying = rows.find((r) => r.status === 'retrying')!.at as Date;
+    const sent = rows.find((r) => r.status === 'sent')!.at as Date;
+    expect(sent.getTime() - retrying.getTime()).toBeGreaterThanOrEqual(650);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(650);
+  });
+
+  it('returns as soon as the message is recorded when the channel asks, and replies through the outbox', async () => {
+    const r = await receive('quick ack', '+15557770105', {}, { until: 'recorded' });
+    expect(r.status).toBe('deferred');
+    const { rows } = await gw.gateway.db.pool.query('SELECT 1 FROM parley_inbound WHERE id = $1', [r.inboundId]);
+    expect(rows).toHaveLength(1);
+    await gw.waitForOutbox('acme', (all) => all.some((i) => i.inboundId === r.inboundId && i.text === 'acme says: quick ack' && i.status === 'sent'));
+  });
+
+  it('keeps provider-only statuses (queued, accepted) in the history without changing the status', async () => {
+    const item = await send('history only', '+15557770106');
+    await gw.waitForOutbox('acme', (all) => all.some((i) => i.id === item.id && i.status === 'sent'));
+    const [sent] = (await gw.outbox('acme')).filter((i) => i.id === item.id);
+    const r = await gw.gateway.services().recordDeliveryStatus({ tenantId: 'acme', channel: 'probe-channel', providerMessageId: sent!.providerMessageId!, status: 'queued' });
+    expect(r.updated).toBe(false);
+    const detail = await gw.request('GET', `/v1/tenants/acme/outbox/${item.id}`, { key: KEYS.acme });
+    expect(detail.body.item.status).toBe('sent');
+    expect(detail.body.events.map((e: { status: string }) => e.status)).toContain('queued');
+  });
+});

@@ -23,6 +23,18 @@ export interface JobBackendOptions {
 type AnyQueue = { add: Queue['add']; getJobCounts: Queue['getJobCounts']; close: Queue['close']; getJob: Queue['getJob'] };
 type AnyWorker = { close: Worker['close']; on: Worker['on']; isRunning: Worker['isRunning']; run: Worker['run'] };
 
+/**
+ * Exponential backoff from the job's base delay, but never sooner than a provider asked
+ * (`retryAfterMs` on a SendError: Twilio/Meta/Slack 429 Retry-After).
+ */
+export function backoffStrategy(attemptsMade: number, _type?: string, error?: Error, job?: { opts: { backoff?: number | { delay?: number } } }): number {
+  const backoff = job?.opts.backoff;
+  const base = typeof backoff === 'number' ? backoff : (backoff?.delay ?? 1_000);
+  const exponential = base * 2 ** Math.max(0, attemptsMade - 1);
+  const asked = (error as { retryAfterMs?: number } | undefined)?.retryAfterMs ?? 0;
+  return Math.max(exponential, asked);
+}
+
 export class JobRunner implements JobScheduler {
   private readonly definitions = new Map<string, JobDefinition<any>>();
   private readonly queues = new Map<string, AnyQueue>();
@@ -51,7 +63,7 @@ export class JobRunner implements JobScheduler {
       return {
         queue: (name: string) => new Queue(name, { connection, prefix }) as unknown as AnyQueue,
         worker: (name: string, fn: (job: Job) => Promise<unknown>, concurrency: number) =>
-          new Worker(name, fn, { connection, prefix, concurrency, autorun: true }) as unknown as AnyWorker,
+          new Worker(name, fn, { connection, prefix, concurrency, autorun: true, settings: { backoffStrategy } }) as unknown as AnyWorker,
       };
     }
     const pg = withBackend(createPostgresBackend);
@@ -59,7 +71,7 @@ export class JobRunner implements JobScheduler {
     return {
       queue: (name: string) => new pg.Queue(name, { connection }) as unknown as AnyQueue,
       worker: (name: string, fn: (job: Job) => Promise<unknown>, concurrency: number) =>
-        new pg.Worker(name, fn as never, { connection, concurrency, autorun: true }) as unknown as AnyWorker,
+        new pg.Worker(name, fn as never, { connection, concurrency, autorun: true, settings: { backoffStrategy } }) as unknown as AnyWorker,
     };
   }
 
@@ -97,7 +109,7 @@ export class JobRunner implements JobScheduler {
       ...(opts.jobId ? { jobId: opts.jobId } : {}),
       ...(opts.delayMs ? { delay: opts.delayMs } : {}),
       attempts: opts.attempts ?? def.attempts ?? 5,
-      backoff: { type: 'exponential', delay: opts.backoffMs ?? def.backoffMs ?? 1_000 },
+      backoff: { type: 'parley', delay: opts.backoffMs ?? def.backoffMs ?? 1_000 },
       removeOnComplete: { age: 3600, count: 1000 },
       removeOnFail: { age: 7 * 24 * 3600 },
     });

@@ -4,6 +4,7 @@
 import type { Pool, PoolClient } from 'pg';
 import type { HistoryEntry, InboundDraft, InboundMessage, MediaAttachment, OutboundMessage, OutboxStatus, ReplyDraft } from '../message.js';
 import type { StageRecord } from '../plugin.js';
+import { consentAddress } from '../consent.js';
 
 type Queryable = Pool | PoolClient;
 
@@ -182,6 +183,8 @@ export async function finishInboundMany(db: Queryable, items: FinishInbound[]): 
       options: r.options ?? {},
       status: f.via === 'inline' ? 'sent' : 'pending',
       via: f.via,
+      // Inline replies skip the send job, so its consent check happens here, in the same statement.
+      consent_address: f.via === 'inline' && r.options?.consentNotice !== true ? consentAddress(f.inbound.from) : null,
     })),
   );
   const { rows } = await db.query<OutboxRow>(
@@ -194,10 +197,19 @@ export async function finishInboundMany(db: Queryable, items: FinishInbound[]): 
        DELETE FROM parley_inbound_claims c USING f WHERE c.inbound_id = f.id
      ), r AS (
        SELECT * FROM jsonb_to_recordset($2::jsonb) AS x(seq int, tenant_id text, channel text, conversation_id uuid, inbound_id uuid, to_address text,
-         from_address text, body text, media jsonb, options jsonb, status text, via text)
+         from_address text, body text, media jsonb, options jsonb, status text, via text, consent_address text)
+     ), rs AS (
+       SELECT r.*, CASE WHEN r.consent_address IS NOT NULL AND EXISTS (
+           SELECT 1 FROM parley_consent c WHERE c.tenant_id = r.tenant_id AND c.address = r.consent_address AND c.status = 'opted-out'
+         ) THEN 'blocked' ELSE r.status END AS final_status
+       FROM r
      ), ins AS (
-       INSERT INTO parley_outbox (tenant_id, channel, conversation_id, inbound_id, seq, to_address, from_address, body, media, options, status, via, sent_at)
-       SELECT tenant_id, channel, conversation_id, inbound_id, seq, to_address, from_address, body, media, options, status, via, CASE WHEN status = 'sent' THEN now() END FROM r
+       INSERT INTO parley_outbox (tenant_id, channel, conversation_id, inbound_id, seq, to_address, from_address, body, media, options, status, via, sent_at, error_code, error)
+       SELECT tenant_id, channel, conversation_id, inbound_id, seq, to_address, from_address, body, media, options, final_status, via,
+         CASE WHEN final_status = 'sent' THEN now() END,
+         CASE WHEN final_status = 'blocked' THEN 'opted-out' END,
+         CASE WHEN final_status = 'blocked' THEN 'The recipient opted out' END
+       FROM rs
        RETURNING *
      )
      SELECT * FROM ins`,
@@ -281,9 +293,12 @@ export async function markOutbox(
 }
 
 /** Applies a provider status callback; keyed on (message, status) so a replay is a no-op. */
+/** Provider statuses recorded as history only: they never change an outbox item's status. */
+export type ProviderOnlyStatus = 'queued' | 'accepted' | 'scheduled' | 'sending';
+
 export async function applyDeliveryStatus(
   db: Queryable,
-  u: { tenantId: string; channel: string; providerMessageId: string; status: OutboxStatus; errorCode?: string | null; error?: string | null; at?: Date; raw?: unknown },
+  u: { tenantId: string; channel: string; providerMessageId: string; status: OutboxStatus | ProviderOnlyStatus; errorCode?: string | null; error?: string | null; at?: Date; raw?: unknown },
 ): Promise<{ updated: boolean; outboxId: string | null }> {
   const ranks = Object.entries(STATUS_RANK);
   const { rows } = await db.query<{ id: string; updated: boolean }>(
@@ -299,7 +314,7 @@ export async function applyDeliveryStatus(
        UPDATE parley_outbox o SET status = $4, error_code = COALESCE($5, o.error_code), error = COALESCE($6, o.error), updated_at = now()
        FROM target t
        WHERE o.id = t.id
-         AND (SELECT rank::int FROM rank WHERE rank.status = $4) > COALESCE((SELECT rank::int FROM rank WHERE rank.status = t.status), 0)
+         AND COALESCE((SELECT rank::int FROM rank WHERE rank.status = $4), -1) > COALESCE((SELECT rank::int FROM rank WHERE rank.status = t.status), 0)
        RETURNING o.id
      )
      SELECT t.id, EXISTS (SELECT 1 FROM upd) AS updated FROM target t`,
