@@ -153,7 +153,7 @@ describe.skipIf(skip)(`consent and provider signals on the ${TEST_BACKEND} backe
     expect(items).toMatchObject([{ status: 'blocked', errorCode: 'opted-out', text: 'acme says: hello' }]);
     const notice = await receive('gate', '+15557770102');
     expect(notice.inline.map((i) => i.text)).toEqual(['gated']);
-    const queued = await receive('gate', '+15557770102', {}, { inline: { budgetMs: 0 } });
+    const queued = await receive('gate', '+15557770102', {}, { until: 'recorded' });
     expect(queued.status).toBe('deferred');
     await gw.waitForOutbox('acme', (all) => all.some((i) => i.inboundId === queued.inboundId && i.status === 'sent'));
   });
