@@ -12,6 +12,11 @@ export interface ReceiveOptions {
    * the background and its replies go through the outbox. For providers that must get their 200 fast.
    */
   until?: 'recorded' | 'processed';
+  /**
+   * Replies go back inside a session the person opened and is still in (a phone call): an opt-out of
+   * messages does not cover them, so they are neither blocked inline nor in the outbox.
+   */
+  replyInSession?: boolean;
 }
 
 export interface ReceiveResult {

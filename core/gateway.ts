@@ -409,11 +409,14 @@ export class Gateway {
     if (recorded.duplicate) {
       this.metrics.messagesIn.inc({ tenant: tenant.id, channel: draft.channel, result: 'duplicate' });
       const replies = await repliesFor(this.db.pool, tenant.id, recorded.inboundId);
-      return { status: 'duplicate', tenantId: tenant.id, inboundId: recorded.inboundId, conversationId: null, inline: replies.filter((r) => r.via === 'inline'), queued: replies.filter((r) => r.via !== 'inline'), annotations: {} };
+      const sendable = replies.filter((r) => r.status !== 'blocked');
+      return { status: 'duplicate', tenantId: tenant.id, inboundId: recorded.inboundId, conversationId: null, inline: sendable.filter((r) => r.via === 'inline'), queued: sendable.filter((r) => r.via !== 'inline'), annotations: {} };
     }
     const message = recorded.message;
-    let inlineOpen = options.inline !== undefined && options.until !== 'recorded';
-    const processing = this.track(this.process(tenant, message, () => inlineOpen));
+    // The inline window: open until the budget runs out, unless the pipeline claims it first. Once
+    // claimed, the replies are being written as sent-inline, so the response must wait for them.
+    const window: InlineWindow = { open: options.inline !== undefined && options.until !== 'recorded', claimed: false };
+    const processing = this.track(this.process(tenant, message, window, options.replyInSession === true));
     if (options.until === 'recorded') {
       return { status: 'deferred', tenantId: tenant.id, inboundId: message.id, conversationId: message.conversationId, inline: [], queued: [], annotations: {} };
     }
@@ -424,18 +427,14 @@ export class Gateway {
     });
     const winner = await Promise.race([processing, deferred]);
     clearTimeout(timer);
-    if (winner === 'deferred') {
-      inlineOpen = false;
-      // The pipeline may have finished in the same tick; if it already wrote inline replies, use them.
-      const settled = await Promise.race([processing, Promise.resolve(undefined)]);
-      if (settled && settled.inline.length) return settled;
-      return { status: 'deferred', tenantId: tenant.id, inboundId: message.id, conversationId: message.conversationId, inline: [], queued: [], annotations: {} };
-    }
-    return winner;
+    if (winner !== 'deferred') return winner;
+    if (window.claimed) return processing;
+    window.open = false;
+    return { status: 'deferred', tenantId: tenant.id, inboundId: message.id, conversationId: message.conversationId, inline: [], queued: [], annotations: {} };
   }
 
-  /** Pipeline + persistence. `inlineWanted` is read at the moment replies are written. */
-  private async process(tenant: TenantInfo, message: import('./message.js').InboundMessage, inlineWanted: () => boolean): Promise<ReceiveResult> {
+  /** Pipeline + persistence. The inline window is claimed (or found closed) when the replies are written. */
+  private async process(tenant: TenantInfo, message: import('./message.js').InboundMessage, window: InlineWindow, inSession = false): Promise<ReceiveResult> {
     const preStages = this.channelFirstStages.get(message.channel) ?? [];
     const started = performance.now();
     const log = this.log.child({ tenant: tenant.id, channel: message.channel, inboundId: message.id, from: hashAddress(message.from) });
@@ -460,7 +459,9 @@ export class Gateway {
       log.error({ err: outcome.error, stage: outcome.error.stage }, 'pipeline failed; sending the fallback reply');
       replies = tenant.fallbackReply ? [{ text: tenant.fallbackReply }] : [];
     }
-    const via = inlineWanted() ? 'inline' : 'api';
+    if (inSession) replies = replies.map((r) => ({ ...r, options: { ...r.options, inSession: true } }));
+    const via = window.open ? 'inline' : 'api';
+    if (window.open) window.claimed = true;
     const written = await this.finishWriter.submit({
       tenantId: tenant.id,
       inbound: message,
@@ -543,7 +544,7 @@ export class Gateway {
       await this.process(
         tenant,
         { id: r.id, tenantId: r.tenant_id, conversationId: r.conversation_id, channel: r.channel, from: r.from_address, to: r.to_address, text: r.body, media: r.media, providerMessageId: r.provider_message_id, receivedAt: r.received_at, raw: r.raw, attributes: r.attributes },
-        () => false,
+        { open: false, claimed: false },
       );
     }
     return rows.length;
@@ -640,6 +641,11 @@ export class Gateway {
 function dryDatabase(): Database {
   const pool = new pg.Pool({ host: '127.0.0.1', port: 1, max: 1 });
   return { pool, connectionString: 'postgres://127.0.0.1:1/validate', kind: 'external', vectorAvailable: false, close: () => pool.end() };
+}
+
+interface InlineWindow {
+  open: boolean;
+  claimed: boolean;
 }
 
 function sleep(ms: number): Promise<void> {

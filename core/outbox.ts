@@ -65,8 +65,10 @@ export class OutboxSender {
     const mlog = log.child({ outboxId: message.id, tenant: message.tenantId, channel: message.channel, to: hashAddress(message.to) });
     if (interrupted) mlog.warn('an earlier send attempt was cut off; its outcome is unknown, sending again');
 
-    // The one confirmation of an opt-out (or opt-in) must reach the person although they are now opted out.
-    if (message.options.consentNotice !== true && (await consent.isOptedOut(message.tenantId, message.to))) {
+    // The one confirmation of an opt-out (or opt-in) must reach the person although they are now opted
+    // out, and so must an answer inside a call they placed (an opt-out of messages does not cover it).
+    const exempt = message.options.consentNotice === true || message.options.inSession === true;
+    if (!exempt && (await consent.isOptedOut(message.tenantId, message.to))) {
       await markOutbox(db, message.tenantId, message.id, { status: 'blocked', errorCode: 'opted-out', error: 'The recipient opted out' });
       metrics.messagesOut.inc({ tenant: message.tenantId, channel: message.channel, status: 'blocked' });
       return 'blocked';

@@ -196,3 +196,15 @@ describe.skipIf(skip)(`consent and provider signals on the ${TEST_BACKEND} backe
     expect(detail.body.events.map((e: { status: string }) => e.status)).toContain('queued');
   });
 });
+
+describe.skipIf(skip)(`duplicates of a blocked reply on the ${TEST_BACKEND} backend`, () => {
+  it('never hands a blocked reply back to a retried webhook', async () => {
+    await gw.gateway.consent.set({ tenantId: 'acme', address: '+15557770201', status: 'opted-out', source: 'test' });
+    const draft = { channel: 'probe-channel', from: '+15557770201', to: '+15550001111', text: 'hello', providerMessageId: 'blocked-retry-1' };
+    const first = await gw.gateway.receive(draft, { inline: { budgetMs: 5000 } });
+    const again = await gw.gateway.receive(draft, { inline: { budgetMs: 5000 } });
+    expect(first.inline).toEqual([]);
+    expect(again.status).toBe('duplicate');
+    expect([...again.inline, ...again.queued]).toEqual([]);
+  });
+});

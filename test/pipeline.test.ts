@@ -91,6 +91,27 @@ describe('the message pipeline', () => {
     }
   });
 
+  it('never loses a reply when the budget runs out while the replies are being written', async () => {
+    const config = twoTenants();
+    (config.tenants[0]!.plugins as Record<string, unknown>).http = { replyBudgetMs: 100 };
+    const edge = await startTestGateway({ config, catalogue });
+    try {
+      // Pipelines that end just before, at, and just after the budget, many at once.
+      const results = await Promise.all(
+        Array.from({ length: 40 }, (_, i) => edge.send('acme', { from: `edge-${i}`, text: `slow:${90 + (i % 20)} n${i}` })),
+      );
+      const items = await edge.waitForOutbox('acme', (all) => all.filter((x) => x.text.includes(' n')).length === 40 && all.every((x) => x.status !== 'pending' && x.status !== 'sending'));
+      for (const r of results) {
+        const mine = items.filter((x) => x.inboundId === r.message.id);
+        expect(mine).toHaveLength(1);
+        if (r.status === 200) expect(r.replies.map((x) => x.id)).toEqual(mine.map((x) => x.id));
+        else expect(mine[0]!.via, `deferred reply of ${r.message.id} must go through the outbox`).toBe('api');
+      }
+    } finally {
+      await edge.stop({ cleanup: true });
+    }
+  });
+
   it('exports messages in/out, stage durations and HTTP timings as Prometheus metrics', async () => {
     await gw.send('globex', { from: 'hank', text: 'metrics please' });
     const text = await gw.metrics();

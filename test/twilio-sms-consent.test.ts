@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startTestGateway, type TestGateway } from './harness.js';
 import { startFakeTwilio, type FakeTwilio } from './fakes/twilio-api.js';
-import { inboundSmsParams, post, signedSmsRequest } from './fakes/twilio-webhook.js';
+import { inboundSmsParams, newSid, post, signedSmsRequest } from './fakes/twilio-webhook.js';
 import { twilioTest } from './fixtures/twilio-stages.js';
 import { CLINIC_KEY, CLINIC_NUMBER, OTHER_NUMBER, twilioConfig } from './fixtures/twilio-config.js';
 import { twimlMessages } from './fixtures/twilio-twiml.js';
@@ -25,7 +25,7 @@ beforeAll(async () => {
           name: 'Clínica del Puerto',
           locale: 'es-US',
           apiKeys: [CLINICA_KEY],
-          pipeline: ['twilio-sms.consent', 'twilio-test.echo'],
+          pipeline: ['twilio-test.echo'],
           plugins: {
             'twilio-sms': {
               accountSid: fake.accountSid,
@@ -83,7 +83,28 @@ describe('STOP', () => {
     expect(await consentOf(from)).toMatchObject({ status: 'opted-out', history: [{ status: 'opted-out', source: 'keyword', channel: 'twilio-sms' }] });
     expect(await text(from, 'stop')).toEqual([]);
     const [confirmation] = (await gw.outbox('clinic')).filter((i) => i.to === from);
-    expect(confirmation).toMatchObject({ status: 'sent', via: 'inline' });
+    expect(confirmation).toMatchObject({ status: 'sent', via: 'inline', options: { consentNotice: true, consentKeyword: 'opt-out' } });
+  });
+
+  it('runs before the tenant pipeline, which does not name it', async () => {
+    const from = freshNumber();
+    await text(from, 'STOP');
+    const { rows } = await gw.gateway.db.pool.query(`SELECT stages FROM parley_inbound WHERE tenant_id = 'clinic' AND from_address = $1`, [from]);
+    expect(rows[0].stages.map((s: { stage: string; outcome: string }) => [s.stage, s.outcome])).toEqual([['twilio-sms.consent', 'stopped']]);
+  });
+
+  it('confirms through the REST API when the reply does not go inline, although the number is opted out by then', async () => {
+    const from = freshNumber();
+    // What a webhook that missed its reply budget leads to: the stages run after the answer, replies go through the outbox.
+    const draft = { channel: 'twilio-sms', tenantId: 'clinic', from, to: CLINIC_NUMBER, text: 'STOP', providerMessageId: newSid(), attributes: { consentKeyword: { kind: 'opt-out', language: 'en', source: 'keyword' } } };
+    expect((await gw.gateway.receive(draft, { until: 'recorded' })).status).toBe('deferred');
+    const expected = 'Harbour Clinic: You are unsubscribed and will receive no more messages. Reply START to resubscribe.';
+    const items = await gw.waitForOutbox('clinic', (all) => all.some((i) => i.to === from && i.status === 'sent'));
+    expect(items.find((i) => i.to === from)).toMatchObject({ via: 'api', text: expected, options: { consentNotice: true } });
+    expect(fake.sent.filter((m) => m.to === from).map((m) => m.body)).toEqual([expected]);
+    expect(twilioTest.seen).toHaveLength(0);
+    expect((await consentOf(from)).status).toBe('opted-out');
+    expect((await remind(from)).status).toBe('blocked');
   });
 
   it.each(['STOP', 'stop', '  Stop!! ', 'STOPALL', 'unsubscribe', 'Cancel.', 'END', 'quit', 'OPTOUT', 'Revoke', '"stop"', 'please stop texting me'])('%j opts out', async (body) => {
@@ -108,6 +129,15 @@ describe('STOP', () => {
     await gw.waitForOutbox('clinic', (all) => all.some((i) => i.to === from && i.text.startsWith('echo:') && i.status === 'blocked'));
     expect(twilioTest.texts()).toEqual(['I need to move my appointment']);
     expect(fake.sent.filter((m) => m.to === from)).toHaveLength(0);
+  });
+
+  it('sends an opted-out person no reply on a retried webhook either', async () => {
+    const from = freshNumber();
+    await text(from, 'STOP');
+    const req = signedSmsRequest({ baseUrl: gw.url, authToken: fake.authToken, params: inboundSmsParams({ from, to: CLINIC_NUMBER, body: 'are you there?', accountSid: fake.accountSid }) });
+    expect(twimlMessages((await post(req)).text)).toEqual([]);
+    expect(twimlMessages((await post(req)).text)).toEqual([]);
+    expect(twilioTest.texts()).toEqual(['are you there?']);
   });
 
   it('through WhatsApp opts out the person, whose plain number is blocked too', async () => {
@@ -189,13 +219,17 @@ describe('keywords and texts per tenant and language', () => {
 });
 
 describe('Twilio error 21610', () => {
-  it('marks the number opted out and dead-letters the send with the code', async () => {
+  it('marks the number opted out and blocks the send with the code, without a dead letter', async () => {
     const to = freshNumber();
     fake.failNext(1, '21610');
     const item = await remind(to);
-    expect(item).toMatchObject({ status: 'dead', errorCode: '21610', attempts: 1 });
+    expect(item).toMatchObject({ status: 'blocked', errorCode: '21610', attempts: 1 });
+    const dead = await gw.request('GET', '/v1/tenants/clinic/dead-letters', { key: CLINIC_KEY });
+    expect(dead.body.deadLetters.some((d: { id: string }) => d.id === item.id)).toBe(false);
     expect(await consentOf(to)).toMatchObject({ status: 'opted-out', history: [{ source: 'twilio-21610' }] });
     expect((await remind(to)).status).toBe('blocked');
-    expect(await gw.metrics()).toMatch(/parley_twilio_errors_total\{tenant="clinic",code="21610"\} [1-9]/);
+    const metrics = await gw.metrics();
+    expect(metrics).toMatch(/parley_twilio_errors_total\{tenant="clinic",code="21610"\} [1-9]/);
+    expect(metrics).toMatch(/parley_twilio_sends_total\{tenant="clinic",status="opted-out"\} [1-9]/);
   });
 });

@@ -20,7 +20,7 @@ beforeAll(async () => {
         {
           id: 'dental',
           name: 'Bay Dental',
-          pipeline: ['twilio-sms.consent', 'twilio-test.echo'],
+          pipeline: ['twilio-test.echo'],
           plugins: { 'twilio-sms': { accountSid: fake.accountSid, authToken: fake.authToken, numbers: [OTHER_NUMBER], maxSegments: 1, overflow: 'truncate', consent: { contact: 'call 555-0199' } } },
         },
       ],

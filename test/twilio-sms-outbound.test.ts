@@ -24,7 +24,7 @@ beforeAll(async () => {
       extraTenants: [
         {
           id: 'broken',
-          pipeline: ['twilio-sms.consent', 'twilio-test.echo'],
+          pipeline: ['twilio-test.echo'],
           plugins: { 'twilio-sms': { accountSid: fake.accountSid, authToken: 'an-old-rotated-token', numbers: [OTHER_NUMBER] } },
         },
       ],
@@ -113,6 +113,16 @@ describe('REST sends', () => {
     expect(metrics).toMatch(/parley_twilio_sends_total\{tenant="clinic",status="queued"\} [1-9]/);
   });
 
+  it("wait at least Twilio's Retry-After before trying again, although the outbox backoff is shorter", async () => {
+    fake.failNext(1, '429-retry-after');
+    const item = await settle((await remind('+15550004010', 'After the rate limit.')).id);
+    expect(item).toMatchObject({ status: 'sent', attempts: 2 });
+    const { rows } = await gw.gateway.db.pool.query(`SELECT status, at FROM parley_outbox_events WHERE outbox_id = $1 ORDER BY id`, [item.id]);
+    const at = (status: string) => (rows.find((r) => r.status === status)!.at as Date).getTime();
+    // Retry-After: 1 against a 50 ms backoff.
+    expect(at('sent') - at('retrying')).toBeGreaterThanOrEqual(950);
+  });
+
   it('turn a permanent 4xx into a dead letter with the Twilio error code, without retrying', async () => {
     fake.failNext(1, '21211');
     const item = await settle((await remind('+15550004003', 'hello')).id);
@@ -186,6 +196,16 @@ describe('status callbacks', () => {
     const [after] = (await gw.outbox('clinic')).filter((i) => i.id === item.id);
     expect(after!.status).toBe('delivered');
     expect(await eventsOf(item.id)).toEqual(['pending', 'sent', 'delivered']);
+  });
+
+  it('keep queued, accepted, scheduled and sending in the history without moving the item back', async () => {
+    const item = await settle((await remind('+15550005005', 'interim statuses')).id);
+    const cb = (status: string) => statusHook(statusCallbackParams({ messageSid: item.providerMessageId!, status, from: CLINIC_NUMBER, to: '+15550005005', accountSid: fake.accountSid }));
+    for (const status of ['queued', 'accepted', 'scheduled', 'sending']) expect((await cb(status)).status).toBe(204);
+    expect((await gw.outbox('clinic')).find((i) => i.id === item.id)!.status).toBe('sent');
+    expect(await eventsOf(item.id)).toEqual(['pending', 'sent', 'queued', 'accepted', 'scheduled', 'sending']);
+    await cb('delivered');
+    expect((await gw.outbox('clinic')).find((i) => i.id === item.id)!.status).toBe('delivered');
   });
 
   it('record undelivered and failed with the Twilio ErrorCode', async () => {

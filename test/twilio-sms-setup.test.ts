@@ -25,7 +25,7 @@ beforeAll(async () => {
       extraTenants: [
         {
           id: 'devbox',
-          pipeline: ['twilio-sms.consent', 'twilio-test.echo'],
+          pipeline: ['twilio-test.echo'],
           plugins: { 'twilio-sms': { accountSid: fake.accountSid, authToken: fake.authToken, numbers: [OTHER_NUMBER], validateSignatures: false } },
         },
       ],
@@ -80,8 +80,12 @@ describe('the development switch', () => {
 });
 
 describe('configuration mistakes fail at boot', () => {
-  it('a tenant that receives SMS without the consent stage first', async () => {
-    await bootFails(twilioConfig(fake, { voice: false, pipeline: ['twilio-test.echo'] }), /tenants \(clinic\)\.pipeline: must start with "twilio-sms\.consent"/);
+  it('a tenant that still lists the consent stage, which now runs by itself before every pipeline', async () => {
+    const message = /tenants \(clinic\)\.pipeline: remove "twilio-sms\.consent": it now runs by itself before every tenant's pipeline for twilio-sms messages/;
+    await bootFails(twilioConfig(fake, { voice: false, pipeline: ['twilio-sms.consent', 'twilio-test.echo'] }), message);
+    // Also for a tenant without twilio-sms settings, whose pipeline only names the stage.
+    const config = twilioConfig(fake, { voice: false, extraTenants: [{ id: 'elsewhere', pipeline: ['twilio-test.echo', 'twilio-sms.consent'] }] });
+    await bootFails(config, /tenants \(elsewhere\)\.pipeline: remove "twilio-sms\.consent"/);
   });
 
   it('a number that is not E.164, naming the tenant and the path', async () => {
@@ -91,7 +95,7 @@ describe('configuration mistakes fail at boot', () => {
   it('two tenants claiming one number', async () => {
     const config = twilioConfig(fake, {
       voice: false,
-      extraTenants: [{ id: 'copycat', pipeline: ['twilio-sms.consent'], plugins: { 'twilio-sms': { accountSid: fake.accountSid, authToken: fake.authToken, numbers: [CLINIC_NUMBER] } } }],
+      extraTenants: [{ id: 'copycat', pipeline: [], plugins: { 'twilio-sms': { accountSid: fake.accountSid, authToken: fake.authToken, numbers: [CLINIC_NUMBER] } } }],
     });
     await bootFails(config, /claimed by tenants "clinic" and "copycat"/);
   });

@@ -96,6 +96,20 @@ describe('a phone call', () => {
     expect(twilioTest.texts()).toEqual(['hello there']);
   });
 
+  it('answers a caller whose number opted out of messages: an SMS STOP does not silence their own call', async () => {
+    await gw.gateway.consent.set({ tenantId: 'clinic', address: PATIENT, status: 'opted-out', source: 'test', channel: 'twilio-sms' });
+    try {
+      const c = call();
+      await c.start();
+      const one = await c.say(1, 'Are you open today?');
+      expect(spoken(one.text)).toEqual(['echo: Are you open today? [turn 1]']);
+      const replies = (await gw.outbox('clinic')).filter((i) => i.channel === 'twilio-voice' && i.conversationId === twilioTest.seen[0]!.message.conversationId);
+      expect(replies.map((r) => r.status)).toEqual(['sent']);
+    } finally {
+      await gw.gateway.consent.set({ tenantId: 'clinic', address: PATIENT, status: 'opted-in', source: 'test' });
+    }
+  });
+
   it('re-prompts after silence, then ends the call politely', async () => {
     const c = call();
     await c.start();

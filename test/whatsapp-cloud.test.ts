@@ -118,6 +118,8 @@ describe('whatsapp-cloud signed webhooks', () => {
     const [row] = await inboundRows('acme', from);
     expect(row).toMatchObject({ body: 'Bonjour, café é😀 ?', to_address: `+${ACME.display}` });
     expect(row.attributes.whatsapp).toMatchObject({ type: 'text', profileName: 'Sheena Nelson', phoneNumberId: ACME.phoneNumberId });
+    // The webhook answered once the message was stored, not after its pipeline.
+    expect(await gw.metrics()).toMatch(/parley_whatsapp_cloud_events_total\{tenant="acme",kind="message",result="recorded"\} [1-9]/);
   });
 
   it('refuses with 403 a body that was re-serialised after signing, an unsigned one and a forged one', async () => {
@@ -276,6 +278,17 @@ describe('whatsapp-cloud sending', () => {
     const dead = await replyTo('beta', b, (s) => s === 'dead');
     expect(dead.errorCode).toBe('131047');
     expect(sentTo(b)).toHaveLength(0);
+  });
+
+  it('sends a reminder as free-form text while the window is open, whatever form its address takes', async () => {
+    const from = user();
+    await post(inbound(ACME, from, {}, new Date(Date.now() - 23 * 3600_000)));
+    await replyTo('acme', from);
+    for (const to of [`+${from}`, `whatsapp:+${from}`, from]) {
+      const item = await gw.gateway.enqueueOutbound({ tenantId: 'acme', channel: 'whatsapp-cloud', to, text: `Reminder for ${to}` });
+      await gw.waitForOutbox('acme', (all) => all.some((i) => i.id === item.id && i.status === 'sent'));
+    }
+    expect(sentTo(from).map((s) => s.body['type'])).toEqual(['text', 'text', 'text', 'text']);
   });
 
   it('sends a message queued outside any conversation (a reminder) as a template when the window is closed', async () => {

@@ -28,7 +28,7 @@ const config = {
   plugins: [
     {
       name: 'whatsapp-web',
-      options: { leaseTtlMs: LEASE_TTL_MS, leaseRenewMs: LEASE_RENEW_MS, readyTimeoutMs: 400, sendTimeoutMs: 500, reconnectInitialMs: 30, reconnectMaxMs: 200, relayPollMs: 50, maxMediaBytes: 1_024 },
+      options: { leaseTtlMs: LEASE_TTL_MS, leaseRenewMs: LEASE_RENEW_MS, readyTimeoutMs: 400, sendTimeoutMs: 500, notReadyRetryMs: 250, reconnectInitialMs: 30, reconnectMaxMs: 200, relayPollMs: 50, maxMediaBytes: 1_024 },
     },
     'keyword-replies',
   ],

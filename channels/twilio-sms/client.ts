@@ -14,26 +14,88 @@ export interface TwilioClientOptions {
   timeoutMs?: number | undefined;
 }
 
-/**
- * The SDK builds absolute `https://<product>.twilio.com/...` URLs in each domain and has no base-URL
- * option (`edge`/`region` only rewrite the host name inside twilio.com), so the redirect happens in
- * the one place every request passes through: the HTTP client.
- */
-class RedirectingRequestClient extends twilio.RequestClient {
-  readonly #base: URL;
+/** The longest `Retry-After` honoured; a larger one is cut to this, so a send is never parked for hours. */
+export const MAX_RETRY_AFTER_MS = 10 * 60_000;
 
-  constructor(apiBaseUrl: string, opts: RequestClient.RequestClientOptions) {
+/**
+ * Twilio refused a request and said when to try again (`Retry-After` on a 429 or 503). The SDK's
+ * `RestException` keeps the status, code and message but drops the response headers, so the HTTP
+ * client raises this instead, with the same fields plus `retryAfterMs`.
+ */
+export class TwilioRetryAfterError extends Error {
+  override readonly name = 'TwilioRetryAfterError';
+  readonly status: number;
+  readonly code: number | undefined;
+  readonly moreInfo: string | undefined;
+  readonly retryAfterMs: number;
+
+  constructor(response: { statusCode: number; body: unknown }, retryAfterMs: number) {
+    const body = parseBody(response.body);
+    const text = (key: string) => (typeof body[key] === 'string' ? (body[key] as string) : undefined);
+    super(text('message') ?? text('detail') ?? text('title') ?? `[HTTP ${response.statusCode}] Failed to execute request`);
+    this.status = response.statusCode;
+    this.code = typeof body['code'] === 'number' ? body['code'] : undefined;
+    this.moreInfo = text('more_info') ?? text('type');
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+
+function parseBody(body: unknown): Record<string, unknown> {
+  let value = body;
+  if (typeof value === 'string') {
+    try {
+      value = JSON.parse(value);
+    } catch {
+      value = null;
+    }
+  }
+  return isRecord(value) ? value : {};
+}
+
+/** `Retry-After` in seconds or as an HTTP date, in milliseconds (capped); undefined when absent or unreadable. */
+export function parseRetryAfter(header: unknown, now = Date.now()): number | undefined {
+  const value = Array.isArray(header) ? header[0] : header;
+  if (typeof value !== 'string' || value.trim() === '') return undefined;
+  const text = value.trim();
+  const ms = /^\d+$/u.test(text) ? Number(text) * 1000 : Date.parse(text) - now;
+  return Number.isNaN(ms) ? undefined : Math.min(MAX_RETRY_AFTER_MS, Math.max(0, ms));
+}
+
+function headerOf(headers: unknown, name: string): unknown {
+  if (!isRecord(headers)) return undefined;
+  // axios hands over AxiosHeaders (with get); a plain object is indexed by the lower-case name.
+  return typeof headers['get'] === 'function' ? (headers['get'] as (n: string) => unknown).call(headers, name) : headers[name];
+}
+
+/**
+ * The HTTP client every SDK request passes through. It redirects requests for `*.twilio.com` to
+ * `apiBaseUrl` when one is given (the SDK builds absolute `https://<product>.twilio.com/...` URLs and
+ * has no base-URL option: `edge`/`region` only rewrite the host name inside twilio.com), and turns a
+ * 429/503 that carries `Retry-After` into {@link TwilioRetryAfterError}.
+ */
+class ParleyRequestClient extends twilio.RequestClient {
+  readonly #base: URL | undefined;
+
+  constructor(apiBaseUrl: string | undefined, opts: RequestClient.RequestClientOptions) {
     super(opts);
-    this.#base = new URL(apiBaseUrl.endsWith('/') ? apiBaseUrl : `${apiBaseUrl}/`);
+    this.#base = apiBaseUrl === undefined ? undefined : new URL(apiBaseUrl.endsWith('/') ? apiBaseUrl : `${apiBaseUrl}/`);
   }
 
-  override request<TData>(opts: RequestClient.RequestOptions<TData>): Promise<HttpResponse.default<TData>> {
-    const target = new URL(opts.uri);
-    if (target.hostname === 'twilio.com' || target.hostname.endsWith('.twilio.com')) {
-      const rewritten = new URL(target.pathname.replace(/^\/+/u, '') + target.search, this.#base);
-      return super.request({ ...opts, uri: rewritten.href });
+  override async request<TData>(opts: RequestClient.RequestOptions<TData>): Promise<HttpResponse.default<TData>> {
+    const response = await super.request(this.redirect(opts));
+    if (response.statusCode === 429 || response.statusCode === 503) {
+      const retryAfterMs = parseRetryAfter(headerOf(response.headers, 'retry-after'));
+      if (retryAfterMs !== undefined) throw new TwilioRetryAfterError(response, retryAfterMs);
     }
-    return super.request(opts);
+    return response;
+  }
+
+  private redirect<TData>(opts: RequestClient.RequestOptions<TData>): RequestClient.RequestOptions<TData> {
+    if (!this.#base) return opts;
+    const target = new URL(opts.uri);
+    if (target.hostname !== 'twilio.com' && !target.hostname.endsWith('.twilio.com')) return opts;
+    const rewritten = new URL(target.pathname.replace(/^\/+/u, '') + target.search, this.#base);
+    return { ...opts, uri: rewritten.href };
   }
 }
 
@@ -45,11 +107,7 @@ class RedirectingRequestClient extends twilio.RequestClient {
  * await client.messages.create({ to, from, body });
  */
 export function createTwilioClient(options: TwilioClientOptions): twilio.Twilio {
-  const requestOptions = { autoRetry: false, timeout: options.timeoutMs };
-  const httpClient =
-    options.apiBaseUrl === undefined
-      ? new twilio.RequestClient(requestOptions)
-      : new RedirectingRequestClient(options.apiBaseUrl, requestOptions);
+  const httpClient = new ParleyRequestClient(options.apiBaseUrl, { autoRetry: false, timeout: options.timeoutMs });
   return twilio(options.accountSid, options.authToken, {
     autoRetry: false,
     timeout: options.timeoutMs,
@@ -66,6 +124,8 @@ export type TwilioCallFailure =
       code: number | undefined;
       message: string;
       moreInfo: string | undefined;
+      /** From Twilio's `Retry-After` header, when it sent one with a 429 or 503. */
+      retryAfterMs: number | undefined;
     }
   | {
       /**
@@ -83,8 +143,9 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 
 /**
  * Normalises an error thrown by the twilio SDK. Twilio error bodies become `RestException`
- * (`status`, `code`, `moreInfo`), or `TwilioServiceException` for RFC 9457 bodies; network failures
- * surface as axios errors with a Node `code` such as `ECONNRESET` or `ECONNABORTED`.
+ * (`status`, `code`, `moreInfo`), or `TwilioServiceException` for RFC 9457 bodies, or
+ * {@link TwilioRetryAfterError} when the answer carried `Retry-After`; network failures surface as
+ * axios errors with a Node `code` such as `ECONNRESET` or `ECONNABORTED`.
  */
 export function describeTwilioError(error: unknown): TwilioCallFailure {
   const message = error instanceof Error ? error.message : String(error);
@@ -95,6 +156,7 @@ export function describeTwilioError(error: unknown): TwilioCallFailure {
       code: typeof error.code === 'number' ? error.code : undefined,
       message,
       moreInfo: typeof error.moreInfo === 'string' ? error.moreInfo : undefined,
+      retryAfterMs: typeof error.retryAfterMs === 'number' ? error.retryAfterMs : undefined,
     };
   }
   const errno = isRecord(error) && typeof error.code === 'string' ? error.code : undefined;

@@ -1,6 +1,7 @@
 /**
  * Consent keywords per tenant and language, and the `twilio-sms.consent` stage that acts on them:
- * opt-out and HELP messages are answered here and never reach later stages.
+ * opt-out and HELP messages are answered here and never reach later stages. The plugin registers it
+ * as the channel's first stage (`ctx.channelStages`), so it runs before every tenant's pipeline.
  */
 import type { ConsentStore, StageDefinition } from '../../core/plugin.js';
 import { classifyKeyword, DEFAULT_KEYWORDS, type ConsentKeywords, type KeywordClass } from './keywords.js';
@@ -129,9 +130,19 @@ export function isKeywordMatch(value: unknown): value is KeywordMatch {
 }
 
 /**
- * The first stage of every tenant that takes Twilio SMS. Opt-out: record it and confirm once (a
- * repeated STOP gets no second confirmation). HELP: the tenant's help text. Opt-in keywords only act
- * for someone who is opted out; otherwise "YES" is an ordinary answer and goes on down the pipeline.
+ * Options of a consent reply. `consentNotice: true` tells the kernel this is the one confirmation the
+ * carriers require, so it reaches the person although they are (now) opted out, inline or through the
+ * outbox; `consentKeyword` says which keyword it answers (for the outbox record).
+ */
+export function consentNoticeOptions(kind: KeywordClass): { consentNotice: true; consentKeyword: KeywordClass } {
+  return { consentNotice: true, consentKeyword: kind };
+}
+
+/**
+ * Runs before every tenant pipeline for Twilio SMS messages (registered with `ctx.channelStages`).
+ * Opt-out: record it and confirm once (a repeated STOP gets no second confirmation). HELP: the
+ * tenant's help text, also for someone who opted out. Opt-in keywords only act for someone who is
+ * opted out; otherwise "YES" is an ordinary answer and goes on down the pipeline.
  */
 export function consentStage(deps: { consent: () => ConsentStore; policyFor: (tenantId: string) => ConsentPolicy | undefined }): StageDefinition<TwilioSmsSettings> {
   return {
@@ -154,17 +165,17 @@ export function consentStage(deps: { consent: () => ConsentStore; policyFor: (te
       stage.annotate('twilio-sms.keyword', match);
 
       if (match.kind === 'help') {
-        if (shouldConfirm(policy, match)) stage.reply({ text: lang.texts.helpText, options: { consentNotice: 'help' } });
+        if (shouldConfirm(policy, match)) stage.reply({ text: lang.texts.helpText, options: consentNoticeOptions('help') });
         return stage.stop('help keyword');
       }
       if (match.kind === 'opt-out') {
         const { changed } = await record('opted-out');
-        if (changed && shouldConfirm(policy, match)) stage.reply({ text: lang.texts.optOutConfirmation, options: { consentNotice: 'opt-out' } });
+        if (changed && shouldConfirm(policy, match)) stage.reply({ text: lang.texts.optOutConfirmation, options: consentNoticeOptions('opt-out') });
         return stage.stop(changed ? 'opt-out keyword' : 'opt-out keyword (already opted out)');
       }
       if (!(await consent.isOptedOut(stage.tenant.id, stage.message.from))) return next();
       await record('opted-in');
-      if (shouldConfirm(policy, match)) stage.reply({ text: lang.texts.optInConfirmation, options: { consentNotice: 'opt-in' } });
+      if (shouldConfirm(policy, match)) stage.reply({ text: lang.texts.optInConfirmation, options: consentNoticeOptions('opt-in') });
       return stage.stop('opt-in keyword');
     },
   };

@@ -1,8 +1,9 @@
 /**
  * The `twilio-sms` channel: SMS, MMS and WhatsApp-through-Twilio. `POST /twilio/sms` takes inbound
  * messages (signature checked, deduplicated on MessageSid by the kernel), answers consent keywords
- * through the `twilio-sms.consent` stage, and replies inline in TwiML when the pipeline is quick or
- * through the REST API via the outbox when it is not. `POST /twilio/status` records delivery.
+ * through the `twilio-sms.consent` stage (the channel's first stage: it runs before every tenant's
+ * pipeline), and replies inline in TwiML when the pipeline is quick or through the REST API via the
+ * outbox when it is not. `POST /twilio/status` records delivery.
  */
 import type { Request, Response } from 'express';
 import type twilio from 'twilio';
@@ -11,6 +12,7 @@ import { hashAddress } from '../../core/logger.js';
 import type { InboundDraft, OutboundMessage } from '../../core/message.js';
 import { definePlugin } from '../../core/plugin.js';
 import type { TenantInfo } from '../../core/tenancy.js';
+import { TOKENS } from '../../core/tokens.js';
 import { createTwilioClient, type TwilioCallFailure } from './client.js';
 import { consentStage, matchKeyword, resolveConsentPolicy, type ConsentPolicy } from './consent.js';
 import { SegmentLedger, ledgerMigrations, usageOf, type LedgerEntry } from './ledger.js';
@@ -24,12 +26,6 @@ import { createSignatureGuard, formParams, outboxStatusOf, parseInboundSms, pars
 
 export { TWILIO_SMS_CHANNEL, CONSENT_STAGE } from './types.js';
 export type { TwilioSmsSettings, TwilioSmsOptions } from './types.js';
-
-/**
- * Consent keywords always get the room they need to answer inline: an opt-out confirmation sent
- * later through the outbox would be blocked, because the number is opted out by then.
- */
-const KEYWORD_BUDGET_MS = 10_000;
 
 interface TenantState {
   tenant: TenantInfo;
@@ -55,9 +51,22 @@ export interface TwilioSmsChannelDeps {
 }
 
 /**
+ * Tenants that list the consent stage in their own pipeline: it runs by itself before every
+ * pipeline now, and listing it would run it twice.
+ */
+export function consentStageListed(tenants: readonly Pick<TenantInfo, 'id' | 'pipeline'>[]): string[] {
+  return tenants
+    .filter((t) => t.pipeline.includes(CONSENT_STAGE))
+    .map(
+      (t) =>
+        `tenants (${t.id}).pipeline: remove "${CONSENT_STAGE}": it now runs by itself before every tenant's pipeline for twilio-sms messages, so STOP/HELP never reach other stages (now: [${t.pipeline.join(', ')}])`,
+    );
+}
+
+/**
  * @example
  * // parley.yaml
- * // tenants: [{ id: acme, pipeline: [twilio-sms.consent, keyword-replies],
+ * // tenants: [{ id: acme, pipeline: [keyword-replies],
  * //   plugins: { twilio-sms: { accountSid: ${TWILIO_ACCOUNT_SID}, authToken: ${TWILIO_AUTH_TOKEN}, numbers: [+15551234567] } } }]
  */
 export function createTwilioSmsChannel(deps: TwilioSmsChannelDeps = {}) {
@@ -76,6 +85,10 @@ export function createTwilioSmsChannel(deps: TwilioSmsChannelDeps = {}) {
       const states = new Map<string, TenantState>();
       const authFailures = new Map<string, string>();
 
+      // Every tenant, not only those with twilio-sms settings: any of them could list the stage.
+      const listed = consentStageListed(ctx.inject(TOKENS.Tenants).list());
+      if (listed.length) throw new ConfigError(listed);
+
       for (const { tenant, settings } of ctx.tenants()) {
         const policy = resolveConsentPolicy(settings.consent, tenant);
         const off = offReason(settings, options, ctx.publicBaseUrl);
@@ -83,11 +96,6 @@ export function createTwilioSmsChannel(deps: TwilioSmsChannelDeps = {}) {
         if (off) {
           ctx.log.warn({ tenant: tenant.id, reason: off }, `twilio-sms is off for tenant "${tenant.id}": ${off}`);
           continue;
-        }
-        if (settings.numbers.length && tenant.pipeline[0] !== CONSENT_STAGE) {
-          throw new ConfigError([
-            `tenants (${tenant.id}).pipeline: must start with "${CONSENT_STAGE}" when twilio-sms receives messages, so STOP/HELP never reach other stages (now: [${tenant.pipeline.join(', ')}])`,
-          ]);
         }
         if (!settings.validateSignatures) {
           if (process.env.NODE_ENV === 'production') {
@@ -125,6 +133,8 @@ export function createTwilioSmsChannel(deps: TwilioSmsChannelDeps = {}) {
 
       ctx.migrations(ledgerMigrations);
       ctx.stage(consentStage({ consent, policyFor: (tenantId) => states.get(tenantId)?.policy }));
+      // Before every tenant's pipeline, for this channel only (recovered messages too).
+      ctx.channelStages(TWILIO_SMS_CHANNEL, [CONSENT_STAGE]);
       ctx.sender(
         createSmsSender({
           log: ctx.log,
@@ -242,22 +252,12 @@ export function createTwilioSmsChannel(deps: TwilioSmsChannelDeps = {}) {
         };
         const inboundEntry: LedgerEntry = { tenantId: tenant.id, ref: sms.messageSid, part: 0, direction: 'in', via: 'inbound', address: sms.from, messageSid: sms.messageSid, ...usage };
 
-        if (!keyword && (await consent().isOptedOut(tenant.id, sms.from))) {
-          // The pipeline still sees the message (the business may need it), but replies must not
-          // reach someone who opted out: no inline answer, so every reply goes to the outbox, which
-          // records it as blocked.
-          const pending = ctx.gateway.receive(draft);
-          pending.catch((error: unknown) => ctx.log.error({ err: error, tenant: tenant.id }, 'twilio-sms: processing a message from an opted-out sender failed'));
-          // Surfaces an immediate refusal (shutting down: 503) without waiting for the pipeline.
-          await Promise.race([pending, Promise.resolve()]);
-          await account(tenant.id, [inboundEntry]);
-          sendTwiml(res, emptyTwiml());
-          return;
-        }
-
-        const result = await ctx.gateway.receive(draft, { inline: { budgetMs: keyword ? KEYWORD_BUDGET_MS : settings.replyBudgetMs } });
+        // A sender who opted out still reaches the pipeline (the business may need the message); the
+        // kernel records its replies as blocked and returns only consent notices inline.
+        const result = await ctx.gateway.receive(draft, { inline: { budgetMs: settings.replyBudgetMs } });
         if (result.status === 'deferred') ctx.log.info({ tenant: tenant.id, inboundId: result.inboundId, budgetMs: settings.replyBudgetMs }, 'twilio-sms: pipeline slower than the reply budget; replying through the REST API');
-        const { xml, entries } = inlineTwiml(state, result.inline);
+        // A retried webhook (duplicate) gets its stored inline replies back, blocked ones included: never send those.
+        const { xml, entries } = inlineTwiml(state, result.inline.filter((r) => r.status !== 'blocked'));
         await account(tenant.id, [inboundEntry, ...entries]);
         sendTwiml(res, xml);
       }

@@ -1,8 +1,9 @@
 /**
  * Sends outbox items through Twilio's Messages API. The outbox has already checked consent; this
- * decides how a failure is retried: 429, 5xx and transport errors retry with backoff, other 4xx are
- * dead letters with Twilio's code, and 21610 (the recipient opted out at Twilio) also records the
- * opt-out, so nothing else is tried for that number.
+ * decides how a failure is retried: 429, 5xx and transport errors retry with backoff (never sooner
+ * than Twilio's `Retry-After`, when it sends one), other 4xx are dead letters with Twilio's code, and
+ * 21610 (the recipient opted out at Twilio) records the opt-out and makes the item `blocked`, so
+ * nothing else is tried for that number.
  */
 import type twilio from 'twilio';
 import type { Logger } from 'pino';
@@ -49,6 +50,9 @@ export function chooseSender(message: Pick<OutboundMessage, 'from' | 'to'>, sett
   return number ? { from: number } : undefined;
 }
 
+/** Twilio: "Attempt to send to unsubscribed recipient". */
+export const UNSUBSCRIBED_RECIPIENT = 21610;
+
 function sendErrorOf(failure: TwilioCallFailure, context: string): SendError {
   if (failure.kind === 'transport') {
     return new SendError(`${context}: no answer from Twilio (${failure.errno ?? failure.message}); Twilio may have accepted it`, {
@@ -59,8 +63,16 @@ function sendErrorOf(failure: TwilioCallFailure, context: string): SendError {
     });
   }
   const code = failure.code ?? failure.status;
+  const message = `${context}: Twilio ${failure.status} error ${code}: ${failure.message}`;
+  // Not a failure to retry or dead-letter: the person opted out at Twilio, so the item is blocked.
+  if (failure.code === UNSUBSCRIBED_RECIPIENT) return new SendError(message, { retryable: false, blocked: true, providerCode: code, plugin: TWILIO_SMS_CHANNEL });
   const retryable = failure.status === 429 || failure.status >= 500;
-  return new SendError(`${context}: Twilio ${failure.status} error ${code}: ${failure.message}`, { retryable, providerCode: code, plugin: TWILIO_SMS_CHANNEL });
+  return new SendError(message, {
+    retryable,
+    providerCode: code,
+    ...(retryable && failure.retryAfterMs !== undefined ? { retryAfterMs: failure.retryAfterMs } : {}),
+    plugin: TWILIO_SMS_CHANNEL,
+  });
 }
 
 export function createSmsSender(deps: SmsSenderDeps): ChannelSender<TwilioSmsSettings | undefined> {
@@ -111,10 +123,9 @@ export function createSmsSender(deps: SmsSenderDeps): ChannelSender<TwilioSmsSet
           const context = parts.length > 1 ? `part ${part + 1} of ${parts.length}` : 'send';
           const sendError = sendErrorOf(failure, context);
           deps.metrics.errors.inc({ tenant: message.tenantId, code: String(sendError.providerCode ?? 'unknown') });
-          deps.metrics.sends.inc({ tenant: message.tenantId, status: sendError.retryable ? 'retrying' : 'failed' });
-          if (failure.kind === 'api' && failure.code === 21610) {
+          deps.metrics.sends.inc({ tenant: message.tenantId, status: sendError.blocked ? 'opted-out' : sendError.retryable ? 'retrying' : 'failed' });
+          if (sendError.blocked) {
             await deps.consent().set({ tenantId: message.tenantId, address: message.to, status: 'opted-out', source: 'twilio-21610', channel: TWILIO_SMS_CHANNEL, detail: `Twilio refused outbox item ${message.id}` });
-            deps.metrics.sends.inc({ tenant: message.tenantId, status: 'opted-out' });
           }
           if (failure.kind === 'api' && (failure.status === 401 || failure.code === 20003)) deps.onAuthFailure(message.tenantId, failure);
           throw sendError;

@@ -3,7 +3,7 @@ import { z } from 'zod';
 
 export const TWILIO_SMS_CHANNEL = 'twilio-sms';
 
-/** The consent stage every tenant that receives Twilio SMS runs first (see README). */
+/** The consent stage: the channel's first stage, run before every tenant's pipeline for Twilio SMS (see README). Tenants do not list it. */
 export const CONSENT_STAGE = 'twilio-sms.consent';
 
 /** An E.164 number, optionally as a WhatsApp-through-Twilio address (`whatsapp:+15551234567`). */

@@ -50,9 +50,10 @@ describe('parseStatusCallback and outboxStatusOf', () => {
   });
 
   it.each([
-    ['queued', 'sent'],
-    ['accepted', 'sent'],
-    ['sending', 'sent'],
+    ['queued', 'queued'],
+    ['accepted', 'accepted'],
+    ['scheduled', 'scheduled'],
+    ['sending', 'sending'],
     ['sent', 'sent'],
     ['delivered', 'delivered'],
     ['read', 'read'],

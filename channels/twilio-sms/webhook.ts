@@ -130,16 +130,21 @@ export function parseStatusCallback(params: FormParams): StatusCallback {
   return { messageSid: p.MessageSid, status: p.MessageStatus, errorCode: p.ErrorCode || undefined, from: p.From, to: p.To };
 }
 
+/** Twilio statuses before `sent`: kept in the outbox item's history, never changing its status. */
+export type TwilioInterimStatus = 'queued' | 'accepted' | 'scheduled' | 'sending';
+
 /**
- * Twilio message status -> outbox status. Everything before `sent` means "Twilio has it", which
- * the outbox already records as `sent` when the REST call returns. Inbound statuses are ignored.
+ * Twilio message status -> outbox status. The statuses before `sent` ("Twilio has it") are passed
+ * on as they are: the kernel records them in the history only, since the outbox already holds the
+ * item as `sent` once the REST call returned. Inbound statuses are ignored.
  */
-export function outboxStatusOf(twilioStatus: string): OutboxStatus | null {
+export function outboxStatusOf(twilioStatus: string): OutboxStatus | TwilioInterimStatus | null {
   switch (twilioStatus) {
     case 'accepted':
     case 'scheduled':
     case 'queued':
     case 'sending':
+      return twilioStatus;
     case 'sent':
       return 'sent';
     case 'delivered':

@@ -211,17 +211,19 @@ export function createTwilioVoiceChannel(deps: TwilioVoiceChannelDeps = {}) {
               ...(input.Confidence !== undefined ? { speechConfidence: input.Confidence } : {}),
             },
           },
-          { inline: { budgetMs: s.replyBudgetMs } },
+          // Answers inside a call the person placed are not messages: an SMS opt-out does not silence them.
+          { inline: { budgetMs: s.replyBudgetMs }, replyInSession: true },
         );
         const previous = result.status === 'duplicate' ? await calls.get(tenantId, input.CallSid) : undefined;
-        const handoff = Boolean(result.annotations.handoff) || result.inline.some((r) => r.options.handoff === true) || previous?.handoffTurn === turn;
+        const inline = result.inline;
+        const handoff = Boolean(result.annotations.handoff) || inline.some((r) => r.options.handoff === true) || previous?.handoffTurn === turn;
         await calls.noteTurn(tenantId, input.CallSid, turn, result.conversationId, handoff);
-        if (result.status === 'deferred' || (result.status === 'duplicate' && !result.inline.length && result.queued.length)) {
+        if (result.status === 'deferred' || (result.status === 'duplicate' && !inline.length && result.queued.length)) {
           turns.inc({ tenant: tenantId, outcome: 'deferred' });
           return sendTwiml(res, holdTwiml(script, turn + 1));
         }
         turns.inc({ tenant: tenantId, outcome: handoff ? 'handoff' : 'reply' });
-        sendTwiml(res, replyTwiml(script, turn + 1, result.inline.map((r) => r.text).join(' '), handoff));
+        sendTwiml(res, replyTwiml(script, turn + 1, inline.map((r) => r.text).join(' '), handoff));
       }
 
       async function dialed(req: Request, res: Response) {

@@ -33,6 +33,7 @@ export function toInboundDraft(event: CloudMessageEvent, tenantId: string): Inbo
   return {
     channel: CHANNEL,
     tenantId,
+    // No threadKey: the conversation is keyed by `from`, whose last message the sender's 24-hour window reads.
     from: toE164(event.from),
     to: toE164(event.displayPhoneNumber),
     text: textOf(event),

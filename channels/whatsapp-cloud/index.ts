@@ -4,7 +4,7 @@
  */
 import type { Request } from 'express';
 import { definePlugin } from '../../core/plugin.js';
-import { badRequest, forbidden } from '../../core/errors.js';
+import { ParleyError, badRequest, forbidden } from '../../core/errors.js';
 import { createGraphClient, type GraphClient } from './graph-client.js';
 import { MalformedPayloadError, parseCloudWebhook, type CloudEvent, type CloudStatusEvent } from './payload.js';
 import { verifyWithAnySecret } from './signature.js';
@@ -123,8 +123,9 @@ export function createWhatsAppCloudChannel(deps: WhatsAppCloudDeps = {}) {
           return;
         }
         if (event.kind === 'status') return handleStatus(event, owner.tenantId);
-        const result = await ctx.gateway.receive(toInboundDraft(event, owner.tenantId));
-        events.inc({ tenant: owner.tenantId, kind: 'message', result: result.status });
+        // Answers once the message is stored; its pipeline goes on, and the replies go through the outbox.
+        const result = await ctx.gateway.receive(toInboundDraft(event, owner.tenantId), { until: 'recorded' });
+        events.inc({ tenant: owner.tenantId, kind: 'message', result: result.status === 'deferred' ? 'recorded' : result.status });
       }
 
       ctx.routes((router) => {
@@ -156,22 +157,28 @@ export function createWhatsAppCloudChannel(deps: WhatsAppCloudDeps = {}) {
             throw badRequest('Not a WhatsApp Cloud webhook payload');
           }
           webhooks.inc({ result: 'ok' });
-          // In payload order: a person's messages reach the pipeline in the order they were written.
-          const work = track(
+          // In payload order: a person's messages are recorded, and their pipelines started, in the
+          // order they were written. Each event waits only for its write, never for a pipeline, so
+          // Meta gets its 200 fast; replies go out through the outbox.
+          const failures: unknown[] = [];
+          await track(
             (async () => {
               for (const event of parsed) {
                 await handleEvent(event, match.appSecret).catch((error: unknown) => {
+                  failures.push(error);
                   ctx.log.error({ err: error, kind: event.kind }, 'WhatsApp Cloud event failed');
                   events.inc({ tenant: event.phoneNumberId ? (byPhoneNumberId.get(event.phoneNumberId)?.tenantId ?? 'unknown') : 'unknown', kind: event.kind, result: 'error' });
                 });
               }
             })(),
           );
-          // Messages are recorded before their pipeline runs, so Meta gets its 200 without waiting
-          // for slow stages; replies go out through the outbox either way.
-          let timer: NodeJS.Timeout | undefined;
-          await Promise.race([work, new Promise<void>((r) => (timer = setTimeout(r, options.ackBudgetMs)))]);
-          clearTimeout(timer);
+          if (failures.length) {
+            // Not a 200, so Meta delivers the webhook again; events already recorded are deduplicated.
+            const first = failures[0];
+            throw first instanceof ParleyError && first.status >= 500
+              ? first
+              : new ParleyError('PARLEY_STORAGE_UNAVAILABLE', `${failures.length} event(s) of this webhook could not be recorded; Meta will deliver it again`, 503, { cause: first });
+          }
           res.status(200).json({ ok: true });
         });
       });

@@ -10,7 +10,7 @@ import type { OutboundMessage } from '../../core/message.js';
 import { SendError } from '../../core/errors.js';
 import { GraphApiError, type GraphClient, type GraphSendResult, type LinkMedia, type TemplateMessage } from './graph-client.js';
 import { CHANNEL, SERVICE_WINDOW_MS, templateSchema, type TemplateSettings, type WhatsAppCloudSettings } from './types.js';
-import { toWaId } from './inbound.js';
+import { toE164, toWaId } from './inbound.js';
 
 /** Meta's "re-engagement" error: the window closed although our records said it was open. */
 const OUTSIDE_WINDOW_META_CODE = 131047;
@@ -83,11 +83,17 @@ export function createCloudSender(deps: CloudSenderDeps): ChannelSender<WhatsApp
   }
 }
 
-/** Whether the user wrote to this tenant on this channel within the last 24 hours. */
+/**
+ * Whether the user wrote to this tenant on this channel within the last 24 hours. Read from the
+ * kernel's conversation row (read-only): inbound drafts carry no thread key, so the conversation of a
+ * user is keyed by their address (`+<wa_id>`), and `last_message_at` is the time of their latest
+ * message (outbound messages never move it). The address is normalised, so a reminder queued for
+ * `whatsapp:+1555...` or `1555...` finds it too.
+ */
 async function windowOpen(deps: CloudSenderDeps, message: OutboundMessage): Promise<boolean> {
   const { rows } = await deps.db.query<{ last: Date | null }>(
-    `SELECT max(received_at) AS last FROM parley_inbound WHERE tenant_id = $1 AND channel = $2 AND from_address = $3`,
-    [message.tenantId, CHANNEL, message.to],
+    `SELECT last_message_at AS last FROM parley_conversations WHERE tenant_id = $1 AND channel = $2 AND thread_key = $3`,
+    [message.tenantId, CHANNEL, toE164(toWaId(message.to))],
   );
   const last = rows[0]?.last;
   return last != null && deps.now().getTime() - new Date(last).getTime() < SERVICE_WINDOW_MS;

@@ -52,10 +52,5 @@ export const optionsSchema = z.object({
   graphBaseUrl: z.string().url().default(DEFAULT_GRAPH_BASE_URL),
   /** Per Graph request. A request that times out is not sent again (its outcome is unknown). */
   timeoutMs: z.number().int().min(100).max(120_000).default(DEFAULT_GRAPH_TIMEOUT_MS),
-  /**
-   * How long the webhook waits for the pipeline before answering 200 anyway. Messages are recorded
-   * before the pipeline starts, and Meta retries any non-200 answer for days.
-   */
-  ackBudgetMs: z.number().int().min(0).max(15_000).default(2_000),
 });
 export type WhatsAppCloudOptions = z.output<typeof optionsSchema>;

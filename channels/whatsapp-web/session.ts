@@ -283,7 +283,7 @@ export class WhatsAppWebSession {
   async send(item: LocalSend): Promise<SendResult> {
     const client = this.client;
     if (!client || this.state !== 'ready' || !this.ownsLocally()) {
-      throw new SendError(`WhatsApp Web session of ${this.c.tenantId} is ${this.state}, not ready`, { retryable: true, providerCode: 'session-not-ready', retryAfterMs: 15_000 });
+      throw new SendError(`WhatsApp Web session of ${this.c.tenantId} is ${this.state}, not ready`, { retryable: true, providerCode: 'session-not-ready', retryAfterMs: this.c.options.notReadyRetryMs });
     }
     if (item.media.length > 1) {
       // Several sends cannot be retried as one: some would go out twice.

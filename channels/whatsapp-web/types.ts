@@ -44,6 +44,11 @@ export const optionsSchema = z
     readyTimeoutMs: z.number().int().min(50).default(60_000),
     /** A send that has not returned by then fails with an unknown outcome and is never resent. */
     sendTimeoutMs: z.number().int().min(50).default(30_000),
+    /**
+     * A send while the session is not ready (reconnecting, waiting for a QR scan) is retried no sooner
+     * than this, whatever the outbox backoff: a restart and WhatsApp Web's page load take seconds.
+     */
+    notReadyRetryMs: z.number().int().min(0).max(600_000).default(15_000),
     reconnectInitialMs: z.number().int().min(10).default(2_000),
     reconnectMaxMs: z.number().int().min(10).default(300_000),
     /** Print the QR code on the terminal (stderr) as well as serving it at the admin route. */

@@ -184,7 +184,7 @@ export async function finishInboundMany(db: Queryable, items: FinishInbound[]): 
       status: f.via === 'inline' ? 'sent' : 'pending',
       via: f.via,
       // Inline replies skip the send job, so its consent check happens here, in the same statement.
-      consent_address: f.via === 'inline' && r.options?.consentNotice !== true ? consentAddress(f.inbound.from) : null,
+      consent_address: f.via === 'inline' && r.options?.consentNotice !== true && r.options?.inSession !== true ? consentAddress(f.inbound.from) : null,
     })),
   );
   const { rows } = await db.query<OutboxRow>(
@@ -313,7 +313,7 @@ export async function applyDeliveryStatus(
      ), upd AS (
        UPDATE parley_outbox o SET status = $4, error_code = COALESCE($5, o.error_code), error = COALESCE($6, o.error), updated_at = now()
        FROM target t
-       WHERE o.id = t.id
+       WHERE o.id = t.id AND $4 NOT IN ('queued', 'accepted', 'scheduled', 'sending')
          AND COALESCE((SELECT rank::int FROM rank WHERE rank.status = $4), -1) > COALESCE((SELECT rank::int FROM rank WHERE rank.status = t.status), 0)
        RETURNING o.id
      )

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import twilio from 'twilio';
-import { createTwilioClient, describeTwilioError } from '../../channels/twilio-sms/client.js';
+import { createTwilioClient, describeTwilioError, parseRetryAfter, MAX_RETRY_AFTER_MS, TwilioRetryAfterError } from '../../channels/twilio-sms/client.js';
 import { startFakeTwilio, twilioClientFor, type FakeTwilio } from './twilio-api.js';
 
 const TO = '+15558675310';
@@ -143,7 +143,7 @@ describe('fake Twilio REST API driven by the real twilio SDK', () => {
   it('createTwilioClient leaves the SDK retries off, also for the real API', () => {
     const production = createTwilioClient({ accountSid: fake.accountSid, authToken: 'token' });
     expect(production.httpClient.autoRetry).toBe(false);
-    expect(production.httpClient.constructor).toBe(twilio.RequestClient);
+    expect(production.httpClient).toBeInstanceOf(twilio.RequestClient);
     expect(twilioClientFor(fake).httpClient.autoRetry).toBe(false);
   });
 
@@ -153,6 +153,24 @@ describe('fake Twilio REST API driven by the real twilio SDK', () => {
       status: 429,
     });
     expect(fake.requests).toHaveLength(1);
+  });
+
+  it("keeps Twilio's Retry-After on a 429 that sends one, which the SDK's RestException would drop", async () => {
+    fake.failNext(1, '429-retry-after');
+    const error = await rejection(twilioClientFor(fake).messages.create({ to: TO, from: FROM, body: 'hi' }));
+    expect(error).toBeInstanceOf(TwilioRetryAfterError);
+    expect(describeTwilioError(error)).toMatchObject({ kind: 'api', status: 429, code: 20429, message: 'Too Many Requests', moreInfo: 'https://www.twilio.com/docs/errors/20429', retryAfterMs: 1000 });
+    fake.failNext(1, '429');
+    expect(describeTwilioError(await rejection(twilioClientFor(fake).messages.create({ to: TO, from: FROM, body: 'hi' })))).toMatchObject({ status: 429, retryAfterMs: undefined });
+  });
+
+  it('reads Retry-After in seconds or as an HTTP date, and caps it', () => {
+    const now = Date.parse('2026-01-01T00:00:00Z');
+    expect(parseRetryAfter('3', now)).toBe(3000);
+    expect(parseRetryAfter('Thu, 01 Jan 2026 00:00:05 GMT', now)).toBe(5000);
+    expect(parseRetryAfter('Wed, 31 Dec 2025 23:59:00 GMT', now)).toBe(0);
+    expect(parseRetryAfter('86400', now)).toBe(MAX_RETRY_AFTER_MS);
+    expect([parseRetryAfter('soon', now), parseRetryAfter('', now), parseRetryAfter(undefined, now)]).toEqual([undefined, undefined, undefined]);
   });
 
   it('a dropped connection surfaces as a transport failure, not an API error', async () => {

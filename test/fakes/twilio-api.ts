@@ -1,7 +1,7 @@
 /**
  * A local stand-in for Twilio's REST API (Messages resource only), for tests that drive the real
- * twilio SDK: Basic auth, Twilio's JSON error shape, and scripted failures (429, 500, 21610, 21211,
- * dropped connections, slow answers). Binds to 127.0.0.1 on a free port; never reaches the internet.
+ * twilio SDK: Basic auth, Twilio's JSON error shape, and scripted failures (429 with or without
+ * `Retry-After`, 500, 21610, 21211, dropped connections, slow answers). Binds to 127.0.0.1 on a free port; never reaches the internet.
  */
 import { randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders, Server } from 'node:http';
@@ -12,7 +12,8 @@ import type twilio from 'twilio';
 import { createTwilioClient } from '../../channels/twilio-sms/client.js';
 import { countSegments } from '../../channels/twilio-sms/segments.js';
 
-export type FakeFailureKind = '429' | '500' | '21610' | '21211' | 'drop';
+/** `429-retry-after`: a 429 that asks for `Retry-After: 1` (one second). */
+export type FakeFailureKind = '429' | '429-retry-after' | '500' | '21610' | '21211' | 'drop';
 
 export interface RecordedRequest {
   method: string;
@@ -150,6 +151,10 @@ export async function startFakeTwilio(): Promise<FakeTwilio> {
         req.socket.destroy();
         return;
       case '429':
+        sendTwilioError(res, 429, 20429, 'Too Many Requests');
+        return;
+      case '429-retry-after':
+        res.set('Retry-After', '1');
         sendTwilioError(res, 429, 20429, 'Too Many Requests');
         return;
       case '500':
