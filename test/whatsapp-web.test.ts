@@ -82,7 +82,7 @@ async function replyTo(tenant: string, to: string, wanted: (s: OutboundMessage['
 describe('whatsapp-web sessions and login', () => {
   it('creates one client per tenant number, with its LocalAuth session kept under the data directory', () => {
     const clinic = fakeWhatsAppWeb.created.find((c) => c.tenantId === 'clinic')!;
-    expect(clinic).toMatchObject({ clientId: 'clinic-15550001111', dataPath: join(gw.dataDir, 'whatsapp-web'), executablePath: process.env['PUPPETEER_EXECUTABLE_PATH'] ?? '/usr/bin/chromium', number: CLINIC.number });
+    expect(clinic).toMatchObject({ clientId: 'clinic-15550001111', dataPath: join(gw.dataDir, 'whatsapp-web'), executablePath: process.env['PUPPETEER_EXECUTABLE_PATH'] ?? '/usr/bin/chromium', number: CLINIC.number, auth: { kind: 'local' } });
     expect(fakeWhatsAppWeb.created.find((c) => c.tenantId === 'club')).toMatchObject({ clientId: 'club-15550002222', number: CLUB.number });
     expect(clinic.client.initializeCount).toBe(1);
   });

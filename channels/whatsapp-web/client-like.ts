@@ -4,8 +4,9 @@
 // without a page, `sendMessage` resolves null for unsupported targets, `downloadMedia` resolves
 // undefined without media.
 import wwebjs from 'whatsapp-web.js';
+import type { RemoteAuthStore } from './session-store.js';
 
-const { Client, LocalAuth, MessageMedia } = wwebjs;
+const { Client, LocalAuth, MessageMedia, RemoteAuth } = wwebjs;
 
 /** Media as whatsapp-web.js carries it: base64 data plus MIME type. */
 export interface WhatsAppWebMediaLike {
@@ -108,18 +109,30 @@ export const HEADLESS_CHROMIUM_ARGS: readonly string[] = [
   '--no-default-browser-check',
 ];
 
+/** RemoteAuth refuses backup intervals below one minute. */
+export const MIN_BACKUP_SYNC_INTERVAL_MS = 60_000;
+
+/**
+ * Where the WhatsApp Web login lives. `local`: LocalAuth, the browser profile in `dataPath` only.
+ * `database`: RemoteAuth, the profile in `dataPath` while running and zipped into `store` (after the
+ * first ready, then every `backupSyncIntervalMs`), restored from it when a client starts.
+ */
+export type WhatsAppWebAuth = { kind: 'local' } | { kind: 'database'; store: RemoteAuthStore; backupSyncIntervalMs: number };
+
 export interface RealClientOptions {
   /** Session name; letters, digits, `_` and `-` only (LocalAuth's rule). One per tenant number. */
   clientId: string;
-  /** Folder where LocalAuth keeps the browser profile (`<dataPath>/session-<clientId>`). */
+  /** Folder where LocalAuth keeps the browser profile (`<dataPath>/session-<clientId>`; RemoteAuth: `<dataPath>/RemoteAuth-<clientId>`). */
   dataPath: string;
   /** Chromium binary; puppeteer's own download is disabled here. */
   executablePath: string;
+  /** Auth strategy; default `{ kind: 'local' }`. */
+  auth?: WhatsAppWebAuth;
 }
 
 /**
- * Builds a whatsapp-web.js client with a LocalAuth session and headless Chromium. It does not call
- * `initialize()`: the channel does, under its own timeouts.
+ * Builds a whatsapp-web.js client with a LocalAuth (or, with `auth.kind: 'database'`, RemoteAuth)
+ * session and headless Chromium. It does not call `initialize()`: the channel does, under its own timeouts.
  *
  * @example
  * const client = createRealClient({ clientId: 'tenant-42', dataPath: './data/wwebjs', executablePath: '/usr/bin/chromium' });
@@ -127,8 +140,13 @@ export interface RealClientOptions {
  * await client.initialize();
  */
 export function createRealClient(options: RealClientOptions): WhatsAppWebClientLike {
+  const auth = options.auth ?? { kind: 'local' };
+  const authStrategy =
+    auth.kind === 'database'
+      ? new RemoteAuth({ clientId: options.clientId, dataPath: options.dataPath, store: auth.store, backupSyncIntervalMs: auth.backupSyncIntervalMs })
+      : new LocalAuth({ clientId: options.clientId, dataPath: options.dataPath });
   return new Client({
-    authStrategy: new LocalAuth({ clientId: options.clientId, dataPath: options.dataPath }),
+    authStrategy,
     puppeteer: {
       executablePath: options.executablePath,
       headless: true,

@@ -16,12 +16,15 @@ import { SessionLease, migrations } from './lease.js';
 import { browserPid, processTreeRssBytes } from './memory.js';
 import { SendRelay } from './relay.js';
 import { WhatsAppWebSession } from './session.js';
+import { PostgresSessionStore } from './session-store.js';
 import { CHANNEL, SESSION_STATES, optionsSchema, settingsSchema, type ClientFactory, type SessionState, type WhatsAppWebSettings } from './types.js';
 
 export { CHANNEL as WHATSAPP_WEB_CHANNEL, SESSION_STATES } from './types.js';
 export type { ClientFactory, SessionState, WhatsAppWebOptions, WhatsAppWebSettings } from './types.js';
 export { SessionLease } from './lease.js';
 export { SendRelay } from './relay.js';
+export { PostgresSessionStore, type RemoteAuthStore } from './session-store.js';
+export type { WhatsAppWebAuth } from './client-like.js';
 
 /** What tests (or an embedding application) may replace. */
 export interface WhatsAppWebDeps {
@@ -35,8 +38,8 @@ export interface WhatsAppWebDeps {
   fetch?: typeof fetch;
 }
 
-/** The production factory: a real whatsapp-web.js client with LocalAuth, not yet initialised. */
-export const realClientFactory: ClientFactory = (o) => createRealClient({ clientId: o.clientId, dataPath: o.dataPath, executablePath: o.executablePath });
+/** The production factory: a real whatsapp-web.js client with LocalAuth (or RemoteAuth, `auth: database`), not yet initialised. */
+export const realClientFactory: ClientFactory = (o) => createRealClient({ clientId: o.clientId, dataPath: o.dataPath, executablePath: o.executablePath, ...(o.auth ? { auth: o.auth } : {}) });
 
 /** whatsapp-web.js delivery acks, as outbox statuses. */
 const ACK_STATUS: Record<number, 'sent' | 'delivered' | 'read' | 'failed'> = { [-1]: 'failed', 1: 'sent', 2: 'delivered', 3: 'read', 4: 'read' };
@@ -123,6 +126,8 @@ export function createWhatsAppWebChannel(deps: WhatsAppWebDeps = {}) {
           number: settings.number,
           clientId: `${tenant.id}-${settings.number.slice(1)}`.replace(/[^A-Za-z0-9_-]/g, '_'),
           dataPath: sessionDir,
+          // auth: database keeps the login in whatsapp_web_auth so the instance taking over needs no QR.
+          auth: options.auth === 'database' ? { kind: 'database', store: new PostgresSessionStore(ctx.db, tenant.id, sessionDir), backupSyncIntervalMs: options.backupSyncIntervalMs } : { kind: 'local' },
           options,
           clientFactory,
           lease,

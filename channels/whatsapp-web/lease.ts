@@ -59,6 +59,19 @@ CREATE INDEX whatsapp_web_media_sender ON whatsapp_web_media (tenant_id, sender_
 CREATE INDEX whatsapp_web_media_age ON whatsapp_web_media (tenant_id, created_at);
 `,
   },
+  {
+    // RemoteAuth sessions (option auth: database): the zipped WhatsApp Web profile, one row per session.
+    id: '002_whatsapp_web_auth',
+    sql: `
+CREATE TABLE whatsapp_web_auth (
+  tenant_id text NOT NULL,
+  session text NOT NULL,
+  data bytea NOT NULL,
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (tenant_id, session)
+);
+`,
+  },
 ];
 
 /** The shared view of a number's session: who drives it and how it is doing. */

@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import type { SendResult } from '../../core/plugin.js';
 import { SendError } from '../../core/errors.js';
-import type { WhatsAppWebClientLike, WhatsAppWebContent, WhatsAppWebMessageLike } from './client-like.js';
+import type { WhatsAppWebAuth, WhatsAppWebClientLike, WhatsAppWebContent, WhatsAppWebMessageLike } from './client-like.js';
 import { createMessageMedia } from './client-like.js';
 import type { SessionLease } from './lease.js';
 import type { LocalSend } from './relay.js';
@@ -27,6 +27,8 @@ export interface SessionConfig {
   number: string;
   clientId: string;
   dataPath: string;
+  /** LocalAuth or RemoteAuth with its store; passed to the client factory. */
+  auth: WhatsAppWebAuth;
   options: WhatsAppWebOptions;
   clientFactory: ClientFactory;
   lease: SessionLease;
@@ -144,7 +146,7 @@ export class WhatsAppWebSession {
     if (this.state !== 'logged-out') this.setState('starting');
     let client: WhatsAppWebClientLike;
     try {
-      client = this.c.clientFactory({ clientId: this.c.clientId, dataPath: this.c.dataPath, executablePath: this.c.options.executablePath, tenantId: this.c.tenantId, number: this.c.number });
+      client = this.c.clientFactory({ clientId: this.c.clientId, dataPath: this.c.dataPath, executablePath: this.c.options.executablePath, auth: this.c.auth, tenantId: this.c.tenantId, number: this.c.number });
     } catch (error) {
       this.c.log.error({ err: error }, 'could not create the WhatsApp Web client');
       this.scheduleRestart('create-failed');

@@ -34,6 +34,14 @@ export const optionsSchema = z
     executablePath: z.string().min(1).default(process.env['PUPPETEER_EXECUTABLE_PATH'] ?? '/usr/bin/chromium'),
     /** LocalAuth session folders; default `<dataDir>/whatsapp-web`. Keep it across restarts (and shared between instances for take-over without a new QR). */
     sessionDir: z.string().optional(),
+    /**
+     * Where the WhatsApp Web login is kept. `local`: only in `sessionDir` (LocalAuth). `database`:
+     * also zipped into `whatsapp_web_auth` (RemoteAuth), so an instance that takes the number over
+     * restores the login without a new QR code, with no shared volume.
+     */
+    auth: z.enum(['local', 'database']).default('local'),
+    /** With `auth: database`, how often the running session's login is saved to the database (RemoteAuth's minimum: 60000). */
+    backupSyncIntervalMs: z.number().int().min(60_000).default(300_000),
     /** An instance that stops renewing its lease loses the number after this long. */
     leaseTtlMs: z.number().int().min(200).default(30_000),
     /** How often the owner renews and others try to take over; default a third of the TTL. */
