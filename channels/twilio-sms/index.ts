@@ -22,7 +22,7 @@ import { createSmsSender, type ActiveTenant } from './sender.js';
 import { webhookUrl } from './signature.js';
 import { emptyTwiml, messagingTwiml, TwimlError, type TwimlReply } from './twiml.js';
 import { CONSENT_STAGE, TWILIO_SMS_CHANNEL, optionsSchema, settingsSchema, type TwilioSmsOptions, type TwilioSmsSettings } from './types.js';
-import { createSignatureGuard, formParams, outboxStatusOf, parseInboundSms, parseStatusCallback, required, single } from './webhook.js';
+import { createSignatureGuard, offReason, formParams, outboxStatusOf, parseInboundSms, parseStatusCallback, required, single } from './webhook.js';
 
 export { TWILIO_SMS_CHANNEL, CONSENT_STAGE } from './types.js';
 export type { TwilioSmsSettings, TwilioSmsOptions } from './types.js';
@@ -35,15 +35,7 @@ interface TenantState {
   off: string | undefined;
 }
 
-/** Why the channel cannot run for a tenant, or undefined when it can. */
-export function offReason(settings: TwilioSmsSettings, options: TwilioSmsOptions, publicBaseUrl: string | undefined): string | undefined {
-  if (!settings.enabled) return 'enabled is false';
-  const missing = [!settings.accountSid && 'accountSid', !settings.authToken && 'authToken'].filter(Boolean);
-  if (missing.length) return `${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} not set (usually from the TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN environment variables)`;
-  if (!settings.numbers.length && !settings.messagingServiceSid) return 'no numbers are configured (for the demo: DEMO_TWILIO_NUMBER)';
-  if (options.requirePublicBaseUrl && !publicBaseUrl) return 'server.publicBaseUrl is not set (PUBLIC_BASE_URL): Twilio signs and calls the public URL';
-  return undefined;
-}
+export { offReason } from './webhook.js';
 
 export interface TwilioSmsChannelDeps {
   /** Builds the SDK client of a tenant; by default the real SDK, redirected by `options.apiBaseUrl`. */

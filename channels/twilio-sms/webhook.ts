@@ -213,3 +213,22 @@ export function createSignatureGuard(deps: { log: Logger; metrics: TwilioMetrics
 }
 
 export type SignatureGuard = ReturnType<typeof createSignatureGuard>;
+
+/** What decides whether a Twilio channel can run for a tenant (SMS and voice alike). */
+export interface TwilioAvailability {
+  enabled: boolean;
+  accountSid?: string | undefined;
+  authToken?: string | undefined;
+  numbers: readonly string[];
+  messagingServiceSid?: string | undefined;
+}
+
+/** Why a Twilio channel cannot run for a tenant, or undefined when it can. */
+export function offReason(settings: TwilioAvailability, options: { requirePublicBaseUrl: boolean }, publicBaseUrl: string | undefined): string | undefined {
+  if (!settings.enabled) return 'enabled is false';
+  const missing = [!settings.accountSid && 'accountSid', !settings.authToken && 'authToken'].filter(Boolean);
+  if (missing.length) return `${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} not set (usually from the TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN environment variables)`;
+  if (!settings.numbers.length && !settings.messagingServiceSid) return 'no numbers are configured (for the demo: DEMO_TWILIO_NUMBER)';
+  if (options.requirePublicBaseUrl && !publicBaseUrl) return 'server.publicBaseUrl is not set (PUBLIC_BASE_URL): Twilio signs and calls the public URL';
+  return undefined;
+}

@@ -17,7 +17,7 @@ import { definePlugin } from '../../core/plugin.js';
 import type { TenantInfo } from '../../core/tenancy.js';
 import { createTwilioClient } from '../twilio-sms/client.js';
 import { UNKNOWN_TENANT, twilioMetrics } from '../twilio-sms/metrics.js';
-import { createSignatureGuard, externalBase, formParams, required, type FormParams } from '../twilio-sms/webhook.js';
+import { createSignatureGuard, externalBase, formParams, offReason, required, type FormParams } from '../twilio-sms/webhook.js';
 import { CallStore, callMigrations } from './calls.js';
 import { createVoiceSender, type VoiceTenant } from './sender.js';
 import { hangupTwiml, holdTwiml, isGoodbye, listenTwiml, replyTwiml, type VoiceScript } from './twiml.js';
@@ -31,15 +31,6 @@ interface TenantState {
   settings: TwilioVoiceSettings;
   language: string;
   off: string | undefined;
-}
-
-export function offReason(settings: TwilioVoiceSettings, options: TwilioVoiceOptions, publicBaseUrl: string | undefined): string | undefined {
-  if (!settings.enabled) return 'enabled is false';
-  const missing = [!settings.accountSid && 'accountSid', !settings.authToken && 'authToken'].filter(Boolean);
-  if (missing.length) return `${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} not set (usually from the TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN environment variables)`;
-  if (!settings.numbers.length) return 'no numbers are configured (for the demo: DEMO_TWILIO_NUMBER)';
-  if (options.requirePublicBaseUrl && !publicBaseUrl) return 'server.publicBaseUrl is not set (PUBLIC_BASE_URL): Twilio signs and calls the public URL';
-  return undefined;
 }
 
 const callSid = z.string().regex(/^CA[0-9a-fA-F]{32}$/u, 'a Twilio call SID (CA followed by 32 hex digits)');
