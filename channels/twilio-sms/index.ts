@@ -16,6 +16,7 @@ import { TOKENS } from '../../core/tokens.js';
 import { createTwilioClient, type TwilioCallFailure } from './client.js';
 import { consentStage, matchKeyword, resolveConsentPolicy, type ConsentPolicy } from './consent.js';
 import { SegmentLedger, ledgerMigrations, usageOf, type LedgerEntry } from './ledger.js';
+import { Batcher } from '../../core/storage/batcher.js';
 import { UNKNOWN_TENANT, twilioMetrics } from './metrics.js';
 import { fitToSegments } from './segments.js';
 import { createSmsSender, type ActiveTenant } from './sender.js';
@@ -154,6 +155,12 @@ export function createTwilioSmsChannel(deps: TwilioSmsChannelDeps = {}) {
         },
       });
 
+      // Webhooks arriving together share one ledger statement (the ledger was a second write per message).
+      const ledgerWriter = new Batcher<readonly LedgerEntry[], LedgerEntry[]>(async (groups) => {
+        const fresh = new Set((await ledger.recordMany(groups.flat())).map((e) => `${e.ref}\u0000${e.part}`));
+        return groups.map((g) => g.filter((e) => fresh.has(`${e.ref}\u0000${e.part}`)));
+      });
+
       const guard = createSignatureGuard({ log: ctx.log, metrics, policy: { publicBaseUrl: ctx.publicBaseUrl, trustProxy: options.trustProxy } });
 
       /**
@@ -163,7 +170,7 @@ export function createTwilioSmsChannel(deps: TwilioSmsChannelDeps = {}) {
       async function account(tenantId: string, entries: readonly LedgerEntry[]): Promise<void> {
         let fresh: LedgerEntry[];
         try {
-          fresh = await ledger.recordMany(entries);
+          fresh = await ledgerWriter.submit(entries);
         } catch (error) {
           metrics.errors.inc({ tenant: tenantId, code: 'ledger' });
           ctx.log.error({ err: error, tenant: tenantId }, 'twilio-sms: could not record segments; the message itself is unaffected');
