@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { freshDatabase } from '../test/backend.js';
 import { benchScenarios, type BenchTwilio } from './scenarios.js';
 import { startFakeTwilio } from '../test/fakes/twilio-api.js';
 
@@ -140,24 +141,6 @@ async function pgReachable(): Promise<boolean> {
   }
 }
 
-async function freshDb(): Promise<{ url: string; drop: () => Promise<void> }> {
-  const name = `parley_bench_${Date.now()}`;
-  const admin = new pg.Client({ connectionString: PG_URL });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = new URL(PG_URL);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    drop: async () => {
-      const c = new pg.Client({ connectionString: PG_URL });
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await c.end();
-    },
-  };
-}
 
 const fmt = (r: LoadResult) => `${String(r.rps).padStart(6)} req/s  p50 ${String(r.p50).padStart(3)} ms  p99 ${String(r.p99).padStart(4)} ms  non-2xx ${r.non2xx}  errors ${r.errors}${r.peakRssMb ? `  peak RSS ${r.peakRssMb} MB` : ''}${r.cpuPerRequest ? `  CPU/req ${r.cpuPerRequest.toFixed(2)} ms` : ''}${r.dbCpuPerRequest ? ` (+ PostgreSQL ${r.dbCpuPerRequest.toFixed(2)} ms)` : ''}`;
 
@@ -212,7 +195,7 @@ async function main() {
     await stop(restart.child);
 
     if (await pgReachable()) {
-      const db = await freshDb();
+      const db = await freshDatabase(PG_URL);
       const ext = await startProcess(parleyArgs, /Parley is ready on http:\/\/[\d.]+:(\d+)/, { ...env, DATABASE_URL: db.url, REDIS_URL, PARLEY_DATA_DIR: join(work, 'data-ext') }, work);
       say(`\nboot to ready (PostgreSQL + Redis): ${Math.round(ext.readyMs)} ms`);
       for (const scenario of scenarios) {

@@ -1,30 +1,18 @@
 /**
- * Application-level boot: reads configuration (file, then the process environment for PORT,
- * PARLEY_DATA_DIR, DATABASE_URL and REDIS_URL) and starts a Gateway with a plugin catalogue.
+ * What `parley start` does before the kernel boots: a demo key when the demo needs one, and the
+ * environment variables (PORT, PARLEY_DATA_DIR, DATABASE_URL, REDIS_URL, LOG_LEVEL) over the file.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import type { Logger } from 'pino';
-import { loadConfigFile, type LoadedConfig } from './config.js';
-import { Gateway } from './gateway.js';
-import type { PluginCatalogue } from './plugin-loader.js';
+import { existsSync, readFileSync } from 'node:fs';
+import { BUNDLED_DEMO_CONFIG, type LoadedConfig } from './config.js';
 
 /** When the config uses PARLEY_DEMO_KEY and it is unset, make one so the demo works out of the box. */
 export function ensureDemoKey(configPath: string | undefined, env: NodeJS.ProcessEnv, say: (line: string) => void): void {
   if (env.PARLEY_DEMO_KEY) return;
-  const file = configPath ?? (loadPathOrDemo());
+  const file = configPath ?? (existsSync('parley.yaml') ? 'parley.yaml' : BUNDLED_DEMO_CONFIG);
   if (!readFileSync(file, 'utf8').includes('${PARLEY_DEMO_KEY')) return;
   env.PARLEY_DEMO_KEY = `pk_demo_${randomBytes(18).toString('base64url')}`;
   say(`PARLEY_DEMO_KEY was not set; generated one for this run:\n  export PARLEY_DEMO_KEY=${env.PARLEY_DEMO_KEY}`);
-}
-
-function loadPathOrDemo(): string {
-  try {
-    readFileSync('parley.yaml');
-    return 'parley.yaml';
-  } catch {
-    return new URL('../config/demo.yaml', import.meta.url).pathname;
-  }
 }
 
 /** Environment variables that override the file, so a deployment can move without editing YAML. */
@@ -36,10 +24,4 @@ export function applyEnvOverrides(loaded: LoadedConfig, env: NodeJS.ProcessEnv):
   if (env.REDIS_URL) c.storage.redisUrl = env.REDIS_URL;
   if (env.LOG_LEVEL) c.log.level = env.LOG_LEVEL as typeof c.log.level;
   return loaded;
-}
-
-export async function bootFromFile(opts: { configPath?: string; catalogue: PluginCatalogue; env?: NodeJS.ProcessEnv; logger?: Logger }): Promise<Gateway> {
-  const env = opts.env ?? process.env;
-  const loaded = applyEnvOverrides(loadConfigFile(opts.configPath, env), env);
-  return Gateway.boot({ loaded, catalogue: opts.catalogue, ...(opts.logger ? { logger: opts.logger } : {}) });
 }

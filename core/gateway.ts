@@ -54,8 +54,6 @@ export interface GatewayOptions {
   setupTimeoutMs?: number;
   /** Redis key prefix / PostgreSQL schema for BullMQ (several deployments on one server). */
   jobNamespace?: string;
-  /** Process-wide overrides of config (used by the CLI for PORT, PARLEY_DATA_DIR, DATABASE_URL, REDIS_URL). */
-  env?: NodeJS.ProcessEnv;
 }
 
 interface PluginState {

@@ -42,19 +42,19 @@ export async function externalServices(): Promise<string | null> {
   return problem;
 }
 
-/** A fresh, empty database on the external server, dropped by the returned cleanup. */
-export async function freshDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
+/** A fresh, empty database on the server at `serverUrl`, dropped by the returned cleanup. */
+export async function freshDatabase(serverUrl = TEST_PG_URL): Promise<{ url: string; drop: () => Promise<void> }> {
   const name = `parley_t_${randomBytes(6).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: TEST_PG_URL });
+  const admin = new pg.Client({ connectionString: serverUrl });
   await admin.connect();
   await admin.query(`CREATE DATABASE ${name}`);
   await admin.end();
-  const url = new URL(TEST_PG_URL);
+  const url = new URL(serverUrl);
   url.pathname = `/${name}`;
   return {
     url: url.toString(),
     async drop() {
-      const c = new pg.Client({ connectionString: TEST_PG_URL });
+      const c = new pg.Client({ connectionString: serverUrl });
       await c.connect();
       await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
       await c.end();
