@@ -28,7 +28,7 @@ import { AlertHub } from './alerts.js';
 import { openDatabase, type Database } from './storage/database.js';
 import { applyMigrations, ensureMigrationTable } from './storage/migrations.js';
 import { coreMigrations } from './storage/schema.js';
-import { recordInboundMany, finishInboundMany, repliesFor, type FinishInbound, type RecordInboundResult, insertOutbound, applyDeliveryStatus, loadHistory } from './storage/message-store.js';
+import { recordInboundMany, finishInboundMany, repliesFor, type FinishInbound, type FinishResult, type RecordInboundResult, insertOutbound, applyDeliveryStatus, loadHistory } from './storage/message-store.js';
 import { JobRunner } from './jobs/job-runner.js';
 import { OutboxSender, OUTBOX_QUEUE, type OutboxJob } from './outbox.js';
 import { runPipeline, type ResolvedStage } from './pipeline.js';
@@ -88,7 +88,10 @@ export class Gateway {
   readonly dataSubjectProviders: { plugin: string; provider: DataSubjectProvider }[] = [];
   private readonly inflight = new Map<string, Promise<ReceiveResult>>();
   private inboundWriter!: Batcher<{ tenantId: string; draft: InboundDraft }, RecordInboundResult>;
-  private finishWriter!: Batcher<FinishInbound, OutboundMessage[]>;
+  private finishWriter!: Batcher<FinishInbound, FinishResult>;
+  /** Claims this instance's runs hold (inbound id -> token): kept fresh so no sweep takes a live run. */
+  private readonly heldClaims = new Map<string, string>();
+  private heartbeatTimer: NodeJS.Timeout | undefined;
   private readonly background = new Set<Promise<unknown>>();
   private sweepTimer: NodeJS.Timeout | undefined;
   private state: 'new' | 'booting' | 'ready' | 'stopping' | 'stopped' = 'new';
@@ -167,6 +170,12 @@ export class Gateway {
     const interval = this.opts.sweepIntervalMs ?? 15_000;
     this.sweepTimer = setInterval(() => this.track(this.sweep()), interval);
     this.sweepTimer.unref();
+    const recoverAfter = this.opts.recoverAfterMs ?? 120_000;
+    this.heartbeatTimer = setInterval(
+      () => this.track(this.heartbeat().catch((error: unknown) => this.log.warn({ err: error }, 'claim heartbeat failed; will try again'))),
+      Math.min(30_000, Math.max(1_000, recoverAfter / 4)),
+    );
+    this.heartbeatTimer.unref();
     this.track(this.sweep());
     this.log.info({ port: this.port, storage: this.db.kind, jobs: this.jobs.kind, plugins: this.plugins.map((p) => p.plugin.name), tenants: this.tenants.list().map((t) => t.id) }, 'parley is ready');
   }
@@ -414,7 +423,7 @@ export class Gateway {
     // The inline window: open until the budget runs out, unless the pipeline claims it first. Once
     // claimed, the replies are being written as sent-inline, so the response must wait for them.
     const window: InlineWindow = { open: options.inline !== undefined && options.until !== 'recorded', claimed: false };
-    const processing = this.track(this.process(tenant, message, window, options.replyInSession === true));
+    const processing = this.track(this.process(tenant, message, recorded.claim, window, options.replyInSession === true));
     if (options.until === 'recorded') {
       return { status: 'deferred', tenantId: tenant.id, inboundId: message.id, conversationId: message.conversationId, inline: [], queued: [], annotations: {} };
     }
@@ -432,7 +441,16 @@ export class Gateway {
   }
 
   /** Pipeline + persistence. The inline window is claimed (or found closed) when the replies are written. */
-  private async process(tenant: TenantInfo, message: import('./message.js').InboundMessage, window: InlineWindow, inSession = false): Promise<ReceiveResult> {
+  private async process(tenant: TenantInfo, message: import('./message.js').InboundMessage, claim: string, window: InlineWindow, inSession = false): Promise<ReceiveResult> {
+    this.heldClaims.set(message.id, claim);
+    try {
+      return await this.processClaimed(tenant, message, claim, window, inSession);
+    } finally {
+      if (this.heldClaims.get(message.id) === claim) this.heldClaims.delete(message.id);
+    }
+  }
+
+  private async processClaimed(tenant: TenantInfo, message: import('./message.js').InboundMessage, claim: string, window: InlineWindow, inSession: boolean): Promise<ReceiveResult> {
     const preStages = this.channelFirstStages.get(message.channel) ?? [];
     const started = performance.now();
     const log = this.log.child({ tenant: tenant.id, channel: message.channel, inboundId: message.id, from: hashAddress(message.from) });
@@ -448,6 +466,7 @@ export class Gateway {
         log,
         db: this.db.pool,
         history: (limit) => loadHistory(this.db.pool, tenant.id, message.conversationId, message.id, limit),
+        isCurrentRun: () => holdsClaim(this.db.pool, message.id, claim),
         stageTimeoutMs: this.opts.stageTimeoutMs ?? 30_000,
       }),
     );
@@ -460,9 +479,10 @@ export class Gateway {
     if (inSession) replies = replies.map((r) => ({ ...r, options: { ...r.options, inSession: true } }));
     const via = window.open ? 'inline' : 'api';
     if (window.open) window.claimed = true;
-    const written = await this.finishWriter.submit({
+    const finished = await this.finishWriter.submit({
       tenantId: tenant.id,
       inbound: message,
+      claim,
       status: outcome.status,
       stopReason: outcome.stopReason,
       error: outcome.error ? outcome.error.message : null,
@@ -471,6 +491,15 @@ export class Gateway {
       replies,
       via,
     });
+    if (finished.superseded) {
+      // The recovery sweep gave this message to a newer run (this one took too long, or another
+      // instance thought this one dead): that run alone answers it. Nothing of this run was written.
+      window.claimed = false;
+      this.metrics.messagesIn.inc({ tenant: tenant.id, channel: message.channel, result: 'superseded' });
+      log.warn({ status: outcome.status, replies: replies.length, ms: Math.round(performance.now() - started) }, 'a newer run holds this message; this run\'s replies were discarded');
+      return { status: 'deferred', tenantId: tenant.id, inboundId: message.id, conversationId: message.conversationId, inline: [], queued: [], annotations: {} };
+    }
+    const written = finished.replies;
     this.metrics.messagesIn.inc({ tenant: tenant.id, channel: message.channel, result: outcome.status });
     this.metrics.pipelineDuration.observe({ tenant: tenant.id, channel: message.channel }, (performance.now() - started) / 1000);
     const sendable = written.filter((w) => w.status !== 'blocked');
@@ -525,15 +554,20 @@ export class Gateway {
     }
   }
 
-  /** Re-runs inbound messages stuck in processing (their process died). Replies go via the outbox. */
+  /**
+   * Re-runs inbound messages stuck in processing (their process died, or a run outlived `olderThan`).
+   * Each re-run takes the claim with a new token, so an overtaken run can no longer finish the message.
+   * Live runs are not taken in practice: the heartbeat keeps their claims younger than the window.
+   * Replies go via the outbox.
+   */
   async recoverInbound(olderThan: string): Promise<number> {
-    const { rows } = await this.db.pool.query<{ id: string }>(
-      `UPDATE parley_inbound_claims SET claimed_at = now() WHERE inbound_id IN (
+    const { rows } = await this.db.pool.query<{ id: string; token: string }>(
+      `UPDATE parley_inbound_claims SET claimed_at = now(), token = gen_random_uuid() WHERE inbound_id IN (
          SELECT inbound_id FROM parley_inbound_claims WHERE claimed_at < now() - $1::interval ORDER BY claimed_at LIMIT 100 FOR UPDATE SKIP LOCKED
-       ) RETURNING inbound_id AS id`,
+       ) RETURNING inbound_id AS id, token`,
       [olderThan],
     );
-    for (const { id } of rows) {
+    for (const { id, token } of rows) {
       const { rows: msgRows } = await this.db.pool.query(`SELECT * FROM parley_inbound WHERE id = $1`, [id]);
       const r = msgRows[0];
       const tenant = r && this.tenants.get(r.tenant_id);
@@ -542,10 +576,21 @@ export class Gateway {
       await this.process(
         tenant,
         { id: r.id, tenantId: r.tenant_id, conversationId: r.conversation_id, channel: r.channel, from: r.from_address, to: r.to_address, text: r.body, media: r.media, providerMessageId: r.provider_message_id, receivedAt: r.received_at, raw: r.raw, attributes: r.attributes },
+        token,
         { open: false, claimed: false },
       );
     }
     return rows.length;
+  }
+
+  /** Keeps the claims of this instance's running messages fresh, so no sweep mistakes them for dead. */
+  private async heartbeat(): Promise<void> {
+    if (!this.heldClaims.size) return;
+    const held = [...this.heldClaims];
+    await this.db.pool.query(
+      `UPDATE parley_inbound_claims c SET claimed_at = now() FROM unnest($1::uuid[], $2::uuid[]) AS h(id, token) WHERE c.inbound_id = h.id AND c.token = h.token`,
+      [held.map(([id]) => id), held.map(([, token]) => token)],
+    );
   }
 
   private track<T>(promise: Promise<T>): Promise<T> {
@@ -611,6 +656,7 @@ export class Gateway {
     this.state = 'stopping';
     const deadline = this.config.server.shutdownTimeoutMs;
     clearInterval(this.sweepTimer);
+    clearInterval(this.heartbeatTimer);
     if (this.server) {
       const closed = new Promise<void>((r) => this.server!.close(() => r()));
       this.server.closeIdleConnections();
@@ -633,6 +679,12 @@ export class Gateway {
     this.state = 'stopped';
     if (wasStarted) this.log.info('parley stopped');
   }
+}
+
+/** Whether the run holding `claim` still holds the message (the recovery sweep has not moved it on). */
+async function holdsClaim(db: pg.Pool, inboundId: string, claim: string): Promise<boolean> {
+  const { rows } = await db.query('SELECT 1 FROM parley_inbound_claims WHERE inbound_id = $1 AND token = $2', [inboundId, claim]);
+  return rows.length > 0;
 }
 
 /** A pool that is never connected: `parley validate` runs setups against it. */

@@ -24,6 +24,7 @@ export interface PipelineInput {
   log: Logger;
   db: Pool;
   history: (limit: number) => Promise<HistoryEntry[]>;
+  isCurrentRun: () => Promise<boolean>;
   stageTimeoutMs: number;
 }
 
@@ -65,6 +66,7 @@ export async function runPipeline(input: PipelineInput): Promise<PipelineOutcome
         }
         return historyCache.then((h) => h.slice(-limit));
       },
+      isCurrentRun: input.isCurrentRun,
       reply(reply) {
         replies.push(typeof reply === 'string' ? { text: reply } : reply);
       },

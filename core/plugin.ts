@@ -54,6 +54,15 @@ export interface StageContext<S = unknown> {
   /** Earlier messages of this conversation, oldest first (loaded on first call). */
   history(limit?: number): Promise<HistoryEntry[]>;
   /**
+   * Whether this run still holds the message. A message whose run outlives the recovery window (or
+   * whose instance looks dead) is run again, and only the newest run may finish it: the older run's
+   * replies are discarded. A stage with a side effect outside the reply (a billing meter, a reminder)
+   * should key it by `message.id`, so a re-run repeats nothing, or ask this right before acting.
+   * @example
+   * if (await stage.isCurrentRun()) await meters.record({ key: stage.message.id, units: 1 });
+   */
+  isCurrentRun(): Promise<boolean>;
+  /**
    * Queue a reply. Stored in the outbox when the pipeline ends; never sent by the stage itself. A reply
    * to an opted-out sender is recorded as `blocked`, unless `options.consentNotice` is true (the one
    * confirmation of an opt-out or opt-in that carriers require).

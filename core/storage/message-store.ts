@@ -67,8 +67,12 @@ export function toOutbound(row: OutboxRow): OutboundMessage {
   };
 }
 
+/**
+ * A new message comes with the claim its run holds: the token `finishInboundMany` must present.
+ * A duplicate comes with the original's id and status.
+ */
 export type RecordInboundResult =
-  | { duplicate: false; message: InboundMessage }
+  | { duplicate: false; message: InboundMessage; claim: string }
   | { duplicate: true; inboundId: string; status: string };
 
 /**
@@ -90,7 +94,7 @@ export async function recordInboundMany(db: Queryable, items: { tenantId: string
     raw: draft.raw ?? null,
     received_at: (draft.receivedAt ?? new Date()).toISOString(),
   }));
-  const { rows } = await db.query<{ idx: number; id: string; conversation_id: string; inserted: boolean; status: string }>(
+  const { rows } = await db.query<{ idx: number; id: string | null; conversation_id: string | null; inserted: boolean; status: string | null; claim: string | null }>(
     `WITH input AS (
        SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(idx int, tenant_id text, channel text, thread_key text, participant text, pmid text,
          to_address text, body text, media jsonb, attributes jsonb, raw jsonb, received_at timestamptz)
@@ -108,29 +112,32 @@ export async function recordInboundMany(db: Queryable, items: { tenantId: string
        ON CONFLICT (tenant_id, channel, provider_message_id) DO NOTHING
        RETURNING id, conversation_id, tenant_id, channel, provider_message_id, status
      ), claim AS (
-       INSERT INTO parley_inbound_claims (inbound_id, tenant_id) SELECT id, tenant_id FROM ins
+       INSERT INTO parley_inbound_claims (inbound_id, tenant_id) SELECT id, tenant_id FROM ins RETURNING inbound_id, token
      )
-     SELECT i.idx, COALESCE(n.id, e.id) AS id, COALESCE(n.conversation_id, e.conversation_id) AS conversation_id, n.id IS NOT NULL AS inserted, COALESCE(n.status, e.status) AS status
+     SELECT i.idx, COALESCE(n.id, e.id) AS id, COALESCE(n.conversation_id, e.conversation_id) AS conversation_id, n.id IS NOT NULL AS inserted, COALESCE(n.status, e.status) AS status, c.token AS claim
        FROM input i
        LEFT JOIN ins n ON n.tenant_id = i.tenant_id AND n.channel = i.channel AND n.provider_message_id = i.pmid
+       LEFT JOIN claim c ON c.inbound_id = n.id
        LEFT JOIN parley_inbound e ON n.id IS NULL AND e.tenant_id = i.tenant_id AND e.channel = i.channel AND e.provider_message_id = i.pmid
      ORDER BY i.idx`,
     [JSON.stringify(input)],
   );
+  await findConcurrentWinners(db, input, rows);
   const claimed = new Set<string>();
   return items.map(({ tenantId, draft }, idx) => {
     const row = rows[idx];
-    if (!row || row.idx !== idx || !row.id) throw new Error('recordInboundMany: missing result row');
+    if (!row || row.idx !== idx || !row.id || (row.inserted && !row.claim)) throw new Error('recordInboundMany: missing result row');
     // Two copies of one provider id in the same batch: only the first runs the pipeline.
     const firstInBatch = !claimed.has(row.id);
     claimed.add(row.id);
-    if (!row.inserted || !firstInBatch) return { duplicate: true, inboundId: row.id, status: row.status };
+    if (!row.inserted || !firstInBatch) return { duplicate: true, inboundId: row.id, status: row.status ?? 'processing' };
     return {
       duplicate: false,
+      claim: row.claim!,
       message: {
         id: row.id,
         tenantId,
-        conversationId: row.conversation_id,
+        conversationId: row.conversation_id!,
         channel: draft.channel,
         from: draft.from,
         to: draft.to,
@@ -145,14 +152,39 @@ export async function recordInboundMany(db: Queryable, items: { tenantId: string
   });
 }
 
-export async function recordInbound(db: Queryable, tenantId: string, draft: InboundDraft): Promise<RecordInboundResult> {
-  const [result] = await recordInboundMany(db, [{ tenantId, draft }]);
-  return result!;
+/**
+ * A copy that lost the insert race to a transaction committed after this statement's snapshot (another
+ * instance, another batch) finds nothing in the statement's own join: look the winner up again, in a
+ * new statement that sees it.
+ */
+async function findConcurrentWinners(
+  db: Queryable,
+  input: { idx: number; tenant_id: string; channel: string; pmid: string }[],
+  rows: { idx: number; id: string | null; conversation_id: string | null; inserted: boolean; status: string | null }[],
+): Promise<void> {
+  const missing = rows.filter((r) => !r.id).map((r) => input[r.idx]!);
+  if (!missing.length) return;
+  const { rows: found } = await db.query<{ tenant_id: string; channel: string; provider_message_id: string; id: string; conversation_id: string; status: string }>(
+    `SELECT e.tenant_id, e.channel, e.provider_message_id, e.id, e.conversation_id, e.status
+       FROM jsonb_to_recordset($1::jsonb) AS x(tenant_id text, channel text, pmid text)
+       JOIN parley_inbound e ON e.tenant_id = x.tenant_id AND e.channel = x.channel AND e.provider_message_id = x.pmid`,
+    [JSON.stringify(missing.map(({ tenant_id, channel, pmid }) => ({ tenant_id, channel, pmid })))],
+  );
+  const key = (tenant: string, channel: string, pmid: string) => `${tenant}\u0000${channel}\u0000${pmid}`;
+  const byKey = new Map(found.map((f) => [key(f.tenant_id, f.channel, f.provider_message_id), f]));
+  for (const row of rows) {
+    if (row.id) continue;
+    const i = input[row.idx]!;
+    const winner = byKey.get(key(i.tenant_id, i.channel, i.pmid));
+    if (winner) Object.assign(row, { id: winner.id, conversation_id: winner.conversation_id, inserted: false, status: winner.status });
+  }
 }
 
 export interface FinishInbound {
   tenantId: string;
   inbound: InboundMessage;
+  /** The claim token of the run that is finishing: refused when the claim has moved on. */
+  claim: string;
   status: 'processed' | 'stopped' | 'failed';
   stopReason: string | null;
   error: string | null;
@@ -164,11 +196,19 @@ export interface FinishInbound {
 }
 
 /**
- * Marks inbound messages done and writes their replies to the outbox, in one statement. An item's first
- * status (`sent` inline or `pending`) is its row's own; `parley_outbox_events` holds what happened after.
+ * What finishing wrote: the replies, or `superseded` when this run no longer held the message's claim
+ * (the recovery sweep gave it to a newer run, which alone may finish it) and nothing was written.
  */
-export async function finishInboundMany(db: Queryable, items: FinishInbound[]): Promise<OutboundMessage[][]> {
-  const done = items.map((f) => ({ tenant_id: f.tenantId, id: f.inbound.id, status: f.status, stop_reason: f.stopReason, error: f.error, stages: f.stages, annotations: f.annotations }));
+export type FinishResult = { superseded: false; replies: OutboundMessage[] } | { superseded: true };
+
+/**
+ * Marks inbound messages done and writes their replies to the outbox, in one statement, for the runs
+ * that still hold their claim: the claim row is deleted only when its token matches, and everything
+ * else hangs off that delete. A run overtaken by recovery writes nothing. An item's first status
+ * (`sent` inline or `pending`) is its row's own; `parley_outbox_events` holds what happened after.
+ */
+export async function finishInboundMany(db: Queryable, items: FinishInbound[]): Promise<FinishResult[]> {
+  const done = items.map((f) => ({ tenant_id: f.tenantId, id: f.inbound.id, claim: f.claim, status: f.status, stop_reason: f.stopReason, error: f.error, stages: f.stages, annotations: f.annotations }));
   const replies = items.flatMap((f) =>
     f.replies.map((r, seq) => ({
       seq,
@@ -187,17 +227,18 @@ export async function finishInboundMany(db: Queryable, items: FinishInbound[]): 
       consent_address: f.via === 'inline' && r.options?.consentNotice !== true && r.options?.inSession !== true ? consentAddress(f.inbound.from) : null,
     })),
   );
-  const { rows } = await db.query<OutboxRow>(
+  const { rows } = await db.query<OutboxRow & { held_id: string }>(
     `WITH f AS (
-       SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(tenant_id text, id uuid, status text, stop_reason text, error text, stages jsonb, annotations jsonb)
+       SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(tenant_id text, id uuid, claim uuid, status text, stop_reason text, error text, stages jsonb, annotations jsonb)
+     ), held AS (
+       DELETE FROM parley_inbound_claims c USING f WHERE c.inbound_id = f.id AND c.token = f.claim RETURNING c.inbound_id
      ), upd AS (
        UPDATE parley_inbound i SET status = f.status, stop_reason = f.stop_reason, error = f.error, stages = f.stages, annotations = f.annotations, processed_at = now()
-       FROM f WHERE i.tenant_id = f.tenant_id AND i.id = f.id
-     ), unclaim AS (
-       DELETE FROM parley_inbound_claims c USING f WHERE c.inbound_id = f.id
+       FROM f JOIN held h ON h.inbound_id = f.id WHERE i.tenant_id = f.tenant_id AND i.id = f.id
      ), r AS (
-       SELECT * FROM jsonb_to_recordset($2::jsonb) AS x(seq int, tenant_id text, channel text, conversation_id uuid, inbound_id uuid, to_address text,
+       SELECT x.* FROM jsonb_to_recordset($2::jsonb) AS x(seq int, tenant_id text, channel text, conversation_id uuid, inbound_id uuid, to_address text,
          from_address text, body text, media jsonb, options jsonb, status text, via text, consent_address text)
+       JOIN held h ON h.inbound_id = x.inbound_id
      ), rs AS (
        SELECT r.*, CASE WHEN r.consent_address IS NOT NULL AND EXISTS (
            SELECT 1 FROM parley_consent c WHERE c.tenant_id = r.tenant_id AND c.address = r.consent_address AND c.status = 'opted-out'
@@ -210,23 +251,22 @@ export async function finishInboundMany(db: Queryable, items: FinishInbound[]): 
          CASE WHEN final_status = 'blocked' THEN 'opted-out' END,
          CASE WHEN final_status = 'blocked' THEN 'The recipient opted out' END
        FROM rs
+       ON CONFLICT (inbound_id, seq) WHERE inbound_id IS NOT NULL DO NOTHING
        RETURNING *
      )
-     SELECT * FROM ins`,
+     SELECT h.inbound_id AS held_id, ins.* FROM held h LEFT JOIN ins ON ins.inbound_id = h.inbound_id`,
     [JSON.stringify(done), JSON.stringify(replies)],
   );
-  const byInbound = new Map<string, OutboundMessage[]>();
-  for (const row of rows.sort((a, b) => a.seq - b.seq)) {
-    const list = byInbound.get(row.inbound_id!) ?? [];
-    list.push(toOutbound(row));
-    byInbound.set(row.inbound_id!, list);
+  const held = new Map<string, OutboundMessage[]>();
+  for (const row of rows.sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0))) {
+    const list = held.get(row.held_id) ?? [];
+    if (row.id) list.push(toOutbound(row));
+    held.set(row.held_id, list);
   }
-  return items.map((f) => byInbound.get(f.inbound.id) ?? []);
-}
-
-export async function finishInbound(db: Queryable, f: FinishInbound): Promise<OutboundMessage[]> {
-  const [result] = await finishInboundMany(db, [f]);
-  return result!;
+  return items.map((f) => {
+    const written = held.get(f.inbound.id);
+    return written ? { superseded: false, replies: written } : { superseded: true };
+  });
 }
 
 export async function repliesFor(db: Queryable, tenantId: string, inboundId: string): Promise<OutboundMessage[]> {

@@ -132,4 +132,24 @@ CREATE TABLE parley_audit (
 );
 `,
   },
+  {
+    id: '002_claim_fencing',
+    sql: `
+-- A claim carries a token: only the run that holds the current token may finish the message, so a
+-- run overtaken by the recovery sweep (slow stage, another instance) cannot write replies too.
+ALTER TABLE parley_inbound_claims ADD COLUMN token uuid NOT NULL DEFAULT gen_random_uuid();
+
+-- One reply per (inbound message, sequence number). Databases written before the fence may hold the
+-- duplicates it prevents: keep the first of each and detach the others (they stay in the outbox and
+-- its history, with the message they copied noted in details).
+WITH ranked AS (
+  SELECT id, inbound_id, row_number() OVER (PARTITION BY inbound_id, seq ORDER BY created_at, id) AS n
+    FROM parley_outbox WHERE inbound_id IS NOT NULL
+)
+UPDATE parley_outbox o SET details = o.details || jsonb_build_object('duplicateOfInbound', o.inbound_id), inbound_id = NULL
+  FROM ranked r WHERE r.id = o.id AND r.n > 1;
+DROP INDEX parley_outbox_inbound;
+CREATE UNIQUE INDEX parley_outbox_inbound_seq ON parley_outbox (inbound_id, seq) WHERE inbound_id IS NOT NULL;
+`,
+  },
 ];
