@@ -1,7 +1,8 @@
 /**
  * Loading and validating `parley.yaml`: YAML, `${VAR}` interpolation from the environment, then zod.
  * Per-plugin options and per-tenant settings are validated later against each plugin's own schemas
- * (see `validatePluginSettings`), so errors can name the tenant, the plugin and the key path.
+ * (the gateway calls `checkAgainst` once the plugins are loaded), so errors can name the tenant, the
+ * plugin and the key path. Unknown keys are errors at every level, with a suggestion.
  */
 import { readFileSync, existsSync } from 'node:fs';
 import { resolve, dirname } from 'node:path';
@@ -9,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { ConfigError, ParleyError } from './errors.js';
+import { closestKey, findUnknownKeys, unknownKeyMessage } from './unknown-keys.js';
 
 const tenantId = z
   .string()
@@ -146,11 +148,50 @@ export function formatPath(path: readonly PropertyKey[], raw?: unknown): string 
   return out || '(root)';
 }
 
-export function zodIssues(error: z.ZodError, prefix: string, raw?: unknown): string[] {
-  return error.issues.map((issue) => {
-    const where = formatPath(issue.path, raw);
-    return `${prefix}${prefix && where !== '(root)' ? '.' : ''}${where === '(root)' && prefix ? '' : where}: ${issue.message}`;
-  });
+/** Joins a prefix such as `tenants[0] (acme).plugins.http` and a formatted path below it. */
+function issueLine(prefix: string, path: readonly PropertyKey[], raw: unknown, message: string): string {
+  const where = formatPath(path, raw);
+  if (!prefix) return `${where}: ${message}`;
+  if (where === '(root)') return `${prefix}: ${message}`;
+  return `${prefix}${where.startsWith('[') ? '' : '.'}${where}: ${message}`;
+}
+
+function issueMessage(issue: z.core.$ZodIssue): string {
+  return issue.message;
+}
+
+export type Checked<T> = { success: true; data: T } | { success: false; issues: string[] };
+
+/**
+ * Parses `raw` with `schema` and also refuses keys the schema does not know (zod would strip them),
+ * suggesting the closest known key. Each issue starts with `where`, e.g. `tenants[0] (acme).plugins.http`.
+ * @example checkAgainst(z.object({ greeting: z.string() }), { greting: 'Hi' }, 'tenants[0] (acme).plugins.greeter')
+ * // { success: false, issues: ['tenants[0] (acme).plugins.greeter.greting: unknown key, did you mean "greeting"?', ...] }
+ */
+export function checkAgainst<T>(schema: z.ZodType<T>, raw: unknown, where: string): Checked<T> {
+  const unknown = findUnknownKeys(schema, raw);
+  const reported = new Set(unknown.map((u) => JSON.stringify(u.path)));
+  const parsed = schema.safeParse(raw);
+  const zodIssues = parsed.success
+    ? []
+    : parsed.error.issues.filter((issue) => issue.code !== 'unrecognized_keys' || issue.keys.some((k) => !reported.has(JSON.stringify([...issue.path, k]))));
+  const issues = [
+    ...unknown.map((u) => issueLine(where, u.path, raw, unknownKeyMessage(u.key, u.known))),
+    ...zodIssues.map((issue) => issueLine(where, issue.path, raw, issueMessage(issue))),
+  ];
+  return parsed.success && issues.length === 0 ? { success: true, data: parsed.data } : { success: false, issues };
+}
+
+/** Where a plugin's options are written: `plugins[2] (slack-alerts).options`. */
+export function pluginOptionsPath(config: ParleyConfig, name: string): string {
+  const i = config.plugins.findIndex((p) => normalisePluginEntry(p).name === name);
+  return i < 0 ? `plugins (${name}, not listed).options` : `plugins[${i}] (${name}).options`;
+}
+
+/** `tenants[0] (acme).plugins.twilio-sm: unknown plugin, did you mean "twilio-sms"? (...)` */
+export function unknownPluginIssue(tenantIndex: number, tenantId: string, name: string, builtIn: readonly string[]): string {
+  const close = closestKey(name, builtIn);
+  return `tenants[${tenantIndex}] (${tenantId}).plugins.${name}: unknown plugin "${name}"${close ? `, did you mean "${close}"?` : ''} (built-in: ${[...builtIn].sort().join(', ')}; third-party plugins must be listed under plugins with a module path)`;
 }
 
 export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv = process.env): ParleyConfig {
@@ -164,8 +205,8 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
   const issues: string[] = [];
   const interpolated = interpolateEnv(doc ?? {}, env, '', issues);
   if (issues.length) throw new ConfigError(issues.map((i) => `${source}: ${i}`));
-  const parsed = configSchema.safeParse(interpolated);
-  if (!parsed.success) throw new ConfigError(zodIssues(parsed.error, '', interpolated).map((i) => `${source}: ${i}`));
+  const parsed = checkAgainst(configSchema, interpolated, '');
+  if (!parsed.success) throw new ConfigError(parsed.issues.map((i) => `${source}: ${i}`));
   const config = parsed.data;
   const seen = new Set<string>();
   for (const t of config.tenants) {
