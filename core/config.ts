@@ -16,12 +16,41 @@ const tenantId = z
   .string()
   .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'lower-case letters, digits, "-" or "_", starting with a letter or digit');
 
+/** True when Intl accepts the zone: IANA names (`America/New_York`), `UTC` and the aliases Intl knows. */
+export function isTimeZone(timeZone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone });
+    return true;
+  } catch (error) {
+    if (error instanceof RangeError) return false;
+    throw error;
+  }
+}
+
+const timeZone = z.string().superRefine((value, ctx) => {
+  if (isTimeZone(value)) return;
+  const close = closestKey(value, [...Intl.supportedValuesOf('timeZone'), 'UTC']);
+  ctx.addIssue({ code: 'custom', message: `unknown time zone "${value}"${close ? `, did you mean "${close}"?` : ' (use an IANA name such as "America/New_York", or "UTC")'}` });
+});
+
+const localeTag = z.string().refine(
+  (value) => {
+    try {
+      return Intl.getCanonicalLocales(value).length === 1;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'not a BCP 47 language tag such as "en-US"' },
+);
+
 export const tenantSchema = z.object({
   id: tenantId,
   name: z.string().optional(),
   /** BCP 47 language tag; channels use it for voice and keyword texts. */
-  locale: z.string().default('en-US'),
-  timezone: z.string().default('UTC'),
+  locale: localeTag.default('en-US'),
+  /** IANA time zone; stages such as office hours read the tenant's local time in it. */
+  timezone: timeZone.default('UTC'),
   /** Admin API keys (plain, usually from `${ENV}`); only their hashes are kept in memory. */
   apiKeys: z.array(z.string()).default([]),
   /** Sent when a stage fails; set to null to send nothing. */

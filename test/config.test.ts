@@ -137,6 +137,24 @@ describe('configuration catches typos', () => {
     expect((await failure(() => validate(config))).message).toContain('tenants[1] (globex).plugins.twilio-sm: unknown plugin "twilio-sm", did you mean "twilio-sms"?');
   });
 
+  it('refuses an unknown time zone, suggesting a close one, and a malformed locale', () => {
+    const config = twoTenants();
+    Object.assign(config.tenants[0]!, { timezone: 'Mars/Olympus', locale: 'en_US!' });
+    Object.assign(config.tenants[1]!, { timezone: 'America/New_Yrok' });
+    const issues = parseIssues(config);
+    expect(issues).toContain('p.yaml: tenants[0] (acme).timezone: unknown time zone "Mars/Olympus" (use an IANA name such as "America/New_York", or "UTC")');
+    expect(issues).toContain('p.yaml: tenants[1] (globex).timezone: unknown time zone "America/New_Yrok", did you mean "America/New_York"?');
+    expect(issues).toContain('p.yaml: tenants[0] (acme).locale: not a BCP 47 language tag such as "en-US"');
+  });
+
+  it('accepts the time zones and locales Intl accepts, aliases included', () => {
+    const config = twoTenants();
+    Object.assign(config.tenants[0]!, { timezone: 'Asia/Kolkata', locale: 'es-419' });
+    Object.assign(config.tenants[1]!, { timezone: 'Etc/UTC', locale: 'pt-BR' });
+    const parsed = parseConfig(stringify(config), 'p.yaml', {});
+    expect(parsed.tenants.map((t) => [t.timezone, t.locale])).toEqual([['Asia/Kolkata', 'es-419'], ['Etc/UTC', 'pt-BR']]);
+  });
+
   it('names every plugin problem as plugins[i] (name).options.key or tenants[i] (id).plugins.name.key', async () => {
     const config = { ...twoTenants({ pipeline: ['probe.echo', 'probe-channel.gate'] }), plugins: ['http', 'probe', 'probe-channel', { name: 'twilio-sms', options: { requestTimeoutMs: 10 } }] };
     delete (config.tenants[0]!.plugins as Record<string, unknown>)['probe-channel'];
