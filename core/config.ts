@@ -7,7 +7,7 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { parse as parseYaml, YAMLParseError, type ScalarTag } from 'yaml';
 import { z } from 'zod';
 import { ConfigError, ParleyError } from './errors.js';
 import { closestKey, findUnknownKeys, unknownKeyMessage } from './unknown-keys.js';
@@ -185,7 +185,20 @@ function issueLine(prefix: string, path: readonly PropertyKey[], raw: unknown, m
   return `${prefix}${where.startsWith('[') ? '' : '.'}${where}: ${message}`;
 }
 
-function issueMessage(issue: z.core.$ZodIssue): string {
+function valueAt(raw: unknown, path: readonly PropertyKey[]): unknown {
+  let node = raw;
+  for (const key of path) node = node && typeof node === 'object' ? (node as Record<PropertyKey, unknown>)[key] : undefined;
+  return node;
+}
+
+/** A phone number written without quotes and without its `+` reaches zod as a number. */
+const PHONE_HINT = 'write phone numbers as quoted E.164 strings, e.g. "+15557654321" (and quote other long ids too)';
+
+function issueMessage(issue: z.core.$ZodIssue, raw: unknown): string {
+  if (issue.code === 'invalid_type' && issue.expected === 'string') {
+    const value = valueAt(raw, issue.path);
+    if (typeof value === 'number' && Number.isInteger(value) && Math.abs(value) >= 1e9) return `${issue.message}; ${PHONE_HINT}`;
+  }
   return issue.message;
 }
 
@@ -206,7 +219,7 @@ export function checkAgainst<T>(schema: z.ZodType<T>, raw: unknown, where: strin
     : parsed.error.issues.filter((issue) => issue.code !== 'unrecognized_keys' || issue.keys.some((k) => !reported.has(JSON.stringify([...issue.path, k]))));
   const issues = [
     ...unknown.map((u) => issueLine(where, u.path, raw, unknownKeyMessage(u.key, u.known))),
-    ...zodIssues.map((issue) => issueLine(where, issue.path, raw, issueMessage(issue))),
+    ...zodIssues.map((issue) => issueLine(where, issue.path, raw, issueMessage(issue, raw))),
   ];
   return parsed.success && issues.length === 0 ? { success: true, data: parsed.data } : { success: false, issues };
 }
@@ -226,7 +239,7 @@ export function unknownPluginIssue(tenantIndex: number, tenantId: string, name: 
 export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv = process.env): ParleyConfig {
   let doc: unknown;
   try {
-    doc = parseYaml(text, { prettyErrors: true });
+    doc = parseYaml(text, { prettyErrors: true, customTags: (tags) => [phoneNumberTag, ...tags] });
   } catch (error) {
     const msg = error instanceof YAMLParseError ? error.message : String(error);
     throw new ConfigError([`${source}: not valid YAML: ${msg}`], { cause: error });
@@ -244,6 +257,17 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
   }
   return config;
 }
+
+/**
+ * YAML reads `+15557654321` as the integer 15557654321; a plus sign followed by 7 to 15 digits is an
+ * E.164 phone number, so it stays the string it was written as. `port: +3000` is still a number.
+ */
+const phoneNumberTag: ScalarTag = {
+  tag: 'tag:yaml.org,2002:str',
+  default: true,
+  test: /^\+[1-9][0-9]{6,14}$/,
+  resolve: (source) => source,
+};
 
 /** Reads `path` (or `./parley.yaml`, else the bundled demo config). */
 export function loadConfigFile(path?: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {

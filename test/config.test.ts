@@ -155,6 +155,34 @@ describe('configuration catches typos', () => {
     expect(parsed.tenants.map((t) => [t.timezone, t.locale])).toEqual([['Asia/Kolkata', 'es-419'], ['Etc/UTC', 'pt-BR']]);
   });
 
+  it('reads an unquoted +E.164 number as the string it is written as', async () => {
+    const text = [
+      'plugins: [http, probe, probe-channel]',
+      'tenants:',
+      '  - id: acme',
+      '    pipeline: [probe.echo]',
+      '    plugins:',
+      '      probe-channel: { number: +15550001111 }',
+      '      twilio-sms: { numbers: [+15557654321, "whatsapp:+15557654321"] }',
+      '      twilio-voice:',
+      '        numbers:',
+      '          - +15557654322',
+      '        handoffNumber: +15557654323',
+      '',
+    ].join('\n');
+    const config = parseConfig(text, 'p.yaml', {});
+    expect(config.tenants[0]!.plugins).toMatchObject({ 'probe-channel': { number: '+15550001111' }, 'twilio-sms': { numbers: ['+15557654321', 'whatsapp:+15557654321'] } });
+    const r = await Gateway.validate({ loaded: { config, baseDir: process.cwd(), source: 'p.yaml' }, catalogue: { ...builtinPlugins, ...catalogue }, logger: createLogger('silent') });
+    expect(r.tenants).toEqual(['acme']);
+  });
+
+  it('says to quote a phone number written as a bare number', async () => {
+    const config = twoTenants();
+    Object.assign(config.tenants[0]!.plugins as Record<string, unknown>, { 'twilio-sms': { numbers: [15557654321] } });
+    const error = (await failure(() => validate(config))) as ConfigError;
+    expect(error.issues).toContain('tenants[0] (acme).plugins.twilio-sms.numbers[0]: Invalid input: expected string, received number; write phone numbers as quoted E.164 strings, e.g. "+15557654321" (and quote other long ids too)');
+  });
+
   it('names every plugin problem as plugins[i] (name).options.key or tenants[i] (id).plugins.name.key', async () => {
     const config = { ...twoTenants({ pipeline: ['probe.echo', 'probe-channel.gate'] }), plugins: ['http', 'probe', 'probe-channel', { name: 'twilio-sms', options: { requestTimeoutMs: 10 } }] };
     delete (config.tenants[0]!.plugins as Record<string, unknown>)['probe-channel'];
