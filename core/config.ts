@@ -230,10 +230,13 @@ export function pluginOptionsPath(config: ParleyConfig, name: string): string {
   return i < 0 ? `plugins (${name}, not listed).options` : `plugins[${i}] (${name}).options`;
 }
 
-/** `tenants[0] (acme).plugins.twilio-sm: unknown plugin, did you mean "twilio-sms"? (...)` */
-export function unknownPluginIssue(tenantIndex: number, tenantId: string, name: string, builtIn: readonly string[]): string {
-  const close = closestKey(name, builtIn);
-  return `tenants[${tenantIndex}] (${tenantId}).plugins.${name}: unknown plugin "${name}"${close ? `, did you mean "${close}"?` : ''} (built-in: ${[...builtIn].sort().join(', ')}; third-party plugins must be listed under plugins with a module path)`;
+/**
+ * Names a plugin or stage the configuration refers to but nothing provides, with the closest known name.
+ * @example unknownName('plugin', 'twilio-sm', ['http', 'twilio-sms']) // 'unknown plugin "twilio-sm", did you mean "twilio-sms"?'
+ */
+export function unknownName(what: string, name: string, known: readonly string[]): string {
+  const close = closestKey(name, known);
+  return `unknown ${what} "${name}"${close ? `, did you mean "${close}"?` : ''}`;
 }
 
 export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv = process.env): ParleyConfig {

@@ -15,7 +15,7 @@ import { Registry } from 'prom-client';
 import type { Router } from 'express';
 import { z } from 'zod';
 import pg from 'pg';
-import { type LoadedConfig, type ParleyConfig, type PluginEntry, checkAgainst, normalisePluginEntry, pluginOptionsPath, unknownPluginIssue } from './config.js';
+import { type LoadedConfig, type ParleyConfig, type PluginEntry, checkAgainst, normalisePluginEntry, pluginOptionsPath, unknownName } from './config.js';
 import { ConfigError, ParleyError, PluginError, describe } from './errors.js';
 import type { AnyPlugin, ChannelSender, DataSubjectProvider, GatewayServices, HealthCheck, Migration, PluginContext, PluginHooks, StageDefinition, ConsentStore } from './plugin.js';
 import type { InboundDraft, OutboundMessage } from './message.js';
@@ -230,7 +230,7 @@ export class Gateway {
     for (const [i, t] of this.config.tenants.entries()) {
       for (const name of Object.keys(t.plugins)) {
         if (entries.has(name)) continue;
-        if (!this.opts.catalogue[name]) throw new ConfigError([unknownPluginIssue(i, t.id, name, Object.keys(this.opts.catalogue))]);
+        if (!this.opts.catalogue[name]) throw new ConfigError([`tenants[${i}] (${t.id}).plugins.${name}: ${unknownName('plugin', name, Object.keys(this.opts.catalogue))} (built-in: ${Object.keys(this.opts.catalogue).sort().join(', ')}; third-party plugins must be listed under plugins with a module path)`]);
         entries.set(name, { name });
       }
     }
@@ -286,7 +286,7 @@ export class Gateway {
       t.pipeline.forEach((stageName, j) => {
         const stage = this.stages.get(stageName);
         if (!stage) {
-          issues.push(`tenants[${i}] (${t.id}).pipeline[${j}]: unknown stage "${stageName}" (known stages: ${[...this.stages.keys()].sort().join(', ') || 'none'})`);
+          issues.push(`tenants[${i}] (${t.id}).pipeline[${j}]: ${unknownName('stage', stageName, [...this.stages.keys()])} (known stages: ${[...this.stages.keys()].sort().join(', ') || 'none'})`);
           return;
         }
         const state = this.plugins.find((p) => p.plugin.name === stage.plugin)!;

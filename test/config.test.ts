@@ -63,6 +63,8 @@ describe('configuration', () => {
   it('names the tenant and position of an unknown pipeline stage', async () => {
     const error = (await failure(() => validate(twoTenants({ pipeline: ['probe.echo', 'no.such.stage'] })))) as ConfigError;
     expect(error.issues[0]).toMatch(/^tenants\[0\] \(acme\)\.pipeline\[1\]: unknown stage "no.such.stage" \(known stages: .*probe\.echo/);
+    const typo = (await failure(() => validate(twoTenants({ pipeline: ['probe.ehco'] })))) as ConfigError;
+    expect(typo.issues[0]).toMatch(/^tenants\[0\] \(acme\)\.pipeline\[0\]: unknown stage "probe.ehco", did you mean "probe.echo"\? \(known stages: /);
   });
 
   it('rejects an unknown plugin, duplicate tenants, and a bad tenant id', async () => {
