@@ -1,25 +1,56 @@
 /**
  * Loading and validating `parley.yaml`: YAML, `${VAR}` interpolation from the environment, then zod.
  * Per-plugin options and per-tenant settings are validated later against each plugin's own schemas
- * (see `validatePluginSettings`), so errors can name the tenant, the plugin and the key path.
+ * (the gateway calls `checkAgainst` once the plugins are loaded), so errors can name the tenant, the
+ * plugin and the key path. Unknown keys are errors at every level, with a suggestion.
  */
 import { readFileSync, existsSync } from 'node:fs';
 import { resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { parse as parseYaml, YAMLParseError, type ScalarTag } from 'yaml';
 import { z } from 'zod';
 import { ConfigError, ParleyError } from './errors.js';
+import { closestKey, findUnknownKeys, unknownKeyMessage } from './unknown-keys.js';
 
 const tenantId = z
   .string()
   .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'lower-case letters, digits, "-" or "_", starting with a letter or digit');
 
+/** True when Intl accepts the zone: IANA names (`America/New_York`), `UTC` and the aliases Intl knows. */
+export function isTimeZone(timeZone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone });
+    return true;
+  } catch (error) {
+    if (error instanceof RangeError) return false;
+    throw error;
+  }
+}
+
+const timeZone = z.string().superRefine((value, ctx) => {
+  if (isTimeZone(value)) return;
+  const close = closestKey(value, [...Intl.supportedValuesOf('timeZone'), 'UTC']);
+  ctx.addIssue({ code: 'custom', message: `unknown time zone "${value}"${close ? `, did you mean "${close}"?` : ' (use an IANA name such as "America/New_York", or "UTC")'}` });
+});
+
+const localeTag = z.string().refine(
+  (value) => {
+    try {
+      return Intl.getCanonicalLocales(value).length === 1;
+    } catch {
+      return false;
+    }
+  },
+  { message: 'not a BCP 47 language tag such as "en-US"' },
+);
+
 export const tenantSchema = z.object({
   id: tenantId,
   name: z.string().optional(),
   /** BCP 47 language tag; channels use it for voice and keyword texts. */
-  locale: z.string().default('en-US'),
-  timezone: z.string().default('UTC'),
+  locale: localeTag.default('en-US'),
+  /** IANA time zone; stages such as office hours read the tenant's local time in it. */
+  timezone: timeZone.default('UTC'),
   /** Admin API keys (plain, usually from `${ENV}`); only their hashes are kept in memory. */
   apiKeys: z.array(z.string()).default([]),
   /** Sent when a stage fails; set to null to send nothing. */
@@ -146,17 +177,72 @@ export function formatPath(path: readonly PropertyKey[], raw?: unknown): string 
   return out || '(root)';
 }
 
-export function zodIssues(error: z.ZodError, prefix: string, raw?: unknown): string[] {
-  return error.issues.map((issue) => {
-    const where = formatPath(issue.path, raw);
-    return `${prefix}${prefix && where !== '(root)' ? '.' : ''}${where === '(root)' && prefix ? '' : where}: ${issue.message}`;
-  });
+/** Joins a prefix such as `tenants[0] (acme).plugins.http` and a formatted path below it. */
+function issueLine(prefix: string, path: readonly PropertyKey[], raw: unknown, message: string): string {
+  const where = formatPath(path, raw);
+  if (!prefix) return `${where}: ${message}`;
+  if (where === '(root)') return `${prefix}: ${message}`;
+  return `${prefix}${where.startsWith('[') ? '' : '.'}${where}: ${message}`;
+}
+
+function valueAt(raw: unknown, path: readonly PropertyKey[]): unknown {
+  let node = raw;
+  for (const key of path) node = node && typeof node === 'object' ? (node as Record<PropertyKey, unknown>)[key] : undefined;
+  return node;
+}
+
+/** A phone number written without quotes and without its `+` reaches zod as a number. */
+const PHONE_HINT = 'write phone numbers as quoted E.164 strings, e.g. "+15557654321" (and quote other long ids too)';
+
+function issueMessage(issue: z.core.$ZodIssue, raw: unknown): string {
+  if (issue.code === 'invalid_type' && issue.expected === 'string') {
+    const value = valueAt(raw, issue.path);
+    if (typeof value === 'number' && Number.isInteger(value) && Math.abs(value) >= 1e9) return `${issue.message}; ${PHONE_HINT}`;
+  }
+  return issue.message;
+}
+
+export type Checked<T> = { success: true; data: T } | { success: false; issues: string[] };
+
+/**
+ * Parses `raw` with `schema` and also refuses keys the schema does not know (zod would strip them),
+ * suggesting the closest known key. Each issue starts with `where`, e.g. `tenants[0] (acme).plugins.http`.
+ * @example checkAgainst(z.object({ greeting: z.string() }), { greting: 'Hi' }, 'tenants[0] (acme).plugins.greeter')
+ * // { success: false, issues: ['tenants[0] (acme).plugins.greeter.greting: unknown key, did you mean "greeting"?', ...] }
+ */
+export function checkAgainst<T>(schema: z.ZodType<T>, raw: unknown, where: string): Checked<T> {
+  const unknown = findUnknownKeys(schema, raw);
+  const reported = new Set(unknown.map((u) => JSON.stringify(u.path)));
+  const parsed = schema.safeParse(raw);
+  const zodIssues = parsed.success
+    ? []
+    : parsed.error.issues.filter((issue) => issue.code !== 'unrecognized_keys' || issue.keys.some((k) => !reported.has(JSON.stringify([...issue.path, k]))));
+  const issues = [
+    ...unknown.map((u) => issueLine(where, u.path, raw, unknownKeyMessage(u.key, u.known))),
+    ...zodIssues.map((issue) => issueLine(where, issue.path, raw, issueMessage(issue, raw))),
+  ];
+  return parsed.success && issues.length === 0 ? { success: true, data: parsed.data } : { success: false, issues };
+}
+
+/** Where a plugin's options are written: `plugins[2] (slack-alerts).options`. */
+export function pluginOptionsPath(config: ParleyConfig, name: string): string {
+  const i = config.plugins.findIndex((p) => normalisePluginEntry(p).name === name);
+  return i < 0 ? `plugins (${name}, not listed).options` : `plugins[${i}] (${name}).options`;
+}
+
+/**
+ * Names a plugin or stage the configuration refers to but nothing provides, with the closest known name.
+ * @example unknownName('plugin', 'twilio-sm', ['http', 'twilio-sms']) // 'unknown plugin "twilio-sm", did you mean "twilio-sms"?'
+ */
+export function unknownName(what: string, name: string, known: readonly string[]): string {
+  const close = closestKey(name, known);
+  return `unknown ${what} "${name}"${close ? `, did you mean "${close}"?` : ''}`;
 }
 
 export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv = process.env): ParleyConfig {
   let doc: unknown;
   try {
-    doc = parseYaml(text, { prettyErrors: true });
+    doc = parseYaml(text, { prettyErrors: true, customTags: (tags) => [phoneNumberTag, ...tags] });
   } catch (error) {
     const msg = error instanceof YAMLParseError ? error.message : String(error);
     throw new ConfigError([`${source}: not valid YAML: ${msg}`], { cause: error });
@@ -164,8 +250,8 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
   const issues: string[] = [];
   const interpolated = interpolateEnv(doc ?? {}, env, '', issues);
   if (issues.length) throw new ConfigError(issues.map((i) => `${source}: ${i}`));
-  const parsed = configSchema.safeParse(interpolated);
-  if (!parsed.success) throw new ConfigError(zodIssues(parsed.error, '', interpolated).map((i) => `${source}: ${i}`));
+  const parsed = checkAgainst(configSchema, interpolated, '');
+  if (!parsed.success) throw new ConfigError(parsed.issues.map((i) => `${source}: ${i}`));
   const config = parsed.data;
   const seen = new Set<string>();
   for (const t of config.tenants) {
@@ -174,6 +260,17 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
   }
   return config;
 }
+
+/**
+ * YAML reads `+15557654321` as the integer 15557654321; a plus sign followed by 7 to 15 digits is an
+ * E.164 phone number, so it stays the string it was written as. `port: +3000` is still a number.
+ */
+const phoneNumberTag: ScalarTag = {
+  tag: 'tag:yaml.org,2002:str',
+  default: true,
+  test: /^\+[1-9][0-9]{6,14}$/,
+  resolve: (source) => source,
+};
 
 /** Reads `path` (or `./parley.yaml`, else the bundled demo config). */
 export function loadConfigFile(path?: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {

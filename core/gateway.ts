@@ -15,7 +15,7 @@ import { Registry } from 'prom-client';
 import type { Router } from 'express';
 import { z } from 'zod';
 import pg from 'pg';
-import { type LoadedConfig, type ParleyConfig, type PluginEntry, normalisePluginEntry, zodIssues } from './config.js';
+import { type LoadedConfig, type ParleyConfig, type PluginEntry, checkAgainst, normalisePluginEntry, pluginOptionsPath, unknownName } from './config.js';
 import { ConfigError, ParleyError, PluginError, describe } from './errors.js';
 import type { AnyPlugin, ChannelSender, DataSubjectProvider, GatewayServices, HealthCheck, Migration, PluginContext, PluginHooks, StageDefinition, ConsentStore } from './plugin.js';
 import type { InboundDraft, OutboundMessage } from './message.js';
@@ -236,10 +236,10 @@ export class Gateway {
       entries.set(entry.name, entry);
     }
     // Built-in plugins a tenant configures are loaded without being listed.
-    for (const t of this.config.tenants) {
+    for (const [i, t] of this.config.tenants.entries()) {
       for (const name of Object.keys(t.plugins)) {
         if (entries.has(name)) continue;
-        if (!this.opts.catalogue[name]) throw new ConfigError([`tenants (${t.id}).plugins.${name}: unknown plugin "${name}" (built-in: ${Object.keys(this.opts.catalogue).sort().join(', ')}; third-party plugins must be listed under plugins with a module path)`]);
+        if (!this.opts.catalogue[name]) throw new ConfigError([`tenants[${i}] (${t.id}).plugins.${name}: ${unknownName('plugin', name, Object.keys(this.opts.catalogue))} (built-in: ${Object.keys(this.opts.catalogue).sort().join(', ')}; third-party plugins must be listed under plugins with a module path)`]);
         entries.set(name, { name });
       }
     }
@@ -267,9 +267,9 @@ export class Gateway {
       const entry = entries.get(plugin.name)!;
       const state: PluginState = { plugin, entry, options: undefined, settings: new Map(), hooks: {} };
       if (plugin.optionsSchema) {
-        const parsed = plugin.optionsSchema.safeParse(entry.options ?? {});
+        const parsed = checkAgainst(plugin.optionsSchema, entry.options ?? {}, pluginOptionsPath(this.config, plugin.name));
         if (parsed.success) state.options = parsed.data;
-        else issues.push(...zodIssues(parsed.error, `plugins (${plugin.name}).options`, entry.options));
+        else issues.push(...parsed.issues);
       } else state.options = entry.options ?? {};
       this.plugins.push(state);
     }
@@ -278,9 +278,9 @@ export class Gateway {
         const plugin = byName.get(name);
         if (!plugin) continue;
         const schema = plugin.settingsSchema ?? z.unknown();
-        const parsed = schema.safeParse(raw ?? {});
+        const parsed = checkAgainst(schema, raw ?? {}, `tenants[${i}] (${t.id}).plugins.${name}`);
         if (parsed.success) this.plugins.find((p) => p.plugin.name === name)!.settings.set(t.id, parsed.data);
-        else issues.push(...zodIssues(parsed.error, `tenants[${i}] (${t.id}).plugins.${name}`, raw));
+        else issues.push(...parsed.issues);
       }
     });
     if (issues.length) throw new ConfigError(issues);
@@ -295,14 +295,14 @@ export class Gateway {
       t.pipeline.forEach((stageName, j) => {
         const stage = this.stages.get(stageName);
         if (!stage) {
-          issues.push(`tenants[${i}] (${t.id}).pipeline[${j}]: unknown stage "${stageName}" (known stages: ${[...this.stages.keys()].sort().join(', ') || 'none'})`);
+          issues.push(`tenants[${i}] (${t.id}).pipeline[${j}]: ${unknownName('stage', stageName, [...this.stages.keys()])} (known stages: ${[...this.stages.keys()].sort().join(', ') || 'none'})`);
           return;
         }
         const state = this.plugins.find((p) => p.plugin.name === stage.plugin)!;
         if (!state.settings.has(t.id)) {
-          const parsed = (state.plugin.settingsSchema ?? z.unknown()).safeParse({});
+          const parsed = checkAgainst(state.plugin.settingsSchema ?? z.unknown(), {}, `tenants[${i}] (${t.id}).plugins.${stage.plugin}`);
           if (parsed.success) state.settings.set(t.id, parsed.data);
-          else issues.push(`tenants[${i}] (${t.id}).pipeline[${j}]: stage "${stageName}" needs settings under tenants[${i}].plugins.${stage.plugin}: ${parsed.error.issues.map((x) => `${x.path.join('.') || '(root)'}: ${x.message}`).join('; ')}`);
+          else issues.push(...parsed.issues.map((issue) => `${issue} (stage "${stageName}" at tenants[${i}] (${t.id}).pipeline[${j}] needs these settings)`));
         }
       });
     });

@@ -63,18 +63,151 @@ describe('configuration', () => {
   it('names the tenant and position of an unknown pipeline stage', async () => {
     const error = (await failure(() => validate(twoTenants({ pipeline: ['probe.echo', 'no.such.stage'] })))) as ConfigError;
     expect(error.issues[0]).toMatch(/^tenants\[0\] \(acme\)\.pipeline\[1\]: unknown stage "no.such.stage" \(known stages: .*probe\.echo/);
+    const typo = (await failure(() => validate(twoTenants({ pipeline: ['probe.ehco'] })))) as ConfigError;
+    expect(typo.issues[0]).toMatch(/^tenants\[0\] \(acme\)\.pipeline\[0\]: unknown stage "probe.ehco", did you mean "probe.echo"\? \(known stages: /);
   });
 
   it('rejects an unknown plugin, duplicate tenants, and a bad tenant id', async () => {
     const config = twoTenants();
     (config.tenants[0]!.plugins as Record<string, unknown>)['no-such-plugin'] = {};
-    expect((await failure(() => validate(config))).message).toMatch(/tenants \(acme\)\.plugins\.no-such-plugin: unknown plugin/);
+    expect((await failure(() => validate(config))).message).toMatch(/tenants\[0\] \(acme\)\.plugins\.no-such-plugin: unknown plugin "no-such-plugin" \(built-in:/);
     const dup = twoTenants();
     dup.tenants[1]!.id = 'acme';
     expect(() => parseConfig(stringify(dup), 'p.yaml', {})).toThrow(/tenant id "acme" appears twice/);
     const badId = twoTenants();
     badId.tenants[0]!.id = 'Not OK';
     expect(() => parseConfig(stringify(badId), 'p.yaml', {})).toThrow(/tenants\[0\] \(Not OK\)\.id: lower-case letters/);
+  });
+});
+
+function issuesOf(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof ConfigError) return error.issues;
+    throw error;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+const parseIssues = (config: Record<string, unknown>) => issuesOf(() => parseConfig(stringify(config), 'p.yaml', {}));
+
+describe('configuration catches typos', () => {
+  it('refuses an unknown top-level key and suggests the known one', () => {
+    expect(parseIssues({ ...twoTenants(), logs: { level: 'debug' } })).toEqual(['p.yaml: logs: unknown key, did you mean "log"?']);
+  });
+
+  it('refuses an unknown key inside server, storage and outbox instead of using the default', () => {
+    const issues = parseIssues({ ...twoTenants({ outbox: { atempts: 3 } }), server: { bodyLimt: '256kb' }, storage: { databaseURL: 'postgres://x' } });
+    expect(issues).toContain('p.yaml: server.bodyLimt: unknown key, did you mean "bodyLimit"?');
+    expect(issues).toContain('p.yaml: storage.databaseURL: unknown key, did you mean "databaseUrl"?');
+    expect(issues).toContain('p.yaml: outbox.atempts: unknown key, did you mean "attempts"?');
+  });
+
+  it('lists the known keys when nothing is close', () => {
+    expect(parseIssues({ ...twoTenants(), operator: { apiKeys: [], colour: 'blue' } })).toEqual(['p.yaml: operator.colour: unknown key (known keys: apiKeys)']);
+  });
+
+  it('refuses an unknown tenant key, naming the tenant', () => {
+    const config = twoTenants();
+    Object.assign(config.tenants[1]!, { timzone: 'Europe/Paris' });
+    expect(parseIssues(config)).toEqual(['p.yaml: tenants[1] (globex).timzone: unknown key, did you mean "timezone"?']);
+  });
+
+  it('refuses an unknown key in a plugin entry', () => {
+    const config = { ...twoTenants(), plugins: ['http', 'probe', 'probe-channel', { name: 'office-hours', modul: './examples/office-hours/index.ts' }] };
+    expect(parseIssues(config)).toEqual(['p.yaml: plugins[3] (office-hours).modul: unknown key, did you mean "module"?']);
+  });
+
+  it("refuses unknown keys in a plugin's settings and options at any depth, though the plugin's schema is a plain z.object", async () => {
+    const config = { ...twoTenants(), plugins: ['http', 'probe', 'probe-channel', { name: 'twilio-sms', options: { requestTimeoutMS: 5000 } }] };
+    Object.assign(config.tenants[0]!.plugins as Record<string, unknown>, {
+      probe: { prefx: 'acme: ' },
+      'twilio-sms': { consent: { languages: { es: { optOt: ['ALTO'] } } } },
+      'keyword-replies': { rules: [{ match: 'hours', repyl: '9 to 5' }] },
+    });
+    const error = (await failure(() => validate(config))) as ConfigError;
+    expect(error.issues).toContain('plugins[3] (twilio-sms).options.requestTimeoutMS: unknown key, did you mean "requestTimeoutMs"?');
+    expect(error.issues).toContain('tenants[0] (acme).plugins.probe.prefx: unknown key, did you mean "prefix"?');
+    expect(error.issues).toContain('tenants[0] (acme).plugins.twilio-sms.consent.languages.es.optOt: unknown key, did you mean "optOut"?');
+    expect(error.issues).toContain('tenants[0] (acme).plugins.keyword-replies.rules[0].repyl: unknown key, did you mean "reply"?');
+  });
+
+  it('suggests a built-in plugin for a misspelt plugin name under a tenant', async () => {
+    const config = twoTenants();
+    Object.assign(config.tenants[1]!.plugins as Record<string, unknown>, { 'twilio-sm': {} });
+    expect((await failure(() => validate(config))).message).toContain('tenants[1] (globex).plugins.twilio-sm: unknown plugin "twilio-sm", did you mean "twilio-sms"?');
+  });
+
+  it('refuses an unknown time zone, suggesting a close one, and a malformed locale', () => {
+    const config = twoTenants();
+    Object.assign(config.tenants[0]!, { timezone: 'Mars/Olympus', locale: 'en_US!' });
+    Object.assign(config.tenants[1]!, { timezone: 'America/New_Yrok' });
+    const issues = parseIssues(config);
+    expect(issues).toContain('p.yaml: tenants[0] (acme).timezone: unknown time zone "Mars/Olympus" (use an IANA name such as "America/New_York", or "UTC")');
+    expect(issues).toContain('p.yaml: tenants[1] (globex).timezone: unknown time zone "America/New_Yrok", did you mean "America/New_York"?');
+    expect(issues).toContain('p.yaml: tenants[0] (acme).locale: not a BCP 47 language tag such as "en-US"');
+  });
+
+  it('accepts the time zones and locales Intl accepts, aliases included', () => {
+    const config = twoTenants();
+    Object.assign(config.tenants[0]!, { timezone: 'Asia/Kolkata', locale: 'es-419' });
+    Object.assign(config.tenants[1]!, { timezone: 'Etc/UTC', locale: 'pt-BR' });
+    const parsed = parseConfig(stringify(config), 'p.yaml', {});
+    expect(parsed.tenants.map((t) => [t.timezone, t.locale])).toEqual([['Asia/Kolkata', 'es-419'], ['Etc/UTC', 'pt-BR']]);
+  });
+
+  it('reads an unquoted +E.164 number as the string it is written as', async () => {
+    const text = [
+      'plugins: [http, probe, probe-channel]',
+      'tenants:',
+      '  - id: acme',
+      '    pipeline: [probe.echo]',
+      '    plugins:',
+      '      probe-channel: { number: +15550001111 }',
+      '      twilio-sms: { numbers: [+15557654321, "whatsapp:+15557654321"] }',
+      '      twilio-voice:',
+      '        numbers:',
+      '          - +15557654322',
+      '        handoffNumber: +15557654323',
+      '',
+    ].join('\n');
+    const config = parseConfig(text, 'p.yaml', {});
+    expect(config.tenants[0]!.plugins).toMatchObject({ 'probe-channel': { number: '+15550001111' }, 'twilio-sms': { numbers: ['+15557654321', 'whatsapp:+15557654321'] } });
+    const r = await Gateway.validate({ loaded: { config, baseDir: process.cwd(), source: 'p.yaml' }, catalogue: { ...builtinPlugins, ...catalogue }, logger: createLogger('silent') });
+    expect(r.tenants).toEqual(['acme']);
+  });
+
+  it('says to quote a phone number written as a bare number', async () => {
+    const config = twoTenants();
+    Object.assign(config.tenants[0]!.plugins as Record<string, unknown>, { 'twilio-sms': { numbers: [15557654321] } });
+    const error = (await failure(() => validate(config))) as ConfigError;
+    expect(error.issues).toContain('tenants[0] (acme).plugins.twilio-sms.numbers[0]: Invalid input: expected string, received number; write phone numbers as quoted E.164 strings, e.g. "+15557654321" (and quote other long ids too)');
+  });
+
+  it('names every plugin problem as plugins[i] (name).options.key or tenants[i] (id).plugins.name.key', async () => {
+    const config = { ...twoTenants({ pipeline: ['probe.echo', 'probe-channel.gate'] }), plugins: ['http', 'probe', 'probe-channel', { name: 'twilio-sms', options: { requestTimeoutMs: 10 } }] };
+    delete (config.tenants[0]!.plugins as Record<string, unknown>)['probe-channel'];
+    const error = (await failure(() => validate(config))) as ConfigError;
+    expect(error.issues).toEqual(['plugins[3] (twilio-sms).options.requestTimeoutMs: Too small: expected number to be >=1000']);
+    delete (config.plugins[3] as { options?: unknown }).options;
+    const pipelineError = (await failure(() => validate(config))) as ConfigError;
+    expect(pipelineError.issues).toEqual([
+      'tenants[0] (acme).plugins.probe-channel.number: Invalid input: expected string, received undefined (stage "probe-channel.gate" at tenants[0] (acme).pipeline[1] needs these settings)',
+    ]);
+  });
+
+  it('leaves free-form maps free: records, loose objects and catch-alls accept any key', async () => {
+    const { findUnknownKeys } = await import('../core/unknown-keys.js');
+    const { z } = await import('zod');
+    const schema = z.object({
+      labels: z.record(z.string(), z.string()),
+      extra: z.looseObject({ kind: z.string() }),
+      headers: z.object({ accept: z.string() }).catchall(z.object({ value: z.string() })),
+      anything: z.unknown(),
+    });
+    const value = { labels: { a: 'x' }, extra: { kind: 'k', more: 1 }, headers: { accept: 'x', 'x-id': { value: 'v', vlaue: 'w' } }, anything: { deep: { keys: 1 } } };
+    expect(findUnknownKeys(schema, value)).toEqual([{ path: ['headers', 'x-id', 'vlaue'], key: 'vlaue', known: ['value'] }]);
   });
 });
 
