@@ -162,3 +162,27 @@ export function describeTwilioError(error: unknown): TwilioCallFailure {
   const errno = isRecord(error) && typeof error.code === 'string' ? error.code : undefined;
   return { kind: 'transport', errno, message };
 }
+
+/** Enough of a tenant to build its SDK client (twilio-sms and twilio-voice tenants alike). */
+export interface TwilioTenantCredentials {
+  tenantId: string;
+  settings: { accountSid: string; authToken: string };
+}
+
+/**
+ * One SDK client per tenant, built on first use and again only when the tenant's credentials change.
+ * @example
+ * const clientFor = createClientCache(createTwilioClient, ctx.options);
+ * await clientFor(tenant).messages.create({ to, from, body });
+ */
+export function createClientCache(makeClient: typeof createTwilioClient, options: { apiBaseUrl?: string | undefined; requestTimeoutMs: number }) {
+  const clients = new Map<string, { key: string; client: twilio.Twilio }>();
+  return (t: TwilioTenantCredentials): twilio.Twilio => {
+    const key = `${t.settings.accountSid}\u0000${t.settings.authToken}`;
+    const cached = clients.get(t.tenantId);
+    if (cached?.key === key) return cached.client;
+    const client = makeClient({ accountSid: t.settings.accountSid, authToken: t.settings.authToken, apiBaseUrl: options.apiBaseUrl, timeoutMs: options.requestTimeoutMs });
+    clients.set(t.tenantId, { key, client });
+    return client;
+  };
+}

@@ -8,6 +8,9 @@ import type { Pool } from 'pg';
 import type { DataSubject, DataSubjectProvider, Migration } from '../../core/plugin.js';
 import { consentAddress } from '../../core/consent.js';
 import { countSegments, estimateCost, type SmsEncoding } from './segments.js';
+import type { Logger } from 'pino';
+import { Batcher } from '../../core/storage/batcher.js';
+import type { TwilioMetrics } from './metrics.js';
 
 export const ledgerMigrations: Migration[] = [
   {
@@ -139,3 +142,33 @@ export class SegmentLedger {
     };
   }
 }
+
+/**
+ * Records the parts of an inline exchange in the ledger and counts the new ones (a retried webhook
+ * counts nothing). Webhooks arriving together share one ledger statement. Bookkeeping must never cost
+ * a customer their reply: a failed write is logged and counted, never thrown.
+ */
+export function createLedgerAccount(deps: { ledger: SegmentLedger; metrics: TwilioMetrics; log: Logger }) {
+  const { ledger, metrics } = deps;
+  const writer = new Batcher<readonly LedgerEntry[], LedgerEntry[]>(async (groups) => {
+    const fresh = new Set((await ledger.recordMany(groups.flat())).map((e) => `${e.ref}\u0000${e.part}`));
+    return groups.map((g) => g.filter((e) => fresh.has(`${e.ref}\u0000${e.part}`)));
+  });
+  return async function account(tenantId: string, entries: readonly LedgerEntry[]): Promise<void> {
+    let fresh: LedgerEntry[];
+    try {
+      fresh = await writer.submit(entries);
+    } catch (error) {
+      metrics.errors.inc({ tenant: tenantId, code: 'ledger' });
+      deps.log.error({ err: error, tenant: tenantId }, 'twilio-sms: could not record segments; the message itself is unaffected');
+      return;
+    }
+    for (const entry of fresh) {
+      if (entry.direction === 'out') metrics.sends.inc({ tenant: tenantId, status: 'inline' });
+      metrics.segments.inc({ tenant: tenantId, direction: entry.direction, encoding: entry.encoding }, entry.segments);
+      metrics.cost.inc({ tenant: tenantId, direction: entry.direction, currency: entry.currency }, entry.cost);
+    }
+  };
+}
+
+export type LedgerAccount = ReturnType<typeof createLedgerAccount>;

@@ -3,7 +3,7 @@
  * signed, and the signature check that refuses, logs and counts. Payload parsers return typed values
  * or throw a 400 naming the bad field, so a malformed body is never a 500.
  */
-import type { Request } from 'express';
+import type { Request, Response } from 'express';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { badRequest, forbidden } from '../../core/errors.js';
@@ -45,14 +45,37 @@ export function required(params: FormParams, name: string): string {
   return value;
 }
 
-function parse<T>(schema: z.ZodType<T>, params: FormParams, what: string): T {
-  const flat: Record<string, unknown> = {};
-  for (const key of Object.keys(params)) flat[key] = params[key];
-  const parsed = schema.safeParse(flat);
+/** Form parameters as a plain record, for a schema. */
+export function plainParams(params: FormParams): Record<string, unknown> {
+  return Object.fromEntries(Object.keys(params).map((key) => [key, params[key]]));
+}
+
+/** Untrusted input through a schema, or a 400 naming each bad field. */
+export function parseOrBadRequest<T>(schema: z.ZodType<T>, input: unknown, what: string): T {
+  const parsed = schema.safeParse(input);
   if (!parsed.success) {
     throw badRequest(`Invalid ${what}: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`);
   }
   return parsed.data;
+}
+
+function parse<T>(schema: z.ZodType<T>, params: FormParams, what: string): T {
+  return parseOrBadRequest(schema, plainParams(params), what);
+}
+
+/** Runs a parser; a malformed webhook is counted for the tenant before its 400 goes out. */
+export function countMalformed<T>(metrics: TwilioMetrics, tenantId: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (error) {
+    metrics.errors.inc({ tenant: tenantId, code: 'malformed' });
+    throw error;
+  }
+}
+
+/** Answers a Twilio webhook with TwiML. */
+export function sendTwiml(res: Response, xml: string): void {
+  res.status(200).type('text/xml').send(xml);
 }
 
 const sid = (prefix: string) => z.string().regex(new RegExp(`^${prefix}[0-9a-fA-F]{32}$`, 'u'), `a Twilio SID starting with ${prefix}`);

@@ -2,21 +2,16 @@
  * The `whatsapp-cloud` channel: Meta's official WhatsApp Cloud API. One webhook per Meta app
  * (`GET/POST /whatsapp/cloud/webhook`); each tenant brings its phone number id, token and app secret.
  */
-import type { Request } from 'express';
 import { definePlugin } from '../../core/plugin.js';
-import { ParleyError, badRequest, forbidden } from '../../core/errors.js';
-import { createGraphClient, type GraphClient } from './graph-client.js';
-import { MalformedPayloadError, parseCloudWebhook, type CloudEvent, type CloudStatusEvent } from './payload.js';
-import { verifyWithAnySecret } from './signature.js';
-import { createCloudSender } from './sender.js';
-import { toInboundDraft } from './inbound.js';
-import { CHANNEL, optionsSchema, settingsSchema, type WhatsAppCloudSettings } from './types.js';
-import { timingSafeEqual } from 'node:crypto';
+import { cloudMetrics } from './metrics.js';
+import { createCloudSender, observeSends } from './sender.js';
+import { loadTenants } from './tenants.js';
+import { optionsSchema, settingsSchema } from './types.js';
+import { createCloudWebhook } from './webhook.js';
 
 export { CHANNEL as WHATSAPP_CLOUD_CHANNEL } from './types.js';
 export type { WhatsAppCloudSettings, WhatsAppCloudOptions } from './types.js';
-
-export const WEBHOOK_PATH = '/whatsapp/cloud/webhook';
+export { WEBHOOK_PATH } from './webhook.js';
 
 /** What tests (or an embedding application) may replace. */
 export interface WhatsAppCloudDeps {
@@ -25,9 +20,6 @@ export interface WhatsAppCloudDeps {
   /** Clock for the 24-hour window. */
   now?: () => Date;
 }
-
-/** Delays before a status whose message is not in the outbox yet is tried again. */
-const STATUS_RETRY_DELAYS_MS = [500, 2_000, 10_000];
 
 /**
  * Builds the channel plugin. The default export is `createWhatsAppCloudChannel()`.
@@ -47,183 +39,15 @@ export function createWhatsAppCloudChannel(deps: WhatsAppCloudDeps = {}) {
     optionsSchema,
     settingsSchema,
     setup(ctx) {
-      const { options } = ctx;
-      const byPhoneNumberId = new Map<string, { tenantId: string; settings: WhatsAppCloudSettings }>();
-      const graphs = new Map<string, GraphClient>();
-      for (const { tenant, settings } of ctx.tenants()) {
-        ctx.claimAddress(CHANNEL, settings.phoneNumberId, tenant.id);
-        if (settings.displayNumber) ctx.claimAddress(CHANNEL, `+${settings.displayNumber.replace(/\D/g, '')}`, tenant.id);
-        byPhoneNumberId.set(settings.phoneNumberId, { tenantId: tenant.id, settings });
-        graphs.set(tenant.id, createGraphClient({ accessToken: settings.accessToken, baseUrl: options.graphBaseUrl, timeoutMs: options.timeoutMs, ...(deps.fetch ? { fetch: deps.fetch } : {}) }));
-      }
-      const appSecrets = [...new Set([...byPhoneNumberId.values()].map((t) => t.settings.appSecret))];
-      const verifyTokens = [...new Set([...byPhoneNumberId.values()].map((t) => t.settings.verifyToken))];
+      const tenants = loadTenants(ctx, deps.fetch);
+      const metrics = cloudMetrics(ctx.metrics);
+      const webhook = createCloudWebhook({ ctx, metrics, tenants });
 
-      const webhooks = ctx.metrics.counter({ name: 'parley_whatsapp_cloud_webhooks_total', help: 'Cloud API webhook requests by result (ok, forged, malformed)', labelNames: ['result'] as const });
-      const signatureFailures = ctx.metrics.counter({ name: 'parley_whatsapp_cloud_signature_failures_total', help: 'Cloud API webhooks refused for a missing or wrong X-Hub-Signature-256, by reason', labelNames: ['reason'] as const });
-      const events = ctx.metrics.counter({ name: 'parley_whatsapp_cloud_events_total', help: 'Cloud API webhook events by tenant, kind (message, status, unsupported) and result', labelNames: ['tenant', 'kind', 'result'] as const });
-      const sends = ctx.metrics.counter({ name: 'parley_whatsapp_cloud_sends_total', help: 'Graph API sends by tenant and result (sent, template-fallback, failed, auth-failed)', labelNames: ['tenant', 'result'] as const });
-
-      const background = new Set<Promise<unknown>>();
-      const timers = new Set<NodeJS.Timeout>();
-      let stopping = false;
-      const track = <T>(p: Promise<T>): Promise<T> => {
-        background.add(p);
-        void p.finally(() => background.delete(p)).catch(() => undefined);
-        return p;
-      };
-
-      async function handleStatus(event: CloudStatusEvent, tenantId: string, attempt = 0): Promise<void> {
-        const first = event.errors?.[0];
-        const result = await ctx.gateway.recordDeliveryStatus({
-          tenantId,
-          channel: CHANNEL,
-          providerMessageId: event.wamid,
-          status: event.status,
-          errorCode: first ? String(first.code) : null,
-          error: first ? [first.title, first.details].filter(Boolean).join(': ') : null,
-          at: event.timestamp,
-          raw: event.raw,
-        });
-        if (result.outboxId) {
-          events.inc({ tenant: tenantId, kind: 'status', result: result.updated ? 'applied' : 'stale' });
-          return;
-        }
-        // Meta can report `sent` before our send call has stored the wamid: try again shortly.
-        const delay = STATUS_RETRY_DELAYS_MS[attempt];
-        if (delay === undefined || stopping) {
-          events.inc({ tenant: tenantId, kind: 'status', result: 'unknown-message' });
-          ctx.log.debug({ tenant: tenantId, status: event.status }, 'status for a message Parley did not send; ignored');
-          return;
-        }
-        const timer = setTimeout(() => {
-          timers.delete(timer);
-          void track(handleStatus(event, tenantId, attempt + 1)).catch((error: unknown) => ctx.log.error({ err: error, tenant: tenantId }, 'could not record a WhatsApp status'));
-        }, delay);
-        timer.unref();
-        timers.add(timer);
-      }
-
-      async function handleEvent(event: CloudEvent, signedBy: string): Promise<void> {
-        const owner = event.phoneNumberId === undefined ? undefined : byPhoneNumberId.get(event.phoneNumberId);
-        if (event.kind === 'unsupported') {
-          events.inc({ tenant: owner?.tenantId ?? 'unknown', kind: 'unsupported', result: 'ignored' });
-          ctx.log.info({ tenant: owner?.tenantId, reason: event.reason }, 'unsupported WhatsApp Cloud event ignored');
-          return;
-        }
-        if (!owner) {
-          events.inc({ tenant: 'unknown', kind: event.kind, result: 'unknown-number' });
-          ctx.log.warn({ phoneNumberId: event.phoneNumberId }, 'WhatsApp Cloud event for a phone number id no tenant configured');
-          return;
-        }
-        if (owner.settings.appSecret !== signedBy) {
-          // Signed by another configured app: it may not speak for this tenant's number.
-          events.inc({ tenant: owner.tenantId, kind: event.kind, result: 'wrong-app' });
-          ctx.log.warn({ tenant: owner.tenantId }, "WhatsApp Cloud event signed by another app than the tenant's; ignored");
-          return;
-        }
-        if (event.kind === 'status') return handleStatus(event, owner.tenantId);
-        // Answers once the message is stored; its pipeline goes on, and the replies go through the outbox.
-        const result = await ctx.gateway.receive(toInboundDraft(event, owner.tenantId), { until: 'recorded' });
-        events.inc({ tenant: owner.tenantId, kind: 'message', result: result.status === 'deferred' ? 'recorded' : result.status });
-      }
-
-      ctx.routes((router) => {
-        router.get(WEBHOOK_PATH, (req, res) => {
-          const mode = query(req, 'hub.mode');
-          const token = query(req, 'hub.verify_token');
-          const challenge = query(req, 'hub.challenge');
-          if (mode !== 'subscribe' || token === undefined || challenge === undefined || !verifyTokens.some((t) => sameText(t, token))) {
-            throw forbidden('Webhook verification failed: wrong hub.mode or hub.verify_token');
-          }
-          res.status(200).type('text/plain').set('x-content-type-options', 'nosniff').send(challenge);
-        });
-
-        router.post(WEBHOOK_PATH, async (req, res) => {
-          const match = verifyWithAnySecret(req.rawBody, req.get('x-hub-signature-256'), appSecrets);
-          if (!match.ok) {
-            webhooks.inc({ result: 'forged' });
-            signatureFailures.inc({ reason: match.reason });
-            ctx.log.warn({ reason: match.reason, reqId: req.requestId }, 'WhatsApp Cloud webhook refused: bad signature');
-            throw forbidden('Invalid X-Hub-Signature-256');
-          }
-          let parsed: CloudEvent[];
-          try {
-            parsed = parseCloudWebhook(req.body);
-          } catch (error) {
-            if (!(error instanceof MalformedPayloadError)) throw error;
-            webhooks.inc({ result: 'malformed' });
-            ctx.log.warn({ reason: error.reason, reqId: req.requestId }, 'malformed WhatsApp Cloud webhook');
-            throw badRequest('Not a WhatsApp Cloud webhook payload');
-          }
-          webhooks.inc({ result: 'ok' });
-          // In payload order: a person's messages are recorded, and their pipelines started, in the
-          // order they were written. Each event waits only for its write, never for a pipeline, so
-          // Meta gets its 200 fast; replies go out through the outbox.
-          const failures: unknown[] = [];
-          await track(
-            (async () => {
-              for (const event of parsed) {
-                await handleEvent(event, match.appSecret).catch((error: unknown) => {
-                  failures.push(error);
-                  ctx.log.error({ err: error, kind: event.kind }, 'WhatsApp Cloud event failed');
-                  events.inc({ tenant: event.phoneNumberId ? (byPhoneNumberId.get(event.phoneNumberId)?.tenantId ?? 'unknown') : 'unknown', kind: event.kind, result: 'error' });
-                });
-              }
-            })(),
-          );
-          if (failures.length) {
-            // Not a 200, so Meta delivers the webhook again; events already recorded are deduplicated.
-            const first = failures[0];
-            throw first instanceof ParleyError && first.status >= 500
-              ? first
-              : new ParleyError('PARLEY_STORAGE_UNAVAILABLE', `${failures.length} event(s) of this webhook could not be recorded; Meta will deliver it again`, 503, { cause: first });
-          }
-          res.status(200).json({ ok: true });
-        });
-      });
-
-      ctx.sender(
-        createCloudSender({
-          db: ctx.db,
-          now,
-          graphFor: (tenantId) => {
-            const graph = graphs.get(tenantId);
-            if (!graph) throw new Error(`whatsapp-cloud is not configured for tenant "${tenantId}"`);
-            return graph;
-          },
-          observe: ({ tenantId, kind, code }) => {
-            sends.inc({ tenant: tenantId, result: kind });
-            if (kind === 'auth-failed') {
-              ctx.alerts.raise({ key: 'whatsapp-cloud.auth-failed', severity: 'critical', tenantId, summary: 'Meta refused the WhatsApp Cloud access token: replies cannot be sent', details: { code } });
-            } else if (kind === 'sent' || kind === 'template-fallback') {
-              ctx.alerts.resolve('whatsapp-cloud.auth-failed', tenantId);
-            }
-          },
-        }),
-      );
-
-      return {
-        async stop() {
-          stopping = true;
-          for (const timer of timers) clearTimeout(timer);
-          timers.clear();
-          await Promise.allSettled([...background]);
-        },
-      };
+      ctx.routes(webhook.routes);
+      ctx.sender(createCloudSender({ db: ctx.db, now, graphFor: tenants.graphFor, observe: observeSends(metrics, ctx.alerts) }));
+      return { stop: webhook.stop };
     },
   });
-}
-
-function query(req: Request, name: string): string | undefined {
-  const value = req.query[name];
-  return typeof value === 'string' ? value : undefined;
-}
-
-function sameText(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
 }
 
 export default createWhatsAppCloudChannel();

@@ -6,6 +6,8 @@
  */
 import type { Pool } from 'pg';
 import type { ChannelSender, SendResult } from '../../core/plugin.js';
+import type { AlertApi } from '../../core/plugin.js';
+import type { CloudMetrics } from './metrics.js';
 import type { OutboundMessage } from '../../core/message.js';
 import { SendError } from '../../core/errors.js';
 import { GraphApiError, type GraphClient, type GraphSendResult, type LinkMedia, type TemplateMessage } from './graph-client.js';
@@ -122,4 +124,16 @@ function toTemplate(template: TemplateSettings, text: string): TemplateMessage {
   const components = (template.components ?? []).filter((c) => !(template.textParameter && c.type === 'body'));
   if (template.textParameter) components.push({ type: 'body', parameters: [{ type: 'text', text }] });
   return { name: template.name, language: template.language, ...(components.length ? { components } : {}) };
+}
+
+/** Counts each Graph outcome, raises the critical alert when Meta refuses the token, resolves it on the next success. */
+export function observeSends(metrics: CloudMetrics, alerts: AlertApi): CloudSenderDeps['observe'] {
+  return ({ tenantId, kind, code }) => {
+    metrics.sends.inc({ tenant: tenantId, result: kind });
+    if (kind === 'auth-failed') {
+      alerts.raise({ key: 'whatsapp-cloud.auth-failed', severity: 'critical', tenantId, summary: 'Meta refused the WhatsApp Cloud access token: replies cannot be sent', details: { code } });
+    } else if (kind === 'sent' || kind === 'template-fallback') {
+      alerts.resolve('whatsapp-cloud.auth-failed', tenantId);
+    }
+  };
 }

@@ -65,3 +65,10 @@ export function verifyWithAnySecret(
   }
   return matched === undefined ? { ok: false, reason: failure } : { ok: true, appSecret: matched };
 }
+
+/** Constant-time equality of two strings (the verify token of Meta's handshake). */
+export function sameText(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}

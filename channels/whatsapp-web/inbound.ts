@@ -8,6 +8,9 @@ import type { Pool } from 'pg';
 import type { InboundDraft, MediaAttachment } from '../../core/message.js';
 import type { WhatsAppWebMessageLike } from './client-like.js';
 import { CHANNEL } from './types.js';
+import type { DataSubjectProvider, PluginContext } from '../../core/plugin.js';
+import { ParleyError } from '../../core/errors.js';
+import type { WebMetrics } from './metrics.js';
 
 /** Message types that carry nothing a person wrote (system notices, calls, deletions, receipts). */
 const IGNORED_TYPES = new Set(['e2e_notification', 'notification', 'notification_template', 'gp2', 'call_log', 'protocol', 'revoked', 'ciphertext', 'broadcast_notification', 'debug', 'unknown']);
@@ -138,6 +141,75 @@ export class MediaStore {
     const { rowCount } = await this.db.query(`DELETE FROM whatsapp_web_media WHERE tenant_id = $1 AND created_at < now() - $2 * interval '1 day'`, [tenantId, retentionDays]);
     return rowCount ?? 0;
   }
+
+  dataSubjectProvider(retentionDays: number): DataSubjectProvider {
+    return {
+      name: 'whatsapp-web-media',
+      describe: () => ({
+        purpose: 'Photos, voice notes and documents a person sent over WhatsApp, kept so pipeline stages and staff can open them',
+        recipients: ['WhatsApp (Meta), which carried them'],
+        retention: `${retentionDays} days`,
+        source: 'The person, through WhatsApp',
+      }),
+      export: (s) => this.exportFor(s.tenantId, subjectAddresses(s.addresses)),
+      erase: async (s) => ({ erased: await this.erase(s.tenantId, subjectAddresses(s.addresses)) }),
+    };
+  }
+}
+
+/** Addresses as this channel stores them (`+E164`), whatever form the request used. */
+function subjectAddresses(addresses: string[]): string[] {
+  return [...new Set(addresses.flatMap((a) => [a, a.replace(/^whatsapp:/i, '')]))];
+}
+
+export interface InboundHandlerDeps {
+  ctx: Pick<PluginContext, 'log' | 'gateway'>;
+  metrics: WebMetrics;
+  media: MediaStore;
+  /** Prefix of media URLs (the public base URL, or empty for a path). */
+  baseUrl: string;
+  /** Keeps the work until the plugin stops. */
+  track(work: Promise<unknown>): void;
+  isStopping(): boolean;
+}
+
+/**
+ * Takes in the messages of every session: one chat's messages enter the pipeline in the order they
+ * arrived, and a message that cannot be taken in is logged and counted, never thrown.
+ */
+export function createInboundHandler(deps: InboundHandlerDeps) {
+  const { ctx, metrics } = deps;
+  const chats = new Map<string, Promise<void>>();
+
+  async function handle(tenantId: string, number: string, allowGroups: boolean, message: WhatsAppWebMessageLike): Promise<void> {
+    try {
+      const decision = await toInbound(message, { tenantId, number, allowGroups, media: deps.media, baseUrl: deps.baseUrl, downloadTimeoutMs: 30_000 });
+      if ('ignore' in decision) {
+        metrics.ignored.inc({ tenant: tenantId, reason: decision.ignore });
+        return;
+      }
+      // A message can arrive while the gateway is still starting: wait for it briefly.
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await ctx.gateway.receive(decision.draft);
+          return;
+        } catch (error) {
+          if (!(error instanceof ParleyError && error.code === 'PARLEY_SHUTTING_DOWN') || deps.isStopping() || attempt >= 40) throw error;
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      }
+    } catch (error) {
+      metrics.inboundFailures.inc({ tenant: tenantId });
+      ctx.log.error({ err: error, tenant: tenantId }, 'could not take in a WhatsApp Web message');
+    }
+  }
+
+  return function receive(tenantId: string, settings: { number: string; allowGroups: boolean }, message: WhatsAppWebMessageLike): void {
+    const chat = `${tenantId}\u0000${message.from}`;
+    const next = (chats.get(chat) ?? Promise.resolve()).then(() => handle(tenantId, settings.number, settings.allowGroups, message));
+    chats.set(chat, next);
+    deps.track(next.finally(() => chats.get(chat) === next && chats.delete(chat)));
+  };
 }
 
 export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {

@@ -58,3 +58,19 @@ export async function processTreeRssBytes(rootPid: number, procDir = '/proc'): P
   );
   return total;
 }
+
+/** Memory of a session this instance drives, read from /proc at most every 10 seconds per tenant. */
+export function createSessionMemory() {
+  const cache = new Map<string, { at: number; bytes: number | undefined }>();
+  return async function sessionMemory(s: { tenantId: string; ownsLocally(): boolean; currentClient: unknown }): Promise<number | undefined> {
+    const pid = s.ownsLocally() ? browserPid(s.currentClient) : undefined;
+    if (pid === undefined) return undefined;
+    const cached = cache.get(s.tenantId);
+    if (cached && Date.now() - cached.at < 10_000) return cached.bytes;
+    const bytes = await processTreeRssBytes(pid);
+    cache.set(s.tenantId, { at: Date.now(), bytes });
+    return bytes;
+  };
+}
+
+export type SessionMemory = ReturnType<typeof createSessionMemory>;

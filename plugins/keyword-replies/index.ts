@@ -16,10 +16,17 @@ const ruleSchema = z
   .superRefine((rule, ctx) => {
     for (const [i, m] of [rule.match].flat().entries()) {
       if (!m.startsWith('/')) continue;
+      const path = ['match', ...(Array.isArray(rule.match) ? [i] : [])];
+      let re: RegExp;
       try {
-        toRegExp(m);
+        re = toRegExp(m);
       } catch (error) {
-        ctx.addIssue({ code: 'custom', path: ['match', ...(Array.isArray(rule.match) ? [i] : [])], message: `not a valid regular expression: ${(error as Error).message}` });
+        ctx.addIssue({ code: 'custom', path, message: `not a valid regular expression: ${(error as Error).message}` });
+        continue;
+      }
+      // test() on a g or y regex starts from lastIndex, so the same text would match only every other time.
+      if (re.global || re.sticky) {
+        ctx.addIssue({ code: 'custom', path, message: `${m}: the g and y flags make a regex remember its last match, so it would miss every other message; remove them` });
       }
     }
   });

@@ -1,0 +1,83 @@
+/**
+ * `POST /slack/actions`: the Acknowledge button. Bolt verifies the request signature (v0, 5-minute
+ * timestamp window) from the raw body the kernel keeps in `req.rawBody`, and answers 401 when it
+ * does not match. The acknowledgement is recorded before Slack gets its answer; the message is
+ * edited after, within Slack's 3 s.
+ */
+import express from 'express';
+import { App, ExpressReceiver, type Logger as BoltLogger } from '@slack/bolt';
+import type { Logger } from 'pino';
+import { ACK_ACTION_ID, LINK_ACTION_ID } from './blocks.js';
+import type { SlackMetrics } from './metrics.js';
+import type { SlackAlertSink } from './sink.js';
+import type { SlackAlertsOptions } from './types.js';
+
+/** Where Slack sends interactivity requests (set it as the app's Request URL). */
+export const ACTIONS_PATH = '/slack/actions';
+
+export interface ActionsDeps {
+  options: Pick<SlackAlertsOptions, 'token' | 'signingSecret' | 'apiUrl'>;
+  slackLog: BoltLogger;
+  log: Logger;
+  sink: SlackAlertSink;
+  metrics: SlackMetrics;
+}
+
+/** The Bolt app behind the actions route, and `stop` to wait for the message edits still running. */
+export function createActionsWebhook(deps: ActionsDeps) {
+  const { options, slackLog, log, sink } = deps;
+  const router = express.Router();
+  const receiver = new ExpressReceiver({
+    signingSecret: options.signingSecret,
+    router,
+    endpoints: ACTIONS_PATH,
+    processBeforeResponse: true,
+    logger: slackLog,
+  });
+  const bolt = new App({
+    token: options.token,
+    receiver,
+    logger: slackLog,
+    convoStore: false,
+    tokenVerificationEnabled: false,
+    clientOptions: { slackApiUrl: options.apiUrl, logger: slackLog },
+  });
+  const background = new Set<Promise<unknown>>();
+  const track = (p: Promise<unknown>) => {
+    background.add(p);
+    void p.finally(() => background.delete(p)).catch(() => undefined);
+  };
+  bolt.action({ action_id: ACK_ACTION_ID, type: 'block_actions' }, async ({ ack, action, body }) => {
+    const alertId = action.type === 'button' ? action.value : undefined;
+    if (!alertId) {
+      await ack();
+      return;
+    }
+    const container = body.container as { channel_id?: string; message_ts?: string } | undefined;
+    const known = await sink.acknowledge({
+      alertId,
+      userId: body.user.id,
+      ...(body.user.name ?? body.user.username ? { userName: body.user.name ?? body.user.username } : {}),
+      ...(container?.channel_id ? { channel: container.channel_id } : {}),
+      ...(container?.message_ts ? { ts: container.message_ts } : {}),
+    });
+    await ack();
+    if (!known) return;
+    deps.metrics.acks.inc();
+    track(sink.sync(alertId).catch((error: unknown) => log.warn({ err: error, alert: alertId }, 'could not show the acknowledgement in Slack; will retry')));
+  });
+  bolt.action({ action_id: LINK_ACTION_ID, type: 'block_actions' }, async ({ ack }) => {
+    await ack();
+  });
+  bolt.error(async (error) => {
+    log.error({ err: error }, 'Slack interaction failed');
+  });
+  return {
+    routes: (appRouter: express.Router): void => {
+      appRouter.use(router);
+    },
+    async stop(): Promise<void> {
+      await Promise.allSettled([...background]);
+    },
+  };
+}
