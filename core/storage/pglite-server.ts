@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { randomInt } from 'node:crypto';
 import type { PGlite } from '@electric-sql/pglite';
 import type { Logger } from 'pino';
+import type { ErrorCode } from '../errors.js';
 import {
   MSG,
   authenticationOk,
@@ -211,6 +212,9 @@ class Connection {
   }
 }
 
+/** Codes from the catalogue, carried at the start of the message of a PostgreSQL ErrorResponse. */
+const BUSY: ErrorCode = 'PARLEY_DB_BUSY';
+const SESSION_STATE: ErrorCode = 'PARLEY_DB_SESSION_STATE';
 const BUSY_HINT =
   'The embedded database (PGlite) has one session: a client holding a transaction or an open cursor makes the others wait. Query through the client that holds it, finish it first, or set DATABASE_URL to a PostgreSQL server.';
 const SESSION_HINT = 'The embedded database (PGlite) is one session shared by every client. Set DATABASE_URL to a PostgreSQL server for this.';
@@ -360,7 +364,7 @@ class Multiplexer {
   /** A refused statement from a client that holds nothing: answered without touching the session. */
   private refuse(unit: Unit): void {
     this.report('refused', { client: unit.conn.id, reason: unit.refused }, 'refused session-level statement on the embedded database');
-    this.fail(unit, { code: '0A000', message: `PARLEY_DB_SESSION_STATE: ${unit.refused}`, hint: SESSION_HINT });
+    this.fail(unit, { code: '0A000', message: `${SESSION_STATE}: ${unit.refused}`, hint: SESSION_HINT });
   }
 
   /** Answers a unit with an error as PostgreSQL would: ReadyForQuery now, or after the client's Sync. */
@@ -444,7 +448,7 @@ class Multiplexer {
       if (unit.conn === holder || waiting.has(unit.conn)) continue;
       waiting.add(unit.conn);
       this.queue.splice(this.queue.indexOf(unit), 1);
-      const message = `PARLEY_DB_BUSY: waited ${now - unit.enqueuedAt} ms for the embedded database, held by client #${holder.id}${app} ${state} since ${new Date(this.holderSince).toISOString()} and idle for ${now - this.holderIdleSince} ms`;
+      const message = `${BUSY}: waited ${now - unit.enqueuedAt} ms for the embedded database, held by client #${holder.id}${app} ${state} since ${new Date(this.holderSince).toISOString()} and idle for ${now - this.holderIdleSince} ms`;
       this.report('busy', { client: unit.conn.id, holder: holder.id, holderApplication: holder.applicationName, heldMs: now - this.holderSince }, 'client waited too long for the embedded database');
       this.fail(unit, { code: '55P03', message, detail: `Waiting client #${unit.conn.id}${unit.conn.applicationName ? ` (application_name "${unit.conn.applicationName}")` : ''}.`, hint: BUSY_HINT });
     }
@@ -460,7 +464,7 @@ class Multiplexer {
 /** A statement that fails with the refusal as its message, SQLSTATE 0A000 (feature_not_supported). */
 function raiseSql(reason: string): string {
   const literal = (text: string) => `'${text.replace(/'/g, "''")}'`;
-  return `DO $parley$BEGIN RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = ${literal(`PARLEY_DB_SESSION_STATE: ${reason}`)}, HINT = ${literal(SESSION_HINT)}; END$parley$`;
+  return `DO $parley$BEGIN RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = ${literal(`${SESSION_STATE}: ${reason}`)}, HINT = ${literal(SESSION_HINT)}; END$parley$`;
 }
 
 /**
