@@ -18,6 +18,7 @@ import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { randomInt } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { PGlite } from '@electric-sql/pglite';
 import type { Logger } from 'pino';
 import type { ErrorCode } from '../errors.js';
@@ -455,9 +456,11 @@ class Multiplexer {
     this.armBusyTimer();
   }
 
+  /** Closes every client and lets their clean-up finish, so PGlite is idle when it is closed. */
   async stop(): Promise<void> {
     clearTimeout(this.busyTimer);
     for (const c of [...this.connections]) c.close();
+    for (const deadline = Date.now() + 2000; (this.running || this.queue.length) && Date.now() < deadline; ) await delay(5);
   }
 }
 
