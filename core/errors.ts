@@ -31,7 +31,11 @@ export type ErrorCode =
   | 'PARLEY_RATE_LIMITED'
   | 'PARLEY_NOT_IMPLEMENTED'
   | 'PARLEY_SHUTTING_DOWN'
-  | 'PARLEY_INTERNAL';
+  | 'PARLEY_INTERNAL'
+  /** The embedded database's one session is held by another client that is not finishing (SQLSTATE 55P03). */
+  | 'PARLEY_DB_BUSY'
+  /** Session state one shared PGlite session cannot keep per client, refused before it runs (SQLSTATE 0A000). */
+  | 'PARLEY_DB_SESSION_STATE';
 
 export interface ParleyErrorOptions {
   cause?: unknown;

@@ -190,7 +190,7 @@ export class Gateway {
     const dataDir = resolve(this.config.storage.dataDir);
     this.db = dryRun
       ? dryDatabase()
-      : await openDatabase({ databaseUrl: this.config.storage.databaseUrl, dataDir, poolSize: this.config.storage.poolSize, log: this.log.child({ component: 'database' }) });
+      : await openDatabase({ databaseUrl: this.config.storage.databaseUrl, dataDir, poolSize: this.config.storage.poolSize, log: this.log.child({ component: 'database' }), registry: this.registry });
     this.tenants.attachDatabase(this.db.pool);
     const batchFailed = (what: string) => (error: unknown, size: number) =>
       this.log.warn({ err: error, size, code: (error as { code?: string }).code }, `${what}: a batch failed; retrying its items one by one`);

@@ -1,13 +1,16 @@
 /**
  * One code path for SQL: a `pg.Pool`. With no database URL, PGlite (with pgvector) runs in-process on
- * a data directory and is served on a loopback port (pglite-server.ts), so the pool and BullMQ speak
- * the PostgreSQL wire protocol to it exactly as they would to a server.
+ * a data directory and is served on a unix socket beside it (pglite-server.ts), so the pool and BullMQ
+ * speak the PostgreSQL wire protocol to it exactly as they would to a server.
  */
-import { mkdirSync, readFileSync, writeFileSync, rmSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
+import { Counter, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import { ParleyError } from '../errors.js';
+import { servePGlite, socketPathFits } from './pglite-server.js';
 
 export interface Database {
   pool: pg.Pool;
@@ -24,6 +27,10 @@ export interface DatabaseOptions {
   dataDir: string;
   poolSize: number;
   log: Logger;
+  /** Where the embedded database server's error counter is registered. */
+  registry?: Registry | undefined;
+  /** How long a client waits for the embedded database's session held by another (default: PARLEY_DB_BUSY_TIMEOUT_MS, else 5000 ms). */
+  busyTimeoutMs?: number | undefined;
 }
 
 export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
@@ -60,18 +67,18 @@ async function openEmbedded(opts: DatabaseOptions): Promise<Database> {
   mkdirSync(dir, { recursive: true });
   const releaseLock = lockDataDir(resolve(opts.dataDir));
   try {
-    const [{ PGlite }, { vector }, { servePGlite }] = await Promise.all([
-      import('@electric-sql/pglite'),
-      import('@electric-sql/pglite-pgvector'),
-      import('./pglite-server.js'),
-    ]);
+    const [{ PGlite }, { vector }] = await Promise.all([import('@electric-sql/pglite'), import('@electric-sql/pglite-pgvector')]);
     const db = await PGlite.create(dir, { extensions: { vector } });
     // Every client shares PGlite's single session (see pglite-server.ts), so per-connection startup
     // options (BullMQ pins its schema with `-c search_path=bullmq`) never apply. One session-wide
     // search path serves both: Parley's tables live in public (all prefixed parley_), BullMQ's in bullmq.
     await db.exec('SET search_path TO public, bullmq');
-    const server = await servePGlite(db);
-    const connectionString = `postgres://postgres@127.0.0.1:${server.port}/postgres?sslmode=disable`;
+    const errors = opts.registry
+      ? new Counter({ name: 'parley_database_server_errors_total', help: 'Errors the embedded database server handled: client_error, exec_error, busy, refused', labelNames: ['event'] as const, registers: [opts.registry] })
+      : undefined;
+    const socketDir = embeddedSocketDir(resolve(opts.dataDir));
+    const server = await servePGlite(db, { socketDir: socketDir.path, busyTimeoutMs: opts.busyTimeoutMs ?? (Number(process.env.PARLEY_DB_BUSY_TIMEOUT_MS) || undefined), log: opts.log, onEvent: (event) => errors?.inc({ event }) });
+    const { connectionString } = server;
     const pool = makePool(connectionString, opts.poolSize, opts.log);
     return {
       pool,
@@ -82,6 +89,7 @@ async function openEmbedded(opts: DatabaseOptions): Promise<Database> {
         await pool.end().catch(() => undefined);
         await server.stop().catch(() => undefined);
         await db.close().catch(() => undefined);
+        socketDir.remove();
         releaseLock();
       },
     };
@@ -89,6 +97,17 @@ async function openEmbedded(opts: DatabaseOptions): Promise<Database> {
     releaseLock();
     throw error;
   }
+}
+
+/**
+ * The socket lives in the data directory; when that path is too long for a unix socket, in a private
+ * (0700) temporary directory instead.
+ */
+function embeddedSocketDir(dataDir: string): { path: string; remove(): void } {
+  const preferred = join(dataDir, 'socket');
+  if (socketPathFits(preferred)) return { path: preferred, remove: () => undefined };
+  const path = mkdtempSync(join(tmpdir(), 'parley-db-'));
+  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
 }
 
 /** PGlite is single-process: a second Parley on the same data directory would corrupt it. */
