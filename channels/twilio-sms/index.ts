@@ -7,16 +7,10 @@
  */
 import type { Request, Response } from 'express';
 import type twilio from 'twilio';
-import { ConfigError, notFound } from '../../core/errors.js';
-import { hashAddress } from '../../core/logger.js';
-import type { InboundDraft, OutboundMessage } from '../../core/message.js';
-import { definePlugin } from '../../core/plugin.js';
-import type { TenantInfo } from '../../core/tenancy.js';
-import { TOKENS } from '../../core/tokens.js';
+import { Batcher, ConfigError, definePlugin, hashAddress, notFound, TOKENS, type InboundDraft, type OutboundMessage, type TenantInfo } from 'parley';
 import { createTwilioClient, type TwilioCallFailure } from './client.js';
 import { consentStage, matchKeyword, resolveConsentPolicy, type ConsentPolicy } from './consent.js';
 import { SegmentLedger, ledgerMigrations, usageOf, type LedgerEntry } from './ledger.js';
-import { Batcher } from '../../core/storage/batcher.js';
 import { UNKNOWN_TENANT, twilioMetrics } from './metrics.js';
 import { fitToSegments } from './segments.js';
 import { createSmsSender, type ActiveTenant } from './sender.js';

@@ -5,8 +5,7 @@
  * the reply it belongs to for status callbacks.
  */
 import type { Pool } from 'pg';
-import type { DataSubject, DataSubjectProvider, Migration } from '../../core/plugin.js';
-import { consentAddress } from '../../core/consent.js';
+import { consentAddress, type DataSubject, type DataSubjectProvider, type Migration } from 'parley';
 import { countSegments, estimateCost, type SmsEncoding } from './segments.js';
 
 export const ledgerMigrations: Migration[] = [

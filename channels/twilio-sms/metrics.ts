@@ -2,7 +2,7 @@
  * Prometheus metrics shared by `twilio-sms` and `twilio-voice`. Both plugins ask for them by name;
  * the registry hands the second one the same instances, so label sets must match here.
  */
-import type { PluginMetrics } from '../../core/plugin.js';
+import type { PluginMetrics } from 'parley';
 
 /** Label used when a request fails before its tenant is known. */
 export const UNKNOWN_TENANT = 'unknown';

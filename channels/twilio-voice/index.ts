@@ -11,10 +11,7 @@
 import type { Request, Response } from 'express';
 import type twilio from 'twilio';
 import { z } from 'zod';
-import { ConfigError, badRequest, notFound } from '../../core/errors.js';
-import { hashAddress } from '../../core/logger.js';
-import { definePlugin } from '../../core/plugin.js';
-import type { TenantInfo } from '../../core/tenancy.js';
+import { badRequest, ConfigError, definePlugin, hashAddress, notFound, type TenantInfo } from 'parley';
 import { createTwilioClient } from '../twilio-sms/client.js';
 import { UNKNOWN_TENANT, twilioMetrics } from '../twilio-sms/metrics.js';
 import { createSignatureGuard, externalBase, formParams, offReason, required, type FormParams } from '../twilio-sms/webhook.js';

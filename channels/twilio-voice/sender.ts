@@ -4,8 +4,7 @@
  * hold. A call that has ended cannot hear it: that is a dead letter, not a retry.
  */
 import type twilio from 'twilio';
-import type { ChannelSender, SendResult } from '../../core/plugin.js';
-import { SendError } from '../../core/errors.js';
+import { SendError, type ChannelSender, type SendResult } from 'parley';
 import { describeTwilioError } from '../twilio-sms/client.js';
 import type { TwilioMetrics } from '../twilio-sms/metrics.js';
 import { isFinalCallStatus, type CallStore } from './calls.js';

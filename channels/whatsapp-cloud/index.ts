@@ -3,8 +3,7 @@
  * (`GET/POST /whatsapp/cloud/webhook`); each tenant brings its phone number id, token and app secret.
  */
 import type { Request } from 'express';
-import { definePlugin } from '../../core/plugin.js';
-import { ParleyError, badRequest, forbidden } from '../../core/errors.js';
+import { badRequest, definePlugin, forbidden, ParleyError } from 'parley';
 import { createGraphClient, type GraphClient } from './graph-client.js';
 import { MalformedPayloadError, parseCloudWebhook, type CloudEvent, type CloudStatusEvent } from './payload.js';
 import { verifyWithAnySecret } from './signature.js';

@@ -5,7 +5,7 @@
  * erasure; the attachment's URL points there.
  */
 import type { Pool } from 'pg';
-import type { InboundDraft, MediaAttachment } from '../../core/message.js';
+import type { InboundDraft, MediaAttachment } from 'parley';
 import type { WhatsAppWebMessageLike } from './client-like.js';
 import { CHANNEL } from './types.js';
 

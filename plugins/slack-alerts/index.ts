@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import express from 'express';
 import { App, ExpressReceiver, LogLevel, webApi, type Logger as BoltLogger } from '@slack/bolt';
 import type { Logger } from 'pino';
-import { definePlugin } from '../../core/plugin.js';
+import { definePlugin } from 'parley';
 import { ACK_ACTION_ID, LINK_ACTION_ID } from './blocks.js';
 import { RuleEvaluator, flattenMetrics, needsCounts, ruleName, type Snapshot } from './rules.js';
 import { SlackAlertSink, migrations } from './sink.js';
