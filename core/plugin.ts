@@ -32,7 +32,11 @@ export interface Migration {
 
 // ---- pipeline -------------------------------------------------------------------------------------
 
-export type StageOutcome = 'passed' | 'replied' | 'stopped' | 'failed';
+/**
+ * What a stage did: `passed` (called `next()`, no reply), `replied` (queued a reply), `handled` (returned
+ * without `next()`, a reply or `stop`: the pipeline ended there), `stopped` (`stop(reason)`), `failed` (threw).
+ */
+export type StageOutcome = 'passed' | 'replied' | 'handled' | 'stopped' | 'failed';
 
 export interface StageRecord {
   stage: string;
@@ -72,7 +76,20 @@ export interface StageContext<S = unknown> {
 
 export type Next = () => Promise<void>;
 
-/** A named pipeline stage. Runs onion-style: code after `await next()` sees later stages' replies. */
+/**
+ * A named pipeline stage. Runs onion-style: call `await next()` to pass the message to the later
+ * stages (code after it sees their replies). Returning without calling `next()` ends the pipeline
+ * there, as in Koa or Hono: the message is processed with the replies queued so far. `stop(reason)`
+ * ends it too, with a recorded reason. Throwing fails the message (the tenant's fallback reply is sent).
+ * @example
+ * ctx.stage({
+ *   name: 'greeter',
+ *   async handle(stage, next) {
+ *     if ((await stage.history(1)).length === 0) stage.reply('Welcome!');
+ *     await next(); // let later stages answer too
+ *   },
+ * });
+ */
 export interface StageDefinition<S = unknown> {
   name: string;
   handle(ctx: StageContext<S>, next: Next): Promise<void> | void;
