@@ -13,6 +13,7 @@ import { consentStage, matchKeyword, resolveConsentPolicy, type ConsentPolicy } 
 import { SegmentLedger, ledgerMigrations, usageOf, type LedgerEntry } from './ledger.js';
 import { UNKNOWN_TENANT, twilioMetrics } from './metrics.js';
 import { fitToSegments } from './segments.js';
+import { TWILIO_SMS_SHARED, twilioSmsShared } from './shared.js';
 import { createSmsSender, type ActiveTenant } from './sender.js';
 import { webhookUrl } from './signature.js';
 import { emptyTwiml, messagingTwiml, TwimlError, type TwimlReply } from './twiml.js';
@@ -67,6 +68,7 @@ export function createTwilioSmsChannel(deps: TwilioSmsChannelDeps = {}) {
     setup(ctx) {
       const options = ctx.options;
       const metrics = twilioMetrics(ctx.metrics);
+      ctx.provide(TWILIO_SMS_SHARED, twilioSmsShared(metrics));
       const ledger = new SegmentLedger(ctx.db);
       const consent = () => ctx.gateway.consent;
       const states = new Map<string, TenantState>();

@@ -12,11 +12,9 @@ import type { Request, Response } from 'express';
 import type twilio from 'twilio';
 import { z } from 'zod';
 import { badRequest, ConfigError, definePlugin, hashAddress, notFound, type TenantInfo } from 'parley';
-import { createTwilioClient } from '../twilio-sms/client.js';
-import { UNKNOWN_TENANT, twilioMetrics } from '../twilio-sms/metrics.js';
-import { createSignatureGuard, externalBase, formParams, offReason, required, type FormParams } from '../twilio-sms/webhook.js';
 import { CallStore, callMigrations } from './calls.js';
 import { createVoiceSender, type VoiceTenant } from './sender.js';
+import { TWILIO_SMS_SHARED, type FormParams, type TwilioSmsShared } from './shared.js';
 import { hangupTwiml, holdTwiml, isGoodbye, listenTwiml, replyTwiml, type VoiceScript } from './twiml.js';
 import { TWILIO_VOICE_CHANNEL, optionsSchema, settingsSchema, type TwilioVoiceOptions, type TwilioVoiceSettings } from './types.js';
 
@@ -54,20 +52,21 @@ function parse<T>(schema: z.ZodType<T>, input: unknown, what: string): T {
 const plain = (params: FormParams): Record<string, unknown> => Object.fromEntries(Object.keys(params).map((k) => [k, params[k]]));
 
 export interface TwilioVoiceChannelDeps {
-  createClient?: typeof createTwilioClient;
+  createClient?: TwilioSmsShared['createTwilioClient'];
 }
 
 export function createTwilioVoiceChannel(deps: TwilioVoiceChannelDeps = {}) {
-  const makeClient = deps.createClient ?? createTwilioClient;
   return definePlugin({
     name: TWILIO_VOICE_CHANNEL,
     kind: 'channel',
     description: 'Phone calls through Twilio: speech and keypad turns run the tenant pipeline, replies are spoken, hand-off to a person with <Dial>.',
     optionsSchema,
     settingsSchema,
+    dependencies: ['twilio-sms'],
     setup(ctx) {
       const options = ctx.options;
-      const metrics = twilioMetrics(ctx.metrics);
+      const { createTwilioClient, describeTwilioError, metrics, UNKNOWN_TENANT, signatureGuard, externalBase, formParams, offReason, required } = ctx.inject(TWILIO_SMS_SHARED);
+      const makeClient = deps.createClient ?? createTwilioClient;
       const turns = ctx.metrics.counter({
         name: 'parley_twilio_voice_turns_total',
         help: 'Voice turns by tenant and outcome (reply, deferred, reprompt, low-confidence, goodbye, handoff, no-input-end)',
@@ -106,7 +105,7 @@ export function createTwilioVoiceChannel(deps: TwilioVoiceChannelDeps = {}) {
       };
 
       ctx.migrations(callMigrations);
-      ctx.sender(createVoiceSender({ calls, metrics, client: clientFor, tenantState: (id) => active(id) ?? { off: states.get(id)?.off ?? 'the tenant has no twilio-voice settings' } }));
+      ctx.sender(createVoiceSender({ calls, metrics, describeTwilioError, client: clientFor, tenantState: (id) => active(id) ?? { off: states.get(id)?.off ?? 'the tenant has no twilio-voice settings' } }));
       ctx.dataSubjects(calls.dataSubjectProvider());
       ctx.health({
         name: TWILIO_VOICE_CHANNEL,
@@ -122,7 +121,7 @@ export function createTwilioVoiceChannel(deps: TwilioVoiceChannelDeps = {}) {
       });
 
       const policy = { publicBaseUrl: ctx.publicBaseUrl, trustProxy: options.trustProxy };
-      const guard = createSignatureGuard({ log: ctx.log, metrics, policy });
+      const guard = signatureGuard({ log: ctx.log, policy });
 
       /** Resolves the tenant from the number called, counts the request and checks the signature. */
       function authenticate(req: Request, endpoint: 'voice' | 'voice-gather' | 'voice-dial' | 'voice-status'): { params: FormParams; state: TenantState & { settings: VoiceTenant['settings'] }; script: VoiceScript } {
