@@ -60,9 +60,10 @@ export {
   badRequest,
   forbidden,
   notFound,
+  pluginErrorCode,
   unauthenticated,
 } from './errors.js';
-export type { ErrorCode, ParleyErrorOptions } from './errors.js';
+export type { ErrorCode, KernelErrorCode, ParleyErrorOptions, PluginErrorCode } from './errors.js';
 
 /** Kernel services a plugin may `ctx.inject`. */
 export { TOKENS } from './tokens.js';

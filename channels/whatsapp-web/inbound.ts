@@ -5,7 +5,7 @@
  * erasure; the attachment's URL points there.
  */
 import type { Pool } from 'pg';
-import type { InboundDraft, MediaAttachment } from 'parley';
+import { PluginError, pluginErrorCode, type InboundDraft, type MediaAttachment } from 'parley';
 import type { WhatsAppWebMessageLike } from './client-like.js';
 import { CHANNEL } from './types.js';
 
@@ -150,9 +150,8 @@ export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   ]).finally(() => clearTimeout(timer));
 }
 
-export class TimeoutError extends Error {
-  override readonly name = 'TimeoutError';
+export class TimeoutError extends PluginError {
   constructor(readonly ms: number) {
-    super(`did not settle within ${ms} ms`);
+    super(pluginErrorCode('whatsapp-web', 'TIMEOUT'), `did not settle within ${ms} ms`, 504, { plugin: 'whatsapp-web' });
   }
 }
