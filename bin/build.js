@@ -32,7 +32,12 @@ export function isBuildCurrent() {
 
 export function build() {
   rmSync(DIST, { recursive: true, force: true });
-  const typescript = dirname(createRequire(import.meta.url).resolve('typescript/package.json'));
+  let typescript;
+  try {
+    typescript = dirname(createRequire(import.meta.url).resolve('typescript/package.json'));
+  } catch {
+    throw new Error('dist/ is missing or older than the sources, and TypeScript (a dev dependency) is not installed: run `npm run build` before `npm prune --omit=dev` / `npm ci --omit=dev`');
+  }
   const tscBin = join(typescript, 'bin', 'tsc');
   const tsc = spawnSync(process.execPath, [tscBin, '-p', join(ROOT, 'tsconfig.build.json')], { stdio: 'inherit' });
   if (tsc.status !== 0) throw new Error(`tsc failed (exit ${tsc.status ?? tsc.signal}); dist/ was not built`);
