@@ -128,7 +128,7 @@ function init(path: string, force: boolean): void {
   if (existsSync(path) && !force) fail(`${path} already exists; use --force to overwrite it.`);
   const starter = readFileSync(new URL('../config/starter.yaml', import.meta.url), 'utf8');
   writeFileSync(path, starter);
-  say(`Wrote ${path}. Check it with: parley validate --config ${path}`);
+  say(`Wrote ${path}. Check it with: npx parley validate --config ${path}`);
 }
 
 async function plugins(json: boolean): Promise<void> {

@@ -4,14 +4,16 @@
  */
 import { fileURLToPath } from 'node:url';
 
-const at = (path: string) => fileURLToPath(new URL(path, import.meta.url));
+// `.ts` in the source tree, `.js` once compiled to dist/ (this module is compiled beside the plugins).
+const extension = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+const at = (path: string) => fileURLToPath(new URL(`${path}${extension}`, import.meta.url));
 
 export const builtinPlugins: Record<string, string> = {
-  http: at('../channels/http/index.ts'),
-  'keyword-replies': at('../plugins/keyword-replies/index.ts'),
-  'twilio-sms': at('../channels/twilio-sms/index.ts'),
-  'twilio-voice': at('../channels/twilio-voice/index.ts'),
-  'whatsapp-web': at('../channels/whatsapp-web/index.ts'),
-  'whatsapp-cloud': at('../channels/whatsapp-cloud/index.ts'),
-  'slack-alerts': at('../plugins/slack-alerts/index.ts'),
+  http: at('../channels/http/index'),
+  'keyword-replies': at('../plugins/keyword-replies/index'),
+  'twilio-sms': at('../channels/twilio-sms/index'),
+  'twilio-voice': at('../channels/twilio-voice/index'),
+  'whatsapp-web': at('../channels/whatsapp-web/index'),
+  'whatsapp-cloud': at('../channels/whatsapp-cloud/index'),
+  'slack-alerts': at('../plugins/slack-alerts/index'),
 };

@@ -1,41 +1,74 @@
 /**
  * The catalogue of Parley's errors. Every error carries a stable string `code`; API error bodies are
- * `{ error: { code, message } }` and the HTTP status comes from the class.
+ * `{ error: { code, message } }` and the HTTP status comes from the class. The kernel's codes are a
+ * closed list; plugins add `PARLEY_<PLUGIN>_<WHAT>` codes with `pluginErrorCode`.
  */
 
-export type ErrorCode =
-  | 'PARLEY_CONFIG_INVALID'
-  | 'PARLEY_CONFIG_NOT_FOUND'
-  | 'PARLEY_PLUGIN_NOT_FOUND'
-  | 'PARLEY_PLUGIN_INVALID'
-  | 'PARLEY_PLUGIN_DUPLICATE'
-  | 'PARLEY_PLUGIN_DEPENDENCY_MISSING'
-  | 'PARLEY_PLUGIN_DEPENDENCY_CYCLE'
-  | 'PARLEY_PLUGIN_SETUP_FAILED'
-  | 'PARLEY_PLUGIN_SETUP_TIMEOUT'
-  | 'PARLEY_STAGE_UNKNOWN'
-  | 'PARLEY_STAGE_DUPLICATE'
-  | 'PARLEY_STAGE_FAILED'
-  | 'PARLEY_ADDRESS_TAKEN'
-  | 'PARLEY_TENANT_UNKNOWN'
-  | 'PARLEY_TENANT_CONTEXT_MISSING'
-  | 'PARLEY_MIGRATION_FAILED'
-  | 'PARLEY_STORAGE_UNAVAILABLE'
-  | 'PARLEY_SENDER_MISSING'
-  | 'PARLEY_SEND_FAILED'
-  | 'PARLEY_UNAUTHENTICATED'
-  | 'PARLEY_FORBIDDEN'
-  | 'PARLEY_NOT_FOUND'
-  | 'PARLEY_BAD_REQUEST'
-  | 'PARLEY_PAYLOAD_TOO_LARGE'
-  | 'PARLEY_RATE_LIMITED'
-  | 'PARLEY_NOT_IMPLEMENTED'
-  | 'PARLEY_SHUTTING_DOWN'
-  | 'PARLEY_INTERNAL'
+/** The kernel's own codes: a closed catalogue, so a misspelt code is a type error. */
+export const KERNEL_ERROR_CODES = [
+  'PARLEY_CONFIG_INVALID',
+  'PARLEY_CONFIG_NOT_FOUND',
+  'PARLEY_PLUGIN_NOT_FOUND',
+  'PARLEY_PLUGIN_INVALID',
+  'PARLEY_PLUGIN_DUPLICATE',
+  'PARLEY_PLUGIN_DEPENDENCY_MISSING',
+  'PARLEY_PLUGIN_DEPENDENCY_CYCLE',
+  'PARLEY_PLUGIN_SETUP_FAILED',
+  'PARLEY_PLUGIN_SETUP_TIMEOUT',
+  'PARLEY_PLUGIN_METRIC_TAKEN',
+  'PARLEY_STAGE_UNKNOWN',
+  'PARLEY_STAGE_DUPLICATE',
+  'PARLEY_STAGE_FAILED',
+  'PARLEY_ADDRESS_TAKEN',
+  'PARLEY_TENANT_UNKNOWN',
+  'PARLEY_TENANT_CONTEXT_MISSING',
+  'PARLEY_MIGRATION_FAILED',
+  'PARLEY_STORAGE_UNAVAILABLE',
+  'PARLEY_SENDER_MISSING',
+  'PARLEY_SEND_FAILED',
+  'PARLEY_UNAUTHENTICATED',
+  'PARLEY_FORBIDDEN',
+  'PARLEY_NOT_FOUND',
+  'PARLEY_BAD_REQUEST',
+  'PARLEY_PAYLOAD_TOO_LARGE',
+  'PARLEY_RATE_LIMITED',
+  'PARLEY_NOT_IMPLEMENTED',
+  'PARLEY_SHUTTING_DOWN',
+  'PARLEY_INTERNAL',
   /** The embedded database's one session is held by another client that is not finishing (SQLSTATE 55P03). */
-  | 'PARLEY_DB_BUSY'
+  'PARLEY_DB_BUSY',
   /** Session state one shared PGlite session cannot keep per client, refused before it runs (SQLSTATE 0A000). */
-  | 'PARLEY_DB_SESSION_STATE';
+  'PARLEY_DB_SESSION_STATE',
+] as const;
+
+export type KernelErrorCode = (typeof KERNEL_ERROR_CODES)[number];
+
+declare const pluginErrorCodeBrand: unique symbol;
+
+/**
+ * A plugin's own code, `PARLEY_<PLUGIN>_<WHAT>`, made only by {@link pluginErrorCode}: the brand keeps a
+ * bare string from passing for a code, so the kernel's catalogue stays closed while plugins add theirs.
+ */
+export type PluginErrorCode = `PARLEY_${string}` & { readonly [pluginErrorCodeBrand]: true };
+
+export type ErrorCode = KernelErrorCode | PluginErrorCode;
+
+const kernelCodes: ReadonlySet<string> = new Set(KERNEL_ERROR_CODES);
+
+/**
+ * A plugin's error code: `PARLEY_`, the plugin's name in upper case, `_`, then what went wrong.
+ * @example
+ * const TWIML_TOO_LARGE = pluginErrorCode('twilio-sms', 'TWIML_TOO_LARGE'); // 'PARLEY_TWILIO_SMS_TWIML_TOO_LARGE'
+ * throw new PluginError(TWIML_TOO_LARGE, 'TwiML is over 64 kB', 500, { plugin: 'twilio-sms' });
+ */
+export function pluginErrorCode(plugin: string, what: string): PluginErrorCode {
+  const code = `PARLEY_${plugin.toUpperCase().replace(/-/g, '_')}_${what}`;
+  if (!/^PARLEY_[A-Z0-9]+(?:_[A-Z0-9]+)+$/.test(code)) {
+    throw new PluginError('PARLEY_PLUGIN_INVALID', `Plugin "${plugin}": error code ${code} must be PARLEY_<PLUGIN>_<WHAT> in upper-case letters, digits and "_"`, 500, { plugin });
+  }
+  if (kernelCodes.has(code)) throw new PluginError('PARLEY_PLUGIN_INVALID', `Plugin "${plugin}": error code ${code} belongs to the kernel's catalogue`, 500, { plugin });
+  return code as PluginErrorCode;
+}
 
 export interface ParleyErrorOptions {
   cause?: unknown;

@@ -1,6 +1,7 @@
 /** One prom-client registry per gateway (so tests can boot several), with the kernel's own metrics. */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { PluginMetrics } from './plugin.js';
+import { PluginError } from './errors.js';
 
 export function createCoreMetrics(registry: Registry) {
   collectDefaultMetrics({ register: registry, prefix: 'parley_' });
@@ -67,11 +68,25 @@ export function createCoreMetrics(registry: Registry) {
 
 export type CoreMetrics = ReturnType<typeof createCoreMetrics>;
 
-/** What a plugin's `ctx.metrics` is: constructors bound to the gateway's registry, names checked. */
+/** Which plugin registered each plugin metric, per registry; anything else in a registry is the kernel's. */
+const metricOwners = new WeakMap<Registry, Map<string, string>>();
+
+/**
+ * What a plugin's `ctx.metrics` is: constructors bound to the gateway's registry, names checked. A plugin
+ * asking twice for a name gets its own metric back; a name the kernel or another plugin registered is
+ * refused (`PARLEY_PLUGIN_METRIC_TAKEN`): plugins share metrics through `ctx.provide`, not by name.
+ */
 export function pluginMetrics(registry: Registry, plugin: string): PluginMetrics {
+  const owners = metricOwners.get(registry) ?? new Map<string, string>();
+  metricOwners.set(registry, owners);
   const check = (name: string) => {
-    if (!/^parley_[a-z0-9_]+$/.test(name)) throw new Error(`Plugin "${plugin}": metric name "${name}" must match parley_[a-z0-9_]+`);
+    if (!/^parley_[a-z0-9_]+$/.test(name)) throw new PluginError('PARLEY_PLUGIN_INVALID', `Plugin "${plugin}": metric name "${name}" must match parley_[a-z0-9_]+`, 500, { plugin });
     const existing = registry.getSingleMetric(name);
+    const owner = owners.get(name);
+    if (existing && owner !== plugin) {
+      throw new PluginError('PARLEY_PLUGIN_METRIC_TAKEN', `Plugin "${plugin}": metric "${name}" is registered by ${owner ? `plugin "${owner}"` : 'the kernel'}`, 500, { plugin });
+    }
+    owners.set(name, plugin);
     return existing;
   };
   return {

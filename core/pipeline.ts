@@ -1,6 +1,8 @@
 /**
- * Runs a tenant's ordered stages over one message, onion-style. A stage that returns without calling
- * `next` passes to the next stage unless it stopped; a stage that throws fails the message.
+ * Runs a tenant's ordered stages over one message, onion-style (as Koa and Hono middleware): a stage
+ * passes the message on only by calling `next()`. One that returns without calling it has handled the
+ * message: later stages do not run, and the message is processed with the replies queued so far. `stop`
+ * does the same with a recorded reason; a stage that throws fails the message.
  */
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
@@ -51,7 +53,7 @@ export async function runPipeline(input: PipelineInput): Promise<PipelineOutcome
     const name = stage.definition.name;
     let nextCalled = false;
     let childMs = 0;
-    const repliesBefore = replies.length;
+    let ownReplies = 0; // this stage's own: after next() `replies` also holds later stages'
     const log = input.log.child({ stage: name });
     const ctx: StageContext<unknown> = {
       message: input.message,
@@ -68,6 +70,7 @@ export async function runPipeline(input: PipelineInput): Promise<PipelineOutcome
       },
       isCurrentRun: input.isCurrentRun,
       reply(reply) {
+        ownReplies++;
         replies.push(typeof reply === 'string' ? { text: reply } : reply);
       },
       annotate(key, value) {
@@ -108,7 +111,8 @@ export async function runPipeline(input: PipelineInput): Promise<PipelineOutcome
       if (stop?.stage === name) {
         record.outcome = 'stopped';
         record.reason = stop.reason;
-      } else if (replies.length > repliesBefore) record.outcome = 'replied';
+      } else if (ownReplies > 0) record.outcome = 'replied';
+      else if (!nextCalled) record.outcome = 'handled';
     } catch (error) {
       if (error instanceof StageError) throw error;
       record.outcome = 'failed';
@@ -117,7 +121,6 @@ export async function runPipeline(input: PipelineInput): Promise<PipelineOutcome
     } finally {
       record.selfMs = Math.max(0, performance.now() - started - childMs);
     }
-    if (!nextCalled && !stopped) await next();
   };
 
   try {

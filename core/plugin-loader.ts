@@ -24,6 +24,7 @@ export async function importPlugin(entry: PluginEntry, catalogue: PluginCatalogu
   const url = specifier.startsWith('.') || isAbsolute(specifier) ? pathToFileURL(isAbsolute(specifier) ? specifier : resolve(baseDir, specifier)).href : specifier;
   let mod: Record<string, unknown>;
   try {
+    if (/\.[cm]?tsx?$/.test(specifier)) await typeScriptLoader();
     mod = (await import(url)) as Record<string, unknown>;
   } catch (error) {
     throw new PluginError('PARLEY_PLUGIN_NOT_FOUND', `Plugin "${entry.name}": cannot import ${specifier}: ${(error as Error).message}`, 500, { plugin: entry.name, cause: error });
@@ -35,6 +36,22 @@ export async function importPlugin(entry: PluginEntry, catalogue: PluginCatalogu
     throw new PluginError('PARLEY_PLUGIN_INVALID', `Module ${specifier} exports plugin "${exported.name}", but the configuration names it "${entry.name}"`, 500, { plugin: entry.name });
   }
   return exported;
+}
+
+let tsxRegistered: Promise<void> | undefined;
+
+/**
+ * Compiled Parley (dist/) runs plain JavaScript; a plugin named by a `.ts` path gets tsx's ESM loader,
+ * registered the first time one is imported, so deployments without TypeScript plugins never load it.
+ * Under tsx or vitest (this file is itself TypeScript) a loader is already there. tsconfig is ignored so
+ * that `parley` resolves through package.json "exports" to the same compiled kernel that is running.
+ */
+function typeScriptLoader(): Promise<void> {
+  if (import.meta.url.endsWith('.ts')) return Promise.resolve();
+  tsxRegistered ??= import('tsx/esm/api').then(({ register }) => {
+    register({ tsconfig: false });
+  });
+  return tsxRegistered;
 }
 
 function assertPluginShape(value: unknown, name: string, specifier: string): asserts value is AnyPlugin {

@@ -18,9 +18,13 @@ export type PluginKind = 'channel' | 'capability';
 /** A typed tsyringe injection token (a symbol that remembers the type it stands for). */
 export type Token<T> = symbol & { readonly __type?: T };
 
-/** Makes a typed token for `ctx.provide` / `ctx.inject`. */
-export function token<T>(description: string): Token<T> {
-  return Symbol(description) as Token<T>;
+/**
+ * Makes a typed token for `ctx.provide` / `ctx.inject`. The key names the token: two calls with one key
+ * (in two plugins, or two copies of Parley) make the same token, so a plugin can inject a dependency's
+ * service without importing its files. Use `<plugin>.<service>` keys.
+ */
+export function token<T>(key: string): Token<T> {
+  return Symbol.for(key) as Token<T>;
 }
 
 /** A schema migration: applied once per database, in id order, inside a transaction. */
@@ -32,7 +36,11 @@ export interface Migration {
 
 // ---- pipeline -------------------------------------------------------------------------------------
 
-export type StageOutcome = 'passed' | 'replied' | 'stopped' | 'failed';
+/**
+ * What a stage did: `passed` (called `next()`, no reply), `replied` (queued a reply), `handled` (returned
+ * without `next()`, a reply or `stop`: the pipeline ended there), `stopped` (`stop(reason)`), `failed` (threw).
+ */
+export type StageOutcome = 'passed' | 'replied' | 'handled' | 'stopped' | 'failed';
 
 export interface StageRecord {
   stage: string;
@@ -81,7 +89,20 @@ export interface StageContext<S = unknown> {
 
 export type Next = () => Promise<void>;
 
-/** A named pipeline stage. Runs onion-style: code after `await next()` sees later stages' replies. */
+/**
+ * A named pipeline stage. Runs onion-style: call `await next()` to pass the message to the later
+ * stages (code after it sees their replies). Returning without calling `next()` ends the pipeline
+ * there, as in Koa or Hono: the message is processed with the replies queued so far. `stop(reason)`
+ * ends it too, with a recorded reason. Throwing fails the message (the tenant's fallback reply is sent).
+ * @example
+ * ctx.stage({
+ *   name: 'greeter',
+ *   async handle(stage, next) {
+ *     if ((await stage.history(1)).length === 0) stage.reply('Welcome!');
+ *     await next(); // let later stages answer too
+ *   },
+ * });
+ */
 export interface StageDefinition<S = unknown> {
   name: string;
   handle(ctx: StageContext<S>, next: Next): Promise<void> | void;
@@ -231,9 +252,9 @@ export interface PluginContext<O = unknown, S = unknown> {
   /**
    * Share a service with plugins that depend on this one (tsyringe, explicit token).
    * @example
-   * export const SMS_CLIENTS = token<SmsClients>('twilio-sms.clients');
-   * ctx.provide(SMS_CLIENTS, clients); // in twilio-sms
-   * const clients = ctx.inject(SMS_CLIENTS); // in twilio-voice, which lists twilio-sms as a dependency
+   * ctx.provide(token<SmsClients>('twilio-sms.clients'), clients); // in twilio-sms
+   * // in twilio-voice, which lists twilio-sms in `dependencies` and declares the type it expects:
+   * const clients = ctx.inject(token<SmsClients>('twilio-sms.clients'));
    */
   provide<T>(token: Token<T>, value: T): void;
   /** A kernel service (`TOKENS` in core/tokens.ts) or one a dependency provided. Throws when absent. */

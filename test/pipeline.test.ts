@@ -42,6 +42,23 @@ describe('the message pipeline', () => {
     expect(detail.body.message.annotations).toMatchObject({ 'probe.repliesAfterNext': 1, 'probe.historyLength': 0 });
   });
 
+  it('ends the pipeline at a stage that returns without calling next(): later stages do not run', async () => {
+    const r = await gw.send('acme', { from: 'frank', text: 'swallow' });
+    expect(r.message.status).toBe('processed');
+    expect(r.replies).toEqual([]);
+    const detail = await gw.request('GET', `/v1/tenants/acme/messages/${r.message.id}`, { key: KEYS.acme });
+    const stages = detail.body.message.stages as { stage: string; outcome: string }[];
+    expect(stages.map((s) => [s.stage, s.outcome])).toEqual([
+      ['probe.count', 'passed'],
+      ['probe.fail-on-boom', 'passed'],
+      ['probe.stop-on-halt', 'passed'],
+      ['probe.wrap', 'passed'],
+      ['probe.slow', 'passed'],
+      ['probe.swallow', 'handled'],
+    ]);
+    expect(detail.body.message.annotations).toMatchObject({ 'probe.swallowed': true, 'probe.repliesAfterNext': 0 });
+  });
+
   it('gives stages the conversation history', async () => {
     await gw.send('acme', { from: 'dave', text: 'first' });
     const r = await gw.send('acme', { from: 'dave', text: 'second' });

@@ -7,6 +7,8 @@ import { newSid, post, signedWebhook, voiceParams } from './fakes/twilio-webhook
 import { twilioTest } from './fixtures/twilio-stages.js';
 import { CLINIC_NUMBER, OTHER_NUMBER, PATIENT, twilioConfig } from './fixtures/twilio-config.js';
 import { spoken, twimlVerbs } from './fixtures/twilio-twiml.js';
+import { TWILIO_SMS_SHARED as PROVIDED, type TwilioSmsShared as Provided } from '../channels/twilio-sms/shared.js';
+import { TWILIO_SMS_SHARED as EXPECTED, type TwilioSmsShared as Expected } from '../channels/twilio-voice/shared.js';
 
 const FRONT_DESK = '+15550100100';
 let fake: FakeTwilio;
@@ -57,6 +59,13 @@ function call(to = CLINIC_NUMBER) {
 const gatherOf = (xml: string) => twimlVerbs(xml).find((v) => v.verb === 'Gather');
 
 describe('a phone call', () => {
+  it('gets the Twilio client, helpers and metrics from twilio-sms by key, in the shape it expects, without importing its files', () => {
+    expect(EXPECTED).toBe(PROVIDED);
+    // Type-checked: tsc fails when twilio-sms stops providing what twilio-voice uses.
+    const fits = (provided: Provided): Expected => provided;
+    expect(fits).toBeTypeOf('function');
+  });
+
   it('greets the caller and listens for speech or keys', async () => {
     const c = call();
     const res = await c.start();

@@ -4,9 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { definePlugin } from '../../core/plugin.js';
-import { badRequest } from '../../core/errors.js';
-import { param } from '../../core/http/app.js';
+import { badRequest, definePlugin, param } from 'parley';
 
 const settingsSchema = z
   .object({

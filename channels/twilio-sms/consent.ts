@@ -3,7 +3,7 @@
  * opt-out and HELP messages are answered here and never reach later stages. The plugin registers it
  * as the channel's first stage (`ctx.channelStages`), so it runs before every tenant's pipeline.
  */
-import type { ConsentStore, StageDefinition } from '../../core/plugin.js';
+import type { ConsentStore, StageDefinition } from 'parley';
 import { classifyKeyword, DEFAULT_KEYWORDS, type ConsentKeywords, type KeywordClass } from './keywords.js';
 import { CONSENT_STAGE, TWILIO_SMS_CHANNEL, type ConsentSettings, type TwilioSmsSettings } from './types.js';
 

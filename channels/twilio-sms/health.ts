@@ -2,7 +2,7 @@
  * The channel's line in `/readyz`: on or off per tenant, and whether Twilio refused a tenant's
  * credentials on a send (which also raises a critical alert).
  */
-import type { HealthCheck, PluginContext } from '../../core/plugin.js';
+import type { HealthCheck, PluginContext } from 'parley';
 import type { TwilioCallFailure } from './client.js';
 import type { SmsTenants } from './tenants.js';
 import { TWILIO_SMS_CHANNEL } from './types.js';

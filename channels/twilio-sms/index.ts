@@ -5,12 +5,13 @@
  * pipeline), and replies inline in TwiML when the pipeline is quick or through the REST API via the
  * outbox when it is not. `POST /twilio/status` records delivery.
  */
-import { definePlugin } from '../../core/plugin.js';
+import { definePlugin } from 'parley';
 import { createClientCache, createTwilioClient } from './client.js';
 import { consentStage } from './consent.js';
 import { credentialHealth } from './health.js';
 import { SegmentLedger, createLedgerAccount, ledgerMigrations } from './ledger.js';
 import { twilioMetrics } from './metrics.js';
+import { TWILIO_SMS_SHARED, twilioSmsShared } from './shared.js';
 import { smsWebhooks } from './routes.js';
 import { createSmsSender } from './sender.js';
 import { webhookUrl } from './signature.js';
@@ -45,6 +46,7 @@ export function createTwilioSmsChannel(deps: TwilioSmsChannelDeps = {}) {
     setup(ctx) {
       const { options } = ctx;
       const metrics = twilioMetrics(ctx.metrics);
+      ctx.provide(TWILIO_SMS_SHARED, twilioSmsShared(metrics));
       const ledger = new SegmentLedger(ctx.db);
       const tenants = loadTenants(ctx);
       const credentials = credentialHealth(ctx, tenants);

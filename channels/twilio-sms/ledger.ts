@@ -5,11 +5,9 @@
  * the reply it belongs to for status callbacks.
  */
 import type { Pool } from 'pg';
-import type { DataSubject, DataSubjectProvider, Migration } from '../../core/plugin.js';
-import { consentAddress } from '../../core/consent.js';
+import { Batcher, consentAddress, type DataSubject, type DataSubjectProvider, type Migration } from 'parley';
 import { countSegments, estimateCost, type SmsEncoding } from './segments.js';
 import type { Logger } from 'pino';
-import { Batcher } from '../../core/storage/batcher.js';
 import type { TwilioMetrics } from './metrics.js';
 
 export const ledgerMigrations: Migration[] = [

@@ -1,8 +1,8 @@
 /**
- * Prometheus metrics shared by `twilio-sms` and `twilio-voice`. Both plugins ask for them by name;
- * the registry hands the second one the same instances, so label sets must match here.
+ * Prometheus metrics owned by `twilio-sms` and shared with `twilio-voice`, which receives these
+ * instances through `ctx.inject` (shared.ts): the registry refuses a metric to a second owner.
  */
-import type { PluginMetrics } from '../../core/plugin.js';
+import type { PluginMetrics } from 'parley';
 
 /** Label used when a request fails before its tenant is known. */
 export const UNKNOWN_TENANT = 'unknown';

@@ -4,10 +4,7 @@
  * delivery status. Parsing and the signature check live in webhook.ts, shared with twilio-voice.
  */
 import type { Request, Response, Router } from 'express';
-import { notFound } from '../../core/errors.js';
-import { hashAddress } from '../../core/logger.js';
-import type { InboundDraft, OutboundMessage } from '../../core/message.js';
-import type { PluginContext } from '../../core/plugin.js';
+import { hashAddress, type InboundDraft, notFound, type OutboundMessage, type PluginContext } from 'parley';
 import { matchKeyword } from './consent.js';
 import { usageOf, type LedgerAccount, type LedgerEntry, type SegmentLedger } from './ledger.js';
 import { UNKNOWN_TENANT, type TwilioMetrics } from './metrics.js';

@@ -7,9 +7,7 @@
  */
 import type twilio from 'twilio';
 import type { Logger } from 'pino';
-import type { ChannelSender, ConsentStore, SendResult } from '../../core/plugin.js';
-import type { OutboundMessage } from '../../core/message.js';
-import { SendError } from '../../core/errors.js';
+import { SendError, type ChannelSender, type ConsentStore, type OutboundMessage, type SendResult } from 'parley';
 import { describeTwilioError, type TwilioCallFailure } from './client.js';
 import { fitToSegments } from './segments.js';
 import { usageOf, type SegmentLedger } from './ledger.js';

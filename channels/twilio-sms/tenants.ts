@@ -2,10 +2,7 @@
  * Which tenants the channel runs for, and why not for the others: read once at setup from each
  * tenant's settings, with the start-up warnings and refusals that go with them.
  */
-import { ConfigError } from '../../core/errors.js';
-import type { PluginContext } from '../../core/plugin.js';
-import type { TenantInfo } from '../../core/tenancy.js';
-import { TOKENS } from '../../core/tokens.js';
+import { ConfigError, type PluginContext, type TenantInfo, TOKENS } from 'parley';
 import { resolveConsentPolicy, type ConsentPolicy } from './consent.js';
 import type { ActiveTenant } from './sender.js';
 import { CONSENT_STAGE, TWILIO_SMS_CHANNEL, type TwilioSmsOptions, type TwilioSmsSettings } from './types.js';

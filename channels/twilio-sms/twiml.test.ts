@@ -45,7 +45,7 @@ describe('messagingTwiml', () => {
 
   it('refuses a reply with neither text nor media', () => {
     expect(() => messagingTwiml([{ text: '' }])).toThrow(TwimlError);
-    expect(() => messagingTwiml([{ text: '\u0001' }])).toThrow(expect.objectContaining({ code: 'TWILIO_TWIML_EMPTY_MESSAGE' }));
+    expect(() => messagingTwiml([{ text: '\u0001' }])).toThrow(expect.objectContaining({ code: 'PARLEY_TWILIO_SMS_TWIML_EMPTY_MESSAGE' }));
   });
 
   it("refuses a document over Twilio's 64 kB limit with a typed error", () => {
@@ -59,7 +59,7 @@ describe('messagingTwiml', () => {
       caught = error;
     }
     expect(caught).toBeInstanceOf(TwimlError);
-    expect(caught).toMatchObject({ code: 'TWILIO_TWIML_TOO_LARGE', channel: 'twilio-sms' });
+    expect(caught).toMatchObject({ code: 'PARLEY_TWILIO_SMS_TWIML_TOO_LARGE', channel: 'twilio-sms' });
   });
 
   it('counts the limit in UTF-8 bytes, not characters', () => {

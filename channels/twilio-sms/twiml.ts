@@ -1,4 +1,5 @@
 import twilio from 'twilio';
+import { PluginError, pluginErrorCode } from 'parley';
 
 /** One `<Message>` of a TwiML answer to an inbound SMS. */
 export interface TwimlReply {
@@ -9,17 +10,14 @@ export interface TwimlReply {
 /** Twilio refuses TwiML documents larger than 64 kB. */
 export const MAX_TWIML_BYTES = 64 * 1024;
 
-export type TwimlErrorCode = 'TWILIO_TWIML_TOO_LARGE' | 'TWILIO_TWIML_EMPTY_MESSAGE';
+/** `PARLEY_TWILIO_SMS_TWIML_TOO_LARGE` / `PARLEY_TWILIO_SMS_TWIML_EMPTY_MESSAGE` in the error catalogue. */
+export type TwimlErrorCode = 'TWIML_TOO_LARGE' | 'TWIML_EMPTY_MESSAGE';
 
-export class TwimlError extends Error {
-  override readonly name = 'TwimlError';
+export class TwimlError extends PluginError {
   readonly channel = 'twilio-sms';
 
-  constructor(
-    readonly code: TwimlErrorCode,
-    message: string,
-  ) {
-    super(message);
+  constructor(what: TwimlErrorCode, message: string) {
+    super(pluginErrorCode('twilio-sms', what), message, 500, { plugin: 'twilio-sms' });
   }
 }
 
@@ -36,15 +34,15 @@ function xmlSafe(text: string): string {
 function assertSize(xml: string): string {
   const bytes = Buffer.byteLength(xml, 'utf8');
   if (bytes > MAX_TWIML_BYTES) {
-    throw new TwimlError('TWILIO_TWIML_TOO_LARGE', `TwiML is ${bytes} bytes, over Twilio's ${MAX_TWIML_BYTES}-byte limit`);
+    throw new TwimlError('TWIML_TOO_LARGE', `TwiML is ${bytes} bytes, over Twilio's ${MAX_TWIML_BYTES}-byte limit`);
   }
   return xml;
 }
 
 /**
  * TwiML answering an inbound SMS with zero or more messages, escaped by the twilio SDK.
- * Throws `TwimlError` (`TWILIO_TWIML_EMPTY_MESSAGE`) for a reply with neither text nor media and
- * (`TWILIO_TWIML_TOO_LARGE`) when the document exceeds {@link MAX_TWIML_BYTES}.
+ * Throws `TwimlError` (`PARLEY_TWILIO_SMS_TWIML_EMPTY_MESSAGE`) for a reply with neither text nor media and
+ * (`PARLEY_TWILIO_SMS_TWIML_TOO_LARGE`) when the document exceeds {@link MAX_TWIML_BYTES}.
  *
  * @example messagingTwiml([{ text: 'Hi & welcome' }])
  * // '<?xml version="1.0" encoding="UTF-8"?><Response><Message><Body>Hi &amp; welcome</Body></Message></Response>'
@@ -55,7 +53,7 @@ export function messagingTwiml(replies: readonly TwimlReply[]): string {
     const text = xmlSafe(reply.text);
     const mediaUrls = reply.mediaUrls ?? [];
     if (text === '' && mediaUrls.length === 0) {
-      throw new TwimlError('TWILIO_TWIML_EMPTY_MESSAGE', 'A TwiML reply needs text or media');
+      throw new TwimlError('TWIML_EMPTY_MESSAGE', 'A TwiML reply needs text or media');
     }
     const message = response.message({}, '');
     if (text !== '') message.body(text);

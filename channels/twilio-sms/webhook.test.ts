@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Request } from 'express';
-import { HttpError } from '../../core/errors.js';
+import { HttpError } from 'parley';
 import { externalBase, outboxStatusOf, parseInboundSms, parseStatusCallback, signedUrl } from './webhook.js';
 
 const SID = 'SM' + 'a'.repeat(32);

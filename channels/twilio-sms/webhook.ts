@@ -6,8 +6,7 @@
 import type { Request, Response } from 'express';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { badRequest, forbidden } from '../../core/errors.js';
-import type { MediaAttachment, OutboxStatus } from '../../core/message.js';
+import { badRequest, forbidden, type MediaAttachment, type OutboxStatus } from 'parley';
 import { verifyTwilioSignature, webhookUrl } from './signature.js';
 import type { TwilioEndpoint, TwilioMetrics } from './metrics.js';
 import { twilioAddress } from './types.js';

@@ -4,8 +4,7 @@
  * REST API), and keeps the status moving forward only: a late `ringing` never undoes `completed`.
  */
 import type { Pool } from 'pg';
-import type { DataSubject, DataSubjectProvider, Migration } from '../../core/plugin.js';
-import { consentAddress } from '../../core/consent.js';
+import { consentAddress, type DataSubject, type DataSubjectProvider, type Migration } from 'parley';
 
 export const callMigrations: Migration[] = [
   {

@@ -8,12 +8,11 @@
  * Its own settings (not twilio-sms's) so a tenant can take calls without SMS; the credentials are
  * usually the same environment variables.
  */
-import { definePlugin } from '../../core/plugin.js';
-import { createClientCache, createTwilioClient } from '../twilio-sms/client.js';
-import { createSignatureGuard } from '../twilio-sms/webhook.js';
+import { definePlugin } from 'parley';
 import { CallStore, callMigrations } from './calls.js';
 import { voiceMetrics } from './metrics.js';
 import { createVoiceSender } from './sender.js';
+import { TWILIO_SMS_SHARED, type TwilioSmsShared } from './shared.js';
 import { loadTenants } from './tenants.js';
 import { TWILIO_VOICE_CHANNEL, optionsSchema, settingsSchema } from './types.js';
 import { voiceWebhooks } from './webhook.js';
@@ -22,31 +21,35 @@ export { TWILIO_VOICE_CHANNEL } from './types.js';
 export type { TwilioVoiceSettings, TwilioVoiceOptions } from './types.js';
 
 export interface TwilioVoiceChannelDeps {
-  createClient?: typeof createTwilioClient;
+  /** Builds the SDK client of a tenant; by default twilio-sms's (the real SDK, redirected by `options.apiBaseUrl`). */
+  createClient?: TwilioSmsShared['createTwilioClient'];
 }
 
 export function createTwilioVoiceChannel(deps: TwilioVoiceChannelDeps = {}) {
-  const makeClient = deps.createClient ?? createTwilioClient;
   return definePlugin({
     name: TWILIO_VOICE_CHANNEL,
     kind: 'channel',
     description: 'Phone calls through Twilio: speech and keypad turns run the tenant pipeline, replies are spoken, hand-off to a person with <Dial>.',
     optionsSchema,
     settingsSchema,
+    // The Twilio client, webhook helpers and shared metrics come from twilio-sms (ctx.inject).
+    dependencies: ['twilio-sms'],
     setup(ctx) {
       const { options } = ctx;
-      const metrics = voiceMetrics(ctx.metrics);
+      const shared = ctx.inject(TWILIO_SMS_SHARED);
+      const makeClient = deps.createClient ?? shared.createTwilioClient;
+      const metrics = voiceMetrics(ctx.metrics, shared.metrics);
       const calls = new CallStore(ctx.db);
-      const tenants = loadTenants(ctx);
+      const tenants = loadTenants(ctx, shared.offReason);
 
       ctx.migrations(callMigrations);
-      ctx.sender(createVoiceSender({ calls, metrics, client: createClientCache(makeClient, options), tenantState: tenants.senderState }));
+      ctx.sender(createVoiceSender({ calls, metrics, client: shared.createClientCache(makeClient, options), describeTwilioError: shared.describeTwilioError, tenantState: tenants.senderState }));
       ctx.dataSubjects(calls.dataSubjectProvider());
       ctx.health(tenants.health);
 
       const policy = { publicBaseUrl: ctx.publicBaseUrl, trustProxy: options.trustProxy };
-      const guard = createSignatureGuard({ log: ctx.log, metrics, policy });
-      ctx.routes(voiceWebhooks({ ctx, metrics, tenants, calls, guard, policy }));
+      const guard = shared.signatureGuard({ log: ctx.log, policy });
+      ctx.routes(voiceWebhooks({ ctx, metrics, tenants, calls, guard, policy, helpers: shared.webhook, unknownTenant: shared.UNKNOWN_TENANT }));
     },
   });
 }

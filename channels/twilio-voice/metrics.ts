@@ -1,10 +1,10 @@
-/** The Twilio metrics shared with twilio-sms, and the two only calls have. */
-import type { PluginMetrics } from '../../core/plugin.js';
-import { twilioMetrics } from '../twilio-sms/metrics.js';
+/** The Twilio metrics twilio-sms owns and shares (ctx.inject), and the two only calls have. */
+import type { PluginMetrics } from 'parley';
+import type { TwilioMetrics } from './shared.js';
 
-export function voiceMetrics(metrics: PluginMetrics) {
+export function voiceMetrics(metrics: PluginMetrics, twilio: TwilioMetrics) {
   return {
-    ...twilioMetrics(metrics),
+    ...twilio,
     turns: metrics.counter({
       name: 'parley_twilio_voice_turns_total',
       help: 'Voice turns by tenant and outcome (reply, deferred, reprompt, low-confidence, goodbye, handoff, no-input-end)',

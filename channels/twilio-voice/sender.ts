@@ -4,10 +4,8 @@
  * hold. A call that has ended cannot hear it: that is a dead letter, not a retry.
  */
 import type twilio from 'twilio';
-import type { ChannelSender, SendResult } from '../../core/plugin.js';
-import { SendError } from '../../core/errors.js';
-import { describeTwilioError } from '../twilio-sms/client.js';
-import type { TwilioMetrics } from '../twilio-sms/metrics.js';
+import { SendError, type ChannelSender, type SendResult } from 'parley';
+import type { TwilioSmsShared } from './shared.js';
 import { isFinalCallStatus, type CallStore } from './calls.js';
 import { replyTwiml } from './twiml.js';
 import { TWILIO_VOICE_CHANNEL, type TwilioVoiceSettings } from './types.js';
@@ -23,7 +21,8 @@ const CALL_NOT_IN_PROGRESS = 21220;
 
 export function createVoiceSender(deps: {
   calls: CallStore;
-  metrics: TwilioMetrics;
+  metrics: TwilioSmsShared['metrics'];
+  describeTwilioError: TwilioSmsShared['describeTwilioError'];
   tenantState(tenantId: string): VoiceTenant | { off: string };
   client(tenant: VoiceTenant): twilio.Twilio;
 }): ChannelSender<TwilioVoiceSettings | undefined> {
@@ -44,7 +43,7 @@ export function createVoiceSender(deps: {
       try {
         await deps.client(state).calls(call.callSid).update({ twiml });
       } catch (error) {
-        const failure = describeTwilioError(error);
+        const failure = deps.describeTwilioError(error);
         const code = failure.kind === 'api' ? String(failure.code ?? failure.status) : (failure.errno ?? 'network');
         deps.metrics.errors.inc({ tenant: message.tenantId, code });
         const retryable = failure.kind === 'transport' || failure.status === 429 || failure.status >= 500;

@@ -1,9 +1,7 @@
 /** Which tenants take calls, and why not the others: read once at setup, with the start-up checks. */
-import { ConfigError } from '../../core/errors.js';
-import type { HealthCheck, PluginContext } from '../../core/plugin.js';
-import type { TenantInfo } from '../../core/tenancy.js';
-import { offReason } from '../twilio-sms/webhook.js';
+import { ConfigError, type HealthCheck, type PluginContext, type TenantInfo } from 'parley';
 import type { VoiceTenant } from './sender.js';
+import type { TwilioSmsShared } from './shared.js';
 import { TWILIO_VOICE_CHANNEL, type TwilioVoiceOptions, type TwilioVoiceSettings } from './types.js';
 
 export interface TenantState {
@@ -14,7 +12,7 @@ export interface TenantState {
 }
 
 /** Reads every tenant's settings and claims the numbers of those the channel is on for. */
-export function loadTenants(ctx: PluginContext<TwilioVoiceOptions, TwilioVoiceSettings>) {
+export function loadTenants(ctx: PluginContext<TwilioVoiceOptions, TwilioVoiceSettings>, offReason: TwilioSmsShared['offReason']) {
   const states = new Map<string, TenantState>();
   for (const { tenant, settings } of ctx.tenants()) {
     const off = offReason(settings, ctx.options, ctx.publicBaseUrl);

@@ -1,8 +1,10 @@
 /** Settings of the `twilio-voice` channel: deployment-wide options and per-tenant settings (zod). */
 import { z } from 'zod';
-import { accountSid, e164 } from '../twilio-sms/types.js';
 
 export const TWILIO_VOICE_CHANNEL = 'twilio-voice';
+
+const e164 = z.string().regex(/^\+[1-9]\d{1,14}$/u, 'an E.164 number such as +15551234567');
+const accountSid = z.string().regex(/^AC[0-9a-fA-F]{32}$/u, 'a Twilio account SID (AC followed by 32 hex digits)');
 
 export const optionsSchema = z
   .object({

@@ -6,14 +6,11 @@
  */
 import type { Request, Response, Router } from 'express';
 import { z } from 'zod';
-import { notFound } from '../../core/errors.js';
-import { hashAddress } from '../../core/logger.js';
-import type { PluginContext } from '../../core/plugin.js';
-import { UNKNOWN_TENANT } from '../twilio-sms/metrics.js';
-import { countMalformed, externalBase, formParams, parseOrBadRequest, plainParams, required, sendTwiml, type FormParams, type SignatureGuard, type UrlPolicy } from '../twilio-sms/webhook.js';
+import { hashAddress, notFound, type PluginContext } from 'parley';
 import type { CallStore } from './calls.js';
 import type { VoiceMetrics } from './metrics.js';
 import type { VoiceTenant } from './sender.js';
+import type { FormParams, SignatureGuard, TwilioSmsShared, UrlPolicy, VoiceEndpoint } from './shared.js';
 import type { TenantState, VoiceTenants } from './tenants.js';
 import { hangupTwiml, holdTwiml, isGoodbye, listenTwiml, replyTwiml, type VoiceScript } from './twiml.js';
 import { TWILIO_VOICE_CHANNEL, type TwilioVoiceOptions, type TwilioVoiceSettings } from './types.js';
@@ -33,8 +30,6 @@ const turnQuery = z.object({
   retry: z.coerce.number().int().min(0).max(10).default(0),
 });
 
-type VoiceEndpoint = 'voice' | 'voice-gather' | 'voice-dial' | 'voice-status';
-
 export interface VoiceWebhookDeps {
   ctx: Pick<PluginContext<TwilioVoiceOptions, TwilioVoiceSettings>, 'log' | 'gateway' | 'resolveTenant'>;
   metrics: VoiceMetrics;
@@ -42,11 +37,15 @@ export interface VoiceWebhookDeps {
   calls: CallStore;
   guard: SignatureGuard;
   policy: UrlPolicy;
+  /** twilio-sms's form, parsing and TwiML helpers. */
+  helpers: TwilioSmsShared['webhook'];
+  unknownTenant: string;
 }
 
 /** Registers the four call webhooks. */
 export function voiceWebhooks(deps: VoiceWebhookDeps): (router: Router) => void {
   const { ctx, metrics, calls } = deps;
+  const { formParams, required, plainParams, parseOrBadRequest, countMalformed, sendTwiml, externalBase } = deps.helpers;
   const { turns } = metrics;
 
   /** Resolves the tenant from the number called, counts the request and checks the signature. */
@@ -56,7 +55,7 @@ export function voiceWebhooks(deps: VoiceWebhookDeps): (router: Router) => void 
     const tenantId = ctx.resolveTenant(TWILIO_VOICE_CHANNEL, to)?.id;
     const state = tenantId ? deps.tenants.get(tenantId) : undefined;
     if (!state || state.off) {
-      metrics.requests.inc({ tenant: UNKNOWN_TENANT, endpoint });
+      metrics.requests.inc({ tenant: deps.unknownTenant, endpoint });
       ctx.log.warn({ to: hashAddress(to), endpoint }, 'twilio-voice: a call webhook for a number no tenant owns');
       throw notFound('No tenant owns this Twilio number');
     }
@@ -65,7 +64,7 @@ export function voiceWebhooks(deps: VoiceWebhookDeps): (router: Router) => void 
     return { params, state: state as TenantState & { settings: VoiceTenant['settings'] }, script: { base: externalBase(req, deps.policy), settings: state.settings, language: state.language } };
   }
 
-  const parse = <T>(tenantId: string, schema: z.ZodType<T>, input: unknown, what: string): T => countMalformed(metrics, tenantId, () => parseOrBadRequest(schema, input, what));
+  const parse = <T>(tenantId: string, schema: z.ZodType<T>, input: unknown, what: string): T => countMalformed(tenantId, () => parseOrBadRequest(schema, input, what));
 
   async function start(req: Request, res: Response) {
     const { params, state, script } = authenticate(req, 'voice');

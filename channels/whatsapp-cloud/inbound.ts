@@ -1,5 +1,5 @@
 /** Turns a parsed Cloud API message into the kernel's `InboundDraft`. */
-import type { InboundDraft, MediaAttachment } from '../../core/message.js';
+import type { InboundDraft, MediaAttachment } from 'parley';
 import type { CloudMessageEvent } from './payload.js';
 import { CHANNEL } from './types.js';
 

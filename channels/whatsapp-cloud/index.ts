@@ -2,7 +2,7 @@
  * The `whatsapp-cloud` channel: Meta's official WhatsApp Cloud API. One webhook per Meta app
  * (`GET/POST /whatsapp/cloud/webhook`); each tenant brings its phone number id, token and app secret.
  */
-import { definePlugin } from '../../core/plugin.js';
+import { definePlugin } from 'parley';
 import { cloudMetrics } from './metrics.js';
 import { createCloudSender, observeSends } from './sender.js';
 import { loadTenants } from './tenants.js';

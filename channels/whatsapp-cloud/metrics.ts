@@ -1,5 +1,5 @@
 /** The channel's Prometheus metrics (listed in the README). */
-import type { PluginMetrics } from '../../core/plugin.js';
+import type { PluginMetrics } from 'parley';
 
 export function cloudMetrics(metrics: PluginMetrics) {
   return {

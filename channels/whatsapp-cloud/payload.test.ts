@@ -259,7 +259,7 @@ describe('parseCloudWebhook: malformed envelopes', () => {
       thrown = error;
     }
     expect(thrown).toBeInstanceOf(MalformedPayloadError);
-    expect((thrown as MalformedPayloadError).code).toBe('WHATSAPP_MALFORMED_PAYLOAD');
+    expect((thrown as MalformedPayloadError).code).toBe('PARLEY_WHATSAPP_CLOUD_MALFORMED_PAYLOAD');
     expect((thrown as MalformedPayloadError).reason).not.toBe('');
   });
 });

@@ -2,17 +2,15 @@
 // API10): the envelope must match or the route answers 400, but one odd message must not poison a
 // batch that Meta would then retry for days, so unknown or invalid messages become 'unsupported'.
 import { z } from 'zod';
+import { PluginError, pluginErrorCode } from 'parley';
 
 /** The envelope did not match Meta's webhook shape; the route answers 400. */
-export class MalformedPayloadError extends Error {
-  override readonly name = 'MalformedPayloadError';
-  readonly code = 'WHATSAPP_MALFORMED_PAYLOAD';
-
+export class MalformedPayloadError extends PluginError {
   constructor(
     readonly reason: string,
     options?: { cause?: unknown },
   ) {
-    super(`Malformed WhatsApp Cloud webhook: ${reason}`, options);
+    super(pluginErrorCode('whatsapp-cloud', 'MALFORMED_PAYLOAD'), `Malformed WhatsApp Cloud webhook: ${reason}`, 400, { plugin: 'whatsapp-cloud', cause: options?.cause });
   }
 }
 

@@ -5,11 +5,8 @@
  * 5xx and rate-limit codes are retried, a request whose outcome is unknown never is.
  */
 import type { Pool } from 'pg';
-import type { ChannelSender, SendResult } from '../../core/plugin.js';
-import type { AlertApi } from '../../core/plugin.js';
+import { type AlertApi, type ChannelSender, type OutboundMessage, SendError, type SendResult } from 'parley';
 import type { CloudMetrics } from './metrics.js';
-import type { OutboundMessage } from '../../core/message.js';
-import { SendError } from '../../core/errors.js';
 import { GraphApiError, type GraphClient, type GraphSendResult, type LinkMedia, type TemplateMessage } from './graph-client.js';
 import { CHANNEL, SERVICE_WINDOW_MS, templateSchema, type TemplateSettings, type WhatsAppCloudSettings } from './types.js';
 import { toE164, toWaId } from './inbound.js';

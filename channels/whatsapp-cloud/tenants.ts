@@ -1,5 +1,5 @@
 /** The tenants of one Meta webhook: who owns each phone number id, their Graph clients, and every app's secrets. */
-import type { PluginContext } from '../../core/plugin.js';
+import type { PluginContext } from 'parley';
 import { createGraphClient, type GraphClient } from './graph-client.js';
 import { CHANNEL, type WhatsAppCloudOptions, type WhatsAppCloudSettings } from './types.js';
 

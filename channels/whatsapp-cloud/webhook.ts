@@ -5,8 +5,7 @@
  * its wamid.
  */
 import type { Request, Router } from 'express';
-import { ParleyError, badRequest, forbidden } from '../../core/errors.js';
-import type { PluginContext } from '../../core/plugin.js';
+import { badRequest, forbidden, ParleyError, type PluginContext } from 'parley';
 import { toInboundDraft } from './inbound.js';
 import type { CloudMetrics } from './metrics.js';
 import { MalformedPayloadError, parseCloudWebhook, type CloudEvent, type CloudStatusEvent } from './payload.js';

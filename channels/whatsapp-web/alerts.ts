@@ -5,7 +5,7 @@
  */
 import QRCode from 'qrcode';
 import type { Logger } from 'pino';
-import type { AlertApi } from '../../core/plugin.js';
+import type { AlertApi } from 'parley';
 import type { SessionEvents } from './session.js';
 import type { SessionState } from './types.js';
 

@@ -5,11 +5,9 @@
  * erasure; the attachment's URL points there.
  */
 import type { Pool } from 'pg';
-import type { InboundDraft, MediaAttachment } from '../../core/message.js';
+import { type DataSubjectProvider, type InboundDraft, type MediaAttachment, ParleyError, type PluginContext, PluginError, pluginErrorCode } from 'parley';
 import type { WhatsAppWebMessageLike } from './client-like.js';
 import { CHANNEL } from './types.js';
-import type { DataSubjectProvider, PluginContext } from '../../core/plugin.js';
-import { ParleyError } from '../../core/errors.js';
 import type { WebMetrics } from './metrics.js';
 
 /** Message types that carry nothing a person wrote (system notices, calls, deletions, receipts). */
@@ -222,9 +220,8 @@ export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   ]).finally(() => clearTimeout(timer));
 }
 
-export class TimeoutError extends Error {
-  override readonly name = 'TimeoutError';
+export class TimeoutError extends PluginError {
   constructor(readonly ms: number) {
-    super(`did not settle within ${ms} ms`);
+    super(pluginErrorCode('whatsapp-web', 'TIMEOUT'), `did not settle within ${ms} ms`, 504, { plugin: 'whatsapp-web' });
   }
 }

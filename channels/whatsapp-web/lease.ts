@@ -7,7 +7,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Pool } from 'pg';
-import type { Migration } from '../../core/plugin.js';
+import type { Migration } from 'parley';
 import type { SessionState } from './types.js';
 
 export const migrations: Migration[] = [

@@ -1,5 +1,5 @@
 /** The channel's Prometheus metrics (listed in the README). */
-import type { PluginMetrics } from '../../core/plugin.js';
+import type { PluginMetrics } from 'parley';
 import type { SessionMemory } from './memory.js';
 import type { WhatsAppWebSession } from './session.js';
 

@@ -7,9 +7,7 @@
  */
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
-import type { SendResult } from '../../core/plugin.js';
-import type { MediaAttachment } from '../../core/message.js';
-import { SendError } from '../../core/errors.js';
+import { SendError, type MediaAttachment, type SendResult } from 'parley';
 
 /** The part of an outbox item a send needs. */
 export interface LocalSend {

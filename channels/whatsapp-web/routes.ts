@@ -4,9 +4,7 @@
  */
 import type { Router } from 'express';
 import QRCode from 'qrcode';
-import { notFound } from '../../core/errors.js';
-import { param } from '../../core/http/app.js';
-import type { PluginContext, RouteHelpers } from '../../core/plugin.js';
+import { notFound, param, type PluginContext, type RouteHelpers } from 'parley';
 import { qrPath } from './alerts.js';
 import type { MediaStore } from './inbound.js';
 import { SessionLease } from './lease.js';

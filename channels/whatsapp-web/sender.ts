@@ -1,6 +1,5 @@
 /** Sends an outbox item on the number's session here, or hands it to the instance that drives the number. */
-import { SendError } from '../../core/errors.js';
-import type { ChannelSender } from '../../core/plugin.js';
+import { type ChannelSender, SendError } from 'parley';
 import type { SendRelay } from './relay.js';
 import type { Sessions } from './sessions.js';
 import { CHANNEL, type WhatsAppWebSettings } from './types.js';

@@ -4,8 +4,7 @@
  * injected factory (the real one or a test fake); everything else here is the same code either way.
  */
 import type { Logger } from 'pino';
-import type { SendResult } from '../../core/plugin.js';
-import { SendError } from '../../core/errors.js';
+import { SendError, type SendResult } from 'parley';
 import type { WhatsAppWebAuth, WhatsAppWebClientLike, WhatsAppWebContent, WhatsAppWebMessageLike } from './client-like.js';
 import { createMessageMedia } from './client-like.js';
 import type { SessionLease } from './lease.js';

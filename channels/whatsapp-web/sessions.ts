@@ -4,7 +4,7 @@
  * the outbox; each number gets its `/readyz` entry. `start` and `stop` also run the relay for
  * numbers this instance drives and the media and relay housekeeping every 10 minutes.
  */
-import type { PluginContext } from '../../core/plugin.js';
+import type { PluginContext } from 'parley';
 import { stateAlerts } from './alerts.js';
 import { createInboundHandler, type MediaStore } from './inbound.js';
 import { SessionLease } from './lease.js';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fileURLToPath } from 'node:url';
-import { startTestGateway, type TestGateway } from '../../test/harness.js';
+import { startTestGateway, type TestGateway } from 'parley/testing';
 import { isOpen, localTime } from './index.js';
 
 const hours = { mon: { open: '08:00', close: '18:00' }, sat: { open: '09:00', close: '13:00' } };

@@ -9,7 +9,7 @@
  * note once per conversation per closed period, then lets the pipeline go on.
  */
 import { z } from 'zod';
-import { definePlugin } from '../../core/plugin.js';
+import { definePlugin } from 'parley';
 
 const DAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] as const;
 const hhmm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'a time as HH:MM');

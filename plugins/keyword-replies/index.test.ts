@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { PluginContext, StageContext, StageDefinition } from '../../core/plugin.js';
+import type { PluginContext, StageContext, StageDefinition } from 'parley';
 import keywordReplies from './index.js';
 
 type Settings = { rules: { match: string | string[]; reply: string; final: boolean }[]; defaultReply?: string };

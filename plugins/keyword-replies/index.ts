@@ -3,7 +3,7 @@
  * Patterns are case-insensitive words or phrases, or `/regex/flags`.
  */
 import { z } from 'zod';
-import { definePlugin } from '../../core/plugin.js';
+import { definePlugin } from 'parley';
 
 const ruleSchema = z
   .object({

@@ -3,7 +3,7 @@
  * Acknowledge button (an interactive request Bolt verifies) at `POST /slack/actions`.
  */
 import { randomUUID } from 'node:crypto';
-import { definePlugin } from '../../core/plugin.js';
+import { definePlugin } from 'parley';
 import { boltLogger, createSlackClient } from './client.js';
 import { slackMetrics } from './metrics.js';
 import { alertRouting } from './routing.js';

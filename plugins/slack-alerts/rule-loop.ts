@@ -3,7 +3,7 @@
  * that need them, outbox counts from the database) goes through the `RuleEvaluator`; its decisions
  * raise or resolve alerts, then the sink retries what Slack has not shown yet. One round at a time.
  */
-import type { PluginContext } from '../../core/plugin.js';
+import type { PluginContext } from 'parley';
 import type { SlackMetrics } from './metrics.js';
 import { RuleEvaluator, flattenMetrics, needsCounts, ruleName, type Snapshot } from './rules.js';
 import type { SlackAlertSink } from './sink.js';

@@ -8,8 +8,7 @@
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import type { webApi } from '@slack/bolt';
-import type { AlertEvent } from '../../core/alerts.js';
-import type { Migration } from '../../core/plugin.js';
+import type { AlertEvent, Migration } from 'parley';
 import { renderAlert, type AlertRecord, type RenderOptions } from './blocks.js';
 import { severityRank, type Severity } from './types.js';
 

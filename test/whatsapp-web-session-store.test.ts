@@ -10,17 +10,17 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import wwebjs from 'whatsapp-web.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestGateway, type TestGateway } from '../../test/harness.js';
-import { fakeWhatsAppWeb } from '../../test/fixtures/whatsapp-web-fake.js';
-import { applyMigrations } from '../../core/storage/migrations.js';
-import { createRealClient, type RealClientOptions } from './client-like.js';
-import { realClientFactory } from './index.js';
-import { migrations } from './lease.js';
-import { PostgresSessionStore, type RemoteAuthStore } from './session-store.js';
-import { optionsSchema } from './types.js';
+import { startTestGateway, type TestGateway } from './harness.js';
+import { fakeWhatsAppWeb } from './fixtures/whatsapp-web-fake.js';
+import { applyMigrations } from '../core/storage/migrations.js';
+import { createRealClient, type RealClientOptions } from '../channels/whatsapp-web/client-like.js';
+import { realClientFactory } from '../channels/whatsapp-web/index.js';
+import { migrations } from '../channels/whatsapp-web/lease.js';
+import { PostgresSessionStore, type RemoteAuthStore } from '../channels/whatsapp-web/session-store.js';
+import { optionsSchema } from '../channels/whatsapp-web/types.js';
 
 const { Client, LocalAuth, RemoteAuth } = wwebjs;
-const FIXTURE = fileURLToPath(new URL('../../test/fixtures/whatsapp-web-fake.ts', import.meta.url));
+const FIXTURE = fileURLToPath(new URL('./fixtures/whatsapp-web-fake.ts', import.meta.url));
 
 // Never called: tsc proves our store fits the library's RemoteAuth `store` option.
 export function typeLevelProofs(store: PostgresSessionStore): void {

@@ -1,13 +1,13 @@
 import wwebjs from 'whatsapp-web.js';
 import { describe, expect, it } from 'vitest';
-import { FakeWhatsAppWebClient } from '../../test/fakes/whatsapp-web-client.js';
+import { FakeWhatsAppWebClient } from './fakes/whatsapp-web-client.js';
 import {
   createMessageMedia,
   createRealClient,
   HEADLESS_CHROMIUM_ARGS,
   type WhatsAppWebClientLike,
   type WhatsAppWebMessageLike,
-} from './client-like.js';
+} from '../channels/whatsapp-web/client-like.js';
 
 const { Client, LocalAuth, MessageMedia } = wwebjs;
 

@@ -1,0 +1,77 @@
+/**
+ * The public plugin API: `import { definePlugin } from 'parley'`. Plugins (built-in or third-party)
+ * import this module and nothing else from the kernel, so the kernel's files can move without breaking
+ * them; test/boundary.test.ts enforces it. The author kit is `parley/testing` (test/harness.ts).
+ *
+ * @example
+ * import { z } from 'zod';
+ * import { definePlugin } from 'parley';
+ *
+ * export default definePlugin({
+ *   name: 'echo', kind: 'capability', description: 'Replies with what it got',
+ *   settingsSchema: z.object({ prefix: z.string().default('') }),
+ *   setup(ctx) {
+ *     ctx.stage({ name: 'echo', handle: (stage) => stage.reply(stage.settings.prefix + stage.message.text) });
+ *   },
+ * });
+ */
+export { definePlugin, token } from './plugin.js';
+export type {
+  AlertApi,
+  AlertSink,
+  AnyPlugin,
+  ChannelSender,
+  ConsentStore,
+  DataSubject,
+  DataSubjectProvider,
+  GatewayServices,
+  HealthCheck,
+  HealthResult,
+  JobDefinition,
+  JobScheduler,
+  Migration,
+  Next,
+  PluginContext,
+  PluginDefinition,
+  PluginHooks,
+  PluginKind,
+  PluginMetrics,
+  RouteHelpers,
+  SendResult,
+  StageContext,
+  StageDefinition,
+  StageOutcome,
+  StageRecord,
+  Token,
+} from './plugin.js';
+export type { ChannelName, HistoryEntry, InboundDraft, InboundMessage, MediaAttachment, OutboundMessage, OutboxStatus, ReplyDraft } from './message.js';
+export type { TenantInfo } from './tenancy.js';
+export type { AlertEvent, AlertInput, AlertSeverity } from './alerts.js';
+export type { ReceiveOptions, ReceiveResult } from './gateway-types.js';
+
+export {
+  ConfigError,
+  HttpError,
+  NotImplementedError,
+  ParleyError,
+  PluginError,
+  SendError,
+  StageError,
+  badRequest,
+  forbidden,
+  notFound,
+  pluginErrorCode,
+  unauthenticated,
+} from './errors.js';
+export type { ErrorCode, KernelErrorCode, ParleyErrorOptions, PluginErrorCode } from './errors.js';
+
+/** Kernel services a plugin may `ctx.inject`. */
+export { TOKENS } from './tokens.js';
+/** The one-way hash Parley logs instead of a phone number or other address. */
+export { hashAddress } from './logger.js';
+/** The form consent is stored under (`whatsapp:+1555...` and `+1555...` are one person). */
+export { consentAddress } from './consent.js';
+/** Groups concurrent calls into one batch (one SQL statement for many webhooks). */
+export { Batcher } from './storage/batcher.js';
+/** A route parameter as a string (express 5 types allow arrays). */
+export { param } from './http/app.js';
