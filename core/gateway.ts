@@ -206,6 +206,7 @@ export class Gateway {
       claims: this.claims,
       background: this.background,
       pipelineFor: (tenant, channel) => this.host.pipelineFor(tenant, channel, this.alerts),
+      replyStagesFor: (tenant) => this.host.replyStagesFor(tenant, this.alerts),
       isAccepting: () => this.state === 'ready',
       stageTimeoutMs: this.opts.stageTimeoutMs ?? 30_000,
     });
@@ -274,7 +275,10 @@ export class Gateway {
   }
 
   enqueueOutbound(m: OutboundRequest): Promise<OutboundMessage> {
-    return enqueueOutbound({ db: this.db.pool, tenants: this.tenants, outbox: this.outbox }, m);
+    return enqueueOutbound(
+      { db: this.db.pool, log: this.log, metrics: this.metrics, tenants: this.tenants, outbox: this.outbox, replyStagesFor: (tenant) => this.host.replyStagesFor(tenant, this.alerts), stageTimeoutMs: this.opts.stageTimeoutMs ?? 30_000 },
+      m,
+    );
   }
 
   /** Re-runs inbound messages stuck in processing for longer than `olderThan` (an SQL interval). */
@@ -307,7 +311,7 @@ export class Gateway {
 
   private async refreshQueueMetrics(): Promise<void> {
     const counts = await this.db.pool.query<{ tenant_id: string; status: string; n: number }>(
-      `SELECT tenant_id, status, count(*)::int AS n FROM parley_outbox WHERE status IN ('pending', 'retrying', 'sending', 'dead') GROUP BY 1, 2`,
+      `SELECT tenant_id, status, count(*)::int AS n FROM parley_outbox WHERE status IN ('pending', 'retrying', 'sending', 'held', 'dead') GROUP BY 1, 2`,
     );
     this.metrics.outbox.reset();
     for (const r of counts.rows) this.metrics.outbox.set({ tenant: r.tenant_id, status: r.status }, r.n);

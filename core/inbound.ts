@@ -7,7 +7,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { Pool } from 'pg';
 import { ParleyError } from './errors.js';
-import type { InboundDraft, InboundMessage } from './message.js';
+import type { InboundDraft, InboundMessage, OutboundMessage, ReplyDraft } from './message.js';
 import type { ReceiveOptions, ReceiveResult } from './gateway-types.js';
 import { runPipeline, type ResolvedStage } from './pipeline.js';
 import { runWithTenant, type TenantDirectory, type TenantInfo } from './tenancy.js';
@@ -17,7 +17,8 @@ import type { OutboxSender } from './outbox.js';
 import type { BackgroundWork } from './background.js';
 import type { HeldClaims } from './recovery.js';
 import { Batcher } from './storage/batcher.js';
-import { recordInboundMany, finishInboundMany, repliesFor, loadHistory, type FinishInbound, type FinishResult, type RecordInboundResult } from './storage/message-store.js';
+import { screenOutgoing, type ResolvedReplyStage } from './reply-stages.js';
+import { recordInboundMany, finishInboundMany, repliesFor, loadHistory, type FinishInbound, type FinishResult, type OutgoingReply, type RecordInboundResult } from './storage/message-store.js';
 
 export interface InboundDeps {
   db: Pool;
@@ -29,6 +30,8 @@ export interface InboundDeps {
   background: BackgroundWork;
   /** The stages a message of `channel` runs through for `tenant`, in order. */
   pipelineFor(tenant: TenantInfo, channel: string): ResolvedStage[];
+  /** The tenant's reply stages, in order. */
+  replyStagesFor(tenant: TenantInfo): ResolvedReplyStage[];
   isAccepting(): boolean;
   stageTimeoutMs: number;
 }
@@ -77,7 +80,7 @@ export class InboundProcessor {
     if (recorded.duplicate) {
       metrics.messagesIn.inc({ tenant: tenant.id, channel: draft.channel, result: 'duplicate' });
       const replies = await repliesFor(db, tenant.id, recorded.inboundId);
-      const sendable = replies.filter((r) => r.status !== 'blocked');
+      const sendable = replies.filter(isSendable);
       return { status: 'duplicate', tenantId: tenant.id, inboundId: recorded.inboundId, conversationId: null, inline: sendable.filter((r) => r.via === 'inline'), queued: sendable.filter((r) => r.via !== 'inline'), annotations: {} };
     }
     const message = recorded.message;
@@ -132,6 +135,7 @@ export class InboundProcessor {
       replies = tenant.fallbackReply ? [{ text: tenant.fallbackReply }] : [];
     }
     if (inSession) replies = replies.map((r) => ({ ...r, options: { ...r.options, inSession: true } }));
+    const outgoing = await this.screenReplies(tenant, message, replies, log);
     const via = window.open ? 'inline' : 'api';
     if (window.open) window.claimed = true;
     const finished = await this.finishWriter.submit({
@@ -143,7 +147,7 @@ export class InboundProcessor {
       error: outcome.error ? outcome.error.message : null,
       stages: outcome.records,
       annotations: outcome.annotations,
-      replies,
+      replies: outgoing,
       via,
     });
     if (finished.superseded) {
@@ -157,8 +161,8 @@ export class InboundProcessor {
     const written = finished.replies;
     metrics.messagesIn.inc({ tenant: tenant.id, channel: message.channel, result: outcome.status });
     metrics.pipelineDuration.observe({ tenant: tenant.id, channel: message.channel }, (performance.now() - started) / 1000);
-    const sendable = written.filter((w) => w.status !== 'blocked');
-    if (written.length > sendable.length) metrics.messagesOut.inc({ tenant: tenant.id, channel: message.channel, status: 'blocked' }, written.length - sendable.length);
+    const sendable = written.filter(isSendable);
+    for (const w of written) if (!isSendable(w)) metrics.messagesOut.inc({ tenant: tenant.id, channel: message.channel, status: w.status });
     if (via === 'api' && sendable.length) await outbox.enqueue(sendable);
     else if (sendable.length) metrics.messagesOut.inc({ tenant: tenant.id, channel: message.channel, status: 'inline' }, sendable.length);
     log.debug({ status: outcome.status, replies: written.length, ms: Math.round(performance.now() - started) }, 'message processed');
@@ -173,6 +177,24 @@ export class InboundProcessor {
       ...(outcome.stopReason ? { stopReason: outcome.stopReason } : {}),
     };
   }
+
+  /** The tenant's reply stages over each reply, in order, before anything is written. */
+  private async screenReplies(tenant: TenantInfo, message: InboundMessage, replies: ReplyDraft[], log: Logger): Promise<OutgoingReply[]> {
+    const stages = this.deps.replyStagesFor(tenant);
+    if (!stages.length) return replies;
+    const screened: OutgoingReply[] = [];
+    for (const [seq, reply] of replies.entries()) {
+      const out = { tenant, channel: message.channel, to: message.from, from: message.to, text: reply.text, media: reply.media ?? [], options: reply.options ?? {}, inbound: message, key: `reply:${message.id}:${seq}` };
+      const result = await runWithTenant(tenant, () => screenOutgoing(stages, out, { log, timeoutMs: this.deps.stageTimeoutMs, metrics: this.deps.metrics }));
+      screened.push({ ...reply, text: result.text, verdict: result.verdict, annotations: result.annotations });
+    }
+    return screened;
+  }
+}
+
+/** Blocked and held items are kept in the outbox but never sent (nor returned inline). */
+function isSendable(item: OutboundMessage): boolean {
+  return item.status !== 'blocked' && item.status !== 'held';
 }
 
 function deferred(tenant: TenantInfo, message: InboundMessage): ReceiveResult {

@@ -56,9 +56,15 @@ export function createCoreMetrics(registry: Registry) {
       labelNames: ['queue', 'state'] as const,
       registers: [registry],
     }),
+    replyVerdicts: new Counter({
+      name: 'parley_reply_stage_verdicts_total',
+      help: 'Outgoing messages a reply stage blocked or held, or held because it failed, by tenant, stage and verdict',
+      labelNames: ['tenant', 'stage', 'verdict'] as const,
+      registers: [registry],
+    }),
     outbox: new Gauge({
       name: 'parley_outbox_messages',
-      help: 'Outbox items by tenant and status (pending, retrying, sending, dead)',
+      help: 'Outbox items by tenant and status (pending, retrying, sending, held, dead)',
       labelNames: ['tenant', 'status'] as const,
       registers: [registry],
     }),

@@ -130,7 +130,8 @@ export async function runPipeline(input: PipelineInput): Promise<PipelineOutcome
   return { status: finalStop ? 'stopped' : 'processed', replies, annotations, records, stopReason: finalStop?.reason ?? null, error: null };
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number, stage: string): Promise<T> {
+/** Rejects when `promise` has not settled within `ms`, naming the stage. */
+export function withTimeout<T>(promise: Promise<T>, ms: number, stage: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`stage "${stage}" did not finish within ${ms} ms`)), ms);

@@ -50,6 +50,7 @@ export function createPluginContext(deps: PluginContextDeps, state: PluginState)
     resolveTenant: (channel, address) => tenants.resolve(channel, address),
     routes: (register) => host.routes.push({ plugin: name, register }),
     stage: (stage) => host.addStage(name, stage),
+    replyStage: (stage) => host.addReplyStage(name, stage),
     channelStages: (channel, stageNames) => host.addChannelStages(name, channel, stageNames),
     sender(sender: ChannelSender<unknown>) {
       deps.outbox.register(sender, name);

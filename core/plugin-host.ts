@@ -7,9 +7,10 @@ import { z } from 'zod';
 import type { Logger } from 'pino';
 import { type ParleyConfig, type PluginEntry, normalisePluginEntry, zodIssues } from './config.js';
 import { ConfigError, ParleyError, PluginError, describe } from './errors.js';
-import type { AnyPlugin, DataSubjectProvider, HealthCheck, Migration, PluginContext, PluginHooks, StageDefinition } from './plugin.js';
+import type { AnyPlugin, DataSubjectProvider, HealthCheck, Migration, PluginContext, PluginHooks, ReplyStageDefinition, StageDefinition } from './plugin.js';
 import { type PluginCatalogue, importPlugin, orderPlugins, withDeadline } from './plugin-loader.js';
 import type { ResolvedStage } from './pipeline.js';
+import type { ResolvedReplyStage } from './reply-stages.js';
 import type { RouteRegistration } from './http/app.js';
 import type { TenantInfo } from './tenancy.js';
 import type { AlertHub } from './alerts.js';
@@ -25,6 +26,7 @@ export interface PluginState {
 export class PluginHost {
   readonly plugins: PluginState[] = [];
   readonly stages = new Map<string, { plugin: string; definition: StageDefinition<any> }>();
+  readonly replyStages = new Map<string, { plugin: string; definition: ReplyStageDefinition<any> }>();
   readonly routes: RouteRegistration[] = [];
   readonly migrations: { plugin: string; migrations: Migration[] }[] = [];
   readonly healthChecks: { plugin: string; check: HealthCheck }[] = [];
@@ -65,6 +67,11 @@ export class PluginHost {
     this.stages.set(stage.name, { plugin, definition: stage });
   }
 
+  addReplyStage(plugin: string, stage: ReplyStageDefinition<any>): void {
+    if (this.replyStages.has(stage.name)) throw new PluginError('PARLEY_STAGE_DUPLICATE', `Reply stage "${stage.name}" is registered by "${this.replyStages.get(stage.name)!.plugin}" and "${plugin}"`, 500, { plugin });
+    this.replyStages.set(stage.name, { plugin, definition: stage });
+  }
+
   addChannelStages(plugin: string, channel: string, stageNames: string[]): void {
     if (this.channelFirstStages.has(channel)) throw new PluginError('PARLEY_STAGE_DUPLICATE', `Channel "${channel}" already has first stages`, 500, { plugin });
     this.channelFirstStages.set(channel, [...stageNames]);
@@ -78,7 +85,15 @@ export class PluginHost {
     });
   }
 
-  /** Every first stage exists and every tenant's pipeline names known stages whose plugin has settings. */
+  /** The tenant's reply stages, each with its plugin's settings for the tenant. */
+  replyStagesFor(tenant: TenantInfo, alerts: AlertHub): ResolvedReplyStage[] {
+    return tenant.replyPipeline.map((name) => {
+      const s = this.replyStages.get(name)!;
+      return { plugin: s.plugin, definition: s.definition, settings: this.settingsOf(s.plugin, tenant.id), alerts: alerts.apiFor(s.plugin) };
+    });
+  }
+
+  /** Every first stage exists and every tenant's pipeline and reply pipeline name known stages whose plugin has settings. */
   validatePipelines(): void {
     const issues: string[] = [];
     for (const [channel, names] of this.channelFirstStages) {
@@ -93,6 +108,15 @@ export class PluginHost {
         }
         const issue = this.defaultSettings(stage.plugin, t.id);
         if (issue) issues.push(`tenants[${i}] (${t.id}).pipeline[${j}]: stage "${stageName}" needs settings under tenants[${i}].plugins.${stage.plugin}: ${issue}`);
+      });
+      t.replyPipeline.forEach((stageName, j) => {
+        const stage = this.replyStages.get(stageName);
+        if (!stage) {
+          issues.push(`tenants[${i}] (${t.id}).replyPipeline[${j}]: unknown reply stage "${stageName}" (known reply stages: ${[...this.replyStages.keys()].sort().join(', ') || 'none'})`);
+          return;
+        }
+        const issue = this.defaultSettings(stage.plugin, t.id);
+        if (issue) issues.push(`tenants[${i}] (${t.id}).replyPipeline[${j}]: reply stage "${stageName}" needs settings under tenants[${i}].plugins.${stage.plugin}: ${issue}`);
       });
     });
     if (issues.length) throw new ConfigError(issues);

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { Pool } from 'pg';
 import type { z } from 'zod';
 import type { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { InboundDraft, InboundMessage, OutboundMessage, ReplyDraft, HistoryEntry } from './message.js';
+import type { InboundDraft, InboundMessage, MediaAttachment, OutboundMessage, ReplyDraft, HistoryEntry } from './message.js';
 import type { TenantInfo } from './tenancy.js';
 import type { ReceiveOptions, ReceiveResult } from './gateway-types.js';
 import type { AlertInput } from './alerts.js';
@@ -85,6 +85,70 @@ export type Next = () => Promise<void>;
 export interface StageDefinition<S = unknown> {
   name: string;
   handle(ctx: StageContext<S>, next: Next): Promise<void> | void;
+}
+
+// ---- reply stages ----------------------------------------------------------------------------------
+
+/** Why an outgoing message was not sent: `blocked` for good, `held` for someone to review. */
+export interface ReplyVerdict {
+  status: 'blocked' | 'held';
+  reason: string;
+  /** The reply stage that decided. */
+  stage: string;
+}
+
+/**
+ * One outgoing message on its way to the outbox, as a reply stage sees it: a reply to an inbound
+ * message (`inbound` is set) or a send that is not a reply (`ctx.gateway.enqueueOutbound`, scheduled
+ * sends; `inbound` is null). Consent is checked by the kernel after every reply stage.
+ */
+export interface ReplyStageContext<S = unknown> {
+  readonly tenant: TenantInfo;
+  readonly channel: string;
+  readonly to: string;
+  readonly from: string;
+  /** The text as it stands now: earlier reply stages may have rewritten it. */
+  readonly text: string;
+  readonly media: readonly MediaAttachment[];
+  readonly options: Readonly<Record<string, unknown>>;
+  /** The message this answers, or null for a send that is not a reply. */
+  readonly inbound: InboundMessage | null;
+  /**
+   * Stable across re-runs of the same outgoing message (`reply:<inbound id>:<n>` or `out:<outbox id>`):
+   * use it as the `ref` of a usage record so a recovered run meters nothing twice.
+   */
+  readonly key: string;
+  readonly settings: S;
+  readonly log: Logger;
+  /** Replace the text that will be sent (a redaction, a signature). Inline replies carry the new text. */
+  rewrite(text: string): void;
+  /** Attach a fact, kept on the outbox item under `details.annotations`. */
+  annotate(key: string, value: unknown): void;
+  readonly annotations: Readonly<Record<string, unknown>>;
+  /** Never send it: the item is recorded as `blocked` with this reason. Later reply stages do not run. */
+  block(reason: string): void;
+  /** Keep it for review: the item is recorded as `held` with this reason and not sent. Later reply stages do not run. */
+  hold(reason: string): void;
+  readonly verdict: ReplyVerdict | null;
+}
+
+/**
+ * A stage that runs on every outgoing message of the tenants that list it in `replyPipeline`, before
+ * the message is written to the outbox. Runs onion-style like a pipeline stage; one that returns
+ * without calling `next` passes on unless it blocked or held. One that throws holds the message
+ * (fail closed: unscreened text is never sent because a screen failed).
+ * @example
+ * ctx.replyStage({
+ *   name: 'signature',
+ *   handle(out, next) {
+ *     if (out.inbound) out.rewrite(`${out.text}\n-- ${out.tenant.name}`);
+ *     return next();
+ *   },
+ * });
+ */
+export interface ReplyStageDefinition<S = unknown> {
+  name: string;
+  handle(out: ReplyStageContext<S>, next: Next): Promise<void> | void;
 }
 
 // ---- channels and the outbox -----------------------------------------------------------------------
@@ -220,6 +284,11 @@ export interface PluginContext<O = unknown, S = unknown> {
    * so STOP and HELP never reach the tenant's stages). When one stops, the tenant's pipeline does not run.
    */
   channelStages(channel: string, stageNames: string[]): void;
+  /**
+   * A reply stage (see `ReplyStageDefinition`): runs on every outgoing message of the tenants whose
+   * `replyPipeline` names it, replies and other sends alike, before the outbox.
+   */
+  replyStage(stage: ReplyStageDefinition<S>): void;
   sender(sender: ChannelSender<S>): void;
   job<D>(job: JobDefinition<D>): void;
   readonly jobs: JobScheduler;

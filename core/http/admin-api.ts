@@ -113,7 +113,7 @@ export function adminRouter(gateway: Gateway, auth: RouteHelpers): Router {
     const id = uuidParam(param(req, 'id'), 'outbox item');
     const { rows } = await db().query<{ id: string; tenant_id: string; attempts: number }>(
       `WITH upd AS (UPDATE parley_outbox SET status = 'pending', error = NULL, error_code = NULL, updated_at = now()
-         WHERE tenant_id = $1 AND id = $2 AND status IN ('dead', 'failed', 'undelivered') RETURNING id, tenant_id, attempts),
+         WHERE tenant_id = $1 AND id = $2 AND status IN ('dead', 'failed', 'undelivered', 'held') RETURNING id, tenant_id, attempts),
        ev AS (INSERT INTO parley_outbox_events (outbox_id, tenant_id, status, detail) SELECT id, tenant_id, 'pending', '{"retry": "admin"}'::jsonb FROM upd)
        SELECT * FROM upd`,
       [param(req, 'tenant'), id],
@@ -121,7 +121,7 @@ export function adminRouter(gateway: Gateway, auth: RouteHelpers): Router {
     if (!rows[0]) {
       const item = await loadOutbound(db(), param(req, 'tenant'), id);
       if (!item) throw notFound(`No outbox item "${id}"`);
-      throw badRequest(`Only dead, failed or undelivered items can be retried (this one is ${item.status})`);
+      throw badRequest(`Only dead, failed, undelivered or held items can be retried (this one is ${item.status})`);
     }
     await gateway.outbox.enqueue([{ id: rows[0].id, tenantId: rows[0].tenant_id }], Date.now());
     res.status(202).json({ item: await loadOutbound(db(), param(req, 'tenant'), id) });

@@ -3,7 +3,7 @@
  */
 import type { Pool, PoolClient } from 'pg';
 import type { HistoryEntry, InboundDraft, InboundMessage, MediaAttachment, OutboundMessage, OutboxStatus, ReplyDraft } from '../message.js';
-import type { StageRecord } from '../plugin.js';
+import type { ReplyVerdict, StageRecord } from '../plugin.js';
 import { consentAddress } from '../consent.js';
 
 type Queryable = Pool | PoolClient;
@@ -14,6 +14,7 @@ export const STATUS_RANK: Record<OutboxStatus, number> = {
   retrying: 1,
   sending: 2,
   blocked: 3,
+  held: 3,
   dead: 3,
   sent: 4,
   undelivered: 5,
@@ -40,6 +41,7 @@ interface OutboxRow {
   provider_message_id: string | null;
   error_code: string | null;
   error: string | null;
+  details: Record<string, unknown> | null;
   created_at: Date;
   updated_at: Date;
 }
@@ -62,6 +64,7 @@ export function toOutbound(row: OutboxRow): OutboundMessage {
     providerMessageId: row.provider_message_id,
     errorCode: row.error_code,
     error: row.error,
+    details: row.details ?? {},
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
@@ -180,6 +183,17 @@ async function findConcurrentWinners(
   }
 }
 
+/** A reply after the reply stages: its final text, their annotations and, when one stopped it, the verdict. */
+export interface OutgoingReply extends ReplyDraft {
+  verdict?: ReplyVerdict | null;
+  annotations?: Record<string, unknown>;
+}
+
+/** How a reply stage's verdict is recorded on the outbox item. */
+export function verdictColumns(verdict: ReplyVerdict | null | undefined): { status: 'blocked' | 'held' | null; error_code: string | null; error: string | null } {
+  return verdict ? { status: verdict.status, error_code: verdict.stage, error: verdict.reason } : { status: null, error_code: null, error: null };
+}
+
 export interface FinishInbound {
   tenantId: string;
   inbound: InboundMessage;
@@ -190,7 +204,7 @@ export interface FinishInbound {
   error: string | null;
   stages: StageRecord[];
   annotations: Record<string, unknown>;
-  replies: ReplyDraft[];
+  replies: OutgoingReply[];
   /** `inline`: the replies go back in the webhook response and are recorded as sent. */
   via: 'inline' | 'api';
 }
@@ -225,6 +239,8 @@ export async function finishInboundMany(db: Queryable, items: FinishInbound[]): 
       via: f.via,
       // Inline replies skip the send job, so its consent check happens here, in the same statement.
       consent_address: f.via === 'inline' && r.options?.consentNotice !== true && r.options?.inSession !== true ? consentAddress(f.inbound.from) : null,
+      verdict: verdictColumns(r.verdict),
+      details: r.annotations && Object.keys(r.annotations).length ? { annotations: r.annotations } : {},
     })),
   );
   const { rows } = await db.query<OutboxRow & { held_id: string }>(
@@ -237,19 +253,22 @@ export async function finishInboundMany(db: Queryable, items: FinishInbound[]): 
        FROM f JOIN held h ON h.inbound_id = f.id WHERE i.tenant_id = f.tenant_id AND i.id = f.id
      ), r AS (
        SELECT x.* FROM jsonb_to_recordset($2::jsonb) AS x(seq int, tenant_id text, channel text, conversation_id uuid, inbound_id uuid, to_address text,
-         from_address text, body text, media jsonb, options jsonb, status text, via text, consent_address text)
+         from_address text, body text, media jsonb, options jsonb, status text, via text, consent_address text, verdict jsonb, details jsonb)
        JOIN held h ON h.inbound_id = x.inbound_id
      ), rs AS (
-       SELECT r.*, CASE WHEN r.consent_address IS NOT NULL AND EXISTS (
+       -- A reply stage's verdict first; consent is the kernel's, after every reply stage.
+       SELECT r.*, CASE WHEN r.verdict->>'status' IS NOT NULL THEN 'verdict' WHEN r.consent_address IS NOT NULL AND EXISTS (
            SELECT 1 FROM parley_consent c WHERE c.tenant_id = r.tenant_id AND c.address = r.consent_address AND c.status = 'opted-out'
-         ) THEN 'blocked' ELSE r.status END AS final_status
+         ) THEN 'consent' END AS stopped_by
        FROM r
      ), ins AS (
-       INSERT INTO parley_outbox (tenant_id, channel, conversation_id, inbound_id, seq, to_address, from_address, body, media, options, status, via, sent_at, error_code, error)
-       SELECT tenant_id, channel, conversation_id, inbound_id, seq, to_address, from_address, body, media, options, final_status, via,
-         CASE WHEN final_status = 'sent' THEN now() END,
-         CASE WHEN final_status = 'blocked' THEN 'opted-out' END,
-         CASE WHEN final_status = 'blocked' THEN 'The recipient opted out' END
+       INSERT INTO parley_outbox (tenant_id, channel, conversation_id, inbound_id, seq, to_address, from_address, body, media, options, status, via, sent_at, error_code, error, details)
+       SELECT tenant_id, channel, conversation_id, inbound_id, seq, to_address, from_address, body, media, options,
+         CASE stopped_by WHEN 'verdict' THEN verdict->>'status' WHEN 'consent' THEN 'blocked' ELSE status END, via,
+         CASE WHEN stopped_by IS NULL AND status = 'sent' THEN now() END,
+         CASE stopped_by WHEN 'verdict' THEN verdict->>'error_code' WHEN 'consent' THEN 'opted-out' END,
+         CASE stopped_by WHEN 'verdict' THEN verdict->>'error' WHEN 'consent' THEN 'The recipient opted out' END,
+         details
        FROM rs
        ON CONFLICT (inbound_id, seq) WHERE inbound_id IS NOT NULL DO NOTHING
        RETURNING *
@@ -276,12 +295,14 @@ export async function repliesFor(db: Queryable, tenantId: string, inboundId: str
 
 export async function insertOutbound(
   db: Queryable,
-  m: { tenantId: string; channel: string; to: string; from: string; text: string; media: MediaAttachment[]; options: Record<string, unknown>; conversationId: string | null },
+  m: { id?: string; tenantId: string; channel: string; to: string; from: string; text: string; media: MediaAttachment[]; options: Record<string, unknown>; conversationId: string | null; verdict?: ReplyVerdict | null; annotations?: Record<string, unknown> },
 ): Promise<OutboundMessage> {
+  const v = verdictColumns(m.verdict);
+  const details = m.annotations && Object.keys(m.annotations).length ? { annotations: m.annotations } : {};
   const { rows } = await db.query<OutboxRow>(
-    `INSERT INTO parley_outbox (tenant_id, channel, conversation_id, to_address, from_address, body, media, options, status, via)
-     VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb, 'pending', 'api') RETURNING *`,
-    [m.tenantId, m.channel, m.conversationId, m.to, m.from, m.text, JSON.stringify(m.media), JSON.stringify(m.options)],
+    `INSERT INTO parley_outbox (id, tenant_id, channel, conversation_id, to_address, from_address, body, media, options, status, via, error_code, error, details)
+     VALUES (COALESCE($1::uuid, gen_random_uuid()), $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, COALESCE($10, 'pending'), 'api', $11, $12, $13::jsonb) RETURNING *`,
+    [m.id ?? null, m.tenantId, m.channel, m.conversationId, m.to, m.from, m.text, JSON.stringify(m.media), JSON.stringify(m.options), v.status, v.error_code, v.error, JSON.stringify(details)],
   );
   return toOutbound(rows[0]!);
 }
