@@ -27,6 +27,7 @@ import { enqueueOutbound, type OutboundRequest } from './outbound.js';
 import { HeldClaims, Recovery } from './recovery.js';
 import { checkReadiness, type Readiness } from './readiness.js';
 import { BackgroundWork } from './background.js';
+import { Usage } from './usage.js';
 import { TenantDirectory } from './tenancy.js';
 import { createLogger } from './logger.js';
 import { createCoreMetrics, type CoreMetrics } from './metrics.js';
@@ -74,6 +75,8 @@ export class Gateway {
   jobs!: JobRunner;
   outbox!: OutboxSender;
   consent!: ConsentStore;
+  /** The usage ledger (`ctx.usage` is its per-plugin view). */
+  usage!: Usage;
   server: Server | undefined;
   app!: ReturnType<typeof createHttpApp>;
 
@@ -181,6 +184,7 @@ export class Gateway {
     const pool = this.db.pool;
     this.tenants.attachDatabase(pool);
     this.consent = createConsentStore(pool);
+    this.usage = new Usage(pool, this.tenants);
     if (!dryRun) {
       await ensureMigrationTable(pool);
       await applyMigrations(pool, 'core', coreMigrations);
@@ -195,6 +199,7 @@ export class Gateway {
       attempts: this.config.outbox.attempts,
       backoffMs: this.config.outbox.backoffMs,
       settingsFor: (channel, tenantId) => this.host.settingsOf(channel, tenantId),
+      onSent: (message) => this.usage.messagesSent([message], (channel) => this.host.channelOwners.get(channel) ?? channel),
     });
     this.jobs.define<OutboxJob>({ name: OUTBOX_QUEUE, concurrency: this.config.outbox.concurrency, attempts: this.config.outbox.attempts, backoffMs: this.config.outbox.backoffMs, process: (data, job) => this.outbox.process(data, job.attemptsMade) }, 'core');
     this.inbound = new InboundProcessor({
@@ -207,6 +212,7 @@ export class Gateway {
       background: this.background,
       pipelineFor: (tenant, channel) => this.host.pipelineFor(tenant, channel, this.alerts),
       replyStagesFor: (tenant) => this.host.replyStagesFor(tenant, this.alerts),
+      meterInline: (items) => this.usage.messagesSent(items, (channel) => this.host.channelOwners.get(channel) ?? channel),
       isAccepting: () => this.state === 'ready',
       stageTimeoutMs: this.opts.stageTimeoutMs ?? 30_000,
     });
@@ -246,6 +252,7 @@ export class Gateway {
       alerts: this.alerts,
       container: this.container,
       background: this.background,
+      usage: this.usage,
     };
     for (const plugin of ordered) await this.host.setup(plugin.name, (state) => createPluginContext(contextDeps, state), this.opts.setupTimeoutMs ?? 15_000);
     if (!dryRun) for (const { plugin, migrations } of this.host.migrations) await applyMigrations(pool, plugin, migrations);

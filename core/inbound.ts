@@ -32,6 +32,8 @@ export interface InboundDeps {
   pipelineFor(tenant: TenantInfo, channel: string): ResolvedStage[];
   /** The tenant's reply stages, in order. */
   replyStagesFor(tenant: TenantInfo): ResolvedReplyStage[];
+  /** Usage metering of replies returned inline (they never pass the send job). */
+  meterInline(items: readonly OutboundMessage[]): Promise<void>;
   isAccepting(): boolean;
   stageTimeoutMs: number;
 }
@@ -164,7 +166,10 @@ export class InboundProcessor {
     const sendable = written.filter(isSendable);
     for (const w of written) if (!isSendable(w)) metrics.messagesOut.inc({ tenant: tenant.id, channel: message.channel, status: w.status });
     if (via === 'api' && sendable.length) await outbox.enqueue(sendable);
-    else if (sendable.length) metrics.messagesOut.inc({ tenant: tenant.id, channel: message.channel, status: 'inline' }, sendable.length);
+    else if (sendable.length) {
+      metrics.messagesOut.inc({ tenant: tenant.id, channel: message.channel, status: 'inline' }, sendable.length);
+      this.deps.background.track(this.deps.meterInline(sendable), { plugin: 'core', what: 'meter inline replies' });
+    }
     log.debug({ status: outcome.status, replies: written.length, ms: Math.round(performance.now() - started) }, 'message processed');
     return {
       status: outcome.status,

@@ -15,6 +15,7 @@ import type { JobRunner } from './jobs/job-runner.js';
 import type { OutboxSender } from './outbox.js';
 import type { AlertHub } from './alerts.js';
 import type { BackgroundWork } from './background.js';
+import type { Usage } from './usage.js';
 
 export interface PluginContextDeps {
   host: PluginHost;
@@ -30,6 +31,7 @@ export interface PluginContextDeps {
   alerts: AlertHub;
   container: DependencyContainer;
   background: BackgroundWork;
+  usage: Usage;
 }
 
 export function createPluginContext(deps: PluginContextDeps, state: PluginState): PluginContext<unknown, unknown> {
@@ -62,6 +64,7 @@ export function createPluginContext(deps: PluginContextDeps, state: PluginState)
     health: (check) => host.healthChecks.push({ plugin: name, check }),
     dataSubjects: (provider) => host.dataSubjectProviders.push({ plugin: name, provider }),
     alerts: deps.alerts.apiFor(name),
+    usage: deps.usage.for(name),
     provide: (token, value) => {
       if (container.isRegistered(token, false)) throw new PluginError('PARLEY_PLUGIN_INVALID', `Plugin "${name}": token ${String(token)} is already provided`, 500, { plugin: name });
       container.register(token, { useValue: value });

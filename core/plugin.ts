@@ -183,6 +183,54 @@ export interface JobScheduler {
   add<D>(queue: string, data: D, opts?: { jobId?: string; delayMs?: number; attempts?: number; backoffMs?: number }): Promise<void>;
 }
 
+// ---- usage ---------------------------------------------------------------------------------------
+
+/** One cost event of one tenant. Never personal data: no addresses, no message bodies. */
+export interface UsageRecord {
+  tenantId: string;
+  /** What was used, dotted lower-case: `sms.segments`, `model.tokens.output`, `voice.minutes`. */
+  kind: string;
+  quantity: number;
+  /** `segment`, `token`, `minute`, `message`... Summaries never add quantities of different units. */
+  unit: string;
+  /** What it cost, when known. */
+  costUsd?: number;
+  /**
+   * What it was for (a message id, an outbox id, `ReplyStageContext.key`). Unique per tenant and kind:
+   * recording the same ref again records nothing, so a re-run keyed by message id counts once.
+   */
+  ref?: string;
+  /** When it happened (default now). */
+  at?: Date;
+  /** Small facts for breakdowns (`{ model: 'gpt-4o-mini', direction: 'out' }`), never personal data. */
+  attributes?: Record<string, string | number | boolean>;
+}
+
+export interface UsageSummaryRow {
+  kind: string;
+  unit: string;
+  /** The day (`YYYY-MM-DD`, in the tenant's time zone) when grouped by day. */
+  day?: string;
+  quantity: number;
+  costUsd: number;
+  /** How many records were summed. */
+  events: number;
+}
+
+/**
+ * The usage ledger. Writes are batched with other concurrent writes (one statement per batch).
+ * @example
+ * await ctx.usage.record({ tenantId: stage.tenant.id, kind: 'model.tokens.output', quantity: 312, unit: 'token', costUsd: 0.0002, ref: stage.message.id });
+ * const month = await ctx.usage.summary({ tenantId: 'acme', from: new Date('2026-12-01'), to: new Date('2027-01-01'), groupBy: 'kind' });
+ * const spent = month.reduce((sum, row) => sum + row.costUsd, 0);
+ */
+export interface UsageLedger {
+  /** Records one event under this plugin's name; `recorded` is false when its ref was already recorded. */
+  record(usage: UsageRecord): Promise<{ recorded: boolean }>;
+  /** Totals of `[from, to)` by kind and unit, or by day, kind and unit. */
+  summary(query: { tenantId: string; from: Date; to: Date; groupBy?: 'kind' | 'day'; kind?: string }): Promise<UsageSummaryRow[]>;
+}
+
 // ---- health, data subjects ---------------------------------------------------------------------
 
 export interface HealthResult {
@@ -297,6 +345,8 @@ export interface PluginContext<O = unknown, S = unknown> {
   dataSubjects(provider: DataSubjectProvider): void;
   /** Alerts: plugins raise and resolve them by key; sinks (log, Slack) deliver them. */
   readonly alerts: AlertApi;
+  /** The per-tenant usage ledger (cost events); records carry this plugin's name. */
+  readonly usage: UsageLedger;
   /**
    * Share a service with plugins that depend on this one (tsyringe, explicit token).
    * @example

@@ -25,6 +25,7 @@ const routes = (tenant: string, own: { message: string; conversation: string; ou
   ['GET', `/v1/tenants/${tenant}/dead-letters`],
   ['GET', `/v1/tenants/${tenant}/keys`],
   ['GET', `/v1/tenants/${tenant}/consent/+15551234567`],
+  ['GET', `/v1/tenants/${tenant}/usage?groupBy=day`],
   ['POST', `/v1/tenants/${tenant}/messages`],
 ] as const;
 

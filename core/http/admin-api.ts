@@ -20,6 +20,13 @@ const listQuery = z.object({
   status: z.string().regex(/^[a-z-]+$/).optional(),
 });
 
+const usageQuery = z.object({
+  from: z.coerce.date().optional(),
+  to: z.coerce.date().optional(),
+  groupBy: z.enum(['kind', 'day']).default('kind'),
+  kind: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/).optional(),
+});
+
 function parseQuery(query: unknown) {
   const parsed = listQuery.safeParse(query);
   if (!parsed.success) throw badRequest(`Invalid query: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
@@ -131,6 +138,15 @@ export function adminRouter(gateway: Gateway, auth: RouteHelpers): Router {
     const address = consentAddress(param(req, 'address'));
     const optedOut = await gateway.consent.isOptedOut(param(req, 'tenant'), address);
     res.json({ address, status: optedOut ? 'opted-out' : 'opted-in', history: await gateway.consent.history(param(req, 'tenant'), address) });
+  });
+
+  r.get('/tenants/:tenant/usage', tenantAuth, async (req, res) => {
+    const q = usageQuery.safeParse(req.query);
+    if (!q.success) throw badRequest(`Invalid query: ${q.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    const to = q.data.to ?? new Date();
+    const from = q.data.from ?? new Date(to.getTime() - 30 * 24 * 3600_000);
+    const usage = await gateway.usage.summary({ tenantId: param(req, 'tenant'), from, to, groupBy: q.data.groupBy, ...(q.data.kind ? { kind: q.data.kind } : {}) });
+    res.json({ from, to, groupBy: q.data.groupBy, usage });
   });
 
   r.get('/tenants/:tenant/keys', tenantAuth, async (req, res) => {
