@@ -95,7 +95,7 @@ export class Gateway {
     this.tenants = new TenantDirectory(this.config.tenants, this.config.operator.apiKeys);
     this.container = rootContainer.createChildContainer();
     this.host = new PluginHost(this.config, opts.catalogue, opts.loaded.baseDir);
-    this.background = new BackgroundWork(this.log);
+    this.background = new BackgroundWork(this.log, (owner) => this.metrics.backgroundFailures.inc({ plugin: owner.plugin }));
   }
 
   /** Loads, validates and starts everything; throws `ConfigError`/`PluginError` naming what is wrong. */
@@ -338,7 +338,7 @@ export class Gateway {
       await Promise.race([closed, sleep(deadline)]);
       this.server.closeAllConnections();
     }
-    await this.background.drain(deadline);
+    if (!(await this.background.drain(deadline))) this.log.warn({ deadlineMs: deadline, tasks: this.background.size }, 'background work did not finish before the shutdown deadline');
     if (this.jobs) await this.jobs.close(deadline);
     await this.host.stop(deadline, this.log);
     await this.alerts.flush();

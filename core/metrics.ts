@@ -56,6 +56,12 @@ export function createCoreMetrics(registry: Registry) {
       labelNames: ['queue', 'state'] as const,
       registers: [registry],
     }),
+    backgroundFailures: new Counter({
+      name: 'parley_background_failures_total',
+      help: 'Tracked fire-and-forget tasks (ctx.background, kernel work) that failed, by plugin',
+      labelNames: ['plugin'] as const,
+      registers: [registry],
+    }),
     replyVerdicts: new Counter({
       name: 'parley_reply_stage_verdicts_total',
       help: 'Outgoing messages a reply stage blocked or held, or held because it failed, by tenant, stage and verdict',

@@ -65,6 +65,7 @@ export function createPluginContext(deps: PluginContextDeps, state: PluginState)
     dataSubjects: (provider) => host.dataSubjectProviders.push({ plugin: name, provider }),
     alerts: deps.alerts.apiFor(name),
     usage: deps.usage.for(name),
+    background: (work, what) => void deps.background.track(work, { plugin: name, what }).catch(() => undefined),
     provide: (token, value) => {
       if (container.isRegistered(token, false)) throw new PluginError('PARLEY_PLUGIN_INVALID', `Plugin "${name}": token ${String(token)} is already provided`, 500, { plugin: name });
       container.register(token, { useValue: value });

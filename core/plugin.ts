@@ -345,6 +345,15 @@ export interface PluginContext<O = unknown, S = unknown> {
   dataSubjects(provider: DataSubjectProvider): void;
   /** Alerts: plugins raise and resolve them by key; sinks (log, Slack) deliver them. */
   readonly alerts: AlertApi;
+  /**
+   * Fire-and-forget work the kernel keeps track of: a failure is logged with this plugin's name and
+   * `what`, and counted in `parley_background_failures_total{plugin}`; shutdown waits for it (within
+   * `server.shutdownTimeoutMs`) before the plugins' stop hooks run.
+   * @example
+   * await ack();
+   * ctx.background(slack.chat.update({ channel, ts, blocks }), 'show the acknowledgement in Slack');
+   */
+  background(work: Promise<unknown>, what: string): void;
   /** The per-tenant usage ledger (cost events); records carry this plugin's name. */
   readonly usage: UsageLedger;
   /**

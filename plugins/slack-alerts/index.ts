@@ -112,11 +112,6 @@ export function createSlackAlerts(deps: SlackAlertsDeps = {}) {
         tokenVerificationEnabled: false,
         clientOptions: { slackApiUrl: options.apiUrl, logger: slackLog },
       });
-      const background = new Set<Promise<unknown>>();
-      const track = (p: Promise<unknown>) => {
-        background.add(p);
-        void p.finally(() => background.delete(p)).catch(() => undefined);
-      };
       bolt.action({ action_id: ACK_ACTION_ID, type: 'block_actions' }, async ({ ack, action, body }) => {
         const alertId = action.type === 'button' ? action.value : undefined;
         if (!alertId) {
@@ -135,7 +130,10 @@ export function createSlackAlerts(deps: SlackAlertsDeps = {}) {
         await ack();
         if (!known) return;
         acks.inc();
-        track(sink.sync(alertId).catch((error: unknown) => log.warn({ err: error, alert: alertId }, 'could not show the acknowledgement in Slack; will retry')));
+        ctx.background(
+          sink.sync(alertId).catch((error: unknown) => log.warn({ err: error, alert: alertId }, 'could not show the acknowledgement in Slack; will retry')),
+          'show the acknowledgement in Slack',
+        );
       });
       bolt.action({ action_id: LINK_ACTION_ID, type: 'block_actions' }, async ({ ack }) => {
         await ack();
@@ -207,7 +205,6 @@ export function createSlackAlerts(deps: SlackAlertsDeps = {}) {
         async stop() {
           clearInterval(timer);
           await ticking;
-          await Promise.allSettled([...background]);
           await sink.idle();
         },
       };
