@@ -59,6 +59,7 @@ export function createPluginContext(deps: PluginContextDeps, state: PluginState)
       host.channelOwners.set(sender.channel, name);
     },
     job: (job) => deps.jobs.define(job, name),
+    schedule: (schedule) => deps.jobs.schedule(schedule, name),
     jobs: { add: (queue, data, o) => deps.jobs.add(queue, data, o) },
     migrations: (migrations) => host.migrations.push({ plugin: name, migrations }),
     health: (check) => host.healthChecks.push({ plugin: name, check }),

@@ -173,8 +173,34 @@ export interface JobDefinition<D = unknown> {
   /** Queue name, unique in the gateway (letters, digits, `-`). */
   name: string;
   /** Job payloads hold ids, never personal data: Redis keeps them in clear. */
-  process(data: D, job: { id: string | undefined; attemptsMade: number; name: string }): Promise<unknown>;
+  process(data: D, job: { id: string | undefined; attemptsMade: number; name: string; scheduledAt?: Date }): Promise<unknown>;
   concurrency?: number;
+  attempts?: number;
+  backoffMs?: number;
+}
+
+/**
+ * A recurring job: BullMQ's job scheduler runs one job per tick across every instance sharing the
+ * job backend, and keeps the schedule in the backend, so it survives restarts. The pattern and time
+ * zone are checked at setup (`PARLEY_SCHEDULE_INVALID`). A tick's job payload is empty: read what it
+ * works on from the database.
+ * @example
+ * ctx.schedule({
+ *   name: 'daily-digest',
+ *   cron: '0 9 * * 1-5',          // 09:00 on weekdays; six fields put seconds first
+ *   timezone: 'Europe/Paris',
+ *   async process(tick) { await postDigest(tick.scheduledAt); },
+ * });
+ */
+export interface ScheduleDefinition {
+  /** Unique among jobs and schedules in the gateway (lower-case letters, digits, `-`). */
+  name: string;
+  /** Cron pattern: five fields, or six with seconds first (`*\/10 * * * * *`). */
+  cron: string;
+  /** IANA time zone the pattern is read in (default `UTC`). */
+  timezone?: string;
+  process(tick: { scheduledAt: Date; jobId: string | undefined; attemptsMade: number }): Promise<unknown>;
+  /** Attempts per tick (default 3) and the base of the exponential backoff between them. */
   attempts?: number;
   backoffMs?: number;
 }
@@ -339,6 +365,8 @@ export interface PluginContext<O = unknown, S = unknown> {
   replyStage(stage: ReplyStageDefinition<S>): void;
   sender(sender: ChannelSender<S>): void;
   job<D>(job: JobDefinition<D>): void;
+  /** A recurring job on a cron pattern in a time zone, run once per tick across instances (see `ScheduleDefinition`). */
+  schedule(schedule: ScheduleDefinition): void;
   readonly jobs: JobScheduler;
   migrations(migrations: Migration[]): void;
   health(check: HealthCheck): void;
