@@ -7,6 +7,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { Pool } from 'pg';
 import { ParleyError } from './errors.js';
+import type { HandoffState } from './plugin.js';
 import type { InboundDraft, InboundMessage, OutboundMessage, ReplyDraft } from './message.js';
 import type { ReceiveOptions, ReceiveResult } from './gateway-types.js';
 import { runPipeline, type ResolvedStage } from './pipeline.js';
@@ -29,13 +30,20 @@ export interface InboundDeps {
   claims: HeldClaims;
   background: BackgroundWork;
   /** The stages a message of `channel` runs through for `tenant`, in order. */
-  pipelineFor(tenant: TenantInfo, channel: string): ResolvedStage[];
+  pipelineFor(tenant: TenantInfo, channel: string, handoff: HandoffState): ResolvedStage[];
   /** The tenant's reply stages, in order. */
   replyStagesFor(tenant: TenantInfo): ResolvedReplyStage[];
   /** Usage metering of replies returned inline (they never pass the send job). */
   meterInline(items: readonly OutboundMessage[]): Promise<void>;
   isAccepting(): boolean;
   stageTimeoutMs: number;
+}
+
+/** How one run goes: its inline window, whether replies stay inside a session, the conversation's handoff state. */
+export interface RunOptions {
+  window: InlineWindow;
+  inSession: boolean;
+  handoff: HandoffState;
 }
 
 /** Whether replies may still go back in the webhook response, and whether the pipeline has taken that chance. */
@@ -89,7 +97,7 @@ export class InboundProcessor {
     // The inline window: open until the budget runs out, unless the pipeline claims it first. Once
     // claimed, the replies are being written as sent-inline, so the response must wait for them.
     const window: InlineWindow = { open: options.inline !== undefined && options.until !== 'recorded', claimed: false };
-    const processing = background.track(this.process(tenant, message, recorded.claim, window, options.replyInSession === true), { plugin: 'core', what: 'process an inbound message' });
+    const processing = background.track(this.process(tenant, message, recorded.claim, { window, inSession: options.replyInSession === true, handoff: recorded.handoff }), { plugin: 'core', what: 'process an inbound message' });
     if (options.until === 'recorded') return deferred(tenant, message);
     if (!options.inline) return processing;
     let timer: NodeJS.Timeout | undefined;
@@ -105,16 +113,16 @@ export class InboundProcessor {
   }
 
   /** Pipeline + persistence under `claim`, kept fresh by the heartbeat while it runs. */
-  async process(tenant: TenantInfo, message: InboundMessage, claim: string, window: InlineWindow = { open: false, claimed: false }, inSession = false): Promise<ReceiveResult> {
+  async process(tenant: TenantInfo, message: InboundMessage, claim: string, run: Partial<RunOptions> = {}): Promise<ReceiveResult> {
     this.deps.claims.hold(message.id, claim);
     try {
-      return await this.processClaimed(tenant, message, claim, window, inSession);
+      return await this.processClaimed(tenant, message, claim, { window: { open: false, claimed: false }, inSession: false, handoff: 'bot', ...run });
     } finally {
       this.deps.claims.release(message.id, claim);
     }
   }
 
-  private async processClaimed(tenant: TenantInfo, message: InboundMessage, claim: string, window: InlineWindow, inSession: boolean): Promise<ReceiveResult> {
+  private async processClaimed(tenant: TenantInfo, message: InboundMessage, claim: string, { window, inSession, handoff }: RunOptions): Promise<ReceiveResult> {
     const { db, metrics, outbox } = this.deps;
     const started = performance.now();
     const log = this.deps.log.child({ tenant: tenant.id, channel: message.channel, inboundId: message.id, from: hashAddress(message.from) });
@@ -122,7 +130,8 @@ export class InboundProcessor {
       runPipeline({
         message,
         tenant,
-        stages: this.deps.pipelineFor(tenant, message.channel),
+        stages: this.deps.pipelineFor(tenant, message.channel, handoff),
+        handoff,
         log,
         db,
         history: (limit) => loadHistory(db, tenant.id, message.conversationId, message.id, limit),
@@ -151,6 +160,7 @@ export class InboundProcessor {
       annotations: outcome.annotations,
       replies: outgoing,
       via,
+      handoff: outcome.handoff,
     });
     if (finished.superseded) {
       // The recovery sweep gave this message to a newer run (this one took too long, or another
@@ -161,6 +171,10 @@ export class InboundProcessor {
       return deferred(tenant, message);
     }
     const written = finished.replies;
+    if (outcome.handoff && outcome.handoff.state !== handoff) {
+      metrics.handoffs.inc({ tenant: tenant.id, to: outcome.handoff.state, by: 'stage' });
+      log.info({ handoff: outcome.handoff.state, stage: outcome.handoff.stage }, 'conversation handed off');
+    }
     metrics.messagesIn.inc({ tenant: tenant.id, channel: message.channel, result: outcome.status });
     metrics.pipelineDuration.observe({ tenant: tenant.id, channel: message.channel }, (performance.now() - started) / 1000);
     const sendable = written.filter(isSendable);
@@ -180,6 +194,7 @@ export class InboundProcessor {
       queued: via === 'api' ? sendable : [],
       annotations: outcome.annotations,
       ...(outcome.stopReason ? { stopReason: outcome.stopReason } : {}),
+      ...(outcome.handoff ? { handoff: outcome.handoff } : {}),
     };
   }
 

@@ -62,6 +62,12 @@ export function createCoreMetrics(registry: Registry) {
       labelNames: ['plugin'] as const,
       registers: [registry],
     }),
+    handoffs: new Counter({
+      name: 'parley_handoffs_total',
+      help: 'Conversations handed to a person or back to the bot, by tenant, new state (to) and who changed it (stage, operator)',
+      labelNames: ['tenant', 'to', 'by'] as const,
+      registers: [registry],
+    }),
     replyVerdicts: new Counter({
       name: 'parley_reply_stage_verdicts_total',
       help: 'Outgoing messages a reply stage blocked or held, or held because it failed, by tenant, stage and verdict',

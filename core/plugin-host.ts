@@ -7,7 +7,7 @@ import { z } from 'zod';
 import type { Logger } from 'pino';
 import { type ParleyConfig, type PluginEntry, normalisePluginEntry, zodIssues } from './config.js';
 import { ConfigError, ParleyError, PluginError, describe } from './errors.js';
-import type { AnyPlugin, DataSubjectProvider, HealthCheck, Migration, PluginContext, PluginHooks, ReplyStageDefinition, StageDefinition } from './plugin.js';
+import type { AnyPlugin, DataSubjectProvider, HealthCheck, Migration, HandoffState, PluginContext, PluginHooks, ReplyStageDefinition, StageDefinition } from './plugin.js';
 import { type PluginCatalogue, importPlugin, orderPlugins, withDeadline } from './plugin-loader.js';
 import type { ResolvedStage } from './pipeline.js';
 import type { ResolvedReplyStage } from './reply-stages.js';
@@ -77,9 +77,13 @@ export class PluginHost {
     this.channelFirstStages.set(channel, [...stageNames]);
   }
 
-  /** The channel's first stages, then the tenant's pipeline, each with its plugin's settings for the tenant. */
-  pipelineFor(tenant: TenantInfo, channel: string, alerts: AlertHub): ResolvedStage[] {
-    return [...(this.channelFirstStages.get(channel) ?? []), ...tenant.pipeline].map((name) => {
+  /**
+   * The channel's first stages, then the tenant's pipeline, each with its plugin's settings for the
+   * tenant. While a person has the conversation, the tenant's stages run only if they say `runsDuringHandoff`.
+   */
+  pipelineFor(tenant: TenantInfo, channel: string, alerts: AlertHub, handoff: HandoffState = 'bot'): ResolvedStage[] {
+    const own = handoff === 'human' ? tenant.pipeline.filter((name) => this.stages.get(name)!.definition.runsDuringHandoff === true) : tenant.pipeline;
+    return [...(this.channelFirstStages.get(channel) ?? []), ...own].map((name) => {
       const s = this.stages.get(name)!;
       return { plugin: s.plugin, definition: s.definition, settings: this.settingsOf(s.plugin, tenant.id), alerts: alerts.apiFor(s.plugin) };
     });

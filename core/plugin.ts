@@ -34,6 +34,16 @@ export interface Migration {
 
 export type StageOutcome = 'passed' | 'replied' | 'stopped' | 'failed';
 
+/** Who answers a conversation: the tenant's bot stages, or a person (the bot stages are skipped meanwhile). */
+export type HandoffState = 'bot' | 'human';
+
+/** A change of a conversation's handoff state asked for by a stage. */
+export interface HandoffChange {
+  state: HandoffState;
+  reason: string;
+  stage: string;
+}
+
 export interface StageRecord {
   stage: string;
   plugin: string;
@@ -77,6 +87,20 @@ export interface StageContext<S = unknown> {
   readonly stopped: { reason: string } | null;
   /** Raise an operations alert (Slack, log...). */
   alert(alert: Omit<AlertInput, 'tenantId' | 'source'>): void;
+  /** The conversation's handoff state when this message arrived. */
+  readonly conversation: { readonly handoff: HandoffState };
+  /**
+   * Hand the conversation to a person (`human`: from the next message on, only channel first stages
+   * and stages with `runsDuringHandoff` run) or back to the bot. Stored when the message finishes,
+   * with the reason; the last call wins.
+   * @example
+   * if (/\b(agent|human|person)\b/i.test(stage.message.text)) {
+   *   stage.reply('Connecting you with a member of our team.');
+   *   stage.handoff('human', 'asked for a person');
+   *   return stage.stop('handed off');
+   * }
+   */
+  handoff(state: HandoffState, reason: string): void;
 }
 
 export type Next = () => Promise<void>;
@@ -84,6 +108,11 @@ export type Next = () => Promise<void>;
 /** A named pipeline stage. Runs onion-style: code after `await next()` sees later stages' replies. */
 export interface StageDefinition<S = unknown> {
   name: string;
+  /**
+   * Run while a person has the conversation (`handoff` is `human`) too. Default false: bot stages
+   * (answers, keyword replies) stay quiet; screening stages (consent, crisis, moderation, cost) say true.
+   */
+  runsDuringHandoff?: boolean;
   handle(ctx: StageContext<S>, next: Next): Promise<void> | void;
 }
 

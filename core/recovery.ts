@@ -6,6 +6,7 @@
 import type { Logger } from 'pino';
 import type { Pool } from 'pg';
 import type { InboundMessage } from './message.js';
+import type { HandoffState } from './plugin.js';
 import type { TenantInfo, TenantDirectory } from './tenancy.js';
 import type { OutboxSender } from './outbox.js';
 import type { BackgroundWork } from './background.js';
@@ -42,7 +43,7 @@ export interface RecoveryDeps {
   claims: HeldClaims;
   background: BackgroundWork;
   /** Runs a recovered message under its new claim; replies go via the outbox. */
-  rerun(tenant: TenantInfo, message: InboundMessage, claim: string): Promise<unknown>;
+  rerun(tenant: TenantInfo, message: InboundMessage, claim: string, handoff: HandoffState): Promise<unknown>;
   /** Work that rides on the sweep's timer (metrics refreshes). */
   afterSweep?: () => Promise<void>;
   isRunning(): boolean;
@@ -107,7 +108,7 @@ export class Recovery {
       [olderThan],
     );
     for (const { id, token } of rows) {
-      const { rows: msgRows } = await db.query(`SELECT * FROM parley_inbound WHERE id = $1`, [id]);
+      const { rows: msgRows } = await db.query(`SELECT i.*, c.handoff FROM parley_inbound i JOIN parley_conversations c ON c.id = i.conversation_id WHERE i.id = $1`, [id]);
       const r = msgRows[0];
       const tenant = r && tenants.get(r.tenant_id);
       if (!r || !tenant) continue;
@@ -116,6 +117,7 @@ export class Recovery {
         tenant,
         { id: r.id, tenantId: r.tenant_id, conversationId: r.conversation_id, channel: r.channel, from: r.from_address, to: r.to_address, text: r.body, media: r.media, providerMessageId: r.provider_message_id, receivedAt: r.received_at, raw: r.raw, attributes: r.attributes },
         token,
+        r.handoff,
       );
     }
     return rows.length;

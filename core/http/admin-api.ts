@@ -10,6 +10,7 @@ import { badRequest, notFound, unauthenticated } from '../errors.js';
 import { generateApiKey, hashApiKey } from '../tenancy.js';
 import { loadOutbound, toOutbound } from '../storage/message-store.js';
 import { consentAddress } from '../consent.js';
+import { readHandoff, setHandoff } from '../handoff.js';
 import { param, bearerKey } from './app.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -58,7 +59,7 @@ export function adminRouter(gateway: Gateway, auth: RouteHelpers): Router {
   r.get('/tenants/:tenant/conversations', tenantAuth, async (req, res) => {
     const q = parseQuery(req.query);
     const { rows } = await db().query(
-      `SELECT id, channel, participant, created_at AS "createdAt", last_message_at AS "lastMessageAt" FROM parley_conversations
+      `SELECT id, channel, participant, handoff, created_at AS "createdAt", last_message_at AS "lastMessageAt" FROM parley_conversations
        WHERE tenant_id = $1 AND ($2::timestamptz IS NULL OR last_message_at < $2) ORDER BY last_message_at DESC LIMIT $3`,
       [param(req, 'tenant'), q.before ?? null, q.limit],
     );
@@ -79,6 +80,25 @@ export function adminRouter(gateway: Gateway, auth: RouteHelpers): Router {
       [param(req, 'tenant'), id, q.limit],
     );
     res.json({ messages: rows.reverse() });
+  });
+
+  r.get('/tenants/:tenant/conversations/:id/handoff', tenantAuth, async (req, res) => {
+    const id = uuidParam(param(req, 'id'), 'conversation');
+    const handoff = await readHandoff(db(), param(req, 'tenant'), id);
+    if (!handoff) throw notFound(`No conversation "${id}"`);
+    res.json({ handoff });
+  });
+
+  r.put('/tenants/:tenant/conversations/:id/handoff', tenantAuth, async (req, res) => {
+    const id = uuidParam(param(req, 'id'), 'conversation');
+    const body = z.object({ state: z.enum(['bot', 'human']), reason: z.string().max(500).optional() }).safeParse(req.body ?? {});
+    if (!body.success) throw badRequest('Body must be { "state": "bot" | "human", "reason"?: string }');
+    const tenantId = param(req, 'tenant');
+    const by = req.principal?.kind === 'tenant' ? `key:${req.principal.keyId}` : 'operator';
+    const result = await setHandoff(db(), { tenantId, conversationId: id, state: body.data.state, reason: body.data.reason ?? null, by });
+    if (!result) throw notFound(`No conversation "${id}"`);
+    if (result.changed) gateway.metrics.handoffs.inc({ tenant: tenantId, to: body.data.state, by: 'operator' });
+    res.json({ handoff: result.handoff });
   });
 
   r.get('/tenants/:tenant/messages/:id', tenantAuth, async (req, res) => {

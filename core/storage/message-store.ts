@@ -3,7 +3,7 @@
  */
 import type { Pool, PoolClient } from 'pg';
 import type { HistoryEntry, InboundDraft, InboundMessage, MediaAttachment, OutboundMessage, OutboxStatus, ReplyDraft } from '../message.js';
-import type { ReplyVerdict, StageRecord } from '../plugin.js';
+import type { HandoffChange, HandoffState, ReplyVerdict, StageRecord } from '../plugin.js';
 import { consentAddress } from '../consent.js';
 
 type Queryable = Pool | PoolClient;
@@ -75,7 +75,7 @@ export function toOutbound(row: OutboxRow): OutboundMessage {
  * A duplicate comes with the original's id and status.
  */
 export type RecordInboundResult =
-  | { duplicate: false; message: InboundMessage; claim: string }
+  | { duplicate: false; message: InboundMessage; claim: string; handoff: HandoffState }
   | { duplicate: true; inboundId: string; status: string };
 
 /**
@@ -97,7 +97,7 @@ export async function recordInboundMany(db: Queryable, items: { tenantId: string
     raw: draft.raw ?? null,
     received_at: (draft.receivedAt ?? new Date()).toISOString(),
   }));
-  const { rows } = await db.query<{ idx: number; id: string | null; conversation_id: string | null; inserted: boolean; status: string | null; claim: string | null }>(
+  const { rows } = await db.query<{ idx: number; id: string | null; conversation_id: string | null; inserted: boolean; status: string | null; claim: string | null; handoff: HandoffState | null }>(
     `WITH input AS (
        SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(idx int, tenant_id text, channel text, thread_key text, participant text, pmid text,
          to_address text, body text, media jsonb, attributes jsonb, raw jsonb, received_at timestamptz)
@@ -106,7 +106,7 @@ export async function recordInboundMany(db: Queryable, items: { tenantId: string
        SELECT DISTINCT ON (tenant_id, channel, thread_key) tenant_id, channel, thread_key, participant, received_at
          FROM input ORDER BY tenant_id, channel, thread_key, received_at DESC
        ON CONFLICT (tenant_id, channel, thread_key) DO UPDATE SET last_message_at = GREATEST(parley_conversations.last_message_at, EXCLUDED.last_message_at)
-       RETURNING id, tenant_id, channel, thread_key
+       RETURNING id, tenant_id, channel, thread_key, handoff
      ), ins AS (
        INSERT INTO parley_inbound (tenant_id, channel, provider_message_id, conversation_id, from_address, to_address, body, media, attributes, raw, received_at, status)
        SELECT DISTINCT ON (i.tenant_id, i.channel, i.pmid) i.tenant_id, i.channel, i.pmid, c.id, i.participant, i.to_address, i.body, i.media, i.attributes, i.raw, i.received_at, 'processing'
@@ -117,7 +117,8 @@ export async function recordInboundMany(db: Queryable, items: { tenantId: string
      ), claim AS (
        INSERT INTO parley_inbound_claims (inbound_id, tenant_id) SELECT id, tenant_id FROM ins RETURNING inbound_id, token
      )
-     SELECT i.idx, COALESCE(n.id, e.id) AS id, COALESCE(n.conversation_id, e.conversation_id) AS conversation_id, n.id IS NOT NULL AS inserted, COALESCE(n.status, e.status) AS status, c.token AS claim
+     SELECT i.idx, COALESCE(n.id, e.id) AS id, COALESCE(n.conversation_id, e.conversation_id) AS conversation_id, n.id IS NOT NULL AS inserted, COALESCE(n.status, e.status) AS status, c.token AS claim,
+            (SELECT v.handoff FROM conv v WHERE v.id = n.conversation_id) AS handoff
        FROM input i
        LEFT JOIN ins n ON n.tenant_id = i.tenant_id AND n.channel = i.channel AND n.provider_message_id = i.pmid
        LEFT JOIN claim c ON c.inbound_id = n.id
@@ -137,6 +138,7 @@ export async function recordInboundMany(db: Queryable, items: { tenantId: string
     return {
       duplicate: false,
       claim: row.claim!,
+      handoff: row.handoff ?? 'bot',
       message: {
         id: row.id,
         tenantId,
@@ -207,6 +209,8 @@ export interface FinishInbound {
   replies: OutgoingReply[];
   /** `inline`: the replies go back in the webhook response and are recorded as sent. */
   via: 'inline' | 'api';
+  /** A handoff a stage asked for: stored on the conversation in the same statement. */
+  handoff?: HandoffChange | undefined;
 }
 
 /**
@@ -222,7 +226,10 @@ export type FinishResult = { superseded: false; replies: OutboundMessage[] } | {
  * (`sent` inline or `pending`) is its row's own; `parley_outbox_events` holds what happened after.
  */
 export async function finishInboundMany(db: Queryable, items: FinishInbound[]): Promise<FinishResult[]> {
-  const done = items.map((f) => ({ tenant_id: f.tenantId, id: f.inbound.id, claim: f.claim, status: f.status, stop_reason: f.stopReason, error: f.error, stages: f.stages, annotations: f.annotations }));
+  const done = items.map((f) => ({
+    tenant_id: f.tenantId, id: f.inbound.id, conversation_id: f.inbound.conversationId, claim: f.claim, status: f.status, stop_reason: f.stopReason, error: f.error, stages: f.stages, annotations: f.annotations,
+    handoff: f.handoff?.state ?? null, handoff_reason: f.handoff?.reason ?? null, handoff_by: f.handoff ? `stage:${f.handoff.stage}` : null,
+  }));
   const replies = items.flatMap((f) =>
     f.replies.map((r, seq) => ({
       seq,
@@ -245,9 +252,13 @@ export async function finishInboundMany(db: Queryable, items: FinishInbound[]): 
   );
   const { rows } = await db.query<OutboxRow & { held_id: string }>(
     `WITH f AS (
-       SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(tenant_id text, id uuid, claim uuid, status text, stop_reason text, error text, stages jsonb, annotations jsonb)
+       SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(tenant_id text, id uuid, conversation_id uuid, claim uuid, status text, stop_reason text, error text, stages jsonb, annotations jsonb,
+         handoff text, handoff_reason text, handoff_by text)
      ), held AS (
        DELETE FROM parley_inbound_claims c USING f WHERE c.inbound_id = f.id AND c.token = f.claim RETURNING c.inbound_id
+     ), handoff AS (
+       UPDATE parley_conversations c SET handoff = f.handoff, handoff_reason = f.handoff_reason, handoff_by = f.handoff_by, handoff_at = now()
+       FROM f JOIN held h ON h.inbound_id = f.id WHERE f.handoff IS NOT NULL AND c.tenant_id = f.tenant_id AND c.id = f.conversation_id
      ), upd AS (
        UPDATE parley_inbound i SET status = f.status, stop_reason = f.stop_reason, error = f.error, stages = f.stages, annotations = f.annotations, processed_at = now()
        FROM f JOIN held h ON h.inbound_id = f.id WHERE i.tenant_id = f.tenant_id AND i.id = f.id

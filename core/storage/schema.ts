@@ -173,4 +173,15 @@ CREATE UNIQUE INDEX parley_usage_ref ON parley_usage (tenant_id, kind, ref) WHER
 CREATE INDEX parley_usage_tenant_at ON parley_usage (tenant_id, at);
 `,
   },
+  {
+    id: '004_handoff',
+    sql: `
+-- Who answers a conversation: the tenant's bot stages, or a human (they are skipped meanwhile).
+ALTER TABLE parley_conversations
+  ADD COLUMN handoff text NOT NULL DEFAULT 'bot' CHECK (handoff IN ('bot', 'human')),
+  ADD COLUMN handoff_reason text,
+  ADD COLUMN handoff_by text,
+  ADD COLUMN handoff_at timestamptz;
+`,
+  },
 ];
