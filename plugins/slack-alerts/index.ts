@@ -67,7 +67,7 @@ export function createSlackAlerts(deps: SlackAlertsDeps = {}) {
         timeout: 15_000,
       });
 
-      const deliveries = ctx.metrics.counter({ name: 'parley_slack_alerts_deliveries_total', help: 'Slack alert deliveries by result (posted, updated, escalated, suppressed by the quiet period, failed)', labelNames: ['result'] as const });
+      const deliveries = ctx.metrics.counter({ name: 'parley_slack_alerts_deliveries_total', help: 'Slack alert deliveries by result (posted, updated, escalated, reminded, suppressed by the quiet period, failed)', labelNames: ['result'] as const });
       const acks = ctx.metrics.counter({ name: 'parley_slack_alerts_acknowledged_total', help: 'Alerts acknowledged from Slack' });
       const evaluations = ctx.metrics.counter({ name: 'parley_slack_alerts_rule_evaluations_total', help: 'Rule evaluation rounds by result', labelNames: ['result'] as const });
 
@@ -93,6 +93,9 @@ export function createSlackAlerts(deps: SlackAlertsDeps = {}) {
       });
       ctx.migrations(migrations);
       ctx.alerts.sink({ name: 'slack', deliver: (event) => sink.deliver(event) });
+      if (options.remindUnacknowledged) {
+        ctx.schedule({ name: 'slack-alerts-remind', cron: options.remindUnacknowledged.cron, timezone: options.remindUnacknowledged.timezone, process: () => sink.remindUnacknowledged() });
+      }
 
       // Bolt verifies the request signature (v0, 5-minute timestamp window) from the raw body the
       // kernel keeps in `req.rawBody`, and answers 401 when it does not match.
