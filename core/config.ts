@@ -57,6 +57,8 @@ export const tenantSchema = z.object({
   fallbackReply: z.string().nullable().default("Sorry, something went wrong on our side. Please try again in a moment."),
   /** Ordered stage names. */
   pipeline: z.array(z.string()).default([]),
+  /** Ordered reply stage names: run on every outgoing message, before the outbox. */
+  replyPipeline: z.array(z.string()).default([]),
   /** Settings per plugin (channels included). A plugin is enabled for a tenant by appearing here. */
   plugins: z.record(z.string(), z.unknown()).default({}),
 });

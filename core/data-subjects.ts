@@ -1,6 +1,6 @@
 /**
- * The kernel's own data-subject provider: conversations, inbound messages, the outbox and consent of
- * one person within one tenant. Erasure deletes messages and conversations; an opt-out is kept as the
+ * Data-subject export and erasure across every registered provider, and the kernel's own provider:
+ * conversations, inbound messages, the outbox and consent of one person within one tenant. Erasure deletes messages and conversations; an opt-out is kept as the
  * suppression record carriers and the TCPA require (without its history), so erasure never makes a
  * number reachable again.
  */
@@ -8,6 +8,7 @@ import type { Pool } from 'pg';
 import type { DataSubject, DataSubjectProvider } from './plugin.js';
 import { consentAddress } from './consent.js';
 import { normaliseAddress } from './tenancy.js';
+import { hashAddress } from './logger.js';
 
 /** Every form an address may be stored in: as given, normalised, bare, and with channel prefixes. */
 export function addressForms(addresses: string[]): string[] {
@@ -86,4 +87,27 @@ export function coreDataSubjects(db: Pool): DataSubjectProvider {
       }
     },
   };
+}
+
+export interface SubjectExport {
+  provider: string;
+  plugin: string;
+  about: ReturnType<DataSubjectProvider['describe']>;
+  records: Record<string, unknown>[];
+}
+
+/** Everything every provider keeps about one person, with what it is kept for. */
+export async function exportSubject(providers: readonly { plugin: string; provider: DataSubjectProvider }[], subject: DataSubject): Promise<SubjectExport[]> {
+  const out: SubjectExport[] = [];
+  for (const { plugin, provider } of providers) out.push({ provider: provider.name, plugin, about: provider.describe(), records: await provider.export(subject) });
+  return out;
+}
+
+/** Erases one person's data in every provider, plugins first (the kernel's provider is registered first), and audits it with a hash only. */
+export async function eraseSubject(db: Pool, providers: readonly { plugin: string; provider: DataSubjectProvider }[], subject: DataSubject, actor: string): Promise<Record<string, number>> {
+  const erased: Record<string, number> = {};
+  for (const { provider } of [...providers].reverse()) erased[provider.name] = (await provider.erase(subject)).erased;
+  const subjectHash = hashAddress([...subject.addresses].sort().join(','));
+  await db.query('INSERT INTO parley_audit (tenant_id, actor, action, subject_hash, detail) VALUES ($1, $2, $3, $4, $5)', [subject.tenantId, actor, 'data-subject.erase', subjectHash, erased]);
+  return erased;
 }

@@ -31,4 +31,6 @@ export interface ReceiveResult {
   stopReason?: string;
   /** What stages annotated (e.g. `handoff` for a voice transfer). Empty for duplicates and deferrals. */
   annotations: Record<string, unknown>;
+  /** A handoff a stage asked for while processing this message (`stage.handoff`), now stored on the conversation. */
+  handoff?: { state: 'bot' | 'human'; reason: string; stage: string };
 }

@@ -60,7 +60,9 @@ export type OutboxStatus =
   | 'undelivered'
   | 'failed'
   | 'dead'
-  | 'blocked';
+  | 'blocked'
+  /** A reply stage kept it for review: not sent (`errorCode` is the stage, `error` the reason). */
+  | 'held';
 
 export interface OutboundMessage {
   id: string;
@@ -80,6 +82,8 @@ export interface OutboundMessage {
   providerMessageId: string | null;
   errorCode: string | null;
   error: string | null;
+  /** Facts kept with the item: the provider's (segments, price), reply stages' `annotations`. */
+  details?: Record<string, unknown>;
   createdAt: Date;
   updatedAt: Date;
 }

@@ -57,9 +57,27 @@ export function createCoreMetrics(registry: Registry) {
       labelNames: ['queue', 'state'] as const,
       registers: [registry],
     }),
+    backgroundFailures: new Counter({
+      name: 'parley_background_failures_total',
+      help: 'Tracked fire-and-forget tasks (ctx.background, kernel work) that failed, by plugin',
+      labelNames: ['plugin'] as const,
+      registers: [registry],
+    }),
+    handoffs: new Counter({
+      name: 'parley_handoffs_total',
+      help: 'Conversations handed to a person or back to the bot, by tenant, new state (to) and who changed it (stage, operator)',
+      labelNames: ['tenant', 'to', 'by'] as const,
+      registers: [registry],
+    }),
+    replyVerdicts: new Counter({
+      name: 'parley_reply_stage_verdicts_total',
+      help: 'Outgoing messages a reply stage blocked or held, or held because it failed, by tenant, stage and verdict',
+      labelNames: ['tenant', 'stage', 'verdict'] as const,
+      registers: [registry],
+    }),
     outbox: new Gauge({
       name: 'parley_outbox_messages',
-      help: 'Outbox items by tenant and status (pending, retrying, sending, dead)',
+      help: 'Outbox items by tenant and status (pending, retrying, sending, held, dead)',
       labelNames: ['tenant', 'status'] as const,
       registers: [registry],
     }),

@@ -29,6 +29,8 @@ interface OutboxDeps {
   attempts: number;
   backoffMs: number;
   settingsFor(channel: string, tenantId: string): unknown;
+  /** After the provider accepted an item (usage metering). A failure here never fails the send. */
+  onSent?(message: OutboundMessage): Promise<void>;
 }
 
 export class OutboxSender {
@@ -87,6 +89,7 @@ export class OutboxSender {
         ...(result.details ? { details: result.details } : {}),
       });
       metrics.messagesOut.inc({ tenant: message.tenantId, channel: message.channel, status: 'sent' });
+      await this.deps.onSent?.(message).catch((error: unknown) => mlog.error({ err: error }, 'could not meter a sent message; the send itself succeeded'));
       return 'sent';
     } catch (error) {
       const sendError = error instanceof SendError ? error : new SendError(describe(error), { retryable: true, cause: error });

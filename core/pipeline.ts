@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { Pool } from 'pg';
 import type { HistoryEntry, InboundMessage, ReplyDraft } from './message.js';
-import type { StageContext, StageDefinition, StageRecord, AlertApi } from './plugin.js';
+import type { StageContext, StageDefinition, StageRecord, AlertApi, HandoffChange, HandoffState } from './plugin.js';
 import type { TenantInfo } from './tenancy.js';
 import { StageError, describe } from './errors.js';
 
@@ -28,6 +28,8 @@ export interface PipelineInput {
   history: (limit: number) => Promise<HistoryEntry[]>;
   isCurrentRun: () => Promise<boolean>;
   stageTimeoutMs: number;
+  /** The conversation's handoff state when the message arrived (default `bot`). */
+  handoff?: HandoffState;
 }
 
 export interface PipelineOutcome {
@@ -37,6 +39,8 @@ export interface PipelineOutcome {
   records: StageRecord[];
   stopReason: string | null;
   error: StageError | null;
+  /** The last `stage.handoff` call, if any. */
+  handoff?: HandoffChange;
 }
 
 export async function runPipeline(input: PipelineInput): Promise<PipelineOutcome> {
@@ -46,6 +50,8 @@ export async function runPipeline(input: PipelineInput): Promise<PipelineOutcome
   let stopped: { reason: string; stage: string } | null = null;
   let historyCache: Promise<HistoryEntry[]> | undefined;
   let historyLimit = 0;
+  let handoff: HandoffChange | undefined;
+  const conversation = { handoff: input.handoff ?? 'bot' };
 
   const dispatch = async (i: number): Promise<void> => {
     const stage = input.stages[i];
@@ -91,6 +97,10 @@ export async function runPipeline(input: PipelineInput): Promise<PipelineOutcome
       alert(alert) {
         stage.alerts.raise({ ...alert, tenantId: input.tenant.id });
       },
+      conversation,
+      handoff(state, reason) {
+        handoff = { state, reason, stage: name };
+      },
     };
     const next = async () => {
       if (nextCalled) throw new Error(`stage "${name}" called next() twice`);
@@ -127,13 +137,14 @@ export async function runPipeline(input: PipelineInput): Promise<PipelineOutcome
     await dispatch(0);
   } catch (error) {
     const stageError = error instanceof StageError ? error : new StageError('(pipeline)', 'kernel', error);
-    return { status: 'failed', replies: [], annotations, records, stopReason: null, error: stageError };
+    return { status: 'failed', replies: [], annotations, records, stopReason: null, error: stageError, ...(handoff ? { handoff } : {}) };
   }
   const finalStop = stopped as { reason: string } | null;
-  return { status: finalStop ? 'stopped' : 'processed', replies, annotations, records, stopReason: finalStop?.reason ?? null, error: null };
+  return { status: finalStop ? 'stopped' : 'processed', replies, annotations, records, stopReason: finalStop?.reason ?? null, error: null, ...(handoff ? { handoff } : {}) };
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number, stage: string): Promise<T> {
+/** Rejects when `promise` has not settled within `ms`, naming the stage. */
+export function withTimeout<T>(promise: Promise<T>, ms: number, stage: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`stage "${stage}" did not finish within ${ms} ms`)), ms);

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { Pool } from 'pg';
 import type { z } from 'zod';
 import type { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { InboundDraft, InboundMessage, OutboundMessage, ReplyDraft, HistoryEntry } from './message.js';
+import type { InboundDraft, InboundMessage, MediaAttachment, OutboundMessage, ReplyDraft, HistoryEntry } from './message.js';
 import type { TenantInfo } from './tenancy.js';
 import type { ReceiveOptions, ReceiveResult } from './gateway-types.js';
 import type { AlertInput } from './alerts.js';
@@ -41,6 +41,16 @@ export interface Migration {
  * without `next()`, a reply or `stop`: the pipeline ended there), `stopped` (`stop(reason)`), `failed` (threw).
  */
 export type StageOutcome = 'passed' | 'replied' | 'handled' | 'stopped' | 'failed';
+
+/** Who answers a conversation: the tenant's bot stages, or a person (the bot stages are skipped meanwhile). */
+export type HandoffState = 'bot' | 'human';
+
+/** A change of a conversation's handoff state asked for by a stage. */
+export interface HandoffChange {
+  state: HandoffState;
+  reason: string;
+  stage: string;
+}
 
 export interface StageRecord {
   stage: string;
@@ -85,6 +95,20 @@ export interface StageContext<S = unknown> {
   readonly stopped: { reason: string } | null;
   /** Raise an operations alert (Slack, log...). */
   alert(alert: Omit<AlertInput, 'tenantId' | 'source'>): void;
+  /** The conversation's handoff state when this message arrived. */
+  readonly conversation: { readonly handoff: HandoffState };
+  /**
+   * Hand the conversation to a person (`human`: from the next message on, only channel first stages
+   * and stages with `runsDuringHandoff` run) or back to the bot. Stored when the message finishes,
+   * with the reason; the last call wins.
+   * @example
+   * if (/\b(agent|human|person)\b/i.test(stage.message.text)) {
+   *   stage.reply('Connecting you with a member of our team.');
+   *   stage.handoff('human', 'asked for a person');
+   *   return stage.stop('handed off');
+   * }
+   */
+  handoff(state: HandoffState, reason: string): void;
 }
 
 export type Next = () => Promise<void>;
@@ -105,7 +129,76 @@ export type Next = () => Promise<void>;
  */
 export interface StageDefinition<S = unknown> {
   name: string;
+  /**
+   * Run while a person has the conversation (`handoff` is `human`) too. Default false: bot stages
+   * (answers, keyword replies) stay quiet; screening stages (consent, crisis, moderation, cost) say true.
+   */
+  runsDuringHandoff?: boolean;
   handle(ctx: StageContext<S>, next: Next): Promise<void> | void;
+}
+
+// ---- reply stages ----------------------------------------------------------------------------------
+
+/** Why an outgoing message was not sent: `blocked` for good, `held` for someone to review. */
+export interface ReplyVerdict {
+  status: 'blocked' | 'held';
+  reason: string;
+  /** The reply stage that decided. */
+  stage: string;
+}
+
+/**
+ * One outgoing message on its way to the outbox, as a reply stage sees it: a reply to an inbound
+ * message (`inbound` is set) or a send that is not a reply (`ctx.gateway.enqueueOutbound`, scheduled
+ * sends; `inbound` is null). Consent is checked by the kernel after every reply stage.
+ */
+export interface ReplyStageContext<S = unknown> {
+  readonly tenant: TenantInfo;
+  readonly channel: string;
+  readonly to: string;
+  readonly from: string;
+  /** The text as it stands now: earlier reply stages may have rewritten it. */
+  readonly text: string;
+  readonly media: readonly MediaAttachment[];
+  readonly options: Readonly<Record<string, unknown>>;
+  /** The message this answers, or null for a send that is not a reply. */
+  readonly inbound: InboundMessage | null;
+  /**
+   * Stable across re-runs of the same outgoing message (`reply:<inbound id>:<n>` or `out:<outbox id>`):
+   * use it as the `ref` of a usage record so a recovered run meters nothing twice.
+   */
+  readonly key: string;
+  readonly settings: S;
+  readonly log: Logger;
+  /** Replace the text that will be sent (a redaction, a signature). Inline replies carry the new text. */
+  rewrite(text: string): void;
+  /** Attach a fact, kept on the outbox item under `details.annotations`. */
+  annotate(key: string, value: unknown): void;
+  readonly annotations: Readonly<Record<string, unknown>>;
+  /** Never send it: the item is recorded as `blocked` with this reason. Later reply stages do not run. */
+  block(reason: string): void;
+  /** Keep it for review: the item is recorded as `held` with this reason and not sent. Later reply stages do not run. */
+  hold(reason: string): void;
+  readonly verdict: ReplyVerdict | null;
+}
+
+/**
+ * A stage that runs on every outgoing message of the tenants that list it in `replyPipeline`, before
+ * the message is written to the outbox. Runs onion-style like a pipeline stage; one that returns
+ * without calling `next` passes on unless it blocked or held. One that throws holds the message
+ * (fail closed: unscreened text is never sent because a screen failed).
+ * @example
+ * ctx.replyStage({
+ *   name: 'signature',
+ *   handle(out, next) {
+ *     if (out.inbound) out.rewrite(`${out.text}\n-- ${out.tenant.name}`);
+ *     return next();
+ *   },
+ * });
+ */
+export interface ReplyStageDefinition<S = unknown> {
+  name: string;
+  handle(out: ReplyStageContext<S>, next: Next): Promise<void> | void;
 }
 
 // ---- channels and the outbox -----------------------------------------------------------------------
@@ -130,14 +223,88 @@ export interface JobDefinition<D = unknown> {
   /** Queue name, unique in the gateway (letters, digits, `-`). */
   name: string;
   /** Job payloads hold ids, never personal data: Redis keeps them in clear. */
-  process(data: D, job: { id: string | undefined; attemptsMade: number; name: string }): Promise<unknown>;
+  process(data: D, job: { id: string | undefined; attemptsMade: number; name: string; scheduledAt?: Date }): Promise<unknown>;
   concurrency?: number;
+  attempts?: number;
+  backoffMs?: number;
+}
+
+/**
+ * A recurring job: BullMQ's job scheduler runs one job per tick across every instance sharing the
+ * job backend, and keeps the schedule in the backend, so it survives restarts. The pattern and time
+ * zone are checked at setup (`PARLEY_SCHEDULE_INVALID`). A tick's job payload is empty: read what it
+ * works on from the database.
+ * @example
+ * ctx.schedule({
+ *   name: 'daily-digest',
+ *   cron: '0 9 * * 1-5',          // 09:00 on weekdays; six fields put seconds first
+ *   timezone: 'Europe/Paris',
+ *   async process(tick) { await postDigest(tick.scheduledAt); },
+ * });
+ */
+export interface ScheduleDefinition {
+  /** Unique among jobs and schedules in the gateway (lower-case letters, digits, `-`). */
+  name: string;
+  /** Cron pattern: five fields, or six with seconds first (`*\/10 * * * * *`). */
+  cron: string;
+  /** IANA time zone the pattern is read in (default `UTC`). */
+  timezone?: string;
+  process(tick: { scheduledAt: Date; jobId: string | undefined; attemptsMade: number }): Promise<unknown>;
+  /** Attempts per tick (default 3) and the base of the exponential backoff between them. */
   attempts?: number;
   backoffMs?: number;
 }
 
 export interface JobScheduler {
   add<D>(queue: string, data: D, opts?: { jobId?: string; delayMs?: number; attempts?: number; backoffMs?: number }): Promise<void>;
+}
+
+// ---- usage ---------------------------------------------------------------------------------------
+
+/** One cost event of one tenant. Never personal data: no addresses, no message bodies. */
+export interface UsageRecord {
+  tenantId: string;
+  /** What was used, dotted lower-case: `sms.segments`, `model.tokens.output`, `voice.minutes`. */
+  kind: string;
+  quantity: number;
+  /** `segment`, `token`, `minute`, `message`... Summaries never add quantities of different units. */
+  unit: string;
+  /** What it cost, when known. */
+  costUsd?: number;
+  /**
+   * What it was for (a message id, an outbox id, `ReplyStageContext.key`). Unique per tenant and kind:
+   * recording the same ref again records nothing, so a re-run keyed by message id counts once.
+   */
+  ref?: string;
+  /** When it happened (default now). */
+  at?: Date;
+  /** Small facts for breakdowns (`{ model: 'gpt-4o-mini', direction: 'out' }`), never personal data. */
+  attributes?: Record<string, string | number | boolean>;
+}
+
+export interface UsageSummaryRow {
+  kind: string;
+  unit: string;
+  /** The day (`YYYY-MM-DD`, in the tenant's time zone) when grouped by day. */
+  day?: string;
+  quantity: number;
+  costUsd: number;
+  /** How many records were summed. */
+  events: number;
+}
+
+/**
+ * The usage ledger. Writes are batched with other concurrent writes (one statement per batch).
+ * @example
+ * await ctx.usage.record({ tenantId: stage.tenant.id, kind: 'model.tokens.output', quantity: 312, unit: 'token', costUsd: 0.0002, ref: stage.message.id });
+ * const month = await ctx.usage.summary({ tenantId: 'acme', from: new Date('2026-12-01'), to: new Date('2027-01-01'), groupBy: 'kind' });
+ * const spent = month.reduce((sum, row) => sum + row.costUsd, 0);
+ */
+export interface UsageLedger {
+  /** Records one event under this plugin's name; `recorded` is false when its ref was already recorded. */
+  record(usage: UsageRecord): Promise<{ recorded: boolean }>;
+  /** Totals of `[from, to)` by kind and unit, or by day, kind and unit. */
+  summary(query: { tenantId: string; from: Date; to: Date; groupBy?: 'kind' | 'day'; kind?: string }): Promise<UsageSummaryRow[]>;
 }
 
 // ---- health, data subjects ---------------------------------------------------------------------
@@ -241,14 +408,32 @@ export interface PluginContext<O = unknown, S = unknown> {
    * so STOP and HELP never reach the tenant's stages). When one stops, the tenant's pipeline does not run.
    */
   channelStages(channel: string, stageNames: string[]): void;
+  /**
+   * A reply stage (see `ReplyStageDefinition`): runs on every outgoing message of the tenants whose
+   * `replyPipeline` names it, replies and other sends alike, before the outbox.
+   */
+  replyStage(stage: ReplyStageDefinition<S>): void;
   sender(sender: ChannelSender<S>): void;
   job<D>(job: JobDefinition<D>): void;
+  /** A recurring job on a cron pattern in a time zone, run once per tick across instances (see `ScheduleDefinition`). */
+  schedule(schedule: ScheduleDefinition): void;
   readonly jobs: JobScheduler;
   migrations(migrations: Migration[]): void;
   health(check: HealthCheck): void;
   dataSubjects(provider: DataSubjectProvider): void;
   /** Alerts: plugins raise and resolve them by key; sinks (log, Slack) deliver them. */
   readonly alerts: AlertApi;
+  /**
+   * Fire-and-forget work the kernel keeps track of: a failure is logged with this plugin's name and
+   * `what`, and counted in `parley_background_failures_total{plugin}`; shutdown waits for it (within
+   * `server.shutdownTimeoutMs`) before the plugins' stop hooks run.
+   * @example
+   * await ack();
+   * ctx.background(slack.chat.update({ channel, ts, blocks }), 'show the acknowledgement in Slack');
+   */
+  background(work: Promise<unknown>, what: string): void;
+  /** The per-tenant usage ledger (cost events); records carry this plugin's name. */
+  readonly usage: UsageLedger;
   /**
    * Share a service with plugins that depend on this one (tsyringe, explicit token).
    * @example

@@ -15,6 +15,8 @@ export interface TenantInfo {
   timezone: string;
   fallbackReply: string | null;
   pipeline: readonly string[];
+  /** Reply stages every outgoing message of this tenant runs through, in order. */
+  replyPipeline: readonly string[];
 }
 
 export type Principal = { kind: 'operator' } | { kind: 'tenant'; tenantId: string; keyId: string };
@@ -67,6 +69,7 @@ export class TenantDirectory {
         timezone: t.timezone,
         fallbackReply: t.fallbackReply,
         pipeline: Object.freeze([...t.pipeline]),
+        replyPipeline: Object.freeze([...t.replyPipeline]),
       });
       for (const key of t.apiKeys) this.configKeyHashes.set(hashApiKey(key), Buffer.from(t.id));
     }

@@ -25,14 +25,20 @@ const routes = (tenant: string, own: { message: string; conversation: string; ou
   ['GET', `/v1/tenants/${tenant}/dead-letters`],
   ['GET', `/v1/tenants/${tenant}/keys`],
   ['GET', `/v1/tenants/${tenant}/consent/+15551234567`],
+  ['GET', `/v1/tenants/${tenant}/usage?groupBy=day`],
+  ['GET', `/v1/tenants/${tenant}/conversations/${own.conversation}/handoff`],
+  ['PUT', `/v1/tenants/${tenant}/conversations/${own.conversation}/handoff`],
   ['POST', `/v1/tenants/${tenant}/messages`],
 ] as const;
+
+/** A valid body for the route's method, so a refusal can only come from the key. */
+const bodyFor = (method: 'POST' | 'PUT') => (method === 'POST' ? { from: 'x', text: 'y' } : { state: 'bot' });
 
 describe('tenant isolation on every admin route', () => {
   it('answers 401 to a missing or forged key', async () => {
     for (const [method, path] of routes('acme', ids.acme)) {
       for (const key of [undefined, 'forged-key', `${KEYS.acme}x`]) {
-        const r = await gw.request(method, path, { ...(key ? { key } : {}), ...(method === 'POST' ? { body: { from: 'x', text: 'y' } } : {}) });
+        const r = await gw.request(method, path, { ...(key ? { key } : {}), ...(method !== 'GET' ? { body: bodyFor(method) } : {}) });
         expect(r.status, `${method} ${path} with ${key}`).toBe(401);
         expect(r.body.error.code).toBe('PARLEY_UNAUTHENTICATED');
       }
@@ -42,7 +48,7 @@ describe('tenant isolation on every admin route', () => {
   it("answers 403 to another tenant's key and never returns its rows", async () => {
     for (const [tenant, own, stranger] of [['acme', ids.acme, KEYS.globex], ['globex', ids.globex, KEYS.acme]] as const) {
       for (const [method, path] of routes(tenant, own)) {
-        const r = await gw.request(method, path, { key: stranger, ...(method === 'POST' ? { body: { from: 'x', text: 'y' } } : {}) });
+        const r = await gw.request(method, path, { key: stranger, ...(method !== 'GET' ? { body: bodyFor(method) } : {}) });
         expect(r.status, `${method} ${path}`).toBe(403);
         expect(r.text).not.toContain(own.message);
       }
@@ -54,6 +60,7 @@ describe('tenant isolation on every admin route', () => {
       `/v1/tenants/acme/messages/${ids.globex.message}`,
       `/v1/tenants/acme/conversations/${ids.globex.conversation}/messages`,
       `/v1/tenants/acme/outbox/${ids.globex.outbox}`,
+      `/v1/tenants/acme/conversations/${ids.globex.conversation}/handoff`,
     ];
     for (const path of cross) {
       const r = await gw.request('GET', path, { key: KEYS.acme });
@@ -61,13 +68,17 @@ describe('tenant isolation on every admin route', () => {
     }
     const retry = await gw.request('POST', `/v1/tenants/acme/outbox/${ids.globex.outbox}/retry`, { key: KEYS.acme });
     expect(retry.status).toBe(404);
+    const handoff = await gw.request('PUT', `/v1/tenants/acme/conversations/${ids.globex.conversation}/handoff`, { key: KEYS.acme, body: { state: 'human' } });
+    expect(handoff.status).toBe(404);
+    const globexHandoff = await gw.request('GET', `/v1/tenants/globex/conversations/${ids.globex.conversation}/handoff`, { key: KEYS.globex });
+    expect(globexHandoff.body.handoff.state).toBe('bot');
     const list = await gw.request('GET', '/v1/tenants/acme/outbox', { key: KEYS.acme });
     expect(list.body.outbox.every((i: { tenantId: string }) => i.tenantId === 'acme')).toBe(true);
   });
 
   it('lets a tenant key read its own data and the operator key read everyone', async () => {
     for (const [method, path] of routes('acme', ids.acme)) {
-      if (method === 'POST') continue;
+      if (method !== 'GET') continue;
       expect((await gw.request(method, path, { key: KEYS.acme })).status, path).toBe(200);
       expect((await gw.request(method, path, { key: KEYS.operator })).status, path).toBe(200);
     }

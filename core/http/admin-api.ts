@@ -10,6 +10,7 @@ import { badRequest, notFound, unauthenticated } from '../errors.js';
 import { generateApiKey, hashApiKey } from '../tenancy.js';
 import { loadOutbound, toOutbound } from '../storage/message-store.js';
 import { consentAddress } from '../consent.js';
+import { readHandoff, setHandoff } from '../handoff.js';
 import { param, bearerKey } from './app.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -18,6 +19,13 @@ const listQuery = z.object({
   limit: z.coerce.number().int().min(1).max(500).default(50),
   before: z.string().datetime({ offset: true }).optional(),
   status: z.string().regex(/^[a-z-]+$/).optional(),
+});
+
+const usageQuery = z.object({
+  from: z.coerce.date().optional(),
+  to: z.coerce.date().optional(),
+  groupBy: z.enum(['kind', 'day']).default('kind'),
+  kind: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/).optional(),
 });
 
 function parseQuery(query: unknown) {
@@ -51,7 +59,7 @@ export function adminRouter(gateway: Gateway, auth: RouteHelpers): Router {
   r.get('/tenants/:tenant/conversations', tenantAuth, async (req, res) => {
     const q = parseQuery(req.query);
     const { rows } = await db().query(
-      `SELECT id, channel, participant, created_at AS "createdAt", last_message_at AS "lastMessageAt" FROM parley_conversations
+      `SELECT id, channel, participant, handoff, created_at AS "createdAt", last_message_at AS "lastMessageAt" FROM parley_conversations
        WHERE tenant_id = $1 AND ($2::timestamptz IS NULL OR last_message_at < $2) ORDER BY last_message_at DESC LIMIT $3`,
       [param(req, 'tenant'), q.before ?? null, q.limit],
     );
@@ -72,6 +80,25 @@ export function adminRouter(gateway: Gateway, auth: RouteHelpers): Router {
       [param(req, 'tenant'), id, q.limit],
     );
     res.json({ messages: rows.reverse() });
+  });
+
+  r.get('/tenants/:tenant/conversations/:id/handoff', tenantAuth, async (req, res) => {
+    const id = uuidParam(param(req, 'id'), 'conversation');
+    const handoff = await readHandoff(db(), param(req, 'tenant'), id);
+    if (!handoff) throw notFound(`No conversation "${id}"`);
+    res.json({ handoff });
+  });
+
+  r.put('/tenants/:tenant/conversations/:id/handoff', tenantAuth, async (req, res) => {
+    const id = uuidParam(param(req, 'id'), 'conversation');
+    const body = z.object({ state: z.enum(['bot', 'human']), reason: z.string().max(500).optional() }).safeParse(req.body ?? {});
+    if (!body.success) throw badRequest('Body must be { "state": "bot" | "human", "reason"?: string }');
+    const tenantId = param(req, 'tenant');
+    const by = req.principal?.kind === 'tenant' ? `key:${req.principal.keyId}` : 'operator';
+    const result = await setHandoff(db(), { tenantId, conversationId: id, state: body.data.state, reason: body.data.reason ?? null, by });
+    if (!result) throw notFound(`No conversation "${id}"`);
+    if (result.changed) gateway.metrics.handoffs.inc({ tenant: tenantId, to: body.data.state, by: 'operator' });
+    res.json({ handoff: result.handoff });
   });
 
   r.get('/tenants/:tenant/messages/:id', tenantAuth, async (req, res) => {
@@ -113,7 +140,7 @@ export function adminRouter(gateway: Gateway, auth: RouteHelpers): Router {
     const id = uuidParam(param(req, 'id'), 'outbox item');
     const { rows } = await db().query<{ id: string; tenant_id: string; attempts: number }>(
       `WITH upd AS (UPDATE parley_outbox SET status = 'pending', error = NULL, error_code = NULL, updated_at = now()
-         WHERE tenant_id = $1 AND id = $2 AND status IN ('dead', 'failed', 'undelivered') RETURNING id, tenant_id, attempts),
+         WHERE tenant_id = $1 AND id = $2 AND status IN ('dead', 'failed', 'undelivered', 'held') RETURNING id, tenant_id, attempts),
        ev AS (INSERT INTO parley_outbox_events (outbox_id, tenant_id, status, detail) SELECT id, tenant_id, 'pending', '{"retry": "admin"}'::jsonb FROM upd)
        SELECT * FROM upd`,
       [param(req, 'tenant'), id],
@@ -121,7 +148,7 @@ export function adminRouter(gateway: Gateway, auth: RouteHelpers): Router {
     if (!rows[0]) {
       const item = await loadOutbound(db(), param(req, 'tenant'), id);
       if (!item) throw notFound(`No outbox item "${id}"`);
-      throw badRequest(`Only dead, failed or undelivered items can be retried (this one is ${item.status})`);
+      throw badRequest(`Only dead, failed, undelivered or held items can be retried (this one is ${item.status})`);
     }
     await gateway.outbox.enqueue([{ id: rows[0].id, tenantId: rows[0].tenant_id }], Date.now());
     res.status(202).json({ item: await loadOutbound(db(), param(req, 'tenant'), id) });
@@ -131,6 +158,15 @@ export function adminRouter(gateway: Gateway, auth: RouteHelpers): Router {
     const address = consentAddress(param(req, 'address'));
     const optedOut = await gateway.consent.isOptedOut(param(req, 'tenant'), address);
     res.json({ address, status: optedOut ? 'opted-out' : 'opted-in', history: await gateway.consent.history(param(req, 'tenant'), address) });
+  });
+
+  r.get('/tenants/:tenant/usage', tenantAuth, async (req, res) => {
+    const q = usageQuery.safeParse(req.query);
+    if (!q.success) throw badRequest(`Invalid query: ${q.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    const to = q.data.to ?? new Date();
+    const from = q.data.from ?? new Date(to.getTime() - 30 * 24 * 3600_000);
+    const usage = await gateway.usage.summary({ tenantId: param(req, 'tenant'), from, to, groupBy: q.data.groupBy, ...(q.data.kind ? { kind: q.data.kind } : {}) });
+    res.json({ from, to, groupBy: q.data.groupBy, usage });
   });
 
   r.get('/tenants/:tenant/keys', tenantAuth, async (req, res) => {

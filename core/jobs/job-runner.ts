@@ -5,7 +5,8 @@
 import { Queue, Worker, UnrecoverableError, withBackend, createPostgresBackend, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { JobDefinition, JobScheduler } from '../plugin.js';
+import { CronExpressionParser } from 'cron-parser';
+import type { JobDefinition, JobScheduler, ScheduleDefinition } from '../plugin.js';
 import type { CoreMetrics } from '../metrics.js';
 import { ParleyError } from '../errors.js';
 
@@ -20,7 +21,14 @@ export interface JobBackendOptions {
   namespace?: string;
 }
 
-type AnyQueue = { add: Queue['add']; getJobCounts: Queue['getJobCounts']; close: Queue['close']; getJob: Queue['getJob'] };
+type AnyQueue = {
+  add: Queue['add'];
+  getJobCounts: Queue['getJobCounts'];
+  close: Queue['close'];
+  getJob: Queue['getJob'];
+  upsertJobScheduler: Queue['upsertJobScheduler'];
+  getJobSchedulers: Queue['getJobSchedulers'];
+};
 type AnyWorker = { close: Worker['close']; on: Worker['on']; isRunning: Worker['isRunning']; run: Worker['run'] };
 
 /**
@@ -37,6 +45,7 @@ export function backoffStrategy(attemptsMade: number, _type?: string, error?: Er
 
 export class JobRunner implements JobScheduler {
   private readonly definitions = new Map<string, JobDefinition<any>>();
+  private readonly schedules = new Map<string, ScheduleDefinition>();
   private readonly queues = new Map<string, AnyQueue>();
   private readonly workers: AnyWorker[] = [];
   private redis: Redis | undefined;
@@ -52,6 +61,31 @@ export class JobRunner implements JobScheduler {
     if (this.definitions.has(def.name)) throw new ParleyError('PARLEY_PLUGIN_INVALID', `Job "${def.name}" is registered twice (plugin "${owner}")`, 500, { plugin: owner });
     if (this.started) throw new ParleyError('PARLEY_PLUGIN_INVALID', `Job "${def.name}" registered after start`, 500, { plugin: owner });
     this.definitions.set(def.name, def);
+  }
+
+  /** A recurring job: a queue of its own, and a job scheduler in the backend (upserted at start). */
+  schedule(def: ScheduleDefinition, owner: string): void {
+    const invalid = (why: string) => new ParleyError('PARLEY_SCHEDULE_INVALID', `Schedule "${def.name}" of plugin "${owner}": ${why}`, 500, { plugin: owner });
+    const timezone = def.timezone ?? 'UTC';
+    try {
+      new Intl.DateTimeFormat('en-US', { timeZone: timezone });
+    } catch {
+      throw invalid(`unknown time zone "${timezone}" (use an IANA name such as Europe/Paris)`);
+    }
+    try {
+      CronExpressionParser.parse(def.cron, { tz: timezone, strict: false });
+    } catch (error) {
+      throw invalid(`"${def.cron}" is not a cron pattern: ${(error as Error).message}`);
+    }
+    this.define({ name: def.name, attempts: def.attempts ?? 3, backoffMs: def.backoffMs ?? 5_000, concurrency: 1, process: (_data, job) => def.process({ scheduledAt: job.scheduledAt ?? new Date(), jobId: job.id, attemptsMade: job.attemptsMade }) }, owner);
+    this.schedules.set(def.name, { ...def, timezone });
+  }
+
+  /** What the backend holds for a schedule: BullMQ's scheduler record (pattern, time zone, next run). */
+  async scheduler(name: string): Promise<{ key: string; pattern?: string; tz?: string; next?: number }[]> {
+    const q = this.queues.get(name);
+    if (!q) throw new ParleyError('PARLEY_INTERNAL', `No job queue named "${name}"`);
+    return q.getJobSchedulers();
   }
 
   private classes() {
@@ -79,6 +113,16 @@ export class JobRunner implements JobScheduler {
   async prepare(): Promise<void> {
     const c = this.classes();
     for (const name of this.definitions.keys()) this.queues.set(name, c.queue(name));
+    // Upserting is idempotent: every instance does it at start, the backend keeps one scheduler per
+    // name, and a changed pattern replaces the old one.
+    for (const [name, def] of this.schedules) {
+      const attempts = def.attempts ?? 3;
+      await this.queues.get(name)!.upsertJobScheduler(name, { pattern: def.cron, tz: def.timezone ?? 'UTC' }, {
+        name,
+        data: {},
+        opts: { attempts, backoff: { type: 'parley', delay: def.backoffMs ?? 5_000 }, removeOnComplete: { age: 3600, count: 100 }, removeOnFail: { age: 7 * 24 * 3600 } },
+      });
+    }
   }
 
   async startWorkers(): Promise<void> {
@@ -86,7 +130,7 @@ export class JobRunner implements JobScheduler {
     for (const [name, def] of this.definitions) {
       const worker = c.worker(
         name,
-        async (job: Job) => def.process(job.data, { id: job.id, attemptsMade: job.attemptsMade, name: job.name }),
+        async (job: Job) => def.process(job.data, { id: job.id, attemptsMade: job.attemptsMade, name: job.name, ...(job.opts.prevMillis ? { scheduledAt: new Date(job.opts.prevMillis) } : {}) }),
         def.concurrency ?? 4,
       );
       worker.on('completed', () => this.opts.metrics.jobsCompleted.inc({ queue: name }));

@@ -3,7 +3,7 @@
  */
 import type { Pool, PoolClient } from 'pg';
 import type { HistoryEntry, InboundDraft, InboundMessage, MediaAttachment, OutboundMessage, OutboxStatus, ReplyDraft } from '../message.js';
-import type { StageRecord } from '../plugin.js';
+import type { HandoffChange, HandoffState, ReplyVerdict, StageRecord } from '../plugin.js';
 import { consentAddress } from '../consent.js';
 
 type Queryable = Pool | PoolClient;
@@ -14,6 +14,7 @@ export const STATUS_RANK: Record<OutboxStatus, number> = {
   retrying: 1,
   sending: 2,
   blocked: 3,
+  held: 3,
   dead: 3,
   sent: 4,
   undelivered: 5,
@@ -40,6 +41,7 @@ interface OutboxRow {
   provider_message_id: string | null;
   error_code: string | null;
   error: string | null;
+  details: Record<string, unknown> | null;
   created_at: Date;
   updated_at: Date;
 }
@@ -62,6 +64,7 @@ export function toOutbound(row: OutboxRow): OutboundMessage {
     providerMessageId: row.provider_message_id,
     errorCode: row.error_code,
     error: row.error,
+    details: row.details ?? {},
     createdAt: row.created_at,
     updatedAt: row.updated_at,
   };
@@ -72,7 +75,7 @@ export function toOutbound(row: OutboxRow): OutboundMessage {
  * A duplicate comes with the original's id and status.
  */
 export type RecordInboundResult =
-  | { duplicate: false; message: InboundMessage; claim: string }
+  | { duplicate: false; message: InboundMessage; claim: string; handoff: HandoffState }
   | { duplicate: true; inboundId: string; status: string };
 
 /**
@@ -94,7 +97,7 @@ export async function recordInboundMany(db: Queryable, items: { tenantId: string
     raw: draft.raw ?? null,
     received_at: (draft.receivedAt ?? new Date()).toISOString(),
   }));
-  const { rows } = await db.query<{ idx: number; id: string | null; conversation_id: string | null; inserted: boolean; status: string | null; claim: string | null }>(
+  const { rows } = await db.query<{ idx: number; id: string | null; conversation_id: string | null; inserted: boolean; status: string | null; claim: string | null; handoff: HandoffState | null }>(
     `WITH input AS (
        SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(idx int, tenant_id text, channel text, thread_key text, participant text, pmid text,
          to_address text, body text, media jsonb, attributes jsonb, raw jsonb, received_at timestamptz)
@@ -103,7 +106,7 @@ export async function recordInboundMany(db: Queryable, items: { tenantId: string
        SELECT DISTINCT ON (tenant_id, channel, thread_key) tenant_id, channel, thread_key, participant, received_at
          FROM input ORDER BY tenant_id, channel, thread_key, received_at DESC
        ON CONFLICT (tenant_id, channel, thread_key) DO UPDATE SET last_message_at = GREATEST(parley_conversations.last_message_at, EXCLUDED.last_message_at)
-       RETURNING id, tenant_id, channel, thread_key
+       RETURNING id, tenant_id, channel, thread_key, handoff
      ), ins AS (
        INSERT INTO parley_inbound (tenant_id, channel, provider_message_id, conversation_id, from_address, to_address, body, media, attributes, raw, received_at, status)
        SELECT DISTINCT ON (i.tenant_id, i.channel, i.pmid) i.tenant_id, i.channel, i.pmid, c.id, i.participant, i.to_address, i.body, i.media, i.attributes, i.raw, i.received_at, 'processing'
@@ -114,7 +117,8 @@ export async function recordInboundMany(db: Queryable, items: { tenantId: string
      ), claim AS (
        INSERT INTO parley_inbound_claims (inbound_id, tenant_id) SELECT id, tenant_id FROM ins RETURNING inbound_id, token
      )
-     SELECT i.idx, COALESCE(n.id, e.id) AS id, COALESCE(n.conversation_id, e.conversation_id) AS conversation_id, n.id IS NOT NULL AS inserted, COALESCE(n.status, e.status) AS status, c.token AS claim
+     SELECT i.idx, COALESCE(n.id, e.id) AS id, COALESCE(n.conversation_id, e.conversation_id) AS conversation_id, n.id IS NOT NULL AS inserted, COALESCE(n.status, e.status) AS status, c.token AS claim,
+            (SELECT v.handoff FROM conv v WHERE v.id = n.conversation_id) AS handoff
        FROM input i
        LEFT JOIN ins n ON n.tenant_id = i.tenant_id AND n.channel = i.channel AND n.provider_message_id = i.pmid
        LEFT JOIN claim c ON c.inbound_id = n.id
@@ -134,6 +138,7 @@ export async function recordInboundMany(db: Queryable, items: { tenantId: string
     return {
       duplicate: false,
       claim: row.claim!,
+      handoff: row.handoff ?? 'bot',
       message: {
         id: row.id,
         tenantId,
@@ -180,6 +185,17 @@ async function findConcurrentWinners(
   }
 }
 
+/** A reply after the reply stages: its final text, their annotations and, when one stopped it, the verdict. */
+export interface OutgoingReply extends ReplyDraft {
+  verdict?: ReplyVerdict | null;
+  annotations?: Record<string, unknown>;
+}
+
+/** How a reply stage's verdict is recorded on the outbox item. */
+export function verdictColumns(verdict: ReplyVerdict | null | undefined): { status: 'blocked' | 'held' | null; error_code: string | null; error: string | null } {
+  return verdict ? { status: verdict.status, error_code: verdict.stage, error: verdict.reason } : { status: null, error_code: null, error: null };
+}
+
 export interface FinishInbound {
   tenantId: string;
   inbound: InboundMessage;
@@ -190,9 +206,11 @@ export interface FinishInbound {
   error: string | null;
   stages: StageRecord[];
   annotations: Record<string, unknown>;
-  replies: ReplyDraft[];
+  replies: OutgoingReply[];
   /** `inline`: the replies go back in the webhook response and are recorded as sent. */
   via: 'inline' | 'api';
+  /** A handoff a stage asked for: stored on the conversation in the same statement. */
+  handoff?: HandoffChange | undefined;
 }
 
 /**
@@ -208,7 +226,10 @@ export type FinishResult = { superseded: false; replies: OutboundMessage[] } | {
  * (`sent` inline or `pending`) is its row's own; `parley_outbox_events` holds what happened after.
  */
 export async function finishInboundMany(db: Queryable, items: FinishInbound[]): Promise<FinishResult[]> {
-  const done = items.map((f) => ({ tenant_id: f.tenantId, id: f.inbound.id, claim: f.claim, status: f.status, stop_reason: f.stopReason, error: f.error, stages: f.stages, annotations: f.annotations }));
+  const done = items.map((f) => ({
+    tenant_id: f.tenantId, id: f.inbound.id, conversation_id: f.inbound.conversationId, claim: f.claim, status: f.status, stop_reason: f.stopReason, error: f.error, stages: f.stages, annotations: f.annotations,
+    handoff: f.handoff?.state ?? null, handoff_reason: f.handoff?.reason ?? null, handoff_by: f.handoff ? `stage:${f.handoff.stage}` : null,
+  }));
   const replies = items.flatMap((f) =>
     f.replies.map((r, seq) => ({
       seq,
@@ -225,31 +246,40 @@ export async function finishInboundMany(db: Queryable, items: FinishInbound[]): 
       via: f.via,
       // Inline replies skip the send job, so its consent check happens here, in the same statement.
       consent_address: f.via === 'inline' && r.options?.consentNotice !== true && r.options?.inSession !== true ? consentAddress(f.inbound.from) : null,
+      verdict: verdictColumns(r.verdict),
+      details: r.annotations && Object.keys(r.annotations).length ? { annotations: r.annotations } : {},
     })),
   );
   const { rows } = await db.query<OutboxRow & { held_id: string }>(
     `WITH f AS (
-       SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(tenant_id text, id uuid, claim uuid, status text, stop_reason text, error text, stages jsonb, annotations jsonb)
+       SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(tenant_id text, id uuid, conversation_id uuid, claim uuid, status text, stop_reason text, error text, stages jsonb, annotations jsonb,
+         handoff text, handoff_reason text, handoff_by text)
      ), held AS (
        DELETE FROM parley_inbound_claims c USING f WHERE c.inbound_id = f.id AND c.token = f.claim RETURNING c.inbound_id
+     ), handoff AS (
+       UPDATE parley_conversations c SET handoff = f.handoff, handoff_reason = f.handoff_reason, handoff_by = f.handoff_by, handoff_at = now()
+       FROM f JOIN held h ON h.inbound_id = f.id WHERE f.handoff IS NOT NULL AND c.tenant_id = f.tenant_id AND c.id = f.conversation_id
      ), upd AS (
        UPDATE parley_inbound i SET status = f.status, stop_reason = f.stop_reason, error = f.error, stages = f.stages, annotations = f.annotations, processed_at = now()
        FROM f JOIN held h ON h.inbound_id = f.id WHERE i.tenant_id = f.tenant_id AND i.id = f.id
      ), r AS (
        SELECT x.* FROM jsonb_to_recordset($2::jsonb) AS x(seq int, tenant_id text, channel text, conversation_id uuid, inbound_id uuid, to_address text,
-         from_address text, body text, media jsonb, options jsonb, status text, via text, consent_address text)
+         from_address text, body text, media jsonb, options jsonb, status text, via text, consent_address text, verdict jsonb, details jsonb)
        JOIN held h ON h.inbound_id = x.inbound_id
      ), rs AS (
-       SELECT r.*, CASE WHEN r.consent_address IS NOT NULL AND EXISTS (
+       -- A reply stage's verdict first; consent is the kernel's, after every reply stage.
+       SELECT r.*, CASE WHEN r.verdict->>'status' IS NOT NULL THEN 'verdict' WHEN r.consent_address IS NOT NULL AND EXISTS (
            SELECT 1 FROM parley_consent c WHERE c.tenant_id = r.tenant_id AND c.address = r.consent_address AND c.status = 'opted-out'
-         ) THEN 'blocked' ELSE r.status END AS final_status
+         ) THEN 'consent' END AS stopped_by
        FROM r
      ), ins AS (
-       INSERT INTO parley_outbox (tenant_id, channel, conversation_id, inbound_id, seq, to_address, from_address, body, media, options, status, via, sent_at, error_code, error)
-       SELECT tenant_id, channel, conversation_id, inbound_id, seq, to_address, from_address, body, media, options, final_status, via,
-         CASE WHEN final_status = 'sent' THEN now() END,
-         CASE WHEN final_status = 'blocked' THEN 'opted-out' END,
-         CASE WHEN final_status = 'blocked' THEN 'The recipient opted out' END
+       INSERT INTO parley_outbox (tenant_id, channel, conversation_id, inbound_id, seq, to_address, from_address, body, media, options, status, via, sent_at, error_code, error, details)
+       SELECT tenant_id, channel, conversation_id, inbound_id, seq, to_address, from_address, body, media, options,
+         CASE stopped_by WHEN 'verdict' THEN verdict->>'status' WHEN 'consent' THEN 'blocked' ELSE status END, via,
+         CASE WHEN stopped_by IS NULL AND status = 'sent' THEN now() END,
+         CASE stopped_by WHEN 'verdict' THEN verdict->>'error_code' WHEN 'consent' THEN 'opted-out' END,
+         CASE stopped_by WHEN 'verdict' THEN verdict->>'error' WHEN 'consent' THEN 'The recipient opted out' END,
+         details
        FROM rs
        ON CONFLICT (inbound_id, seq) WHERE inbound_id IS NOT NULL DO NOTHING
        RETURNING *
@@ -276,12 +306,14 @@ export async function repliesFor(db: Queryable, tenantId: string, inboundId: str
 
 export async function insertOutbound(
   db: Queryable,
-  m: { tenantId: string; channel: string; to: string; from: string; text: string; media: MediaAttachment[]; options: Record<string, unknown>; conversationId: string | null },
+  m: { id?: string; tenantId: string; channel: string; to: string; from: string; text: string; media: MediaAttachment[]; options: Record<string, unknown>; conversationId: string | null; verdict?: ReplyVerdict | null; annotations?: Record<string, unknown> },
 ): Promise<OutboundMessage> {
+  const v = verdictColumns(m.verdict);
+  const details = m.annotations && Object.keys(m.annotations).length ? { annotations: m.annotations } : {};
   const { rows } = await db.query<OutboxRow>(
-    `INSERT INTO parley_outbox (tenant_id, channel, conversation_id, to_address, from_address, body, media, options, status, via)
-     VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8::jsonb, 'pending', 'api') RETURNING *`,
-    [m.tenantId, m.channel, m.conversationId, m.to, m.from, m.text, JSON.stringify(m.media), JSON.stringify(m.options)],
+    `INSERT INTO parley_outbox (id, tenant_id, channel, conversation_id, to_address, from_address, body, media, options, status, via, error_code, error, details)
+     VALUES (COALESCE($1::uuid, gen_random_uuid()), $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, COALESCE($10, 'pending'), 'api', $11, $12, $13::jsonb) RETURNING *`,
+    [m.id ?? null, m.tenantId, m.channel, m.conversationId, m.to, m.from, m.text, JSON.stringify(m.media), JSON.stringify(m.options), v.status, v.error_code, v.error, JSON.stringify(details)],
   );
   return toOutbound(rows[0]!);
 }

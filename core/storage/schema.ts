@@ -1,4 +1,4 @@
-/** The kernel's own tables: conversations, inbound messages, the outbox and its history, consent, keys. */
+/** The kernel's own tables: conversations, inbound messages, the outbox and its history, consent, keys, usage. */
 import type { Migration } from '../plugin.js';
 
 export const coreMigrations: Migration[] = [
@@ -150,6 +150,38 @@ UPDATE parley_outbox o SET details = o.details || jsonb_build_object('duplicateO
   FROM ranked r WHERE r.id = o.id AND r.n > 1;
 DROP INDEX parley_outbox_inbound;
 CREATE UNIQUE INDEX parley_outbox_inbound_seq ON parley_outbox (inbound_id, seq) WHERE inbound_id IS NOT NULL;
+`,
+  },
+  {
+    id: '003_usage',
+    sql: `
+-- Every cost event (model tokens, SMS segments, call minutes) per tenant, for cost guards and billing.
+-- No personal data: no addresses, no bodies. A ref (a message id) makes a re-run record nothing twice.
+CREATE TABLE parley_usage (
+  id bigserial PRIMARY KEY,
+  tenant_id text NOT NULL,
+  kind text NOT NULL,
+  quantity numeric NOT NULL,
+  unit text NOT NULL,
+  cost_usd numeric(16, 8),
+  plugin text NOT NULL,
+  ref text,
+  attributes jsonb NOT NULL DEFAULT '{}',
+  at timestamptz NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX parley_usage_ref ON parley_usage (tenant_id, kind, ref) WHERE ref IS NOT NULL;
+CREATE INDEX parley_usage_tenant_at ON parley_usage (tenant_id, at);
+`,
+  },
+  {
+    id: '004_handoff',
+    sql: `
+-- Who answers a conversation: the tenant's bot stages, or a human (they are skipped meanwhile).
+ALTER TABLE parley_conversations
+  ADD COLUMN handoff text NOT NULL DEFAULT 'bot' CHECK (handoff IN ('bot', 'human')),
+  ADD COLUMN handoff_reason text,
+  ADD COLUMN handoff_by text,
+  ADD COLUMN handoff_at timestamptz;
 `,
   },
 ];

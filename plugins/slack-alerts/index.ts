@@ -53,8 +53,11 @@ export function createSlackAlerts(deps: SlackAlertsDeps = {}) {
       });
       ctx.migrations(migrations);
       ctx.alerts.sink({ name: 'slack', deliver: (event) => sink.deliver(event) });
+      if (options.remindUnacknowledged) {
+        ctx.schedule({ name: 'slack-alerts-remind', cron: options.remindUnacknowledged.cron, timezone: options.remindUnacknowledged.timezone, process: () => sink.remindUnacknowledged() });
+      }
 
-      const actions = createActionsWebhook({ options, slackLog, log, sink, metrics });
+      const actions = createActionsWebhook({ options, slackLog, log, sink, metrics, background: ctx.background });
       ctx.routes(actions.routes);
       const rules = createRuleLoop({ ctx, options, sink, metrics, now });
 
@@ -72,7 +75,6 @@ export function createSlackAlerts(deps: SlackAlertsDeps = {}) {
         start: rules.start,
         async stop() {
           await rules.stop();
-          await actions.stop();
           await sink.idle();
         },
       };

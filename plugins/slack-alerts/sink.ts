@@ -119,7 +119,7 @@ export interface SlackSinkDeps {
   quietPeriodFor(key: string): number;
   renderOptionsFor(tenantId: string | null): RenderOptions;
   /** Counts what happened, for metrics. */
-  observe(event: 'posted' | 'updated' | 'escalated' | 'suppressed' | 'failed'): void;
+  observe(event: 'posted' | 'updated' | 'escalated' | 'reminded' | 'suppressed' | 'failed'): void;
 }
 
 export class SlackAlertSink {
@@ -205,6 +205,22 @@ export class SlackAlertSink {
       }
     }
     return synced;
+  }
+
+  /** Posts a reminder in the thread of each alert still firing that nobody acknowledged; returns how many. */
+  async remindUnacknowledged(): Promise<number> {
+    const { rows } = await this.deps.db.query<{ id: string; tenant_id: string | null; summary: string; channel: string; ts: string }>(
+      `SELECT a.id, a.tenant_id, a.summary, a.channel, a.ts FROM slack_alerts a
+        WHERE a.state = 'firing' AND a.channel IS NOT NULL AND a.ts IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM slack_alert_acks k WHERE k.alert_id = a.id)
+        ORDER BY a.first_at LIMIT 50`,
+    );
+    for (const row of rows) {
+      const text = `${this.deps.renderOptionsFor(row.tenant_id).mention ?? ''} Still firing and not acknowledged: ${row.summary}`.trim();
+      await this.deps.web.chat.postMessage({ channel: row.channel, thread_ts: row.ts, reply_broadcast: true, text });
+      this.deps.observe('reminded');
+    }
+    return rows.length;
   }
 
   /** Counts for the health check: rows Slack has not caught up with, and the last error. */

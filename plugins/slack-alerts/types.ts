@@ -75,6 +75,11 @@ export const optionsSchema = z
     criticalMention: z.string().optional(),
     /** How often rules are evaluated and undelivered Slack updates retried. */
     evaluateEveryMs: z.number().int().min(50).default(30_000),
+    /**
+     * Reminds, in its thread, of every alert still firing that nobody acknowledged, on this cron
+     * schedule (`0 9 * * 1-5`: weekdays at 09:00 in `timezone`). Runs once per tick across instances.
+     */
+    remindUnacknowledged: z.object({ cron: z.string().min(1), timezone: z.string().default('UTC') }).optional(),
     /** Web API retries (429 answers are retried after their Retry-After). */
     retries: z.number().int().min(0).max(10).default(5),
     rules: z.array(ruleSchema).prefault(DEFAULT_RULES),

@@ -7,6 +7,7 @@
 import express from 'express';
 import { App, ExpressReceiver, type Logger as BoltLogger } from '@slack/bolt';
 import type { Logger } from 'pino';
+import type { PluginContext } from 'parley';
 import { ACK_ACTION_ID, LINK_ACTION_ID } from './blocks.js';
 import type { SlackMetrics } from './metrics.js';
 import type { SlackAlertSink } from './sink.js';
@@ -21,9 +22,11 @@ export interface ActionsDeps {
   log: Logger;
   sink: SlackAlertSink;
   metrics: SlackMetrics;
+  /** The kernel's tracked fire-and-forget work: the message edits run after Slack has its answer. */
+  background: PluginContext['background'];
 }
 
-/** The Bolt app behind the actions route, and `stop` to wait for the message edits still running. */
+/** The Bolt app behind the actions route. */
 export function createActionsWebhook(deps: ActionsDeps) {
   const { options, slackLog, log, sink } = deps;
   const router = express.Router();
@@ -42,11 +45,6 @@ export function createActionsWebhook(deps: ActionsDeps) {
     tokenVerificationEnabled: false,
     clientOptions: { slackApiUrl: options.apiUrl, logger: slackLog },
   });
-  const background = new Set<Promise<unknown>>();
-  const track = (p: Promise<unknown>) => {
-    background.add(p);
-    void p.finally(() => background.delete(p)).catch(() => undefined);
-  };
   bolt.action({ action_id: ACK_ACTION_ID, type: 'block_actions' }, async ({ ack, action, body }) => {
     const alertId = action.type === 'button' ? action.value : undefined;
     if (!alertId) {
@@ -64,7 +62,10 @@ export function createActionsWebhook(deps: ActionsDeps) {
     await ack();
     if (!known) return;
     deps.metrics.acks.inc();
-    track(sink.sync(alertId).catch((error: unknown) => log.warn({ err: error, alert: alertId }, 'could not show the acknowledgement in Slack; will retry')));
+    deps.background(
+      sink.sync(alertId).catch((error: unknown) => log.warn({ err: error, alert: alertId }, 'could not show the acknowledgement in Slack; will retry')),
+      'show the acknowledgement in Slack',
+    );
   });
   bolt.action({ action_id: LINK_ACTION_ID, type: 'block_actions' }, async ({ ack }) => {
     await ack();
@@ -75,9 +76,6 @@ export function createActionsWebhook(deps: ActionsDeps) {
   return {
     routes: (appRouter: express.Router): void => {
       appRouter.use(router);
-    },
-    async stop(): Promise<void> {
-      await Promise.allSettled([...background]);
     },
   };
 }
