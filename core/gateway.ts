@@ -37,6 +37,8 @@ import { createConsentStore } from './consent.js';
 import { coreDataSubjects } from './data-subjects.js';
 import { createHttpApp, type RouteRegistration } from './http/app.js';
 import { TOKENS } from './tokens.js';
+import { guardInbound } from './inbound-guard.js';
+import { ParkingLot } from './parking.js';
 
 export interface GatewayOptions {
   loaded: LoadedConfig;
@@ -67,6 +69,7 @@ interface PluginState {
 export class Gateway {
   readonly log: Logger;
   readonly registry = new Registry();
+  readonly parking = new ParkingLot({ pool: () => this.db.pool, registry: this.registry, log: () => this.log });
   readonly metrics: CoreMetrics;
   readonly alerts: AlertHub;
   readonly tenants: TenantDirectory;
@@ -381,6 +384,7 @@ export class Gateway {
       receive: (draft, options) => this.receive(draft, options),
       enqueueOutbound: (m) => this.enqueueOutbound(m),
       recordDeliveryStatus: (u) => applyDeliveryStatus(this.db.pool, u),
+      park: (entry) => this.parking.park(entry),
       get consent() {
         return gateway.consent;
       },
@@ -392,7 +396,8 @@ export class Gateway {
    * @example
    * const result = await gateway.receive({ channel: 'http', tenantId: 'demo', from: 'alice', to: 'demo', text: 'hours?', providerMessageId: 'm1' }, { inline: { budgetMs: 5000 } });
    */
-  async receive(draft: InboundDraft, options: ReceiveOptions = {}): Promise<ReceiveResult> {
+  async receive(unchecked: InboundDraft, options: ReceiveOptions = {}): Promise<ReceiveResult> {
+    const draft = guardInbound(unchecked);
     if (this.state !== 'ready') throw new ParleyError('PARLEY_SHUTTING_DOWN', 'Parley is not accepting messages right now', 503);
     const tenant = draft.tenantId ? this.tenants.get(draft.tenantId) : this.tenants.resolve(draft.channel, draft.to);
     if (!tenant) throw new ParleyError('PARLEY_TENANT_UNKNOWN', `No tenant owns ${draft.channel} address ${draft.tenantId ?? hashAddress(draft.to)}`, 404);

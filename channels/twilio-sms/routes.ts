@@ -5,6 +5,7 @@
  */
 import type { Request, Response, Router } from 'express';
 import { notFound } from '../../core/errors.js';
+import { isPoisonInput, poisonReason } from '../../core/inbound-guard.js';
 import { hashAddress } from '../../core/logger.js';
 import type { InboundDraft, OutboundMessage } from '../../core/message.js';
 import type { PluginContext } from '../../core/plugin.js';
@@ -90,7 +91,12 @@ export function smsWebhooks(deps: SmsWebhookDeps): (router: Router) => void {
 
     // A sender who opted out still reaches the pipeline (the business may need the message); the
     // kernel records its replies as blocked and returns only consent notices inline.
-    const result = await ctx.gateway.receive(draft, { inline: { budgetMs: settings.replyBudgetMs } });
+    const result = await ctx.gateway.receive(draft, { inline: { budgetMs: settings.replyBudgetMs } }).catch(async (error: unknown) => {
+      if (!isPoisonInput(error)) throw error;
+      await ctx.gateway.park({ channel: TWILIO_SMS_CHANNEL, tenantId: tenant.id, reason: poisonReason(error), payload: { ...params }, addresses: [sms.from, sms.to] });
+      return undefined;
+    });
+    if (!result) return sendTwiml(res, emptyTwiml());
     if (result.status === 'deferred') ctx.log.info({ tenant: tenant.id, inboundId: result.inboundId, budgetMs: settings.replyBudgetMs }, 'twilio-sms: pipeline slower than the reply budget; replying through the REST API');
     // A retried webhook (duplicate) gets its stored inline replies back, blocked ones included: never send those.
     const { xml, entries } = inlineTwiml(state, result.inline.filter((r) => r.status !== 'blocked'));

@@ -6,8 +6,9 @@
  */
 import type { Request, Router } from 'express';
 import { ParleyError, badRequest, forbidden } from '../../core/errors.js';
+import { isPoisonInput, poisonReason } from '../../core/inbound-guard.js';
 import type { PluginContext } from '../../core/plugin.js';
-import { toInboundDraft } from './inbound.js';
+import { toE164, toInboundDraft } from './inbound.js';
 import type { CloudMetrics } from './metrics.js';
 import { MalformedPayloadError, parseCloudWebhook, type CloudEvent, type CloudStatusEvent } from './payload.js';
 import { sameText, verifyWithAnySecret } from './signature.js';
@@ -94,6 +95,16 @@ export function createCloudWebhook(deps: CloudWebhookDeps) {
     events.inc({ tenant: owner.tenantId, kind: 'message', result: result.status === 'deferred' ? 'recorded' : result.status });
   }
 
+  /** Keeps the webhook (addresses hashed) for the operator, so Meta can get its 200 and stop retrying. */
+  async function parkPoison(payload: unknown, poison: { event: CloudEvent; error: unknown }[]): Promise<void> {
+    const tenantIds = new Set(poison.map(({ event }) => (event.phoneNumberId ? tenants.byPhoneNumberId(event.phoneNumberId)?.tenantId : undefined)));
+    const [tenantId] = tenantIds.size === 1 ? [...tenantIds] : [undefined];
+    const reason = poison.map(({ event, error }) => `${event.kind}: ${poisonReason(error)}`).join('; ');
+    const addresses = poison.flatMap(({ event }) => (event.kind === 'message' ? [toE164(event.from), toE164(event.displayPhoneNumber)] : event.kind === 'status' ? [toE164(event.recipientId)] : []));
+    await ctx.gateway.park({ channel: CHANNEL, tenantId, reason, payload, addresses });
+    for (const { event } of poison) events.inc({ tenant: tenantId ?? 'unknown', kind: event.kind, result: 'parked' });
+  }
+
   function routes(router: Router): void {
     router.get(WEBHOOK_PATH, (req, res) => {
       const mode = query(req, 'hub.mode');
@@ -127,10 +138,13 @@ export function createCloudWebhook(deps: CloudWebhookDeps) {
       // order they were written. Each event waits only for its write, never for a pipeline, so
       // Meta gets its 200 fast; replies go out through the outbox.
       const failures: unknown[] = [];
+      const poison: { event: CloudEvent; error: unknown }[] = [];
       await track(
         (async () => {
           for (const event of parsed) {
             await handleEvent(event, match.appSecret).catch((error: unknown) => {
+              // Input no retry can store (NUL-free text is already repaired by the kernel): parked below.
+              if (isPoisonInput(error)) return void poison.push({ event, error });
               failures.push(error);
               ctx.log.error({ err: error, kind: event.kind }, 'WhatsApp Cloud event failed');
               events.inc({ tenant: event.phoneNumberId ? (tenants.byPhoneNumberId(event.phoneNumberId)?.tenantId ?? 'unknown') : 'unknown', kind: event.kind, result: 'error' });
@@ -138,6 +152,7 @@ export function createCloudWebhook(deps: CloudWebhookDeps) {
           }
         })(),
       );
+      if (poison.length) await parkPoison(req.rawBody ?? req.body, poison);
       if (failures.length) {
         // Not a 200, so Meta delivers the webhook again; events already recorded are deduplicated.
         const first = failures[0];

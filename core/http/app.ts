@@ -11,6 +11,8 @@ import type { RouteHelpers } from '../plugin.js';
 import type { Principal } from '../tenancy.js';
 import { HttpError, ParleyError, forbidden, notFound, unauthenticated } from '../errors.js';
 import { adminRouter } from './admin-api.js';
+import { adminInputGuard, databaseDataError } from './input-guard.js';
+import { parkedRouter } from './parked-api.js';
 
 declare module 'express-serve-static-core' {
   interface Request {
@@ -110,7 +112,9 @@ export function createHttpApp(gateway: Gateway, routes: RouteRegistration[]): Ex
   });
 
   const helpers = createAuth(gateway);
+  app.use('/v1', adminInputGuard);
   app.use('/v1', adminRouter(gateway, helpers));
+  app.use('/v1', parkedRouter(gateway, helpers));
   for (const r of routes) {
     const router = express.Router({ mergeParams: true });
     r.register(router, helpers);
@@ -129,6 +133,8 @@ export function createHttpApp(gateway: Gateway, routes: RouteRegistration[]): Ex
 
 function toHttpError(error: unknown): ParleyError {
   if (error instanceof ParleyError) return error;
+  const data = databaseDataError(error);
+  if (data) return data;
   const e = error as { type?: string; status?: number; message?: string };
   if (e?.type === 'entity.too.large') return new HttpError('PARLEY_PAYLOAD_TOO_LARGE', 'Request body is too large', 413);
   if (e?.type === 'entity.parse.failed') return new HttpError('PARLEY_BAD_REQUEST', 'Request body is not valid JSON', 400);
