@@ -75,7 +75,7 @@ export function createActionsWebhook(deps: ActionsDeps) {
   });
   return {
     routes: (appRouter: express.Router): void => {
-      appRouter.post(ACTIONS_PATH, slackRequestGuard({ signingSecret: options.signingSecret, log }));
+      appRouter.post(ACTIONS_PATH, slackRequestGuard({ signingSecret: options.signingSecret, actionIds: [ACK_ACTION_ID, LINK_ACTION_ID], log }));
       appRouter.use(router);
     },
     async stop(): Promise<void> {
