@@ -13,6 +13,7 @@ import { HttpError, ParleyError, forbidden, notFound, unauthenticated } from '..
 import { adminRouter } from './admin-api.js';
 import { adminInputGuard, databaseDataError } from './input-guard.js';
 import { parkedRouter } from './parked-api.js';
+import { metricsAccess } from './metrics-auth.js';
 
 declare module 'express-serve-static-core' {
   interface Request {
@@ -102,11 +103,13 @@ export function createHttpApp(gateway: Gateway, routes: RouteRegistration[]): Ex
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok', uptimeSeconds: Math.round((Date.now() - gateway.startedAt) / 1000) });
   });
-  app.get('/readyz', async (_req, res) => {
+  const mayReadOperations = metricsAccess(server.metricsToken);
+  app.get('/readyz', async (req, res) => {
     const r = await gateway.readiness();
-    res.status(r.ready ? 200 : 503).json({ status: r.ready ? 'ready' : gateway.isStopping ? 'stopping' : 'not-ready', components: r.components });
+    res.status(r.ready ? 200 : 503).json({ status: r.ready ? 'ready' : gateway.isStopping ? 'stopping' : 'not-ready', ...(mayReadOperations(req) ? { components: r.components } : {}) });
   });
-  app.get('/metrics', async (_req, res) => {
+  app.get('/metrics', async (req, res) => {
+    if (!mayReadOperations(req)) throw unauthenticated('/metrics needs Authorization: Bearer <server.metricsToken>');
     res.setHeader('content-type', gateway.registry.contentType);
     res.send(await gateway.registry.metrics());
   });
