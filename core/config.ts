@@ -85,6 +85,8 @@ export const configSchema = z.object({
       bodyLimit: z.string().default('256kb'),
       /** How long SIGTERM waits for in-flight messages and jobs before exiting. */
       shutdownTimeoutMs: z.number().int().positive().default(10_000),
+      /** When set, `/metrics` and the detailed `/readyz` need `Authorization: Bearer <token>`. */
+      metricsToken: z.string().min(16).optional(),
     })
     .default({ host: '127.0.0.1', port: 3000, trustProxy: false, bodyLimit: '256kb', shutdownTimeoutMs: 10_000 }),
   storage: z

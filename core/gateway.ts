@@ -42,6 +42,8 @@ import { createConsentStore } from './consent.js';
 import { coreDataSubjects, eraseSubject, exportSubject, type SubjectExport } from './data-subjects.js';
 import { createHttpApp } from './http/app.js';
 import { TOKENS } from './tokens.js';
+import { guardInbound } from './inbound-guard.js';
+import { ParkingLot } from './parking.js';
 
 export interface GatewayOptions {
   loaded: LoadedConfig;
@@ -71,6 +73,8 @@ export class Gateway {
   /** Per-gateway DI container: a child of the root, which holds only stateless services. */
   readonly container: DependencyContainer;
   readonly startedAt = Date.now();
+  /** Signed webhooks that can never be stored, kept with hashed addresses (see `isPoisonInput`). */
+  readonly parking = new ParkingLot({ pool: () => this.db.pool, registry: this.registry, log: () => this.log });
   db!: Database;
   jobs!: JobRunner;
   outbox!: OutboxSender;
@@ -266,6 +270,7 @@ export class Gateway {
       receive: (draft, options) => this.receive(draft, options),
       enqueueOutbound: (m) => this.enqueueOutbound(m),
       recordDeliveryStatus: (u) => applyDeliveryStatus(this.db.pool, u),
+      park: (entry) => this.parking.park(entry),
       get consent() {
         return gateway.consent;
       },
@@ -277,8 +282,9 @@ export class Gateway {
    * @example
    * const result = await gateway.receive({ channel: 'http', tenantId: 'demo', from: 'alice', to: 'demo', text: 'hours?', providerMessageId: 'm1' }, { inline: { budgetMs: 5000 } });
    */
-  receive(draft: InboundDraft, options: ReceiveOptions = {}): Promise<ReceiveResult> {
-    return this.inbound.receive(draft, options);
+  async receive(draft: InboundDraft, options: ReceiveOptions = {}): Promise<ReceiveResult> {
+    // NUL and lone surrogates become U+FFFD (PostgreSQL refuses them); what can never be stored throws.
+    return this.inbound.receive(guardInbound(draft), options);
   }
 
   enqueueOutbound(m: OutboundRequest): Promise<OutboundMessage> {

@@ -1,6 +1,10 @@
-/** pino JSON logs. Phone numbers are hashed and message bodies are only logged at debug level. */
+/**
+ * pino JSON logs. Phone numbers are hashed and message bodies are only logged at debug level; errors go
+ * through `scrubbedErr` (provider texts quoting numbers, PostgreSQL error contexts quoting rows).
+ */
 import { createHash } from 'node:crypto';
 import pino, { type Logger } from 'pino';
+import { scrubbedErr } from './log-scrub.js';
 
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
   return pino(
@@ -8,7 +12,8 @@ export function createLogger(level: string, destination?: pino.DestinationStream
       level,
       base: { service: 'parley' },
       timestamp: pino.stdTimeFunctions.isoTime,
-      redact: { paths: ['*.authToken', '*.apiKey', '*.password', 'req.headers.authorization', '*.body', '*.text'], censor: '[redacted]' },
+      serializers: { err: scrubbedErr },
+      redact: { paths: ['*.authToken', '*.apiKey', '*.password', 'req.headers.authorization', '*.body', '*.text', 'err.where', 'err.detail', 'err.internalQuery'], censor: '[redacted]' },
     },
     destination,
   );

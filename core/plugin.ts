@@ -12,6 +12,7 @@ import type { InboundDraft, InboundMessage, MediaAttachment, OutboundMessage, Re
 import type { TenantInfo } from './tenancy.js';
 import type { ReceiveOptions, ReceiveResult } from './gateway-types.js';
 import type { AlertInput } from './alerts.js';
+import type { ParkWebhook } from './parking.js';
 
 export type PluginKind = 'channel' | 'capability';
 
@@ -374,6 +375,8 @@ export interface GatewayServices {
     at?: Date;
     raw?: unknown;
   }): Promise<{ updated: boolean; outboxId: string | null }>;
+  /** Keep a signed webhook that cannot be stored (see `isPoisonInput`), so the provider can be answered 200. */
+  park(entry: ParkWebhook): Promise<{ id: string }>;
   consent: ConsentStore;
 }
 

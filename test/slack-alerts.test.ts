@@ -239,6 +239,17 @@ describe('the Acknowledge button', () => {
     expect(rows[0].n).toBe(0);
     expect(buttons(m).some((b) => b['action_id'] === 'parley_ack')).toBe(true);
   });
+
+  it('refuses a request signed with a timestamp from the future (1 hour, or just past 5 minutes) with 401', async () => {
+    const m = await raised('test.future', { severity: 'critical', tenantId: 'acme', summary: 'Signed ahead of time' });
+    const body = actionRequest(m);
+    const now = Math.floor(Date.now() / 1000);
+    expect((await postAction(body, signSlackRequest(SIGNING_SECRET, body, now + 3600))).status).toBe(401);
+    expect((await postAction(body, signSlackRequest(SIGNING_SECRET, body, now + 6 * 60))).status).toBe(401);
+    const { rows } = await gw.gateway.db.pool.query(`SELECT count(*)::int AS n FROM slack_alert_acks WHERE alert_id = 'acme/test.future'`);
+    expect(rows[0].n).toBe(0);
+    expect((await postAction(body, signSlackRequest(SIGNING_SECRET, body, now + 60))).status).toBe(200);
+  });
 });
 
 describe('rules over the gateway metrics', () => {

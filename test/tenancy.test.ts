@@ -28,6 +28,7 @@ const routes = (tenant: string, own: { message: string; conversation: string; ou
   ['GET', `/v1/tenants/${tenant}/usage?groupBy=day`],
   ['GET', `/v1/tenants/${tenant}/conversations/${own.conversation}/handoff`],
   ['PUT', `/v1/tenants/${tenant}/conversations/${own.conversation}/handoff`],
+  ['GET', `/v1/tenants/${tenant}/parked`],
   ['POST', `/v1/tenants/${tenant}/messages`],
 ] as const;
 
@@ -88,6 +89,14 @@ describe('tenant isolation on every admin route', () => {
     expect(all.body.tenants.map((t: { id: string }) => t.id)).toEqual(['acme', 'globex']);
     expect((await gw.request('GET', '/v1/tenants/nobody', { key: KEYS.operator })).status).toBe(404);
     expect((await gw.request('GET', '/v1/tenants/nobody', { key: KEYS.acme })).status).toBe(403);
+  });
+
+  it('shows every parked webhook to the operator only', async () => {
+    for (const key of [KEYS.acme, KEYS.globex]) expect((await gw.request('GET', '/v1/parked', { key })).status).toBe(403);
+    expect((await gw.request('GET', '/v1/parked')).status).toBe(401);
+    const all = await gw.request('GET', '/v1/parked', { key: KEYS.operator });
+    expect(all.status).toBe(200);
+    expect(all.body.parked).toEqual([]);
   });
 
   it('issues stored keys (hashed) through the operator, which work until revoked', async () => {

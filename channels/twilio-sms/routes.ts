@@ -4,7 +4,7 @@
  * delivery status. Parsing and the signature check live in webhook.ts, shared with twilio-voice.
  */
 import type { Request, Response, Router } from 'express';
-import { hashAddress, type InboundDraft, notFound, type OutboundMessage, type PluginContext } from 'parley';
+import { hashAddress, type InboundDraft, isPoisonInput, notFound, type OutboundMessage, type PluginContext, poisonReason } from 'parley';
 import { matchKeyword } from './consent.js';
 import { usageOf, type LedgerAccount, type LedgerEntry, type SegmentLedger } from './ledger.js';
 import { UNKNOWN_TENANT, type TwilioMetrics } from './metrics.js';
@@ -87,7 +87,12 @@ export function smsWebhooks(deps: SmsWebhookDeps): (router: Router) => void {
 
     // A sender who opted out still reaches the pipeline (the business may need the message); the
     // kernel records its replies as blocked and returns only consent notices inline.
-    const result = await ctx.gateway.receive(draft, { inline: { budgetMs: settings.replyBudgetMs } });
+    const result = await ctx.gateway.receive(draft, { inline: { budgetMs: settings.replyBudgetMs } }).catch(async (error: unknown) => {
+      if (!isPoisonInput(error)) throw error;
+      await ctx.gateway.park({ channel: TWILIO_SMS_CHANNEL, tenantId: tenant.id, reason: poisonReason(error), payload: { ...params }, addresses: [sms.from, sms.to] });
+      return undefined;
+    });
+    if (!result) return sendTwiml(res, emptyTwiml());
     if (result.status === 'deferred') ctx.log.info({ tenant: tenant.id, inboundId: result.inboundId, budgetMs: settings.replyBudgetMs }, 'twilio-sms: pipeline slower than the reply budget; replying through the REST API');
     // A retried webhook (duplicate) gets its stored inline replies back, blocked ones included: never send those.
     const { xml, entries } = inlineTwiml(state, result.inline.filter((r) => r.status !== 'blocked'));

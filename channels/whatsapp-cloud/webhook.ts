@@ -5,8 +5,8 @@
  * its wamid.
  */
 import type { Request, Router } from 'express';
-import { badRequest, forbidden, ParleyError, type PluginContext } from 'parley';
-import { toInboundDraft } from './inbound.js';
+import { badRequest, forbidden, isPoisonInput, ParleyError, poisonReason, type PluginContext } from 'parley';
+import { toE164, toInboundDraft } from './inbound.js';
 import type { CloudMetrics } from './metrics.js';
 import { MalformedPayloadError, parseCloudWebhook, type CloudEvent, type CloudStatusEvent } from './payload.js';
 import { sameText, verifyWithAnySecret } from './signature.js';
@@ -93,6 +93,16 @@ export function createCloudWebhook(deps: CloudWebhookDeps) {
     events.inc({ tenant: owner.tenantId, kind: 'message', result: result.status === 'deferred' ? 'recorded' : result.status });
   }
 
+  /** Keeps the webhook (addresses hashed) for the operator, so Meta can get its 200 and stop retrying. */
+  async function parkPoison(payload: unknown, poison: { event: CloudEvent; error: unknown }[]): Promise<void> {
+    const tenantIds = new Set(poison.map(({ event }) => (event.phoneNumberId ? tenants.byPhoneNumberId(event.phoneNumberId)?.tenantId : undefined)));
+    const [tenantId] = tenantIds.size === 1 ? [...tenantIds] : [undefined];
+    const reason = poison.map(({ event, error }) => `${event.kind}: ${poisonReason(error)}`).join('; ');
+    const addresses = poison.flatMap(({ event }) => (event.kind === 'message' ? [toE164(event.from), toE164(event.displayPhoneNumber)] : event.kind === 'status' ? [toE164(event.recipientId)] : []));
+    await ctx.gateway.park({ channel: CHANNEL, tenantId, reason, payload, addresses });
+    for (const { event } of poison) events.inc({ tenant: tenantId ?? 'unknown', kind: event.kind, result: 'parked' });
+  }
+
   function routes(router: Router): void {
     router.get(WEBHOOK_PATH, (req, res) => {
       const mode = query(req, 'hub.mode');
@@ -126,10 +136,13 @@ export function createCloudWebhook(deps: CloudWebhookDeps) {
       // order they were written. Each event waits only for its write, never for a pipeline, so
       // Meta gets its 200 fast; replies go out through the outbox.
       const failures: unknown[] = [];
+      const poison: { event: CloudEvent; error: unknown }[] = [];
       await track(
         (async () => {
           for (const event of parsed) {
             await handleEvent(event, match.appSecret).catch((error: unknown) => {
+              // Input no retry can store (NUL-free text is already repaired by the kernel): parked below.
+              if (isPoisonInput(error)) return void poison.push({ event, error });
               failures.push(error);
               ctx.log.error({ err: error, kind: event.kind }, 'WhatsApp Cloud event failed');
               events.inc({ tenant: event.phoneNumberId ? (tenants.byPhoneNumberId(event.phoneNumberId)?.tenantId ?? 'unknown') : 'unknown', kind: event.kind, result: 'error' });
@@ -137,6 +150,7 @@ export function createCloudWebhook(deps: CloudWebhookDeps) {
           }
         })(),
       );
+      if (poison.length) await parkPoison(req.rawBody ?? req.body, poison);
       if (failures.length) {
         // Not a 200, so Meta delivers the webhook again; events already recorded are deduplicated.
         const first = failures[0];

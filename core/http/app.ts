@@ -11,6 +11,9 @@ import type { RouteHelpers } from '../plugin.js';
 import type { Principal } from '../tenancy.js';
 import { HttpError, ParleyError, forbidden, notFound, unauthenticated } from '../errors.js';
 import { adminRouter } from './admin-api.js';
+import { adminInputGuard, databaseDataError } from './input-guard.js';
+import { parkedRouter } from './parked-api.js';
+import { metricsAccess } from './metrics-auth.js';
 
 declare module 'express-serve-static-core' {
   interface Request {
@@ -100,17 +103,21 @@ export function createHttpApp(gateway: Gateway, routes: RouteRegistration[]): Ex
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok', uptimeSeconds: Math.round((Date.now() - gateway.startedAt) / 1000) });
   });
-  app.get('/readyz', async (_req, res) => {
+  const mayReadOperations = metricsAccess(server.metricsToken);
+  app.get('/readyz', async (req, res) => {
     const r = await gateway.readiness();
-    res.status(r.ready ? 200 : 503).json({ status: r.ready ? 'ready' : gateway.isStopping ? 'stopping' : 'not-ready', components: r.components });
+    res.status(r.ready ? 200 : 503).json({ status: r.ready ? 'ready' : gateway.isStopping ? 'stopping' : 'not-ready', ...(mayReadOperations(req) ? { components: r.components } : {}) });
   });
-  app.get('/metrics', async (_req, res) => {
+  app.get('/metrics', async (req, res) => {
+    if (!mayReadOperations(req)) throw unauthenticated('/metrics needs Authorization: Bearer <server.metricsToken>');
     res.setHeader('content-type', gateway.registry.contentType);
     res.send(await gateway.registry.metrics());
   });
 
   const helpers = createAuth(gateway);
+  app.use('/v1', adminInputGuard);
   app.use('/v1', adminRouter(gateway, helpers));
+  app.use('/v1', parkedRouter(gateway, helpers));
   for (const r of routes) {
     const router = express.Router({ mergeParams: true });
     r.register(router, helpers);
@@ -129,6 +136,8 @@ export function createHttpApp(gateway: Gateway, routes: RouteRegistration[]): Ex
 
 function toHttpError(error: unknown): ParleyError {
   if (error instanceof ParleyError) return error;
+  const data = databaseDataError(error);
+  if (data) return data;
   const e = error as { type?: string; status?: number; message?: string };
   if (e?.type === 'entity.too.large') return new HttpError('PARLEY_PAYLOAD_TOO_LARGE', 'Request body is too large', 413);
   if (e?.type === 'entity.parse.failed') return new HttpError('PARLEY_BAD_REQUEST', 'Request body is not valid JSON', 400);

@@ -184,4 +184,21 @@ ALTER TABLE parley_conversations
   ADD COLUMN handoff_at timestamptz;
 `,
   },
+  {
+    id: '005_parked_webhooks',
+    sql: `
+-- Provider webhooks that were signed but could not be stored (core/parking.ts): kept so nothing is
+-- lost silently, while the provider gets a 200 instead of retrying a poison message for days.
+CREATE TABLE parley_parked_webhooks (
+  id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  tenant_id text,
+  channel text NOT NULL,
+  reason text NOT NULL,
+  payload text NOT NULL,
+  address_hashes text[] NOT NULL DEFAULT '{}',
+  parked_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX parley_parked_webhooks_tenant ON parley_parked_webhooks (tenant_id, parked_at);
+`,
+  },
 ];

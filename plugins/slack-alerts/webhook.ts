@@ -1,8 +1,8 @@
 /**
- * `POST /slack/actions`: the Acknowledge button. Bolt verifies the request signature (v0, 5-minute
- * timestamp window) from the raw body the kernel keeps in `req.rawBody`, and answers 401 when it
- * does not match. The acknowledgement is recorded before Slack gets its answer; the message is
- * edited after, within Slack's 3 s.
+ * `POST /slack/actions`: the Acknowledge button. request-guard.ts refuses timestamps more than 5
+ * minutes away (both directions) and bad signatures with 401 before Bolt verifies the request again
+ * from the raw body the kernel keeps in `req.rawBody`. The acknowledgement is recorded before Slack
+ * gets its answer; the message is edited after, within Slack's 3 s.
  */
 import express from 'express';
 import { App, ExpressReceiver, type Logger as BoltLogger } from '@slack/bolt';
@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import type { PluginContext } from 'parley';
 import { ACK_ACTION_ID, LINK_ACTION_ID } from './blocks.js';
 import type { SlackMetrics } from './metrics.js';
+import { slackRequestGuard } from './request-guard.js';
 import type { SlackAlertSink } from './sink.js';
 import type { SlackAlertsOptions } from './types.js';
 
@@ -75,6 +76,7 @@ export function createActionsWebhook(deps: ActionsDeps) {
   });
   return {
     routes: (appRouter: express.Router): void => {
+      appRouter.post(ACTIONS_PATH, slackRequestGuard({ signingSecret: options.signingSecret, actionIds: [ACK_ACTION_ID, LINK_ACTION_ID], log }));
       appRouter.use(router);
     },
   };
