@@ -36,7 +36,7 @@ function startParley(args: string[], e: NodeJS.ProcessEnv, cwd: string): Promise
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`parley did not start: ${out}`)), 30_000);
+    const timer = setTimeout(() => reject(new Error(`parley did not start: ${out}`)), 90_000);
     child.stdout!.on('data', () => {
       const m = /Parley is ready on (http:\/\/[\d.:]+)/.exec(out);
       if (m) {
@@ -104,7 +104,7 @@ describe('the parley command', () => {
       input: 'what are your hours?\nhello\n',
       encoding: 'utf8',
       env: env(),
-      timeout: 30_000,
+      timeout: 90_000,
     });
     expect(chat.stdout).toContain("demo> We're open Monday to Friday");
     expect(chat.stdout).toContain('demo> Hello!');
@@ -112,7 +112,7 @@ describe('the parley command', () => {
     const code = await new Promise((r) => child.on('exit', r));
     expect(code).toBe(0);
     expect(existsSync(join(dir, 'data', 'parley.pid'))).toBe(false);
-  });
+  }, 120_000);
 
   it('runs a message again after SIGKILL cut its processing short', async () => {
     const dir = tmp();
@@ -142,7 +142,7 @@ describe('the parley command', () => {
     } finally {
       await after.stop();
     }
-  });
+  }, 120_000);
 
   it('loses no accepted message when SIGTERM arrives during a burst', async () => {
     const dir = tmp();
@@ -189,5 +189,5 @@ describe('the parley command', () => {
     } finally {
       await after.stop();
     }
-  });
+  }, 120_000);
 });
