@@ -44,6 +44,7 @@ import { createHttpApp } from './http/app.js';
 import { TOKENS } from './tokens.js';
 import { guardInbound } from './inbound-guard.js';
 import { ParkingLot } from './parking.js';
+import { deliverInline } from './inline-delivery.js';
 
 export interface GatewayOptions {
   loaded: LoadedConfig;
@@ -216,7 +217,7 @@ export class Gateway {
       background: this.background,
       pipelineFor: (tenant, channel, handoff) => this.host.pipelineFor(tenant, channel, this.alerts, handoff),
       replyStagesFor: (tenant) => this.host.replyStagesFor(tenant, this.alerts),
-      meterInline: (items) => this.usage.messagesSent(items, (channel) => this.host.channelOwners.get(channel) ?? channel),
+      countInline: (items) => this.countInline(items),
       isAccepting: () => this.state === 'ready',
       stageTimeoutMs: this.opts.stageTimeoutMs ?? 30_000,
     });
@@ -271,10 +272,18 @@ export class Gateway {
       enqueueOutbound: (m) => this.enqueueOutbound(m),
       recordDeliveryStatus: (u) => applyDeliveryStatus(this.db.pool, u),
       park: (entry) => this.parking.park(entry),
+      deliverInline: (res, result, write) =>
+        deliverInline({ db: this.db.pool, log: this.log, outbox: this.outbox, countInline: (items) => this.countInline(items) }, res, result, write),
       get consent() {
         return gateway.consent;
       },
     };
+  }
+
+  /** Counts and meters replies that went out inline (they never pass the send job). */
+  private countInline(items: readonly OutboundMessage[]): void {
+    for (const item of items) this.metrics.messagesOut.inc({ tenant: item.tenantId, channel: item.channel, status: 'inline' });
+    this.background.track(this.usage.messagesSent(items, (channel) => this.host.channelOwners.get(channel) ?? channel), { plugin: 'core', what: 'meter inline replies' });
   }
 
   /**

@@ -33,8 +33,8 @@ export interface InboundDeps {
   pipelineFor(tenant: TenantInfo, channel: string, handoff: HandoffState): ResolvedStage[];
   /** The tenant's reply stages, in order. */
   replyStagesFor(tenant: TenantInfo): ResolvedReplyStage[];
-  /** Usage metering of replies returned inline (they never pass the send job). */
-  meterInline(items: readonly OutboundMessage[]): Promise<void>;
+  /** Counts and meters replies sent inline (they never pass the send job). */
+  countInline(items: readonly OutboundMessage[]): void;
   isAccepting(): boolean;
   stageTimeoutMs: number;
 }
@@ -46,10 +46,14 @@ export interface RunOptions {
   handoff: HandoffState;
 }
 
-/** Whether replies may still go back in the webhook response, and whether the pipeline has taken that chance. */
+/**
+ * Whether replies may still go back in the webhook response, whether the pipeline has taken that
+ * chance, and whether the channel confirms them once its response finished (`inline.confirm`).
+ */
 export interface InlineWindow {
   open: boolean;
   claimed: boolean;
+  confirm: boolean;
 }
 
 export class InboundProcessor {
@@ -95,8 +99,8 @@ export class InboundProcessor {
     }
     const message = recorded.message;
     // The inline window: open until the budget runs out, unless the pipeline claims it first. Once
-    // claimed, the replies are being written as sent-inline, so the response must wait for them.
-    const window: InlineWindow = { open: options.inline !== undefined && options.until !== 'recorded', claimed: false };
+    // claimed, the replies are being written as (provisionally) sent inline, so the response must wait for them.
+    const window: InlineWindow = { open: options.inline !== undefined && options.until !== 'recorded', claimed: false, confirm: options.inline?.confirm === true };
     const processing = background.track(this.process(tenant, message, recorded.claim, { window, inSession: options.replyInSession === true, handoff: recorded.handoff }), { plugin: 'core', what: 'process an inbound message' });
     if (options.until === 'recorded') return deferred(tenant, message);
     if (!options.inline) return processing;
@@ -116,7 +120,7 @@ export class InboundProcessor {
   async process(tenant: TenantInfo, message: InboundMessage, claim: string, run: Partial<RunOptions> = {}): Promise<ReceiveResult> {
     this.deps.claims.hold(message.id, claim);
     try {
-      return await this.processClaimed(tenant, message, claim, { window: { open: false, claimed: false }, inSession: false, handoff: 'bot', ...run });
+      return await this.processClaimed(tenant, message, claim, { window: { open: false, claimed: false, confirm: false }, inSession: false, handoff: 'bot', ...run });
     } finally {
       this.deps.claims.release(message.id, claim);
     }
@@ -149,6 +153,7 @@ export class InboundProcessor {
     const outgoing = await this.screenReplies(tenant, message, replies, log);
     const via = window.open ? 'inline' : 'api';
     if (window.open) window.claimed = true;
+    const provisional = via === 'inline' && window.confirm;
     const finished = await this.finishWriter.submit({
       tenantId: tenant.id,
       inbound: message,
@@ -160,6 +165,7 @@ export class InboundProcessor {
       annotations: outcome.annotations,
       replies: outgoing,
       via,
+      provisional,
       handoff: outcome.handoff,
     });
     if (finished.superseded) {
@@ -180,10 +186,8 @@ export class InboundProcessor {
     const sendable = written.filter(isSendable);
     for (const w of written) if (!isSendable(w)) metrics.messagesOut.inc({ tenant: tenant.id, channel: message.channel, status: w.status });
     if (via === 'api' && sendable.length) await outbox.enqueue(sendable);
-    else if (sendable.length) {
-      metrics.messagesOut.inc({ tenant: tenant.id, channel: message.channel, status: 'inline' }, sendable.length);
-      this.deps.background.track(this.deps.meterInline(sendable), { plugin: 'core', what: 'meter inline replies' });
-    }
+    // Provisional replies are counted and metered when the channel's response settles them.
+    else if (sendable.length && !provisional) this.deps.countInline(sendable);
     log.debug({ status: outcome.status, replies: written.length, ms: Math.round(performance.now() - started) }, 'message processed');
     return {
       status: outcome.status,

@@ -10,7 +10,8 @@ import type { z } from 'zod';
 import type { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { InboundDraft, InboundMessage, MediaAttachment, OutboundMessage, ReplyDraft, HistoryEntry } from './message.js';
 import type { TenantInfo } from './tenancy.js';
-import type { ReceiveOptions, ReceiveResult } from './gateway-types.js';
+import type { ServerResponse } from 'node:http';
+import type { InlineOutcome, ReceiveOptions, ReceiveResult } from './gateway-types.js';
 import type { AlertInput } from './alerts.js';
 import type { ParkWebhook } from './parking.js';
 
@@ -377,6 +378,17 @@ export interface GatewayServices {
   }): Promise<{ updated: boolean; outboxId: string | null }>;
   /** Keep a signed webhook that cannot be stored (see `isPoisonInput`), so the provider can be answered 200. */
   park(entry: ParkWebhook): Promise<{ id: string }>;
+  /**
+   * Writes the webhook response that carries `result.inline` and settles those replies by how it
+   * ends: `sent` once the response finished, handed to the outbox (sent through the provider API,
+   * once) when the connection closed first. `write` gets the replies as the person will have them
+   * and must write the whole response. A process that dies in between leaves them to the recovery
+   * sweep, which sends them through the outbox: a reply may then arrive twice, never not at all.
+   * @example
+   * const result = await ctx.gateway.receive(draft, { inline: { budgetMs: 4000, confirm: true } });
+   * await ctx.gateway.deliverInline(res, result, (replies) => res.type('text/xml').send(twiml(replies)));
+   */
+  deliverInline(res: ServerResponse, result: ReceiveResult, write: (inline: OutboundMessage[]) => void): Promise<InlineOutcome>;
   consent: ConsentStore;
 }
 

@@ -56,7 +56,7 @@ export type {
 export type { ChannelName, HistoryEntry, InboundDraft, InboundMessage, MediaAttachment, OutboundMessage, OutboxStatus, ReplyDraft } from './message.js';
 export type { TenantInfo } from './tenancy.js';
 export type { AlertEvent, AlertInput, AlertSeverity } from './alerts.js';
-export type { ReceiveOptions, ReceiveResult } from './gateway-types.js';
+export type { InlineOutcome, ReceiveOptions, ReceiveResult } from './gateway-types.js';
 
 export {
   ConfigError,

@@ -1,6 +1,8 @@
 /**
  * Crash recovery. Outbox items whose job was lost (a crash between the commit and the enqueue, a Redis
- * flush) are enqueued again, and inbound messages whose processing was cut off are run again under a
+ * flush) are enqueued again, and so are inline replies a process left provisional (`sending`) when it
+ * died before their response settled them: sent at least once, so one that did reach the person just
+ * before the crash goes twice. Inbound messages whose processing was cut off are run again under a
  * new claim token. Live runs keep their claims fresh (the heartbeat), so a sweep never takes them.
  */
 import type { Logger } from 'pino';

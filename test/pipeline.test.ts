@@ -17,7 +17,8 @@ describe('the message pipeline', () => {
     expect(r.status).toBe(200);
     expect(r.replies.map((x) => x.text)).toEqual(['acme says: hello']);
     expect(r.message.status).toBe('processed');
-    const items = await gw.outbox('acme');
+    // Settled once the response finished, a moment after the client has it.
+    const items = await gw.waitForOutbox('acme', (all) => all.some((i) => i.inboundId === r.message.id && i.status !== 'sending'));
     const item = items.find((i) => i.inboundId === r.message.id)!;
     expect(item).toMatchObject({ status: 'sent', via: 'inline', text: 'acme says: hello', to: 'alice' });
   });
@@ -130,7 +131,8 @@ describe('the message pipeline', () => {
   });
 
   it('exports messages in/out, stage durations and HTTP timings as Prometheus metrics', async () => {
-    await gw.send('globex', { from: 'hank', text: 'metrics please' });
+    const sent = await gw.send('globex', { from: 'hank', text: 'metrics please' });
+    await gw.waitForOutbox('globex', (all) => all.some((i) => i.inboundId === sent.message.id && i.status === 'sent'));
     const text = await gw.metrics();
     expect(text).toMatch(/parley_messages_in_total\{tenant="globex",channel="http",result="processed"\} \d+/);
     expect(text).toMatch(/parley_messages_out_total\{tenant="globex",channel="http",status="inline"\} \d+/);

@@ -82,7 +82,8 @@ describe('STOP', () => {
     expect(twilioTest.seen).toHaveLength(0);
     expect(await consentOf(from)).toMatchObject({ status: 'opted-out', history: [{ status: 'opted-out', source: 'keyword', channel: 'twilio-sms' }] });
     expect(await text(from, 'stop')).toEqual([]);
-    const [confirmation] = (await gw.outbox('clinic')).filter((i) => i.to === from);
+    const settled = await gw.waitForOutbox('clinic', (all) => all.some((i) => i.to === from && i.status !== 'sending'));
+    const [confirmation] = settled.filter((i) => i.to === from);
     expect(confirmation).toMatchObject({ status: 'sent', via: 'inline', options: { consentNotice: true, consentKeyword: 'opt-out' } });
   });
 

@@ -49,7 +49,9 @@ describe('an inbound SMS', () => {
     expect(res.contentType).toMatch(/^text\/xml/);
     expect(twimlMessages(res.text)).toEqual([{ body: 'echo: hours? [turn 1]', media: [] }]);
     expect(twilioTest.seen[0]!.message).toMatchObject({ channel: 'twilio-sms', tenantId: 'clinic', from: PATIENT, to: CLINIC_NUMBER, providerMessageId: req.params.MessageSid });
-    const [item] = (await gw.outbox('clinic')).filter((i) => i.text === 'echo: hours? [turn 1]');
+    // Settled once the response finished, a moment after the client has it.
+    const settled = await gw.waitForOutbox('clinic', (all) => all.some((i) => i.text === 'echo: hours? [turn 1]' && i.status !== 'sending'));
+    const [item] = settled.filter((i) => i.text === 'echo: hours? [turn 1]');
     expect(item).toMatchObject({ status: 'sent', via: 'inline', to: PATIENT, from: CLINIC_NUMBER, channel: 'twilio-sms' });
     expect(fake.sent).toHaveLength(0);
   });

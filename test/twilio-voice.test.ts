@@ -92,7 +92,9 @@ describe('a phone call', () => {
     expect(twilioTest.seen.map((s) => s.historyLength)).toEqual([0, 2, 4]);
     expect(new Set(twilioTest.seen.map((s) => s.message.conversationId)).size).toBe(1);
     expect(twilioTest.seen.map((s) => s.message.attributes.inputType)).toEqual(['speech', 'dtmf', 'speech']);
-    const replies = (await gw.outbox('clinic')).filter((i) => i.channel === 'twilio-voice' && i.conversationId === twilioTest.seen[0]!.message.conversationId);
+    const mine = (i: { channel: string; conversationId: string | null }) => i.channel === 'twilio-voice' && i.conversationId === twilioTest.seen[0]!.message.conversationId;
+    const settled = await gw.waitForOutbox('clinic', (all) => all.filter(mine).every((i) => i.status !== 'sending'));
+    const replies = settled.filter(mine);
     expect(replies.map((r) => [r.status, r.via])).toEqual([['sent', 'inline'], ['sent', 'inline'], ['sent', 'inline']]);
   });
 
@@ -112,7 +114,9 @@ describe('a phone call', () => {
       await c.start();
       const one = await c.say(1, 'Are you open today?');
       expect(spoken(one.text)).toEqual(['echo: Are you open today? [turn 1]']);
-      const replies = (await gw.outbox('clinic')).filter((i) => i.channel === 'twilio-voice' && i.conversationId === twilioTest.seen[0]!.message.conversationId);
+      const mine = (i: { channel: string; conversationId: string | null }) => i.channel === 'twilio-voice' && i.conversationId === twilioTest.seen[0]!.message.conversationId;
+    const settled = await gw.waitForOutbox('clinic', (all) => all.filter(mine).every((i) => i.status !== 'sending'));
+    const replies = settled.filter(mine);
       expect(replies.map((r) => r.status)).toEqual(['sent']);
     } finally {
       await gw.gateway.consent.set({ tenantId: 'clinic', address: PATIENT, status: 'opted-in', source: 'test' });

@@ -46,12 +46,16 @@ export default definePlugin({
             providerMessageId: body.data.id ?? randomUUID(),
             ...(body.data.media ? { media: body.data.media } : {}),
           },
-          { inline: { budgetMs: settings.replyBudgetMs } },
+          { inline: { budgetMs: settings.replyBudgetMs, confirm: true } },
         );
-        const replies = [...result.inline, ...result.queued].map((r) => ({ id: r.id, text: r.text, media: r.media, status: r.status }));
-        res.status(result.status === 'deferred' ? 202 : 200).json({
-          message: { id: result.inboundId, conversationId: result.conversationId, status: result.status, ...(result.stopReason ? { stopReason: result.stopReason } : {}) },
-          replies,
+        // The inline replies count as delivered only once this response is written; a client that
+        // hung up finds them in its mailbox (the sender below) instead.
+        await ctx.gateway.deliverInline(res, result, (inline) => {
+          const replies = [...inline, ...result.queued].map((r) => ({ id: r.id, text: r.text, media: r.media, status: r.status }));
+          res.status(result.status === 'deferred' ? 202 : 200).json({
+            message: { id: result.inboundId, conversationId: result.conversationId, status: result.status, ...(result.stopReason ? { stopReason: result.stopReason } : {}) },
+            replies,
+          });
         });
       });
     });

@@ -87,7 +87,7 @@ export function smsWebhooks(deps: SmsWebhookDeps): (router: Router) => void {
 
     // A sender who opted out still reaches the pipeline (the business may need the message); the
     // kernel records its replies as blocked and returns only consent notices inline.
-    const result = await ctx.gateway.receive(draft, { inline: { budgetMs: settings.replyBudgetMs } }).catch(async (error: unknown) => {
+    const result = await ctx.gateway.receive(draft, { inline: { budgetMs: settings.replyBudgetMs, confirm: true } }).catch(async (error: unknown) => {
       if (!isPoisonInput(error)) throw error;
       await ctx.gateway.park({ channel: TWILIO_SMS_CHANNEL, tenantId: tenant.id, reason: poisonReason(error), payload: { ...params }, addresses: [sms.from, sms.to] });
       return undefined;
@@ -97,7 +97,8 @@ export function smsWebhooks(deps: SmsWebhookDeps): (router: Router) => void {
     // A retried webhook (duplicate) gets its stored inline replies back, blocked ones included: never send those.
     const { xml, entries } = inlineTwiml(state, result.inline.filter((r) => r.status !== 'blocked'));
     await deps.account(tenant.id, [inboundEntry, ...entries]);
-    sendTwiml(res, xml);
+    // The replies count as sent only once the TwiML is written; a dropped connection sends them through the REST API.
+    await ctx.gateway.deliverInline(res, result, () => sendTwiml(res, xml));
   }
 
   async function status(req: Request, res: Response): Promise<void> {

@@ -115,7 +115,7 @@ export function voiceWebhooks(deps: VoiceWebhookDeps): (router: Router) => void 
         },
       },
       // Answers inside a call the person placed are not messages: an SMS opt-out does not silence them.
-      { inline: { budgetMs: s.replyBudgetMs }, replyInSession: true },
+      { inline: { budgetMs: s.replyBudgetMs, confirm: true }, replyInSession: true },
     );
     const previous = result.status === 'duplicate' ? await calls.get(tenantId, input.CallSid) : undefined;
     const inline = result.inline;
@@ -126,7 +126,8 @@ export function voiceWebhooks(deps: VoiceWebhookDeps): (router: Router) => void 
       return sendTwiml(res, holdTwiml(script, turn + 1));
     }
     turns.inc({ tenant: tenantId, outcome: handoff ? 'handoff' : 'reply' });
-    sendTwiml(res, replyTwiml(script, turn + 1, inline.map((r) => r.text).join(' '), handoff));
+    // Spoken only once the TwiML is written; a dropped request has the answer pushed into the call instead.
+    await ctx.gateway.deliverInline(res, result, (replies) => sendTwiml(res, replyTwiml(script, turn + 1, replies.map((r) => r.text).join(' '), handoff)));
   }
 
   async function dialed(req: Request, res: Response) {

@@ -131,8 +131,13 @@ export function adminRouter(gateway: Gateway, auth: RouteHelpers): Router {
     const item = await loadOutbound(db(), param(req, 'tenant'), id);
     if (!item) throw notFound(`No outbox item "${id}"`);
     const { rows: later } = await db().query('SELECT status, error_code AS "errorCode", detail, at FROM parley_outbox_events WHERE tenant_id = $1 AND outbox_id = $2 ORDER BY id', [param(req, 'tenant'), id]);
-    // The first status is the row's own (not stored twice): sent inline, or pending for the send job.
-    const first = { status: item.via === 'inline' ? 'sent' : 'pending', errorCode: null, detail: { via: item.via }, at: item.createdAt };
+    // The first status is the row's own (not stored twice): sent inline, provisionally sending inline
+    // until the response settled it (then an event says how), or pending for the send job.
+    const settled = later.some((e: { detail: { via?: string } | null }) => e.detail?.via !== undefined);
+    const wasInline = item.via === 'inline' || item.details?.inline !== undefined;
+    const first = wasInline
+      ? { status: settled || item.details?.inline !== undefined || item.status === 'sending' ? 'sending' : 'sent', errorCode: null, detail: { via: 'inline' }, at: item.createdAt }
+      : { status: 'pending', errorCode: null, detail: { via: item.via }, at: item.createdAt };
     res.json({ item, events: [first, ...later] });
   });
 

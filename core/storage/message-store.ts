@@ -209,6 +209,8 @@ export interface FinishInbound {
   replies: OutgoingReply[];
   /** `inline`: the replies go back in the webhook response and are recorded as sent. */
   via: 'inline' | 'api';
+  /** Inline replies the channel confirms once its response finished: recorded as `sending` until then (`settleInline`). */
+  provisional?: boolean;
   /** A handoff a stage asked for: stored on the conversation in the same statement. */
   handoff?: HandoffChange | undefined;
 }
@@ -223,7 +225,8 @@ export type FinishResult = { superseded: false; replies: OutboundMessage[] } | {
  * Marks inbound messages done and writes their replies to the outbox, in one statement, for the runs
  * that still hold their claim: the claim row is deleted only when its token matches, and everything
  * else hangs off that delete. A run overtaken by recovery writes nothing. An item's first status
- * (`sent` inline or `pending`) is its row's own; `parley_outbox_events` holds what happened after.
+ * (`sent` or provisionally `sending` inline, or `pending`) is its row's own; `parley_outbox_events`
+ * holds what happened after.
  */
 export async function finishInboundMany(db: Queryable, items: FinishInbound[]): Promise<FinishResult[]> {
   const done = items.map((f) => ({
@@ -242,7 +245,7 @@ export async function finishInboundMany(db: Queryable, items: FinishInbound[]): 
       body: r.text,
       media: r.media ?? [],
       options: r.options ?? {},
-      status: f.via === 'inline' ? 'sent' : 'pending',
+      status: f.via === 'inline' ? (f.provisional ? 'sending' : 'sent') : 'pending',
       via: f.via,
       // Inline replies skip the send job, so its consent check happens here, in the same statement.
       consent_address: f.via === 'inline' && r.options?.consentNotice !== true && r.options?.inSession !== true ? consentAddress(f.inbound.from) : null,
@@ -299,6 +302,31 @@ export async function finishInboundMany(db: Queryable, items: FinishInbound[]): 
   });
 }
 
+/**
+ * Settles provisional inline replies (`sending`, via `inline`): `sent` when the response that carried
+ * them finished; `pending` via `api` when it did not, for the send job. Only items still provisional
+ * change, so a late or second settle (a duplicate's response, the recovery sweep's claim) is a no-op.
+ * Returns the items it changed.
+ */
+export async function settleInline(db: Queryable, tenantId: string, ids: readonly string[], outcome: 'sent' | 'handed-over'): Promise<OutboundMessage[]> {
+  if (!ids.length) return [];
+  const sent = outcome === 'sent';
+  const { rows } = await db.query<OutboxRow>(
+    `WITH upd AS (
+       UPDATE parley_outbox SET status = $3, via = $4, sent_at = CASE WHEN $3 = 'sent' THEN now() END, updated_at = now(),
+         details = CASE WHEN $3 = 'sent' THEN details ELSE details || '{"inline": "response-not-written"}'::jsonb END
+       WHERE tenant_id = $1 AND id = ANY($2::uuid[]) AND status = 'sending' AND via = 'inline' RETURNING *
+     ), ev AS (
+       INSERT INTO parley_outbox_events (outbox_id, tenant_id, status, detail)
+       SELECT id, tenant_id, status, jsonb_build_object('via', via) FROM upd
+       ON CONFLICT DO NOTHING
+     )
+     SELECT * FROM upd ORDER BY seq`,
+    [tenantId, ids, sent ? 'sent' : 'pending', sent ? 'inline' : 'api'],
+  );
+  return rows.map(toOutbound);
+}
+
 export async function repliesFor(db: Queryable, tenantId: string, inboundId: string): Promise<OutboundMessage[]> {
   const { rows } = await db.query<OutboxRow>('SELECT * FROM parley_outbox WHERE tenant_id = $1 AND inbound_id = $2 ORDER BY seq', [tenantId, inboundId]);
   return rows.map(toOutbound);
@@ -325,11 +353,13 @@ export async function loadOutbound(db: Queryable, tenantId: string, id: string):
 
 /**
  * Claims an outbox item for a send attempt. Returns the item and whether an earlier attempt was cut
- * off mid-send (status still `sending`: the provider may or may not have accepted it).
+ * off mid-send (status still `sending`: the provider may or may not have accepted it). A provisional
+ * inline reply (its process died before the response settled it) is claimed too and goes via `api`.
  */
 export async function claimForSend(db: Queryable, tenantId: string, id: string): Promise<{ message: OutboundMessage; interrupted: boolean } | { skip: OutboxStatus } | undefined> {
   const { rows } = await db.query<OutboxRow & { prev_status: OutboxStatus }>(
-    `UPDATE parley_outbox o SET status = 'sending', attempts = o.attempts + 1, updated_at = now()
+    `UPDATE parley_outbox o SET status = 'sending', attempts = o.attempts + 1, updated_at = now(), via = 'api',
+       details = CASE WHEN o.via = 'inline' THEN o.details || '{"inline": "unconfirmed"}'::jsonb ELSE o.details END
        FROM (SELECT id, status AS prev_status FROM parley_outbox WHERE tenant_id = $1 AND id = $2 FOR UPDATE) p
      WHERE o.id = p.id AND p.prev_status IN ('pending', 'retrying', 'sending')
      RETURNING o.*, p.prev_status`,
