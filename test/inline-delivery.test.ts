@@ -45,7 +45,7 @@ async function postAndHangUp(req: SignedRequest, pipelineHasIt: () => boolean): 
   await gone;
 }
 
-const mine = (to: string) => (items: { to: string }[]) => items.filter((i) => i.to === to);
+const mine = (to: string) => <T extends { to: string }>(items: T[]): T[] => items.filter((i) => i.to === to);
 
 describe('an inline reply', () => {
   it('whose client hung up before the response was written is sent once through the REST API', async () => {
