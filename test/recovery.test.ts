@@ -236,7 +236,7 @@ describe.skipIf(TEST_BACKEND !== 'external')('two instances on one PostgreSQL + 
       for (;;) {
         const { rows: pending } = await pool.query<{ n: number }>(
           `SELECT count(*)::int AS n FROM parley_inbound i WHERE i.provider_message_id LIKE 'SM0000%' AND (i.status <> 'processed' OR NOT EXISTS (
-             SELECT 1 FROM parley_outbox o WHERE o.inbound_id = i.id AND (o.via = 'inline' OR o.status IN ('sent', 'delivered'))))`,
+             SELECT 1 FROM parley_outbox o WHERE o.inbound_id = i.id AND o.status IN ('sent', 'delivered')))`,
         );
         if (pending[0]!.n === 0 || Date.now() > deadline) break;
         await new Promise((r) => setTimeout(r, 200));
@@ -248,7 +248,12 @@ describe.skipIf(TEST_BACKEND !== 'external')('two instances on one PostgreSQL + 
       expect(final.filter((r) => r.status !== 'processed' || r.replies !== 1)).toEqual([]);
       for (const m of restSends()) answered.set(m.to, (answered.get(m.to) ?? 0) + 1);
       expect(answered.size).toBe(total);
-      expect([...answered].filter(([, n]) => n !== 1)).toEqual([]);
+      // The one case allowed twice: the dead instance wrote the TwiML answer but died before recording
+      // that it finished, so the sweep sent it again (at-least-once: never lost, at worst repeated).
+      const { rows: unconfirmed } = await pool.query<{ to: string }>(`SELECT to_address AS to FROM parley_outbox WHERE details->>'inline' = 'unconfirmed'`);
+      const repeatable = new Set(unconfirmed.map((r) => r.to));
+      expect([...answered].filter(([to, n]) => n !== 1 && !(n === 2 && repeatable.has(to)))).toEqual([]);
+      console.log(`[two instances] ${total} messages, ${[...answered.values()].filter((n) => n === 2).length} answered twice after an unconfirmed inline answer`);
       for (const x of [b, c]) x.child.kill('SIGTERM');
     } finally {
       await pool.end();
