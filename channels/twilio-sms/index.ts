@@ -8,6 +8,7 @@
 import { definePlugin } from 'parley';
 import { createClientCache, createTwilioClient } from './client.js';
 import { consentStage } from './consent.js';
+import { optOutNoticeStage } from './opt-out-notice.js';
 import { credentialHealth } from './health.js';
 import { SegmentLedger, createLedgerAccount, ledgerMigrations } from './ledger.js';
 import { twilioMetrics } from './metrics.js';
@@ -56,6 +57,7 @@ export function createTwilioSmsChannel(deps: TwilioSmsChannelDeps = {}) {
       ctx.stage(consentStage({ consent, policyFor: (tenantId) => tenants.get(tenantId)?.policy }));
       // Before every tenant's pipeline, for this channel only (recovered messages too).
       ctx.channelStages(TWILIO_SMS_CHANNEL, [CONSENT_STAGE]);
+      ctx.replyStage(optOutNoticeStage(ctx.db));
       ctx.sender(
         createSmsSender({
           log: ctx.log,

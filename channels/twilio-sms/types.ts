@@ -66,8 +66,10 @@ export const consentSchema = z
     defaultLanguage: z.string().regex(/^[a-z]{2,3}$/u).optional(),
     /** Per language (`en`, `es`, ...). English has CTIA/Twilio defaults; others add to them. */
     languages: z.record(z.string().regex(/^[a-z]{2,3}$/u), consentLanguageSchema).default({}),
+    /** Added to the first message a number gets when the tenant lists `twilio-sms.opt-out-notice` in `replyPipeline`. */
+    firstMessageNotice: consentText.default('Reply STOP to opt out.'),
   })
-  .default({ frequency: 'Msg frequency varies.', plainLanguage: true, confirmations: 'auto', languages: {} });
+  .default({ frequency: 'Msg frequency varies.', plainLanguage: true, confirmations: 'auto', languages: {}, firstMessageNotice: 'Reply STOP to opt out.' });
 
 /** Per-tenant settings: `tenants[].plugins.twilio-sms`. */
 export const settingsSchema = z
@@ -104,7 +106,7 @@ export const settingsSchema = z
     pricePerMms: 0.022,
     currency: 'USD',
     validateSignatures: true,
-    consent: { frequency: 'Msg frequency varies.', plainLanguage: true, confirmations: 'auto', languages: {} },
+    consent: { frequency: 'Msg frequency varies.', plainLanguage: true, confirmations: 'auto', languages: {}, firstMessageNotice: 'Reply STOP to opt out.' },
   });
 
 export type TwilioSmsSettings = z.output<typeof settingsSchema>;
