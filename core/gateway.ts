@@ -243,6 +243,7 @@ export class Gateway {
 
     this.host.dataSubjectProviders.push({ plugin: 'core', provider: coreDataSubjects(pool) });
     const contextDeps = {
+      config: this.config,
       host: this.host,
       log: this.log,
       db: pool,
