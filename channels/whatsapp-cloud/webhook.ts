@@ -84,6 +84,7 @@ export function createCloudWebhook(deps: CloudWebhookDeps) {
       ctx.log.warn({ tenant: owner.tenantId }, "WhatsApp Cloud event signed by another app than the tenant's; ignored");
       return;
     }
+    if (event.unstorable) throw event.unstorable;
     if (event.kind === 'status') return handleStatus(event, owner.tenantId);
     // Answers once the message is stored; its pipeline goes on, and the replies go through the outbox.
     const result = await ctx.gateway.receive(toInboundDraft(event, owner.tenantId), { until: 'recorded' });
