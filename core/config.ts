@@ -234,6 +234,12 @@ export function pluginOptionsPath(config: ParleyConfig, name: string): string {
   return i < 0 ? `plugins (${name}, not listed).options` : `plugins[${i}] (${name}).options`;
 }
 
+/** Where a tenant is in the configuration: `tenants[3] (acme)`. */
+export function tenantPath(config: ParleyConfig, tenantId: string): string {
+  const i = config.tenants.findIndex((t) => t.id === tenantId);
+  return i < 0 ? `tenants (${tenantId}, not listed)` : `tenants[${i}] (${tenantId})`;
+}
+
 /**
  * Names a plugin or stage the configuration refers to but nothing provides, with the closest known name.
  * @example unknownName('plugin', 'twilio-sm', ['http', 'twilio-sms']) // 'unknown plugin "twilio-sm", did you mean "twilio-sms"?'

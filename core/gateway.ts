@@ -43,7 +43,7 @@ import { coreDataSubjects, eraseSubject, exportSubject, type SubjectExport } fro
 import { createHttpApp } from './http/app.js';
 import { TOKENS } from './tokens.js';
 import { guardInbound } from './inbound-guard.js';
-import { ParkingLot } from './parking.js';
+import { ParkingLot, parkedDataSubjects } from './parking.js';
 import { deliverInline } from './inline-delivery.js';
 
 export interface GatewayOptions {
@@ -243,7 +243,9 @@ export class Gateway {
     this.container.register(TOKENS.Gateway, { useValue: this });
 
     this.host.dataSubjectProviders.push({ plugin: 'core', provider: coreDataSubjects(pool) });
+    this.host.dataSubjectProviders.push({ plugin: 'core', provider: parkedDataSubjects(pool) });
     const contextDeps = {
+      config: this.config,
       host: this.host,
       log: this.log,
       db: pool,

@@ -9,6 +9,8 @@ import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import { storableText } from './inbound-guard.js';
 import { hashAddress } from './logger.js';
+import { addressForms } from './data-subjects.js';
+import type { DataSubject, DataSubjectProvider } from './plugin.js';
 
 /** What a channel parks. `payload` is the body as received (bytes, text or parsed JSON). */
 export interface ParkWebhook {
@@ -73,6 +75,41 @@ export class ParkingLot {
     );
     return rows;
   }
+}
+
+/**
+ * The kernel's provider for parked webhooks: a person's parked deliveries are found by the hash of
+ * their addresses (the payload holds hashes only, so it is exported as stored) and erased with them.
+ * Only the tenant's own rows: an unattributed delivery could be anyone's and is the operator's.
+ */
+export function parkedDataSubjects(db: Pool): DataSubjectProvider {
+  return {
+    name: 'core.parked-webhooks',
+    describe: () => ({
+      purpose: 'Keeping provider deliveries that could not be stored, so an operator can see what went wrong; addresses are kept only as hashes.',
+      recipients: ["This service's operators"],
+      retention: 'Until erased or deleted by the operator.',
+      source: 'The messaging providers, delivering messages you sent or the status of messages sent to you.',
+    }),
+    async export(subject: DataSubject) {
+      const { rows } = await db.query(
+        `SELECT id, channel, reason, payload, address_hashes AS "addressHashes", parked_at AS "parkedAt"
+           FROM parley_parked_webhooks WHERE tenant_id = $1 AND address_hashes && $2::text[] ORDER BY parked_at`,
+        [subject.tenantId, subjectHashes(subject)],
+      );
+      return rows.map((r) => ({ kind: 'parked-webhook', ...r }));
+    },
+    async erase(subject: DataSubject) {
+      const { rowCount } = await db.query(`DELETE FROM parley_parked_webhooks WHERE tenant_id = $1 AND address_hashes && $2::text[]`, [subject.tenantId, subjectHashes(subject)]);
+      return { erased: rowCount ?? 0 };
+    },
+  };
+}
+
+/** The hashes a person's addresses were parked under, in every form a provider writes them (Meta's `wa_id` has no `+`). */
+function subjectHashes(subject: DataSubject): string[] {
+  const forms = addressForms(subject.addresses);
+  return [...new Set([...forms, ...forms.map((f) => f.replace(/^([a-z]+:)?\+/iu, ''))].map(hashAddress))];
 }
 
 /** The payload as storable text with every address (given, or under an address key) replaced by its hash. */

@@ -11,6 +11,7 @@ import type { HistoryEntry, InboundMessage, ReplyDraft } from './message.js';
 import type { StageContext, StageDefinition, StageRecord, AlertApi, HandoffChange, HandoffState } from './plugin.js';
 import type { TenantInfo } from './tenancy.js';
 import { StageError, describe } from './errors.js';
+import { storableText } from './inbound-guard.js';
 
 export interface ResolvedStage {
   plugin: string;
@@ -77,7 +78,8 @@ export async function runPipeline(input: PipelineInput): Promise<PipelineOutcome
       isCurrentRun: input.isCurrentRun,
       reply(reply) {
         ownReplies++;
-        replies.push(typeof reply === 'string' ? { text: reply } : reply);
+        // Text PostgreSQL cannot hold (NUL, a lone surrogate) would fail the write that finishes the message.
+        replies.push(typeof reply === 'string' ? { text: storableText(reply) } : { ...reply, text: storableText(reply.text) });
       },
       annotate(key, value) {
         annotations[key] = value;

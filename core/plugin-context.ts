@@ -16,8 +16,10 @@ import type { OutboxSender } from './outbox.js';
 import type { AlertHub } from './alerts.js';
 import type { BackgroundWork } from './background.js';
 import type { Usage } from './usage.js';
+import { pluginOptionsPath, tenantPath, type ParleyConfig } from './config.js';
 
 export interface PluginContextDeps {
+  config: ParleyConfig;
   host: PluginHost;
   log: Logger;
   db: Pool;
@@ -46,6 +48,7 @@ export function createPluginContext(deps: PluginContextDeps, state: PluginState)
     gateway: deps.services,
     dataDir: deps.dataDir,
     publicBaseUrl: deps.publicBaseUrl,
+    configPath: (tenantId?: string, key = `plugins.${name}`) => (tenantId === undefined ? pluginOptionsPath(deps.config, name) : `${tenantPath(deps.config, tenantId)}.${key}`),
     tenants: () => [...state.settings.entries()].map(([id, settings]) => ({ tenant: tenants.get(id)!, settings })),
     settingsFor: (tenantId) => state.settings.get(tenantId),
     claimAddress: (channel, address, tenantId) => tenants.claimAddress(channel, address, tenantId),

@@ -409,6 +409,16 @@ export interface PluginContext<O = unknown, S = unknown> {
   readonly gateway: GatewayServices;
   readonly dataDir: string;
   readonly publicBaseUrl: string | undefined;
+  /**
+   * Where this plugin's configuration is, named as the kernel's configuration errors name it, for a
+   * plugin's own `ConfigError`: its options without a tenant, else the tenant's `plugins.<name>`
+   * section, or `key` of the tenant (`pipeline`).
+   * @example
+   * ctx.configPath()                    // 'plugins[2] (whatsapp-web).options'
+   * ctx.configPath('acme')              // 'tenants[3] (acme).plugins.twilio-sms'
+   * ctx.configPath('acme', 'pipeline')  // 'tenants[3] (acme).pipeline'
+   */
+  configPath(tenantId?: string, key?: string): string;
   /** Tenants that enabled this plugin, with their validated settings. */
   tenants(): { tenant: TenantInfo; settings: S }[];
   settingsFor(tenantId: string): S | undefined;

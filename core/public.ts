@@ -80,8 +80,11 @@ export { TOKENS } from './tokens.js';
 export { hashAddress } from './logger.js';
 /** The form consent is stored under (`whatsapp:+1555...` and `+1555...` are one person). */
 export { consentAddress } from './consent.js';
-/** Whether an error means a webhook can never be stored (park it and answer 200), and why. */
-export { isPoisonInput, poisonReason } from './inbound-guard.js';
+/**
+ * Whether an error means a webhook can never be stored (park it and answer 200), and why; a channel
+ * throws `UnstorableInboundError` for input its own parser finds unstorable (a timestamp out of range).
+ */
+export { isPoisonInput, poisonReason, UnstorableInboundError } from './inbound-guard.js';
 /** Groups concurrent calls into one batch (one SQL statement for many webhooks). */
 export { Batcher } from './storage/batcher.js';
 /** A route parameter as a string (express 5 types allow arrays). */

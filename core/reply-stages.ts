@@ -10,6 +10,7 @@ import type { InboundMessage, MediaAttachment } from './message.js';
 import type { AlertApi, ReplyStageContext, ReplyStageDefinition, ReplyVerdict } from './plugin.js';
 import type { TenantInfo } from './tenancy.js';
 import { describe } from './errors.js';
+import { storableText } from './inbound-guard.js';
 import { withTimeout } from './pipeline.js';
 import type { CoreMetrics } from './metrics.js';
 
@@ -70,7 +71,7 @@ export async function runReplyStages(stages: readonly ResolvedReplyStage[], out:
       settings: stage.settings,
       log: log.child({ replyStage: name }),
       rewrite(next) {
-        text = next;
+        text = storableText(next);
       },
       annotate(key, value) {
         annotations[key] = value;

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestGateway, type TestGateway } from './harness.js';
 import { catalogue, twoTenants } from './fixtures/configs.js';
+import { hashAddress } from '../core/logger.js';
 
 let gw: TestGateway;
 beforeAll(async () => {
@@ -37,5 +38,36 @@ describe("the kernel's data-subject provider", () => {
     expect(JSON.stringify(rows)).not.toContain('5550100001');
     const other = await gw.gateway.exportSubject({ tenantId: 'globex', addresses: ['+15550100001'] });
     expect(JSON.stringify(other)).toContain('other tenant');
+  });
+});
+
+describe("the kernel's provider for parked webhooks", () => {
+  const person = '+15550100077';
+  const payload = { entry: [{ changes: [{ value: { contacts: [{ wa_id: person.slice(1) }], messages: [{ from: person.slice(1), id: 'x'.repeat(2000), text: { body: 'my knee hurts' } }] } }] }] };
+
+  it('exports the parked deliveries naming the person, with addresses only as hashes, and nobody else’s', async () => {
+    await gw.gateway.services().park({ channel: 'whatsapp-cloud', tenantId: 'acme', reason: 'message: id over 1 kB', payload, addresses: [person] });
+    // A delivery the channel could not name the person in: found by the hash of Meta's wa_id (no "+").
+    await gw.gateway.services().park({ channel: 'whatsapp-cloud', tenantId: 'acme', reason: 'status: timestamp out of range', payload: { statuses: [{ recipient_id: person.slice(1) }] } });
+    await gw.gateway.services().park({ channel: 'whatsapp-cloud', tenantId: 'acme', reason: 'someone else', payload: { from: '15550100078' }, addresses: ['+15550100078'] });
+    await gw.gateway.services().park({ channel: 'whatsapp-cloud', tenantId: 'globex', reason: 'other tenant', payload, addresses: [person] });
+    const exported = await gw.gateway.exportSubject({ tenantId: 'acme', addresses: [person] });
+    const records = exported.find((e) => e.provider === 'core.parked-webhooks')!.records;
+    expect(records).toEqual([
+      expect.objectContaining({ kind: 'parked-webhook', channel: 'whatsapp-cloud', reason: 'message: id over 1 kB', addressHashes: expect.arrayContaining([hashAddress(person)]), parkedAt: expect.any(Date) }),
+      expect.objectContaining({ reason: 'status: timestamp out of range', addressHashes: [hashAddress(person.slice(1))] }),
+    ]);
+    expect(records[0]!.payload).toContain(hashAddress(person));
+    expect(JSON.stringify(records)).not.toContain('5550100077');
+  });
+
+  it('erases them, leaving other people and other tenants alone', async () => {
+    const erased = await gw.gateway.eraseSubject({ tenantId: 'acme', addresses: [person] }, 'test-operator');
+    expect(erased['core.parked-webhooks']).toBe(2);
+    const { rows } = await gw.gateway.db.pool.query<{ tenant_id: string; reason: string }>(`SELECT tenant_id, reason FROM parley_parked_webhooks ORDER BY reason`);
+    expect(rows).toEqual([
+      { tenant_id: 'globex', reason: 'other tenant' },
+      { tenant_id: 'acme', reason: 'someone else' },
+    ]);
   });
 });

@@ -89,6 +89,23 @@ describe('a signed provider webhook that cannot be stored is parked and answered
     });
   }
 
+  for (const [what, timestamp] of [['far in the future', '99999999999999'], ['before 2000', '1']]) {
+    it(`parks a status whose timestamp is ${what}`, async () => {
+      const before = (await parkedFor(OPERATOR_KEY)).length;
+      const body = metaText(sender, wamid()) as any;
+      const value = body.entry[0].changes[0].value;
+      delete value.messages;
+      delete value.contacts;
+      value.statuses = [{ id: wamid(), status: 'delivered', timestamp, recipient_id: sender }];
+      const res = await all.metaPost(JSON.stringify(body));
+      expect(res.status).toBe(200);
+      const parked = await parkedFor(OPERATOR_KEY);
+      expect(parked.length).toBe(before + 1);
+      expect(parked[0]).toMatchObject({ tenantId: 'wa', reason: 'status: The message cannot be stored: status.timestamp is not a plausible time (unix seconds)' });
+      expect(parked[0]!.addressHashes).toContain(hashAddress(`+${sender}`));
+    });
+  }
+
   it('counts parked webhooks and shows them to their tenant but not to another', async () => {
     expect(await all.gw.metrics()).toMatch(/parley_parked_webhooks_total\{channel="whatsapp-cloud",tenant="wa"\} [1-9]/);
     expect((await parkedFor(WA_KEY, '/v1/tenants/wa/parked')).length).toBeGreaterThan(0);

@@ -32,6 +32,17 @@ describe('reply stages', () => {
     expect(probeControl.outgoing).toEqual([{ key: `reply:${r.message.id}:0`, reply: true, text: 'acme says: my [redacted]' }]);
   });
 
+  it('a reply or rewrite with NUL or a lone surrogate is stored with U+FFFD, and the message is processed', async () => {
+    const replied = await gw.send('acme', { from: '+15557771010', text: 'unstorable reply' });
+    expect(replied.message.status).toBe('processed');
+    expect(replied.replies.map((x) => x.text)).toEqual(['nul \uFFFD here', 'lone \uFFFD surrogate']);
+    const rewritten = await gw.send('acme', { from: '+15557771011', text: 'unstorable rewrite' });
+    expect(rewritten.message.status).toBe('processed');
+    expect(rewritten.replies.map((x) => x.text)).toEqual(['acme says: unstorable rewrite \uFFFD\uFFFD']);
+    const stored = (await gw.outbox('acme')).filter((i) => i.to === '+15557771010' || i.to === '+15557771011').map((i) => i.text);
+    expect(stored.sort()).toEqual(['acme says: unstorable rewrite \uFFFD\uFFFD', 'lone \uFFFD surrogate', 'nul \uFFFD here']);
+  });
+
   it('block or hold a reply with the reason, kept in the outbox and never sent', async () => {
     const blocked = await receive('forbidden', '+15557771001');
     const held = await receive('review me', '+15557771002');

@@ -11,6 +11,8 @@ import { CLINIC_KEY, CLINIC_NUMBER, OTHER_NUMBER, PATIENT, twilioConfig } from '
 import { twimlMessages } from './fixtures/twilio-twiml.js';
 
 const PUBLIC = 'https://hooks.example.com/parley';
+const METERED_NUMBER = '+15557654329';
+const METERED_KEY = 'key-metered-0123456789';
 let fake: FakeTwilio;
 let gw: TestGateway;
 
@@ -26,6 +28,12 @@ beforeAll(async () => {
           id: 'broken',
           pipeline: ['twilio-test.echo'],
           plugins: { 'twilio-sms': { accountSid: fake.accountSid, authToken: 'an-old-rotated-token', numbers: [OTHER_NUMBER] } },
+        },
+        {
+          id: 'metered',
+          apiKeys: [METERED_KEY],
+          pipeline: ['twilio-test.echo'],
+          plugins: { 'twilio-sms': { accountSid: fake.accountSid, authToken: fake.authToken, numbers: [METERED_NUMBER] } },
         },
       ],
     }),
@@ -94,6 +102,23 @@ describe('a pipeline slower than the reply budget', () => {
     const sent = fake.sent.find((m) => m.sid === item.providerMessageId)!;
     expect(sent).toMatchObject({ to: '+15550004001', from: CLINIC_NUMBER, body: item.text, statusCallback: `${PUBLIC}/twilio/status` });
     expect(await detailsOf(item.id)).toMatchObject({ twilioStatus: 'queued', parts: 1, segments: 1, encoding: 'GSM-7', costEstimate: 0.0083, currency: 'USD' });
+  });
+});
+
+describe('the kernel usage ledger', () => {
+  it('shows the segments and cost of an inbound SMS, its inline reply and a REST send, each once however often retried', async () => {
+    const inbound = signedSmsRequest({ baseUrl: gw.url, publicBaseUrl: PUBLIC, authToken: fake.authToken, params: inboundSmsParams({ from: PATIENT, to: METERED_NUMBER, body: 'hello', accountSid: fake.accountSid }) });
+    expect(twimlMessages((await post(inbound)).text)).toHaveLength(1);
+    expect((await post(inbound)).status).toBe(200);
+    fake.failNext(1, '500');
+    const queued = await gw.gateway.enqueueOutbound({ tenantId: 'metered', channel: 'twilio-sms', to: PATIENT, text: 'Your results are ready.' });
+    await gw.waitForOutbox('metered', (all) => all.some((i) => i.id === queued.id && i.status === 'sent'));
+
+    const { body } = await gw.request('GET', '/v1/tenants/metered/usage?kind=sms.segments.in', { key: METERED_KEY });
+    expect(body.usage).toEqual([expect.objectContaining({ kind: 'sms.segments.in', unit: 'segment', quantity: 1, costUsd: 0.0083 })]);
+    const out = await gw.request('GET', '/v1/tenants/metered/usage?kind=sms.segments.out', { key: METERED_KEY });
+    // One inline reply and one REST send (tried twice), one segment each.
+    expect(out.body.usage).toEqual([expect.objectContaining({ kind: 'sms.segments.out', unit: 'segment', quantity: 2, costUsd: 0.0166 })]);
   });
 });
 

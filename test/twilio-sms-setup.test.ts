@@ -72,7 +72,8 @@ describe('the development switch', () => {
     const previous = process.env.NODE_ENV;
     process.env.NODE_ENV = 'production';
     try {
-      await bootFails(twilioConfig(fake, { voice: false, sms: { validateSignatures: false } }), /validateSignatures: false is refused when NODE_ENV=production/);
+      await bootFails(twilioConfig(fake, { voice: false, sms: { validateSignatures: false } }), /tenants\[0\] \(clinic\)\.plugins\.twilio-sms\.validateSignatures: false is refused when NODE_ENV=production/);
+      await bootFails(twilioConfig(fake, { voice: { validateSignatures: false } }), /tenants\[0\] \(clinic\)\.plugins\.twilio-voice\.validateSignatures: false is refused when NODE_ENV=production/);
     } finally {
       process.env.NODE_ENV = previous;
     }
@@ -81,11 +82,11 @@ describe('the development switch', () => {
 
 describe('configuration mistakes fail at boot', () => {
   it('a tenant that still lists the consent stage, which now runs by itself before every pipeline', async () => {
-    const message = /tenants \(clinic\)\.pipeline: remove "twilio-sms\.consent": it now runs by itself before every tenant's pipeline for twilio-sms messages/;
+    const message = /tenants\[0\] \(clinic\)\.pipeline: remove "twilio-sms\.consent": it now runs by itself before every tenant's pipeline for twilio-sms messages/;
     await bootFails(twilioConfig(fake, { voice: false, pipeline: ['twilio-sms.consent', 'twilio-test.echo'] }), message);
     // Also for a tenant without twilio-sms settings, whose pipeline only names the stage.
     const config = twilioConfig(fake, { voice: false, extraTenants: [{ id: 'elsewhere', pipeline: ['twilio-test.echo', 'twilio-sms.consent'] }] });
-    await bootFails(config, /tenants \(elsewhere\)\.pipeline: remove "twilio-sms\.consent"/);
+    await bootFails(config, /tenants\[1\] \(elsewhere\)\.pipeline: remove "twilio-sms\.consent"/);
   });
 
   it('a number that is not E.164, naming the tenant and the path', async () => {

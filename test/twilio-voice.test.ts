@@ -186,6 +186,22 @@ describe('a phone call', () => {
     expect(spoken(noDesk.text)[0]).toMatch(/^Let me find someone for you\. I'm sorry, nobody could take your call/);
   });
 
+  it('transfers when a stage hands the conversation to a person, and goes on talking when no number is configured', async () => {
+    const clinic = call();
+    await clinic.start();
+    const res = await clinic.say(1, 'a person please');
+    expect(spoken(res.text)).toEqual(['Connecting you with our team.']);
+    expect(twimlVerbs(res.text).find((v) => v.verb === 'Dial')!.text).toBe(FRONT_DESK);
+    // Twilio retrying the same turn gets the same transfer.
+    expect(twimlVerbs((await clinic.say(1, 'a person please')).text).find((v) => v.verb === 'Dial')!.text).toBe(FRONT_DESK);
+
+    const dental = call(OTHER_NUMBER);
+    await dental.start();
+    const noDesk = await dental.say(1, 'a person please');
+    expect(twimlVerbs(noDesk.text).some((v) => v.verb === 'Dial')).toBe(false);
+    expect(spoken(noDesk.text)).toEqual(['Connecting you with our team.']);
+  });
+
   it('puts the caller on hold when the pipeline is slow, then speaks the answer into the live call', async () => {
     const c = call();
     await c.start();

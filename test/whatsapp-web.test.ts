@@ -370,7 +370,7 @@ tenants:
 `;
     const loaded = { config: parseConfig(yaml, 'test'), baseDir: process.cwd(), source: 'test' };
     await expect(Gateway.validate({ loaded, catalogue: builtinPlugins, logger: pino({ level: 'silent' }) })).rejects.toThrow(
-      /plugins \(whatsapp-web\)\.options\.executablePath: Chromium not found at \/nonexistent\/chromium/,
+      /plugins\[0\] \(whatsapp-web\)\.options\.executablePath: Chromium not found at \/nonexistent\/chromium/,
     );
   });
 

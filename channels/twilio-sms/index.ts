@@ -10,7 +10,7 @@ import { createClientCache, createTwilioClient } from './client.js';
 import { consentStage } from './consent.js';
 import { optOutNoticeStage } from './opt-out-notice.js';
 import { credentialHealth } from './health.js';
-import { SegmentLedger, createLedgerAccount, ledgerMigrations } from './ledger.js';
+import { SegmentLedger, createLedgerAccount, createSegmentUsage, ledgerMigrations } from './ledger.js';
 import { twilioMetrics } from './metrics.js';
 import { TWILIO_SMS_SHARED, twilioSmsShared } from './shared.js';
 import { smsWebhooks } from './routes.js';
@@ -49,6 +49,7 @@ export function createTwilioSmsChannel(deps: TwilioSmsChannelDeps = {}) {
       const metrics = twilioMetrics(ctx.metrics);
       ctx.provide(TWILIO_SMS_SHARED, twilioSmsShared(metrics));
       const ledger = new SegmentLedger(ctx.db);
+      const recordUsage = createSegmentUsage({ usage: ctx.usage, metrics, log: ctx.log });
       const tenants = loadTenants(ctx);
       const credentials = credentialHealth(ctx, tenants);
       const consent = () => ctx.gateway.consent;
@@ -63,6 +64,7 @@ export function createTwilioSmsChannel(deps: TwilioSmsChannelDeps = {}) {
           log: ctx.log,
           metrics,
           ledger,
+          recordUsage,
           consent,
           tenantState: tenants.senderState,
           client: createClientCache(makeClient, options),
@@ -78,7 +80,7 @@ export function createTwilioSmsChannel(deps: TwilioSmsChannelDeps = {}) {
           metrics,
           tenants,
           ledger,
-          account: createLedgerAccount({ ledger, metrics, log: ctx.log }),
+          account: createLedgerAccount({ ledger, metrics, log: ctx.log, recordUsage }),
           guard: createSignatureGuard({ log: ctx.log, metrics, policy: { publicBaseUrl: ctx.publicBaseUrl, trustProxy: options.trustProxy } }),
         }),
       );

@@ -5,7 +5,7 @@
  * the reply it belongs to for status callbacks.
  */
 import type { Pool } from 'pg';
-import { Batcher, consentAddress, type DataSubject, type DataSubjectProvider, type Migration } from 'parley';
+import { Batcher, consentAddress, type DataSubject, type DataSubjectProvider, type Migration, type UsageLedger } from 'parley';
 import { countSegments, estimateCost, type SmsEncoding } from './segments.js';
 import type { Logger } from 'pino';
 import type { TwilioMetrics } from './metrics.js';
@@ -146,7 +146,62 @@ export class SegmentLedger {
  * counts nothing). Webhooks arriving together share one ledger statement. Bookkeeping must never cost
  * a customer their reply: a failed write is logged and counted, never thrown.
  */
-export function createLedgerAccount(deps: { ledger: SegmentLedger; metrics: TwilioMetrics; log: Logger }) {
+/** The segments of one message in one direction, for the kernel's usage ledger. */
+export interface SegmentUsage {
+  tenantId: string;
+  /** The outbox item id, or the inbound MessageSid: a retry records nothing twice. */
+  ref: string;
+  direction: 'in' | 'out';
+  via: LedgerEntry['via'];
+  segments: number;
+  cost: number;
+  currency: string;
+}
+
+/**
+ * Records segments in the kernel usage ledger (`sms.segments.in` / `sms.segments.out`) beside this
+ * channel's own ledger, so cost guards and billing see SMS. A failure is logged and counted: the
+ * message itself is unaffected.
+ */
+export function createSegmentUsage(deps: { usage: UsageLedger; metrics: TwilioMetrics; log: Logger }) {
+  return async function recordUsage(items: readonly SegmentUsage[]): Promise<void> {
+    await Promise.all(
+      items.map(async (u) => {
+        try {
+          await deps.usage.record({
+            tenantId: u.tenantId,
+            kind: `sms.segments.${u.direction}`,
+            quantity: u.segments,
+            unit: 'segment',
+            ...(u.currency === 'USD' ? { costUsd: u.cost } : {}),
+            ref: u.ref,
+            attributes: { via: u.via, currency: u.currency },
+          });
+        } catch (error) {
+          deps.metrics.errors.inc({ tenant: u.tenantId, code: 'usage' });
+          deps.log.error({ err: error, tenant: u.tenantId }, 'twilio-sms: could not record segments in the usage ledger; the message itself is unaffected');
+        }
+      }),
+    );
+  };
+}
+
+export type RecordSegmentUsage = ReturnType<typeof createSegmentUsage>;
+
+/** Ledger parts summed per message and direction. */
+function perMessage(entries: readonly LedgerEntry[]): SegmentUsage[] {
+  const byKey = new Map<string, SegmentUsage>();
+  for (const e of entries) {
+    const key = `${e.direction}\u0000${e.ref}`;
+    const sum = byKey.get(key) ?? { tenantId: e.tenantId, ref: e.ref, direction: e.direction, via: e.via, segments: 0, cost: 0, currency: e.currency };
+    sum.segments += e.segments;
+    sum.cost += e.cost;
+    byKey.set(key, sum);
+  }
+  return [...byKey.values()];
+}
+
+export function createLedgerAccount(deps: { ledger: SegmentLedger; metrics: TwilioMetrics; log: Logger; recordUsage: RecordSegmentUsage }) {
   const { ledger, metrics } = deps;
   const writer = new Batcher<readonly LedgerEntry[], LedgerEntry[]>(async (groups) => {
     const fresh = new Set((await ledger.recordMany(groups.flat())).map((e) => `${e.ref}\u0000${e.part}`));
@@ -166,6 +221,7 @@ export function createLedgerAccount(deps: { ledger: SegmentLedger; metrics: Twil
       metrics.segments.inc({ tenant: tenantId, direction: entry.direction, encoding: entry.encoding }, entry.segments);
       metrics.cost.inc({ tenant: tenantId, direction: entry.direction, currency: entry.currency }, entry.cost);
     }
+    await deps.recordUsage(perMessage(fresh));
   };
 }
 

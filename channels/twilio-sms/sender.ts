@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { SendError, type ChannelSender, type ConsentStore, type OutboundMessage, type SendResult } from 'parley';
 import { describeTwilioError, type TwilioCallFailure } from './client.js';
 import { fitToSegments } from './segments.js';
-import { usageOf, type SegmentLedger } from './ledger.js';
+import { usageOf, type RecordSegmentUsage, type SegmentLedger } from './ledger.js';
 import type { TwilioMetrics } from './metrics.js';
 import { TWILIO_SMS_CHANNEL, type TwilioSmsSettings } from './types.js';
 
@@ -24,6 +24,7 @@ export interface SmsSenderDeps {
   log: Logger;
   metrics: TwilioMetrics;
   ledger: SegmentLedger;
+  recordUsage: RecordSegmentUsage;
   consent: () => ConsentStore;
   /** The tenant's state, or why the channel is off for it. */
   tenantState(tenantId: string): ActiveTenant | { off: string };
@@ -135,6 +136,8 @@ export function createSmsSender(deps: SmsSenderDeps): ChannelSender<TwilioSmsSet
         firstStatus ??= created.status;
         sids.push(created.sid);
       }
+      // Keyed by the outbox item, for all its parts: a retry that sends the rest records once.
+      await deps.recordUsage([{ tenantId: message.tenantId, ref: message.id, direction: 'out', via: 'api', segments, cost, currency: settings.currency }]);
       return {
         providerMessageId: sids[0]!,
         status: 'sent',

@@ -20,12 +20,12 @@ export interface TenantState {
  * Tenants that list the consent stage in their own pipeline: it runs by itself before every
  * pipeline now, and listing it would run it twice.
  */
-export function consentStageListed(tenants: readonly Pick<TenantInfo, 'id' | 'pipeline'>[]): string[] {
+export function consentStageListed(tenants: readonly Pick<TenantInfo, 'id' | 'pipeline'>[], pipelinePath: (tenantId: string) => string): string[] {
   return tenants
     .filter((t) => t.pipeline.includes(CONSENT_STAGE))
     .map(
       (t) =>
-        `tenants (${t.id}).pipeline: remove "${CONSENT_STAGE}": it now runs by itself before every tenant's pipeline for twilio-sms messages, so STOP/HELP never reach other stages (now: [${t.pipeline.join(', ')}])`,
+        `${pipelinePath(t.id)}: remove "${CONSENT_STAGE}": it now runs by itself before every tenant's pipeline for twilio-sms messages, so STOP/HELP never reach other stages (now: [${t.pipeline.join(', ')}])`,
     );
 }
 
@@ -34,7 +34,7 @@ export function loadTenants(ctx: PluginContext<TwilioSmsOptions, TwilioSmsSettin
   const states = new Map<string, TenantState>();
 
   // Every tenant, not only those with twilio-sms settings: any of them could list the stage.
-  const listed = consentStageListed(ctx.inject(TOKENS.Tenants).list());
+  const listed = consentStageListed(ctx.inject(TOKENS.Tenants).list(), (id) => ctx.configPath(id, 'pipeline'));
   if (listed.length) throw new ConfigError(listed);
 
   for (const { tenant, settings } of ctx.tenants()) {
@@ -47,7 +47,7 @@ export function loadTenants(ctx: PluginContext<TwilioSmsOptions, TwilioSmsSettin
     }
     if (!settings.validateSignatures) {
       if (process.env.NODE_ENV === 'production') {
-        throw new ConfigError([`tenants (${tenant.id}).plugins.twilio-sms.validateSignatures: false is refused when NODE_ENV=production`]);
+        throw new ConfigError([`${ctx.configPath(tenant.id)}.validateSignatures: false is refused when NODE_ENV=production`]);
       }
       ctx.log.warn({ tenant: tenant.id }, `twilio-sms: X-Twilio-Signature checking is OFF for tenant "${tenant.id}". Anyone can post messages as any number. Local development only.`);
     }

@@ -22,7 +22,7 @@ export function loadTenants(ctx: PluginContext<TwilioVoiceOptions, TwilioVoiceSe
       continue;
     }
     if (!settings.validateSignatures) {
-      if (process.env.NODE_ENV === 'production') throw new ConfigError([`tenants (${tenant.id}).plugins.twilio-voice.validateSignatures: false is refused when NODE_ENV=production`]);
+      if (process.env.NODE_ENV === 'production') throw new ConfigError([`${ctx.configPath(tenant.id)}.validateSignatures: false is refused when NODE_ENV=production`]);
       ctx.log.warn({ tenant: tenant.id }, `twilio-voice: X-Twilio-Signature checking is OFF for tenant "${tenant.id}". Local development only.`);
     }
     for (const number of settings.numbers) ctx.claimAddress(TWILIO_VOICE_CHANNEL, number, tenant.id);

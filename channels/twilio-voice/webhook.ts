@@ -119,7 +119,9 @@ export function voiceWebhooks(deps: VoiceWebhookDeps): (router: Router) => void 
     );
     const previous = result.status === 'duplicate' ? await calls.get(tenantId, input.CallSid) : undefined;
     const inline = result.inline;
-    const handoff = Boolean(result.annotations.handoff) || inline.some((r) => r.options.handoff === true) || previous?.handoffTurn === turn;
+    // A conversation handed to a person (`stage.handoff('human')`) transfers the call when there is a number to dial.
+    const toHuman = result.handoff?.state === 'human' && s.handoffNumber !== undefined;
+    const handoff = Boolean(result.annotations.handoff) || inline.some((r) => r.options.handoff === true) || toHuman || previous?.handoffTurn === turn;
     await calls.noteTurn(tenantId, input.CallSid, turn, result.conversationId, handoff);
     if (result.status === 'deferred' || (result.status === 'duplicate' && !inline.length && result.queued.length)) {
       turns.inc({ tenant: tenantId, outcome: 'deferred' });

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { isPoisonInput, UnstorableInboundError } from 'parley';
 import {
   MalformedPayloadError,
   parseCloudWebhook,
@@ -291,5 +292,22 @@ describe('statusRank and shouldApplyStatus', () => {
   it('ignores a repeated status and applies any first status', () => {
     expect(shouldApplyStatus('read', 'read')).toBe(false);
     expect(shouldApplyStatus(undefined, 'delivered')).toBe(true);
+  });
+});
+
+describe('parseCloudWebhook: timestamps out of range', () => {
+  it('marks a message or status whose time no real delivery has as unstorable, a poison input', () => {
+    for (const timestamp of ['99999999999999', '1', 99_999_999_999]) {
+      const [message] = parseCloudWebhook(inbound({ type: 'text', text: { body: 'hi' }, timestamp }));
+      const [delivered] = parseCloudWebhook(status({ id: 'wamid.OUT1', status: 'delivered', timestamp, recipient_id: '16505551234' }));
+      for (const event of [message, delivered]) {
+        expect(event?.kind === 'message' || event?.kind === 'status' ? event.unstorable : undefined, String(timestamp)).toBeInstanceOf(UnstorableInboundError);
+        expect(isPoisonInput(event && 'unstorable' in event ? event.unstorable : undefined)).toBe(true);
+      }
+    }
+  });
+
+  it('leaves a plausible time alone', () => {
+    expect(onlyMessage(inbound({ type: 'text', text: { body: 'hi' } })).unstorable).toBeUndefined();
   });
 });

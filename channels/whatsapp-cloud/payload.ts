@@ -2,7 +2,7 @@
 // API10): the envelope must match or the route answers 400, but one odd message must not poison a
 // batch that Meta would then retry for days, so unknown or invalid messages become 'unsupported'.
 import { z } from 'zod';
-import { PluginError, pluginErrorCode } from 'parley';
+import { PluginError, pluginErrorCode, UnstorableInboundError } from 'parley';
 
 /** The envelope did not match Meta's webhook shape; the route answers 400. */
 export class MalformedPayloadError extends PluginError {
@@ -12,6 +12,21 @@ export class MalformedPayloadError extends PluginError {
   ) {
     super(pluginErrorCode('whatsapp-cloud', 'MALFORMED_PAYLOAD'), `Malformed WhatsApp Cloud webhook: ${reason}`, 400, { plugin: 'whatsapp-cloud', cause: options?.cause });
   }
+}
+
+/** Timestamps before this are no real message; the kernel's inbound guard draws the same line. */
+const EARLIEST_MS = Date.UTC(2000, 0, 1);
+/** How far ahead of our clock Meta's timestamp may be. */
+const MAX_AHEAD_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * Why a message's or status's time cannot be stored (out of range, or past what a Date holds), or
+ * undefined when it is plausible.
+ */
+function implausibleTime(at: Date, kind: 'message' | 'status', now: number): UnstorableInboundError | undefined {
+  const t = at.getTime();
+  if (Number.isFinite(t) && t >= EARLIEST_MS && t <= now + MAX_AHEAD_MS) return undefined;
+  return new UnstorableInboundError(`${kind}.timestamp`, 'is not a plausible time (unix seconds)');
 }
 
 const unixSeconds = z
@@ -163,6 +178,8 @@ export interface CloudMessageEvent {
   button?: { payload: string; text: string };
   location?: { latitude: number; longitude: number; name?: string; address?: string; url?: string };
   context?: { replyToWamid: string };
+  /** Set when the message cannot be stored (its timestamp is out of range): park the webhook. */
+  unstorable?: UnstorableInboundError;
   raw: unknown;
 }
 
@@ -177,6 +194,8 @@ export interface CloudStatusEvent {
   errors?: CloudError[];
   pricing?: { billable?: boolean; pricingModel?: string; category?: string; type?: string };
   conversation?: { id: string; originType?: string; expiresAt?: Date };
+  /** Set when the status cannot be stored (its timestamp is out of range): park the webhook. */
+  unstorable?: UnstorableInboundError;
   raw: unknown;
 }
 
@@ -204,7 +223,7 @@ const mediaTypes: ReadonlySet<string> = new Set<CloudMediaType>(['image', 'audio
  *   if (event.kind === 'message') await inbound(event);
  * }
  */
-export function parseCloudWebhook(json: unknown): CloudEvent[] {
+export function parseCloudWebhook(json: unknown, now = Date.now()): CloudEvent[] {
   const envelope = cloudWebhookSchema.safeParse(json);
   if (!envelope.success) throw new MalformedPayloadError(z.prettifyError(envelope.error), { cause: envelope.error });
 
@@ -224,13 +243,13 @@ export function parseCloudWebhook(json: unknown): CloudEvent[] {
       if (!value.success) {
         throw new MalformedPayloadError(`entry ${entry.id}: ${z.prettifyError(value.error)}`, { cause: value.error });
       }
-      events.push(...changeEvents(value.data));
+      events.push(...changeEvents(value.data, now));
     }
   }
   return events;
 }
 
-function changeEvents(value: z.infer<typeof cloudMessagesValueSchema>): CloudEvent[] {
+function changeEvents(value: z.infer<typeof cloudMessagesValueSchema>, now: number): CloudEvent[] {
   const { phone_number_id: phoneNumberId, display_phone_number: displayPhoneNumber } = value.metadata;
   const profileNames = new Map((value.contacts ?? []).map((c) => [c.wa_id, c.profile?.name]));
   const events: CloudEvent[] = [];
@@ -263,6 +282,7 @@ function changeEvents(value: z.infer<typeof cloudMessagesValueSchema>): CloudEve
       profileName: profileNames.get(message.from) ?? (value.contacts?.length === 1 ? value.contacts[0]?.profile?.name : undefined),
       context: message.context ? { replyToWamid: message.context.id } : undefined,
       ...messageContent(message),
+      unstorable: implausibleTime(message.timestamp, 'message', now),
       raw,
     });
   }
@@ -293,6 +313,7 @@ function changeEvents(value: z.infer<typeof cloudMessagesValueSchema>): CloudEve
         originType: s.conversation.origin?.type,
         expiresAt: s.conversation.expiration_timestamp,
       },
+      unstorable: implausibleTime(s.timestamp, 'status', now),
       raw,
     });
   }

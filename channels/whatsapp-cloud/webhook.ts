@@ -19,24 +19,18 @@ export const WEBHOOK_PATH = '/whatsapp/cloud/webhook';
 const STATUS_RETRY_DELAYS_MS = [500, 2_000, 10_000];
 
 export interface CloudWebhookDeps {
-  ctx: Pick<PluginContext, 'log' | 'gateway'>;
+  ctx: Pick<PluginContext, 'log' | 'gateway' | 'background'>;
   metrics: CloudMetrics;
   tenants: CloudTenants;
 }
 
-/** The webhook routes, and `stop` to cancel status retries and wait for events still being recorded. */
+/** The webhook routes, and `stop` to cancel status retries (the kernel waits for events still being recorded). */
 export function createCloudWebhook(deps: CloudWebhookDeps) {
   const { ctx, tenants } = deps;
   const { webhooks, signatureFailures, events } = deps.metrics;
 
-  const background = new Set<Promise<unknown>>();
   const timers = new Set<NodeJS.Timeout>();
   let stopping = false;
-  const track = <T>(p: Promise<T>): Promise<T> => {
-    background.add(p);
-    void p.finally(() => background.delete(p)).catch(() => undefined);
-    return p;
-  };
 
   async function handleStatus(event: CloudStatusEvent, tenantId: string, attempt = 0): Promise<void> {
     const first = event.errors?.[0];
@@ -63,7 +57,10 @@ export function createCloudWebhook(deps: CloudWebhookDeps) {
     }
     const timer = setTimeout(() => {
       timers.delete(timer);
-      void track(handleStatus(event, tenantId, attempt + 1)).catch((error: unknown) => ctx.log.error({ err: error, tenant: tenantId }, 'could not record a WhatsApp status'));
+      ctx.background(
+        handleStatus(event, tenantId, attempt + 1).catch((error: unknown) => ctx.log.error({ err: error, tenant: tenantId }, 'could not record a WhatsApp status')),
+        'record a WhatsApp status again',
+      );
     }, delay);
     timer.unref();
     timers.add(timer);
@@ -87,6 +84,7 @@ export function createCloudWebhook(deps: CloudWebhookDeps) {
       ctx.log.warn({ tenant: owner.tenantId }, "WhatsApp Cloud event signed by another app than the tenant's; ignored");
       return;
     }
+    if (event.unstorable) throw event.unstorable;
     if (event.kind === 'status') return handleStatus(event, owner.tenantId);
     // Answers once the message is stored; its pipeline goes on, and the replies go through the outbox.
     const result = await ctx.gateway.receive(toInboundDraft(event, owner.tenantId), { until: 'recorded' });
@@ -137,19 +135,19 @@ export function createCloudWebhook(deps: CloudWebhookDeps) {
       // Meta gets its 200 fast; replies go out through the outbox.
       const failures: unknown[] = [];
       const poison: { event: CloudEvent; error: unknown }[] = [];
-      await track(
-        (async () => {
-          for (const event of parsed) {
-            await handleEvent(event, match.appSecret).catch((error: unknown) => {
-              // Input no retry can store (NUL-free text is already repaired by the kernel): parked below.
-              if (isPoisonInput(error)) return void poison.push({ event, error });
-              failures.push(error);
-              ctx.log.error({ err: error, kind: event.kind }, 'WhatsApp Cloud event failed');
-              events.inc({ tenant: event.phoneNumberId ? (tenants.byPhoneNumberId(event.phoneNumberId)?.tenantId ?? 'unknown') : 'unknown', kind: event.kind, result: 'error' });
-            });
-          }
-        })(),
-      );
+      const recording = (async () => {
+        for (const event of parsed) {
+          await handleEvent(event, match.appSecret).catch((error: unknown) => {
+            // Input no retry can store (NUL-free text is already repaired by the kernel): parked below.
+            if (isPoisonInput(error)) return void poison.push({ event, error });
+            failures.push(error);
+            ctx.log.error({ err: error, kind: event.kind }, 'WhatsApp Cloud event failed');
+            events.inc({ tenant: event.phoneNumberId ? (tenants.byPhoneNumberId(event.phoneNumberId)?.tenantId ?? 'unknown') : 'unknown', kind: event.kind, result: 'error' });
+          });
+        }
+      })();
+      ctx.background(recording, 'record the events of a WhatsApp Cloud webhook');
+      await recording;
       if (poison.length) await parkPoison(req.rawBody ?? req.body, poison);
       if (failures.length) {
         // Not a 200, so Meta delivers the webhook again; events already recorded are deduplicated.
@@ -164,11 +162,10 @@ export function createCloudWebhook(deps: CloudWebhookDeps) {
 
   return {
     routes,
-    async stop(): Promise<void> {
+    stop(): void {
       stopping = true;
       for (const timer of timers) clearTimeout(timer);
       timers.clear();
-      await Promise.allSettled([...background]);
     },
   };
 }

@@ -4,6 +4,7 @@
  * to the tenant at `/v1/tenants/:tenant/whatsapp-web/media/:id` and reachable by data-subject
  * erasure; the attachment's URL points there.
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Pool } from 'pg';
 import { type DataSubjectProvider, type InboundDraft, type MediaAttachment, ParleyError, type PluginContext, PluginError, pluginErrorCode } from 'parley';
 import type { WhatsAppWebMessageLike } from './client-like.js';
@@ -161,13 +162,11 @@ function subjectAddresses(addresses: string[]): string[] {
 }
 
 export interface InboundHandlerDeps {
-  ctx: Pick<PluginContext, 'log' | 'gateway'>;
+  ctx: Pick<PluginContext, 'log' | 'gateway' | 'background'>;
   metrics: WebMetrics;
   media: MediaStore;
   /** Prefix of media URLs (the public base URL, or empty for a path). */
   baseUrl: string;
-  /** Keeps the work until the plugin stops. */
-  track(work: Promise<unknown>): void;
   isStopping(): boolean;
 }
 
@@ -193,7 +192,7 @@ export function createInboundHandler(deps: InboundHandlerDeps) {
           return;
         } catch (error) {
           if (!(error instanceof ParleyError && error.code === 'PARLEY_SHUTTING_DOWN') || deps.isStopping() || attempt >= 40) throw error;
-          await new Promise((r) => setTimeout(r, 250));
+          await delay(250);
         }
       }
     } catch (error) {
@@ -206,7 +205,10 @@ export function createInboundHandler(deps: InboundHandlerDeps) {
     const chat = `${tenantId}\u0000${message.from}`;
     const next = (chats.get(chat) ?? Promise.resolve()).then(() => handle(tenantId, settings.number, settings.allowGroups, message));
     chats.set(chat, next);
-    deps.track(next.finally(() => chats.get(chat) === next && chats.delete(chat)));
+    ctx.background(
+      next.finally(() => chats.get(chat) === next && chats.delete(chat)),
+      'take in a WhatsApp Web message',
+    );
   };
 }
 

@@ -62,7 +62,7 @@ export function createWhatsAppWebChannel(deps: WhatsAppWebDeps = {}) {
       const baseUrl = (ctx.publicBaseUrl ?? '').replace(/\/+$/, '');
       if (!deps.clientFactory && ctx.tenants().length > 0 && !existsSync(options.executablePath)) {
         // Fail at start, not in an endless reconnect loop: without a browser no session can run.
-        throw new ConfigError([`plugins (whatsapp-web).options.executablePath: Chromium not found at ${options.executablePath} (Debian: apt install chromium; or set PUPPETEER_EXECUTABLE_PATH)`], { plugin: 'whatsapp-web' });
+        throw new ConfigError([`${ctx.configPath()}.executablePath: Chromium not found at ${options.executablePath} (Debian: apt install chromium; or set PUPPETEER_EXECUTABLE_PATH)`], { plugin: 'whatsapp-web' });
       }
       ctx.migrations(migrations);
 

@@ -5,6 +5,7 @@
  * job returns as its own. Unclaimed requests are withdrawn and retried; claimed ones whose result
  * never comes back have an unknown outcome and are never resent.
  */
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { SendError, type MediaAttachment, type SendResult } from 'parley';
@@ -37,7 +38,7 @@ export class SendRelay {
     const id = rows[0]!.id;
     const deadline = Date.now() + waitMs;
     for (;;) {
-      await sleep(Math.min(this.pollMs, 100));
+      await delay(Math.min(this.pollMs, 100));
       const { rows: found } = await this.db.query<{ state: string; result: RelayResult | null }>(`SELECT state, result FROM whatsapp_web_relay WHERE id = $1 AND tenant_id = $2`, [id, tenantId]);
       const row = found[0];
       if (row && (row.state === 'done' || row.state === 'failed') && row.result) {
@@ -99,8 +100,4 @@ export class SendRelay {
     const r = rows[0];
     return r ? { id: r.id, to: r.to_address, text: r.body, media: r.media, options: r.options } : undefined;
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

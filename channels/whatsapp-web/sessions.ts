@@ -39,13 +39,8 @@ export function createSessions(deps: SessionsDeps) {
   const sessions = new Map<string, WhatsAppWebSession>();
   const numbers = new Map<string, string>();
   const reportChains = new Map<string, Promise<void>>();
-  const background = new Set<Promise<unknown>>();
   let stopping = false;
-  const track = (p: Promise<unknown>) => {
-    background.add(p);
-    void p.finally(() => background.delete(p)).catch(() => undefined);
-  };
-  const receive = createInboundHandler({ ctx, metrics, media, baseUrl: deps.baseUrl, track, isStopping: () => stopping });
+  const receive = createInboundHandler({ ctx, metrics, media, baseUrl: deps.baseUrl, isStopping: () => stopping });
 
   for (const { tenant, settings } of ctx.tenants()) {
     ctx.claimAddress(CHANNEL, settings.number, tenant.id);
@@ -84,10 +79,11 @@ export function createSessions(deps: SessionsDeps) {
         ack(message, ack) {
           const status = ACK_STATUS[ack];
           if (!status || !(message.fromMe || message.id.fromMe)) return;
-          track(
+          ctx.background(
             ctx.gateway
               .recordDeliveryStatus({ tenantId: tenant.id, channel: CHANNEL, providerMessageId: message.id._serialized, status, ...(status === 'failed' ? { errorCode: 'ack-error' } : {}) })
               .catch((error: unknown) => tlog.warn({ err: error }, 'could not record a WhatsApp Web delivery ack')),
+            'record a WhatsApp Web delivery ack',
           );
         },
         restart(reason) {
@@ -143,7 +139,10 @@ export function createSessions(deps: SessionsDeps) {
       relayTimer.unref();
       houseTimer = setInterval(() => {
         const owned = ownedTenants();
-        track(Promise.all([relay.prune(owned), ...owned.map((t) => media.prune(t, options.mediaRetentionDays))]).catch((error: unknown) => log.warn({ err: error }, 'WhatsApp Web housekeeping failed')));
+        ctx.background(
+          Promise.all([relay.prune(owned), ...owned.map((t) => media.prune(t, options.mediaRetentionDays))]).catch((error: unknown) => log.warn({ err: error }, 'WhatsApp Web housekeeping failed')),
+          'prune WhatsApp Web relay requests and media',
+        );
       }, 10 * 60_000);
       houseTimer.unref();
     },
@@ -154,7 +153,6 @@ export function createSessions(deps: SessionsDeps) {
       await relaying;
       await Promise.allSettled([...reportChains.values()]);
       await Promise.all([...sessions.values()].map((s) => s.stop()));
-      await Promise.allSettled([...background]);
     },
   };
 }
