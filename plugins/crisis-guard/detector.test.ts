@@ -12,13 +12,13 @@ const expectCalm = (text: string) => expect(found(text).crisis, `${text} -> ${fo
 
 describe('crisis detector: each category of present danger', () => {
   it.each<[CrisisCategory, string[]]>([
-    ['suicidal_ideation', ['i want to kill myself', 'thinking about ending my life tonight', 'everyone would be better off if i was dead', 'I have the pills ready', 'I no longer want to be alive']],
-    ['self_harm', ['I just burned myself on purpose', 'i keep cutting my wrists', 'the urge to self harm is so strong right now']],
-    ['overdose_poisoning', ['i took 30 tylenol an hour ago', 'she took all of her sleeping pills', 'my toddler swallowed a button battery', 'my brother drank bleach']],
+    ['suicidal_ideation', ['i want to kill myself', 'thinking about ending my life tonight', 'everyone would be better off if i was dead', 'I have the pills ready', 'I no longer want to be alive', "i just want it all to stop. i have a plan", "i'm going to jump", "there's no point anymore, i'm done"]],
+    ['self_harm', ['I just burned myself on purpose', "i've been cutting again and i can't stop", 'i keep cutting my wrists', 'the urge to self harm is so strong right now']],
+    ['overdose_poisoning', ['i took 30 tylenol an hour ago', 'she took all of her sleeping pills', 'my toddler swallowed a button battery', 'my brother drank bleach', 'my 2 yr old drank some cleaning fluid']],
     ['chest_pain_cardiac', ['crushing chest pain going down my left arm', 'my husband is clutching his chest', 'I think im having a heart attack', 'my wife fainted']],
-    ['stroke_signs', ["dad's speech is slurred", 'mom cant move her right arm', 'worst headache of my life came on suddenly']],
+    ['stroke_signs', ["dad's speech is slurred", 'her mouth is crooked and she cant smile on one side', 'mom cant move her right arm', 'worst headache of my life came on suddenly']],
     ['breathing_anaphylaxis', ['my lips and tongue are swelling after peanuts', 'he is choking on a grape', 'I can’t breathe']],
-    ['violence_danger', ['I want to hurt my roommate', 'he has a knife and is threatening me', 'my boyfriend is hitting me']],
+    ['violence_danger', ['I want to hurt my roommate', 'he has a knife and is threatening me', 'my boyfriend is hitting me', 'someone is trying to break into my house', 'my dad is threatening to kill us', 'i feel like hurting somebody']],
     ['bleeding_trauma', ['my son got hit by a car', 'i got stabbed', 'bleeding heavily and it wont stop']],
     ['seizure_unresponsive', ['my daughter is convulsing', 'he has been having a seizure for 6 minutes']],
     ['pregnancy_emergency', ['I am 34 weeks pregnant and bleeding, with blurry vision']],
@@ -53,7 +53,7 @@ describe('crisis detector: what is not danger now', () => {
   });
 
   it('keeps everyday health questions calm', () => {
-    for (const text of ['is it safe to take two advil', 'i took 2 ibuprofen for a headache', 'i cant breathe through my nose because of my cold', 'how much tylenol is too much']) expectCalm(text);
+    for (const text of ['what is the overdose limit for ibuprofen', "what's the number for the suicide hotline? asking for a school project", 'is it safe to take two advil', 'i took 2 ibuprofen for a headache', 'i cant breathe through my nose because of my cold', 'how much tylenol is too much']) expectCalm(text);
   });
 });
 
@@ -69,7 +69,8 @@ describe('crisis detector: Spanish', () => {
   });
 
   it('keeps Spanish idioms and questions calm', () => {
-    for (const text of ['me muero de risa', '¿qué síntomas tiene un infarto?']) expectCalm(text);
+    for (const text of ['me muero de risa', '¿qué síntomas tiene un infarto?', '¿qué hago si alguien tiene una convulsión?']) expectCalm(text);
+    expectCrisis('mi novio me pega', 'violence_danger');
   });
 });
 

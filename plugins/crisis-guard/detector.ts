@@ -48,6 +48,7 @@ const IDIOMS: readonly RegExp[] = [
   /\b(?:died|dyed) my hair\b/g,
   /\bhair dye\b/g,
   /\bbreathe (?:through|out of) (?:my|his|her|the) nose\b/g,
+  /\bsuicide (?:hotline|prevention|awareness|line|number|rates?|statistics|squad)\b/g,
   /\bme muero de (?:risa|hambre|sueno|ganas|calor|frio|aburrimiento)\b/g,
   /\bme (?:esta|estan) matando (?:los|las|el|la) \w+\b/g,
 ];
@@ -56,7 +57,7 @@ const IDIOMS: readonly RegExp[] = [
 const NEGATION = /\b(?:not|no|never|dont|didnt|doesnt|isnt|arent|wasnt|werent|havent|hasnt|without|nor|denies|nunca|sin|tampoco|ni)\b/;
 /** A general question about a topic, not about someone's present state. */
 const QUESTION_START = /^(?:what|whats|how|why|when|where|which|who|is|are|can|could|should|does|do|any|tell me|explain|que|cual|cuales|como|cuando|por que|es|hay|donde)\b/;
-const TOPIC = /\b(?:signs?|symptoms?|warning|causes?|cause|risk|risks|prevent\w*|treat\w*|learn|class|course|training|first aid|difference|mean|means|normal|rehab|recover\w*|someone|somebody|a person|people|anyone|statistics|common|recogni[sz]e|spot|identify|tell if|know if|what to do|handle|respond|talk to|talk about|ask about|bring up|senales|sintomas|causas|prevenir)\b/;
+const TOPIC = /\b(?:signs?|symptoms?|warning|causes?|cause|risk|risks|prevent\w*|treat\w*|learn|class|course|training|first aid|difference|mean|means|normal|rehab|recover\w*|someone|somebody|a person|people|anyone|statistics|common|limit|dosage|dose|maximum|max|how much|how many|recogni[sz]e|spot|identify|alguien|una persona|que hacer|que hago si|tell if|know if|what to do|handle|respond|talk to|talk about|ask about|bring up|senales|sintomas|causas|prevenir)\b/;
 /** Said about now: a present-danger marker overrides a past marker or a question's framing. */
 const NOW = /\b(?:right now|now (?!(?:its|it is|im|i am|hes|shes|he is|she is|they are|were|everything is|all) (?:fine|ok|okay|better|good|normal|back|gone|stable|over|\d))|currently|at the moment|still|again|keeps?|keep|happening|this minute|tonight|just now|ahora|ahorita|ahora mismo|todavia|otra vez)\b/;
 /** Said about the past, or about something that is over. */
@@ -89,7 +90,8 @@ function hitsIn(clause: string, rules: readonly CrisisRule[]): Hit[] {
 }
 
 function negated(hit: Hit): boolean {
-  const before = hit.clause.slice(0, hit.index).trim().split(' ').slice(-4).join(' ');
+  // "no point", "no one", "no way out" are despair, not negation.
+  const before = hit.clause.slice(0, hit.index).replace(/\bno (?:point|reason|hope|way|more|longer|one)\b/g, '').trim().split(' ').slice(-4).join(' ');
   return NEGATION.test(before);
 }
 
@@ -119,7 +121,7 @@ export function detectCrisis(text: string, options: DetectOptions = {}): CrisisV
   const suppressed: CrisisVerdict['suppressed'] = [];
   const counted: Hit[] = [];
   for (const clause of clausesOf(cleaned)) {
-    const educational = QUESTION_START.test(clause) && TOPIC.test(clause) && !NOW.test(clause) && !/\b(?:im|i am|i feel|i think im|just|my \w+ (?:is|has|cant|wont))\b/.test(clause);
+    const educational = QUESTION_START.test(clause) && TOPIC.test(clause) && !NOW.test(clause) && !/\b(?:im|i am|i feel|i think im|just|my \w+ (?:is|has|cant|wont)|mi \w+ (?:esta|tiene|no))\b/.test(clause);
     for (const hit of hitsIn(clause, rules)) {
       const why = negated(hit) ? 'negated' : educational ? 'educational' : past ? 'past' : joking && hit.rule.category === 'violence_danger' ? 'joke' : null;
       if (why) suppressed.push({ ruleId: hit.rule.id, why });
