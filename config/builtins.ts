@@ -16,4 +16,5 @@ export const builtinPlugins: Record<string, string> = {
   'whatsapp-web': at('../channels/whatsapp-web/index'),
   'whatsapp-cloud': at('../channels/whatsapp-cloud/index'),
   'slack-alerts': at('../plugins/slack-alerts/index'),
+  'crisis-guard': at('../plugins/crisis-guard/index'),
 };

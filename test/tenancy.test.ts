@@ -3,19 +3,33 @@ import { startTestGateway, type TestGateway } from './harness.js';
 import { catalogue, twoTenants, KEYS } from './fixtures/configs.js';
 
 let gw: TestGateway;
-let ids: { acme: { message: string; conversation: string; outbox: string }; globex: { message: string; conversation: string; outbox: string } };
+type Own = { message: string; conversation: string; outbox: string; detection: string };
+let ids: { acme: Own; globex: Own };
+
+/** The usual two tenants, with crisis-guard first in their pipelines so its routes join the matrix. */
+function withCrisisGuard() {
+  const config = twoTenants();
+  config.plugins.push('crisis-guard');
+  for (const tenant of config.tenants as { pipeline: string[]; plugins: Record<string, unknown> }[]) {
+    tenant.pipeline = ['crisis-guard', ...tenant.pipeline];
+    tenant.plugins['crisis-guard'] = {};
+  }
+  return config;
+}
 
 beforeAll(async () => {
-  gw = await startTestGateway({ config: twoTenants(), catalogue });
+  gw = await startTestGateway({ config: withCrisisGuard(), catalogue });
   const seed = async (tenant: 'acme' | 'globex') => {
     const r = await gw.send(tenant, { from: `${tenant}-customer`, text: 'hi' });
-    return { message: r.message.id, conversation: r.message.conversationId, outbox: r.replies[0]!.id };
+    const crisis = await gw.send(tenant, { from: `${tenant}-other`, text: 'i want to kill myself' });
+    const detection = ((await gw.request('GET', `/v1/tenants/${tenant}/crisis-detections`, { key: KEYS.operator })).body.detections as { id: string; messageId: string }[]).find((d) => d.messageId === crisis.message.id)!.id;
+    return { message: r.message.id, conversation: r.message.conversationId, outbox: r.replies[0]!.id, detection };
   };
   ids = { acme: await seed('acme'), globex: await seed('globex') };
 });
 afterAll(() => gw?.stop({ cleanup: true }));
 
-const routes = (tenant: string, own: { message: string; conversation: string; outbox: string }) => [
+const routes = (tenant: string, own: Own) => [
   ['GET', `/v1/tenants/${tenant}`],
   ['GET', `/v1/tenants/${tenant}/conversations`],
   ['GET', `/v1/tenants/${tenant}/conversations/${own.conversation}/messages`],
@@ -30,6 +44,8 @@ const routes = (tenant: string, own: { message: string; conversation: string; ou
   ['PUT', `/v1/tenants/${tenant}/conversations/${own.conversation}/handoff`],
   ['GET', `/v1/tenants/${tenant}/parked`],
   ['POST', `/v1/tenants/${tenant}/messages`],
+  ['GET', `/v1/tenants/${tenant}/crisis-detections`],
+  ['POST', `/v1/tenants/${tenant}/crisis-detections/${own.detection}/false-positive`],
 ] as const;
 
 /** A valid body for the route's method, so a refusal can only come from the key. */
@@ -71,6 +87,10 @@ describe('tenant isolation on every admin route', () => {
     expect(retry.status).toBe(404);
     const handoff = await gw.request('PUT', `/v1/tenants/acme/conversations/${ids.globex.conversation}/handoff`, { key: KEYS.acme, body: { state: 'human' } });
     expect(handoff.status).toBe(404);
+    const falsePositive = await gw.request('POST', `/v1/tenants/acme/crisis-detections/${ids.globex.detection}/false-positive`, { key: KEYS.acme, body: {} });
+    expect(falsePositive.status).toBe(404);
+    const detections = await gw.request('GET', '/v1/tenants/acme/crisis-detections', { key: KEYS.acme });
+    expect(detections.body.detections.map((d: { id: string }) => d.id)).toEqual([ids.acme.detection]);
     const globexHandoff = await gw.request('GET', `/v1/tenants/globex/conversations/${ids.globex.conversation}/handoff`, { key: KEYS.globex });
     expect(globexHandoff.body.handoff.state).toBe('bot');
     const list = await gw.request('GET', '/v1/tenants/acme/outbox', { key: KEYS.acme });

@@ -1,0 +1,85 @@
+import { describe, expect, it } from 'vitest';
+import { detectCrisis } from './detector.js';
+import type { CrisisCategory } from './types.js';
+
+const found = (text: string) => detectCrisis(text);
+const expectCrisis = (text: string, category: CrisisCategory) => {
+  const verdict = found(text);
+  expect(verdict.crisis, text).toBe(true);
+  expect(verdict.categories, text).toContain(category);
+};
+const expectCalm = (text: string) => expect(found(text).crisis, `${text} -> ${found(text).ruleIds.join(', ')}`).toBe(false);
+
+describe('crisis detector: each category of present danger', () => {
+  it.each<[CrisisCategory, string[]]>([
+    ['suicidal_ideation', ['i want to kill myself', 'thinking about ending my life tonight', 'everyone would be better off if i was dead', 'I have the pills ready', 'I no longer want to be alive', "i just want it all to stop. i have a plan", "i'm going to jump", "there's no point anymore, i'm done"]],
+    ['self_harm', ['I just burned myself on purpose', "i've been cutting again and i can't stop", 'i keep cutting my wrists', 'the urge to self harm is so strong right now']],
+    ['overdose_poisoning', ['i took 30 tylenol an hour ago', 'she took all of her sleeping pills', 'my toddler swallowed a button battery', 'my brother drank bleach', 'my 2 yr old drank some cleaning fluid']],
+    ['chest_pain_cardiac', ['crushing chest pain going down my left arm', 'my husband is clutching his chest', 'I think im having a heart attack', 'my wife fainted']],
+    ['stroke_signs', ["dad's speech is slurred", 'her mouth is crooked and she cant smile on one side', 'mom cant move her right arm', 'worst headache of my life came on suddenly']],
+    ['breathing_anaphylaxis', ['my lips and tongue are swelling after peanuts', 'he is choking on a grape', 'I can’t breathe']],
+    ['violence_danger', ['I want to hurt my roommate', 'he has a knife and is threatening me', 'my boyfriend is hitting me', 'someone is trying to break into my house', 'my dad is threatening to kill us', 'i feel like hurting somebody']],
+    ['bleeding_trauma', ['my son got hit by a car', 'i got stabbed', 'bleeding heavily and it wont stop']],
+    ['seizure_unresponsive', ['my daughter is convulsing', 'he has been having a seizure for 6 minutes']],
+    ['pregnancy_emergency', ['I am 34 weeks pregnant and bleeding, with blurry vision']],
+  ])('%s', (category, texts) => {
+    for (const text of texts) expectCrisis(text, category);
+  });
+
+  it('counts two weak signs together, not one alone', () => {
+    expectCrisis('my heart is pounding and I feel like I am going to faint', 'chest_pain_cardiac');
+    expectCalm('my heart is pounding after the stairs');
+  });
+});
+
+describe('crisis detector: what is not danger now', () => {
+  it('sets aside negated danger', () => {
+    for (const text of ["I'm not suicidal, just tired and stressed", 'i would never hurt myself', 'no chest pain, just a cough']) expectCalm(text);
+    expect(found("I'm not suicidal").suppressed).toContainEqual({ ruleId: 'suicide.word', why: 'negated' });
+  });
+
+  it('reads idioms as figures of speech', () => {
+    for (const text of ['this homework is killing me', 'i could kill for a pizza', 'i almost had a heart attack watching the game', 'dying to see the new movie', 'overdosed on sugar at the party lol', 'im dead tired', 'my phone died']) expectCalm(text);
+  });
+
+  it('answers educational questions without alarm, but not a question about someone in danger now', () => {
+    for (const text of ['what are the symptoms of a heart attack in women', 'how can i tell if someone is having a stroke', 'how do i recognize anaphylaxis', 'how do i talk to my teen about suicide']) expectCalm(text);
+    expectCrisis('how do i know if my dad is having a stroke right now', 'stroke_signs');
+  });
+
+  it('treats past or resolved events as past, unless it is happening again', () => {
+    for (const text of ['my dad had a heart attack five years ago, what should he eat', "i used to self harm but i'm doing much better, how do i hide scars", 'i had a seizure as a child, can i drive']) expectCalm(text);
+    expectCrisis('i used to self harm and the urge is back right now', 'self_harm');
+  });
+
+  it('keeps everyday health questions calm', () => {
+    for (const text of ['what is the overdose limit for ibuprofen', "what's the number for the suicide hotline? asking for a school project", 'is it safe to take two advil', 'i took 2 ibuprofen for a headache', 'i cant breathe through my nose because of my cold', 'how much tylenol is too much']) expectCalm(text);
+  });
+});
+
+describe('crisis detector: Spanish', () => {
+  it('finds danger in Spanish and says the language', () => {
+    const verdict = found('ya no quiero vivir');
+    expect(verdict).toMatchObject({ crisis: true, language: 'es', categories: ['suicidal_ideation'] });
+    expectCrisis('me quiero morir', 'suicidal_ideation');
+    expectCrisis('mi papá tiene dolor en el pecho', 'chest_pain_cardiac');
+    expectCrisis('mi hija se tomó todas las pastillas', 'overdose_poisoning');
+    expectCrisis('no puedo respirar', 'breathing_anaphylaxis');
+    expectCrisis('mi esposo me está golpeando', 'violence_danger');
+  });
+
+  it('keeps Spanish idioms and questions calm', () => {
+    for (const text of ['me muero de risa', '¿qué síntomas tiene un infarto?', '¿qué hago si alguien tiene una convulsión?']) expectCalm(text);
+    expectCrisis('mi novio me pega', 'violence_danger');
+  });
+});
+
+describe('crisis detector: categories', () => {
+  it('counts only the categories a tenant enabled', () => {
+    expect(detectCrisis('i want to kill myself', { categories: ['stroke_signs'] }).crisis).toBe(false);
+  });
+
+  it('never keeps the text in its verdict', () => {
+    expect(JSON.stringify(found('i want to kill myself'))).not.toContain('kill myself');
+  });
+});

@@ -1,0 +1,57 @@
+/**
+ * Measures the detector on the shared hand-written crisis dev set (`../shared/data/medical/crisis_dev.jsonl`,
+ * read in place, not copied into this repository): recall on `crisis`, false-alarm rate on `not_crisis`, and each miss.
+ * Run: npx tsx plugins/crisis-guard/eval/dev-set.ts [path]
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { detectCrisis } from '../detector.js';
+
+const repoRoot = new URL('../../../', import.meta.url);
+/** The shared data folder sits beside the main checkout (`../shared`), or two levels up from a worktree. */
+export const DEV_SET =
+  ['../shared/data/medical/crisis_dev.jsonl', '../../shared/data/medical/crisis_dev.jsonl'].map((p) => fileURLToPath(new URL(p, repoRoot))).find((p) => existsSync(p)) ??
+  fileURLToPath(new URL('../shared/data/medical/crisis_dev.jsonl', repoRoot));
+
+export interface DevFigures {
+  crisis: number;
+  found: number;
+  notCrisis: number;
+  falseAlarms: number;
+  recall: number;
+  falseAlarmRate: number;
+  misses: { id: string; label: string; text: string; ruleIds: string[] }[];
+}
+
+export function evaluate(path: string): DevFigures {
+  const rows = readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { id: string; text: string; label: string });
+  const figures: DevFigures = { crisis: 0, found: 0, notCrisis: 0, falseAlarms: 0, recall: 0, falseAlarmRate: 0, misses: [] };
+  for (const row of rows) {
+    const verdict = detectCrisis(row.text);
+    if (row.label === 'crisis') {
+      figures.crisis++;
+      if (verdict.crisis) figures.found++;
+      else figures.misses.push({ id: row.id, label: row.label, text: row.text, ruleIds: verdict.ruleIds });
+    } else {
+      figures.notCrisis++;
+      if (verdict.crisis) {
+        figures.falseAlarms++;
+        figures.misses.push({ id: row.id, label: row.label, text: row.text, ruleIds: verdict.ruleIds });
+      }
+    }
+  }
+  figures.recall = figures.found / Math.max(1, figures.crisis);
+  figures.falseAlarmRate = figures.falseAlarms / Math.max(1, figures.notCrisis);
+  return figures;
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const path = process.argv[2] ?? DEV_SET;
+  if (!existsSync(path)) {
+    console.log(`skipped: no dev set at ${path} (the shared data folder is not beside this checkout)`);
+  } else {
+    const f = evaluate(path);
+    console.log(`crisis recall ${f.found}/${f.crisis} = ${(f.recall * 100).toFixed(1)}%; false alarms ${f.falseAlarms}/${f.notCrisis} = ${(f.falseAlarmRate * 100).toFixed(1)}%`);
+    for (const m of f.misses) console.log(`  ${m.label === 'crisis' ? 'missed' : 'false alarm'} ${m.id}: ${m.text} [${m.ruleIds.join(', ')}]`);
+  }
+}
