@@ -35,7 +35,8 @@ import { AlertHub } from './alerts.js';
 import { openDatabase, type Database } from './storage/database.js';
 import { applyMigrations, ensureMigrationTable } from './storage/migrations.js';
 import { coreMigrations } from './storage/schema.js';
-import { applyDeliveryStatus } from './storage/message-store.js';
+import { applyDeliveryStatus, settleInlineSentMany } from './storage/message-store.js';
+import { Batcher } from './storage/batcher.js';
 import { JobRunner } from './jobs/job-runner.js';
 import { OutboxSender, OUTBOX_QUEUE, type OutboxJob } from './outbox.js';
 import { createConsentStore } from './consent.js';
@@ -77,6 +78,8 @@ export class Gateway {
   /** Signed webhooks that can never be stored, kept with hashed addresses (see `isPoisonInput`). */
   readonly parking = new ParkingLot({ pool: () => this.db.pool, registry: this.registry, log: () => this.log });
   db!: Database;
+  /** Confirms inline replies whose response finished, many responses to a statement. */
+  private inlineSettler!: Batcher<{ tenantId: string; ids: readonly string[] }, OutboundMessage[]>;
   jobs!: JobRunner;
   outbox!: OutboxSender;
   consent!: ConsentStore;
@@ -187,6 +190,9 @@ export class Gateway {
       ? dryDatabase()
       : await openDatabase({ databaseUrl: this.config.storage.databaseUrl, dataDir, poolSize: this.config.storage.poolSize, log: this.log.child({ component: 'database' }), registry: this.registry });
     const pool = this.db.pool;
+    this.inlineSettler = new Batcher((items) => settleInlineSentMany(pool, items), 256, 2, (error, size) =>
+      this.log.warn({ err: error, size }, 'confirming inline replies: a batch failed; retrying its items one by one'),
+    );
     this.tenants.attachDatabase(pool);
     this.consent = createConsentStore(pool);
     this.usage = new Usage(pool, this.tenants);
@@ -275,7 +281,7 @@ export class Gateway {
       recordDeliveryStatus: (u) => applyDeliveryStatus(this.db.pool, u),
       park: (entry) => this.parking.park(entry),
       deliverInline: (res, result, write) =>
-        deliverInline({ db: this.db.pool, log: this.log, outbox: this.outbox, countInline: (items) => this.countInline(items) }, res, result, write),
+        deliverInline({ db: this.db.pool, log: this.log, outbox: this.outbox, countInline: (items) => this.countInline(items), settleSent: (tenantId, ids) => this.inlineSettler.submit({ tenantId, ids }) }, res, result, write),
       get consent() {
         return gateway.consent;
       },

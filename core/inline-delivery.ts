@@ -18,6 +18,8 @@ export interface InlineDeliveryDeps {
   outbox: OutboxSender;
   /** Counts and meters replies that went out inline. */
   countInline(items: readonly OutboundMessage[]): void;
+  /** Records provisional replies as sent (batched across concurrent responses); returns those it changed. */
+  settleSent(tenantId: string, ids: readonly string[]): Promise<OutboundMessage[]>;
 }
 
 export async function deliverInline(deps: InlineDeliveryDeps, res: ServerResponse, result: ReceiveResult, write: (inline: OutboundMessage[]) => void): Promise<InlineOutcome> {
@@ -32,7 +34,7 @@ export async function deliverInline(deps: InlineDeliveryDeps, res: ServerRespons
   }
   if (!provisional.length) return 'sent';
   if ((await ended) === 'finished') {
-    const sent = await settleInline(deps.db, result.tenantId, provisional.map((r) => r.id), 'sent');
+    const sent = await deps.settleSent(result.tenantId, provisional.map((r) => r.id));
     if (sent.length) deps.countInline(sent);
     return 'sent';
   }

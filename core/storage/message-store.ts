@@ -327,6 +327,30 @@ export async function settleInline(db: Queryable, tenantId: string, ids: readonl
   return rows.map(toOutbound);
 }
 
+/**
+ * The common case of `settleInline`, for many responses at once: provisional inline replies whose
+ * response finished become `sent`. One statement per batch (see Batcher), as for the writes that
+ * record and finish messages, so confirming what went out inline costs no round trip per message.
+ */
+export async function settleInlineSentMany(db: Queryable, items: readonly { tenantId: string; ids: readonly string[] }[]): Promise<OutboundMessage[][]> {
+  const pairs = items.flatMap((item) => item.ids.map((id) => [item.tenantId, id] as const));
+  if (!pairs.length) return items.map(() => []);
+  const { rows } = await db.query<OutboxRow>(
+    `WITH x AS (SELECT * FROM unnest($1::text[], $2::uuid[]) AS x(tenant_id, id)), upd AS (
+       UPDATE parley_outbox o SET status = 'sent', sent_at = now(), updated_at = now()
+       FROM x WHERE o.tenant_id = x.tenant_id AND o.id = x.id AND o.status = 'sending' AND o.via = 'inline' RETURNING o.*
+     ), ev AS (
+       INSERT INTO parley_outbox_events (outbox_id, tenant_id, status, detail)
+       SELECT id, tenant_id, status, jsonb_build_object('via', via) FROM upd
+       ON CONFLICT DO NOTHING
+     )
+     SELECT * FROM upd ORDER BY seq`,
+    [pairs.map(([t]) => t), pairs.map(([, id]) => id)],
+  );
+  const byId = new Map(rows.map((r) => [r.id, toOutbound(r)]));
+  return items.map((item) => item.ids.flatMap((id) => byId.get(id) ?? []));
+}
+
 export async function repliesFor(db: Queryable, tenantId: string, inboundId: string): Promise<OutboundMessage[]> {
   const { rows } = await db.query<OutboxRow>('SELECT * FROM parley_outbox WHERE tenant_id = $1 AND inbound_id = $2 ORDER BY seq', [tenantId, inboundId]);
   return rows.map(toOutbound);
