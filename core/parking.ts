@@ -106,8 +106,11 @@ export function parkedDataSubjects(db: Pool): DataSubjectProvider {
   };
 }
 
-/** The hashes a person's addresses were parked under, in every form a provider writes them (Meta's `wa_id` has no `+`). */
-function subjectHashes(subject: DataSubject): string[] {
+/**
+ * The hashes a person's addresses are kept under (parked payloads, alert details), in every form a
+ * provider writes them (Meta's `wa_id` has no `+`).
+ */
+export function subjectHashes(subject: DataSubject): string[] {
   const forms = addressForms(subject.addresses);
   return [...new Set([...forms, ...forms.map((f) => f.replace(/^([a-z]+:)?\+/iu, ''))].map(hashAddress))];
 }

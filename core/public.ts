@@ -78,6 +78,8 @@ export type { ErrorCode, KernelErrorCode, ParleyErrorOptions, PluginErrorCode } 
 export { TOKENS } from './tokens.js';
 /** The one-way hash Parley logs instead of a phone number or other address. */
 export { hashAddress } from './logger.js';
+/** Every hash a data subject's addresses may be stored under, for providers that keep only hashes. */
+export { subjectHashes } from './parking.js';
 /** The form consent is stored under (`whatsapp:+1555...` and `+1555...` are one person). */
 export { consentAddress } from './consent.js';
 /**

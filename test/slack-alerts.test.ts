@@ -8,6 +8,7 @@ import { startTestGateway, type TestGateway } from './harness.js';
 import { startFakeSlack, type FakeSlack, type FakeSlackMessage } from './fakes/slack-api.js';
 import { signSlackRequest } from './fakes/slack-sign.js';
 import type { AlertApi } from '../core/plugin.js';
+import { hashAddress } from '../core/logger.js';
 
 const TOKEN = 'xoxb-parley-test';
 const SIGNING_SECRET = '8f742231b10e8888abcd99yyyzzz85a5';
@@ -270,5 +271,20 @@ describe('rules over the gateway metrics', () => {
     expect(fields(m)).toEqual(expect.arrayContaining(['*Tenant*\nbeta', '*Dead letters*\n1']));
     await gw.gateway.db.pool.query(`DELETE FROM parley_outbox WHERE id = $1`, [rows[0].id]);
     await waitFor('the resolution', () => header(m).startsWith('✅ RESOLVED'));
+  });
+});
+
+describe('data-subject requests', () => {
+  it('export the alerts that name a person by hash, and erasure removes the hash but keeps the alert', async () => {
+    const person = '+15559871234';
+    await raised('test.subject-alert', { severity: 'critical', tenantId: 'acme', summary: 'A person needs help', details: { from: hashAddress(person), stage: 'crisis-guard' } });
+    const subject = { tenantId: 'acme', addresses: [person] };
+    const slackPart = async () => (await gw.gateway.exportSubject(subject)).find((p) => p.provider === 'slack-alerts.alerts')!.records;
+    expect(await slackPart()).toMatchObject([{ key: 'test.subject-alert', details: { from: hashAddress(person) } }]);
+    expect((await gw.gateway.exportSubject({ tenantId: 'acme', addresses: ['+15550000000'] })).find((p) => p.provider === 'slack-alerts.alerts')!.records).toEqual([]);
+    await gw.gateway.eraseSubject(subject, 'test');
+    expect(await slackPart()).toEqual([]);
+    const { rows } = await gw.gateway.db.pool.query(`SELECT details FROM slack_alerts WHERE key = 'test.subject-alert'`);
+    expect(rows).toEqual([{ details: { stage: 'crisis-guard' } }]);
   });
 });

@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { definePlugin } from 'parley';
+import { alertDataSubjects } from './data-subjects.js';
 import { boltLogger, createSlackClient } from './client.js';
 import { slackMetrics } from './metrics.js';
 import { alertRouting } from './routing.js';
@@ -52,6 +53,7 @@ export function createSlackAlerts(deps: SlackAlertsDeps = {}) {
         observe: (result) => metrics.deliveries.inc({ result }),
       });
       ctx.migrations(migrations);
+      ctx.dataSubjects(alertDataSubjects(ctx.db));
       ctx.alerts.sink({ name: 'slack', deliver: (event) => sink.deliver(event) });
       if (options.remindUnacknowledged) {
         ctx.schedule({ name: 'slack-alerts-remind', cron: options.remindUnacknowledged.cron, timezone: options.remindUnacknowledged.timezone, process: () => sink.remindUnacknowledged() });
