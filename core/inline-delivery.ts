@@ -10,7 +10,7 @@ import type { Pool } from 'pg';
 import type { InlineOutcome, ReceiveResult } from './gateway-types.js';
 import type { OutboundMessage } from './message.js';
 import type { OutboxSender } from './outbox.js';
-import { settleInline } from './storage/message-store.js';
+import { handOverInline } from './storage/message-store.js';
 
 export interface InlineDeliveryDeps {
   db: Pool;
@@ -43,7 +43,7 @@ export async function deliverInline(deps: InlineDeliveryDeps, res: ServerRespons
 }
 
 async function handOver(deps: InlineDeliveryDeps, result: ReceiveResult, provisional: OutboundMessage[]): Promise<void> {
-  const handed = await settleInline(deps.db, result.tenantId, provisional.map((r) => r.id), 'handed-over');
+  const handed = await handOverInline(deps.db, result.tenantId, provisional.map((r) => r.id));
   if (!handed.length) return;
   deps.log.warn({ tenant: result.tenantId, inboundId: result.inboundId, replies: handed.length }, 'the connection closed before the inline replies were written; sending them through the outbox');
   await deps.outbox.enqueue(handed);

@@ -209,7 +209,7 @@ export interface FinishInbound {
   replies: OutgoingReply[];
   /** `inline`: the replies go back in the webhook response and are recorded as sent. */
   via: 'inline' | 'api';
-  /** Inline replies the channel confirms once its response finished: recorded as `sending` until then (`settleInline`). */
+  /** Inline replies the channel confirms once its response finished: recorded as `sending` until then (`settleInlineSentMany`, `handOverInline`). */
   provisional?: boolean;
   /** A handoff a stage asked for: stored on the conversation in the same statement. */
   handoff?: HandoffChange | undefined;
@@ -303,18 +303,16 @@ export async function finishInboundMany(db: Queryable, items: FinishInbound[]): 
 }
 
 /**
- * Settles provisional inline replies (`sending`, via `inline`): `sent` when the response that carried
- * them finished; `pending` via `api` when it did not, for the send job. Only items still provisional
- * change, so a late or second settle (a duplicate's response, the recovery sweep's claim) is a no-op.
- * Returns the items it changed.
+ * Hands provisional inline replies (`sending`, via `inline`) whose response never finished to the send
+ * job: `pending` via `api`. Only items still provisional change, so a late or second hand-over (a
+ * duplicate's response, the recovery sweep's claim) is a no-op. Returns the items it changed.
  */
-export async function settleInline(db: Queryable, tenantId: string, ids: readonly string[], outcome: 'sent' | 'handed-over'): Promise<OutboundMessage[]> {
+export async function handOverInline(db: Queryable, tenantId: string, ids: readonly string[]): Promise<OutboundMessage[]> {
   if (!ids.length) return [];
-  const sent = outcome === 'sent';
   const { rows } = await db.query<OutboxRow>(
     `WITH upd AS (
-       UPDATE parley_outbox SET status = $3, via = $4, sent_at = CASE WHEN $3 = 'sent' THEN now() END, updated_at = now(),
-         details = CASE WHEN $3 = 'sent' THEN details ELSE details || '{"inline": "response-not-written"}'::jsonb END
+       UPDATE parley_outbox SET status = 'pending', via = 'api', sent_at = NULL, updated_at = now(),
+         details = details || '{"inline": "response-not-written"}'::jsonb
        WHERE tenant_id = $1 AND id = ANY($2::uuid[]) AND status = 'sending' AND via = 'inline' RETURNING *
      ), ev AS (
        INSERT INTO parley_outbox_events (outbox_id, tenant_id, status, detail)
@@ -322,14 +320,13 @@ export async function settleInline(db: Queryable, tenantId: string, ids: readonl
        ON CONFLICT DO NOTHING
      )
      SELECT * FROM upd ORDER BY seq`,
-    [tenantId, ids, sent ? 'sent' : 'pending', sent ? 'inline' : 'api'],
+    [tenantId, ids],
   );
   return rows.map(toOutbound);
 }
 
 /**
- * The common case of `settleInline`, for many responses at once: provisional inline replies whose
- * response finished become `sent`. One statement per batch (see Batcher), as for the writes that
+ * Provisional inline replies whose response finished become `sent`, for many responses at once. One statement per batch (see Batcher), as for the writes that
  * record and finish messages, so confirming what went out inline costs no round trip per message.
  */
 export async function settleInlineSentMany(db: Queryable, items: readonly { tenantId: string; ids: readonly string[] }[]): Promise<OutboundMessage[][]> {
