@@ -130,23 +130,29 @@ export interface LoadedConfig {
 /** The demo configuration bundled with Parley, used when no `parley.yaml` is present. */
 export const BUNDLED_DEMO_CONFIG = resolve(dirname(fileURLToPath(import.meta.url)), '../config/demo.yaml');
 
-/** `${VAR}` must be set; `${VAR:-default}` falls back; `$${...}` is a literal. Applied per string value. */
+/**
+ * `${VAR}` must be set; `${VAR:-default}` falls back when VAR is unset or empty; `${VAR-default}` only
+ * when it is unset (so `VAR=` turns a default off); `$${...}` is a literal. Applied per string value.
+ */
 export function interpolateEnv(value: unknown, env: NodeJS.ProcessEnv, path: string, issues: string[]): unknown {
+  const lookup = (name: string, colon: string | undefined, fallback: string | undefined): string | undefined => {
+    const v = env[name];
+    if (v !== undefined && (v !== '' || (fallback !== undefined && !colon))) return v;
+    return fallback;
+  };
   if (typeof value === 'string') {
-    const whole = /^\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?\}$/s.exec(value);
+    const whole = /^\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?)-([^}]*))?\}$/.exec(value);
     if (whole) {
-      const [, name, fallback] = whole;
-      const v = env[name!];
-      if (v !== undefined && v !== '') return v;
-      if (fallback !== undefined) return fallback === '' ? undefined : fallback;
+      const [, name, colon, fallback] = whole;
+      const v = lookup(name!, colon, fallback);
+      if (v !== undefined) return v === '' ? undefined : v;
       issues.push(`${path}: environment variable ${name} is not set`);
       return undefined;
     }
-    return value.replace(/\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (match, name?: string, fallback?: string) => {
+    return value.replace(/\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?)-([^}]*))?\}/g, (match, name?: string, colon?: string, fallback?: string) => {
       if (match === '$${') return '${';
-      const v = env[name!];
-      if (v !== undefined && v !== '') return v;
-      if (fallback !== undefined) return fallback;
+      const v = lookup(name!, colon, fallback);
+      if (v !== undefined) return v;
       issues.push(`${path}: environment variable ${name} is not set`);
       return '';
     });

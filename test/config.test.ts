@@ -50,6 +50,15 @@ describe('configuration', () => {
     expect(error.issues[0]).toBe('p.yaml: tenants[0].apiKeys[0]: environment variable T1_KEY is not set');
   });
 
+  it('takes ${VAR-default} only when VAR is unset, so an empty VAR turns a default off', () => {
+    const text = 'server:\n  publicBaseUrl: ${URL-https://a.example.com}\n  host: "${HOST:-h}-${SUFFIX-x}"\ntenants:\n  - id: t1\n';
+    expect(parseConfig(text, 'p.yaml', {}).server.publicBaseUrl).toBe('https://a.example.com');
+    expect(parseConfig(text, 'p.yaml', { URL: '' }).server.publicBaseUrl).toBeUndefined();
+    expect(parseConfig(text, 'p.yaml', { URL: 'https://b.example.com' }).server.publicBaseUrl).toBe('https://b.example.com');
+    expect(parseConfig(text, 'p.yaml', { HOST: '', SUFFIX: '' }).server.host).toBe('h-');
+    expect(parseConfig(text, 'p.yaml', {}).server.host).toBe('h-x');
+  });
+
   it('names the tenant, plugin and key path of a bad plugin setting, and what was expected', async () => {
     const config = twoTenants();
     (config.tenants[1]!.plugins as Record<string, unknown>).probe = { prefix: 42 };
