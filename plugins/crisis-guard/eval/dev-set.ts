@@ -1,17 +1,13 @@
 /**
- * Measures the detector on the shared hand-written crisis dev set (`../shared/data/medical/crisis_dev.jsonl`,
- * read in place, not copied into this repository): recall on `crisis`, false-alarm rate on `not_crisis`, and each miss.
+ * Measures the detector on the hand-written crisis dev set (`corpora/medquad/crisis_dev.jsonl`, shipped
+ * with its licence note): recall on `crisis`, false-alarm rate on `not_crisis`, and each miss.
  * Run: npx tsx plugins/crisis-guard/eval/dev-set.ts [path]
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { detectCrisis } from '../detector.js';
 
-const repoRoot = new URL('../../../', import.meta.url);
-/** The shared data folder sits beside the main checkout (`../shared`), or two levels up from a worktree. */
-export const DEV_SET =
-  ['../shared/data/medical/crisis_dev.jsonl', '../../shared/data/medical/crisis_dev.jsonl'].map((p) => fileURLToPath(new URL(p, repoRoot))).find((p) => existsSync(p)) ??
-  fileURLToPath(new URL('../shared/data/medical/crisis_dev.jsonl', repoRoot));
+export const DEV_SET = fileURLToPath(new URL('../../../corpora/medquad/crisis_dev.jsonl', import.meta.url));
 
 export interface DevFigures {
   crisis: number;
