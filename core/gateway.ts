@@ -258,6 +258,7 @@ export class Gateway {
       registry: this.registry,
       services: this.services(),
       dataDir,
+      configDir: this.opts.loaded.baseDir,
       publicBaseUrl: this.config.server.publicBaseUrl,
       tenants: this.tenants,
       jobs: this.jobs,

@@ -26,6 +26,7 @@ export interface PluginContextDeps {
   registry: Registry;
   services: GatewayServices;
   dataDir: string;
+  configDir: string;
   publicBaseUrl: string | undefined;
   tenants: TenantDirectory;
   jobs: JobRunner;
@@ -47,6 +48,7 @@ export function createPluginContext(deps: PluginContextDeps, state: PluginState)
     metrics: pluginMetrics(deps.registry, name),
     gateway: deps.services,
     dataDir: deps.dataDir,
+    configDir: deps.configDir,
     publicBaseUrl: deps.publicBaseUrl,
     configPath: (tenantId?: string, key = `plugins.${name}`) => (tenantId === undefined ? pluginOptionsPath(deps.config, name) : `${tenantPath(deps.config, tenantId)}.${key}`),
     tenants: () => [...state.settings.entries()].map(([id, settings]) => ({ tenant: tenants.get(id)!, settings })),

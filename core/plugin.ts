@@ -408,6 +408,12 @@ export interface PluginContext<O = unknown, S = unknown> {
   readonly metrics: PluginMetrics;
   readonly gateway: GatewayServices;
   readonly dataDir: string;
+  /**
+   * The folder of the configuration file. Resolve file paths from options and settings against it, so
+   * a deployment works from any working directory.
+   * @example const corpus = resolve(ctx.configDir, settings.corpus);
+   */
+  readonly configDir: string;
   readonly publicBaseUrl: string | undefined;
   /**
    * Where this plugin's configuration is, named as the kernel's configuration errors name it, for a
