@@ -93,7 +93,7 @@ export class Ai {
     for (const p of this.providers.values()) {
       if (!p.off) continue;
       const tenants = this.tenantsOf(p.name);
-      deps.log.warn({ provider: p.name, reason: p.off, tenants }, `AI provider "${p.name}" is off: ${p.off}; ${tenants.length ? `tenants ${tenants.join(', ')} run local` : 'no tenant uses it'}`);
+      deps.log[tenants.length ? 'warn' : 'info']({ provider: p.name, reason: p.off, tenants }, `AI provider "${p.name}" is off: ${p.off}; ${tenants.length ? `tenants ${tenants.join(', ')} run local` : 'no tenant uses it'}`);
     }
   }
 
