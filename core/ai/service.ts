@@ -306,7 +306,9 @@ export class Ai {
         }
       }
     } finally {
-      p.breaker.release();
+      // Only the trial's own end may free the trial slot: a call admitted before the breaker opened
+      // that ends now says nothing about whether the trial is still running.
+      if (gate === 'trial') p.breaker.release();
     }
   }
 
