@@ -44,6 +44,52 @@ const localeTag = z.string().refine(
   { message: 'not a BCP 47 language tag such as "en-US"' },
 );
 
+/** A provider name in `ai.providers`, or `local` (built in: no generative model, the caller's own embedder). */
+const aiProviderName = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'lower-case letters, digits, "-" or "_"');
+
+/** Which AI provider a tenant uses for chat and for embeddings; an absent key takes `ai.default`. */
+export const tenantAiSchema = z.object({
+  chat: aiProviderName.optional(),
+  embeddings: aiProviderName.optional(),
+});
+
+const aiProviderCommon = {
+  /** Root of the API (`https://api.openai.com/v1`, `http://127.0.0.1:11434/v1`). */
+  baseUrl: z.string().url().optional(),
+  /**
+   * Usually `${OPENAI_API_KEY:-}`. Empty (the variable unset or blank): the provider is off and its
+   * tenants run `local` (logged, and shown in /readyz). Absent: allowed only for a loopback `baseUrl`.
+   */
+  apiKey: z.string().optional(),
+  chatModel: z.string().min(1).optional(),
+  /** Time limit of one attempt, in milliseconds. */
+  timeoutMs: z.number().int().min(1).max(600_000).default(20_000),
+  /** Retries after a 429, a 5xx or a network error (never after a 4xx or a timeout). */
+  maxRetries: z.number().int().min(0).max(10).default(2),
+  /** Base of the exponential backoff between retries (with jitter); a Retry-After header wins. */
+  backoffMs: z.number().int().min(1).max(60_000).default(500),
+};
+
+export const aiProviderSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('openai'), ...aiProviderCommon, embeddingModel: z.string().min(1).optional() }),
+  z.object({ type: z.literal('anthropic'), ...aiProviderCommon }),
+]);
+
+export const aiSchema = z.object({
+  providers: z.record(aiProviderName, aiProviderSchema).default({}),
+  /** USD per million tokens, by model name. A model without a price is metered without cost. */
+  prices: z.record(z.string(), z.object({ input: z.number().min(0), output: z.number().min(0).default(0) })).default({}),
+  /** Per provider: after `failures` consecutive failed calls, calls fail fast for `openMs`, then one trial call. */
+  breaker: z
+    .object({ failures: z.number().int().min(1).default(5), openMs: z.number().int().min(1).default(30_000) })
+    .default({ failures: 5, openMs: 30_000 }),
+  /** What a tenant without its own `ai` section uses. */
+  default: z.object({ chat: aiProviderName.default('local'), embeddings: aiProviderName.default('local') }).default({ chat: 'local', embeddings: 'local' }),
+});
+
+export type AiConfig = z.output<typeof aiSchema>;
+export type AiProviderConfig = z.output<typeof aiProviderSchema>;
+
 export const tenantSchema = z.object({
   id: tenantId,
   name: z.string().optional(),
@@ -61,6 +107,8 @@ export const tenantSchema = z.object({
   replyPipeline: z.array(z.string()).default([]),
   /** Settings per plugin (channels included). A plugin is enabled for a tenant by appearing here. */
   plugins: z.record(z.string(), z.unknown()).default({}),
+  /** The tenant's AI providers (names in `ai.providers`, or `local`); absent: `ai.default`. */
+  ai: tenantAiSchema.optional(),
 });
 
 export const pluginEntrySchema = z.union([
@@ -108,6 +156,8 @@ export const configSchema = z.object({
     .default({ attempts: 8, backoffMs: 2_000, concurrency: 8 }),
   operator: z.object({ apiKeys: z.array(z.string()).default([]) }).default({ apiKeys: [] }),
   log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
+  /** AI model providers (LangChain chat models and embeddings) tenants choose from; see core/ai/. */
+  ai: aiSchema.default({ providers: {}, prices: {}, breaker: { failures: 5, openMs: 30_000 }, default: { chat: 'local', embeddings: 'local' } }),
   plugins: z.array(pluginEntrySchema).default([]),
   tenants: z.array(tenantSchema).min(1, 'at least one tenant is required'),
 });
@@ -264,6 +314,7 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
     throw new ConfigError([`${source}: not valid YAML: ${msg}`], { cause: error });
   }
   const issues: string[] = [];
+  blankUnsetAiKeys(doc, env);
   const interpolated = interpolateEnv(doc ?? {}, env, '', issues);
   if (issues.length) throw new ConfigError(issues.map((i) => `${source}: ${i}`));
   const parsed = checkAgainst(configSchema, interpolated, '');
@@ -274,7 +325,68 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
     if (seen.has(t.id)) throw new ConfigError([`${source}: tenants: tenant id "${t.id}" appears twice`]);
     seen.add(t.id);
   }
+  const aiIssues = checkAiReferences(config);
+  if (aiIssues.length) throw new ConfigError(aiIssues.map((i) => `${source}: ${i}`));
   return config;
+}
+
+/**
+ * An AI provider's `apiKey: ${VAR}` whose variable is unset or blank is a missing credential, not a
+ * broken configuration (DESIGN.md, "Missing credentials"): it becomes `''`, the provider is off and
+ * its tenants run `local`. Any other `${VAR}` that is unset still fails.
+ */
+function blankUnsetAiKeys(doc: unknown, env: NodeJS.ProcessEnv): void {
+  const providers = (doc as { ai?: { providers?: unknown } } | null)?.ai?.providers;
+  if (!providers || typeof providers !== 'object') return;
+  for (const provider of Object.values(providers as Record<string, unknown>)) {
+    if (!provider || typeof provider !== 'object') continue;
+    const p = provider as Record<string, unknown>;
+    if (typeof p.apiKey !== 'string') continue;
+    const scratch: string[] = [];
+    const value = interpolateEnv(p.apiKey, env, '', scratch);
+    if (scratch.length || value === undefined || value === '') p.apiKey = '';
+  }
+}
+
+/** True for a URL on this machine (`localhost`, 127.0.0.0/8, `::1`): a local model server needs no key. */
+export function isLoopbackUrl(url: string | undefined): boolean {
+  if (!url) return false;
+  try {
+    const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+    return host === 'localhost' || host === '::1' || /^127(?:\.\d{1,3}){3}$/.test(host);
+  } catch {
+    return false;
+  }
+}
+
+/** Provider names the configuration uses must exist and offer what they are used for. */
+function checkAiReferences(config: ParleyConfig): string[] {
+  const issues: string[] = [];
+  const providers = config.ai.providers;
+  const names = ['local', ...Object.keys(providers)];
+  if ('local' in providers) issues.push('ai.providers.local: "local" is built in (no generative model, the caller\'s own embedder); name the provider otherwise');
+  for (const [name, p] of Object.entries(providers)) {
+    if (p.apiKey === undefined && !isLoopbackUrl(p.baseUrl)) {
+      issues.push(`ai.providers.${name}.apiKey: required for a provider not on this machine (${p.baseUrl ?? `the ${p.type} API`}); write apiKey: \${${p.type === 'openai' ? 'OPENAI' : 'ANTHROPIC'}_API_KEY:-} so an unset key turns the provider off instead`);
+    }
+  }
+  const check = (where: string, use: 'chat' | 'embeddings', name: string | undefined) => {
+    if (name === undefined || name === 'local') return;
+    const p = providers[name];
+    if (!p) return issues.push(`${where}: ${unknownName('AI provider', name, names)}`);
+    if (use === 'chat' && !p.chatModel) issues.push(`${where}: AI provider "${name}" has no chatModel`);
+    if (use === 'embeddings') {
+      if (p.type !== 'openai') issues.push(`${where}: AI provider "${name}" (${p.type}) offers no embeddings; use an openai-type provider or local`);
+      else if (!p.embeddingModel) issues.push(`${where}: AI provider "${name}" has no embeddingModel`);
+    }
+  };
+  check('ai.default.chat', 'chat', config.ai.default.chat);
+  check('ai.default.embeddings', 'embeddings', config.ai.default.embeddings);
+  for (const t of config.tenants) {
+    check(`${tenantPath(config, t.id)}.ai.chat`, 'chat', t.ai?.chat);
+    check(`${tenantPath(config, t.id)}.ai.embeddings`, 'embeddings', t.ai?.embeddings);
+  }
+  return issues;
 }
 
 /**

@@ -41,6 +41,14 @@ export const KERNEL_ERROR_CODES = [
   'PARLEY_DB_BUSY',
   /** Session state one shared PGlite session cannot keep per client, refused before it runs (SQLSTATE 0A000). */
   'PARLEY_DB_SESSION_STATE',
+  /** The AI service will not call the provider now: its circuit breaker is open (callers answer without a model). */
+  'PARLEY_AI_UNAVAILABLE',
+  /** An AI provider call took longer than the provider's `timeoutMs`. */
+  'PARLEY_AI_TIMEOUT',
+  /** An AI provider refused the call (400, 401, 403, 404...): retrying would not help. */
+  'PARLEY_AI_REJECTED',
+  /** An AI provider call failed after its retries (429, 5xx, network), or was aborted by the caller. */
+  'PARLEY_AI_FAILED',
 ] as const;
 
 export type KernelErrorCode = (typeof KERNEL_ERROR_CODES)[number];

@@ -28,6 +28,7 @@ import { HeldClaims, Recovery } from './recovery.js';
 import { checkReadiness, type Readiness } from './readiness.js';
 import { BackgroundWork } from './background.js';
 import { Usage } from './usage.js';
+import { Ai } from './ai/service.js';
 import { TenantDirectory } from './tenancy.js';
 import { createLogger } from './logger.js';
 import { createCoreMetrics, type CoreMetrics } from './metrics.js';
@@ -85,6 +86,8 @@ export class Gateway {
   consent!: ConsentStore;
   /** The usage ledger (`ctx.usage` is its per-plugin view). */
   usage!: Usage;
+  /** The AI model service (`ctx.ai` is its per-plugin view). */
+  ai!: Ai;
   server: Server | undefined;
   app!: ReturnType<typeof createHttpApp>;
 
@@ -196,6 +199,8 @@ export class Gateway {
     this.tenants.attachDatabase(pool);
     this.consent = createConsentStore(pool);
     this.usage = new Usage(pool, this.tenants);
+    this.ai = new Ai({ config: this.config, usage: this.usage, tenants: this.tenants, alerts: this.alerts, registry: this.registry, log: this.log.child({ component: 'ai' }) });
+    if (this.config.ai.providers && Object.keys(this.config.ai.providers).length) this.host.healthChecks.push({ plugin: 'core', check: this.ai.health() });
     if (!dryRun) {
       await ensureMigrationTable(pool);
       await applyMigrations(pool, 'core', coreMigrations);
@@ -267,6 +272,7 @@ export class Gateway {
       container: this.container,
       background: this.background,
       usage: this.usage,
+      ai: this.ai,
     };
     for (const plugin of ordered) await this.host.setup(plugin.name, (state) => createPluginContext(contextDeps, state), this.opts.setupTimeoutMs ?? 15_000);
     if (!dryRun) for (const { plugin, migrations } of this.host.migrations) await applyMigrations(pool, plugin, migrations);

@@ -16,6 +16,7 @@ import type { OutboxSender } from './outbox.js';
 import type { AlertHub } from './alerts.js';
 import type { BackgroundWork } from './background.js';
 import type { Usage } from './usage.js';
+import type { Ai } from './ai/service.js';
 import { pluginOptionsPath, tenantPath, type ParleyConfig } from './config.js';
 
 export interface PluginContextDeps {
@@ -35,6 +36,7 @@ export interface PluginContextDeps {
   container: DependencyContainer;
   background: BackgroundWork;
   usage: Usage;
+  ai: Ai;
 }
 
 export function createPluginContext(deps: PluginContextDeps, state: PluginState): PluginContext<unknown, unknown> {
@@ -71,6 +73,7 @@ export function createPluginContext(deps: PluginContextDeps, state: PluginState)
     dataSubjects: (provider) => host.dataSubjectProviders.push({ plugin: name, provider }),
     alerts: deps.alerts.apiFor(name),
     usage: deps.usage.for(name),
+    ai: deps.ai.for(name),
     background: (work, what) => void deps.background.track(work, { plugin: name, what }).catch(() => undefined),
     provide: (token, value) => {
       if (container.isRegistered(token, false)) throw new PluginError('PARLEY_PLUGIN_INVALID', `Plugin "${name}": token ${String(token)} is already provided`, 500, { plugin: name });

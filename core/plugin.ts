@@ -14,6 +14,7 @@ import type { ServerResponse } from 'node:http';
 import type { InlineOutcome, ReceiveOptions, ReceiveResult } from './gateway-types.js';
 import type { AlertInput } from './alerts.js';
 import type { ParkWebhook } from './parking.js';
+import type { AiService } from './ai/types.js';
 
 export type PluginKind = 'channel' | 'capability';
 
@@ -465,6 +466,15 @@ export interface PluginContext<O = unknown, S = unknown> {
   background(work: Promise<unknown>, what: string): void;
   /** The per-tenant usage ledger (cost events); records carry this plugin's name. */
   readonly usage: UsageLedger;
+  /**
+   * The AI model service: each tenant's LangChain chat model and embeddings (null when the tenant runs
+   * `local`), with timeouts, retries, a circuit breaker per provider and token usage recorded in the
+   * ledger under this plugin's name. Errors carry `PARLEY_AI_*` codes: catch them to answer without a model.
+   * @example
+   * const chat = ctx.ai.chat(stage.tenant.id); // null: answer extractively
+   * const answer = chat && (await chat.invoke([{ role: 'user', content: question }], { purpose: 'answer', ref: stage.message.id }));
+   */
+  readonly ai: AiService;
   /**
    * Share a service with plugins that depend on this one (tsyringe, explicit token).
    * @example
