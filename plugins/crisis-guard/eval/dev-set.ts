@@ -3,7 +3,7 @@
  * with its licence note): recall on `crisis`, false-alarm rate on `not_crisis`, and each miss.
  * Run: npx tsx plugins/crisis-guard/eval/dev-set.ts [path]
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { detectCrisis } from '../detector.js';
 
