@@ -49,6 +49,8 @@ export const KERNEL_ERROR_CODES = [
   'PARLEY_AI_REJECTED',
   /** An AI provider call failed after its retries (429, 5xx, network), or was aborted by the caller. */
   'PARLEY_AI_FAILED',
+  /** An AI interceptor (`ctx.ai.intercept`: a budget, a policy) refused the call, or degraded it to `local`. */
+  'PARLEY_AI_REFUSED',
 ] as const;
 
 export type KernelErrorCode = (typeof KERNEL_ERROR_CODES)[number];

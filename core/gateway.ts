@@ -172,7 +172,7 @@ export class Gateway {
     await this.host.start(this.opts.setupTimeoutMs ?? 15_000);
     await this.jobs.startWorkers();
 
-    this.app = createHttpApp(this, this.host.routes);
+    this.app = createHttpApp(this, this.host.routes, this.host.apiGuards);
     if (this.opts.listen !== false) {
       this.server = await new Promise<Server>((resolvePromise, reject) => {
         const server = this.app.listen(this.config.server.port, this.config.server.host, (error?: Error) => (error ? reject(error) : resolvePromise(server)));

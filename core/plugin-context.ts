@@ -58,6 +58,10 @@ export function createPluginContext(deps: PluginContextDeps, state: PluginState)
     claimAddress: (channel, address, tenantId) => tenants.claimAddress(channel, address, tenantId),
     resolveTenant: (channel, address) => tenants.resolve(channel, address),
     routes: (register) => host.routes.push({ plugin: name, register }),
+    apiGuard: (guard) => {
+      if (!guard?.name || typeof guard.check !== 'function') throw new PluginError('PARLEY_PLUGIN_INVALID', `Plugin "${name}": an API guard needs a name and check()`, 500, { plugin: name });
+      host.apiGuards.push({ plugin: name, guard });
+    },
     stage: (stage) => host.addStage(name, stage),
     replyStage: (stage) => host.addReplyStage(name, stage),
     channelStages: (channel, stageNames) => host.addChannelStages(name, channel, stageNames),

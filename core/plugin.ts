@@ -434,6 +434,8 @@ export interface PluginContext<O = unknown, S = unknown> {
   resolveTenant(channel: string, address: string): TenantInfo | undefined;
 
   routes(register: (router: Router, helpers: RouteHelpers) => void): void;
+  /** Guard every tenant route of the API (rate limits, blocks): see `ApiGuard`. */
+  apiGuard(guard: ApiGuard): void;
   stage(stage: StageDefinition<S>): void;
   /**
    * Stages that run before every tenant's pipeline for messages of `channel` (e.g. `twilio-sms.consent`,
@@ -503,6 +505,43 @@ export interface RouteHelpers {
   /** Requires `Authorization: Bearer <key>` of the tenant in `req.params[param]`, or the operator key. */
   tenantAuth(param?: string): RequestHandler;
   operatorAuth(): RequestHandler;
+}
+
+// ---- API guards ----------------------------------------------------------------------------------
+
+/** One request to a tenant's `/v1` route (kernel or plugin), after its key was checked. */
+export interface ApiRequestInfo {
+  tenantId: string;
+  /** Whose key it is. */
+  principal: 'tenant' | 'operator';
+  method: string;
+  /** The path without the query string. */
+  path: string;
+  /** The client address (`X-Forwarded-For` only with `server.trustProxy`). */
+  ip: string | undefined;
+}
+
+/** Let the request through, or answer it: 429 with `Retry-After` (`PARLEY_RATE_LIMITED`) or 403 (`PARLEY_FORBIDDEN`). */
+export type ApiGuardVerdict = { allow: true } | { allow: false; status: 429 | 403; reason: string; retryAfterSeconds?: number };
+
+/**
+ * Runs on every request to a tenant route (every route behind `tenantAuth`: the kernel's admin API, the
+ * http channel, plugin routes), once per request, after the key was checked and before the handler.
+ * Guards run in registration order; the first refusal answers. A guard that throws lets the request
+ * through (fail open: a limiter outage must not take the API down) and is logged.
+ * @example
+ * ctx.apiGuard({
+ *   name: 'per-tenant-rate',
+ *   async check(req) {
+ *     if (req.principal === 'operator') return { allow: true };
+ *     const ok = await limiter.take(req.tenantId);
+ *     return ok ? { allow: true } : { allow: false, status: 429, reason: 'Too many requests', retryAfterSeconds: 30 };
+ *   },
+ * });
+ */
+export interface ApiGuard {
+  name: string;
+  check(req: ApiRequestInfo): Promise<ApiGuardVerdict | void> | ApiGuardVerdict | void;
 }
 
 export interface PluginHooks {

@@ -18,6 +18,9 @@
 export { definePlugin, token } from './plugin.js';
 export type {
   AlertApi,
+  ApiGuard,
+  ApiGuardVerdict,
+  ApiRequestInfo,
   AlertSink,
   AnyPlugin,
   ChannelSender,
@@ -57,7 +60,7 @@ export type { ChannelName, HistoryEntry, InboundDraft, InboundMessage, MediaAtta
 export type { TenantInfo } from './tenancy.js';
 export type { AlertEvent, AlertInput, AlertSeverity } from './alerts.js';
 export type { InlineOutcome, ReceiveOptions, ReceiveResult } from './gateway-types.js';
-export type { AiBreakerState, AiChat, AiChatResult, AiEmbeddings, AiInvokeOptions, AiService, AiStatus } from './ai/types.js';
+export type { AiBreakerState, AiCall, AiCallDecision, AiCallOutcome, AiInterceptor, AiChat, AiChatResult, AiEmbeddings, AiInvokeOptions, AiService, AiStatus } from './ai/types.js';
 
 export {
   ConfigError,

@@ -17,7 +17,7 @@ import type { HealthCheck, UsageLedger, UsageRecord } from '../plugin.js';
 import type { TenantDirectory } from '../tenancy.js';
 import type { Usage } from '../usage.js';
 import { CircuitBreaker, MAX_RETRY_AFTER_MS, backoffMs, classify, type Classified } from './policy.js';
-import type { AiChat, AiChatResult, AiEmbeddings, AiInvokeOptions, AiService, AiStatus } from './types.js';
+import type { AiCall, AiCallDecision, AiCallOutcome, AiChat, AiChatResult, AiEmbeddings, AiInterceptor, AiInvokeOptions, AiService, AiStatus } from './types.js';
 
 /** Where an unset `baseUrl` points, written out so `OPENAI_BASE_URL` & co. in the environment never redirect a call. */
 const DEFAULT_BASE_URL = { openai: 'https://api.openai.com/v1', anthropic: 'https://api.anthropic.com' } as const;
@@ -27,7 +27,7 @@ const NO_KEY = 'no-key-local-server';
 export const aiAlertKey = (provider: string) => `ai.provider.${provider}`;
 
 type Operation = 'chat' | 'embeddings';
-type Outcome = 'ok' | 'timeout' | 'rejected' | 'failed' | 'aborted' | 'open';
+type Outcome = 'ok' | 'timeout' | 'rejected' | 'failed' | 'aborted' | 'open' | 'refused' | 'intercepted';
 
 interface ProviderRuntime {
   name: string;
@@ -60,6 +60,7 @@ export class Ai {
   private readonly providers = new Map<string, ProviderRuntime>();
   private readonly routes = new Map<string, { chat: string; embeddings: string }>();
   private readonly unpriced = new Set<string>();
+  private readonly interceptors: { plugin: string; interceptor: AiInterceptor }[] = [];
   private readonly ai: AiConfig;
   private readonly requests: Counter<'tenant' | 'provider' | 'outcome'>;
   private readonly duration: Histogram<'tenant' | 'provider' | 'operation'>;
@@ -68,7 +69,7 @@ export class Ai {
   constructor(private readonly deps: AiDeps) {
     this.ai = deps.config.ai;
     const { registry } = deps;
-    this.requests = new Counter({ name: 'parley_ai_requests_total', help: 'AI provider calls (chat and embeddings) by tenant, provider and outcome (ok, timeout, rejected, failed, aborted, open)', labelNames: ['tenant', 'provider', 'outcome'] as const, registers: [registry] });
+    this.requests = new Counter({ name: 'parley_ai_requests_total', help: 'AI provider calls (chat and embeddings) by tenant, provider and outcome (ok, timeout, rejected, failed, aborted, open; refused and intercepted: an interceptor refused the call or answered it)', labelNames: ['tenant', 'provider', 'outcome'] as const, registers: [registry] });
     this.duration = new Histogram({ name: 'parley_ai_request_duration_seconds', help: 'AI provider call duration, retries included, by tenant, provider and operation', labelNames: ['tenant', 'provider', 'operation'] as const, buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60], registers: [registry] });
     this.retries = new Counter({ name: 'parley_ai_retries_total', help: 'AI provider attempts retried, by provider and reason (HTTP status or network)', labelNames: ['provider', 'reason'] as const, registers: [registry] });
 
@@ -122,6 +123,10 @@ export class Ai {
         return p ? this.embeddingsFor(p, tenantId, plugin, ledger, opts) : null;
       },
       status: () => this.status(),
+      intercept: (interceptor) => {
+        if (!interceptor?.name || (!interceptor.before && !interceptor.after)) throw new ParleyError('PARLEY_PLUGIN_INVALID', `Plugin "${plugin}": an AI interceptor needs a name and before() or after()`, 500, { plugin });
+        this.interceptors.push({ plugin, interceptor });
+      },
     };
   }
 
@@ -182,27 +187,112 @@ export class Ai {
   }
 
   private chatFor(p: ProviderRuntime, tenantId: string, plugin: string, ledger: UsageLedger): AiChat {
-    const model = p.config.chatModel!;
     return {
       provider: p.name,
-      model,
-      invoke: async (messages: readonly BaseMessageLike[], opts: AiInvokeOptions): Promise<AiChatResult> => {
-        const chat = this.chatModel(p, opts.maxTokens);
-        const ctx: CallContext = { tenantId, plugin, provider: p, model, operation: 'chat', purpose: opts.purpose };
-        const { value: message, attempts, latencyMs } = await this.run(ctx, opts.signal, (signal) => chat.invoke([...messages], { signal }));
-        const usage = { inputTokens: message.usage_metadata?.input_tokens ?? 0, outputTokens: message.usage_metadata?.output_tokens ?? 0 };
-        const meta = message.response_metadata as { model_name?: unknown; model?: unknown } | undefined;
-        const answered = typeof meta?.model_name === 'string' ? meta.model_name : typeof meta?.model === 'string' ? meta.model : model;
-        const price = this.price(answered, model);
-        const ref = opts.ref ? `ai:${opts.purpose}:${opts.ref}` : undefined;
-        const attributes = { model: answered, provider: p.name, purpose: opts.purpose };
-        await this.record(ledger, ctx, [
-          { tenantId, kind: 'model.tokens.input', quantity: usage.inputTokens, unit: 'token', ...(price ? { costUsd: (usage.inputTokens * price.input) / 1e6 } : {}), ...(ref ? { ref } : {}), attributes },
-          { tenantId, kind: 'model.tokens.output', quantity: usage.outputTokens, unit: 'token', ...(price ? { costUsd: (usage.outputTokens * price.output) / 1e6 } : {}), ...(ref ? { ref } : {}), attributes },
-        ]);
-        return { text: message.text, usage, latencyMs, model: answered, provider: p.name, attempts };
-      },
+      model: p.config.chatModel!,
+      invoke: (messages, opts) => this.intercepted(p, tenantId, plugin, ledger, messages, opts),
     };
+  }
+
+  /**
+   * A chat call through the interceptors: each `before` in order until one decides other than `allow`
+   * (refuse, degrade, answer), the call itself (on the degraded provider when told), then every asked
+   * interceptor's `after` once the usage is recorded. Without interceptors this is the plain call.
+   */
+  private async intercepted(p: ProviderRuntime, tenantId: string, plugin: string, ledger: UsageLedger, messages: readonly BaseMessageLike[], opts: AiInvokeOptions): Promise<AiChatResult> {
+    if (!this.interceptors.length) return (await this.invokeChat(p, tenantId, plugin, ledger, messages, opts)).result;
+    const model = p.config.chatModel!;
+    const price = this.ai.prices[model];
+    const call: AiCall = {
+      tenantId, plugin, operation: 'chat', provider: p.name, model, purpose: opts.purpose, messages,
+      ...(opts.ref ? { ref: opts.ref } : {}),
+      ...(opts.contextVersion ? { contextVersion: opts.contextVersion } : {}),
+      ...(opts.maxTokens ? { maxTokens: opts.maxTokens } : {}),
+      ...(price ? { price } : {}),
+      estimatedInputTokens: estimateTokens(messages),
+    };
+    const asked: AiInterceptor[] = [];
+    let decision: (AiCallDecision & { by: string }) | undefined;
+    for (const { interceptor } of this.interceptors) {
+      asked.push(interceptor);
+      if (!interceptor.before) continue;
+      let d: AiCallDecision;
+      try {
+        d = await interceptor.before(call);
+      } catch (error) {
+        this.deps.log.error({ err: error, tenant: tenantId, interceptor: interceptor.name }, 'AI interceptor failed before the call: the call is refused');
+        d = { action: 'refuse', reason: `interceptor "${interceptor.name}" failed` };
+      }
+      if (d.action !== 'allow') {
+        decision = { ...d, by: interceptor.name };
+        break;
+      }
+    }
+    const after = async (outcome: AiCallOutcome) => {
+      for (const i of asked) {
+        if (!i.after) continue;
+        try {
+          await i.after(call, { ...outcome, ...(decision ? { decision } : {}) });
+        } catch (error) {
+          this.deps.log.error({ err: error, tenant: tenantId, interceptor: i.name }, 'AI interceptor failed after the call');
+        }
+      }
+    };
+    const refused = (reason: string, details: Record<string, unknown>) => {
+      this.requests.inc({ tenant: tenantId, provider: p.name, outcome: 'refused' });
+      this.deps.log.info({ tenant: tenantId, plugin, provider: p.name, purpose: opts.purpose, by: decision?.by, ...details }, `AI call refused: ${reason}`);
+      return new ParleyError('PARLEY_AI_REFUSED', `AI call refused by "${decision?.by}": ${reason}`, 503, { details: { provider: p.name, by: decision?.by, ...details } });
+    };
+    let target = p;
+    if (decision?.action === 'refuse') {
+      const error = refused(decision.reason, { reason: decision.reason });
+      await after({ answeredBy: 'refused', error, costUsd: 0 });
+      throw error;
+    }
+    if (decision?.action === 'answer') {
+      const result: AiChatResult = { text: decision.text, usage: { inputTokens: 0, outputTokens: 0 }, latencyMs: 0, model: decision.model ?? model, provider: p.name, attempts: 0 };
+      this.requests.inc({ tenant: tenantId, provider: p.name, outcome: 'intercepted' });
+      await after({ answeredBy: 'interceptor', result, costUsd: 0 });
+      return result;
+    }
+    if (decision?.action === 'degrade') {
+      const to = decision.to === 'local' ? undefined : this.providers.get(decision.to);
+      if (!to || to.off || !to.config.chatModel) {
+        const error = refused(`${decision.reason} (degraded to local)`, { reason: decision.reason, degradedTo: 'local' });
+        await after({ answeredBy: 'refused', error, costUsd: 0 });
+        throw error;
+      }
+      this.deps.log.info({ tenant: tenantId, plugin, from: p.name, to: to.name, by: decision.by }, `AI call degraded: ${decision.reason}`);
+      target = to;
+    }
+    try {
+      const { result, costUsd } = await this.invokeChat(target, tenantId, plugin, ledger, messages, opts);
+      await after({ answeredBy: 'provider', result, costUsd });
+      return result;
+    } catch (error) {
+      await after({ answeredBy: 'failed', error: error as Error, costUsd: 0 });
+      throw error;
+    }
+  }
+
+  private async invokeChat(p: ProviderRuntime, tenantId: string, plugin: string, ledger: UsageLedger, messages: readonly BaseMessageLike[], opts: AiInvokeOptions): Promise<{ result: AiChatResult; costUsd: number }> {
+    const model = p.config.chatModel!;
+    const chat = this.chatModel(p, opts.maxTokens);
+    const ctx: CallContext = { tenantId, plugin, provider: p, model, operation: 'chat', purpose: opts.purpose };
+    const { value: message, attempts, latencyMs } = await this.run(ctx, opts.signal, (signal) => chat.invoke([...messages], { signal }));
+    const usage = { inputTokens: message.usage_metadata?.input_tokens ?? 0, outputTokens: message.usage_metadata?.output_tokens ?? 0 };
+    const meta = message.response_metadata as { model_name?: unknown; model?: unknown } | undefined;
+    const answered = typeof meta?.model_name === 'string' ? meta.model_name : typeof meta?.model === 'string' ? meta.model : model;
+    const price = this.price(answered, model);
+    const ref = opts.ref ? `ai:${opts.purpose}:${opts.ref}` : undefined;
+    const attributes = { model: answered, provider: p.name, purpose: opts.purpose };
+    const inputCost = price ? (usage.inputTokens * price.input) / 1e6 : 0;
+    const outputCost = price ? (usage.outputTokens * price.output) / 1e6 : 0;
+    await this.record(ledger, ctx, [
+      { tenantId, kind: 'model.tokens.input', quantity: usage.inputTokens, unit: 'token', ...(price ? { costUsd: inputCost } : {}), ...(ref ? { ref } : {}), attributes },
+      { tenantId, kind: 'model.tokens.output', quantity: usage.outputTokens, unit: 'token', ...(price ? { costUsd: outputCost } : {}), ...(ref ? { ref } : {}), attributes },
+    ]);
+    return { result: { text: message.text, usage, latencyMs, model: answered, provider: p.name, attempts }, costUsd: inputCost + outputCost };
   }
 
   // ---- embeddings -------------------------------------------------------------------------------
@@ -347,6 +437,16 @@ class MeteredOpenAIEmbeddings extends OpenAIEmbeddings implements AiEmbeddings {
   protected override embeddingWithRetry(request: { model: string; input: unknown }) {
     return this.around(() => super.embeddingWithRetry(request as never));
   }
+}
+
+/** Characters / 4 of every message's text: a rough token count for estimates, never sent anywhere. */
+function estimateTokens(messages: readonly BaseMessageLike[]): number {
+  let chars = 0;
+  for (const m of messages) {
+    const content = typeof m === 'string' ? m : Array.isArray(m) ? m[1] : (m as { content?: unknown }).content;
+    chars += typeof content === 'string' ? content.length : JSON.stringify(content ?? '').length;
+  }
+  return Math.max(1, Math.ceil(chars / 4));
 }
 
 /** Rejects as soon as `signal` aborts, even when the work ignores the signal. */

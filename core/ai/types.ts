@@ -18,6 +18,11 @@ export interface AiInvokeOptions {
   signal?: AbortSignal;
   /** Cap on output tokens for this call. */
   maxTokens?: number;
+  /**
+   * What the answer depends on besides the messages (a corpus version, a prompt version). Interceptors
+   * that cache answers key on it, so a new corpus never serves an answer built from the old one.
+   */
+  contextVersion?: string;
 }
 
 export interface AiChatResult {
@@ -67,7 +72,78 @@ export interface AiStatus {
   providers: Record<string, { type: string; chatModel?: string; embeddingModel?: string; breaker: AiBreakerState; consecutiveFailures: number; off?: string }>;
 }
 
+// ---- interceptors ---------------------------------------------------------------------------------
+
+/** One model call as an interceptor sees it, before it is made. Never logged: `messages` hold the prompt. */
+export interface AiCall {
+  tenantId: string;
+  /** The plugin making the call. */
+  plugin: string;
+  operation: 'chat';
+  provider: string;
+  model: string;
+  purpose: string;
+  ref?: string;
+  contextVersion?: string;
+  messages: readonly BaseMessageLike[];
+  maxTokens?: number;
+  /** The model's price from `ai.prices` (USD per million tokens), when there is one. */
+  price?: { input: number; output: number };
+  /** A rough count of the prompt's tokens (characters / 4), for cost estimates. */
+  estimatedInputTokens: number;
+}
+
+/**
+ * What an interceptor decides before a call: `allow` it; `refuse` it (the caller gets a
+ * `PARLEY_AI_REFUSED` error and answers without a model, as for any `PARLEY_AI_*` error); `degrade` it
+ * to another configured provider's chat model, or to `local` (refused as above, with `degradedTo`);
+ * or `answer` it without calling the provider (a cached answer: no tokens are recorded).
+ */
+export type AiCallDecision =
+  | { action: 'allow' }
+  | { action: 'refuse'; reason: string }
+  | { action: 'degrade'; to: string; reason: string }
+  | { action: 'answer'; text: string; model?: string; reason: string };
+
+/** How an intercepted call ended, for `after`. */
+export interface AiCallOutcome {
+  /** `provider`: a model answered; `interceptor`: an interceptor answered (`answer`); `refused`/`failed`: no answer. */
+  answeredBy: 'provider' | 'interceptor' | 'refused' | 'failed';
+  result?: AiChatResult;
+  /** The coded error the caller got (`refused`, `failed`). */
+  error?: Error;
+  /** What the call cost by `ai.prices` (0 when answered by an interceptor, refused, or unpriced). */
+  costUsd: number;
+  /** The decision that changed the call, and which interceptor made it (absent when every one allowed it). */
+  decision?: AiCallDecision & { by: string };
+}
+
+/**
+ * A guard around every chat call of every plugin (registered with `ctx.ai.intercept`). `before` runs in
+ * registration order and the first decision other than `allow` wins; later interceptors' `before` are
+ * not asked. `after` runs for every interceptor whose `before` ran (also when the call failed or was
+ * refused), once the call's usage is in the ledger; its errors are logged, never thrown to the caller.
+ * A `before` that throws refuses the call (fail closed).
+ */
+export interface AiInterceptor {
+  name: string;
+  before?(call: AiCall): Promise<AiCallDecision> | AiCallDecision;
+  after?(call: AiCall, outcome: AiCallOutcome): Promise<void> | void;
+}
+
 export interface AiService {
+  /**
+   * Guard every chat call of every plugin and tenant (budgets, caches, audits). Call it in `setup`.
+   * @example
+   * ctx.ai.intercept({
+   *   name: 'budget',
+   *   async before(call) {
+   *     return (await budgets.reserve(call)) ? { action: 'allow' } : { action: 'refuse', reason: 'daily AI budget reached' };
+   *   },
+   *   async after(call, outcome) { await budgets.settle(call, outcome.costUsd); },
+   * });
+   */
+  intercept(interceptor: AiInterceptor): void;
   /** The tenant's chat model, or null when the tenant runs `local` (no generative model). */
   chat(tenantId: string): AiChat | null;
   /**

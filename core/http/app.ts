@@ -7,7 +7,7 @@ import express, { type Express, type NextFunction, type Request, type RequestHan
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Gateway } from '../gateway.js';
-import type { RouteHelpers } from '../plugin.js';
+import type { ApiGuard, RouteHelpers } from '../plugin.js';
 import type { Principal } from '../tenancy.js';
 import { HttpError, ParleyError, forbidden, notFound, unauthenticated } from '../errors.js';
 import { adminRouter } from './admin-api.js';
@@ -21,6 +21,8 @@ declare module 'express-serve-static-core' {
     rawBody?: Buffer;
     requestId: string;
     principal?: Principal;
+    /** The API guards already ran for this request. */
+    guarded?: boolean;
   }
 }
 
@@ -41,7 +43,30 @@ export function bearerKey(req: Request): string | undefined {
   return req.get('x-api-key') ?? undefined;
 }
 
-export function createAuth(gateway: Gateway): RouteHelpers {
+/** Runs the plugins' API guards once per request; the first refusal answers (429 with Retry-After, or 403). */
+async function runGuards(gateway: Gateway, guards: readonly { plugin: string; guard: ApiGuard }[], req: Request, res: Response, tenantId: string, principal: Principal): Promise<void> {
+  if (req.guarded || !guards.length || !tenantId) return;
+  req.guarded = true;
+  const info = { tenantId, principal: principal.kind === 'operator' ? ('operator' as const) : ('tenant' as const), method: req.method, path: req.path, ip: req.ip };
+  for (const { plugin, guard } of guards) {
+    let verdict;
+    try {
+      verdict = await guard.check(info);
+    } catch (error) {
+      gateway.log.error({ err: error, plugin, guard: guard.name, tenant: tenantId }, 'API guard failed; the request is let through');
+      continue;
+    }
+    if (!verdict || verdict.allow) continue;
+    if (verdict.status === 429) {
+      const seconds = Math.max(1, Math.ceil(verdict.retryAfterSeconds ?? 1));
+      res.setHeader('retry-after', String(seconds));
+      throw new HttpError('PARLEY_RATE_LIMITED', verdict.reason, 429, { plugin, details: { retryAfterSeconds: seconds } });
+    }
+    throw new HttpError('PARLEY_FORBIDDEN', verdict.reason, 403, { plugin });
+  }
+}
+
+export function createAuth(gateway: Gateway, guards: readonly { plugin: string; guard: ApiGuard }[] = []): RouteHelpers {
   const authenticate: (req: Request) => Promise<Principal> = async (req) => {
     if (req.principal) return req.principal;
     const principal = await gateway.tenants.authenticate(bearerKey(req));
@@ -51,15 +76,17 @@ export function createAuth(gateway: Gateway): RouteHelpers {
   };
   return {
     tenantAuth(paramName = 'tenant'): RequestHandler {
-      return async (req, _res, next) => {
+      return async (req, res, next) => {
         const principal = await authenticate(req);
         const tenantId = param(req, paramName);
         if (principal.kind === 'operator') {
           if (tenantId && !gateway.tenants.get(tenantId)) throw notFound(`No tenant "${tenantId}"`);
+          await runGuards(gateway, guards, req, res, tenantId, principal);
           return next();
         }
         // A tenant key never learns whether another tenant exists.
         if (tenantId !== principal.tenantId) throw forbidden();
+        await runGuards(gateway, guards, req, res, tenantId, principal);
         next();
       };
     },
@@ -73,7 +100,7 @@ export function createAuth(gateway: Gateway): RouteHelpers {
   };
 }
 
-export function createHttpApp(gateway: Gateway, routes: RouteRegistration[]): Express {
+export function createHttpApp(gateway: Gateway, routes: RouteRegistration[], guards: readonly { plugin: string; guard: ApiGuard }[] = []): Express {
   const app = express();
   const { server } = gateway.config;
   app.disable('x-powered-by');
@@ -114,7 +141,7 @@ export function createHttpApp(gateway: Gateway, routes: RouteRegistration[]): Ex
     res.send(await gateway.registry.metrics());
   });
 
-  const helpers = createAuth(gateway);
+  const helpers = createAuth(gateway, guards);
   app.use('/v1', adminInputGuard);
   app.use('/v1', adminRouter(gateway, helpers));
   app.use('/v1', parkedRouter(gateway, helpers));
