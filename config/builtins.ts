@@ -17,4 +17,5 @@ export const builtinPlugins: Record<string, string> = {
   'whatsapp-cloud': at('../channels/whatsapp-cloud/index'),
   'slack-alerts': at('../plugins/slack-alerts/index'),
   'crisis-guard': at('../plugins/crisis-guard/index'),
+  'cost-guard': at('../plugins/cost-guard/index'),
 };

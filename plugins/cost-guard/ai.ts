@@ -1,0 +1,79 @@
+/**
+ * The AI interceptor: serves the response cache, reserves an estimate against the ai and total budgets
+ * before every chat call (refusing or degrading at 100% as the tenant's `action` says), and after the
+ * call releases the reservation (the tokens are in the ledger by then), stores the answer in the cache
+ * and checks the thresholds.
+ */
+import { createHash } from 'node:crypto';
+import type { AiCall, AiCallDecision, AiInterceptor } from 'parley';
+import type { BaseMessageLike } from '@langchain/core/messages';
+import type { Logger } from 'pino';
+import type { Budgets } from './budgets.js';
+import type { CostMetrics } from './metrics.js';
+import type { CostStore } from './store.js';
+import type { CostGuardSettings } from './types.js';
+
+/** Lower case, whitespace collapsed, trailing punctuation dropped: "What time  do you open?" = "what time do you open". */
+export function normalise(text: string): string {
+  return text.toLowerCase().replace(/\s+/g, ' ').trim().replace(/[\s?!.]+$/u, '');
+}
+
+function messageParts(m: BaseMessageLike): { role: string; text: string } {
+  if (typeof m === 'string') return { role: 'user', text: m };
+  if (Array.isArray(m)) return { role: String(m[0]), text: typeof m[1] === 'string' ? m[1] : JSON.stringify(m[1]) };
+  const o = m as { role?: string; content?: unknown; getType?: () => string };
+  const role = o.role ?? (typeof o.getType === 'function' ? o.getType() : 'message');
+  return { role, text: typeof o.content === 'string' ? o.content : JSON.stringify(o.content ?? '') };
+}
+
+/** The cache key: provider, model, context version and the normalised messages, hashed (no text is kept in the key). */
+export function cacheKey(call: AiCall): string {
+  const parts = call.messages.map(messageParts).map((p) => `${p.role}:${normalise(p.text)}`);
+  return createHash('sha256').update(JSON.stringify([call.provider, call.model, call.contextVersion ?? '', call.maxTokens ?? 0, parts])).digest('hex');
+}
+
+export function costInterceptor(deps: { store: CostStore; budgets: Budgets; metrics: CostMetrics; log: Logger; settings(tenantId: string): CostGuardSettings | undefined; background(work: Promise<unknown>, what: string): void }): AiInterceptor {
+  const reservations = new WeakMap<AiCall, string>();
+  const keys = new WeakMap<AiCall, string>();
+  return {
+    name: 'cost-guard',
+    async before(call): Promise<AiCallDecision> {
+      const s = deps.settings(call.tenantId);
+      if (!s) return { action: 'allow' };
+      if (s.cache.enabled && s.cache.purposes.includes(call.purpose)) {
+        const key = cacheKey(call);
+        keys.set(call, key);
+        const hit = await deps.store.cacheHit(call.tenantId, key);
+        deps.metrics.cache.inc({ tenant: call.tenantId, result: hit ? 'hit' : 'miss' });
+        if (hit) {
+          deps.metrics.cacheSaved.inc({ tenant: call.tenantId }, hit.costUsd);
+          return { action: 'answer', text: hit.answer, model: hit.model, reason: 'cost-guard response cache' };
+        }
+      }
+      const estimate = call.price ? (call.estimatedInputTokens * call.price.input + (call.maxTokens ?? s.estimatedOutputTokens) * call.price.output) / 1e6 : 0;
+      const r = await deps.budgets.reserve(call.tenantId, 'ai', estimate, s.action === 'notify-only');
+      if (r.id) reservations.set(call, r.id);
+      if (r.ok) return { action: 'allow' };
+      if (s.action === 'notify-only') {
+        deps.metrics.budgetRefusals.inc({ tenant: call.tenantId, what: 'model', action: 'notify-only' });
+        return { action: 'allow' };
+      }
+      const over = r.counters.find((c) => c.limit !== null && c.spent + c.reserved + estimate > c.limit)!;
+      const reason = over ? `the ${over.period === 'day' ? 'daily' : 'monthly'} ${over.category} budget ($${over.limit!.toFixed(2)}) is spent` : 'the budget is spent';
+      deps.metrics.budgetRefusals.inc({ tenant: call.tenantId, what: 'model', action: s.action });
+      if (s.action === 'degrade') return { action: 'degrade', to: s.degradeTo ?? 'local', reason };
+      return { action: 'refuse', reason };
+    },
+    async after(call, outcome) {
+      const id = reservations.get(call);
+      if (id) await deps.store.release([id]);
+      const s = deps.settings(call.tenantId);
+      if (!s) return;
+      const key = keys.get(call);
+      if (key && outcome.answeredBy === 'provider' && outcome.result && outcome.decision?.action !== 'degrade') {
+        await deps.store.cachePut(call.tenantId, key, outcome.result.text, outcome.result.model, outcome.costUsd, s.cache.ttlSeconds);
+      }
+      if (outcome.answeredBy === 'provider') deps.background(deps.budgets.check(call.tenantId), 'check budget thresholds');
+    },
+  };
+}

@@ -1,0 +1,273 @@
+/**
+ * cost-guard end to end (embedded, and on PostgreSQL + Redis with PARLEY_TEST_BACKEND=external): each
+ * budget action on the model call path against the fake OpenAI-compatible server, warning, 100% and
+ * spike alerts at the fake Slack, the response cache through reply stages, paid sends held at 100%,
+ * per-sender limits with one "slow down" per window, 429 on the API, blocks, the costs API against
+ * the ledger, runtime budgets and prices, tenant isolation and the data-subject provider.
+ */
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestGateway, type TestGateway } from 'parley/testing';
+import { startFakeModelApi, type FakeModelApi } from '../../test/fakes/model-api.js';
+import { startFakeSlack, type FakeSlack } from '../../test/fakes/slack-api.js';
+
+const OP = 'key-operator-cost-0123456789';
+const key = (t: string) => `key-${t}-cost-0123456789`;
+let gw: TestGateway;
+let fake: FakeModelApi;
+let slack: FakeSlack;
+
+const tenant = (id: string, extra: Record<string, unknown>, costGuard: Record<string, unknown> = {}) => ({
+  id,
+  apiKeys: [key(id)],
+  pipeline: ['crisis-guard', 'cost-guard', 'ask'],
+  plugins: { http: {}, ask: {}, 'crisis-guard': {}, 'cost-guard': costGuard },
+  ...extra,
+});
+
+beforeAll(async () => {
+  fake = await startFakeModelApi();
+  slack = await startFakeSlack({ token: 'xoxb-cost' });
+  gw = await startTestGateway({
+    config: {
+      operator: { apiKeys: [OP] },
+      ai: {
+        providers: {
+          big: { type: 'openai', baseUrl: `${fake.url}/v1`, chatModel: 'gpt-4o', maxRetries: 0 },
+          small: { type: 'openai', baseUrl: `${fake.url}/v1`, chatModel: 'gpt-4o-mini', maxRetries: 0 },
+        },
+        // Expensive on purpose: one call costs about a cent, so budgets are reached in a few messages.
+        prices: { 'gpt-4o': { input: 1000, output: 1000 }, 'gpt-4o-mini': { input: 1, output: 1 } },
+      },
+      plugins: [
+        'http',
+        'crisis-guard',
+        { name: 'ask' },
+        { name: 'slack-alerts', options: { token: 'xoxb-cost', signingSecret: 'cost-secret-0123456789', apiUrl: slack.apiUrl, defaultChannel: 'C0OPS', quietPeriodMs: 0, rules: [] } },
+        { name: 'cost-guard', options: { prices: [{ kind: 'messages.out', channel: 'http', usd: 0.001 }] } },
+      ],
+      tenants: [
+        tenant('blocky', { ai: { chat: 'big' } }, { budgets: { ai: { daily: 0.05 } }, warnAt: 0.5 }),
+        tenant('degrader', { ai: { chat: 'big' } }, { budgets: { ai: { daily: 0.02 } }, action: 'degrade', degradeTo: 'small' }),
+        tenant('notifier', { ai: { chat: 'big' } }, { budgets: { total: { daily: 0.02 } }, action: 'notify-only' }),
+        tenant('cached', { ai: { chat: 'big' }, replyPipeline: ['cost-guard'] }, { cache: { enabled: true, ttlSeconds: 600 } }),
+        tenant('limited', {}, { rateLimits: { api: { perMinute: 5 }, user: { perMinute: 2, perDay: 100 } }, slowDownReply: 'Please slow down.' }),
+        tenant('sender', { replyPipeline: ['cost-guard'] }, { budgets: { messaging: { daily: 0.0025 } }, paidSends: 'block' }),
+        tenant('spiky', { ai: { chat: 'big' } }, { spike: { factor: 2, days: 3, minUsd: 0 } }),
+      ],
+    },
+    catalogue: { ask: fileURLToPath(new URL('./fixtures/ask.ts', import.meta.url)) },
+  });
+});
+afterAll(async () => {
+  await gw?.stop({ cleanup: true });
+  await fake?.close();
+  await slack?.close();
+});
+
+const ask = (t: string, text: string, from = '+15550000001', k = OP) => gw.send(t, { from, text }, k);
+const texts = (r: { replies: { text: string }[] }) => r.replies.map((x) => x.text);
+const ledger = async (t: string, from: Date) =>
+  Number((await gw.gateway.db.pool.query(`SELECT COALESCE(sum(cost_usd), 0)::float8 AS s FROM parley_usage WHERE tenant_id = $1 AND at >= $2`, [t, from])).rows[0].s);
+async function slackSays(pattern: RegExp, timeoutMs = 5000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const hit = slack.messages.map((m) => JSON.stringify(m)).find((m) => pattern.test(m));
+    if (hit) return hit;
+    if (Date.now() > deadline) throw new Error(`no Slack message matching ${pattern}: ${slack.messages.map((m) => JSON.stringify(m).slice(0, 200)).join('\n')}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('budgets on the model call path', () => {
+  it('block: refuses the call at 100% and the caller falls back; warning and 100% alerts reach Slack', async () => {
+    const replies = [];
+    for (let i = 0; i < 3; i++) replies.push(texts(await ask('blocky', 'What time do you open?'))[0]);
+    expect(replies.slice(0, 2)).toEqual(['big/gpt-4o: echo: What time do you open?', 'big/gpt-4o: echo: What time do you open?']);
+    expect(replies[2]).toBe('fallback: PARLEY_AI_REFUSED');
+    expect(fake.calls.filter((c) => c.body.model === 'gpt-4o')).toHaveLength(2);
+    await slackSays(/blocky: \d+% of the daily ai budget/);
+    await slackSays(/blocky: the daily ai budget of \$0\.05 is reached/);
+    expect(await gw.metrics()).toMatch(/parley_budget_actions_total\{tenant="blocky",what="model",action="block"\} 1/);
+  });
+
+  it('degrade: switches the call to the cheaper provider', async () => {
+    const r = texts(await ask('degrader', 'Do you take walk-ins?'))[0];
+    expect(r).toBe('small/gpt-4o-mini: echo: Do you take walk-ins?');
+    expect(fake.calls.at(-1)!.body.model).toBe('gpt-4o-mini');
+  });
+
+  it('notify-only: lets the call through over budget and alerts', async () => {
+    for (const q of ['Is there parking near the clinic building?', 'Can I bring my child to the appointment?']) expect(texts(await ask('notifier', q))[0]).toMatch(/^big\/gpt-4o/);
+    await slackSays(/notifier: the daily total budget of \$0\.02 is (reached|spent)/);
+    const costs = (await gw.request('GET', '/v1/tenants/notifier/costs?period=day', { key: key('notifier') })).body;
+    expect(costs.allowed).toBe(false);
+    expect(costs.spent).toBeGreaterThan(0.02);
+  });
+
+  it('raises a spike alert when today passes N x the trailing daily average', async () => {
+    const usage = gw.gateway.usage.for('test');
+    for (const days of [1, 2, 3]) await usage.record({ tenantId: 'spiky', kind: 'model.tokens.output', quantity: 1, unit: 'token', costUsd: 0.002, at: new Date(Date.now() - days * 86_400_000) });
+    await ask('spiky', 'A question that costs about a cent');
+    await slackSays(/spiky: today's spend \$0\.0\d is \d+\.\dx the 3-day average/);
+  });
+
+  it('lets the operator change a budget at run time (audited), which applies at once', async () => {
+    expect((await gw.request('PUT', '/v1/tenants/blocky/budgets', { key: key('blocky'), body: { category: 'ai', period: 'day', limitUsd: 10 } })).status).toBe(403);
+    const put = await gw.request('PUT', '/v1/tenants/blocky/budgets', { key: OP, body: { category: 'ai', period: 'day', limitUsd: 10 } });
+    expect(put.status).toBe(200);
+    expect(put.body.budgets).toContainEqual(expect.objectContaining({ category: 'ai', period: 'day', limitUsd: 10 }));
+    expect(texts(await ask('blocky', 'And on Sundays?'))[0]).toMatch(/^big\/gpt-4o/);
+    const audit = await gw.gateway.db.pool.query(`SELECT actor, detail FROM parley_audit WHERE tenant_id = 'blocky' AND action = 'cost-guard.budget'`);
+    expect(audit.rows).toEqual([{ actor: 'operator', detail: { category: 'ai', period: 'day', limitUsd: 10 } }]);
+  });
+});
+
+describe('the costs API', () => {
+  it('reports numbers equal to the sum of ledger rows, by category, provider, model and channel', async () => {
+    const r = await gw.request('GET', '/v1/tenants/blocky/costs?period=day', { key: key('blocky') });
+    expect(r.status).toBe(200);
+    const from = new Date(r.body.from);
+    const sum = await ledger('blocky', from);
+    expect(sum).toBeGreaterThan(0);
+    expect(r.body.spent).toBeCloseTo(sum, 6);
+    expect(r.body.byCategory.ai.spent).toBeCloseTo(sum - (r.body.byCategory.messaging?.spent ?? 0), 6);
+    expect(r.body.byModel['gpt-4o']).toBeCloseTo(sum - (r.body.byChannel.http ?? 0), 6);
+    expect(r.body.byProvider.big).toBeCloseTo(r.body.byModel['gpt-4o'], 6);
+    expect(r.body.byCategory.ai.budget).toBe(10);
+    expect(r.body).toMatchObject({ tenant: 'blocky', period: 'day', allowed: true });
+    const month = (await gw.request('GET', '/v1/tenants/blocky/costs?period=month', { key: key('blocky') })).body;
+    expect(month.spent).toBeCloseTo(await ledger('blocky', new Date(month.from)), 6);
+  });
+
+  it('keeps tenants apart: 401 without a key, 403 for another tenant, the operator sees all', async () => {
+    expect((await gw.request('GET', '/v1/tenants/blocky/costs')).status).toBe(401);
+    expect((await gw.request('GET', '/v1/tenants/blocky/costs', { key: key('cached') })).status).toBe(403);
+    expect((await gw.request('GET', '/v1/costs', { key: key('blocky') })).status).toBe(403);
+    const all = await gw.request('GET', '/v1/costs?period=day', { key: OP });
+    expect(all.status).toBe(200);
+    expect(all.body.tenants.map((t: { tenant: string }) => t.tenant).sort()).toEqual(['blocky', 'cached', 'degrader', 'limited', 'notifier', 'sender', 'spiky']);
+    expect(await gw.metrics()).toMatch(/parley_cost_usd_total\{tenant="blocky",category="ai",provider="big",model="gpt-4o"\} 0\.\d+/);
+    expect(await gw.metrics()).toMatch(/parley_ai_tokens_total\{tenant="blocky",model="gpt-4o",direction="out"\} \d+/);
+    expect(await gw.metrics()).toMatch(/parley_budget_remaining_usd\{tenant="blocky",category="ai",period="day"\} 9\.9\d+/);
+  });
+
+  it('applies a price change to the next usage row without a restart (audited, operator only)', async () => {
+    const usage = gw.gateway.usage.for('twilio-voice');
+    const minutes = () => usage.record({ tenantId: 'spiky', kind: 'voice.minutes', quantity: 3, unit: 'minute' });
+    const cost = async () => Number((await gw.gateway.db.pool.query(`SELECT cost_usd::float8 AS c FROM parley_usage WHERE tenant_id = 'spiky' AND kind = 'voice.minutes' ORDER BY id DESC LIMIT 1`)).rows[0].c);
+    expect((await gw.request('PUT', '/v1/costs/prices', { key: key('sender'), body: { prices: [{ kind: 'voice.minutes', usd: 0.02 }] } })).status).toBe(403);
+    expect((await gw.request('PUT', '/v1/costs/prices', { key: OP, body: { prices: [{ kind: 'voice.minutes', usd: 0.02 }] } })).status).toBe(200);
+    await minutes();
+    expect(await cost()).toBeCloseTo(0.06, 8);
+    await gw.request('PUT', '/v1/costs/prices', { key: OP, body: { prices: [{ kind: 'voice.minutes', usd: 0.05 }] } });
+    await minutes();
+    expect(await cost()).toBeCloseTo(0.15, 8);
+    const audit = await gw.gateway.db.pool.query(`SELECT count(*)::int AS n FROM parley_audit WHERE action = 'cost-guard.price'`);
+    expect(audit.rows[0].n).toBe(2);
+  });
+});
+
+describe('the response cache', () => {
+  it('answers the same normalised question from the cache, records what it saved, and still runs reply stages', async () => {
+    const first = texts(await ask('cached', 'What time do you open?'))[0];
+    const calls = fake.calls.length;
+    const second = await ask('cached', '  what time   do you OPEN ');
+    expect(texts(second)[0]).toBe(first);
+    expect(fake.calls.length).toBe(calls);
+    const costs = (await gw.request('GET', '/v1/tenants/cached/costs', { key: key('cached') })).body;
+    expect(costs.cache).toMatchObject({ entries: 1, hits: 1 });
+    expect(costs.cache.savedUsd).toBeGreaterThan(0);
+    expect(await gw.metrics()).toMatch(/parley_cost_cache_requests_total\{tenant="cached",result="hit"\} 1/);
+    const item = (await gw.outbox('cached')).find((i) => i.id === second.replies[0]!.id)!;
+    expect(item.details?.annotations).toMatchObject({ costGuard: { estimateUsd: 0.001 } });
+  });
+});
+
+describe('paid sends', () => {
+  it('blocks a send at 100% of the messaging budget with a clear reason; crisis replies still go', async () => {
+    const rs = [];
+    for (let i = 0; i < 3; i++) rs.push(await ask('sender', `hello ${i}`, '+15550000009'));
+    expect(rs.slice(0, 2).map((r) => r.replies[0]!.status)).toEqual(['sent', 'sent']);
+    const blocked = await gw.outbox('sender', 'blocked');
+    expect(blocked).toHaveLength(1);
+    expect(blocked[0]).toMatchObject({ errorCode: 'cost-guard', error: 'cost-guard: the daily messaging budget ($0.0025) is spent' });
+    // the sends that went are metered at the price table's $0.001 and their reservations released
+    const budgets = (await gw.request('GET', '/v1/tenants/sender/budgets', { key: key('sender') })).body.budgets;
+    expect(budgets).toContainEqual(expect.objectContaining({ category: 'messaging', period: 'day', spentUsd: 0.002, reservedUsd: 0 }));
+    const crisis = await ask('sender', "I don't want to be alive anymore", '+15550000010');
+    expect(crisis.replies.find((r) => r.text.includes('988'))).toMatchObject({ status: 'sent' });
+  });
+});
+
+describe('rate limits and blocks', () => {
+  it('answers a sender over their limit once per window with "slow down", then silence; others are untouched', async () => {
+    const from = '+15550001111';
+    const got = [];
+    for (let i = 0; i < 5; i++) got.push(texts(await ask('limited', `message ${i}`, from)));
+    expect(got).toEqual([['fallback: local'], ['fallback: local'], ['Please slow down.'], [], []]);
+    expect(texts(await ask('limited', 'hi', '+15550002222'))).toEqual(['fallback: local']);
+    // a crisis is never limited
+    expect(texts(await ask('limited', 'i want to kill myself', from)).join()).toContain('988');
+    expect(await gw.metrics()).toMatch(/parley_rate_limited_total\{tenant="limited",scope="user-minute"\} 3/);
+    const logs = JSON.stringify(gw.logs.filter((l) => String(l.msg ?? '').startsWith('cost-guard')));
+    expect(logs).not.toContain('5550001111');
+  });
+
+  it('answers 429 with Retry-After and the JSON error shape past the API limit; the operator is not limited', async () => {
+    const statuses = [];
+    let last;
+    for (let i = 0; i < 6; i++) {
+      last = await gw.request('GET', '/v1/tenants/limited/conversations', { key: key('limited') });
+      statuses.push(last.status);
+    }
+    expect(statuses).toEqual([200, 200, 200, 200, 200, 429]);
+    const retryAfter = Number(last!.headers.get('retry-after'));
+    expect(retryAfter).toBeGreaterThanOrEqual(1);
+    expect(retryAfter).toBeLessThanOrEqual(60);
+    expect(last!.body.error).toMatchObject({ code: 'PARLEY_RATE_LIMITED', message: expect.stringContaining('5 API requests a minute') });
+    expect((await gw.request('GET', '/v1/tenants/limited/conversations', { key: OP })).status).toBe(200);
+    expect(await gw.metrics()).toMatch(/parley_rate_limited_total\{tenant="limited",scope="api"\} 1/);
+  });
+
+  it('blocks a sender and an IP range through the admin API (audited), and lifts them', async () => {
+    const from = '+15550003333';
+    const block = await gw.request('POST', '/v1/tenants/cached/blocks', { key: OP, body: { sender: from, reason: 'abuse' } });
+    expect(block.status).toBe(201);
+    expect(JSON.stringify(block.body)).not.toContain('5550003333');
+    const r = await ask('cached', 'anyone there?', from);
+    expect(r.replies).toEqual([]);
+    const ip = await gw.request('POST', '/v1/tenants/cached/blocks', { key: OP, body: { ipRange: '127.0.0.0/8' } });
+    expect(ip.status).toBe(201);
+    const refused = await gw.request('GET', '/v1/tenants/cached/conversations', { key: key('cached') });
+    expect(refused.status).toBe(403);
+    expect((await gw.request('DELETE', `/v1/tenants/cached/blocks/${ip.body.block.id}`, { key: OP })).status).toBe(204);
+    expect((await gw.request('GET', '/v1/tenants/cached/conversations', { key: key('cached') })).status).toBe(200);
+    expect((await gw.request('GET', '/v1/tenants/cached/blocks', { key: key('limited') })).status).toBe(403);
+    const audit = await gw.gateway.db.pool.query(`SELECT action FROM parley_audit WHERE tenant_id = 'cached' AND action LIKE 'cost-guard.%' ORDER BY id`);
+    expect(audit.rows.map((a) => a.action)).toEqual(['cost-guard.block', 'cost-guard.block', 'cost-guard.unblock']);
+  });
+
+  it('exports and erases what it keeps about a person (hashed counters and blocks)', async () => {
+    const exported = await gw.gateway.exportSubject({ tenantId: 'cached', addresses: ['+15550003333'] });
+    expect(exported.find((e) => e.provider === 'cost-guard.senders')!.records).toContainEqual(expect.objectContaining({ kind: 'sender-block', reason: 'abuse' }));
+    const limitedExport = await gw.gateway.exportSubject({ tenantId: 'limited', addresses: ['+15550001111'] });
+    expect(limitedExport.find((e) => e.provider === 'cost-guard.senders')!.records).toContainEqual(expect.objectContaining({ kind: 'rate-limit-window' }));
+    const erased = await gw.gateway.eraseSubject({ tenantId: 'cached', addresses: ['+15550003333'] }, 'test');
+    expect(erased['cost-guard.senders']).toBeGreaterThanOrEqual(1);
+    expect(texts(await ask('cached', 'back again?', '+15550003333')).length).toBe(1);
+  });
+});
+
+describe('configuration', () => {
+  it('fails at start naming the tenant, the plugin and the key', async () => {
+    await expect(
+      startTestGateway({
+        config: {
+          plugins: ['cost-guard'],
+          tenants: [{ id: 'acme', plugins: { 'cost-guard': { action: 'degrade', degradeTo: 'opneai' } } }],
+        },
+      }),
+    ).rejects.toThrow(/tenants\[0\] \(acme\)\.plugins\.cost-guard\.degradeTo: unknown AI provider "opneai"/);
+  });
+});

@@ -1,0 +1,193 @@
+/**
+ * Admin routes (README "Routes"): spend and budgets per tenant and across tenants, runtime budgets and
+ * prices (operator, audited), and emergency blocks of a sender or an IP range (audited).
+ */
+import { BlockList, isIP } from 'node:net';
+import type { Router } from 'express';
+import { z } from 'zod';
+import { badRequest, notFound, param, type RouteHelpers, type TenantInfo } from 'parley';
+import type { Budgets } from './budgets.js';
+import type { CostStore } from './store.js';
+import { senderKey } from './stage.js';
+import { CATEGORIES, PERIODS, priceRule, type Category, type Period } from './types.js';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const periodQuery = z.object({ period: z.enum(PERIODS).default('day') });
+const budgetBody = z.object({ category: z.enum(CATEGORIES), period: z.enum(PERIODS), limitUsd: z.number().positive().max(1e9).nullable().optional(), reset: z.literal(true).optional() });
+const pricesBody = z.object({ prices: z.array(priceRule.extend({ tenant: z.string().min(1).optional(), usd: z.number().min(0).max(1000).nullable() })).min(1).max(500) });
+const blockBody = z.union([
+  z.object({ sender: z.string().min(3).max(100), reason: z.string().max(500).optional() }),
+  z.object({ ipRange: z.string().min(3).max(50), reason: z.string().max(500).optional() }),
+]);
+
+export function actorOf(req: { principal?: { kind: string; keyId?: string } }): string {
+  return req.principal?.kind === 'tenant' && req.principal.keyId ? `key:${req.principal.keyId}` : (req.principal?.kind ?? 'unknown');
+}
+
+/** `203.0.113.0/24`, `2001:db8::/32` or one address: checked, normalised. */
+export function parseRange(range: string): { address: string; prefix: number; family: 'ipv4' | 'ipv6' } | null {
+  const [address, bits] = range.trim().split('/');
+  const family = isIP(address ?? '');
+  if (!family) return null;
+  const max = family === 4 ? 32 : 128;
+  const prefix = bits === undefined ? max : Number(bits);
+  if (!Number.isInteger(prefix) || prefix < 0 || prefix > max) return null;
+  return { address: address!, prefix, family: family === 4 ? 'ipv4' : 'ipv6' };
+}
+
+export function blockListOf(ranges: string[]): BlockList {
+  const list = new BlockList();
+  for (const r of ranges) {
+    const p = parseRange(r);
+    if (p) list.addSubnet(p.address, p.prefix, p.family);
+  }
+  return list;
+}
+
+export interface CostsDeps {
+  store: CostStore;
+  budgets: Budgets;
+  tenants(): TenantInfo[];
+  enabled(tenantId: string): boolean;
+  /** A block was added or removed: refresh this instance's block cache now. */
+  blocksChanged(tenantId: string): void;
+}
+
+const round = (n: number) => Math.round(n * 1e6) / 1e6;
+
+async function costsOf(deps: CostsDeps, tenant: TenantInfo, period: Period) {
+  const { from, to } = await deps.store.window(tenant.timezone, period);
+  const rows = await deps.store.breakdown(tenant.id, from, to);
+  const counters = await deps.budgets.state(tenant.id);
+  const add = (map: Record<string, number>, key: string, v: number) => {
+    if (key) map[key] = round((map[key] ?? 0) + v);
+  };
+  const byProvider: Record<string, number> = {};
+  const byModel: Record<string, number> = {};
+  const byChannel: Record<string, number> = {};
+  const spentBy: Record<string, number> = {};
+  let spent = 0;
+  for (const r of rows) {
+    spent += r.cost;
+    add(spentBy, r.category, r.cost);
+    add(byProvider, r.provider, r.cost);
+    add(byModel, r.model, r.cost);
+    add(byChannel, r.channel, r.cost);
+  }
+  const mine = counters.filter((c) => c.period === period);
+  const total = mine.find((c) => c.category === 'total');
+  const byCategory = Object.fromEntries(
+    [...new Set([...mine.map((c) => c.category as string), ...Object.keys(spentBy)])].map((category) => {
+      const c = mine.find((x) => x.category === category);
+      const s = category === 'total' ? spent : (spentBy[category] ?? 0);
+      return [category, { spent: round(s), budget: c?.limit ?? null, reserved: round(c?.reserved ?? 0), remaining: c?.limit != null ? round(c.limit - s) : null }];
+    }),
+  );
+  const budget = total?.limit ?? null;
+  const allowed = mine.every((c) => c.limit === null || c.spent + c.reserved < c.limit);
+  return {
+    tenant: tenant.id,
+    period,
+    from,
+    to,
+    budget,
+    spent: round(spent),
+    reserved: round(total?.reserved ?? 0),
+    remaining: budget === null ? null : round(budget - spent),
+    allowed,
+    byCategory,
+    byProvider,
+    byModel,
+    byChannel,
+    cache: await deps.store.cacheStats(tenant.id),
+  };
+}
+
+export function costRoutes(deps: CostsDeps) {
+  return (router: Router, { tenantAuth, operatorAuth }: RouteHelpers): void => {
+    const tenantOf = (req: Parameters<typeof param>[0]) => {
+      const id = param(req, 'tenant');
+      if (!deps.enabled(id)) throw notFound(`cost-guard is not enabled for tenant "${id}"`);
+      return deps.tenants().find((t) => t.id === id)!;
+    };
+    const period = (query: unknown) => {
+      const q = periodQuery.safeParse(query);
+      if (!q.success) throw badRequest('Query must be ?period=day|month');
+      return q.data.period;
+    };
+
+    router.get('/v1/tenants/:tenant/costs', tenantAuth('tenant'), async (req, res) => {
+      res.set('cache-control', 'no-store').json(await costsOf(deps, tenantOf(req), period(req.query)));
+    });
+
+    router.get('/v1/costs', operatorAuth(), async (req, res) => {
+      const p = period(req.query);
+      const tenants = [];
+      for (const t of deps.tenants()) tenants.push(await costsOf(deps, t, p));
+      res.set('cache-control', 'no-store').json({ period: p, spent: round(tenants.reduce((a, t) => a + t.spent, 0)), tenants });
+    });
+
+    router.get('/v1/tenants/:tenant/budgets', tenantAuth('tenant'), async (req, res) => {
+      const t = tenantOf(req);
+      res.json({ budgets: (await deps.budgets.state(t.id)).map((c) => ({ category: c.category, period: c.period, window: c.windowKey, limitUsd: c.limit, spentUsd: round(c.spent), reservedUsd: round(c.reserved) })) });
+    });
+
+    // Runtime budgets: the operator only (a tenant must not raise its own), audited.
+    router.put('/v1/tenants/:tenant/budgets', operatorAuth(), tenantAuth('tenant'), async (req, res) => {
+      const t = tenantOf(req);
+      const body = budgetBody.safeParse(req.body ?? {});
+      if (!body.success || (body.data.limitUsd === undefined && !body.data.reset)) {
+        throw badRequest('Body must be { "category": "ai"|"messaging"|"total", "period": "day"|"month", "limitUsd": number | null } (null: no limit) or { ..., "reset": true } (back to the settings)');
+      }
+      const { category, period: p } = body.data as { category: Category; period: Period };
+      if (body.data.reset) await deps.store.clearBudget(t.id, category, p, actorOf(req as never));
+      else await deps.store.setBudget(t.id, category, p, body.data.limitUsd ?? null, actorOf(req as never));
+      res.json({ budgets: (await deps.budgets.state(t.id)).map((c) => ({ category: c.category, period: c.period, window: c.windowKey, limitUsd: c.limit, spentUsd: round(c.spent), reservedUsd: round(c.reserved) })) });
+    });
+
+    router.get('/v1/costs/prices', operatorAuth(), async (_req, res) => {
+      res.json({ prices: await deps.store.prices() });
+    });
+
+    router.put('/v1/costs/prices', operatorAuth(), async (req, res) => {
+      const body = pricesBody.safeParse(req.body ?? {});
+      if (!body.success) throw badRequest(`Body must be { "prices": [{ "kind", "usd" (null removes), "channel"?, "country"?, "tenant"? }] }: ${body.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+      for (const p of body.data.prices) if (p.tenant && !deps.tenants().some((t) => t.id === p.tenant)) throw badRequest(`No tenant "${p.tenant}" uses cost-guard`);
+      await deps.store.setPrices(body.data.prices.map((p) => ({ tenantId: p.tenant ?? '*', kind: p.kind, channel: p.channel, country: p.country, usd: p.usd })), actorOf(req as never));
+      res.json({ prices: await deps.store.prices() });
+    });
+
+    router.get('/v1/tenants/:tenant/blocks', tenantAuth('tenant'), async (req, res) => {
+      res.json({ blocks: await deps.store.blocks(tenantOf(req).id) });
+    });
+
+    router.post('/v1/tenants/:tenant/blocks', tenantAuth('tenant'), async (req, res) => {
+      const t = tenantOf(req);
+      const body = blockBody.safeParse(req.body ?? {});
+      if (!body.success) throw badRequest('Body must be { "sender": "+15551234567", "reason"? } or { "ipRange": "203.0.113.0/24", "reason"? }');
+      let type: 'sender' | 'ip';
+      let value: string;
+      if ('sender' in body.data) {
+        type = 'sender';
+        value = senderKey(body.data.sender); // only the hash is kept
+      } else {
+        const r = parseRange(body.data.ipRange);
+        if (!r) throw badRequest(`"${body.data.ipRange}" is not an IP address or CIDR range`);
+        type = 'ip';
+        value = `${r.address}/${r.prefix}`;
+      }
+      const block = await deps.store.addBlock(t.id, type, value, body.data.reason ?? null, actorOf(req as never));
+      deps.blocksChanged(t.id);
+      res.status(201).json({ block });
+    });
+
+    router.delete('/v1/tenants/:tenant/blocks/:id', tenantAuth('tenant'), async (req, res) => {
+      const t = tenantOf(req);
+      const id = param(req, 'id');
+      if (!UUID.test(id) || !(await deps.store.removeBlock(t.id, id, actorOf(req as never)))) throw notFound(`No block "${id}"`);
+      deps.blocksChanged(t.id);
+      res.status(204).end();
+    });
+
+  };
+}
