@@ -7,9 +7,9 @@
  */
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestGateway, type TestGateway } from 'parley/testing';
-import { startFakeModelApi, type FakeModelApi } from '../../test/fakes/model-api.js';
-import { startFakeSlack, type FakeSlack } from '../../test/fakes/slack-api.js';
+import { startTestGateway, type TestGateway } from './harness.js';
+import { startFakeModelApi, type FakeModelApi } from './fakes/model-api.js';
+import { startFakeSlack, type FakeSlack } from './fakes/slack-api.js';
 
 const OP = 'key-operator-cost-0123456789';
 const key = (t: string) => `key-${t}-cost-0123456789`;
@@ -56,7 +56,7 @@ beforeAll(async () => {
         tenant('spiky', { ai: { chat: 'big' } }, { spike: { factor: 2, days: 3, minUsd: 0 } }),
       ],
     },
-    catalogue: { ask: fileURLToPath(new URL('./fixtures/ask.ts', import.meta.url)) },
+    catalogue: { ask: fileURLToPath(new URL('./fixtures/cost-guard-ask.ts', import.meta.url)) },
   });
 });
 afterAll(async () => {
