@@ -79,6 +79,21 @@ async function slackSays(pattern: RegExp, timeoutMs = 5000): Promise<string> {
   }
 }
 
+/** Waits until every sent reply is metered (the kernel records `messages.out` just after the send). */
+async function metered(t: string): Promise<void> {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const { rows } = await gw.gateway.db.pool.query(
+      `SELECT (SELECT count(*) FROM parley_outbox WHERE tenant_id = $1 AND status = 'sent')::int AS sent,
+              (SELECT count(*) FROM parley_usage WHERE tenant_id = $1 AND kind = 'messages.out')::int AS metered`,
+      [t],
+    );
+    if (rows[0].sent === rows[0].metered) return;
+    if (Date.now() > deadline) throw new Error(`${t}: ${rows[0].sent} sent, ${rows[0].metered} metered`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
 describe('budgets on the model call path', () => {
   it('block: refuses the call at 100% and the caller falls back; warning and 100% alerts reach Slack', async () => {
     const replies = [];
@@ -125,6 +140,7 @@ describe('budgets on the model call path', () => {
 
 describe('the costs API', () => {
   it('reports numbers equal to the sum of ledger rows, by category, provider, model and channel', async () => {
+    await metered('blocky');
     const r = await gw.request('GET', '/v1/tenants/blocky/costs?period=day', { key: key('blocky') });
     expect(r.status).toBe(200);
     const from = new Date(r.body.from);
@@ -189,6 +205,7 @@ describe('paid sends', () => {
     const rs = [];
     for (let i = 0; i < 3; i++) rs.push(await ask('sender', `hello ${i}`, '+15550000009'));
     expect(rs.slice(0, 2).map((r) => r.replies[0]!.status)).toEqual(['sent', 'sent']);
+    await metered('sender');
     const blocked = await gw.outbox('sender', 'blocked');
     expect(blocked).toHaveLength(1);
     expect(blocked[0]).toMatchObject({ errorCode: 'cost-guard', error: 'cost-guard: the daily messaging budget ($0.0025) is spent' });
