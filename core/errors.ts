@@ -32,6 +32,10 @@ export const KERNEL_ERROR_CODES = [
   'PARLEY_NOT_FOUND',
   'PARLEY_BAD_REQUEST',
   'PARLEY_INBOUND_UNSTORABLE',
+  /** An inbound filter (`ctx.inboundFilter`) threw: the message is not stored unfiltered (500, the provider retries). */
+  'PARLEY_INBOUND_FILTER_FAILED',
+  /** `gateway.resume` named a stage that is not in the message's pipeline (the configuration changed). */
+  'PARLEY_RESUME_STAGE_UNKNOWN',
   'PARLEY_PAYLOAD_TOO_LARGE',
   'PARLEY_RATE_LIMITED',
   'PARLEY_NOT_IMPLEMENTED',

@@ -25,7 +25,8 @@ export interface ReceiveOptions {
 }
 
 export interface ReceiveResult {
-  status: 'processed' | 'stopped' | 'failed' | 'duplicate' | 'deferred';
+  /** `held`: a stage held the message (`stage.hold`); it continues when `gateway.resume` is called. */
+  status: 'processed' | 'stopped' | 'held' | 'failed' | 'duplicate' | 'deferred';
   tenantId: string;
   inboundId: string;
   conversationId: string | null;

@@ -22,7 +22,7 @@ import type { ReceiveOptions, ReceiveResult } from './gateway-types.js';
 import type { PluginCatalogue } from './plugin-loader.js';
 import { PluginHost } from './plugin-host.js';
 import { createPluginContext } from './plugin-context.js';
-import { InboundProcessor } from './inbound.js';
+import { InboundProcessor, filterText } from './inbound.js';
 import { enqueueOutbound, type OutboundRequest } from './outbound.js';
 import { HeldClaims, Recovery } from './recovery.js';
 import { checkReadiness, type Readiness } from './readiness.js';
@@ -36,7 +36,8 @@ import { AlertHub } from './alerts.js';
 import { openDatabase, type Database } from './storage/database.js';
 import { applyMigrations, ensureMigrationTable } from './storage/migrations.js';
 import { coreMigrations } from './storage/schema.js';
-import { applyDeliveryStatus, settleInlineSentMany } from './storage/message-store.js';
+import { applyDeliveryStatus, loadOutbound, releaseHeldOutbound, settleInlineSentMany } from './storage/message-store.js';
+import { storableText } from './inbound-guard.js';
 import { Batcher } from './storage/batcher.js';
 import { JobRunner } from './jobs/job-runner.js';
 import { OutboxSender, OUTBOX_QUEUE, type OutboxJob } from './outbox.js';
@@ -77,7 +78,16 @@ export class Gateway {
   readonly container: DependencyContainer;
   readonly startedAt = Date.now();
   /** Signed webhooks that can never be stored, kept with hashed addresses (see `isPoisonInput`). */
-  readonly parking = new ParkingLot({ pool: () => this.db.pool, registry: this.registry, log: () => this.log });
+  readonly parking = new ParkingLot({
+    pool: () => this.db.pool,
+    registry: this.registry,
+    log: () => this.log,
+    // A parked payload of a known tenant goes through the inbound filters too (a redacted card number).
+    filter: (tenantId, channel, text) => {
+      const tenant = this.tenants.get(tenantId);
+      return tenant ? filterText(text, tenant, channel, this.host.inboundFilters) : text;
+    },
+  });
   db!: Database;
   /** Confirms inline replies whose response finished, many responses to a statement. */
   private inlineSettler!: Batcher<{ tenantId: string; ids: readonly string[] }, OutboundMessage[]>;
@@ -228,6 +238,7 @@ export class Gateway {
       background: this.background,
       pipelineFor: (tenant, channel, handoff) => this.host.pipelineFor(tenant, channel, this.alerts, handoff),
       replyStagesFor: (tenant) => this.host.replyStagesFor(tenant, this.alerts),
+      inboundFilters: () => this.host.inboundFilters,
       countInline: (items) => this.countInline(items),
       isAccepting: () => this.state === 'ready',
       stageTimeoutMs: this.opts.stageTimeoutMs ?? 30_000,
@@ -239,7 +250,7 @@ export class Gateway {
       outbox: this.outbox,
       claims: this.claims,
       background: this.background,
-      rerun: (tenant, message, claim, handoff) => this.inbound.process(tenant, message, claim, { handoff }),
+      rerun: (tenant, message, claim, handoff, resumeAfter) => this.inbound.process(tenant, message, claim, { handoff, startAfter: resumeAfter }),
       afterSweep: () => this.refreshQueueMetrics(),
       isRunning: () => this.state === 'ready',
       sweepIntervalMs: this.opts.sweepIntervalMs ?? 15_000,
@@ -287,6 +298,8 @@ export class Gateway {
       enqueueOutbound: (m) => this.enqueueOutbound(m),
       recordDeliveryStatus: (u) => applyDeliveryStatus(this.db.pool, u),
       park: (entry) => this.parking.park(entry),
+      resume: (tenantId, messageId, options) => this.inbound.resume(tenantId, messageId, options),
+      releaseHeld: (tenantId, outboxId, decision) => this.releaseHeld(tenantId, outboxId, decision),
       deliverInline: (res, result, write) =>
         deliverInline({ db: this.db.pool, log: this.log, outbox: this.outbox, countInline: (items) => this.countInline(items), settleSent: (tenantId, ids) => this.inlineSettler.submit({ tenantId, ids }) }, res, result, write),
       get consent() {
@@ -316,6 +329,17 @@ export class Gateway {
       { db: this.db.pool, log: this.log, metrics: this.metrics, tenants: this.tenants, outbox: this.outbox, replyStagesFor: (tenant) => this.host.replyStagesFor(tenant, this.alerts), stageTimeoutMs: this.opts.stageTimeoutMs ?? 30_000 },
       m,
     );
+  }
+
+  /** Settles a held outgoing message once: queued for sending, or blocked (see `GatewayServices.releaseHeld`). */
+  async releaseHeld(tenantId: string, outboxId: string, decision: { send: true; text?: string } | { send: false; reason: string }): Promise<{ changed: boolean; item: OutboundMessage | null }> {
+    const pool = this.db.pool;
+    if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(outboxId)) return { changed: false, item: null };
+    const item = await releaseHeldOutbound(pool, tenantId, outboxId, decision.send ? { send: true, text: decision.text === undefined ? null : storableText(decision.text) } : { send: false, reason: decision.reason });
+    if (!item) return { changed: false, item: (await loadOutbound(pool, tenantId, outboxId)) ?? null };
+    if (item.status === 'pending') await this.outbox.enqueue([item], Date.now());
+    else this.metrics.messagesOut.inc({ tenant: tenantId, channel: item.channel, status: item.status });
+    return { changed: true, item };
   }
 
   /** Re-runs inbound messages stuck in processing for longer than `olderThan` (an SQL interval). */

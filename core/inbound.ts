@@ -6,8 +6,9 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { Pool } from 'pg';
-import { ParleyError } from './errors.js';
-import type { HandoffState } from './plugin.js';
+import { ParleyError, describe } from './errors.js';
+import { storableText } from './inbound-guard.js';
+import type { HandoffState, InboundFilter, InboundFilterField, ResumeResult } from './plugin.js';
 import type { InboundDraft, InboundMessage, OutboundMessage, ReplyDraft } from './message.js';
 import type { ReceiveOptions, ReceiveResult } from './gateway-types.js';
 import { runPipeline, type ResolvedStage } from './pipeline.js';
@@ -33,6 +34,8 @@ export interface InboundDeps {
   pipelineFor(tenant: TenantInfo, channel: string, handoff: HandoffState): ResolvedStage[];
   /** The tenant's reply stages, in order. */
   replyStagesFor(tenant: TenantInfo): ResolvedReplyStage[];
+  /** Every plugin's inbound filters, in plugin order. */
+  inboundFilters(): readonly { plugin: string; filter: InboundFilter }[];
   /** Counts and meters replies sent inline (they never pass the send job). */
   countInline(items: readonly OutboundMessage[]): void;
   isAccepting(): boolean;
@@ -44,6 +47,8 @@ export interface RunOptions {
   window: InlineWindow;
   inSession: boolean;
   handoff: HandoffState;
+  /** A resumed run: continue after this stage of the message's pipeline. */
+  startAfter?: string | null;
 }
 
 /**
@@ -73,6 +78,7 @@ export class InboundProcessor {
     if (!this.deps.isAccepting()) throw new ParleyError('PARLEY_SHUTTING_DOWN', 'Parley is not accepting messages right now', 503);
     const tenant = draft.tenantId ? this.deps.tenants.get(draft.tenantId) : this.deps.tenants.resolve(draft.channel, draft.to);
     if (!tenant) throw new ParleyError('PARLEY_TENANT_UNKNOWN', `No tenant owns ${draft.channel} address ${draft.tenantId ?? hashAddress(draft.to)}`, 404);
+    draft = filterInbound(draft, tenant, this.deps.inboundFilters());
     const key = `${tenant.id}\u0000${draft.channel}\u0000${draft.providerMessageId}`;
     const running = this.inflight.get(key);
     if (running) {
@@ -126,15 +132,29 @@ export class InboundProcessor {
     }
   }
 
-  private async processClaimed(tenant: TenantInfo, message: InboundMessage, claim: string, { window, inSession, handoff }: RunOptions): Promise<ReceiveResult> {
+  private async processClaimed(tenant: TenantInfo, message: InboundMessage, claim: string, { window, inSession, handoff, startAfter }: RunOptions): Promise<ReceiveResult> {
     const { db, metrics, outbox } = this.deps;
     const started = performance.now();
     const log = this.deps.log.child({ tenant: tenant.id, channel: message.channel, inboundId: message.id, from: hashAddress(message.from) });
+    let stages = this.deps.pipelineFor(tenant, message.channel, handoff);
+    let seqBase = 0;
+    let earlier: Record<string, unknown> | undefined;
+    if (startAfter) {
+      stages = stagesAfter(stages, this.deps.pipelineFor(tenant, message.channel, 'bot'), startAfter);
+      // The held run's replies keep their sequence numbers; this run's follow them.
+      const { rows } = await db.query<{ next: number; annotations: Record<string, unknown> }>(
+        `SELECT COALESCE((SELECT max(seq) + 1 FROM parley_outbox WHERE inbound_id = $2), 0)::int AS next, annotations FROM parley_inbound WHERE tenant_id = $1 AND id = $2`,
+        [tenant.id, message.id],
+      );
+      seqBase = rows[0]?.next ?? 0;
+      earlier = rows[0]?.annotations;
+    }
     const outcome = await runWithTenant(tenant, () =>
       runPipeline({
         message,
         tenant,
-        stages: this.deps.pipelineFor(tenant, message.channel, handoff),
+        stages,
+        ...(earlier ? { annotations: earlier } : {}),
         handoff,
         log,
         db,
@@ -150,7 +170,7 @@ export class InboundProcessor {
       replies = tenant.fallbackReply ? [{ text: tenant.fallbackReply }] : [];
     }
     if (inSession) replies = replies.map((r) => ({ ...r, options: { ...r.options, inSession: true } }));
-    const outgoing = await this.screenReplies(tenant, message, replies, log);
+    const outgoing = await this.screenReplies(tenant, message, replies, log, seqBase);
     const via = window.open ? 'inline' : 'api';
     if (window.open) window.claimed = true;
     const provisional = via === 'inline' && window.confirm;
@@ -161,6 +181,8 @@ export class InboundProcessor {
       status: outcome.status,
       stopReason: outcome.stopReason,
       error: outcome.error ? outcome.error.message : null,
+      heldStage: outcome.heldAt ?? null,
+      seqBase,
       stages: outcome.records,
       annotations: outcome.annotations,
       replies: outgoing,
@@ -202,13 +224,50 @@ export class InboundProcessor {
     };
   }
 
+  /**
+   * Continues a held message once: the conditional update from `held` to processing (with a new
+   * claim, in the same statement) lets exactly one caller through; the run goes on after `afterStage`.
+   */
+  async resume(tenantId: string, messageId: string, options: { afterStage?: string } | { stop: string } = {}): Promise<ResumeResult> {
+    const { db } = this.deps;
+    const tenant = this.deps.tenants.get(tenantId);
+    if (!tenant) throw new ParleyError('PARLEY_TENANT_UNKNOWN', `Unknown tenant "${tenantId}"`, 404);
+    if (!UUID.test(messageId)) return { resumed: false, status: null };
+    if ('stop' in options) {
+      const { rows } = await db.query<{ conversation_id: string }>(
+        `UPDATE parley_inbound SET status = 'stopped', stop_reason = $3, processed_at = now() WHERE tenant_id = $1 AND id = $2 AND status = 'held' RETURNING conversation_id`,
+        [tenantId, messageId, options.stop],
+      );
+      if (!rows[0]) return { resumed: false, status: await statusOf(db, tenantId, messageId) };
+      this.deps.metrics.messagesIn.inc({ tenant: tenantId, channel: 'resumed', result: 'stopped' });
+      return { resumed: true, result: { status: 'stopped', tenantId, inboundId: messageId, conversationId: rows[0].conversation_id, inline: [], queued: [], annotations: {}, stopReason: options.stop } };
+    }
+    const afterStage = options.afterStage ?? null;
+    const { rows } = await db.query(
+      `WITH m AS (
+         UPDATE parley_inbound SET status = 'processing', resume_after = COALESCE($3, held_stage)
+          WHERE tenant_id = $1 AND id = $2 AND status = 'held' AND COALESCE($3, held_stage) IS NOT NULL RETURNING *
+       ), c AS (
+         INSERT INTO parley_inbound_claims (inbound_id, tenant_id) SELECT id, tenant_id FROM m RETURNING token
+       )
+       SELECT m.*, c.token, v.handoff FROM m CROSS JOIN c JOIN parley_conversations v ON v.id = m.conversation_id`,
+      [tenantId, messageId, afterStage],
+    );
+    const r = rows[0];
+    if (!r) return { resumed: false, status: await statusOf(db, tenantId, messageId) };
+    const message = inboundFromRow(r);
+    this.deps.log.info({ tenant: tenantId, inboundId: messageId, afterStage: r.resume_after }, 'resuming a held message');
+    const result = await this.deps.background.track(this.process(tenant, message, r.token, { handoff: r.handoff, startAfter: r.resume_after }), { plugin: 'core', what: 'resume a held message' });
+    return { resumed: true, result };
+  }
+
   /** The tenant's reply stages over each reply, in order, before anything is written. */
-  private async screenReplies(tenant: TenantInfo, message: InboundMessage, replies: ReplyDraft[], log: Logger): Promise<OutgoingReply[]> {
+  private async screenReplies(tenant: TenantInfo, message: InboundMessage, replies: ReplyDraft[], log: Logger, seqBase: number): Promise<OutgoingReply[]> {
     const stages = this.deps.replyStagesFor(tenant);
     if (!stages.length) return replies;
     const screened: OutgoingReply[] = [];
-    for (const [seq, reply] of replies.entries()) {
-      const out = { tenant, channel: message.channel, to: message.from, from: message.to, text: reply.text, media: reply.media ?? [], options: reply.options ?? {}, inbound: message, key: `reply:${message.id}:${seq}` };
+    for (const [i, reply] of replies.entries()) {
+      const out = { tenant, channel: message.channel, to: message.from, from: message.to, text: reply.text, media: reply.media ?? [], options: reply.options ?? {}, inbound: message, key: `reply:${message.id}:${seqBase + i}` };
       const result = await runWithTenant(tenant, () => screenOutgoing(stages, out, { log, timeoutMs: this.deps.stageTimeoutMs, metrics: this.deps.metrics }));
       screened.push({ ...reply, text: result.text, verdict: result.verdict, annotations: result.annotations });
     }
@@ -223,6 +282,77 @@ function isSendable(item: OutboundMessage): boolean {
 
 function deferred(tenant: TenantInfo, message: InboundMessage): ReceiveResult {
   return { status: 'deferred', tenantId: tenant.id, inboundId: message.id, conversationId: message.conversationId, inline: [], queued: [], annotations: {} };
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+async function statusOf(db: Pool, tenantId: string, id: string): Promise<string | null> {
+  const { rows } = await db.query<{ status: string }>('SELECT status FROM parley_inbound WHERE tenant_id = $1 AND id = $2', [tenantId, id]);
+  return rows[0]?.status ?? null;
+}
+
+/** A stored inbound row as the message stages see. */
+export function inboundFromRow(r: Record<string, any>): InboundMessage {
+  return { id: r.id, tenantId: r.tenant_id, conversationId: r.conversation_id, channel: r.channel, from: r.from_address, to: r.to_address, text: r.body, media: r.media, providerMessageId: r.provider_message_id, receivedAt: r.received_at, raw: r.raw, attributes: r.attributes };
+}
+
+/**
+ * The stages of `current` (the list for the conversation's handoff state) that come after `after` in
+ * the tenant's full pipeline `all`. A stage no longer in the pipeline (the configuration changed while
+ * the message waited) is an error rather than a guess at where to continue.
+ */
+export function stagesAfter(current: ResolvedStage[], all: ResolvedStage[], after: string): ResolvedStage[] {
+  const names = all.map((s) => s.definition.name);
+  const at = names.indexOf(after);
+  if (at < 0) throw new ParleyError('PARLEY_RESUME_STAGE_UNKNOWN', `Cannot resume after stage "${after}": it is no longer in the pipeline`, 409);
+  return current.filter((s) => names.indexOf(s.definition.name) > at);
+}
+
+/** One text through every inbound filter (a parked payload: `field` is `parked`). */
+export function filterText(text: string, tenant: TenantInfo, channel: string, filters: readonly { plugin: string; filter: InboundFilter }[]): string {
+  return filterInbound({ channel, from: '', to: '', providerMessageId: '', text }, tenant, filters, 'parked').text;
+}
+
+/**
+ * The draft with every inbound filter applied to its text and to every string of its payload,
+ * attributes and media captions, before anything of it is stored. A filter that throws fails it.
+ */
+export function filterInbound(draft: InboundDraft, tenant: TenantInfo, filters: readonly { plugin: string; filter: InboundFilter }[], textField: InboundFilterField = 'text'): InboundDraft {
+  if (!filters.length) return draft;
+  const changedBy: string[] = [];
+  const apply = (text: string, field: InboundFilterField, track: boolean): string => {
+    let out = text;
+    for (const { plugin, filter } of filters) {
+      let next: string | undefined | void;
+      try {
+        next = filter.transform(out, { tenant, channel: draft.channel, field });
+      } catch (error) {
+        throw new ParleyError('PARLEY_INBOUND_FILTER_FAILED', `Inbound filter "${filter.name}" of plugin "${plugin}" failed: ${describe(error)}`, 500, { plugin });
+      }
+      if (typeof next === 'string' && next !== out) {
+        out = storableText(next);
+        if (track && !changedBy.includes(filter.name)) changedBy.push(filter.name);
+      }
+    }
+    return out;
+  };
+  const deep = (value: unknown, field: InboundFilterField, depth = 0): unknown => {
+    if (typeof value === 'string') return apply(value, field, false);
+    if (value === null || typeof value !== 'object' || depth > 64) return value;
+    if (Array.isArray(value)) return value.map((v) => deep(v, field, depth + 1));
+    const proto: unknown = Object.getPrototypeOf(value);
+    if (proto !== Object.prototype && proto !== null) return value;
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, deep(v, field, depth + 1)]));
+  };
+  const text = apply(draft.text, textField, true);
+  const attributes = (draft.attributes !== undefined ? deep(draft.attributes, 'attributes') : {}) as Record<string, unknown>;
+  return {
+    ...draft,
+    text,
+    ...(draft.raw !== undefined ? { raw: deep(draft.raw, 'raw') } : {}),
+    ...(draft.media !== undefined ? { media: deep(draft.media, 'media') as InboundDraft['media'] } : {}),
+    ...(changedBy.length ? { attributes: { ...attributes, filteredBy: changedBy } } : draft.attributes !== undefined ? { attributes } : {}),
+  };
 }
 
 /** Whether the run holding `claim` still holds the message (the recovery sweep has not moved it on). */

@@ -31,24 +31,29 @@ export interface PipelineInput {
   stageTimeoutMs: number;
   /** The conversation's handoff state when the message arrived (default `bot`). */
   handoff?: HandoffState;
+  /** What earlier runs annotated (a resumed message continues with the held run's annotations). */
+  annotations?: Record<string, unknown>;
 }
 
 export interface PipelineOutcome {
-  status: 'processed' | 'stopped' | 'failed';
+  status: 'processed' | 'stopped' | 'held' | 'failed';
   replies: ReplyDraft[];
   annotations: Record<string, unknown>;
   records: StageRecord[];
   stopReason: string | null;
   error: StageError | null;
+  /** The stage that held the message (`stage.hold`), when one did. */
+  heldAt?: string;
   /** The last `stage.handoff` call, if any. */
   handoff?: HandoffChange;
 }
 
 export async function runPipeline(input: PipelineInput): Promise<PipelineOutcome> {
   const replies: ReplyDraft[] = [];
-  const annotations: Record<string, unknown> = {};
+  const annotations: Record<string, unknown> = { ...input.annotations };
   const records: StageRecord[] = [];
   let stopped: { reason: string; stage: string } | null = null;
+  let held: { reason: string; stage: string } | null = null;
   let historyCache: Promise<HistoryEntry[]> | undefined;
   let historyLimit = 0;
   let handoff: HandoffChange | undefined;
@@ -56,7 +61,7 @@ export async function runPipeline(input: PipelineInput): Promise<PipelineOutcome
 
   const dispatch = async (i: number): Promise<void> => {
     const stage = input.stages[i];
-    if (!stage || stopped) return;
+    if (!stage || stopped || held) return;
     const name = stage.definition.name;
     let nextCalled = false;
     let childMs = 0;
@@ -91,7 +96,13 @@ export async function runPipeline(input: PipelineInput): Promise<PipelineOutcome
         return replies;
       },
       stop(reason) {
-        stopped ??= { reason, stage: name };
+        if (!held) stopped ??= { reason, stage: name };
+      },
+      hold(reason) {
+        if (!stopped) held ??= { reason, stage: name };
+      },
+      get held() {
+        return held ? { reason: held.reason } : null;
       },
       get stopped() {
         return stopped ? { reason: stopped.reason } : null;
@@ -120,7 +131,11 @@ export async function runPipeline(input: PipelineInput): Promise<PipelineOutcome
     try {
       await withTimeout(Promise.resolve(stage.definition.handle(ctx, next)), input.stageTimeoutMs, name);
       const stop = stopped as { reason: string; stage: string } | null;
-      if (stop?.stage === name) {
+      const hold = held as { reason: string; stage: string } | null;
+      if (hold?.stage === name) {
+        record.outcome = 'held';
+        record.reason = hold.reason;
+      } else if (stop?.stage === name) {
         record.outcome = 'stopped';
         record.reason = stop.reason;
       } else if (ownReplies > 0) record.outcome = 'replied';
@@ -141,6 +156,8 @@ export async function runPipeline(input: PipelineInput): Promise<PipelineOutcome
     const stageError = error instanceof StageError ? error : new StageError('(pipeline)', 'kernel', error);
     return { status: 'failed', replies: [], annotations, records, stopReason: null, error: stageError, ...(handoff ? { handoff } : {}) };
   }
+  const finalHold = held as { reason: string; stage: string } | null;
+  if (finalHold) return { status: 'held', replies, annotations, records, stopReason: finalHold.reason, error: null, heldAt: finalHold.stage, ...(handoff ? { handoff } : {}) };
   const finalStop = stopped as { reason: string } | null;
   return { status: finalStop ? 'stopped' : 'processed', replies, annotations, records, stopReason: finalStop?.reason ?? null, error: null, ...(handoff ? { handoff } : {}) };
 }

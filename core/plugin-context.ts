@@ -64,6 +64,10 @@ export function createPluginContext(deps: PluginContextDeps, state: PluginState)
     },
     stage: (stage) => host.addStage(name, stage),
     replyStage: (stage) => host.addReplyStage(name, stage),
+    inboundFilter: (filter) => {
+      if (!filter?.name || typeof filter.transform !== 'function') throw new PluginError('PARLEY_PLUGIN_INVALID', `Plugin "${name}": an inbound filter needs a name and transform()`, 500, { plugin: name });
+      host.inboundFilters.push({ plugin: name, filter });
+    },
     channelStages: (channel, stageNames) => host.addChannelStages(name, channel, stageNames),
     sender(sender: ChannelSender<unknown>) {
       deps.outbox.register(sender, name);

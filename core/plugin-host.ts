@@ -7,7 +7,7 @@ import { z } from 'zod';
 import type { Logger } from 'pino';
 import { type ParleyConfig, type PluginEntry, checkAgainst, normalisePluginEntry, pluginOptionsPath, unknownName } from './config.js';
 import { ConfigError, ParleyError, PluginError, describe } from './errors.js';
-import type { AnyPlugin, ApiGuard, DataSubjectProvider, HealthCheck, Migration, HandoffState, PluginContext, PluginHooks, ReplyStageDefinition, StageDefinition } from './plugin.js';
+import type { AnyPlugin, ApiGuard, InboundFilter, DataSubjectProvider, HealthCheck, Migration, HandoffState, PluginContext, PluginHooks, ReplyStageDefinition, StageDefinition } from './plugin.js';
 import { type PluginCatalogue, importPlugin, orderPlugins, withDeadline } from './plugin-loader.js';
 import type { ResolvedStage } from './pipeline.js';
 import type { ResolvedReplyStage } from './reply-stages.js';
@@ -29,6 +29,7 @@ export class PluginHost {
   readonly replyStages = new Map<string, { plugin: string; definition: ReplyStageDefinition<any> }>();
   readonly routes: RouteRegistration[] = [];
   readonly apiGuards: { plugin: string; guard: ApiGuard }[] = [];
+  readonly inboundFilters: { plugin: string; filter: InboundFilter }[] = [];
   readonly migrations: { plugin: string; migrations: Migration[] }[] = [];
   readonly healthChecks: { plugin: string; check: HealthCheck }[] = [];
   readonly dataSubjectProviders: { plugin: string; provider: DataSubjectProvider }[] = [];

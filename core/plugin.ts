@@ -41,9 +41,10 @@ export interface Migration {
 
 /**
  * What a stage did: `passed` (called `next()`, no reply), `replied` (queued a reply), `handled` (returned
- * without `next()`, a reply or `stop`: the pipeline ended there), `stopped` (`stop(reason)`), `failed` (threw).
+ * without `next()`, a reply or `stop`: the pipeline ended there), `stopped` (`stop(reason)`), `held`
+ * (`hold(reason)`: the message waits for `gateway.resume`), `failed` (threw).
  */
-export type StageOutcome = 'passed' | 'replied' | 'handled' | 'stopped' | 'failed';
+export type StageOutcome = 'passed' | 'replied' | 'handled' | 'stopped' | 'held' | 'failed';
 
 /** Who answers a conversation: the tenant's bot stages, or a person (the bot stages are skipped meanwhile). */
 export type HandoffState = 'bot' | 'human';
@@ -96,6 +97,20 @@ export interface StageContext<S = unknown> {
   /** End the pipeline here: later stages do not run; replies queued so far are still sent. */
   stop(reason: string): void;
   readonly stopped: { reason: string } | null;
+  /**
+   * End this run here and keep the message waiting: it is finished with status `held`, the reason and
+   * this stage's name; replies queued so far are still sent (a "we are looking at it" notice). Later
+   * stages run only when someone calls `ctx.gateway.resume(tenantId, message.id)`, which continues the
+   * pipeline from the stage after this one, once, under the message's claim. A re-run of the message
+   * (recovery) runs this stage again, so decide from state keyed by `message.id`.
+   * @example
+   * const item = await queue.findOrCreate(stage.message.id);
+   * if (item.status === 'approved') return next();
+   * stage.reply('Thanks, a person will look at your message.');
+   * return stage.hold('moderation: held for review');
+   */
+  hold(reason: string): void;
+  readonly held: { reason: string } | null;
   /** Raise an operations alert (Slack, log...). */
   alert(alert: Omit<AlertInput, 'tenantId' | 'source'>): void;
   /** The conversation's handoff state when this message arrived. */
@@ -139,6 +154,40 @@ export interface StageDefinition<S = unknown> {
   runsDuringHandoff?: boolean;
   handle(ctx: StageContext<S>, next: Next): Promise<void> | void;
 }
+
+// ---- inbound filters ------------------------------------------------------------------------------
+
+/** Where an inbound filter's text comes from. */
+export type InboundFilterField = 'text' | 'raw' | 'attributes' | 'media' | 'parked';
+
+/**
+ * Rewrites inbound text before the kernel stores anything of the message (a redaction of a card
+ * number). The kernel applies it to the message text and to every string of the provider payload
+ * (`raw`), the attributes and the media captions, and to the payload of a webhook it parks for the
+ * tenant, so the value it removes reaches no table, job payload or log. It runs before every stage,
+ * crisis-guard included: stages see the filtered text. Filters run in plugin order.
+ *
+ * It must be pure, synchronous and cheap (it runs on every string of every webhook): return the new
+ * text, or undefined to keep it. A filter that throws fails the message (`PARLEY_INBOUND_FILTER_FAILED`,
+ * 500, so the provider retries): unfiltered text is never stored because a filter failed. A message
+ * whose text a filter changed carries `attributes.filteredBy: [<filter name>, ...]`.
+ * @example
+ * ctx.inboundFilter({
+ *   name: 'mask-cards',
+ *   transform: (text, { tenant }) => (ctx.settingsFor(tenant.id) ? text.replace(/\b(?:\d[ -]?){13,19}\b/g, '[card]') : undefined),
+ * });
+ */
+export interface InboundFilter {
+  name: string;
+  transform(text: string, context: { tenant: TenantInfo; channel: string; field: InboundFilterField }): string | undefined | void;
+}
+
+/** What `gateway.resume` did. */
+export type ResumeResult =
+  /** The message was not held (already resumed, never held, unknown): nothing ran. */
+  | { resumed: false; status: string | null }
+  /** It continued (`afterStage` given) or was closed (`stop`). */
+  | { resumed: true; result: ReceiveResult };
 
 // ---- reply stages ----------------------------------------------------------------------------------
 
@@ -380,6 +429,26 @@ export interface GatewayServices {
   /** Keep a signed webhook that cannot be stored (see `isPoisonInput`), so the provider can be answered 200. */
   park(entry: ParkWebhook): Promise<{ id: string }>;
   /**
+   * Continues a message a stage held (`stage.hold`), exactly once: the first call moves it from `held`
+   * to processing under a new claim (a conditional update), every other call, concurrent or later,
+   * gets `{ resumed: false }`. The pipeline continues from the stage after `afterStage` (default: the
+   * stage that held it); replies go through the reply stages and the outbox. A process that dies while
+   * it runs leaves it to the recovery sweep, which continues it from the same point. `{ stop: reason }`
+   * closes it instead (status `stopped`, no stage runs).
+   * @example
+   * if ((await queue.decide(itemId, 'approved')).changed) await ctx.gateway.resume(tenantId, item.messageId);
+   */
+  resume(tenantId: string, messageId: string, options?: { afterStage?: string } | { stop: string }): Promise<ResumeResult>;
+  /**
+   * Settles an outgoing message a reply stage held, exactly once (a conditional update from `held`):
+   * `send` queues it for sending (optionally with new text; consent is still checked before the
+   * send), otherwise it is recorded as `blocked` with the reason. `changed` is false when it was not held.
+   * @example
+   * await ctx.gateway.releaseHeld('acme', outboxId, { send: true });
+   * await ctx.gateway.releaseHeld('acme', outboxId, { send: false, reason: 'rejected by a moderator' });
+   */
+  releaseHeld(tenantId: string, outboxId: string, decision: { send: true; text?: string } | { send: false; reason: string }): Promise<{ changed: boolean; item: OutboundMessage | null }>;
+  /**
    * Writes the webhook response that carries `result.inline` and settles those replies by how it
    * ends: `sent` once the response finished, handed to the outbox (sent through the provider API,
    * once) when the connection closed first. `write` gets the replies as the person will have them
@@ -447,6 +516,8 @@ export interface PluginContext<O = unknown, S = unknown> {
    * `replyPipeline` names it, replies and other sends alike, before the outbox.
    */
   replyStage(stage: ReplyStageDefinition<S>): void;
+  /** Rewrite inbound text before it is stored (see `InboundFilter`). */
+  inboundFilter(filter: InboundFilter): void;
   sender(sender: ChannelSender<S>): void;
   job<D>(job: JobDefinition<D>): void;
   /** A recurring job on a cron pattern in a time zone, run once per tick across instances (see `ScheduleDefinition`). */

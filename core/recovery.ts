@@ -45,7 +45,8 @@ export interface RecoveryDeps {
   claims: HeldClaims;
   background: BackgroundWork;
   /** Runs a recovered message under its new claim; replies go via the outbox. */
-  rerun(tenant: TenantInfo, message: InboundMessage, claim: string, handoff: HandoffState): Promise<unknown>;
+  /** `resumeAfter`: a resumed message (`gateway.resume`) continues after that stage again. */
+  rerun(tenant: TenantInfo, message: InboundMessage, claim: string, handoff: HandoffState, resumeAfter: string | null): Promise<unknown>;
   /** Work that rides on the sweep's timer (metrics refreshes). */
   afterSweep?: () => Promise<void>;
   isRunning(): boolean;
@@ -120,6 +121,7 @@ export class Recovery {
         { id: r.id, tenantId: r.tenant_id, conversationId: r.conversation_id, channel: r.channel, from: r.from_address, to: r.to_address, text: r.body, media: r.media, providerMessageId: r.provider_message_id, receivedAt: r.received_at, raw: r.raw, attributes: r.attributes },
         token,
         r.handoff,
+        r.resume_after ?? null,
       );
     }
     return rows.length;

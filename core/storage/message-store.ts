@@ -201,9 +201,13 @@ export interface FinishInbound {
   inbound: InboundMessage;
   /** The claim token of the run that is finishing: refused when the claim has moved on. */
   claim: string;
-  status: 'processed' | 'stopped' | 'failed';
+  status: 'processed' | 'stopped' | 'held' | 'failed';
   stopReason: string | null;
   error: string | null;
+  /** The stage that held the message (status `held`). */
+  heldStage?: string | null;
+  /** The first reply's sequence number: a resumed run's replies follow the ones the held run wrote. */
+  seqBase?: number;
   stages: StageRecord[];
   annotations: Record<string, unknown>;
   replies: OutgoingReply[];
@@ -230,12 +234,12 @@ export type FinishResult = { superseded: false; replies: OutboundMessage[] } | {
  */
 export async function finishInboundMany(db: Queryable, items: FinishInbound[]): Promise<FinishResult[]> {
   const done = items.map((f) => ({
-    tenant_id: f.tenantId, id: f.inbound.id, conversation_id: f.inbound.conversationId, claim: f.claim, status: f.status, stop_reason: f.stopReason, error: f.error, stages: f.stages, annotations: f.annotations,
+    tenant_id: f.tenantId, id: f.inbound.id, conversation_id: f.inbound.conversationId, claim: f.claim, status: f.status, stop_reason: f.stopReason, error: f.error, stages: f.stages, annotations: f.annotations, held_stage: f.heldStage ?? null,
     handoff: f.handoff?.state ?? null, handoff_reason: f.handoff?.reason ?? null, handoff_by: f.handoff ? `stage:${f.handoff.stage}` : null,
   }));
   const replies = items.flatMap((f) =>
-    f.replies.map((r, seq) => ({
-      seq,
+    f.replies.map((r, i) => ({
+      seq: (f.seqBase ?? 0) + i,
       tenant_id: f.tenantId,
       channel: f.inbound.channel,
       conversation_id: f.inbound.conversationId,
@@ -256,14 +260,18 @@ export async function finishInboundMany(db: Queryable, items: FinishInbound[]): 
   const { rows } = await db.query<OutboxRow & { held_id: string }>(
     `WITH f AS (
        SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(tenant_id text, id uuid, conversation_id uuid, claim uuid, status text, stop_reason text, error text, stages jsonb, annotations jsonb,
-         handoff text, handoff_reason text, handoff_by text)
+         handoff text, handoff_reason text, handoff_by text, held_stage text)
      ), held AS (
        DELETE FROM parley_inbound_claims c USING f WHERE c.inbound_id = f.id AND c.token = f.claim RETURNING c.inbound_id
      ), handoff AS (
        UPDATE parley_conversations c SET handoff = f.handoff, handoff_reason = f.handoff_reason, handoff_by = f.handoff_by, handoff_at = now()
        FROM f JOIN held h ON h.inbound_id = f.id WHERE f.handoff IS NOT NULL AND c.tenant_id = f.tenant_id AND c.id = f.conversation_id
      ), upd AS (
-       UPDATE parley_inbound i SET status = f.status, stop_reason = f.stop_reason, error = f.error, stages = f.stages, annotations = f.annotations, processed_at = now()
+       UPDATE parley_inbound i SET status = f.status, stop_reason = f.stop_reason, error = f.error, processed_at = now(),
+         -- A resumed run adds to what the held run recorded.
+         stages = CASE WHEN i.resume_after IS NULL THEN f.stages ELSE i.stages || f.stages END,
+         annotations = CASE WHEN i.resume_after IS NULL THEN f.annotations ELSE i.annotations || f.annotations END,
+         held_stage = COALESCE(f.held_stage, i.held_stage)
        FROM f JOIN held h ON h.inbound_id = f.id WHERE i.tenant_id = f.tenant_id AND i.id = f.id
      ), r AS (
        SELECT x.* FROM jsonb_to_recordset($2::jsonb) AS x(seq int, tenant_id text, channel text, conversation_id uuid, inbound_id uuid, to_address text,
@@ -346,6 +354,28 @@ export async function settleInlineSentMany(db: Queryable, items: readonly { tena
   );
   const byId = new Map(rows.map((r) => [r.id, toOutbound(r)]));
   return items.map((item) => item.ids.flatMap((id) => byId.get(id) ?? []));
+}
+
+/**
+ * A held item (a reply stage's `hold`) becomes `pending` for the send job (via `api`, optionally with
+ * new text) or `blocked` with a reason: only from `held`, so a second or concurrent call changes
+ * nothing and returns undefined.
+ */
+export async function releaseHeldOutbound(db: Queryable, tenantId: string, id: string, decision: { send: true; text: string | null } | { send: false; reason: string }): Promise<OutboundMessage | undefined> {
+  const { rows } = await db.query<OutboxRow>(
+    `WITH upd AS (
+       UPDATE parley_outbox SET status = CASE WHEN $3 THEN 'pending' ELSE 'blocked' END, via = CASE WHEN $3 THEN 'api' ELSE via END,
+         body = COALESCE($4, body), error_code = CASE WHEN $3 THEN NULL ELSE 'released' END, error = CASE WHEN $3 THEN NULL ELSE $5 END,
+         details = details || jsonb_build_object('released', CASE WHEN $3 THEN 'send' ELSE 'block' END, 'heldBy', error_code), updated_at = now()
+       WHERE tenant_id = $1 AND id = $2 AND status = 'held' RETURNING *
+     ), ev AS (
+       INSERT INTO parley_outbox_events (outbox_id, tenant_id, status, error_code, detail)
+       SELECT id, tenant_id, status, error_code, '{"released": true}'::jsonb FROM upd
+     )
+     SELECT * FROM upd`,
+    [tenantId, id, decision.send, decision.send ? decision.text : null, decision.send ? null : decision.reason],
+  );
+  return rows[0] ? toOutbound(rows[0]) : undefined;
 }
 
 export async function repliesFor(db: Queryable, tenantId: string, inboundId: string): Promise<OutboundMessage[]> {

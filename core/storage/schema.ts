@@ -201,4 +201,13 @@ CREATE TABLE parley_parked_webhooks (
 CREATE INDEX parley_parked_webhooks_tenant ON parley_parked_webhooks (tenant_id, parked_at);
 `,
   },
+  {
+    id: '006_held_messages',
+    sql: `
+-- A stage may hold a message (stage.hold): it is finished with status 'held' and the stage that held
+-- it; gateway.resume continues it from the stage after resume_after (recovery reads it too, so a
+-- resumed run that dies continues from the same point rather than from the first stage).
+ALTER TABLE parley_inbound ADD COLUMN held_stage text, ADD COLUMN resume_after text;
+`,
+  },
 ];
