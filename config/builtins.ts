@@ -18,4 +18,5 @@ export const builtinPlugins: Record<string, string> = {
   'slack-alerts': at('../plugins/slack-alerts/index'),
   'crisis-guard': at('../plugins/crisis-guard/index'),
   'cost-guard': at('../plugins/cost-guard/index'),
+  moderation: at('../plugins/moderation/index'),
 };
