@@ -4,8 +4,8 @@ import type { QueueStore } from './store.js';
 
 export function moderationMetrics(metrics: PluginMetrics, store: QueueStore) {
   let backlog: Promise<Awaited<ReturnType<QueueStore['backlog']>>> | null = null;
-  // Both gauges read one query per scrape.
-  const read = () => (backlog ??= store.backlog().finally(() => setTimeout(() => (backlog = null), 250).unref()));
+  // Both gauges of one scrape (collected concurrently) share the query in flight; the next scrape reads afresh.
+  const read = () => (backlog ??= store.backlog().finally(() => (backlog = null)));
   return {
     flags: metrics.counter({ name: 'parley_moderation_flags_total', help: 'Findings that reached their threshold, by tenant, direction, category and the action taken', labelNames: ['tenant', 'direction', 'category', 'action'] as const }),
     actions: metrics.counter({ name: 'parley_moderation_actions_total', help: 'Screened messages by tenant, direction and resulting action (allow, flag, redact, hold, block)', labelNames: ['tenant', 'direction', 'action'] as const }),

@@ -131,6 +131,8 @@ export function replyStage(deps: StageDeps): ReplyStageDefinition<ModerationSett
   return {
     name: MODERATION_STAGE,
     async handle(out, next) {
+      // The plugin's own texts (hold notice, block and reject replies) are the tenant's settings, not screened again.
+      if (typeof out.options.moderation === 'string') return next();
       const settings = { ...out.settings, piiKinds: out.settings.outbound.piiKinds };
       // crisis-guard's reply (numbers to call) is never held, blocked or rewritten.
       const crisis = out.options.crisisGuard === true;
