@@ -24,7 +24,7 @@ import { RecursiveCharacterTextSplitter } from '@langchain/textsplitters';
 import type { Migration } from '../../../core/plugin.js';
 import type { CorpusDoc, Hit } from './types.js';
 import { LocalEmbeddings, type LocalEmbeddingsJSON } from './embedder.js';
-import { docTerms, headingsFor, parseQuery, sectionsOf, type ParsedQuery } from './text.js';
+import { docTerms, headingsFor, parseQuery, sectionsOf, stem, STOP_WORDS, words, type ParsedQuery } from './text.js';
 
 export type RetrievalMode = 'hybrid' | 'lexical';
 
@@ -76,6 +76,10 @@ const CHUNK_OVERLAP = 150;
 const DOC_BATCH = 60;
 const CANDIDATES = 60;
 const RRF_K = 60;
+const SECTION_WEIGHT = 3;
+const COMMON_SHARE = 0.2;
+/** HNSW returns at most hnsw.ef_search (40 by default) rows per scan. */
+const VECTOR_CHUNKS = 40;
 const BM25 = { k1: 1.2, bTitle: 0.3, bBody: 0.75, wTitle: 3, wSyn: 3, wBody: 1 };
 /** Refit the local embedder when more than this share of documents is new or changed. */
 const REFIT_SHARE = 0.2;
@@ -96,12 +100,19 @@ export function medicalMigrations(): Migration[] {
           content_hash text NOT NULL,
           embedder text,
           headings text[] NOT NULL DEFAULT '{}',
-          terms jsonb NOT NULL,
           tsv tsvector NOT NULL,
           updated_at timestamptz NOT NULL DEFAULT now(),
           PRIMARY KEY (tenant_id, doc_id)
         );
         CREATE INDEX medical_answers_docs_tsv ON medical_answers_docs USING gin (tsv);
+        -- Term statistics live apart so the full-text rows stay narrow (a scan of wide, toasted rows was 4x slower).
+        CREATE TABLE medical_answers_doc_terms (
+          tenant_id text NOT NULL,
+          doc_id text NOT NULL,
+          terms jsonb NOT NULL,
+          PRIMARY KEY (tenant_id, doc_id),
+          FOREIGN KEY (tenant_id, doc_id) REFERENCES medical_answers_docs (tenant_id, doc_id) ON DELETE CASCADE
+        );
         CREATE TABLE medical_answers_chunks (
           tenant_id text NOT NULL,
           chunk_id text NOT NULL,
@@ -109,6 +120,7 @@ export function medicalMigrations(): Migration[] {
           ord int NOT NULL,
           section text,
           text text NOT NULL,
+          terms text[] NOT NULL DEFAULT '{}',
           PRIMARY KEY (tenant_id, chunk_id),
           FOREIGN KEY (tenant_id, doc_id) REFERENCES medical_answers_docs (tenant_id, doc_id) ON DELETE CASCADE
         );
@@ -137,6 +149,8 @@ interface DocTerms {
   b: Record<string, number>;
   /** Body length in terms. */
   n: number;
+  /** Share of the text under the Overview heading (a summary page is all overview). */
+  o: number;
 }
 
 interface CachedDoc {
@@ -145,6 +159,7 @@ interface CachedDoc {
   url: string | null;
   source: string | null;
   headings: Set<string>;
+  overviewShare: number;
   title_: Map<string, number>;
   syn: Map<string, number>;
   body: Map<string, number>;
@@ -180,7 +195,31 @@ function termsOf(d: CorpusDoc): DocTerms {
   const body: Record<string, number> = {};
   const bodyTerms = docTerms(d.text);
   for (const t of bodyTerms) body[t] = (body[t] ?? 0) + 1;
-  return { t: docTerms(d.title), s: docTerms((d.synonyms ?? []).join(' ; ')), b: body, n: bodyTerms.length };
+  const sections = sectionsOf(d.text);
+  const total = sections.reduce((n, s) => n + s.text.length, 0) || 1;
+  const overview = sections.filter((s) => s.heading === 'Overview').reduce((n, s) => n + s.text.length, 0);
+  return { t: docTerms(d.title), s: docTerms((d.synonyms ?? []).join(' ; ')), b: body, n: bodyTerms.length, o: Math.round((overview / total) * 1000) / 1000 };
+}
+
+/**
+ * The body words the full-text vector keeps: the document's most distinctive words (TF-IDF over this
+ * engine's stems, written back as the surface word seen first). A compact vector keeps ranking in
+ * PostgreSQL fast; the in-process BM25F rescoring reads the full term statistics.
+ */
+function salientWords(text: string, terms: DocTerms, stats: Stats, n = 40): string {
+  const surface = new Map<string, string>();
+  for (const w of words(text)) {
+    if (STOP_WORDS.has(w) || /^\d+$/.test(w)) continue;
+    const s = stem(w);
+    if (!surface.has(s)) surface.set(s, w);
+    if (surface.size > 4000) break;
+  }
+  return Object.entries(terms.b)
+    .map(([t, tf]) => [t, (1 + Math.log(tf)) * idf(stats, t)] as const)
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, n)
+    .map(([t]) => surface.get(t) ?? t)
+    .join(' ');
 }
 
 function counts(terms: string[]): Map<string, number> {
@@ -347,6 +386,10 @@ export class MedicalStore {
       }
     }
 
+    // Corpus statistics for BM25F (document frequencies over title, synonyms and body).
+    const allTerms = new Map(docs.map((d) => [d.id, termsOf(d)]));
+    const stats = computeStats([...allTerms.values()]);
+
     let dims: number | null = model?.dims ?? (embeddings instanceof LocalEmbeddings ? embeddings.dims : null);
     let written = 0;
     progress({ phase: 'embed', done: 0, total: todo.length });
@@ -365,18 +408,18 @@ export class MedicalStore {
           content_hash: hashes.get(d.id)!,
           embedder: effectiveEmbedder,
           headings: [...new Set(sections.map((s) => s.heading.toLowerCase()))],
-          terms: termsOf(d),
+          terms: allTerms.get(d.id)!,
           synonyms_text: (d.synonyms ?? []).join(' ; '),
-          body: d.text,
+          body: salientWords(d.text, allTerms.get(d.id)!, stats),
           sections,
         };
       });
-      const chunkRows: { chunk_id: string; doc_id: string; ord: number; section: string; text: string; embedding?: string }[] = [];
+      const chunkRows: { chunk_id: string; doc_id: string; ord: number; section: string; text: string; terms: string[]; embedding?: string }[] = [];
       for (const d of docRows) {
         let ord = 0;
         for (const s of d.sections) {
           const pieces = s.text.length <= CHUNK_SIZE ? [s.text] : await this.splitter.splitText(s.text);
-          for (const text of pieces) chunkRows.push({ chunk_id: `${d.doc_id}#${ord}`, doc_id: d.doc_id, ord: ord++, section: s.heading, text });
+          for (const text of pieces) chunkRows.push({ chunk_id: `${d.doc_id}#${ord}`, doc_id: d.doc_id, ord: ord++, section: s.heading, text, terms: [...new Set(docTerms(text))] });
         }
       }
       if (vectors && embeddings) {
@@ -392,30 +435,36 @@ export class MedicalStore {
       try {
         await client.query('BEGIN');
         await client.query(
-          `INSERT INTO medical_answers_docs (tenant_id, doc_id, title, url, source, collection, synonyms, content_hash, embedder, headings, terms, tsv, updated_at)
-           SELECT $1, r.doc_id, r.title, r.url, r.source, r.collection, r.synonyms, r.content_hash, r.embedder, r.headings, r.terms,
+          `INSERT INTO medical_answers_docs (tenant_id, doc_id, title, url, source, collection, synonyms, content_hash, embedder, headings, tsv, updated_at)
+           SELECT $1, r.doc_id, r.title, r.url, r.source, r.collection, r.synonyms, r.content_hash, r.embedder, r.headings,
                   setweight(to_tsvector('english', r.title), 'A') || setweight(to_tsvector('english', r.synonyms_text), 'B') || setweight(to_tsvector('english', r.body), 'D'),
                   now()
            FROM jsonb_to_recordset($2::jsonb) AS r(doc_id text, title text, url text, source text, collection text, synonyms text[], content_hash text,
-                embedder text, headings text[], terms jsonb, synonyms_text text, body text)
+                embedder text, headings text[], synonyms_text text, body text)
            ON CONFLICT (tenant_id, doc_id) DO UPDATE SET title = EXCLUDED.title, url = EXCLUDED.url, source = EXCLUDED.source, collection = EXCLUDED.collection,
              synonyms = EXCLUDED.synonyms, content_hash = EXCLUDED.content_hash, embedder = EXCLUDED.embedder, headings = EXCLUDED.headings,
-             terms = EXCLUDED.terms, tsv = EXCLUDED.tsv, updated_at = now()`,
-          [tenantId, JSON.stringify(docRows.map(({ sections: _s, ...rest }) => rest))],
+             tsv = EXCLUDED.tsv, updated_at = now()`,
+          [tenantId, JSON.stringify(docRows.map(({ sections: _s, terms: _t, ...rest }) => rest))],
+        );
+        await client.query(
+          `INSERT INTO medical_answers_doc_terms (tenant_id, doc_id, terms)
+           SELECT $1, r.doc_id, r.terms FROM jsonb_to_recordset($2::jsonb) AS r(doc_id text, terms jsonb)
+           ON CONFLICT (tenant_id, doc_id) DO UPDATE SET terms = EXCLUDED.terms`,
+          [tenantId, JSON.stringify(docRows.map((d) => ({ doc_id: d.doc_id, terms: d.terms })))],
         );
         await client.query('DELETE FROM medical_answers_chunks WHERE tenant_id = $1 AND doc_id = ANY($2::text[])', [tenantId, batch.map((d) => d.id)]);
         if (vectors) {
           await client.query(
-            `INSERT INTO medical_answers_chunks (tenant_id, chunk_id, doc_id, ord, section, text, embedding)
-             SELECT $1, r.chunk_id, r.doc_id, r.ord, r.section, r.text, r.embedding::vector
-             FROM jsonb_to_recordset($2::jsonb) AS r(chunk_id text, doc_id text, ord int, section text, text text, embedding text)`,
+            `INSERT INTO medical_answers_chunks (tenant_id, chunk_id, doc_id, ord, section, text, terms, embedding)
+             SELECT $1, r.chunk_id, r.doc_id, r.ord, r.section, r.text, r.terms, r.embedding::vector
+             FROM jsonb_to_recordset($2::jsonb) AS r(chunk_id text, doc_id text, ord int, section text, text text, terms text[], embedding text)`,
             [tenantId, JSON.stringify(chunkRows)],
           );
         } else {
           await client.query(
-            `INSERT INTO medical_answers_chunks (tenant_id, chunk_id, doc_id, ord, section, text)
-             SELECT $1, r.chunk_id, r.doc_id, r.ord, r.section, r.text
-             FROM jsonb_to_recordset($2::jsonb) AS r(chunk_id text, doc_id text, ord int, section text, text text)`,
+            `INSERT INTO medical_answers_chunks (tenant_id, chunk_id, doc_id, ord, section, text, terms)
+             SELECT $1, r.chunk_id, r.doc_id, r.ord, r.section, r.text, r.terms
+             FROM jsonb_to_recordset($2::jsonb) AS r(chunk_id text, doc_id text, ord int, section text, text text, terms text[])`,
             [tenantId, JSON.stringify(chunkRows)],
           );
         }
@@ -441,8 +490,8 @@ export class MedicalStore {
       progress({ phase: 'index', done: 1, total: 1 });
     }
 
-    // Corpus statistics for BM25F (document frequencies over title, synonyms and body).
-    const stats = computeStats(docs.map(termsOf));
+    // Fresh planner statistics, or PostgreSQL keeps choosing scans planned for an empty table.
+    if (todo.length > 0 || (removed ?? 0) > 0) await this.db.query('ANALYZE medical_answers_docs, medical_answers_chunks');
     const corpusVersion = sha(docs.map((d) => `${d.id}:${hashes.get(d.id)}`).sort().join('\n')).slice(0, 16);
     await this.db.query(
       `UPDATE medical_answers_index SET stats = $2, dims = COALESCE($3, dims), corpus_version = $4, last_ingest_at = now(), updated_at = now() WHERE tenant_id = $1`,
@@ -488,7 +537,8 @@ export class MedicalStore {
         [tenantId],
       ),
       this.db.query<{ doc_id: string; title: string; url: string | null; source: string | null; headings: string[]; terms: DocTerms }>(
-        'SELECT doc_id, title, url, source, headings, terms FROM medical_answers_docs WHERE tenant_id = $1',
+        `SELECT d.doc_id, d.title, d.url, d.source, d.headings, t.terms FROM medical_answers_docs d
+         JOIN medical_answers_doc_terms t USING (tenant_id, doc_id) WHERE d.tenant_id = $1`,
         [tenantId],
       ),
     ]);
@@ -501,6 +551,7 @@ export class MedicalStore {
         url: r.url,
         source: r.source,
         headings: new Set(r.headings),
+        overviewShare: r.terms.o ?? 0,
         title_: counts(r.terms.t),
         syn: counts(r.terms.s),
         body: new Map(Object.entries(r.terms.b)),
@@ -516,6 +567,7 @@ export class MedicalStore {
 
   async search(tenantId: string, query: string, opts: SearchOptions = {}): Promise<Hit[]> {
     const k = opts.k ?? 5;
+    const T: number[] = [performance.now()];
     const cache = await this.cache(tenantId);
     if (cache.docs.size === 0) return [];
     const parsed = parseQuery(query);
@@ -523,7 +575,9 @@ export class MedicalStore {
 
     const embeddings = opts.embeddings ?? this.externalEmbeddings.get(tenantId) ?? cache.embedder;
     const useVectors = this.mode === 'hybrid' && embeddings !== null && cache.dims !== null;
-    const [lexical, vector] = await Promise.all([this.lexicalCandidates(tenantId, parsed), useVectors ? this.vectorCandidates(tenantId, query, embeddings!, cache.dims!) : Promise.resolve([])]);
+    T.push(performance.now());
+    const [lexical, vector] = await Promise.all([this.lexicalCandidates(tenantId, parsed, cache.stats).then((r) => (T.push(performance.now()), r)), useVectors ? this.vectorCandidates(tenantId, query, embeddings!, cache.dims!).then((r) => (T.push(performance.now()), r)) : Promise.resolve([])]);
+    T.push(performance.now());
 
     // Reciprocal-rank fusion of the two candidate lists, then BM25F + title + section rescoring.
     const cands = new Map<string, { lex: number | null; vec: number | null; vecChunk: string | null; rrf: number }>();
@@ -541,67 +595,82 @@ export class MedicalStore {
       const doc = cache.docs.get(docId);
       if (!doc) continue;
       const { score: bm, coverage, titleMatch } = bm25f(doc, parsed, cache.stats);
-      const sectionFit = wanted.length && wanted.some((h) => doc.headings.has(h)) ? 1 : 0;
-      const score = bm + 4 * titleMatch + (parsed.type && parsed.type !== 'information' ? 1.5 * sectionFit : 0) + 60 * c.rrf;
+      // Section fit: a "what is" question is answered by a summary (overview) page; any other question
+      // type by a document that has the matching section at all.
+      const sectionFit = parsed.type === 'information' ? doc.overviewShare : wanted.some((h) => doc.headings.has(h)) ? 1 : 0;
+      const score = bm + 4 * titleMatch + SECTION_WEIGHT * sectionFit + 60 * c.rrf;
       scored.push({ docId, score, coverage, lex: c.lex, vec: c.vec });
     }
     scored.sort((a, b) => b.score - a.score || (a.docId < b.docId ? -1 : 1));
     const top = scored.slice(0, k);
     if (top.length === 0) return [];
 
-    // The best chunk of each returned document: its section matches the question type, then term overlap.
-    const { rows: chunks } = await this.db.query<{ doc_id: string; chunk_id: string; ord: number; section: string | null; text: string }>(
-      'SELECT doc_id, chunk_id, ord, section, text FROM medical_answers_chunks WHERE tenant_id = $1 AND doc_id = ANY($2::text[]) ORDER BY doc_id, ord',
-      [tenantId, top.map((t) => t.docId)],
-    );
-    const byDoc = new Map<string, typeof chunks>();
-    for (const c of chunks) {
-      const list = byDoc.get(c.doc_id) ?? [];
-      list.push(c);
-      byDoc.set(c.doc_id, list);
-    }
+    // The best chunk of each returned document, chosen in SQL: the question type's section first, then
+    // how many of the question's terms the chunk holds, then position.
+    T.push(performance.now());
+    const qTerms = parsed.terms.map((t) => t.term);
+    const { rows: best } = await this.db.query<{ doc_id: string; chunk_id: string; ord: number; section: string | null; text: string }>({
+      name: 'medical-answers-best-chunk',
+      // The choice reads only the small columns; the text is fetched for the chosen chunks alone.
+      text: `SELECT c.doc_id, c.chunk_id, c.ord, c.section, c.text FROM (
+               SELECT DISTINCT ON (doc_id) doc_id, chunk_id FROM medical_answers_chunks
+               WHERE tenant_id = $1 AND doc_id = ANY($2::text[])
+               ORDER BY doc_id, (CASE WHEN lower(section) = ANY($3::text[]) THEN 20 ELSE 0 END
+                        + cardinality(ARRAY(SELECT unnest(terms) INTERSECT SELECT unnest($4::text[]))) - ord * 0.05) DESC
+             ) b JOIN medical_answers_chunks c ON c.tenant_id = $1 AND c.chunk_id = b.chunk_id`,
+      values: [tenantId, top.map((t) => t.docId), wanted, qTerms],
+    });
+    const bestByDoc = new Map(best.map((b) => [b.doc_id, b]));
     const hits: Hit[] = [];
     for (const t of top) {
       const doc = cache.docs.get(t.docId)!;
-      const list = byDoc.get(t.docId) ?? [];
-      let best = list[0];
-      let bestScore = -Infinity;
-      for (const c of list) {
-        const s = chunkScore(c.text, c.section, c.ord, parsed, wanted, cache.stats);
-        if (s > bestScore) {
-          bestScore = s;
-          best = c;
-        }
-      }
-      if (!best) continue;
-      const sectionChunks = list.filter((c) => c.section === best!.section);
+      const b = bestByDoc.get(t.docId);
+      if (!b) continue;
       hits.push({
         docId: t.docId,
-        chunkId: best.chunk_id,
+        chunkId: b.chunk_id,
         title: doc.title,
         url: doc.url,
         source: doc.source,
-        section: best.section,
-        text: best.text,
+        section: b.section,
+        text: b.text,
         score: t.score,
         lexicalRank: t.lex,
         vectorRank: t.vec,
         coverage: t.coverage,
-        sections: [{ heading: best.section ?? '', text: sectionChunks.map((c) => c.text).join('\n') }],
         questionType: parsed.type,
       });
     }
+    T.push(performance.now());
+    // The whole best section of the top document, for the answer composer.
+    const first = hits[0];
+    if (first) {
+      const { rows: sec } = await this.db.query<{ text: string }>({
+        name: 'medical-answers-section',
+        text: `SELECT text FROM medical_answers_chunks WHERE tenant_id = $1 AND doc_id = $2 AND section IS NOT DISTINCT FROM $3
+               AND ord BETWEEN $4::int - 2 AND $4::int + 2 ORDER BY ord`,
+        values: [tenantId, first.docId, first.section, bestByDoc.get(first.docId)!.ord],
+      });
+      first.sections = [{ heading: first.section ?? '', text: sec.map((r) => r.text).join('\n') }];
+    }
+    T.push(performance.now());
+    if (process.env.MED_TIMING) console.error('timing', T.slice(1).map((t, i) => (t - T[i]!).toFixed(1)).join(' '));
     return hits;
   }
 
-  private async lexicalCandidates(tenantId: string, parsed: ParsedQuery): Promise<string[]> {
-    const words = parsed.ftsWords.filter((w) => /^[a-z0-9]+$/.test(w));
+  private async lexicalCandidates(tenantId: string, parsed: ParsedQuery, stats: Stats): Promise<string[]> {
+    // Words in more than a fifth of the documents do not pick candidates (the reranker still scores
+    // them); a selective query lets PostgreSQL use the GIN index instead of scanning every row.
+    const selective = parsed.ftsWords.filter((w) => /^[a-z0-9]+$/.test(w) && (stats.df[stem(w)] ?? 0) <= stats.n * COMMON_SHARE);
+    const words = selective.length ? selective : parsed.ftsWords.filter((w) => /^[a-z0-9]+$/.test(w));
     if (words.length === 0) return [];
-    const { rows } = await this.db.query<{ doc_id: string }>(
-      `SELECT doc_id FROM medical_answers_docs, to_tsquery('english', $2) q
-       WHERE tenant_id = $1 AND tsv @@ q ORDER BY ts_rank(tsv, q) DESC, doc_id LIMIT ${CANDIDATES}`,
-      [tenantId, words.join(' | ')],
-    );
+    // Named (prepared) statements: planning costs more than running these small queries.
+    const { rows } = await this.db.query<{ doc_id: string }>({
+      name: 'medical-answers-fts',
+      text: `SELECT doc_id FROM medical_answers_docs WHERE tenant_id = $1 AND tsv @@ to_tsquery('english', $2)
+             ORDER BY ts_rank(tsv, to_tsquery('english', $2)) DESC, doc_id LIMIT ${CANDIDATES}`,
+      values: [tenantId, words.join(' | ')],
+    });
     return rows.map((r) => r.doc_id);
   }
 
@@ -609,11 +678,12 @@ export class MedicalStore {
     const v = await embeddings.embedQuery(query);
     if (v.length !== dims) return [];
     // The tenant is a literal so the planner can match the partial per-tenant HNSW index.
-    const { rows } = await this.db.query<{ doc_id: string; chunk_id: string }>(
-      `SELECT doc_id, chunk_id FROM medical_answers_chunks WHERE tenant_id = ${literal(tenantId)}
-       ORDER BY embedding::vector(${dims}) <=> $1::vector(${dims}) LIMIT ${CANDIDATES * 2}`,
-      [pgvector.toSql(v)],
-    );
+    const { rows } = await this.db.query<{ doc_id: string; chunk_id: string }>({
+      name: `medical-answers-vec-${tenantTag(tenantId)}-${dims}`,
+      text: `SELECT doc_id, chunk_id FROM medical_answers_chunks WHERE tenant_id = ${literal(tenantId)}
+             ORDER BY embedding::vector(${dims}) <=> $1::vector(${dims}) LIMIT ${VECTOR_CHUNKS}`,
+      values: [pgvector.toSql(v)],
+    });
     const seen = new Set<string>();
     const out: { docId: string; chunkId: string }[] = [];
     for (const r of rows) {
@@ -712,8 +782,8 @@ function bm25f(doc: CachedDoc, q: ParsedQuery, stats: Stats): { score: number; c
   return { score, coverage: total > 0 ? covered / total : 0, titleMatch };
 }
 
-/** How well a chunk answers: the question type's section first, then query-term overlap, then position. */
-function chunkScore(text: string, section: string | null, ord: number, q: ParsedQuery, wanted: string[], stats: Stats): number {
+/** How well a chunk answers (in-process twin of the SQL ordering, kept for reference). */
+export function chunkScore(text: string, section: string | null, ord: number, q: ParsedQuery, wanted: string[], stats: Stats): number {
   const terms = new Set(docTerms(text));
   let overlap = 0;
   for (const { term, weight } of q.terms) if (terms.has(term)) overlap += weight * idf(stats, term);

@@ -129,7 +129,7 @@ export const STOP_WORDS = new Set(
     // question scaffolding and chat words
     'also get got go going know want tell thing things really like just still ever even much many lot lots kind sort maybe please pls plz ' +
     'thanks thx ok okay hi hello hey yes yeah dont doesnt didnt cant wont isnt arent im ive id youre hes shes thats whats hows whos ' +
-    'wheres theres u ur r ya yall tho bc cuz cos coz w wat wut y da dat dis n k kinda gonna wanna gotta someone somebody anyone anybody ' +
+    'wheres theres u ur r ya yall tho bc cuz cos coz w wat wut y da dat dis n kinda gonna wanna gotta someone somebody anyone anybody ' +
     'something anything one people person normal usually always often sometimes need needs may might must shall would could does mean ' +
     'means say said'
   ).split(/\s+/).filter(Boolean),
@@ -217,7 +217,7 @@ export function words(text: string): string[] {
 export function docTerms(text: string): string[] {
   const out: string[] = [];
   for (const w of words(text)) {
-    if (STOP_WORDS.has(w) || w.length < 2 && !/\d/.test(w)) continue;
+    if (STOP_WORDS.has(w)) continue;
     if (/^\d+$/.test(w)) continue;
     out.push(stem(w));
   }
@@ -334,7 +334,7 @@ export function parseQuery(question: string): ParsedQuery {
   const weights = new Map<string, number>();
   const ftsWords: string[] = [];
   const add = (w: string, weight: number) => {
-    if (STOP_WORDS.has(w) || (w.length < 2 && !/\d/.test(w)) || /^\d+$/.test(w)) return;
+    if (STOP_WORDS.has(w) || /^\d+$/.test(w)) return;
     const s = stem(w);
     weights.set(s, Math.max(weights.get(s) ?? 0, weight));
     if (weight >= 0.5 && !ftsWords.includes(w)) ftsWords.push(w);
