@@ -77,6 +77,8 @@ const DOC_BATCH = 60;
 const CANDIDATES = 60;
 const RRF_K = 60;
 const SECTION_WEIGHT = 3;
+const TITLE_WEIGHT = 8;
+const RRF_WEIGHT = 60;
 const COMMON_SHARE = 0.2;
 /** HNSW returns at most hnsw.ef_search (40 by default) rows per scan. */
 const VECTOR_CHUNKS = 40;
@@ -567,7 +569,6 @@ export class MedicalStore {
 
   async search(tenantId: string, query: string, opts: SearchOptions = {}): Promise<Hit[]> {
     const k = opts.k ?? 5;
-    const T: number[] = [performance.now()];
     const cache = await this.cache(tenantId);
     if (cache.docs.size === 0) return [];
     const parsed = parseQuery(query);
@@ -575,9 +576,10 @@ export class MedicalStore {
 
     const embeddings = opts.embeddings ?? this.externalEmbeddings.get(tenantId) ?? cache.embedder;
     const useVectors = this.mode === 'hybrid' && embeddings !== null && cache.dims !== null;
-    T.push(performance.now());
-    const [lexical, vector] = await Promise.all([this.lexicalCandidates(tenantId, parsed, cache.stats).then((r) => (T.push(performance.now()), r)), useVectors ? this.vectorCandidates(tenantId, query, embeddings!, cache.dims!).then((r) => (T.push(performance.now()), r)) : Promise.resolve([])]);
-    T.push(performance.now());
+    const [lexical, vector] = await Promise.all([
+      this.lexicalCandidates(tenantId, parsed, cache.stats),
+      useVectors ? this.vectorCandidates(tenantId, query, embeddings!, cache.dims!) : Promise.resolve([]),
+    ]);
 
     // Reciprocal-rank fusion of the two candidate lists, then BM25F + title + section rescoring.
     const cands = new Map<string, { lex: number | null; vec: number | null; vecChunk: string | null; rrf: number }>();
@@ -595,10 +597,10 @@ export class MedicalStore {
       const doc = cache.docs.get(docId);
       if (!doc) continue;
       const { score: bm, coverage, titleMatch } = bm25f(doc, parsed, cache.stats);
-      // Section fit: a "what is" question is answered by a summary (overview) page; any other question
-      // type by a document that has the matching section at all.
-      const sectionFit = parsed.type === 'information' ? doc.overviewShare : wanted.some((h) => doc.headings.has(h)) ? 1 : 0;
-      const score = bm + 4 * titleMatch + SECTION_WEIGHT * sectionFit + 60 * c.rrf;
+      // Section fit: a "what is" question, or one with no recognisable type, is answered by a summary
+      // (overview) page; any other question type by a document that has the matching section at all.
+      const sectionFit = parsed.type === 'information' || parsed.type === null ? doc.overviewShare : wanted.some((h) => doc.headings.has(h)) ? 1 : 0;
+      const score = bm + TITLE_WEIGHT * titleMatch + SECTION_WEIGHT * sectionFit + RRF_WEIGHT * c.rrf;
       scored.push({ docId, score, coverage, lex: c.lex, vec: c.vec });
     }
     scored.sort((a, b) => b.score - a.score || (a.docId < b.docId ? -1 : 1));
@@ -607,7 +609,6 @@ export class MedicalStore {
 
     // The best chunk of each returned document, chosen in SQL: the question type's section first, then
     // how many of the question's terms the chunk holds, then position.
-    T.push(performance.now());
     const qTerms = parsed.terms.map((t) => t.term);
     const { rows: best } = await this.db.query<{ doc_id: string; chunk_id: string; ord: number; section: string | null; text: string }>({
       name: 'medical-answers-best-chunk',
@@ -641,7 +642,6 @@ export class MedicalStore {
         questionType: parsed.type,
       });
     }
-    T.push(performance.now());
     // The whole best section of the top document, for the answer composer.
     const first = hits[0];
     if (first) {
@@ -653,8 +653,6 @@ export class MedicalStore {
       });
       first.sections = [{ heading: first.section ?? '', text: sec.map((r) => r.text).join('\n') }];
     }
-    T.push(performance.now());
-    if (process.env.MED_TIMING) console.error('timing', T.slice(1).map((t, i) => (t - T[i]!).toFixed(1)).join(' '));
     return hits;
   }
 
@@ -780,13 +778,4 @@ function bm25f(doc: CachedDoc, q: ParsedQuery, stats: Stats): { score: number; c
   }
   const titleMatch = titleShare * (total > 0 ? titleHit / total : 0);
   return { score, coverage: total > 0 ? covered / total : 0, titleMatch };
-}
-
-/** How well a chunk answers (in-process twin of the SQL ordering, kept for reference). */
-export function chunkScore(text: string, section: string | null, ord: number, q: ParsedQuery, wanted: string[], stats: Stats): number {
-  const terms = new Set(docTerms(text));
-  let overlap = 0;
-  for (const { term, weight } of q.terms) if (terms.has(term)) overlap += weight * idf(stats, term);
-  const sectionBonus = section && wanted.includes(section.toLowerCase()) ? 20 : 0;
-  return sectionBonus + overlap - ord * 0.05;
 }

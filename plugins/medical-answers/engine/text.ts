@@ -182,6 +182,7 @@ export const LAY_TERMS: [RegExp, string][] = [
   [/\bpass(ed)? out\b|\bfaint(ed|s)?\b/, 'fainting'],
   [/\bcontagious\b|\bcatch(ing)?\b|\bspread(s|ing)?\b/, 'spread transmitted infection'],
   [/\bteeth\b|\btooth\b/, 'dental teeth'],
+  [/\bcavit(y|ies)\b/, 'tooth decay'],
   [/\bdizz(y|iness)\b/, 'dizziness vertigo'],
   [/\bshort of breath\b|\bcan'?t breathe\b|\bout of breath\b/, 'breathing shortness breath'],
   [/\bfat\b|\boverweight\b/, 'obesity weight'],
@@ -267,10 +268,12 @@ const TYPE_HEADINGS: Record<QuestionType, string[]> = {
 
 /** Every cue word pattern (used to down-weight those words as topic terms). */
 const CUE_WORDS = new Set(
+  (
   'research clinical trial trials studies study done outlook prognosis expectancy survival go away better recover heal stage stages staging ' +
     'complication complications affected support groups group risk factors prevent prevention avoid protect diagnose diagnosed diagnosis ' +
     'test tests tested testing screen screening exam exams check treat treated treatment treatments cure cured therapy therapies ' +
-    'manage rid remedy remedies symptom symptoms sign signs feel look cause causes caused causing reason makes trigger information'.split(' '),
+    'manage rid remedy remedies symptom symptoms sign signs feel look cause causes caused causing reason makes trigger information'
+  ).split(' '),
 );
 
 export function questionType(question: string): QuestionType | null {

@@ -10,6 +10,7 @@ const tests: [string, string][] = [
   ['select1', `SELECT 1 WHERE $1::text IS NOT NULL AND $2::text IS NOT NULL`],
 ];
 
+await db.pool.query('SET enable_seqscan = off');
 console.log((await db.pool.query(`EXPLAIN ANALYZE SELECT doc_id FROM medical_answers_docs WHERE tenant_id = 'eval' AND tsv @@ to_tsquery('english', '${q}') ORDER BY ts_rank(tsv, to_tsquery('english', '${q}')) DESC LIMIT 60`)).rows.map((r) => r['QUERY PLAN']).join('\n'));
 for (const [name, text] of tests) {
   const ts: number[] = [];
