@@ -41,6 +41,8 @@ export interface IngestOptions {
   embedderName?: string;
   onProgress?: (p: IngestProgress) => void;
   signal?: AbortSignal;
+  /** Documents written per transaction (default 60); each batch is durable on its own, so an interrupted ingest resumes after it. */
+  batchSize?: number;
 }
 
 export interface IngestResult {
@@ -395,9 +397,10 @@ export class MedicalStore {
     let dims: number | null = model?.dims ?? (embeddings instanceof LocalEmbeddings ? embeddings.dims : null);
     let written = 0;
     progress({ phase: 'embed', done: 0, total: todo.length });
-    for (let i = 0; i < todo.length; i += DOC_BATCH) {
+    const batchSize = Math.max(1, opts.batchSize ?? DOC_BATCH);
+    for (let i = 0; i < todo.length; i += batchSize) {
       checkAbort();
-      const batch = todo.slice(i, i + DOC_BATCH);
+      const batch = todo.slice(i, i + batchSize);
       const docRows = batch.map((d) => {
         const sections = sectionsOf(d.text);
         return {
