@@ -643,7 +643,7 @@ export class MedicalStore {
       cands.set(docId, c);
     });
     const wanted = headingsFor(parsed.type);
-    const scored: { docId: string; score: number; coverage: number; lex: number | null; vec: number | null }[] = [];
+    const scored: { docId: string; score: number; coverage: number; titleMatch: number; lex: number | null; vec: number | null }[] = [];
     for (const [docId, c] of cands) {
       const doc = cache.docs.get(docId);
       if (!doc) continue;
@@ -652,7 +652,7 @@ export class MedicalStore {
       // (overview) page; any other question type by a document that has the matching section at all.
       const sectionFit = parsed.type === 'information' || parsed.type === null ? doc.overviewShare : wanted.some((h) => doc.headings.has(h)) ? 1 : 0;
       const score = bm + TITLE_WEIGHT * titleMatch + SECTION_WEIGHT * sectionFit + RRF_WEIGHT * c.rrf;
-      scored.push({ docId, score, coverage, lex: c.lex, vec: c.vec });
+      scored.push({ docId, score, coverage, titleMatch, lex: c.lex, vec: c.vec });
     }
     scored.sort((a, b) => b.score - a.score || (a.docId < b.docId ? -1 : 1));
     const top = scored.slice(0, k);
@@ -708,6 +708,7 @@ export class MedicalStore {
         lexicalRank: t.lex,
         vectorRank: t.vec,
         coverage: t.coverage,
+        titleMatch: t.titleMatch,
         questionType: parsed.type,
       });
     }

@@ -29,6 +29,8 @@ export interface Hit {
   vectorRank: number | null;
   /** Fraction of the query's content terms found in the document (0..1). */
   coverage?: number;
+  /** How fully the question names this document's title or a synonym (0..1); low for off-topic text. */
+  titleMatch?: number;
   /** Every section of the document that best matches the question (for the answer composer). */
   sections?: { heading: string; text: string }[];
   /** The question type the query was read as ('symptoms', 'treatment', ...), null when none. */
