@@ -139,7 +139,7 @@ export const STOP_WORDS = new Set(
  * General lay→medical vocabulary: what people text versus what health pages say. Each entry adds terms
  * to the query (it never removes the person's own words). Kept to general medical language.
  */
-export const LAY_TERMS: [RegExp, string][] = [
+export const LAY_TERMS: [RegExp, string, 'abbr'?][] = [
   [/\bsugar\b/, 'glucose'],
   [/\bblood sugar\b/, 'glucose diabetes'],
   [/\blow (blood )?sugar\b/, 'hypoglycemia'],
@@ -148,7 +148,7 @@ export const LAY_TERMS: [RegExp, string][] = [
   [/\bpoop\w*|\bpoo\b|\bcrap\b/, 'stool bowel'],
   [/\bpuk\w*|\bthrow(ing)? up\b|\bthrew up\b|\bbarf\w*/, 'vomiting nausea'],
   [/\btumm(y|ies)\b|\bbelly\b/, 'abdominal stomach'],
-  [/\bbp\b/, 'blood pressure'],
+  [/\bbp\b/, 'blood pressure', 'abbr'],
   [/\bhigh blood pressure\b/, 'hypertension'],
   [/\blow blood pressure\b/, 'hypotension'],
   [/\bheart attack\b/, 'myocardial infarction'],
@@ -159,11 +159,11 @@ export const LAY_TERMS: [RegExp, string][] = [
   [/\bperiods?\b/, 'menstruation menstrual'],
   [/\bpink ?eye\b/, 'conjunctivitis'],
   [/\bcold sores?\b/, 'herpes'],
-  [/\bflu\b/, 'influenza'],
-  [/\bstds?\b|\bstis?\b/, 'sexually transmitted'],
-  [/\btb\b/, 'tuberculosis'],
-  [/\bhep\b/, 'hepatitis'],
-  [/\butis?\b/, 'urinary tract infection'],
+  [/\bflu\b/, 'influenza', 'abbr'],
+  [/\bstds?\b|\bstis?\b/, 'sexually transmitted', 'abbr'],
+  [/\btb\b/, 'tuberculosis', 'abbr'],
+  [/\bhep\b/, 'hepatitis', 'abbr'],
+  [/\butis?\b/, 'urinary tract infection', 'abbr'],
   [/\bweed\b|\bpot\b/, 'marijuana'],
   [/\bbooze\b|\bdrinking\b|\bhangover\b/, 'alcohol'],
   [/\bcigs?\b|\bcigarettes?\b|\bvap(e|es|ing)\b/, 'smoking tobacco'],
@@ -343,6 +343,8 @@ export function parseQuery(question: string): ParsedQuery {
     if (weight >= 0.5 && !ftsWords.includes(w)) ftsWords.push(w);
   };
   for (const w of words(q)) add(w, CUE_WORDS.has(w) ? 0.35 : 1);
-  for (const [re, rep] of LAY_TERMS) if (re.test(q)) for (const w of rep.split(' ')) add(w, 0.6);
+  // An abbreviation's expansion counts as the person's own words; other lay mappings add the medical
+  // word beside the person's, at a lower weight.
+  for (const [re, rep, kind] of LAY_TERMS) if (re.test(q)) for (const w of rep.split(' ')) add(w, kind === 'abbr' ? 1 : 0.6);
   return { type, terms: [...weights].map(([term, weight]) => ({ term, weight })), ftsWords };
 }
