@@ -84,6 +84,8 @@ const SECTION_WEIGHT = 3;
 const TITLE_WEIGHT = 8;
 const RRF_WEIGHT = 60;
 const COMMON_SHARE = 0.2;
+/** How often a cached tenant index checks whether another instance re-ingested. */
+const CACHE_CHECK_MS = 30_000;
 /** Most documents the full-text match hands to the in-process ranking. */
 const LEXICAL_MATCHES = 800;
 /** HNSW returns at most hnsw.ef_search (40 by default) rows per scan. */
@@ -263,6 +265,7 @@ export class MedicalStore {
   private modeReason: string | undefined;
   private readonly log: Logger | undefined;
   private readonly caches = new Map<string, Promise<TenantCache>>();
+  private readonly checkedAt = new Map<string, number>();
   /** Embeddings passed at ingest, remembered for search. */
   private readonly externalEmbeddings = new Map<string, EmbeddingsInterface>();
   private readonly splitter = new RecursiveCharacterTextSplitter({ chunkSize: CHUNK_SIZE, chunkOverlap: CHUNK_OVERLAP });
@@ -551,6 +554,16 @@ export class MedicalStore {
       c = this.loadCache(tenantId);
       this.caches.set(tenantId, c);
       c.catch(() => this.caches.delete(tenantId));
+      this.checkedAt.set(tenantId, Date.now());
+    } else if (Date.now() - (this.checkedAt.get(tenantId) ?? 0) > CACHE_CHECK_MS) {
+      // Another instance may have ingested: compare the corpus version now and then, off the hot path.
+      this.checkedAt.set(tenantId, Date.now());
+      const current = c;
+      void Promise.all([current, this.db.query<{ corpus_version: string | null }>('SELECT corpus_version FROM medical_answers_index WHERE tenant_id = $1', [tenantId])])
+        .then(([cached, { rows }]) => {
+          if ((rows[0]?.corpus_version ?? null) !== cached.version && this.caches.get(tenantId) === current) this.caches.delete(tenantId);
+        })
+        .catch((error: unknown) => this.log?.warn({ err: error, tenantId }, 'medical-answers: corpus version check failed'));
     }
     return c;
   }
