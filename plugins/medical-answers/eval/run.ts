@@ -108,8 +108,12 @@ async function main(): Promise<void> {
     await applyMigrations(db.pool, 'medical-answers', MedicalStore.migrations());
     const store = new MedicalStore(db.pool, { log });
     const mode = await store.init(process.argv.includes('--lexical') ? { vector: false } : {});
-    const ingest = await store.ingest('eval', readCorpus(corpusPath));
-    console.log(`mode ${mode.mode}${mode.reason ? ` (${mode.reason})` : ''}; ingest: ${ingest.added} docs, ${ingest.chunks} chunks in ${(ingest.ms / 1000).toFixed(1)} s`);
+    const phaseStart = new Map<string, number>();
+    const t0 = performance.now();
+    const ingest = await store.ingest('eval', readCorpus(corpusPath), { onProgress: (p) => void (phaseStart.has(p.phase) || phaseStart.set(p.phase, performance.now())) });
+    const marks = [...phaseStart, ['end', performance.now()] as const];
+    const phases = marks.slice(0, -1).map(([name, at], i) => `${name} ${((marks[i + 1]![1] - at) / 1000).toFixed(1)}`).join(', ');
+    console.log(`mode ${mode.mode}${mode.reason ? ` (${mode.reason})` : ''}; ingest: ${ingest.added} docs, ${ingest.chunks} chunks in ${(ingest.ms / 1000).toFixed(1)} s (from ${((phaseStart.get('read') ?? t0) - t0) / 1000 < 0.05 ? 'start' : 'open'}: ${phases} s)`);
 
     const questions = readFileSync(questionsPath, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Question);
     // Warm the per-tenant cache and the connection pool before timing.
