@@ -82,6 +82,8 @@ const CANDIDATES = 60;
 const RRF_K = 60;
 const SECTION_WEIGHT = 3;
 const TITLE_WEIGHT = 8;
+/** A question that names every word of a document's title ("ear infection", "hepatitis b") is about that topic. */
+const FULL_TITLE_WEIGHT = 6;
 const RRF_WEIGHT = 60;
 const COMMON_SHARE = 0.2;
 /** How often a cached tenant index checks whether another instance re-ingested. */
@@ -660,11 +662,11 @@ export class MedicalStore {
     for (const [docId, c] of cands) {
       const doc = cache.docs.get(docId);
       if (!doc) continue;
-      const { score: bm, coverage, titleMatch } = lexScores.get(docId) ?? bm25f(doc, parsed, cache.stats);
+      const { score: bm, coverage, titleMatch, fullTitle } = lexScores.get(docId) ?? bm25f(doc, parsed, cache.stats);
       // Section fit: a "what is" question, or one with no recognisable type, is answered by a summary
       // (overview) page; any other question type by a document that has the matching section at all.
       const sectionFit = parsed.type === 'information' || parsed.type === null ? doc.overviewShare : wanted.some((h) => doc.headings.has(h)) ? 1 : 0;
-      const score = bm + TITLE_WEIGHT * titleMatch + SECTION_WEIGHT * sectionFit + RRF_WEIGHT * c.rrf;
+      const score = bm + TITLE_WEIGHT * titleMatch + FULL_TITLE_WEIGHT * fullTitle + SECTION_WEIGHT * sectionFit + RRF_WEIGHT * c.rrf;
       scored.push({ docId, score, coverage, titleMatch, lex: c.lex, vec: c.vec });
     }
     scored.sort((a, b) => b.score - a.score || (a.docId < b.docId ? -1 : 1));
@@ -823,7 +825,7 @@ const idf = (stats: Stats, term: string) => {
  * BM25F over title, synonyms and body, plus: the share of query weight the document covers, and how
  * well the title (or a synonym) matches the question as a whole (all of a title's terms asked about).
  */
-function bm25f(doc: CachedDoc, q: ParsedQuery, stats: Stats): { score: number; coverage: number; titleMatch: number } {
+function bm25f(doc: CachedDoc, q: ParsedQuery, stats: Stats): { score: number; coverage: number; titleMatch: number; fullTitle: number } {
   let score = 0;
   let covered = 0;
   let total = 0;
@@ -852,5 +854,5 @@ function bm25f(doc: CachedDoc, q: ParsedQuery, stats: Stats): { score: number; c
     titleShare = named / titleIdf;
   }
   const titleMatch = titleShare * (total > 0 ? titleHit / total : 0);
-  return { score, coverage: total > 0 ? covered / total : 0, titleMatch };
+  return { score, coverage: total > 0 ? covered / total : 0, titleMatch, fullTitle: titleShare > 0.999 ? 1 : 0 };
 }
