@@ -9,7 +9,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -141,7 +141,7 @@ async function main(): Promise<void> {
     table(rows.filter((r) => half(r.q.id) === 'design'), 'DESIGN half (looked at while building)');
     table(rows.filter((r) => half(r.q.id) === 'holdout'), 'HOLDOUT half (not looked at while building)');
     table(rows, 'ALL');
-    console.log(`(minConfidence ${minConfidence}; SMS budget ${SMS_MAX_CHARS} chars incl. citation; recall strict on expected_doc_ids)`);
+    console.log(`(minConfidence ${minConfidence}; SMS budget ${SMS_MAX_CHARS} chars incl. citation; recall strict on expected_doc_ids; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} on ${(await import('node:os')).cpus().length} cores: latency figures depend on it)`);
     if (process.argv.includes('--misses')) {
       const which = arg('--misses-half') ?? 'design';
       for (const r of rows.filter((x) => half(x.q.id) === which && x.rank !== 1)) {
