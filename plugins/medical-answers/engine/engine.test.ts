@@ -90,6 +90,13 @@ describe.skipIf(skip)(`medical-answers engine on the ${TEST_BACKEND} backend`, (
     await store.ingest('t1', corpus);
   });
 
+  it('two ingests of one tenant at once run one after the other', async () => {
+    const [a, b] = await Promise.all([store.ingest('t-twice', corpus.slice(0, 5)), store.ingest('t-twice', corpus.slice(0, 5))]);
+    expect(a).toMatchObject({ added: 5 });
+    expect(b).toMatchObject({ added: 0, unchanged: 5 });
+    await store.eraseTenant('t-twice');
+  });
+
   it('an interrupted ingest resumes where it stopped', async () => {
     const ac = new AbortController();
     await expect(

@@ -268,6 +268,7 @@ export class MedicalStore {
   private readonly log: Logger | undefined;
   private readonly caches = new Map<string, Promise<TenantCache>>();
   private readonly checkedAt = new Map<string, number>();
+  private readonly ingests = new Map<string, Promise<unknown>>();
   /** Embeddings passed at ingest, remembered for search. */
   private readonly externalEmbeddings = new Map<string, EmbeddingsInterface>();
   private readonly splitter = new RecursiveCharacterTextSplitter({ chunkSize: CHUNK_SIZE, chunkOverlap: CHUNK_OVERLAP });
@@ -314,6 +315,16 @@ export class MedicalStore {
   // ---- ingest --------------------------------------------------------------------------------------
 
   async ingest(tenantId: string, source: AsyncIterable<CorpusDoc> | Iterable<CorpusDoc>, opts: IngestOptions = {}): Promise<IngestResult> {
+    // One ingest per tenant at a time in this process: a second call waits for the first.
+    const previous = this.ingests.get(tenantId) ?? Promise.resolve();
+    const run = previous.catch(() => undefined).then(() => this.ingestNow(tenantId, source, opts));
+    const settled = run.catch(() => undefined);
+    this.ingests.set(tenantId, settled);
+    void settled.then(() => this.ingests.get(tenantId) === settled && this.ingests.delete(tenantId));
+    return run;
+  }
+
+  private async ingestNow(tenantId: string, source: AsyncIterable<CorpusDoc> | Iterable<CorpusDoc>, opts: IngestOptions): Promise<IngestResult> {
     const started = performance.now();
     const progress = opts.onProgress ?? (() => undefined);
     const checkAbort = () => {
