@@ -36,7 +36,9 @@ export function applyRedactions(text: string, redactions: Redaction[]): string {
 export function sentencesOf(text: string): string[] {
   return text
     .replace(/\s+/g, ' ')
-    .split(/(?<=[.!?])\s+(?=[A-Z0-9"(])|\s+-\s+(?=[A-Za-z0-9])/)
+    // Sentence ends, list items (" - "), and the crawl's lost full stops after a list's last item
+    // ("- Heart problems When someone faints, ...").
+    .split(/(?<=[.!?])\s+(?=[A-Z0-9"(])|\s+-\s+(?=[A-Za-z0-9])|(?<=[a-z])\s+(?=(?:When|If|The|Most|Some|It|You|Your|This|These|Many|Call|See|Ask|Talk|Treatment|Symptoms|Doctors|People)\s)/)
     .map((s) => s.trim().replace(/^-\s*/, ''))
     .filter((s) => s.length > 2);
 }
@@ -78,6 +80,8 @@ const CUES: Record<string, RegExp[]> = {
   outlook: [/\b(prognosis|outlook|recover\w*|most people|life expectancy)\b/i],
   information: [/\b(is an?|are)\b/i],
 };
+/** What a sentence gains for saying what the question type asks (treated with, caused by, should). */
+const CUE_WEIGHT = 1.5;
 /** "What should I do", "what can I use/take": advice is wanted. */
 const ADVICE_QUESTION = /\b(what (should|can|do) (i|you|we)|how (do|can|should) (i|you)|what to do|should i)\b/;
 const ADVICE_SENTENCE = /\b(should|can help|try|use|take|call|see (a|your)|wash|avoid|keep|drink|eat|get)\b/i;
@@ -118,15 +122,15 @@ export function composeAnswer(question: string, hits: Hit[], opts: ComposeOption
   for (const set of sentenceTerms) for (const t of set) df.set(t, (df.get(t) ?? 0) + 1);
   const n = Math.max(1, sentences.length);
   const cues = CUES[q.type ?? ''] ?? [];
-  const advice = ADVICE_QUESTION.test(question.toLowerCase());
+  const advice = q.advice || ADVICE_QUESTION.test(question.toLowerCase());
   const scored = sentences.map((s, i) => {
     const terms = sentenceTerms[i]!;
     let score = 0;
     for (const { term, weight } of q.terms) if (terms.has(term)) score += weight * Math.log(1 + n / (df.get(term) ?? 1));
-    if (cues.some((c) => c.test(s))) score += 0.8;
-    if (advice && ADVICE_SENTENCE.test(s)) score += 0.8;
+    if (cues.some((c) => c.test(s))) score += CUE_WEIGHT;
+    if (advice && ADVICE_SENTENCE.test(s)) score += CUE_WEIGHT;
     // A definition opens a "what is" answer; elsewhere a slight preference for earlier sentences breaks ties.
-    if (i === 0 && (q.type === 'information' || q.type === null)) score += 0.5;
+    if (i === 0 && q.type === 'information') score += 0.5;
     return { i, s, score: score - i * 0.01 };
   });
   const chosen: { i: number; s: string }[] = [];

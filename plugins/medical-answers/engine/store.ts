@@ -688,12 +688,14 @@ export class MedicalStore {
     // The best chunk of each returned document: the question type's section first, then the
     // (idf-weighted) query terms it holds, then position. Only the chosen chunks' text is read.
     const weights = parsed.terms.map((t) => ({ term: ` ${t.term} `, w: t.weight * idf(cache.stats, t.term) }));
+    // An advice question without another type ("what can I use") reads the Treatment section when the document has one.
+    const chunkWanted = wanted.length ? wanted : parsed.advice ? ['treatment'] : [];
     const chosen = new Map<string, CachedChunk>();
     for (const t of top) {
       let best: CachedChunk | undefined;
       let bestScore = -Infinity;
       for (const c of cache.docs.get(t.docId)!.chunks) {
-        let score = c.section && wanted.includes(c.section.toLowerCase()) ? 20 : 0;
+        let score = c.section && chunkWanted.includes(c.section.toLowerCase()) ? 20 : 0;
         for (const { term, w } of weights) if (c.terms.includes(term)) score += w;
         score -= c.ord * 0.05;
         if (score > bestScore) {

@@ -351,8 +351,12 @@ export function sectionsOf(text: string): Section[] {
 
 // ---- queries -------------------------------------------------------------------------------------
 
+export const ADVICE = /\b(what (should|can|do) (i|you|we) (do|use|take|try|give)|what to do|how (do|can|should) (i|you) (treat|help|stop|get rid|ease|relieve)|should i (take|use|see|go))\b/;
+
 export interface ParsedQuery {
   type: QuestionType | null;
+  /** "What should I do", "what can I use/take": the person wants advice (treatment, care). */
+  advice: boolean;
   terms: QueryTerm[];
   /** The person's own content words (unstemmed), for the full-text query. */
   ftsWords: string[];
@@ -377,5 +381,5 @@ export function parseQuery(question: string): ParsedQuery {
   // An abbreviation's expansion counts as the person's own words; other lay mappings add the medical
   // word beside the person's, at a lower weight.
   for (const [re, rep, kind] of LAY_TERMS) if (re.test(q)) for (const w of rep.split(' ')) add(w, kind === 'abbr' ? 1 : 0.6);
-  return { type, terms: [...weights].map(([term, weight]) => ({ term, weight })), ftsWords };
+  return { type, advice: ADVICE.test(q), terms: [...weights].map(([term, weight]) => ({ term, weight })), ftsWords };
 }
