@@ -659,12 +659,11 @@ export class MedicalStore {
     }
     const lexicalRanked = [...lexScores].sort((a, b) => b[1].score - a[1].score || (a[0] < b[0] ? -1 : 1)).slice(0, CANDIDATES).map(([id]) => id);
     // Reciprocal-rank fusion of the two candidate lists, then rescoring with title and section features.
-    const cands = new Map<string, { lex: number | null; vec: number | null; vecChunk: string | null; rrf: number }>();
-    lexicalRanked.forEach((id, i) => cands.set(id, { lex: i + 1, vec: null, vecChunk: null, rrf: 1 / (RRF_K + i + 1) }));
-    vector.forEach(({ docId, chunkId }, i) => {
-      const c = cands.get(docId) ?? { lex: null, vec: null, vecChunk: null, rrf: 0 };
+    const cands = new Map<string, { lex: number | null; vec: number | null; rrf: number }>();
+    lexicalRanked.forEach((id, i) => cands.set(id, { lex: i + 1, vec: null, rrf: 1 / (RRF_K + i + 1) }));
+    vector.forEach(({ docId }, i) => {
+      const c = cands.get(docId) ?? { lex: null, vec: null, rrf: 0 };
       c.vec = i + 1;
-      c.vecChunk = chunkId;
       c.rrf += 1 / (RRF_K + i + 1);
       cands.set(docId, c);
     });
