@@ -1,0 +1,190 @@
+/**
+ * The medical-answers engine on a 12-document fixture (test-fixtures/corpus-small.jsonl): ingest and
+ * re-ingest, resumption, hybrid and lexical-only search, follow-up condensation, answers (budget,
+ * citation, redaction). Embedded PGlite by default; PARLEY_TEST_BACKEND=external runs it on PostgreSQL
+ * (without pgvector there, the store runs lexical-only and the hybrid-only assertions adapt).
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openDatabase, type Database } from '../../../core/storage/database.js';
+import { applyMigrations, ensureMigrationTable } from '../../../core/storage/migrations.js';
+import { TEST_BACKEND, externalServices, freshDatabase } from '../../../test/backend.js';
+import { MedicalStore } from './store.js';
+import { condenseFollowUp } from './query.js';
+import { composeAnswer, DEFAULT_REDACTIONS } from './answer.js';
+import type { CorpusDoc } from './types.js';
+
+const fixture = fileURLToPath(new URL('../test-fixtures/corpus-small.jsonl', import.meta.url));
+const corpus: CorpusDoc[] = readFileSync(fixture, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as CorpusDoc);
+const skip = TEST_BACKEND === 'external' ? await externalServices() : null;
+
+describe.skipIf(skip)(`medical-answers engine on the ${TEST_BACKEND} backend`, () => {
+  let db: Database;
+  let dir: string | undefined;
+  let drop: (() => Promise<void>) | undefined;
+  let store: MedicalStore;
+  let mode: 'hybrid' | 'lexical';
+  const log = pino({ level: 'warn' });
+
+  beforeAll(async () => {
+    if (TEST_BACKEND === 'external') {
+      const fresh = await freshDatabase();
+      drop = fresh.drop;
+      db = await openDatabase({ databaseUrl: fresh.url, dataDir: '.', poolSize: 4, log });
+    } else {
+      dir = mkdtempSync(join(tmpdir(), 'medical-engine-'));
+      db = await openDatabase({ dataDir: dir, poolSize: 4, log });
+    }
+    await ensureMigrationTable(db.pool);
+    await applyMigrations(db.pool, 'medical-answers', MedicalStore.migrations());
+    store = new MedicalStore(db.pool, { log });
+    const init = await store.init();
+    mode = init.mode;
+    if (db.vectorAvailable) expect(init.mode).toBe('hybrid');
+    else expect(init).toMatchObject({ mode: 'lexical', reason: expect.stringContaining('pgvector') });
+  });
+
+  afterAll(async () => {
+    await db?.close();
+    await drop?.();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('migrations are plain SQL without the vector type', () => {
+    for (const m of MedicalStore.migrations()) {
+      expect(m.id).toMatch(/^\d{3}_/);
+      expect(m.sql).not.toMatch(/\bvector\b/i);
+    }
+  });
+
+  it('ingests the corpus, chunked along sections, and reports status', async () => {
+    const phases = new Set<string>();
+    const r = await store.ingest('t1', corpus, { onProgress: (p) => phases.add(p.phase) });
+    expect(r).toMatchObject({ added: 12, updated: 0, unchanged: 0, removed: 0 });
+    expect(r.chunks).toBeGreaterThan(12);
+    expect(r.corpusVersion).toMatch(/^[0-9a-f]{16}$/);
+    expect(phases.has('embed')).toBe(true);
+    const status = await store.status('t1');
+    expect(status).toMatchObject({ docs: 12, chunks: r.chunks, corpusVersion: r.corpusVersion, mode });
+    expect(status.lastIngestAt).toBeInstanceOf(Date);
+    if (mode === 'hybrid') expect(status.embedder).toMatch(/^local-lsa-/);
+    const { rows } = await db.pool.query<{ section: string }>("SELECT DISTINCT section FROM medical_answers_chunks WHERE tenant_id = 't1' AND doc_id = 'ninds-0000148'");
+    expect(rows.map((r) => r.section)).toEqual(expect.arrayContaining(['Overview', 'Treatment', 'Outlook']));
+  });
+
+  it('re-ingest: unchanged documents are skipped, changed ones rewritten, vanished ones removed', async () => {
+    const again = await store.ingest('t1', corpus);
+    expect(again).toMatchObject({ added: 0, updated: 0, unchanged: 12, removed: 0, reembedded: 0 });
+    const changed = corpus
+      .filter((d) => d.id !== 'mplus-0000005')
+      .map((d) => (d.id === 'mplus-0000173' ? { ...d, text: `${d.text}\nChickenpox vaccine is recommended for children.` } : d));
+    const r = await store.ingest('t1', changed);
+    expect(r).toMatchObject({ added: 0, updated: 1, unchanged: 10, removed: 1 });
+    expect(r.corpusVersion).not.toBe(again.corpusVersion);
+    const hits = await store.search('t1', 'pimples acne breakouts', { k: 5 });
+    expect(hits.map((h) => h.docId)).not.toContain('mplus-0000005');
+    await store.ingest('t1', corpus);
+  });
+
+  it('two ingests of one tenant at once run one after the other', async () => {
+    const [a, b] = await Promise.all([store.ingest('t-twice', corpus.slice(0, 5)), store.ingest('t-twice', corpus.slice(0, 5))]);
+    expect(a).toMatchObject({ added: 5 });
+    expect(b).toMatchObject({ added: 0, unchanged: 5 });
+    await store.eraseTenant('t-twice');
+  });
+
+  it('an interrupted ingest resumes where it stopped', async () => {
+    const ac = new AbortController();
+    await expect(
+      store.ingest('t-resume', corpus, { batchSize: 4, signal: ac.signal, onProgress: (p) => p.phase === 'embed' && p.done >= 4 && ac.abort() }),
+    ).rejects.toThrow();
+    expect((await store.status('t-resume')).docs).toBe(4);
+    const r = await store.ingest('t-resume', corpus, { batchSize: 4 });
+    expect(r).toMatchObject({ added: 8, unchanged: 4, removed: 0 });
+    await store.eraseTenant('t-resume');
+    expect((await store.status('t-resume')).docs).toBe(0);
+  });
+
+  it('finds the right document for lay questions', async () => {
+    const cases: [string, string][] = [
+      ['whats a normal a1c number?', 'mplus-0000001'],
+      ['what does a heart attack feel like', 'mplus-0000442'],
+      ['my bp was 145/92 at the pharmacy, is that high', 'mplus-0000471'],
+      ['cant hold my pee when i cough', 'mplus-0000931'],
+    ];
+    for (const [q, id] of cases) {
+      const hits = await store.search('t1', q, { k: 3 });
+      expect(hits[0]?.docId, q).toBe(id);
+      expect(hits[0]).toMatchObject({ title: expect.any(String), chunkId: expect.stringContaining(id), score: expect.any(Number) });
+      expect(hits[0]!.lexicalRank !== null || hits[0]!.vectorRank !== null).toBe(true);
+    }
+    // Each document appears once.
+    const hits = await store.search('t1', 'shingles', { k: 10 });
+    expect(new Set(hits.map((h) => h.docId)).size).toBe(hits.length);
+  });
+
+  it('picks the section that matches the question type', async () => {
+    const hits = await store.search('t1', 'What are the treatments for Shingles?', { k: 3 });
+    const ninds = hits.find((h) => h.docId === 'ninds-0000148');
+    expect(ninds?.section).toBe('Treatment');
+  });
+
+  it('condenses a follow-up with the topic of the earlier message', async () => {
+    const q = condenseFollowUp('is it contagious?', ['my dad has shingles']);
+    expect(q.toLowerCase()).toContain('shingles');
+    const hits = await store.search('t1', q, { k: 3 });
+    expect(hits[0]?.title).toBe('Shingles');
+    expect(condenseFollowUp('what are the symptoms of chickenpox?', ['my dad has shingles'])).toBe('what are the symptoms of chickenpox?');
+    expect(condenseFollowUp('is it contagious?', [])).toBe('is it contagious?');
+  });
+
+  it('answers within the SMS budget, with a citation, and never shows the retired crisis line', async () => {
+    const hits = await store.search('t1', 'who can i call if someone talks about suicide', { k: 5 });
+    expect(hits[0]?.docId).toBe('mplus-0000861');
+    const answer = composeAnswer('who can i call if someone talks about suicide', hits, { maxChars: 306, minConfidence: 0 });
+    expect(answer).not.toBeNull();
+    expect(answer!.text.length).toBeLessThanOrEqual(306);
+    expect(answer!.text).not.toMatch(/273/);
+    expect(answer!.text).toContain('988 (call or text)');
+    expect(answer!.text).toMatch(/Source: Suicide https:\/\//);
+    expect(answer!.citations[0]).toMatchObject({ docId: 'mplus-0000861', title: 'Suicide' });
+    expect(answer!.confidence).toBeGreaterThan(0);
+    expect(answer!.confidence).toBeLessThanOrEqual(1);
+    // Hits that merely contain the old number are redacted too, and a deployment's own rules apply.
+    const fake = [{ ...hits[0]!, sections: undefined, text: 'Call 1-800-273-8255 or see Dr. Who.' }];
+    const custom = composeAnswer('suicide line', fake, { maxChars: 160, minConfidence: 0, redactions: [{ pattern: String.raw`Dr\. Who`, replacement: 'your doctor' }] });
+    expect(custom!.text).toContain('988 (call or text)');
+    expect(custom!.text).toContain('your doctor');
+    expect(custom!.text.length).toBeLessThanOrEqual(160);
+    expect(DEFAULT_REDACTIONS.length).toBeGreaterThan(0);
+  });
+
+  it('returns null below the confidence floor and keeps long answers within budget', async () => {
+    const hits = await store.search('t1', 'What is (are) Myasthenia Gravis?', { k: 5 });
+    expect(hits[0]?.title).toBe('Myasthenia Gravis');
+    expect(composeAnswer('What is (are) Myasthenia Gravis?', hits, { maxChars: 306, minConfidence: 1.01 })).toBeNull();
+    const a = composeAnswer('What is (are) Myasthenia Gravis?', hits, { maxChars: 120, minConfidence: 0 })!;
+    expect(a.text.length).toBeLessThanOrEqual(120);
+    expect(a.text).toContain('Source: Myasthenia Gravis');
+    expect(composeAnswer('anything', [], { maxChars: 306, minConfidence: 0 })).toBeNull();
+  });
+
+  it('runs lexical-only when vectors are disabled', async () => {
+    const lexical = new MedicalStore(db.pool, { log });
+    expect(await lexical.init({ vector: false })).toEqual({ mode: 'lexical', reason: expect.any(String) });
+    const r = await lexical.ingest('t-lex', corpus);
+    expect(r.added).toBe(12);
+    const hits = await lexical.search('t-lex', 'whats a normal a1c number?', { k: 3 });
+    expect(hits[0]?.docId).toBe('mplus-0000001');
+    expect(hits[0]?.vectorRank).toBeNull();
+    expect(await lexical.status('t-lex')).toMatchObject({ docs: 12, mode: 'lexical', embedder: null });
+    // Tenants are isolated.
+    expect((await store.search('t-other', 'a1c')).length).toBe(0);
+    await lexical.eraseTenant('t-lex');
+    expect((await lexical.status('t-lex')).docs).toBe(0);
+  });
+});

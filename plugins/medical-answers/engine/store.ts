@@ -1,0 +1,870 @@
+/**
+ * MedicalStore: per-tenant corpus storage and hybrid retrieval on `pg` (embedded PGlite or PostgreSQL).
+ *
+ * Tables (all keyed by tenant):
+ * - medical_answers_docs: one row per document, its content hash, a weighted full-text vector
+ *   (title A, synonyms B, body D) with a GIN index, and the term statistics the in-process reranker uses.
+ * - medical_answers_chunks: the document cut along its sections (long sections split by LangChain's
+ *   RecursiveCharacterTextSplitter); with pgvector, an untyped `embedding vector` column and one partial
+ *   HNSW index per tenant on `embedding::vector(dims)` (dimensions may differ between tenants).
+ * - medical_answers_index: per tenant, the serialised local embedder, corpus statistics and ingest state.
+ *
+ * Retrieval: a full-text candidate list (OR of the question's content words) and a vector candidate list
+ * (chunks, aggregated to their documents) are fused by reciprocal rank; the fused candidates are then
+ * rescored in-process with BM25F (title/synonym boosts, document frequencies kept at ingest), a title-match
+ * feature and a question-type→section feature. The term statistics are cached in memory per tenant and
+ * rebuilt from the database after a restart.
+ */
+import { createHash } from 'node:crypto';
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import pgvector from 'pgvector';
+import type { EmbeddingsInterface } from '@langchain/core/embeddings';
+import { RecursiveCharacterTextSplitter } from '@langchain/textsplitters';
+import type { Migration } from '../../../core/plugin.js';
+import type { CorpusDoc, Hit } from './types.js';
+import { LocalEmbeddings, type LocalEmbeddingsJSON } from './embedder.js';
+import { docTerms, headingsFor, parseQuery, sectionsOf, stem, STOP_WORDS, words, type ParsedQuery } from './text.js';
+
+export type RetrievalMode = 'hybrid' | 'lexical';
+
+export interface IngestProgress {
+  phase: 'read' | 'fit' | 'embed' | 'remove' | 'index' | 'done';
+  done: number;
+  total?: number;
+}
+
+export interface IngestOptions {
+  /** A real embeddings model from configuration; default: the local LSA embedder fitted on the corpus. */
+  embeddings?: EmbeddingsInterface;
+  /** A stable name for `embeddings` (model id); a change re-embeds everything. */
+  embedderName?: string;
+  onProgress?: (p: IngestProgress) => void;
+  signal?: AbortSignal;
+  /** Documents written per transaction (default 60); each batch is durable on its own, so an interrupted ingest resumes after it. */
+  batchSize?: number;
+}
+
+export interface IngestResult {
+  added: number;
+  updated: number;
+  unchanged: number;
+  removed: number;
+  chunks: number;
+  corpusVersion: string;
+  ms: number;
+  /** Documents whose content was unchanged but were re-embedded (a new embedder). */
+  reembedded: number;
+}
+
+export interface StoreStatus {
+  docs: number;
+  chunks: number;
+  lastIngestAt: Date | null;
+  corpusVersion: string | null;
+  mode: RetrievalMode;
+  embedder: string | null;
+}
+
+export interface SearchOptions {
+  k?: number;
+  /** The embeddings model the tenant was ingested with, when it is not the local one. */
+  embeddings?: EmbeddingsInterface;
+  /** Filled with milliseconds per phase (lexical, vector, rerank, chunks, section), for metrics and the eval. */
+  timings?: Record<string, number>;
+}
+
+/** Tuning constants (chosen on the design half of the dev set; see eval/README.md). */
+const CHUNK_SIZE = 1200;
+const CHUNK_OVERLAP = 150;
+const DOC_BATCH = 60;
+const CANDIDATES = 60;
+const RRF_K = 60;
+const SECTION_WEIGHT = 3;
+const TITLE_WEIGHT = 8;
+/** A question that names every word of a document's title ("ear infection", "hepatitis b") is about that topic. */
+const FULL_TITLE_WEIGHT = 6;
+const RRF_WEIGHT = 60;
+const COMMON_SHARE = 0.2;
+/** How often a cached tenant index checks whether another instance re-ingested. */
+const CACHE_CHECK_MS = 30_000;
+/** Most documents the full-text match hands to the in-process ranking. */
+const LEXICAL_MATCHES = 800;
+/** HNSW returns at most hnsw.ef_search (40 by default) rows per scan. */
+const VECTOR_CHUNKS = 40;
+const BM25 = { k1: 1.2, bTitle: 0.3, bBody: 0.75, wTitle: 3, wSyn: 3, wBody: 1 };
+/** Refit the local embedder when more than this share of documents is new or changed. */
+const REFIT_SHARE = 0.2;
+
+export function medicalMigrations(): Migration[] {
+  return [
+    {
+      id: '001_create_medical_corpus',
+      sql: `
+        CREATE TABLE medical_answers_docs (
+          tenant_id text NOT NULL,
+          doc_id text NOT NULL,
+          title text NOT NULL,
+          url text,
+          source text,
+          collection text,
+          synonyms text[] NOT NULL DEFAULT '{}',
+          content_hash text NOT NULL,
+          embedder text,
+          headings text[] NOT NULL DEFAULT '{}',
+          tsv tsvector NOT NULL,
+          updated_at timestamptz NOT NULL DEFAULT now(),
+          PRIMARY KEY (tenant_id, doc_id)
+        );
+        CREATE INDEX medical_answers_docs_tsv ON medical_answers_docs USING gin (tsv);
+        -- Term statistics live apart so the full-text rows stay narrow (a scan of wide, toasted rows was 4x slower).
+        CREATE TABLE medical_answers_doc_terms (
+          tenant_id text NOT NULL,
+          doc_id text NOT NULL,
+          terms jsonb NOT NULL,
+          PRIMARY KEY (tenant_id, doc_id),
+          FOREIGN KEY (tenant_id, doc_id) REFERENCES medical_answers_docs (tenant_id, doc_id) ON DELETE CASCADE
+        );
+        CREATE TABLE medical_answers_chunks (
+          tenant_id text NOT NULL,
+          chunk_id text NOT NULL,
+          doc_id text NOT NULL,
+          ord int NOT NULL,
+          section text,
+          text text NOT NULL,
+          -- The chunk's distinct stemmed terms, space-separated (the best-chunk choice reads these, not the text).
+          terms text NOT NULL DEFAULT '',
+          PRIMARY KEY (tenant_id, chunk_id),
+          FOREIGN KEY (tenant_id, doc_id) REFERENCES medical_answers_docs (tenant_id, doc_id) ON DELETE CASCADE
+        );
+        CREATE INDEX medical_answers_chunks_doc ON medical_answers_chunks (tenant_id, doc_id, ord);
+        CREATE TABLE medical_answers_index (
+          tenant_id text PRIMARY KEY,
+          embedder text,
+          dims int,
+          model jsonb,
+          stats jsonb,
+          corpus_version text,
+          last_ingest_at timestamptz,
+          updated_at timestamptz NOT NULL DEFAULT now()
+        );
+      `,
+    },
+  ];
+}
+
+interface DocTerms {
+  /** Stemmed title terms. */
+  t: string[];
+  /** Stemmed synonym terms. */
+  s: string[];
+  /** Body term frequencies. */
+  b: Record<string, number>;
+  /** Body length in terms. */
+  n: number;
+  /** Share of the text under the Overview heading (a summary page is all overview). */
+  o: number;
+}
+
+interface CachedDoc {
+  docId: string;
+  title: string;
+  url: string | null;
+  source: string | null;
+  headings: Set<string>;
+  overviewShare: number;
+  title_: Map<string, number>;
+  syn: Map<string, number>;
+  body: Map<string, number>;
+  titleLen: number;
+  synLen: number;
+  bodyLen: number;
+  /** The document's chunks in order (no text: that is fetched for the chosen ones only). */
+  chunks: CachedChunk[];
+}
+
+interface CachedChunk {
+  chunkId: string;
+  ord: number;
+  section: string | null;
+  /** Distinct stemmed terms, space-separated with a space at both ends (substring tests, no splitting). */
+  terms: string;
+}
+
+interface Stats {
+  n: number;
+  df: Record<string, number>;
+  avgTitle: number;
+  avgSyn: number;
+  avgBody: number;
+}
+
+interface TenantCache {
+  version: string | null;
+  docs: Map<string, CachedDoc>;
+  stats: Stats;
+  embedder: LocalEmbeddings | null;
+  embedderName: string | null;
+  dims: number | null;
+}
+
+const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+
+function contentHash(d: CorpusDoc): string {
+  return sha(JSON.stringify([d.title, d.url ?? null, d.source ?? null, d.text, d.synonyms ?? [], d.collection ?? null])).slice(0, 32);
+}
+
+function termsOf(d: CorpusDoc): DocTerms {
+  const body: Record<string, number> = {};
+  const bodyTerms = docTerms(d.text);
+  for (const t of bodyTerms) body[t] = (body[t] ?? 0) + 1;
+  const sections = sectionsOf(d.text);
+  const total = sections.reduce((n, s) => n + s.text.length, 0) || 1;
+  const overview = sections.filter((s) => s.heading === 'Overview').reduce((n, s) => n + s.text.length, 0);
+  return { t: docTerms(d.title), s: docTerms((d.synonyms ?? []).join(' ; ')), b: body, n: bodyTerms.length, o: Math.round((overview / total) * 1000) / 1000 };
+}
+
+/**
+ * The body words the full-text vector keeps: the document's most distinctive words (TF-IDF over this
+ * engine's stems, written back as the surface word seen first). A compact vector keeps ranking in
+ * PostgreSQL fast; the in-process BM25F rescoring reads the full term statistics.
+ */
+function salientWords(text: string, terms: DocTerms, stats: Stats, n = 40): string {
+  const surface = new Map<string, string>();
+  for (const w of words(text)) {
+    if (STOP_WORDS.has(w) || /^\d+$/.test(w)) continue;
+    const s = stem(w);
+    if (!surface.has(s)) surface.set(s, w);
+    if (surface.size > 4000) break;
+  }
+  return Object.entries(terms.b)
+    .map(([t, tf]) => [t, (1 + Math.log(tf)) * idf(stats, t)] as const)
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, n)
+    .map(([t]) => surface.get(t) ?? t)
+    .join(' ');
+}
+
+function counts(terms: string[]): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const t of terms) m.set(t, (m.get(t) ?? 0) + 1);
+  return m;
+}
+
+/** A safe SQL identifier fragment for a tenant (per-tenant index names). */
+const tenantTag = (tenantId: string) => sha(tenantId).slice(0, 10);
+const literal = (s: string) => `'${s.replace(/'/g, "''")}'`;
+
+/** A text to embed for a chunk: its document's title and section give the chunk its topic. */
+const chunkEmbedText = (title: string, section: string | null, text: string) => `${title}\n${section ?? ''}\n${text}`;
+
+function roundVector(v: number[]): number[] {
+  return v.map((x) => Math.round(x * 1e5) / 1e5);
+}
+
+export class MedicalStore {
+  private mode: RetrievalMode = 'lexical';
+  private modeReason: string | undefined;
+  private readonly log: Logger | undefined;
+  private readonly caches = new Map<string, Promise<TenantCache>>();
+  private readonly checkedAt = new Map<string, number>();
+  private readonly ingests = new Map<string, Promise<unknown>>();
+  /** Embeddings passed at ingest, remembered for search. */
+  private readonly externalEmbeddings = new Map<string, EmbeddingsInterface>();
+  private readonly splitter = new RecursiveCharacterTextSplitter({ chunkSize: CHUNK_SIZE, chunkOverlap: CHUNK_OVERLAP });
+
+  constructor(
+    private readonly db: pg.Pool,
+    opts: { log?: Logger } = {},
+  ) {
+    this.log = opts.log;
+  }
+
+  static migrations(): Migration[] {
+    return medicalMigrations();
+  }
+
+  /**
+   * After the migrations: enables pgvector when the server has it and adds the vector column; otherwise
+   * the store runs lexical-only and says why. `vector: false` forces lexical-only (tests, diagnostics).
+   */
+  async init(opts: { vector?: boolean } = {}): Promise<{ mode: RetrievalMode; reason?: string }> {
+    if (opts.vector === false) return this.setMode('lexical', 'vector search disabled by configuration');
+    try {
+      const { rows } = await this.db.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_available_extensions WHERE name = 'vector'");
+      if ((rows[0]?.n ?? 0) === 0) return this.setMode('lexical', 'the pgvector extension is not installed on this PostgreSQL server');
+      await this.db.query('CREATE EXTENSION IF NOT EXISTS vector');
+      await this.db.query('ALTER TABLE medical_answers_chunks ADD COLUMN IF NOT EXISTS embedding vector');
+      return this.setMode('hybrid');
+    } catch (error) {
+      return this.setMode('lexical', `pgvector could not be enabled: ${(error as Error).message}`);
+    }
+  }
+
+  private setMode(mode: RetrievalMode, reason?: string): { mode: RetrievalMode; reason?: string } {
+    this.mode = mode;
+    this.modeReason = reason;
+    if (reason) this.log?.info({ mode, reason }, 'medical-answers retrieval mode');
+    return reason ? { mode, reason } : { mode };
+  }
+
+  get retrievalMode(): { mode: RetrievalMode; reason?: string } {
+    return this.modeReason ? { mode: this.mode, reason: this.modeReason } : { mode: this.mode };
+  }
+
+  // ---- ingest --------------------------------------------------------------------------------------
+
+  async ingest(tenantId: string, source: AsyncIterable<CorpusDoc> | Iterable<CorpusDoc>, opts: IngestOptions = {}): Promise<IngestResult> {
+    // One ingest per tenant at a time in this process: a second call waits for the first.
+    const previous = this.ingests.get(tenantId) ?? Promise.resolve();
+    const run = previous.catch(() => undefined).then(() => this.ingestNow(tenantId, source, opts));
+    const settled = run.catch(() => undefined);
+    this.ingests.set(tenantId, settled);
+    void settled.then(() => this.ingests.get(tenantId) === settled && this.ingests.delete(tenantId));
+    return run;
+  }
+
+  private async ingestNow(tenantId: string, source: AsyncIterable<CorpusDoc> | Iterable<CorpusDoc>, opts: IngestOptions): Promise<IngestResult> {
+    const started = performance.now();
+    const progress = opts.onProgress ?? (() => undefined);
+    const checkAbort = () => {
+      if (opts.signal?.aborted) throw opts.signal.reason instanceof Error ? opts.signal.reason : new DOMException('Ingest aborted', 'AbortError');
+    };
+    const docs: CorpusDoc[] = [];
+    const seen = new Set<string>();
+    for await (const d of source as AsyncIterable<CorpusDoc>) {
+      if (!d || typeof d.id !== 'string' || !d.id || typeof d.text !== 'string' || typeof d.title !== 'string') throw new Error(`A corpus document needs id, title and text (got ${JSON.stringify(d)?.slice(0, 120)})`);
+      if (seen.has(d.id)) throw new Error(`Duplicate document id ${d.id} in the corpus`);
+      seen.add(d.id);
+      docs.push(d);
+      if (docs.length % 500 === 0) progress({ phase: 'read', done: docs.length });
+    }
+    progress({ phase: 'read', done: docs.length, total: docs.length });
+    checkAbort();
+
+    const hashes = new Map(docs.map((d) => [d.id, contentHash(d)]));
+    const { rows: existingRows } = await this.db.query<{ doc_id: string; content_hash: string; embedder: string | null }>(
+      'SELECT doc_id, content_hash, embedder FROM medical_answers_docs WHERE tenant_id = $1',
+      [tenantId],
+    );
+    const existing = new Map(existingRows.map((r) => [r.doc_id, r]));
+    const changedShare = docs.filter((d) => existing.get(d.id)?.content_hash !== hashes.get(d.id)).length / Math.max(1, docs.length);
+
+    // The embedder: an external model, or the stored local model when the corpus changed little (so
+    // unchanged documents keep their vectors), or a freshly fitted one.
+    const vectors = this.mode === 'hybrid';
+    let embeddings: EmbeddingsInterface | null = null;
+    let embedderName: string | null = null;
+    let model: LocalEmbeddingsJSON | null = null;
+    if (!vectors) {
+      // Lexical-only: no embedder is fitted or stored.
+    } else if (opts.embeddings) {
+      embeddings = opts.embeddings;
+      embedderName = opts.embedderName ?? `external:${opts.embeddings.constructor.name}`;
+      this.externalEmbeddings.set(tenantId, opts.embeddings);
+    } else {
+      const { rows } = await this.db.query<{ model: LocalEmbeddingsJSON | null; embedder: string | null }>('SELECT model, embedder FROM medical_answers_index WHERE tenant_id = $1', [tenantId]);
+      const stored = rows[0]?.model ?? null;
+      if (stored && rows[0]?.embedder?.startsWith('local-lsa') && changedShare <= REFIT_SHARE) {
+        const local = LocalEmbeddings.fromJSON(stored);
+        embeddings = local;
+        embedderName = rows[0].embedder;
+      } else {
+        progress({ phase: 'fit', done: 0, total: docs.length });
+        const local = LocalEmbeddings.fit(docs.map((d) => `${d.title}\n${(d.synonyms ?? []).join(', ')}\n${d.text}`));
+        embeddings = local;
+        embedderName = local.name;
+        model = local.toJSON();
+        progress({ phase: 'fit', done: docs.length, total: docs.length });
+      }
+      this.externalEmbeddings.delete(tenantId);
+    }
+    checkAbort();
+    // The model is saved before any document is embedded with it, so an interrupted ingest resumes with it.
+    if (!vectors) {
+      await this.db.query('INSERT INTO medical_answers_index (tenant_id) VALUES ($1) ON CONFLICT (tenant_id) DO NOTHING', [tenantId]);
+    } else if (model) {
+      await this.db.query(
+        `INSERT INTO medical_answers_index (tenant_id, embedder, dims, model) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (tenant_id) DO UPDATE SET embedder = EXCLUDED.embedder, dims = EXCLUDED.dims, model = EXCLUDED.model, updated_at = now()`,
+        [tenantId, embedderName, model.dims, JSON.stringify(model)],
+      );
+    } else {
+      await this.db.query(
+        `INSERT INTO medical_answers_index (tenant_id, embedder) VALUES ($1, $2)
+         ON CONFLICT (tenant_id) DO UPDATE SET embedder = EXCLUDED.embedder, model = CASE WHEN EXCLUDED.embedder = medical_answers_index.embedder THEN medical_answers_index.model ELSE NULL END, updated_at = now()`,
+        [tenantId, embedderName],
+      );
+    }
+
+    // Which documents need (re)writing: new, changed, or embedded by another embedder.
+    const effectiveEmbedder = vectors ? embedderName : null;
+    let added = 0;
+    let updated = 0;
+    let unchanged = 0;
+    let reembedded = 0;
+    const todo: CorpusDoc[] = [];
+    for (const d of docs) {
+      const prev = existing.get(d.id);
+      if (!prev) {
+        added++;
+        todo.push(d);
+      } else if (prev.content_hash !== hashes.get(d.id)) {
+        updated++;
+        todo.push(d);
+      } else {
+        unchanged++;
+        if (vectors && prev.embedder !== effectiveEmbedder) {
+          reembedded++;
+          todo.push(d);
+        }
+      }
+    }
+
+    // Corpus statistics for BM25F (document frequencies over title, synonyms and body).
+    const allTerms = new Map(docs.map((d) => [d.id, termsOf(d)]));
+    const stats = computeStats([...allTerms.values()]);
+
+    let dims: number | null = model?.dims ?? (embeddings instanceof LocalEmbeddings ? embeddings.dims : null);
+    let written = 0;
+    progress({ phase: 'embed', done: 0, total: todo.length });
+    const batchSize = Math.max(1, opts.batchSize ?? DOC_BATCH);
+    for (let i = 0; i < todo.length; i += batchSize) {
+      checkAbort();
+      const batch = todo.slice(i, i + batchSize);
+      const docRows = batch.map((d) => {
+        const sections = sectionsOf(d.text);
+        return {
+          doc_id: d.id,
+          title: d.title,
+          url: d.url ?? null,
+          source: d.source ?? null,
+          collection: d.collection ?? null,
+          synonyms: d.synonyms ?? [],
+          content_hash: hashes.get(d.id)!,
+          embedder: effectiveEmbedder,
+          headings: [...new Set(sections.map((s) => s.heading.toLowerCase()))],
+          terms: allTerms.get(d.id)!,
+          synonyms_text: (d.synonyms ?? []).join(' ; '),
+          body: salientWords(d.text, allTerms.get(d.id)!, stats),
+          sections,
+        };
+      });
+      const chunkRows: { chunk_id: string; doc_id: string; ord: number; section: string; text: string; terms: string; embedding?: string }[] = [];
+      for (const d of docRows) {
+        let ord = 0;
+        for (const s of d.sections) {
+          const pieces = s.text.length <= CHUNK_SIZE ? [s.text] : await this.splitter.splitText(s.text);
+          for (const text of pieces) chunkRows.push({ chunk_id: `${d.doc_id}#${ord}`, doc_id: d.doc_id, ord: ord++, section: s.heading, text, terms: [...new Set(docTerms(text))].join(' ') });
+        }
+      }
+      if (vectors && embeddings) {
+        const titles = new Map(docRows.map((d) => [d.doc_id, d.title]));
+        const vecs = await embeddings.embedDocuments(chunkRows.map((c) => chunkEmbedText(titles.get(c.doc_id)!, c.section, c.text)));
+        vecs.forEach((v, j) => {
+          dims ??= v.length;
+          if (v.length !== dims) throw new Error(`The embeddings model returned ${v.length} dimensions, expected ${dims}`);
+          chunkRows[j]!.embedding = pgvector.toSql(roundVector(v)) as string;
+        });
+      }
+      const client = await this.db.connect();
+      try {
+        await client.query('BEGIN');
+        await client.query(
+          `INSERT INTO medical_answers_docs (tenant_id, doc_id, title, url, source, collection, synonyms, content_hash, embedder, headings, tsv, updated_at)
+           SELECT $1, r.doc_id, r.title, r.url, r.source, r.collection, r.synonyms, r.content_hash, r.embedder, r.headings,
+                  setweight(to_tsvector('english', r.title), 'A') || setweight(to_tsvector('english', r.synonyms_text), 'B') || setweight(to_tsvector('english', r.body), 'D'),
+                  now()
+           FROM jsonb_to_recordset($2::jsonb) AS r(doc_id text, title text, url text, source text, collection text, synonyms text[], content_hash text,
+                embedder text, headings text[], synonyms_text text, body text)
+           ON CONFLICT (tenant_id, doc_id) DO UPDATE SET title = EXCLUDED.title, url = EXCLUDED.url, source = EXCLUDED.source, collection = EXCLUDED.collection,
+             synonyms = EXCLUDED.synonyms, content_hash = EXCLUDED.content_hash, embedder = EXCLUDED.embedder, headings = EXCLUDED.headings,
+             tsv = EXCLUDED.tsv, updated_at = now()`,
+          [tenantId, JSON.stringify(docRows.map(({ sections: _s, terms: _t, ...rest }) => rest))],
+        );
+        await client.query(
+          `INSERT INTO medical_answers_doc_terms (tenant_id, doc_id, terms)
+           SELECT $1, r.doc_id, r.terms FROM jsonb_to_recordset($2::jsonb) AS r(doc_id text, terms jsonb)
+           ON CONFLICT (tenant_id, doc_id) DO UPDATE SET terms = EXCLUDED.terms`,
+          [tenantId, JSON.stringify(docRows.map((d) => ({ doc_id: d.doc_id, terms: d.terms })))],
+        );
+        await client.query('DELETE FROM medical_answers_chunks WHERE tenant_id = $1 AND doc_id = ANY($2::text[])', [tenantId, batch.map((d) => d.id)]);
+        if (vectors) {
+          await client.query(
+            `INSERT INTO medical_answers_chunks (tenant_id, chunk_id, doc_id, ord, section, text, terms, embedding)
+             SELECT $1, r.chunk_id, r.doc_id, r.ord, r.section, r.text, r.terms, r.embedding::vector
+             FROM jsonb_to_recordset($2::jsonb) AS r(chunk_id text, doc_id text, ord int, section text, text text, terms text, embedding text)`,
+            [tenantId, JSON.stringify(chunkRows)],
+          );
+        } else {
+          await client.query(
+            `INSERT INTO medical_answers_chunks (tenant_id, chunk_id, doc_id, ord, section, text, terms)
+             SELECT $1, r.chunk_id, r.doc_id, r.ord, r.section, r.text, r.terms
+             FROM jsonb_to_recordset($2::jsonb) AS r(chunk_id text, doc_id text, ord int, section text, text text, terms text)`,
+            [tenantId, JSON.stringify(chunkRows)],
+          );
+        }
+        await client.query('COMMIT');
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw error;
+      } finally {
+        client.release();
+      }
+      written += batch.length;
+      progress({ phase: 'embed', done: written, total: todo.length });
+    }
+
+    // Only a complete pass may remove documents that vanished from the corpus.
+    checkAbort();
+    progress({ phase: 'remove', done: 0 });
+    const { rowCount: removed } = await this.db.query('DELETE FROM medical_answers_docs WHERE tenant_id = $1 AND NOT (doc_id = ANY($2::text[]))', [tenantId, docs.map((d) => d.id)]);
+
+    if (vectors && dims) {
+      progress({ phase: 'index', done: 0, total: 1 });
+      await this.ensureVectorIndex(tenantId, dims);
+      progress({ phase: 'index', done: 1, total: 1 });
+    }
+
+    if (todo.length > 0 || (removed ?? 0) > 0) {
+      // Bulk inserts sit in the GIN index's pending list, which makes every full-text query scan the
+      // list (and the planner fall back to a sequential scan: ~10 ms instead of ~1 ms here). Merge it,
+      // and refresh planner statistics, which otherwise still describe an empty table.
+      await this.db.query("SELECT gin_clean_pending_list('medical_answers_docs_tsv'::regclass)");
+      await this.db.query('ANALYZE medical_answers_docs, medical_answers_chunks');
+    }
+    const corpusVersion = sha(docs.map((d) => `${d.id}:${hashes.get(d.id)}`).sort().join('\n')).slice(0, 16);
+    await this.db.query(
+      `UPDATE medical_answers_index SET stats = $2, dims = COALESCE($3, dims), corpus_version = $4, last_ingest_at = now(), updated_at = now() WHERE tenant_id = $1`,
+      [tenantId, JSON.stringify(stats), dims, corpusVersion],
+    );
+    this.caches.delete(tenantId);
+    const { rows: chunkCount } = await this.db.query<{ n: number }>('SELECT count(*)::int AS n FROM medical_answers_chunks WHERE tenant_id = $1', [tenantId]);
+    const result: IngestResult = { added, updated, unchanged, removed: removed ?? 0, chunks: chunkCount[0]?.n ?? 0, corpusVersion, ms: Math.round(performance.now() - started), reembedded };
+    progress({ phase: 'done', done: docs.length, total: docs.length });
+    this.log?.info({ tenantId, ...result }, 'medical corpus ingested');
+    return result;
+  }
+
+  /** One partial HNSW index per tenant and dimension count; an index of an older dimension count is dropped. */
+  private async ensureVectorIndex(tenantId: string, dims: number): Promise<void> {
+    const tag = tenantTag(tenantId);
+    const name = `medical_answers_chunks_hnsw_${tag}_${dims}`;
+    const { rows } = await this.db.query<{ indexname: string }>("SELECT indexname FROM pg_indexes WHERE tablename = 'medical_answers_chunks' AND indexname LIKE $1", [`medical_answers_chunks_hnsw_${tag}_%`]);
+    for (const r of rows) if (r.indexname !== name) await this.db.query(`DROP INDEX IF EXISTS ${r.indexname}`);
+    if (!rows.some((r) => r.indexname === name)) {
+      await this.db.query(
+        `CREATE INDEX IF NOT EXISTS ${name} ON medical_answers_chunks USING hnsw ((embedding::vector(${dims})) vector_cosine_ops) WHERE tenant_id = ${literal(tenantId)}`,
+      );
+    }
+  }
+
+  // ---- search ----------------------------------------------------------------------------------------
+
+  private cache(tenantId: string): Promise<TenantCache> {
+    let c = this.caches.get(tenantId);
+    if (!c) {
+      c = this.loadCache(tenantId);
+      this.caches.set(tenantId, c);
+      c.catch(() => this.caches.delete(tenantId));
+      this.checkedAt.set(tenantId, Date.now());
+    } else if (Date.now() - (this.checkedAt.get(tenantId) ?? 0) > CACHE_CHECK_MS) {
+      // Another instance may have ingested: compare the corpus version now and then, off the hot path.
+      this.checkedAt.set(tenantId, Date.now());
+      const current = c;
+      void Promise.all([current, this.db.query<{ corpus_version: string | null }>('SELECT corpus_version FROM medical_answers_index WHERE tenant_id = $1', [tenantId])])
+        .then(([cached, { rows }]) => {
+          if ((rows[0]?.corpus_version ?? null) !== cached.version && this.caches.get(tenantId) === current) this.caches.delete(tenantId);
+        })
+        .catch((error: unknown) => this.log?.warn({ err: error, tenantId }, 'medical-answers: corpus version check failed'));
+    }
+    return c;
+  }
+
+  private async loadCache(tenantId: string): Promise<TenantCache> {
+    const [{ rows: idx }, { rows: docRows }, { rows: chunkRows }] = await Promise.all([
+      this.db.query<{ embedder: string | null; dims: number | null; model: LocalEmbeddingsJSON | null; stats: Stats | null; corpus_version: string | null }>(
+        'SELECT embedder, dims, model, stats, corpus_version FROM medical_answers_index WHERE tenant_id = $1',
+        [tenantId],
+      ),
+      this.db.query<{ doc_id: string; title: string; url: string | null; source: string | null; headings: string[]; terms: DocTerms }>(
+        `SELECT d.doc_id, d.title, d.url, d.source, d.headings, t.terms FROM medical_answers_docs d
+         JOIN medical_answers_doc_terms t USING (tenant_id, doc_id) WHERE d.tenant_id = $1`,
+        [tenantId],
+      ),
+      this.db.query<{ doc_id: string; chunk_id: string; ord: number; section: string | null; terms: string }>(
+        'SELECT doc_id, chunk_id, ord, section, terms FROM medical_answers_chunks WHERE tenant_id = $1 ORDER BY doc_id, ord',
+        [tenantId],
+      ),
+    ]);
+    const chunksByDoc = new Map<string, CachedChunk[]>();
+    for (const c of chunkRows) {
+      const list = chunksByDoc.get(c.doc_id) ?? [];
+      list.push({ chunkId: c.chunk_id, ord: c.ord, section: c.section, terms: ` ${c.terms} ` });
+      chunksByDoc.set(c.doc_id, list);
+    }
+    const row = idx[0];
+    const docs = new Map<string, CachedDoc>();
+    for (const r of docRows) {
+      docs.set(r.doc_id, {
+        docId: r.doc_id,
+        title: r.title,
+        url: r.url,
+        source: r.source,
+        headings: new Set(r.headings),
+        overviewShare: r.terms.o ?? 0,
+        title_: counts(r.terms.t),
+        syn: counts(r.terms.s),
+        body: new Map(Object.entries(r.terms.b)),
+        titleLen: r.terms.t.length,
+        synLen: r.terms.s.length,
+        bodyLen: r.terms.n,
+        chunks: chunksByDoc.get(r.doc_id) ?? [],
+      });
+    }
+    const stats = row?.stats ?? computeStats(docRows.map((r) => r.terms));
+    const embedder = row?.model && row.embedder?.startsWith('local-lsa') ? LocalEmbeddings.fromJSON(row.model) : null;
+    return { version: row?.corpus_version ?? null, docs, stats, embedder, embedderName: row?.embedder ?? null, dims: row?.dims ?? null };
+  }
+
+  async search(tenantId: string, query: string, opts: SearchOptions = {}): Promise<Hit[]> {
+    const k = opts.k ?? 5;
+    const cache = await this.cache(tenantId);
+    if (cache.docs.size === 0) return [];
+    const parsed = parseQuery(query);
+    if (parsed.terms.length === 0) return [];
+
+    const embeddings = opts.embeddings ?? this.externalEmbeddings.get(tenantId) ?? cache.embedder;
+    const useVectors = this.mode === 'hybrid' && embeddings !== null && cache.dims !== null;
+    const tm = opts.timings;
+    let t0 = performance.now();
+    const lap = (name: string) => {
+      const now = performance.now();
+      if (tm) tm[name] = (tm[name] ?? 0) + now - t0;
+      t0 = now;
+    };
+    const [lexical, vector] = await Promise.all([
+      this.lexicalCandidates(tenantId, parsed, cache.stats).then((r) => (tm && (tm.lexical = (tm.lexical ?? 0) + performance.now() - t0), r)),
+      useVectors ? this.vectorCandidates(tenantId, query, embeddings!, cache.dims!).then((r) => (tm && (tm.vector = (tm.vector ?? 0) + performance.now() - t0), r)) : Promise.resolve([]),
+    ]);
+    t0 = performance.now();
+
+    // The lexical list: documents PostgreSQL matched, ranked by BM25F (title and synonyms weighted
+    // above the body; document frequencies kept at ingest). Ranking in-process is ~5x cheaper than
+    // ts_rank over every match in the embedded database, and better: ts_rank has no idf.
+    const lexScores = new Map<string, ReturnType<typeof bm25f>>();
+    for (const id of lexical) {
+      const doc = cache.docs.get(id);
+      if (doc) lexScores.set(id, bm25f(doc, parsed, cache.stats));
+    }
+    const lexicalRanked = [...lexScores].sort((a, b) => b[1].score - a[1].score || (a[0] < b[0] ? -1 : 1)).slice(0, CANDIDATES).map(([id]) => id);
+    // Reciprocal-rank fusion of the two candidate lists, then rescoring with title and section features.
+    const cands = new Map<string, { lex: number | null; vec: number | null; rrf: number }>();
+    lexicalRanked.forEach((id, i) => cands.set(id, { lex: i + 1, vec: null, rrf: 1 / (RRF_K + i + 1) }));
+    vector.forEach(({ docId }, i) => {
+      const c = cands.get(docId) ?? { lex: null, vec: null, rrf: 0 };
+      c.vec = i + 1;
+      c.rrf += 1 / (RRF_K + i + 1);
+      cands.set(docId, c);
+    });
+    const wanted = headingsFor(parsed.type);
+    const scored: { docId: string; score: number; coverage: number; titleMatch: number; lex: number | null; vec: number | null }[] = [];
+    for (const [docId, c] of cands) {
+      const doc = cache.docs.get(docId);
+      if (!doc) continue;
+      const { score: bm, coverage, titleMatch, fullTitle } = lexScores.get(docId) ?? bm25f(doc, parsed, cache.stats);
+      // Section fit: a "what is" question, or one with no recognisable type, is answered by a summary
+      // (overview) page; any other question type by a document that has the matching section at all.
+      const sectionFit = parsed.type === 'information' || parsed.type === null ? doc.overviewShare : wanted.some((h) => doc.headings.has(h)) ? 1 : 0;
+      const score = bm + TITLE_WEIGHT * titleMatch + FULL_TITLE_WEIGHT * fullTitle + SECTION_WEIGHT * sectionFit + RRF_WEIGHT * c.rrf;
+      scored.push({ docId, score, coverage, titleMatch, lex: c.lex, vec: c.vec });
+    }
+    scored.sort((a, b) => b.score - a.score || (a.docId < b.docId ? -1 : 1));
+    const top = scored.slice(0, k);
+    lap('rerank');
+    if (top.length === 0) return [];
+
+    // The best chunk of each returned document: the question type's section first, then the
+    // (idf-weighted) query terms it holds, then position. Only the chosen chunks' text is read.
+    const weights = parsed.terms.map((t) => ({ term: ` ${t.term} `, w: t.weight * idf(cache.stats, t.term) }));
+    // An advice question without another type ("what can I use") reads the Treatment section when the document has one.
+    const chunkWanted = wanted.length ? wanted : parsed.advice ? ['treatment'] : [];
+    const chosen = new Map<string, CachedChunk>();
+    for (const t of top) {
+      let best: CachedChunk | undefined;
+      let bestScore = -Infinity;
+      for (const c of cache.docs.get(t.docId)!.chunks) {
+        let score = c.section && chunkWanted.includes(c.section.toLowerCase()) ? 20 : 0;
+        for (const { term, w } of weights) if (c.terms.includes(term)) score += w;
+        score -= c.ord * 0.05;
+        if (score > bestScore) {
+          bestScore = score;
+          best = c;
+        }
+      }
+      if (best) chosen.set(t.docId, best);
+    }
+    // The top document's whole best section (up to two chunks either side) goes to the answer composer.
+    const firstDoc = top[0]!.docId;
+    const firstChunk = chosen.get(firstDoc);
+    const sectionIds = firstChunk
+      ? cache.docs.get(firstDoc)!.chunks.filter((c) => c.section === firstChunk.section && Math.abs(c.ord - firstChunk.ord) <= 2).map((c) => c.chunkId)
+      : [];
+    const ids = [...new Set([...[...chosen.values()].map((c) => c.chunkId), ...sectionIds])];
+    const { rows: texts } = await this.db.query<{ chunk_id: string; text: string }>({
+      name: 'medical-answers-chunk-text',
+      text: 'SELECT chunk_id, text FROM medical_answers_chunks WHERE tenant_id = $1 AND chunk_id = ANY($2::text[])',
+      values: [tenantId, ids],
+    });
+    lap('chunks');
+    const textOf = new Map(texts.map((r) => [r.chunk_id, r.text]));
+    const hits: Hit[] = [];
+    for (const t of top) {
+      const doc = cache.docs.get(t.docId)!;
+      const c = chosen.get(t.docId);
+      if (!c) continue;
+      hits.push({
+        docId: t.docId,
+        chunkId: c.chunkId,
+        title: doc.title,
+        url: doc.url,
+        source: doc.source,
+        section: c.section,
+        text: textOf.get(c.chunkId) ?? '',
+        score: t.score,
+        lexicalRank: t.lex,
+        vectorRank: t.vec,
+        coverage: t.coverage,
+        titleMatch: t.titleMatch,
+        questionType: parsed.type,
+      });
+    }
+    const first = hits[0];
+    if (first && first.docId === firstDoc) first.sections = [{ heading: first.section ?? '', text: sectionIds.map((id) => textOf.get(id) ?? '').filter(Boolean).join('\n') }];
+    lap('section');
+    return hits;
+  }
+
+  private async lexicalCandidates(tenantId: string, parsed: ParsedQuery, stats: Stats): Promise<string[]> {
+    // Words in more than a fifth of the documents do not pick candidates (the reranker still scores
+    // them); a selective query lets PostgreSQL use the GIN index instead of scanning every row.
+    const selective = parsed.ftsWords.filter((w) => /^[a-z0-9]+$/.test(w) && (stats.df[stem(w)] ?? 0) <= stats.n * COMMON_SHARE);
+    const words = selective.length ? selective : parsed.ftsWords.filter((w) => /^[a-z0-9]+$/.test(w));
+    if (words.length === 0) return [];
+    // A named (prepared) statement: planning costs more than running this small query. The GIN index
+    // answers the match; ranking happens in-process (see search).
+    const { rows } = await this.db.query<{ doc_id: string }>({
+      name: 'medical-answers-fts',
+      text: `SELECT doc_id FROM medical_answers_docs WHERE tenant_id = $1 AND tsv @@ to_tsquery('english', $2) LIMIT ${LEXICAL_MATCHES}`,
+      values: [tenantId, words.join(' | ')],
+    });
+    return rows.map((r) => r.doc_id);
+  }
+
+  private async vectorCandidates(tenantId: string, query: string, embeddings: EmbeddingsInterface, dims: number): Promise<{ docId: string; chunkId: string }[]> {
+    const v = await embeddings.embedQuery(query);
+    if (v.length !== dims) return [];
+    // The tenant is a literal so the planner can match the partial per-tenant HNSW index.
+    const { rows } = await this.db.query<{ doc_id: string; chunk_id: string }>({
+      name: `medical-answers-vec-${tenantTag(tenantId)}-${dims}`,
+      text: `SELECT doc_id, chunk_id FROM medical_answers_chunks WHERE tenant_id = ${literal(tenantId)}
+             ORDER BY embedding::vector(${dims}) <=> $1::vector(${dims}) LIMIT ${VECTOR_CHUNKS}`,
+      values: [pgvector.toSql(v)],
+    });
+    const seen = new Set<string>();
+    const out: { docId: string; chunkId: string }[] = [];
+    for (const r of rows) {
+      if (seen.has(r.doc_id)) continue;
+      seen.add(r.doc_id);
+      out.push({ docId: r.doc_id, chunkId: r.chunk_id });
+    }
+    return out.slice(0, CANDIDATES);
+  }
+
+  async status(tenantId: string): Promise<StoreStatus> {
+    const [{ rows: d }, { rows: c }, { rows: i }] = await Promise.all([
+      this.db.query<{ n: number }>('SELECT count(*)::int AS n FROM medical_answers_docs WHERE tenant_id = $1', [tenantId]),
+      this.db.query<{ n: number }>('SELECT count(*)::int AS n FROM medical_answers_chunks WHERE tenant_id = $1', [tenantId]),
+      this.db.query<{ last_ingest_at: Date | null; corpus_version: string | null; embedder: string | null }>(
+        'SELECT last_ingest_at, corpus_version, embedder FROM medical_answers_index WHERE tenant_id = $1',
+        [tenantId],
+      ),
+    ]);
+    return {
+      docs: d[0]?.n ?? 0,
+      chunks: c[0]?.n ?? 0,
+      lastIngestAt: i[0]?.last_ingest_at ?? null,
+      corpusVersion: i[0]?.corpus_version ?? null,
+      mode: this.mode,
+      embedder: this.mode === 'hybrid' ? (i[0]?.embedder ?? null) : null,
+    };
+  }
+
+  async eraseTenant(tenantId: string): Promise<void> {
+    await this.db.query('DELETE FROM medical_answers_docs WHERE tenant_id = $1', [tenantId]);
+    await this.db.query('DELETE FROM medical_answers_index WHERE tenant_id = $1', [tenantId]);
+    if (this.mode === 'hybrid') {
+      const tag = tenantTag(tenantId);
+      const { rows } = await this.db.query<{ indexname: string }>("SELECT indexname FROM pg_indexes WHERE tablename = 'medical_answers_chunks' AND indexname LIKE $1", [`medical_answers_chunks_hnsw_${tag}_%`]);
+      for (const r of rows) await this.db.query(`DROP INDEX IF EXISTS ${r.indexname}`);
+    }
+    this.caches.delete(tenantId);
+    this.externalEmbeddings.delete(tenantId);
+  }
+}
+
+function computeStats(all: DocTerms[]): Stats {
+  const df: Record<string, number> = {};
+  let t = 0;
+  let s = 0;
+  let b = 0;
+  for (const d of all) {
+    for (const term of new Set([...d.t, ...d.s, ...Object.keys(d.b)])) df[term] = (df[term] ?? 0) + 1;
+    t += d.t.length;
+    s += d.s.length;
+    b += d.n;
+  }
+  const n = Math.max(1, all.length);
+  return { n: all.length, df, avgTitle: t / n || 1, avgSyn: s / n || 1, avgBody: b / n || 1 };
+}
+
+const idf = (stats: Stats, term: string) => {
+  const df = stats.df[term] ?? 0;
+  return Math.log(1 + (stats.n - df + 0.5) / (df + 0.5));
+};
+
+/**
+ * BM25F over title, synonyms and body, plus: the share of query weight the document covers, and how
+ * well the title (or a synonym) matches the question as a whole (all of a title's terms asked about).
+ */
+function bm25f(doc: CachedDoc, q: ParsedQuery, stats: Stats): { score: number; coverage: number; titleMatch: number; fullTitle: number } {
+  let score = 0;
+  let covered = 0;
+  let total = 0;
+  let titleHit = 0;
+  let titleIdf = 0;
+  for (const { term, weight } of q.terms) {
+    const w = idf(stats, term);
+    total += weight * w;
+    const tf =
+      (BM25.wTitle * (doc.title_.get(term) ?? 0)) / (1 - BM25.bTitle + (BM25.bTitle * doc.titleLen) / stats.avgTitle) +
+      (BM25.wSyn * (doc.syn.get(term) ?? 0)) / (1 - BM25.bTitle + (BM25.bTitle * doc.synLen) / stats.avgSyn) +
+      (BM25.wBody * (doc.body.get(term) ?? 0)) / (1 - BM25.bBody + (BM25.bBody * doc.bodyLen) / stats.avgBody);
+    if (tf > 0) {
+      score += weight * w * ((tf * (BM25.k1 + 1)) / (tf + BM25.k1));
+      covered += weight * w;
+    }
+    if (doc.title_.has(term) || doc.syn.has(term)) titleHit += weight * w;
+  }
+  // Title match: the fraction of the title's own (idf-weighted) terms the question names.
+  for (const term of doc.title_.keys()) titleIdf += idf(stats, term);
+  let titleShare = 0;
+  if (titleIdf > 0) {
+    let named = 0;
+    const qs = new Set(q.terms.map((t) => t.term));
+    for (const term of doc.title_.keys()) if (qs.has(term)) named += idf(stats, term);
+    titleShare = named / titleIdf;
+  }
+  const titleMatch = titleShare * (total > 0 ? titleHit / total : 0);
+  return { score, coverage: total > 0 ? covered / total : 0, titleMatch, fullTitle: titleShare > 0.999 ? 1 : 0 };
+}

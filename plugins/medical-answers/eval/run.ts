@@ -1,0 +1,171 @@
+/**
+ * Evaluates the medical-answers engine on the shared dev set: ingest time, retrieval recall, answer
+ * quality, confidence, latency, and (with --crisis) the crisis detector.
+ *
+ *   npx tsx plugins/medical-answers/eval/run.ts [--questions FILE] [--crisis FILE] [--corpus FILE] [--min-confidence X] [--lexical] [--misses]
+ *
+ * Holdout: questions are split in two halves by a hash of their id. The "design" half is the one
+ * looked at while building the engine; the "holdout" half was only run for the final figures.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { pino } from 'pino';
+import { openDatabase } from '../../../core/storage/database.js';
+import { applyMigrations, ensureMigrationTable } from '../../../core/storage/migrations.js';
+import { detectCrisis } from '../../crisis-guard/detector.js';
+import { MedicalStore } from '../engine/store.js';
+import { composeAnswer } from '../engine/answer.js';
+import type { CorpusDoc, Hit } from '../engine/types.js';
+
+/** Documented choice: below this the caller sends the fallback. See eval/README.md. */
+export const MIN_CONFIDENCE = 0.15;
+export const SMS_MAX_CHARS = 306;
+
+const repoRoot = new URL('../../../', import.meta.url);
+const dataFile = (name: string) =>
+  [`../shared/data/medical/${name}`, `../../shared/data/medical/${name}`, `/work/shared/data/medical/${name}`]
+    .map((p) => (p.startsWith('/') ? p : fileURLToPath(new URL(p, repoRoot))))
+    .find((p) => existsSync(p)) ?? `/work/shared/data/medical/${name}`;
+
+interface Question {
+  id: string;
+  question: string;
+  expected_doc_ids: string[];
+  origin: 'medquad_template' | 'handwritten_paraphrase';
+  qtype: string | null;
+  evidence?: string[];
+}
+
+function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+async function* readCorpus(path: string): AsyncIterable<CorpusDoc> {
+  const rl = createInterface({ input: createReadStream(path), crlfDelay: Infinity });
+  for await (const line of rl) if (line.trim()) yield JSON.parse(line) as CorpusDoc;
+}
+
+export const half = (id: string): 'design' | 'holdout' => ((createHash('sha256').update(id).digest()[0]! & 1) === 0 ? 'design' : 'holdout');
+
+const median = (xs: number[]) => {
+  if (!xs.length) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor((s.length - 1) / 2)]!;
+};
+const pct = (xs: number[], p: number) => {
+  if (!xs.length) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
+};
+const f3 = (x: number) => (Number.isNaN(x) ? '  -  ' : x.toFixed(3));
+
+interface Row {
+  q: Question;
+  hits: Hit[];
+  rank: number | null;
+  answered: boolean;
+  cited: boolean;
+  confidence: number;
+  evidence: boolean | null;
+  ms: number;
+  reply: string | null;
+}
+
+function table(rows: Row[], label: string): void {
+  const groups: [string, Row[]][] = [
+    ['templated', rows.filter((r) => r.q.origin === 'medquad_template')],
+    ['hand-written', rows.filter((r) => r.q.origin === 'handwritten_paraphrase')],
+  ];
+  console.log(`\n${label}`);
+  console.log('subset        |   n | R@1   | R@5   | R@10  | cite acc | fallback | evidence | med conf ans | med conf wrong | p50 ms | p95 ms');
+  for (const [name, rs] of groups) {
+    if (!rs.length) continue;
+    const at = (k: number) => rs.filter((r) => r.rank !== null && r.rank <= k).length / rs.length;
+    const answered = rs.filter((r) => r.answered);
+    const ev = rs.filter((r) => r.evidence !== null);
+    const wrong = answered.filter((r) => !r.cited);
+    console.log(
+      `${name.padEnd(13)} | ${String(rs.length).padStart(3)} | ${f3(at(1))} | ${f3(at(5))} | ${f3(at(10))} | ${f3(answered.filter((r) => r.cited).length / Math.max(1, answered.length)).padEnd(8)} | ${f3(1 - answered.length / rs.length).padEnd(8)} | ${(ev.length ? `${f3(ev.filter((r) => r.evidence).length / ev.length)} (${ev.length})` : '  -').padEnd(8)} | ${f3(median(answered.map((r) => r.confidence))).padEnd(12)} | ${f3(median(wrong.map((r) => r.confidence))).padEnd(14)} | ${pct(rs.map((r) => r.ms), 50).toFixed(2).padStart(6)} | ${pct(rs.map((r) => r.ms), 95).toFixed(2).padStart(6)}`,
+    );
+  }
+}
+
+async function main(): Promise<void> {
+  const corpusPath = arg('--corpus') ?? dataFile('corpus.jsonl');
+  const questionsPath = arg('--questions') ?? dataFile('dev_eval.jsonl');
+  const crisisPath = arg('--crisis');
+  const minConfidence = Number(arg('--min-confidence') ?? MIN_CONFIDENCE);
+  const log = pino({ level: 'warn' });
+  const dir = mkdtempSync(join(tmpdir(), 'medical-eval-'));
+  const db = await openDatabase({ dataDir: dir, poolSize: 4, log });
+  try {
+    await ensureMigrationTable(db.pool);
+    await applyMigrations(db.pool, 'medical-answers', MedicalStore.migrations());
+    const store = new MedicalStore(db.pool, { log });
+    const mode = await store.init(process.argv.includes('--lexical') ? { vector: false } : {});
+    const phaseStart = new Map<string, number>();
+    const t0 = performance.now();
+    const ingest = await store.ingest('eval', readCorpus(corpusPath), { onProgress: (p) => void (phaseStart.has(p.phase) || phaseStart.set(p.phase, performance.now())) });
+    const marks = [...phaseStart, ['end', performance.now()] as const];
+    const phases = marks.slice(0, -1).map(([name, at], i) => `${name} ${((marks[i + 1]![1] - at) / 1000).toFixed(1)}`).join(', ');
+    console.log(`mode ${mode.mode}${mode.reason ? ` (${mode.reason})` : ''}; ingest: ${ingest.added} docs, ${ingest.chunks} chunks in ${(ingest.ms / 1000).toFixed(1)} s (from ${((phaseStart.get('read') ?? t0) - t0) / 1000 < 0.05 ? 'start' : 'open'}: ${phases} s)`);
+
+    const questions = readFileSync(questionsPath, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Question);
+    // Warm the per-tenant cache and the connection pool before timing.
+    await store.search('eval', 'warm up query about diabetes', { k: 10 });
+    const rows: Row[] = [];
+    for (const q of questions) {
+      const t0 = performance.now();
+      const hits = await store.search('eval', q.question, { k: 10 });
+      const ms = performance.now() - t0;
+      const idx = hits.findIndex((h) => q.expected_doc_ids.includes(h.docId));
+      const answer = composeAnswer(q.question, hits, { maxChars: SMS_MAX_CHARS, minConfidence });
+      const reply = answer?.text ?? null;
+      rows.push({
+        q,
+        hits,
+        rank: idx >= 0 ? idx + 1 : null,
+        answered: answer !== null,
+        cited: answer !== null && q.expected_doc_ids.includes(answer.citations[0]!.docId),
+        confidence: answer?.confidence ?? composeAnswer(q.question, hits, { maxChars: SMS_MAX_CHARS, minConfidence: 0 })?.confidence ?? 0,
+        evidence: q.evidence?.length ? (reply !== null && q.evidence.some((e) => reply.toLowerCase().includes(e.toLowerCase()))) : null,
+        ms,
+        reply,
+      });
+    }
+    table(rows.filter((r) => half(r.q.id) === 'design'), 'DESIGN half (looked at while building)');
+    table(rows.filter((r) => half(r.q.id) === 'holdout'), 'HOLDOUT half (not looked at while building)');
+    table(rows, 'ALL');
+    console.log(`(minConfidence ${minConfidence}; SMS budget ${SMS_MAX_CHARS} chars incl. citation; recall strict on expected_doc_ids; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} on ${(await import('node:os')).cpus().length} cores: latency figures depend on it)`);
+    if (process.argv.includes('--misses')) {
+      const which = arg('--misses-half') ?? 'design';
+      for (const r of rows.filter((x) => half(x.q.id) === which && x.rank !== 1)) {
+        console.log(`MISS ${r.q.id} [${r.q.origin === 'medquad_template' ? 'T' : 'H'}] rank=${r.rank} "${r.q.question}" want ${r.q.expected_doc_ids.slice(0, 3).join(',')} got ${r.hits.slice(0, 3).map((h) => `${h.docId}:${h.title.slice(0, 30)}:${h.score.toFixed(1)}`).join(' | ')}`);
+      }
+    }
+    if (process.argv.includes('--replies')) for (const r of rows.filter((x) => x.q.evidence).slice(0, 12)) console.log(`--- ${r.q.question}\n${r.reply}\n[evidence ${r.evidence}]`);
+  } finally {
+    await db.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  if (crisisPath) {
+    const items = readFileSync(crisisPath, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { id: string; text: string; label: string });
+    const crisis = items.filter((i) => i.label === 'crisis');
+    const not = items.filter((i) => i.label !== 'crisis');
+    const found = crisis.filter((i) => detectCrisis(i.text).crisis).length;
+    const alarms = not.filter((i) => detectCrisis(i.text).crisis).length;
+    console.log(`\ncrisis (${crisisPath}): recall ${found}/${crisis.length} = ${f3(found / Math.max(1, crisis.length))}; false alarms ${alarms}/${not.length} = ${f3(alarms / Math.max(1, not.length))}`);
+  }
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  main().catch((error) => {
+    console.error(error);
+    process.exitCode = 1;
+  });
+}
