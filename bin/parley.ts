@@ -1,4 +1,4 @@
-/** The `parley` command line: start | validate | init | plugins | chat. */
+/** The `parley` command line: start | validate | init | plugins | chat | ingest. */
 import { parseArgs } from 'node:util';
 import { existsSync, writeFileSync, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
@@ -19,6 +19,7 @@ Commands:
   init       Write a commented starter parley.yaml
   plugins    List built-in plugins and their settings
   chat       Chat with a tenant of a running gateway from the terminal
+  ingest     Load documents into a tenant's medical-answers library
 
 Run "parley <command> --help" for a command's options.`,
   start: `Usage: parley start [--config parley.yaml]
@@ -40,6 +41,13 @@ Lists the built-in plugins with their kind, description and per-tenant settings 
 
 Sends each line you type to the tenant's http channel and prints the replies. The key defaults to
 PARLEY_API_KEY, then PARLEY_DEMO_KEY. Reads lines from standard input when it is not a terminal.`,
+  ingest: `Usage: parley ingest --tenant <id> [--config parley.yaml] PATH
+
+Loads PATH into the tenant's medical-answers library: a .jsonl file ({id, title, url?, source?, text,
+synonyms?} per line, like the bundled MedQuAD corpus) or a folder of .md, .html and .txt files. The
+library then holds exactly these documents: changed ones are updated, unchanged ones kept as they are
+(re-running is cheap), missing ones removed. An interrupted ingest resumes where it stopped. On the
+embedded database, stop the gateway first (it holds the data directory); on PostgreSQL it can run.`,
 };
 
 const say = (line: string): void => {
@@ -54,8 +62,9 @@ async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   if (!command || command === '--help' || command === '-h' || command === 'help') return say(HELP.main!);
   if (!HELP[command]) fail(`Unknown command "${command}".\n\n${HELP.main}`);
-  const { values } = parseArgs({
+  const { values, positionals } = parseArgs({
     args: rest,
+    allowPositionals: command === 'ingest',
     options: {
       help: { type: 'boolean', short: 'h' },
       config: { type: 'string', short: 'c' },
@@ -80,6 +89,8 @@ async function main(argv: string[]): Promise<void> {
       return plugins(values.json ?? false);
     case 'chat':
       return chat({ tenant: values.tenant, url: values.url, key: values.key, from: values.from });
+    case 'ingest':
+      return ingest({ config: values.config, tenant: values.tenant, paths: positionals });
   }
 }
 
@@ -186,6 +197,14 @@ async function chat(o: { tenant?: string | undefined; url?: string | undefined; 
     }
     prompt();
   }
+}
+
+async function ingest(o: { config: string | undefined; tenant: string | undefined; paths: string[] }): Promise<void> {
+  if (!o.tenant) fail('ingest needs --tenant <id>');
+  if (o.paths.length !== 1) fail(`ingest needs one PATH (a .jsonl file or a folder), got ${o.paths.length}.\n\n${HELP.ingest}`);
+  const { ingestCommand } = await import('./ingest.js');
+  const code = await ingestCommand({ configPath: o.config, tenantId: o.tenant!, path: o.paths[0]!, say, err: (line) => process.stderr.write(line) });
+  process.exit(code);
 }
 
 await main(process.argv.slice(2)).catch((error: unknown) => {

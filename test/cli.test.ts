@@ -19,7 +19,7 @@ const tmp = () => {
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
 const env = (extra: Record<string, string> = {}) => {
-  const e: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: 'warn', ...extra };
+  const e: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: 'warn', PARLEY_DEMO_CORPUS: '', ...extra };
   delete e.PARLEY_DEMO_KEY;
   delete e.DATABASE_URL;
   delete e.REDIS_URL;

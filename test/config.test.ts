@@ -30,7 +30,8 @@ describe('configuration', () => {
     const { readFileSync } = await import('node:fs');
     for (const file of ['config/demo.yaml', 'config/starter.yaml']) {
       const config = parseConfig(readFileSync(file, 'utf8'), file, { PARLEY_DEMO_KEY: 'k', ACME_API_KEY: 'k' });
-      const r = await Gateway.validate({ loaded: { config, baseDir: process.cwd(), source: file }, catalogue: builtinPlugins, logger: createLogger('silent') });
+      const { dirname, resolve } = await import('node:path');
+      const r = await Gateway.validate({ loaded: { config, baseDir: dirname(resolve(file)), source: file }, catalogue: builtinPlugins, logger: createLogger('silent') });
       expect(r.tenants.length).toBeGreaterThan(0);
     }
   });

@@ -15,7 +15,7 @@ const ACCOUNT = `AC${'1'.repeat(32)}`;
 const TOKEN = 'demo-auth-token';
 const PUBLIC = 'https://demo-tunnel.example.com';
 const demoYaml = readFileSync(BUNDLED_DEMO_CONFIG, 'utf8');
-const unset = { TWILIO_ACCOUNT_SID: '', TWILIO_AUTH_TOKEN: '', DEMO_TWILIO_NUMBER: '', PUBLIC_BASE_URL: '', DATABASE_URL: '', REDIS_URL: '', PARLEY_OPERATOR_KEY: '', PARLEY_DEMO_KEY: 'demo-key-0123456789' };
+const unset = { PARLEY_DEMO_CORPUS: '', TWILIO_ACCOUNT_SID: '', TWILIO_AUTH_TOKEN: '', DEMO_TWILIO_NUMBER: '', PUBLIC_BASE_URL: '', DATABASE_URL: '', REDIS_URL: '', PARLEY_OPERATOR_KEY: '', PARLEY_DEMO_KEY: 'demo-key-0123456789' };
 
 let gw: TestGateway | undefined;
 afterEach(async () => {

@@ -21,7 +21,7 @@ import type { Logger } from 'pino';
 import pgvector from 'pgvector';
 import type { EmbeddingsInterface } from '@langchain/core/embeddings';
 import { RecursiveCharacterTextSplitter } from '@langchain/textsplitters';
-import type { Migration } from '../../../core/plugin.js';
+import type { Migration } from 'parley';
 import type { CorpusDoc, Hit } from './types.js';
 import { LocalEmbeddings, type LocalEmbeddingsJSON } from './embedder.js';
 import { docTerms, headingsFor, parseQuery, sectionsOf, stem, STOP_WORDS, words, type ParsedQuery } from './text.js';

@@ -10,15 +10,15 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openDatabase, type Database } from '../../../core/storage/database.js';
-import { applyMigrations, ensureMigrationTable } from '../../../core/storage/migrations.js';
-import { TEST_BACKEND, externalServices, freshDatabase } from '../../../test/backend.js';
-import { MedicalStore } from './store.js';
-import { condenseFollowUp } from './query.js';
-import { composeAnswer, DEFAULT_REDACTIONS } from './answer.js';
-import type { CorpusDoc } from './types.js';
+import { openDatabase, type Database } from '../core/storage/database.js';
+import { applyMigrations, ensureMigrationTable } from '../core/storage/migrations.js';
+import { TEST_BACKEND, externalServices, freshDatabase } from './backend.js';
+import { MedicalStore } from '../plugins/medical-answers/engine/store.js';
+import { condenseFollowUp } from '../plugins/medical-answers/engine/query.js';
+import { composeAnswer, DEFAULT_REDACTIONS } from '../plugins/medical-answers/engine/answer.js';
+import type { CorpusDoc } from '../plugins/medical-answers/engine/types.js';
 
-const fixture = fileURLToPath(new URL('../test-fixtures/corpus-small.jsonl', import.meta.url));
+const fixture = fileURLToPath(new URL('../plugins/medical-answers/test-fixtures/corpus-small.jsonl', import.meta.url));
 const corpus: CorpusDoc[] = readFileSync(fixture, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as CorpusDoc);
 const skip = TEST_BACKEND === 'external' ? await externalServices() : null;
 

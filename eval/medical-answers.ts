@@ -2,34 +2,33 @@
  * Evaluates the medical-answers engine on the shared dev set: ingest time, retrieval recall, answer
  * quality, confidence, latency, and (with --crisis) the crisis detector.
  *
- *   npx tsx plugins/medical-answers/eval/run.ts [--questions FILE] [--crisis FILE] [--corpus FILE] [--min-confidence X] [--lexical] [--misses]
+ *   npm run eval -- [--questions FILE] [--crisis FILE] [--corpus FILE] [--min-confidence X] [--lexical] [--misses]
  *
  * Holdout: questions are split in two halves by a hash of their id. The "design" half is the one
  * looked at while building the engine; the "holdout" half was only run for the final figures.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createReadStream, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
-import { openDatabase } from '../../../core/storage/database.js';
-import { applyMigrations, ensureMigrationTable } from '../../../core/storage/migrations.js';
-import { detectCrisis } from '../../crisis-guard/detector.js';
-import { MedicalStore } from '../engine/store.js';
-import { composeAnswer } from '../engine/answer.js';
-import type { CorpusDoc, Hit } from '../engine/types.js';
+import { openDatabase } from '../core/storage/database.js';
+import { applyMigrations, ensureMigrationTable } from '../core/storage/migrations.js';
+import { detectCrisis } from '../plugins/crisis-guard/detector.js';
+import { MedicalStore } from '../plugins/medical-answers/engine/store.js';
+import { composeAnswer } from '../plugins/medical-answers/engine/answer.js';
+import type { CorpusDoc, Hit } from '../plugins/medical-answers/engine/types.js';
+import { settingsSchema } from '../plugins/medical-answers/settings.js';
 
-/** Documented choice: below this the caller sends the fallback. See eval/README.md. */
-export const MIN_CONFIDENCE = 0.15;
-export const SMS_MAX_CHARS = 306;
+/** The plugin's defaults: the fallback threshold, and the SMS budget left after the disclaimer line. */
+const DEFAULTS = settingsSchema.parse({});
+export const MIN_CONFIDENCE = DEFAULTS.minConfidence;
+export const SMS_MAX_CHARS = DEFAULTS.maxChars.sms - (DEFAULTS.disclaimer ? DEFAULTS.disclaimer.length + 1 : 0);
 
-const repoRoot = new URL('../../../', import.meta.url);
-const dataFile = (name: string) =>
-  [`../shared/data/medical/${name}`, `../../shared/data/medical/${name}`, `/work/shared/data/medical/${name}`]
-    .map((p) => (p.startsWith('/') ? p : fileURLToPath(new URL(p, repoRoot))))
-    .find((p) => existsSync(p)) ?? `/work/shared/data/medical/${name}`;
+/** The corpus and dev sets shipped with the project (corpora/medquad, CC BY 4.0; see its README). */
+const dataFile = (name: string) => fileURLToPath(new URL(`../corpora/medquad/${name}`, import.meta.url));
 
 interface Question {
   id: string;
@@ -98,7 +97,7 @@ function table(rows: Row[], label: string): void {
 async function main(): Promise<void> {
   const corpusPath = arg('--corpus') ?? dataFile('corpus.jsonl');
   const questionsPath = arg('--questions') ?? dataFile('dev_eval.jsonl');
-  const crisisPath = arg('--crisis');
+  const crisisPath = arg('--crisis') ?? dataFile('crisis_dev.jsonl');
   const minConfidence = Number(arg('--min-confidence') ?? MIN_CONFIDENCE);
   const log = pino({ level: 'warn' });
   const dir = mkdtempSync(join(tmpdir(), 'medical-eval-'));

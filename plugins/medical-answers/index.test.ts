@@ -1,0 +1,188 @@
+/**
+ * medical-answers end to end over the http channel (embedded database by default, PostgreSQL with
+ * PARLEY_TEST_BACKEND=external, where retrieval is lexical only): the library ingests at start,
+ * questions get cited answers, follow-ups use the conversation, unsure answers fall back (and hand
+ * over), crisis messages never get a search result, other messages pass on, the cache answers repeats,
+ * the routes stay inside their tenant, and a person's answer log is exported and erased.
+ */
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestGateway, type TestGateway } from 'parley/testing';
+
+const CORPUS = new URL('../../corpora/medquad/corpus.jsonl', import.meta.url);
+const TITLES = new Set(['A1C', 'Anemia', 'Asthma', 'Chickenpox', 'Depression', 'Diabetes', 'Flu', 'Food Allergy', 'Headache', 'Heart Attack', 'High Blood Pressure', 'Insomnia', 'Kidney Stones', 'Migraine', 'Osteoporosis', 'Pneumonia', 'Shingles', 'Stroke', 'Suicide']);
+const KEYS = { clinic: 'key-clinic-medical-0123456789', strict: 'key-strict-medical-0123456789', other: 'key-other-medical-0123456789', operator: 'key-operator-medical-0123456789' };
+
+function fixtureCorpus(): string {
+  const seen = new Set<string>();
+  const lines = readFileSync(CORPUS, 'utf8')
+    .split('\n')
+    .filter((line) => {
+      if (!line) return false;
+      const { title } = JSON.parse(line) as { title: string };
+      if (!TITLES.has(title) || seen.has(title)) return false;
+      seen.add(title);
+      return true;
+    });
+  const file = join(mkdtempSync(join(tmpdir(), 'parley-medical-')), 'corpus.jsonl');
+  writeFileSync(file, `${lines.join('\n')}\n`);
+  return file;
+}
+
+let gw: TestGateway;
+const corpus = fixtureCorpus();
+
+async function untilLoaded(tenant: keyof typeof KEYS): Promise<Record<string, unknown>> {
+  for (let i = 0; i < 600; i++) {
+    const state = (await gw.request('GET', `/v1/tenants/${tenant}/medical-answers`, { key: KEYS[tenant] })).body;
+    if (state.lastError) throw new Error(`ingest failed: ${state.lastError.message}`);
+    if (state.chunks > 0 && !state.ingest) return state;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`tenant ${tenant}: the library did not load`);
+}
+
+beforeAll(async () => {
+  const pipeline = ['crisis-guard', 'medical-answers', 'keyword-replies'];
+  const keywords = { rules: [{ match: ['hours', 'opening times'], reply: 'We are open 8 to 6.' }] };
+  gw = await startTestGateway({
+    config: {
+      operator: { apiKeys: [KEYS.operator] },
+      plugins: ['http', 'crisis-guard', 'medical-answers', 'keyword-replies'],
+      tenants: [
+        {
+          id: 'clinic', apiKeys: [KEYS.clinic], pipeline,
+          plugins: { http: {}, 'crisis-guard': {}, 'keyword-replies': keywords, 'medical-answers': { corpus, redactions: [{ pattern: 'emergency room', replacement: 'emergency department' }] } },
+        },
+        {
+          id: 'strict', apiKeys: [KEYS.strict], pipeline,
+          plugins: { http: {}, 'crisis-guard': {}, 'keyword-replies': keywords, 'medical-answers': { corpus, minConfidence: 1, passBelow: 0, handoffWhenUnsure: true, fallbackReply: 'Not sure; a nurse will text you.' } },
+        },
+        { id: 'other', apiKeys: [KEYS.other], pipeline: ['keyword-replies'], plugins: { http: {}, 'keyword-replies': keywords } },
+      ],
+    },
+  });
+  await Promise.all([untilLoaded('clinic'), untilLoaded('strict')]);
+}, 120_000);
+afterAll(() => gw?.stop({ cleanup: true }));
+
+const ask = (tenant: 'clinic' | 'strict', from: string, text: string) => gw.send(tenant, { from, text }, KEYS[tenant]);
+const annotation = async (tenant: 'clinic' | 'strict', id: string) => (await gw.request('GET', `/v1/tenants/${tenant}/messages/${id}`, { key: KEYS[tenant] })).body.message.annotations['medical-answers'];
+
+describe('the library', () => {
+  it('is ingested at start and shown in /readyz and the status route', async () => {
+    const state = await untilLoaded('clinic');
+    expect(state).toMatchObject({ docs: 19, ingest: null, lastError: null });
+    expect(state.mode).toBe(process.env.PARLEY_TEST_BACKEND === 'external' ? 'lexical' : 'hybrid');
+    const ready = await gw.request('GET', '/readyz');
+    expect(ready.body.components['medical-answers']).toMatchObject({ ok: true, info: { clinic: { docs: 19 } } });
+    expect(await gw.metrics()).toMatch(/parley_rag_chunks\{tenant="clinic"\} [1-9]/);
+  });
+});
+
+describe('a health question', () => {
+  it('gets an answer from the right document, with its source, within the budget', async () => {
+    const r = await ask('clinic', '+15557770001', 'whats a normal a1c number?');
+    expect(r.replies).toHaveLength(1);
+    const text = r.replies[0]!.text;
+    expect(text).toContain('5.7');
+    expect(text).toMatch(/Source: A1C https:\/\/www\.nlm\.nih\.gov\/medlineplus\/a1c\.html/);
+    expect(text.length).toBeLessThanOrEqual(900);
+    const note = await annotation('clinic', r.message.id);
+    expect(note).toMatchObject({ outcome: 'answered', answerer: 'extractive', citations: [{ docId: 'mplus-0000001', title: 'A1C' }] });
+    expect(note.confidence).toBeGreaterThanOrEqual(0.35);
+  });
+
+  it('follows up within the conversation: "is it contagious?" after shingles is about shingles', async () => {
+    const from = '+15557770002';
+    await ask('clinic', from, 'my dad has shingles');
+    const r = await ask('clinic', from, 'is it contagious?');
+    const note = await annotation('clinic', r.message.id);
+    expect(note.citations[0]).toMatchObject({ title: 'Shingles' });
+    expect(r.replies[0]!.text).toContain('Source: Shingles');
+  });
+
+  it('answers a repeated question from the cache', async () => {
+    const before = await gw.metrics();
+    const hits = (m: string) => Number(/parley_rag_cache_requests_total\{tenant="clinic",result="hit"\} (\d+)/.exec(m)?.[1] ?? 0);
+    const a = await ask('clinic', '+15557770003', 'What are the symptoms of a heart attack?');
+    const b = await ask('clinic', '+15557770004', 'what are the symptoms of a heart attack');
+    expect(b.replies[0]!.text).toBe(a.replies[0]!.text);
+    expect(hits(await gw.metrics())).toBe(hits(before) + 1);
+  });
+
+  it("applies the tenant's replacements and the built-in ones to every answer", async () => {
+    const r = await ask('clinic', '+15557770005', 'what should I do if someone talks about suicide? is there a lifeline');
+    const text = r.replies.map((x) => x.text).join('\n');
+    expect(text).not.toMatch(/273-TALK|273-8255/);
+    expect(text).not.toContain('emergency room');
+  });
+
+  it('falls back below the confidence threshold and hands the conversation to a person', async () => {
+    const r = await ask('strict', '+15557770006', 'how do i know if i have the flu');
+    expect(r.replies.map((x) => x.text)).toEqual(['Not sure; a nurse will text you.']);
+    expect(await annotation('strict', r.message.id)).toMatchObject({ outcome: 'fallback' });
+    const handoff = await gw.request('GET', `/v1/tenants/strict/conversations/${r.message.conversationId}/handoff`, { key: KEYS.strict });
+    expect(handoff.body.handoff).toMatchObject({ state: 'human' });
+  });
+});
+
+describe('other messages', () => {
+  it('pass on to later stages when they are not health questions', async () => {
+    const r = await ask('clinic', '+15557770007', 'what are your opening times?');
+    expect(r.replies.map((x) => x.text)).toEqual(['We are open 8 to 6.']);
+    expect(await annotation('clinic', r.message.id)).toMatchObject({ outcome: 'passed' });
+  });
+
+  it('never answer a person in danger with a search result', async () => {
+    const r = await ask('clinic', '+15557770008', 'I took a whole bottle of my sleeping pills');
+    const texts = r.replies.map((x) => x.text);
+    expect(texts).toHaveLength(1);
+    expect(texts[0]).toContain('911');
+    expect(texts[0]).not.toContain('Source:');
+    expect(await annotation('clinic', r.message.id)).toMatchObject({ outcome: 'crisis' });
+  });
+});
+
+describe('routes', () => {
+  it('search shows what retrieval finds, for the tenant only', async () => {
+    const r = await gw.request('POST', '/v1/tenants/clinic/medical-answers/search', { key: KEYS.clinic, body: { query: 'is there a vaccine for chickenpox', k: 3 } });
+    expect(r.status).toBe(200);
+    expect(r.body.hits[0]).toMatchObject({ title: 'Chickenpox', docId: expect.any(String) });
+    expect(r.body.hits.length).toBeLessThanOrEqual(3);
+    expect((await gw.request('POST', '/v1/tenants/clinic/medical-answers/search', { key: KEYS.clinic, body: { query: '' } })).status).toBe(400);
+  });
+
+  it('keeps each tenant to its own library and log (isolation matrix)', async () => {
+    for (const path of ['/v1/tenants/clinic/medical-answers', '/v1/tenants/clinic/medical-answers/answers']) {
+      expect((await gw.request('GET', path, { key: KEYS.strict })).status).toBe(403);
+      expect((await gw.request('GET', path)).status).toBe(401);
+      expect((await gw.request('GET', path, { key: KEYS.operator })).status).toBe(200);
+    }
+    expect((await gw.request('POST', '/v1/tenants/clinic/medical-answers/search', { key: KEYS.other, body: { query: 'flu' } })).status).toBe(403);
+    expect((await gw.request('GET', '/v1/tenants/other/medical-answers', { key: KEYS.other })).status).toBe(404);
+  });
+
+  it('lists the answer log without question or answer text', async () => {
+    const r = await gw.request('GET', '/v1/tenants/clinic/medical-answers/answers?outcome=answered', { key: KEYS.clinic });
+    expect(r.body.answers.length).toBeGreaterThanOrEqual(3);
+    expect(r.body.answers.every((a: { outcome: string }) => a.outcome === 'answered')).toBe(true);
+    expect(JSON.stringify(r.body)).not.toMatch(/a1c number|contagious/i);
+  });
+});
+
+describe('data subjects', () => {
+  it("exports and erases one person's answer log, nobody else's", async () => {
+    const subject = { tenantId: 'clinic', addresses: ['+15557770001'] };
+    const exported = await gw.gateway.exportSubject(subject);
+    const mine = exported.find((e) => e.provider === 'medical-answers.answer-log')!;
+    expect(mine.records).toHaveLength(1);
+    expect(mine.records[0]).toMatchObject({ kind: 'medical-answer', outcome: 'answered', docIds: ['mplus-0000001'] });
+    const erased = await gw.gateway.eraseSubject(subject, 'test-operator');
+    expect(erased['medical-answers.answer-log']).toBe(1);
+    const left = (await gw.request('GET', '/v1/tenants/clinic/medical-answers/answers', { key: KEYS.clinic })).body.answers;
+    expect(left.length).toBeGreaterThanOrEqual(3);
+  });
+});

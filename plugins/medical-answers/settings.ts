@@ -1,0 +1,88 @@
+/** Per-tenant settings of `medical-answers` (`tenants[].plugins.medical-answers`), documented in the README. */
+import { z } from 'zod';
+
+const redactionSchema = z
+  .object({
+    /** A regular expression (case-insensitive) matched anywhere in an answer. */
+    pattern: z.string().min(1),
+    /** What replaces it (`$&` keeps the match). Empty: the match is removed. */
+    replacement: z.string().default(''),
+  })
+  .superRefine((r, ctx) => {
+    try {
+      new RegExp(r.pattern, 'giu');
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', path: ['pattern'], message: `not a valid regular expression: ${(error as Error).message}` });
+    }
+  });
+
+export const settingsSchema = z.object({
+  /**
+   * A corpus ingested at start when the tenant's index is empty or the file changed (JSONL like the
+   * shared MedQuAD corpus, or a folder of Markdown, HTML or text files): an absolute path or one
+   * relative to the configuration file. Omit it and ingest with `parley ingest --tenant <id> PATH`.
+   */
+  corpus: z
+    .string()
+    .optional()
+    .transform((v) => (v?.trim() ? v.trim() : undefined)),
+  /** Answer length by channel, in characters (SMS: 2 segments of 153 characters by default). */
+  maxChars: z
+    .object({
+      sms: z.number().int().min(80).max(1600).default(306),
+      whatsapp: z.number().int().min(80).max(4096).default(900),
+      voice: z.number().int().min(80).max(1600).default(400),
+      default: z.number().int().min(80).max(4096).default(900),
+    })
+    .default({ sms: 306, whatsapp: 900, voice: 400, default: 900 }),
+  /**
+   * Below this confidence (0..1) the person gets `fallbackReply` instead of an answer. The confidence is
+   * calibrated on the dev questions (see eval/README.md): 0.15 sends off-topic texts and about half of
+   * the wrong answers to the fallback, and about one right answer in twenty.
+   */
+  minConfidence: z.number().min(0).max(1).default(0.15),
+  /**
+   * Below this confidence the message is not taken for a health question at all ("what are your
+   * hours?") and passes on to later stages (keyword replies, a default reply).
+   */
+  passBelow: z.number().min(0).max(1).default(0.08),
+  fallbackReply: z
+    .string()
+    .min(1)
+    .max(1600)
+    .default("I'm not certain about that one, so I won't guess. Please ask your clinician or pharmacist. If it is urgent, call 911."),
+  /** Sent while the library's first ingest runs, to a message no later stage answered. */
+  loadingReply: z
+    .string()
+    .min(1)
+    .max(1600)
+    .default("I'm still loading my health library. Please ask again in a minute. If it is urgent, call 911."),
+  /** Sent when a message is not a health question and no later stage answered it (omit: stay silent). */
+  offTopicReply: z.string().min(1).max(1600).optional(),
+  /** Hand the conversation to a person when the answer is not certain enough (the fallback is still sent). */
+  handoffWhenUnsure: z.boolean().default(false),
+  /** Appended to every answer when it fits the length budget (empty: none). */
+  disclaimer: z.string().max(300).default('General information, not medical advice.'),
+  /** Replacements applied to every answer after the built-in ones (retired crisis numbers). */
+  redactions: z.array(redactionSchema).default([]),
+  /** Keep the built-in replacements (1-800-273-TALK and 1-800-273-8255 become 988). */
+  builtinRedactions: z.boolean().default(true),
+  /** Follow-ups ("is it contagious?") use the person's earlier messages within this window. */
+  followUps: z
+    .object({
+      messages: z.number().int().min(0).max(10).default(3),
+      withinMinutes: z.number().int().min(1).max(24 * 60).default(30),
+    })
+    .default({ messages: 3, withinMinutes: 30 }),
+  /** Repeated questions are answered from memory (per tenant, normalised question and corpus version). */
+  cache: z
+    .object({
+      ttlSeconds: z.number().int().min(0).max(7 * 24 * 3600).default(3600),
+      maxEntries: z.number().int().min(0).max(100_000).default(2000),
+    })
+    .default({ ttlSeconds: 3600, maxEntries: 2000 }),
+  /** With a chat model (tenant `ai.chat`): how many retrieved passages it may read. */
+  passages: z.number().int().min(1).max(10).default(4),
+});
+
+export type MedicalAnswersSettings = z.output<typeof settingsSchema>;

@@ -1,0 +1,166 @@
+/**
+ * The `medical-answers` stage: a health question gets an answer from the tenant's library with its
+ * source, or, when the library is not sure enough, the tenant's safe fallback (and a person, if the
+ * tenant wants). A message that is not a health question passes on to later stages; one that
+ * crisis-guard found in danger never gets a search result (crisis-guard has answered it).
+ */
+import type { EmbeddingsInterface } from '@langchain/core/embeddings';
+import type { StageContext, StageDefinition } from 'parley';
+import { AnswerCache, type CachedAnswer } from './cache.js';
+import type { AnswerLog } from './answer-log.js';
+import { applyRedactions, composeAnswer, DEFAULT_REDACTIONS } from './engine/answer.js';
+import { condenseFollowUp } from './engine/query.js';
+import type { Hit } from './engine/types.js';
+import type { Library } from './library.js';
+import type { QueryOutcome, RagMetrics } from './metrics.js';
+import { fit, groundedPrompt, parseGrounded, type ChatModel } from './model-answer.js';
+import type { MedicalAnswersSettings } from './settings.js';
+
+export const STAGE = 'medical-answers';
+/** Set by crisis-guard on a message in present danger. */
+const CRISIS_ANNOTATION = 'crisis';
+
+export interface StageDeps {
+  library: Library;
+  log: AnswerLog;
+  cache: AnswerCache;
+  metrics: RagMetrics;
+  chat(tenantId: string): ChatModel | null;
+  /** The tenant's embeddings model when it is not the local one (its index was built with it). */
+  embeddings(tenantId: string): EmbeddingsInterface | null;
+  /** Whether a start-up ingest is configured for the tenant (the stage then says "still loading"). */
+  autoIngest(tenantId: string): boolean;
+}
+
+export function budgetFor(channel: string, maxChars: MedicalAnswersSettings['maxChars']): number {
+  if (channel.endsWith('sms')) return maxChars.sms;
+  if (channel.startsWith('whatsapp')) return maxChars.whatsapp;
+  if (channel.endsWith('voice')) return maxChars.voice;
+  return maxChars.default;
+}
+
+export function redactionsFor(settings: MedicalAnswersSettings): { pattern: string; replacement: string }[] {
+  return [...(settings.builtinRedactions ? DEFAULT_REDACTIONS : []), ...settings.redactions];
+}
+
+/** The earlier messages of the person within the follow-up window, newest last. */
+async function followUpHistory(stage: StageContext<MedicalAnswersSettings>): Promise<string[]> {
+  const { messages, withinMinutes } = stage.settings.followUps;
+  if (messages === 0) return [];
+  const since = stage.message.receivedAt.getTime() - withinMinutes * 60_000;
+  const earlier = await stage.history(messages * 3);
+  return earlier
+    .filter((h) => h.direction === 'in' && h.at.getTime() >= since && h.text.trim())
+    .slice(-messages)
+    .map((h) => h.text);
+}
+
+export function medicalAnswersStage(deps: StageDeps): StageDefinition<MedicalAnswersSettings> {
+  const { library, metrics } = deps;
+  return {
+    name: STAGE,
+    async handle(stage, next) {
+      const { tenant, message, settings } = stage;
+      const record = (outcome: QueryOutcome, extra: Partial<{ answer: CachedAnswer; followUp: boolean; cached: boolean }> = {}) => {
+        metrics.queries.inc({ tenant: tenant.id, outcome });
+        stage.annotate(STAGE, { outcome, confidence: extra.answer?.confidence ?? null, citations: extra.answer?.citations ?? [], answerer: extra.answer?.answerer ?? null });
+        return deps.log.record({
+          tenantId: tenant.id,
+          messageId: message.id,
+          conversationId: message.conversationId,
+          outcome,
+          answerer: extra.answer?.answerer ?? null,
+          confidence: extra.answer?.confidence ?? null,
+          docIds: extra.answer?.citations.map((c) => c.docId) ?? [],
+          followUp: extra.followUp ?? false,
+          cached: extra.cached ?? false,
+        });
+      };
+
+      if (stage.annotations[CRISIS_ANNOTATION]) {
+        // crisis-guard has answered with help; nothing after it (a search result, a keyword reply) may.
+        await record('crisis');
+        return;
+      }
+      const question = message.text.trim();
+      if (!question) return next();
+
+      const status = await library.status(tenant.id);
+      if (status.chunks === 0) {
+        // Later stages (keyword replies) still answer what they know; a question nobody answered is told the truth.
+        const loading = Boolean(library.progress(tenant.id)) || deps.autoIngest(tenant.id);
+        await next();
+        if (loading && stage.replies.length === 0) {
+          await record('loading');
+          stage.reply(settings.loadingReply);
+        } else if (stage.replies.length === 0 && settings.offTopicReply) stage.reply(settings.offTopicReply);
+        return;
+      }
+
+      const history = await followUpHistory(stage);
+      const query = history.length ? condenseFollowUp(question, history) : question;
+      const followUp = query !== question;
+      const maxChars = budgetFor(message.channel, settings.maxChars);
+      const disclaimer = settings.disclaimer.trim();
+      const budget = disclaimer ? maxChars - disclaimer.length - 1 : maxChars;
+      const key = AnswerCache.key(status.corpusVersion ?? '', maxChars, query);
+      const cachedAnswer = deps.cache.get(tenant.id, key);
+      metrics.cache.inc({ tenant: tenant.id, result: cachedAnswer ? 'hit' : 'miss' });
+
+      let answer = cachedAnswer;
+      if (!answer) {
+        const started = performance.now();
+        const endRetrieval = metrics.retrieval.startTimer({ tenant: tenant.id });
+        const embeddings = deps.embeddings(tenant.id);
+        const hits = await library.store.search(tenant.id, query, { k: 10, ...(embeddings ? { embeddings } : {}) });
+        endRetrieval();
+        const redactions = redactionsFor(settings);
+        const extractive = composeAnswer(query, hits, { maxChars: budget, minConfidence: 0, redactions });
+        const confidence = extractive?.confidence ?? 0;
+        metrics.confidence.observe({ tenant: tenant.id }, confidence);
+        if (!extractive || confidence < settings.passBelow) {
+          await record('passed', { followUp });
+          await next();
+          if (stage.replies.length === 0 && settings.offTopicReply) stage.reply(settings.offTopicReply);
+          return;
+        }
+        if (confidence < settings.minConfidence) {
+          await record('fallback', { followUp, answer: { text: '', citations: [], confidence, answerer: 'extractive' } });
+          stage.reply(settings.fallbackReply);
+          if (settings.handoffWhenUnsure && stage.conversation.handoff !== 'human') stage.handoff('human', 'medical-answers: not certain enough to answer');
+          return;
+        }
+        answer = { text: extractive.text, citations: extractive.citations, confidence, answerer: 'extractive' };
+        const chat = deps.chat(tenant.id);
+        if (chat) {
+          const fromModel = await modelAnswer(stage, chat, query, hits.slice(0, settings.passages), budget, deps);
+          if (fromModel) answer = { text: applyRedactions(fromModel.text, redactions), citations: fromModel.citations, confidence, answerer: 'model' };
+        }
+        metrics.answer.observe({ tenant: tenant.id, answerer: answer.answerer }, (performance.now() - started) / 1000);
+        deps.cache.set(tenant.id, key, answer, settings.cache.ttlSeconds, settings.cache.maxEntries);
+      }
+      await record('answered', { answer, followUp, cached: Boolean(cachedAnswer) });
+      const text = disclaimer && answer.text.length + disclaimer.length + 1 <= maxChars ? `${answer.text}\n${disclaimer}` : fit(answer.text, maxChars);
+      stage.reply(text);
+    },
+  };
+}
+
+async function modelAnswer(stage: StageContext<MedicalAnswersSettings>, chat: ChatModel, question: string, hits: Hit[], budget: number, deps: StageDeps) {
+  const tenant = stage.tenant.id;
+  try {
+    const { text } = await chat.invoke(groundedPrompt(question, hits, budget), { purpose: 'medical-answers.answer', ref: stage.message.id, maxTokens: Math.ceil(budget / 2) + 50 });
+    const parsed = parseGrounded(text, hits, budget);
+    deps.metrics.modelAnswers.inc({ tenant, result: parsed.ok ? 'grounded' : parsed.reason });
+    if (!parsed.ok) {
+      stage.log.warn({ reason: parsed.reason, model: chat.model }, 'the model answer was refused; sending the extractive answer');
+      return null;
+    }
+    return parsed;
+  } catch (error) {
+    // The AI service retried and may have opened its breaker (and alerted): the extractive answer stands.
+    deps.metrics.modelAnswers.inc({ tenant, result: 'unavailable' });
+    stage.log.warn({ err: error, model: chat.model }, 'the chat model failed; sending the extractive answer');
+    return null;
+  }
+}
