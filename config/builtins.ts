@@ -19,4 +19,6 @@ export const builtinPlugins: Record<string, string> = {
   'crisis-guard': at('../plugins/crisis-guard/index'),
   'cost-guard': at('../plugins/cost-guard/index'),
   moderation: at('../plugins/moderation/index'),
+  contacts: at('../plugins/contacts/index'),
+  reminders: at('../plugins/reminders/index'),
 };
