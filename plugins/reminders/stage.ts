@@ -51,12 +51,29 @@ export function describeWhen(r: Pick<Reminder, 'rrule' | 'nextAt' | 'timezone'>,
   const locale = lang === 'es' ? 'es' : 'en-US';
   const time = (d: Date) => new Intl.DateTimeFormat(locale, { timeZone: r.timezone, hour: 'numeric', minute: '2-digit' }).format(d);
   if (r.rrule && r.nextAt) {
-    const every = describe ?? (lang === 'es' ? 'repetido' : 'repeating');
+    const every = describe ?? describeRule(r.rrule, lang);
     return lang === 'es' ? `${every} a las ${time(r.nextAt)}` : `${every} at ${time(r.nextAt)}`;
   }
   if (!r.nextAt) return '';
   const day = new Intl.DateTimeFormat(locale, { timeZone: r.timezone, weekday: 'long', month: 'long', day: 'numeric' }).format(r.nextAt);
   return lang === 'es' ? `el ${day} a las ${time(r.nextAt)}` : `on ${day} at ${time(r.nextAt)}`;
+}
+
+const DAY_NAMES = { en: ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'], es: ['domingo', 'lunes', 'martes', 'miércoles', 'jueves', 'viernes', 'sábado'] };
+const BYDAY = ['SU', 'MO', 'TU', 'WE', 'TH', 'FR', 'SA'];
+
+/** "every day", "every weekday", "every Monday", "every week" (and in Spanish) for the rules people make. */
+export function describeRule(rrule: string, lang: Lang): string {
+  const parts = Object.fromEntries(rrule.split(';').map((p) => p.split('=') as [string, string]));
+  const es = lang === 'es';
+  if (parts.FREQ === 'DAILY' && (!parts.INTERVAL || parts.INTERVAL === '1')) return es ? 'todos los días' : 'every day';
+  if (parts.FREQ === 'WEEKLY' && (!parts.INTERVAL || parts.INTERVAL === '1')) {
+    if (parts.BYDAY === 'MO,TU,WE,TH,FR') return es ? 'de lunes a viernes' : 'every weekday';
+    const days = parts.BYDAY?.split(',') ?? [];
+    if (days.length === 1 && BYDAY.includes(days[0]!)) return `${es ? 'cada' : 'every'} ${DAY_NAMES[lang][BYDAY.indexOf(days[0]!)]}`;
+    if (!days.length) return es ? 'cada semana' : 'every week';
+  }
+  return es ? 'repetido' : 'repeating';
 }
 
 export function remindersStage(deps: { service: RemindersService; contacts: ContactsDirectory; metrics: RemindersMetrics }): StageDefinition<RemindersSettings> {
