@@ -6,7 +6,7 @@
  * window and per-channel rates. Depends on `contacts`.
  */
 import { ConfigError, consentAddress, definePlugin, token } from 'parley';
-import type { ContactsDirectory } from '../contacts/index.js';
+import { CONTACTS_DIRECTORY } from './contacts-api.js';
 import { remindersMetrics } from './metrics.js';
 import { remindersRoutes } from './routes.js';
 import { RemindersService } from './service.js';
@@ -19,9 +19,6 @@ export { parseCommand, reminderText, type Command } from './parse.js';
 export { afterQuietHours, inQuietHours, nextCron, nextOccurrence, wallOf, zonedInstant } from './time.js';
 export { REMINDERS_STAGE, describeWhen } from './stage.js';
 export type { RemindersOptions, RemindersSettings, Audience } from './types.js';
-
-/** The contacts plugin's directory, by its token key (no import of the plugin's code). */
-const CONTACTS_DIRECTORY = token<ContactsDirectory>('contacts.directory');
 
 /** The service (tests drive `tick(now)` with it; plugins may create reminders). */
 export const REMINDERS_SERVICE = token<RemindersService>('reminders.service');

@@ -8,7 +8,7 @@
 import type { Router } from 'express';
 import { z } from 'zod';
 import { ParleyError, badRequest, notFound, param, type RouteHelpers } from 'parley';
-import type { ContactsDirectory } from '../contacts/index.js';
+import type { ContactsDirectory } from './contacts-api.js';
 import { parseCommand, langOf } from './parse.js';
 import type { RemindersService, Schedule } from './service.js';
 import { checkRrule, parseWall, zonedInstant } from './time.js';

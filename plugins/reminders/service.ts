@@ -11,7 +11,7 @@
 import type { Logger } from 'pino';
 import type { Pool } from 'pg';
 import { ParleyError, hashAddress, type GatewayServices, type TenantInfo } from 'parley';
-import type { Contact, ContactsDirectory } from '../contacts/index.js';
+import type { Contact, ContactsDirectory } from './contacts-api.js';
 import type { RemindersMetrics } from './metrics.js';
 import { langOf, reminderText, type Lang } from './parse.js';
 import { afterQuietHours, checkCron, checkRrule, formatWall, nextCron, nextOccurrence, parseWall, type Wall } from './time.js';

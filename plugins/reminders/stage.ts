@@ -3,7 +3,7 @@
  * Place it after the safety stages (crisis-guard, moderation) and before answer stages.
  */
 import type { StageDefinition } from 'parley';
-import type { ContactsDirectory } from '../contacts/index.js';
+import type { ContactsDirectory } from './contacts-api.js';
 import { parseCommand, type Lang } from './parse.js';
 import type { Reminder, RemindersService } from './service.js';
 import type { RemindersMetrics } from './metrics.js';

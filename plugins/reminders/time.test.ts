@@ -3,7 +3,6 @@ import { describe, expect, it } from 'vitest';
 import { afterQuietHours, nextCron, nextOccurrence, zonedInstant } from './time.js';
 import { parseCommand, reminderText } from './parse.js';
 import { render } from './service.js';
-import { parseCsv, readImport } from '../contacts/csv.js';
 
 const NY = 'America/New_York';
 
@@ -71,26 +70,12 @@ describe('plain-language commands', () => {
   });
 });
 
-describe('templates and CSV', () => {
+describe('templates', () => {
   const dir = { timezoneOf: () => NY, languageOf: () => 'en-US' };
   const contact = { id: 'x', tenantId: 't', name: 'Ana Ruiz', timezone: null, language: null, tags: [], fields: { plan: 'gold', appt: '2027-03-15T14:30:00Z' }, source: 'api' as const, addresses: [], lastInboundAt: null, lastOutboundAt: null, createdAt: new Date(), updatedAt: new Date() };
   it('fills fields, fallbacks and local times', () => {
     expect(render('Hi {{first_name|there}}, plan {{plan}} {{fields.plan}} {{missing|none}}', contact, dir)).toBe('Hi Ana, plan gold gold none');
     expect(render('Hi {{first_name|there}}', { ...contact, name: null }, dir)).toBe('Hi there');
     expect(render('See you {{when:appt}}', contact, dir)).toBe('See you Monday, March 15 at 10:30 AM');
-  });
-  it('reads quoted CSV and reports every problem of every row with its line', () => {
-    expect(parseCsv('a,b\n"x, ""y""",2\r\n\n3,4')).toEqual([
-      { line: 1, cells: ['a', 'b'] },
-      { line: 2, cells: ['x, "y"', '2'] },
-      { line: 4, cells: ['3', '4'] },
-    ]);
-    const r = readImport('name,phone,timezone,tags,plan\nAna,+15550100001,America/New_York,vip;es,gold\nBob,555-0101,Mars/Base,,\nCy,+15550100001,,,\n', { defaultChannel: 'twilio-sms', maxRows: 10 });
-    expect(r.rows).toHaveLength(1);
-    expect(r.rows[0]!.input).toMatchObject({ name: 'Ana', timezone: 'America/New_York', tags: ['vip', 'es'], fields: { plan: 'gold' }, addresses: [{ channel: 'twilio-sms', address: '+15550100001' }] });
-    expect(r.errors).toEqual([
-      { line: 3, errors: [expect.stringMatching(/^phone: "555-0101" is not an E.164 number/), expect.stringMatching(/^timezone: "Mars\/Base"/)] },
-      { line: 4, errors: ['address: the same twilio-sms address as line 2'] },
-    ]);
   });
 });
