@@ -20,4 +20,6 @@ export const builtinPlugins: Record<string, string> = {
   'cost-guard': at('../plugins/cost-guard/index'),
   moderation: at('../plugins/moderation/index'),
   'medical-answers': at('../plugins/medical-answers/index'),
+  contacts: at('../plugins/contacts/index'),
+  reminders: at('../plugins/reminders/index'),
 };

@@ -3,7 +3,7 @@
  * tenant's reply stages screen the message, it is written to the outbox (as `blocked` or `held` when a
  * stage said so), then its send job is queued. Replies take the inbound path.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Pool } from 'pg';
 import { ParleyError } from './errors.js';
@@ -13,7 +13,7 @@ import { runWithTenant, type TenantDirectory, type TenantInfo } from './tenancy.
 import type { OutboxSender } from './outbox.js';
 import type { CoreMetrics } from './metrics.js';
 import { screenOutgoing, type ResolvedReplyStage } from './reply-stages.js';
-import { insertOutbound } from './storage/message-store.js';
+import { insertOutbound, loadOutbound } from './storage/message-store.js';
 
 export type OutboundRequest = Parameters<GatewayServices['enqueueOutbound']>[0];
 
@@ -31,8 +31,14 @@ export async function enqueueOutbound(deps: OutboundDeps, m: OutboundRequest): P
   const tenant = deps.tenants.get(m.tenantId);
   if (!tenant) throw new ParleyError('PARLEY_TENANT_UNKNOWN', `Unknown tenant "${m.tenantId}"`, 404);
   if (!deps.outbox.hasSender(m.channel)) throw new ParleyError('PARLEY_SENDER_MISSING', `No channel "${m.channel}" can send messages`, 400);
-  // The id is chosen first so reply stages get a key that names this item.
-  const id = randomUUID();
+  // The id is chosen first so reply stages get a key that names this item. With an idempotency key it
+  // is derived from the key, so a repeated call finds the item the first one stored (and reply stages
+  // that meter by `out:<id>` see one key for both).
+  const id = m.idempotencyKey === undefined ? randomUUID() : outboxIdFor(tenant.id, m.idempotencyKey);
+  if (m.idempotencyKey !== undefined) {
+    const existing = await loadOutbound(deps.db, tenant.id, id);
+    if (existing) return requeueIfPending(deps, existing);
+  }
   const draft = { tenant, channel: m.channel, to: m.to, from: m.from ?? '', text: m.text, media: m.media ?? [], options: m.options ?? {}, inbound: null, key: `out:${id}` };
   const log = deps.log.child({ tenant: tenant.id, channel: m.channel, outboxId: id });
   const screened = await runWithTenant(tenant, () => screenOutgoing(deps.replyStagesFor(tenant), draft, { log, timeoutMs: deps.stageTimeoutMs, metrics: deps.metrics }));
@@ -48,8 +54,29 @@ export async function enqueueOutbound(deps: OutboundDeps, m: OutboundRequest): P
     conversationId: m.conversationId ?? null,
     verdict: screened.verdict,
     annotations: screened.annotations,
+    ...(m.idempotencyKey !== undefined ? { once: true } : {}),
   });
+  if (!item) {
+    // A concurrent call with the same key stored it first.
+    const existing = await loadOutbound(deps.db, tenant.id, id);
+    if (!existing) throw new ParleyError('PARLEY_INTERNAL', `Outbox item for idempotency key of tenant "${tenant.id}" vanished`);
+    return requeueIfPending(deps, existing);
+  }
   if (item.status === 'pending') await deps.outbox.enqueue([item]);
   else deps.metrics.messagesOut.inc({ tenant: tenant.id, channel: m.channel, status: item.status });
+  return item;
+}
+
+/** The outbox id an idempotency key stands for: a UUID-shaped SHA-256 of the tenant and the key. */
+export function outboxIdFor(tenantId: string, idempotencyKey: string): string {
+  if (idempotencyKey.length === 0 || idempotencyKey.length > 200) throw new ParleyError('PARLEY_BAD_REQUEST', 'idempotencyKey must be 1 to 200 characters', 400);
+  const h = createHash('sha256').update(`parley-outbox\u0000${tenantId}\u0000${idempotencyKey}`).digest('hex');
+  // Version nibble 8 (RFC 9562 custom UUID), variant 10xx.
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+/** A repeated call finds its item; one still pending has its send job queued again (a no-op when the job exists). */
+async function requeueIfPending(deps: OutboundDeps, item: OutboundMessage): Promise<OutboundMessage> {
+  if (item.status === 'pending') await deps.outbox.enqueue([item]);
   return item;
 }

@@ -403,7 +403,19 @@ export interface PluginMetrics {
 export interface GatewayServices {
   /** Run an inbound message through its tenant's pipeline (idempotent on provider message id). */
   receive(draft: InboundDraft, options?: ReceiveOptions): Promise<ReceiveResult>;
-  /** Queue an outbound message that is not a reply (reminders, campaigns, alerts to users). */
+  /**
+   * Queue an outbound message that is not a reply (reminders, campaigns, alerts to users).
+   *
+   * `idempotencyKey` (per tenant, any string up to 200 characters) makes the call safe to repeat: the
+   * first call with a key stores and queues the message, every later call with the same key (on any
+   * instance, after a restart, concurrently) stores nothing, runs no reply stage and returns the item
+   * the first call stored, whatever its status now. Use what the message is for as the key (a
+   * reminder's occurrence, a campaign run and its recipient), so a job retried or run twice sends once.
+   * @example
+   * const key = `reminder:${reminder.id}:${occurrence.toISOString()}`;
+   * const item = await ctx.gateway.enqueueOutbound({ tenantId, channel: 'twilio-sms', to, text, idempotencyKey: key });
+   * // a second call with `key` returns the same item (same id), nothing new is sent
+   */
   enqueueOutbound(message: {
     tenantId: string;
     channel: string;
@@ -413,6 +425,7 @@ export interface GatewayServices {
     media?: ReplyDraft['media'];
     options?: Record<string, unknown>;
     conversationId?: string | null;
+    idempotencyKey?: string;
   }): Promise<OutboundMessage>;
   /** Update an outbox item from a provider status callback. Later statuses are never overwritten. */
   recordDeliveryStatus(update: {

@@ -385,16 +385,25 @@ export async function repliesFor(db: Queryable, tenantId: string, inboundId: str
 
 export async function insertOutbound(
   db: Queryable,
-  m: { id?: string; tenantId: string; channel: string; to: string; from: string; text: string; media: MediaAttachment[]; options: Record<string, unknown>; conversationId: string | null; verdict?: ReplyVerdict | null; annotations?: Record<string, unknown> },
-): Promise<OutboundMessage> {
+  m: { id?: string; tenantId: string; channel: string; to: string; from: string; text: string; media: MediaAttachment[]; options: Record<string, unknown>; conversationId: string | null; verdict?: ReplyVerdict | null; annotations?: Record<string, unknown>; once?: false },
+): Promise<OutboundMessage>;
+/** With `once`, an item whose id exists already is left alone and undefined is returned. */
+export async function insertOutbound(
+  db: Queryable,
+  m: { id: string; tenantId: string; channel: string; to: string; from: string; text: string; media: MediaAttachment[]; options: Record<string, unknown>; conversationId: string | null; verdict?: ReplyVerdict | null; annotations?: Record<string, unknown>; once?: boolean },
+): Promise<OutboundMessage | undefined>;
+export async function insertOutbound(
+  db: Queryable,
+  m: { id?: string; tenantId: string; channel: string; to: string; from: string; text: string; media: MediaAttachment[]; options: Record<string, unknown>; conversationId: string | null; verdict?: ReplyVerdict | null; annotations?: Record<string, unknown>; once?: boolean },
+): Promise<OutboundMessage | undefined> {
   const v = verdictColumns(m.verdict);
   const details = m.annotations && Object.keys(m.annotations).length ? { annotations: m.annotations } : {};
   const { rows } = await db.query<OutboxRow>(
     `INSERT INTO parley_outbox (id, tenant_id, channel, conversation_id, to_address, from_address, body, media, options, status, via, error_code, error, details)
-     VALUES (COALESCE($1::uuid, gen_random_uuid()), $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, COALESCE($10, 'pending'), 'api', $11, $12, $13::jsonb) RETURNING *`,
+     VALUES (COALESCE($1::uuid, gen_random_uuid()), $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, COALESCE($10, 'pending'), 'api', $11, $12, $13::jsonb)${m.once ? ' ON CONFLICT (id) DO NOTHING' : ''} RETURNING *`,
     [m.id ?? null, m.tenantId, m.channel, m.conversationId, m.to, m.from, m.text, JSON.stringify(m.media), JSON.stringify(m.options), v.status, v.error_code, v.error, JSON.stringify(details)],
   );
-  return toOutbound(rows[0]!);
+  return rows[0] ? toOutbound(rows[0]) : undefined;
 }
 
 export async function loadOutbound(db: Queryable, tenantId: string, id: string): Promise<OutboundMessage | undefined> {

@@ -1,0 +1,639 @@
+/**
+ * The reminders service: reminders of one person, scheduled deliveries to a tenant's audience, and
+ * the tick that sends what is due. Everything is a function of an explicit `now`: the real trigger is a
+ * frequent `ctx.schedule` calling `tick(new Date())`; tests call `tick` with chosen times.
+ *
+ * Exactly once: every send goes through `enqueueOutbound` with the occurrence as its idempotency key
+ * (`reminder:<id>:<planned time>`, `delivery:<run id>:<contact id>`), before the row that says it was
+ * sent is written and before the reminder or schedule moves on (a conditional update). Two instances
+ * ticking at once, or a tick repeated after a crash between the two writes, find the same outbox item.
+ */
+import type { Logger } from 'pino';
+import type { Pool } from 'pg';
+import { ParleyError, hashAddress, type GatewayServices, type TenantInfo } from 'parley';
+import type { Contact, ContactsDirectory } from './contacts-api.js';
+import type { RemindersMetrics } from './metrics.js';
+import { langOf, reminderText, type Lang } from './parse.js';
+import { afterQuietHours, checkCron, checkRrule, formatWall, nextCron, nextOccurrence, parseWall, type Wall } from './time.js';
+import type { Audience, RemindersSettings } from './types.js';
+
+export const PREVIEW_NOTE = 'This is a preview. No actual delivery will be made.';
+
+export interface Reminder {
+  id: string;
+  tenantId: string;
+  contactId: string;
+  shortId: number;
+  channel: string;
+  task: string;
+  message: string;
+  timezone: string;
+  onceAt: Date | null;
+  rrule: string | null;
+  startLocal: string | null;
+  allowQuietHours: boolean;
+  source: string;
+  status: 'active' | 'done' | 'cancelled';
+  nextAt: Date | null;
+  dueAt: Date | null;
+  createdAt: Date;
+}
+
+export interface Schedule {
+  id: string;
+  tenantId: string;
+  name: string;
+  cron: string | null;
+  timezone: string;
+  runAt: Date | null;
+  audience: Audience;
+  template: string;
+  channel: string;
+  maxMessages: number;
+  active: boolean;
+  nextRun: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+type ReminderRow = { id: string; tenant_id: string; contact_id: string; short_id: number; channel: string; address: string; task: string; message: string; timezone: string; once_at: Date | null; rrule: string | null; start_local: string | null; allow_quiet: boolean; source: string; status: Reminder['status']; next_at: Date | null; due_at: Date | null; created_at: Date };
+type ScheduleRow = { id: string; tenant_id: string; name: string; cron: string | null; timezone: string; run_at: Date | null; audience: Audience; template: string; channel: string; max_messages: number; active: boolean; next_run_at: Date | null; created_at: Date; updated_at: Date };
+type RunRow = { id: string; tenant_id: string; schedule_id: string; run_key: string; occurrence_at: Date; trigger: string; status: string; recipients: number; error: string | null; created_at: Date; finished_at: Date | null };
+
+const toReminder = (r: ReminderRow): Reminder => ({
+  id: r.id,
+  tenantId: r.tenant_id,
+  contactId: r.contact_id,
+  shortId: r.short_id,
+  channel: r.channel,
+  task: r.task,
+  message: r.message,
+  timezone: r.timezone,
+  onceAt: r.once_at,
+  rrule: r.rrule,
+  startLocal: r.start_local,
+  allowQuietHours: r.allow_quiet,
+  source: r.source,
+  status: r.status,
+  nextAt: r.next_at,
+  dueAt: r.due_at,
+  createdAt: r.created_at,
+});
+const toSchedule = (r: ScheduleRow): Schedule => ({
+  id: r.id,
+  tenantId: r.tenant_id,
+  name: r.name,
+  cron: r.cron,
+  timezone: r.timezone,
+  runAt: r.run_at,
+  audience: r.audience,
+  template: r.template,
+  channel: r.channel,
+  maxMessages: r.max_messages,
+  active: r.active,
+  nextRun: r.next_run_at,
+  createdAt: r.created_at,
+  updatedAt: r.updated_at,
+});
+
+export interface NewReminder {
+  task: string;
+  lang: Lang;
+  /** One-off: when. */
+  once?: Date;
+  /** Recurring: the rule (FREQ=...;...) and its first local wall time. */
+  rrule?: string;
+  start?: Wall;
+  timezone: string;
+  allowQuietHours: boolean;
+  source: 'conversation' | 'api';
+  /** The text sent; default "Reminder: <task>". */
+  message?: string;
+  channel: string;
+  address: string;
+}
+
+export interface ScheduleInput {
+  name: string;
+  cron?: string | null;
+  runAt?: Date | null;
+  timezone: string;
+  audience: Audience;
+  template: string;
+  channel: string;
+  maxMessages: number;
+  active: boolean;
+}
+
+export interface RunRecord {
+  id: string;
+  scheduleId: string;
+  trigger: string;
+  status: string;
+  occurrenceAt: Date;
+  createdAt: Date;
+  finishedAt: Date | null;
+  error: string | null;
+  recipients: number;
+  pending: number;
+  queued: number;
+  sent: number;
+  delivered: number;
+  failed: number;
+  skippedOptOut: number;
+  skippedOnce: number;
+}
+
+export interface Deps {
+  db: Pool;
+  log: Logger;
+  gateway: GatewayServices;
+  contacts: ContactsDirectory;
+  metrics: RemindersMetrics;
+  settingsFor(tenantId: string): RemindersSettings | undefined;
+  tenant(tenantId: string): TenantInfo | undefined;
+}
+
+const MIN_GRACE_MS = 2 * 60_000;
+
+export class RemindersService {
+  constructor(private readonly deps: Deps) {}
+
+  private settings(tenantId: string): RemindersSettings {
+    const s = this.deps.settingsFor(tenantId);
+    if (!s) throw new ParleyError('PARLEY_NOT_FOUND', `reminders is not enabled for tenant "${tenantId}"`, 404);
+    return s;
+  }
+
+  private dueOf(tenantId: string, at: Date, tz: string, allowQuiet: boolean): Date {
+    return allowQuiet ? at : afterQuietHours(at, tz, this.settings(tenantId).quietHours);
+  }
+
+  // ---- reminders ------------------------------------------------------------------------------
+
+  async createReminder(tenantId: string, contact: Contact, r: NewReminder, now: Date): Promise<Reminder> {
+    const s = this.settings(tenantId);
+    const active = await this.listReminders(tenantId, contact.id);
+    if (active.length >= s.maxPerContact) throw new ParleyError('PARLEY_BAD_REQUEST', `At most ${s.maxPerContact} active reminders per person`, 409);
+    let next: Date | null;
+    if (r.rrule) {
+      checkRrule(r.rrule);
+      next = nextOccurrence(r.rrule, r.start!, r.timezone, new Date(now.getTime() - 1));
+      if (!next) throw new ParleyError('PARLEY_BAD_REQUEST', 'The rule has no occurrence after now', 400);
+    } else next = r.once!;
+    const due = this.dueOf(tenantId, next, r.timezone, r.allowQuietHours);
+    const message = r.message ?? reminderText(r.task, r.lang);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const { rows } = await this.deps.db.query<ReminderRow>(
+          `INSERT INTO reminders (tenant_id, contact_id, short_id, channel, address, task, message, timezone, once_at, rrule, start_local, allow_quiet, source, next_at, due_at)
+           SELECT $1, $2, coalesce(max(short_id), 0) + 1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 FROM reminders WHERE tenant_id = $1 AND contact_id = $2
+           RETURNING *`,
+          [tenantId, contact.id, r.channel, r.address, r.task, message, r.timezone, r.once ?? null, r.rrule ?? null, r.start ? formatWall(r.start) : null, r.allowQuietHours, r.source, next, due],
+        );
+        this.deps.metrics.created.inc({ tenant: tenantId, source: r.source, kind: r.rrule ? 'recurring' : 'once' });
+        return toReminder(rows[0]!);
+      } catch (error) {
+        if ((error as { code?: string }).code !== '23505' || attempt >= 3) throw error;
+      }
+    }
+  }
+
+  async getReminder(tenantId: string, id: string): Promise<Reminder | null> {
+    if (!/^[0-9a-f-]{36}$/i.test(id)) return null;
+    const { rows } = await this.deps.db.query<ReminderRow>(`SELECT * FROM reminders WHERE tenant_id = $1 AND id = $2`, [tenantId, id]);
+    return rows[0] ? toReminder(rows[0]) : null;
+  }
+
+  async listReminders(tenantId: string, contactId?: string, opts: { all?: boolean; limit?: number; offset?: number } = {}): Promise<Reminder[]> {
+    const { rows } = await this.deps.db.query<ReminderRow>(
+      `SELECT * FROM reminders WHERE tenant_id = $1 AND ($2::uuid IS NULL OR contact_id = $2) AND ($3 OR status = 'active') ORDER BY contact_id, short_id LIMIT $4 OFFSET $5`,
+      [tenantId, contactId ?? null, opts.all ?? false, opts.limit ?? 1000, opts.offset ?? 0],
+    );
+    return rows.map(toReminder);
+  }
+
+  async cancelReminder(tenantId: string, where: { id: string } | { contactId: string; shortId: number }): Promise<Reminder | null> {
+    const { rows } =
+      'id' in where
+        ? await this.deps.db.query<ReminderRow>(`UPDATE reminders SET status = 'cancelled', updated_at = now() WHERE tenant_id = $1 AND id = $2 AND status = 'active' RETURNING *`, [tenantId, where.id])
+        : await this.deps.db.query<ReminderRow>(`UPDATE reminders SET status = 'cancelled', updated_at = now() WHERE tenant_id = $1 AND contact_id = $2 AND short_id = $3 AND status = 'active' RETURNING *`, [tenantId, where.contactId, where.shortId]);
+    if (rows[0]) this.deps.metrics.cancelled.inc({ tenant: tenantId });
+    return rows[0] ? toReminder(rows[0]) : null;
+  }
+
+  async cancelAll(tenantId: string, contactId: string): Promise<number> {
+    const { rowCount } = await this.deps.db.query(`UPDATE reminders SET status = 'cancelled', updated_at = now() WHERE tenant_id = $1 AND contact_id = $2 AND status = 'active'`, [tenantId, contactId]);
+    if (rowCount) this.deps.metrics.cancelled.inc({ tenant: tenantId }, rowCount);
+    return rowCount ?? 0;
+  }
+
+  async occurrences(tenantId: string, reminderId: string): Promise<{ occurrenceAt: Date; status: string; outboxId: string | null; outboxStatus: string | null }[]> {
+    const { rows } = await this.deps.db.query<{ occurrence_at: Date; status: string; outbox_id: string | null; outbox_status: string | null }>(
+      `SELECT o.occurrence_at, o.status, o.outbox_id, x.status AS outbox_status FROM reminder_occurrences o LEFT JOIN parley_outbox x ON x.id = o.outbox_id
+        WHERE o.tenant_id = $1 AND o.reminder_id = $2 ORDER BY o.occurrence_at`,
+      [tenantId, reminderId],
+    );
+    return rows.map((r) => ({ occurrenceAt: r.occurrence_at, status: r.status, outboxId: r.outbox_id, outboxStatus: r.outbox_status }));
+  }
+
+  /** Sends (or records as missed) every reminder occurrence due at `now`. */
+  async tickReminders(now: Date): Promise<{ queued: number; missed: number }> {
+    const out = { queued: 0, missed: 0 };
+    const { rows } = await this.deps.db.query<ReminderRow>(`SELECT * FROM reminders WHERE status = 'active' AND due_at <= $1 ORDER BY due_at LIMIT 1000`, [now]);
+    for (const row of rows) {
+      if (!this.deps.settingsFor(row.tenant_id)) continue;
+      try {
+        await this.fire(toReminder(row), row.address, now, out);
+      } catch (error) {
+        this.deps.metrics.failures.inc({ tenant: row.tenant_id, what: 'reminder' });
+        this.deps.log.warn({ tenant: row.tenant_id, reminder: row.id, to: hashAddress(row.address), err: error }, 'reminders: could not queue a reminder; the next tick tries again within the grace window');
+      }
+    }
+    return out;
+  }
+
+  private async fire(r: Reminder, address: string, now: Date, out: { queued: number; missed: number }): Promise<void> {
+    const s = this.settings(r.tenantId);
+    const grace = Math.max(s.missedGraceMinutes * 60_000, MIN_GRACE_MS);
+    let occ = r.nextAt;
+    let due = r.dueAt;
+    for (let i = 0; occ && due && due.getTime() <= now.getTime() && i < 1000; i++) {
+      if (now.getTime() - due.getTime() > grace) {
+        const { rowCount } = await this.deps.db.query(`INSERT INTO reminder_occurrences (reminder_id, tenant_id, occurrence_at, status) VALUES ($1, $2, $3, 'missed') ON CONFLICT DO NOTHING`, [r.id, r.tenantId, occ]);
+        if (rowCount) {
+          out.missed++;
+          this.deps.metrics.missed.inc({ tenant: r.tenantId });
+        }
+      } else {
+        const item = await this.deps.gateway.enqueueOutbound({ tenantId: r.tenantId, channel: r.channel, to: address, text: r.message, idempotencyKey: `reminder:${r.id}:${occ.toISOString()}`, options: { reminder: r.id } });
+        const { rowCount } = await this.deps.db.query(`INSERT INTO reminder_occurrences (reminder_id, tenant_id, occurrence_at, status, outbox_id) VALUES ($1, $2, $3, 'queued', $4) ON CONFLICT DO NOTHING`, [r.id, r.tenantId, occ, item.id]);
+        if (rowCount) {
+          out.queued++;
+          this.deps.metrics.queued.inc({ tenant: r.tenantId });
+          if (due.getTime() !== occ.getTime()) this.deps.metrics.deferred.inc({ tenant: r.tenantId });
+        }
+      }
+      const next = r.rrule ? nextOccurrence(r.rrule, parseWall(r.startLocal!)!, r.timezone, occ) : null;
+      const nextDue = next ? this.dueOf(r.tenantId, next, r.timezone, r.allowQuietHours) : null;
+      const { rowCount } = await this.deps.db.query(
+        `UPDATE reminders SET next_at = $3, due_at = $4, status = CASE WHEN $3::timestamptz IS NULL THEN 'done' ELSE status END, updated_at = now()
+          WHERE tenant_id = $1 AND id = $2 AND next_at = $5 AND status = 'active'`,
+        [r.tenantId, r.id, next, nextDue, occ],
+      );
+      if (!rowCount) return; // another tick moved it on, or it was cancelled
+      occ = next;
+      due = nextDue;
+    }
+  }
+
+  // ---- scheduled deliveries ---------------------------------------------------------------------
+
+  checkSchedule(input: Pick<ScheduleInput, 'cron' | 'runAt' | 'timezone'>): void {
+    if (!input.cron && !input.runAt) throw new ParleyError('PARLEY_BAD_REQUEST', 'A schedule needs "schedule" (cron) or "runAt" (one-off)', 400);
+    if (input.cron) {
+      try {
+        checkCron(input.cron, input.timezone);
+      } catch (error) {
+        throw new ParleyError('PARLEY_BAD_REQUEST', `"${input.cron}" is not a cron pattern: ${(error as Error).message}`, 400);
+      }
+    }
+  }
+
+  private firstRun(input: Pick<ScheduleInput, 'cron' | 'runAt' | 'timezone'>, now: Date): Date | null {
+    return input.cron ? nextCron(input.cron, input.timezone, now) : (input.runAt ?? null);
+  }
+
+  async createSchedule(tenantId: string, input: ScheduleInput, now: Date): Promise<Schedule> {
+    this.settings(tenantId);
+    this.checkSchedule(input);
+    const { rows } = await this.deps.db.query<ScheduleRow>(
+      `INSERT INTO delivery_schedules (tenant_id, name, cron, timezone, run_at, audience, template, channel, max_messages, active, next_run_at)
+       VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11) RETURNING *`,
+      [tenantId, input.name, input.cron ?? null, input.timezone, input.runAt ?? null, JSON.stringify(input.audience), input.template, input.channel, input.maxMessages, input.active, this.firstRun(input, now)],
+    );
+    return toSchedule(rows[0]!);
+  }
+
+  async getSchedule(tenantId: string, id: string): Promise<Schedule | null> {
+    if (!/^[0-9a-f-]{36}$/i.test(id)) return null;
+    const { rows } = await this.deps.db.query<ScheduleRow>(`SELECT * FROM delivery_schedules WHERE tenant_id = $1 AND id = $2`, [tenantId, id]);
+    return rows[0] ? toSchedule(rows[0]) : null;
+  }
+
+  async listSchedules(tenantId: string): Promise<Schedule[]> {
+    const { rows } = await this.deps.db.query<ScheduleRow>(`SELECT * FROM delivery_schedules WHERE tenant_id = $1 ORDER BY created_at, id`, [tenantId]);
+    return rows.map(toSchedule);
+  }
+
+  /** Changes a schedule; a new pattern, zone, one-off time or a resume recomputes the next run from `now`. */
+  async updateSchedule(tenantId: string, id: string, patch: Partial<ScheduleInput>, now: Date): Promise<Schedule | null> {
+    const current = await this.getSchedule(tenantId, id);
+    if (!current) return null;
+    const merged: ScheduleInput = {
+      name: patch.name ?? current.name,
+      cron: patch.cron !== undefined ? patch.cron : current.cron,
+      runAt: patch.runAt !== undefined ? patch.runAt : current.runAt,
+      timezone: patch.timezone ?? current.timezone,
+      audience: patch.audience ?? current.audience,
+      template: patch.template ?? current.template,
+      channel: patch.channel ?? current.channel,
+      maxMessages: patch.maxMessages ?? current.maxMessages,
+      active: patch.active ?? current.active,
+    };
+    if (patch.cron !== undefined && patch.cron !== null && patch.runAt === undefined) merged.runAt = null;
+    this.checkSchedule(merged);
+    const timing = patch.cron !== undefined || patch.runAt !== undefined || patch.timezone !== undefined || (patch.active === true && !current.active);
+    const { rows } = await this.deps.db.query<ScheduleRow>(
+      `UPDATE delivery_schedules SET name = $3, cron = $4, timezone = $5, run_at = $6, audience = $7::jsonb, template = $8, channel = $9, max_messages = $10, active = $11,
+         next_run_at = CASE WHEN $12 THEN $13 ELSE next_run_at END, updated_at = now()
+        WHERE tenant_id = $1 AND id = $2 RETURNING *`,
+      [tenantId, id, merged.name, merged.cron ?? null, merged.timezone, merged.runAt ?? null, JSON.stringify(merged.audience), merged.template, merged.channel, merged.maxMessages, merged.active, timing, this.firstRun(merged, now)],
+    );
+    return rows[0] ? toSchedule(rows[0]) : null;
+  }
+
+  async deleteSchedule(tenantId: string, id: string): Promise<boolean> {
+    if (!/^[0-9a-f-]{36}$/i.test(id)) return false;
+    const { rowCount } = await this.deps.db.query(`DELETE FROM delivery_schedules WHERE tenant_id = $1 AND id = $2`, [tenantId, id]);
+    return (rowCount ?? 0) > 0;
+  }
+
+  /** Who a run at `now` would go to, with the once-per-window key of each (null: no once rule). */
+  private async audience(s: Schedule, now: Date): Promise<{ contact: Contact; onceKey: string | null }[]> {
+    const a = s.audience;
+    const { contacts } = await this.deps.contacts.search(s.tenantId, {
+      ...(a.tags ? { tags: a.tags } : {}),
+      ...(a.anyTags ? { anyTags: a.anyTags } : {}),
+      ...(a.fields ? { fields: a.fields } : {}),
+      ...(a.inactiveDays !== undefined ? { inactiveDays: a.inactiveDays } : {}),
+      ...(a.sinceLastInboundDays !== undefined ? { sinceLastInboundDays: a.sinceLastInboundDays } : {}),
+      channel: s.channel,
+      now,
+      limit: 100_000,
+    });
+    const out: { contact: Contact; onceKey: string | null }[] = [];
+    for (const contact of contacts) {
+      const keys: string[] = [];
+      if (a.beforeField) {
+        const raw = contact.fields[a.beforeField.field];
+        const at = typeof raw === 'string' ? Date.parse(raw) : NaN;
+        if (Number.isNaN(at) || at <= now.getTime() || at > now.getTime() + a.beforeField.hoursBefore * 3600_000) continue;
+        keys.push(`${a.beforeField.field}=${new Date(at).toISOString()}`);
+      }
+      if (a.sinceLastInboundDays !== undefined && contact.lastInboundAt) keys.push(`silent-since=${contact.lastInboundAt.toISOString()}`);
+      out.push({ contact, onceKey: keys.length ? keys.join('|') : null });
+    }
+    return out;
+  }
+
+  /** The rendered messages for the first `limit` recipients and the counts; nothing is sent or stored. */
+  async preview(s: Schedule, limit: number, now: Date) {
+    const candidates = await this.audience(s, now);
+    const done = await this.onceTaken(s, candidates, null);
+    let optedOut = 0;
+    let already = 0;
+    const eligible: Contact[] = [];
+    for (const c of candidates) {
+      if (c.onceKey && done.has(`${c.contact.id}\u0000${c.onceKey}`)) already++;
+      else if (await this.optedOut(s, c.contact)) optedOut++;
+      else eligible.push(c.contact);
+    }
+    const recipients = eligible.slice(0, s.maxMessages);
+    return {
+      scheduleId: s.id,
+      channel: s.channel,
+      audience: candidates.length,
+      count: recipients.length,
+      skippedOptOut: optedOut,
+      skippedAlreadySent: already,
+      cappedBy: eligible.length > s.maxMessages ? s.maxMessages : null,
+      messages: recipients.slice(0, limit).map((c) => ({ contactId: c.id, name: c.name, text: render(s.template, c, this.deps.contacts) })),
+      nextRun: s.nextRun,
+      generatedAt: now,
+      note: PREVIEW_NOTE,
+    };
+  }
+
+  private async optedOut(s: Schedule, c: Contact): Promise<boolean> {
+    const a = this.deps.contacts.addressOn(c, s.channel);
+    return !a || (await this.deps.gateway.consent.isOptedOut(s.tenantId, a.address));
+  }
+
+  private async onceTaken(s: Schedule, candidates: { contact: Contact; onceKey: string | null }[], exceptRun: string | null): Promise<Set<string>> {
+    const ids = candidates.filter((c) => c.onceKey).map((c) => c.contact.id);
+    if (!ids.length) return new Set();
+    const { rows } = await this.deps.db.query<{ contact_id: string; once_key: string }>(`SELECT contact_id, once_key FROM delivery_once WHERE schedule_id = $1 AND contact_id = ANY($2) AND ($3::uuid IS NULL OR run_id <> $3)`, [s.id, ids, exceptRun]);
+    return new Set(rows.map((r) => `${r.contact_id}\u0000${r.once_key}`));
+  }
+
+  /** Starts a run now (`POST .../run-now`): selected and its first batch queued at once. */
+  async runNow(s: Schedule, now: Date): Promise<RunRecord> {
+    const run = await this.openRun(s, 'run-now', now, `now-${now.toISOString()}-${Math.random().toString(36).slice(2, 8)}`);
+    await this.advanceRun(run, now, new Map());
+    return (await this.runRecord(s.tenantId, run.id))!;
+  }
+
+  private async openRun(s: Schedule, trigger: 'schedule' | 'run-now', occurrence: Date, key: string, status: 'selecting' | 'missed' = 'selecting'): Promise<RunRow> {
+    const { rows } = await this.deps.db.query<RunRow>(
+      `INSERT INTO delivery_runs (tenant_id, schedule_id, run_key, occurrence_at, trigger, status, finished_at) VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $6 = 'missed' THEN now() END)
+       ON CONFLICT (schedule_id, run_key) DO NOTHING RETURNING *`,
+      [s.tenantId, s.id, key, occurrence, trigger, status],
+    );
+    if (rows[0]) {
+      this.deps.metrics.runs.inc({ tenant: s.tenantId, trigger, status: status === 'missed' ? 'missed' : 'started' });
+      return rows[0];
+    }
+    const existing = await this.deps.db.query<RunRow>(`SELECT * FROM delivery_runs WHERE schedule_id = $1 AND run_key = $2`, [s.id, key]);
+    return existing.rows[0]!;
+  }
+
+  /** Freezes the recipients of a run (idempotent: a repeat after a crash adds only who is missing). */
+  private async select(run: RunRow, s: Schedule, now: Date): Promise<void> {
+    const candidates = await this.audience(s, now);
+    const taken = await this.onceTaken(s, candidates, run.id);
+    let picked = 0;
+    for (const c of candidates) {
+      if (c.onceKey && taken.has(`${c.contact.id}\u0000${c.onceKey}`)) continue;
+      const address = this.deps.contacts.addressOn(c.contact, s.channel);
+      if (!address) continue;
+      const optedOut = await this.deps.gateway.consent.isOptedOut(s.tenantId, address.address);
+      if (!optedOut && picked >= s.maxMessages) continue;
+      let status = optedOut ? 'skipped-opted-out' : 'pending';
+      if (!optedOut && c.onceKey) {
+        const claim = await this.deps.db.query<{ run_id: string }>(
+          `WITH ins AS (INSERT INTO delivery_once (schedule_id, contact_id, once_key, run_id) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING run_id)
+           SELECT run_id FROM ins UNION ALL SELECT run_id FROM delivery_once WHERE schedule_id = $1 AND contact_id = $2 AND once_key = $3 LIMIT 1`,
+          [s.id, c.contact.id, c.onceKey, run.id],
+        );
+        if (claim.rows[0]?.run_id !== run.id) status = 'skipped-once';
+      }
+      await this.deps.db.query(
+        `INSERT INTO delivery_recipients (run_id, tenant_id, contact_id, channel, address, once_key, status) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
+        [run.id, s.tenantId, c.contact.id, s.channel, address.address, c.onceKey, status],
+      );
+      if (status === 'pending') picked++;
+      this.deps.metrics.recipients.inc({ tenant: s.tenantId, result: status === 'pending' ? 'selected' : status });
+    }
+    await this.deps.db.query(
+      `UPDATE delivery_runs SET status = 'sending', recipients = (SELECT count(*) FROM delivery_recipients WHERE run_id = $1) WHERE id = $1 AND status = 'selecting'`,
+      [run.id],
+    );
+  }
+
+  /** Selects if needed, then queues up to the channel's per-minute budget of pending recipients. */
+  private async advanceRun(run: RunRow, now: Date, spent: Map<string, number>): Promise<void> {
+    const s = await this.getSchedule(run.tenant_id, run.schedule_id);
+    if (!s) return;
+    try {
+      if (run.status === 'selecting') await this.select(run, s, now);
+      const settings = this.settings(s.tenantId);
+      const key = `${s.tenantId}\u0000${s.channel}`;
+      const budget = (settings.ratePerMinute[s.channel] ?? 60) - (spent.get(key) ?? 0);
+      if (budget <= 0) return;
+      const { rows } = await this.deps.db.query<{ contact_id: string; address: string }>(
+        `SELECT contact_id, address FROM delivery_recipients WHERE run_id = $1 AND status = 'pending' ORDER BY contact_id LIMIT $2`,
+        [run.id, budget],
+      );
+      for (const r of rows) {
+        const contact = await this.deps.contacts.get(s.tenantId, r.contact_id);
+        const text = contact ? render(s.template, contact, this.deps.contacts) : render(s.template, null, this.deps.contacts);
+        const item = await this.deps.gateway.enqueueOutbound({ tenantId: s.tenantId, channel: s.channel, to: r.address, text, idempotencyKey: `delivery:${run.id}:${r.contact_id}`, options: { schedule: s.id, run: run.id } });
+        await this.deps.db.query(`UPDATE delivery_recipients SET status = 'queued', outbox_id = $3 WHERE run_id = $1 AND contact_id = $2 AND status = 'pending'`, [run.id, r.contact_id, item.id]);
+        this.deps.metrics.recipients.inc({ tenant: s.tenantId, result: 'queued' });
+        spent.set(key, (spent.get(key) ?? 0) + 1);
+      }
+      const { rowCount } = await this.deps.db.query(
+        `UPDATE delivery_runs SET status = 'completed', finished_at = now() WHERE id = $1 AND status = 'sending' AND NOT EXISTS (SELECT 1 FROM delivery_recipients WHERE run_id = $1 AND status = 'pending')`,
+        [run.id],
+      );
+      if (rowCount) this.deps.metrics.runs.inc({ tenant: s.tenantId, trigger: run.trigger, status: 'completed' });
+    } catch (error) {
+      const message = error instanceof ParleyError ? `${error.code}: ${error.message}` : 'internal error (see the log)';
+      await this.deps.db.query(`UPDATE delivery_runs SET status = 'failed', error = $2, finished_at = now() WHERE id = $1 AND status IN ('selecting', 'sending')`, [run.id, message]);
+      this.deps.metrics.runs.inc({ tenant: s.tenantId, trigger: run.trigger, status: 'failed' });
+      this.deps.log.error({ tenant: s.tenantId, schedule: s.id, run: run.id, err: error }, 'reminders: a scheduled delivery run failed');
+    }
+  }
+
+  /** Opens the runs of schedules due at `now` (late ones within the grace window; older ones recorded as missed), then moves every open run on. */
+  async tickDeliveries(now: Date): Promise<void> {
+    const { rows } = await this.deps.db.query<ScheduleRow>(`SELECT * FROM delivery_schedules WHERE active AND next_run_at <= $1 ORDER BY next_run_at LIMIT 500`, [now]);
+    for (const row of rows) {
+      const s = toSchedule(row);
+      const settings = this.deps.settingsFor(s.tenantId);
+      if (!settings) continue;
+      const grace = Math.max(settings.missedGraceMinutes * 60_000, MIN_GRACE_MS);
+      let occ: Date | null = s.nextRun;
+      for (let i = 0; occ && occ.getTime() <= now.getTime() && i < 100; i++) {
+        const missed = now.getTime() - occ.getTime() > grace;
+        await this.openRun(s, 'schedule', occ, occ.toISOString(), missed ? 'missed' : 'selecting');
+        let next = s.cron ? nextCron(s.cron, s.timezone, occ) : null;
+        if (i === 99 && next && next <= now) next = nextCron(s.cron!, s.timezone, now);
+        const { rowCount } = await this.deps.db.query(`UPDATE delivery_schedules SET next_run_at = $3, updated_at = now() WHERE tenant_id = $1 AND id = $2 AND next_run_at = $4`, [s.tenantId, s.id, next, occ]);
+        if (!rowCount) break;
+        occ = next;
+      }
+    }
+    const open = await this.deps.db.query<RunRow>(`SELECT * FROM delivery_runs WHERE status IN ('selecting', 'sending') ORDER BY created_at LIMIT 500`);
+    const spent = new Map<string, number>();
+    for (const run of open.rows) if (this.deps.settingsFor(run.tenant_id)) await this.advanceRun(run, now, spent);
+  }
+
+  async tick(now: Date): Promise<void> {
+    await this.tickReminders(now);
+    await this.tickDeliveries(now);
+  }
+
+  async runRecord(tenantId: string, runId: string): Promise<RunRecord | null> {
+    const list = await this.runRecords(tenantId, { runId });
+    return list[0] ?? null;
+  }
+
+  /** Per-run records: recipients and what became of them (the outbox status of each queued message). */
+  async runRecords(tenantId: string, q: { scheduleId?: string; runId?: string; limit?: number }): Promise<RunRecord[]> {
+    const { rows } = await this.deps.db.query<RunRow & Record<string, string>>(
+      `SELECT r.*,
+         count(d.contact_id) FILTER (WHERE d.status = 'pending') AS n_pending,
+         count(d.contact_id) FILTER (WHERE d.status = 'queued') AS n_queued,
+         count(d.contact_id) FILTER (WHERE o.status IN ('sent', 'delivered', 'read')) AS n_sent,
+         count(d.contact_id) FILTER (WHERE o.status IN ('delivered', 'read')) AS n_delivered,
+         count(d.contact_id) FILTER (WHERE o.status IN ('failed', 'dead', 'undelivered') OR (o.status = 'blocked' AND coalesce(o.error_code, '') <> 'opted-out')) AS n_failed,
+         count(d.contact_id) FILTER (WHERE d.status = 'skipped-opted-out' OR (o.status = 'blocked' AND o.error_code = 'opted-out')) AS n_optout,
+         count(d.contact_id) FILTER (WHERE d.status = 'skipped-once') AS n_once
+       FROM delivery_runs r LEFT JOIN delivery_recipients d ON d.run_id = r.id LEFT JOIN parley_outbox o ON o.id = d.outbox_id AND o.tenant_id = r.tenant_id
+       WHERE r.tenant_id = $1 AND ($2::uuid IS NULL OR r.schedule_id = $2) AND ($3::uuid IS NULL OR r.id = $3)
+       GROUP BY r.id ORDER BY r.created_at DESC LIMIT $4`,
+      [tenantId, q.scheduleId ?? null, q.runId ?? null, q.limit ?? 50],
+    );
+    return rows.map((r) => ({
+      id: r.id,
+      scheduleId: r.schedule_id,
+      trigger: r.trigger,
+      status: r.status,
+      occurrenceAt: r.occurrence_at,
+      createdAt: r.created_at,
+      finishedAt: r.finished_at,
+      error: r.error,
+      recipients: r.recipients,
+      pending: Number(r.n_pending),
+      queued: Number(r.n_queued),
+      sent: Number(r.n_sent),
+      delivered: Number(r.n_delivered),
+      failed: Number(r.n_failed),
+      skippedOptOut: Number(r.n_optout),
+      skippedOnce: Number(r.n_once),
+    }));
+  }
+
+  /** Seed 002's statistics, for the tenant (and per channel). */
+  async stats(tenantId: string) {
+    const { rows } = await this.deps.db.query<{ channel: string; total: string; active: string; ok: string; failed: string; missed: string; running: string }>(
+      `SELECT s.channel, count(DISTINCT s.id) AS total, count(DISTINCT s.id) FILTER (WHERE s.active) AS active,
+         count(r.id) FILTER (WHERE r.status = 'completed') AS ok, count(r.id) FILTER (WHERE r.status = 'failed') AS failed,
+         count(r.id) FILTER (WHERE r.status = 'missed') AS missed, count(r.id) FILTER (WHERE r.status IN ('selecting', 'sending')) AS running
+       FROM delivery_schedules s LEFT JOIN delivery_runs r ON r.schedule_id = s.id WHERE s.tenant_id = $1 GROUP BY s.channel ORDER BY s.channel`,
+      [tenantId],
+    );
+    const per = rows.map((r) => ({ channel: r.channel, totalSchedules: Number(r.total), activeSchedules: Number(r.active), successfulRuns: Number(r.ok), failedRuns: Number(r.failed), missedRuns: Number(r.missed), runningRuns: Number(r.running) }));
+    const sum = (k: keyof (typeof per)[number]) => per.reduce((n, p) => n + (p[k] as number), 0);
+    return { totalSchedules: sum('totalSchedules'), activeSchedules: sum('activeSchedules'), successfulRuns: sum('successfulRuns'), failedRuns: sum('failedRuns'), missedRuns: sum('missedRuns'), runningRuns: sum('runningRuns'), byChannel: per };
+  }
+
+  async activeCounts(): Promise<{ reminders: { tenantId: string; n: number }[]; schedules: { tenantId: string; n: number }[] }> {
+    const a = await this.deps.db.query<{ tenant_id: string; n: string }>(`SELECT tenant_id, count(*) AS n FROM reminders WHERE status = 'active' GROUP BY tenant_id`);
+    const b = await this.deps.db.query<{ tenant_id: string; n: string }>(`SELECT tenant_id, count(*) AS n FROM delivery_schedules WHERE active GROUP BY tenant_id`);
+    const map = (rows: { tenant_id: string; n: string }[]) => rows.map((r) => ({ tenantId: r.tenant_id, n: Number(r.n) }));
+    return { reminders: map(a.rows), schedules: map(b.rows) };
+  }
+
+  languageOf(contact: Contact): Lang {
+    return langOf(this.deps.contacts.languageOf(contact));
+  }
+}
+
+/**
+ * Fills a template from a contact: `{{name}}`, `{{first_name}}`, any custom field by name
+ * (`{{plan}}` or `{{fields.plan}}`), a fallback after `|` (`{{first_name|there}}`), and a time field
+ * written in the contact's zone and language with `when:` (`{{when:appointment_at}}`).
+ */
+export function render(template: string, contact: Contact | null, contacts: Pick<ContactsDirectory, 'timezoneOf' | 'languageOf'>): string {
+  return template.replace(/\{\{\s*([^}|]+?)\s*(?:\|\s*([^}]*?)\s*)?\}\}/g, (_m, key: string, fallback: string | undefined) => {
+    const value = lookup(key, contact, contacts);
+    return value === undefined || value === null || value === '' ? (fallback ?? '') : String(value);
+  });
+}
+
+function lookup(key: string, c: Contact | null, contacts: Pick<ContactsDirectory, 'timezoneOf' | 'languageOf'>): unknown {
+  if (!c) return undefined;
+  if (key.startsWith('when:')) {
+    const raw = c.fields[key.slice(5).trim()];
+    const at = typeof raw === 'string' ? new Date(raw) : null;
+    if (!at || Number.isNaN(at.getTime())) return undefined;
+    return new Intl.DateTimeFormat(contacts.languageOf(c), { timeZone: contacts.timezoneOf(c), weekday: 'long', month: 'long', day: 'numeric', hour: 'numeric', minute: '2-digit' }).format(at);
+  }
+  if (key === 'name') return c.name;
+  if (key === 'first_name' || key === 'firstName') return c.name?.split(/\s+/)[0];
+  const field = key.startsWith('fields.') ? key.slice(7) : key;
+  return c.fields[field];
+}

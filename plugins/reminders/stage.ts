@@ -1,0 +1,135 @@
+/**
+ * The `reminders` stage: a person's own reminder commands on their channel. Anything else passes on.
+ * Place it after the safety stages (crisis-guard, moderation) and before answer stages.
+ */
+import type { StageDefinition } from 'parley';
+import type { ContactsDirectory } from './contacts-api.js';
+import { parseCommand, type Lang } from './parse.js';
+import type { Reminder, RemindersService } from './service.js';
+import type { RemindersMetrics } from './metrics.js';
+import type { RemindersSettings } from './types.js';
+
+export const REMINDERS_STAGE = 'reminders';
+
+const say = {
+  en: {
+    once: (when: string) => when,
+    created: (id: number, task: string, when: string, tz: string, quiet: boolean) =>
+      `OK, reminder #${id}: "${task}" ${when} (${tz}).${quiet ? ' That falls in quiet hours, so it will come when they end.' : ''} Reply "my reminders" to see them or "cancel ${id}" to cancel it.`,
+    none: 'You have no reminders. Text "remind me ..." to set one, e.g. "remind me tomorrow at 3pm to call the pharmacy".',
+    list: (lines: string[]) => `Your reminders:\n${lines.join('\n')}\nReply "cancel <number>" to cancel one.`,
+    cancelled: (id: number, task: string) => `Cancelled reminder #${id} ("${task}").`,
+    notFound: (id: number) => `You have no active reminder #${id}. Reply "my reminders" to see them.`,
+    cancelledAll: (n: number) => (n ? `Cancelled all ${n} of your reminders.` : 'You had no reminders to cancel.'),
+    unclear: {
+      'no-time': 'I could not tell when. Try "remind me tomorrow at 3pm to call the pharmacy" or "remind me to take my pills every day at 8am".',
+      'no-task': 'What should I remind you about? Try "remind me tomorrow at 3pm to call the pharmacy".',
+      past: 'That time has already passed. Try a later time.',
+    },
+    tooMany: (n: number) => `You already have ${n} reminders. Cancel one first ("my reminders").`,
+  },
+  es: {
+    once: (when: string) => when,
+    created: (id: number, task: string, when: string, tz: string, quiet: boolean) =>
+      `Listo, recordatorio #${id}: "${task}" ${when} (${tz}).${quiet ? ' Cae en horas de silencio: llegará cuando terminen.' : ''} Responde "mis recordatorios" para verlos o "cancelar ${id}" para cancelarlo.`,
+    none: 'No tienes recordatorios. Escribe "recuérdame ..." para crear uno, por ejemplo "recuérdame mañana a las 3pm llamar a la farmacia".',
+    list: (lines: string[]) => `Tus recordatorios:\n${lines.join('\n')}\nResponde "cancelar <número>" para cancelar uno.`,
+    cancelled: (id: number, task: string) => `Recordatorio #${id} cancelado ("${task}").`,
+    notFound: (id: number) => `No tienes un recordatorio #${id} activo. Responde "mis recordatorios" para verlos.`,
+    cancelledAll: (n: number) => (n ? `Cancelados tus ${n} recordatorios.` : 'No tenías recordatorios.'),
+    unclear: {
+      'no-time': 'No entendí cuándo. Prueba "recuérdame mañana a las 3pm llamar a la farmacia" o "recuérdame tomar mis pastillas todos los días a las 8".',
+      'no-task': '¿Qué quieres que te recuerde? Prueba "recuérdame mañana a las 3pm llamar a la farmacia".',
+      past: 'Esa hora ya pasó. Prueba una hora más tarde.',
+    },
+    tooMany: (n: number) => `Ya tienes ${n} recordatorios. Cancela uno primero ("mis recordatorios").`,
+  },
+} as const;
+
+/** When a reminder goes, in the person's zone and language: "every day at 8:00 AM" / "tomorrow ...". */
+export function describeWhen(r: Pick<Reminder, 'rrule' | 'nextAt' | 'timezone'>, lang: Lang, describe?: string): string {
+  const locale = lang === 'es' ? 'es' : 'en-US';
+  const time = (d: Date) => new Intl.DateTimeFormat(locale, { timeZone: r.timezone, hour: 'numeric', minute: '2-digit' }).format(d);
+  if (r.rrule && r.nextAt) {
+    const every = describe ?? describeRule(r.rrule, lang);
+    return lang === 'es' ? `${every} a las ${time(r.nextAt)}` : `${every} at ${time(r.nextAt)}`;
+  }
+  if (!r.nextAt) return '';
+  const day = new Intl.DateTimeFormat(locale, { timeZone: r.timezone, weekday: 'long', month: 'long', day: 'numeric' }).format(r.nextAt);
+  return lang === 'es' ? `el ${day} a las ${time(r.nextAt)}` : `on ${day} at ${time(r.nextAt)}`;
+}
+
+const DAY_NAMES = { en: ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'], es: ['domingo', 'lunes', 'martes', 'miércoles', 'jueves', 'viernes', 'sábado'] };
+const BYDAY = ['SU', 'MO', 'TU', 'WE', 'TH', 'FR', 'SA'];
+
+/** "every day", "every weekday", "every Monday", "every week" (and in Spanish) for the rules people make. */
+export function describeRule(rrule: string, lang: Lang): string {
+  const parts = Object.fromEntries(rrule.split(';').map((p) => p.split('=') as [string, string]));
+  const es = lang === 'es';
+  if (parts.FREQ === 'DAILY' && (!parts.INTERVAL || parts.INTERVAL === '1')) return es ? 'todos los días' : 'every day';
+  if (parts.FREQ === 'WEEKLY' && (!parts.INTERVAL || parts.INTERVAL === '1')) {
+    if (parts.BYDAY === 'MO,TU,WE,TH,FR') return es ? 'de lunes a viernes' : 'every weekday';
+    const days = parts.BYDAY?.split(',') ?? [];
+    if (days.length === 1 && BYDAY.includes(days[0]!)) return `${es ? 'cada' : 'every'} ${DAY_NAMES[lang][BYDAY.indexOf(days[0]!)]}`;
+    if (!days.length) return es ? 'cada semana' : 'every week';
+  }
+  return es ? 'repetido' : 'repeating';
+}
+
+export function remindersStage(deps: { service: RemindersService; contacts: ContactsDirectory; metrics: RemindersMetrics }): StageDefinition<RemindersSettings> {
+  const { service, contacts, metrics } = deps;
+  return {
+    name: REMINDERS_STAGE,
+    async handle(stage, next) {
+      if (!stage.settings.commands) return next();
+      const tenantId = stage.tenant.id;
+      const address = { channel: stage.message.channel, address: stage.message.from };
+      const existing = await contacts.resolve(tenantId, address, { create: false });
+      const tz = existing ? contacts.timezoneOf(existing) : stage.tenant.timezone;
+      const now = stage.message.receivedAt;
+      const cmd = parseCommand(stage.message.text, now, tz);
+      if (!cmd) return next();
+      metrics.commands.inc({ tenant: tenantId, command: cmd.kind, lang: cmd.lang });
+      const t = say[cmd.lang];
+      // A re-run of this message (recovery) must not make a second reminder: act only while it holds the message.
+      if (!(await stage.isCurrentRun())) return stage.stop('reminders: not the current run');
+      const contact = existing ?? (await contacts.resolve(tenantId, address));
+      if (!contact) return next();
+      stage.annotate('reminders.command', cmd.kind);
+      if (cmd.kind === 'unclear') {
+        stage.reply(t.unclear[cmd.why]);
+        return stage.stop('reminders: command not understood');
+      }
+      if (cmd.kind === 'list') {
+        const list = await service.listReminders(tenantId, contact.id);
+        stage.reply(list.length ? t.list(list.map((r) => `#${r.shortId} ${r.task}: ${describeWhen(r, cmd.lang)}`)) : t.none);
+        return stage.stop('reminders: listed');
+      }
+      if (cmd.kind === 'cancel') {
+        const r = await service.cancelReminder(tenantId, { contactId: contact.id, shortId: cmd.shortId });
+        stage.reply(r ? t.cancelled(r.shortId, r.task) : t.notFound(cmd.shortId));
+        return stage.stop('reminders: cancel');
+      }
+      if (cmd.kind === 'cancel-all') {
+        stage.reply(t.cancelledAll(await service.cancelAll(tenantId, contact.id)));
+        return stage.stop('reminders: cancel all');
+      }
+      // The person wrote a clock time: that is asking for it, quiet hours or not (a 10pm pill stays at 10pm).
+      const active = await service.listReminders(tenantId, contact.id);
+      if (active.length >= stage.settings.maxPerContact) {
+        stage.reply(t.tooMany(active.length));
+        return stage.stop('reminders: too many');
+      }
+      if (!contact.language) await contacts.update(tenantId, contact.id, { language: cmd.lang });
+      const r = await service.createReminder(
+        tenantId,
+        contact,
+        { task: cmd.task, lang: cmd.lang, ...(cmd.once ? { once: cmd.once } : { rrule: cmd.rrule!, start: cmd.start! }), timezone: tz, allowQuietHours: cmd.explicitTime, source: 'conversation', channel: address.channel, address: address.address },
+        now,
+      );
+      const quiet = !!r.dueAt && !!r.nextAt && r.dueAt.getTime() !== r.nextAt.getTime();
+      stage.reply(t.created(r.shortId, r.task, describeWhen(r, cmd.lang, cmd.describe), tz, quiet));
+      return stage.stop('reminders: created');
+    },
+  };
+}

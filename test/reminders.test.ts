@@ -1,0 +1,316 @@
+/**
+ * contacts and reminders end to end (embedded, and on PostgreSQL + Redis with PARLEY_TEST_BACKEND=external),
+ * with a controllable clock: the real tick is disabled (yearly cron) and the tests call `tick(now)`.
+ * Plain-language reminders in English and Spanish; a daily reminder over the DST change; quiet hours;
+ * opt-out after scheduling; missed occurrences; CSV import errors; scheduled deliveries with preview,
+ * run-now, stats, per-run records, follow-ups once per window; a restart mid-run without duplicates;
+ * tenant isolation; data subjects; two instances sending each occurrence once (external backend).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
+import { startTestGateway, type TestGateway } from './harness.js';
+import { TEST_BACKEND, externalServices } from './backend.js';
+import { Gateway } from '../core/gateway.js';
+import { parseConfig } from '../core/config.js';
+import { createLogger } from '../core/logger.js';
+import { builtinPlugins } from '../config/builtins.js';
+import type { RemindersService } from '../plugins/reminders/index.js';
+import type { ContactsDirectory } from '../plugins/contacts/index.js';
+
+const OP = 'key-operator-reminders-0123456789';
+const key = (t: string) => `key-${t}-reminders-0123456789`;
+const NY = 'America/New_York';
+const skip = TEST_BACKEND === 'external' ? await externalServices() : null;
+
+const tenant = (id: string, reminders: Record<string, unknown> = {}) => ({
+  id,
+  apiKeys: [key(id)],
+  timezone: NY,
+  pipeline: ['contacts', 'reminders'],
+  replyPipeline: ['contacts'],
+  plugins: { http: {}, contacts: { defaultChannel: 'http' }, reminders: { ratePerMinute: { http: 2 }, ...reminders } },
+});
+const config = {
+  operator: { apiKeys: [OP] },
+  plugins: ['http', 'contacts', { name: 'reminders', options: { tickCron: '0 0 1 1 *' } }],
+  tenants: [tenant('clinic'), tenant('other')],
+};
+
+let gw: TestGateway;
+let service: RemindersService;
+let contacts: ContactsDirectory;
+const bind = (g: TestGateway) => {
+  gw = g;
+  service = g.gateway.container.resolve(Symbol.for('reminders.service')) as RemindersService;
+  contacts = g.gateway.container.resolve(Symbol.for('contacts.directory')) as ContactsDirectory;
+};
+let n = 0;
+const phone = () => `+1555010${String(++n).padStart(4, '0')}`;
+const send = (text: string, from: string, t = 'clinic') => gw.send(t, { from, text }, key(t));
+const outboxTo = async (to: string) => (await gw.outbox('clinic')).filter((o) => o.to === to && !o.inboundId);
+const contactFor = async (address: string) => (await contacts.resolve('clinic', { channel: 'http', address }))!;
+
+beforeAll(async () => {
+  if (skip) return;
+  bind(await startTestGateway({ config }));
+}, 120_000);
+afterAll(async () => {
+  await gw?.stop({ cleanup: true });
+}, 60_000);
+
+describe.skipIf(skip)(`contacts and reminders on the ${TEST_BACKEND} backend`, () => {
+  it('makes a contact from a conversation and keeps its last inbound and outbound time', async () => {
+    const p = phone();
+    await send('hello', p);
+    const c = await contacts.resolve('clinic', { channel: 'http', address: p }, { create: false });
+    expect(c).toMatchObject({ source: 'conversation', addresses: [{ channel: 'http', address: p }] });
+    expect(c!.lastInboundAt).toBeInstanceOf(Date);
+    const r = await gw.request('GET', `/v1/tenants/clinic/contacts/${c!.id}`, { key: key('clinic') });
+    expect(r.body.contact).toMatchObject({ effectiveTimezone: NY, consent: [{ channel: 'http', address: p, optedOut: false }] });
+  });
+
+  it('confirms an English reminder set by text, lists it and cancels it by its short id', async () => {
+    const p = phone();
+    const a = await send('remind me to take my pills every day at 8am', p);
+    expect(a.replies[0]!.text).toMatch(/^OK, reminder #1: "take my pills" every day at 8:00\sAM \(America\/New_York\)\./);
+    const b = await send('Remind me tomorrow at 3pm to call the pharmacy', p);
+    expect(b.replies[0]!.text).toMatch(/^OK, reminder #2: "call the pharmacy" on \w+, \w+ \d+ at 3:00\sPM \(America\/New_York\)/);
+    const list = await send('my reminders', p);
+    expect(list.replies[0]!.text).toMatch(/#1 take my pills: every day at 8:00\sAM\n#2 call the pharmacy: on /);
+    expect((await send('cancel 2', p)).replies[0]!.text).toBe('Cancelled reminder #2 ("call the pharmacy").');
+    expect((await send('cancel 7', p)).replies[0]!.text).toMatch(/no active reminder #7/);
+    expect((await send('stop reminders', p)).replies[0]!.text).toBe('Cancelled all 1 of your reminders.');
+    expect((await send('remind me to call', p)).replies[0]!.text).toMatch(/could not tell when/);
+    expect(await service.listReminders('clinic', (await contactFor(p)).id)).toEqual([]);
+    // The confirmations went out through the reply stage: the contact's last outbound time is kept.
+    expect((await contactFor(p)).lastOutboundAt).toBeInstanceOf(Date);
+  });
+
+  it('confirms a Spanish reminder in Spanish and remembers the language', async () => {
+    const p = phone();
+    const a = await send('Recuérdame mañana a las 3pm llamar a la farmacia', p);
+    expect(a.replies[0]!.text).toMatch(/^Listo, recordatorio #1: "llamar a la farmacia" el \S+, \d+ de \S+ a las 15:00 \(America\/New_York\)\. Responde "mis recordatorios"/);
+    const b = await send('recuérdame tomar mis pastillas todos los días a las 8', p);
+    expect(b.replies[0]!.text).toMatch(/^Listo, recordatorio #2: "tomar mis pastillas" todos los días a las 8:00/);
+    expect((await send('mis recordatorios', p)).replies[0]!.text).toMatch(/^Tus recordatorios:\n#1 llamar a la farmacia/);
+    expect((await send('cancelar 1', p)).replies[0]!.text).toBe('Recordatorio #1 cancelado ("llamar a la farmacia").');
+    expect((await contactFor(p)).language).toBe('es');
+    const [r] = await service.listReminders('clinic', (await contactFor(p)).id);
+    expect(r!.message).toBe('Recordatorio: tomar tus pastillas');
+  });
+
+  it('sends a daily 08:00 reminder at 08:00 local on both sides of the DST change, once per occurrence', async () => {
+    const p = phone();
+    const c = await contactFor(p);
+    const r = await service.createReminder('clinic', c, { task: 'take your pills', lang: 'en', rrule: 'FREQ=DAILY', start: { year: 2027, month: 3, day: 13, hour: 8, minute: 0 }, timezone: NY, allowQuietHours: false, source: 'api', channel: 'http', address: p }, new Date('2027-03-13T00:00:00Z'));
+    expect(r.nextAt!.toISOString()).toBe('2027-03-13T13:00:00.000Z');
+    await service.tick(new Date('2027-03-13T12:59:00Z'));
+    expect(await outboxTo(p)).toHaveLength(0);
+    await service.tick(new Date('2027-03-13T13:00:20Z'));
+    await service.tick(new Date('2027-03-13T13:00:40Z'));
+    await service.tick(new Date('2027-03-14T12:00:10Z'));
+    await service.tick(new Date('2027-03-14T12:00:10Z'));
+    const items = await outboxTo(p);
+    expect(items.map((i) => i.text)).toEqual(['Reminder: take your pills', 'Reminder: take your pills']);
+    expect((await service.occurrences('clinic', r.id)).map((o) => o.occurrenceAt.toISOString())).toEqual(['2027-03-13T13:00:00.000Z', '2027-03-14T12:00:00.000Z']);
+    expect((await service.getReminder('clinic', r.id))!.nextAt!.toISOString()).toBe('2027-03-15T12:00:00.000Z');
+  });
+
+  it('holds a send inside quiet hours until they end, unless the reminder asks for it', async () => {
+    const p = phone();
+    const c = await contactFor(p);
+    const at = new Date('2027-04-02T02:00:00Z'); // 22:00 EDT
+    const quiet = await service.createReminder('clinic', c, { task: 'quiet', lang: 'en', once: at, timezone: NY, allowQuietHours: false, source: 'api', channel: 'http', address: p }, new Date('2027-04-01T12:00:00Z'));
+    await service.createReminder('clinic', c, { task: 'loud', lang: 'en', once: at, timezone: NY, allowQuietHours: true, source: 'api', channel: 'http', address: p }, new Date('2027-04-01T12:00:00Z'));
+    expect(quiet.dueAt!.toISOString()).toBe('2027-04-02T12:00:00.000Z');
+    await service.tick(new Date('2027-04-02T02:00:30Z'));
+    expect((await outboxTo(p)).map((i) => i.text)).toEqual(['Reminder: loud']);
+    await service.tick(new Date('2027-04-02T11:59:00Z'));
+    expect(await outboxTo(p)).toHaveLength(1);
+    await service.tick(new Date('2027-04-02T12:00:30Z'));
+    expect((await outboxTo(p)).map((i) => i.text)).toEqual(['Reminder: loud', 'Reminder: quiet']);
+  });
+
+  it('does not send to a person who opted out after the reminder was made, and skips occurrences found too late', async () => {
+    const p = phone();
+    const c = await contactFor(p);
+    await service.createReminder('clinic', c, { task: 'refill', lang: 'en', once: new Date('2027-05-01T15:00:00Z'), timezone: NY, allowQuietHours: false, source: 'api', channel: 'http', address: p }, new Date('2027-04-30T12:00:00Z'));
+    await gw.gateway.consent.set({ tenantId: 'clinic', address: p, status: 'opted-out', source: 'test' });
+    await service.tick(new Date('2027-05-01T15:00:30Z'));
+    const items = await gw.waitForOutbox('clinic', (all) => all.some((i) => i.to === p && i.status === 'blocked'), 20_000);
+    expect(items.filter((i) => i.to === p).map((i) => [i.status, i.errorCode])).toEqual([['blocked', 'opted-out']]);
+
+    const q = phone();
+    const late = await service.createReminder('clinic', await contactFor(q), { task: 'late', lang: 'en', rrule: 'FREQ=DAILY', start: { year: 2027, month: 5, day: 1, hour: 10, minute: 0 }, timezone: NY, allowQuietHours: false, source: 'api', channel: 'http', address: q }, new Date('2027-05-01T00:00:00Z'));
+    // Down from before 10:00 on May 1 until 13:30 on May 2 (grace 60 minutes): May 1 is missed, May 2 goes late.
+    await service.tick(new Date('2027-05-02T14:30:00Z'));
+    expect((await service.occurrences('clinic', late.id)).map((o) => [o.occurrenceAt.toISOString(), o.status])).toEqual([
+      ['2027-05-01T14:00:00.000Z', 'missed'],
+      ['2027-05-02T14:00:00.000Z', 'queued'],
+    ]);
+    expect(await outboxTo(q)).toHaveLength(1);
+  });
+
+  it('imports contacts from CSV with a dry run and an error for each bad row', async () => {
+    const csv = [
+      'name,phone,timezone,language,tags,plan,appointment_at',
+      'Ana Ruiz,+15550190001,America/Chicago,es,vip;retail,gold,',
+      'Bob Li,+15550190002,,,vip,silver,',
+      'Cy,not-a-number,Mars/Base,xx-invalid-tag-1234567,vip,,',
+      'Di,+15550190004,,,vip,gold,',
+      'Ed,+15550190005,,,vip,gold,',
+      'Flo,+15550190002,,,vip,,',
+      'Gus,+15550190007,,,other,,',
+    ].join('\n');
+    const dry = await gw.request('POST', '/v1/tenants/clinic/contacts/import', { key: key('clinic'), body: { csv, dryRun: true } });
+    expect(dry.status).toBe(200);
+    expect(dry.body).toMatchObject({ dryRun: true, created: 5, updated: 0, failed: 2 });
+    expect(dry.body.errors.map((e: { line: number }) => e.line)).toEqual([4, 7]);
+    expect(dry.body.errors[0].errors).toHaveLength(3);
+    expect((await contacts.search('clinic', { tags: ['vip'] })).total).toBe(0);
+    const real = await gw.request('POST', '/v1/tenants/clinic/contacts/import', { key: key('clinic'), body: { csv } });
+    expect(real.status).toBe(201);
+    expect(real.body).toMatchObject({ dryRun: false, created: 5, failed: 2 });
+    const vip = await gw.request('GET', '/v1/tenants/clinic/contacts?tag=vip&field.plan=gold', { key: key('clinic') });
+    expect(vip.body.contacts.map((c: { name: string }) => c.name)).toEqual(['Ana Ruiz', 'Di', 'Ed']);
+    const again = await gw.request('POST', '/v1/tenants/clinic/contacts/import', { key: key('clinic'), body: { csv: 'phone,tags\n+15550190007,vip' } });
+    expect(again.body).toMatchObject({ created: 0, updated: 1 });
+    expect((await contacts.resolve('clinic', { channel: 'http', address: '+15550190007' }, { create: false }))!.tags).toEqual(['other', 'vip']);
+  });
+
+  let scheduleId: string;
+  it('previews a schedule without sending, with the rendered messages and the count', async () => {
+    await gw.gateway.consent.set({ tenantId: 'clinic', address: '+15550190004', status: 'opted-out', source: 'test' });
+    const before = (await gw.outbox('clinic')).length;
+    const created = await gw.request('POST', '/v1/tenants/clinic/schedules', {
+      key: key('clinic'),
+      body: { name: 'vip monthly', schedule: '0 0 1 * *', timezone: NY, audience: { tags: ['vip'] }, template: 'Hi {{first_name|there}}, your {{plan|basic}} plan renews soon.', channel: 'http', max_messages: 10 },
+    });
+    expect(created.status).toBe(201);
+    expect(created.body.schedule).toMatchObject({ schedule: '0 0 1 * *', active: true, max_messages: 10 });
+    scheduleId = created.body.schedule.id;
+    const got = await gw.request('GET', `/v1/tenants/clinic/schedules/${scheduleId}`, { key: key('clinic') });
+    expect(got.body.schedule.nextRun).toBe('2027-01-01T05:00:00.000Z');
+    const preview = await gw.request('POST', `/v1/tenants/clinic/schedules/${scheduleId}/preview`, { key: key('clinic'), body: { limit: 2 } });
+    expect(preview.body.preview).toMatchObject({ count: 4, audience: 5, skippedOptOut: 1, note: 'This is a preview. No actual delivery will be made.' });
+    expect(preview.body.preview.messages.map((m: { text: string }) => m.text)).toEqual(['Hi Ana, your gold plan renews soon.', 'Hi Bob, your silver plan renews soon.']);
+    expect((await gw.outbox('clinic')).length).toBe(before);
+  });
+
+  it('runs a schedule at its time at the channel rate, resumes after a restart mid-run, and sends each recipient once', async () => {
+    const runAt = new Date('2027-01-01T05:00:00Z');
+    await service.tick(new Date(runAt.getTime() + 10_000));
+    let [run] = await service.runRecords('clinic', { scheduleId });
+    expect(run).toMatchObject({ trigger: 'schedule', status: 'sending', recipients: 5, queued: 2, pending: 2, skippedOptOut: 1 });
+    const stopped = gw;
+    await stopped.gateway.stop();
+    bind(await startTestGateway({ config, dataDir: stopped.dataDir, ...(stopped.databaseUrl ? { databaseUrl: stopped.databaseUrl } : {}) }));
+    // A send cut off between the outbox write and the recipient's row: the next tick must find the same item.
+    const { rows } = await gw.gateway.db.pool.query(`SELECT contact_id, address FROM delivery_recipients WHERE run_id = $1 AND status = 'pending' ORDER BY contact_id LIMIT 1`, [run!.id]);
+    const early = await gw.gateway.enqueueOutbound({ tenantId: 'clinic', channel: 'http', to: rows[0].address, text: 'cut off', idempotencyKey: `delivery:${run!.id}:${rows[0].contact_id}` });
+    await service.tick(new Date(runAt.getTime() + 70_000));
+    await service.tick(new Date(runAt.getTime() + 130_000));
+    await service.tick(new Date(runAt.getTime() + 130_000));
+    [run] = await service.runRecords('clinic', { scheduleId });
+    expect(run).toMatchObject({ status: 'completed', recipients: 5, queued: 4, pending: 0, skippedOptOut: 1 });
+    const items = (await gw.outbox('clinic')).filter((i) => (i.options as { run?: string }).run === run!.id || i.id === early.id);
+    expect(items).toHaveLength(4);
+    expect(new Set(items.map((i) => i.to)).size).toBe(4);
+    expect(items.find((i) => i.id === early.id)!.text).toBe('cut off');
+    const s = await gw.request('GET', `/v1/tenants/clinic/schedules/${scheduleId}`, { key: key('clinic') });
+    expect(s.body.schedule.nextRun).toBe('2027-02-01T05:00:00.000Z');
+  }, 120_000);
+
+  it('runs now, pauses and resumes, and reports stats and per-run records', async () => {
+    const now = await gw.request('POST', `/v1/tenants/clinic/schedules/${scheduleId}/run-now`, { key: key('clinic') });
+    expect(now.status).toBe(202);
+    expect(now.body.run).toMatchObject({ trigger: 'run-now', recipients: 5, queued: 2, skippedOptOut: 1 });
+    await gw.waitForOutbox('clinic', (all) => all.filter((i) => (i.options as { run?: string }).run === now.body.run.id && i.status === 'delivered').length === 2, 20_000);
+    const runs = await gw.request('GET', `/v1/tenants/clinic/schedules/${scheduleId}/runs`, { key: key('clinic') });
+    expect(runs.body.runs[0]).toMatchObject({ id: now.body.run.id, sent: 2, delivered: 2, failed: 0, skippedOptOut: 1 });
+    expect((await gw.request('POST', `/v1/tenants/clinic/schedules/${scheduleId}/pause`, { key: key('clinic') })).body.schedule.active).toBe(false);
+    const stats = await gw.request('GET', '/v1/tenants/clinic/schedules/stats', { key: key('clinic') });
+    expect(stats.body).toMatchObject({ totalSchedules: 1, activeSchedules: 0, successfulRuns: 1, failedRuns: 0 });
+    expect((await gw.request('POST', `/v1/tenants/clinic/schedules/${scheduleId}/resume`, { key: key('clinic') })).body.schedule.active).toBe(true);
+    const bad = await gw.request('POST', '/v1/tenants/clinic/schedules', { key: key('clinic'), body: { name: 'x', schedule: 'every morning', audience: { all: true }, template: 'x', channel: 'http' } });
+    expect(bad.status).toBe(400);
+  });
+
+  it('sends an appointment reminder once per appointment, however often the rule runs', async () => {
+    const c = await contacts.create('clinic', { name: 'Pat', addresses: [{ channel: 'http', address: phone() }], fields: { appointment_at: '2027-06-02T14:00:00Z' } });
+    await contacts.create('clinic', { name: 'Later', addresses: [{ channel: 'http', address: phone() }], fields: { appointment_at: '2027-06-09T14:00:00Z' } });
+    const s = await service.createSchedule('clinic', { name: 'appointments', cron: '0 * * * *', timezone: NY, audience: { beforeField: { field: 'appointment_at', hoursBefore: 24 } }, template: 'See you {{when:appointment_at}}', channel: 'http', maxMessages: 50, active: true }, new Date('2027-06-01T12:30:00Z'));
+    for (const at of ['2027-06-01T13:00:30Z', '2027-06-01T14:00:30Z', '2027-06-01T15:00:30Z']) await service.tick(new Date(at));
+    const runs = await service.runRecords('clinic', { scheduleId: s.id });
+    expect(runs.map((r) => r.queued).sort()).toEqual([0, 0, 1]);
+    const to = c.addresses[0]!.address;
+    expect((await gw.outbox('clinic')).filter((i) => i.to === to).map((i) => i.text)).toEqual(['See you Wednesday, June 2 at 10:00 AM']);
+    await contacts.update('clinic', c.id, { fields: { appointment_at: '2027-06-02T15:00:00Z' } });
+    await service.tick(new Date('2027-06-01T16:00:30Z'));
+    expect((await gw.outbox('clinic')).filter((i) => i.to === to)).toHaveLength(2);
+  });
+
+  it('keeps tenants apart: 401 without a key, 403 for another tenant, the operator sees all', async () => {
+    const c = await contactFor(phone());
+    for (const [method, path, body] of [
+      ['GET', '/v1/tenants/clinic/contacts', undefined],
+      ['GET', `/v1/tenants/clinic/contacts/${c.id}`, undefined],
+      ['POST', '/v1/tenants/clinic/contacts/import', { csv: 'phone\n+15550199999', dryRun: true }],
+      ['GET', '/v1/tenants/clinic/reminders', undefined],
+      ['GET', '/v1/tenants/clinic/schedules', undefined],
+      ['GET', '/v1/tenants/clinic/schedules/stats', undefined],
+      ['POST', `/v1/tenants/clinic/schedules/${scheduleId}/preview`, {}],
+    ] as const) {
+      expect((await gw.request(method, path, { body })).status, path).toBe(401);
+      expect((await gw.request(method, path, { key: key('other'), body })).status, path).toBe(403);
+      expect((await gw.request(method, path, { key: OP, body })).status, path).toBe(200);
+      expect((await gw.request(method, path, { key: key('clinic'), body })).status, path).toBe(200);
+    }
+    expect((await gw.request('GET', `/v1/tenants/other/contacts/${c.id}`, { key: key('other') })).status).toBe(404);
+    expect((await gw.request('GET', `/v1/tenants/other/schedules/${scheduleId}`, { key: key('other') })).status).toBe(404);
+  });
+
+  it('exports and erases what contacts and reminders keep about a person, and logs no numbers', async () => {
+    const p = phone();
+    await send('remind me tomorrow at 3pm to call the pharmacy', p);
+    const exported = await gw.gateway.exportSubject({ tenantId: 'clinic', addresses: [p] });
+    const by = Object.fromEntries(exported.map((e) => [e.provider, e.records]));
+    expect(by['contacts.directory']).toMatchObject([{ kind: 'contact', addresses: [{ address: p }] }]);
+    expect(by['reminders']).toMatchObject([{ kind: 'reminder', task: 'call the pharmacy' }]);
+    const erased = await gw.gateway.eraseSubject({ tenantId: 'clinic', addresses: [p] }, 'test');
+    expect(erased['contacts.directory']).toBe(1);
+    expect(await contacts.resolve('clinic', { channel: 'http', address: p }, { create: false })).toBeNull();
+    expect(JSON.stringify(gw.logs.filter((l) => (l.level as number) >= 30))).not.toMatch(/\+1555019|\+1555010/);
+  });
+
+  it('refuses reminders without contacts, naming tenant and plugin', async () => {
+    const bad = { plugins: ['http', 'contacts', 'reminders'], tenants: [{ id: 'solo', pipeline: ['reminders'], plugins: { http: {}, reminders: {} } }] };
+    const loaded = { config: parseConfig(stringify(bad), 'test', {}), baseDir: process.cwd(), source: 'test' };
+    await expect(Gateway.validate({ loaded, catalogue: builtinPlugins, logger: createLogger('silent') })).rejects.toThrow(/tenants\[0\] \(solo\)\.plugins\.reminders: reminders needs contacts enabled/);
+  });
+});
+
+describe.skipIf(skip || TEST_BACKEND !== 'external')('two gateways sharing PostgreSQL and Redis', () => {
+  let other: TestGateway;
+  afterAll(async () => {
+    await other?.stop();
+  }, 60_000);
+
+  it('send each reminder occurrence and each run recipient once when both tick at the same moment', async () => {
+    other = await startTestGateway({ config, databaseUrl: gw.databaseUrl! });
+    const service2 = other.gateway.container.resolve(Symbol.for('reminders.service')) as RemindersService;
+    const p = phone();
+    const c = await contactFor(p);
+    await service.createReminder('clinic', c, { task: 'twice?', lang: 'en', rrule: 'FREQ=DAILY', start: { year: 2028, month: 1, day: 1, hour: 9, minute: 0 }, timezone: NY, allowQuietHours: false, source: 'api', channel: 'http', address: p }, new Date('2028-01-01T00:00:00Z'));
+    const s = await service.createSchedule('clinic', { name: 'both', cron: '0 12 * * *', timezone: NY, audience: { tags: ['vip'] }, template: 'hi {{name}}', channel: 'http', maxMessages: 50, active: true }, new Date('2028-01-01T00:00:00Z'));
+    for (const at of ['2028-01-01T14:00:10Z', '2028-01-02T14:00:10Z', '2028-01-01T17:00:10Z', '2028-01-01T17:01:10Z', '2028-01-01T17:02:10Z']) {
+      await Promise.all([service.tick(new Date(at)), service2.tick(new Date(at))]);
+    }
+    expect((await outboxTo(p)).map((i) => i.text)).toEqual(['Reminder: twice?', 'Reminder: twice?']);
+    const runs = await service.runRecords('clinic', { scheduleId: s.id });
+    expect(runs).toHaveLength(1);
+    const items = (await gw.outbox('clinic')).filter((i) => (i.options as { run?: string }).run === runs[0]!.id);
+    expect(items.length).toBe(runs[0]!.queued);
+    expect(new Set(items.map((i) => i.to)).size).toBe(items.length);
+  }, 120_000);
+});
