@@ -62,7 +62,7 @@ export const settingsSchema = z.object({
   /** Hand the conversation to a person when the answer is not certain enough (the fallback is still sent). */
   handoffWhenUnsure: z.boolean().default(false),
   /** Appended to every answer when it fits the length budget (empty: none). */
-  disclaimer: z.string().max(300).default('General information, not medical advice.'),
+  disclaimer: z.string().max(300).default('Not medical advice.'),
   /** Replacements applied to every answer after the built-in ones (retired crisis numbers). */
   redactions: z.array(redactionSchema).default([]),
   /** Keep the built-in replacements (1-800-273-TALK and 1-800-273-8255 become 988). */

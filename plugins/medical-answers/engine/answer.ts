@@ -86,14 +86,91 @@ const CUE_WEIGHT = 1.5;
 const ADVICE_QUESTION = /\b(what (should|can|do) (i|you|we)|how (do|can|should) (i|you)|what to do|should i)\b/;
 const ADVICE_SENTENCE = /\b(should|can help|try|use|take|call|see (a|your)|wash|avoid|keep|drink|eat|get)\b/i;
 
-function dedupe(sentences: string[]): string[] {
-  const seen = new Set<string>();
-  return sentences.filter((s) => {
-    const key = s.toLowerCase();
-    if (seen.has(key)) return false;
-    seen.add(key);
-    return true;
+/**
+ * What the question asks beyond its topic, read from its wording, and the sentences that say it: "how
+ * often" wants a frequency, "how long" a duration, "normal level" a number, "is it contagious" how it
+ * spreads, "is it ok to give" a safety rule.
+ */
+const INTENTS: { ask: RegExp; say: RegExp }[] = [
+  { ask: /\bhow (often|many times|frequently)\b/, say: /\b(every|once|twice|times? (a|per)|per (day|week|month|year)|daily|weekly|monthly|yearly|annual(ly)?)\b/i },
+  { ask: /\bhow (long|soon)\b|\bwhen (will|does|do|can|should)\b|\bbefore\b/, say: /\b(\d+|one|two|three|four|five|six|few|several)\s*(to \d+\s*)?(minutes?|hours?|days?|weeks?|months?|years?)\b/i },
+  { ask: /\b(normal|level|range|number|reading|how (much|many)|dose|dosage|high|low)\b/, say: /\d/ },
+  { ask: /\b(contagious|catch|spread|give (it|this)|pass (it|on)|infectious)\b/, say: /\b(contagious|spread\w*|catch|pass(ed)? (it|the)|infect\w*|transmit\w*)\b/i },
+  { ask: /\b(who|more likely|at risk)\b/, say: /\b(risk|more likely|people (who|with|over)|over age|older|women|men|children|african|family history)\b/i },
+  { ask: /\b(safe|ok to|okay to|can i give|should i give|allowed)\b/, say: /\b(should not|shouldn'?t|never|do not|don'?t|not safe|safe|avoid|less than \d+)\b/i },
+  { ask: /\b(need to take|should i take|do i need)\b/, say: /\b(may need|need to|should|supplement)\b/i },
+  { ask: /\b(how do (they|doctors)|figure out|find out|test for|diagnos)\w*/, say: /\b(diagnos\w*|tests?|exam\w*|based on)\b/i },
+  { ask: /\bhow (can|do|would|will) (i|you|we|they) (tell|know)\b|\bsigns? of\b|\blook like\b/, say: /\b(symptoms?|signs?|include|look like)\b/i },
+  { ask: /\b(why|what causes|cause)\b/, say: /\b(caus\w*|because|due to|from|bacteria|virus)\b/i },
+];
+const INTENT_WEIGHT = 2;
+const LIST_TYPES = new Set(['symptoms', 'susceptibility', 'prevention', 'treatment', 'causes', 'exams']);
+const LIST_WEIGHT = 1;
+/** What a unit of the section the question's type points to gains over the rest of the document. */
+const SECTION_WEIGHT = 2;
+
+/** The page's own scaffolding, not content: "Summary :", a heading glued to the text, "(See more ...)". */
+function clean(text: string): string {
+  return text
+    .replace(/\bSummary\s*:\s*/g, '')
+    .replace(/\((see|read) (more|also)[^)]*\)/gi, '')
+    .replace(/\s+/g, ' ')
+    .trim();
+}
+
+/**
+ * Answer units of a section: sentences, and a list with the sentence that introduces it as one unit
+ * ("To help prevent cavities: brush your teeth every day with a fluoride toothpaste; ..."), so an
+ * answer that is a list reads as one.
+ */
+export function unitsOf(text: string): { text: string; items: string[] }[] {
+  const units: { text: string; items: string[] }[] = [];
+  const parts = clean(text).split(/\s+-\s+(?=[A-Za-z0-9])/);
+  for (const [i, part] of parts.entries()) {
+    if (i === 0) {
+      for (const s of sentencesOf(part)) units.push({ text: s, items: [] });
+      continue;
+    }
+    // A list item: the crawl lost the full stop after a list's last item ("- Heart problems When someone
+    // faints, ..."), so what follows the item's first sentence break starts ordinary sentences again.
+    const [item, ...rest] = sentencesOf(part);
+    if (!item) continue;
+    const intro = units[units.length - 1];
+    if (intro && (intro.items.length > 0 || !/[.!?]$/.test(intro.text) || /:$/.test(intro.text))) {
+      // "They include" says nothing without the sentence before it ("Some people are at higher risk").
+      if (!intro.items.length && ANAPHORIC.test(intro.text) && units.length > 1) {
+        const previous = units[units.length - 2]!;
+        if (!previous.items.length) {
+          units.splice(units.length - 2, 2, { text: `${previous.text} ${intro.text}`, items: [] });
+        }
+      }
+      units[units.length - 1]!.items.push(item.replace(/[.;]$/, ''));
+    } else units.push({ text: item, items: [] });
+    for (const s of rest) units.push({ text: s, items: [] });
+  }
+  // The crawl sometimes repeats a list's items run together after it; and pages end with credits.
+  return units.filter((u, i) => {
+    if (u.text.length <= 2 && !u.items.length) return false;
+    if (BOILERPLATE.test(u.text)) return false;
+    const before = units[i - 1];
+    return !(before?.items.length && !u.items.length && u.text.toLowerCase().startsWith(before.items[0]!.toLowerCase()));
   });
+}
+
+const ANAPHORIC = /^(they|these|this|those|it|such|examples?)\b/i;
+const BOILERPLATE = /^(NIH:|See this graphic|Click |Learn more|For more information|Source:)/i;
+
+/** A unit as text within `max` characters: a list keeps as many items as fit. */
+function render(unit: { text: string; items: string[] }, max: number): string | null {
+  if (!unit.items.length) return unit.text.length <= max ? unit.text : null;
+  const intro = unit.text.replace(/[:.\s]+$/, '');
+  let out = '';
+  for (const item of unit.items) {
+    const next = out ? `${out}; ${item.charAt(0).toLowerCase()}${item.slice(1)}` : `${intro}: ${item.charAt(0).toLowerCase()}${item.slice(1)}`;
+    if (next.length + 1 > max) break;
+    out = next;
+  }
+  return out ? `${out}.` : intro.length + 1 <= max ? `${intro}.` : null;
 }
 
 function clip(text: string, max: number): string {
@@ -114,37 +191,55 @@ export function composeAnswer(question: string, hits: Hit[], opts: ComposeOption
   const budget = opts.maxChars - cite.length - 1;
 
   const sectionText = top.sections?.[0]?.text ?? top.text;
-  const sentences = dedupe(sentencesOf(applyRedactions(sectionText, redactions)));
+  // Units of the best section first (they get SECTION_WEIGHT), then the rest of the document.
+  const sections = top.sections?.length ? top.sections : [{ heading: top.section ?? '', text: top.text }];
+  const seen = new Set<string>();
+  const units = sections.flatMap((section, index) => unitsOf(applyRedactions(section.text, redactions)).map((u) => ({ ...u, best: index === 0 }))).filter((u) => {
+    const key = `${u.text}|${u.items.join('|')}`.toLowerCase();
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
   const q = parseQuery(question);
-  const sentenceTerms = sentences.map((s) => new Set(docTerms(s)));
-  // Sentence-level idf: a word in every sentence (the topic itself) tells little about which sentence answers.
+  const asked = question.toLowerCase();
+  const unitTerms = units.map((u) => new Set(docTerms(`${u.text} ${u.items.join(' ')}`)));
+  // Unit-level idf: a word in every sentence (the topic itself) tells little about which one answers.
   const df = new Map<string, number>();
-  for (const set of sentenceTerms) for (const t of set) df.set(t, (df.get(t) ?? 0) + 1);
-  const n = Math.max(1, sentences.length);
+  for (const set of unitTerms) for (const t of set) df.set(t, (df.get(t) ?? 0) + 1);
+  const n = Math.max(1, units.length);
   const cues = CUES[q.type ?? ''] ?? [];
-  const advice = q.advice || ADVICE_QUESTION.test(question.toLowerCase());
-  const scored = sentences.map((s, i) => {
-    const terms = sentenceTerms[i]!;
+  const advice = q.advice || ADVICE_QUESTION.test(asked);
+  const intents = INTENTS.filter((i) => i.ask.test(asked));
+  const scored = units.map((u, i) => {
+    const terms = unitTerms[i]!;
+    const whole = `${u.text} ${u.items.join(' ')}`;
     let score = 0;
     for (const { term, weight } of q.terms) if (terms.has(term)) score += weight * Math.log(1 + n / (df.get(term) ?? 1));
-    if (cues.some((c) => c.test(s))) score += CUE_WEIGHT;
-    if (advice && ADVICE_SENTENCE.test(s)) score += CUE_WEIGHT;
+    if (cues.some((c) => c.test(whole))) score += CUE_WEIGHT;
+    if (advice && ADVICE_SENTENCE.test(whole)) score += CUE_WEIGHT;
+    for (const intent of intents) if (intent.say.test(whole)) score += INTENT_WEIGHT;
     // A definition opens a "what is" answer; elsewhere a slight preference for earlier sentences breaks ties.
-    if (i === 0 && q.type === 'information') score += 0.5;
-    return { i, s, score: score - i * 0.01 };
+    if (i === 0 && (q.type === 'information' || (!q.type && !intents.length && !advice))) score += 1;
+    if (u.best) score += SECTION_WEIGHT;
+    // Who is at risk, what are the signs, how to prevent or treat it: a list answers these best.
+    if (u.items.length >= 2 && (LIST_TYPES.has(q.type ?? '') || advice || intents.length)) score += LIST_WEIGHT;
+    // A fragment (a heading, "Being thirsty") answers nothing on its own.
+    if (!u.items.length && u.text.split(' ').length < 5) score -= 2;
+    return { i, u, score: score - i * 0.01 };
   });
-  const chosen: { i: number; s: string }[] = [];
+  // The best unit first (it must answer), then the next best that fit, each in full.
+  const chosen: string[] = [];
   let used = 0;
   for (const c of [...scored].sort((a, b) => b.score - a.score || a.i - b.i)) {
-    const len = c.s.length + (chosen.length ? 1 : 0);
-    if (used + len > budget) continue;
-    chosen.push(c);
-    used += len;
+    const room = budget - used - (chosen.length ? 1 : 0);
+    // The best unit is the answer: cut at a word if it is longer than the budget, never skipped.
+    const text = render(c.u, room) ?? (chosen.length ? null : clip(c.u.items.length ? render(c.u, 100_000)! : c.u.text, room));
+    if (!text || (chosen.length && c.score <= 0)) continue;
+    chosen.push(text);
+    used += text.length + (chosen.length > 1 ? 1 : 0);
     if (used > budget * 0.85) break;
   }
-  let body: string;
-  if (chosen.length === 0) body = clip(sentences[0] ?? sectionText, budget);
-  else body = chosen.sort((a, b) => a.i - b.i).map((c) => c.s).join(' ');
+  const body = chosen.length ? chosen.join(' ') : clip(render(units[0] ?? { text: sectionText, items: [] }, 100_000) ?? sectionText, budget);
   const text = applyRedactions(`${body}\n${cite}`, redactions);
   return { text: text.length <= opts.maxChars ? text : `${clip(body, opts.maxChars - cite.length - 1)}\n${cite}`, citations: [citation], confidence, hits };
 }

@@ -90,6 +90,8 @@ const COMMON_SHARE = 0.2;
 const CACHE_CHECK_MS = 30_000;
 /** Most documents the full-text match hands to the in-process ranking. */
 const LEXICAL_MATCHES = 800;
+/** Most chunks of the top document read for the answer (its best section first). */
+const FIRST_DOC_CHUNKS = 16;
 /** HNSW returns at most hnsw.ef_search (40 by default) rows per scan. */
 const VECTOR_CHUNKS = 40;
 const BM25 = { k1: 1.2, bTitle: 0.3, bBody: 0.75, wTitle: 3, wSyn: 3, wBody: 1 };
@@ -704,13 +706,20 @@ export class MedicalStore {
       }
       if (best) chosen.set(t.docId, best);
     }
-    // The top document's whole best section (up to two chunks either side) goes to the answer composer.
+    // The top document goes to the answer composer: its best section (up to two chunks either side)
+    // first, then the rest of the document (at most FIRST_DOC_CHUNKS chunks, nearest first), since the
+    // sentence that answers may sit in another section than the one the question's type points to.
     const firstDoc = top[0]!.docId;
     const firstChunk = chosen.get(firstDoc);
-    const sectionIds = firstChunk
-      ? cache.docs.get(firstDoc)!.chunks.filter((c) => c.section === firstChunk.section && Math.abs(c.ord - firstChunk.ord) <= 2).map((c) => c.chunkId)
-      : [];
-    const ids = [...new Set([...[...chosen.values()].map((c) => c.chunkId), ...sectionIds])];
+    const firstChunks = firstChunk ? cache.docs.get(firstDoc)!.chunks : [];
+    const inBest = (c: CachedChunk) => c.section === firstChunk!.section && Math.abs(c.ord - firstChunk!.ord) <= 2;
+    const sectionIds = firstChunks.filter(inBest).map((c) => c.chunkId);
+    const otherIds = firstChunks
+      .filter((c) => !inBest(c))
+      .sort((a, b) => Math.abs(a.ord - firstChunk!.ord) - Math.abs(b.ord - firstChunk!.ord))
+      .slice(0, Math.max(0, FIRST_DOC_CHUNKS - sectionIds.length))
+      .sort((a, b) => a.ord - b.ord);
+    const ids = [...new Set([...[...chosen.values()].map((c) => c.chunkId), ...sectionIds, ...otherIds.map((c) => c.chunkId)])];
     const { rows: texts } = await this.db.query<{ chunk_id: string; text: string }>({
       name: 'medical-answers-chunk-text',
       text: 'SELECT chunk_id, text FROM medical_answers_chunks WHERE tenant_id = $1 AND chunk_id = ANY($2::text[])',
@@ -740,7 +749,12 @@ export class MedicalStore {
       });
     }
     const first = hits[0];
-    if (first && first.docId === firstDoc) first.sections = [{ heading: first.section ?? '', text: sectionIds.map((id) => textOf.get(id) ?? '').filter(Boolean).join('\n') }];
+    if (first && first.docId === firstDoc) {
+      first.sections = [{ heading: first.section ?? '', text: sectionIds.map((id) => textOf.get(id) ?? '').filter(Boolean).join('\n') }];
+      const rest = new Map<string, string[]>();
+      for (const c of otherIds) rest.set(c.section ?? '', [...(rest.get(c.section ?? '') ?? []), textOf.get(c.chunkId) ?? '']);
+      for (const [heading, texts] of rest) first.sections.push({ heading, text: texts.filter(Boolean).join('\n') });
+    }
     lap('section');
     return hits;
   }
