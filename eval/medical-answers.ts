@@ -25,7 +25,9 @@ import { settingsSchema } from '../plugins/medical-answers/settings.js';
 /** The plugin's defaults: the fallback threshold, and the SMS budget left after the disclaimer line. */
 const DEFAULTS = settingsSchema.parse({});
 export const MIN_CONFIDENCE = DEFAULTS.minConfidence;
-export const SMS_MAX_CHARS = DEFAULTS.maxChars.sms - (DEFAULTS.disclaimer ? DEFAULTS.disclaimer.length + 1 : 0);
+const disclaimerRoom = DEFAULTS.disclaimer ? DEFAULTS.disclaimer.length + 1 : 0;
+export const SMS_MAX_CHARS = DEFAULTS.maxChars.sms - disclaimerRoom;
+export const WHATSAPP_MAX_CHARS = DEFAULTS.maxChars.whatsapp - disclaimerRoom;
 
 /** The corpus and dev sets shipped with the project (corpora/medquad, CC BY 4.0; see its README). */
 const dataFile = (name: string) => fileURLToPath(new URL(`../corpora/medquad/${name}`, import.meta.url));
@@ -71,6 +73,8 @@ interface Row {
   cited: boolean;
   confidence: number;
   evidence: boolean | null;
+  /** The same with WhatsApp's budget. */
+  evidenceLong: boolean | null;
   ms: number;
   reply: string | null;
 }
@@ -81,7 +85,7 @@ function table(rows: Row[], label: string): void {
     ['hand-written', rows.filter((r) => r.q.origin === 'handwritten_paraphrase')],
   ];
   console.log(`\n${label}`);
-  console.log('subset        |   n | R@1   | R@5   | R@10  | cite acc | fallback | evidence | med conf ans | med conf wrong | p50 ms | p95 ms');
+  console.log('subset        |   n | R@1   | R@5   | R@10  | cite acc | fallback | evidence SMS | evidence WhatsApp | med conf ans | med conf wrong | p50 ms | p95 ms');
   for (const [name, rs] of groups) {
     if (!rs.length) continue;
     const at = (k: number) => rs.filter((r) => r.rank !== null && r.rank <= k).length / rs.length;
@@ -89,7 +93,7 @@ function table(rows: Row[], label: string): void {
     const ev = rs.filter((r) => r.evidence !== null);
     const wrong = answered.filter((r) => !r.cited);
     console.log(
-      `${name.padEnd(13)} | ${String(rs.length).padStart(3)} | ${f3(at(1))} | ${f3(at(5))} | ${f3(at(10))} | ${f3(answered.filter((r) => r.cited).length / Math.max(1, answered.length)).padEnd(8)} | ${f3(1 - answered.length / rs.length).padEnd(8)} | ${(ev.length ? `${f3(ev.filter((r) => r.evidence).length / ev.length)} (${ev.length})` : '  -').padEnd(8)} | ${f3(median(answered.map((r) => r.confidence))).padEnd(12)} | ${f3(median(wrong.map((r) => r.confidence))).padEnd(14)} | ${pct(rs.map((r) => r.ms), 50).toFixed(2).padStart(6)} | ${pct(rs.map((r) => r.ms), 95).toFixed(2).padStart(6)}`,
+      `${name.padEnd(13)} | ${String(rs.length).padStart(3)} | ${f3(at(1))} | ${f3(at(5))} | ${f3(at(10))} | ${f3(answered.filter((r) => r.cited).length / Math.max(1, answered.length)).padEnd(8)} | ${f3(1 - answered.length / rs.length).padEnd(8)} | ${(ev.length ? `${f3(ev.filter((r) => r.evidence).length / ev.length)} (${ev.length})` : '  -').padEnd(12)} | ${(ev.length ? `${f3(ev.filter((r) => r.evidenceLong).length / ev.length)} (${ev.length})` : '  -').padEnd(17)} | ${f3(median(answered.map((r) => r.confidence))).padEnd(12)} | ${f3(median(wrong.map((r) => r.confidence))).padEnd(14)} | ${pct(rs.map((r) => r.ms), 50).toFixed(2).padStart(6)} | ${pct(rs.map((r) => r.ms), 95).toFixed(2).padStart(6)}`,
     );
   }
 }
@@ -133,6 +137,10 @@ async function main(): Promise<void> {
         cited: answer !== null && q.expected_doc_ids.includes(answer.citations[0]!.docId),
         confidence: answer?.confidence ?? composeAnswer(q.question, hits, { maxChars: SMS_MAX_CHARS, minConfidence: 0 })?.confidence ?? 0,
         evidence: q.evidence?.length ? (reply !== null && q.evidence.some((e) => reply.toLowerCase().includes(e.toLowerCase()))) : null,
+        evidenceLong: q.evidence?.length ? (() => {
+          const long = composeAnswer(q.question, hits, { maxChars: WHATSAPP_MAX_CHARS, minConfidence })?.text.toLowerCase();
+          return long !== undefined && q.evidence.some((e) => long.includes(e.toLowerCase()));
+        })() : null,
         ms,
         reply,
       });
@@ -140,7 +148,7 @@ async function main(): Promise<void> {
     table(rows.filter((r) => half(r.q.id) === 'design'), 'DESIGN half (looked at while building)');
     table(rows.filter((r) => half(r.q.id) === 'holdout'), 'HOLDOUT half (not looked at while building)');
     table(rows, 'ALL');
-    console.log(`(minConfidence ${minConfidence}; SMS budget ${SMS_MAX_CHARS} chars incl. citation; recall strict on expected_doc_ids; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} on ${(await import('node:os')).cpus().length} cores: latency figures depend on it)`);
+    console.log(`(minConfidence ${minConfidence}; answer budgets incl. the citation, after the disclaimer: SMS ${SMS_MAX_CHARS}, WhatsApp ${WHATSAPP_MAX_CHARS} chars; recall strict on expected_doc_ids; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} on ${(await import('node:os')).cpus().length} cores: latency figures depend on it)`);
     if (process.argv.includes('--misses')) {
       const which = arg('--misses-half') ?? 'design';
       for (const r of rows.filter((x) => half(x.q.id) === which && x.rank !== 1)) {

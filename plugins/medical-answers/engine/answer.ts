@@ -144,7 +144,11 @@ export function unitsOf(text: string): { text: string; items: string[] }[] {
           units.splice(units.length - 2, 2, { text: `${previous.text} ${intro.text}`, items: [] });
         }
       }
-      units[units.length - 1]!.items.push(item.replace(/[.;]$/, ''));
+      const list = units[units.length - 1]!;
+      // The crawl repeats a list's items run together after its last item: cut the item where they start again.
+      const first = list.items[0]?.toLowerCase();
+      const again = first && first.length >= 8 ? item.toLowerCase().indexOf(first, 1) : -1;
+      list.items.push((again > 0 ? item.slice(0, again) : item).trim().replace(/[.;]$/, ''));
     } else units.push({ text: item, items: [] });
     for (const s of rest) units.push({ text: s, items: [] });
   }
@@ -163,7 +167,7 @@ const BOILERPLATE = /^(NIH:|See this graphic|Click |Learn more|For more informat
 /** A unit as text within `max` characters: a list keeps as many items as fit. */
 function render(unit: { text: string; items: string[] }, max: number): string | null {
   if (!unit.items.length) return unit.text.length <= max ? unit.text : null;
-  const intro = unit.text.replace(/[:.\s]+$/, '');
+  const intro = unit.text.replace(/[:.,;\s]+$/, '');
   let out = '';
   for (const item of unit.items) {
     const next = out ? `${out}; ${item.charAt(0).toLowerCase()}${item.slice(1)}` : `${intro}: ${item.charAt(0).toLowerCase()}${item.slice(1)}`;
@@ -227,19 +231,24 @@ export function composeAnswer(question: string, hits: Hit[], opts: ComposeOption
     if (!u.items.length && u.text.split(' ').length < 5) score -= 2;
     return { i, u, score: score - i * 0.01 };
   });
-  // The best unit first (it must answer), then the next best that fit, each in full.
-  const chosen: string[] = [];
+  // The best unit first (it must answer), then the next best that fit, each in full, in the order of
+  // the document; a unit that repeats one already chosen is left out.
+  const chosen: { i: number; text: string }[] = [];
   let used = 0;
+  const norm = (t: string) => t.toLowerCase().replace(/[^a-z0-9]+/g, ' ').trim();
   for (const c of [...scored].sort((a, b) => b.score - a.score || a.i - b.i)) {
     const room = budget - used - (chosen.length ? 1 : 0);
     // The best unit is the answer: cut at a word if it is longer than the budget, never skipped.
     const text = render(c.u, room) ?? (chosen.length ? null : clip(c.u.items.length ? render(c.u, 100_000)! : c.u.text, room));
     if (!text || (chosen.length && c.score <= 0)) continue;
-    chosen.push(text);
+    const key = norm(text);
+    if (chosen.some((x) => norm(x.text).includes(key) || key.includes(norm(x.text)))) continue;
+    chosen.push({ i: c.i, text });
     used += text.length + (chosen.length > 1 ? 1 : 0);
     if (used > budget * 0.85) break;
   }
-  const body = chosen.length ? chosen.join(' ') : clip(render(units[0] ?? { text: sectionText, items: [] }, 100_000) ?? sectionText, budget);
+  const [best, ...more] = chosen;
+  const body = best ? [best, ...more.sort((a, b) => a.i - b.i)].map((c) => c.text).join(' ') : clip(render(units[0] ?? { text: sectionText, items: [] }, 100_000) ?? sectionText, budget);
   const text = applyRedactions(`${body}\n${cite}`, redactions);
   return { text: text.length <= opts.maxChars ? text : `${clip(body, opts.maxChars - cite.length - 1)}\n${cite}`, citations: [citation], confidence, hits };
 }

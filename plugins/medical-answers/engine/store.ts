@@ -264,6 +264,29 @@ function roundVector(v: number[]): number[] {
   return v.map((x) => Math.round(x * 1e5) / 1e5);
 }
 
+/**
+ * Consecutive chunks of a section as one text: chunks overlap (CHUNK_OVERLAP) so each reads on its
+ * own, and the overlap must not be repeated when they are put back together.
+ */
+export function joinChunks(texts: string[]): string {
+  let out = '';
+  for (const text of texts.filter(Boolean)) {
+    if (!out) {
+      out = text;
+      continue;
+    }
+    let overlap = 0;
+    for (let n = Math.min(out.length, text.length, CHUNK_OVERLAP * 2); n >= 20; n--) {
+      if (out.endsWith(text.slice(0, n))) {
+        overlap = n;
+        break;
+      }
+    }
+    out = overlap ? out + text.slice(overlap) : `${out}\n${text}`;
+  }
+  return out;
+}
+
 export class MedicalStore {
   private mode: RetrievalMode = 'lexical';
   private modeReason: string | undefined;
@@ -750,10 +773,10 @@ export class MedicalStore {
     }
     const first = hits[0];
     if (first && first.docId === firstDoc) {
-      first.sections = [{ heading: first.section ?? '', text: sectionIds.map((id) => textOf.get(id) ?? '').filter(Boolean).join('\n') }];
+      first.sections = [{ heading: first.section ?? '', text: joinChunks(sectionIds.map((id) => textOf.get(id) ?? '')) }];
       const rest = new Map<string, string[]>();
       for (const c of otherIds) rest.set(c.section ?? '', [...(rest.get(c.section ?? '') ?? []), textOf.get(c.chunkId) ?? '']);
-      for (const [heading, texts] of rest) first.sections.push({ heading, text: texts.filter(Boolean).join('\n') });
+      for (const [heading, texts] of rest) first.sections.push({ heading, text: joinChunks(texts) });
     }
     lap('section');
     return hits;
