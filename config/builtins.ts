@@ -19,4 +19,5 @@ export const builtinPlugins: Record<string, string> = {
   'crisis-guard': at('../plugins/crisis-guard/index'),
   'cost-guard': at('../plugins/cost-guard/index'),
   moderation: at('../plugins/moderation/index'),
+  dsar: at('../plugins/dsar/index'),
 };

@@ -32,6 +32,7 @@ import { Ai } from './ai/service.js';
 import { TenantDirectory } from './tenancy.js';
 import { createLogger } from './logger.js';
 import { openLogFile, type LogFile } from './log-file.js';
+import { backupPostgres, dumpEmbedded, writeEmbeddedBackup, type BackupManifest } from './backup.js';
 import { createCoreMetrics, type CoreMetrics } from './metrics.js';
 import { AlertHub } from './alerts.js';
 import { openDatabase, type Database } from './storage/database.js';
@@ -417,6 +418,15 @@ export class Gateway {
   /** Erases one person's data in every provider, plugins first, and audits it with a hash only. */
   eraseSubject(subject: DataSubject, actor: string): Promise<Record<string, number>> {
     return eraseSubject(this.db.pool, this.host.dataSubjectProviders, subject, actor);
+  }
+
+  /**
+   * Writes a backup of this gateway's database to `out` (see core/backup.ts): the embedded data
+   * directory through the running PGlite, or `pg_dump` of DATABASE_URL; encrypted with `key` if given.
+   */
+  async backup(out: string, key: Buffer | undefined): Promise<BackupManifest> {
+    if (this.db.embedded) return writeEmbeddedBackup(out, await dumpEmbedded(this.db.embedded), key);
+    return backupPostgres(this.db.connectionString, out, key);
   }
 
   /** Readiness of every component, with latency. */
