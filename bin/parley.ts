@@ -19,6 +19,9 @@ Commands:
   init       Write a commented starter parley.yaml
   plugins    List built-in plugins and their settings
   chat       Chat with a tenant of a running gateway from the terminal
+  backup     Back up the database (embedded data directory or PostgreSQL); "backup verify <file>" checks one
+  restore    Restore a backup (the gateway must be stopped)
+  audit      "audit verify": check the audit trail's hash chain
 
 Run "parley <command> --help" for a command's options.`,
   start: `Usage: parley start [--config parley.yaml]
@@ -40,6 +43,22 @@ Lists the built-in plugins with their kind, description and per-tenant settings 
 
 Sends each line you type to the tenant's http channel and prints the replies. The key defaults to
 PARLEY_API_KEY, then PARLEY_DEMO_KEY. Reads lines from standard input when it is not a terminal.`,
+  backup: `Usage: parley backup [--out file] [--config parley.yaml] [--url http://127.0.0.1:3000] [--key <operator key>]
+       parley backup verify <file>
+
+With DATABASE_URL (or storage.databaseUrl): pg_dump --format=custom. Otherwise the embedded data
+directory: through the running gateway (GET /v1/backup with the operator key, PARLEY_OPERATOR_KEY by
+default) when it runs, or opened directly when it is stopped. PARLEY_BACKUP_KEY (32 bytes, hex or
+base64) encrypts it (AES-256-GCM). "verify" restores it into a scratch database (in memory, or a new
+database on the DATABASE_URL server) and compares every table's row count with the backup's manifest.`,
+  restore: `Usage: parley restore <file> [--config parley.yaml]
+
+Restores into DATABASE_URL (pg_restore --clean --single-transaction), or into the embedded data
+directory of a stopped gateway (the previous directory is kept beside it).`,
+  audit: `Usage: parley audit verify [--expect-head <seq>:<hash>] [--config parley.yaml]
+
+Recomputes every row's hash of the audit trail and checks each link; exits 1 when a row was edited
+or deleted. --expect-head also checks a head printed by an earlier run (deleting the newest rows).`,
 };
 
 const say = (line: string): void => {
@@ -54,8 +73,9 @@ async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
   if (!command || command === '--help' || command === '-h' || command === 'help') return say(HELP.main!);
   if (!HELP[command]) fail(`Unknown command "${command}".\n\n${HELP.main}`);
-  const { values } = parseArgs({
+  const { values, positionals } = parseArgs({
     args: rest,
+    allowPositionals: true,
     options: {
       help: { type: 'boolean', short: 'h' },
       config: { type: 'string', short: 'c' },
@@ -65,6 +85,8 @@ async function main(argv: string[]): Promise<void> {
       url: { type: 'string' },
       key: { type: 'string' },
       from: { type: 'string' },
+      out: { type: 'string', short: 'o' },
+      'expect-head': { type: 'string' },
     },
     strict: true,
   });
@@ -80,6 +102,37 @@ async function main(argv: string[]): Promise<void> {
       return plugins(values.json ?? false);
     case 'chat':
       return chat({ tenant: values.tenant, url: values.url, key: values.key, from: values.from });
+    case 'backup':
+    case 'restore':
+    case 'audit':
+      return ops(command, positionals, values);
+  }
+}
+
+async function ops(command: string, positionals: string[], values: { config?: string | undefined; url?: string | undefined; key?: string | undefined; out?: string | undefined; 'expect-head'?: string | undefined }): Promise<void> {
+  const m = await import('./ops.js');
+  let target: import('./ops.js').OpsTarget;
+  try {
+    const env = { ...process.env, PARLEY_DEMO_KEY: process.env.PARLEY_DEMO_KEY ?? 'ops-placeholder' };
+    const loaded = applyEnvOverrides(loadConfigFile(values.config, env), env);
+    const { resolve } = await import('node:path');
+    target = { databaseUrl: loaded.config.storage.databaseUrl, dataDir: resolve(loaded.config.storage.dataDir), url: values.url, key: values.key ?? process.env.PARLEY_OPERATOR_KEY ?? loaded.config.operator.apiKeys[0] };
+  } catch (error) {
+    return reportBootError(error);
+  }
+  try {
+    if (command === 'backup' && positionals[0] === 'verify') {
+      if (!positionals[1]) fail('backup verify needs a file');
+      if (!(await m.verifyBackupCommand(target, positionals[1]!, say))) process.exit(1);
+    } else if (command === 'backup') await m.backupCommand(target, values.out, say);
+    else if (command === 'restore') {
+      if (!positionals[0]) fail('restore needs a file');
+      await m.restoreCommand(target, positionals[0]!, say);
+    } else if (command === 'audit' && positionals[0] === 'verify') {
+      if (!(await m.auditVerifyCommand(target, values['expect-head'], say))) process.exit(1);
+    } else fail(HELP[command]!);
+  } catch (error) {
+    fail(`${command} failed: ${(error as Error).message}`, 1);
   }
 }
 

@@ -51,7 +51,7 @@ export async function verifyAuditChain(db: Pool, opts: { pageSize?: number; maxP
     const { rows } = await db.query<{ seq: string; id: string; tenant_id: string | null; actor: string; action: string; subject_hash: string | null; detail: string; at: string; prev_hash: string; hash: string }>(
       `SELECT seq::text, id::text, tenant_id, actor, action, subject_hash, detail::text AS detail,
               to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS at, prev_hash, hash
-         FROM parley_audit WHERE seq > $1 ORDER BY seq LIMIT $2`,
+         FROM parley_audit WHERE parley_audit.seq > $1 ORDER BY parley_audit.seq LIMIT $2`,
       [prevSeq.toString(), pageSize],
     );
     for (const row of rows) {

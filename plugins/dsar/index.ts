@@ -12,7 +12,7 @@ import { dsarMetrics } from './metrics.js';
 import { dsarRoutes } from './routes.js';
 import { runRequest } from './run.js';
 import { scanSubject } from './scan.js';
-import { dsarStage, languageOf, linkText, normalisePhrase } from './stage.js';
+import { dsarStage, linkText, normalisePhrase } from './stage.js';
 import { RequestStore, migrations } from './store.js';
 import { runRetention } from './retention.js';
 import { optionsSchema, settingsSchema } from './types.js';
@@ -84,11 +84,10 @@ export default definePlugin({
       erase: (subject: { tenantId: string; addresses: string[] }, actor: string) => gateway.eraseSubject(subject, actor),
       scan: (subject: { tenantId: string; addresses: string[] }) =>
         scanSubject({ db: ctx.db, jobs: gateway.jobs, logFile: gateway.logFile, needles: subjectNeedles, suppressionHash }, subject),
-      async notify(request: { tenantId: string; channel: string | null; replyFrom: string | null }, addresses: string[], link: string) {
+      async notify(request: { tenantId: string; channel: string | null; replyFrom: string | null; language: 'en' | 'es' }, addresses: string[], link: string) {
         const settings = ctx.settingsFor(request.tenantId);
         if (!settings?.endUser.sendExportLink || !request.channel) return;
-        const tenant = ctx.tenants().find((t) => t.tenant.id === request.tenantId)?.tenant;
-        await ctx.gateway.enqueueOutbound({ tenantId: request.tenantId, channel: request.channel, to: addresses[0]!, ...(request.replyFrom ? { from: request.replyFrom } : {}), text: linkText(languageOf('', tenant?.locale ?? 'en'), link) });
+        await ctx.gateway.enqueueOutbound({ tenantId: request.tenantId, channel: request.channel, to: addresses[0]!, ...(request.replyFrom ? { from: request.replyFrom } : {}), text: linkText(request.language, link) });
       },
       linkBase,
       alert: (request: { id: string; tenantId: string }, title: string, detail: string) =>

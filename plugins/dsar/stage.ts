@@ -72,7 +72,7 @@ export function dsarStage(deps: { store: RequestStore; metrics: DsarMetrics; enq
       if (/^\d{6}$/.test(said)) {
         const pending = await deps.store.unverifiedFor(tenant.id, message.from);
         if (pending) {
-          const t = TEXT[lang];
+          const t = TEXT[pending.language];
           if (pending.expired) {
             await deps.store.transition(pending.id, ['unverified'], 'expired', 'subject', 'code-expired');
             deps.metrics.verifications.inc({ outcome: 'expired' });
@@ -115,6 +115,7 @@ export function dsarStage(deps: { store: RequestStore; metrics: DsarMetrics; enq
         reason: `asked on ${message.channel}`,
         requestedBy: 'subject',
         requestedVia: 'channel',
+        language: lang,
         channel: message.channel,
         replyFrom: message.to,
         dueAt: dueDate(new Date(), stage.settings),

@@ -24,6 +24,7 @@ export const migrations: Migration[] = [
         contact_id text,
         reason text NOT NULL DEFAULT '',
         requester_name text,
+        language text NOT NULL DEFAULT 'en',
         requested_by text NOT NULL,
         requested_via text NOT NULL,
         channel text,
@@ -65,7 +66,7 @@ export const migrations: Migration[] = [
 ];
 
 const COLUMNS = `id, tenant_id AS "tenantId", type, status, subject_hashes AS "subjectHashes", contact_id AS "contactId", reason,
-  requested_by AS "requestedBy", requester_name AS "requesterName", requested_via AS "requestedVia", channel, approved_by AS "approvedBy", decided_by AS "decidedBy",
+  requested_by AS "requestedBy", requester_name AS "requesterName", language, requested_via AS "requestedVia", channel, approved_by AS "approvedBy", decided_by AS "decidedBy",
   decision_note AS "decisionNote", progress, result, error, due_at AS "dueAt", created_at AS "createdAt", updated_at AS "updatedAt",
   completed_at AS "completedAt", download_expires_at AS "downloadExpiresAt", downloaded_at AS "downloadedAt"`;
 
@@ -95,6 +96,7 @@ export class RequestStore {
     reason: string;
     requestedBy: string;
     requesterName?: string | null;
+    language?: 'en' | 'es';
     requestedVia: 'api' | 'channel';
     channel?: string | null;
     replyFrom?: string | null;
@@ -106,9 +108,9 @@ export class RequestStore {
     try {
       await client.query('BEGIN');
       const { rows } = await client.query<Row>(
-        `INSERT INTO dsar_requests (tenant_id, type, status, subject_addresses, subject_hashes, contact_id, reason, requested_by, requested_via, channel, reply_from, due_at, code_hash, code_expires_at, requester_name)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING ${COLUMNS}`,
-        [input.tenantId, input.type, input.status, input.addresses, subjectHashes({ tenantId: input.tenantId, addresses: input.addresses }), input.contactId ?? null, input.reason, input.requestedBy, input.requestedVia, input.channel ?? null, input.replyFrom ?? null, input.dueAt, input.codeHash ?? null, input.codeExpiresAt ?? null, input.requesterName ?? null],
+        `INSERT INTO dsar_requests (tenant_id, type, status, subject_addresses, subject_hashes, contact_id, reason, requested_by, requested_via, channel, reply_from, due_at, code_hash, code_expires_at, requester_name, language)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING ${COLUMNS}`,
+        [input.tenantId, input.type, input.status, input.addresses, subjectHashes({ tenantId: input.tenantId, addresses: input.addresses }), input.contactId ?? null, input.reason, input.requestedBy, input.requestedVia, input.channel ?? null, input.replyFrom ?? null, input.dueAt, input.codeHash ?? null, input.codeExpiresAt ?? null, input.requesterName ?? null, input.language ?? 'en'],
       );
       const request = toRequest(rows[0]!);
       await this.audit(client, request, input.requestedBy, 'requested', { type: input.type, via: input.requestedVia, status: input.status, dueAt: input.dueAt.toISOString(), contactId: input.contactId ?? null }, input.addresses);
@@ -240,14 +242,14 @@ export class RequestStore {
   }
 
   /** The end user's pending request for an address, awaiting its code. */
-  async unverifiedFor(tenantId: string, address: string): Promise<{ id: string; codeHash: string; expired: boolean; attempts: number; type: RequestType } | null> {
-    const { rows } = await this.db.query<{ id: string; code_hash: string; expired: boolean; code_attempts: number; type: RequestType }>(
-      `SELECT id, code_hash, code_expires_at <= now() AS expired, code_attempts, type FROM dsar_requests
+  async unverifiedFor(tenantId: string, address: string): Promise<{ id: string; codeHash: string; expired: boolean; attempts: number; type: RequestType; language: 'en' | 'es' } | null> {
+    const { rows } = await this.db.query<{ id: string; code_hash: string; expired: boolean; code_attempts: number; type: RequestType; language: 'en' | 'es' }>(
+      `SELECT id, code_hash, code_expires_at <= now() AS expired, code_attempts, type, language FROM dsar_requests
         WHERE tenant_id = $1 AND status = 'unverified' AND $2 = ANY(subject_addresses) ORDER BY created_at DESC LIMIT 1`,
       [tenantId, address],
     );
     const r = rows[0];
-    return r ? { id: r.id, codeHash: r.code_hash, expired: r.expired, attempts: r.code_attempts, type: r.type } : null;
+    return r ? { id: r.id, codeHash: r.code_hash, expired: r.expired, attempts: r.code_attempts, type: r.type, language: r.language } : null;
   }
 
   async countAttempt(id: string): Promise<number> {
@@ -287,7 +289,7 @@ export class RequestStore {
   async auditTrail(tenantId: string, id: string): Promise<Record<string, unknown>[]> {
     const { rows } = await this.db.query(
       `SELECT seq::text AS seq, action, actor, subject_hash AS "subjectHash", detail, at, prev_hash AS "prevHash", hash FROM parley_audit
-        WHERE tenant_id = $1 AND action LIKE 'dsar.%' AND detail->>'requestId' = $2 ORDER BY seq`,
+        WHERE tenant_id = $1 AND action LIKE 'dsar.%' AND detail->>'requestId' = $2 ORDER BY parley_audit.seq`,
       [tenantId, id],
     );
     return rows;

@@ -88,6 +88,8 @@ export interface DsarRequest {
   requestedBy: string;
   /** The name given in the request (the staff member who took it). */
   requesterName: string | null;
+  /** The language the person wrote in (end-user requests): their messages use it. */
+  language: 'en' | 'es';
   requestedVia: string;
   channel: string | null;
   approvedBy: string | null;
