@@ -129,6 +129,11 @@ function run(cmd: string, args: string[], opts: { stdin?: Readable; stdout?: 'pi
   child.stderr!.on('data', (d) => (stderr = (stderr + String(d)).slice(-4000)));
   if (opts.stdin) opts.stdin.pipe(child.stdin!);
   const done = new Promise<void>((res, rej) => {
+    // A payload that fails to decrypt (tampered, wrong key) stops the restore.
+    opts.stdin?.on('error', (e) => {
+      child.kill();
+      rej(new ParleyError('PARLEY_CONFIG_INVALID', `The backup cannot be read: ${e.message} (tampered, or the wrong PARLEY_BACKUP_KEY)`));
+    });
     child.on('error', (e) => rej(new ParleyError('PARLEY_STORAGE_UNAVAILABLE', `${cmd} could not start: ${e.message} (install the PostgreSQL client tools, version >= the server's)`)));
     child.on('close', (code) => (code === 0 ? res() : rej(new ParleyError('PARLEY_STORAGE_UNAVAILABLE', `${cmd} exited with ${code}: ${stderr.trim()}`))));
   });
