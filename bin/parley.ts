@@ -20,6 +20,9 @@ Commands:
   plugins    List built-in plugins and their settings
   chat       Chat with a tenant of a running gateway from the terminal
   ingest     Load documents into a tenant's medical-answers library
+  backup     Back up the database (embedded data directory or PostgreSQL); "backup verify <file>" checks one
+  restore    Restore a backup (the gateway must be stopped)
+  audit      "audit verify": check the audit trail's hash chain
 
 Run "parley <command> --help" for a command's options.`,
   start: `Usage: parley start [--config parley.yaml]
@@ -48,6 +51,22 @@ synonyms?} per line, like the bundled MedQuAD corpus) or a folder of .md, .html 
 library then holds exactly these documents: changed ones are updated, unchanged ones kept as they are
 (re-running is cheap), missing ones removed. An interrupted ingest resumes where it stopped. On the
 embedded database, stop the gateway first (it holds the data directory); on PostgreSQL it can run.`,
+  backup: `Usage: parley backup [--out file] [--config parley.yaml] [--url http://127.0.0.1:3000] [--key <operator key>]
+       parley backup verify <file>
+
+With DATABASE_URL (or storage.databaseUrl): pg_dump --format=custom. Otherwise the embedded data
+directory: through the running gateway (GET /v1/backup with the operator key, PARLEY_OPERATOR_KEY by
+default) when it runs, or opened directly when it is stopped. PARLEY_BACKUP_KEY (32 bytes, hex or
+base64) encrypts it (AES-256-GCM). "verify" restores it into a scratch database (in memory, or a new
+database on the DATABASE_URL server) and compares every table's row count with the backup's manifest.`,
+  restore: `Usage: parley restore <file> [--config parley.yaml]
+
+Restores into DATABASE_URL (pg_restore --clean --single-transaction), or into the embedded data
+directory of a stopped gateway (the previous directory is kept beside it).`,
+  audit: `Usage: parley audit verify [--expect-head <seq>:<hash>] [--config parley.yaml]
+
+Recomputes every row's hash of the audit trail and checks each link; exits 1 when a row was edited
+or deleted. --expect-head also checks a head printed by an earlier run (deleting the newest rows).`,
 };
 
 const say = (line: string): void => {
@@ -64,7 +83,7 @@ async function main(argv: string[]): Promise<void> {
   if (!HELP[command]) fail(`Unknown command "${command}".\n\n${HELP.main}`);
   const { values, positionals } = parseArgs({
     args: rest,
-    allowPositionals: command === 'ingest',
+    allowPositionals: ['ingest', 'backup', 'restore', 'audit'].includes(command),
     options: {
       help: { type: 'boolean', short: 'h' },
       config: { type: 'string', short: 'c' },
@@ -74,6 +93,8 @@ async function main(argv: string[]): Promise<void> {
       url: { type: 'string' },
       key: { type: 'string' },
       from: { type: 'string' },
+      out: { type: 'string', short: 'o' },
+      'expect-head': { type: 'string' },
     },
     strict: true,
   });
@@ -91,6 +112,37 @@ async function main(argv: string[]): Promise<void> {
       return chat({ tenant: values.tenant, url: values.url, key: values.key, from: values.from });
     case 'ingest':
       return ingest({ config: values.config, tenant: values.tenant, paths: positionals });
+    case 'backup':
+    case 'restore':
+    case 'audit':
+      return ops(command, positionals, values);
+  }
+}
+
+async function ops(command: string, positionals: string[], values: { config?: string | undefined; url?: string | undefined; key?: string | undefined; out?: string | undefined; 'expect-head'?: string | undefined }): Promise<void> {
+  const m = await import('./ops.js');
+  let target: import('./ops.js').OpsTarget;
+  try {
+    const env = { ...process.env, PARLEY_DEMO_KEY: process.env.PARLEY_DEMO_KEY ?? 'ops-placeholder' };
+    const loaded = applyEnvOverrides(loadConfigFile(values.config, env), env);
+    const { resolve } = await import('node:path');
+    target = { databaseUrl: loaded.config.storage.databaseUrl, dataDir: resolve(loaded.config.storage.dataDir), url: values.url, key: values.key ?? process.env.PARLEY_OPERATOR_KEY ?? loaded.config.operator.apiKeys[0] };
+  } catch (error) {
+    return reportBootError(error);
+  }
+  try {
+    if (command === 'backup' && positionals[0] === 'verify') {
+      if (!positionals[1]) fail('backup verify needs a file');
+      if (!(await m.verifyBackupCommand(target, positionals[1]!, say))) process.exit(1);
+    } else if (command === 'backup') await m.backupCommand(target, values.out, say);
+    else if (command === 'restore') {
+      if (!positionals[0]) fail('restore needs a file');
+      await m.restoreCommand(target, positionals[0]!, say);
+    } else if (command === 'audit' && positionals[0] === 'verify') {
+      if (!(await m.auditVerifyCommand(target, values['expect-head'], say))) process.exit(1);
+    } else fail(HELP[command]!);
+  } catch (error) {
+    fail(`${command} failed: ${(error as Error).message}`, 1);
   }
 }
 

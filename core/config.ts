@@ -155,7 +155,16 @@ export const configSchema = z.object({
     })
     .default({ attempts: 8, backoffMs: 2_000, concurrency: 8 }),
   operator: z.object({ apiKeys: z.array(z.string()).default([]) }).default({ apiKeys: [] }),
-  log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
+  log: z
+    .object({
+      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      /**
+       * Also append the log to this file (relative paths: under `storage.dataDir`). The gateway keeps it,
+       * so data-subject erasure removes a person's lines from it and verification scans it.
+       */
+      file: z.string().min(1).optional(),
+    })
+    .default({ level: 'info' }),
   /** AI model providers (LangChain chat models and embeddings) tenants choose from; see core/ai/. */
   ai: aiSchema.default({ providers: {}, prices: {}, breaker: { failures: 5, openMs: 30_000 }, default: { chat: 'local', embeddings: 'local' } }),
   plugins: z.array(pluginEntrySchema).default([]),

@@ -6,7 +6,7 @@
  */
 import type { Pool } from 'pg';
 import type { DataSubject, DataSubjectProvider } from './plugin.js';
-import { consentAddress } from './consent.js';
+import { consentAddress, suppressionHash } from './consent.js';
 import { normaliseAddress } from './tenancy.js';
 import { hashAddress } from './logger.js';
 
@@ -21,6 +21,25 @@ export function addressForms(addresses: string[]): string[] {
   return [...forms];
 }
 
+const EXPORT_PAGE = 500;
+
+/**
+ * Every string a person's data may be found under: each address form, its digits alone (`15551234567`,
+ * as Meta's wa_id) and every hash the gateway writes for it (`ph_...` in logs and parked webhooks).
+ * Erasure verification scans for these.
+ */
+export function subjectNeedles(addresses: string[]): { raw: string[]; hashes: string[] } {
+  const forms = addressForms(addresses);
+  const raw = new Set<string>(forms);
+  for (const f of forms) {
+    const digits = consentAddress(f).replace(/^\+/, '');
+    if (/^\d{7,15}$/.test(digits)) raw.add(digits);
+  }
+  const hashes = new Set<string>();
+  for (const f of forms) for (const v of [f, f.replace(/^([a-z]+:)?\+/iu, '')]) hashes.add(hashAddress(v));
+  return { raw: [...raw].filter((r) => r.length >= 4), hashes: [...hashes] };
+}
+
 export function coreDataSubjects(db: Pool): DataSubjectProvider {
   return {
     name: 'core',
@@ -31,35 +50,64 @@ export function coreDataSubjects(db: Pool): DataSubjectProvider {
       source: 'Messages you sent and the replies sent to you.',
     }),
     async export(subject: DataSubject) {
+      const out: Record<string, unknown>[] = [];
+      for await (const batch of this.exportBatches!(subject)) out.push(...batch);
+      return out;
+    },
+    /**
+     * Pages of at most EXPORT_PAGE records, read with keyset pagination: a person with a long history
+     * is never loaded at once, and no cursor holds the embedded database's single session meanwhile.
+     */
+    async *exportBatches(subject: DataSubject) {
       const forms = addressForms(subject.addresses);
       const { rows: conversations } = await db.query(
-        `SELECT id, channel, participant, created_at AS "createdAt", last_message_at AS "lastMessageAt" FROM parley_conversations WHERE tenant_id = $1 AND participant = ANY($2)`,
+        `SELECT id, channel, participant, created_at AS "createdAt", last_message_at AS "lastMessageAt" FROM parley_conversations WHERE tenant_id = $1 AND participant = ANY($2) ORDER BY created_at, id`,
         [subject.tenantId, forms],
       );
+      yield conversations.map((r) => ({ kind: 'conversation', ...r }));
       const ids = conversations.map((c) => c.id as string);
-      const { rows: inbound } = await db.query(
-        `SELECT id, channel, from_address AS "from", to_address AS "to", body AS text, media, received_at AS "receivedAt", status, annotations
-           FROM parley_inbound WHERE tenant_id = $1 AND conversation_id = ANY($2::uuid[]) ORDER BY received_at`,
-        [subject.tenantId, ids],
-      );
-      const { rows: outbound } = await db.query(
-        `SELECT id, channel, to_address AS "to", body AS text, media, status, created_at AS "createdAt", sent_at AS "sentAt"
-           FROM parley_outbox WHERE tenant_id = $1 AND (conversation_id = ANY($2::uuid[]) OR (conversation_id IS NULL AND to_address = ANY($3))) ORDER BY created_at`,
-        [subject.tenantId, ids, forms],
-      );
+      let after: [Date, string] | null = null;
+      for (;;) {
+        const page: { rows: Record<string, unknown>[] } = await db.query<Record<string, unknown>>(
+          `SELECT id, channel, from_address AS "from", to_address AS "to", body AS text, media, received_at AS "receivedAt", status, annotations
+             FROM parley_inbound WHERE tenant_id = $1 AND conversation_id = ANY($2::uuid[]) AND ($3::timestamptz IS NULL OR (received_at, id) > ($3, $4::uuid))
+             ORDER BY received_at, id LIMIT ${EXPORT_PAGE}`,
+          [subject.tenantId, ids, after?.[0] ?? null, after?.[1] ?? null],
+        );
+        const rows = page.rows;
+        if (rows.length) yield rows.map((r) => ({ kind: 'message-received', ...r }));
+        if (rows.length < EXPORT_PAGE) break;
+        const last: Record<string, unknown> = rows[rows.length - 1]!;
+        after = [last.receivedAt as Date, last.id as string];
+      }
+      after = null;
+      for (;;) {
+        const page: { rows: Record<string, unknown>[] } = await db.query<Record<string, unknown>>(
+          `SELECT id, channel, to_address AS "to", body AS text, media, status, created_at AS "createdAt", sent_at AS "sentAt"
+             FROM parley_outbox WHERE tenant_id = $1 AND (conversation_id = ANY($2::uuid[]) OR (conversation_id IS NULL AND to_address = ANY($3)))
+              AND ($4::timestamptz IS NULL OR (created_at, id) > ($4, $5::uuid))
+             ORDER BY created_at, id LIMIT ${EXPORT_PAGE}`,
+          [subject.tenantId, ids, forms, after?.[0] ?? null, after?.[1] ?? null],
+        );
+        const rows = page.rows;
+        if (rows.length) yield rows.map((r) => ({ kind: 'message-sent', ...r }));
+        if (rows.length < EXPORT_PAGE) break;
+        const last: Record<string, unknown> = rows[rows.length - 1]!;
+        after = [last.createdAt as Date, last.id as string];
+      }
+      const bare = [...new Set(forms.map(consentAddress))];
       const { rows: consent } = await db.query(
         `SELECT c.address, c.status, c.updated_at AS "updatedAt",
                 COALESCE((SELECT json_agg(json_build_object('status', e.status, 'source', e.source, 'channel', e.channel, 'at', e.at) ORDER BY e.id)
                           FROM parley_consent_events e WHERE e.tenant_id = c.tenant_id AND e.address = c.address), '[]') AS history
            FROM parley_consent c WHERE c.tenant_id = $1 AND c.address = ANY($2)`,
-        [subject.tenantId, forms.map(consentAddress)],
+        [subject.tenantId, [...bare, ...bare.map(suppressionHash)]],
       );
-      return [
-        ...conversations.map((r) => ({ kind: 'conversation', ...r })),
-        ...inbound.map((r) => ({ kind: 'message-received', ...r })),
-        ...outbound.map((r) => ({ kind: 'message-sent', ...r })),
-        ...consent.map((r) => ({ kind: 'consent', ...r })),
-      ];
+      yield consent.map((r) =>
+        String(r.address).startsWith('sha256:')
+          ? { kind: 'consent', ...r, note: 'Kept after erasure as a hashed suppression record, so you are never messaged again (opt-out law); it holds no number, only its SHA-256 hash.' }
+          : { kind: 'consent', ...r },
+      );
     },
     async erase(subject: DataSubject) {
       const forms = addressForms(subject.addresses);
@@ -76,6 +124,16 @@ export function coreDataSubjects(db: Pool): DataSubjectProvider {
         const conversations = await client.query(`DELETE FROM parley_conversations WHERE tenant_id = $1 AND participant = ANY($2)`, [subject.tenantId, forms]);
         await client.query(`DELETE FROM parley_consent_events WHERE tenant_id = $1 AND address = ANY($2)`, [subject.tenantId, forms.map(consentAddress)]);
         const optedIn = await client.query(`DELETE FROM parley_consent WHERE tenant_id = $1 AND address = ANY($2) AND status <> 'opted-out'`, [subject.tenantId, forms.map(consentAddress)]);
+        // The opt-out stays, but under the hash of the number only (sends are checked against both forms).
+        const bare = [...new Set(forms.map(consentAddress))];
+        await client.query(
+          `INSERT INTO parley_consent (tenant_id, address, status, updated_at)
+             SELECT tenant_id, h.hash, 'opted-out', now() FROM parley_consent c JOIN unnest($2::text[], $3::text[]) AS h(address, hash) ON h.address = c.address
+              WHERE c.tenant_id = $1 AND c.status = 'opted-out'
+           ON CONFLICT (tenant_id, address) DO UPDATE SET status = 'opted-out'`,
+          [subject.tenantId, bare, bare.map(suppressionHash)],
+        );
+        await client.query(`DELETE FROM parley_consent WHERE tenant_id = $1 AND address = ANY($2)`, [subject.tenantId, bare]);
         await client.query('COMMIT');
         const c = counted.rows[0]!;
         return { erased: (outside.rowCount ?? 0) + (conversations.rowCount ?? 0) + c.inbound + c.outbound + (optedIn.rowCount ?? 0) };
@@ -94,6 +152,26 @@ export interface SubjectExport {
   plugin: string;
   about: ReturnType<DataSubjectProvider['describe']>;
   records: Record<string, unknown>[];
+}
+
+/** One provider's part of an export, read page by page (`exportBatches` when the provider has it). */
+export interface SubjectExportStream {
+  provider: string;
+  plugin: string;
+  about: ReturnType<DataSubjectProvider['describe']>;
+  batches: AsyncIterable<Record<string, unknown>[]>;
+}
+
+/** The export as a stream of providers and pages, for writing large exports without holding them. */
+export function* exportSubjectStream(providers: readonly { plugin: string; provider: DataSubjectProvider }[], subject: DataSubject): Generator<SubjectExportStream> {
+  for (const { plugin, provider } of providers) {
+    const batches = provider.exportBatches
+      ? provider.exportBatches(subject)
+      : (async function* () {
+          yield await provider.export(subject);
+        })();
+    yield { provider: provider.name, plugin, about: provider.describe(), batches };
+  }
 }
 
 /** Everything every provider keeps about one person, with what it is kept for. */

@@ -16,7 +16,7 @@ import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import pg from 'pg';
 import type { LoadedConfig, ParleyConfig } from './config.js';
-import type { ConsentStore, DataSubject, GatewayServices } from './plugin.js';
+import type { ConsentStore, DataSubject, DataSubjectProvider, GatewayServices } from './plugin.js';
 import type { InboundDraft, OutboundMessage } from './message.js';
 import type { ReceiveOptions, ReceiveResult } from './gateway-types.js';
 import type { PluginCatalogue } from './plugin-loader.js';
@@ -31,6 +31,8 @@ import { Usage } from './usage.js';
 import { Ai } from './ai/service.js';
 import { TenantDirectory } from './tenancy.js';
 import { createLogger } from './logger.js';
+import { openLogFile, type LogFile } from './log-file.js';
+import { backupPostgres, dumpEmbedded, writeEmbeddedBackup, type BackupManifest } from './backup.js';
 import { createCoreMetrics, type CoreMetrics } from './metrics.js';
 import { AlertHub } from './alerts.js';
 import { openDatabase, type Database } from './storage/database.js';
@@ -42,7 +44,7 @@ import { Batcher } from './storage/batcher.js';
 import { JobRunner } from './jobs/job-runner.js';
 import { OutboxSender, OUTBOX_QUEUE, type OutboxJob } from './outbox.js';
 import { createConsentStore } from './consent.js';
-import { coreDataSubjects, eraseSubject, exportSubject, type SubjectExport } from './data-subjects.js';
+import { coreDataSubjects, eraseSubject, exportSubject, exportSubjectStream, subjectNeedles, type SubjectExport, type SubjectExportStream } from './data-subjects.js';
 import { createHttpApp } from './http/app.js';
 import { TOKENS } from './tokens.js';
 import { guardInbound } from './inbound-guard.js';
@@ -65,6 +67,11 @@ export interface GatewayOptions {
   setupTimeoutMs?: number;
   /** Redis key prefix / PostgreSQL schema for BullMQ (several deployments on one server). */
   jobNamespace?: string;
+  /**
+   * Where the gateway's own logger writes (default stdout) when no `logger` is given; `log.file` is
+   * added beside it. Tests pass their capture stream here to keep a log file too.
+   */
+  logDestination?: import('pino').DestinationStream;
 }
 
 export class Gateway {
@@ -89,6 +96,8 @@ export class Gateway {
     },
   });
   db!: Database;
+  /** The log file the gateway keeps (`log.file`), which erasure redacts and verification scans. */
+  readonly logFile: LogFile | undefined;
   /** Confirms inline replies whose response finished, many responses to a statement. */
   private inlineSettler!: Batcher<{ tenantId: string; ids: readonly string[] }, OutboundMessage[]>;
   jobs!: JobRunner;
@@ -110,7 +119,8 @@ export class Gateway {
 
   private constructor(private readonly opts: GatewayOptions) {
     this.config = opts.loaded.config;
-    this.log = opts.logger ?? createLogger(this.config.log.level);
+    this.logFile = this.config.log.file ? openLogFile(resolve(this.config.storage.dataDir, this.config.log.file)) : undefined;
+    this.log = opts.logger ?? createLogger(this.config.log.level, opts.logDestination, this.logFile);
     this.metrics = createCoreMetrics(this.registry);
     this.alerts = new AlertHub(this.log.child({ component: 'alerts' }));
     this.tenants = new TenantDirectory(this.config.tenants, this.config.operator.apiKeys);
@@ -266,6 +276,8 @@ export class Gateway {
 
     this.host.dataSubjectProviders.push({ plugin: 'core', provider: coreDataSubjects(pool) });
     this.host.dataSubjectProviders.push({ plugin: 'core', provider: parkedDataSubjects(pool) });
+    this.host.dataSubjectProviders.push({ plugin: 'core', provider: this.jobPayloadSubjects() });
+    if (this.logFile) this.host.dataSubjectProviders.push({ plugin: 'core', provider: this.logFileSubjects(this.logFile) });
     const contextDeps = {
       config: this.config,
       host: this.host,
@@ -360,9 +372,61 @@ export class Gateway {
     return exportSubject(this.host.dataSubjectProviders, subject);
   }
 
+  /** The export page by page, provider by provider (see `DataSubjectProvider.exportBatches`). */
+  exportSubjectStream(subject: DataSubject): Generator<SubjectExportStream> {
+    return exportSubjectStream(this.host.dataSubjectProviders, subject);
+  }
+
+  /** Job payloads naming a person: they should hold ids only, so erasure removes any that do not. */
+  private jobPayloadSubjects(): DataSubjectProvider {
+    const needles = (subject: DataSubject) => {
+      const n = subjectNeedles(subject.addresses);
+      return [...n.raw, ...n.hashes];
+    };
+    return {
+      name: 'core.job-payloads',
+      describe: () => ({
+        purpose: 'Background jobs that deliver messages and run scheduled work; their payloads hold ids, not your data.',
+        recipients: ['Nobody outside this service (the job queue runs on its database or its Redis)'],
+        retention: 'Finished jobs are removed after an hour, failed ones after seven days.',
+        source: 'Created by the service while handling your messages.',
+      }),
+      export: async (subject) => (await this.jobs.findPayloads(needles(subject))).map((j) => ({ kind: 'job', queue: j.queue, jobId: j.jobId, state: j.state })),
+      erase: async (subject) => ({ erased: (await this.jobs.findPayloads(needles(subject), { remove: true })).filter((j) => j.removed).length }),
+    };
+  }
+
+  /** Lines of the gateway's log file that name a person (an address, or its hash). */
+  private logFileSubjects(file: LogFile): DataSubjectProvider {
+    const needles = (subject: DataSubject) => {
+      const n = subjectNeedles(subject.addresses);
+      return [...n.raw, ...n.hashes];
+    };
+    return {
+      name: 'core.logs',
+      describe: () => ({
+        purpose: 'Operating and troubleshooting the service; numbers appear only as a short hash, message text never at the info level.',
+        recipients: ['The operators of this service'],
+        retention: 'Until the file is rotated by the operator, or your data is erased (your lines are removed).',
+        source: 'Written by the service while handling your messages.',
+      }),
+      export: async (subject) => (await file.scan(needles(subject), { collect: 10_000 })).lines.map((line) => ({ kind: 'log-line', line })),
+      erase: async (subject) => ({ erased: (await file.redact(needles(subject))).removed }),
+    };
+  }
+
   /** Erases one person's data in every provider, plugins first, and audits it with a hash only. */
   eraseSubject(subject: DataSubject, actor: string): Promise<Record<string, number>> {
     return eraseSubject(this.db.pool, this.host.dataSubjectProviders, subject, actor);
+  }
+
+  /**
+   * Writes a backup of this gateway's database to `out` (see core/backup.ts): the embedded data
+   * directory through the running PGlite, or `pg_dump` of DATABASE_URL; encrypted with `key` if given.
+   */
+  async backup(out: string, key: Buffer | undefined): Promise<BackupManifest> {
+    if (this.db.embedded) return writeEmbeddedBackup(out, await dumpEmbedded(this.db.embedded), key);
+    return backupPostgres(this.db.connectionString, out, key);
   }
 
   /** Readiness of every component, with latency. */

@@ -5,8 +5,20 @@
 import { createHash } from 'node:crypto';
 import pino, { type Logger } from 'pino';
 import { scrubbedErr } from './log-scrub.js';
+import type { LogFile } from './log-file.js';
 
-export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
+/**
+ * A pino logger writing to `destination` (default stdout) and, with `file`, to that file too (every
+ * line at the same level).
+ */
+export function createLogger(level: string, destination?: pino.DestinationStream, file?: LogFile): Logger {
+  if (file) {
+    const streamLevel = (level === 'silent' ? 'fatal' : level) as pino.Level;
+    destination = pino.multistream([
+      { level: streamLevel, stream: destination ?? pino.destination(1) },
+      { level: streamLevel, stream: file.stream },
+    ]);
+  }
   return pino(
     {
       level,

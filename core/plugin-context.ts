@@ -91,5 +91,6 @@ export function createPluginContext(deps: PluginContextDeps, state: PluginState)
       if (!container.isRegistered(token, false)) throw new PluginError('PARLEY_PLUGIN_INVALID', `Plugin "${name}": nothing provides ${String(token)} (list the providing plugin in "dependencies")`, 500, { plugin: name });
       return container.resolve(token) as never;
     },
+    tryInject: (token) => (container.isRegistered(token, false) ? (container.resolve(token) as never) : undefined),
   };
 }

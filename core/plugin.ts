@@ -388,6 +388,11 @@ export interface DataSubjectProvider {
   /** What is kept and why, for the export's purposes/recipients/retention section. */
   describe(): { purpose: string; recipients: string[]; retention: string; source: string };
   export(subject: DataSubject): Promise<Record<string, unknown>[]>;
+  /**
+   * Optional: the same records in pages, for a provider that may keep a long history (messages,
+   * calls). Export jobs prefer it, so a large history is never held in memory at once.
+   */
+  exportBatches?(subject: DataSubject): AsyncIterable<Record<string, unknown>[]>;
   erase(subject: DataSubject): Promise<{ erased: number }>;
 }
 
@@ -571,6 +576,15 @@ export interface PluginContext<O = unknown, S = unknown> {
   provide<T>(token: Token<T>, value: T): void;
   /** A kernel service (`TOKENS` in core/tokens.ts) or one a dependency provided. Throws when absent. */
   inject<T>(token: Token<T>): T;
+  /**
+   * A service another plugin may provide, or `undefined` when none does: for optional integrations
+   * that must not be listed in `dependencies` (a plugin that works without it). Call it at use time,
+   * not in `setup`: a plugin set up later may provide the token after this one's setup ran.
+   * @example
+   * const resolve = ctx.tryInject(token<ContactResolver>('contacts.resolver'));
+   * if (!resolve) throw badRequest('subject.contactId needs the contacts plugin');
+   */
+  tryInject<T>(token: Token<T>): T | undefined;
 }
 
 export interface AlertApi {

@@ -87,8 +87,10 @@ export { TOKENS } from './tokens.js';
 export { hashAddress } from './logger.js';
 /** Every hash a data subject's addresses may be stored under, for providers that keep only hashes. */
 export { subjectHashes } from './parking.js';
-/** The form consent is stored under (`whatsapp:+1555...` and `+1555...` are one person). */
-export { consentAddress } from './consent.js';
+/** The form consent is stored under (`whatsapp:+1555...` and `+1555...` are one person), and the hashed form an opt-out is kept in after erasure. */
+export { consentAddress, suppressionHash } from './consent.js';
+/** Every string a data subject may be found under (address forms and their `ph_` hashes), for erasure verification. */
+export { subjectNeedles } from './data-subjects.js';
 /**
  * Whether an error means a webhook can never be stored (park it and answer 200), and why; a channel
  * throws `UnstorableInboundError` for input its own parser finds unstorable (a timestamp out of range).

@@ -88,7 +88,8 @@ export async function startTestGateway(opts: TestGatewayOptions): Promise<TestGa
   const gateway = await Gateway.boot({
     loaded,
     catalogue: { ...builtinPlugins, ...opts.catalogue },
-    logger: createLogger(config.log.level, sink),
+    // With log.file the gateway builds its logger, so it can keep (and redact) the file; lines are captured as well.
+    ...(config.log.file ? { logDestination: sink } : { logger: createLogger(config.log.level, sink) }),
     sweepIntervalMs: opts.sweepIntervalMs ?? 60_000,
     ...(opts.stageTimeoutMs ? { stageTimeoutMs: opts.stageTimeoutMs } : {}),
     ...(opts.recoverAfterMs !== undefined ? { recoverAfterMs: opts.recoverAfterMs } : {}),

@@ -2,11 +2,12 @@
  * The versioned admin API (`/v1`). Every tenant route passes `tenantAuth`, and every query names the
  * tenant from the path, so a tenant key can never reach another tenant's rows.
  */
+import { dumpEmbedded } from '../backup.js';
 import express, { type Router } from 'express';
 import { z } from 'zod';
 import type { Gateway } from '../gateway.js';
 import type { RouteHelpers } from '../plugin.js';
-import { badRequest, notFound, unauthenticated } from '../errors.js';
+import { HttpError, badRequest, notFound, unauthenticated } from '../errors.js';
 import { generateApiKey, hashApiKey } from '../tenancy.js';
 import { loadOutbound, toOutbound } from '../storage/message-store.js';
 import { consentAddress } from '../consent.js';
@@ -49,6 +50,17 @@ export function adminRouter(gateway: Gateway, auth: RouteHelpers): Router {
     if (!principal) throw unauthenticated();
     const list = gateway.tenants.list().filter((t) => principal.kind === 'operator' || t.id === principal.tenantId);
     res.json({ tenants: list.map((t) => ({ id: t.id, name: t.name, locale: t.locale, pipeline: t.pipeline })) });
+  });
+
+  /**
+   * Operator only: a consistent dump of the running embedded database (the CLI's `parley backup` calls
+   * it: the data directory is locked to this process). The manifest is in `x-parley-backup-manifest`.
+   */
+  r.get('/backup', auth.operatorAuth(), async (_req, res) => {
+    if (!gateway.db.embedded) throw new HttpError('PARLEY_NOT_IMPLEMENTED', 'This gateway runs on PostgreSQL: run parley backup with DATABASE_URL (pg_dump) instead', 501);
+    const { manifest, payload } = await dumpEmbedded(gateway.db.embedded);
+    res.set({ 'content-type': 'application/octet-stream', 'x-parley-backup-manifest': Buffer.from(JSON.stringify(manifest)).toString('base64'), 'cache-control': 'no-store' });
+    res.end(payload);
   });
 
   r.get('/tenants/:tenant', tenantAuth, (req, res) => {

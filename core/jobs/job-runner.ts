@@ -28,6 +28,7 @@ type AnyQueue = {
   getJob: Queue['getJob'];
   upsertJobScheduler: Queue['upsertJobScheduler'];
   getJobSchedulers: Queue['getJobSchedulers'];
+  getJobs: Queue['getJobs'];
 };
 type AnyWorker = { close: Worker['close']; on: Worker['on']; isRunning: Worker['isRunning']; run: Worker['run'] };
 
@@ -157,6 +158,36 @@ export class JobRunner implements JobScheduler {
       removeOnComplete: { age: 3600, count: 1000 },
       removeOnFail: { age: 7 * 24 * 3600 },
     });
+  }
+
+  /**
+   * Jobs (in every state the backend keeps) whose payload contains one of `needles`, read a page at a
+   * time; with `remove`, they are removed (an active job cannot be and is reported as `kept`). Job
+   * payloads should hold ids only: this is how erasure proves it, and cleans up when a plugin did not.
+   */
+  async findPayloads(needles: readonly string[], opts: { remove?: boolean } = {}): Promise<{ queue: string; jobId: string; state: string; removed: boolean }[]> {
+    const found: { queue: string; jobId: string; state: string; removed: boolean }[] = [];
+    if (!needles.length) return found;
+    const states = ['waiting', 'delayed', 'prioritized', 'waiting-children', 'active', 'completed', 'failed'] as const;
+    for (const [name, q] of this.queues) {
+      for (const state of states) {
+        const matched: { job: { remove(): Promise<void> }; entry: { queue: string; jobId: string; state: string; removed: boolean } }[] = [];
+        for (let start = 0; ; start += 200) {
+          const jobs = (await q.getJobs([state], start, start + 199, true)).filter(Boolean);
+          for (const job of jobs) {
+            const text = JSON.stringify(job.data ?? null) + JSON.stringify(job.returnvalue ?? null) + (job.failedReason ?? '');
+            if (needles.some((n) => text.includes(n))) matched.push({ job, entry: { queue: name, jobId: String(job.id), state, removed: false } });
+          }
+          if (jobs.length < 200) break;
+        }
+        // Removed after the pages were read, so removing shifts no page.
+        for (const { job, entry } of matched) {
+          if (opts.remove && state !== 'active') entry.removed = await job.remove().then(() => true, () => false);
+          found.push(entry);
+        }
+      }
+    }
+    return found;
   }
 
   async counts(): Promise<Record<string, Record<string, number>>> {

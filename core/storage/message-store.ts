@@ -4,7 +4,7 @@
 import type { Pool, PoolClient } from 'pg';
 import type { HistoryEntry, InboundDraft, InboundMessage, MediaAttachment, OutboundMessage, OutboxStatus, ReplyDraft } from '../message.js';
 import type { HandoffChange, HandoffState, ReplyVerdict, StageRecord } from '../plugin.js';
-import { consentAddress } from '../consent.js';
+import { consentAddress, SUPPRESSION_HASH_SQL } from '../consent.js';
 
 type Queryable = Pool | PoolClient;
 
@@ -280,7 +280,7 @@ export async function finishInboundMany(db: Queryable, items: FinishInbound[]): 
      ), rs AS (
        -- A reply stage's verdict first; consent is the kernel's, after every reply stage.
        SELECT r.*, CASE WHEN r.verdict->>'status' IS NOT NULL THEN 'verdict' WHEN r.consent_address IS NOT NULL AND EXISTS (
-           SELECT 1 FROM parley_consent c WHERE c.tenant_id = r.tenant_id AND c.address = r.consent_address AND c.status = 'opted-out'
+           SELECT 1 FROM parley_consent c WHERE c.tenant_id = r.tenant_id AND c.address IN (r.consent_address, ${SUPPRESSION_HASH_SQL('r.consent_address')}) AND c.status = 'opted-out'
          ) THEN 'consent' END AS stopped_by
        FROM r
      ), ins AS (

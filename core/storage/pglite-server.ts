@@ -67,6 +67,11 @@ export interface PGliteServer {
   socketDir: string;
   /** postgres:// URL for pg and BullMQ. */
   connectionString: string;
+  /**
+   * Runs `fn` with the session to itself: after the current holder's transaction ended and before any
+   * queued client (a backup's row counts and `dumpDataDir` see one state, inside no one's transaction).
+   */
+  exclusive<T>(fn: () => Promise<T>): Promise<T>;
   stop(): Promise<void>;
 }
 
@@ -276,6 +281,17 @@ class Multiplexer {
 
   wake(): void {
     void this.pump();
+  }
+
+  async exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    while (this.running || this.holder) await new Promise((r) => setTimeout(r, 5));
+    this.running = true;
+    try {
+      return await fn();
+    } finally {
+      this.running = false;
+      void this.pump();
+    }
   }
 
   closed(conn: Connection): void {
@@ -498,6 +514,7 @@ export async function servePGlite(db: PGlite, options: PGliteServerOptions): Pro
   });
   chmodSync(socketPath, 0o600);
   return {
+    exclusive: (fn) => mux.exclusive(fn),
     socketDir,
     connectionString: `postgres://postgres@/postgres?host=${encodeURIComponent(socketDir)}`,
     async stop() {

@@ -210,4 +210,60 @@ CREATE INDEX parley_parked_webhooks_tenant ON parley_parked_webhooks (tenant_id,
 ALTER TABLE parley_inbound ADD COLUMN held_stage text, ADD COLUMN resume_after text;
 `,
   },
+  {
+    id: '007_audit_chain',
+    sql: `
+-- The audit trail is append-only and hash-chained (core/audit.ts verifies it: parley audit verify).
+-- Every writer goes through this trigger, whatever it inserts: under a transaction-scoped advisory
+-- lock it numbers the row (seq, the chain order: ids are taken before the lock, so they may commit
+-- out of order), stores the previous row's hash and the row's own hash over its fields and that
+-- previous hash. An edited row no longer matches its hash; a deleted row breaks the next row's link.
+ALTER TABLE parley_audit ADD COLUMN seq bigint, ADD COLUMN prev_hash text, ADD COLUMN hash text;
+
+CREATE FUNCTION parley_audit_field(f text) RETURNS text LANGUAGE sql IMMUTABLE AS
+  $f$ SELECT CASE WHEN f IS NULL THEN '-;' ELSE octet_length(f)::text || ':' || f END $f$;
+
+CREATE FUNCTION parley_audit_row_hash(id bigint, tenant_id text, actor text, action text, subject_hash text, detail jsonb, at timestamptz, prev_hash text)
+  RETURNS text LANGUAGE sql IMMUTABLE AS $f$
+  SELECT encode(sha256(convert_to(
+    parley_audit_field(id::text) || parley_audit_field(tenant_id) || parley_audit_field(actor) || parley_audit_field(action) ||
+    parley_audit_field(subject_hash) || parley_audit_field(detail::text) ||
+    parley_audit_field(to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')) || parley_audit_field(prev_hash), 'UTF8')), 'hex')
+$f$;
+
+DO $do$
+DECLARE r record; prev text := 'genesis'; n bigint := 0;
+BEGIN
+  FOR r IN SELECT * FROM parley_audit ORDER BY id LOOP
+    n := n + 1;
+    UPDATE parley_audit SET seq = n, prev_hash = prev,
+      hash = parley_audit_row_hash(r.id, r.tenant_id, r.actor, r.action, r.subject_hash, r.detail, r.at, prev)
+      WHERE id = r.id RETURNING hash INTO prev;
+  END LOOP;
+END
+$do$;
+CREATE UNIQUE INDEX parley_audit_seq ON parley_audit (seq);
+
+CREATE FUNCTION parley_audit_chain() RETURNS trigger LANGUAGE plpgsql AS $f$
+DECLARE last_seq bigint; last_hash text;
+BEGIN
+  PERFORM pg_advisory_xact_lock(7209011507);
+  SELECT seq, hash INTO last_seq, last_hash FROM parley_audit ORDER BY seq DESC NULLS LAST LIMIT 1;
+  NEW.seq := COALESCE(last_seq, 0) + 1;
+  NEW.prev_hash := COALESCE(last_hash, 'genesis');
+  NEW.hash := parley_audit_row_hash(NEW.id, NEW.tenant_id, NEW.actor, NEW.action, NEW.subject_hash, NEW.detail, NEW.at, NEW.prev_hash);
+  RETURN NEW;
+END
+$f$;
+CREATE TRIGGER parley_audit_chain BEFORE INSERT ON parley_audit FOR EACH ROW EXECUTE FUNCTION parley_audit_chain();
+
+CREATE FUNCTION parley_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+  RAISE EXCEPTION 'parley_audit is append-only (% refused)', TG_OP USING ERRCODE = 'insufficient_privilege';
+END
+$f$;
+CREATE TRIGGER parley_audit_append_only BEFORE UPDATE OR DELETE ON parley_audit FOR EACH ROW EXECUTE FUNCTION parley_audit_append_only();
+CREATE TRIGGER parley_audit_no_truncate BEFORE TRUNCATE ON parley_audit FOR EACH STATEMENT EXECUTE FUNCTION parley_audit_append_only();
+`,
+  },
 ];

@@ -1,0 +1,204 @@
+/**
+ * Admin routes (tenant key for its own tenant, or the operator key):
+ * `POST /v1/tenants/:tenant/data-subjects/requests`, `GET .../requests?status&subject&limit`,
+ * `GET .../requests/:id`, `POST .../requests/:id/approve|reject|retry|link`, `GET .../requests/:id/audit`,
+ * `GET /v1/tenants/:tenant/retention/preview`, `POST /v1/tenants/:tenant/retention/run`;
+ * and the download link itself, `GET /v1/dsar/downloads/:token` (the signed link is the credential).
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, rmSync } from 'node:fs';
+import type { Request, Router } from 'express';
+import { z } from 'zod';
+import { badRequest, HttpError, notFound, param, pluginErrorCode, subjectHashes, type RouteHelpers } from 'parley';
+import type { RequestStore } from './store.js';
+import type { DsarMetrics } from './metrics.js';
+import { readLink, signLink } from './run.js';
+import { CONTACTS_RESOLVER, dueDate, type ContactResolver, type DsarRequest, type DsarSettings } from './types.js';
+
+const SAME_APPROVER = pluginErrorCode('dsar', 'SAME_APPROVER');
+const NOT_PENDING = pluginErrorCode('dsar', 'NOT_PENDING');
+const NO_CONTACTS = pluginErrorCode('dsar', 'NO_CONTACTS_PLUGIN');
+const LINK_EXPIRED = pluginErrorCode('dsar', 'LINK_EXPIRED');
+const LINK_USED = pluginErrorCode('dsar', 'LINK_USED');
+
+const createBody = z.object({
+  type: z.enum(['export', 'erase']),
+  subject: z
+    .object({ addresses: z.array(z.string().trim().min(3).max(100)).min(1).max(20).optional(), contactId: z.string().min(1).max(200).optional() })
+    .refine((s) => Boolean(s.addresses?.length) !== Boolean(s.contactId), 'give subject.addresses or subject.contactId (one of them)'),
+  reason: z.string().max(1000).default(''),
+  requestedBy: z.string().min(1).max(200),
+});
+const decisionBody = z.object({ note: z.string().max(1000).optional() });
+const listQuery = z.object({
+  status: z.enum(['unverified', 'pending-approval', 'queued', 'running', 'completed', 'rejected', 'failed', 'expired']).optional(),
+  subject: z.string().min(3).max(100).optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(100),
+});
+
+/** Who is acting: a stored or configured tenant key by id, or the operator key by the start of its hash. */
+export function actorOf(req: Request): string {
+  const p = req.principal;
+  if (p?.kind === 'tenant') return `key:${p.keyId}`;
+  const header = req.get('authorization') ?? '';
+  const key = header.startsWith('Bearer ') ? header.slice(7).trim() : (req.get('x-api-key') ?? '');
+  return `operator:${createHash('sha256').update(key).digest('hex').slice(0, 12)}`;
+}
+
+export interface RouteDeps {
+  store: RequestStore;
+  metrics: DsarMetrics;
+  settingsFor(tenantId: string): DsarSettings | undefined;
+  tryInject<T>(key: string): T | undefined;
+  enqueue(requestId: string): Promise<void>;
+  secret(): Promise<string>;
+  linkBase(): string;
+  downloadTtlMs: number;
+  retention(tenantId: string, dryRun: boolean): Promise<Record<string, number>>;
+}
+
+export function view(r: DsarRequest) {
+  return { ...r, overdue: ['unverified', 'pending-approval', 'queued', 'running'].includes(r.status) && r.dueAt.getTime() < Date.now() };
+}
+
+export function dsarRoutes(deps: RouteDeps) {
+  const { store } = deps;
+  return (router: Router, { tenantAuth }: RouteHelpers): void => {
+    const tenantOf = (req: Request) => {
+      const tenantId = param(req, 'tenant');
+      const settings = deps.settingsFor(tenantId);
+      if (!settings) throw notFound(`dsar is not enabled for tenant "${tenantId}"`);
+      return { tenantId, settings };
+    };
+    const requestOf = async (req: Request) => {
+      const { tenantId, settings } = tenantOf(req);
+      const request = await store.get(tenantId, param(req, 'id'));
+      if (!request) throw notFound(`No data-subject request "${param(req, 'id')}"`);
+      return { tenantId, settings, request };
+    };
+    const base = '/v1/tenants/:tenant/data-subjects/requests';
+
+    router.post(base, tenantAuth('tenant'), async (req, res) => {
+      const { tenantId, settings } = tenantOf(req);
+      const body = createBody.safeParse(req.body ?? {});
+      if (!body.success) throw badRequest(`Body must be { type: export|erase, subject: { addresses: [..] } | { contactId }, reason?, requestedBy }: ${body.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`);
+      let addresses = body.data.subject.addresses;
+      const contactId = body.data.subject.contactId ?? null;
+      if (contactId) {
+        const resolve = deps.tryInject<ContactResolver>(CONTACTS_RESOLVER);
+        if (!resolve) throw new HttpError(NO_CONTACTS, 'subject.contactId needs a contacts plugin (none provides "contacts.resolver"); give subject.addresses instead', 400, { plugin: 'dsar' });
+        addresses = (await resolve(tenantId, contactId)) ?? undefined;
+        if (!addresses?.length) throw notFound(`No contact "${contactId}" with an address`);
+      }
+      const needsApproval = body.data.type === 'erase' ? settings.erasure.requireApproval : settings.export.requireApproval;
+      const request = await store.create({
+        tenantId,
+        type: body.data.type,
+        status: needsApproval ? 'pending-approval' : 'queued',
+        addresses: addresses!,
+        contactId,
+        reason: body.data.reason,
+        requestedBy: actorOf(req),
+        requesterName: body.data.requestedBy,
+        requestedVia: 'api',
+        dueAt: dueDate(new Date(), settings),
+      });
+      deps.metrics.created.inc({ tenant: tenantId, type: request.type, via: 'api' });
+      if (request.status === 'queued') await deps.enqueue(request.id);
+      res.status(201).json({ id: request.id, status: request.status, dueAt: request.dueAt, request: view(request) });
+    });
+
+    router.get(base, tenantAuth('tenant'), async (req, res) => {
+      const { tenantId } = tenantOf(req);
+      const q = listQuery.safeParse(req.query);
+      if (!q.success) throw badRequest('Query must be ?status=<status>&subject=<address>&limit=1..500');
+      const hashes = q.data.subject ? subjectHashes({ tenantId, addresses: [q.data.subject] }) : undefined;
+      res.set('cache-control', 'no-store').json({ requests: (await store.list(tenantId, { status: q.data.status, subjectHashes: hashes, limit: q.data.limit })).map(view) });
+    });
+
+    router.get(`${base}/:id`, tenantAuth('tenant'), async (req, res) => {
+      const { request } = await requestOf(req);
+      res.set('cache-control', 'no-store').json({ request: view(request) });
+    });
+
+    router.get(`${base}/:id/audit`, tenantAuth('tenant'), async (req, res) => {
+      const { tenantId, request } = await requestOf(req);
+      res.set('cache-control', 'no-store').json({ audit: await store.auditTrail(tenantId, request.id) });
+    });
+
+    router.post(`${base}/:id/approve`, tenantAuth('tenant'), async (req, res) => {
+      const { settings, request } = await requestOf(req);
+      const body = decisionBody.safeParse(req.body ?? {});
+      if (!body.success) throw badRequest('Body must be { "note"?: string }');
+      const actor = actorOf(req);
+      const distinct = request.type === 'erase' ? settings.erasure.distinctApprover : false;
+      if (distinct && actor === request.requestedBy) throw new HttpError(SAME_APPROVER, 'An erasure must be approved with a different key than the one that requested it', 403, { plugin: 'dsar' });
+      const next = await store.transition(request.id, ['pending-approval'], 'queued', actor, 'approved', { approvedBy: actor, decidedBy: actor, note: body.data.note ?? null });
+      if (!next) throw new HttpError(NOT_PENDING, `Request ${request.id} is ${request.status}, not pending approval`, 409, { plugin: 'dsar', details: { status: request.status } });
+      await deps.enqueue(next.id);
+      res.json({ request: view(next) });
+    });
+
+    router.post(`${base}/:id/reject`, tenantAuth('tenant'), async (req, res) => {
+      const { request } = await requestOf(req);
+      const body = decisionBody.safeParse(req.body ?? {});
+      if (!body.success) throw badRequest('Body must be { "note"?: string }');
+      const actor = actorOf(req);
+      const next = await store.transition(request.id, ['pending-approval', 'unverified'], 'rejected', actor, 'rejected', { decidedBy: actor, note: body.data.note ?? null });
+      if (!next) throw new HttpError(NOT_PENDING, `Request ${request.id} is ${request.status}, not pending`, 409, { plugin: 'dsar', details: { status: request.status } });
+      res.json({ request: view(next) });
+    });
+
+    router.post(`${base}/:id/retry`, tenantAuth('tenant'), async (req, res) => {
+      const { request } = await requestOf(req);
+      const next = await store.transition(request.id, ['failed'], 'queued', actorOf(req), 'retried');
+      if (!next) throw new HttpError(NOT_PENDING, `Request ${request.id} is ${request.status}, not failed`, 409, { plugin: 'dsar', details: { status: request.status } });
+      await deps.enqueue(next.id);
+      res.json({ request: view(next) });
+    });
+
+    /** A new one-time link for a finished export (the previous link stops working). */
+    router.post(`${base}/:id/link`, tenantAuth('tenant'), async (req, res) => {
+      const { request } = await requestOf(req);
+      const nonce = randomBytes(12).toString('base64url');
+      const expiresAt = new Date(Date.now() + deps.downloadTtlMs);
+      if (!(await store.newLink(request.id, nonce, expiresAt))) throw new HttpError(NOT_PENDING, `Request ${request.id} has no export to download (status ${request.status})`, 409, { plugin: 'dsar' });
+      await store.note(request, actorOf(req), 'link', { expiresAt: expiresAt.toISOString() });
+      res.status(201).json({ url: `${deps.linkBase()}/v1/dsar/downloads/${signLink(await deps.secret(), request.id, nonce, expiresAt)}`, expiresAt });
+    });
+
+    router.get('/v1/dsar/downloads/:token', async (req, res) => {
+      const link = readLink(await deps.secret(), param(req, 'token'));
+      if (link === 'invalid') {
+        deps.metrics.downloads.inc({ outcome: 'invalid' });
+        throw notFound('No such download');
+      }
+      if (link === 'expired') {
+        deps.metrics.downloads.inc({ outcome: 'expired' });
+        throw new HttpError(LINK_EXPIRED, 'This download link has expired; ask for a new one', 410, { plugin: 'dsar' });
+      }
+      const taken = await store.takeDownload(link.id, link.nonce);
+      if (taken === null) throw notFound('No such download');
+      if (taken === 'expired' || taken === 'used') {
+        deps.metrics.downloads.inc({ outcome: taken });
+        throw new HttpError(taken === 'used' ? LINK_USED : LINK_EXPIRED, taken === 'used' ? 'This download link was already used' : 'This download link has expired; ask for a new one', 410, { plugin: 'dsar' });
+      }
+      deps.metrics.downloads.inc({ outcome: 'served' });
+      res.set({ 'content-type': 'application/json; charset=utf-8', 'content-disposition': `attachment; filename="data-export-${link.id}.json"`, 'cache-control': 'no-store' });
+      const file = createReadStream(taken.exportPath);
+      file.on('error', () => res.destroy());
+      file.pipe(res);
+      // Served once: the file goes when the response finished.
+      res.on('finish', () => rmSync(taken.exportPath, { force: true }));
+    });
+
+    router.get('/v1/tenants/:tenant/retention/preview', tenantAuth('tenant'), async (req, res) => {
+      const { tenantId } = tenantOf(req);
+      res.set('cache-control', 'no-store').json({ dryRun: true, rows: await deps.retention(tenantId, true) });
+    });
+    router.post('/v1/tenants/:tenant/retention/run', tenantAuth('tenant'), async (req, res) => {
+      const { tenantId } = tenantOf(req);
+      res.json({ dryRun: false, rows: await deps.retention(tenantId, false) });
+    });
+  };
+}
