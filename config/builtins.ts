@@ -22,4 +22,5 @@ export const builtinPlugins: Record<string, string> = {
   'medical-answers': at('../plugins/medical-answers/index'),
   contacts: at('../plugins/contacts/index'),
   reminders: at('../plugins/reminders/index'),
+  billing: at('../plugins/billing/index'),
 };
