@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { externalServices } from './backend.js';
 
-const EXTERNAL_SPECS = ['test/outbox.test.ts', 'test/pipeline.test.ts', 'test/tenancy.test.ts', 'test/data-subjects.test.ts', 'test/whatsapp-web.test.ts', 'test/whatsapp-cloud.test.ts', 'test/slack-alerts.test.ts', 'test/twilio-sms-outbound.test.ts', 'test/recovery.test.ts', 'test/reply-stages.test.ts', 'test/usage.test.ts', 'test/schedules.test.ts', 'test/background.test.ts', 'test/handoff.test.ts', 'test/slack-alerts-reminders.test.ts', 'test/inline-delivery.test.ts', 'test/medical-answers-engine.test.ts', 'plugins/medical-answers/index.test.ts', 'test/kernel-hooks.test.ts', 'test/cost-guard.test.ts', 'test/cost-guard-burst.test.ts', 'test/held-messages.test.ts', 'test/moderation.test.ts', 'test/reminders.test.ts', 'test/outbound-idempotency.test.ts', ...process.argv.slice(2)];
+const EXTERNAL_SPECS = ['test/outbox.test.ts', 'test/pipeline.test.ts', 'test/tenancy.test.ts', 'test/data-subjects.test.ts', 'test/whatsapp-web.test.ts', 'test/whatsapp-cloud.test.ts', 'test/slack-alerts.test.ts', 'test/twilio-sms-outbound.test.ts', 'test/recovery.test.ts', 'test/reply-stages.test.ts', 'test/usage.test.ts', 'test/schedules.test.ts', 'test/background.test.ts', 'test/handoff.test.ts', 'test/slack-alerts-reminders.test.ts', 'test/inline-delivery.test.ts', 'test/medical-answers-engine.test.ts', 'plugins/medical-answers/index.test.ts', 'test/kernel-hooks.test.ts', 'test/cost-guard.test.ts', 'test/cost-guard-burst.test.ts', 'test/held-messages.test.ts', 'test/moderation.test.ts', 'test/reminders.test.ts', 'test/outbound-idempotency.test.ts', 'test/billing.test.ts', ...process.argv.slice(2)];
 
 let problem: string | null;
 try {
