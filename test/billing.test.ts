@@ -196,6 +196,18 @@ describe.skipIf(skip)(`billing on the ${TEST_BACKEND} backend`, () => {
     expect(await gw.metrics()).toMatch(/parley_billing_webhooks_total\{result="stale"\} [1-9]/);
   });
 
+  it('answers 503 while Stripe cannot be read, so Stripe delivers again, and stores the event on redelivery', async () => {
+    const p = phone();
+    const { subscription } = stripe.completeCheckout(await checkoutFor(p));
+    const event = stripe.event('customer.subscription.created', subscription);
+    stripe.failNext(4, '500', '/v1/subscriptions');
+    const failed = await deliver(event);
+    expect(failed.status).toBe(503);
+    expect((await entitlement(p)).entitlement.subscriptionStatus).toBeNull();
+    expect((await deliver(event)).body).toEqual({ received: true });
+    expect((await entitlement(p)).entitlement.subscriptionStatus).toBe('active');
+  });
+
   it('parks an event for an unknown tenant and answers 200 so Stripe stops retrying', async () => {
     const r = await deliver(stripe.event('customer.subscription.updated', { id: 'sub_ghost', object: 'subscription', customer: 'cus_ghost', status: 'active', metadata: { parley_tenant: 'ghost' } }));
     expect(r.status).toBe(200);

@@ -176,14 +176,16 @@ export function stripeWebhook(deps: WebhookDeps) {
         res.status(200).json({ received: true, parked: parked.id });
         return;
       }
-      if (await store.seen(event.id)) {
-        metrics.webhooks.inc({ result: 'duplicate' });
-        res.status(200).json({ received: true, duplicate: true });
-        return;
-      }
       let outcome: string;
+      let first: boolean;
       try {
+        if (await store.seen(event.id)) {
+          metrics.webhooks.inc({ result: 'duplicate' });
+          res.status(200).json({ received: true, duplicate: true });
+          return;
+        }
         outcome = await handle(tenant, event, obj as StripeObject);
+        first = await store.markHandled(tenant.tenant.id, event.id, event.type, outcome);
       } catch (error) {
         if (error instanceof ParleyError && error.status < 500) throw error;
         metrics.webhooks.inc({ result: 'error' });
@@ -191,7 +193,6 @@ export function stripeWebhook(deps: WebhookDeps) {
         ctx.log.error({ tenant: tenant.tenant.id, event: event.id, type: event.type, error: describeError(error) }, 'billing: a Stripe event could not be handled; Stripe will deliver it again');
         throw new ParleyError('PARLEY_STORAGE_UNAVAILABLE', `The event could not be handled now (${describeError(error)}); Stripe will deliver it again`, 503);
       }
-      const first = await store.markHandled(tenant.tenant.id, event.id, event.type, outcome);
       metrics.webhooks.inc({ result: !first ? 'duplicate' : outcome === 'ignored' ? 'ignored' : 'handled' });
       ctx.log.info({ tenant: tenant.tenant.id, event: event.id, type: event.type, outcome }, 'billing: Stripe event handled');
       res.status(200).json({ received: true });
