@@ -23,4 +23,5 @@ export const builtinPlugins: Record<string, string> = {
   contacts: at('../plugins/contacts/index'),
   reminders: at('../plugins/reminders/index'),
   dsar: at('../plugins/dsar/index'),
+  billing: at('../plugins/billing/index'),
 };

@@ -1,0 +1,227 @@
+/**
+ * Tenant usage billing: the kernel's usage ledger, summed per tenant, meter and closed time bucket,
+ * reported to Stripe Billing Meters as one meter event per bucket. A bucket is frozen into
+ * `billing_meter_reports` with a stable identifier (`parley-<tenant>-<meter>-<bucket start>`) before
+ * it is sent, and sent with that identifier as the idempotency key too: a job retried, run twice or
+ * after a crash sends the same event again and Stripe counts it once. Reconciliation compares
+ * Stripe's meter event summaries with the ledger and alerts on a mismatch.
+ */
+import type Stripe from 'stripe';
+import type { Pool } from 'pg';
+import type { AlertApi } from 'parley';
+import type { Logger } from 'pino';
+import type { BillingMetrics } from './metrics.js';
+import { describeError, withRetries, type StripeCallPolicy } from './stripe-api.js';
+import type { BillingOptions, MeterConfig } from './types.js';
+
+type UsageOptions = BillingOptions['usage'];
+
+export interface UsageTenant {
+  tenantId: string;
+  customer: string;
+}
+
+export interface ReportResult {
+  planned: number;
+  sent: number;
+  failed: number;
+}
+
+/** A meter's ledger kinds as SQL parameters: exact names, and LIKE patterns for `prefix*`. */
+function kindFilter(meter: MeterConfig): { exact: string[]; like: string[] } {
+  const exact = meter.kinds.filter((k) => !k.endsWith('*'));
+  const like = meter.kinds.filter((k) => k.endsWith('*')).map((k) => `${k.slice(0, -1).replace(/[\\%_]/gu, (c) => `\\${c}`)}%`);
+  return { exact, like };
+}
+
+export class MeterReporter {
+  private readonly meterIds = new Map<string, string>();
+
+  constructor(
+    private readonly deps: {
+      db: Pool;
+      stripe: Stripe | null;
+      options: UsageOptions;
+      policy: StripeCallPolicy;
+      tenants: () => UsageTenant[];
+      metrics: BillingMetrics;
+      alerts: AlertApi;
+      log: Logger;
+    },
+  ) {}
+
+  private get bucketMs(): number {
+    return this.deps.options.bucketMinutes * 60_000;
+  }
+
+  private floor(ms: number): number {
+    return Math.floor(ms / this.bucketMs) * this.bucketMs;
+  }
+
+  /** Ledger totals per bucket of `[from, to)` for one tenant and meter, rounded to whole units per bucket. */
+  async buckets(tenantId: string, meter: MeterConfig, from: Date, to: Date): Promise<{ bucketStart: Date; value: number }[]> {
+    const { exact, like } = kindFilter(meter);
+    const seconds = this.deps.options.bucketMinutes * 60;
+    const { rows } = await this.deps.db.query<{ bucket: Date; quantity: string; events: number }>(
+      `SELECT to_timestamp(floor(extract(epoch FROM at) / $5) * $5) AS bucket, sum(quantity)::text AS quantity, count(*)::int AS events
+         FROM parley_usage
+        WHERE tenant_id = $1 AND at >= $2 AND at < $3 AND (kind = ANY($4::text[]) OR kind LIKE ANY($6::text[]))
+        GROUP BY 1 ORDER BY 1`,
+      [tenantId, from, to, exact, seconds, like],
+    );
+    return rows.map((r) => ({ bucketStart: new Date(r.bucket), value: Math.round(meter.measure === 'events' ? r.events : Number(r.quantity)) }));
+  }
+
+  /** Freezes the closed buckets since the meter's cursor into pending reports. */
+  private async plan(t: UsageTenant, meter: MeterConfig, now: Date): Promise<number> {
+    const { db, options } = this.deps;
+    const closedUntil = new Date(this.floor(now.getTime() - options.graceMinutes * 60_000));
+    const cursor = await db.query<{ reported_until: Date }>(`SELECT reported_until FROM billing_meter_cursors WHERE tenant_id = $1 AND meter = $2`, [t.tenantId, meter.eventName]);
+    let from = cursor.rows[0]?.reported_until;
+    if (!from) {
+      const { exact, like } = kindFilter(meter);
+      const first = await db.query<{ at: Date | null }>(`SELECT min(at) AS at FROM parley_usage WHERE tenant_id = $1 AND (kind = ANY($2::text[]) OR kind LIKE ANY($3::text[]))`, [t.tenantId, exact, like]);
+      if (!first.rows[0]?.at) return 0;
+      from = new Date(this.floor(first.rows[0].at.getTime()));
+    }
+    if (from.getTime() >= closedUntil.getTime()) return 0;
+    const buckets = (await this.buckets(t.tenantId, meter, from, closedUntil)).filter((b) => b.value > 0);
+    const client = await db.connect();
+    try {
+      await client.query('BEGIN');
+      const { rowCount } = await client.query(
+        `INSERT INTO billing_meter_reports (tenant_id, meter, bucket_start, customer_id, value, identifier)
+         SELECT $1, $2, b.start, $3, b.value, $4 || '-' || (extract(epoch FROM b.start)::bigint)::text
+           FROM jsonb_to_recordset($5::jsonb) AS b(start timestamptz, value bigint)
+         ON CONFLICT DO NOTHING`,
+        [t.tenantId, meter.eventName, t.customer, `parley-${t.tenantId}-${meter.eventName}`.slice(0, 80), JSON.stringify(buckets.map((b) => ({ start: b.bucketStart.toISOString(), value: b.value })))],
+      );
+      await client.query(
+        `INSERT INTO billing_meter_cursors (tenant_id, meter, reported_until) VALUES ($1, $2, $3)
+         ON CONFLICT (tenant_id, meter) DO UPDATE SET reported_until = GREATEST(billing_meter_cursors.reported_until, EXCLUDED.reported_until)`,
+        [t.tenantId, meter.eventName, closedUntil],
+      );
+      await client.query('COMMIT');
+      return rowCount ?? 0;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  /** Sends pending reports (oldest first, at most `batchSize`); a failed one stays pending for the next run. */
+  private async send(): Promise<{ sent: number; failed: number }> {
+    const { db, options, stripe, metrics } = this.deps;
+    const { rows } = await db.query<{ tenant_id: string; meter: string; bucket_start: Date; customer_id: string; value: string; identifier: string }>(
+      `SELECT tenant_id, meter, bucket_start, customer_id, value::text, identifier FROM billing_meter_reports WHERE status = 'pending' ORDER BY bucket_start, tenant_id, meter LIMIT $1`,
+      [options.batchSize],
+    );
+    let sent = 0;
+    let failed = 0;
+    const queue = [...rows];
+    const worker = async () => {
+      for (let r = queue.shift(); r; r = queue.shift()) {
+        const row = r;
+        try {
+          await withRetries(this.deps.policy, row.identifier, (key) =>
+            stripe!.billing.meterEvents.create(
+              { event_name: row.meter, identifier: row.identifier, timestamp: Math.floor(row.bucket_start.getTime() / 1000), payload: { stripe_customer_id: row.customer_id, value: row.value } },
+              { idempotencyKey: key! },
+            ),
+            () => metrics.stripeRetries.inc({ call: 'billing.meter_events.create' }),
+          ).catch((error: unknown) => {
+            // Stripe refuses an identifier it already has: that event was counted.
+            if ((error as { statusCode?: number }).statusCode === 400 && /identifier/i.test(String((error as Error).message))) return null;
+            throw error;
+          });
+          await db.query(`UPDATE billing_meter_reports SET status = 'sent', sent_at = now(), attempts = attempts + 1, last_error = NULL WHERE identifier = $1`, [row.identifier]);
+          metrics.meterEvents.inc({ tenant: row.tenant_id, meter: row.meter, result: 'sent' });
+          sent++;
+        } catch (error) {
+          failed++;
+          metrics.meterEvents.inc({ tenant: row.tenant_id, meter: row.meter, result: 'failed' });
+          await db.query(`UPDATE billing_meter_reports SET attempts = attempts + 1, last_error = $2 WHERE identifier = $1`, [row.identifier, describeError(error)]);
+          this.deps.log.warn({ tenant: row.tenant_id, meter: row.meter, identifier: row.identifier, error: describeError(error) }, 'billing: a meter event could not be sent; it is sent again on the next run');
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(4, rows.length) }, worker));
+    return { sent, failed };
+  }
+
+  /** One reporting run: plan every closed bucket, then send what is pending. Throws when a send failed, so the job is retried. */
+  async report(now = new Date()): Promise<ReportResult> {
+    if (!this.deps.stripe) return { planned: 0, sent: 0, failed: 0 };
+    let planned = 0;
+    for (const t of this.deps.tenants()) for (const meter of this.deps.options.meters) planned += await this.plan(t, meter, now);
+    const { sent, failed } = await this.send();
+    if (failed) {
+      this.deps.alerts.raise({ key: 'billing.meter-events', severity: 'warning', summary: `${failed} meter event(s) could not be sent to Stripe; they are sent again on the next run`, details: { failed, sent } });
+      throw new Error(`billing: ${failed} meter event(s) could not be sent to Stripe (${sent} sent); retried on the next attempt`);
+    }
+    this.deps.alerts.resolve('billing.meter-events');
+    return { planned, sent, failed };
+  }
+
+  private async meterId(meter: MeterConfig): Promise<string | null> {
+    if (meter.meterId) return meter.meterId;
+    const known = this.meterIds.get(meter.eventName);
+    if (known) return known;
+    for await (const m of this.deps.stripe!.billing.meters.list({ limit: 100 })) {
+      this.meterIds.set(m.event_name, m.id);
+    }
+    return this.meterIds.get(meter.eventName) ?? null;
+  }
+
+  /**
+   * Compares, per tenant and meter, Stripe's summary of `[now - reconcileHours, reported until)` with
+   * the ledger of the same window; a difference raises `billing.meter-mismatch.<meter>` for the tenant
+   * (resolved once they agree). Windows with reports still pending are left for the next run.
+   */
+  async reconcile(now = new Date()): Promise<{ tenantId: string; meter: string; result: 'match' | 'mismatch' | 'pending' | 'no-meter'; ledger?: number; stripe?: number }[]> {
+    const { db, options, stripe, metrics, alerts } = this.deps;
+    if (!stripe) return [];
+    const results: Awaited<ReturnType<MeterReporter['reconcile']>> = [];
+    for (const t of this.deps.tenants()) {
+      for (const meter of options.meters) {
+        const cursor = await db.query<{ reported_until: Date }>(`SELECT reported_until FROM billing_meter_cursors WHERE tenant_id = $1 AND meter = $2`, [t.tenantId, meter.eventName]);
+        const to = cursor.rows[0]?.reported_until;
+        const from = new Date(this.floor(now.getTime() - options.reconcileHours * 3_600_000));
+        if (!to || to.getTime() <= from.getTime()) continue;
+        const pending = await db.query(`SELECT 1 FROM billing_meter_reports WHERE tenant_id = $1 AND meter = $2 AND status = 'pending' AND bucket_start >= $3 AND bucket_start < $4 LIMIT 1`, [t.tenantId, meter.eventName, from, to]);
+        if (pending.rowCount) {
+          metrics.reconciliations.inc({ tenant: t.tenantId, meter: meter.eventName, result: 'pending' });
+          results.push({ tenantId: t.tenantId, meter: meter.eventName, result: 'pending' });
+          continue;
+        }
+        const id = await withRetries(this.deps.policy, undefined, () => this.meterId(meter));
+        if (!id) {
+          alerts.raise({ key: `billing.meter-missing.${meter.eventName}`, severity: 'warning', summary: `Stripe has no meter with event name "${meter.eventName}": usage cannot be reconciled (or billed)` });
+          results.push({ tenantId: t.tenantId, meter: meter.eventName, result: 'no-meter' });
+          continue;
+        }
+        const ledger = (await this.buckets(t.tenantId, meter, from, to)).reduce((sum, b) => sum + b.value, 0);
+        let reported = 0;
+        const summaries = await withRetries(this.deps.policy, undefined, async () => {
+          const all: Stripe.Billing.MeterEventSummary[] = [];
+          for await (const s of stripe.billing.meters.listEventSummaries(id, { customer: t.customer, start_time: Math.floor(from.getTime() / 1000), end_time: Math.floor(to.getTime() / 1000), limit: 100 })) all.push(s);
+          return all;
+        });
+        for (const s of summaries) reported += s.aggregated_value;
+        const key = `billing.meter-mismatch.${meter.eventName}`;
+        if (Math.abs(reported - ledger) > 1e-9) {
+          metrics.reconciliations.inc({ tenant: t.tenantId, meter: meter.eventName, result: 'mismatch' });
+          alerts.raise({ key, tenantId: t.tenantId, severity: 'warning', summary: `Stripe meter "${meter.eventName}" has ${reported} for tenant "${t.tenantId}" where the usage ledger has ${ledger}`, details: { from: from.toISOString(), to: to.toISOString(), ledger, stripe: reported } });
+          results.push({ tenantId: t.tenantId, meter: meter.eventName, result: 'mismatch', ledger, stripe: reported });
+        } else {
+          metrics.reconciliations.inc({ tenant: t.tenantId, meter: meter.eventName, result: 'match' });
+          alerts.resolve(key, t.tenantId);
+          results.push({ tenantId: t.tenantId, meter: meter.eventName, result: 'match', ledger, stripe: reported });
+        }
+      }
+    }
+    return results;
+  }
+}

@@ -1,0 +1,84 @@
+/**
+ * The billing admin API (tenant key: its own tenant; operator key: every tenant):
+ * - `GET /v1/tenants/:tenant/billing/entitlements?limit&after`: people with a billing record and their decision now.
+ * - `GET /v1/tenants/:tenant/billing/entitlements/:address`: one person, with the history of changes.
+ * - `PUT /v1/tenants/:tenant/billing/entitlements/:address/override` `{ override: grant|revoke|null, until?, reason }`: audited.
+ * - `GET /v1/tenants/:tenant/billing/meter-reports?limit`: the tenant's usage reported to Stripe.
+ * - `POST /v1/billing/usage/report`, `POST /v1/billing/usage/reconcile` (operator): run now.
+ */
+import type { Router } from 'express';
+import { z } from 'zod';
+import { badRequest, consentAddress, hashAddress, notFound, param, type RouteHelpers } from 'parley';
+import type { MeterReporter } from './meters.js';
+import type { BillingStore, Entitlement } from './store.js';
+import { decide, type SubscriptionTenant } from './subscriptions.js';
+
+const listQuery = z.object({ limit: z.coerce.number().int().min(1).max(500).default(100), after: z.string().max(200).optional() });
+const overrideBody = z.object({
+  override: z.enum(['grant', 'revoke']).nullable(),
+  until: z.coerce.date().nullable().optional(),
+  reason: z.string().trim().min(1).max(500),
+});
+
+/** Who acted, as the kernel's audit names actors: a stored key by id, else the operator or tenant key. */
+function actorOf(req: { principal?: { kind: string; keyId?: string } }): string {
+  return req.principal?.kind === 'tenant' && req.principal.keyId ? `key:${req.principal.keyId}` : (req.principal?.kind ?? 'unknown');
+}
+
+export function billingRoutes(deps: { store: BillingStore; reporter: MeterReporter; subscriptions: (tenantId: string) => SubscriptionTenant | undefined; enabled: (tenantId: string) => boolean }) {
+  const { store } = deps;
+  return (router: Router, { tenantAuth, operatorAuth }: RouteHelpers): void => {
+    const tenantOf = (req: Parameters<typeof param>[0]) => {
+      const tenantId = param(req, 'tenant');
+      if (!deps.enabled(tenantId)) throw notFound(`billing is not enabled for tenant "${tenantId}"`);
+      return tenantId;
+    };
+    const view = async (e: Entitlement) => {
+      const state = deps.subscriptions(e.tenantId);
+      const used = await store.freeMessagesUsed(e.tenantId, e.address);
+      return { ...e, freeMessagesUsed: used, decision: state ? decide(e, used, state.settings, new Date()) : null };
+    };
+
+    const base = '/v1/tenants/:tenant/billing';
+    router.get(`${base}/entitlements`, tenantAuth('tenant'), async (req, res) => {
+      const tenantId = tenantOf(req);
+      const q = listQuery.safeParse(req.query);
+      if (!q.success) throw badRequest('Query must be ?limit=1..500&after=<address>');
+      const rows = await store.list(tenantId, q.data.limit, q.data.after);
+      res.set('cache-control', 'no-store').json({ entitlements: await Promise.all(rows.map(view)), count: rows.length });
+    });
+
+    router.get(`${base}/entitlements/:address`, tenantAuth('tenant'), async (req, res) => {
+      const tenantId = tenantOf(req);
+      const address = consentAddress(param(req, 'address'));
+      const e = await store.get(tenantId, address);
+      if (!e) throw notFound('No billing record for this address');
+      res.set('cache-control', 'no-store').json({ entitlement: await view(e), history: await store.history(tenantId, address) });
+    });
+
+    router.put(`${base}/entitlements/:address/override`, tenantAuth('tenant'), async (req, res) => {
+      const tenantId = tenantOf(req);
+      const body = overrideBody.safeParse(req.body ?? {});
+      if (!body.success) throw badRequest(`Body must be { "override": "grant" | "revoke" | null, "until"?: ISO date, "reason": string }: ${body.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`);
+      const address = consentAddress(param(req, 'address'));
+      const e = await store.override(tenantId, address, { override: body.data.override, until: body.data.until ?? null, reason: body.data.reason }, actorOf(req as never), hashAddress(address));
+      if (!e) throw notFound('No billing record for this address (it is made on their first message)');
+      res.json({ entitlement: await view(e) });
+    });
+
+    router.get(`${base}/meter-reports`, tenantAuth('tenant'), async (req, res) => {
+      const tenantId = tenantOf(req);
+      const q = listQuery.safeParse(req.query);
+      if (!q.success) throw badRequest('Query must be ?limit=1..500');
+      const { rows } = await store.meterReports(tenantId, q.data.limit);
+      res.set('cache-control', 'no-store').json({ reports: rows });
+    });
+
+    router.post('/v1/billing/usage/report', operatorAuth(), async (_req, res) => {
+      res.json(await deps.reporter.report());
+    });
+    router.post('/v1/billing/usage/reconcile', operatorAuth(), async (_req, res) => {
+      res.json({ results: await deps.reporter.reconcile() });
+    });
+  };
+}
