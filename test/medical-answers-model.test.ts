@@ -34,7 +34,7 @@ beforeAll(async () => {
         breaker: { failures: 2, openMs: 60_000 },
       },
       plugins: ['http', 'medical-answers'],
-      tenants: [{ id: 'clinic', apiKeys: [KEY], ai: { chat: 'fake' }, pipeline: ['medical-answers'], plugins: { http: {}, 'medical-answers': { corpus, disclaimer: '', cache: { ttlSeconds: 0 } } } }],
+      tenants: [{ id: 'clinic', apiKeys: [KEY], ai: { chat: 'fake' }, pipeline: ['medical-answers'], plugins: { http: {}, 'medical-answers': { corpus, disclaimer: '', cache: { ttlSeconds: 0 }, minConfidence: 0.05, passBelow: 0.01 } } }],
     },
   });
   for (let i = 0; i < 600; i++) {
