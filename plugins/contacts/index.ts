@@ -18,6 +18,11 @@ export { parseCsv, readImport } from './csv.js';
 
 /** The directory service: `ctx.inject(CONTACTS_DIRECTORY)` in a plugin that lists `contacts` in its dependencies. */
 export const CONTACTS_DIRECTORY = token<ContactsDirectory>('contacts.directory');
+/**
+ * A contact's addresses by id, for plugins that take a `contactId` (dsar's data-subject requests):
+ * null when the tenant has no such contact. The shape `dsar` expects under this token.
+ */
+export const CONTACTS_RESOLVER = token<(tenantId: string, contactId: string) => Promise<string[] | null>>('contacts.resolver');
 /** The stage and reply stage name. */
 export const CONTACTS_STAGE = 'contacts';
 
@@ -43,6 +48,7 @@ export default definePlugin({
     ctx.migrations(migrations);
     ctx.dataSubjects(store.dataSubjectProvider());
     ctx.provide(CONTACTS_DIRECTORY, directory);
+    ctx.provide(CONTACTS_RESOLVER, async (tenantId, contactId) => (await directory.get(tenantId, contactId))?.addresses.map((a) => a.address) ?? null);
 
     // Every inbound message: make or find the contact, record the time, tell later stages who it is.
     ctx.stage({
