@@ -54,6 +54,9 @@ beforeAll(async () => {
         tenant('limited', {}, { rateLimits: { api: { perMinute: 5 }, user: { perMinute: 2, perDay: 100 } }, slowDownReply: 'Please slow down.' }),
         tenant('sender', { replyPipeline: ['cost-guard'] }, { budgets: { messaging: { daily: 0.0025 } }, paidSends: 'block' }),
         tenant('spiky', { ai: { chat: 'big' } }, { spike: { factor: 2, days: 3, minUsd: 0 } }),
+        tenant('holder', { replyPipeline: ['cost-guard'] }, { budgets: { messaging: { daily: 0.0015 } } }),
+        tenant('daily', {}, { rateLimits: { user: { perDay: 2 } }, slowDownReply: 'That is enough for today.' }),
+        tenant('flood', {}, { rateLimits: { inbound: { perMinute: 3 } } }),
       ],
     },
     catalogue: { ask: fileURLToPath(new URL('./fixtures/cost-guard-ask.ts', import.meta.url)) },
@@ -162,7 +165,7 @@ describe('the costs API', () => {
     expect((await gw.request('GET', '/v1/costs', { key: key('blocky') })).status).toBe(403);
     const all = await gw.request('GET', '/v1/costs?period=day', { key: OP });
     expect(all.status).toBe(200);
-    expect(all.body.tenants.map((t: { tenant: string }) => t.tenant).sort()).toEqual(['blocky', 'cached', 'degrader', 'limited', 'notifier', 'sender', 'spiky']);
+    expect(all.body.tenants.map((t: { tenant: string }) => t.tenant).sort()).toEqual(['blocky', 'cached', 'daily', 'degrader', 'flood', 'holder', 'limited', 'notifier', 'sender', 'spiky']);
     expect(await gw.metrics()).toMatch(/parley_cost_usd_total\{tenant="blocky",category="ai",provider="big",model="gpt-4o"\} 0\.\d+/);
     expect(await gw.metrics()).toMatch(/parley_ai_tokens_total\{tenant="blocky",model="gpt-4o",direction="out"\} \d+/);
     expect(await gw.metrics()).toMatch(/parley_budget_remaining_usd\{tenant="blocky",category="ai",period="day"\} 9\.9\d+/);
@@ -217,7 +220,58 @@ describe('paid sends', () => {
   });
 });
 
+describe('paid sends held for review (paidSends: hold, the default)', () => {
+  it('holds a send over the messaging budget with the reason, and the retry route releases it', async () => {
+    const first = await ask('holder', 'hello', '+15550000020');
+    expect(first.replies[0]!.status).toBe('sent');
+    await metered('holder');
+    const second = await ask('holder', 'hello again', '+15550000020');
+    expect(second.replies).toEqual([]); // not sent: the person gets nothing until it is released
+    const held = await gw.outbox('holder', 'held');
+    expect(held).toHaveLength(1);
+    expect(held[0]).toMatchObject({ text: 'fallback: local', errorCode: 'cost-guard', error: 'cost-guard: the daily messaging budget ($0.0015) is spent' });
+    expect(held[0]!.details?.annotations).toMatchObject({ costGuard: { estimateUsd: 0.001, overBudget: true } });
+    // the held send reserved nothing: the budget shows only the sent one
+    const budgets = (await gw.request('GET', '/v1/tenants/holder/budgets', { key: key('holder') })).body.budgets;
+    expect(budgets).toContainEqual(expect.objectContaining({ category: 'messaging', period: 'day', spentUsd: 0.001, reservedUsd: 0 }));
+    expect(await gw.metrics()).toMatch(/parley_budget_actions_total\{tenant="holder",what="send",action="hold"\} 1/);
+    // someone reviews it and lets it go: it is sent (and metered) as is
+    const retry = await gw.request('POST', `/v1/tenants/holder/outbox/${held[0]!.id}/retry`, { key: key('holder') });
+    expect(retry.status).toBe(202);
+    await gw.waitForOutbox('holder', (items) => ['sent', 'delivered'].includes(items.find((i) => i.id === held[0]!.id)?.status ?? ''));
+    const deadline = Date.now() + 5000;
+    while ((await gw.request('GET', '/v1/tenants/holder/costs?period=day', { key: key('holder') })).body.byCategory.messaging?.spent < 0.002 - 1e-9) {
+      if (Date.now() > deadline) throw new Error('the released send was not metered');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  });
+});
+
 describe('rate limits and blocks', () => {
+  it('limits a sender per day: one notice, then silence; other senders are untouched', async () => {
+    const from = '+15550004444';
+    const got = [];
+    for (let i = 0; i < 4; i++) got.push(texts(await ask('daily', `question ${i}`, from)));
+    expect(got).toEqual([['fallback: local'], ['fallback: local'], ['That is enough for today.'], []]);
+    expect(texts(await ask('daily', 'hi', '+15550005555'))).toEqual(['fallback: local']);
+    expect(texts(await ask('daily', 'i want to kill myself', from)).join()).toContain('988');
+    expect(await gw.metrics()).toMatch(/parley_rate_limited_total\{tenant="daily",scope="user-day"\} 2/);
+    const stopped = await gw.gateway.db.pool.query(`SELECT stop_reason FROM parley_inbound WHERE tenant_id = 'daily' AND status = 'stopped'`);
+    expect(stopped.rows.map((r) => r.stop_reason)).toEqual(['cost-guard: sender rate limit (per day)', 'cost-guard: sender rate limit (per day)']);
+  });
+
+  it('limits the tenant\'s inbound messages per minute silently, whoever sends them; crisis messages pass', async () => {
+    const got = [];
+    for (let i = 0; i < 5; i++) got.push(texts(await ask('flood', `message ${i}`, `+1555000600${i}`)));
+    expect(got).toEqual([['fallback: local'], ['fallback: local'], ['fallback: local'], [], []]);
+    expect(texts(await ask('flood', 'i want to kill myself', '+15550006009')).join()).toContain('988');
+    expect(await gw.metrics()).toMatch(/parley_rate_limited_total\{tenant="flood",scope="inbound"\} 2/);
+    const stopped = await gw.gateway.db.pool.query(`SELECT stop_reason FROM parley_inbound WHERE tenant_id = 'flood' AND status = 'stopped'`);
+    expect(stopped.rows.map((r) => r.stop_reason)).toEqual(['cost-guard: tenant inbound rate limit', 'cost-guard: tenant inbound rate limit']);
+    // other tenants are not counted against it
+    expect(texts(await ask('daily', 'hello', '+15550006001'))).toEqual(['fallback: local']);
+  });
+
   it('answers a sender over their limit once per window with "slow down", then silence; others are untouched', async () => {
     const from = '+15550001111';
     const got = [];
