@@ -54,6 +54,7 @@ beforeAll(async () => {
         tenant('limited', {}, { rateLimits: { api: { perMinute: 5 }, user: { perMinute: 2, perDay: 100 } }, slowDownReply: 'Please slow down.' }),
         tenant('sender', { replyPipeline: ['cost-guard'] }, { budgets: { messaging: { daily: 0.0025 } }, paidSends: 'block' }),
         tenant('spiky', { ai: { chat: 'big' } }, { spike: { factor: 2, days: 3, minUsd: 0 } }),
+        tenant('thrifty', { ai: { chat: 'big' } }, { budgets: { ai: { daily: 0.00005 } }, action: 'degrade', degradeTo: 'small' }),
         tenant('holder', { replyPipeline: ['cost-guard'] }, { budgets: { messaging: { daily: 0.0015 } } }),
         tenant('daily', {}, { rateLimits: { user: { perDay: 2 } }, slowDownReply: 'That is enough for today.' }),
         tenant('flood', {}, { rateLimits: { inbound: { perMinute: 3 } } }),
@@ -115,6 +116,25 @@ describe('budgets on the model call path', () => {
     expect(fake.calls.at(-1)!.body.model).toBe('gpt-4o-mini');
   });
 
+  it('degrade: reserves the degraded call at its own price, so degraded calls stop at the budget too', async () => {
+    // gpt-4o-mini at $1/M: each call reserves about (1 + 20) tokens = $0.000021 and costs about $0.000004,
+    // so a handful of degraded calls fit in $0.00005, then even the cheaper call does not.
+    const replies: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      const r = texts(await ask('thrifty', `q ${i}`))[0]!;
+      replies.push(r);
+      if (r.startsWith('fallback')) break;
+    }
+    expect(replies.at(-1)).toBe('fallback: PARLEY_AI_REFUSED');
+    expect(replies.length).toBeGreaterThan(2);
+    expect(replies.slice(0, -1).every((r) => r.startsWith('small/gpt-4o-mini'))).toBe(true);
+    const budgets = (await gw.request('GET', '/v1/tenants/thrifty/budgets', { key: key('thrifty') })).body.budgets;
+    const ai = budgets.find((b: { category: string; period: string }) => b.category === 'ai' && b.period === 'day');
+    expect(ai.spentUsd).toBeLessThanOrEqual(0.00005);
+    expect(ai.reservedUsd).toBe(0);
+    expect(gw.logs.some((l) => String(l.msg).includes('the degraded call to "small" (gpt-4o-mini, about $0.000021) does not fit either'))).toBe(true);
+  });
+
   it('notify-only: lets the call through over budget and alerts', async () => {
     for (const q of ['Is there parking near the clinic building?', 'Can I bring my child to the appointment?']) expect(texts(await ask('notifier', q))[0]).toMatch(/^big\/gpt-4o/);
     await slackSays(/notifier: the daily total budget of \$0\.02 is (reached|spent)/);
@@ -165,7 +185,7 @@ describe('the costs API', () => {
     expect((await gw.request('GET', '/v1/costs', { key: key('blocky') })).status).toBe(403);
     const all = await gw.request('GET', '/v1/costs?period=day', { key: OP });
     expect(all.status).toBe(200);
-    expect(all.body.tenants.map((t: { tenant: string }) => t.tenant).sort()).toEqual(['blocky', 'cached', 'daily', 'degrader', 'flood', 'holder', 'limited', 'notifier', 'sender', 'spiky']);
+    expect(all.body.tenants.map((t: { tenant: string }) => t.tenant).sort()).toEqual(['blocky', 'cached', 'daily', 'degrader', 'flood', 'holder', 'limited', 'notifier', 'sender', 'spiky', 'thrifty']);
     expect(await gw.metrics()).toMatch(/parley_cost_usd_total\{tenant="blocky",category="ai",provider="big",model="gpt-4o"\} 0\.\d+/);
     expect(await gw.metrics()).toMatch(/parley_ai_tokens_total\{tenant="blocky",model="gpt-4o",direction="out"\} \d+/);
     expect(await gw.metrics()).toMatch(/parley_budget_remaining_usd\{tenant="blocky",category="ai",period="day"\} 9\.9\d+/);

@@ -1,6 +1,7 @@
 /**
  * The AI interceptor: serves the response cache, reserves an estimate against the ai and total budgets
- * before every chat call (refusing or degrading at 100% as the tenant's `action` says), and after the
+ * before every chat call (refusing or degrading at 100% as the tenant's `action` says; a degraded call
+ * is reserved at its own model's price, and refused when even that does not fit), and after the
  * call releases the reservation (the tokens are in the ledger by then), stores the answer in the cache
  * and checks the thresholds.
  */
@@ -32,7 +33,16 @@ export function cacheKey(call: AiCall): string {
   return createHash('sha256').update(JSON.stringify([call.provider, call.model, call.contextVersion ?? '', call.maxTokens ?? 0, parts])).digest('hex');
 }
 
-export function costInterceptor(deps: { store: CostStore; budgets: Budgets; metrics: CostMetrics; log: Logger; settings(tenantId: string): CostGuardSettings | undefined; background(work: Promise<unknown>, what: string): void }): AiInterceptor {
+export function costInterceptor(deps: {
+  store: CostStore;
+  budgets: Budgets;
+  metrics: CostMetrics;
+  log: Logger;
+  settings(tenantId: string): CostGuardSettings | undefined;
+  /** A provider's chat model and its `ai.prices` entry (USD per million tokens), for a degraded call's estimate. */
+  chatModelOf(provider: string): { model: string; price?: { input: number; output: number } } | undefined;
+  background(work: Promise<unknown>, what: string): void;
+}): AiInterceptor {
   const reservations = new WeakMap<AiCall, string>();
   const keys = new WeakMap<AiCall, string>();
   return {
@@ -61,8 +71,17 @@ export function costInterceptor(deps: { store: CostStore; budgets: Budgets; metr
       const over = r.counters.find((c) => c.limit !== null && c.spent + c.reserved + estimate > c.limit)!;
       const reason = over ? `the ${over.period === 'day' ? 'daily' : 'monthly'} ${over.category} budget ($${over.limit!.toFixed(2)}) is spent` : 'the budget is spent';
       deps.metrics.budgetRefusals.inc({ tenant: call.tenantId, what: 'model', action: s.action });
-      if (s.action === 'degrade') return { action: 'degrade', to: s.degradeTo ?? 'local', reason };
-      return { action: 'refuse', reason };
+      const to = s.degradeTo ?? 'local';
+      if (s.action !== 'degrade') return { action: 'refuse', reason };
+      if (to === 'local') return { action: 'degrade', to, reason };
+      // The degraded call is reserved like the original (at the other model's price), so a run of
+      // degraded calls stops at the budget too; when even it does not fit, the call is refused.
+      const target = deps.chatModelOf(to);
+      const cheaper = target?.price ? (call.estimatedInputTokens * target.price.input + (call.maxTokens ?? s.estimatedOutputTokens) * target.price.output) / 1e6 : 0;
+      const d = await deps.budgets.reserve(call.tenantId, 'ai', cheaper, false);
+      if (d.id) reservations.set(call, d.id);
+      if (d.ok) return { action: 'degrade', to, reason };
+      return { action: 'refuse', reason: `${reason}, and the degraded call to "${to}"${target ? ` (${target.model}, about $${cheaper.toFixed(6)})` : ''} does not fit either` };
     },
     async after(call, outcome) {
       const id = reservations.get(call);
