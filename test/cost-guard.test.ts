@@ -33,11 +33,11 @@ beforeAll(async () => {
       operator: { apiKeys: [OP] },
       ai: {
         providers: {
-          big: { type: 'openai', baseUrl: `${fake.url}/v1`, chatModel: 'gpt-4o', maxRetries: 0 },
+          big: { type: 'openai', baseUrl: `${fake.url}/v1`, chatModel: 'gpt-4o', embeddingModel: 'text-embedding-3-small', maxRetries: 0 },
           small: { type: 'openai', baseUrl: `${fake.url}/v1`, chatModel: 'gpt-4o-mini', maxRetries: 0 },
         },
         // Expensive on purpose: one call costs about a cent, so budgets are reached in a few messages.
-        prices: { 'gpt-4o': { input: 1000, output: 1000 }, 'gpt-4o-mini': { input: 1, output: 1 } },
+        prices: { 'gpt-4o': { input: 1000, output: 1000 }, 'gpt-4o-mini': { input: 1, output: 1 }, 'text-embedding-3-small': { input: 1000 } },
       },
       plugins: [
         'http',
@@ -55,6 +55,8 @@ beforeAll(async () => {
         tenant('sender', { replyPipeline: ['cost-guard'] }, { budgets: { messaging: { daily: 0.0025 } }, paidSends: 'block' }),
         tenant('spiky', { ai: { chat: 'big' } }, { spike: { factor: 2, days: 3, minUsd: 0 } }),
         tenant('thrifty', { ai: { chat: 'big' } }, { budgets: { ai: { daily: 0.00005 } }, action: 'degrade', degradeTo: 'small' }),
+        tenant('embedder', { ai: { embeddings: 'big' } }, { budgets: { ai: { daily: 0.025 } } }),
+        tenant('embed-degrader', { ai: { embeddings: 'big' } }, { budgets: { ai: { daily: 0.005 } }, action: 'degrade', degradeTo: 'small' }),
         tenant('holder', { replyPipeline: ['cost-guard'] }, { budgets: { messaging: { daily: 0.0015 } } }),
         tenant('daily', {}, { rateLimits: { user: { perDay: 2 } }, slowDownReply: 'That is enough for today.' }),
         tenant('flood', {}, { rateLimits: { inbound: { perMinute: 3 } } }),
@@ -135,6 +137,20 @@ describe('budgets on the model call path', () => {
     expect(gw.logs.some((l) => String(l.msg).includes('the degraded call to "small" (gpt-4o-mini, about $0.000021) does not fit either'))).toBe(true);
   });
 
+  it('checks embeddings before they are made: refused at 100% (PARLEY_AI_REFUSED), never degraded', async () => {
+    const ai = gw.gateway.ai.for('test');
+    const text = 'x'.repeat(40); // 10 tokens at $1000/M: $0.01 a request
+    const tries = [];
+    for (let i = 0; i < 4; i++) tries.push(await ai.embeddings('embedder')!.embedQuery(text).then(() => 'ok', (e: { code?: string }) => e.code));
+    expect(tries).toEqual(['ok', 'ok', 'PARLEY_AI_REFUSED', 'PARLEY_AI_REFUSED']);
+    const budgets = (await gw.request('GET', '/v1/tenants/embedder/budgets', { key: key('embedder') })).body.budgets;
+    expect(budgets).toContainEqual(expect.objectContaining({ category: 'ai', period: 'day', spentUsd: 0.02, reservedUsd: 0 }));
+    const error = await ai.embeddings('embed-degrader')!.embedDocuments([text]).catch((e: Error & { code?: string }) => e);
+    expect(error).toMatchObject({ code: 'PARLEY_AI_REFUSED', message: expect.stringContaining('embeddings are refused, not degraded') });
+    expect(fake.calls.filter((c) => c.path === '/v1/embeddings')).toHaveLength(2);
+    expect(await gw.metrics()).toMatch(/parley_budget_actions_total\{tenant="embedder",what="embeddings",action="block"\} 2/);
+  });
+
   it('notify-only: lets the call through over budget and alerts', async () => {
     for (const q of ['Is there parking near the clinic building?', 'Can I bring my child to the appointment?']) expect(texts(await ask('notifier', q))[0]).toMatch(/^big\/gpt-4o/);
     await slackSays(/notifier: the daily total budget of \$0\.02 is (reached|spent)/);
@@ -185,7 +201,7 @@ describe('the costs API', () => {
     expect((await gw.request('GET', '/v1/costs', { key: key('blocky') })).status).toBe(403);
     const all = await gw.request('GET', '/v1/costs?period=day', { key: OP });
     expect(all.status).toBe(200);
-    expect(all.body.tenants.map((t: { tenant: string }) => t.tenant).sort()).toEqual(['blocky', 'cached', 'daily', 'degrader', 'flood', 'holder', 'limited', 'notifier', 'sender', 'spiky', 'thrifty']);
+    expect(all.body.tenants.map((t: { tenant: string }) => t.tenant).sort()).toEqual(['blocky', 'cached', 'daily', 'degrader', 'embed-degrader', 'embedder', 'flood', 'holder', 'limited', 'notifier', 'sender', 'spiky', 'thrifty']);
     expect(await gw.metrics()).toMatch(/parley_cost_usd_total\{tenant="blocky",category="ai",provider="big",model="gpt-4o"\} 0\.\d+/);
     expect(await gw.metrics()).toMatch(/parley_ai_tokens_total\{tenant="blocky",model="gpt-4o",direction="out"\} \d+/);
     expect(await gw.metrics()).toMatch(/parley_budget_remaining_usd\{tenant="blocky",category="ai",period="day"\} 9\.9\d+/);

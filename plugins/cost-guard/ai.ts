@@ -45,11 +45,24 @@ export function costInterceptor(deps: {
 }): AiInterceptor {
   const reservations = new WeakMap<AiCall, string>();
   const keys = new WeakMap<AiCall, string>();
+  /** An embeddings request: reserved at the model's input price; at 100% refused (never degraded: see AiCallDecision). */
+  const embeddings = async (call: AiCall, s: CostGuardSettings): Promise<AiCallDecision> => {
+    const estimate = call.price ? (call.estimatedInputTokens * call.price.input) / 1e6 : 0;
+    const r = await deps.budgets.reserve(call.tenantId, 'ai', estimate, s.action === 'notify-only');
+    if (r.id) reservations.set(call, r.id);
+    if (r.ok) return { action: 'allow' };
+    deps.metrics.budgetRefusals.inc({ tenant: call.tenantId, what: 'embeddings', action: s.action === 'degrade' ? 'block' : s.action });
+    if (s.action === 'notify-only') return { action: 'allow' };
+    const over = r.counters.find((c) => c.limit !== null && c.spent + c.reserved + estimate > c.limit);
+    const reason = over ? `the ${over.period === 'day' ? 'daily' : 'monthly'} ${over.category} budget ($${over.limit!.toFixed(2)}) is spent` : 'the budget is spent';
+    return { action: 'refuse', reason: s.action === 'degrade' ? `${reason} (embeddings are refused, not degraded: another model's vectors would not match the stored ones, and local has no embeddings)` : reason };
+  };
   return {
     name: 'cost-guard',
     async before(call): Promise<AiCallDecision> {
       const s = deps.settings(call.tenantId);
       if (!s) return { action: 'allow' };
+      if (call.operation === 'embeddings') return embeddings(call, s);
       if (s.cache.enabled && s.cache.purposes.includes(call.purpose)) {
         const key = cacheKey(call);
         keys.set(call, key);
