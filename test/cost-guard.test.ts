@@ -57,6 +57,13 @@ beforeAll(async () => {
         tenant('thrifty', { ai: { chat: 'big' } }, { budgets: { ai: { daily: 0.00005 } }, action: 'degrade', degradeTo: 'small' }),
         tenant('embedder', { ai: { embeddings: 'big' } }, { budgets: { ai: { daily: 0.025 } } }),
         tenant('embed-degrader', { ai: { embeddings: 'big' } }, { budgets: { ai: { daily: 0.005 } }, action: 'degrade', degradeTo: 'small' }),
+        tenant('discount', { ai: { chat: 'big' } }, {
+          budgets: { ai: { daily: 0.001 } },
+          prices: [
+            { kind: 'model.tokens.input', model: 'gpt-4o', usd: 0.000001 },
+            { kind: 'model.tokens.output', model: 'gpt-4o', usd: 0.000002 },
+          ],
+        }),
         tenant('holder', { replyPipeline: ['cost-guard'] }, { budgets: { messaging: { daily: 0.0015 } } }),
         tenant('daily', {}, { rateLimits: { user: { perDay: 2 } }, slowDownReply: 'That is enough for today.' }),
         tenant('flood', {}, { rateLimits: { inbound: { perMinute: 3 } } }),
@@ -201,7 +208,7 @@ describe('the costs API', () => {
     expect((await gw.request('GET', '/v1/costs', { key: key('blocky') })).status).toBe(403);
     const all = await gw.request('GET', '/v1/costs?period=day', { key: OP });
     expect(all.status).toBe(200);
-    expect(all.body.tenants.map((t: { tenant: string }) => t.tenant).sort()).toEqual(['blocky', 'cached', 'daily', 'degrader', 'embed-degrader', 'embedder', 'flood', 'holder', 'limited', 'notifier', 'sender', 'spiky', 'thrifty']);
+    expect(all.body.tenants.map((t: { tenant: string }) => t.tenant).sort()).toEqual(['blocky', 'cached', 'daily', 'degrader', 'discount', 'embed-degrader', 'embedder', 'flood', 'holder', 'limited', 'notifier', 'sender', 'spiky', 'thrifty']);
     expect(await gw.metrics()).toMatch(/parley_cost_usd_total\{tenant="blocky",category="ai",provider="big",model="gpt-4o"\} 0\.\d+/);
     expect(await gw.metrics()).toMatch(/parley_ai_tokens_total\{tenant="blocky",model="gpt-4o",direction="out"\} \d+/);
     expect(await gw.metrics()).toMatch(/parley_budget_remaining_usd\{tenant="blocky",category="ai",period="day"\} 9\.9\d+/);
@@ -220,6 +227,23 @@ describe('the costs API', () => {
     expect(await cost()).toBeCloseTo(0.15, 8);
     const audit = await gw.gateway.db.pool.query(`SELECT count(*)::int AS n FROM parley_audit WHERE action = 'cost-guard.price'`);
     expect(audit.rows[0].n).toBe(2);
+  });
+});
+
+describe('per-tenant model prices', () => {
+  it("prices a tenant's model tokens by its own rules instead of ai.prices, for the ledger and the reservation", async () => {
+    // at ai.prices ($1000/M) this call would reserve about $0.021, over the $0.001 budget; at the
+    // tenant's $1/M in and $2/M out it reserves about $0.00004 and goes through
+    const r = texts(await ask('discount', 'What time do you open?'))[0];
+    expect(r).toBe('big/gpt-4o: echo: What time do you open?');
+    const { rows } = await gw.gateway.db.pool.query(`SELECT kind, quantity::float8 AS q, cost_usd::float8 AS c FROM parley_usage WHERE tenant_id = 'discount' AND kind LIKE 'model.tokens.%' ORDER BY kind`);
+    expect(rows).toHaveLength(2);
+    for (const row of rows) expect(row.c).toBeCloseTo(row.q * (row.kind === 'model.tokens.input' ? 0.000001 : 0.000002), 10);
+    // another tenant on the same model still pays ai.prices
+    const other = await gw.gateway.db.pool.query(`SELECT quantity::float8 AS q, cost_usd::float8 AS c FROM parley_usage WHERE tenant_id = 'blocky' AND kind = 'model.tokens.input' LIMIT 1`);
+    expect(other.rows[0].c).toBeCloseTo(other.rows[0].q * 0.001, 10);
+    const costs = (await gw.request('GET', '/v1/tenants/discount/costs?period=day', { key: key('discount') })).body;
+    expect(costs.byModel['gpt-4o']).toBeCloseTo(rows.reduce((n, x) => n + x.c, 0), 8);
   });
 });
 
@@ -376,5 +400,16 @@ describe('configuration', () => {
         },
       }),
     ).rejects.toThrow(/tenants\[0\] \(acme\)\.plugins\.cost-guard\.degradeTo: unknown AI provider "opneai"/);
+  });
+
+  it('refuses a model token price without a model, and model token prices in the deployment options', async () => {
+    await expect(
+      startTestGateway({ config: { plugins: ['cost-guard'], tenants: [{ id: 'acme', plugins: { 'cost-guard': { prices: [{ kind: 'model.tokens.input', usd: 0.000001 }] } } }] } }),
+    ).rejects.toThrow(/cost-guard\.prices\[0\]\.model: required for model\.tokens\.input/);
+    await expect(
+      startTestGateway({ config: { plugins: [{ name: 'cost-guard', options: { prices: [{ kind: 'model.tokens.output', usd: 0.000001 }] } }], tenants: [{ id: 'acme' }] } }),
+    ).rejects.toThrow(/model tokens are priced by ai\.prices/);
+    const put = await gw.request('PUT', '/v1/costs/prices', { key: OP, body: { prices: [{ kind: 'model.tokens.input', usd: 0.000001 }] } });
+    expect(put.status).toBe(400);
   });
 });

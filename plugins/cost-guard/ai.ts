@@ -33,6 +33,15 @@ export function cacheKey(call: AiCall): string {
   return createHash('sha256').update(JSON.stringify([call.provider, call.model, call.contextVersion ?? '', call.maxTokens ?? 0, parts])).digest('hex');
 }
 
+/** A model's price for this tenant (USD per million tokens): its own `model.tokens.*` rules, else `ai.prices`. */
+function priceFor(s: CostGuardSettings, operation: AiCall['operation'], model: string, fallback: AiCall['price']): AiCall['price'] {
+  const rule = (kind: string) => s.prices.find((r) => r.kind === kind && r.model === model)?.usd;
+  const input = rule(operation === 'embeddings' ? 'model.tokens.embedding' : 'model.tokens.input');
+  const output = rule('model.tokens.output');
+  if (input === undefined && output === undefined) return fallback;
+  return { input: input !== undefined ? input * 1e6 : (fallback?.input ?? 0), output: output !== undefined ? output * 1e6 : (fallback?.output ?? 0) };
+}
+
 export function costInterceptor(deps: {
   store: CostStore;
   budgets: Budgets;
@@ -47,7 +56,8 @@ export function costInterceptor(deps: {
   const keys = new WeakMap<AiCall, string>();
   /** An embeddings request: reserved at the model's input price; at 100% refused (never degraded: see AiCallDecision). */
   const embeddings = async (call: AiCall, s: CostGuardSettings): Promise<AiCallDecision> => {
-    const estimate = call.price ? (call.estimatedInputTokens * call.price.input) / 1e6 : 0;
+    const price = priceFor(s, 'embeddings', call.model, call.price);
+    const estimate = price ? (call.estimatedInputTokens * price.input) / 1e6 : 0;
     const r = await deps.budgets.reserve(call.tenantId, 'ai', estimate, s.action === 'notify-only');
     if (r.id) reservations.set(call, r.id);
     if (r.ok) return { action: 'allow' };
@@ -73,7 +83,8 @@ export function costInterceptor(deps: {
           return { action: 'answer', text: hit.answer, model: hit.model, reason: 'cost-guard response cache' };
         }
       }
-      const estimate = call.price ? (call.estimatedInputTokens * call.price.input + (call.maxTokens ?? s.estimatedOutputTokens) * call.price.output) / 1e6 : 0;
+      const price = priceFor(s, 'chat', call.model, call.price);
+      const estimate = price ? (call.estimatedInputTokens * price.input + (call.maxTokens ?? s.estimatedOutputTokens) * price.output) / 1e6 : 0;
       const r = await deps.budgets.reserve(call.tenantId, 'ai', estimate, s.action === 'notify-only');
       if (r.id) reservations.set(call, r.id);
       if (r.ok) return { action: 'allow' };
@@ -90,7 +101,8 @@ export function costInterceptor(deps: {
       // The degraded call is reserved like the original (at the other model's price), so a run of
       // degraded calls stops at the budget too; when even it does not fit, the call is refused.
       const target = deps.chatModelOf(to);
-      const cheaper = target?.price ? (call.estimatedInputTokens * target.price.input + (call.maxTokens ?? s.estimatedOutputTokens) * target.price.output) / 1e6 : 0;
+      const targetPrice = target ? priceFor(s, 'chat', target.model, target.price) : undefined;
+      const cheaper = targetPrice ? (call.estimatedInputTokens * targetPrice.input + (call.maxTokens ?? s.estimatedOutputTokens) * targetPrice.output) / 1e6 : 0;
       const d = await deps.budgets.reserve(call.tenantId, 'ai', cheaper, false);
       if (d.id) reservations.set(call, d.id);
       if (d.ok) return { action: 'degrade', to, reason };
