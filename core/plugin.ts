@@ -561,6 +561,9 @@ export interface PluginContext<O = unknown, S = unknown> {
    * The AI model service: each tenant's LangChain chat model and embeddings (null when the tenant runs
    * `local`), with timeouts, retries, a circuit breaker per provider and token usage recorded in the
    * ledger under this plugin's name. Errors carry `PARLEY_AI_*` codes: catch them to answer without a model.
+   * `ctx.ai.intercept` guards every chat call and every embeddings request (`call.operation`
+   * `'chat'` or `'embeddings'`, with a token estimate from the prompt or the input texts); a refused
+   * embeddings request throws `PARLEY_AI_REFUSED` from `embedQuery`/`embedDocuments`.
    * @example
    * const chat = ctx.ai.chat(stage.tenant.id); // null: answer extractively
    * const answer = chat && (await chat.invoke([{ role: 'user', content: question }], { purpose: 'answer', ref: stage.message.id }));

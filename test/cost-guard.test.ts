@@ -33,11 +33,11 @@ beforeAll(async () => {
       operator: { apiKeys: [OP] },
       ai: {
         providers: {
-          big: { type: 'openai', baseUrl: `${fake.url}/v1`, chatModel: 'gpt-4o', maxRetries: 0 },
+          big: { type: 'openai', baseUrl: `${fake.url}/v1`, chatModel: 'gpt-4o', embeddingModel: 'text-embedding-3-small', maxRetries: 0 },
           small: { type: 'openai', baseUrl: `${fake.url}/v1`, chatModel: 'gpt-4o-mini', maxRetries: 0 },
         },
         // Expensive on purpose: one call costs about a cent, so budgets are reached in a few messages.
-        prices: { 'gpt-4o': { input: 1000, output: 1000 }, 'gpt-4o-mini': { input: 1, output: 1 } },
+        prices: { 'gpt-4o': { input: 1000, output: 1000 }, 'gpt-4o-mini': { input: 1, output: 1 }, 'text-embedding-3-small': { input: 1000 } },
       },
       plugins: [
         'http',
@@ -54,6 +54,19 @@ beforeAll(async () => {
         tenant('limited', {}, { rateLimits: { api: { perMinute: 5 }, user: { perMinute: 2, perDay: 100 } }, slowDownReply: 'Please slow down.' }),
         tenant('sender', { replyPipeline: ['cost-guard'] }, { budgets: { messaging: { daily: 0.0025 } }, paidSends: 'block' }),
         tenant('spiky', { ai: { chat: 'big' } }, { spike: { factor: 2, days: 3, minUsd: 0 } }),
+        tenant('thrifty', { ai: { chat: 'big' } }, { budgets: { ai: { daily: 0.00005 } }, action: 'degrade', degradeTo: 'small' }),
+        tenant('embedder', { ai: { embeddings: 'big' } }, { budgets: { ai: { daily: 0.025 } } }),
+        tenant('embed-degrader', { ai: { embeddings: 'big' } }, { budgets: { ai: { daily: 0.005 } }, action: 'degrade', degradeTo: 'small' }),
+        tenant('discount', { ai: { chat: 'big' } }, {
+          budgets: { ai: { daily: 0.001 } },
+          prices: [
+            { kind: 'model.tokens.input', model: 'gpt-4o', usd: 0.000001 },
+            { kind: 'model.tokens.output', model: 'gpt-4o', usd: 0.000002 },
+          ],
+        }),
+        tenant('holder', { replyPipeline: ['cost-guard'] }, { budgets: { messaging: { daily: 0.0015 } } }),
+        tenant('daily', {}, { rateLimits: { user: { perDay: 2 } }, slowDownReply: 'That is enough for today.' }),
+        tenant('flood', {}, { rateLimits: { inbound: { perMinute: 3 } } }),
       ],
     },
     catalogue: { ask: fileURLToPath(new URL('./fixtures/cost-guard-ask.ts', import.meta.url)) },
@@ -112,6 +125,39 @@ describe('budgets on the model call path', () => {
     expect(fake.calls.at(-1)!.body.model).toBe('gpt-4o-mini');
   });
 
+  it('degrade: reserves the degraded call at its own price, so degraded calls stop at the budget too', async () => {
+    // gpt-4o-mini at $1/M: each call reserves about (1 + 20) tokens = $0.000021 and costs about $0.000004,
+    // so a handful of degraded calls fit in $0.00005, then even the cheaper call does not.
+    const replies: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      const r = texts(await ask('thrifty', `q ${i}`))[0]!;
+      replies.push(r);
+      if (r.startsWith('fallback')) break;
+    }
+    expect(replies.at(-1)).toBe('fallback: PARLEY_AI_REFUSED');
+    expect(replies.length).toBeGreaterThan(2);
+    expect(replies.slice(0, -1).every((r) => r.startsWith('small/gpt-4o-mini'))).toBe(true);
+    const budgets = (await gw.request('GET', '/v1/tenants/thrifty/budgets', { key: key('thrifty') })).body.budgets;
+    const ai = budgets.find((b: { category: string; period: string }) => b.category === 'ai' && b.period === 'day');
+    expect(ai.spentUsd).toBeLessThanOrEqual(0.00005);
+    expect(ai.reservedUsd).toBe(0);
+    expect(gw.logs.some((l) => String(l.msg).includes('the degraded call to "small" (gpt-4o-mini, about $0.000021) does not fit either'))).toBe(true);
+  });
+
+  it('checks embeddings before they are made: refused at 100% (PARLEY_AI_REFUSED), never degraded', async () => {
+    const ai = gw.gateway.ai.for('test');
+    const text = 'x'.repeat(40); // 10 tokens at $1000/M: $0.01 a request
+    const tries = [];
+    for (let i = 0; i < 4; i++) tries.push(await ai.embeddings('embedder')!.embedQuery(text).then(() => 'ok', (e: { code?: string }) => e.code));
+    expect(tries).toEqual(['ok', 'ok', 'PARLEY_AI_REFUSED', 'PARLEY_AI_REFUSED']);
+    const budgets = (await gw.request('GET', '/v1/tenants/embedder/budgets', { key: key('embedder') })).body.budgets;
+    expect(budgets).toContainEqual(expect.objectContaining({ category: 'ai', period: 'day', spentUsd: 0.02, reservedUsd: 0 }));
+    const error = await ai.embeddings('embed-degrader')!.embedDocuments([text]).catch((e: Error & { code?: string }) => e);
+    expect(error).toMatchObject({ code: 'PARLEY_AI_REFUSED', message: expect.stringContaining('embeddings are refused, not degraded') });
+    expect(fake.calls.filter((c) => c.path === '/v1/embeddings')).toHaveLength(2);
+    expect(await gw.metrics()).toMatch(/parley_budget_actions_total\{tenant="embedder",what="embeddings",action="block"\} 2/);
+  });
+
   it('notify-only: lets the call through over budget and alerts', async () => {
     for (const q of ['Is there parking near the clinic building?', 'Can I bring my child to the appointment?']) expect(texts(await ask('notifier', q))[0]).toMatch(/^big\/gpt-4o/);
     await slackSays(/notifier: the daily total budget of \$0\.02 is (reached|spent)/);
@@ -162,7 +208,7 @@ describe('the costs API', () => {
     expect((await gw.request('GET', '/v1/costs', { key: key('blocky') })).status).toBe(403);
     const all = await gw.request('GET', '/v1/costs?period=day', { key: OP });
     expect(all.status).toBe(200);
-    expect(all.body.tenants.map((t: { tenant: string }) => t.tenant).sort()).toEqual(['blocky', 'cached', 'degrader', 'limited', 'notifier', 'sender', 'spiky']);
+    expect(all.body.tenants.map((t: { tenant: string }) => t.tenant).sort()).toEqual(['blocky', 'cached', 'daily', 'degrader', 'discount', 'embed-degrader', 'embedder', 'flood', 'holder', 'limited', 'notifier', 'sender', 'spiky', 'thrifty']);
     expect(await gw.metrics()).toMatch(/parley_cost_usd_total\{tenant="blocky",category="ai",provider="big",model="gpt-4o"\} 0\.\d+/);
     expect(await gw.metrics()).toMatch(/parley_ai_tokens_total\{tenant="blocky",model="gpt-4o",direction="out"\} \d+/);
     expect(await gw.metrics()).toMatch(/parley_budget_remaining_usd\{tenant="blocky",category="ai",period="day"\} 9\.9\d+/);
@@ -181,6 +227,23 @@ describe('the costs API', () => {
     expect(await cost()).toBeCloseTo(0.15, 8);
     const audit = await gw.gateway.db.pool.query(`SELECT count(*)::int AS n FROM parley_audit WHERE action = 'cost-guard.price'`);
     expect(audit.rows[0].n).toBe(2);
+  });
+});
+
+describe('per-tenant model prices', () => {
+  it("prices a tenant's model tokens by its own rules instead of ai.prices, for the ledger and the reservation", async () => {
+    // at ai.prices ($1000/M) this call would reserve about $0.021, over the $0.001 budget; at the
+    // tenant's $1/M in and $2/M out it reserves about $0.00004 and goes through
+    const r = texts(await ask('discount', 'What time do you open?'))[0];
+    expect(r).toBe('big/gpt-4o: echo: What time do you open?');
+    const { rows } = await gw.gateway.db.pool.query(`SELECT kind, quantity::float8 AS q, cost_usd::float8 AS c FROM parley_usage WHERE tenant_id = 'discount' AND kind LIKE 'model.tokens.%' ORDER BY kind`);
+    expect(rows).toHaveLength(2);
+    for (const row of rows) expect(row.c).toBeCloseTo(row.q * (row.kind === 'model.tokens.input' ? 0.000001 : 0.000002), 10);
+    // another tenant on the same model still pays ai.prices
+    const other = await gw.gateway.db.pool.query(`SELECT quantity::float8 AS q, cost_usd::float8 AS c FROM parley_usage WHERE tenant_id = 'blocky' AND kind = 'model.tokens.input' LIMIT 1`);
+    expect(other.rows[0].c).toBeCloseTo(other.rows[0].q * 0.001, 10);
+    const costs = (await gw.request('GET', '/v1/tenants/discount/costs?period=day', { key: key('discount') })).body;
+    expect(costs.byModel['gpt-4o']).toBeCloseTo(rows.reduce((n, x) => n + x.c, 0), 8);
   });
 });
 
@@ -217,7 +280,58 @@ describe('paid sends', () => {
   });
 });
 
+describe('paid sends held for review (paidSends: hold, the default)', () => {
+  it('holds a send over the messaging budget with the reason, and the retry route releases it', async () => {
+    const first = await ask('holder', 'hello', '+15550000020');
+    expect(first.replies[0]!.status).toBe('sent');
+    await metered('holder');
+    const second = await ask('holder', 'hello again', '+15550000020');
+    expect(second.replies).toEqual([]); // not sent: the person gets nothing until it is released
+    const held = await gw.outbox('holder', 'held');
+    expect(held).toHaveLength(1);
+    expect(held[0]).toMatchObject({ text: 'fallback: local', errorCode: 'cost-guard', error: 'cost-guard: the daily messaging budget ($0.0015) is spent' });
+    expect(held[0]!.details?.annotations).toMatchObject({ costGuard: { estimateUsd: 0.001, overBudget: true } });
+    // the held send reserved nothing: the budget shows only the sent one
+    const budgets = (await gw.request('GET', '/v1/tenants/holder/budgets', { key: key('holder') })).body.budgets;
+    expect(budgets).toContainEqual(expect.objectContaining({ category: 'messaging', period: 'day', spentUsd: 0.001, reservedUsd: 0 }));
+    expect(await gw.metrics()).toMatch(/parley_budget_actions_total\{tenant="holder",what="send",action="hold"\} 1/);
+    // someone reviews it and lets it go: it is sent (and metered) as is
+    const retry = await gw.request('POST', `/v1/tenants/holder/outbox/${held[0]!.id}/retry`, { key: key('holder') });
+    expect(retry.status).toBe(202);
+    await gw.waitForOutbox('holder', (items) => ['sent', 'delivered'].includes(items.find((i) => i.id === held[0]!.id)?.status ?? ''));
+    const deadline = Date.now() + 5000;
+    while ((await gw.request('GET', '/v1/tenants/holder/costs?period=day', { key: key('holder') })).body.byCategory.messaging?.spent < 0.002 - 1e-9) {
+      if (Date.now() > deadline) throw new Error('the released send was not metered');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  });
+});
+
 describe('rate limits and blocks', () => {
+  it('limits a sender per day: one notice, then silence; other senders are untouched', async () => {
+    const from = '+15550004444';
+    const got = [];
+    for (let i = 0; i < 4; i++) got.push(texts(await ask('daily', `question ${i}`, from)));
+    expect(got).toEqual([['fallback: local'], ['fallback: local'], ['That is enough for today.'], []]);
+    expect(texts(await ask('daily', 'hi', '+15550005555'))).toEqual(['fallback: local']);
+    expect(texts(await ask('daily', 'i want to kill myself', from)).join()).toContain('988');
+    expect(await gw.metrics()).toMatch(/parley_rate_limited_total\{tenant="daily",scope="user-day"\} 2/);
+    const stopped = await gw.gateway.db.pool.query(`SELECT stop_reason FROM parley_inbound WHERE tenant_id = 'daily' AND status = 'stopped'`);
+    expect(stopped.rows.map((r) => r.stop_reason)).toEqual(['cost-guard: sender rate limit (per day)', 'cost-guard: sender rate limit (per day)']);
+  });
+
+  it('limits the tenant\'s inbound messages per minute silently, whoever sends them; crisis messages pass', async () => {
+    const got = [];
+    for (let i = 0; i < 5; i++) got.push(texts(await ask('flood', `message ${i}`, `+1555000600${i}`)));
+    expect(got).toEqual([['fallback: local'], ['fallback: local'], ['fallback: local'], [], []]);
+    expect(texts(await ask('flood', 'i want to kill myself', '+15550006009')).join()).toContain('988');
+    expect(await gw.metrics()).toMatch(/parley_rate_limited_total\{tenant="flood",scope="inbound"\} 2/);
+    const stopped = await gw.gateway.db.pool.query(`SELECT stop_reason FROM parley_inbound WHERE tenant_id = 'flood' AND status = 'stopped'`);
+    expect(stopped.rows.map((r) => r.stop_reason)).toEqual(['cost-guard: tenant inbound rate limit', 'cost-guard: tenant inbound rate limit']);
+    // other tenants are not counted against it
+    expect(texts(await ask('daily', 'hello', '+15550006001'))).toEqual(['fallback: local']);
+  });
+
   it('answers a sender over their limit once per window with "slow down", then silence; others are untouched', async () => {
     const from = '+15550001111';
     const got = [];
@@ -286,5 +400,16 @@ describe('configuration', () => {
         },
       }),
     ).rejects.toThrow(/tenants\[0\] \(acme\)\.plugins\.cost-guard\.degradeTo: unknown AI provider "opneai"/);
+  });
+
+  it('refuses a model token price without a model, and model token prices in the deployment options', async () => {
+    await expect(
+      startTestGateway({ config: { plugins: ['cost-guard'], tenants: [{ id: 'acme', plugins: { 'cost-guard': { prices: [{ kind: 'model.tokens.input', usd: 0.000001 }] } } }] } }),
+    ).rejects.toThrow(/cost-guard\.prices\[0\]\.model: required for model\.tokens\.input/);
+    await expect(
+      startTestGateway({ config: { plugins: [{ name: 'cost-guard', options: { prices: [{ kind: 'model.tokens.output', usd: 0.000001 }] } }], tenants: [{ id: 'acme' }] } }),
+    ).rejects.toThrow(/model tokens are priced by ai\.prices/);
+    const put = await gw.request('PUT', '/v1/costs/prices', { key: OP, body: { prices: [{ kind: 'model.tokens.input', usd: 0.000001 }] } });
+    expect(put.status).toBe(400);
   });
 });

@@ -25,14 +25,14 @@ beforeAll(async () => {
       operator: { apiKeys: ['op-key-hooks-0123456789'] },
       ai: {
         providers: {
-          big: { type: 'openai', baseUrl: `${fake.url}/v1`, chatModel: 'gpt-4o', maxRetries: 0 },
+          big: { type: 'openai', baseUrl: `${fake.url}/v1`, chatModel: 'gpt-4o', embeddingModel: 'text-embedding-3-small', maxRetries: 0 },
           small: { type: 'openai', baseUrl: `${fake.url}/v1`, chatModel: 'gpt-4o-mini', maxRetries: 0 },
         },
-        prices: { 'gpt-4o': { input: 2.5, output: 10 }, 'gpt-4o-mini': { input: 0.15, output: 0.6 } },
+        prices: { 'gpt-4o': { input: 2.5, output: 10 }, 'gpt-4o-mini': { input: 0.15, output: 0.6 }, 'text-embedding-3-small': { input: 0.02 } },
       },
       plugins: ['http', { name: 'guard-probe' }],
       tenants: [
-        { id: 'acme', apiKeys: ['acme-key-hooks-0123456789'], ai: { chat: 'big' }, plugins: { http: {} } },
+        { id: 'acme', apiKeys: ['acme-key-hooks-0123456789'], ai: { chat: 'big', embeddings: 'big' }, plugins: { http: {} } },
         { id: 'beta', apiKeys: ['beta-key-hooks-0123456789'], plugins: { http: {} } },
       ],
     },
@@ -133,5 +133,37 @@ describe('ctx.ai.intercept', () => {
     fake.failNext({ status: 400 });
     expect(((await ask().catch((e: unknown) => e)) as ParleyError).code).toBe('PARLEY_AI_REJECTED');
     expect(probe.seen.at(-1)!.outcome).toMatchObject({ answeredBy: 'failed', costUsd: 0 });
+  });
+
+  it('asks the interceptors before each embeddings request, with the texts and a token estimate, and reports the cost after', async () => {
+    const texts = ['What time do you open?', 'Where do I park?'];
+    const vectors = await ai.embeddings('acme', { purpose: 'index', ref: 'doc-1' })!.embedDocuments(texts);
+    expect(vectors).toHaveLength(2);
+    expect(probe.before).toEqual(['first', 'second']);
+    const { call, outcome } = probe.seen[0]!;
+    expect(call).toMatchObject({ tenantId: 'acme', plugin: 'hooks-test', operation: 'embeddings', provider: 'big', model: 'text-embedding-3-small', purpose: 'index', ref: 'doc-1#1', texts, messages: [], price: { input: 0.02 } });
+    expect(call.estimatedInputTokens).toBe(Math.ceil(texts.join('').length / 4));
+    expect(outcome.answeredBy).toBe('provider');
+    const tokens = texts.reduce((n, t) => n + Math.max(1, Math.ceil(t.length / 4)), 0);
+    expect(outcome.costUsd).toBeCloseTo((tokens * 0.02) / 1e6, 12);
+  });
+
+  it('refuses an embeddings request with PARLEY_AI_REFUSED without calling the provider; degrade and answer refuse it too', async () => {
+    const embed = () => ai.embeddings('acme')!.embedQuery('What time do you open?');
+    for (const [decision, says] of [
+      [{ action: 'refuse', reason: 'budget reached' }, 'budget reached'],
+      [{ action: 'degrade', to: 'local', reason: 'over budget' }, 'embeddings are not degraded: local has no embeddings'],
+      [{ action: 'degrade', to: 'small', reason: 'over budget' }, 'vectors of "small" would not match the stored ones'],
+      [{ action: 'answer', text: 'x', reason: 'cache' }, 'embeddings cannot be answered by an interceptor'],
+    ] as const) {
+      probe.decide = () => decision;
+      const error = await embed().then(() => null, (e: unknown) => e as ParleyError);
+      expect(error).toBeInstanceOf(ParleyError);
+      expect(error!.code).toBe('PARLEY_AI_REFUSED');
+      expect(error!.message).toContain(says);
+      expect(error!.details).toMatchObject({ operation: 'embeddings', by: 'probe-first' });
+    }
+    expect(fake.calls).toHaveLength(0);
+    expect(probe.seen.map((s) => s.outcome.answeredBy)).toEqual(['refused', 'refused', 'refused', 'refused']);
   });
 });

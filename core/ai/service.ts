@@ -1,7 +1,8 @@
 /**
  * The AI model service behind `ctx.ai`: one runtime per configured provider (LangChain models built on
  * first use, a circuit breaker, its alert), each tenant's route (a provider, or `local`), and the call
- * policy every chat and embeddings request goes through (timeout, retries, breaker, metrics, usage).
+ * policy every chat and embeddings request goes through (interceptors, timeout, retries, breaker,
+ * metrics, usage).
  */
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
@@ -211,38 +212,7 @@ export class Ai {
       ...(price ? { price } : {}),
       estimatedInputTokens: estimateTokens(messages),
     };
-    const asked: AiInterceptor[] = [];
-    let decision: (AiCallDecision & { by: string }) | undefined;
-    for (const { interceptor } of this.interceptors) {
-      asked.push(interceptor);
-      if (!interceptor.before) continue;
-      let d: AiCallDecision;
-      try {
-        d = await interceptor.before(call);
-      } catch (error) {
-        this.deps.log.error({ err: error, tenant: tenantId, interceptor: interceptor.name }, 'AI interceptor failed before the call: the call is refused');
-        d = { action: 'refuse', reason: `interceptor "${interceptor.name}" failed` };
-      }
-      if (d.action !== 'allow') {
-        decision = { ...d, by: interceptor.name };
-        break;
-      }
-    }
-    const after = async (outcome: AiCallOutcome) => {
-      for (const i of asked) {
-        if (!i.after) continue;
-        try {
-          await i.after(call, { ...outcome, ...(decision ? { decision } : {}) });
-        } catch (error) {
-          this.deps.log.error({ err: error, tenant: tenantId, interceptor: i.name }, 'AI interceptor failed after the call');
-        }
-      }
-    };
-    const refused = (reason: string, details: Record<string, unknown>) => {
-      this.requests.inc({ tenant: tenantId, provider: p.name, outcome: 'refused' });
-      this.deps.log.info({ tenant: tenantId, plugin, provider: p.name, purpose: opts.purpose, by: decision?.by, ...details }, `AI call refused: ${reason}`);
-      return new ParleyError('PARLEY_AI_REFUSED', `AI call refused by "${decision?.by}": ${reason}`, 503, { details: { provider: p.name, by: decision?.by, ...details } });
-    };
+    const { decision, after, refused } = await this.intercept(call, opts.purpose);
     let target = p;
     if (decision?.action === 'refuse') {
       const error = refused(decision.reason, { reason: decision.reason });
@@ -273,6 +243,48 @@ export class Ai {
       await after({ answeredBy: 'failed', error: error as Error, costUsd: 0 });
       throw error;
     }
+  }
+
+  /**
+   * Asks each interceptor's `before` in order until one decides other than `allow`; returns that
+   * decision, `after` (every asked interceptor, errors logged) and `refused` (the coded error, counted
+   * and logged). A `before` that throws refuses the call (fail closed).
+   */
+  private async intercept(call: AiCall, purpose: string) {
+    const { tenantId, plugin, provider } = call;
+    const asked: AiInterceptor[] = [];
+    let decision: (AiCallDecision & { by: string }) | undefined;
+    for (const { interceptor } of this.interceptors) {
+      asked.push(interceptor);
+      if (!interceptor.before) continue;
+      let d: AiCallDecision;
+      try {
+        d = await interceptor.before(call);
+      } catch (error) {
+        this.deps.log.error({ err: error, tenant: tenantId, interceptor: interceptor.name }, 'AI interceptor failed before the call: the call is refused');
+        d = { action: 'refuse', reason: `interceptor "${interceptor.name}" failed` };
+      }
+      if (d.action !== 'allow') {
+        decision = { ...d, by: interceptor.name };
+        break;
+      }
+    }
+    const after = async (outcome: AiCallOutcome) => {
+      for (const i of asked) {
+        if (!i.after) continue;
+        try {
+          await i.after(call, { ...outcome, ...(decision ? { decision } : {}) });
+        } catch (error) {
+          this.deps.log.error({ err: error, tenant: tenantId, interceptor: i.name }, 'AI interceptor failed after the call');
+        }
+      }
+    };
+    const refused = (reason: string, details: Record<string, unknown>) => {
+      this.requests.inc({ tenant: tenantId, provider, outcome: 'refused' });
+      this.deps.log.info({ tenant: tenantId, plugin, provider, operation: call.operation, purpose, by: decision?.by, ...details }, `AI call refused: ${reason}`);
+      return new ParleyError('PARLEY_AI_REFUSED', `AI ${call.operation === 'embeddings' ? 'embeddings ' : ''}call refused by "${decision?.by}": ${reason}`, 503, { details: { provider, operation: call.operation, by: decision?.by, ...details } });
+    };
+    return { decision, after, refused };
   }
 
   private async invokeChat(p: ProviderRuntime, tenantId: string, plugin: string, ledger: UsageLedger, messages: readonly BaseMessageLike[], opts: AiInvokeOptions): Promise<{ result: AiChatResult; costUsd: number }> {
@@ -307,15 +319,50 @@ export class Ai {
     return new MeteredOpenAIEmbeddings(
       { model, apiKey: c.apiKey || NO_KEY, configuration: { baseURL: c.baseUrl ?? DEFAULT_BASE_URL.openai }, timeout: c.timeoutMs, maxRetries: 0 },
       p.name,
-      async (call) => {
+      async (input, request) => {
         const seq = ++n;
-        const { value } = await this.run(ctx, undefined, () => call());
-        const tokens = value.usage?.prompt_tokens ?? value.usage?.total_tokens ?? 0;
-        const price = this.price(value.model ?? model, model);
-        await this.record(ledger, ctx, [
-          { tenantId, kind: 'model.tokens.embedding', quantity: tokens, unit: 'token', ...(price ? { costUsd: (tokens * price.input) / 1e6 } : {}), ...(opts.ref ? { ref: `ai:${purpose}:${opts.ref}#${seq}` } : {}), attributes: { model, provider: p.name, purpose } },
-        ]);
-        return value;
+        const metered = async () => {
+          const { value } = await this.run(ctx, undefined, () => request());
+          const tokens = value.usage?.prompt_tokens ?? value.usage?.total_tokens ?? 0;
+          const price = this.price(value.model ?? model, model);
+          const costUsd = price ? (tokens * price.input) / 1e6 : 0;
+          await this.record(ledger, ctx, [
+            { tenantId, kind: 'model.tokens.embedding', quantity: tokens, unit: 'token', ...(price ? { costUsd } : {}), ...(opts.ref ? { ref: `ai:${purpose}:${opts.ref}#${seq}` } : {}), attributes: { model, provider: p.name, purpose } },
+          ]);
+          return { value, costUsd };
+        };
+        if (!this.interceptors.length) return (await metered()).value;
+        // Each request (one batch of texts) goes through the interceptors like a chat call.
+        const texts = (Array.isArray(input) ? input : [input]).map((t) => (typeof t === 'string' ? t : JSON.stringify(t)));
+        const price = this.ai.prices[model];
+        const call: AiCall = {
+          tenantId, plugin, operation: 'embeddings', provider: p.name, model, purpose, messages: [], texts,
+          ...(opts.ref ? { ref: `${opts.ref}#${seq}` } : {}),
+          ...(price ? { price } : {}),
+          estimatedInputTokens: estimateTokens(texts),
+        };
+        const { decision, after, refused } = await this.intercept(call, purpose);
+        if (decision && decision.action !== 'allow') {
+          // Embeddings are never degraded or answered: vectors of another model do not match the ones
+          // already stored, and `local` has no embeddings. Any such decision refuses the request.
+          const reason =
+            decision.action === 'degrade'
+              ? `${decision.reason} (embeddings are not degraded: ${decision.to === 'local' ? 'local has no embeddings' : `vectors of "${decision.to}" would not match the stored ones`})`
+              : decision.action === 'answer'
+                ? `${decision.reason} (embeddings cannot be answered by an interceptor)`
+                : decision.reason;
+          const error = refused(reason, { reason: decision.reason, ...(decision.action === 'degrade' ? { degradedTo: decision.to } : {}) });
+          await after({ answeredBy: 'refused', error, costUsd: 0 });
+          throw error;
+        }
+        try {
+          const { value, costUsd } = await metered();
+          await after({ answeredBy: 'provider', costUsd });
+          return value;
+        } catch (error) {
+          await after({ answeredBy: 'failed', error: error as Error, costUsd: 0 });
+          throw error;
+        }
       },
     );
   }
@@ -429,17 +476,17 @@ class MeteredOpenAIEmbeddings extends OpenAIEmbeddings implements AiEmbeddings {
   constructor(
     fields: ConstructorParameters<typeof OpenAIEmbeddings>[0],
     readonly provider: string,
-    private readonly around: <R extends { usage?: { prompt_tokens?: number; total_tokens?: number }; model?: string }>(call: () => Promise<R>) => Promise<R>,
+    private readonly around: <R extends { usage?: { prompt_tokens?: number; total_tokens?: number }; model?: string }>(input: unknown, call: () => Promise<R>) => Promise<R>,
   ) {
     super(fields);
   }
 
   protected override embeddingWithRetry(request: { model: string; input: unknown }) {
-    return this.around(() => super.embeddingWithRetry(request as never));
+    return this.around(request.input, () => super.embeddingWithRetry(request as never));
   }
 }
 
-/** Characters / 4 of every message's text: a rough token count for estimates, never sent anywhere. */
+/** Characters / 4 of every message's (or input text's) text: a rough token count for estimates, never sent anywhere. */
 function estimateTokens(messages: readonly BaseMessageLike[]): number {
   let chars = 0;
   for (const m of messages) {

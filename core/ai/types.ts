@@ -74,22 +74,32 @@ export interface AiStatus {
 
 // ---- interceptors ---------------------------------------------------------------------------------
 
-/** One model call as an interceptor sees it, before it is made. Never logged: `messages` hold the prompt. */
+/**
+ * One model call as an interceptor sees it, before it is made: a chat call, or one embeddings request
+ * (a batch of texts; a handle's `embedDocuments` may make several). Never logged: `messages` and
+ * `texts` hold what is sent.
+ */
 export interface AiCall {
   tenantId: string;
   /** The plugin making the call. */
   plugin: string;
-  operation: 'chat';
+  operation: 'chat' | 'embeddings';
   provider: string;
+  /** The chat model, or the embedding model. */
   model: string;
   purpose: string;
+  /** Chat: the caller's `ref`; embeddings: `<ref>#<n>` for the handle's n-th request. */
   ref?: string;
   contextVersion?: string;
+  /** Chat: the prompt. Embeddings: empty. */
   messages: readonly BaseMessageLike[];
+  /** Embeddings: the texts of this request. */
+  texts?: readonly string[];
+  /** Chat only: the caller's cap on output tokens. */
   maxTokens?: number;
-  /** The model's price from `ai.prices` (USD per million tokens), when there is one. */
+  /** The model's price from `ai.prices` (USD per million tokens; embeddings use `input`), when there is one. */
   price?: { input: number; output: number };
-  /** A rough count of the prompt's tokens (characters / 4), for cost estimates. */
+  /** A rough count of the prompt's (or the texts') tokens (characters / 4), for cost estimates. */
   estimatedInputTokens: number;
 }
 
@@ -98,6 +108,9 @@ export interface AiCall {
  * `PARLEY_AI_REFUSED` error and answers without a model, as for any `PARLEY_AI_*` error); `degrade` it
  * to another configured provider's chat model, or to `local` (refused as above, with `degradedTo`);
  * or `answer` it without calling the provider (a cached answer: no tokens are recorded).
+ * For an embeddings request (`operation: 'embeddings'`) only `allow` and `refuse` apply: `degrade` and
+ * `answer` refuse it too (`PARLEY_AI_REFUSED`, the reason saying why), since vectors of another model
+ * would not match the ones already stored and `local` has no embeddings.
  */
 export type AiCallDecision =
   | { action: 'allow' }
@@ -109,6 +122,7 @@ export type AiCallDecision =
 export interface AiCallOutcome {
   /** `provider`: a model answered; `interceptor`: an interceptor answered (`answer`); `refused`/`failed`: no answer. */
   answeredBy: 'provider' | 'interceptor' | 'refused' | 'failed';
+  /** The chat answer (chat calls only; embeddings report only `costUsd`). */
   result?: AiChatResult;
   /** The coded error the caller got (`refused`, `failed`). */
   error?: Error;
@@ -119,7 +133,8 @@ export interface AiCallOutcome {
 }
 
 /**
- * A guard around every chat call of every plugin (registered with `ctx.ai.intercept`). `before` runs in
+ * A guard around every chat call and embeddings request of every plugin (registered with
+ * `ctx.ai.intercept`); check `call.operation` when only one kind matters. `before` runs in
  * registration order and the first decision other than `allow` wins; later interceptors' `before` are
  * not asked. `after` runs for every interceptor whose `before` ran (also when the call failed or was
  * refused), once the call's usage is in the ledger; its errors are logged, never thrown to the caller.
@@ -133,7 +148,8 @@ export interface AiInterceptor {
 
 export interface AiService {
   /**
-   * Guard every chat call of every plugin and tenant (budgets, caches, audits). Call it in `setup`.
+   * Guard every chat call and embeddings request of every plugin and tenant (budgets, caches,
+   * audits). Call it in `setup`.
    * @example
    * ctx.ai.intercept({
    *   name: 'budget',

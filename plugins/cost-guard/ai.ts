@@ -1,6 +1,7 @@
 /**
  * The AI interceptor: serves the response cache, reserves an estimate against the ai and total budgets
- * before every chat call (refusing or degrading at 100% as the tenant's `action` says), and after the
+ * before every chat call (refusing or degrading at 100% as the tenant's `action` says; a degraded call
+ * is reserved at its own model's price, and refused when even that does not fit), and after the
  * call releases the reservation (the tokens are in the ledger by then), stores the answer in the cache
  * and checks the thresholds.
  */
@@ -32,14 +33,46 @@ export function cacheKey(call: AiCall): string {
   return createHash('sha256').update(JSON.stringify([call.provider, call.model, call.contextVersion ?? '', call.maxTokens ?? 0, parts])).digest('hex');
 }
 
-export function costInterceptor(deps: { store: CostStore; budgets: Budgets; metrics: CostMetrics; log: Logger; settings(tenantId: string): CostGuardSettings | undefined; background(work: Promise<unknown>, what: string): void }): AiInterceptor {
+/** A model's price for this tenant (USD per million tokens): its own `model.tokens.*` rules, else `ai.prices`. */
+function priceFor(s: CostGuardSettings, operation: AiCall['operation'], model: string, fallback: AiCall['price']): AiCall['price'] {
+  const rule = (kind: string) => s.prices.find((r) => r.kind === kind && r.model === model)?.usd;
+  const input = rule(operation === 'embeddings' ? 'model.tokens.embedding' : 'model.tokens.input');
+  const output = rule('model.tokens.output');
+  if (input === undefined && output === undefined) return fallback;
+  return { input: input !== undefined ? input * 1e6 : (fallback?.input ?? 0), output: output !== undefined ? output * 1e6 : (fallback?.output ?? 0) };
+}
+
+export function costInterceptor(deps: {
+  store: CostStore;
+  budgets: Budgets;
+  metrics: CostMetrics;
+  log: Logger;
+  settings(tenantId: string): CostGuardSettings | undefined;
+  /** A provider's chat model and its `ai.prices` entry (USD per million tokens), for a degraded call's estimate. */
+  chatModelOf(provider: string): { model: string; price?: { input: number; output: number } } | undefined;
+  background(work: Promise<unknown>, what: string): void;
+}): AiInterceptor {
   const reservations = new WeakMap<AiCall, string>();
   const keys = new WeakMap<AiCall, string>();
+  /** An embeddings request: reserved at the model's input price; at 100% refused (never degraded: see AiCallDecision). */
+  const embeddings = async (call: AiCall, s: CostGuardSettings): Promise<AiCallDecision> => {
+    const price = priceFor(s, 'embeddings', call.model, call.price);
+    const estimate = price ? (call.estimatedInputTokens * price.input) / 1e6 : 0;
+    const r = await deps.budgets.reserve(call.tenantId, 'ai', estimate, s.action === 'notify-only');
+    if (r.id) reservations.set(call, r.id);
+    if (r.ok) return { action: 'allow' };
+    deps.metrics.budgetRefusals.inc({ tenant: call.tenantId, what: 'embeddings', action: s.action === 'degrade' ? 'block' : s.action });
+    if (s.action === 'notify-only') return { action: 'allow' };
+    const over = r.counters.find((c) => c.limit !== null && c.spent + c.reserved + estimate > c.limit);
+    const reason = over ? `the ${over.period === 'day' ? 'daily' : 'monthly'} ${over.category} budget ($${over.limit!.toFixed(2)}) is spent` : 'the budget is spent';
+    return { action: 'refuse', reason: s.action === 'degrade' ? `${reason} (embeddings are refused, not degraded: another model's vectors would not match the stored ones, and local has no embeddings)` : reason };
+  };
   return {
     name: 'cost-guard',
     async before(call): Promise<AiCallDecision> {
       const s = deps.settings(call.tenantId);
       if (!s) return { action: 'allow' };
+      if (call.operation === 'embeddings') return embeddings(call, s);
       if (s.cache.enabled && s.cache.purposes.includes(call.purpose)) {
         const key = cacheKey(call);
         keys.set(call, key);
@@ -50,7 +83,8 @@ export function costInterceptor(deps: { store: CostStore; budgets: Budgets; metr
           return { action: 'answer', text: hit.answer, model: hit.model, reason: 'cost-guard response cache' };
         }
       }
-      const estimate = call.price ? (call.estimatedInputTokens * call.price.input + (call.maxTokens ?? s.estimatedOutputTokens) * call.price.output) / 1e6 : 0;
+      const price = priceFor(s, 'chat', call.model, call.price);
+      const estimate = price ? (call.estimatedInputTokens * price.input + (call.maxTokens ?? s.estimatedOutputTokens) * price.output) / 1e6 : 0;
       const r = await deps.budgets.reserve(call.tenantId, 'ai', estimate, s.action === 'notify-only');
       if (r.id) reservations.set(call, r.id);
       if (r.ok) return { action: 'allow' };
@@ -61,8 +95,18 @@ export function costInterceptor(deps: { store: CostStore; budgets: Budgets; metr
       const over = r.counters.find((c) => c.limit !== null && c.spent + c.reserved + estimate > c.limit)!;
       const reason = over ? `the ${over.period === 'day' ? 'daily' : 'monthly'} ${over.category} budget ($${over.limit!.toFixed(2)}) is spent` : 'the budget is spent';
       deps.metrics.budgetRefusals.inc({ tenant: call.tenantId, what: 'model', action: s.action });
-      if (s.action === 'degrade') return { action: 'degrade', to: s.degradeTo ?? 'local', reason };
-      return { action: 'refuse', reason };
+      const to = s.degradeTo ?? 'local';
+      if (s.action !== 'degrade') return { action: 'refuse', reason };
+      if (to === 'local') return { action: 'degrade', to, reason };
+      // The degraded call is reserved like the original (at the other model's price), so a run of
+      // degraded calls stops at the budget too; when even it does not fit, the call is refused.
+      const target = deps.chatModelOf(to);
+      const targetPrice = target ? priceFor(s, 'chat', target.model, target.price) : undefined;
+      const cheaper = targetPrice ? (call.estimatedInputTokens * targetPrice.input + (call.maxTokens ?? s.estimatedOutputTokens) * targetPrice.output) / 1e6 : 0;
+      const d = await deps.budgets.reserve(call.tenantId, 'ai', cheaper, false);
+      if (d.id) reservations.set(call, d.id);
+      if (d.ok) return { action: 'degrade', to, reason };
+      return { action: 'refuse', reason: `${reason}, and the degraded call to "${to}"${target ? ` (${target.model}, about $${cheaper.toFixed(6)})` : ''} does not fit either` };
     },
     async after(call, outcome) {
       const id = reservations.get(call);

@@ -85,7 +85,11 @@ export default definePlugin({
     ctx.migrations(migrations);
     ctx.stage(inboundStage({ limits: { take: (scope, key, points, seconds) => limitsOf().take(scope, key, points, seconds) }, blocks: { senders: async (t) => (await blocksOf(t)).senders }, metrics }));
     ctx.replyStage(replyStage({ store, budgets, metrics, ttlSeconds: ctx.options.reservationTtlSeconds, background: (w, what) => ctx.background(w, what) }));
-    ctx.ai.intercept(costInterceptor({ store, budgets, metrics, log: ctx.log, settings, background: (w, what) => ctx.background(w, what) }));
+    const chatModelOf = (provider: string) => {
+      const model = config.ai.providers[provider]?.chatModel;
+      return model ? { model, ...(config.ai.prices[model] ? { price: config.ai.prices[model] } : {}) } : undefined;
+    };
+    ctx.ai.intercept(costInterceptor({ store, budgets, metrics, log: ctx.log, settings, chatModelOf, background: (w, what) => ctx.background(w, what) }));
     ctx.apiGuard({
       name: 'cost-guard',
       async check(req) {

@@ -60,7 +60,7 @@ export function costMetrics(metrics: PluginMetrics, deps: { store: CostStore; bu
       },
     }),
     rateLimited: metrics.counter({ name: 'parley_rate_limited_total', help: 'Requests and messages refused by a rate limit or a block, by tenant and scope (api, inbound, user-minute, user-day, sender-blocked, ip-blocked)', labelNames: ['tenant', 'scope'] as const }),
-    budgetRefusals: metrics.counter({ name: 'parley_budget_actions_total', help: 'Budget actions taken at 100%, by tenant, what (model, send) and action (block, degrade, notify-only, hold)', labelNames: ['tenant', 'what', 'action'] as const }),
+    budgetRefusals: metrics.counter({ name: 'parley_budget_actions_total', help: 'Budget actions taken at 100%, by tenant, what (model, embeddings, send) and action (block, degrade, notify-only, hold)', labelNames: ['tenant', 'what', 'action'] as const }),
     cache: metrics.counter({ name: 'parley_cost_cache_requests_total', help: 'Response cache lookups by tenant and result (hit, miss)', labelNames: ['tenant', 'result'] as const }),
     cacheSaved: metrics.counter({ name: 'parley_cost_cache_saved_usd_total', help: 'What cached answers saved, in USD (the cost of the call that made the answer), by tenant', labelNames: ['tenant'] as const }),
   };

@@ -14,7 +14,16 @@ import { CATEGORIES, PERIODS, priceRule, type Category, type Period } from './ty
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const periodQuery = z.object({ period: z.enum(PERIODS).default('day') });
 const budgetBody = z.object({ category: z.enum(CATEGORIES), period: z.enum(PERIODS), limitUsd: z.number().positive().max(1e9).nullable().optional(), reset: z.literal(true).optional() });
-const pricesBody = z.object({ prices: z.array(priceRule.extend({ tenant: z.string().min(1).optional(), usd: z.number().min(0).max(1000).nullable() })).min(1).max(500) });
+const pricesBody = z.object({
+  prices: z
+    .array(
+      priceRule
+        .extend({ tenant: z.string().min(1).optional(), usd: z.number().min(0).max(1000).nullable() })
+        .refine((r) => !r.kind.startsWith('model.tokens.'), { message: 'model token prices are set in configuration (ai.prices, or a tenant\'s cost-guard prices with a model), not at run time', path: ['kind'] }),
+    )
+    .min(1)
+    .max(500),
+});
 const blockBody = z.union([
   z.object({ sender: z.string().min(3).max(100), reason: z.string().max(500).optional() }),
   z.object({ ipRange: z.string().min(3).max(50), reason: z.string().max(500).optional() }),

@@ -158,6 +158,39 @@ export const migrations: Migration[] = [
       CREATE TRIGGER cost_guard_rollup AFTER INSERT ON parley_usage FOR EACH ROW EXECUTE FUNCTION cost_guard_rollup_usage();
     `,
   },
+  {
+    // Per-tenant model token prices: a rule with a model replaces the kernel's ai.prices cost of that
+    // tenant's rows (they arrive priced); prices per token need more decimals than per message.
+    id: '002_cost_guard_model_prices',
+    sql: `
+      ALTER TABLE cost_guard_prices ADD COLUMN model text NOT NULL DEFAULT '*';
+      ALTER TABLE cost_guard_prices DROP CONSTRAINT cost_guard_prices_pkey;
+      ALTER TABLE cost_guard_prices ADD PRIMARY KEY (tenant_id, kind, channel, country, model, source);
+      ALTER TABLE cost_guard_prices ALTER COLUMN unit_usd TYPE numeric(24, 14);
+      CREATE OR REPLACE FUNCTION cost_guard_price_usage() RETURNS trigger LANGUAGE plpgsql AS $fn$
+      DECLARE
+        u numeric;
+      BEGIN
+        IF NEW.cost_usd IS NULL THEN
+          SELECT NEW.quantity * p.unit_usd INTO NEW.cost_usd FROM cost_guard_prices p
+           WHERE p.kind = NEW.kind AND p.tenant_id IN (NEW.tenant_id, '*')
+             AND p.channel IN (COALESCE(NEW.attributes->>'channel', ''), '*')
+             AND p.country IN (COALESCE(NEW.attributes->>'country', ''), '*')
+             AND p.model IN (COALESCE(NEW.attributes->>'model', ''), '*')
+           ORDER BY (p.tenant_id <> '*') DESC, (p.model <> '*') DESC, (p.channel <> '*') DESC, (p.country <> '*') DESC, (p.source = 'operator') DESC
+           LIMIT 1;
+        ELSIF NEW.kind LIKE 'model.tokens.%' AND NEW.attributes ? 'model' THEN
+          SELECT p.unit_usd INTO u FROM cost_guard_prices p
+           WHERE p.kind = NEW.kind AND p.tenant_id = NEW.tenant_id AND p.model = NEW.attributes->>'model'
+           ORDER BY (p.source = 'operator') DESC LIMIT 1;
+          IF FOUND THEN
+            NEW.cost_usd := NEW.quantity * u;
+          END IF;
+        END IF;
+        RETURN NEW;
+      END $fn$;
+    `,
+  },
 ];
 
 export interface CounterKey {
@@ -221,10 +254,10 @@ export class CostStore {
   async syncConfigPrices(rules: { tenantId: string; rule: PriceRule }[]): Promise<void> {
     await this.db.query(
       `WITH del AS (DELETE FROM cost_guard_prices WHERE source = 'config')
-       INSERT INTO cost_guard_prices (tenant_id, kind, channel, country, source, unit_usd)
-       SELECT t, k, ch, co, 'config', u FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::numeric[]) AS x(t, k, ch, co, u)
-       ON CONFLICT (tenant_id, kind, channel, country, source) DO UPDATE SET unit_usd = EXCLUDED.unit_usd, updated_at = now()`,
-      [rules.map((r) => r.tenantId), rules.map((r) => r.rule.kind), rules.map((r) => r.rule.channel ?? '*'), rules.map((r) => r.rule.country ?? '*'), rules.map((r) => r.rule.usd)],
+       INSERT INTO cost_guard_prices (tenant_id, kind, channel, country, model, source, unit_usd)
+       SELECT t, k, ch, co, mo, 'config', u FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::numeric[]) AS x(t, k, ch, co, mo, u)
+       ON CONFLICT (tenant_id, kind, channel, country, model, source) DO UPDATE SET unit_usd = EXCLUDED.unit_usd, updated_at = now()`,
+      [rules.map((r) => r.tenantId), rules.map((r) => r.rule.kind), rules.map((r) => r.rule.channel ?? '*'), rules.map((r) => r.rule.country ?? '*'), rules.map((r) => r.rule.model ?? '*'), rules.map((r) => r.rule.usd)],
     );
   }
 
@@ -235,11 +268,11 @@ export class CostStore {
       await client.query('BEGIN');
       for (const r of rules) {
         const key = [r.tenantId, r.kind, r.channel ?? '*', r.country ?? '*'];
-        if (r.usd === null) await client.query(`DELETE FROM cost_guard_prices WHERE tenant_id = $1 AND kind = $2 AND channel = $3 AND country = $4 AND source = 'operator'`, key);
+        if (r.usd === null) await client.query(`DELETE FROM cost_guard_prices WHERE tenant_id = $1 AND kind = $2 AND channel = $3 AND country = $4 AND model = '*' AND source = 'operator'`, key);
         else
           await client.query(
             `INSERT INTO cost_guard_prices (tenant_id, kind, channel, country, source, unit_usd) VALUES ($1, $2, $3, $4, 'operator', $5)
-             ON CONFLICT (tenant_id, kind, channel, country, source) DO UPDATE SET unit_usd = EXCLUDED.unit_usd, updated_at = now()`,
+             ON CONFLICT (tenant_id, kind, channel, country, model, source) DO UPDATE SET unit_usd = EXCLUDED.unit_usd, updated_at = now()`,
             [...key, r.usd],
           );
         await client.query(`INSERT INTO parley_audit (tenant_id, actor, action, detail) VALUES ($1, $2, 'cost-guard.price', $3)`, [r.tenantId === '*' ? null : r.tenantId, actor, { kind: r.kind, channel: r.channel ?? null, country: r.country ?? null, usd: r.usd }]);
@@ -253,9 +286,9 @@ export class CostStore {
     }
   }
 
-  async prices(): Promise<{ tenantId: string; kind: string; channel: string; country: string; source: string; usd: number; updatedAt: Date }[]> {
+  async prices(): Promise<{ tenantId: string; kind: string; channel: string; country: string; model: string; source: string; usd: number; updatedAt: Date }[]> {
     const { rows } = await this.db.query(
-      `SELECT tenant_id AS "tenantId", kind, channel, country, source, unit_usd::float8 AS usd, updated_at AS "updatedAt" FROM cost_guard_prices ORDER BY tenant_id, kind, channel, country, source`,
+      `SELECT tenant_id AS "tenantId", kind, channel, country, model, source, unit_usd::float8 AS usd, updated_at AS "updatedAt" FROM cost_guard_prices ORDER BY tenant_id, kind, channel, country, model, source`,
     );
     return rows;
   }
@@ -264,7 +297,7 @@ export class CostStore {
   async unitPrice(tenantId: string, kind: string, channel: string): Promise<number> {
     const { rows } = await this.db.query<{ usd: number }>(
       `SELECT unit_usd::float8 AS usd FROM cost_guard_prices p
-        WHERE p.kind = $2 AND p.tenant_id IN ($1, '*') AND p.channel IN ($3, '*') AND p.country = '*'
+        WHERE p.kind = $2 AND p.tenant_id IN ($1, '*') AND p.channel IN ($3, '*') AND p.country = '*' AND p.model = '*'
         ORDER BY (p.tenant_id <> '*') DESC, (p.channel <> '*') DESC, (p.source = 'operator') DESC LIMIT 1`,
       [tenantId, kind, channel],
     );

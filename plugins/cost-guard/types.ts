@@ -18,11 +18,31 @@ export const priceRule = z.object({
   country: z.string().regex(/^[A-Z]{2}$/, 'an ISO 3166 alpha-2 code such as US').optional(),
   usd: z.number().min(0).max(1000),
 });
-export type PriceRule = z.infer<typeof priceRule>;
+export type PriceRule = z.infer<typeof priceRule> & { model?: string };
+
+/** Model token kinds: priced by the kernel's `ai.prices`, or per tenant by a rule with a `model`. */
+export const MODEL_TOKENS = /^model\.tokens\.(input|output|embedding)$/;
+
+/** The deployment's rules: messaging only (model tokens are priced by `ai.prices`). */
+const deploymentRule = priceRule.refine((r) => !r.kind.startsWith('model.tokens.'), { message: 'model tokens are priced by ai.prices (a tenant may override them in its own cost-guard prices, with a model)', path: ['kind'] });
+
+/**
+ * A tenant's rule: a messaging price as above, or a **model token** price overriding `ai.prices` for
+ * this tenant's rows: `kind` `model.tokens.input` / `.output` / `.embedding`, `model` (the model name
+ * as the ledger records it: the name the provider answered with) and `usd` per token (e.g.
+ * 0.0000025 for $2.50 per million).
+ */
+const tenantRule = priceRule.extend({ model: z.string().min(1).max(200).optional() }).superRefine((r, ctx) => {
+  if (r.kind.startsWith('model.tokens.')) {
+    if (!MODEL_TOKENS.test(r.kind)) ctx.addIssue({ code: 'custom', path: ['kind'], message: 'model token kinds are model.tokens.input, model.tokens.output and model.tokens.embedding' });
+    if (!r.model) ctx.addIssue({ code: 'custom', path: ['model'], message: `required for ${r.kind}: the model this price is for` });
+    if (r.channel || r.country) ctx.addIssue({ code: 'custom', path: ['kind'], message: 'a model token price takes no channel or country' });
+  } else if (r.model) ctx.addIssue({ code: 'custom', path: ['model'], message: 'only model.tokens.* prices take a model' });
+});
 
 export const optionsSchema = z.object({
   /** Deployment-wide messaging prices. */
-  prices: z.array(priceRule).default([]),
+  prices: z.array(deploymentRule).default([]),
   /** How long an unsettled reservation holds budget (a crashed call, a send not yet metered). */
   reservationTtlSeconds: z.number().int().min(5).max(3600).default(120),
   /** Where rate-limit counters live: `auto` is Redis when `storage.redisUrl` is set, else the database. */
@@ -63,8 +83,8 @@ export const settingsSchema = z.object({
   cache: z
     .object({ enabled: z.boolean().default(false), ttlSeconds: z.number().int().min(1).max(30 * 86400).default(3600), purposes: z.array(z.string().min(1)).default(['answer']) })
     .default({ enabled: false, ttlSeconds: 3600, purposes: ['answer'] }),
-  /** This tenant's own messaging prices, ahead of the deployment's. */
-  prices: z.array(priceRule).default([]),
+  /** This tenant's own prices: messaging, ahead of the deployment's; model tokens (with `model`), instead of `ai.prices`. */
+  prices: z.array(tenantRule).default([]),
   /** A model call's output tokens for its reservation when the caller sets no `maxTokens`. */
   estimatedOutputTokens: z.number().int().positive().default(512),
 });
