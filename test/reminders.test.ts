@@ -99,6 +99,41 @@ describe.skipIf(skip)(`contacts and reminders on the ${TEST_BACKEND} backend`, (
     expect(r!.message).toBe('Recordatorio: tomar tus pastillas');
   });
 
+  it('makes one reminder, and cancels once, when the recovery sweep runs the same message again', async () => {
+    const p = phone();
+    const inboundOf = async (text: string) => {
+      const { rows } = await gw.gateway.db.pool.query(`SELECT id FROM parley_inbound WHERE tenant_id = 'clinic' AND from_address = $1 AND body = $2`, [p, text]);
+      expect(rows).toHaveLength(1);
+      return rows[0].id as string;
+    };
+    // As if the process died after the stage acted but before the run let go of the message: its claim
+    // is still there, stale, and the sweep runs the message again under a new claim.
+    const rerun = async (inboundId: string) => {
+      await gw.gateway.db.pool.query(`INSERT INTO parley_inbound_claims (inbound_id, tenant_id, claimed_at) VALUES ($1, 'clinic', now() - interval '1 hour')`, [inboundId]);
+      expect(await gw.gateway.recoverInbound('1 minute')).toBe(1);
+    };
+    const text = 'remind me to water the plants every day at 9am';
+    const first = await send(text, p);
+    expect(first.replies[0]!.text).toMatch(/^OK, reminder #1: "water the plants" every day at 9:00/);
+    await rerun(await inboundOf(text));
+    const c = await contactFor(p);
+    expect((await service.listReminders('clinic', c.id, { all: true })).map((r) => [r.shortId, r.task])).toEqual([[1, 'water the plants']]);
+
+    await send('remind me tomorrow at 3pm to call the pharmacy', p);
+    await send('cancel 2', p);
+    await rerun(await inboundOf('cancel 2'));
+    const all = await service.listReminders('clinic', c.id, { all: true });
+    expect(all.map((r) => [r.shortId, r.status])).toEqual([[1, 'active'], [2, 'cancelled']]);
+    // The second run answers as the first did, never "no active reminder #2".
+    const cancelReplies = (await gw.outbox('clinic')).filter((o) => o.to === p && /#2/.test(o.text ?? ''));
+    expect(cancelReplies.length).toBeGreaterThan(0);
+    expect(cancelReplies.filter((o) => /no active/.test(o.text ?? ''))).toEqual([]);
+    // The service keys by message id for any caller.
+    expect(await service.createReminder('clinic', c, { task: 'again', lang: 'en', once: new Date(Date.now() + 86400_000), timezone: NY, allowQuietHours: false, source: 'api', channel: 'http', address: p, sourceMessageId: all[0]!.id }, new Date())).toMatchObject({ shortId: 3 });
+    expect((await service.createReminder('clinic', c, { task: 'again', lang: 'en', once: new Date(Date.now() + 86400_000), timezone: NY, allowQuietHours: false, source: 'api', channel: 'http', address: p, sourceMessageId: all[0]!.id }, new Date())).shortId).toBe(3);
+    await service.cancelAll('clinic', c.id);
+  });
+
   it('sends a daily 08:00 reminder at 08:00 local on both sides of the DST change, once per occurrence', async () => {
     const p = phone();
     const c = await contactFor(p);

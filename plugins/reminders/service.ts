@@ -111,6 +111,8 @@ export interface NewReminder {
   message?: string;
   channel: string;
   address: string;
+  /** The inbound message that asked for it: a second run of that message (recovery) finds this reminder instead of making another. */
+  sourceMessageId?: string;
 }
 
 export interface ScheduleInput {
@@ -171,8 +173,22 @@ export class RemindersService {
 
   // ---- reminders ------------------------------------------------------------------------------
 
+  /** The reminder a message made, if it made one (a re-run of the message answers with it). */
+  async reminderFromMessage(tenantId: string, messageId: string): Promise<Reminder | null> {
+    const { rows } = await this.deps.db.query<ReminderRow>(`SELECT * FROM reminders WHERE tenant_id = $1 AND source_message_id = $2`, [tenantId, messageId]);
+    return rows[0] ? toReminder(rows[0]) : null;
+  }
+
+  /**
+   * Makes a reminder. With `sourceMessageId`, at most one per message: a second call for the same
+   * message (the recovery sweep running it again, two runs racing) returns the first one, unchanged.
+   */
   async createReminder(tenantId: string, contact: Contact, r: NewReminder, now: Date): Promise<Reminder> {
     const s = this.settings(tenantId);
+    if (r.sourceMessageId) {
+      const prior = await this.reminderFromMessage(tenantId, r.sourceMessageId);
+      if (prior) return prior;
+    }
     const active = await this.listReminders(tenantId, contact.id);
     if (active.length >= s.maxPerContact) throw new ParleyError('PARLEY_BAD_REQUEST', `At most ${s.maxPerContact} active reminders per person`, 409);
     let next: Date | null;
@@ -186,11 +202,18 @@ export class RemindersService {
     for (let attempt = 0; ; attempt++) {
       try {
         const { rows } = await this.deps.db.query<ReminderRow>(
-          `INSERT INTO reminders (tenant_id, contact_id, short_id, channel, address, task, message, timezone, once_at, rrule, start_local, allow_quiet, source, next_at, due_at)
-           SELECT $1, $2, coalesce(max(short_id), 0) + 1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 FROM reminders WHERE tenant_id = $1 AND contact_id = $2
+          `INSERT INTO reminders (tenant_id, contact_id, short_id, channel, address, task, message, timezone, once_at, rrule, start_local, allow_quiet, source, next_at, due_at, source_message_id)
+           SELECT $1, $2, coalesce(max(short_id), 0) + 1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 FROM reminders WHERE tenant_id = $1 AND contact_id = $2
+           ON CONFLICT (tenant_id, source_message_id) WHERE source_message_id IS NOT NULL DO NOTHING
            RETURNING *`,
-          [tenantId, contact.id, r.channel, r.address, r.task, message, r.timezone, r.once ?? null, r.rrule ?? null, r.start ? formatWall(r.start) : null, r.allowQuietHours, r.source, next, due],
+          [tenantId, contact.id, r.channel, r.address, r.task, message, r.timezone, r.once ?? null, r.rrule ?? null, r.start ? formatWall(r.start) : null, r.allowQuietHours, r.source, next, due, r.sourceMessageId ?? null],
         );
+        if (!rows[0]) {
+          // Another run of the same message made it between our look and our insert.
+          const prior = await this.reminderFromMessage(tenantId, r.sourceMessageId!);
+          if (prior) return prior;
+          throw new ParleyError('PARLEY_INTERNAL', 'reminders: a reminder insert returned nothing', 500);
+        }
         this.deps.metrics.created.inc({ tenant: tenantId, source: r.source, kind: r.rrule ? 'recurring' : 'once' });
         return toReminder(rows[0]!);
       } catch (error) {
@@ -213,19 +236,31 @@ export class RemindersService {
     return rows.map(toReminder);
   }
 
-  async cancelReminder(tenantId: string, where: { id: string } | { contactId: string; shortId: number }): Promise<Reminder | null> {
+  /**
+   * Cancels an active reminder. With `messageId` (a person's "cancel 2"), the cancellation names that
+   * message: a second run of it finds the reminder it cancelled and answers the same way.
+   */
+  async cancelReminder(tenantId: string, where: { id: string } | { contactId: string; shortId: number }, messageId?: string): Promise<Reminder | null> {
     const { rows } =
       'id' in where
-        ? await this.deps.db.query<ReminderRow>(`UPDATE reminders SET status = 'cancelled', updated_at = now() WHERE tenant_id = $1 AND id = $2 AND status = 'active' RETURNING *`, [tenantId, where.id])
-        : await this.deps.db.query<ReminderRow>(`UPDATE reminders SET status = 'cancelled', updated_at = now() WHERE tenant_id = $1 AND contact_id = $2 AND short_id = $3 AND status = 'active' RETURNING *`, [tenantId, where.contactId, where.shortId]);
-    if (rows[0]) this.deps.metrics.cancelled.inc({ tenant: tenantId });
-    return rows[0] ? toReminder(rows[0]) : null;
+        ? await this.deps.db.query<ReminderRow>(`UPDATE reminders SET status = 'cancelled', cancel_message_id = $3, updated_at = now() WHERE tenant_id = $1 AND id = $2 AND status = 'active' RETURNING *`, [tenantId, where.id, messageId ?? null])
+        : await this.deps.db.query<ReminderRow>(`UPDATE reminders SET status = 'cancelled', cancel_message_id = $4, updated_at = now() WHERE tenant_id = $1 AND contact_id = $2 AND short_id = $3 AND status = 'active' RETURNING *`, [tenantId, where.contactId, where.shortId, messageId ?? null]);
+    if (rows[0]) {
+      this.deps.metrics.cancelled.inc({ tenant: tenantId });
+      return toReminder(rows[0]);
+    }
+    if (!messageId || 'id' in where) return null;
+    const again = await this.deps.db.query<ReminderRow>(`SELECT * FROM reminders WHERE tenant_id = $1 AND contact_id = $2 AND short_id = $3 AND cancel_message_id = $4`, [tenantId, where.contactId, where.shortId, messageId]);
+    return again.rows[0] ? toReminder(again.rows[0]) : null;
   }
 
-  async cancelAll(tenantId: string, contactId: string): Promise<number> {
-    const { rowCount } = await this.deps.db.query(`UPDATE reminders SET status = 'cancelled', updated_at = now() WHERE tenant_id = $1 AND contact_id = $2 AND status = 'active'`, [tenantId, contactId]);
+  /** Cancels every active reminder of a person; with `messageId`, a second run of the message counts the ones it cancelled the first time. */
+  async cancelAll(tenantId: string, contactId: string, messageId?: string): Promise<number> {
+    const { rowCount } = await this.deps.db.query(`UPDATE reminders SET status = 'cancelled', cancel_message_id = $3, updated_at = now() WHERE tenant_id = $1 AND contact_id = $2 AND status = 'active'`, [tenantId, contactId, messageId ?? null]);
     if (rowCount) this.deps.metrics.cancelled.inc({ tenant: tenantId }, rowCount);
-    return rowCount ?? 0;
+    if (!messageId) return rowCount ?? 0;
+    const { rows } = await this.deps.db.query<{ n: string }>(`SELECT count(*) AS n FROM reminders WHERE tenant_id = $1 AND contact_id = $2 AND cancel_message_id = $3`, [tenantId, contactId, messageId]);
+    return Number(rows[0]!.n);
   }
 
   async occurrences(tenantId: string, reminderId: string): Promise<{ occurrenceAt: Date; status: string; outboxId: string | null; outboxStatus: string | null }[]> {

@@ -76,6 +76,12 @@ export function describeRule(rrule: string, lang: Lang): string {
   return es ? 'repetido' : 'repeating';
 }
 
+/** The confirmation of a reminder made by text (the same words when a re-run of the message finds it). */
+function confirmation(r: Reminder, lang: Lang, describe: string): string {
+  const quiet = !!r.dueAt && !!r.nextAt && r.dueAt.getTime() !== r.nextAt.getTime();
+  return say[lang].created(r.shortId, r.task, describeWhen(r, lang, describe || undefined), r.timezone, quiet);
+}
+
 export function remindersStage(deps: { service: RemindersService; contacts: ContactsDirectory; metrics: RemindersMetrics }): StageDefinition<RemindersSettings> {
   const { service, contacts, metrics } = deps;
   return {
@@ -91,8 +97,10 @@ export function remindersStage(deps: { service: RemindersService; contacts: Cont
       if (!cmd) return next();
       metrics.commands.inc({ tenant: tenantId, command: cmd.kind, lang: cmd.lang });
       const t = say[cmd.lang];
-      // A re-run of this message (recovery) must not make a second reminder: act only while it holds the message.
+      // A run overtaken by a newer one (recovery) leaves the work to it. The newer run may still follow a
+      // first run that did act: creation and cancellation are keyed by the message id, so it finds that work.
       if (!(await stage.isCurrentRun())) return stage.stop('reminders: not the current run');
+      const messageId = stage.message.id;
       const contact = existing ?? (await contacts.resolve(tenantId, address));
       if (!contact) return next();
       stage.annotate('reminders.command', cmd.kind);
@@ -106,29 +114,34 @@ export function remindersStage(deps: { service: RemindersService; contacts: Cont
         return stage.stop('reminders: listed');
       }
       if (cmd.kind === 'cancel') {
-        const r = await service.cancelReminder(tenantId, { contactId: contact.id, shortId: cmd.shortId });
+        const r = await service.cancelReminder(tenantId, { contactId: contact.id, shortId: cmd.shortId }, messageId);
         stage.reply(r ? t.cancelled(r.shortId, r.task) : t.notFound(cmd.shortId));
         return stage.stop('reminders: cancel');
       }
       if (cmd.kind === 'cancel-all') {
-        stage.reply(t.cancelledAll(await service.cancelAll(tenantId, contact.id)));
+        stage.reply(t.cancelledAll(await service.cancelAll(tenantId, contact.id, messageId)));
         return stage.stop('reminders: cancel all');
       }
-      // The person wrote a clock time: that is asking for it, quiet hours or not (a 10pm pill stays at 10pm).
+      // This message already made its reminder (a re-run): answer with that one, and make nothing.
+      const prior = await service.reminderFromMessage(tenantId, messageId);
+      if (prior) {
+        stage.reply(confirmation(prior, cmd.lang, cmd.describe));
+        return stage.stop('reminders: created (already, by this message)');
+      }
       const active = await service.listReminders(tenantId, contact.id);
       if (active.length >= stage.settings.maxPerContact) {
         stage.reply(t.tooMany(active.length));
         return stage.stop('reminders: too many');
       }
       if (!contact.language) await contacts.update(tenantId, contact.id, { language: cmd.lang });
+      // The person wrote a clock time: that is asking for it, quiet hours or not (a 10pm pill stays at 10pm).
       const r = await service.createReminder(
         tenantId,
         contact,
-        { task: cmd.task, lang: cmd.lang, ...(cmd.once ? { once: cmd.once } : { rrule: cmd.rrule!, start: cmd.start! }), timezone: tz, allowQuietHours: cmd.explicitTime, source: 'conversation', channel: address.channel, address: address.address },
+        { task: cmd.task, lang: cmd.lang, ...(cmd.once ? { once: cmd.once } : { rrule: cmd.rrule!, start: cmd.start! }), timezone: tz, allowQuietHours: cmd.explicitTime, source: 'conversation', channel: address.channel, address: address.address, sourceMessageId: messageId },
         now,
       );
-      const quiet = !!r.dueAt && !!r.nextAt && r.dueAt.getTime() !== r.nextAt.getTime();
-      stage.reply(t.created(r.shortId, r.task, describeWhen(r, cmd.lang, cmd.describe), tz, quiet));
+      stage.reply(confirmation(r, cmd.lang, cmd.describe));
       return stage.stop('reminders: created');
     },
   };
