@@ -186,6 +186,42 @@ describe.skipIf(skip)(`contacts and reminders on the ${TEST_BACKEND} backend`, (
     expect(await outboxTo(q)).toHaveLength(1);
   });
 
+  it('lets no occurrence out when a cancellation lands between the tick reading a reminder and sending it', async () => {
+    const p = phone();
+    const c = await contactFor(p);
+    const r = await service.createReminder('clinic', c, { task: 'raced', lang: 'en', once: new Date('2027-07-01T15:00:00Z'), timezone: NY, allowQuietHours: false, source: 'api', channel: 'http', address: p }, new Date('2027-06-30T12:00:00Z'));
+    // The tick has read the due reminders; before it sends, the person's "cancel" commits.
+    const pool = gw.gateway.db.pool;
+    const query = pool.query.bind(pool) as (...a: unknown[]) => Promise<unknown>;
+    let raced = false;
+    (pool as { query: unknown }).query = async (...args: unknown[]) => {
+      const result = await query(...args);
+      if (!raced && typeof args[0] === 'string' && args[0].startsWith('SELECT * FROM reminders WHERE status = \'active\' AND due_at')) {
+        raced = true;
+        expect(await service.cancelReminder('clinic', { id: r.id })).toMatchObject({ status: 'cancelled' });
+      }
+      return result;
+    };
+    try {
+      await service.tick(new Date('2027-07-01T15:00:30Z'));
+    } finally {
+      (pool as { query: unknown }).query = query;
+    }
+    expect(raced).toBe(true);
+    expect(await outboxTo(p)).toEqual([]);
+    expect(await service.occurrences('clinic', r.id)).toEqual([]);
+
+    // A claim a crash left behind (taken, not yet sent) is taken again by the next tick, and sent once.
+    const q = phone();
+    const s = await service.createReminder('clinic', await contactFor(q), { task: 'crashed', lang: 'en', once: new Date('2027-07-01T15:00:00Z'), timezone: NY, allowQuietHours: false, source: 'api', channel: 'http', address: q }, new Date('2027-06-30T12:00:00Z'));
+    await pool.query(`INSERT INTO reminder_occurrences (reminder_id, tenant_id, occurrence_at, status) VALUES ($1, 'clinic', $2, 'claimed')`, [s.id, s.nextAt]);
+    await service.tick(new Date('2027-07-01T15:00:40Z'));
+    await service.tick(new Date('2027-07-01T15:00:50Z'));
+    expect((await outboxTo(q)).map((i) => i.text)).toEqual(['Reminder: crashed']);
+    expect((await service.occurrences('clinic', s.id)).map((o) => o.status)).toEqual(['queued']);
+    expect((await service.getReminder('clinic', s.id))!.status).toBe('done');
+  });
+
   it('imports contacts from CSV with a dry run and an error for each bad row', async () => {
     const csv = [
       'name,phone,timezone,language,tags,plan,appointment_at',

@@ -300,9 +300,12 @@ export class RemindersService {
           out.missed++;
           this.deps.metrics.missed.inc({ tenant: r.tenantId });
         }
-      } else {
+      } else if (await this.claim(r, occ)) {
         const item = await this.deps.gateway.enqueueOutbound({ tenantId: r.tenantId, channel: r.channel, to: address, text: r.message, idempotencyKey: `reminder:${r.id}:${occ.toISOString()}`, options: { reminder: r.id } });
-        const { rowCount } = await this.deps.db.query(`INSERT INTO reminder_occurrences (reminder_id, tenant_id, occurrence_at, status, outbox_id) VALUES ($1, $2, $3, 'queued', $4) ON CONFLICT DO NOTHING`, [r.id, r.tenantId, occ, item.id]);
+        const { rowCount } = await this.deps.db.query(
+          `UPDATE reminder_occurrences SET status = 'queued', outbox_id = $4, at = now() WHERE reminder_id = $1 AND tenant_id = $2 AND occurrence_at = $3 AND status = 'claimed'`,
+          [r.id, r.tenantId, occ, item.id],
+        );
         if (rowCount) {
           out.queued++;
           this.deps.metrics.queued.inc({ tenant: r.tenantId });
@@ -320,6 +323,24 @@ export class RemindersService {
       occ = next;
       due = nextDue;
     }
+  }
+
+  /**
+   * Takes an occurrence for sending, in one statement that holds the reminder's row (FOR SHARE) and
+   * requires it still active at this very occurrence. A cancellation that committed first wins: the
+   * claim re-reads the row after the lock and finds it cancelled, so nothing is queued. One that comes
+   * later waits for the claim; the occurrence it finds taken goes (it was taken before the cancel).
+   * A claim left by a crash before the send ('claimed', no outbox item) is taken again by the next
+   * tick while the reminder is active; the outbox's idempotency key makes a repeated send the same item.
+   */
+  private async claim(r: Reminder, occ: Date): Promise<boolean> {
+    const { rowCount } = await this.deps.db.query(
+      `WITH live AS (SELECT id, tenant_id FROM reminders WHERE tenant_id = $1 AND id = $2 AND status = 'active' AND next_at = $3 FOR SHARE)
+       INSERT INTO reminder_occurrences (reminder_id, tenant_id, occurrence_at, status) SELECT id, tenant_id, $3, 'claimed' FROM live
+       ON CONFLICT (reminder_id, occurrence_at) DO UPDATE SET at = now() WHERE reminder_occurrences.status = 'claimed'`,
+      [r.tenantId, r.id, occ],
+    );
+    return (rowCount ?? 0) > 0;
   }
 
   // ---- scheduled deliveries ---------------------------------------------------------------------
