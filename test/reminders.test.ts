@@ -151,6 +151,30 @@ describe.skipIf(skip)(`contacts and reminders on the ${TEST_BACKEND} backend`, (
     expect((await service.getReminder('clinic', r.id))!.nextAt!.toISOString()).toBe('2027-03-15T12:00:00.000Z');
   });
 
+  it('reads every N hours, other days, monthly days and end dates by text, and sends an hourly rule once after quiet hours', async () => {
+    const p = phone();
+    const a = await send('remind me to drink water every 2 hours for 3 days', p);
+    expect(a.replies[0]!.text).toMatch(/^OK, reminder #1: "drink water" every 2 hours, next at \d+:\d\d\s[AP]M, until \w+, \w+ \d+ \(America\/New_York\)\./);
+    const b = await send('recuérdame pagar el alquiler el día 1 de cada mes a las 9', p);
+    expect(b.replies[0]!.text).toMatch(/^Listo, recordatorio #2: "pagar el alquiler" cada mes el día 1 a las 9:00/);
+    const c = await send('remind me every monday and thursday at 6pm to go to the gym', p);
+    expect(c.replies[0]!.text).toMatch(/^OK, reminder #3: "go to the gym" every Monday and Thursday at 6:00\sPM/);
+    expect((await send('my reminders', p)).replies[0]!.text).toMatch(/#1 drink water: every 2 hours, next at .*, until .*\n#2 pagar el alquiler: every month on the 1st at 9:00\sAM\n#3 go to the gym: every Monday and Thursday/);
+    await send('stop reminders', p);
+
+    const q = phone();
+    const r = await service.createReminder('clinic', await contactFor(q), { task: 'turn over', lang: 'en', rrule: 'FREQ=HOURLY;INTERVAL=2', start: { year: 2027, month: 8, day: 1, hour: 20, minute: 0 }, timezone: NY, allowQuietHours: false, source: 'api', channel: 'http', address: q }, new Date('2027-08-01T12:00:00Z'));
+    for (const at of ['2027-08-02T00:00:30Z', '2027-08-02T02:00:30Z', '2027-08-02T06:00:30Z', '2027-08-02T12:00:30Z', '2027-08-02T12:30:00Z', '2027-08-02T14:00:30Z']) await service.tick(new Date(at));
+    // 20:00 goes; 22:00 to 08:00 are quiet and become one send at 08:00; then 10:00.
+    expect((await service.occurrences('clinic', r.id)).map((o) => [o.occurrenceAt.toISOString(), o.status])).toEqual([
+      ['2027-08-02T00:00:00.000Z', 'queued'],
+      ['2027-08-02T02:00:00.000Z', 'queued'],
+      ['2027-08-02T14:00:00.000Z', 'queued'],
+    ]);
+    expect(await outboxTo(q)).toHaveLength(3);
+    await service.cancelReminder('clinic', { id: r.id });
+  });
+
   it('holds a send inside quiet hours until they end, unless the reminder asks for it', async () => {
     const p = phone();
     const c = await contactFor(p);

@@ -312,8 +312,13 @@ export class RemindersService {
           if (due.getTime() !== occ.getTime()) this.deps.metrics.deferred.inc({ tenant: r.tenantId });
         }
       }
-      const next = r.rrule ? nextOccurrence(r.rrule, parseWall(r.startLocal!)!, r.timezone, occ) : null;
-      const nextDue = next ? this.dueOf(r.tenantId, next, r.timezone, r.allowQuietHours) : null;
+      let next = r.rrule ? nextOccurrence(r.rrule, parseWall(r.startLocal!)!, r.timezone, occ) : null;
+      let nextDue = next ? this.dueOf(r.tenantId, next, r.timezone, r.allowQuietHours) : null;
+      // Occurrences quiet hours push to the moment this one went (an hourly rule at night) are that one send.
+      for (let j = 0; next && nextDue && nextDue.getTime() <= due.getTime() && j < 1000; j++) {
+        next = nextOccurrence(r.rrule!, parseWall(r.startLocal!)!, r.timezone, next);
+        nextDue = next ? this.dueOf(r.tenantId, next, r.timezone, r.allowQuietHours) : null;
+      }
       const { rowCount } = await this.deps.db.query(
         `UPDATE reminders SET next_at = $3, due_at = $4, status = CASE WHEN $3::timestamptz IS NULL THEN 'done' ELSE status END, updated_at = now()
           WHERE tenant_id = $1 AND id = $2 AND next_at = $5 AND status = 'active'`,

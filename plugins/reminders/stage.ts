@@ -46,13 +46,19 @@ const say = {
   },
 } as const;
 
-/** When a reminder goes, in the person's zone and language: "every day at 8:00 AM" / "tomorrow ...". */
+/** When a reminder goes, in the person's zone and language: "every day at 8:00 AM" / "tomorrow ...", with its end ("until ..."). */
 export function describeWhen(r: Pick<Reminder, 'rrule' | 'nextAt' | 'timezone'>, lang: Lang, describe?: string): string {
   const locale = lang === 'es' ? 'es' : 'en-US';
   const time = (d: Date) => new Intl.DateTimeFormat(locale, { timeZone: r.timezone, hour: 'numeric', minute: '2-digit' }).format(d);
   if (r.rrule && r.nextAt) {
     const every = describe ?? describeRule(r.rrule, lang);
-    return lang === 'es' ? `${every} a las ${time(r.nextAt)}` : `${every} at ${time(r.nextAt)}`;
+    const hourly = /FREQ=HOURLY/.test(r.rrule);
+    const at = hourly ? (lang === 'es' ? `${every}, el próximo a las ${time(r.nextAt)}` : `${every}, next at ${time(r.nextAt)}`) : lang === 'es' ? `${every} a las ${time(r.nextAt)}` : `${every} at ${time(r.nextAt)}`;
+    const until = /UNTIL=(\d{4})(\d{2})(\d{2})/.exec(r.rrule);
+    if (!until) return at;
+    // UNTIL is a floating local date (the end of that day in the reminder's zone).
+    const day = new Intl.DateTimeFormat(locale, { timeZone: 'UTC', weekday: 'long', month: 'long', day: 'numeric' }).format(new Date(Date.UTC(+until[1]!, +until[2]! - 1, +until[3]!, 12)));
+    return lang === 'es' ? `${at}, hasta el ${day}` : `${at}, until ${day}`;
   }
   if (!r.nextAt) return '';
   const day = new Intl.DateTimeFormat(locale, { timeZone: r.timezone, weekday: 'long', month: 'long', day: 'numeric' }).format(r.nextAt);
@@ -61,18 +67,28 @@ export function describeWhen(r: Pick<Reminder, 'rrule' | 'nextAt' | 'timezone'>,
 
 const DAY_NAMES = { en: ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'], es: ['domingo', 'lunes', 'martes', 'miércoles', 'jueves', 'viernes', 'sábado'] };
 const BYDAY = ['SU', 'MO', 'TU', 'WE', 'TH', 'FR', 'SA'];
+const ordinal = (n: number) => `${n}${n % 10 === 1 && n !== 11 ? 'st' : n % 10 === 2 && n !== 12 ? 'nd' : n % 10 === 3 && n !== 13 ? 'rd' : 'th'}`;
+const list = (items: string[], lang: Lang) => (items.length < 2 ? items.join('') : `${items.slice(0, -1).join(', ')} ${lang === 'es' ? 'y' : 'and'} ${items.at(-1)}`);
 
-/** "every day", "every weekday", "every Monday", "every week" (and in Spanish) for the rules people make. */
+/** "every day", "every other day", "every 2 hours", "every weekday", "every Monday and Thursday", "every month on the 1st" (and in Spanish). */
 export function describeRule(rrule: string, lang: Lang): string {
   const parts = Object.fromEntries(rrule.split(';').map((p) => p.split('=') as [string, string]));
   const es = lang === 'es';
-  if (parts.FREQ === 'DAILY' && (!parts.INTERVAL || parts.INTERVAL === '1')) return es ? 'todos los días' : 'every day';
-  if (parts.FREQ === 'WEEKLY' && (!parts.INTERVAL || parts.INTERVAL === '1')) {
-    if (parts.BYDAY === 'MO,TU,WE,TH,FR') return es ? 'de lunes a viernes' : 'every weekday';
-    const days = parts.BYDAY?.split(',') ?? [];
-    if (days.length === 1 && BYDAY.includes(days[0]!)) return `${es ? 'cada' : 'every'} ${DAY_NAMES[lang][BYDAY.indexOf(days[0]!)]}`;
-    if (!days.length) return es ? 'cada semana' : 'every week';
+  const n = Number(parts.INTERVAL ?? '1');
+  if (parts.FREQ === 'HOURLY') return n === 1 ? (es ? 'cada hora' : 'every hour') : es ? `cada ${n} horas` : `every ${n} hours`;
+  if (parts.FREQ === 'DAILY' && !parts.BYDAY) {
+    if (n === 1) return es ? 'todos los días' : 'every day';
+    if (n === 2) return es ? 'cada dos días' : 'every other day';
+    return es ? `cada ${n} días` : `every ${n} days`;
   }
+  if (parts.FREQ === 'WEEKLY') {
+    const every = n === 1 ? (es ? 'cada' : 'every') : n === 2 ? (es ? 'cada dos semanas, el' : 'every other week on') : es ? `cada ${n} semanas, el` : `every ${n} weeks on`;
+    if (parts.BYDAY === 'MO,TU,WE,TH,FR' && n === 1) return es ? 'de lunes a viernes' : 'every weekday';
+    const days = parts.BYDAY?.split(',') ?? [];
+    if (days.length && days.every((d) => BYDAY.includes(d))) return `${every} ${list(days.map((d) => DAY_NAMES[lang][BYDAY.indexOf(d)]!), lang)}`;
+    if (!days.length) return n === 1 ? (es ? 'cada semana' : 'every week') : n === 2 ? (es ? 'cada dos semanas' : 'every other week') : es ? `cada ${n} semanas` : `every ${n} weeks`;
+  }
+  if (parts.FREQ === 'MONTHLY' && /^\d{1,2}$/.test(parts.BYMONTHDAY ?? '') && n === 1) return es ? `cada mes el día ${parts.BYMONTHDAY}` : `every month on the ${ordinal(Number(parts.BYMONTHDAY))}`;
   return es ? 'repetido' : 'repeating';
 }
 
