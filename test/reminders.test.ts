@@ -279,10 +279,11 @@ describe.skipIf(skip)(`contacts and reminders on the ${TEST_BACKEND} backend`, (
     const before = (await gw.outbox('clinic')).length;
     const created = await gw.request('POST', '/v1/tenants/clinic/schedules', {
       key: key('clinic'),
-      body: { name: 'vip monthly', schedule: '0 0 1 * *', timezone: NY, audience: { tags: ['vip'] }, template: 'Hi {{first_name|there}}, your {{plan|basic}} plan renews soon.', channel: 'http', max_messages: 10 },
+      // Midnight is inside the default quiet hours; this schedule is about rate, restarts and run-now, so it opts out.
+      body: { name: 'vip monthly', schedule: '0 0 1 * *', timezone: NY, audience: { tags: ['vip'] }, template: 'Hi {{first_name|there}}, your {{plan|basic}} plan renews soon.', channel: 'http', max_messages: 10, respectQuietHours: false },
     });
     expect(created.status).toBe(201);
-    expect(created.body.schedule).toMatchObject({ schedule: '0 0 1 * *', active: true, max_messages: 10 });
+    expect(created.body.schedule).toMatchObject({ schedule: '0 0 1 * *', active: true, max_messages: 10, respectQuietHours: false });
     scheduleId = created.body.schedule.id;
     const got = await gw.request('GET', `/v1/tenants/clinic/schedules/${scheduleId}`, { key: key('clinic') });
     expect(got.body.schedule.nextRun).toBe('2027-01-01T05:00:00.000Z');
@@ -329,6 +330,33 @@ describe.skipIf(skip)(`contacts and reminders on the ${TEST_BACKEND} backend`, (
     expect((await gw.request('POST', `/v1/tenants/clinic/schedules/${scheduleId}/resume`, { key: key('clinic') })).body.schedule.active).toBe(true);
     const bad = await gw.request('POST', '/v1/tenants/clinic/schedules', { key: key('clinic'), body: { name: 'x', schedule: 'every morning', audience: { all: true }, template: 'x', channel: 'http' } });
     expect(bad.status).toBe(400);
+  });
+
+  it("holds a scheduled delivery for each recipient inside their quiet hours until they end, unless the schedule opts out", async () => {
+    const ny = await contacts.create('clinic', { name: 'Night Owl', tags: ['quiet-test'], addresses: [{ channel: 'http', address: phone() }] });
+    const la = await contacts.create('clinic', { name: 'West', timezone: 'America/Los_Angeles', tags: ['quiet-test'], addresses: [{ channel: 'http', address: phone() }] });
+    const news = await service.createSchedule('clinic', { name: 'late news', cron: '0 22 * * *', timezone: NY, audience: { tags: ['quiet-test'] }, template: 'news for {{first_name}}', channel: 'http', maxMessages: 50, active: true }, new Date('2027-09-01T00:00:00Z'));
+    expect(news.respectQuietHours).toBe(true);
+    const loud = await service.createSchedule('clinic', { name: 'late alarm', cron: '0 22 * * *', timezone: NY, audience: { tags: ['quiet-test'] }, template: 'alarm for {{first_name}}', channel: 'http', maxMessages: 50, active: true, respectQuietHours: false }, new Date('2027-09-01T00:00:00Z'));
+    const texts = async () => (await gw.outbox('clinic')).filter((i) => [ny, la].some((c) => c.addresses[0]!.address === i.to)).map((i) => i.text).sort();
+    // 22:00 in New York is 19:00 in Los Angeles: the New Yorker waits for 08:00 their time.
+    // (The tenant's rate is 2 a minute on http, shared with runs of earlier tests: give it a few minutes.)
+    for (let m = 0; m < 5; m++) await service.tick(new Date(Date.parse('2027-09-02T02:00:30Z') + m * 60_000));
+    expect(await texts()).toEqual(['alarm for Night', 'alarm for West', 'news for West']);
+    let [run] = await service.runRecords('clinic', { scheduleId: news.id });
+    expect(run).toMatchObject({ status: 'sending', recipients: 2, queued: 1, pending: 1 });
+    await service.tick(new Date('2027-09-02T11:59:30Z'));
+    expect(await texts()).toHaveLength(3);
+    for (let m = 0; m < 3; m++) await service.tick(new Date(Date.parse('2027-09-02T12:00:30Z') + m * 60_000));
+    expect(await texts()).toEqual(['alarm for Night', 'alarm for West', 'news for Night', 'news for West']);
+    [run] = await service.runRecords('clinic', { scheduleId: news.id });
+    expect(run).toMatchObject({ status: 'completed', queued: 2, pending: 0 });
+    const patched = await gw.request('PATCH', `/v1/tenants/clinic/schedules/${news.id}`, { key: key('clinic'), body: { respectQuietHours: false } });
+    expect(patched.body.schedule.respectQuietHours).toBe(false);
+    const viaApi = await gw.request('POST', '/v1/tenants/clinic/schedules', { key: key('clinic'), body: { name: 'x', schedule: '0 9 * * *', audience: { tags: ['quiet-test'] }, template: 'x', channel: 'http', active: false } });
+    expect(viaApi.body.schedule.respectQuietHours).toBe(true);
+    await service.deleteSchedule('clinic', viaApi.body.schedule.id);
+    for (const id of [news.id, loud.id]) await service.deleteSchedule('clinic', id);
   });
 
   it('sends an appointment reminder once per appointment, however often the rule runs', async () => {

@@ -51,13 +51,15 @@ export interface Schedule {
   channel: string;
   maxMessages: number;
   active: boolean;
+  /** Recipients whose local time is in the tenant's quiet hours wait for their end (default true). */
+  respectQuietHours: boolean;
   nextRun: Date | null;
   createdAt: Date;
   updatedAt: Date;
 }
 
 type ReminderRow = { id: string; tenant_id: string; contact_id: string; short_id: number; channel: string; address: string; task: string; message: string; timezone: string; once_at: Date | null; rrule: string | null; start_local: string | null; allow_quiet: boolean; source: string; status: Reminder['status']; next_at: Date | null; due_at: Date | null; created_at: Date };
-type ScheduleRow = { id: string; tenant_id: string; name: string; cron: string | null; timezone: string; run_at: Date | null; audience: Audience; template: string; channel: string; max_messages: number; active: boolean; next_run_at: Date | null; created_at: Date; updated_at: Date };
+type ScheduleRow = { id: string; tenant_id: string; name: string; cron: string | null; timezone: string; run_at: Date | null; audience: Audience; template: string; channel: string; max_messages: number; active: boolean; respect_quiet: boolean; next_run_at: Date | null; created_at: Date; updated_at: Date };
 type RunRow = { id: string; tenant_id: string; schedule_id: string; run_key: string; occurrence_at: Date; trigger: string; status: string; recipients: number; error: string | null; created_at: Date; finished_at: Date | null };
 
 const toReminder = (r: ReminderRow): Reminder => ({
@@ -91,6 +93,7 @@ const toSchedule = (r: ScheduleRow): Schedule => ({
   channel: r.channel,
   maxMessages: r.max_messages,
   active: r.active,
+  respectQuietHours: r.respect_quiet,
   nextRun: r.next_run_at,
   createdAt: r.created_at,
   updatedAt: r.updated_at,
@@ -125,6 +128,8 @@ export interface ScheduleInput {
   channel: string;
   maxMessages: number;
   active: boolean;
+  /** Default true: wait out each recipient's quiet hours. */
+  respectQuietHours?: boolean;
 }
 
 export interface RunRecord {
@@ -369,9 +374,9 @@ export class RemindersService {
     this.settings(tenantId);
     this.checkSchedule(input);
     const { rows } = await this.deps.db.query<ScheduleRow>(
-      `INSERT INTO delivery_schedules (tenant_id, name, cron, timezone, run_at, audience, template, channel, max_messages, active, next_run_at)
-       VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11) RETURNING *`,
-      [tenantId, input.name, input.cron ?? null, input.timezone, input.runAt ?? null, JSON.stringify(input.audience), input.template, input.channel, input.maxMessages, input.active, this.firstRun(input, now)],
+      `INSERT INTO delivery_schedules (tenant_id, name, cron, timezone, run_at, audience, template, channel, max_messages, active, next_run_at, respect_quiet)
+       VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11, $12) RETURNING *`,
+      [tenantId, input.name, input.cron ?? null, input.timezone, input.runAt ?? null, JSON.stringify(input.audience), input.template, input.channel, input.maxMessages, input.active, this.firstRun(input, now), input.respectQuietHours ?? true],
     );
     return toSchedule(rows[0]!);
   }
@@ -401,15 +406,16 @@ export class RemindersService {
       channel: patch.channel ?? current.channel,
       maxMessages: patch.maxMessages ?? current.maxMessages,
       active: patch.active ?? current.active,
+      respectQuietHours: patch.respectQuietHours ?? current.respectQuietHours,
     };
     if (patch.cron !== undefined && patch.cron !== null && patch.runAt === undefined) merged.runAt = null;
     this.checkSchedule(merged);
     const timing = patch.cron !== undefined || patch.runAt !== undefined || patch.timezone !== undefined || (patch.active === true && !current.active);
     const { rows } = await this.deps.db.query<ScheduleRow>(
       `UPDATE delivery_schedules SET name = $3, cron = $4, timezone = $5, run_at = $6, audience = $7::jsonb, template = $8, channel = $9, max_messages = $10, active = $11,
-         next_run_at = CASE WHEN $12 THEN $13 ELSE next_run_at END, updated_at = now()
+         next_run_at = CASE WHEN $12 THEN $13 ELSE next_run_at END, respect_quiet = $14, updated_at = now()
         WHERE tenant_id = $1 AND id = $2 RETURNING *`,
-      [tenantId, id, merged.name, merged.cron ?? null, merged.timezone, merged.runAt ?? null, JSON.stringify(merged.audience), merged.template, merged.channel, merged.maxMessages, merged.active, timing, this.firstRun(merged, now)],
+      [tenantId, id, merged.name, merged.cron ?? null, merged.timezone, merged.runAt ?? null, JSON.stringify(merged.audience), merged.template, merged.channel, merged.maxMessages, merged.active, timing, this.firstRun(merged, now), merged.respectQuietHours],
     );
     return rows[0] ? toSchedule(rows[0]) : null;
   }
@@ -550,19 +556,37 @@ export class RemindersService {
       if (run.status === 'selecting') await this.select(run, s, now);
       const settings = this.settings(s.tenantId);
       const key = `${s.tenantId}\u0000${s.channel}`;
-      const budget = (settings.ratePerMinute[s.channel] ?? 60) - (spent.get(key) ?? 0);
-      if (budget <= 0) return;
-      const { rows } = await this.deps.db.query<{ contact_id: string; address: string }>(
-        `SELECT contact_id, address FROM delivery_recipients WHERE run_id = $1 AND status = 'pending' ORDER BY contact_id LIMIT $2`,
-        [run.id, budget],
-      );
-      for (const r of rows) {
-        const contact = await this.deps.contacts.get(s.tenantId, r.contact_id);
-        const text = contact ? render(s.template, contact, this.deps.contacts) : render(s.template, null, this.deps.contacts);
-        const item = await this.deps.gateway.enqueueOutbound({ tenantId: s.tenantId, channel: s.channel, to: r.address, text, idempotencyKey: `delivery:${run.id}:${r.contact_id}`, options: { schedule: s.id, run: run.id } });
-        await this.deps.db.query(`UPDATE delivery_recipients SET status = 'queued', outbox_id = $3 WHERE run_id = $1 AND contact_id = $2 AND status = 'pending'`, [run.id, r.contact_id, item.id]);
-        this.deps.metrics.recipients.inc({ tenant: s.tenantId, result: 'queued' });
-        spent.set(key, (spent.get(key) ?? 0) + 1);
+      const rate = settings.ratePerMinute[s.channel] ?? 60;
+      const quiet = s.respectQuietHours ? settings.quietHours : null;
+      // Recipients in their quiet hours are put off (due_at) without using the budget, so look again while it lasts.
+      for (let round = 0; round < 20; round++) {
+        const budget = rate - (spent.get(key) ?? 0);
+        if (budget <= 0) return;
+        const { rows } = await this.deps.db.query<{ contact_id: string; address: string }>(
+          `SELECT contact_id, address FROM delivery_recipients WHERE run_id = $1 AND status = 'pending' AND (due_at IS NULL OR due_at <= $3) ORDER BY contact_id LIMIT $2`,
+          [run.id, budget, now],
+        );
+        if (!rows.length) break;
+        let deferred = 0;
+        for (const r of rows) {
+          const contact = await this.deps.contacts.get(s.tenantId, r.contact_id);
+          if (quiet) {
+            const tz = contact ? this.deps.contacts.timezoneOf(contact) : (this.deps.tenant(s.tenantId)?.timezone ?? 'UTC');
+            const due = afterQuietHours(now, tz, quiet);
+            if (due.getTime() > now.getTime()) {
+              await this.deps.db.query(`UPDATE delivery_recipients SET due_at = $3 WHERE run_id = $1 AND contact_id = $2 AND status = 'pending'`, [run.id, r.contact_id, due]);
+              this.deps.metrics.recipients.inc({ tenant: s.tenantId, result: 'quiet-deferred' });
+              deferred++;
+              continue;
+            }
+          }
+          const text = contact ? render(s.template, contact, this.deps.contacts) : render(s.template, null, this.deps.contacts);
+          const item = await this.deps.gateway.enqueueOutbound({ tenantId: s.tenantId, channel: s.channel, to: r.address, text, idempotencyKey: `delivery:${run.id}:${r.contact_id}`, options: { schedule: s.id, run: run.id } });
+          await this.deps.db.query(`UPDATE delivery_recipients SET status = 'queued', outbox_id = $3 WHERE run_id = $1 AND contact_id = $2 AND status = 'pending'`, [run.id, r.contact_id, item.id]);
+          this.deps.metrics.recipients.inc({ tenant: s.tenantId, result: 'queued' });
+          spent.set(key, (spent.get(key) ?? 0) + 1);
+        }
+        if (!deferred) break;
       }
       const { rowCount } = await this.deps.db.query(
         `UPDATE delivery_runs SET status = 'completed', finished_at = now() WHERE id = $1 AND status = 'sending' AND NOT EXISTS (SELECT 1 FROM delivery_recipients WHERE run_id = $1 AND status = 'pending')`,

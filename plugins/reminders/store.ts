@@ -112,4 +112,13 @@ export const migrations: Migration[] = [
       CREATE INDEX reminders_cancel_message ON reminders (tenant_id, cancel_message_id) WHERE cancel_message_id IS NOT NULL;
     `,
   },
+  {
+    // Scheduled deliveries keep the tenant's quiet hours unless a schedule opts out; a recipient whose
+    // local time is quiet waits (due_at: the end of their quiet hours).
+    id: '003_delivery_quiet_hours',
+    sql: `
+      ALTER TABLE delivery_schedules ADD COLUMN respect_quiet boolean NOT NULL DEFAULT true;
+      ALTER TABLE delivery_recipients ADD COLUMN due_at timestamptz;
+    `,
+  },
 ];
