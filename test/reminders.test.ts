@@ -413,6 +413,29 @@ describe.skipIf(skip)(`contacts and reminders on the ${TEST_BACKEND} backend`, (
   });
 });
 
+describe.skipIf(skip || TEST_BACKEND !== 'external')('a cancellation holding the row lock while a tick claims (PostgreSQL)', () => {
+  it('makes the claim wait for the cancel, then find the reminder cancelled and send nothing', async () => {
+    const p = phone();
+    const r = await service.createReminder('clinic', await contactFor(p), { task: 'locked', lang: 'en', once: new Date('2028-02-01T15:00:00Z'), timezone: NY, allowQuietHours: false, source: 'api', channel: 'http', address: p }, new Date('2028-01-31T12:00:00Z'));
+    const client = await gw.gateway.db.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query(`UPDATE reminders SET status = 'cancelled' WHERE id = $1`, [r.id]);
+      let done = false;
+      // The tick reads the reminder as active (the cancel is not committed) and blocks on its row.
+      const ticking = service.tick(new Date('2028-02-01T15:00:30Z')).then(() => (done = true));
+      await new Promise((res) => setTimeout(res, 500));
+      expect(done).toBe(false);
+      await client.query('COMMIT');
+      await ticking;
+    } finally {
+      client.release();
+    }
+    expect(await outboxTo(p)).toEqual([]);
+    expect(await service.occurrences('clinic', r.id)).toEqual([]);
+  }, 60_000);
+});
+
 describe.skipIf(skip || TEST_BACKEND !== 'external')('two gateways sharing PostgreSQL and Redis', () => {
   let other: TestGateway;
   afterAll(async () => {
