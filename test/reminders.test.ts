@@ -99,6 +99,41 @@ describe.skipIf(skip)(`contacts and reminders on the ${TEST_BACKEND} backend`, (
     expect(r!.message).toBe('Recordatorio: tomar tus pastillas');
   });
 
+  it('makes one reminder, and cancels once, when the recovery sweep runs the same message again', async () => {
+    const p = phone();
+    const inboundOf = async (text: string) => {
+      const { rows } = await gw.gateway.db.pool.query(`SELECT id FROM parley_inbound WHERE tenant_id = 'clinic' AND from_address = $1 AND body = $2`, [p, text]);
+      expect(rows).toHaveLength(1);
+      return rows[0].id as string;
+    };
+    // As if the process died after the stage acted but before the run let go of the message: its claim
+    // is still there, stale, and the sweep runs the message again under a new claim.
+    const rerun = async (inboundId: string) => {
+      await gw.gateway.db.pool.query(`INSERT INTO parley_inbound_claims (inbound_id, tenant_id, claimed_at) VALUES ($1, 'clinic', now() - interval '1 hour')`, [inboundId]);
+      expect(await gw.gateway.recoverInbound('1 minute')).toBe(1);
+    };
+    const text = 'remind me to water the plants every day at 9am';
+    const first = await send(text, p);
+    expect(first.replies[0]!.text).toMatch(/^OK, reminder #1: "water the plants" every day at 9:00/);
+    await rerun(await inboundOf(text));
+    const c = await contactFor(p);
+    expect((await service.listReminders('clinic', c.id, { all: true })).map((r) => [r.shortId, r.task])).toEqual([[1, 'water the plants']]);
+
+    await send('remind me tomorrow at 3pm to call the pharmacy', p);
+    await send('cancel 2', p);
+    await rerun(await inboundOf('cancel 2'));
+    const all = await service.listReminders('clinic', c.id, { all: true });
+    expect(all.map((r) => [r.shortId, r.status])).toEqual([[1, 'active'], [2, 'cancelled']]);
+    // The second run answers as the first did, never "no active reminder #2".
+    const cancelReplies = (await gw.outbox('clinic')).filter((o) => o.to === p && /#2/.test(o.text ?? ''));
+    expect(cancelReplies.length).toBeGreaterThan(0);
+    expect(cancelReplies.filter((o) => /no active/.test(o.text ?? ''))).toEqual([]);
+    // The service keys by message id for any caller.
+    expect(await service.createReminder('clinic', c, { task: 'again', lang: 'en', once: new Date(Date.now() + 86400_000), timezone: NY, allowQuietHours: false, source: 'api', channel: 'http', address: p, sourceMessageId: all[0]!.id }, new Date())).toMatchObject({ shortId: 3 });
+    expect((await service.createReminder('clinic', c, { task: 'again', lang: 'en', once: new Date(Date.now() + 86400_000), timezone: NY, allowQuietHours: false, source: 'api', channel: 'http', address: p, sourceMessageId: all[0]!.id }, new Date())).shortId).toBe(3);
+    await service.cancelAll('clinic', c.id);
+  });
+
   it('sends a daily 08:00 reminder at 08:00 local on both sides of the DST change, once per occurrence', async () => {
     const p = phone();
     const c = await contactFor(p);
@@ -114,6 +149,30 @@ describe.skipIf(skip)(`contacts and reminders on the ${TEST_BACKEND} backend`, (
     expect(items.map((i) => i.text)).toEqual(['Reminder: take your pills', 'Reminder: take your pills']);
     expect((await service.occurrences('clinic', r.id)).map((o) => o.occurrenceAt.toISOString())).toEqual(['2027-03-13T13:00:00.000Z', '2027-03-14T12:00:00.000Z']);
     expect((await service.getReminder('clinic', r.id))!.nextAt!.toISOString()).toBe('2027-03-15T12:00:00.000Z');
+  });
+
+  it('reads every N hours, other days, monthly days and end dates by text, and sends an hourly rule once after quiet hours', async () => {
+    const p = phone();
+    const a = await send('remind me to drink water every 2 hours for 3 days', p);
+    expect(a.replies[0]!.text).toMatch(/^OK, reminder #1: "drink water" every 2 hours, next at \d+:\d\d\s[AP]M, until \w+, \w+ \d+ \(America\/New_York\)\./);
+    const b = await send('recuérdame pagar el alquiler el día 1 de cada mes a las 9', p);
+    expect(b.replies[0]!.text).toMatch(/^Listo, recordatorio #2: "pagar el alquiler" cada mes el día 1 a las 9:00/);
+    const c = await send('remind me every monday and thursday at 6pm to go to the gym', p);
+    expect(c.replies[0]!.text).toMatch(/^OK, reminder #3: "go to the gym" every Monday and Thursday at 6:00\sPM/);
+    expect((await send('my reminders', p)).replies[0]!.text).toMatch(/#1 drink water: every 2 hours, next at .*, until .*\n#2 pagar el alquiler: every month on the 1st at 9:00\sAM\n#3 go to the gym: every Monday and Thursday/);
+    await send('stop reminders', p);
+
+    const q = phone();
+    const r = await service.createReminder('clinic', await contactFor(q), { task: 'turn over', lang: 'en', rrule: 'FREQ=HOURLY;INTERVAL=2', start: { year: 2027, month: 8, day: 1, hour: 20, minute: 0 }, timezone: NY, allowQuietHours: false, source: 'api', channel: 'http', address: q }, new Date('2027-08-01T12:00:00Z'));
+    for (const at of ['2027-08-02T00:00:30Z', '2027-08-02T02:00:30Z', '2027-08-02T06:00:30Z', '2027-08-02T12:00:30Z', '2027-08-02T12:30:00Z', '2027-08-02T14:00:30Z']) await service.tick(new Date(at));
+    // 20:00 goes; 22:00 to 08:00 are quiet and become one send at 08:00; then 10:00.
+    expect((await service.occurrences('clinic', r.id)).map((o) => [o.occurrenceAt.toISOString(), o.status])).toEqual([
+      ['2027-08-02T00:00:00.000Z', 'queued'],
+      ['2027-08-02T02:00:00.000Z', 'queued'],
+      ['2027-08-02T14:00:00.000Z', 'queued'],
+    ]);
+    expect(await outboxTo(q)).toHaveLength(3);
+    await service.cancelReminder('clinic', { id: r.id });
   });
 
   it('holds a send inside quiet hours until they end, unless the reminder asks for it', async () => {
@@ -151,6 +210,42 @@ describe.skipIf(skip)(`contacts and reminders on the ${TEST_BACKEND} backend`, (
     expect(await outboxTo(q)).toHaveLength(1);
   });
 
+  it('lets no occurrence out when a cancellation lands between the tick reading a reminder and sending it', async () => {
+    const p = phone();
+    const c = await contactFor(p);
+    const r = await service.createReminder('clinic', c, { task: 'raced', lang: 'en', once: new Date('2027-07-01T15:00:00Z'), timezone: NY, allowQuietHours: false, source: 'api', channel: 'http', address: p }, new Date('2027-06-30T12:00:00Z'));
+    // The tick has read the due reminders; before it sends, the person's "cancel" commits.
+    const pool = gw.gateway.db.pool;
+    const query = pool.query.bind(pool) as (...a: unknown[]) => Promise<unknown>;
+    let raced = false;
+    (pool as { query: unknown }).query = async (...args: unknown[]) => {
+      const result = await query(...args);
+      if (!raced && typeof args[0] === 'string' && args[0].startsWith('SELECT * FROM reminders WHERE status = \'active\' AND due_at')) {
+        raced = true;
+        expect(await service.cancelReminder('clinic', { id: r.id })).toMatchObject({ status: 'cancelled' });
+      }
+      return result;
+    };
+    try {
+      await service.tick(new Date('2027-07-01T15:00:30Z'));
+    } finally {
+      (pool as { query: unknown }).query = query;
+    }
+    expect(raced).toBe(true);
+    expect(await outboxTo(p)).toEqual([]);
+    expect(await service.occurrences('clinic', r.id)).toEqual([]);
+
+    // A claim a crash left behind (taken, not yet sent) is taken again by the next tick, and sent once.
+    const q = phone();
+    const s = await service.createReminder('clinic', await contactFor(q), { task: 'crashed', lang: 'en', once: new Date('2027-07-01T15:00:00Z'), timezone: NY, allowQuietHours: false, source: 'api', channel: 'http', address: q }, new Date('2027-06-30T12:00:00Z'));
+    await pool.query(`INSERT INTO reminder_occurrences (reminder_id, tenant_id, occurrence_at, status) VALUES ($1, 'clinic', $2, 'claimed')`, [s.id, s.nextAt]);
+    await service.tick(new Date('2027-07-01T15:00:40Z'));
+    await service.tick(new Date('2027-07-01T15:00:50Z'));
+    expect((await outboxTo(q)).map((i) => i.text)).toEqual(['Reminder: crashed']);
+    expect((await service.occurrences('clinic', s.id)).map((o) => o.status)).toEqual(['queued']);
+    expect((await service.getReminder('clinic', s.id))!.status).toBe('done');
+  });
+
   it('imports contacts from CSV with a dry run and an error for each bad row', async () => {
     const csv = [
       'name,phone,timezone,language,tags,plan,appointment_at',
@@ -184,10 +279,11 @@ describe.skipIf(skip)(`contacts and reminders on the ${TEST_BACKEND} backend`, (
     const before = (await gw.outbox('clinic')).length;
     const created = await gw.request('POST', '/v1/tenants/clinic/schedules', {
       key: key('clinic'),
-      body: { name: 'vip monthly', schedule: '0 0 1 * *', timezone: NY, audience: { tags: ['vip'] }, template: 'Hi {{first_name|there}}, your {{plan|basic}} plan renews soon.', channel: 'http', max_messages: 10 },
+      // Midnight is inside the default quiet hours; this schedule is about rate, restarts and run-now, so it opts out.
+      body: { name: 'vip monthly', schedule: '0 0 1 * *', timezone: NY, audience: { tags: ['vip'] }, template: 'Hi {{first_name|there}}, your {{plan|basic}} plan renews soon.', channel: 'http', max_messages: 10, respectQuietHours: false },
     });
     expect(created.status).toBe(201);
-    expect(created.body.schedule).toMatchObject({ schedule: '0 0 1 * *', active: true, max_messages: 10 });
+    expect(created.body.schedule).toMatchObject({ schedule: '0 0 1 * *', active: true, max_messages: 10, respectQuietHours: false });
     scheduleId = created.body.schedule.id;
     const got = await gw.request('GET', `/v1/tenants/clinic/schedules/${scheduleId}`, { key: key('clinic') });
     expect(got.body.schedule.nextRun).toBe('2027-01-01T05:00:00.000Z');
@@ -234,6 +330,33 @@ describe.skipIf(skip)(`contacts and reminders on the ${TEST_BACKEND} backend`, (
     expect((await gw.request('POST', `/v1/tenants/clinic/schedules/${scheduleId}/resume`, { key: key('clinic') })).body.schedule.active).toBe(true);
     const bad = await gw.request('POST', '/v1/tenants/clinic/schedules', { key: key('clinic'), body: { name: 'x', schedule: 'every morning', audience: { all: true }, template: 'x', channel: 'http' } });
     expect(bad.status).toBe(400);
+  });
+
+  it("holds a scheduled delivery for each recipient inside their quiet hours until they end, unless the schedule opts out", async () => {
+    const ny = await contacts.create('clinic', { name: 'Night Owl', tags: ['quiet-test'], addresses: [{ channel: 'http', address: phone() }] });
+    const la = await contacts.create('clinic', { name: 'West', timezone: 'America/Los_Angeles', tags: ['quiet-test'], addresses: [{ channel: 'http', address: phone() }] });
+    const news = await service.createSchedule('clinic', { name: 'late news', cron: '0 22 * * *', timezone: NY, audience: { tags: ['quiet-test'] }, template: 'news for {{first_name}}', channel: 'http', maxMessages: 50, active: true }, new Date('2027-09-01T00:00:00Z'));
+    expect(news.respectQuietHours).toBe(true);
+    const loud = await service.createSchedule('clinic', { name: 'late alarm', cron: '0 22 * * *', timezone: NY, audience: { tags: ['quiet-test'] }, template: 'alarm for {{first_name}}', channel: 'http', maxMessages: 50, active: true, respectQuietHours: false }, new Date('2027-09-01T00:00:00Z'));
+    const texts = async () => (await gw.outbox('clinic')).filter((i) => [ny, la].some((c) => c.addresses[0]!.address === i.to)).map((i) => i.text).sort();
+    // 22:00 in New York is 19:00 in Los Angeles: the New Yorker waits for 08:00 their time.
+    // (The tenant's rate is 2 a minute on http, shared with runs of earlier tests: give it a few minutes.)
+    for (let m = 0; m < 5; m++) await service.tick(new Date(Date.parse('2027-09-02T02:00:30Z') + m * 60_000));
+    expect(await texts()).toEqual(['alarm for Night', 'alarm for West', 'news for West']);
+    let [run] = await service.runRecords('clinic', { scheduleId: news.id });
+    expect(run).toMatchObject({ status: 'sending', recipients: 2, queued: 1, pending: 1 });
+    await service.tick(new Date('2027-09-02T11:59:30Z'));
+    expect(await texts()).toHaveLength(3);
+    for (let m = 0; m < 3; m++) await service.tick(new Date(Date.parse('2027-09-02T12:00:30Z') + m * 60_000));
+    expect(await texts()).toEqual(['alarm for Night', 'alarm for West', 'news for Night', 'news for West']);
+    [run] = await service.runRecords('clinic', { scheduleId: news.id });
+    expect(run).toMatchObject({ status: 'completed', queued: 2, pending: 0 });
+    const patched = await gw.request('PATCH', `/v1/tenants/clinic/schedules/${news.id}`, { key: key('clinic'), body: { respectQuietHours: false } });
+    expect(patched.body.schedule.respectQuietHours).toBe(false);
+    const viaApi = await gw.request('POST', '/v1/tenants/clinic/schedules', { key: key('clinic'), body: { name: 'x', schedule: '0 9 * * *', audience: { tags: ['quiet-test'] }, template: 'x', channel: 'http', active: false } });
+    expect(viaApi.body.schedule.respectQuietHours).toBe(true);
+    await service.deleteSchedule('clinic', viaApi.body.schedule.id);
+    for (const id of [news.id, loud.id]) await service.deleteSchedule('clinic', id);
   });
 
   it('sends an appointment reminder once per appointment, however often the rule runs', async () => {
@@ -288,6 +411,29 @@ describe.skipIf(skip)(`contacts and reminders on the ${TEST_BACKEND} backend`, (
     const loaded = { config: parseConfig(stringify(bad), 'test', {}), baseDir: process.cwd(), source: 'test' };
     await expect(Gateway.validate({ loaded, catalogue: builtinPlugins, logger: createLogger('silent') })).rejects.toThrow(/tenants\[0\] \(solo\)\.plugins\.reminders: reminders needs contacts enabled/);
   });
+});
+
+describe.skipIf(skip || TEST_BACKEND !== 'external')('a cancellation holding the row lock while a tick claims (PostgreSQL)', () => {
+  it('makes the claim wait for the cancel, then find the reminder cancelled and send nothing', async () => {
+    const p = phone();
+    const r = await service.createReminder('clinic', await contactFor(p), { task: 'locked', lang: 'en', once: new Date('2028-02-01T15:00:00Z'), timezone: NY, allowQuietHours: false, source: 'api', channel: 'http', address: p }, new Date('2028-01-31T12:00:00Z'));
+    const client = await gw.gateway.db.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query(`UPDATE reminders SET status = 'cancelled' WHERE id = $1`, [r.id]);
+      let done = false;
+      // The tick reads the reminder as active (the cancel is not committed) and blocks on its row.
+      const ticking = service.tick(new Date('2028-02-01T15:00:30Z')).then(() => (done = true));
+      await new Promise((res) => setTimeout(res, 500));
+      expect(done).toBe(false);
+      await client.query('COMMIT');
+      await ticking;
+    } finally {
+      client.release();
+    }
+    expect(await outboxTo(p)).toEqual([]);
+    expect(await service.occurrences('clinic', r.id)).toEqual([]);
+  }, 60_000);
 });
 
 describe.skipIf(skip || TEST_BACKEND !== 'external')('two gateways sharing PostgreSQL and Redis', () => {

@@ -6,7 +6,7 @@
  * becomes an RRULE. Pure: the clock is an argument.
  */
 import * as chrono from 'chrono-node';
-import { wallOf, zonedInstant, type Wall } from './time.js';
+import { nextOccurrence, wallOf, zonedInstant, type Wall } from './time.js';
 
 export type Lang = 'en' | 'es';
 
@@ -28,10 +28,91 @@ interface Recurrence {
   rrule: string;
   /** The phrase as the person wrote it (normalised), removed from the text before dates are read. */
   match: RegExp;
+  /** Empty: the confirmation describes the rule itself (`describeRule`). */
   describe: { en: string; es: string };
+  /** Every N hours: no time of day needed (it starts N hours from now, or at the time given). */
+  hourly?: boolean;
 }
 
+const NUMBERS: Record<string, number> = {
+  one: 1, two: 2, three: 3, four: 4, five: 5, six: 6, seven: 7, eight: 8, nine: 9, ten: 10, eleven: 11, twelve: 12,
+  un: 1, una: 1, uno: 1, dos: 2, tres: 3, cuatro: 4, cinco: 5, seis: 6, siete: 7, ocho: 8, nueve: 9, diez: 10, once: 11, doce: 12,
+};
+const NUM = `(\\d{1,3}|${Object.keys(NUMBERS).join('|')})`;
+const numberOf = (w: string) => (/^\d+$/.test(w) ? Number(w) : NUMBERS[w]!);
+const DAY_EN = '(sunday|monday|tuesday|wednesday|thursday|friday|saturday)s?';
+const DAY_ES = '(domingo|lunes|martes|miercoles|jueves|viernes|sabado)s?';
+const none = { en: '', es: '' };
+
+/** "every 2 hours", "every other day", "every 3 days", "every 2 weeks", "every month on the 1st", "every monday and thursday" (and in Spanish). */
+function intervalOf(t: string): Recurrence | null {
+  let m: RegExpExecArray | null;
+  const re = (src: string) => new RegExp(src);
+  if ((m = re(`\\b(?:every|each) ${NUM} hours?\\b`).exec(t)) || (m = re(`\\bcada ${NUM} horas?\\b`).exec(t))) {
+    const n = numberOf(m[1]!);
+    if (n >= 1 && n <= 24) return { rrule: `FREQ=HOURLY;INTERVAL=${n}`, match: re(m[0]), describe: none, hourly: true };
+  }
+  if ((m = /\b(?:every|each) hour\b|\bhourly\b|\bcada hora\b/.exec(t))) return { rrule: 'FREQ=HOURLY;INTERVAL=1', match: re(m[0]), describe: none, hourly: true };
+  if ((m = /\b(?:every other day|every second day|un dia si y otro no|cada dos dias|dia por medio)\b/.exec(t))) return { rrule: 'FREQ=DAILY;INTERVAL=2', match: re(m[0]), describe: none };
+  if ((m = re(`\\b(?:every|each) ${NUM} days\\b`).exec(t)) || (m = re(`\\bcada ${NUM} dias\\b`).exec(t))) {
+    const n = numberOf(m[1]!);
+    if (n >= 1 && n <= 366) return { rrule: `FREQ=DAILY;INTERVAL=${n}`, match: re(m[0]), describe: none };
+  }
+  if ((m = /\b(?:every other week|every second week|cada dos semanas|semana por medio)\b/.exec(t))) return { rrule: 'FREQ=WEEKLY;INTERVAL=2', match: re(m[0]), describe: none };
+  if ((m = re(`\\b(?:every|each) ${NUM} weeks\\b`).exec(t)) || (m = re(`\\bcada ${NUM} semanas\\b`).exec(t))) {
+    const n = numberOf(m[1]!);
+    if (n >= 1 && n <= 52) return { rrule: `FREQ=WEEKLY;INTERVAL=${n}`, match: re(m[0]), describe: none };
+  }
+  // Monthly on a day of the month: "every month on the 1st", "on the 15th of every month", "monthly on the 3rd",
+  // "cada mes el día 1", "todos los meses el 15", "el día 1 de cada mes".
+  const monthly = [
+    /\b(?:every month|each month|monthly) on the (\d{1,2})(?:st|nd|rd|th)?\b/,
+    /\b(?:on )?the (\d{1,2})(?:st|nd|rd|th)? (?:of )?(?:every|each) month\b/,
+    /\b(?:cada mes|todos los meses|mensualmente) el (?:dia )?(\d{1,2})\b/,
+    /\b(?:el )?dia (\d{1,2}) de cada mes\b/,
+  ];
+  for (const r of monthly) {
+    if ((m = r.exec(t))) {
+      const d = Number(m[1]);
+      if (d >= 1 && d <= 31) return { rrule: `FREQ=MONTHLY;BYMONTHDAY=${d}`, match: re(m[0]), describe: none };
+    }
+  }
+  // Several days: "every monday and thursday", "every mon, wed and fri", "todos los lunes y jueves".
+  if ((m = re(`\\b(?:every|on) ${DAY_EN}(?:(?:, ?| and | & )${DAY_EN})+\\b`).exec(t)) || (m = re(`\\b(?:cada|todos los|los) ${DAY_ES}(?:(?:, ?| y )${DAY_ES})+\\b`).exec(t))) {
+    const words = m[0].match(new RegExp(`${DAY_EN.slice(0, -2)}|${DAY_ES.slice(0, -2)}`, 'g')) ?? [];
+    const days = [...new Set(words.map((w) => (DAYS_EN.includes(w) ? DAYS_EN.indexOf(w) : DAYS_ES.indexOf(w))))].sort((a, b) => ((a + 6) % 7) - ((b + 6) % 7));
+    return { rrule: `FREQ=WEEKLY;BYDAY=${days.map((d) => BYDAY[d]).join(',')}`, match: re(m[0]), describe: none };
+  }
+  return null;
+}
+
+/** "until Friday", "until March 15", "for 10 days", "for 2 weeks", "hasta el viernes", "hasta el 15 de marzo", "durante 10 días". */
+function endOf(rest: string, lang: Lang, ref: Date): { rest: string; until?: Wall; days?: number } | null {
+  const base = rest.normalize('NFD').replace(/\p{M}/gu, '');
+  const lower = base.toLowerCase();
+  const span = new RegExp(`\\b(?:for|durante|por) ${NUM} (days?|weeks?|dias?|semanas?)\\b`).exec(lower);
+  if (span) {
+    const n = numberOf(span[1]!) * (/^(week|semana)/.test(span[2]!) ? 7 : 1);
+    return { rest: cutAt(rest, base, span.index, span[0].length), days: n };
+  }
+  const kw = /\b(until|till|through|hasta)\b/.exec(lower);
+  if (!kw) return null;
+  const after = rest.slice(kw.index + kw[0].length);
+  const found = (lang === 'es' ? chrono.es : chrono).parse(after, ref, { forwardDate: true })[0];
+  if (!found || !/^\s*(?:(?:the|el)\s+)?$/i.test(after.slice(0, found.index)) || !found.start.isCertain('day') && !found.start.isCertain('weekday')) return null;
+  const s = found.start;
+  const until = { year: s.get('year')!, month: s.get('month')!, day: s.get('day')!, hour: 23, minute: 59, second: 59 };
+  return { rest: cutAt(rest, base, kw.index, kw[0].length + found.index + found.text.length), until };
+}
+
+const cutAt = (text: string, base: string, index: number, length: number) =>
+  (base.length === text.length ? text.slice(0, index) + ' ' + text.slice(index + length) : norm(text).slice(0, index) + ' ' + norm(text).slice(index + length)).replace(/\s+/g, ' ').trim();
+
+const untilPart = (w: Wall) => `UNTIL=${String(w.year).padStart(4, '0')}${String(w.month).padStart(2, '0')}${String(w.day).padStart(2, '0')}T235959Z`;
+
 function recurrenceOf(t: string): Recurrence | null {
+  const interval = intervalOf(t);
+  if (interval) return interval;
   const daily: [RegExp, Recurrence['describe']][] = [
     [/\b(every ?day|each day|daily)\b/, { en: 'every day', es: 'todos los días' }],
     [/\b(todos los dias|cada dia|diariamente|a diario)\b/, { en: 'every day', es: 'todos los días' }],
@@ -81,8 +162,19 @@ export function parseCommand(text: string, now: Date, tz: string): Command | nul
   // chrono reads "tomorrow" and bare times against a reference whose local fields are the zone's wall clock.
   const w = wallOf(now, tz);
   const ref = new Date(w.year, w.month - 1, w.day, w.hour, w.minute, w.second);
+  // An end to a repetition ("until Friday", "for 10 days") is cut out before the time of day is read.
+  const end = rec ? endOf(rest, lang, ref) : null;
+  if (end) rest = end.rest;
   const parser = lang === 'es' ? chrono.es : chrono;
   const found = parser.parse(rest, ref, { forwardDate: true })[0];
+  if (rec?.hourly && !found?.start.isCertain('hour')) {
+    // "every 2 hours": the first N hours from now, on the minute.
+    const n = Number(/INTERVAL=(\d+)/.exec(rec.rrule)![1]);
+    const first = wallOf(new Date(now.getTime() + n * 3600_000), tz);
+    const task = tidyTask(found ? rest.slice(0, found.index) + ' ' + rest.slice(found.index + found.text.length) : rest, lang);
+    if (!task) return { kind: 'unclear', lang, why: 'no-task' };
+    return repeating(lang, task, rec.rrule, { ...first, second: 0 }, end, tz, now, false);
+  }
   if (!found) return { kind: 'unclear', lang, why: 'no-time' };
   const s = found.start;
   if (!s.isCertain('hour') && !s.isCertain('day') && !s.isCertain('weekday')) return { kind: 'unclear', lang, why: 'no-time' };
@@ -94,7 +186,8 @@ export function parseCommand(text: string, now: Date, tz: string): Command | nul
   if (rec) {
     if (!explicitTime) return { kind: 'unclear', lang, why: 'no-time' };
     const start = { year: w.year, month: w.month, day: w.day, hour, minute, second: 0 };
-    return { kind: 'create', lang, task, rrule: `${rec.rrule};BYHOUR=${hour};BYMINUTE=${minute};BYSECOND=0`, start, describe: rec.describe[lang], explicitTime };
+    if (rec.hourly) return repeating(lang, task, `${rec.rrule};BYMINUTE=${minute};BYSECOND=0`, start, end, tz, now, explicitTime, rec.describe[lang]);
+    return repeating(lang, task, `${rec.rrule};BYHOUR=${hour};BYMINUTE=${minute};BYSECOND=0`, start, end, tz, now, explicitTime, rec.describe[lang]);
   }
   const relative = /\b(in|en|dentro de)\s+\d+|\b(in|en) (an?|una?) (hour|minute|hora|minuto)/i.test(found.text);
   const at = relative
@@ -102,6 +195,22 @@ export function parseCommand(text: string, now: Date, tz: string): Command | nul
     : zonedInstant({ year: s.get('year')!, month: s.get('month')!, day: s.get('day')!, hour, minute, second: 0 }, tz);
   if (at.getTime() <= now.getTime()) return { kind: 'unclear', lang, why: 'past' };
   return { kind: 'create', lang, task, once: at, describe: '', explicitTime: explicitTime && !relative };
+}
+
+/** A repeating reminder, with its end ("until", "for N days") as the rule's UNTIL (the end of that local day). */
+function repeating(lang: Lang, task: string, rule: string, start: Wall, end: ReturnType<typeof endOf>, tz: string, now: Date, explicitTime: boolean, describe = ''): Command {
+  let rrule = rule;
+  if (end?.until) rrule += `;${untilPart(end.until)}`;
+  else if (end?.days) {
+    // N days counted from the day of the first occurrence.
+    const first = nextOccurrence(rule, start, tz, new Date(now.getTime() - 1));
+    if (!first) return { kind: 'unclear', lang, why: 'past' };
+    const f = wallOf(first, tz);
+    const last = new Date(Date.UTC(f.year, f.month - 1, f.day + end.days - 1));
+    rrule += `;${untilPart({ year: last.getUTCFullYear(), month: last.getUTCMonth() + 1, day: last.getUTCDate(), hour: 23, minute: 59 })}`;
+  }
+  if (end && !nextOccurrence(rrule, start, tz, new Date(now.getTime() - 1))) return { kind: 'unclear', lang, why: 'past' };
+  return { kind: 'create', lang, task, rrule, start, describe, explicitTime };
 }
 
 /** Length in the original text of a prefix that is `normLength` characters once normalised. */
@@ -121,8 +230,8 @@ function cutNormalised(text: string, re: RegExp): string {
 
 function tidyTask(text: string, lang: Lang): string {
   let t = text.replace(/\s+/g, ' ').trim();
-  const lead = lang === 'en' ? /^(to|that|about|of|at|on|,)\s+/i : /^(que|de|a|para|el|la|,)\s+/i;
-  const trail = lang === 'en' ? /\s+(at|on|to|by|,)$/i : /\s+(a|el|la|para|que|de|,)$/i;
+  const lead = lang === 'en' ? /^(to|that|about|of|at|on|starting|from|,)\s+/i : /^(que|de|a|para|el|la|desde|a partir de|,)\s+/i;
+  const trail = lang === 'en' ? /\s+(at|on|to|by|from|starting|,)$/i : /\s+(a|el|la|para|que|de|desde|a partir de|,)$/i;
   for (let i = 0; i < 3; i++) t = t.replace(lead, '').replace(trail, '').replace(/^[,;:\s]+|[,;:\s.!]+$/g, '');
   return t.slice(0, 300);
 }

@@ -56,6 +56,8 @@ const scheduleBody = z.object({
   max_messages: z.number().int().min(1).max(100_000).optional(),
   maxMessages: z.number().int().min(1).max(100_000).optional(),
   active: z.boolean().default(true),
+  /** Default true: recipients in the tenant's quiet hours (their local time) wait until the quiet hours end. */
+  respectQuietHours: z.boolean().optional(),
 });
 const schedulePatch = scheduleBody.partial().extend({ audience: audienceSchema.optional() });
 const previewBody = z.object({ limit: z.number().int().min(1).max(100).default(5) });
@@ -176,7 +178,7 @@ export function remindersRoutes(deps: { service: RemindersService; contacts: Con
       const tenantId = tenantOf(req as Req);
       const b = parse(scheduleBody, (req as Req).body, 'Body must be { name, schedule (cron) | runAt, timezone?, audience, template, channel, max_messages?, active? }');
       const s = await service
-        .createSchedule(tenantId, { name: b.name, cron: b.schedule ?? b.cron ?? null, runAt: b.runAt ?? null, timezone: b.timezone ?? deps.tenantZone(tenantId), audience: b.audience, template: b.template, channel: b.channel, maxMessages: b.max_messages ?? b.maxMessages ?? 50, active: b.active }, now())
+        .createSchedule(tenantId, { name: b.name, cron: b.schedule ?? b.cron ?? null, runAt: b.runAt ?? null, timezone: b.timezone ?? deps.tenantZone(tenantId), audience: b.audience, template: b.template, channel: b.channel, maxMessages: b.max_messages ?? b.maxMessages ?? 50, active: b.active, respectQuietHours: b.respectQuietHours ?? true }, now())
         .catch(wrap);
       res.status(201).json({ success: true, schedule: view(s) });
     });
@@ -204,6 +206,7 @@ export function remindersRoutes(deps: { service: RemindersService; contacts: Con
             ...(b.template !== undefined ? { template: b.template } : {}),
             ...(b.channel !== undefined ? { channel: b.channel } : {}),
             ...(max !== undefined ? { maxMessages: max } : {}),
+            ...(b.respectQuietHours !== undefined ? { respectQuietHours: b.respectQuietHours } : {}),
             ...((req as Req).body && typeof (req as Req).body === 'object' && 'active' in ((req as Req).body as object) ? { active: b.active! } : {}),
           },
           now(),

@@ -51,13 +51,15 @@ export interface Schedule {
   channel: string;
   maxMessages: number;
   active: boolean;
+  /** Recipients whose local time is in the tenant's quiet hours wait for their end (default true). */
+  respectQuietHours: boolean;
   nextRun: Date | null;
   createdAt: Date;
   updatedAt: Date;
 }
 
 type ReminderRow = { id: string; tenant_id: string; contact_id: string; short_id: number; channel: string; address: string; task: string; message: string; timezone: string; once_at: Date | null; rrule: string | null; start_local: string | null; allow_quiet: boolean; source: string; status: Reminder['status']; next_at: Date | null; due_at: Date | null; created_at: Date };
-type ScheduleRow = { id: string; tenant_id: string; name: string; cron: string | null; timezone: string; run_at: Date | null; audience: Audience; template: string; channel: string; max_messages: number; active: boolean; next_run_at: Date | null; created_at: Date; updated_at: Date };
+type ScheduleRow = { id: string; tenant_id: string; name: string; cron: string | null; timezone: string; run_at: Date | null; audience: Audience; template: string; channel: string; max_messages: number; active: boolean; respect_quiet: boolean; next_run_at: Date | null; created_at: Date; updated_at: Date };
 type RunRow = { id: string; tenant_id: string; schedule_id: string; run_key: string; occurrence_at: Date; trigger: string; status: string; recipients: number; error: string | null; created_at: Date; finished_at: Date | null };
 
 const toReminder = (r: ReminderRow): Reminder => ({
@@ -91,6 +93,7 @@ const toSchedule = (r: ScheduleRow): Schedule => ({
   channel: r.channel,
   maxMessages: r.max_messages,
   active: r.active,
+  respectQuietHours: r.respect_quiet,
   nextRun: r.next_run_at,
   createdAt: r.created_at,
   updatedAt: r.updated_at,
@@ -111,6 +114,8 @@ export interface NewReminder {
   message?: string;
   channel: string;
   address: string;
+  /** The inbound message that asked for it: a second run of that message (recovery) finds this reminder instead of making another. */
+  sourceMessageId?: string;
 }
 
 export interface ScheduleInput {
@@ -123,6 +128,8 @@ export interface ScheduleInput {
   channel: string;
   maxMessages: number;
   active: boolean;
+  /** Default true: wait out each recipient's quiet hours. */
+  respectQuietHours?: boolean;
 }
 
 export interface RunRecord {
@@ -171,8 +178,22 @@ export class RemindersService {
 
   // ---- reminders ------------------------------------------------------------------------------
 
+  /** The reminder a message made, if it made one (a re-run of the message answers with it). */
+  async reminderFromMessage(tenantId: string, messageId: string): Promise<Reminder | null> {
+    const { rows } = await this.deps.db.query<ReminderRow>(`SELECT * FROM reminders WHERE tenant_id = $1 AND source_message_id = $2`, [tenantId, messageId]);
+    return rows[0] ? toReminder(rows[0]) : null;
+  }
+
+  /**
+   * Makes a reminder. With `sourceMessageId`, at most one per message: a second call for the same
+   * message (the recovery sweep running it again, two runs racing) returns the first one, unchanged.
+   */
   async createReminder(tenantId: string, contact: Contact, r: NewReminder, now: Date): Promise<Reminder> {
     const s = this.settings(tenantId);
+    if (r.sourceMessageId) {
+      const prior = await this.reminderFromMessage(tenantId, r.sourceMessageId);
+      if (prior) return prior;
+    }
     const active = await this.listReminders(tenantId, contact.id);
     if (active.length >= s.maxPerContact) throw new ParleyError('PARLEY_BAD_REQUEST', `At most ${s.maxPerContact} active reminders per person`, 409);
     let next: Date | null;
@@ -186,11 +207,18 @@ export class RemindersService {
     for (let attempt = 0; ; attempt++) {
       try {
         const { rows } = await this.deps.db.query<ReminderRow>(
-          `INSERT INTO reminders (tenant_id, contact_id, short_id, channel, address, task, message, timezone, once_at, rrule, start_local, allow_quiet, source, next_at, due_at)
-           SELECT $1, $2, coalesce(max(short_id), 0) + 1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 FROM reminders WHERE tenant_id = $1 AND contact_id = $2
+          `INSERT INTO reminders (tenant_id, contact_id, short_id, channel, address, task, message, timezone, once_at, rrule, start_local, allow_quiet, source, next_at, due_at, source_message_id)
+           SELECT $1, $2, coalesce(max(short_id), 0) + 1, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 FROM reminders WHERE tenant_id = $1 AND contact_id = $2
+           ON CONFLICT (tenant_id, source_message_id) WHERE source_message_id IS NOT NULL DO NOTHING
            RETURNING *`,
-          [tenantId, contact.id, r.channel, r.address, r.task, message, r.timezone, r.once ?? null, r.rrule ?? null, r.start ? formatWall(r.start) : null, r.allowQuietHours, r.source, next, due],
+          [tenantId, contact.id, r.channel, r.address, r.task, message, r.timezone, r.once ?? null, r.rrule ?? null, r.start ? formatWall(r.start) : null, r.allowQuietHours, r.source, next, due, r.sourceMessageId ?? null],
         );
+        if (!rows[0]) {
+          // Another run of the same message made it between our look and our insert.
+          const prior = await this.reminderFromMessage(tenantId, r.sourceMessageId!);
+          if (prior) return prior;
+          throw new ParleyError('PARLEY_INTERNAL', 'reminders: a reminder insert returned nothing', 500);
+        }
         this.deps.metrics.created.inc({ tenant: tenantId, source: r.source, kind: r.rrule ? 'recurring' : 'once' });
         return toReminder(rows[0]!);
       } catch (error) {
@@ -213,19 +241,31 @@ export class RemindersService {
     return rows.map(toReminder);
   }
 
-  async cancelReminder(tenantId: string, where: { id: string } | { contactId: string; shortId: number }): Promise<Reminder | null> {
+  /**
+   * Cancels an active reminder. With `messageId` (a person's "cancel 2"), the cancellation names that
+   * message: a second run of it finds the reminder it cancelled and answers the same way.
+   */
+  async cancelReminder(tenantId: string, where: { id: string } | { contactId: string; shortId: number }, messageId?: string): Promise<Reminder | null> {
     const { rows } =
       'id' in where
-        ? await this.deps.db.query<ReminderRow>(`UPDATE reminders SET status = 'cancelled', updated_at = now() WHERE tenant_id = $1 AND id = $2 AND status = 'active' RETURNING *`, [tenantId, where.id])
-        : await this.deps.db.query<ReminderRow>(`UPDATE reminders SET status = 'cancelled', updated_at = now() WHERE tenant_id = $1 AND contact_id = $2 AND short_id = $3 AND status = 'active' RETURNING *`, [tenantId, where.contactId, where.shortId]);
-    if (rows[0]) this.deps.metrics.cancelled.inc({ tenant: tenantId });
-    return rows[0] ? toReminder(rows[0]) : null;
+        ? await this.deps.db.query<ReminderRow>(`UPDATE reminders SET status = 'cancelled', cancel_message_id = $3, updated_at = now() WHERE tenant_id = $1 AND id = $2 AND status = 'active' RETURNING *`, [tenantId, where.id, messageId ?? null])
+        : await this.deps.db.query<ReminderRow>(`UPDATE reminders SET status = 'cancelled', cancel_message_id = $4, updated_at = now() WHERE tenant_id = $1 AND contact_id = $2 AND short_id = $3 AND status = 'active' RETURNING *`, [tenantId, where.contactId, where.shortId, messageId ?? null]);
+    if (rows[0]) {
+      this.deps.metrics.cancelled.inc({ tenant: tenantId });
+      return toReminder(rows[0]);
+    }
+    if (!messageId || 'id' in where) return null;
+    const again = await this.deps.db.query<ReminderRow>(`SELECT * FROM reminders WHERE tenant_id = $1 AND contact_id = $2 AND short_id = $3 AND cancel_message_id = $4`, [tenantId, where.contactId, where.shortId, messageId]);
+    return again.rows[0] ? toReminder(again.rows[0]) : null;
   }
 
-  async cancelAll(tenantId: string, contactId: string): Promise<number> {
-    const { rowCount } = await this.deps.db.query(`UPDATE reminders SET status = 'cancelled', updated_at = now() WHERE tenant_id = $1 AND contact_id = $2 AND status = 'active'`, [tenantId, contactId]);
+  /** Cancels every active reminder of a person; with `messageId`, a second run of the message counts the ones it cancelled the first time. */
+  async cancelAll(tenantId: string, contactId: string, messageId?: string): Promise<number> {
+    const { rowCount } = await this.deps.db.query(`UPDATE reminders SET status = 'cancelled', cancel_message_id = $3, updated_at = now() WHERE tenant_id = $1 AND contact_id = $2 AND status = 'active'`, [tenantId, contactId, messageId ?? null]);
     if (rowCount) this.deps.metrics.cancelled.inc({ tenant: tenantId }, rowCount);
-    return rowCount ?? 0;
+    if (!messageId) return rowCount ?? 0;
+    const { rows } = await this.deps.db.query<{ n: string }>(`SELECT count(*) AS n FROM reminders WHERE tenant_id = $1 AND contact_id = $2 AND cancel_message_id = $3`, [tenantId, contactId, messageId]);
+    return Number(rows[0]!.n);
   }
 
   async occurrences(tenantId: string, reminderId: string): Promise<{ occurrenceAt: Date; status: string; outboxId: string | null; outboxStatus: string | null }[]> {
@@ -265,17 +305,25 @@ export class RemindersService {
           out.missed++;
           this.deps.metrics.missed.inc({ tenant: r.tenantId });
         }
-      } else {
+      } else if (await this.claim(r, occ)) {
         const item = await this.deps.gateway.enqueueOutbound({ tenantId: r.tenantId, channel: r.channel, to: address, text: r.message, idempotencyKey: `reminder:${r.id}:${occ.toISOString()}`, options: { reminder: r.id } });
-        const { rowCount } = await this.deps.db.query(`INSERT INTO reminder_occurrences (reminder_id, tenant_id, occurrence_at, status, outbox_id) VALUES ($1, $2, $3, 'queued', $4) ON CONFLICT DO NOTHING`, [r.id, r.tenantId, occ, item.id]);
+        const { rowCount } = await this.deps.db.query(
+          `UPDATE reminder_occurrences SET status = 'queued', outbox_id = $4, at = now() WHERE reminder_id = $1 AND tenant_id = $2 AND occurrence_at = $3 AND status = 'claimed'`,
+          [r.id, r.tenantId, occ, item.id],
+        );
         if (rowCount) {
           out.queued++;
           this.deps.metrics.queued.inc({ tenant: r.tenantId });
           if (due.getTime() !== occ.getTime()) this.deps.metrics.deferred.inc({ tenant: r.tenantId });
         }
       }
-      const next = r.rrule ? nextOccurrence(r.rrule, parseWall(r.startLocal!)!, r.timezone, occ) : null;
-      const nextDue = next ? this.dueOf(r.tenantId, next, r.timezone, r.allowQuietHours) : null;
+      let next = r.rrule ? nextOccurrence(r.rrule, parseWall(r.startLocal!)!, r.timezone, occ) : null;
+      let nextDue = next ? this.dueOf(r.tenantId, next, r.timezone, r.allowQuietHours) : null;
+      // Occurrences quiet hours push to the moment this one went (an hourly rule at night) are that one send.
+      for (let j = 0; next && nextDue && nextDue.getTime() <= due.getTime() && j < 1000; j++) {
+        next = nextOccurrence(r.rrule!, parseWall(r.startLocal!)!, r.timezone, next);
+        nextDue = next ? this.dueOf(r.tenantId, next, r.timezone, r.allowQuietHours) : null;
+      }
       const { rowCount } = await this.deps.db.query(
         `UPDATE reminders SET next_at = $3, due_at = $4, status = CASE WHEN $3::timestamptz IS NULL THEN 'done' ELSE status END, updated_at = now()
           WHERE tenant_id = $1 AND id = $2 AND next_at = $5 AND status = 'active'`,
@@ -285,6 +333,24 @@ export class RemindersService {
       occ = next;
       due = nextDue;
     }
+  }
+
+  /**
+   * Takes an occurrence for sending, in one statement that holds the reminder's row (FOR SHARE) and
+   * requires it still active at this very occurrence. A cancellation that committed first wins: the
+   * claim re-reads the row after the lock and finds it cancelled, so nothing is queued. One that comes
+   * later waits for the claim; the occurrence it finds taken goes (it was taken before the cancel).
+   * A claim left by a crash before the send ('claimed', no outbox item) is taken again by the next
+   * tick while the reminder is active; the outbox's idempotency key makes a repeated send the same item.
+   */
+  private async claim(r: Reminder, occ: Date): Promise<boolean> {
+    const { rowCount } = await this.deps.db.query(
+      `WITH live AS (SELECT id, tenant_id FROM reminders WHERE tenant_id = $1 AND id = $2 AND status = 'active' AND next_at = $3 FOR SHARE)
+       INSERT INTO reminder_occurrences (reminder_id, tenant_id, occurrence_at, status) SELECT id, tenant_id, $3, 'claimed' FROM live
+       ON CONFLICT (reminder_id, occurrence_at) DO UPDATE SET at = now() WHERE reminder_occurrences.status = 'claimed'`,
+      [r.tenantId, r.id, occ],
+    );
+    return (rowCount ?? 0) > 0;
   }
 
   // ---- scheduled deliveries ---------------------------------------------------------------------
@@ -308,9 +374,9 @@ export class RemindersService {
     this.settings(tenantId);
     this.checkSchedule(input);
     const { rows } = await this.deps.db.query<ScheduleRow>(
-      `INSERT INTO delivery_schedules (tenant_id, name, cron, timezone, run_at, audience, template, channel, max_messages, active, next_run_at)
-       VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11) RETURNING *`,
-      [tenantId, input.name, input.cron ?? null, input.timezone, input.runAt ?? null, JSON.stringify(input.audience), input.template, input.channel, input.maxMessages, input.active, this.firstRun(input, now)],
+      `INSERT INTO delivery_schedules (tenant_id, name, cron, timezone, run_at, audience, template, channel, max_messages, active, next_run_at, respect_quiet)
+       VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11, $12) RETURNING *`,
+      [tenantId, input.name, input.cron ?? null, input.timezone, input.runAt ?? null, JSON.stringify(input.audience), input.template, input.channel, input.maxMessages, input.active, this.firstRun(input, now), input.respectQuietHours ?? true],
     );
     return toSchedule(rows[0]!);
   }
@@ -340,15 +406,16 @@ export class RemindersService {
       channel: patch.channel ?? current.channel,
       maxMessages: patch.maxMessages ?? current.maxMessages,
       active: patch.active ?? current.active,
+      respectQuietHours: patch.respectQuietHours ?? current.respectQuietHours,
     };
     if (patch.cron !== undefined && patch.cron !== null && patch.runAt === undefined) merged.runAt = null;
     this.checkSchedule(merged);
     const timing = patch.cron !== undefined || patch.runAt !== undefined || patch.timezone !== undefined || (patch.active === true && !current.active);
     const { rows } = await this.deps.db.query<ScheduleRow>(
       `UPDATE delivery_schedules SET name = $3, cron = $4, timezone = $5, run_at = $6, audience = $7::jsonb, template = $8, channel = $9, max_messages = $10, active = $11,
-         next_run_at = CASE WHEN $12 THEN $13 ELSE next_run_at END, updated_at = now()
+         next_run_at = CASE WHEN $12 THEN $13 ELSE next_run_at END, respect_quiet = $14, updated_at = now()
         WHERE tenant_id = $1 AND id = $2 RETURNING *`,
-      [tenantId, id, merged.name, merged.cron ?? null, merged.timezone, merged.runAt ?? null, JSON.stringify(merged.audience), merged.template, merged.channel, merged.maxMessages, merged.active, timing, this.firstRun(merged, now)],
+      [tenantId, id, merged.name, merged.cron ?? null, merged.timezone, merged.runAt ?? null, JSON.stringify(merged.audience), merged.template, merged.channel, merged.maxMessages, merged.active, timing, this.firstRun(merged, now), merged.respectQuietHours],
     );
     return rows[0] ? toSchedule(rows[0]) : null;
   }
@@ -489,19 +556,37 @@ export class RemindersService {
       if (run.status === 'selecting') await this.select(run, s, now);
       const settings = this.settings(s.tenantId);
       const key = `${s.tenantId}\u0000${s.channel}`;
-      const budget = (settings.ratePerMinute[s.channel] ?? 60) - (spent.get(key) ?? 0);
-      if (budget <= 0) return;
-      const { rows } = await this.deps.db.query<{ contact_id: string; address: string }>(
-        `SELECT contact_id, address FROM delivery_recipients WHERE run_id = $1 AND status = 'pending' ORDER BY contact_id LIMIT $2`,
-        [run.id, budget],
-      );
-      for (const r of rows) {
-        const contact = await this.deps.contacts.get(s.tenantId, r.contact_id);
-        const text = contact ? render(s.template, contact, this.deps.contacts) : render(s.template, null, this.deps.contacts);
-        const item = await this.deps.gateway.enqueueOutbound({ tenantId: s.tenantId, channel: s.channel, to: r.address, text, idempotencyKey: `delivery:${run.id}:${r.contact_id}`, options: { schedule: s.id, run: run.id } });
-        await this.deps.db.query(`UPDATE delivery_recipients SET status = 'queued', outbox_id = $3 WHERE run_id = $1 AND contact_id = $2 AND status = 'pending'`, [run.id, r.contact_id, item.id]);
-        this.deps.metrics.recipients.inc({ tenant: s.tenantId, result: 'queued' });
-        spent.set(key, (spent.get(key) ?? 0) + 1);
+      const rate = settings.ratePerMinute[s.channel] ?? 60;
+      const quiet = s.respectQuietHours ? settings.quietHours : null;
+      // Recipients in their quiet hours are put off (due_at) without using the budget, so look again while it lasts.
+      for (let round = 0; round < 20; round++) {
+        const budget = rate - (spent.get(key) ?? 0);
+        if (budget <= 0) return;
+        const { rows } = await this.deps.db.query<{ contact_id: string; address: string }>(
+          `SELECT contact_id, address FROM delivery_recipients WHERE run_id = $1 AND status = 'pending' AND (due_at IS NULL OR due_at <= $3) ORDER BY contact_id LIMIT $2`,
+          [run.id, budget, now],
+        );
+        if (!rows.length) break;
+        let deferred = 0;
+        for (const r of rows) {
+          const contact = await this.deps.contacts.get(s.tenantId, r.contact_id);
+          if (quiet) {
+            const tz = contact ? this.deps.contacts.timezoneOf(contact) : (this.deps.tenant(s.tenantId)?.timezone ?? 'UTC');
+            const due = afterQuietHours(now, tz, quiet);
+            if (due.getTime() > now.getTime()) {
+              await this.deps.db.query(`UPDATE delivery_recipients SET due_at = $3 WHERE run_id = $1 AND contact_id = $2 AND status = 'pending'`, [run.id, r.contact_id, due]);
+              this.deps.metrics.recipients.inc({ tenant: s.tenantId, result: 'quiet-deferred' });
+              deferred++;
+              continue;
+            }
+          }
+          const text = contact ? render(s.template, contact, this.deps.contacts) : render(s.template, null, this.deps.contacts);
+          const item = await this.deps.gateway.enqueueOutbound({ tenantId: s.tenantId, channel: s.channel, to: r.address, text, idempotencyKey: `delivery:${run.id}:${r.contact_id}`, options: { schedule: s.id, run: run.id } });
+          await this.deps.db.query(`UPDATE delivery_recipients SET status = 'queued', outbox_id = $3 WHERE run_id = $1 AND contact_id = $2 AND status = 'pending'`, [run.id, r.contact_id, item.id]);
+          this.deps.metrics.recipients.inc({ tenant: s.tenantId, result: 'queued' });
+          spent.set(key, (spent.get(key) ?? 0) + 1);
+        }
+        if (!deferred) break;
       }
       const { rowCount } = await this.deps.db.query(
         `UPDATE delivery_runs SET status = 'completed', finished_at = now() WHERE id = $1 AND status = 'sending' AND NOT EXISTS (SELECT 1 FROM delivery_recipients WHERE run_id = $1 AND status = 'pending')`,

@@ -46,13 +46,19 @@ const say = {
   },
 } as const;
 
-/** When a reminder goes, in the person's zone and language: "every day at 8:00 AM" / "tomorrow ...". */
+/** When a reminder goes, in the person's zone and language: "every day at 8:00 AM" / "tomorrow ...", with its end ("until ..."). */
 export function describeWhen(r: Pick<Reminder, 'rrule' | 'nextAt' | 'timezone'>, lang: Lang, describe?: string): string {
   const locale = lang === 'es' ? 'es' : 'en-US';
   const time = (d: Date) => new Intl.DateTimeFormat(locale, { timeZone: r.timezone, hour: 'numeric', minute: '2-digit' }).format(d);
   if (r.rrule && r.nextAt) {
     const every = describe ?? describeRule(r.rrule, lang);
-    return lang === 'es' ? `${every} a las ${time(r.nextAt)}` : `${every} at ${time(r.nextAt)}`;
+    const hourly = /FREQ=HOURLY/.test(r.rrule);
+    const at = hourly ? (lang === 'es' ? `${every}, el próximo a las ${time(r.nextAt)}` : `${every}, next at ${time(r.nextAt)}`) : lang === 'es' ? `${every} a las ${time(r.nextAt)}` : `${every} at ${time(r.nextAt)}`;
+    const until = /UNTIL=(\d{4})(\d{2})(\d{2})/.exec(r.rrule);
+    if (!until) return at;
+    // UNTIL is a floating local date (the end of that day in the reminder's zone).
+    const day = new Intl.DateTimeFormat(locale, { timeZone: 'UTC', weekday: 'long', month: 'long', day: 'numeric' }).format(new Date(Date.UTC(+until[1]!, +until[2]! - 1, +until[3]!, 12)));
+    return lang === 'es' ? `${at}, hasta el ${day}` : `${at}, until ${day}`;
   }
   if (!r.nextAt) return '';
   const day = new Intl.DateTimeFormat(locale, { timeZone: r.timezone, weekday: 'long', month: 'long', day: 'numeric' }).format(r.nextAt);
@@ -61,19 +67,35 @@ export function describeWhen(r: Pick<Reminder, 'rrule' | 'nextAt' | 'timezone'>,
 
 const DAY_NAMES = { en: ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'], es: ['domingo', 'lunes', 'martes', 'miércoles', 'jueves', 'viernes', 'sábado'] };
 const BYDAY = ['SU', 'MO', 'TU', 'WE', 'TH', 'FR', 'SA'];
+const ordinal = (n: number) => `${n}${n % 10 === 1 && n !== 11 ? 'st' : n % 10 === 2 && n !== 12 ? 'nd' : n % 10 === 3 && n !== 13 ? 'rd' : 'th'}`;
+const list = (items: string[], lang: Lang) => (items.length < 2 ? items.join('') : `${items.slice(0, -1).join(', ')} ${lang === 'es' ? 'y' : 'and'} ${items.at(-1)}`);
 
-/** "every day", "every weekday", "every Monday", "every week" (and in Spanish) for the rules people make. */
+/** "every day", "every other day", "every 2 hours", "every weekday", "every Monday and Thursday", "every month on the 1st" (and in Spanish). */
 export function describeRule(rrule: string, lang: Lang): string {
   const parts = Object.fromEntries(rrule.split(';').map((p) => p.split('=') as [string, string]));
   const es = lang === 'es';
-  if (parts.FREQ === 'DAILY' && (!parts.INTERVAL || parts.INTERVAL === '1')) return es ? 'todos los días' : 'every day';
-  if (parts.FREQ === 'WEEKLY' && (!parts.INTERVAL || parts.INTERVAL === '1')) {
-    if (parts.BYDAY === 'MO,TU,WE,TH,FR') return es ? 'de lunes a viernes' : 'every weekday';
-    const days = parts.BYDAY?.split(',') ?? [];
-    if (days.length === 1 && BYDAY.includes(days[0]!)) return `${es ? 'cada' : 'every'} ${DAY_NAMES[lang][BYDAY.indexOf(days[0]!)]}`;
-    if (!days.length) return es ? 'cada semana' : 'every week';
+  const n = Number(parts.INTERVAL ?? '1');
+  if (parts.FREQ === 'HOURLY') return n === 1 ? (es ? 'cada hora' : 'every hour') : es ? `cada ${n} horas` : `every ${n} hours`;
+  if (parts.FREQ === 'DAILY' && !parts.BYDAY) {
+    if (n === 1) return es ? 'todos los días' : 'every day';
+    if (n === 2) return es ? 'cada dos días' : 'every other day';
+    return es ? `cada ${n} días` : `every ${n} days`;
   }
+  if (parts.FREQ === 'WEEKLY') {
+    const every = n === 1 ? (es ? 'cada' : 'every') : n === 2 ? (es ? 'cada dos semanas, el' : 'every other week on') : es ? `cada ${n} semanas, el` : `every ${n} weeks on`;
+    if (parts.BYDAY === 'MO,TU,WE,TH,FR' && n === 1) return es ? 'de lunes a viernes' : 'every weekday';
+    const days = parts.BYDAY?.split(',') ?? [];
+    if (days.length && days.every((d) => BYDAY.includes(d))) return `${every} ${list(days.map((d) => DAY_NAMES[lang][BYDAY.indexOf(d)]!), lang)}`;
+    if (!days.length) return n === 1 ? (es ? 'cada semana' : 'every week') : n === 2 ? (es ? 'cada dos semanas' : 'every other week') : es ? `cada ${n} semanas` : `every ${n} weeks`;
+  }
+  if (parts.FREQ === 'MONTHLY' && /^\d{1,2}$/.test(parts.BYMONTHDAY ?? '') && n === 1) return es ? `cada mes el día ${parts.BYMONTHDAY}` : `every month on the ${ordinal(Number(parts.BYMONTHDAY))}`;
   return es ? 'repetido' : 'repeating';
+}
+
+/** The confirmation of a reminder made by text (the same words when a re-run of the message finds it). */
+function confirmation(r: Reminder, lang: Lang, describe: string): string {
+  const quiet = !!r.dueAt && !!r.nextAt && r.dueAt.getTime() !== r.nextAt.getTime();
+  return say[lang].created(r.shortId, r.task, describeWhen(r, lang, describe || undefined), r.timezone, quiet);
 }
 
 export function remindersStage(deps: { service: RemindersService; contacts: ContactsDirectory; metrics: RemindersMetrics }): StageDefinition<RemindersSettings> {
@@ -91,8 +113,10 @@ export function remindersStage(deps: { service: RemindersService; contacts: Cont
       if (!cmd) return next();
       metrics.commands.inc({ tenant: tenantId, command: cmd.kind, lang: cmd.lang });
       const t = say[cmd.lang];
-      // A re-run of this message (recovery) must not make a second reminder: act only while it holds the message.
+      // A run overtaken by a newer one (recovery) leaves the work to it. The newer run may still follow a
+      // first run that did act: creation and cancellation are keyed by the message id, so it finds that work.
       if (!(await stage.isCurrentRun())) return stage.stop('reminders: not the current run');
+      const messageId = stage.message.id;
       const contact = existing ?? (await contacts.resolve(tenantId, address));
       if (!contact) return next();
       stage.annotate('reminders.command', cmd.kind);
@@ -106,29 +130,34 @@ export function remindersStage(deps: { service: RemindersService; contacts: Cont
         return stage.stop('reminders: listed');
       }
       if (cmd.kind === 'cancel') {
-        const r = await service.cancelReminder(tenantId, { contactId: contact.id, shortId: cmd.shortId });
+        const r = await service.cancelReminder(tenantId, { contactId: contact.id, shortId: cmd.shortId }, messageId);
         stage.reply(r ? t.cancelled(r.shortId, r.task) : t.notFound(cmd.shortId));
         return stage.stop('reminders: cancel');
       }
       if (cmd.kind === 'cancel-all') {
-        stage.reply(t.cancelledAll(await service.cancelAll(tenantId, contact.id)));
+        stage.reply(t.cancelledAll(await service.cancelAll(tenantId, contact.id, messageId)));
         return stage.stop('reminders: cancel all');
       }
-      // The person wrote a clock time: that is asking for it, quiet hours or not (a 10pm pill stays at 10pm).
+      // This message already made its reminder (a re-run): answer with that one, and make nothing.
+      const prior = await service.reminderFromMessage(tenantId, messageId);
+      if (prior) {
+        stage.reply(confirmation(prior, cmd.lang, cmd.describe));
+        return stage.stop('reminders: created (already, by this message)');
+      }
       const active = await service.listReminders(tenantId, contact.id);
       if (active.length >= stage.settings.maxPerContact) {
         stage.reply(t.tooMany(active.length));
         return stage.stop('reminders: too many');
       }
       if (!contact.language) await contacts.update(tenantId, contact.id, { language: cmd.lang });
+      // The person wrote a clock time: that is asking for it, quiet hours or not (a 10pm pill stays at 10pm).
       const r = await service.createReminder(
         tenantId,
         contact,
-        { task: cmd.task, lang: cmd.lang, ...(cmd.once ? { once: cmd.once } : { rrule: cmd.rrule!, start: cmd.start! }), timezone: tz, allowQuietHours: cmd.explicitTime, source: 'conversation', channel: address.channel, address: address.address },
+        { task: cmd.task, lang: cmd.lang, ...(cmd.once ? { once: cmd.once } : { rrule: cmd.rrule!, start: cmd.start! }), timezone: tz, allowQuietHours: cmd.explicitTime, source: 'conversation', channel: address.channel, address: address.address, sourceMessageId: messageId },
         now,
       );
-      const quiet = !!r.dueAt && !!r.nextAt && r.dueAt.getTime() !== r.nextAt.getTime();
-      stage.reply(t.created(r.shortId, r.task, describeWhen(r, cmd.lang, cmd.describe), tz, quiet));
+      stage.reply(confirmation(r, cmd.lang, cmd.describe));
       return stage.stop('reminders: created');
     },
   };

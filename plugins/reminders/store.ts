@@ -101,4 +101,24 @@ export const migrations: Migration[] = [
       );
     `,
   },
+  {
+    // Exactly once under recovery: a reminder made by a message, and a cancellation by one, name that
+    // message, so the recovery sweep running the message again finds them instead of acting twice.
+    id: '002_source_message',
+    sql: `
+      ALTER TABLE reminders ADD COLUMN source_message_id text;
+      ALTER TABLE reminders ADD COLUMN cancel_message_id text;
+      CREATE UNIQUE INDEX reminders_source_message ON reminders (tenant_id, source_message_id) WHERE source_message_id IS NOT NULL;
+      CREATE INDEX reminders_cancel_message ON reminders (tenant_id, cancel_message_id) WHERE cancel_message_id IS NOT NULL;
+    `,
+  },
+  {
+    // Scheduled deliveries keep the tenant's quiet hours unless a schedule opts out; a recipient whose
+    // local time is quiet waits (due_at: the end of their quiet hours).
+    id: '003_delivery_quiet_hours',
+    sql: `
+      ALTER TABLE delivery_schedules ADD COLUMN respect_quiet boolean NOT NULL DEFAULT true;
+      ALTER TABLE delivery_recipients ADD COLUMN due_at timestamptz;
+    `,
+  },
 ];

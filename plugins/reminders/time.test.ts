@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { afterQuietHours, nextCron, nextOccurrence, zonedInstant } from './time.js';
 import { parseCommand, reminderText } from './parse.js';
 import { render } from './service.js';
+import { describeWhen } from './stage.js';
 
 const NY = 'America/New_York';
 
@@ -67,6 +68,77 @@ describe('plain-language commands', () => {
     expect(parseCommand('parar recordatorios', now, NY)).toEqual({ kind: 'cancel-all', lang: 'es' });
     expect(reminderText('tomar mis pastillas', 'es')).toBe('Recordatorio: tomar tus pastillas');
     expect(reminderText('take my pills', 'en')).toBe('Reminder: take your pills');
+  });
+});
+
+describe('plain-language repetition and end dates', () => {
+  const now = new Date('2027-03-06T17:00:00Z'); // Saturday 12:00 in New York
+  const rule = (text: string) => {
+    const c = parseCommand(text, now, NY);
+    expect(c, text).toMatchObject({ kind: 'create' });
+    return c as { task: string; rrule: string; start: { year: number; month: number; day: number; hour: number; minute: number }; explicitTime: boolean };
+  };
+  const first = (text: string) => {
+    const c = rule(text);
+    return nextOccurrence(c.rrule, c.start, NY, new Date(now.getTime() - 1))!.toISOString();
+  };
+
+  it('reads every N hours, from now or from a given time', () => {
+    expect(rule('remind me to drink water every 2 hours')).toMatchObject({ task: 'drink water', rrule: 'FREQ=HOURLY;INTERVAL=2', start: { year: 2027, month: 3, day: 6, hour: 14, minute: 0 }, explicitTime: false });
+    expect(first('remind me to drink water every 2 hours')).toBe('2027-03-06T19:00:00.000Z');
+    expect(rule('remind me every 3 hours starting at 1pm to stretch')).toMatchObject({ task: 'stretch', rrule: 'FREQ=HOURLY;INTERVAL=3;BYMINUTE=0;BYSECOND=0' });
+    expect(first('remind me every 3 hours starting at 1pm to stretch')).toBe('2027-03-06T18:00:00.000Z');
+    expect(rule('recuérdame tomar agua cada 4 horas')).toMatchObject({ task: 'tomar agua', rrule: 'FREQ=HOURLY;INTERVAL=4' });
+    expect(rule('recuérdame cada dos horas revisar el azúcar')).toMatchObject({ task: 'revisar el azúcar', rrule: 'FREQ=HOURLY;INTERVAL=2' });
+  });
+
+  it('reads every other day, every N days and every other week', () => {
+    expect(rule('remind me to water the plants every other day at 7pm')).toMatchObject({ task: 'water the plants', rrule: 'FREQ=DAILY;INTERVAL=2;BYHOUR=19;BYMINUTE=0;BYSECOND=0' });
+    expect(rule('remind me every 3 days at 9am to check the mail')).toMatchObject({ task: 'check the mail', rrule: 'FREQ=DAILY;INTERVAL=3;BYHOUR=9;BYMINUTE=0;BYSECOND=0' });
+    expect(rule('recuérdame regar las plantas cada dos días a las 7pm')).toMatchObject({ task: 'regar las plantas', rrule: 'FREQ=DAILY;INTERVAL=2;BYHOUR=19;BYMINUTE=0;BYSECOND=0' });
+    expect(rule('recuérdame cada 3 días a las 9 revisar el correo')).toMatchObject({ task: 'revisar el correo', rrule: 'FREQ=DAILY;INTERVAL=3;BYHOUR=9;BYMINUTE=0;BYSECOND=0' });
+    expect(rule('remind me every other week at 10am to clean the filter')).toMatchObject({ rrule: 'FREQ=WEEKLY;INTERVAL=2;BYHOUR=10;BYMINUTE=0;BYSECOND=0' });
+  });
+
+  it('reads weekdays, one or several days of the week', () => {
+    expect(rule('remind me every weekday at 8am to log in')).toMatchObject({ rrule: 'FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR;BYHOUR=8;BYMINUTE=0;BYSECOND=0' });
+    expect(rule('remind me every monday and thursday at 6pm to go to the gym')).toMatchObject({ task: 'go to the gym', rrule: 'FREQ=WEEKLY;BYDAY=MO,TH;BYHOUR=18;BYMINUTE=0;BYSECOND=0' });
+    expect(rule('recuérdame todos los lunes a las 9 sacar la basura')).toMatchObject({ task: 'sacar la basura', rrule: 'FREQ=WEEKLY;BYDAY=MO;BYHOUR=9;BYMINUTE=0;BYSECOND=0' });
+    expect(rule('recuérdame todos los martes y viernes a las 5pm ir al gimnasio')).toMatchObject({ task: 'ir al gimnasio', rrule: 'FREQ=WEEKLY;BYDAY=TU,FR;BYHOUR=17;BYMINUTE=0;BYSECOND=0' });
+  });
+
+  it('reads a day of every month', () => {
+    expect(rule('remind me every month on the 1st at 9am to pay rent')).toMatchObject({ task: 'pay rent', rrule: 'FREQ=MONTHLY;BYMONTHDAY=1;BYHOUR=9;BYMINUTE=0;BYSECOND=0' });
+    expect(first('remind me every month on the 1st at 9am to pay rent')).toBe('2027-04-01T13:00:00.000Z');
+    expect(rule('remind me to pay rent on the 15th of every month at 9am')).toMatchObject({ task: 'pay rent', rrule: 'FREQ=MONTHLY;BYMONTHDAY=15;BYHOUR=9;BYMINUTE=0;BYSECOND=0' });
+    expect(rule('recuérdame pagar el alquiler cada mes el día 1 a las 9')).toMatchObject({ task: 'pagar el alquiler', rrule: 'FREQ=MONTHLY;BYMONTHDAY=1;BYHOUR=9;BYMINUTE=0;BYSECOND=0' });
+    expect(rule('recuérdame pagar la luz el día 5 de cada mes a las 10')).toMatchObject({ task: 'pagar la luz', rrule: 'FREQ=MONTHLY;BYMONTHDAY=5;BYHOUR=10;BYMINUTE=0;BYSECOND=0' });
+  });
+
+  it('ends a repetition on a date or after N days (the end of that local day)', () => {
+    const until = rule('remind me to take the antibiotic every day at 8am until March 12');
+    expect(until).toMatchObject({ task: 'take the antibiotic', rrule: 'FREQ=DAILY;BYHOUR=8;BYMINUTE=0;BYSECOND=0;UNTIL=20270312T235959Z' });
+    const all: string[] = [];
+    for (let t: Date | null = new Date(now.getTime() - 1); (t = nextOccurrence(until.rrule, until.start, NY, t)); ) all.push(t.toISOString());
+    expect(all).toHaveLength(6); // March 7 to 12 (08:00 today has passed)
+    expect(all.at(-1)).toBe('2027-03-12T13:00:00.000Z');
+    // "for 7 days" counts from the first occurrence: tomorrow (08:00 today has passed) to March 13.
+    expect(rule('remind me to take the antibiotic every day at 8am for 7 days').rrule).toBe('FREQ=DAILY;BYHOUR=8;BYMINUTE=0;BYSECOND=0;UNTIL=20270313T235959Z');
+    expect(rule('remind me every 2 hours for 1 day to drink water')).toMatchObject({ task: 'drink water', rrule: 'FREQ=HOURLY;INTERVAL=2;UNTIL=20270306T235959Z' });
+    expect(rule('recuérdame tomar el antibiótico todos los días a las 8 hasta el 12 de marzo')).toMatchObject({ task: 'tomar el antibiótico', rrule: 'FREQ=DAILY;BYHOUR=8;BYMINUTE=0;BYSECOND=0;UNTIL=20270312T235959Z' });
+    expect(rule('recuérdame tomar el jarabe cada dos días a las 9 durante 2 semanas').rrule).toBe('FREQ=DAILY;INTERVAL=2;BYHOUR=9;BYMINUTE=0;BYSECOND=0;UNTIL=20270321T235959Z'); // every other day from March 6: the first is March 8
+    expect(rule('remind me every monday at 9am until friday to check in').rrule).toMatch(/UNTIL=20270312T235959Z$/);
+    expect(parseCommand('remind me every monday at 9am until sunday to check in', now, NY)).toEqual({ kind: 'unclear', lang: 'en', why: 'past' });
+  });
+
+  it('describes the rules in the confirmation, in both languages', () => {
+    const r = (rrule: string) => ({ rrule, nextAt: new Date('2027-03-07T13:00:00Z'), timezone: NY });
+    expect(describeWhen(r('FREQ=HOURLY;INTERVAL=2'), 'en')).toMatch(/^every 2 hours, next at 8:00\sAM$/);
+    expect(describeWhen(r('FREQ=DAILY;INTERVAL=2;BYHOUR=8'), 'es')).toBe('cada dos días a las 8:00');
+    expect(describeWhen(r('FREQ=WEEKLY;BYDAY=MO,TH;BYHOUR=8'), 'en')).toMatch(/^every Monday and Thursday at 8:00\sAM$/);
+    expect(describeWhen(r('FREQ=MONTHLY;BYMONTHDAY=1;BYHOUR=8'), 'en')).toMatch(/^every month on the 1st at 8:00\sAM$/);
+    expect(describeWhen(r('FREQ=DAILY;BYHOUR=8;UNTIL=20270312T235959Z'), 'en')).toMatch(/^every day at 8:00\sAM, until Friday, March 12$/);
+    expect(describeWhen(r('FREQ=DAILY;BYHOUR=8;UNTIL=20270312T235959Z'), 'es')).toBe('todos los días a las 8:00, hasta el viernes, 12 de marzo');
   });
 });
 

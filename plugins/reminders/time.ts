@@ -83,7 +83,7 @@ export function checkRrule(rule: string): void {
   if (/DTSTART|TZID|\n/i.test(rule)) throw new Error('give the rule alone (FREQ=DAILY;...): the start and time zone are separate fields');
   const opts = RRule.parseString(rule);
   if (opts.freq === undefined) throw new Error('FREQ is required');
-  if (opts.freq !== RRule.DAILY && opts.freq !== RRule.WEEKLY && opts.freq !== RRule.MONTHLY && opts.freq !== RRule.YEARLY) throw new Error('FREQ must be DAILY, WEEKLY, MONTHLY or YEARLY');
+  if (opts.freq !== RRule.HOURLY && opts.freq !== RRule.DAILY && opts.freq !== RRule.WEEKLY && opts.freq !== RRule.MONTHLY && opts.freq !== RRule.YEARLY) throw new Error('FREQ must be HOURLY, DAILY, WEEKLY, MONTHLY or YEARLY');
 }
 
 /**
