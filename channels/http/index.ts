@@ -21,6 +21,17 @@ const messageBody = z.object({
   media: z.array(z.object({ url: z.string().url(), contentType: z.string().optional() })).max(10).optional(),
 });
 
+/** The response of `POST /v1/tenants/:tenant/messages` (200 and 202). */
+const messageResult = z.object({
+  message: z.object({
+    id: z.string().describe('The stored inbound message'),
+    conversationId: z.string().nullable(),
+    status: z.enum(['processed', 'stopped', 'held', 'failed', 'duplicate', 'deferred']).describe('`deferred` with 202'),
+    stopReason: z.string().optional(),
+  }),
+  replies: z.array(z.object({ id: z.string(), text: z.string(), media: z.array(z.looseObject({ url: z.string() })), status: z.string() })),
+});
+
 export const HTTP_CHANNEL = 'http';
 
 export default definePlugin({
@@ -29,8 +40,27 @@ export default definePlugin({
   description: 'JSON API channel: POST a message, get the replies back. No provider credentials needed.',
   settingsSchema,
   setup(ctx) {
-    ctx.routes((router, { tenantAuth }) => {
-      router.post('/v1/tenants/:tenant/messages', tenantAuth('tenant'), async (req, res) => {
+    ctx.routes((_router, { route }) => {
+      route(
+        {
+          method: 'post',
+          path: '/v1/tenants/:tenant/messages',
+          auth: 'tenant',
+          tags: ['messages'],
+          summary: 'Send a message through the pipeline and get the replies',
+          description:
+            'Runs the tenant\'s pipeline on the message and answers with the replies (200). When the pipeline takes longer than the ' +
+            'tenant\'s `replyBudgetMs`, answers 202 and the replies are kept in the outbox (`GET /v1/tenants/{tenant}/outbox`). ' +
+            'Sending the same `id` twice runs the pipeline once.',
+          body: messageBody,
+          bodyExample: { from: 'alice', text: 'What are your opening hours?' },
+          responses: {
+            200: { description: 'Processed: the replies', schema: messageResult, example: { message: { id: '0f8c…', conversationId: '5b1e…', status: 'processed' }, replies: [{ id: '9a2d…', text: 'We are open 8am to 6pm.', media: [], status: 'sent' }] } },
+            202: { description: 'Still running: the replies will be in the outbox', schema: messageResult },
+          },
+          errors: [{ code: 'PARLEY_BAD_REQUEST', status: 400, description: 'An invalid message, or the http channel is not enabled for the tenant' }, 'PARLEY_INBOUND_FILTER_FAILED'],
+        },
+        async (req, res) => {
         const tenantId = param(req, 'tenant');
         const settings = ctx.settingsFor(tenantId);
         if (!settings) throw badRequest(`The http channel is not enabled for tenant "${tenantId}"`);
@@ -57,7 +87,8 @@ export default definePlugin({
             replies,
           });
         });
-      });
+        },
+      );
     });
     // Replies that missed the request's budget are kept in the outbox; an http client fetches them
     // from the admin API, so "sending" one means recording it as delivered to that mailbox.

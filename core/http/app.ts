@@ -9,11 +9,17 @@ import { performance } from 'node:perf_hooks';
 import type { Gateway } from '../gateway.js';
 import type { ApiGuard, RouteHelpers } from '../plugin.js';
 import type { Principal } from '../tenancy.js';
-import { HttpError, ParleyError, forbidden, notFound, unauthenticated } from '../errors.js';
-import { adminRouter } from './admin-api.js';
+import { HttpError, ParleyError, PluginError, forbidden, notFound, unauthenticated } from '../errors.js';
+import { adminRoutes } from './admin-api.js';
+import { ApiCatalogue, contractMiddleware, contractProblems, recordRoutes, routeKey, type RouteContract } from './contract.js';
+import { documentRoutes } from './docs.js';
+import { operationsRoutes } from './operations-api.js';
 import { adminInputGuard, databaseDataError } from './input-guard.js';
-import { parkedRouter } from './parked-api.js';
+import { parkedRoutes } from './parked-api.js';
 import { metricsAccess } from './metrics-auth.js';
+
+/** The contracts and registrations of an app's routes (`GET /v1/openapi.json` is built from it). */
+export const apiCatalogueOf = (app: Express): ApiCatalogue => app.locals.parleyApi as ApiCatalogue;
 
 declare module 'express-serve-static-core' {
   interface Request {
@@ -66,7 +72,14 @@ async function runGuards(gateway: Gateway, guards: readonly { plugin: string; gu
   }
 }
 
-export function createAuth(gateway: Gateway, guards: readonly { plugin: string; guard: ApiGuard }[] = []): RouteHelpers {
+/** The auth middleware of routes: `tenantAuth`, `operatorAuth`, and `anyKey` (any valid key). */
+export interface AuthHelpers {
+  tenantAuth(param?: string): RequestHandler;
+  operatorAuth(): RequestHandler;
+  anyKey(): RequestHandler;
+}
+
+export function createAuth(gateway: Gateway, guards: readonly { plugin: string; guard: ApiGuard }[] = []): AuthHelpers {
   const authenticate: (req: Request) => Promise<Principal> = async (req) => {
     if (req.principal) return req.principal;
     const principal = await gateway.tenants.authenticate(bearerKey(req));
@@ -96,6 +109,35 @@ export function createAuth(gateway: Gateway, guards: readonly { plugin: string; 
         if (principal.kind !== 'operator') throw forbidden('This route needs the operator key');
         next();
       };
+    },
+    anyKey(): RequestHandler {
+      return async (req, _res, next) => {
+        await authenticate(req);
+        next();
+      };
+    },
+  };
+}
+
+/**
+ * The helpers one `ctx.routes` registration (or a kernel router) receives: the auth middleware, and
+ * `route` bound to its router, which registers a route from its contract and catalogues it.
+ */
+export function routeHelpers(auth: AuthHelpers, router: Router, owner: string, catalogue: ApiCatalogue): RouteHelpers {
+  recordRoutes(router, '', owner, catalogue);
+  return {
+    tenantAuth: auth.tenantAuth,
+    operatorAuth: auth.operatorAuth,
+    route(contract: RouteContract, ...handlers: RequestHandler[]) {
+      const problems = contractProblems(contract, contract.path);
+      const key = contract.path && contract.method ? routeKey(contract.method, contract.path) : '';
+      if (catalogue.described.some((d) => routeKey(d.contract.method, d.contract.path) === key)) problems.push(`${key} is described twice`);
+      if (!handlers.length) problems.push('a route needs a handler');
+      if (problems.length) {
+        throw new PluginError('PARLEY_PLUGIN_INVALID', `${owner === 'parley' ? 'The kernel' : `Plugin "${owner}"`}: route ${key || '?'}: ${problems.join('; ')}`, 500, { plugin: owner });
+      }
+      catalogue.described.push({ owner, contract });
+      router[contract.method](contract.path, ...contractMiddleware(contract, auth), ...handlers);
     },
   };
 }
@@ -127,27 +169,19 @@ export function createHttpApp(gateway: Gateway, routes: RouteRegistration[], gua
   app.use(express.json({ limit: server.bodyLimit, verify: keepRaw, type: ['application/json', 'application/*+json'] }));
   app.use(express.urlencoded({ limit: server.bodyLimit, extended: false, verify: keepRaw, parameterLimit: 1000 }));
 
-  app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok', uptimeSeconds: Math.round((Date.now() - gateway.startedAt) / 1000) });
-  });
   const mayReadOperations = metricsAccess(server.metricsToken);
-  app.get('/readyz', async (req, res) => {
-    const r = await gateway.readiness();
-    res.status(r.ready ? 200 : 503).json({ status: r.ready ? 'ready' : gateway.isStopping ? 'stopping' : 'not-ready', ...(mayReadOperations(req) ? { components: r.components } : {}) });
-  });
-  app.get('/metrics', async (req, res) => {
-    if (!mayReadOperations(req)) throw unauthenticated('/metrics needs Authorization: Bearer <server.metricsToken>');
-    res.setHeader('content-type', gateway.registry.contentType);
-    res.send(await gateway.registry.metrics());
-  });
-
-  const helpers = createAuth(gateway, guards);
+  const auth = createAuth(gateway, guards);
+  const catalogue = new ApiCatalogue();
+  app.locals.parleyApi = catalogue;
   app.use('/v1', adminInputGuard);
-  app.use('/v1', adminRouter(gateway, helpers));
-  app.use('/v1', parkedRouter(gateway, helpers));
+  for (const kernel of [operationsRoutes(gateway, mayReadOperations), adminRoutes(gateway), parkedRoutes(gateway), documentRoutes(gateway, catalogue)]) {
+    const router = express.Router();
+    kernel(routeHelpers(auth, router, 'parley', catalogue));
+    app.use(router);
+  }
   for (const r of routes) {
     const router = express.Router({ mergeParams: true });
-    r.register(router, helpers);
+    r.register(router, routeHelpers(auth, router, r.plugin, catalogue));
     app.use(router);
   }
 
