@@ -102,5 +102,7 @@ export { Batcher } from './storage/batcher.js';
 export type { HttpMethod, RouteAuth, RouteContract, RouteDeprecation, RouteErrorSpec, RouteResponse, HttpKernelErrorCode } from './http/contract.js';
 /** The error body every route answers with, as a zod schema (for route contracts and clients). */
 export { ErrorBody } from './http/contract.js';
+/** The http channel's message and its answer (shared with the typed client `parley/client`). */
+export { MessageBody, MessageResult } from './http/api-schemas.js';
 /** A route parameter as a string (express 5 types allow arrays). */
 export { param } from './http/app.js';

@@ -22,6 +22,9 @@ import { startTestGateway, type TestGateway } from './harness.js';
 import { builtinPlugins } from '../config/builtins.js';
 import { ErrorBody, routeKey, type RouteContract } from '../core/http/contract.js';
 import { openApiPath } from '../core/http/openapi.js';
+import { ParleyApiError, ParleyClient, Responses } from 'parley/client';
+import { existsSync } from 'node:fs';
+import { DOCS_PAGE } from '../core/http/docs.js';
 
 const OPERATOR = 'op-openapi-key';
 const ACME = 'acme-openapi-key';
@@ -387,6 +390,32 @@ describe('deprecation', () => {
   });
 });
 
+describe('parley/client', () => {
+  it('calls the routes with types from the same schemas, and answers match them', async () => {
+    const acme = new ParleyClient({ baseUrl: gw.url, key: ACME });
+    const sent = await acme.sendMessage('acme', { from: 'carol', text: 'hours' });
+    expect(sent.status).toBe(200);
+    expect(sent.body.replies.map((r) => r.text)).toEqual(['We open at 8.']);
+    const conversations = await acme.conversations('acme', { limit: 5 });
+    expect(Responses.conversations.parse(conversations).conversations.length).toBeGreaterThan(0);
+    const history = await acme.conversationMessages('acme', sent.body.message.conversationId!);
+    expect(history.messages.map((m) => m.direction)).toEqual(['in', 'out']);
+    const item = await acme.outboxItem('acme', sent.body.replies[0]!.id);
+    expect(Responses.outboxItem.parse(item).item.status).toBe('sent');
+    expect((await acme.tenants()).tenants.map((t) => t.id)).toEqual(['acme']);
+  });
+
+  it('throws ParleyApiError with the catalogue code, and reports deprecations', async () => {
+    const deprecations: string[] = [];
+    const globex = new ParleyClient({ baseUrl: gw.url, key: 'globex-openapi-key', onDeprecation: (d) => deprecations.push(`${d.path} ${d.sunset} ${d.link}`) });
+    const error = await globex.outbox('acme').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ParleyApiError);
+    expect(error).toMatchObject({ status: 403, code: 'PARLEY_FORBIDDEN' });
+    await globex.request('GET', '/v1/tenants/globex/widgets');
+    expect(deprecations).toEqual(['/v1/tenants/globex/widgets Tue, 01 Jun 2027 00:00:00 GMT </v1/tenants/globex/gadgets>; rel="successor-version"']);
+  });
+});
+
 describe('/docs', () => {
   it('is a self-contained page: no external script, style or font', async () => {
     const r = await gw.request('GET', '/docs');
@@ -396,6 +425,75 @@ describe('/docs', () => {
     expect(r.text).not.toMatch(/<script[^>]+src=|<link[^>]+href=|https?:\/\/(?!json-schema)/);
     expect(r.headers.get('content-security-policy')).toContain("default-src 'none'");
   });
-});
 
-export type { RouteContract };
+  it("its script renders every operation, as text only (run on a minimal DOM: no browser library in this repository)", async () => {
+    type Node = { tag: string; attrs: Record<string, string>; children: (Node | string)[]; textContent: string; setAttribute(k: string, v: string): void; appendChild(c: Node | string): void };
+    const make = (tag: string): Node => {
+      const node: Node = {
+        tag,
+        attrs: {},
+        children: [],
+        set textContent(v: string) {
+          node.children = v ? [v] : [];
+        },
+        get textContent(): string {
+          return node.children.map((c) => (typeof c === 'string' ? c : c.textContent)).join('');
+        },
+        setAttribute: (k, v) => void (node.attrs[k] = v),
+        appendChild: (c) => void node.children.push(c),
+      };
+      return node;
+    };
+    const nodes = { nav: make('nav'), main: make('main'), status: make('p'), body: make('body') } as const;
+    const all: Node[] = [];
+    const document = {
+      createElement: (tag: string) => {
+        const n = make(tag);
+        all.push(n);
+        return n;
+      },
+      createTextNode: (text: string) => text,
+      getElementById: (id: string) => nodes[id as keyof typeof nodes],
+      body: nodes.body,
+    };
+    const hostile = structuredClone(doc);
+    hostile.paths['/v1/tenants/{tenant}/gadgets']!.get!.summary = '<img src=x onerror=alert(1)>';
+    const script = /<script>([\s\S]*)<\/script>/.exec(DOCS_PAGE)![1]!;
+    let done!: () => void;
+    const rendered = new Promise<void>((r) => (done = r));
+    const fetchStub = async (url: string) => {
+      expect(url).toBe('/v1/openapi.json');
+      return { json: async () => hostile };
+    };
+    const originalSet = nodes.body.setAttribute;
+    nodes.body.setAttribute = (k, v) => {
+      originalSet(k, v);
+      done();
+    };
+    new Function('document', 'fetch', script)(document, fetchStub);
+    await rendered;
+    const operations = Object.values(doc.paths).reduce((n, ops) => n + Object.keys(ops).length, 0);
+    expect(nodes.body.attrs['data-rendered']).toBe(String(Object.keys(doc.paths).length));
+    expect(all.filter((n) => n.attrs['data-operation']).length).toBe(operations);
+    expect(nodes.main.textContent).toContain('<img src=x onerror=alert(1)>'); // text, never markup
+    expect(nodes.main.textContent).toContain('PARLEY_WIDGETS_GONE');
+  });
+
+  const chromium = [process.env.PARLEY_CHROMIUM, '/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].find((p) => p && existsSync(p));
+  it.skipIf(!chromium)('renders in Chromium (PARLEY_CHROMIUM or /usr/bin/chromium; skipped when there is none)', async () => {
+    const puppeteer = (await import('puppeteer')).default;
+    const browser = await puppeteer.launch({ executablePath: chromium!, headless: true, args: ['--no-sandbox', '--disable-gpu'] });
+    try {
+      const page = await browser.newPage();
+      const errors: string[] = [];
+      page.on('pageerror', (e) => errors.push(String(e)));
+      await page.goto(`${gw.url}/docs`);
+      await page.waitForSelector('body[data-rendered]', { timeout: 20_000 });
+      const count = await page.$$eval('[data-operation]', (els) => els.length);
+      expect(count).toBe(Object.values(doc.paths).reduce((n, ops) => n + Object.keys(ops).length, 0));
+      expect(errors).toEqual([]);
+    } finally {
+      await browser.close();
+    }
+  }, 60_000);
+});

@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { badRequest, definePlugin, param } from 'parley';
+import { MessageBody, MessageResult, badRequest, definePlugin, param } from 'parley';
 
 const settingsSchema = z
   .object({
@@ -13,24 +13,8 @@ const settingsSchema = z
   })
   .default({ replyBudgetMs: 10_000 });
 
-const messageBody = z.object({
-  from: z.string().min(1).max(256),
-  text: z.string().max(4096),
-  /** Client-chosen id: sending the same id twice runs the pipeline once. */
-  id: z.string().min(1).max(200).optional(),
-  media: z.array(z.object({ url: z.string().url(), contentType: z.string().optional() })).max(10).optional(),
-});
-
-/** The response of `POST /v1/tenants/:tenant/messages` (200 and 202). */
-const messageResult = z.object({
-  message: z.object({
-    id: z.string().describe('The stored inbound message'),
-    conversationId: z.string().nullable(),
-    status: z.enum(['processed', 'stopped', 'held', 'failed', 'duplicate', 'deferred']).describe('`deferred` with 202'),
-    stopReason: z.string().optional(),
-  }),
-  replies: z.array(z.object({ id: z.string(), text: z.string(), media: z.array(z.looseObject({ url: z.string() })), status: z.string() })),
-});
+const messageBody = MessageBody;
+const messageResult = MessageResult;
 
 export const HTTP_CHANNEL = 'http';
 

@@ -113,6 +113,29 @@ export const Parked = z
   .object({ id, tenantId: z.string().nullable(), channel: z.string(), reason: z.string(), payload: z.unknown(), addressHashes: z.array(z.string()).nullable(), parkedAt: Timestamp })
   .meta({ id: 'ParkedWebhook' });
 
+/**
+ * The http channel's message (`POST /v1/tenants/:tenant/messages`): kept here, not in channels/http,
+ * so the typed client (`parley/client`) shares it; the channel imports it from `parley`.
+ */
+export const MessageBody = z.object({
+  from: z.string().min(1).max(256),
+  text: z.string().max(4096),
+  /** Client-chosen id: sending the same id twice runs the pipeline once. */
+  id: z.string().min(1).max(200).optional().describe('Client-chosen id: sending the same id twice runs the pipeline once'),
+  media: z.array(z.object({ url: z.string().url(), contentType: z.string().optional() })).max(10).optional(),
+});
+
+/** The answer to a message (200, or 202 when the replies come later through the outbox). */
+export const MessageResult = z.object({
+  message: z.object({
+    id: z.string().describe('The stored inbound message'),
+    conversationId: z.string().nullable(),
+    status: z.enum(['processed', 'stopped', 'held', 'failed', 'duplicate', 'deferred']).describe('`deferred` with 202'),
+    stopReason: z.string().optional(),
+  }),
+  replies: z.array(z.object({ id: z.string(), text: z.string(), media: z.array(z.looseObject({ url: z.string() })), status: z.string() })),
+});
+
 /** Responses, by route. */
 export const Responses = {
   tenants: z.object({ tenants: z.array(TenantSummary) }),
