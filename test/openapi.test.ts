@@ -146,6 +146,8 @@ let gw: TestGateway;
 let doc: Doc;
 
 beforeAll(async () => {
+  // Every JSON answer of a described route is checked against its contract (see core/http/app.ts).
+  process.env.PARLEY_CHECK_RESPONSES = '1';
   gw = await startTestGateway({
     config: {
       operator: { apiKeys: [OPERATOR] },
@@ -168,6 +170,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
+  delete process.env.PARLEY_CHECK_RESPONSES;
   await gw?.stop({ cleanup: true });
 }, 60_000);
 
@@ -413,6 +416,12 @@ describe('parley/client', () => {
     expect(error).toMatchObject({ status: 403, code: 'PARLEY_FORBIDDEN' });
     await globex.request('GET', '/v1/tenants/globex/widgets');
     expect(deprecations).toEqual(['/v1/tenants/globex/widgets Tue, 01 Jun 2027 00:00:00 GMT </v1/tenants/globex/gadgets>; rel="successor-version"']);
+  });
+});
+
+describe('responses checked against their contracts (PARLEY_CHECK_RESPONSES=1)', () => {
+  it('found no answer that differs from its contract in this file', () => {
+    expect(gw.gateway.api.violations).toEqual([]);
   });
 });
 

@@ -9,6 +9,7 @@ import { performance } from 'node:perf_hooks';
 import type { Gateway } from '../gateway.js';
 import type { ApiGuard, RouteHelpers } from '../plugin.js';
 import type { Principal } from '../tenancy.js';
+import type { Logger } from 'pino';
 import { HttpError, ParleyError, PluginError, forbidden, notFound, unauthenticated } from '../errors.js';
 import { adminRoutes } from './admin-api.js';
 import { ApiCatalogue, contractMiddleware, contractProblems, recordRoutes, routeKey, type RouteContract } from './contract.js';
@@ -123,7 +124,7 @@ export function createAuth(gateway: Gateway, guards: readonly { plugin: string; 
  * The helpers one `ctx.routes` registration (or a kernel router) receives: the auth middleware, and
  * `route` bound to its router, which registers a route from its contract and catalogues it.
  */
-export function routeHelpers(auth: AuthHelpers, router: Router, owner: string, catalogue: ApiCatalogue): RouteHelpers {
+export function routeHelpers(auth: AuthHelpers, router: Router, owner: string, catalogue: ApiCatalogue, log?: Logger): RouteHelpers {
   recordRoutes(router, '', owner, catalogue);
   return {
     tenantAuth: auth.tenantAuth,
@@ -137,8 +138,38 @@ export function routeHelpers(auth: AuthHelpers, router: Router, owner: string, c
         throw new PluginError('PARLEY_PLUGIN_INVALID', `${owner === 'parley' ? 'The kernel' : `Plugin "${owner}"`}: route ${key || '?'}: ${problems.join('; ')}`, 500, { plugin: owner });
       }
       catalogue.described.push({ owner, contract });
-      router[contract.method](contract.path, ...contractMiddleware(contract, auth), ...handlers);
+      const check = process.env.PARLEY_CHECK_RESPONSES === '1' ? [responseCheck(contract, owner, catalogue, log)] : [];
+      router[contract.method](contract.path, ...check, ...contractMiddleware(contract, auth), ...handlers);
     },
+  };
+}
+
+/**
+ * `PARLEY_CHECK_RESPONSES=1` (tests, never production): every JSON answer of a described route is
+ * checked against its contract: a status the contract does not document (errors excepted: they are
+ * the catalogue's shape) or a body its schema refuses is recorded in `catalogue.violations`, logged,
+ * and answered 500 instead, so any test that exercises the route fails on a contract that lies.
+ */
+function responseCheck(contract: RouteContract, owner: string, catalogue: ApiCatalogue, log: Logger | undefined): RequestHandler {
+  return (req, res, next) => {
+    const json = res.json.bind(res);
+    res.json = (body: unknown) => {
+      const status = res.statusCode;
+      const documented = contract.responses[status];
+      let problem: string | undefined;
+      if (status < 400 && !documented) problem = `status ${status} is not documented`;
+      else if (documented?.schema) {
+        const parsed = documented.schema.safeParse(JSON.parse(JSON.stringify(body ?? null)));
+        if (!parsed.success) problem = parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ');
+      }
+      if (!problem) return json(body);
+      const violation = `${routeKey(contract.method, contract.path)} (${owner}) -> ${status}: ${problem}`;
+      catalogue.violations.push(violation);
+      log?.error({ violation, reqId: req.requestId }, 'response does not match the route contract');
+      res.status(500);
+      return json({ error: { code: 'PARLEY_INTERNAL', message: `Response does not match the route contract: ${violation}` } });
+    };
+    next();
   };
 }
 
@@ -176,12 +207,12 @@ export function createHttpApp(gateway: Gateway, routes: RouteRegistration[], gua
   app.use('/v1', adminInputGuard);
   for (const kernel of [operationsRoutes(gateway, mayReadOperations), adminRoutes(gateway), parkedRoutes(gateway), documentRoutes(gateway, catalogue)]) {
     const router = express.Router();
-    kernel(routeHelpers(auth, router, 'parley', catalogue));
+    kernel(routeHelpers(auth, router, 'parley', catalogue, gateway.log));
     app.use(router);
   }
   for (const r of routes) {
     const router = express.Router({ mergeParams: true });
-    r.register(router, routeHelpers(auth, router, r.plugin, catalogue));
+    r.register(router, routeHelpers(auth, router, r.plugin, catalogue, gateway.log));
     app.use(router);
   }
 

@@ -125,6 +125,8 @@ export interface RegisteredRoute {
 export class ApiCatalogue {
   readonly described: DescribedRoute[] = [];
   readonly registered: RegisteredRoute[] = [];
+  /** Answers that did not match their contract (only with `PARLEY_CHECK_RESPONSES=1`). */
+  readonly violations: string[] = [];
 
   /** `GET /v1/tenants/:tenant` keys of registered routes without a contract. */
   undescribed(): string[] {
