@@ -59,9 +59,6 @@ const UNDESCRIBED = [
   'GET /v1/tenants/:tenant/blocks',
   'POST /v1/tenants/:tenant/blocks',
   'DELETE /v1/tenants/:tenant/blocks/:id',
-  // crisis-guard
-  'GET /v1/tenants/:tenant/crisis-detections',
-  'POST /v1/tenants/:tenant/crisis-detections/:id/false-positive',
   // dsar
   'POST /v1/tenants/:tenant/data-subjects/requests',
   'GET /v1/tenants/:tenant/data-subjects/requests',
@@ -74,10 +71,6 @@ const UNDESCRIBED = [
   'GET /v1/dsar/downloads/:token',
   'GET /v1/tenants/:tenant/retention/preview',
   'POST /v1/tenants/:tenant/retention/run',
-  // medical-answers
-  'GET /v1/tenants/:tenant/medical-answers',
-  'POST /v1/tenants/:tenant/medical-answers/search',
-  'GET /v1/tenants/:tenant/medical-answers/answers',
   // moderation
   'POST /v1/tenants/:tenant/moderation/screen',
   'GET /v1/tenants/:tenant/moderation/queue',

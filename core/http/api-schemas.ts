@@ -106,7 +106,17 @@ export const UsageRow = z.object({ kind: z.string(), unit: z.string(), day: z.st
 export const ApiKey = z.object({ id, label: z.string(), createdAt: Timestamp, revokedAt: Timestamp.nullable() }).meta({ id: 'ApiKey' });
 
 export const Alert = z
-  .looseObject({ key: z.string(), severity: z.string(), title: z.string(), state: z.enum(['firing', 'resolved']), at: Timestamp, firstAt: Timestamp, tenantId: z.string().optional() })
+  .looseObject({
+    key: z.string(),
+    severity: z.enum(['info', 'warning', 'critical']),
+    summary: z.string(),
+    tenantId: z.string().optional(),
+    details: z.record(z.string(), z.unknown()).optional(),
+    source: z.string().describe('The plugin that raised it'),
+    state: z.enum(['firing', 'resolved']),
+    at: Timestamp,
+    firstAt: Timestamp,
+  })
   .meta({ id: 'Alert' });
 
 export const Parked = z
