@@ -42,13 +42,6 @@ const UNDESCRIBED = [
   'POST /v1/billing/usage/report',
   'POST /v1/billing/usage/reconcile',
   'POST /stripe/webhook',
-  // contacts
-  'GET /v1/tenants/:tenant/contacts',
-  'POST /v1/tenants/:tenant/contacts',
-  'POST /v1/tenants/:tenant/contacts/import',
-  'GET /v1/tenants/:tenant/contacts/:id',
-  'PATCH /v1/tenants/:tenant/contacts/:id',
-  'DELETE /v1/tenants/:tenant/contacts/:id',
   // cost-guard
   'GET /v1/tenants/:tenant/costs',
   'GET /v1/costs',
@@ -151,7 +144,12 @@ beforeAll(async () => {
         ),
         { name: 'widgets', module: fileURLToPath(new URL('./fixtures/widgets-plugin.ts', import.meta.url)) }],
       tenants: [
-        { id: 'acme', apiKeys: [ACME], pipeline: ['keyword-replies'], plugins: { http: {}, 'keyword-replies': { rules: [{ match: 'hours', reply: 'We open at 8.' }], defaultReply: 'Hello.' } } },
+        {
+          id: 'acme',
+          apiKeys: [ACME],
+          pipeline: ['keyword-replies'],
+          plugins: { http: {}, 'keyword-replies': { rules: [{ match: 'hours', reply: 'We open at 8.' }], defaultReply: 'Hello.' }, contacts: {}, 'crisis-guard': {} },
+        },
         { id: 'globex', apiKeys: ['globex-openapi-key'], pipeline: [], plugins: { http: {} } },
       ],
     },
@@ -301,12 +299,14 @@ describe('the document', () => {
   });
 });
 
-describe('contract: each documented kernel and http route against a gateway', () => {
+describe('contract: each documented route of the kernel, http, contacts and crisis-guard against a gateway', () => {
   it('answers with a documented status and a body that matches its schema', async () => {
     // Data to call the routes with: a conversation, a message with a reply, a key to revoke.
     const sent = await gw.send('acme', { from: 'alice', text: 'hours' });
     expect(sent.status).toBe(200);
     const created = await gw.request('POST', '/v1/tenants/acme/keys', { key: OPERATOR, body: { label: 'contract' } });
+    const contact = await gw.request('POST', '/v1/tenants/acme/contacts', { key: OPERATOR, body: { name: 'Dana', addresses: [{ channel: 'http', address: 'dana' }] } });
+    expect(contact.status).toBe(201);
     const ids: Record<string, string> = {
       tenant: 'acme',
       address: 'alice',
@@ -314,8 +314,11 @@ describe('contract: each documented kernel and http route against a gateway', ()
       messages: sent.message.id,
       outbox: sent.replies[0]!.id,
       keys: created.body.key.id,
+      contacts: contact.body.contact.id,
+      'crisis-detections': '00000000-0000-4000-8000-000000000000',
     };
-    const described = gw.gateway.api.described.filter((d) => d.owner === 'parley' || d.owner === 'http' || d.owner === 'widgets');
+    const covered = ['parley', 'http', 'widgets', 'contacts', 'crisis-guard'];
+    const described = gw.gateway.api.described.filter((d) => covered.includes(d.owner));
     // DELETE last: it revokes the key.
     described.sort((a, b) => Number(a.contract.method === 'delete') - Number(b.contract.method === 'delete'));
     const problems: string[] = [];
@@ -349,7 +352,10 @@ describe('contract: each documented kernel and http route against a gateway', ()
     expect(problems).toEqual([]);
     expect(described.length).toBeGreaterThanOrEqual(28);
     // Every route was reached with data that exists: only the retry of a sent item is refused (documented 400).
-    expect(calls.filter((c) => !/-> 20[0-4]$/.test(c))).toEqual(['POST /v1/tenants/:tenant/outbox/:id/retry -> 400']);
+    expect(calls.filter((c) => !/-> 20[0-4]$/.test(c))).toEqual([
+      'POST /v1/tenants/:tenant/outbox/:id/retry -> 400',
+      'POST /v1/tenants/:tenant/crisis-detections/:id/false-positive -> 404',
+    ]);
   }, 60_000);
 
   it('documents the errors the auth produces', async () => {

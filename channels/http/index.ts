@@ -45,32 +45,32 @@ export default definePlugin({
           errors: [{ code: 'PARLEY_BAD_REQUEST', status: 400, description: 'An invalid message, or the http channel is not enabled for the tenant' }, 'PARLEY_INBOUND_FILTER_FAILED'],
         },
         async (req, res) => {
-        const tenantId = param(req, 'tenant');
-        const settings = ctx.settingsFor(tenantId);
-        if (!settings) throw badRequest(`The http channel is not enabled for tenant "${tenantId}"`);
-        const body = messageBody.safeParse(req.body);
-        if (!body.success) throw badRequest(`Invalid message: ${body.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`);
-        const result = await ctx.gateway.receive(
-          {
-            channel: HTTP_CHANNEL,
-            tenantId,
-            from: body.data.from,
-            to: tenantId,
-            text: body.data.text,
-            providerMessageId: body.data.id ?? randomUUID(),
-            ...(body.data.media ? { media: body.data.media } : {}),
-          },
-          { inline: { budgetMs: settings.replyBudgetMs, confirm: true } },
-        );
-        // The inline replies count as delivered only once this response is written; a client that
-        // hung up finds them in its mailbox (the sender below) instead.
-        await ctx.gateway.deliverInline(res, result, (inline) => {
-          const replies = [...inline, ...result.queued].map((r) => ({ id: r.id, text: r.text, media: r.media, status: r.status }));
-          res.status(result.status === 'deferred' ? 202 : 200).json({
-            message: { id: result.inboundId, conversationId: result.conversationId, status: result.status, ...(result.stopReason ? { stopReason: result.stopReason } : {}) },
-            replies,
+          const tenantId = param(req, 'tenant');
+          const settings = ctx.settingsFor(tenantId);
+          if (!settings) throw badRequest(`The http channel is not enabled for tenant "${tenantId}"`);
+          const body = messageBody.safeParse(req.body);
+          if (!body.success) throw badRequest(`Invalid message: ${body.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`);
+          const result = await ctx.gateway.receive(
+            {
+              channel: HTTP_CHANNEL,
+              tenantId,
+              from: body.data.from,
+              to: tenantId,
+              text: body.data.text,
+              providerMessageId: body.data.id ?? randomUUID(),
+              ...(body.data.media ? { media: body.data.media } : {}),
+            },
+            { inline: { budgetMs: settings.replyBudgetMs, confirm: true } },
+          );
+          // The inline replies count as delivered only once this response is written; a client that
+          // hung up finds them in its mailbox (the sender below) instead.
+          await ctx.gateway.deliverInline(res, result, (inline) => {
+            const replies = [...inline, ...result.queued].map((r) => ({ id: r.id, text: r.text, media: r.media, status: r.status }));
+            res.status(result.status === 'deferred' ? 202 : 200).json({
+              message: { id: result.inboundId, conversationId: result.conversationId, status: result.status, ...(result.stopReason ? { stopReason: result.stopReason } : {}) },
+              replies,
+            });
           });
-        });
         },
       );
     });

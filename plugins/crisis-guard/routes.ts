@@ -58,10 +58,10 @@ export function detectionRoutes(deps: { store: DetectionStore; metrics: CrisisMe
         errors: ['PARLEY_BAD_REQUEST', notEnabled],
       },
       async (req, res) => {
-      const tenantId = tenantOf(req);
-      const query = listQuery.safeParse(req.query);
-      if (!query.success) throw badRequest('Query must be ?limit=1..200&before=<ISO date>&falsePositive=true|false');
-      res.set('cache-control', 'no-store').json({ detections: await store.list(tenantId, query.data) });
+        const tenantId = tenantOf(req);
+        const query = listQuery.safeParse(req.query);
+        if (!query.success) throw badRequest('Query must be ?limit=1..200&before=<ISO date>&falsePositive=true|false');
+        res.set('cache-control', 'no-store').json({ detections: await store.list(tenantId, query.data) });
       },
     );
     route(
@@ -77,13 +77,13 @@ export function detectionRoutes(deps: { store: DetectionStore; metrics: CrisisMe
         errors: ['PARLEY_BAD_REQUEST', notEnabled],
       },
       async (req, res) => {
-      const tenantId = tenantOf(req);
-      const body = markBody.safeParse(req.body ?? {});
-      if (!body.success) throw badRequest('Body must be { "note"?: string (at most 500 characters) }');
-      const result = await store.markFalsePositive(tenantId, param(req, 'id'), actorOf(req as never), body.data.note ?? null);
-      if (!result) throw notFound(`No crisis detection "${param(req, 'id')}"`);
-      if (result.changed) for (const category of result.detection.categories) metrics.falsePositives.inc({ tenant: tenantId, category });
-      res.json({ detection: result.detection });
+        const tenantId = tenantOf(req);
+        const body = markBody.safeParse(req.body ?? {});
+        if (!body.success) throw badRequest('Body must be { "note"?: string (at most 500 characters) }');
+        const result = await store.markFalsePositive(tenantId, param(req, 'id'), actorOf(req as never), body.data.note ?? null);
+        if (!result) throw notFound(`No crisis detection "${param(req, 'id')}"`);
+        if (result.changed) for (const category of result.detection.categories) metrics.falsePositives.inc({ tenant: tenantId, category });
+        res.json({ detection: result.detection });
       },
     );
   };

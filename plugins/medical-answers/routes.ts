@@ -65,9 +65,9 @@ export function libraryRoutes(deps: { library: Library; log: AnswerLog; enabled(
         errors: [notEnabled],
       },
       async (req, res) => {
-      const tenantId = tenantOf(req);
-      const [status, last7Days] = await Promise.all([library.status(tenantId, true), deps.log.summary(tenantId, 7)]);
-      res.set('cache-control', 'no-store').json({ ...status, ingest: library.progress(tenantId) ?? null, lastError: library.error(tenantId) ?? null, last7Days });
+        const tenantId = tenantOf(req);
+        const [status, last7Days] = await Promise.all([library.status(tenantId, true), deps.log.summary(tenantId, 7)]);
+        res.set('cache-control', 'no-store').json({ ...status, ingest: library.progress(tenantId) ?? null, lastError: library.error(tenantId) ?? null, last7Days });
       },
     );
     route(
@@ -83,12 +83,12 @@ export function libraryRoutes(deps: { library: Library; log: AnswerLog; enabled(
         errors: ['PARLEY_BAD_REQUEST', notEnabled],
       },
       async (req, res) => {
-      const tenantId = tenantOf(req);
-      const body = searchBody.safeParse(req.body ?? {});
-      if (!body.success) throw badRequest('Body must be { "query": string (1..1000 characters), "k"?: 1..50 }');
-      const started = performance.now();
-      const hits = await library.store.search(tenantId, body.data.query, { k: body.data.k });
-      res.set('cache-control', 'no-store').json({ hits, ms: Math.round((performance.now() - started) * 10) / 10 });
+        const tenantId = tenantOf(req);
+        const body = searchBody.safeParse(req.body ?? {});
+        if (!body.success) throw badRequest('Body must be { "query": string (1..1000 characters), "k"?: 1..50 }');
+        const started = performance.now();
+        const hits = await library.store.search(tenantId, body.data.query, { k: body.data.k });
+        res.set('cache-control', 'no-store').json({ hits, ms: Math.round((performance.now() - started) * 10) / 10 });
       },
     );
     route(
@@ -103,10 +103,10 @@ export function libraryRoutes(deps: { library: Library; log: AnswerLog; enabled(
         errors: ['PARLEY_BAD_REQUEST', notEnabled],
       },
       async (req, res) => {
-      const tenantId = tenantOf(req);
-      const query = listQuery.safeParse(req.query);
-      if (!query.success) throw badRequest('Query must be ?limit=1..200&before=<ISO date>&outcome=answered|fallback|crisis|passed|loading');
-      res.set('cache-control', 'no-store').json({ answers: await deps.log.list(tenantId, query.data) });
+        const tenantId = tenantOf(req);
+        const query = listQuery.safeParse(req.query);
+        if (!query.success) throw badRequest('Query must be ?limit=1..200&before=<ISO date>&outcome=answered|fallback|crisis|passed|loading');
+        res.set('cache-control', 'no-store').json({ answers: await deps.log.list(tenantId, query.data) });
       },
     );
   };
