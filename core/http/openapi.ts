@@ -58,7 +58,7 @@ class SchemaSet {
   readonly components: Record<string, Json> = {};
 
   convert(schema: z.ZodType, io: 'input' | 'output'): Json {
-    const json = z.toJSONSchema(schema, { target: 'draft-2020-12', io, unrepresentable: 'any' }) as Json;
+    const json = dropFormatPatterns(z.toJSONSchema(schema, { target: 'draft-2020-12', io, unrepresentable: 'any' })) as Json;
     const defs = (json.$defs ?? {}) as Record<string, Json>;
     delete json.$defs;
     delete json.$schema;
@@ -74,6 +74,20 @@ class SchemaSet {
     for (const [name, def] of Object.entries(defs)) this.components[rename[name]!] ??= finish(def);
     return finish(json);
   }
+}
+
+/** zod writes a long regular expression beside `format: date-time` (and uuid, email...): the format says it. */
+const FORMATS_WITH_PATTERN = new Set(['date-time', 'date', 'time', 'uuid', 'email', 'uri']);
+function dropFormatPatterns(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(dropFormatPatterns);
+  if (value && typeof value === 'object') {
+    const node = value as Json;
+    const out: Json = {};
+    const formatted = typeof node.format === 'string' && FORMATS_WITH_PATTERN.has(node.format);
+    for (const [k, v] of Object.entries(node)) if (!(formatted && k === 'pattern')) out[k] = dropFormatPatterns(v);
+    return out;
+  }
+  return value;
 }
 
 /**
