@@ -11,6 +11,7 @@ export default defineConfig({
     alias: [
       { find: /^parley$/, replacement: here('./core/public.ts') },
       { find: /^parley\/testing$/, replacement: here('./test/harness.ts') },
+      { find: /^parley\/client$/, replacement: here('./core/client.ts') },
     ],
   },
   test: {

@@ -9,6 +9,7 @@ import { loadConfigFile, BUNDLED_DEMO_CONFIG } from '../core/config.js';
 import { Gateway } from '../core/gateway.js';
 import { ConfigError, ParleyError } from '../core/errors.js';
 import { importPlugin } from '../core/plugin-loader.js';
+import { ParleyApiError, ParleyClient } from '../core/client.js';
 
 const HELP: Record<string, string> = {
   main: `Usage: parley <command> [options]
@@ -222,6 +223,12 @@ async function chat(o: { tenant?: string | undefined; url?: string | undefined; 
   const key = o.key ?? process.env.PARLEY_API_KEY ?? process.env.PARLEY_DEMO_KEY;
   if (!key) fail('chat needs an API key: --key, or PARLEY_API_KEY / PARLEY_DEMO_KEY in the environment');
   const from = o.from ?? `terminal-${process.env.USER ?? 'user'}`;
+  const client = new ParleyClient({
+    baseUrl: url,
+    key,
+    timeoutMs: 120_000,
+    onDeprecation: (d) => say(`! ${d.method} ${d.path} is deprecated (sunset ${d.sunset ?? 'not set'}${d.link ? `, successor ${d.link}` : ''}): upgrade parley`),
+  });
   const interactive = process.stdin.isTTY;
   const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: interactive });
   if (interactive) say(`Chatting with tenant "${o.tenant}" at ${url} as "${from}". Ctrl-D to quit.`);
@@ -235,17 +242,12 @@ async function chat(o: { tenant?: string | undefined; url?: string | undefined; 
       continue;
     }
     try {
-      const res = await fetch(`${url}/v1/tenants/${encodeURIComponent(o.tenant!)}/messages`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${key}` },
-        body: JSON.stringify({ from, text }),
-      });
-      const body = (await res.json()) as { replies?: { text: string }[]; error?: { code: string; message: string } };
-      if (!res.ok && res.status !== 202) say(`! ${res.status} ${body.error?.code}: ${body.error?.message}`);
-      else if (!body.replies?.length) say(res.status === 202 ? '(the reply is on its way)' : '(no reply)');
+      const { status, body } = await client.sendMessage(o.tenant!, { from, text });
+      if (!body.replies.length) say(status === 202 ? '(the reply is on its way)' : '(no reply)');
       else for (const r of body.replies) say(`${o.tenant}> ${r.text}`);
     } catch (error) {
-      say(`! cannot reach ${url}: ${(error as Error).message}`);
+      if (error instanceof ParleyApiError) say(`! ${error.status} ${error.code}: ${error.reason}`);
+      else say(`! cannot reach ${url}: ${(error as Error).message}`);
     }
     prompt();
   }

@@ -45,7 +45,8 @@ import { JobRunner } from './jobs/job-runner.js';
 import { OutboxSender, OUTBOX_QUEUE, type OutboxJob } from './outbox.js';
 import { createConsentStore } from './consent.js';
 import { coreDataSubjects, eraseSubject, exportSubject, exportSubjectStream, subjectNeedles, type SubjectExport, type SubjectExportStream } from './data-subjects.js';
-import { createHttpApp } from './http/app.js';
+import { apiCatalogueOf, createHttpApp } from './http/app.js';
+import type { ApiCatalogue } from './http/contract.js';
 import { TOKENS } from './tokens.js';
 import { guardInbound } from './inbound-guard.js';
 import { ParkingLot, parkedDataSubjects } from './parking.js';
@@ -109,6 +110,11 @@ export class Gateway {
   ai!: Ai;
   server: Server | undefined;
   app!: ReturnType<typeof createHttpApp>;
+
+  /** The routes the HTTP app registered and the contracts `/v1/openapi.json` is built from. */
+  get api(): ApiCatalogue {
+    return apiCatalogueOf(this.app);
+  }
 
   private readonly host: PluginHost;
   private readonly claims = new HeldClaims();

@@ -15,6 +15,7 @@ import type { InlineOutcome, ReceiveOptions, ReceiveResult } from './gateway-typ
 import type { AlertInput } from './alerts.js';
 import type { ParkWebhook } from './parking.js';
 import type { AiService } from './ai/types.js';
+import type { RouteContract } from './http/contract.js';
 
 export type PluginKind = 'channel' | 'capability';
 
@@ -606,6 +607,23 @@ export interface RouteHelpers {
   /** Requires `Authorization: Bearer <key>` of the tenant in `req.params[param]`, or the operator key. */
   tenantAuth(param?: string): RequestHandler;
   operatorAuth(): RequestHandler;
+  /**
+   * Registers a route from its contract and publishes it in `/v1/openapi.json` and `/docs`: the auth
+   * middleware comes from `contract.auth` (do not add `tenantAuth` yourself), a `deprecated` route
+   * answers with `Deprecation`, `Sunset` and `Link` headers. Pass the zod schemas the handler
+   * validates with, so the document cannot say something else. A route registered with
+   * `router.get(...)` still works, undocumented (test/openapi.test.ts lists those).
+   * @example
+   * ctx.routes((router, { route }) => {
+   *   route({
+   *     method: 'get', path: '/v1/tenants/:tenant/widgets/:id', auth: 'tenant',
+   *     summary: 'One widget', tags: ['widgets'],
+   *     responses: { 200: { description: 'The widget', schema: z.object({ widget: Widget }) } },
+   *     errors: ['PARLEY_NOT_FOUND', { code: 'PARLEY_WIDGETS_GONE', status: 410 }],
+   *   }, async (req, res) => res.json({ widget: await widgets.get(param(req, 'id')) }));
+   * });
+   */
+  route(contract: RouteContract, ...handlers: RequestHandler[]): void;
 }
 
 // ---- API guards ----------------------------------------------------------------------------------

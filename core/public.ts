@@ -98,5 +98,11 @@ export { subjectNeedles } from './data-subjects.js';
 export { isPoisonInput, poisonReason, UnstorableInboundError } from './inbound-guard.js';
 /** Groups concurrent calls into one batch (one SQL statement for many webhooks). */
 export { Batcher } from './storage/batcher.js';
+/** Route contracts (`helpers.route`), published in `/v1/openapi.json`. */
+export type { HttpMethod, RouteAuth, RouteContract, RouteDeprecation, RouteErrorSpec, RouteResponse, HttpKernelErrorCode } from './http/contract.js';
+/** The error body every route answers with, as a zod schema (for route contracts and clients). */
+export { ErrorBody } from './http/contract.js';
+/** The http channel's message and its answer (shared with the typed client `parley/client`). */
+export { MessageBody, MessageResult } from './http/api-schemas.js';
 /** A route parameter as a string (express 5 types allow arrays). */
 export { param } from './http/app.js';

@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { badRequest, definePlugin, param } from 'parley';
+import { MessageBody, MessageResult, badRequest, definePlugin, param } from 'parley';
 
 const settingsSchema = z
   .object({
@@ -13,13 +13,8 @@ const settingsSchema = z
   })
   .default({ replyBudgetMs: 10_000 });
 
-const messageBody = z.object({
-  from: z.string().min(1).max(256),
-  text: z.string().max(4096),
-  /** Client-chosen id: sending the same id twice runs the pipeline once. */
-  id: z.string().min(1).max(200).optional(),
-  media: z.array(z.object({ url: z.string().url(), contentType: z.string().optional() })).max(10).optional(),
-});
+const messageBody = MessageBody;
+const messageResult = MessageResult;
 
 export const HTTP_CHANNEL = 'http';
 
@@ -29,35 +24,55 @@ export default definePlugin({
   description: 'JSON API channel: POST a message, get the replies back. No provider credentials needed.',
   settingsSchema,
   setup(ctx) {
-    ctx.routes((router, { tenantAuth }) => {
-      router.post('/v1/tenants/:tenant/messages', tenantAuth('tenant'), async (req, res) => {
-        const tenantId = param(req, 'tenant');
-        const settings = ctx.settingsFor(tenantId);
-        if (!settings) throw badRequest(`The http channel is not enabled for tenant "${tenantId}"`);
-        const body = messageBody.safeParse(req.body);
-        if (!body.success) throw badRequest(`Invalid message: ${body.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`);
-        const result = await ctx.gateway.receive(
-          {
-            channel: HTTP_CHANNEL,
-            tenantId,
-            from: body.data.from,
-            to: tenantId,
-            text: body.data.text,
-            providerMessageId: body.data.id ?? randomUUID(),
-            ...(body.data.media ? { media: body.data.media } : {}),
+    ctx.routes((_router, { route }) => {
+      route(
+        {
+          method: 'post',
+          path: '/v1/tenants/:tenant/messages',
+          auth: 'tenant',
+          tags: ['messages'],
+          summary: 'Send a message through the pipeline and get the replies',
+          description:
+            'Runs the tenant\'s pipeline on the message and answers with the replies (200). When the pipeline takes longer than the ' +
+            'tenant\'s `replyBudgetMs`, answers 202 and the replies are kept in the outbox (`GET /v1/tenants/{tenant}/outbox`). ' +
+            'Sending the same `id` twice runs the pipeline once.',
+          body: messageBody,
+          bodyExample: { from: 'alice', text: 'What are your opening hours?' },
+          responses: {
+            200: { description: 'Processed: the replies', schema: messageResult, example: { message: { id: '0f8c…', conversationId: '5b1e…', status: 'processed' }, replies: [{ id: '9a2d…', text: 'We are open 8am to 6pm.', media: [], status: 'sent' }] } },
+            202: { description: 'Still running: the replies will be in the outbox', schema: messageResult },
           },
-          { inline: { budgetMs: settings.replyBudgetMs, confirm: true } },
-        );
-        // The inline replies count as delivered only once this response is written; a client that
-        // hung up finds them in its mailbox (the sender below) instead.
-        await ctx.gateway.deliverInline(res, result, (inline) => {
-          const replies = [...inline, ...result.queued].map((r) => ({ id: r.id, text: r.text, media: r.media, status: r.status }));
-          res.status(result.status === 'deferred' ? 202 : 200).json({
-            message: { id: result.inboundId, conversationId: result.conversationId, status: result.status, ...(result.stopReason ? { stopReason: result.stopReason } : {}) },
-            replies,
+          errors: [{ code: 'PARLEY_BAD_REQUEST', status: 400, description: 'An invalid message, or the http channel is not enabled for the tenant' }, 'PARLEY_INBOUND_FILTER_FAILED'],
+        },
+        async (req, res) => {
+          const tenantId = param(req, 'tenant');
+          const settings = ctx.settingsFor(tenantId);
+          if (!settings) throw badRequest(`The http channel is not enabled for tenant "${tenantId}"`);
+          const body = messageBody.safeParse(req.body);
+          if (!body.success) throw badRequest(`Invalid message: ${body.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`);
+          const result = await ctx.gateway.receive(
+            {
+              channel: HTTP_CHANNEL,
+              tenantId,
+              from: body.data.from,
+              to: tenantId,
+              text: body.data.text,
+              providerMessageId: body.data.id ?? randomUUID(),
+              ...(body.data.media ? { media: body.data.media } : {}),
+            },
+            { inline: { budgetMs: settings.replyBudgetMs, confirm: true } },
+          );
+          // The inline replies count as delivered only once this response is written; a client that
+          // hung up finds them in its mailbox (the sender below) instead.
+          await ctx.gateway.deliverInline(res, result, (inline) => {
+            const replies = [...inline, ...result.queued].map((r) => ({ id: r.id, text: r.text, media: r.media, status: r.status }));
+            res.status(result.status === 'deferred' ? 202 : 200).json({
+              message: { id: result.inboundId, conversationId: result.conversationId, status: result.status, ...(result.stopReason ? { stopReason: result.stopReason } : {}) },
+              replies,
+            });
           });
-        });
-      });
+        },
+      );
     });
     // Replies that missed the request's budget are kept in the outbox; an http client fetches them
     // from the admin API, so "sending" one means recording it as delivered to that mailbox.

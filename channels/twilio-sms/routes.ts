@@ -4,7 +4,8 @@
  * delivery status. Parsing and the signature check live in webhook.ts, shared with twilio-voice.
  */
 import type { Request, Response, Router } from 'express';
-import { hashAddress, type InboundDraft, isPoisonInput, notFound, type OutboundMessage, type PluginContext, poisonReason } from 'parley';
+import { hashAddress, type InboundDraft, isPoisonInput, notFound, type OutboundMessage, type PluginContext, poisonReason, type RouteContract, type RouteHelpers } from 'parley';
+import { z } from 'zod';
 import { matchKeyword } from './consent.js';
 import { usageOf, type LedgerAccount, type LedgerEntry, type SegmentLedger } from './ledger.js';
 import { UNKNOWN_TENANT, type TwilioMetrics } from './metrics.js';
@@ -23,8 +24,26 @@ export interface SmsWebhookDeps {
   guard: SignatureGuard;
 }
 
+/** Twilio's form posts, as documented in `/v1/openapi.json` (signed: the signature is the credential). */
+const twilioForm = z.record(z.string(), z.string()).describe("Twilio's form parameters (MessageSid, AccountSid, From, To, Body, NumMedia, MediaUrl0...; MessageStatus on status callbacks)");
+export function twilioWebhookContract(path: string, summary: string, responses: RouteContract['responses'], extra: Partial<RouteContract> = {}): RouteContract {
+  return {
+    method: 'post',
+    path,
+    auth: 'none',
+    tags: ['webhooks'],
+    summary,
+    description: 'Called by Twilio, never by integrators. Verified by `X-Twilio-Signature` over the public URL and the form (`publicBaseUrl`); a webhook that cannot be stored is parked and answered 200 so Twilio does not retry it forever.',
+    body: twilioForm,
+    bodyContentType: 'application/x-www-form-urlencoded',
+    responses,
+    errors: ['PARLEY_BAD_REQUEST', { code: 'PARLEY_FORBIDDEN', status: 403, description: 'Missing or invalid X-Twilio-Signature' }, { code: 'PARLEY_NOT_FOUND', status: 404, description: 'No tenant owns this Twilio number' }],
+    ...extra,
+  };
+}
+
 /** Registers the channel's two webhooks. */
-export function smsWebhooks(deps: SmsWebhookDeps): (router: Router) => void {
+export function smsWebhooks(deps: SmsWebhookDeps): (router: Router, helpers: RouteHelpers) => void {
   const { ctx, metrics, tenants } = deps;
 
   /** Replies as TwiML, each fitted to the segment budget, and the ledger entries of their parts. */
@@ -149,8 +168,13 @@ export function smsWebhooks(deps: SmsWebhookDeps): (router: Router) => void {
     res.status(204).end();
   }
 
-  return (router) => {
-    router.post('/twilio/sms', inbound);
-    router.post('/twilio/status', status);
+  return (_router, { route }) => {
+    route(
+      twilioWebhookContract('/twilio/sms', 'An incoming SMS, MMS or WhatsApp message (Twilio Messaging webhook)', { 200: { description: 'TwiML with the replies that fit the budget (the rest go through the API)', contentType: 'text/xml' } }, {
+        errors: ['PARLEY_BAD_REQUEST', { code: 'PARLEY_FORBIDDEN', status: 403, description: 'Missing or invalid X-Twilio-Signature' }, { code: 'PARLEY_NOT_FOUND', status: 404, description: 'No tenant owns this Twilio number' }, { code: 'PARLEY_TWILIO_SMS_TWIML_TOO_LARGE', status: 500, description: 'The reply does not fit in TwiML' }],
+      }),
+      inbound,
+    );
+    route(twilioWebhookContract('/twilio/status', 'A delivery status callback of a message Parley sent', { 204: { description: 'Recorded (or ignored: a message Parley did not send)' } }), status);
   };
 }

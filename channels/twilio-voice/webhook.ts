@@ -6,7 +6,7 @@
  */
 import type { Request, Response, Router } from 'express';
 import { z } from 'zod';
-import { hashAddress, notFound, type PluginContext } from 'parley';
+import { hashAddress, notFound, type PluginContext, type RouteContract, type RouteHelpers } from 'parley';
 import type { CallStore } from './calls.js';
 import type { VoiceMetrics } from './metrics.js';
 import type { VoiceTenant } from './sender.js';
@@ -43,7 +43,7 @@ export interface VoiceWebhookDeps {
 }
 
 /** Registers the four call webhooks. */
-export function voiceWebhooks(deps: VoiceWebhookDeps): (router: Router) => void {
+export function voiceWebhooks(deps: VoiceWebhookDeps): (router: Router, helpers: RouteHelpers) => void {
   const { ctx, metrics, calls } = deps;
   const { formParams, required, plainParams, parseOrBadRequest, countMalformed, sendTwiml, externalBase } = deps.helpers;
   const { turns } = metrics;
@@ -150,10 +150,23 @@ export function voiceWebhooks(deps: VoiceWebhookDeps): (router: Router) => void 
     res.status(204).end();
   }
 
-  return (router) => {
-    router.post('/twilio/voice', start);
-    router.post('/twilio/voice/gather', answer);
-    router.post('/twilio/voice/dial', dialed);
-    router.post('/twilio/voice/status', callStatus);
+  const twiml = { 200: { description: 'TwiML: what the call says and gathers next', contentType: 'text/xml' } };
+  const contract = (path: string, summary: string, responses: RouteContract['responses']): RouteContract => ({
+    method: 'post',
+    path,
+    auth: 'none',
+    tags: ['webhooks'],
+    summary,
+    description: 'Called by Twilio during a call, never by integrators. Verified by `X-Twilio-Signature` over the public URL and the form.',
+    body: z.record(z.string(), z.string()).describe("Twilio's form parameters (CallSid, From, To, SpeechResult, CallStatus...)"),
+    bodyContentType: 'application/x-www-form-urlencoded',
+    responses,
+    errors: ['PARLEY_BAD_REQUEST', { code: 'PARLEY_FORBIDDEN', status: 403, description: 'Missing or invalid X-Twilio-Signature' }, { code: 'PARLEY_NOT_FOUND', status: 404, description: 'No tenant owns this Twilio number' }],
+  });
+  return (_router, { route }) => {
+    route(contract('/twilio/voice', 'An incoming call (Twilio Voice webhook)', twiml), start);
+    route(contract('/twilio/voice/gather', 'What the caller said (speech or keypad)', twiml), answer);
+    route(contract('/twilio/voice/dial', 'How a transfer to a person ended', twiml), dialed);
+    route(contract('/twilio/voice/status', 'A call status callback', { 204: { description: 'Recorded' } }), callStatus);
   };
 }

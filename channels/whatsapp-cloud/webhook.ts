@@ -5,7 +5,8 @@
  * its wamid.
  */
 import type { Request, Router } from 'express';
-import { badRequest, forbidden, isPoisonInput, ParleyError, poisonReason, type PluginContext } from 'parley';
+import { badRequest, forbidden, isPoisonInput, ParleyError, poisonReason, type PluginContext, type RouteHelpers } from 'parley';
+import { z } from 'zod';
 import { toE164, toInboundDraft } from './inbound.js';
 import type { CloudMetrics } from './metrics.js';
 import { MalformedPayloadError, parseCloudWebhook, type CloudEvent, type CloudStatusEvent } from './payload.js';
@@ -101,63 +102,94 @@ export function createCloudWebhook(deps: CloudWebhookDeps) {
     for (const { event } of poison) events.inc({ tenant: tenantId ?? 'unknown', kind: event.kind, result: 'parked' });
   }
 
-  function routes(router: Router): void {
-    router.get(WEBHOOK_PATH, (req, res) => {
-      const mode = query(req, 'hub.mode');
-      const token = query(req, 'hub.verify_token');
-      const challenge = query(req, 'hub.challenge');
-      if (mode !== 'subscribe' || token === undefined || challenge === undefined || !tenants.verifyTokens.some((t) => sameText(t, token))) {
-        throw forbidden('Webhook verification failed: wrong hub.mode or hub.verify_token');
-      }
-      res.status(200).type('text/plain').set('x-content-type-options', 'nosniff').send(challenge);
-    });
-
-    router.post(WEBHOOK_PATH, async (req, res) => {
-      const match = verifyWithAnySecret(req.rawBody, req.get('x-hub-signature-256'), tenants.appSecrets);
-      if (!match.ok) {
-        webhooks.inc({ result: 'forged' });
-        signatureFailures.inc({ reason: match.reason });
-        ctx.log.warn({ reason: match.reason, reqId: req.requestId }, 'WhatsApp Cloud webhook refused: bad signature');
-        throw forbidden('Invalid X-Hub-Signature-256');
-      }
-      let parsed: CloudEvent[];
-      try {
-        parsed = parseCloudWebhook(req.body);
-      } catch (error) {
-        if (!(error instanceof MalformedPayloadError)) throw error;
-        webhooks.inc({ result: 'malformed' });
-        ctx.log.warn({ reason: error.reason, reqId: req.requestId }, 'malformed WhatsApp Cloud webhook');
-        throw badRequest('Not a WhatsApp Cloud webhook payload');
-      }
-      webhooks.inc({ result: 'ok' });
-      // In payload order: a person's messages are recorded, and their pipelines started, in the
-      // order they were written. Each event waits only for its write, never for a pipeline, so
-      // Meta gets its 200 fast; replies go out through the outbox.
-      const failures: unknown[] = [];
-      const poison: { event: CloudEvent; error: unknown }[] = [];
-      const recording = (async () => {
-        for (const event of parsed) {
-          await handleEvent(event, match.appSecret).catch((error: unknown) => {
-            // Input no retry can store (NUL-free text is already repaired by the kernel): parked below.
-            if (isPoisonInput(error)) return void poison.push({ event, error });
-            failures.push(error);
-            ctx.log.error({ err: error, kind: event.kind }, 'WhatsApp Cloud event failed');
-            events.inc({ tenant: event.phoneNumberId ? (tenants.byPhoneNumberId(event.phoneNumberId)?.tenantId ?? 'unknown') : 'unknown', kind: event.kind, result: 'error' });
-          });
+  const description = 'Called by Meta, never by integrators. The GET is the subscription handshake (`hub.verify_token`); each POST is verified by `X-Hub-Signature-256` (HMAC-SHA256 of the raw body with the app secret).';
+  function routes(_router: Router, { route }: RouteHelpers): void {
+    route(
+      {
+        method: 'get',
+        path: WEBHOOK_PATH,
+        auth: 'none',
+        tags: ['webhooks'],
+        summary: "Meta's webhook verification handshake",
+        description,
+        query: z.object({ 'hub.mode': z.literal('subscribe'), 'hub.verify_token': z.string(), 'hub.challenge': z.string() }),
+        responses: { 200: { description: 'The challenge, echoed', contentType: 'text/plain' } },
+        errors: [{ code: 'PARLEY_FORBIDDEN', status: 403, description: 'Wrong hub.mode or hub.verify_token' }],
+      },
+      (req, res) => {
+        const mode = query(req, 'hub.mode');
+        const token = query(req, 'hub.verify_token');
+        const challenge = query(req, 'hub.challenge');
+        if (mode !== 'subscribe' || token === undefined || challenge === undefined || !tenants.verifyTokens.some((t) => sameText(t, token))) {
+          throw forbidden('Webhook verification failed: wrong hub.mode or hub.verify_token');
         }
-      })();
-      ctx.background(recording, 'record the events of a WhatsApp Cloud webhook');
-      await recording;
-      if (poison.length) await parkPoison(req.rawBody ?? req.body, poison);
-      if (failures.length) {
-        // Not a 200, so Meta delivers the webhook again; events already recorded are deduplicated.
-        const first = failures[0];
-        throw first instanceof ParleyError && first.status >= 500
-          ? first
-          : new ParleyError('PARLEY_STORAGE_UNAVAILABLE', `${failures.length} event(s) of this webhook could not be recorded; Meta will deliver it again`, 503, { cause: first });
-      }
-      res.status(200).json({ ok: true });
-    });
+        res.status(200).type('text/plain').set('x-content-type-options', 'nosniff').send(challenge);
+      },
+    );
+
+    route(
+      {
+        method: 'post',
+        path: WEBHOOK_PATH,
+        auth: 'none',
+        tags: ['webhooks'],
+        summary: 'Messages and delivery statuses from the WhatsApp Cloud API',
+        description,
+        body: z.looseObject({ object: z.string(), entry: z.array(z.unknown()) }).describe("Meta's webhook payload"),
+        responses: { 200: { description: 'Recorded (or parked when it cannot be stored)', schema: z.object({ ok: z.literal(true) }) } },
+        errors: [
+          'PARLEY_BAD_REQUEST',
+          { code: 'PARLEY_FORBIDDEN', status: 403, description: 'Invalid X-Hub-Signature-256' },
+          { code: 'PARLEY_STORAGE_UNAVAILABLE', status: 503, description: 'Not recorded: Meta delivers it again' },
+        ],
+      },
+      async (req, res) => {
+        const match = verifyWithAnySecret(req.rawBody, req.get('x-hub-signature-256'), tenants.appSecrets);
+        if (!match.ok) {
+          webhooks.inc({ result: 'forged' });
+          signatureFailures.inc({ reason: match.reason });
+          ctx.log.warn({ reason: match.reason, reqId: req.requestId }, 'WhatsApp Cloud webhook refused: bad signature');
+          throw forbidden('Invalid X-Hub-Signature-256');
+        }
+        let parsed: CloudEvent[];
+        try {
+          parsed = parseCloudWebhook(req.body);
+        } catch (error) {
+          if (!(error instanceof MalformedPayloadError)) throw error;
+          webhooks.inc({ result: 'malformed' });
+          ctx.log.warn({ reason: error.reason, reqId: req.requestId }, 'malformed WhatsApp Cloud webhook');
+          throw badRequest('Not a WhatsApp Cloud webhook payload');
+        }
+        webhooks.inc({ result: 'ok' });
+        // In payload order: a person's messages are recorded, and their pipelines started, in the
+        // order they were written. Each event waits only for its write, never for a pipeline, so
+        // Meta gets its 200 fast; replies go out through the outbox.
+        const failures: unknown[] = [];
+        const poison: { event: CloudEvent; error: unknown }[] = [];
+        const recording = (async () => {
+          for (const event of parsed) {
+            await handleEvent(event, match.appSecret).catch((error: unknown) => {
+              // Input no retry can store (NUL-free text is already repaired by the kernel): parked below.
+              if (isPoisonInput(error)) return void poison.push({ event, error });
+              failures.push(error);
+              ctx.log.error({ err: error, kind: event.kind }, 'WhatsApp Cloud event failed');
+              events.inc({ tenant: event.phoneNumberId ? (tenants.byPhoneNumberId(event.phoneNumberId)?.tenantId ?? 'unknown') : 'unknown', kind: event.kind, result: 'error' });
+            });
+          }
+        })();
+        ctx.background(recording, 'record the events of a WhatsApp Cloud webhook');
+        await recording;
+        if (poison.length) await parkPoison(req.rawBody ?? req.body, poison);
+        if (failures.length) {
+          // Not a 200, so Meta delivers the webhook again; events already recorded are deduplicated.
+          const first = failures[0];
+          throw first instanceof ParleyError && first.status >= 500
+            ? first
+            : new ParleyError('PARLEY_STORAGE_UNAVAILABLE', `${failures.length} event(s) of this webhook could not be recorded; Meta will deliver it again`, 503, { cause: first });
+        }
+        res.status(200).json({ ok: true });
+      },
+    );
   }
 
   return {

@@ -3,8 +3,7 @@
  * tenant from the path, so a tenant key can never reach another tenant's rows.
  */
 import { dumpEmbedded } from '../backup.js';
-import express, { type Router } from 'express';
-import { z } from 'zod';
+import type express from 'express';
 import type { Gateway } from '../gateway.js';
 import type { RouteHelpers } from '../plugin.js';
 import { HttpError, badRequest, notFound, unauthenticated } from '../errors.js';
@@ -12,22 +11,13 @@ import { generateApiKey, hashApiKey } from '../tenancy.js';
 import { loadOutbound, toOutbound } from '../storage/message-store.js';
 import { consentAddress } from '../consent.js';
 import { readHandoff, setHandoff } from '../handoff.js';
-import { param, bearerKey } from './app.js';
+import { param } from './app.js';
+import { HandoffBody, KeyBody, ListQuery, PageQuery, Responses, UsageQuery } from './api-schemas.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-const listQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(500).default(50),
-  before: z.string().datetime({ offset: true }).optional(),
-  status: z.string().regex(/^[a-z-]+$/).optional(),
-});
-
-const usageQuery = z.object({
-  from: z.coerce.date().optional(),
-  to: z.coerce.date().optional(),
-  groupBy: z.enum(['kind', 'day']).default('kind'),
-  kind: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/).optional(),
-});
+const listQuery = ListQuery;
+const usageQuery = UsageQuery;
 
 function parseQuery(query: unknown) {
   const parsed = listQuery.safeParse(query);
@@ -40,13 +30,12 @@ function uuidParam(value: string | undefined, what: string): string {
   return value;
 }
 
-export function adminRouter(gateway: Gateway, auth: RouteHelpers): Router {
-  const r = express.Router();
+/** The admin API's kernel routes, each registered from its contract (`/v1/openapi.json`). */
+export const adminRoutes = (gateway: Gateway) => ({ route }: RouteHelpers): void => {
   const db = () => gateway.db.pool;
-  const tenantAuth = auth.tenantAuth('tenant');
 
-  r.get('/tenants', async (req, res) => {
-    const principal = await gateway.tenants.authenticate(bearerKey(req));
+  route({ method: 'get', path: '/v1/tenants', auth: 'key', tags: ['tenants'], summary: 'Tenants this key may see', description: 'The operator key sees every tenant; a tenant key its own.', responses: { 200: { description: 'The tenants', schema: Responses.tenants, example: { tenants: [{ id: 'acme', name: 'Acme Clinic', locale: 'en', pipeline: ['crisis-guard', 'keyword-replies'] }] } } } }, async (req, res) => {
+    const principal = req.principal;
     if (!principal) throw unauthenticated();
     const list = gateway.tenants.list().filter((t) => principal.kind === 'operator' || t.id === principal.tenantId);
     res.json({ tenants: list.map((t) => ({ id: t.id, name: t.name, locale: t.locale, pipeline: t.pipeline })) });
@@ -56,19 +45,19 @@ export function adminRouter(gateway: Gateway, auth: RouteHelpers): Router {
    * Operator only: a consistent dump of the running embedded database (the CLI's `parley backup` calls
    * it: the data directory is locked to this process). The manifest is in `x-parley-backup-manifest`.
    */
-  r.get('/backup', auth.operatorAuth(), async (_req, res) => {
+  route({ method: 'get', path: '/v1/backup', auth: 'operator', tags: ['operations'], summary: 'A consistent dump of the running embedded database', description: 'What `parley backup` calls. The manifest is in the `x-parley-backup-manifest` header (base64 JSON).', responses: { 200: { description: 'The dump', contentType: 'application/octet-stream', headers: { 'x-parley-backup-manifest': 'The manifest, base64 JSON' } } }, errors: ['PARLEY_NOT_IMPLEMENTED'] }, async (_req, res) => {
     if (!gateway.db.embedded) throw new HttpError('PARLEY_NOT_IMPLEMENTED', 'This gateway runs on PostgreSQL: run parley backup with DATABASE_URL (pg_dump) instead', 501);
     const { manifest, payload } = await dumpEmbedded(gateway.db.embedded);
     res.set({ 'content-type': 'application/octet-stream', 'x-parley-backup-manifest': Buffer.from(JSON.stringify(manifest)).toString('base64'), 'cache-control': 'no-store' });
     res.end(payload);
   });
 
-  r.get('/tenants/:tenant', tenantAuth, (req, res) => {
+  route({ method: 'get', path: '/v1/tenants/:tenant', auth: 'tenant', tags: ['tenants'], summary: 'One tenant', responses: { 200: { description: 'The tenant', schema: Responses.tenant } } }, (req, res) => {
     const t = gateway.tenants.get(param(req, 'tenant'))!;
     res.json({ tenant: { id: t.id, name: t.name, locale: t.locale, timezone: t.timezone, pipeline: t.pipeline } });
   });
 
-  r.get('/tenants/:tenant/conversations', tenantAuth, async (req, res) => {
+  route({ method: 'get', path: '/v1/tenants/:tenant/conversations', auth: 'tenant', tags: ['conversations'], summary: 'Conversations, most recently active first', query: PageQuery, responses: { 200: { description: 'A page of conversations', schema: Responses.conversations } }, errors: ['PARLEY_BAD_REQUEST'] }, async (req, res) => {
     const q = parseQuery(req.query);
     const { rows } = await db().query(
       `SELECT id, channel, participant, handoff, created_at AS "createdAt", last_message_at AS "lastMessageAt" FROM parley_conversations
@@ -78,7 +67,7 @@ export function adminRouter(gateway: Gateway, auth: RouteHelpers): Router {
     res.json({ conversations: rows });
   });
 
-  r.get('/tenants/:tenant/conversations/:id/messages', tenantAuth, async (req, res) => {
+  route({ method: 'get', path: '/v1/tenants/:tenant/conversations/:id/messages', auth: 'tenant', tags: ['conversations'], summary: 'Messages of a conversation, both directions', description: 'The newest `limit` messages, returned oldest first.', query: PageQuery, responses: { 200: { description: 'The messages', schema: Responses.conversationMessages } }, errors: ['PARLEY_BAD_REQUEST', 'PARLEY_NOT_FOUND'] }, async (req, res) => {
     const id = uuidParam(param(req, 'id'), 'conversation');
     const q = parseQuery(req.query);
     const { rows: conv } = await db().query('SELECT id FROM parley_conversations WHERE tenant_id = $1 AND id = $2', [param(req, 'tenant'), id]);
@@ -94,16 +83,16 @@ export function adminRouter(gateway: Gateway, auth: RouteHelpers): Router {
     res.json({ messages: rows.reverse() });
   });
 
-  r.get('/tenants/:tenant/conversations/:id/handoff', tenantAuth, async (req, res) => {
+  route({ method: 'get', path: '/v1/tenants/:tenant/conversations/:id/handoff', auth: 'tenant', tags: ['conversations'], summary: 'Who answers the conversation: the bot or a person', responses: { 200: { description: 'The handoff state', schema: Responses.handoff } }, errors: ['PARLEY_NOT_FOUND'] }, async (req, res) => {
     const id = uuidParam(param(req, 'id'), 'conversation');
     const handoff = await readHandoff(db(), param(req, 'tenant'), id);
     if (!handoff) throw notFound(`No conversation "${id}"`);
     res.json({ handoff });
   });
 
-  r.put('/tenants/:tenant/conversations/:id/handoff', tenantAuth, async (req, res) => {
+  route({ method: 'put', path: '/v1/tenants/:tenant/conversations/:id/handoff', auth: 'tenant', tags: ['conversations'], summary: 'Hand the conversation to a person, or back to the bot', description: 'Audited. While `human`, only screening stages run.', body: HandoffBody, bodyExample: { state: 'bot', reason: 'resolved by phone' }, responses: { 200: { description: 'The new state', schema: Responses.handoff } }, errors: ['PARLEY_BAD_REQUEST', 'PARLEY_NOT_FOUND'] }, async (req, res) => {
     const id = uuidParam(param(req, 'id'), 'conversation');
-    const body = z.object({ state: z.enum(['bot', 'human']), reason: z.string().max(500).optional() }).safeParse(req.body ?? {});
+    const body = HandoffBody.safeParse(req.body ?? {});
     if (!body.success) throw badRequest('Body must be { "state": "bot" | "human", "reason"?: string }');
     const tenantId = param(req, 'tenant');
     const by = req.principal?.kind === 'tenant' ? `key:${req.principal.keyId}` : 'operator';
@@ -113,7 +102,7 @@ export function adminRouter(gateway: Gateway, auth: RouteHelpers): Router {
     res.json({ handoff: result.handoff });
   });
 
-  r.get('/tenants/:tenant/messages/:id', tenantAuth, async (req, res) => {
+  route({ method: 'get', path: '/v1/tenants/:tenant/messages/:id', auth: 'tenant', tags: ['messages'], summary: 'An inbound message with its stage records, annotations and replies', responses: { 200: { description: 'The message and its replies', schema: Responses.message } }, errors: ['PARLEY_NOT_FOUND'] }, async (req, res) => {
     const id = uuidParam(param(req, 'id'), 'message');
     const { rows } = await db().query(
       `SELECT id, channel, provider_message_id AS "providerMessageId", conversation_id AS "conversationId", from_address AS "from", to_address AS "to",
@@ -135,10 +124,10 @@ export function adminRouter(gateway: Gateway, auth: RouteHelpers): Router {
     );
     res.json({ [fixedStatus === 'dead' ? 'deadLetters' : 'outbox']: rows.map(toOutbound) });
   };
-  r.get('/tenants/:tenant/outbox', tenantAuth, outboxList());
-  r.get('/tenants/:tenant/dead-letters', tenantAuth, outboxList('dead'));
+  route({ method: 'get', path: '/v1/tenants/:tenant/outbox', auth: 'tenant', tags: ['outbox'], summary: 'Outgoing messages, newest first', query: ListQuery, responses: { 200: { description: 'A page of the outbox', schema: Responses.outbox } }, errors: ['PARLEY_BAD_REQUEST'] }, outboxList());
+  route({ method: 'get', path: '/v1/tenants/:tenant/dead-letters', auth: 'tenant', tags: ['outbox'], summary: 'Items that will not be retried, with the provider\'s error code', query: PageQuery, responses: { 200: { description: 'A page of dead letters', schema: Responses.deadLetters } }, errors: ['PARLEY_BAD_REQUEST'] }, outboxList('dead'));
 
-  r.get('/tenants/:tenant/outbox/:id', tenantAuth, async (req, res) => {
+  route({ method: 'get', path: '/v1/tenants/:tenant/outbox/:id', auth: 'tenant', tags: ['outbox'], summary: 'An outbox item with its status history', responses: { 200: { description: 'The item', schema: Responses.outboxItem } }, errors: ['PARLEY_NOT_FOUND'] }, async (req, res) => {
     const id = uuidParam(param(req, 'id'), 'outbox item');
     const item = await loadOutbound(db(), param(req, 'tenant'), id);
     if (!item) throw notFound(`No outbox item "${id}"`);
@@ -153,7 +142,7 @@ export function adminRouter(gateway: Gateway, auth: RouteHelpers): Router {
     res.json({ item, events: [first, ...later] });
   });
 
-  r.post('/tenants/:tenant/outbox/:id/retry', tenantAuth, async (req, res) => {
+  route({ method: 'post', path: '/v1/tenants/:tenant/outbox/:id/retry', auth: 'tenant', tags: ['outbox'], summary: 'Send a dead, failed or undelivered item again, or release a held one', responses: { 202: { description: 'Queued for sending', schema: Responses.retried } }, errors: [{ code: 'PARLEY_BAD_REQUEST', status: 400, description: 'The item is not dead, failed, undelivered or held' }, 'PARLEY_NOT_FOUND'] }, async (req, res) => {
     const id = uuidParam(param(req, 'id'), 'outbox item');
     const { rows } = await db().query<{ id: string; tenant_id: string; attempts: number }>(
       `WITH upd AS (UPDATE parley_outbox SET status = 'pending', error = NULL, error_code = NULL, updated_at = now()
@@ -171,13 +160,13 @@ export function adminRouter(gateway: Gateway, auth: RouteHelpers): Router {
     res.status(202).json({ item: await loadOutbound(db(), param(req, 'tenant'), id) });
   });
 
-  r.get('/tenants/:tenant/consent/:address', tenantAuth, async (req, res) => {
+  route({ method: 'get', path: '/v1/tenants/:tenant/consent/:address', auth: 'tenant', tags: ['consent'], summary: 'Opt-in/out status of an address and its history', responses: { 200: { description: 'The status', schema: Responses.consent } } }, async (req, res) => {
     const address = consentAddress(param(req, 'address'));
     const optedOut = await gateway.consent.isOptedOut(param(req, 'tenant'), address);
     res.json({ address, status: optedOut ? 'opted-out' : 'opted-in', history: await gateway.consent.history(param(req, 'tenant'), address) });
   });
 
-  r.get('/tenants/:tenant/usage', tenantAuth, async (req, res) => {
+  route({ method: 'get', path: '/v1/tenants/:tenant/usage', auth: 'tenant', tags: ['usage'], summary: 'Usage totals by kind or by day', query: UsageQuery, responses: { 200: { description: 'The totals', schema: Responses.usage } }, errors: ['PARLEY_BAD_REQUEST'] }, async (req, res) => {
     const q = usageQuery.safeParse(req.query);
     if (!q.success) throw badRequest(`Invalid query: ${q.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
     const to = q.data.to ?? new Date();
@@ -186,7 +175,7 @@ export function adminRouter(gateway: Gateway, auth: RouteHelpers): Router {
     res.json({ from, to, groupBy: q.data.groupBy, usage });
   });
 
-  r.get('/tenants/:tenant/keys', tenantAuth, async (req, res) => {
+  route({ method: 'get', path: '/v1/tenants/:tenant/keys', auth: 'tenant', tags: ['keys'], summary: 'Stored API keys of the tenant (never their secrets)', responses: { 200: { description: 'The keys', schema: Responses.keys } } }, async (req, res) => {
     const { rows } = await db().query(
       'SELECT id, label, created_at AS "createdAt", revoked_at AS "revokedAt" FROM parley_api_keys WHERE tenant_id = $1 ORDER BY created_at',
       [param(req, 'tenant')],
@@ -194,8 +183,8 @@ export function adminRouter(gateway: Gateway, auth: RouteHelpers): Router {
     res.json({ keys: rows });
   });
 
-  r.post('/tenants/:tenant/keys', auth.operatorAuth(), tenantAuth, async (req, res) => {
-    const body = z.object({ label: z.string().max(100).default('') }).safeParse(req.body ?? {});
+  route({ method: 'post', path: '/v1/tenants/:tenant/keys', auth: 'operator+tenant', tags: ['keys'], summary: 'Create an API key (the secret is shown once)', description: 'Audited.', body: KeyBody, bodyExample: { label: 'crm integration' }, responses: { 201: { description: 'The key with its secret', schema: Responses.createdKey } }, errors: ['PARLEY_BAD_REQUEST'] }, async (req, res) => {
+    const body = KeyBody.safeParse(req.body ?? {});
     if (!body.success) throw badRequest('Body must be { "label": string }');
     const key = generateApiKey(param(req, 'tenant'));
     const { rows } = await db().query('INSERT INTO parley_api_keys (tenant_id, key_hash, label) VALUES ($1, $2, $3) RETURNING id, label, created_at AS "createdAt"', [param(req, 'tenant'), hashApiKey(key), body.data.label]);
@@ -203,7 +192,7 @@ export function adminRouter(gateway: Gateway, auth: RouteHelpers): Router {
     res.status(201).json({ key: { ...rows[0], secret: key } });
   });
 
-  r.delete('/tenants/:tenant/keys/:id', auth.operatorAuth(), tenantAuth, async (req, res) => {
+  route({ method: 'delete', path: '/v1/tenants/:tenant/keys/:id', auth: 'operator+tenant', tags: ['keys'], summary: 'Revoke an API key', description: 'Audited.', responses: { 204: { description: 'Revoked' } }, errors: [{ code: 'PARLEY_NOT_FOUND', status: 404, description: 'No active key with that id' }] }, async (req, res) => {
     const id = uuidParam(param(req, 'id'), 'key');
     const { rowCount } = await db().query('UPDATE parley_api_keys SET revoked_at = now() WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL', [param(req, 'tenant'), id]);
     if (!rowCount) throw notFound(`No active key "${id}"`);
@@ -211,13 +200,12 @@ export function adminRouter(gateway: Gateway, auth: RouteHelpers): Router {
     res.status(204).end();
   });
 
-  r.get('/plugins', auth.operatorAuth(), (_req, res) => {
+  route({ method: 'get', path: '/v1/plugins', auth: 'operator', tags: ['operations'], summary: 'The plugins this gateway runs', responses: { 200: { description: 'The plugins', schema: Responses.plugins } } }, (_req, res) => {
     res.json({ plugins: gateway.pluginNames() });
   });
 
-  r.get('/alerts', auth.operatorAuth(), (_req, res) => {
+  route({ method: 'get', path: '/v1/alerts', auth: 'operator', tags: ['operations'], summary: 'Open alerts', responses: { 200: { description: 'Firing alerts', schema: Responses.alerts } } }, (_req, res) => {
     res.json({ alerts: gateway.alerts.openAlerts() });
   });
 
-  return r;
-}
+};

@@ -9,11 +9,18 @@ import { performance } from 'node:perf_hooks';
 import type { Gateway } from '../gateway.js';
 import type { ApiGuard, RouteHelpers } from '../plugin.js';
 import type { Principal } from '../tenancy.js';
-import { HttpError, ParleyError, forbidden, notFound, unauthenticated } from '../errors.js';
-import { adminRouter } from './admin-api.js';
+import type { Logger } from 'pino';
+import { HttpError, ParleyError, PluginError, forbidden, notFound, unauthenticated } from '../errors.js';
+import { adminRoutes } from './admin-api.js';
+import { ApiCatalogue, contractMiddleware, contractProblems, recordRoutes, routeKey, type RouteContract } from './contract.js';
+import { documentRoutes } from './docs.js';
+import { operationsRoutes } from './operations-api.js';
 import { adminInputGuard, databaseDataError } from './input-guard.js';
-import { parkedRouter } from './parked-api.js';
+import { parkedRoutes } from './parked-api.js';
 import { metricsAccess } from './metrics-auth.js';
+
+/** The contracts and registrations of an app's routes (`GET /v1/openapi.json` is built from it). */
+export const apiCatalogueOf = (app: Express): ApiCatalogue => app.locals.parleyApi as ApiCatalogue;
 
 declare module 'express-serve-static-core' {
   interface Request {
@@ -66,7 +73,14 @@ async function runGuards(gateway: Gateway, guards: readonly { plugin: string; gu
   }
 }
 
-export function createAuth(gateway: Gateway, guards: readonly { plugin: string; guard: ApiGuard }[] = []): RouteHelpers {
+/** The auth middleware of routes: `tenantAuth`, `operatorAuth`, and `anyKey` (any valid key). */
+export interface AuthHelpers {
+  tenantAuth(param?: string): RequestHandler;
+  operatorAuth(): RequestHandler;
+  anyKey(): RequestHandler;
+}
+
+export function createAuth(gateway: Gateway, guards: readonly { plugin: string; guard: ApiGuard }[] = []): AuthHelpers {
   const authenticate: (req: Request) => Promise<Principal> = async (req) => {
     if (req.principal) return req.principal;
     const principal = await gateway.tenants.authenticate(bearerKey(req));
@@ -97,6 +111,65 @@ export function createAuth(gateway: Gateway, guards: readonly { plugin: string; 
         next();
       };
     },
+    anyKey(): RequestHandler {
+      return async (req, _res, next) => {
+        await authenticate(req);
+        next();
+      };
+    },
+  };
+}
+
+/**
+ * The helpers one `ctx.routes` registration (or a kernel router) receives: the auth middleware, and
+ * `route` bound to its router, which registers a route from its contract and catalogues it.
+ */
+export function routeHelpers(auth: AuthHelpers, router: Router, owner: string, catalogue: ApiCatalogue, log?: Logger): RouteHelpers {
+  recordRoutes(router, '', owner, catalogue);
+  return {
+    tenantAuth: auth.tenantAuth,
+    operatorAuth: auth.operatorAuth,
+    route(contract: RouteContract, ...handlers: RequestHandler[]) {
+      const problems = contractProblems(contract, contract.path);
+      const key = contract.path && contract.method ? routeKey(contract.method, contract.path) : '';
+      if (catalogue.described.some((d) => routeKey(d.contract.method, d.contract.path) === key)) problems.push(`${key} is described twice`);
+      if (!handlers.length) problems.push('a route needs a handler');
+      if (problems.length) {
+        throw new PluginError('PARLEY_PLUGIN_INVALID', `${owner === 'parley' ? 'The kernel' : `Plugin "${owner}"`}: route ${key || '?'}: ${problems.join('; ')}`, 500, { plugin: owner });
+      }
+      catalogue.described.push({ owner, contract });
+      const check = process.env.PARLEY_CHECK_RESPONSES === '1' ? [responseCheck(contract, owner, catalogue, log)] : [];
+      router[contract.method](contract.path, ...check, ...contractMiddleware(contract, auth), ...handlers);
+    },
+  };
+}
+
+/**
+ * `PARLEY_CHECK_RESPONSES=1` (tests, never production): every JSON answer of a described route is
+ * checked against its contract: a status the contract does not document (errors excepted: they are
+ * the catalogue's shape) or a body its schema refuses is recorded in `catalogue.violations`, logged,
+ * and answered 500 instead, so any test that exercises the route fails on a contract that lies.
+ */
+function responseCheck(contract: RouteContract, owner: string, catalogue: ApiCatalogue, log: Logger | undefined): RequestHandler {
+  return (req, res, next) => {
+    const json = res.json.bind(res);
+    res.json = (body: unknown) => {
+      const status = res.statusCode;
+      const documented = contract.responses[status];
+      let problem: string | undefined;
+      if (status < 400 && !documented) problem = `status ${status} is not documented`;
+      else if (documented?.schema) {
+        const parsed = documented.schema.safeParse(JSON.parse(JSON.stringify(body ?? null)));
+        if (!parsed.success) problem = parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ');
+      }
+      if (!problem) return json(body);
+      const violation = `${routeKey(contract.method, contract.path)} (${owner}) -> ${status}: ${problem}`;
+      catalogue.violations.push(violation);
+      log?.error({ violation, reqId: req.requestId }, 'response does not match the route contract');
+      res.status(500);
+      return json({ error: { code: 'PARLEY_INTERNAL', message: `Response does not match the route contract: ${violation}` } });
+    };
+    next();
   };
 }
 
@@ -127,27 +200,19 @@ export function createHttpApp(gateway: Gateway, routes: RouteRegistration[], gua
   app.use(express.json({ limit: server.bodyLimit, verify: keepRaw, type: ['application/json', 'application/*+json'] }));
   app.use(express.urlencoded({ limit: server.bodyLimit, extended: false, verify: keepRaw, parameterLimit: 1000 }));
 
-  app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok', uptimeSeconds: Math.round((Date.now() - gateway.startedAt) / 1000) });
-  });
   const mayReadOperations = metricsAccess(server.metricsToken);
-  app.get('/readyz', async (req, res) => {
-    const r = await gateway.readiness();
-    res.status(r.ready ? 200 : 503).json({ status: r.ready ? 'ready' : gateway.isStopping ? 'stopping' : 'not-ready', ...(mayReadOperations(req) ? { components: r.components } : {}) });
-  });
-  app.get('/metrics', async (req, res) => {
-    if (!mayReadOperations(req)) throw unauthenticated('/metrics needs Authorization: Bearer <server.metricsToken>');
-    res.setHeader('content-type', gateway.registry.contentType);
-    res.send(await gateway.registry.metrics());
-  });
-
-  const helpers = createAuth(gateway, guards);
+  const auth = createAuth(gateway, guards);
+  const catalogue = new ApiCatalogue();
+  app.locals.parleyApi = catalogue;
   app.use('/v1', adminInputGuard);
-  app.use('/v1', adminRouter(gateway, helpers));
-  app.use('/v1', parkedRouter(gateway, helpers));
+  for (const kernel of [operationsRoutes(gateway, mayReadOperations), adminRoutes(gateway), parkedRoutes(gateway), documentRoutes(gateway, catalogue)]) {
+    const router = express.Router();
+    kernel(routeHelpers(auth, router, 'parley', catalogue, gateway.log));
+    app.use(router);
+  }
   for (const r of routes) {
     const router = express.Router({ mergeParams: true });
-    r.register(router, helpers);
+    r.register(router, routeHelpers(auth, router, r.plugin, catalogue, gateway.log));
     app.use(router);
   }
 

@@ -20,6 +20,33 @@ const overrideBody = z.object({
   reason: z.string().trim().min(1).max(500),
 });
 
+const ts = z.iso.datetime({ offset: true });
+const Entitlement = z
+  .looseObject({
+    tenantId: z.string(),
+    address: z.string(),
+    channel: z.string(),
+    replyTo: z.string(),
+    firstSeenAt: ts,
+    customerId: z.string().nullable(),
+    subscriptionId: z.string().nullable(),
+    subscriptionStatus: z.string().nullable(),
+    priceId: z.string().nullable(),
+    currentPeriodEnd: ts.nullable(),
+    syncedAt: ts.nullable(),
+    override: z.enum(['grant', 'revoke']).nullable(),
+    overrideUntil: ts.nullable(),
+    overrideReason: z.string().nullable(),
+    lastLinkAt: ts.nullable(),
+    lastSessionId: z.string().nullable(),
+    updatedAt: ts,
+    freeMessagesUsed: z.number().int(),
+    decision: z.unknown().describe('What the next message gets now (allowed, the free allowance, a payment link), null without subscriptions'),
+  })
+  .meta({ id: 'BillingEntitlement', description: "A person's billing record and what it decides now" });
+const notEnabled = { code: 'PARLEY_NOT_FOUND', status: 404, description: 'billing is not enabled for the tenant, or no billing record for the address' } as const;
+const tags = ['billing'];
+
 /** Who acted, as the kernel's audit names actors: a stored key by id, else the operator or tenant key. */
 function actorOf(req: { principal?: { kind: string; keyId?: string } }): string {
   return req.principal?.kind === 'tenant' && req.principal.keyId ? `key:${req.principal.keyId}` : (req.principal?.kind ?? 'unknown');
@@ -27,7 +54,7 @@ function actorOf(req: { principal?: { kind: string; keyId?: string } }): string 
 
 export function billingRoutes(deps: { store: BillingStore; reporter: MeterReporter; subscriptions: (tenantId: string) => SubscriptionTenant | undefined; enabled: (tenantId: string) => boolean }) {
   const { store } = deps;
-  return (router: Router, { tenantAuth, operatorAuth }: RouteHelpers): void => {
+  return (_router: Router, { route }: RouteHelpers): void => {
     const tenantOf = (req: Parameters<typeof param>[0]) => {
       const tenantId = param(req, 'tenant');
       if (!deps.enabled(tenantId)) throw notFound(`billing is not enabled for tenant "${tenantId}"`);
@@ -40,45 +67,63 @@ export function billingRoutes(deps: { store: BillingStore; reporter: MeterReport
     };
 
     const base = '/v1/tenants/:tenant/billing';
-    router.get(`${base}/entitlements`, tenantAuth('tenant'), async (req, res) => {
-      const tenantId = tenantOf(req);
-      const q = listQuery.safeParse(req.query);
-      if (!q.success) throw badRequest('Query must be ?limit=1..500&after=<address>');
-      const rows = await store.list(tenantId, q.data.limit, q.data.after);
-      res.set('cache-control', 'no-store').json({ entitlements: await Promise.all(rows.map(view)), count: rows.length });
-    });
+    route(
+      { method: 'get', path: `${base}/entitlements`, auth: 'tenant', tags, summary: 'People with a billing record, and their decision now', description: 'Ordered by address; page with `after` (the last address of the previous page).', query: listQuery, responses: { 200: { description: 'A page of entitlements', schema: z.object({ entitlements: z.array(Entitlement), count: z.number().int() }) } }, errors: ['PARLEY_BAD_REQUEST', notEnabled] },
+      async (req, res) => {
+        const tenantId = tenantOf(req);
+        const q = listQuery.safeParse(req.query);
+        if (!q.success) throw badRequest('Query must be ?limit=1..500&after=<address>');
+        const rows = await store.list(tenantId, q.data.limit, q.data.after);
+        res.set('cache-control', 'no-store').json({ entitlements: await Promise.all(rows.map(view)), count: rows.length });
+      },
+    );
 
-    router.get(`${base}/entitlements/:address`, tenantAuth('tenant'), async (req, res) => {
-      const tenantId = tenantOf(req);
-      const address = consentAddress(param(req, 'address'));
-      const e = await store.get(tenantId, address);
-      if (!e) throw notFound('No billing record for this address');
-      res.set('cache-control', 'no-store').json({ entitlement: await view(e), history: await store.history(tenantId, address) });
-    });
+    route(
+      { method: 'get', path: `${base}/entitlements/:address`, auth: 'tenant', tags, summary: 'One person, with the history of changes', responses: { 200: { description: 'The entitlement', schema: z.object({ entitlement: Entitlement, history: z.array(z.looseObject({})) }) } }, errors: [notEnabled] },
+      async (req, res) => {
+        const tenantId = tenantOf(req);
+        const address = consentAddress(param(req, 'address'));
+        const e = await store.get(tenantId, address);
+        if (!e) throw notFound('No billing record for this address');
+        res.set('cache-control', 'no-store').json({ entitlement: await view(e), history: await store.history(tenantId, address) });
+      },
+    );
 
-    router.put(`${base}/entitlements/:address/override`, tenantAuth('tenant'), async (req, res) => {
-      const tenantId = tenantOf(req);
-      const body = overrideBody.safeParse(req.body ?? {});
-      if (!body.success) throw badRequest(`Body must be { "override": "grant" | "revoke" | null, "until"?: ISO date, "reason": string }: ${body.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`);
-      const address = consentAddress(param(req, 'address'));
-      const e = await store.override(tenantId, address, { override: body.data.override, until: body.data.until ?? null, reason: body.data.reason }, actorOf(req as never), hashAddress(address));
-      if (!e) throw notFound('No billing record for this address (it is made on their first message)');
-      res.json({ entitlement: await view(e) });
-    });
+    route(
+      { method: 'put', path: `${base}/entitlements/:address/override`, auth: 'tenant', tags, summary: 'Grant or revoke access by hand, until a date or for good (null clears); audited', body: overrideBody, bodyExample: { override: 'grant', until: '2027-01-31', reason: 'hardship waiver' }, responses: { 200: { description: 'The entitlement', schema: z.object({ entitlement: Entitlement }) } }, errors: ['PARLEY_BAD_REQUEST', notEnabled] },
+      async (req, res) => {
+        const tenantId = tenantOf(req);
+        const body = overrideBody.safeParse(req.body ?? {});
+        if (!body.success) throw badRequest(`Body must be { "override": "grant" | "revoke" | null, "until"?: ISO date, "reason": string }: ${body.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`);
+        const address = consentAddress(param(req, 'address'));
+        const e = await store.override(tenantId, address, { override: body.data.override, until: body.data.until ?? null, reason: body.data.reason }, actorOf(req as never), hashAddress(address));
+        if (!e) throw notFound('No billing record for this address (it is made on their first message)');
+        res.json({ entitlement: await view(e) });
+      },
+    );
 
-    router.get(`${base}/meter-reports`, tenantAuth('tenant'), async (req, res) => {
-      const tenantId = tenantOf(req);
-      const q = listQuery.safeParse(req.query);
-      if (!q.success) throw badRequest('Query must be ?limit=1..500');
-      const { rows } = await store.meterReports(tenantId, q.data.limit);
-      res.set('cache-control', 'no-store').json({ reports: rows });
-    });
+    route(
+      { method: 'get', path: `${base}/meter-reports`, auth: 'tenant', tags, summary: "The tenant's usage reported to Stripe Billing Meters", query: listQuery.pick({ limit: true }), responses: { 200: { description: 'The reports, newest first', schema: z.object({ reports: z.array(z.looseObject({})) }) } }, errors: ['PARLEY_BAD_REQUEST', notEnabled] },
+      async (req, res) => {
+        const tenantId = tenantOf(req);
+        const q = listQuery.safeParse(req.query);
+        if (!q.success) throw badRequest('Query must be ?limit=1..500');
+        const { rows } = await store.meterReports(tenantId, q.data.limit);
+        res.set('cache-control', 'no-store').json({ reports: rows });
+      },
+    );
 
-    router.post('/v1/billing/usage/report', operatorAuth(), async (_req, res) => {
-      res.json(await deps.reporter.report());
-    });
-    router.post('/v1/billing/usage/reconcile', operatorAuth(), async (_req, res) => {
-      res.json({ results: await deps.reporter.reconcile() });
-    });
+    route(
+      { method: 'post', path: '/v1/billing/usage/report', auth: 'operator', tags, summary: 'Report unreported usage to Stripe now', responses: { 200: { description: 'What was reported', schema: z.looseObject({}) } } },
+      async (_req, res) => {
+        res.json(await deps.reporter.report());
+      },
+    );
+    route(
+      { method: 'post', path: '/v1/billing/usage/reconcile', auth: 'operator', tags, summary: 'Compare reported usage with Stripe now (alerts on a difference)', responses: { 200: { description: 'One result per tenant and meter', schema: z.object({ results: z.array(z.unknown()) }) } } },
+      async (_req, res) => {
+        res.json({ results: await deps.reporter.reconcile() });
+      },
+    );
   };
 }

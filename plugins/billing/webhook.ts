@@ -9,7 +9,8 @@
  */
 import type { Request, Router } from 'express';
 import type Stripe from 'stripe';
-import { HttpError, ParleyError, badRequest, hashAddress, type PluginContext } from 'parley';
+import { HttpError, ParleyError, badRequest, hashAddress, type PluginContext, type RouteHelpers } from 'parley';
+import { z } from 'zod';
 import type { BillingMetrics } from './metrics.js';
 import type { BillingStore } from './store.js';
 import { fill, textsFor, type SubscriptionApi, type SubscriptionTenant } from './subscriptions.js';
@@ -160,42 +161,56 @@ export function stripeWebhook(deps: WebhookDeps) {
     }
   }
 
-  return (router: Router): void => {
-    router.post(WEBHOOK_PATH, async (req, res) => {
-      const { event, signedBy } = verify(req);
-      const obj = (event as { data?: { object?: unknown } }).data?.object;
-      if (typeof event.id !== 'string' || typeof event.type !== 'string' || !obj || typeof obj !== 'object' || typeof (obj as StripeObject).id !== 'string') {
-        metrics.webhooks.inc({ result: 'malformed' });
-        throw badRequest('A Stripe event needs id, type and data.object with an id');
-      }
-      const tenant = await resolveTenant(event, obj as StripeObject, signedBy);
-      if (typeof tenant === 'string') {
-        // Signed by us, but no tenant of this deployment takes it: parked for the operator, and 200 so Stripe stops retrying.
-        const parked = await ctx.gateway.park({ channel: STRIPE_CHANNEL, reason: `${event.type} ${event.id}: ${tenant}`, payload: req.rawBody });
-        metrics.webhooks.inc({ result: 'parked' });
-        res.status(200).json({ received: true, parked: parked.id });
-        return;
-      }
-      let outcome: string;
-      let first: boolean;
-      try {
-        if (await store.seen(event.id)) {
-          metrics.webhooks.inc({ result: 'duplicate' });
-          res.status(200).json({ received: true, duplicate: true });
+  return (_router: Router, { route }: RouteHelpers): void => {
+    route(
+      {
+        method: 'post',
+        path: WEBHOOK_PATH,
+        auth: 'none',
+        tags: ['webhooks'],
+        summary: 'Events from Stripe (checkout, subscriptions, invoices)',
+        description:
+          'Called by Stripe, never by integrators. Verified by `Stripe-Signature` over the raw body with the signing secrets; deduplicated by event id and applied in any order. Storage failures answer 503 so Stripe delivers the event again.',
+        body: z.looseObject({ id: z.string(), type: z.string(), data: z.looseObject({ object: z.looseObject({ id: z.string() }) }) }).describe('A Stripe event'),
+        responses: { 200: { description: 'Received (handled, ignored, a duplicate, or parked for a tenant it cannot apply to)', schema: z.object({ received: z.literal(true), duplicate: z.literal(true).optional(), parked: z.string().optional() }) } },
+        errors: [{ code: 'PARLEY_BAD_REQUEST', status: 400, description: 'Missing or invalid Stripe-Signature, or not a Stripe event' }, { code: 'PARLEY_STORAGE_UNAVAILABLE', status: 503, description: 'Not recorded: Stripe delivers it again' }],
+      },
+      async (req, res) => {
+        const { event, signedBy } = verify(req);
+        const obj = (event as { data?: { object?: unknown } }).data?.object;
+        if (typeof event.id !== 'string' || typeof event.type !== 'string' || !obj || typeof obj !== 'object' || typeof (obj as StripeObject).id !== 'string') {
+          metrics.webhooks.inc({ result: 'malformed' });
+          throw badRequest('A Stripe event needs id, type and data.object with an id');
+        }
+        const tenant = await resolveTenant(event, obj as StripeObject, signedBy);
+        if (typeof tenant === 'string') {
+          // Signed by us, but no tenant of this deployment takes it: parked for the operator, and 200 so Stripe stops retrying.
+          const parked = await ctx.gateway.park({ channel: STRIPE_CHANNEL, reason: `${event.type} ${event.id}: ${tenant}`, payload: req.rawBody });
+          metrics.webhooks.inc({ result: 'parked' });
+          res.status(200).json({ received: true, parked: parked.id });
           return;
         }
-        outcome = await handle(tenant, event, obj as StripeObject);
-        first = await store.markHandled(tenant.tenant.id, event.id, event.type, outcome);
-      } catch (error) {
-        if (error instanceof ParleyError && error.status < 500) throw error;
-        metrics.webhooks.inc({ result: 'error' });
-        metrics.stripeErrors.inc({ tenant: tenant.tenant.id, call: `webhook ${event.type}` });
-        ctx.log.error({ tenant: tenant.tenant.id, event: event.id, type: event.type, error: describeError(error) }, 'billing: a Stripe event could not be handled; Stripe will deliver it again');
-        throw new ParleyError('PARLEY_STORAGE_UNAVAILABLE', `The event could not be handled now (${describeError(error)}); Stripe will deliver it again`, 503);
-      }
-      metrics.webhooks.inc({ result: !first ? 'duplicate' : outcome === 'ignored' ? 'ignored' : 'handled' });
-      ctx.log.info({ tenant: tenant.tenant.id, event: event.id, type: event.type, outcome }, 'billing: Stripe event handled');
-      res.status(200).json({ received: true });
-    });
+        let outcome: string;
+        let first: boolean;
+        try {
+          if (await store.seen(event.id)) {
+            metrics.webhooks.inc({ result: 'duplicate' });
+            res.status(200).json({ received: true, duplicate: true });
+            return;
+          }
+          outcome = await handle(tenant, event, obj as StripeObject);
+          first = await store.markHandled(tenant.tenant.id, event.id, event.type, outcome);
+        } catch (error) {
+          if (error instanceof ParleyError && error.status < 500) throw error;
+          metrics.webhooks.inc({ result: 'error' });
+          metrics.stripeErrors.inc({ tenant: tenant.tenant.id, call: `webhook ${event.type}` });
+          ctx.log.error({ tenant: tenant.tenant.id, event: event.id, type: event.type, error: describeError(error) }, 'billing: a Stripe event could not be handled; Stripe will deliver it again');
+          throw new ParleyError('PARLEY_STORAGE_UNAVAILABLE', `The event could not be handled now (${describeError(error)}); Stripe will deliver it again`, 503);
+        }
+        metrics.webhooks.inc({ result: !first ? 'duplicate' : outcome === 'ignored' ? 'ignored' : 'handled' });
+        ctx.log.info({ tenant: tenant.tenant.id, event: event.id, type: event.type, outcome }, 'billing: Stripe event handled');
+        res.status(200).json({ received: true });
+      },
+    );
   };
 }

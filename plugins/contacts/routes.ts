@@ -34,6 +34,41 @@ const listQuery = z.object({
   offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
 });
 
+const at = z.iso.datetime({ offset: true });
+const Contact = z
+  .looseObject({
+    id: z.string(),
+    tenantId: z.string(),
+    name: z.string().nullable(),
+    timezone: z.string().nullable().describe("IANA zone, or null: the tenant's"),
+    language: z.string().nullable().describe("BCP 47 tag, or null: the tenant's locale"),
+    tags: z.array(z.string()),
+    fields: z.record(z.string(), z.unknown()),
+    source: z.enum(['conversation', 'api', 'import']),
+    addresses: z.array(address),
+    lastInboundAt: at.nullable(),
+    lastOutboundAt: at.nullable(),
+    createdAt: at,
+    updatedAt: at,
+  })
+  .meta({ id: 'Contact' });
+const ContactView = Contact.extend({
+  effectiveTimezone: z.string(),
+  effectiveLanguage: z.string(),
+  consent: z.array(address.extend({ optedOut: z.boolean() })).describe('Consent per address, from the kernel'),
+}).meta({ id: 'ContactWithConsent' });
+const ImportReport = z.object({
+  dryRun: z.boolean(),
+  rows: z.number().int(),
+  created: z.number().int(),
+  updated: z.number().int(),
+  failed: z.number().int(),
+  errors: z.array(z.object({ line: z.number().int(), errors: z.array(z.string()) })).describe('One entry per refused row'),
+});
+const notEnabled = { code: 'PARLEY_NOT_FOUND', status: 404, description: 'contacts is not enabled for the tenant, or no such contact' } as const;
+const addressTaken = { code: 'PARLEY_CONTACTS_ADDRESS_TAKEN', status: 409, description: 'Another contact of the tenant has that address' } as const;
+const tags = ['contacts'];
+
 type Req = Parameters<typeof param>[0] & { body?: unknown; query: Record<string, unknown> };
 
 const parse = <T extends z.ZodType>(schema: T, value: unknown, hint: string): z.output<T> => {
@@ -50,7 +85,7 @@ const taken = (error: unknown): never => {
 const list = (s: string | undefined) => (s ? s.split(',').map((x) => x.trim()).filter(Boolean) : undefined);
 
 export function contactsRoutes(directory: ContactsDirectory) {
-  return (router: Router, { tenantAuth }: RouteHelpers): void => {
+  return (_router: Router, { route }: RouteHelpers): void => {
     const tenantOf = (req: Req) => {
       const tenantId = param(req, 'tenant');
       if (!directory.enabled(tenantId)) throw notFound(`contacts is not enabled for tenant "${tenantId}"`);
@@ -59,63 +94,81 @@ export function contactsRoutes(directory: ContactsDirectory) {
     const base = '/v1/tenants/:tenant/contacts';
     const view = async (c: NonNullable<Awaited<ReturnType<ContactsDirectory['get']>>>) => ({ ...c, effectiveTimezone: directory.timezoneOf(c), effectiveLanguage: directory.languageOf(c), consent: await directory.consentOf(c) });
 
-    router.get(base, tenantAuth('tenant'), async (req, res) => {
-      const tenantId = tenantOf(req as Req);
-      const q = parse(listQuery, req.query, 'Query (tag=a,b&anyTag&field.<name>=<value>&inactiveDays&sinceLastInboundDays&channel&q&limit=1..500&offset)');
-      const fields: Record<string, string> = {};
-      for (const [k, v] of Object.entries(req.query as Record<string, unknown>)) if (k.startsWith('field.') && typeof v === 'string') fields[k.slice(6)] = v;
-      const tags = list(q.tag);
-      const anyTags = list(q.anyTag);
-      const { contacts, total } = await directory.search(tenantId, {
-        ...(tags ? { tags } : {}),
-        ...(anyTags ? { anyTags } : {}),
-        fields,
-        ...(q.inactiveDays !== undefined ? { inactiveDays: q.inactiveDays } : {}),
-        ...(q.sinceLastInboundDays !== undefined ? { sinceLastInboundDays: q.sinceLastInboundDays } : {}),
-        ...(q.channel ? { channel: q.channel } : {}),
-        ...(q.q ? { q: q.q } : {}),
-        limit: q.limit,
-        offset: q.offset,
-      });
-      res.set('cache-control', 'no-store').json({ contacts, count: contacts.length, total, limit: q.limit, offset: q.offset });
-    });
+    route(
+      { method: 'get', path: base, auth: 'tenant', tags, summary: 'List and search contacts', description: 'Filters combine with AND: `tag=a,b` (every tag), `anyTag=a,b`, `field.<name>=<value>` (a custom field equals), `inactiveDays`, `sinceLastInboundDays`, `channel`, `q` (name or address). Paged with `limit` and `offset`; `total` counts every match.', query: listQuery, responses: { 200: { description: 'A page of contacts', schema: z.object({ contacts: z.array(Contact), count: z.number().int(), total: z.number().int(), limit: z.number().int(), offset: z.number().int() }) } }, errors: ['PARLEY_BAD_REQUEST', notEnabled] },
+      async (req, res) => {
+        const tenantId = tenantOf(req as Req);
+        const q = parse(listQuery, req.query, 'Query (tag=a,b&anyTag&field.<name>=<value>&inactiveDays&sinceLastInboundDays&channel&q&limit=1..500&offset)');
+        const fields: Record<string, string> = {};
+        for (const [k, v] of Object.entries(req.query as Record<string, unknown>)) if (k.startsWith('field.') && typeof v === 'string') fields[k.slice(6)] = v;
+        const tags = list(q.tag);
+        const anyTags = list(q.anyTag);
+        const { contacts, total } = await directory.search(tenantId, {
+          ...(tags ? { tags } : {}),
+          ...(anyTags ? { anyTags } : {}),
+          fields,
+          ...(q.inactiveDays !== undefined ? { inactiveDays: q.inactiveDays } : {}),
+          ...(q.sinceLastInboundDays !== undefined ? { sinceLastInboundDays: q.sinceLastInboundDays } : {}),
+          ...(q.channel ? { channel: q.channel } : {}),
+          ...(q.q ? { q: q.q } : {}),
+          limit: q.limit,
+          offset: q.offset,
+        });
+        res.set('cache-control', 'no-store').json({ contacts, count: contacts.length, total, limit: q.limit, offset: q.offset });
+      },
+    );
 
-    router.post(base, tenantAuth('tenant'), async (req, res) => {
-      const tenantId = tenantOf(req as Req);
-      const b = parse(contactBody, (req as Req).body, 'Body must be { name?, addresses?: [{ channel, address }], timezone?, language?, tags?, fields? }');
-      const contact = await directory.create(tenantId, cleanFields(b)).catch(taken);
-      res.status(201).json({ contact: await view(contact) });
-    });
+    route(
+      { method: 'post', path: base, auth: 'tenant', tags, summary: 'Create a contact', body: contactBody, bodyExample: { name: 'Ana Ruiz', addresses: [{ channel: 'twilio-sms', address: '+15551230000' }], language: 'es', tags: ['patients'] }, responses: { 201: { description: 'The contact', schema: z.object({ contact: ContactView }) } }, errors: ['PARLEY_BAD_REQUEST', notEnabled, addressTaken] },
+      async (req, res) => {
+        const tenantId = tenantOf(req as Req);
+        const b = parse(contactBody, (req as Req).body, 'Body must be { name?, addresses?: [{ channel, address }], timezone?, language?, tags?, fields? }');
+        const contact = await directory.create(tenantId, cleanFields(b)).catch(taken);
+        res.status(201).json({ contact: await view(contact) });
+      },
+    );
 
-    router.post(`${base}/import`, tenantAuth('tenant'), async (req, res) => {
-      const tenantId = tenantOf(req as Req);
-      const b = parse(importBody, (req as Req).body, 'Body must be { "csv": string, "dryRun"?: boolean }');
-      const report = await directory.import(tenantId, b.csv, b.dryRun).catch((error: Error) => {
-        throw badRequest(`CSV: ${error.message}`);
-      });
-      res.status(report.dryRun ? 200 : 201).json(report);
-    });
+    route(
+      { method: 'post', path: `${base}/import`, auth: 'tenant', tags, summary: 'Import contacts from CSV, or check a file with dryRun', body: importBody, bodyExample: { csv: 'name,phone,tags\nAna Ruiz,+15551230000,patients', dryRun: true }, responses: { 200: { description: 'Dry run: what would happen', schema: ImportReport }, 201: { description: 'Imported', schema: ImportReport } }, errors: ['PARLEY_BAD_REQUEST', notEnabled] },
+      async (req, res) => {
+        const tenantId = tenantOf(req as Req);
+        const b = parse(importBody, (req as Req).body, 'Body must be { "csv": string, "dryRun"?: boolean }');
+        const report = await directory.import(tenantId, b.csv, b.dryRun).catch((error: Error) => {
+          throw badRequest(`CSV: ${error.message}`);
+        });
+        res.status(report.dryRun ? 200 : 201).json(report);
+      },
+    );
 
-    router.get(`${base}/:id`, tenantAuth('tenant'), async (req, res) => {
-      const tenantId = tenantOf(req as Req);
-      const contact = await directory.get(tenantId, param(req, 'id'));
-      if (!contact) throw notFound(`No contact "${param(req, 'id')}"`);
-      res.set('cache-control', 'no-store').json({ contact: await view(contact) });
-    });
+    route(
+      { method: 'get', path: `${base}/:id`, auth: 'tenant', tags, summary: 'One contact, with consent per address', responses: { 200: { description: 'The contact', schema: z.object({ contact: ContactView }) } }, errors: [notEnabled] },
+      async (req, res) => {
+        const tenantId = tenantOf(req as Req);
+        const contact = await directory.get(tenantId, param(req, 'id'));
+        if (!contact) throw notFound(`No contact "${param(req, 'id')}"`);
+        res.set('cache-control', 'no-store').json({ contact: await view(contact) });
+      },
+    );
 
-    router.patch(`${base}/:id`, tenantAuth('tenant'), async (req, res) => {
-      const tenantId = tenantOf(req as Req);
-      const b = parse(patchBody, (req as Req).body, 'Body must be { name?, addresses?, removeAddresses?, timezone?, language?, tags?, fields? }');
-      const contact = await directory.update(tenantId, param(req, 'id'), cleanFields(b)).catch(taken);
-      if (!contact) throw notFound(`No contact "${param(req, 'id')}"`);
-      res.json({ contact: await view(contact) });
-    });
+    route(
+      { method: 'patch', path: `${base}/:id`, auth: 'tenant', tags, summary: 'Update a contact (addresses are added; removeAddresses removes)', body: patchBody, bodyExample: { tags: ['patients', 'diabetes'] }, responses: { 200: { description: 'The contact', schema: z.object({ contact: ContactView }) } }, errors: ['PARLEY_BAD_REQUEST', notEnabled, addressTaken] },
+      async (req, res) => {
+        const tenantId = tenantOf(req as Req);
+        const b = parse(patchBody, (req as Req).body, 'Body must be { name?, addresses?, removeAddresses?, timezone?, language?, tags?, fields? }');
+        const contact = await directory.update(tenantId, param(req, 'id'), cleanFields(b)).catch(taken);
+        if (!contact) throw notFound(`No contact "${param(req, 'id')}"`);
+        res.json({ contact: await view(contact) });
+      },
+    );
 
-    router.delete(`${base}/:id`, tenantAuth('tenant'), async (req, res) => {
-      const tenantId = tenantOf(req as Req);
-      if (!(await directory.remove(tenantId, param(req, 'id')))) throw notFound(`No contact "${param(req, 'id')}"`);
-      res.status(204).end();
-    });
+    route(
+      { method: 'delete', path: `${base}/:id`, auth: 'tenant', tags, summary: 'Delete a contact', responses: { 204: { description: 'Deleted' } }, errors: [notEnabled] },
+      async (req, res) => {
+        const tenantId = tenantOf(req as Req);
+        if (!(await directory.remove(tenantId, param(req, 'id')))) throw notFound(`No contact "${param(req, 'id')}"`);
+        res.status(204).end();
+      },
+    );
   };
 }
 

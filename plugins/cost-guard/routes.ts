@@ -29,6 +29,34 @@ const blockBody = z.union([
   z.object({ ipRange: z.string().min(3).max(50), reason: z.string().max(500).optional() }),
 ]);
 
+const at = z.iso.datetime({ offset: true });
+const usd = z.number();
+const Costs = z
+  .looseObject({
+    tenant: z.string(),
+    period: z.enum(PERIODS),
+    from: at,
+    to: at,
+    budget: usd.nullable().describe('The total budget of the period, null without one'),
+    spent: usd,
+    reserved: usd.describe('Held for calls in flight'),
+    remaining: usd.nullable(),
+    allowed: z.boolean().describe('Whether every budget still has room'),
+    byCategory: z.record(z.string(), z.object({ spent: usd, budget: usd.nullable(), reserved: usd, remaining: usd.nullable() })),
+    byProvider: z.record(z.string(), usd),
+    byModel: z.record(z.string(), usd),
+    byChannel: z.record(z.string(), usd),
+    cache: z.object({ entries: z.number().int(), hits: z.number().int(), savedUsd: usd }).describe('The response cache'),
+  })
+  .meta({ id: 'CostReport', description: "A tenant's spend in the current day or month (its time zone), in USD" });
+const Budget = z.object({ category: z.enum(CATEGORIES), period: z.enum(PERIODS), window: z.string(), limitUsd: usd.nullable(), spentUsd: usd, reservedUsd: usd }).meta({ id: 'CostBudget' });
+const Price = z.object({ tenantId: z.string().describe('`*` for every tenant'), kind: z.string(), channel: z.string(), country: z.string(), source: z.string(), usd, updatedAt: at }).meta({ id: 'CostPrice' });
+const Block = z
+  .object({ id: z.string(), type: z.enum(['sender', 'ip']), value: z.string().describe('The sender\'s hash, or the normalised range'), reason: z.string().nullable(), createdBy: z.string(), createdAt: at })
+  .meta({ id: 'CostBlock' });
+const notEnabled = { code: 'PARLEY_NOT_FOUND', status: 404, description: 'cost-guard is not enabled for the tenant' } as const;
+const tags = ['cost-guard'];
+
 export function actorOf(req: { principal?: { kind: string; keyId?: string } }): string {
   return req.principal?.kind === 'tenant' && req.principal.keyId ? `key:${req.principal.keyId}` : (req.principal?.kind ?? 'unknown');
 }
@@ -113,7 +141,7 @@ async function costsOf(deps: CostsDeps, tenant: TenantInfo, period: Period) {
 }
 
 export function costRoutes(deps: CostsDeps) {
-  return (router: Router, { tenantAuth, operatorAuth }: RouteHelpers): void => {
+  return (_router: Router, { route }: RouteHelpers): void => {
     const tenantOf = (req: Parameters<typeof param>[0]) => {
       const id = param(req, 'tenant');
       if (!deps.enabled(id)) throw notFound(`cost-guard is not enabled for tenant "${id}"`);
@@ -125,78 +153,105 @@ export function costRoutes(deps: CostsDeps) {
       return q.data.period;
     };
 
-    router.get('/v1/tenants/:tenant/costs', tenantAuth('tenant'), async (req, res) => {
-      res.set('cache-control', 'no-store').json(await costsOf(deps, tenantOf(req), period(req.query)));
-    });
+    route(
+      { method: 'get', path: '/v1/tenants/:tenant/costs', auth: 'tenant', tags, summary: "The tenant's spend and budgets in the current period", query: periodQuery, responses: { 200: { description: 'The report', schema: Costs } }, errors: ['PARLEY_BAD_REQUEST', notEnabled] },
+      async (req, res) => {
+        res.set('cache-control', 'no-store').json(await costsOf(deps, tenantOf(req), period(req.query)));
+      },
+    );
 
-    router.get('/v1/costs', operatorAuth(), async (req, res) => {
-      const p = period(req.query);
-      const tenants = [];
-      for (const t of deps.tenants()) tenants.push(await costsOf(deps, t, p));
-      res.set('cache-control', 'no-store').json({ period: p, spent: round(tenants.reduce((a, t) => a + t.spent, 0)), tenants });
-    });
+    route(
+      { method: 'get', path: '/v1/costs', auth: 'operator', tags, summary: 'Spend of every tenant that uses cost-guard', query: periodQuery, responses: { 200: { description: 'Every report, and the sum', schema: z.object({ period: z.enum(PERIODS), spent: usd, tenants: z.array(Costs) }) } }, errors: ['PARLEY_BAD_REQUEST'] },
+      async (req, res) => {
+        const p = period(req.query);
+        const tenants = [];
+        for (const t of deps.tenants()) tenants.push(await costsOf(deps, t, p));
+        res.set('cache-control', 'no-store').json({ period: p, spent: round(tenants.reduce((a, t) => a + t.spent, 0)), tenants });
+      },
+    );
 
-    router.get('/v1/tenants/:tenant/budgets', tenantAuth('tenant'), async (req, res) => {
-      const t = tenantOf(req);
-      res.json({ budgets: (await deps.budgets.state(t.id)).map((c) => ({ category: c.category, period: c.period, window: c.windowKey, limitUsd: c.limit, spentUsd: round(c.spent), reservedUsd: round(c.reserved) })) });
-    });
+    route(
+      { method: 'get', path: '/v1/tenants/:tenant/budgets', auth: 'tenant', tags, summary: 'Budgets with their current window', responses: { 200: { description: 'The budgets', schema: z.object({ budgets: z.array(Budget) }) } }, errors: [notEnabled] },
+      async (req, res) => {
+        const t = tenantOf(req);
+        res.json({ budgets: (await deps.budgets.state(t.id)).map((c) => ({ category: c.category, period: c.period, window: c.windowKey, limitUsd: c.limit, spentUsd: round(c.spent), reservedUsd: round(c.reserved) })) });
+      },
+    );
 
     // Runtime budgets: the operator only (a tenant must not raise its own), audited.
-    router.put('/v1/tenants/:tenant/budgets', operatorAuth(), tenantAuth('tenant'), async (req, res) => {
-      const t = tenantOf(req);
-      const body = budgetBody.safeParse(req.body ?? {});
-      if (!body.success || (body.data.limitUsd === undefined && !body.data.reset)) {
-        throw badRequest('Body must be { "category": "ai"|"messaging"|"total", "period": "day"|"month", "limitUsd": number | null } (null: no limit) or { ..., "reset": true } (back to the settings)');
-      }
-      const { category, period: p } = body.data as { category: Category; period: Period };
-      if (body.data.reset) await deps.store.clearBudget(t.id, category, p, actorOf(req as never));
-      else await deps.store.setBudget(t.id, category, p, body.data.limitUsd ?? null, actorOf(req as never));
-      res.json({ budgets: (await deps.budgets.state(t.id)).map((c) => ({ category: c.category, period: c.period, window: c.windowKey, limitUsd: c.limit, spentUsd: round(c.spent), reservedUsd: round(c.reserved) })) });
-    });
+    route(
+      { method: 'put', path: '/v1/tenants/:tenant/budgets', auth: 'operator+tenant', tags, summary: 'Set a budget at runtime (null: no limit), or reset it to the settings', description: 'Audited. A tenant must not raise its own budget: operator key only.', body: budgetBody, bodyExample: { category: 'ai', period: 'day', limitUsd: 5 }, responses: { 200: { description: 'The budgets', schema: z.object({ budgets: z.array(Budget) }) } }, errors: ['PARLEY_BAD_REQUEST', notEnabled] },
+      async (req, res) => {
+        const t = tenantOf(req);
+        const body = budgetBody.safeParse(req.body ?? {});
+        if (!body.success || (body.data.limitUsd === undefined && !body.data.reset)) {
+          throw badRequest('Body must be { "category": "ai"|"messaging"|"total", "period": "day"|"month", "limitUsd": number | null } (null: no limit) or { ..., "reset": true } (back to the settings)');
+        }
+        const { category, period: p } = body.data as { category: Category; period: Period };
+        if (body.data.reset) await deps.store.clearBudget(t.id, category, p, actorOf(req as never));
+        else await deps.store.setBudget(t.id, category, p, body.data.limitUsd ?? null, actorOf(req as never));
+        res.json({ budgets: (await deps.budgets.state(t.id)).map((c) => ({ category: c.category, period: c.period, window: c.windowKey, limitUsd: c.limit, spentUsd: round(c.spent), reservedUsd: round(c.reserved) })) });
+      },
+    );
 
-    router.get('/v1/costs/prices', operatorAuth(), async (_req, res) => {
-      res.json({ prices: await deps.store.prices() });
-    });
+    route(
+      { method: 'get', path: '/v1/costs/prices', auth: 'operator', tags, summary: 'Unit prices (configured and runtime)', responses: { 200: { description: 'The prices', schema: z.object({ prices: z.array(Price) }) } } },
+      async (_req, res) => {
+        res.json({ prices: await deps.store.prices() });
+      },
+    );
 
-    router.put('/v1/costs/prices', operatorAuth(), async (req, res) => {
-      const body = pricesBody.safeParse(req.body ?? {});
-      if (!body.success) throw badRequest(`Body must be { "prices": [{ "kind", "usd" (null removes), "channel"?, "country"?, "tenant"? }] }: ${body.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-      for (const p of body.data.prices) if (p.tenant && !deps.tenants().some((t) => t.id === p.tenant)) throw badRequest(`No tenant "${p.tenant}" uses cost-guard`);
-      await deps.store.setPrices(body.data.prices.map((p) => ({ tenantId: p.tenant ?? '*', kind: p.kind, channel: p.channel, country: p.country, usd: p.usd })), actorOf(req as never));
-      res.json({ prices: await deps.store.prices() });
-    });
+    route(
+      { method: 'put', path: '/v1/costs/prices', auth: 'operator', tags, summary: 'Set or remove unit prices at runtime (audited)', body: pricesBody, bodyExample: { prices: [{ kind: 'sms.segments', channel: 'twilio-sms', usd: 0.0079 }] }, responses: { 200: { description: 'The prices', schema: z.object({ prices: z.array(Price) }) } }, errors: ['PARLEY_BAD_REQUEST'] },
+      async (req, res) => {
+        const body = pricesBody.safeParse(req.body ?? {});
+        if (!body.success) throw badRequest(`Body must be { "prices": [{ "kind", "usd" (null removes), "channel"?, "country"?, "tenant"? }] }: ${body.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+        for (const p of body.data.prices) if (p.tenant && !deps.tenants().some((t) => t.id === p.tenant)) throw badRequest(`No tenant "${p.tenant}" uses cost-guard`);
+        await deps.store.setPrices(body.data.prices.map((p) => ({ tenantId: p.tenant ?? '*', kind: p.kind, channel: p.channel, country: p.country, usd: p.usd })), actorOf(req as never));
+        res.json({ prices: await deps.store.prices() });
+      },
+    );
 
-    router.get('/v1/tenants/:tenant/blocks', tenantAuth('tenant'), async (req, res) => {
-      res.json({ blocks: await deps.store.blocks(tenantOf(req).id) });
-    });
+    route(
+      { method: 'get', path: '/v1/tenants/:tenant/blocks', auth: 'tenant', tags, summary: 'Blocked senders (hashed) and IP ranges', responses: { 200: { description: 'The blocks', schema: z.object({ blocks: z.array(Block) }) } }, errors: [notEnabled] },
+      async (req, res) => {
+        res.json({ blocks: await deps.store.blocks(tenantOf(req).id) });
+      },
+    );
 
-    router.post('/v1/tenants/:tenant/blocks', tenantAuth('tenant'), async (req, res) => {
-      const t = tenantOf(req);
-      const body = blockBody.safeParse(req.body ?? {});
-      if (!body.success) throw badRequest('Body must be { "sender": "+15551234567", "reason"? } or { "ipRange": "203.0.113.0/24", "reason"? }');
-      let type: 'sender' | 'ip';
-      let value: string;
-      if ('sender' in body.data) {
-        type = 'sender';
-        value = senderKey(body.data.sender); // only the hash is kept
-      } else {
-        const r = parseRange(body.data.ipRange);
-        if (!r) throw badRequest(`"${body.data.ipRange}" is not an IP address or CIDR range`);
-        type = 'ip';
-        value = `${r.address}/${r.prefix}`;
-      }
-      const block = await deps.store.addBlock(t.id, type, value, body.data.reason ?? null, actorOf(req as never));
-      deps.blocksChanged(t.id);
-      res.status(201).json({ block });
-    });
+    route(
+      { method: 'post', path: '/v1/tenants/:tenant/blocks', auth: 'tenant', tags, summary: 'Block a sender or an IP range (audited)', body: blockBody, bodyExample: { sender: '+15551234567', reason: 'flooding' }, responses: { 201: { description: 'The block', schema: z.object({ block: Block }) } }, errors: ['PARLEY_BAD_REQUEST', notEnabled] },
+      async (req, res) => {
+        const t = tenantOf(req);
+        const body = blockBody.safeParse(req.body ?? {});
+        if (!body.success) throw badRequest('Body must be { "sender": "+15551234567", "reason"? } or { "ipRange": "203.0.113.0/24", "reason"? }');
+        let type: 'sender' | 'ip';
+        let value: string;
+        if ('sender' in body.data) {
+          type = 'sender';
+          value = senderKey(body.data.sender); // only the hash is kept
+        } else {
+          const r = parseRange(body.data.ipRange);
+          if (!r) throw badRequest(`"${body.data.ipRange}" is not an IP address or CIDR range`);
+          type = 'ip';
+          value = `${r.address}/${r.prefix}`;
+        }
+        const block = await deps.store.addBlock(t.id, type, value, body.data.reason ?? null, actorOf(req as never));
+        deps.blocksChanged(t.id);
+        res.status(201).json({ block });
+      },
+    );
 
-    router.delete('/v1/tenants/:tenant/blocks/:id', tenantAuth('tenant'), async (req, res) => {
-      const t = tenantOf(req);
-      const id = param(req, 'id');
-      if (!UUID.test(id) || !(await deps.store.removeBlock(t.id, id, actorOf(req as never)))) throw notFound(`No block "${id}"`);
-      deps.blocksChanged(t.id);
-      res.status(204).end();
-    });
+    route(
+      { method: 'delete', path: '/v1/tenants/:tenant/blocks/:id', auth: 'tenant', tags, summary: 'Remove a block (audited)', responses: { 204: { description: 'Removed' } }, errors: [{ ...notEnabled, description: 'cost-guard is not enabled for the tenant, or no such block' }] },
+      async (req, res) => {
+        const t = tenantOf(req);
+        const id = param(req, 'id');
+        if (!UUID.test(id) || !(await deps.store.removeBlock(t.id, id, actorOf(req as never)))) throw notFound(`No block "${id}"`);
+        deps.blocksChanged(t.id);
+        res.status(204).end();
+      },
+    );
 
   };
 }

@@ -15,36 +15,99 @@ import type { Library } from './library.js';
 const searchBody = z.object({ query: z.string().trim().min(1).max(1000), k: z.number().int().min(1).max(50).default(5) });
 const listQuery = z.object({
   limit: z.coerce.number().int().min(1).max(200).default(50),
-  before: z.coerce.date().optional(),
+  before: z.coerce.date().optional().meta({ type: 'string', format: 'date-time', description: 'Only entries older than this time' }),
   outcome: z.enum(['answered', 'fallback', 'crisis', 'passed', 'loading']).optional(),
 });
 
+const at = z.iso.datetime({ offset: true });
+const Hit = z
+  .looseObject({
+    docId: z.string(),
+    chunkId: z.string(),
+    title: z.string(),
+    url: z.string().nullable(),
+    source: z.string().nullable(),
+    section: z.string().nullable(),
+    text: z.string(),
+    score: z.number().describe('Comparable within one search only'),
+    lexicalRank: z.number().int().nullable(),
+    vectorRank: z.number().int().nullable(),
+  })
+  .meta({ id: 'MedicalHit' });
+const LibraryState = z
+  .looseObject({
+    ingest: z.looseObject({ phase: z.string(), done: z.number(), total: z.number().optional(), startedAt: at }).nullable().describe('An ingest in progress'),
+    lastError: z.object({ at, message: z.string() }).nullable(),
+    last7Days: z.record(z.string(), z.number().int()).describe('Answers by outcome over the last 7 days'),
+  })
+  .describe('Documents, chunks, retrieval mode and corpus version, with ingest progress and recent outcomes');
+const Answer = z
+  .looseObject({ messageId: z.string(), conversationId: z.string().nullable(), outcome: z.string(), answerer: z.string().nullable(), confidence: z.number().nullable(), docIds: z.array(z.string()).nullable(), at })
+  .meta({ id: 'MedicalAnswerLogEntry', description: 'One answered (or not) message: no texts' });
+const notEnabled = { code: 'PARLEY_NOT_FOUND', status: 404, description: 'medical-answers is not enabled for the tenant' } as const;
+
 export function libraryRoutes(deps: { library: Library; log: AnswerLog; enabled(tenantId: string): boolean }) {
   const { library } = deps;
-  return (router: Router, { tenantAuth }: RouteHelpers): void => {
+  return (_router: Router, { route }: RouteHelpers): void => {
     const tenantOf = (req: Parameters<typeof param>[0]) => {
       const tenantId = param(req, 'tenant');
       if (!deps.enabled(tenantId)) throw notFound(`medical-answers is not enabled for tenant "${tenantId}"`);
       return tenantId;
     };
-    router.get('/v1/tenants/:tenant/medical-answers', tenantAuth('tenant'), async (req, res) => {
-      const tenantId = tenantOf(req);
-      const [status, last7Days] = await Promise.all([library.status(tenantId, true), deps.log.summary(tenantId, 7)]);
-      res.set('cache-control', 'no-store').json({ ...status, ingest: library.progress(tenantId) ?? null, lastError: library.error(tenantId) ?? null, last7Days });
-    });
-    router.post('/v1/tenants/:tenant/medical-answers/search', tenantAuth('tenant'), async (req, res) => {
-      const tenantId = tenantOf(req);
-      const body = searchBody.safeParse(req.body ?? {});
-      if (!body.success) throw badRequest('Body must be { "query": string (1..1000 characters), "k"?: 1..50 }');
-      const started = performance.now();
-      const hits = await library.store.search(tenantId, body.data.query, { k: body.data.k });
-      res.set('cache-control', 'no-store').json({ hits, ms: Math.round((performance.now() - started) * 10) / 10 });
-    });
-    router.get('/v1/tenants/:tenant/medical-answers/answers', tenantAuth('tenant'), async (req, res) => {
-      const tenantId = tenantOf(req);
-      const query = listQuery.safeParse(req.query);
-      if (!query.success) throw badRequest('Query must be ?limit=1..200&before=<ISO date>&outcome=answered|fallback|crisis|passed|loading');
-      res.set('cache-control', 'no-store').json({ answers: await deps.log.list(tenantId, query.data) });
-    });
+    route(
+      {
+        method: 'get',
+        path: '/v1/tenants/:tenant/medical-answers',
+        auth: 'tenant',
+        tags: ['medical-answers'],
+        summary: "The tenant's library: documents, retrieval mode, ingest progress, recent outcomes",
+        responses: { 200: { description: 'The library state', schema: LibraryState } },
+        errors: [notEnabled],
+      },
+      async (req, res) => {
+        const tenantId = tenantOf(req);
+        const [status, last7Days] = await Promise.all([library.status(tenantId, true), deps.log.summary(tenantId, 7)]);
+        res.set('cache-control', 'no-store').json({ ...status, ingest: library.progress(tenantId) ?? null, lastError: library.error(tenantId) ?? null, last7Days });
+      },
+    );
+    route(
+      {
+        method: 'post',
+        path: '/v1/tenants/:tenant/medical-answers/search',
+        auth: 'tenant',
+        tags: ['medical-answers'],
+        summary: 'What retrieval finds for a question, to check a library without texting it',
+        body: searchBody,
+        bodyExample: { query: 'what is a normal A1C level', k: 3 },
+        responses: { 200: { description: 'The hits, best first', schema: z.object({ hits: z.array(Hit), ms: z.number() }) } },
+        errors: ['PARLEY_BAD_REQUEST', notEnabled],
+      },
+      async (req, res) => {
+        const tenantId = tenantOf(req);
+        const body = searchBody.safeParse(req.body ?? {});
+        if (!body.success) throw badRequest('Body must be { "query": string (1..1000 characters), "k"?: 1..50 }');
+        const started = performance.now();
+        const hits = await library.store.search(tenantId, body.data.query, { k: body.data.k });
+        res.set('cache-control', 'no-store').json({ hits, ms: Math.round((performance.now() - started) * 10) / 10 });
+      },
+    );
+    route(
+      {
+        method: 'get',
+        path: '/v1/tenants/:tenant/medical-answers/answers',
+        auth: 'tenant',
+        tags: ['medical-answers'],
+        summary: 'The answer log, newest first (outcomes, confidence, documents; no texts)',
+        query: listQuery,
+        responses: { 200: { description: 'The log', schema: z.object({ answers: z.array(Answer) }) } },
+        errors: ['PARLEY_BAD_REQUEST', notEnabled],
+      },
+      async (req, res) => {
+        const tenantId = tenantOf(req);
+        const query = listQuery.safeParse(req.query);
+        if (!query.success) throw badRequest('Query must be ?limit=1..200&before=<ISO date>&outcome=answered|fallback|crisis|passed|loading');
+        res.set('cache-control', 'no-store').json({ answers: await deps.log.list(tenantId, query.data) });
+      },
+    );
   };
 }

@@ -7,7 +7,8 @@
 import express from 'express';
 import { App, ExpressReceiver, type Logger as BoltLogger } from '@slack/bolt';
 import type { Logger } from 'pino';
-import type { PluginContext } from 'parley';
+import type { PluginContext, RouteHelpers } from 'parley';
+import { z } from 'zod';
 import { ACK_ACTION_ID, LINK_ACTION_ID } from './blocks.js';
 import type { SlackMetrics } from './metrics.js';
 import { slackRequestGuard } from './request-guard.js';
@@ -75,8 +76,22 @@ export function createActionsWebhook(deps: ActionsDeps) {
     log.error({ err: error }, 'Slack interaction failed');
   });
   return {
-    routes: (appRouter: express.Router): void => {
-      appRouter.post(ACTIONS_PATH, slackRequestGuard({ signingSecret: options.signingSecret, actionIds: [ACK_ACTION_ID, LINK_ACTION_ID], log }));
+    routes: (appRouter: express.Router, { route }: RouteHelpers): void => {
+      route(
+        {
+          method: 'post',
+          path: ACTIONS_PATH,
+          auth: 'none',
+          tags: ['webhooks'],
+          summary: "Slack's interactivity callback (the Acknowledge button of an alert)",
+          description: 'Called by Slack, never by integrators. Verified by `X-Slack-Signature` over the raw body with the signing secret, then handed to Bolt.',
+          body: z.object({ payload: z.string().describe('The interaction, as JSON text') }),
+          bodyContentType: 'application/x-www-form-urlencoded',
+          responses: { 200: { description: 'Acknowledged (Slack shows the change in the message)' } },
+          errors: [{ code: 'PARLEY_UNAUTHENTICATED', status: 401, description: 'Missing, stale or invalid X-Slack-Signature' }, 'PARLEY_BAD_REQUEST'],
+        },
+        slackRequestGuard({ signingSecret: options.signingSecret, actionIds: [ACK_ACTION_ID, LINK_ACTION_ID], log }),
+      );
       appRouter.use(router);
     },
   };
