@@ -98,6 +98,8 @@ export { subjectNeedles } from './data-subjects.js';
 export { isPoisonInput, poisonReason, UnstorableInboundError } from './inbound-guard.js';
 /** Groups concurrent calls into one batch (one SQL statement for many webhooks). */
 export { Batcher } from './storage/batcher.js';
+/** One transaction on one pooled client (BEGIN, work, COMMIT or ROLLBACK, release). */
+export { inTransaction } from './storage/transaction.js';
 /** Route contracts (`helpers.route`), published in `/v1/openapi.json`. */
 export type { HttpMethod, RouteAuth, RouteContract, RouteDeprecation, RouteErrorSpec, RouteResponse, HttpKernelErrorCode } from './http/contract.js';
 /** The error body every route answers with, as a zod schema (for route contracts and clients). */

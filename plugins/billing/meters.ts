@@ -8,7 +8,7 @@
  */
 import type Stripe from 'stripe';
 import type { Pool } from 'pg';
-import type { AlertApi } from 'parley';
+import { inTransaction, type AlertApi } from 'parley';
 import type { Logger } from 'pino';
 import type { BillingMetrics } from './metrics.js';
 import { describeError, withRetries, type StripeCallPolicy } from './stripe-api.js';
@@ -86,9 +86,7 @@ export class MeterReporter {
     }
     if (from.getTime() >= closedUntil.getTime()) return 0;
     const buckets = (await this.buckets(t.tenantId, meter, from, closedUntil)).filter((b) => b.value > 0);
-    const client = await db.connect();
-    try {
-      await client.query('BEGIN');
+    return inTransaction(db, async (client) => {
       const { rowCount } = await client.query(
         `INSERT INTO billing_meter_reports (tenant_id, meter, bucket_start, customer_id, value, identifier)
          SELECT $1, $2, b.start, $3, b.value, $4 || '-' || (extract(epoch FROM b.start)::bigint)::text
@@ -101,14 +99,8 @@ export class MeterReporter {
          ON CONFLICT (tenant_id, meter) DO UPDATE SET reported_until = GREATEST(billing_meter_cursors.reported_until, EXCLUDED.reported_until)`,
         [t.tenantId, meter.eventName, closedUntil],
       );
-      await client.query('COMMIT');
       return rowCount ?? 0;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   /** Sends pending reports (oldest first, at most `batchSize`); a failed one stays pending for the next run. */

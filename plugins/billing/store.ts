@@ -5,7 +5,7 @@
  * handled (deduplicated by event id); paid and failed invoices; and the meter reports of tenant usage.
  */
 import type { Pool, PoolClient } from 'pg';
-import type { Migration } from 'parley';
+import { inTransaction, type Migration } from 'parley';
 
 export const migrations: Migration[] = [
   {
@@ -135,19 +135,8 @@ export interface SubscriptionFacts {
 export class BillingStore {
   constructor(private readonly db: Pool) {}
 
-  private async tx<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.db.connect();
-    try {
-      await client.query('BEGIN');
-      const result = await work(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+  private tx<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
+    return inTransaction(this.db, work);
   }
 
   /** The person's row, made on their first message. */

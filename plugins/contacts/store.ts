@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Pool, PoolClient } from 'pg';
-import { consentAddress, type DataSubject, type DataSubjectProvider, type Migration } from 'parley';
+import { consentAddress, inTransaction, type DataSubject, type DataSubjectProvider, type Migration } from 'parley';
 
 export const migrations: Migration[] = [
   {
@@ -289,19 +289,8 @@ export class ContactStore {
     }
   }
 
-  private async tx<T>(work: (c: PoolClient) => Promise<T>): Promise<T> {
-    const c = await this.db.connect();
-    try {
-      await c.query('BEGIN');
-      const out = await work(c);
-      await c.query('COMMIT');
-      return out;
-    } catch (error) {
-      await c.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      c.release();
-    }
+  private tx<T>(work: (client: PoolClient) => Promise<T>): Promise<T> {
+    return inTransaction(this.db, work);
   }
 
   dataSubjectProvider(): DataSubjectProvider {

@@ -3,28 +3,43 @@
  * from the rollup and the counters at scrape time: every instance reports the same deployment-wide
  * figures (aggregate with max, not sum). Rate limits and cache results are counted per instance.
  */
+import type { Gauge } from 'prom-client';
 import type { PluginMetrics } from 'parley';
 import type { CostStore } from './store.js';
 import type { Budgets } from './budgets.js';
 
+type Totals = Awaited<ReturnType<CostStore['totals']>>;
+
+/** Sets a gauge to the sum of `value` per label set (rows without labels are left out). */
+function setSums<L extends string>(gauge: Gauge<L>, rows: Totals, labelsOf: (r: Totals[number]) => Record<L, string> | null, value: (r: Totals[number]) => number): void {
+  gauge.reset();
+  const sums = new Map<string, { labels: Record<L, string>; value: number }>();
+  for (const r of rows) {
+    const labels = labelsOf(r);
+    if (!labels) continue;
+    const key = JSON.stringify(labels);
+    const cur = sums.get(key) ?? { labels, value: 0 };
+    cur.value += value(r);
+    sums.set(key, cur);
+  }
+  for (const s of sums.values()) gauge.set(s.labels, s.value);
+}
+
 export function costMetrics(metrics: PluginMetrics, deps: { store: CostStore; budgets: Budgets; tenants: () => string[] }) {
   const DIRECTION: Record<string, string> = { 'model.tokens.input': 'in', 'model.tokens.output': 'out', 'model.tokens.embedding': 'embedding' };
+  // Both ledger gauges read the same totals: a scrape collects them together and shares one query.
+  let pending: ReturnType<CostStore['totals']> | undefined;
+  const totals = () =>
+    (pending ??= deps.store.totals().finally(() => {
+      pending = undefined;
+    }));
   return {
     cost: metrics.gauge({
       name: 'parley_cost_usd_total',
       help: 'Spend recorded in the usage ledger, in USD, by tenant, category (ai, messaging, other), provider and model (read from the rollup at scrape; the same on every instance)',
       labelNames: ['tenant', 'category', 'provider', 'model'] as const,
       async collect() {
-        this.reset();
-        const sums = new Map<string, { labels: { tenant: string; category: string; provider: string; model: string }; value: number }>();
-        for (const r of await deps.store.totals()) {
-          const labels = { tenant: r.tenant_id, category: r.category, provider: r.provider || r.channel, model: r.model };
-          const k = JSON.stringify(labels);
-          const cur = sums.get(k) ?? { labels, value: 0 };
-          cur.value += r.cost;
-          sums.set(k, cur);
-        }
-        for (const s of sums.values()) this.set(s.labels, s.value);
+        setSums(this, await totals(), (r) => ({ tenant: r.tenant_id, category: r.category, provider: r.provider || r.channel, model: r.model }), (r) => r.cost);
       },
     }),
     tokens: metrics.gauge({
@@ -32,18 +47,7 @@ export function costMetrics(metrics: PluginMetrics, deps: { store: CostStore; bu
       help: 'Model tokens recorded in the usage ledger by tenant, model and direction (in, out, embedding)',
       labelNames: ['tenant', 'model', 'direction'] as const,
       async collect() {
-        this.reset();
-        const sums = new Map<string, { labels: { tenant: string; model: string; direction: string }; value: number }>();
-        for (const r of await deps.store.totals()) {
-          const direction = DIRECTION[r.kind];
-          if (!direction) continue;
-          const labels = { tenant: r.tenant_id, model: r.model, direction };
-          const k = JSON.stringify(labels);
-          const cur = sums.get(k) ?? { labels, value: 0 };
-          cur.value += r.quantity;
-          sums.set(k, cur);
-        }
-        for (const s of sums.values()) this.set(s.labels, s.value);
+        setSums(this, await totals(), (r) => (DIRECTION[r.kind] ? { tenant: r.tenant_id, model: r.model, direction: DIRECTION[r.kind]! } : null), (r) => r.quantity);
       },
     }),
     remaining: metrics.gauge({

@@ -7,7 +7,7 @@
  * (total first), so two instances can never both spend the last dollar.
  */
 import type { Pool } from 'pg';
-import type { Migration } from 'parley';
+import { inTransaction, type Migration } from 'parley';
 import type { Category, Period, PriceRule } from './types.js';
 
 export const migrations: Migration[] = [
@@ -263,9 +263,7 @@ export class CostStore {
 
   /** An operator's price change (audited); `usd: null` removes the operator's rule. */
   async setPrices(rules: { tenantId: string; kind: string; channel?: string | undefined; country?: string | undefined; usd: number | null }[], actor: string): Promise<void> {
-    const client = await this.db.connect();
-    try {
-      await client.query('BEGIN');
+    await inTransaction(this.db, async (client) => {
       for (const r of rules) {
         const key = [r.tenantId, r.kind, r.channel ?? '*', r.country ?? '*'];
         if (r.usd === null) await client.query(`DELETE FROM cost_guard_prices WHERE tenant_id = $1 AND kind = $2 AND channel = $3 AND country = $4 AND model = '*' AND source = 'operator'`, key);
@@ -277,13 +275,7 @@ export class CostStore {
           );
         await client.query(`INSERT INTO parley_audit (tenant_id, actor, action, detail) VALUES ($1, $2, 'cost-guard.price', $3)`, [r.tenantId === '*' ? null : r.tenantId, actor, { kind: r.kind, channel: r.channel ?? null, country: r.country ?? null, usd: r.usd }]);
       }
-      await client.query('COMMIT');
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   async prices(): Promise<{ tenantId: string; kind: string; channel: string; country: string; model: string; source: string; usd: number; updatedAt: Date }[]> {
@@ -355,9 +347,7 @@ export class CostStore {
   }
 
   private async releaseWhere(where: string, params: unknown[]): Promise<number> {
-    const client = await this.db.connect();
-    try {
-      await client.query('BEGIN');
+    return inTransaction(this.db, async (client) => {
       const { rows } = await client.query<{ tenant_id: string; amount_usd: string; counters: { category: string; period: string; window_key: string }[] }>(
         `DELETE FROM cost_guard_reservations WHERE ${where} RETURNING tenant_id, amount_usd, counters`,
         params,
@@ -379,14 +369,8 @@ export class CostStore {
           [c.tenant, c.category, c.period, c.window, c.amount],
         );
       }
-      await client.query('COMMIT');
       return rows.length;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   /** The counters of the current windows with their effective limits (no lock). */

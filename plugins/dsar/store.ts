@@ -6,7 +6,7 @@
  * the request id and counts, never an address).
  */
 import type { Pool, PoolClient } from 'pg';
-import { hashAddress, subjectHashes, type Migration } from 'parley';
+import { hashAddress, inTransaction, subjectHashes, type Migration } from 'parley';
 import type { DsarRequest, RequestStatus, RequestType } from './types.js';
 
 export const migrations: Migration[] = [
@@ -104,9 +104,7 @@ export class RequestStore {
     codeHash?: string | null;
     codeExpiresAt?: Date | null;
   }): Promise<DsarRequest> {
-    const client = await this.db.connect();
-    try {
-      await client.query('BEGIN');
+    return inTransaction(this.db, async (client) => {
       const { rows } = await client.query<Row>(
         `INSERT INTO dsar_requests (tenant_id, type, status, subject_addresses, subject_hashes, contact_id, reason, requested_by, requested_via, channel, reply_from, due_at, code_hash, code_expires_at, requester_name, language)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING ${COLUMNS}`,
@@ -114,14 +112,8 @@ export class RequestStore {
       );
       const request = toRequest(rows[0]!);
       await this.audit(client, request, input.requestedBy, 'requested', { type: input.type, via: input.requestedVia, status: input.status, dueAt: input.dueAt.toISOString(), contactId: input.contactId ?? null }, input.addresses);
-      await client.query('COMMIT');
       return request;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   async get(tenantId: string, id: string): Promise<DsarRequest | null> {
@@ -153,9 +145,7 @@ export class RequestStore {
 
   /** Moves a request from one of `from` to `to`, once (a conditional update), and audits it. */
   async transition(id: string, from: RequestStatus[], to: RequestStatus, actor: string, step: string, extra: { approvedBy?: string; decidedBy?: string; note?: string | null; detail?: Record<string, unknown> } = {}): Promise<DsarRequest | null> {
-    const client = await this.db.connect();
-    try {
-      await client.query('BEGIN');
+    return inTransaction(this.db, async (client) => {
       const { rows } = await client.query<Row & { addresses: string[] | null }>(
         `UPDATE dsar_requests SET status = $3, updated_at = now(),
             approved_by = COALESCE($4, approved_by), decided_by = COALESCE($5, decided_by), decision_note = COALESCE($6, decision_note),
@@ -165,21 +155,13 @@ export class RequestStore {
         [id, from, to, extra.approvedBy ?? null, extra.decidedBy ?? null, extra.note ?? null],
       );
       const row = rows[0];
-      if (!row) {
-        await client.query('ROLLBACK');
-        return null;
-      }
+      // Nothing matched: nothing was written, so ending the transaction either way is the same.
+      if (!row) return null;
       const { addresses: _a, ...rest } = row;
       const request = toRequest(rest);
       await this.audit(client, request, actor, step, { status: to, ...(extra.note ? { noteLength: extra.note.length } : {}), ...extra.detail }, null);
-      await client.query('COMMIT');
       return request;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   async progress(id: string, progress: number): Promise<void> {
@@ -188,9 +170,7 @@ export class RequestStore {
 
   /** Finishes a request: result, status, addresses dropped (hashes stay), audited. */
   async finish(id: string, outcome: { status: 'completed' | 'failed'; result?: Record<string, unknown> | null; error?: string | null; exportPath?: string | null; downloadNonce?: string | null; downloadExpiresAt?: Date | null }, actor: string, detail: Record<string, unknown>): Promise<DsarRequest | null> {
-    const client = await this.db.connect();
-    try {
-      await client.query('BEGIN');
+    return inTransaction(this.db, async (client) => {
       const { rows } = await client.query<Row>(
         `UPDATE dsar_requests SET status = $2, result = $3, error = $4, export_path = COALESCE($5, export_path), download_nonce = COALESCE($6, download_nonce),
             download_expires_at = COALESCE($7, download_expires_at), progress = CASE WHEN $2 = 'completed' THEN 100 ELSE progress END,
@@ -199,20 +179,11 @@ export class RequestStore {
           WHERE id = $1 AND status = 'running' RETURNING ${COLUMNS}`,
         [id, outcome.status, outcome.result ?? null, outcome.error ?? null, outcome.exportPath ?? null, outcome.downloadNonce ?? null, outcome.downloadExpiresAt ?? null],
       );
-      if (!rows[0]) {
-        await client.query('ROLLBACK');
-        return null;
-      }
+      if (!rows[0]) return null;
       const request = toRequest(rows[0]);
       await this.audit(client, request, actor, outcome.status === 'completed' ? (request.type === 'export' ? 'exported' : 'erased') : 'failed', detail, null);
-      await client.query('COMMIT');
       return request;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   /** A failed request may be retried: back to queued. */

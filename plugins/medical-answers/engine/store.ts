@@ -21,7 +21,7 @@ import type { Logger } from 'pino';
 import pgvector from 'pgvector';
 import type { EmbeddingsInterface } from '@langchain/core/embeddings';
 import { RecursiveCharacterTextSplitter } from '@langchain/textsplitters';
-import type { Migration } from 'parley';
+import { inTransaction, type Migration } from 'parley';
 import type { CorpusDoc, Hit } from './types.js';
 import { LocalEmbeddings, type LocalEmbeddingsJSON } from './embedder.js';
 import { docTerms, headingsFor, parseQuery, sectionsOf, stem, STOP_WORDS, words, type ParsedQuery } from './text.js';
@@ -492,9 +492,7 @@ export class MedicalStore {
           chunkRows[j]!.embedding = pgvector.toSql(roundVector(v)) as string;
         });
       }
-      const client = await this.db.connect();
-      try {
-        await client.query('BEGIN');
+      await inTransaction(this.db, async (client) => {
         await client.query(
           `INSERT INTO medical_answers_docs (tenant_id, doc_id, title, url, source, collection, synonyms, content_hash, embedder, headings, tsv, updated_at)
            SELECT $1, r.doc_id, r.title, r.url, r.source, r.collection, r.synonyms, r.content_hash, r.embedder, r.headings,
@@ -529,13 +527,7 @@ export class MedicalStore {
             [tenantId, JSON.stringify(chunkRows)],
           );
         }
-        await client.query('COMMIT');
-      } catch (error) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw error;
-      } finally {
-        client.release();
-      }
+      });
       written += batch.length;
       progress({ phase: 'embed', done: written, total: todo.length });
     }
