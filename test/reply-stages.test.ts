@@ -27,7 +27,9 @@ describe('reply stages', () => {
   it('rewrite a reply before it is stored, so the inline answer carries the final text', async () => {
     const r = await gw.send('acme', { from: 'alice', text: 'my secret' });
     expect(r.replies.map((x) => x.text)).toEqual(['acme says: my [redacted]']);
-    const [item] = (await gw.outbox('acme')).filter((i) => i.text.includes('[redacted]'));
+    // Settled once the response finished, a moment after the client has it.
+    const items = await gw.waitForOutbox('acme', (all) => all.some((i) => i.inboundId === r.message.id && i.status !== 'sending'));
+    const item = items.find((i) => i.inboundId === r.message.id)!;
     expect(item).toMatchObject({ status: 'sent', via: 'inline', details: { annotations: { 'probe.redacted': true } } });
     expect(probeControl.outgoing).toEqual([{ key: `reply:${r.message.id}:0`, reply: true, text: 'acme says: my [redacted]' }]);
   });
