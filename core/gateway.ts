@@ -22,7 +22,7 @@ import type { ReceiveOptions, ReceiveResult } from './gateway-types.js';
 import type { PluginCatalogue } from './plugin-loader.js';
 import { PluginHost } from './plugin-host.js';
 import { createPluginContext } from './plugin-context.js';
-import { InboundProcessor, filterText } from './inbound.js';
+import { InboundProcessor, filterText, filterUnattributed } from './inbound.js';
 import { enqueueOutbound, type OutboundRequest } from './outbound.js';
 import { HeldClaims, Recovery } from './recovery.js';
 import { checkReadiness, type Readiness } from './readiness.js';
@@ -90,10 +90,11 @@ export class Gateway {
     pool: () => this.db.pool,
     registry: this.registry,
     log: () => this.log,
-    // A parked payload of a known tenant goes through the inbound filters too (a redacted card number).
+    // A parked payload goes through the inbound filters too (a redacted card number): the tenant's,
+    // or, when no tenant owns it, each filter's `unattributed`.
     filter: (tenantId, channel, text) => {
-      const tenant = this.tenants.get(tenantId);
-      return tenant ? filterText(text, tenant, channel, this.host.inboundFilters) : text;
+      const tenant = tenantId ? this.tenants.get(tenantId) : undefined;
+      return tenant ? filterText(text, tenant, channel, this.host.inboundFilters) : filterUnattributed(text, channel, this.host.inboundFilters);
     },
   });
   db!: Database;

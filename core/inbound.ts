@@ -308,6 +308,22 @@ export function stagesAfter(current: ResolvedStage[], all: ResolvedStage[], afte
   return current.filter((s) => names.indexOf(s.definition.name) > at);
 }
 
+/** A payload no tenant owns through every filter's `unattributed` (a parked webhook of an unknown tenant). */
+export function filterUnattributed(text: string, channel: string, filters: readonly { plugin: string; filter: InboundFilter }[]): string {
+  let out = text;
+  for (const { plugin, filter } of filters) {
+    if (!filter.unattributed) continue;
+    let next: string | undefined | void;
+    try {
+      next = filter.unattributed(out, { channel });
+    } catch (error) {
+      throw new ParleyError('PARLEY_INBOUND_FILTER_FAILED', `Inbound filter "${filter.name}" of plugin "${plugin}" failed: ${describe(error)}`, 500, { plugin });
+    }
+    if (typeof next === 'string') out = next;
+  }
+  return out;
+}
+
 /** One text through every inbound filter (a parked payload: `field` is `parked`). */
 export function filterText(text: string, tenant: TenantInfo, channel: string, filters: readonly { plugin: string; filter: InboundFilter }[]): string {
   return filterInbound({ channel, from: '', to: '', providerMessageId: '', text }, tenant, filters, 'parked').text;

@@ -41,7 +41,7 @@ const MAX_WALK_DEPTH = 64;
 export class ParkingLot {
   private readonly parked: Counter<'channel' | 'tenant'>;
 
-  constructor(private readonly deps: { pool: () => Pool; registry: Registry; log: () => Logger; filter?: (tenantId: string, channel: string, text: string) => string }) {
+  constructor(private readonly deps: { pool: () => Pool; registry: Registry; log: () => Logger; filter?: (tenantId: string | undefined, channel: string, text: string) => string }) {
     this.parked = new Counter({
       name: 'parley_parked_webhooks_total',
       help: 'Signed provider webhooks that could not be stored and were parked (answered 200)',
@@ -53,8 +53,9 @@ export class ParkingLot {
   async park(entry: ParkWebhook): Promise<{ id: string }> {
     const scrubbed = scrubPayload(entry.payload, entry.addresses ?? []);
     const { addresses } = scrubbed;
-    // The tenant's inbound filters see the payload as it will be stored (ctx.inboundFilter).
-    const text = entry.tenantId && this.deps.filter ? storableText(this.deps.filter(entry.tenantId, entry.channel, scrubbed.text)) : scrubbed.text;
+    // The inbound filters see the payload as it will be stored (ctx.inboundFilter): the tenant's, or
+    // their `unattributed` when no tenant owns it.
+    const text = this.deps.filter ? storableText(this.deps.filter(entry.tenantId, entry.channel, scrubbed.text)) : scrubbed.text;
     const hashes = [...new Set(addresses.map(hashAddress))];
     const reason = storableText(entry.reason).slice(0, 500);
     const { rows } = await this.deps.pool().query<{ id: string }>(

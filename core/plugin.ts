@@ -181,6 +181,12 @@ export type InboundFilterField = 'text' | 'raw' | 'attributes' | 'media' | 'park
 export interface InboundFilter {
   name: string;
   transform(text: string, context: { tenant: TenantInfo; channel: string; field: InboundFilterField }): string | undefined | void;
+  /**
+   * The same for a payload no tenant owns: a signed webhook the kernel parks before it knows the tenant
+   * (a number or WhatsApp phone number id no tenant has, a batch spanning tenants). Without it, such a
+   * payload is stored with its addresses hashed and nothing else changed. Same rules as `transform`.
+   */
+  unattributed?(text: string, context: { channel: string }): string | undefined | void;
 }
 
 /** What `gateway.resume` did. */

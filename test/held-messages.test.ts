@@ -69,6 +69,14 @@ describe('inbound filters', () => {
     expect(msg[0]).toEqual({ attributes: { echo: '[masked]' }, raw: { Body: '[masked]', nested: [{ note: 'x [masked]' }] } });
   });
 
+  it("apply their unattributed variant to a webhook parked before its tenant is known, and a tenant's filter is not run on it", async () => {
+    const parked = await gw.gateway.services().park({ channel: 'http', reason: 'no tenant has this number', payload: { Body: 'card SECRET-717171', To: '+15550109999' }, addresses: ['+15550109999'] });
+    const { rows } = await gw.gateway.db.pool.query(`SELECT tenant_id, payload FROM parley_parked_webhooks WHERE id = $1`, [parked.id]);
+    expect(rows[0].tenant_id).toBeNull();
+    expect(JSON.stringify(rows[0].payload)).toContain('[masked unattributed]');
+    expect(await everyRow()).not.toContain('717171');
+  });
+
   it('only touch the tenants the filter chooses', async () => {
     const r = await gw.send('other', { from: '+15550100003', text: 'SECRET-1' }, 'key-other-hold-0123456789');
     const { rows } = await gw.gateway.db.pool.query(`SELECT body FROM parley_inbound WHERE id = $1`, [r.message.id]);
