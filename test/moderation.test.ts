@@ -12,6 +12,7 @@ import { startTestGateway, type TestGateway } from './harness.js';
 import { startFakeModelApi, type FakeModelApi } from './fakes/model-api.js';
 import { startFakeSlack, type FakeSlack } from './fakes/slack-api.js';
 import type { ModerationService } from '../plugins/moderation/index.js';
+import { QueueStore } from '../plugins/moderation/store.js';
 
 const OP = 'key-operator-moderation-0123456789';
 const key = (t: string) => `key-${t}-moderation-0123456789`;
@@ -141,6 +142,15 @@ describe('actions', () => {
     }
     expect(await gw.metrics()).toMatch(/parley_moderation_redactions_total\{tenant="clinic"\} 1/);
   });
+
+  it('redact: personal data in a webhook parked before its tenant is known is masked too', async () => {
+    const parked = await gw.gateway.services().park({ channel: 'http', reason: 'no tenant has this number', payload: { Body: 'card 5500 0000 0000 0004, mail ann@example.org', To: '+15550209999' }, addresses: ['+15550209999'] });
+    const { rows } = await db().query(`SELECT tenant_id, payload FROM parley_parked_webhooks WHERE id = $1`, [parked.id]);
+    expect(rows[0].tenant_id).toBeNull();
+    expect(JSON.stringify(rows[0].payload)).toContain('card [redacted card], mail [redacted email]');
+    const everything = await everyRow();
+    for (const raw of ['5500 0000 0000 0004', 'ann@example.org']) expect(everything).not.toContain(raw);
+  });
 });
 
 describe('the review queue', () => {
@@ -217,6 +227,40 @@ describe('the review queue', () => {
     expect(stats.decisions).toMatchObject({ approved: 1, dismissed: 2 });
     expect(stats.timeToDecisionSeconds.p50).toBeGreaterThanOrEqual(0);
     expect(stats.oldestPendingSeconds).toBeGreaterThanOrEqual(0);
+  });
+
+  it('a decision cut off by a crash before its effect is settled by the next ticks, once', async () => {
+    // The decision row commits, then the process dies before the held message is resumed: what is on
+    // disk is the store's decision alone. Two instances' ticks then find it at the same time.
+    const store = new QueueStore(db());
+    const approved = await send('clinic', "you're a worthless idiot");
+    const rejected = await send('strict', 'I know where you live');
+    const approvedItem = await itemFor('clinic', approved.message.id);
+    const rejectedItem = await itemFor('strict', rejected.message.id);
+    await store.decide('clinic', approvedItem.id, 'approved', { actor: 'ana', reason: null, notes: null });
+    await store.decide('strict', rejectedItem.id, 'rejected', { actor: 'ben', reason: 'threat', notes: null });
+    // A third one died between closing the message and queueing the reject reply.
+    const cutReply = await send('strict', 'I know where you live, really');
+    const cutReplyItem = await itemFor('strict', cutReply.message.id);
+    await store.decide('strict', cutReplyItem.id, 'rejected', { actor: 'ben', reason: 'threat', notes: null });
+    await gw.gateway.services().resume('strict', cutReply.message.id, { stop: 'moderation: rejected' });
+    expect(await statusOf(approved.message.id)).toBe('held');
+    // Not yet: a decision is given 30 s to settle itself before a tick takes it over.
+    await service.tick();
+    expect(await statusOf(approved.message.id)).toBe('held');
+    await db().query(`UPDATE moderation_items SET decided_at = now() - interval '1 minute' WHERE id = ANY($1::uuid[])`, [[approvedItem.id, rejectedItem.id, cutReplyItem.id]]);
+    await Promise.all([service.tick(), service.tick()]);
+    await service.tick();
+    expect(await statusOf(approved.message.id)).toBe('processed');
+    expect(await statusOf(rejected.message.id)).toBe('stopped');
+    const answers = (await gw.outbox('clinic')).filter((i) => i.inboundId === approved.message.id).map((i) => i.text);
+    expect(answers.filter((t) => t.startsWith('fake/gpt-4o-mini: echo:'))).toEqual(["fake/gpt-4o-mini: echo: you're a worthless idiot"]);
+    const rejections = (await gw.outbox('strict')).filter((i) => i.conversationId === rejected.message.conversationId && i.text === 'A moderator did not accept your message.');
+    expect(rejections).toHaveLength(1);
+    const lateRejections = (await gw.outbox('strict')).filter((i) => i.conversationId === cutReply.message.conversationId && i.text === 'A moderator did not accept your message.');
+    expect(lateRejections).toHaveLength(1);
+    const settled = await db().query(`SELECT settled_at FROM moderation_items WHERE id = ANY($1::uuid[])`, [[approvedItem.id, rejectedItem.id, cutReplyItem.id]]);
+    expect(settled.rows.every((r) => r.settled_at !== null)).toBe(true);
   });
 });
 

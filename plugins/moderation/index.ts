@@ -12,7 +12,7 @@ import { moderationRoutes } from './routes.js';
 import { ModerationService } from './service.js';
 import { inboundStage, redactionFilter, replyStage } from './stages.js';
 import { QueueStore, migrations } from './store.js';
-import { settingsSchema } from './types.js';
+import { PII_KINDS, settingsSchema } from './types.js';
 
 export { MODERATION_ANNOTATION, MODERATION_STAGE, FILTER_NAME } from './stages.js';
 export { ACTIONS, CATEGORIES, PII_KINDS, type Action, type Category, type Flag, type ModerationSettings, type Verdict } from './types.js';
@@ -24,6 +24,11 @@ export const MODERATION_SERVICE = token<ModerationService>('moderation.service')
 const optionsSchema = z.object({
   /** When the backlog tick runs (SLA alert, auto-dismiss, decisions cut off by a crash): cron, five or six fields. */
   backlogCron: z.string().min(9).default('* * * * *'),
+  /**
+   * Personal data masked in a webhook parked before its tenant is known (a number no tenant has): no
+   * tenant policy applies to it, so this one does. `[]` keeps such payloads as received (addresses hashed).
+   */
+  unattributedPiiKinds: z.array(z.enum(PII_KINDS)).default([...PII_KINDS]),
 });
 
 export default definePlugin({
@@ -38,7 +43,7 @@ export default definePlugin({
     const settingsFor = (tenantId: string) => ctx.settingsFor(tenantId);
     ctx.migrations(migrations);
     ctx.dataSubjects(store.dataSubjectProvider());
-    ctx.inboundFilter(redactionFilter({ settingsFor }));
+    ctx.inboundFilter(redactionFilter({ settingsFor }, settingsSchema.parse({ piiKinds: ctx.options.unattributedPiiKinds })));
     const stageDeps = { db: ctx.db, store, metrics, ai: ctx.ai, settingsFor };
     ctx.stage(inboundStage(stageDeps));
     ctx.replyStage(replyStage(stageDeps));

@@ -68,10 +68,12 @@ export class ModerationService {
         }
         const r = await gateway.resume(item.tenantId, item.messageId, { stop: 'moderation: rejected' });
         const reply = this.deps.settingsFor(item.tenantId)?.rejectReply;
-        if (r.resumed && reply) {
+        // Also when an earlier settle stopped the message and was cut off before the reply: the key
+        // makes the reply go out once however many times this runs.
+        if (reply && (r.resumed || r.status === 'stopped')) {
           const { rows } = await this.deps.db.query<{ to_address: string; from_address: string; conversation_id: string }>('SELECT to_address, from_address, conversation_id FROM parley_inbound WHERE tenant_id = $1 AND id = $2', [item.tenantId, item.messageId]);
           const m = rows[0];
-          if (m) await gateway.enqueueOutbound({ tenantId: item.tenantId, channel: item.channel, to: m.from_address, from: m.to_address, text: reply, conversationId: m.conversation_id, options: { moderation: 'rejected' } });
+          if (m) await gateway.enqueueOutbound({ tenantId: item.tenantId, channel: item.channel, to: m.from_address, from: m.to_address, text: reply, conversationId: m.conversation_id, options: { moderation: 'rejected' }, idempotencyKey: `moderation:rejected:${item.id}` });
         }
         await store.markSettled(item.tenantId, item.id);
         return r.resumed ? 'stopped' : `not-held:${r.status}`;

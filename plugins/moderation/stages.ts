@@ -27,15 +27,19 @@ export interface StageDeps {
 }
 
 /** Redaction before storage: pure and cheap, it runs on the text and every string of the payload. */
-export function redactionFilter(deps: Pick<StageDeps, 'settingsFor'>): InboundFilter {
+export function redactionFilter(deps: Pick<StageDeps, 'settingsFor'>, unattributed: ModerationSettings): InboundFilter {
+  const masked = (text: string, settings: ModerationSettings) => {
+    const r = redact(text, settings);
+    return r.categories.length ? r.text : undefined;
+  };
   return {
     name: FILTER_NAME,
     transform(text, { tenant }) {
       const settings = deps.settingsFor(tenant.id);
-      if (!settings) return undefined;
-      const r = redact(text, settings);
-      return r.categories.length ? r.text : undefined;
+      return settings ? masked(text, settings) : undefined;
     },
+    // A webhook no tenant owns: personal data masked with the default thresholds (option `unattributedPiiKinds`).
+    unattributed: (text) => (unattributed.piiKinds.length ? masked(text, unattributed) : undefined),
   };
 }
 
