@@ -44,6 +44,10 @@ const routes = (tenant: string, own: Own) => [
   ['PUT', `/v1/tenants/${tenant}/conversations/${own.conversation}/handoff`],
   ['GET', `/v1/tenants/${tenant}/parked`],
   ['POST', `/v1/tenants/${tenant}/messages`],
+  ['GET', `/v1/tenants/${tenant}/activity`],
+  ['GET', `/v1/tenants/${tenant}/alerts`],
+  ['POST', `/v1/tenants/${tenant}/conversations/${own.conversation}/reveal`],
+  ['POST', `/v1/tenants/${tenant}/conversations/${own.conversation}/messages`],
   ['GET', `/v1/tenants/${tenant}/crisis-detections`],
   ['POST', `/v1/tenants/${tenant}/crisis-detections/${own.detection}/false-positive`],
 ] as const;
@@ -87,6 +91,10 @@ describe('tenant isolation on every admin route', () => {
     expect(retry.status).toBe(404);
     const handoff = await gw.request('PUT', `/v1/tenants/acme/conversations/${ids.globex.conversation}/handoff`, { key: KEYS.acme, body: { state: 'human' } });
     expect(handoff.status).toBe(404);
+    for (const path of [`/v1/tenants/acme/conversations/${ids.globex.conversation}/reveal`, `/v1/tenants/acme/conversations/${ids.globex.conversation}/messages`]) {
+      const r = await gw.request('POST', path, { key: KEYS.acme, body: { text: 'hello' } });
+      expect(r.status, path).toBe(404);
+    }
     const falsePositive = await gw.request('POST', `/v1/tenants/acme/crisis-detections/${ids.globex.detection}/false-positive`, { key: KEYS.acme, body: {} });
     expect(falsePositive.status).toBe(404);
     const detections = await gw.request('GET', '/v1/tenants/acme/crisis-detections', { key: KEYS.acme });
@@ -109,6 +117,28 @@ describe('tenant isolation on every admin route', () => {
     expect(all.body.tenants.map((t: { id: string }) => t.id)).toEqual(['acme', 'globex']);
     expect((await gw.request('GET', '/v1/tenants/nobody', { key: KEYS.operator })).status).toBe(404);
     expect((await gw.request('GET', '/v1/tenants/nobody', { key: KEYS.acme })).status).toBe(403);
+  });
+
+  it('holds for a console session exactly as for the key it was made with', async () => {
+    const signIn = async (key: string) => {
+      const r = await gw.request('POST', '/console/session', { body: { key } });
+      expect(r.status).toBe(201);
+      return { cookie: r.headers.get('set-cookie')!.split(';')[0]!, csrf: r.body.csrf as string };
+    };
+    const globex = await signIn(KEYS.globex);
+    for (const [method, path] of routes('acme', ids.acme)) {
+      const r = await gw.request(method, path, { headers: { cookie: globex.cookie, 'x-parley-csrf': globex.csrf }, ...(method !== 'GET' ? { body: bodyFor(method) } : {}) });
+      expect(r.status, `${method} ${path}`).toBe(403);
+      expect(r.text).not.toContain(ids.acme.message);
+    }
+    const acme = await signIn(KEYS.acme);
+    for (const [method, path] of routes('acme', ids.acme)) {
+      if (method !== 'GET') continue;
+      expect((await gw.request(method, path, { headers: { cookie: acme.cookie } })).status, path).toBe(200);
+    }
+    expect((await gw.request('GET', '/v1/parked', { headers: { cookie: acme.cookie } })).status).toBe(403);
+    expect((await gw.request('GET', '/console/session')).status).toBe(401);
+    expect((await gw.request('GET', '/console/session', { headers: { cookie: 'parley_console=forged-token' } })).status).toBe(401);
   });
 
   it('shows every parked webhook to the operator only', async () => {

@@ -12,7 +12,9 @@ import { loadOutbound, toOutbound } from '../storage/message-store.js';
 import { consentAddress } from '../consent.js';
 import { readHandoff, setHandoff } from '../handoff.js';
 import { param } from './app.js';
-import { HandoffBody, KeyBody, ListQuery, PageQuery, Responses, UsageQuery } from './api-schemas.js';
+import { ActivityQuery, ConversationMessagesQuery, ConversationsQuery, HandoffBody, KeyBody, ListQuery, PageQuery, PersonReplyBody, Responses, RevealBody, UsageQuery } from './api-schemas.js';
+import { hashAddress } from '../logger.js';
+import type { z } from 'zod';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -24,6 +26,20 @@ function parseQuery(query: unknown) {
   if (!parsed.success) throw badRequest(`Invalid query: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   return parsed.data;
 }
+
+function parseWith<T extends z.ZodType>(schema: T, input: unknown): z.output<T> {
+  const parsed = schema.safeParse(input);
+  if (!parsed.success) throw badRequest(`Invalid request: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`);
+  return parsed.data;
+}
+
+/** An address as its last four characters (`••••4567`): enough to tell numbers apart on a screen. */
+export function maskAddress(address: string): string {
+  return address.length <= 4 ? '••••' : `••••${address.slice(-4)}`;
+}
+
+/** Who made an admin change, for the audit trail: `key:<id>` or `operator`. */
+const actorOf = (req: express.Request) => (req.principal?.kind === 'tenant' ? `key:${req.principal.keyId}` : 'operator');
 
 function uuidParam(value: string | undefined, what: string): string {
   if (!value || !UUID.test(value)) throw notFound(`No ${what} "${value}"`);
@@ -57,19 +73,57 @@ export const adminRoutes = (gateway: Gateway) => ({ route }: RouteHelpers): void
     res.json({ tenant: { id: t.id, name: t.name, locale: t.locale, timezone: t.timezone, pipeline: t.pipeline } });
   });
 
-  route({ method: 'get', path: '/v1/tenants/:tenant/conversations', auth: 'tenant', tags: ['conversations'], summary: 'Conversations, most recently active first', query: PageQuery, responses: { 200: { description: 'A page of conversations', schema: Responses.conversations } }, errors: ['PARLEY_BAD_REQUEST'] }, async (req, res) => {
-    const q = parseQuery(req.query);
-    const { rows } = await db().query(
-      `SELECT id, channel, participant, handoff, created_at AS "createdAt", last_message_at AS "lastMessageAt" FROM parley_conversations
-       WHERE tenant_id = $1 AND ($2::timestamptz IS NULL OR last_message_at < $2) ORDER BY last_message_at DESC LIMIT $3`,
-      [param(req, 'tenant'), q.before ?? null, q.limit],
+  route({ method: 'get', path: '/v1/tenants/:tenant/conversations', auth: 'tenant', tags: ['conversations'], summary: 'Conversations, most recently active first', query: ConversationsQuery, responses: { 200: { description: 'A page of conversations', schema: Responses.conversations } }, errors: ['PARLEY_BAD_REQUEST'] }, async (req, res) => {
+    const q = parseWith(ConversationsQuery, req.query);
+    const { rows } = await db().query<{ participant: string }>(
+      `SELECT id, channel, participant, handoff, handoff_reason AS "handoffReason", created_at AS "createdAt", last_message_at AS "lastMessageAt" FROM parley_conversations
+       WHERE tenant_id = $1 AND ($2::timestamptz IS NULL OR last_message_at < $2) AND ($4::text IS NULL OR participant = $4) AND ($5::text IS NULL OR handoff = $5)
+       ORDER BY last_message_at DESC LIMIT $3`,
+      [param(req, 'tenant'), q.before ?? null, q.limit, q.participant ?? null, q.handoff ?? null],
     );
-    res.json({ conversations: rows });
+    res.json({ conversations: rows.map((r) => ({ ...r, participant: q.mask === 'true' ? maskAddress(r.participant) : r.participant, participantHash: hashAddress(r.participant) })) });
   });
 
-  route({ method: 'get', path: '/v1/tenants/:tenant/conversations/:id/messages', auth: 'tenant', tags: ['conversations'], summary: 'Messages of a conversation, both directions', description: 'The newest `limit` messages, returned oldest first.', query: PageQuery, responses: { 200: { description: 'The messages', schema: Responses.conversationMessages } }, errors: ['PARLEY_BAD_REQUEST', 'PARLEY_NOT_FOUND'] }, async (req, res) => {
+  route({ method: 'post', path: '/v1/tenants/:tenant/conversations/:id/reveal', auth: 'tenant', tags: ['conversations'], summary: "Show a conversation's address in full (audited)", description: 'For a console that lists addresses masked: each reveal is an audit row (`conversation.reveal`, who and why).', body: RevealBody, bodyExample: { reason: 'calling the patient back' }, responses: { 200: { description: 'The address', schema: Responses.revealed } }, errors: ['PARLEY_BAD_REQUEST', 'PARLEY_NOT_FOUND'] }, async (req, res) => {
     const id = uuidParam(param(req, 'id'), 'conversation');
-    const q = parseQuery(req.query);
+    const body = parseWith(RevealBody, req.body ?? {});
+    const tenantId = param(req, 'tenant');
+    const { rows } = await db().query<{ participant: string }>('SELECT participant FROM parley_conversations WHERE tenant_id = $1 AND id = $2', [tenantId, id]);
+    if (!rows[0]) throw notFound(`No conversation "${id}"`);
+    await db().query('INSERT INTO parley_audit (tenant_id, actor, action, subject_hash, detail) VALUES ($1, $2, $3, $4, $5)', [tenantId, actorOf(req), 'conversation.reveal', hashAddress(rows[0].participant), { conversationId: id, reason: body.reason ?? null }]);
+    res.json({ participant: rows[0].participant });
+  });
+
+  route({ method: 'post', path: '/v1/tenants/:tenant/conversations/:id/messages', auth: 'tenant', tags: ['conversations'], summary: 'Answer in a conversation as a person', description: "Sent on the conversation's channel from the tenant's address, through the outbox: reply stages and consent apply as for any send. Audited (`conversation.person-reply`). Hand the conversation to a person first (`PUT …/handoff`) so the bot does not answer too.", body: PersonReplyBody, bodyExample: { text: 'This is Ana from the clinic. I am here with you.', by: 'Ana' }, responses: { 201: { description: 'The queued message', schema: Responses.outboxItem.pick({ item: true }) } }, errors: ['PARLEY_BAD_REQUEST', 'PARLEY_NOT_FOUND'] }, async (req, res) => {
+    const id = uuidParam(param(req, 'id'), 'conversation');
+    const body = parseWith(PersonReplyBody, req.body ?? {});
+    const tenantId = param(req, 'tenant');
+    const { rows } = await db().query<{ channel: string; participant: string; from_address: string | null }>(
+      `SELECT c.channel, c.participant,
+              COALESCE((SELECT to_address FROM parley_inbound WHERE tenant_id = c.tenant_id AND conversation_id = c.id ORDER BY received_at DESC LIMIT 1),
+                       (SELECT from_address FROM parley_outbox WHERE tenant_id = c.tenant_id AND conversation_id = c.id ORDER BY created_at DESC LIMIT 1)) AS from_address
+         FROM parley_conversations c WHERE c.tenant_id = $1 AND c.id = $2`,
+      [tenantId, id],
+    );
+    const conv = rows[0];
+    if (!conv) throw notFound(`No conversation "${id}"`);
+    const actor = actorOf(req);
+    const item = await gateway.services().enqueueOutbound({
+      tenantId,
+      channel: conv.channel,
+      to: conv.participant,
+      ...(conv.from_address ? { from: conv.from_address } : {}),
+      text: body.text,
+      conversationId: id,
+      options: { sentBy: 'person', by: body.by ?? actor },
+    });
+    await db().query('INSERT INTO parley_audit (tenant_id, actor, action, subject_hash, detail) VALUES ($1, $2, $3, $4, $5)', [tenantId, actor, 'conversation.person-reply', hashAddress(conv.participant), { conversationId: id, outboxId: item.id, by: body.by ?? null }]);
+    res.status(201).json({ item });
+  });
+
+  route({ method: 'get', path: '/v1/tenants/:tenant/conversations/:id/messages', auth: 'tenant', tags: ['conversations'], summary: 'Messages of a conversation, both directions', description: 'The newest `limit` messages, returned oldest first.', query: ConversationMessagesQuery, responses: { 200: { description: 'The messages', schema: Responses.conversationMessages } }, errors: ['PARLEY_BAD_REQUEST', 'PARLEY_NOT_FOUND'] }, async (req, res) => {
+    const id = uuidParam(param(req, 'id'), 'conversation');
+    const q = parseWith(ConversationMessagesQuery, req.query);
     const { rows: conv } = await db().query('SELECT id FROM parley_conversations WHERE tenant_id = $1 AND id = $2', [param(req, 'tenant'), id]);
     if (!conv.length) throw notFound(`No conversation "${id}"`);
     const { rows } = await db().query(
@@ -80,7 +134,8 @@ export const adminRoutes = (gateway: Gateway) => ({ route }: RouteHelpers): void
        ) m ORDER BY at DESC LIMIT $3`,
       [param(req, 'tenant'), id, q.limit],
     );
-    res.json({ messages: rows.reverse() });
+    const shown = q.mask === 'true' ? rows.map((m) => ({ ...m, from: m.direction === 'in' ? maskAddress(m.from) : m.from, to: m.direction === 'out' ? maskAddress(m.to) : m.to })) : rows;
+    res.json({ messages: shown.reverse() });
   });
 
   route({ method: 'get', path: '/v1/tenants/:tenant/conversations/:id/handoff', auth: 'tenant', tags: ['conversations'], summary: 'Who answers the conversation: the bot or a person', responses: { 200: { description: 'The handoff state', schema: Responses.handoff } }, errors: ['PARLEY_NOT_FOUND'] }, async (req, res) => {
@@ -202,6 +257,34 @@ export const adminRoutes = (gateway: Gateway) => ({ route }: RouteHelpers): void
 
   route({ method: 'get', path: '/v1/plugins', auth: 'operator', tags: ['operations'], summary: 'The plugins this gateway runs', responses: { 200: { description: 'The plugins', schema: Responses.plugins } } }, (_req, res) => {
     res.json({ plugins: gateway.pluginNames() });
+  });
+
+  route({ method: 'get', path: '/v1/tenants/:tenant/activity', auth: 'tenant', tags: ['messages'], summary: 'Messages in and out per channel over the last minutes, in buckets', query: ActivityQuery, responses: { 200: { description: 'Counts per bucket', schema: Responses.activity } }, errors: ['PARLEY_BAD_REQUEST'] }, async (req, res) => {
+    const q = parseWith(ActivityQuery, req.query);
+    const bucket = q.bucketMinutes * 60;
+    const buckets = Math.ceil(q.minutes / q.bucketMinutes);
+    // Aligned to whole buckets, so a chart polled every few seconds does not shift its bars.
+    const since = new Date(Math.floor(Date.now() / 1000 / bucket) * bucket * 1000 - (buckets - 1) * bucket * 1000);
+    const { rows } = await db().query<{ channel: string; direction: 'in' | 'out'; b: number; n: number }>(
+      `SELECT channel, 'in' AS direction, floor(extract(epoch FROM received_at - $2::timestamptz) / $3)::int AS b, count(*)::int AS n
+         FROM parley_inbound WHERE tenant_id = $1 AND received_at >= $2 GROUP BY 1, 2, 3
+       UNION ALL
+       SELECT channel, 'out', floor(extract(epoch FROM created_at - $2::timestamptz) / $3)::int, count(*)::int
+         FROM parley_outbox WHERE tenant_id = $1 AND created_at >= $2 GROUP BY 1, 2, 3`,
+      [param(req, 'tenant'), since, bucket],
+    );
+    const series = new Map<string, { channel: string; direction: 'in' | 'out'; counts: number[] }>();
+    for (const r of rows) {
+      const key = `${r.channel}\u0000${r.direction}`;
+      let s = series.get(key);
+      if (!s) series.set(key, (s = { channel: r.channel, direction: r.direction, counts: new Array<number>(buckets).fill(0) }));
+      if (r.b >= 0 && r.b < buckets) s.counts[r.b]! += r.n;
+    }
+    res.json({ since: since.toISOString(), bucketSeconds: bucket, series: [...series.values()].sort((a, b) => a.channel.localeCompare(b.channel) || a.direction.localeCompare(b.direction)) });
+  });
+
+  route({ method: 'get', path: '/v1/tenants/:tenant/alerts', auth: 'tenant', tags: ['operations'], summary: "The tenant's open alerts", description: 'Those raised on this instance for the tenant (alerts are held in memory by each instance).', responses: { 200: { description: 'Firing alerts', schema: Responses.alerts } } }, (req, res) => {
+    res.json({ alerts: gateway.alerts.openAlerts().filter((a) => a.tenantId === param(req, 'tenant')) });
   });
 
   route({ method: 'get', path: '/v1/alerts', auth: 'operator', tags: ['operations'], summary: 'Open alerts', responses: { 200: { description: 'Firing alerts', schema: Responses.alerts } } }, (_req, res) => {

@@ -15,7 +15,21 @@ export const ListQuery = z.object({
   status: z.string().regex(/^[a-z-]+$/).optional().describe('Only items with this status'),
 });
 export const PageQuery = ListQuery.omit({ status: true });
-export const ConversationsQuery = PageQuery;
+export const ConversationsQuery = PageQuery.extend({
+  participant: z.string().min(3).max(64).optional().describe('Only the conversations with this address (`+15551234567`, a WhatsApp id)'),
+  handoff: z.enum(['bot', 'human']).optional().describe('Only conversations in this handoff state'),
+  mask: z.enum(['true', 'false']).default('false').describe('`true`: addresses shown as their last digits and hash (the console\'s default); `POST …/reveal` shows one, audited'),
+});
+export const ConversationMessagesQuery = PageQuery.extend({ mask: ConversationsQuery.shape.mask });
+export const ActivityQuery = z.object({
+  minutes: z.coerce.number().int().min(5).max(1440).default(60).describe('How far back (5-1440, default 60)'),
+  bucketMinutes: z.coerce.number().int().min(1).max(60).default(5).describe('Width of a bucket (default 5)'),
+});
+export const PersonReplyBody = z.object({
+  text: z.string().trim().min(1).max(1600).describe('What the person answers, sent on the conversation\'s channel through the outbox (consent and reply stages apply)'),
+  by: z.string().trim().min(1).max(100).optional().describe('Who answers (recorded on the outbox item and in the audit trail)'),
+});
+export const RevealBody = z.object({ reason: z.string().trim().max(500).optional() });
 
 export const UsageQuery = z.object({
   from: z.coerce.date().optional().meta({ type: 'string', format: 'date-time', description: 'Start (ISO date or time); default 30 days before `to`' }),
@@ -31,7 +45,16 @@ export const TenantSummary = z.object({ id: z.string(), name: z.string(), locale
 export const Tenant = TenantSummary.extend({ timezone: z.string() }).meta({ id: 'Tenant' });
 
 export const Conversation = z
-  .object({ id, channel: z.string(), participant: z.string(), handoff: z.enum(['bot', 'human']), createdAt: Timestamp, lastMessageAt: Timestamp })
+  .object({
+    id,
+    channel: z.string(),
+    participant: z.string().describe('The address, or its last digits (`••••4567`) with `mask=true`'),
+    participantHash: z.string().describe('`ph_…`, the hash logs and parked webhooks use for the address'),
+    handoff: z.enum(['bot', 'human']),
+    handoffReason: z.string().nullable(),
+    createdAt: Timestamp,
+    lastMessageAt: Timestamp,
+  })
   .meta({ id: 'Conversation' });
 
 export const ConversationMessage = z
@@ -152,6 +175,12 @@ export const Responses = {
   tenant: z.object({ tenant: Tenant }),
   conversations: z.object({ conversations: z.array(Conversation) }),
   conversationMessages: z.object({ messages: z.array(ConversationMessage).describe('Oldest first') }),
+  revealed: z.object({ participant: z.string() }),
+  activity: z.object({
+    since: Timestamp,
+    bucketSeconds: z.number().int(),
+    series: z.array(z.object({ channel: z.string(), direction: z.enum(['in', 'out']), counts: z.array(z.number().int()).describe('Messages per bucket, oldest first') })),
+  }),
   handoff: z.object({ handoff: Handoff }),
   message: z.object({ message: InboundRecord, replies: z.array(OutboxItem) }),
   outbox: z.object({ outbox: z.array(OutboxItem) }),
