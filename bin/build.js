@@ -43,6 +43,8 @@ export function build() {
   if (tsc.status !== 0) throw new Error(`tsc failed (exit ${tsc.status ?? tsc.signal}); dist/ was not built`);
   mkdirSync(join(DIST, 'config'), { recursive: true });
   for (const name of readdirSync(join(ROOT, 'config')).filter((n) => n.endsWith('.yaml'))) cpSync(join(ROOT, 'config', name), join(DIST, 'config', name));
+  // The console's page assets are read next to its compiled module.
+  cpSync(join(ROOT, 'core', 'console', 'assets'), join(DIST, 'core', 'console', 'assets'), { recursive: true });
   writeFileSync(STAMP, `${new Date().toISOString()}\n`);
 }
 

@@ -29,6 +29,8 @@ export const KERNEL_ERROR_CODES = [
   'PARLEY_SEND_FAILED',
   'PARLEY_UNAUTHENTICATED',
   'PARLEY_FORBIDDEN',
+  /** A change made with a console session cookie without the session's CSRF token (`X-Parley-CSRF`). */
+  'PARLEY_CSRF',
   'PARLEY_NOT_FOUND',
   'PARLEY_BAD_REQUEST',
   'PARLEY_INBOUND_UNSTORABLE',

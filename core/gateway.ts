@@ -50,6 +50,7 @@ import type { ApiCatalogue } from './http/contract.js';
 import { TOKENS } from './tokens.js';
 import { guardInbound } from './inbound-guard.js';
 import { ParkingLot, parkedDataSubjects } from './parking.js';
+import { ConsoleSessions } from './console/sessions.js';
 import { deliverInline } from './inline-delivery.js';
 
 export interface GatewayOptions {
@@ -97,6 +98,8 @@ export class Gateway {
       return tenant ? filterText(text, tenant, channel, this.host.inboundFilters) : filterUnattributed(text, channel, this.host.inboundFilters);
     },
   });
+  /** Sign-ins of the operations console (`/console`): cookie sessions resolved to a principal. */
+  readonly consoleSessions: ConsoleSessions;
   db!: Database;
   /** The log file the gateway keeps (`log.file`), which erasure redacts and verification scans. */
   readonly logFile: LogFile | undefined;
@@ -131,6 +134,7 @@ export class Gateway {
     this.metrics = createCoreMetrics(this.registry);
     this.alerts = new AlertHub(this.log.child({ component: 'alerts' }));
     this.tenants = new TenantDirectory(this.config.tenants, this.config.operator.apiKeys);
+    this.consoleSessions = new ConsoleSessions({ pool: () => this.db.pool, tenants: this.tenants, ttlSeconds: 12 * 3600 });
     this.container = rootContainer.createChildContainer();
     this.host = new PluginHost(this.config, opts.catalogue, opts.loaded.baseDir);
     this.background = new BackgroundWork(this.log, (owner) => this.metrics.backgroundFailures.inc({ plugin: owner.plugin }));

@@ -19,7 +19,8 @@ export interface TenantInfo {
   replyPipeline: readonly string[];
 }
 
-export type Principal = { kind: 'operator' } | { kind: 'tenant'; tenantId: string; keyId: string };
+/** Who a key is. `keyId` names the key in audit trails: a stored key's id, `config:<hash…>`, or the start of an operator key's hash. */
+export type Principal = { kind: 'operator'; keyId: string } | { kind: 'tenant'; tenantId: string; keyId: string };
 
 const tenantStorage = new AsyncLocalStorage<TenantInfo>();
 
@@ -109,9 +110,14 @@ export class TenantDirectory {
   /** Who a bearer key belongs to: the operator, a tenant (config or stored key), or nobody. */
   async authenticate(key: string | undefined): Promise<Principal | null> {
     if (!key) return null;
-    const hash = hashApiKey(key);
+    return this.authenticateHash(hashApiKey(key));
+  }
+
+  /** The same from the key's hash (`hashApiKey`): a console session re-checks its key on every request. */
+  async authenticateHash(hash: string): Promise<Principal | null> {
+    if (!/^[0-9a-f]{64}$/.test(hash)) return null;
     const hashBuf = Buffer.from(hash, 'hex');
-    for (const op of this.operatorKeyHashes) if (op.length === hashBuf.length && timingSafeEqual(op, hashBuf)) return { kind: 'operator' };
+    for (const op of this.operatorKeyHashes) if (op.length === hashBuf.length && timingSafeEqual(op, hashBuf)) return { kind: 'operator', keyId: hash.slice(0, 12) };
     const tenant = this.configKeyHashes.get(hash);
     if (tenant) return { kind: 'tenant', tenantId: tenant.toString(), keyId: `config:${hash.slice(0, 12)}` };
     if (!this.db) return null;

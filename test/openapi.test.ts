@@ -217,11 +217,12 @@ describe('the document', () => {
 
   it('documents auth and error codes from the catalogue', () => {
     const retry = doc.paths['/v1/tenants/{tenant}/outbox/{id}/retry']!.post!;
-    expect(retry.security).toEqual([{ tenantKey: [] }, { operatorKey: [] }]);
+    expect(retry.security).toEqual([{ tenantKey: [] }, { operatorKey: [] }, { consoleSession: [] }]);
     expect(retry.responses['401']?.['x-parley-error-codes']).toEqual(['PARLEY_UNAUTHENTICATED']);
     expect(retry.responses['404']?.['x-parley-error-codes']).toEqual(['PARLEY_NOT_FOUND']);
     expect(retry.responses['429']?.['x-parley-error-codes']).toEqual(['PARLEY_RATE_LIMITED']);
-    expect(doc.paths['/v1/tenants/{tenant}/keys']!.post!.security).toEqual([{ operatorKey: [] }]);
+    expect(doc.paths['/v1/tenants/{tenant}/keys']!.post!.security).toEqual([{ operatorKey: [] }, { consoleSession: [] }]);
+    expect(retry.responses['403']?.['x-parley-error-codes']).toEqual(['PARLEY_FORBIDDEN', 'PARLEY_CSRF']);
     expect(doc.paths['/healthz']!.get!.security).toEqual([]);
   });
 });
@@ -244,6 +245,8 @@ describe('contract: each documented route of the kernel, http, contacts and cris
       contacts: contact.body.contact.id,
       'crisis-detections': '00000000-0000-4000-8000-000000000000',
     };
+    const signedIn = await gw.request('POST', '/console/session', { body: { key: OPERATOR } });
+    const session = { cookie: signedIn.headers.get('set-cookie')!.split(';')[0]!, csrf: signedIn.body.csrf as string };
     const covered = ['parley', 'http', 'widgets', 'contacts', 'crisis-guard'];
     const described = gw.gateway.api.described.filter((d) => covered.includes(d.owner));
     // DELETE last: it revokes the key.
@@ -257,8 +260,10 @@ describe('contract: each documented route of the kernel, http, contacts and cris
         const collection = c.path.slice(0, offset).split('/').filter(Boolean).at(-1)!;
         return ids[collection]!;
       });
-      const body = c.body ? (c.path.endsWith('/messages') ? { from: 'bob', text: 'hours' } : (c.bodyExample ?? {})) : undefined;
-      const r = await gw.request(c.method.toUpperCase(), path, { key: OPERATOR, ...(body !== undefined ? { body } : {}) });
+      const isConsole = c.path === '/console/session';
+      const body = c.body ? (isConsole ? { key: OPERATOR } : c.path.endsWith('/messages') ? { from: 'bob', text: 'hours' } : (c.bodyExample ?? {})) : undefined;
+      const auth = isConsole ? { headers: { cookie: session.cookie, 'x-parley-csrf': session.csrf } } : { key: OPERATOR };
+      const r = await gw.request(c.method.toUpperCase(), path, { ...auth, ...(body !== undefined ? { body } : {}) });
       const where = `${routeKey(c.method, c.path)} -> ${r.status}`;
       calls.push(where);
       const op = doc.paths[openApiPath(c.path)]![c.method]!;

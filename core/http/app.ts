@@ -18,6 +18,10 @@ import { operationsRoutes } from './operations-api.js';
 import { adminInputGuard, databaseDataError } from './input-guard.js';
 import { parkedRoutes } from './parked-api.js';
 import { metricsAccess } from './metrics-auth.js';
+import { CSRF_HEADER, csrfMatches, sessionToken } from '../console/sessions.js';
+import { consoleRoutes } from '../console/routes.js';
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /** The contracts and registrations of an app's routes (`GET /v1/openapi.json` is built from it). */
 export const apiCatalogueOf = (app: Express): ApiCatalogue => app.locals.parleyApi as ApiCatalogue;
@@ -83,7 +87,18 @@ export interface AuthHelpers {
 export function createAuth(gateway: Gateway, guards: readonly { plugin: string; guard: ApiGuard }[] = []): AuthHelpers {
   const authenticate: (req: Request) => Promise<Principal> = async (req) => {
     if (req.principal) return req.principal;
-    const principal = await gateway.tenants.authenticate(bearerKey(req));
+    const key = bearerKey(req);
+    let principal: Principal | null;
+    if (key !== undefined) principal = await gateway.tenants.authenticate(key);
+    else {
+      // The console's cookie session: a change needs the session's CSRF token in a header, which a
+      // page of another site can neither read nor set (SameSite=Strict is the first line).
+      const session = await gateway.consoleSessions.resolve(sessionToken(req.get('cookie')));
+      if (session && !SAFE_METHODS.has(req.method) && !csrfMatches(session, req.get(CSRF_HEADER))) {
+        throw new HttpError('PARLEY_CSRF', `A change made with a console session needs its CSRF token in the ${CSRF_HEADER} header`, 403);
+      }
+      principal = session?.principal ?? null;
+    }
     if (!principal) throw unauthenticated();
     req.principal = principal;
     return principal;
@@ -205,7 +220,7 @@ export function createHttpApp(gateway: Gateway, routes: RouteRegistration[], gua
   const catalogue = new ApiCatalogue();
   app.locals.parleyApi = catalogue;
   app.use('/v1', adminInputGuard);
-  for (const kernel of [operationsRoutes(gateway, mayReadOperations), adminRoutes(gateway), parkedRoutes(gateway), documentRoutes(gateway, catalogue)]) {
+  for (const kernel of [operationsRoutes(gateway, mayReadOperations), adminRoutes(gateway), parkedRoutes(gateway), documentRoutes(gateway, catalogue), consoleRoutes(gateway)]) {
     const router = express.Router();
     kernel(routeHelpers(auth, router, 'parley', catalogue, gateway.log));
     app.use(router);

@@ -32,6 +32,11 @@ const cap = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
 /** Errors every route with this auth may answer, before the route's own. */
 function authErrors(c: RouteContract): { code: string; status: number; description: string }[] {
   const e = (code: keyof typeof HTTP_ERROR_STATUS, description: string) => ({ code, status: HTTP_ERROR_STATUS[code], description });
+  const byAuth = keyErrors(c, e);
+  return c.auth !== 'none' && c.method !== 'get' ? [...byAuth, e('PARLEY_CSRF', 'A console session without its CSRF token in `X-Parley-CSRF`')] : byAuth;
+}
+
+function keyErrors(c: RouteContract, e: (code: keyof typeof HTTP_ERROR_STATUS, description: string) => { code: string; status: number; description: string }): { code: string; status: number; description: string }[] {
   switch (c.auth) {
     case 'tenant':
       return [
@@ -172,8 +177,8 @@ function operation(d: DescribedRoute, schemas: SchemaSet): Json {
     c.auth === 'none'
       ? []
       : c.auth === 'operator' || c.auth === 'operator+tenant'
-        ? [{ operatorKey: [] }]
-        : [{ tenantKey: [] }, { operatorKey: [] }];
+        ? [{ operatorKey: [] }, { consoleSession: [] }]
+        : [{ tenantKey: [] }, { operatorKey: [] }, { consoleSession: [] }];
   const description = [c.description, c.deprecated ? deprecationText(c.deprecated) : undefined, `Auth: ${AUTH_TEXT[c.auth]}.`].filter(Boolean).join('\n\n');
   return {
     operationId: c.operationId ?? DEFAULT_OPERATION_ID(c),
@@ -240,6 +245,7 @@ export function buildOpenApiDocument(catalogue: ApiCatalogue, opts: OpenApiOptio
       securitySchemes: {
         tenantKey: { type: 'http', scheme: 'bearer', description: "A tenant's API key: reaches only that tenant's routes (`X-Api-Key` works too)" },
         operatorKey: { type: 'http', scheme: 'bearer', description: 'The operator key (`operator.apiKeys`): every tenant, and the operator routes' },
+        consoleSession: { type: 'apiKey', in: 'cookie', name: 'parley_console', description: 'A console sign-in (`POST /console/session`), acting as the key it was made with; a change (any method but GET, HEAD, OPTIONS) also needs the session\'s CSRF token in `X-Parley-CSRF` (403 `PARLEY_CSRF` without it)' },
       },
     },
   };

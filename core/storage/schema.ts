@@ -266,4 +266,23 @@ CREATE TRIGGER parley_audit_append_only BEFORE UPDATE OR DELETE ON parley_audit 
 CREATE TRIGGER parley_audit_no_truncate BEFORE TRUNCATE ON parley_audit FOR EACH STATEMENT EXECUTE FUNCTION parley_audit_append_only();
 `,
   },
+  {
+    id: '008_console_sessions',
+    sql: `
+-- Console sign-ins (core/console): the cookie's token and the key it was made from are kept only as
+-- hashes; every request re-checks the key, so revoking it ends its sessions.
+CREATE TABLE parley_console_sessions (
+  token_hash text PRIMARY KEY,
+  key_hash text NOT NULL,
+  csrf text NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  expires_at timestamptz NOT NULL
+);
+CREATE INDEX parley_console_sessions_expiry ON parley_console_sessions (expires_at);
+-- The console's activity chart reads the last hour of messages: block-range indexes find the newest
+-- blocks of these append-ordered tables at almost no cost to the inserts of the hot path.
+CREATE INDEX parley_inbound_received_brin ON parley_inbound USING brin (received_at);
+CREATE INDEX parley_outbox_created_brin ON parley_outbox USING brin (created_at);
+`,
+  },
 ];

@@ -76,9 +76,7 @@ const tags = ['dsar'];
 export function actorOf(req: Request): string {
   const p = req.principal;
   if (p?.kind === 'tenant') return `key:${p.keyId}`;
-  const header = req.get('authorization') ?? '';
-  const key = header.startsWith('Bearer ') ? header.slice(7).trim() : (req.get('x-api-key') ?? '');
-  return `operator:${createHash('sha256').update(key).digest('hex').slice(0, 12)}`;
+  return `operator:${p?.keyId ?? 'unknown'}`;
 }
 
 export interface RouteDeps {
