@@ -7,7 +7,7 @@ export const PERIODS = ['day', 'month'] as const;
 export type Period = (typeof PERIODS)[number];
 
 /**
- * One messaging price: USD per unit of a usage kind (`sms.segments.out` per segment, `voice.minutes`
+ * One messaging price: USD per unit of a usage kind (`sms.segments.out` per segment, `voice.minutes.in`
  * per minute, `messages.out` per message), optionally only for one channel or one country (the usage
  * row's `channel` / `country` attribute). The most specific rule wins. Model tokens are priced by the
  * kernel's `ai.prices`; these apply to usage rows recorded without a cost.
