@@ -74,6 +74,13 @@ beforeAll(async () => {
             { kind: 'model.tokens.output', model: 'gpt-4o-mini-2024-07-18', usd: 0.000005 },
           ],
         }),
+        tenant('cached-own', { ai: { chat: 'big' } }, {
+          cache: { enabled: true, ttlSeconds: 600 },
+          prices: [
+            { kind: 'model.tokens.input', model: 'gpt-4o', usd: 0.000001 },
+            { kind: 'model.tokens.output', model: 'gpt-4o', usd: 0.000002 },
+          ],
+        }),
         tenant('daily', {}, { rateLimits: { user: { perDay: 2 } }, slowDownReply: 'That is enough for today.' }),
         tenant('flood', {}, { rateLimits: { inbound: { perMinute: 3 } } }),
       ],
@@ -217,7 +224,7 @@ describe('the costs API', () => {
     expect((await gw.request('GET', '/v1/costs', { key: key('blocky') })).status).toBe(403);
     const all = await gw.request('GET', '/v1/costs?period=day', { key: OP });
     expect(all.status).toBe(200);
-    expect(all.body.tenants.map((t: { tenant: string }) => t.tenant).sort()).toEqual(['blocky', 'cached', 'daily', 'dated', 'degrader', 'discount', 'embed-degrader', 'embedder', 'flood', 'holder', 'limited', 'notifier', 'runtime', 'sender', 'spiky', 'thrifty']);
+    expect(all.body.tenants.map((t: { tenant: string }) => t.tenant).sort()).toEqual(['blocky', 'cached', 'cached-own', 'daily', 'dated', 'degrader', 'discount', 'embed-degrader', 'embedder', 'flood', 'holder', 'limited', 'notifier', 'runtime', 'sender', 'spiky', 'thrifty']);
     expect(await gw.metrics()).toMatch(/parley_cost_usd_total\{tenant="blocky",category="ai",provider="big",model="gpt-4o"\} 0\.\d+/);
     expect(await gw.metrics()).toMatch(/parley_ai_tokens_total\{tenant="blocky",model="gpt-4o",direction="out"\} \d+/);
     expect(await gw.metrics()).toMatch(/parley_budget_remaining_usd\{tenant="blocky",category="ai",period="day"\} 9\.9\d+/);
@@ -323,6 +330,17 @@ describe('per-tenant model prices at run time, and dated model names', () => {
 });
 
 describe('the response cache', () => {
+  it("counts what a hit saved at the tenant's own model prices, as the ledger charged the first answer", async () => {
+    await ask('cached-own', 'Where can I park?');
+    await ask('cached-own', 'where can i park');
+    const charged = (await gw.gateway.db.pool.query(`SELECT sum(cost_usd)::float8 AS s FROM parley_usage WHERE tenant_id = 'cached-own' AND kind LIKE 'model.tokens.%'`)).rows[0].s;
+    const costs = (await gw.request('GET', '/v1/tenants/cached-own/costs', { key: key('cached-own') })).body;
+    expect(costs.cache).toMatchObject({ entries: 1, hits: 1 });
+    expect(charged).toBeGreaterThan(0);
+    // at ai.prices ($1000/M) it would be about a thousand times this
+    expect(costs.cache.savedUsd).toBeCloseTo(charged, 9);
+  });
+
   it('answers the same normalised question from the cache, records what it saved, and still runs reply stages', async () => {
     const first = texts(await ask('cached', 'What time do you open?'))[0];
     const calls = fake.calls.length;

@@ -118,7 +118,15 @@ export function costInterceptor(deps: {
       if (!s) return;
       const key = keys.get(call);
       if (key && outcome.answeredBy === 'provider' && outcome.result && outcome.decision?.action !== 'degrade') {
-        await deps.store.cachePut(call.tenantId, key, outcome.result.text, outcome.result.model, outcome.costUsd, s.cache.ttlSeconds);
+        // What a hit saves is what this tenant paid for the answer (its own prices, as the ledger has it), not ai.prices.
+        const { usage, model } = outcome.result;
+        const own = await deps.store.modelPrices(call.tenantId, model);
+        const perToken = (mine: number | undefined, perMillion: number | undefined) => mine ?? (perMillion ?? 0) / 1e6;
+        const cost =
+          own.input === undefined && own.output === undefined
+            ? outcome.costUsd
+            : usage.inputTokens * perToken(own.input, call.price?.input) + usage.outputTokens * perToken(own.output, call.price?.output);
+        await deps.store.cachePut(call.tenantId, key, outcome.result.text, model, cost, s.cache.ttlSeconds);
       }
       if (outcome.answeredBy === 'provider') deps.background(deps.budgets.check(call.tenantId), 'check budget thresholds');
     },
