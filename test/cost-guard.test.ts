@@ -65,6 +65,22 @@ beforeAll(async () => {
           ],
         }),
         tenant('holder', { replyPipeline: ['cost-guard'] }, { budgets: { messaging: { daily: 0.0015 } } }),
+        tenant('runtime', { ai: { chat: 'big' } }, { budgets: { ai: { daily: 0.001 } } }),
+        tenant('dated', { ai: { chat: 'small' } }, {
+          prices: [
+            { kind: 'model.tokens.input', model: 'gpt-4o', usd: 0.0000005 },
+            { kind: 'model.tokens.input', model: 'gpt-4o-mini', usd: 0.000003 },
+            { kind: 'model.tokens.output', model: 'gpt-4o-mini', usd: 0.000004 },
+            { kind: 'model.tokens.output', model: 'gpt-4o-mini-2024-07-18', usd: 0.000005 },
+          ],
+        }),
+        tenant('cached-own', { ai: { chat: 'big' } }, {
+          cache: { enabled: true, ttlSeconds: 600 },
+          prices: [
+            { kind: 'model.tokens.input', model: 'gpt-4o', usd: 0.000001 },
+            { kind: 'model.tokens.output', model: 'gpt-4o', usd: 0.000002 },
+          ],
+        }),
         tenant('daily', {}, { rateLimits: { user: { perDay: 2 } }, slowDownReply: 'That is enough for today.' }),
         tenant('flood', {}, { rateLimits: { inbound: { perMinute: 3 } } }),
       ],
@@ -208,7 +224,7 @@ describe('the costs API', () => {
     expect((await gw.request('GET', '/v1/costs', { key: key('blocky') })).status).toBe(403);
     const all = await gw.request('GET', '/v1/costs?period=day', { key: OP });
     expect(all.status).toBe(200);
-    expect(all.body.tenants.map((t: { tenant: string }) => t.tenant).sort()).toEqual(['blocky', 'cached', 'daily', 'degrader', 'discount', 'embed-degrader', 'embedder', 'flood', 'holder', 'limited', 'notifier', 'sender', 'spiky', 'thrifty']);
+    expect(all.body.tenants.map((t: { tenant: string }) => t.tenant).sort()).toEqual(['blocky', 'cached', 'cached-own', 'daily', 'dated', 'degrader', 'discount', 'embed-degrader', 'embedder', 'flood', 'holder', 'limited', 'notifier', 'runtime', 'sender', 'spiky', 'thrifty']);
     expect(await gw.metrics()).toMatch(/parley_cost_usd_total\{tenant="blocky",category="ai",provider="big",model="gpt-4o"\} 0\.\d+/);
     expect(await gw.metrics()).toMatch(/parley_ai_tokens_total\{tenant="blocky",model="gpt-4o",direction="out"\} \d+/);
     expect(await gw.metrics()).toMatch(/parley_budget_remaining_usd\{tenant="blocky",category="ai",period="day"\} 9\.9\d+/);
@@ -247,7 +263,84 @@ describe('per-tenant model prices', () => {
   });
 });
 
+describe('per-tenant model prices at run time, and dated model names', () => {
+  const tokenRows = async (t: string) =>
+    (await gw.gateway.db.pool.query(`SELECT kind, quantity::float8 AS q, cost_usd::float8 AS c, attributes->>'model' AS model FROM parley_usage WHERE tenant_id = $1 AND kind LIKE 'model.tokens.%' ORDER BY id`, [t])).rows;
+
+  it("lets the operator set a tenant's model token prices through the prices route (audited); the next call is reserved and priced by them, without a restart", async () => {
+    const q = 'What time do you open?';
+    // at ai.prices ($1000/M) the call reserves about $0.021, over the $0.001 budget
+    expect(texts(await ask('runtime', q))[0]).toBe('fallback: PARLEY_AI_REFUSED');
+    const prices = [
+      { kind: 'model.tokens.input', tenant: 'runtime', model: 'gpt-4o', usd: 0.000001 },
+      { kind: 'model.tokens.output', tenant: 'runtime', model: 'gpt-4o', usd: 0.000002 },
+    ];
+    expect((await gw.request('PUT', '/v1/costs/prices', { body: { prices } })).status).toBe(401);
+    expect((await gw.request('PUT', '/v1/costs/prices', { key: key('runtime'), body: { prices } })).status).toBe(403);
+    const noTenant = await gw.request('PUT', '/v1/costs/prices', { key: OP, body: { prices: [{ kind: 'model.tokens.input', model: 'gpt-4o', usd: 0.000001 }] } });
+    expect(noTenant.status).toBe(400);
+    expect(noTenant.body.error.message).toContain('prices.0.tenant: required for model.tokens.input');
+    const put = await gw.request('PUT', '/v1/costs/prices', { key: OP, body: { prices } });
+    expect(put.status).toBe(200);
+    expect(put.body.prices).toContainEqual(expect.objectContaining({ tenantId: 'runtime', kind: 'model.tokens.output', model: 'gpt-4o', source: 'operator', usd: 0.000002 }));
+
+    expect(texts(await ask('runtime', q))[0]).toBe(`big/gpt-4o: echo: ${q}`);
+    const rows = await tokenRows('runtime');
+    expect(rows).toHaveLength(2);
+    for (const row of rows) expect(row.c).toBeCloseTo(row.q * (row.kind === 'model.tokens.input' ? 0.000001 : 0.000002), 10);
+    const audit = await gw.gateway.db.pool.query(`SELECT actor, detail FROM parley_audit WHERE tenant_id = 'runtime' AND action = 'cost-guard.price' ORDER BY id`);
+    expect(audit.rows).toEqual([
+      { actor: 'operator', detail: { kind: 'model.tokens.input', channel: null, country: null, model: 'gpt-4o', usd: 0.000001 } },
+      { actor: 'operator', detail: { kind: 'model.tokens.output', channel: null, country: null, model: 'gpt-4o', usd: 0.000002 } },
+    ]);
+
+    // removed again: the next call is back at ai.prices, so the budget refuses it
+    expect((await gw.request('PUT', '/v1/costs/prices', { key: OP, body: { prices: prices.map((p) => ({ ...p, usd: null })) } })).status).toBe(200);
+    expect(texts(await ask('runtime', q))[0]).toBe('fallback: PARLEY_AI_REFUSED');
+  });
+
+  it('prices the dated model name the provider answers with by the rule for its base name; the most specific rule wins', async () => {
+    fake.answerAs = { 'gpt-4o-mini': 'gpt-4o-mini-2024-07-18' };
+    let reply: string | undefined;
+    try {
+      reply = texts(await ask('dated', 'Do you take walk-ins?'))[0];
+    } finally {
+      fake.answerAs = {};
+    }
+    expect(reply).toBe('small/gpt-4o-mini-2024-07-18: echo: Do you take walk-ins?');
+    const rows = await tokenRows('dated');
+    expect(rows.map((r) => [r.kind, r.model])).toEqual([['model.tokens.input', 'gpt-4o-mini-2024-07-18'], ['model.tokens.output', 'gpt-4o-mini-2024-07-18']]);
+    // input: the gpt-4o-mini rule (gpt-4o's does not match a mini); output: the exact dated rule beats it
+    expect(rows[0].c).toBeCloseTo(rows[0].q * 0.000003, 12);
+    expect(rows[1].c).toBeCloseTo(rows[1].q * 0.000005, 12);
+    const cases: [string, string, boolean][] = [
+      ['gpt-4o-mini', 'gpt-4o-mini', true],
+      ['gpt-4o-mini', 'gpt-4o-mini-2024-07-18', true],
+      ['gpt-4o', 'gpt-4o-2024-08-06', true],
+      ['gpt-4', 'gpt-4-0613', true],
+      ['claude-3-5-sonnet', 'claude-3-5-sonnet-20241022', true],
+      ['claude-3-5-sonnet', 'claude-3-5-sonnet@20241022', true],
+      ['gpt-4o', 'gpt-4o-mini-2024-07-18', false],
+      ['gpt-4o-mini', 'gpt-4o-mini-audio-preview', false],
+      ['gpt-4o-mini-2024-07-18', 'gpt-4o-mini', false],
+    ];
+    const { rows: got } = await gw.gateway.db.pool.query(`SELECT cost_guard_model_matches(r, m) AS ok FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS x(r, m, n) ORDER BY n`, [cases.map((c) => c[0]), cases.map((c) => c[1])]);
+    expect(got.map((g) => g.ok)).toEqual(cases.map((c) => c[2]));
+  });
+});
+
 describe('the response cache', () => {
+  it("counts what a hit saved at the tenant's own model prices, as the ledger charged the first answer", async () => {
+    await ask('cached-own', 'Where can I park?');
+    await ask('cached-own', 'where can i park');
+    const charged = (await gw.gateway.db.pool.query(`SELECT sum(cost_usd)::float8 AS s FROM parley_usage WHERE tenant_id = 'cached-own' AND kind LIKE 'model.tokens.%'`)).rows[0].s;
+    const costs = (await gw.request('GET', '/v1/tenants/cached-own/costs', { key: key('cached-own') })).body;
+    expect(costs.cache).toMatchObject({ entries: 1, hits: 1 });
+    expect(charged).toBeGreaterThan(0);
+    // at ai.prices ($1000/M) it would be about a thousand times this
+    expect(costs.cache.savedUsd).toBeCloseTo(charged, 9);
+  });
+
   it('answers the same normalised question from the cache, records what it saved, and still runs reply stages', async () => {
     const first = texts(await ask('cached', 'What time do you open?'))[0];
     const calls = fake.calls.length;

@@ -100,9 +100,9 @@ export class CallStore {
   constructor(private readonly db: Pool) {}
 
   /** Records a status (from a webhook or a status callback); creates the call if it is new. */
-  async recordStatus(c: { tenantId: string; callSid: string; from: string; to: string; status: string; direction?: string | undefined; durationSeconds?: number | undefined; callbackBase?: string | undefined }): Promise<{ status: string }> {
+  async recordStatus(c: { tenantId: string; callSid: string; from: string; to: string; status: string; direction?: string | undefined; durationSeconds?: number | undefined; callbackBase?: string | undefined }): Promise<{ status: string; direction: string | null; conversationId: string | null }> {
     const final = isFinalCallStatus(c.status);
-    const { rows } = await this.db.query<{ status: string }>(
+    const { rows } = await this.db.query<{ status: string; direction: string | null; conversation_id: string | null }>(
       `WITH up AS (
          INSERT INTO twilio_calls AS c (tenant_id, call_sid, from_address, to_address, direction, status, callback_base, duration_seconds, ended_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $9 THEN now() END)
@@ -113,14 +113,15 @@ export class CallStore {
            direction = COALESCE(c.direction, EXCLUDED.direction),
            ended_at = COALESCE(c.ended_at, EXCLUDED.ended_at),
            updated_at = now()
-         RETURNING status
+         RETURNING status, direction, conversation_id
        ), ev AS (
          INSERT INTO twilio_call_events (tenant_id, call_sid, status, duration_seconds) VALUES ($1, $2, $6, $8) ON CONFLICT DO NOTHING
        )
-       SELECT status FROM up`,
+       SELECT status, direction, conversation_id FROM up`,
       [c.tenantId, c.callSid, c.from, c.to, c.direction ?? null, c.status, c.callbackBase ?? null, c.durationSeconds ?? null, final],
     );
-    return rows[0] ?? { status: c.status };
+    const row = rows[0];
+    return { status: row?.status ?? c.status, direction: row?.direction ?? c.direction ?? null, conversationId: row?.conversation_id ?? null };
   }
 
   /** After a turn: which conversation the call is, and the last turn taken. */

@@ -3,7 +3,8 @@
  * posts the call to `/twilio/voice` (greeting, then `<Gather input="speech dtmf">`); each answer
  * posts to `/twilio/voice/gather?turn=N`, runs the pipeline and is spoken with `<Say>`; silence and
  * unclear speech are asked again, then the call ends politely; "goodbye" ends it; a stage asking for
- * a human (`handoff`) transfers the caller with `<Dial>`. Call status callbacks are recorded.
+ * a human (`handoff`) transfers the caller with `<Dial>`. Call status callbacks are recorded, and a
+ * completed call's billable minutes go to the usage ledger (`voice.minutes.in` / `.out`).
  *
  * Its own settings (not twilio-sms's) so a tenant can take calls without SMS; the credentials are
  * usually the same environment variables.
@@ -15,6 +16,7 @@ import { createVoiceSender } from './sender.js';
 import { TWILIO_SMS_SHARED, type TwilioSmsShared } from './shared.js';
 import { loadTenants } from './tenants.js';
 import { TWILIO_VOICE_CHANNEL, optionsSchema, settingsSchema } from './types.js';
+import { createCallUsage } from './usage.js';
 import { voiceWebhooks } from './webhook.js';
 
 export { TWILIO_VOICE_CHANNEL } from './types.js';
@@ -49,7 +51,8 @@ export function createTwilioVoiceChannel(deps: TwilioVoiceChannelDeps = {}) {
 
       const policy = { publicBaseUrl: ctx.publicBaseUrl, trustProxy: options.trustProxy };
       const guard = shared.signatureGuard({ log: ctx.log, policy });
-      ctx.routes(voiceWebhooks({ ctx, metrics, tenants, calls, guard, policy, helpers: shared.webhook, unknownTenant: shared.UNKNOWN_TENANT }));
+      const recordMinutes = createCallUsage({ usage: ctx.usage, metrics });
+      ctx.routes(voiceWebhooks({ ctx, metrics, tenants, calls, recordMinutes, guard, policy, helpers: shared.webhook, unknownTenant: shared.UNKNOWN_TENANT }));
     },
   });
 }

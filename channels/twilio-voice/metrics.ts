@@ -1,4 +1,4 @@
-/** The Twilio metrics twilio-sms owns and shares (ctx.inject), and the two only calls have. */
+/** The Twilio metrics twilio-sms owns and shares (ctx.inject), and the ones only calls have. */
 import type { PluginMetrics } from 'parley';
 import type { TwilioMetrics } from './shared.js';
 
@@ -11,6 +11,7 @@ export function voiceMetrics(metrics: PluginMetrics, twilio: TwilioMetrics) {
       labelNames: ['tenant', 'outcome'] as const,
     }),
     callStatuses: metrics.counter({ name: 'parley_twilio_call_status_total', help: 'Call status callbacks by tenant and status', labelNames: ['tenant', 'status'] as const }),
+    minutes: metrics.counter({ name: 'parley_twilio_call_minutes_total', help: 'Billable call minutes (each started minute of a completed call) recorded in the usage ledger, by tenant and direction', labelNames: ['tenant', 'direction'] as const }),
   };
 }
 

@@ -8,6 +8,7 @@ import type { Request, Response, Router } from 'express';
 import { z } from 'zod';
 import { hashAddress, notFound, type PluginContext, type RouteContract, type RouteHelpers } from 'parley';
 import type { CallStore } from './calls.js';
+import { callDirection, type RecordCallMinutes } from './usage.js';
 import type { VoiceMetrics } from './metrics.js';
 import type { VoiceTenant } from './sender.js';
 import type { FormParams, SignatureGuard, TwilioSmsShared, UrlPolicy, VoiceEndpoint } from './shared.js';
@@ -24,7 +25,12 @@ const gatherSchema = callSchema.extend({
   Digits: z.string().regex(/^[0-9*#w]{0,64}$/u, 'DTMF digits').optional(),
 });
 const dialSchema = callSchema.extend({ DialCallStatus: z.string().regex(/^[a-z-]{2,20}$/u).optional() });
-const statusSchema = callSchema.extend({ CallStatus: z.string().regex(/^[a-z-]{2,20}$/u), CallDuration: z.string().regex(/^\d{1,7}$/u).transform(Number).optional() });
+const statusSchema = callSchema.extend({
+  CallStatus: z.string().regex(/^[a-z-]{2,20}$/u),
+  CallDuration: z.string().regex(/^\d{1,7}$/u).transform(Number).optional(),
+  // Twilio's geographic lookup of the called number; absent or blank when it has none.
+  ToCountry: z.string().max(10).optional(),
+});
 const turnQuery = z.object({
   turn: z.coerce.number().int().min(1).max(10_000),
   retry: z.coerce.number().int().min(0).max(10).default(0),
@@ -35,6 +41,8 @@ export interface VoiceWebhookDeps {
   metrics: VoiceMetrics;
   tenants: VoiceTenants;
   calls: CallStore;
+  /** Records a completed call's billable minutes in the usage ledger (once per CallSid). */
+  recordMinutes: RecordCallMinutes;
   guard: SignatureGuard;
   policy: UrlPolicy;
   /** twilio-sms's form, parsing and TwiML helpers. */
@@ -146,6 +154,17 @@ export function voiceWebhooks(deps: VoiceWebhookDeps): (router: Router, helpers:
     const cb = parse(state.tenant.id, statusSchema, plainParams(params), 'Twilio call status callback');
     const recorded = await calls.recordStatus({ tenantId: state.tenant.id, callSid: cb.CallSid, from: cb.From, to: cb.To, status: cb.CallStatus, direction: cb.Direction, durationSeconds: cb.CallDuration, callbackBase: script.base });
     metrics.callStatuses.inc({ tenant: state.tenant.id, status: cb.CallStatus });
+    // Billed once the call completed; a retried callback is the same ledger ref and records nothing.
+    if (cb.CallStatus === 'completed' && cb.CallDuration !== undefined) {
+      await deps.recordMinutes({
+        tenantId: state.tenant.id,
+        callSid: cb.CallSid,
+        durationSeconds: cb.CallDuration,
+        direction: callDirection(cb.Direction ?? recorded.direction) ?? 'inbound',
+        country: cb.ToCountry && /^[A-Z]{2}$/u.test(cb.ToCountry) ? cb.ToCountry : undefined,
+        conversationId: recorded.conversationId,
+      });
+    }
     if (recorded.status !== cb.CallStatus) ctx.log.debug({ tenant: state.tenant.id, late: cb.CallStatus, kept: recorded.status }, 'twilio-voice: a late call status did not replace a later one');
     res.status(204).end();
   }

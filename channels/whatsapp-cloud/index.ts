@@ -7,6 +7,7 @@ import { cloudMetrics } from './metrics.js';
 import { createCloudSender, observeSends } from './sender.js';
 import { loadTenants } from './tenants.js';
 import { optionsSchema, settingsSchema } from './types.js';
+import { createBilledUsage } from './usage.js';
 import { createCloudWebhook } from './webhook.js';
 
 export { CHANNEL as WHATSAPP_CLOUD_CHANNEL } from './types.js';
@@ -41,7 +42,7 @@ export function createWhatsAppCloudChannel(deps: WhatsAppCloudDeps = {}) {
     setup(ctx) {
       const tenants = loadTenants(ctx, deps.fetch);
       const metrics = cloudMetrics(ctx.metrics);
-      const webhook = createCloudWebhook({ ctx, metrics, tenants });
+      const webhook = createCloudWebhook({ ctx, metrics, tenants, recordBilled: createBilledUsage({ usage: ctx.usage, metrics }) });
 
       ctx.routes(webhook.routes);
       ctx.sender(createCloudSender({ db: ctx.db, now, graphFor: tenants.graphFor, observe: observeSends(metrics, ctx.alerts) }));

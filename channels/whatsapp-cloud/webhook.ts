@@ -13,6 +13,7 @@ import { MalformedPayloadError, parseCloudWebhook, type CloudEvent, type CloudSt
 import { sameText, verifyWithAnySecret } from './signature.js';
 import type { CloudTenants } from './tenants.js';
 import { CHANNEL } from './types.js';
+import type { RecordBilled } from './usage.js';
 
 export const WEBHOOK_PATH = '/whatsapp/cloud/webhook';
 
@@ -23,6 +24,8 @@ export interface CloudWebhookDeps {
   ctx: Pick<PluginContext, 'log' | 'gateway' | 'background'>;
   metrics: CloudMetrics;
   tenants: CloudTenants;
+  /** Records what a status bills (its `pricing`) in the usage ledger, once per conversation or message. */
+  recordBilled: RecordBilled;
 }
 
 /** The webhook routes, and `stop` to cancel status retries (the kernel waits for events still being recorded). */
@@ -34,6 +37,8 @@ export function createCloudWebhook(deps: CloudWebhookDeps) {
   let stopping = false;
 
   async function handleStatus(event: CloudStatusEvent, tenantId: string, attempt = 0): Promise<void> {
+    // Billed whether or not Parley knows the message yet; a failure answers 503 and Meta retries.
+    if (attempt === 0) await deps.recordBilled(event, tenantId);
     const first = event.errors?.[0];
     const result = await ctx.gateway.recordDeliveryStatus({
       tenantId,

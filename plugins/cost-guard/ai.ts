@@ -33,11 +33,14 @@ export function cacheKey(call: AiCall): string {
   return createHash('sha256').update(JSON.stringify([call.provider, call.model, call.contextVersion ?? '', call.maxTokens ?? 0, parts])).digest('hex');
 }
 
-/** A model's price for this tenant (USD per million tokens): its own `model.tokens.*` rules, else `ai.prices`. */
-function priceFor(s: CostGuardSettings, operation: AiCall['operation'], model: string, fallback: AiCall['price']): AiCall['price'] {
-  const rule = (kind: string) => s.prices.find((r) => r.kind === kind && r.model === model)?.usd;
-  const input = rule(operation === 'embeddings' ? 'model.tokens.embedding' : 'model.tokens.input');
-  const output = rule('model.tokens.output');
+/**
+ * A model's price for this tenant (USD per million tokens): its own `model.tokens.*` rules (configured
+ * or set at run time; a rule for `gpt-4o-mini` also prices `gpt-4o-mini-2024-07-18`), else `ai.prices`.
+ */
+async function priceFor(store: CostStore, tenantId: string, operation: AiCall['operation'], model: string, fallback: AiCall['price']): Promise<AiCall['price']> {
+  const own = await store.modelPrices(tenantId, model);
+  const input = operation === 'embeddings' ? own.embedding : own.input;
+  const output = own.output;
   if (input === undefined && output === undefined) return fallback;
   return { input: input !== undefined ? input * 1e6 : (fallback?.input ?? 0), output: output !== undefined ? output * 1e6 : (fallback?.output ?? 0) };
 }
@@ -56,7 +59,7 @@ export function costInterceptor(deps: {
   const keys = new WeakMap<AiCall, string>();
   /** An embeddings request: reserved at the model's input price; at 100% refused (never degraded: see AiCallDecision). */
   const embeddings = async (call: AiCall, s: CostGuardSettings): Promise<AiCallDecision> => {
-    const price = priceFor(s, 'embeddings', call.model, call.price);
+    const price = await priceFor(deps.store, call.tenantId, 'embeddings', call.model, call.price);
     const estimate = price ? (call.estimatedInputTokens * price.input) / 1e6 : 0;
     const r = await deps.budgets.reserve(call.tenantId, 'ai', estimate, s.action === 'notify-only');
     if (r.id) reservations.set(call, r.id);
@@ -83,7 +86,7 @@ export function costInterceptor(deps: {
           return { action: 'answer', text: hit.answer, model: hit.model, reason: 'cost-guard response cache' };
         }
       }
-      const price = priceFor(s, 'chat', call.model, call.price);
+      const price = await priceFor(deps.store, call.tenantId, 'chat', call.model, call.price);
       const estimate = price ? (call.estimatedInputTokens * price.input + (call.maxTokens ?? s.estimatedOutputTokens) * price.output) / 1e6 : 0;
       const r = await deps.budgets.reserve(call.tenantId, 'ai', estimate, s.action === 'notify-only');
       if (r.id) reservations.set(call, r.id);
@@ -101,7 +104,7 @@ export function costInterceptor(deps: {
       // The degraded call is reserved like the original (at the other model's price), so a run of
       // degraded calls stops at the budget too; when even it does not fit, the call is refused.
       const target = deps.chatModelOf(to);
-      const targetPrice = target ? priceFor(s, 'chat', target.model, target.price) : undefined;
+      const targetPrice = target ? await priceFor(deps.store, call.tenantId, 'chat', target.model, target.price) : undefined;
       const cheaper = targetPrice ? (call.estimatedInputTokens * targetPrice.input + (call.maxTokens ?? s.estimatedOutputTokens) * targetPrice.output) / 1e6 : 0;
       const d = await deps.budgets.reserve(call.tenantId, 'ai', cheaper, false);
       if (d.id) reservations.set(call, d.id);
@@ -115,7 +118,15 @@ export function costInterceptor(deps: {
       if (!s) return;
       const key = keys.get(call);
       if (key && outcome.answeredBy === 'provider' && outcome.result && outcome.decision?.action !== 'degrade') {
-        await deps.store.cachePut(call.tenantId, key, outcome.result.text, outcome.result.model, outcome.costUsd, s.cache.ttlSeconds);
+        // What a hit saves is what this tenant paid for the answer (its own prices, as the ledger has it), not ai.prices.
+        const { usage, model } = outcome.result;
+        const own = await deps.store.modelPrices(call.tenantId, model);
+        const perToken = (mine: number | undefined, perMillion: number | undefined) => mine ?? (perMillion ?? 0) / 1e6;
+        const cost =
+          own.input === undefined && own.output === undefined
+            ? outcome.costUsd
+            : usage.inputTokens * perToken(own.input, call.price?.input) + usage.outputTokens * perToken(own.output, call.price?.output);
+        await deps.store.cachePut(call.tenantId, key, outcome.result.text, model, cost, s.cache.ttlSeconds);
       }
       if (outcome.answeredBy === 'provider') deps.background(deps.budgets.check(call.tenantId), 'check budget thresholds');
     },

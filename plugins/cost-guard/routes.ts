@@ -9,7 +9,7 @@ import { badRequest, notFound, param, type RouteHelpers, type TenantInfo } from 
 import type { Budgets } from './budgets.js';
 import type { CostStore } from './store.js';
 import { senderKey } from './stage.js';
-import { CATEGORIES, PERIODS, priceRule, type Category, type Period } from './types.js';
+import { CATEGORIES, MODEL_TOKENS, PERIODS, priceRule, type Category, type Period } from './types.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const periodQuery = z.object({ period: z.enum(PERIODS).default('day') });
@@ -18,8 +18,20 @@ const pricesBody = z.object({
   prices: z
     .array(
       priceRule
-        .extend({ tenant: z.string().min(1).optional(), usd: z.number().min(0).max(1000).nullable() })
-        .refine((r) => !r.kind.startsWith('model.tokens.'), { message: 'model token prices are set in configuration (ai.prices, or a tenant\'s cost-guard prices with a model), not at run time', path: ['kind'] }),
+        .extend({
+          tenant: z.string().min(1).optional(),
+          model: z.string().min(1).max(200).optional().describe('model.tokens.* only: the model as the provider names it (a rule for gpt-4o-mini also prices gpt-4o-mini-2024-07-18)'),
+          usd: z.number().min(0).max(1000).nullable(),
+        })
+        .superRefine((r, ctx) => {
+          if (r.kind.startsWith('model.tokens.')) {
+            // Deployment-wide model prices are ai.prices (configuration); at run time only a tenant's own.
+            if (!MODEL_TOKENS.test(r.kind)) ctx.addIssue({ code: 'custom', path: ['kind'], message: 'model token kinds are model.tokens.input, model.tokens.output and model.tokens.embedding' });
+            if (!r.tenant) ctx.addIssue({ code: 'custom', path: ['tenant'], message: `required for ${r.kind}: model token prices are set per tenant (the deployment's are ai.prices)` });
+            if (!r.model) ctx.addIssue({ code: 'custom', path: ['model'], message: `required for ${r.kind}: the model this price is for` });
+            if (r.channel || r.country) ctx.addIssue({ code: 'custom', path: ['kind'], message: 'a model token price takes no channel or country' });
+          } else if (r.model) ctx.addIssue({ code: 'custom', path: ['model'], message: 'only model.tokens.* prices take a model' });
+        }),
     )
     .min(1)
     .max(500),
@@ -50,7 +62,9 @@ const Costs = z
   })
   .meta({ id: 'CostReport', description: "A tenant's spend in the current day or month (its time zone), in USD" });
 const Budget = z.object({ category: z.enum(CATEGORIES), period: z.enum(PERIODS), window: z.string(), limitUsd: usd.nullable(), spentUsd: usd, reservedUsd: usd }).meta({ id: 'CostBudget' });
-const Price = z.object({ tenantId: z.string().describe('`*` for every tenant'), kind: z.string(), channel: z.string(), country: z.string(), source: z.string(), usd, updatedAt: at }).meta({ id: 'CostPrice' });
+const Price = z
+  .object({ tenantId: z.string().describe('`*` for every tenant'), kind: z.string(), channel: z.string(), country: z.string(), model: z.string().describe('`*` except for a tenant\'s model token prices'), source: z.string(), usd, updatedAt: at })
+  .meta({ id: 'CostPrice' });
 const Block = z
   .object({ id: z.string(), type: z.enum(['sender', 'ip']), value: z.string().describe('The sender\'s hash, or the normalised range'), reason: z.string().nullable(), createdBy: z.string(), createdAt: at })
   .meta({ id: 'CostBlock' });
@@ -202,12 +216,12 @@ export function costRoutes(deps: CostsDeps) {
     );
 
     route(
-      { method: 'put', path: '/v1/costs/prices', auth: 'operator', tags, summary: 'Set or remove unit prices at runtime (audited)', body: pricesBody, bodyExample: { prices: [{ kind: 'sms.segments', channel: 'twilio-sms', usd: 0.0079 }] }, responses: { 200: { description: 'The prices', schema: z.object({ prices: z.array(Price) }) } }, errors: ['PARLEY_BAD_REQUEST'] },
+      { method: 'put', path: '/v1/costs/prices', auth: 'operator', tags, summary: 'Set or remove unit prices at runtime (audited)', description: "Messaging prices for every tenant or one; a tenant's model token prices (`model.tokens.*` with `tenant` and `model`, USD per token) replace ai.prices for that tenant's ledger rows and budget reservations from the next call. `usd: null` removes an operator rule.", body: pricesBody, bodyExample: { prices: [{ kind: 'sms.segments.out', channel: 'twilio-sms', usd: 0.0079 }, { kind: 'model.tokens.input', tenant: 'clinic', model: 'gpt-4o-mini', usd: 0.00000015 }] }, responses: { 200: { description: 'The prices', schema: z.object({ prices: z.array(Price) }) } }, errors: ['PARLEY_BAD_REQUEST'] },
       async (req, res) => {
         const body = pricesBody.safeParse(req.body ?? {});
-        if (!body.success) throw badRequest(`Body must be { "prices": [{ "kind", "usd" (null removes), "channel"?, "country"?, "tenant"? }] }: ${body.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+        if (!body.success) throw badRequest(`Body must be { "prices": [{ "kind", "usd" (null removes), "channel"?, "country"?, "tenant"?, "model"? (model.tokens.* with a tenant) }] }: ${body.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
         for (const p of body.data.prices) if (p.tenant && !deps.tenants().some((t) => t.id === p.tenant)) throw badRequest(`No tenant "${p.tenant}" uses cost-guard`);
-        await deps.store.setPrices(body.data.prices.map((p) => ({ tenantId: p.tenant ?? '*', kind: p.kind, channel: p.channel, country: p.country, usd: p.usd })), actorOf(req as never));
+        await deps.store.setPrices(body.data.prices.map((p) => ({ tenantId: p.tenant ?? '*', kind: p.kind, channel: p.channel, country: p.country, model: p.model, usd: p.usd })), actorOf(req as never));
         res.json({ prices: await deps.store.prices() });
       },
     );

@@ -191,6 +191,43 @@ export const migrations: Migration[] = [
       END $fn$;
     `,
   },
+  {
+    // A price rule's model matches the name the provider answers with: exactly, or followed by a
+    // date (OpenAI's gpt-4o-mini-2024-07-18 and gpt-4-0613, Anthropic's claude-3-5-sonnet-20241022,
+    // Vertex's @20241022), so a rule for gpt-4o-mini prices its dated snapshots but never
+    // gpt-4o-mini-audio; an exact rule beats a dated match, a longer (more specific) rule a shorter.
+    id: '003_cost_guard_model_match',
+    sql: `
+      CREATE FUNCTION cost_guard_model_matches(rule text, model text) RETURNS boolean LANGUAGE sql IMMUTABLE AS $fn$
+        SELECT rule = model
+            OR (left(model, length(rule)) = rule AND substr(model, length(rule) + 1) ~ '^[-@]([0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{8}|[0-9]{4})$')
+      $fn$;
+      CREATE OR REPLACE FUNCTION cost_guard_price_usage() RETURNS trigger LANGUAGE plpgsql AS $fn$
+      DECLARE
+        u numeric;
+        m text := COALESCE(NEW.attributes->>'model', '');
+      BEGIN
+        IF NEW.cost_usd IS NULL THEN
+          SELECT NEW.quantity * p.unit_usd INTO NEW.cost_usd FROM cost_guard_prices p
+           WHERE p.kind = NEW.kind AND p.tenant_id IN (NEW.tenant_id, '*')
+             AND p.channel IN (COALESCE(NEW.attributes->>'channel', ''), '*')
+             AND p.country IN (COALESCE(NEW.attributes->>'country', ''), '*')
+             AND (p.model = '*' OR cost_guard_model_matches(p.model, m))
+           ORDER BY (p.tenant_id <> '*') DESC, (p.model <> '*') DESC, (p.model = m) DESC, length(p.model) DESC,
+                    (p.channel <> '*') DESC, (p.country <> '*') DESC, (p.source = 'operator') DESC
+           LIMIT 1;
+        ELSIF NEW.kind LIKE 'model.tokens.%' AND m <> '' THEN
+          SELECT p.unit_usd INTO u FROM cost_guard_prices p
+           WHERE p.kind = NEW.kind AND p.tenant_id = NEW.tenant_id AND p.model <> '*' AND cost_guard_model_matches(p.model, m)
+           ORDER BY (p.model = m) DESC, length(p.model) DESC, (p.source = 'operator') DESC LIMIT 1;
+          IF FOUND THEN
+            NEW.cost_usd := NEW.quantity * u;
+          END IF;
+        END IF;
+        RETURN NEW;
+      END $fn$;
+    `,
+  },
 ];
 
 export interface CounterKey {
@@ -261,21 +298,42 @@ export class CostStore {
     );
   }
 
-  /** An operator's price change (audited); `usd: null` removes the operator's rule. */
-  async setPrices(rules: { tenantId: string; kind: string; channel?: string | undefined; country?: string | undefined; usd: number | null }[], actor: string): Promise<void> {
+  /**
+   * An operator's price change (audited); `usd: null` removes the operator's rule. A rule with a
+   * `model` is a tenant's model token price: the ledger trigger applies it to the next row.
+   */
+  async setPrices(rules: { tenantId: string; kind: string; channel?: string | undefined; country?: string | undefined; model?: string | undefined; usd: number | null }[], actor: string): Promise<void> {
     await inTransaction(this.db, async (client) => {
       for (const r of rules) {
-        const key = [r.tenantId, r.kind, r.channel ?? '*', r.country ?? '*'];
-        if (r.usd === null) await client.query(`DELETE FROM cost_guard_prices WHERE tenant_id = $1 AND kind = $2 AND channel = $3 AND country = $4 AND model = '*' AND source = 'operator'`, key);
+        const key = [r.tenantId, r.kind, r.channel ?? '*', r.country ?? '*', r.model ?? '*'];
+        if (r.usd === null) await client.query(`DELETE FROM cost_guard_prices WHERE tenant_id = $1 AND kind = $2 AND channel = $3 AND country = $4 AND model = $5 AND source = 'operator'`, key);
         else
           await client.query(
-            `INSERT INTO cost_guard_prices (tenant_id, kind, channel, country, source, unit_usd) VALUES ($1, $2, $3, $4, 'operator', $5)
+            `INSERT INTO cost_guard_prices (tenant_id, kind, channel, country, model, source, unit_usd) VALUES ($1, $2, $3, $4, $5, 'operator', $6)
              ON CONFLICT (tenant_id, kind, channel, country, model, source) DO UPDATE SET unit_usd = EXCLUDED.unit_usd, updated_at = now()`,
             [...key, r.usd],
           );
-        await client.query(`INSERT INTO parley_audit (tenant_id, actor, action, detail) VALUES ($1, $2, 'cost-guard.price', $3)`, [r.tenantId === '*' ? null : r.tenantId, actor, { kind: r.kind, channel: r.channel ?? null, country: r.country ?? null, usd: r.usd }]);
+        await client.query(`INSERT INTO parley_audit (tenant_id, actor, action, detail) VALUES ($1, $2, 'cost-guard.price', $3)`, [
+          r.tenantId === '*' ? null : r.tenantId,
+          actor,
+          { kind: r.kind, channel: r.channel ?? null, country: r.country ?? null, ...(r.model ? { model: r.model } : {}), usd: r.usd },
+        ]);
       }
     });
+  }
+
+  /**
+   * A tenant's own model token prices (USD per token) for a model as the provider names it, as the
+   * ledger trigger picks them (configured or set at run time; dated names match their base rule).
+   */
+  async modelPrices(tenantId: string, model: string): Promise<{ input?: number; output?: number; embedding?: number }> {
+    const { rows } = await this.db.query<{ kind: string; usd: number }>(
+      `SELECT DISTINCT ON (kind) kind, unit_usd::float8 AS usd FROM cost_guard_prices
+        WHERE tenant_id = $1 AND kind IN ('model.tokens.input', 'model.tokens.output', 'model.tokens.embedding') AND model <> '*' AND cost_guard_model_matches(model, $2)
+        ORDER BY kind, (model = $2) DESC, length(model) DESC, (source = 'operator') DESC`,
+      [tenantId, model],
+    );
+    return Object.fromEntries(rows.map((r) => [r.kind.slice('model.tokens.'.length), r.usd]));
   }
 
   async prices(): Promise<{ tenantId: string; kind: string; channel: string; country: string; model: string; source: string; usd: number; updatedAt: Date }[]> {

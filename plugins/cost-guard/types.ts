@@ -7,7 +7,7 @@ export const PERIODS = ['day', 'month'] as const;
 export type Period = (typeof PERIODS)[number];
 
 /**
- * One messaging price: USD per unit of a usage kind (`sms.segments.out` per segment, `voice.minutes`
+ * One messaging price: USD per unit of a usage kind (`sms.segments.out` per segment, `voice.minutes.in`
  * per minute, `messages.out` per message), optionally only for one channel or one country (the usage
  * row's `channel` / `country` attribute). The most specific rule wins. Model tokens are priced by the
  * kernel's `ai.prices`; these apply to usage rows recorded without a cost.
@@ -29,8 +29,9 @@ const deploymentRule = priceRule.refine((r) => !r.kind.startsWith('model.tokens.
 /**
  * A tenant's rule: a messaging price as above, or a **model token** price overriding `ai.prices` for
  * this tenant's rows: `kind` `model.tokens.input` / `.output` / `.embedding`, `model` (the model name
- * as the ledger records it: the name the provider answered with) and `usd` per token (e.g.
- * 0.0000025 for $2.50 per million).
+ * the provider answers with, or its base name: `gpt-4o-mini` also prices `gpt-4o-mini-2024-07-18`)
+ * and `usd` per token (e.g. 0.0000025 for $2.50 per million). The operator can set the same at run
+ * time through `PUT /v1/costs/prices`.
  */
 const tenantRule = priceRule.extend({ model: z.string().min(1).max(200).optional() }).superRefine((r, ctx) => {
   if (r.kind.startsWith('model.tokens.')) {

@@ -11,6 +11,7 @@ export function ragMetrics(metrics: PluginMetrics, collectChunks: (set: (tenant:
     confidence: metrics.histogram({ name: 'parley_rag_confidence', help: 'Confidence of the best answer per question (0..1)', labelNames: ['tenant'] as const, buckets: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1] }),
     cache: metrics.counter({ name: 'parley_rag_cache_requests_total', help: 'Answer cache lookups, by tenant and result (hit, miss)', labelNames: ['tenant', 'result'] as const }),
     modelAnswers: metrics.counter({ name: 'parley_rag_model_answers_total', help: 'Chat-model answers, by result (grounded; invalid_citations, no_answer or unavailable fell back to the extractive answer)', labelNames: ['tenant', 'result'] as const }),
+    lexicalOnly: metrics.counter({ name: 'parley_rag_lexical_only_total', help: "Questions answered from lexical retrieval alone because their embedding was not made, by tenant and the AI error's code (PARLEY_AI_REFUSED: a budget refused it; PARLEY_AI_UNAVAILABLE...)", labelNames: ['tenant', 'reason'] as const }),
     mode: metrics.gauge({ name: 'parley_rag_retrieval_mode', help: '1 for the retrieval mode in use (hybrid: full text + pgvector; lexical: the database has no vector extension)', labelNames: ['mode'] as const }),
     chunks: metrics.gauge({
       name: 'parley_rag_chunks',

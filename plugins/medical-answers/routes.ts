@@ -79,7 +79,7 @@ export function libraryRoutes(deps: { library: Library; log: AnswerLog; enabled(
         summary: 'What retrieval finds for a question, to check a library without texting it',
         body: searchBody,
         bodyExample: { query: 'what is a normal A1C level', k: 3 },
-        responses: { 200: { description: 'The hits, best first', schema: z.object({ hits: z.array(Hit), ms: z.number() }) } },
+        responses: { 200: { description: 'The hits, best first', schema: z.object({ hits: z.array(Hit), ms: z.number(), lexicalOnly: z.string().optional().describe('Why the question was not embedded (e.g. PARLEY_AI_REFUSED: a spent ai budget): these are lexical hits only') }) } },
         errors: ['PARLEY_BAD_REQUEST', notEnabled],
       },
       async (req, res) => {
@@ -87,8 +87,17 @@ export function libraryRoutes(deps: { library: Library; log: AnswerLog; enabled(
         const body = searchBody.safeParse(req.body ?? {});
         if (!body.success) throw badRequest('Body must be { "query": string (1..1000 characters), "k"?: 1..50 }');
         const started = performance.now();
-        const hits = await library.store.search(tenantId, body.data.query, { k: body.data.k });
-        res.set('cache-control', 'no-store').json({ hits, ms: Math.round((performance.now() - started) * 10) / 10 });
+        // A refused or failed question embedding (a spent ai budget) leaves the lexical hits, said plainly.
+        let lexicalOnly: string | undefined;
+        const hits = await library.store.search(tenantId, body.data.query, {
+          k: body.data.k,
+          onEmbedError: (error) => {
+            const code = (error as { code?: unknown } | null)?.code;
+            if (typeof code !== 'string' || !code.startsWith('PARLEY_AI_')) throw error;
+            lexicalOnly = `${code}: ${(error as Error).message}`;
+          },
+        });
+        res.set('cache-control', 'no-store').json({ hits, ms: Math.round((performance.now() - started) * 10) / 10, ...(lexicalOnly ? { lexicalOnly } : {}) });
       },
     );
     route(

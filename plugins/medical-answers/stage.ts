@@ -112,7 +112,7 @@ export function medicalAnswersStage(deps: StageDeps): StageDefinition<MedicalAns
         const started = performance.now();
         const endRetrieval = metrics.retrieval.startTimer({ tenant: tenant.id });
         const embeddings = deps.embeddings(tenant.id);
-        const hits = await library.store.search(tenant.id, query, { k: 10, ...(embeddings ? { embeddings } : {}) });
+        const hits = await library.store.search(tenant.id, query, { k: 10, ...(embeddings ? { embeddings, onEmbedError: (error) => lexicalOnly(stage, error, metrics) } : {}) });
         endRetrieval();
         const redactions = redactionsFor(settings);
         const extractive = composeAnswer(query, hits, { maxChars: budget, minConfidence: 0, redactions });
@@ -144,6 +144,18 @@ export function medicalAnswersStage(deps: StageDeps): StageDefinition<MedicalAns
       stage.reply(text);
     },
   };
+}
+
+/**
+ * The question's embedding was refused (a spent ai budget: cost-guard refuses embeddings rather than
+ * degrade them) or failed: retrieval goes on lexical-only, counted and logged (no question text).
+ * Anything that is not a coded AI error still fails the stage.
+ */
+function lexicalOnly(stage: StageContext<MedicalAnswersSettings>, error: unknown, metrics: RagMetrics): void {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string' || !code.startsWith('PARLEY_AI_')) throw error;
+  metrics.lexicalOnly.inc({ tenant: stage.tenant.id, reason: code });
+  stage.log.warn({ code, reason: (error as Error).message }, 'medical-answers: the question could not be embedded; answering from lexical retrieval alone');
 }
 
 async function modelAnswer(stage: StageContext<MedicalAnswersSettings>, chat: ChatModel, question: string, hits: Hit[], budget: number, deps: StageDeps) {

@@ -33,6 +33,11 @@ export interface FakeModelApi {
   healthy(): void;
   /** Text the chat endpoints answer with (default: `echo: <last user message>`). */
   answer: ((lastUserText: string) => string) | undefined;
+  /**
+   * The model name chat answers report for a requested one, as OpenAI answers `gpt-4o-mini` with
+   * `gpt-4o-mini-2024-07-18` (default: the requested name).
+   */
+  answerAs: Record<string, string>;
   reset(): void;
   close(): Promise<void>;
 }
@@ -97,14 +102,15 @@ export async function startFakeModelApi(): Promise<FakeModelApi> {
       const text = api.answer ? api.answer(lastUser) : `echo: ${lastUser}`;
       const input = fakeTokens(prompt);
       const output = fakeTokens(text);
+      const model = api.answerAs[body.model] ?? body.model;
       if (anthropic) {
-        return json(res, 200, { id: `msg_${calls.length}`, type: 'message', role: 'assistant', model: body.model, content: [{ type: 'text', text }], stop_reason: 'end_turn', stop_sequence: null, usage: { input_tokens: input, output_tokens: output } });
+        return json(res, 200, { id: `msg_${calls.length}`, type: 'message', role: 'assistant', model, content: [{ type: 'text', text }], stop_reason: 'end_turn', stop_sequence: null, usage: { input_tokens: input, output_tokens: output } });
       }
       return json(res, 200, {
         id: `chatcmpl-${calls.length}`,
         object: 'chat.completion',
         created: Math.floor(Date.now() / 1000),
-        model: body.model,
+        model,
         choices: [{ index: 0, message: { role: 'assistant', content: text, refusal: null }, finish_reason: 'stop', logprobs: null }],
         usage: { prompt_tokens: input, completion_tokens: output, total_tokens: input + output },
       });
@@ -125,6 +131,7 @@ export async function startFakeModelApi(): Promise<FakeModelApi> {
     url: `http://127.0.0.1:${port}`,
     calls,
     answer: undefined,
+    answerAs: {},
     failNext: (...failures) => void queue.push(...failures),
     failAll: (failure) => void (always = failure),
     healthy: () => void (always = undefined),
@@ -133,6 +140,7 @@ export async function startFakeModelApi(): Promise<FakeModelApi> {
       queue = [];
       always = undefined;
       api.answer = undefined;
+      api.answerAs = {};
     },
     async close() {
       for (const res of hanging) res.destroy();

@@ -72,6 +72,12 @@ export interface SearchOptions {
   embeddings?: EmbeddingsInterface;
   /** Filled with milliseconds per phase (lexical, vector, rerank, chunks, section), for metrics and the eval. */
   timings?: Record<string, number>;
+  /**
+   * The question could not be embedded (a spent budget refused it, the provider is down): when set,
+   * it is told why and the search goes on with the lexical candidates alone; without it the error is
+   * thrown. It may throw to stop the search.
+   */
+  onEmbedError?: (error: unknown) => void;
 }
 
 /** Tuning constants (chosen on the design half of the dev set; see eval/README.md). */
@@ -662,7 +668,7 @@ export class MedicalStore {
     };
     const [lexical, vector] = await Promise.all([
       this.lexicalCandidates(tenantId, parsed, cache.stats).then((r) => (tm && (tm.lexical = (tm.lexical ?? 0) + performance.now() - t0), r)),
-      useVectors ? this.vectorCandidates(tenantId, query, embeddings!, cache.dims!).then((r) => (tm && (tm.vector = (tm.vector ?? 0) + performance.now() - t0), r)) : Promise.resolve([]),
+      useVectors ? this.vectorCandidates(tenantId, query, embeddings!, cache.dims!, opts.onEmbedError).then((r) => (tm && (tm.vector = (tm.vector ?? 0) + performance.now() - t0), r)) : Promise.resolve([]),
     ]);
     t0 = performance.now();
 
@@ -776,8 +782,13 @@ export class MedicalStore {
 
   private async lexicalCandidates(tenantId: string, parsed: ParsedQuery, stats: Stats): Promise<string[]> {
     // Words in more than a fifth of the documents do not pick candidates (the reranker still scores
-    // them); a selective query lets PostgreSQL use the GIN index instead of scanning every row.
-    const selective = parsed.ftsWords.filter((w) => /^[a-z0-9]+$/.test(w) && (stats.df[stem(w)] ?? 0) <= stats.n * COMMON_SHARE);
+    // them); a selective query lets PostgreSQL use the GIN index instead of scanning every row. Words
+    // in no document are not selective either: alone they would match nothing (a small library, a
+    // question whose rare words are all expansions), and then every word picks candidates.
+    const selective = parsed.ftsWords.filter((w) => {
+      const df = stats.df[stem(w)] ?? 0;
+      return /^[a-z0-9]+$/.test(w) && df > 0 && df <= stats.n * COMMON_SHARE;
+    });
     const words = selective.length ? selective : parsed.ftsWords.filter((w) => /^[a-z0-9]+$/.test(w));
     if (words.length === 0) return [];
     // A named (prepared) statement: planning costs more than running this small query. The GIN index
@@ -790,8 +801,15 @@ export class MedicalStore {
     return rows.map((r) => r.doc_id);
   }
 
-  private async vectorCandidates(tenantId: string, query: string, embeddings: EmbeddingsInterface, dims: number): Promise<{ docId: string; chunkId: string }[]> {
-    const v = await embeddings.embedQuery(query);
+  private async vectorCandidates(tenantId: string, query: string, embeddings: EmbeddingsInterface, dims: number, onEmbedError?: (error: unknown) => void): Promise<{ docId: string; chunkId: string }[]> {
+    let v: number[];
+    try {
+      v = await embeddings.embedQuery(query);
+    } catch (error) {
+      if (!onEmbedError) throw error;
+      onEmbedError(error);
+      return [];
+    }
     if (v.length !== dims) return [];
     // The tenant is a literal so the planner can match the partial per-tenant HNSW index.
     const { rows } = await this.db.query<{ doc_id: string; chunk_id: string }>({
