@@ -460,6 +460,31 @@ describe.skipIf(skip)(`billing on the ${TEST_BACKEND} backend`, () => {
     expect(gw.gateway.alerts.openAlerts().some((a) => a.key === 'billing.meter-mismatch.parley_sms_segments')).toBe(false);
   });
 
+  it('bills usage recorded after its bucket was reported as one adjustment, which a retried run never repeats, and reconciliation then matches', async () => {
+    const hour = 3_600_000;
+    const now = new Date(Math.floor(Date.now() / hour) * hour);
+    await reporter.report(now).catch(() => undefined);
+    const { rows } = await gw.gateway.db.pool.query(`SELECT bucket_start, identifier FROM billing_meter_reports WHERE tenant_id = 'clinic' AND meter = 'parley_sms_segments' AND status = 'sent' AND seq = 0 ORDER BY bucket_start DESC LIMIT 1`);
+    const bucket = rows[0].bucket_start as Date;
+    await gw.gateway.usage.record('probe', { tenantId: 'clinic', kind: 'sms.segments.out', quantity: 3, unit: 'segment', ref: 'seg-after-report-1', at: new Date(bucket.getTime() + 120_000) });
+    await gw.gateway.usage.record('probe', { tenantId: 'clinic', kind: 'sms.segments.in', quantity: 1, unit: 'segment', ref: 'seg-after-report-2', at: new Date(bucket.getTime() + 180_000) });
+    const segments = () => stripe.meterEvents.filter((e) => e.event_name === 'parley_sms_segments' && e.payload.stripe_customer_id === 'cus_clinicplatform');
+    const clinicSegments = (results: Awaited<ReturnType<MeterReporter['reconcile']>>) => results.find((r) => r.tenantId === 'clinic' && r.meter === 'parley_sms_segments');
+    expect(clinicSegments(await reporter.reconcile(now))).toMatchObject({ result: 'mismatch' });
+    const before = segments().length;
+    expect(await reporter.report(now)).toMatchObject({ adjusted: 1, failed: 0 });
+    const added = segments().slice(before);
+    expect(added).toEqual([expect.objectContaining({ identifier: `${rows[0].identifier}-adj1`, timestamp: bucket.getTime() / 1000, payload: expect.objectContaining({ value: '4' }) })]);
+    // A retried run, and one that lost its "sent" marks: nothing more reaches Stripe's count.
+    expect(await reporter.report(now)).toMatchObject({ adjusted: 0 });
+    await gw.gateway.db.pool.query(`UPDATE billing_meter_reports SET status = 'pending' WHERE tenant_id = 'clinic' AND meter = 'parley_sms_segments'`);
+    expect(await reporter.report(now)).toMatchObject({ adjusted: 0, failed: 0 });
+    expect(segments().length).toBe(before + 1);
+    expect(clinicSegments(await reporter.reconcile(now))).toMatchObject({ result: 'match' });
+    const reports = await gw.request('GET', '/v1/tenants/clinic/billing/meter-reports', { key: key('clinic') });
+    expect(reports.body.reports).toContainEqual(expect.objectContaining({ kind: 'adjustment', identifier: `${rows[0].identifier}-adj1`, value: 4, status: 'sent' }));
+  });
+
   it('never writes a phone number to the log', () => {
     const log = JSON.stringify(gw.logs);
     for (let i = 1; i <= n; i++) expect(log).not.toContain(`555020${String(i).padStart(4, '0')}`);

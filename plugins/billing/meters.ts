@@ -3,8 +3,9 @@
  * reported to Stripe Billing Meters as one meter event per bucket. A bucket is frozen into
  * `billing_meter_reports` with a stable identifier (`parley-<tenant>-<meter>-<bucket start>`) before
  * it is sent, and sent with that identifier as the idempotency key too: a job retried, run twice or
- * after a crash sends the same event again and Stripe counts it once. Reconciliation compares
- * Stripe's meter event summaries with the ledger and alerts on a mismatch.
+ * after a crash sends the same event again and Stripe counts it once. Ledger rows that arrive after
+ * their bucket was reported are sent as adjustments (`...-adj<n>`), frozen the same way.
+ * Reconciliation compares Stripe's meter event summaries with the ledger and alerts on a mismatch.
  */
 import type Stripe from 'stripe';
 import type { Pool } from 'pg';
@@ -22,7 +23,10 @@ export interface UsageTenant {
 }
 
 export interface ReportResult {
+  /** Bucket reports frozen in this run. */
   planned: number;
+  /** Adjustments frozen for ledger rows that arrived after their bucket was reported. */
+  adjusted: number;
   sent: number;
   failed: number;
 }
@@ -103,11 +107,50 @@ export class MeterReporter {
     });
   }
 
+  /**
+   * Ledger rows recorded after their bucket was reported: for each bucket of
+   * `[now - reconcileHours, reported until)` whose ledger total is above what was reported for it, the
+   * difference is frozen as the bucket's next report (`seq` 1, 2, ...; identifier
+   * `<bucket identifier>-adj<seq>`). A concurrent run computing the same `seq` inserts nothing, so an
+   * adjustment is made once; a decrease is not sent (Stripe meter events only add) and stays a
+   * reconciliation mismatch.
+   */
+  private async adjust(t: UsageTenant, meter: MeterConfig, now: Date): Promise<number> {
+    const { db, options } = this.deps;
+    const cursor = await db.query<{ reported_until: Date }>(`SELECT reported_until FROM billing_meter_cursors WHERE tenant_id = $1 AND meter = $2`, [t.tenantId, meter.eventName]);
+    const to = cursor.rows[0]?.reported_until;
+    const from = new Date(this.floor(now.getTime() - options.reconcileHours * 3_600_000));
+    if (!to || to.getTime() <= from.getTime()) return 0;
+    const ledger = await this.buckets(t.tenantId, meter, from, to);
+    if (!ledger.length) return 0;
+    const { rows } = await db.query<{ bucket_start: Date; value: string; seq: number }>(
+      `SELECT bucket_start, sum(value)::text AS value, max(seq)::int AS seq FROM billing_meter_reports
+        WHERE tenant_id = $1 AND meter = $2 AND bucket_start >= $3 AND bucket_start < $4 GROUP BY bucket_start`,
+      [t.tenantId, meter.eventName, from, to],
+    );
+    const reported = new Map(rows.map((r) => [r.bucket_start.getTime(), { value: Number(r.value), seq: r.seq }]));
+    const late = ledger.flatMap((b) => {
+      const r = reported.get(b.bucketStart.getTime());
+      const missing = b.value - (r?.value ?? 0);
+      return missing > 0 ? [{ start: b.bucketStart.toISOString(), value: missing, seq: r ? r.seq + 1 : 0 }] : [];
+    });
+    if (!late.length) return 0;
+    const { rowCount } = await db.query(
+      `INSERT INTO billing_meter_reports (tenant_id, meter, bucket_start, seq, customer_id, value, identifier)
+       SELECT $1, $2, b.start, b.seq, $3, b.value, $4 || '-' || (extract(epoch FROM b.start)::bigint)::text || CASE WHEN b.seq = 0 THEN '' ELSE '-adj' || b.seq END
+         FROM jsonb_to_recordset($5::jsonb) AS b(start timestamptz, value bigint, seq int)
+       ON CONFLICT DO NOTHING`,
+      [t.tenantId, meter.eventName, t.customer, `parley-${t.tenantId}-${meter.eventName}`.slice(0, 80), JSON.stringify(late)],
+    );
+    if (rowCount) this.deps.log.info({ tenant: t.tenantId, meter: meter.eventName, adjustments: rowCount }, 'billing: usage recorded after its bucket was reported is reported as an adjustment');
+    return rowCount ?? 0;
+  }
+
   /** Sends pending reports (oldest first, at most `batchSize`); a failed one stays pending for the next run. */
   private async send(): Promise<{ sent: number; failed: number }> {
     const { db, options, stripe, metrics } = this.deps;
     const { rows } = await db.query<{ tenant_id: string; meter: string; bucket_start: Date; customer_id: string; value: string; identifier: string }>(
-      `SELECT tenant_id, meter, bucket_start, customer_id, value::text, identifier FROM billing_meter_reports WHERE status = 'pending' ORDER BY bucket_start, tenant_id, meter LIMIT $1`,
+      `SELECT tenant_id, meter, bucket_start, customer_id, value::text, identifier FROM billing_meter_reports WHERE status = 'pending' ORDER BY bucket_start, tenant_id, meter, seq LIMIT $1`,
       [options.batchSize],
     );
     let sent = 0;
@@ -143,18 +186,24 @@ export class MeterReporter {
     return { sent, failed };
   }
 
-  /** One reporting run: plan every closed bucket, then send what is pending. Throws when a send failed, so the job is retried. */
+  /** One reporting run: plan every closed bucket and every late difference, then send what is pending. Throws when a send failed, so the job is retried. */
   async report(now = new Date()): Promise<ReportResult> {
-    if (!this.deps.stripe) return { planned: 0, sent: 0, failed: 0 };
+    if (!this.deps.stripe) return { planned: 0, adjusted: 0, sent: 0, failed: 0 };
     let planned = 0;
-    for (const t of this.deps.tenants()) for (const meter of this.deps.options.meters) planned += await this.plan(t, meter, now);
+    let adjusted = 0;
+    for (const t of this.deps.tenants()) {
+      for (const meter of this.deps.options.meters) {
+        adjusted += await this.adjust(t, meter, now);
+        planned += await this.plan(t, meter, now);
+      }
+    }
     const { sent, failed } = await this.send();
     if (failed) {
       this.deps.alerts.raise({ key: 'billing.meter-events', severity: 'warning', summary: `${failed} meter event(s) could not be sent to Stripe; they are sent again on the next run`, details: { failed, sent } });
       throw new Error(`billing: ${failed} meter event(s) could not be sent to Stripe (${sent} sent); retried on the next attempt`);
     }
     this.deps.alerts.resolve('billing.meter-events');
-    return { planned, sent, failed };
+    return { planned, adjusted, sent, failed };
   }
 
   private async meterId(meter: MeterConfig): Promise<string | null> {

@@ -117,6 +117,15 @@ export const migrations: Migration[] = [
       CREATE INDEX billing_choice_links_address ON billing_choice_links (tenant_id, address);
     `,
   },
+  {
+    id: '003_billing_meter_adjustments',
+    sql: `
+      -- seq 0: the bucket's report; 1, 2, ...: adjustments for ledger rows that arrived after it was reported
+      ALTER TABLE billing_meter_reports ADD COLUMN seq int NOT NULL DEFAULT 0;
+      ALTER TABLE billing_meter_reports DROP CONSTRAINT billing_meter_reports_pkey;
+      ALTER TABLE billing_meter_reports ADD PRIMARY KEY (tenant_id, meter, bucket_start, seq);
+    `,
+  },
 ];
 
 export interface Entitlement {
@@ -375,8 +384,9 @@ export class BillingStore {
 
   async meterReports(tenantId: string, limit: number) {
     return this.db.query(
-      `SELECT meter, bucket_start AS "bucketStart", value::float8 AS value, identifier, status, attempts, last_error AS "lastError", sent_at AS "sentAt"
-         FROM billing_meter_reports WHERE tenant_id = $1 ORDER BY bucket_start DESC, meter LIMIT $2`,
+      `SELECT meter, bucket_start AS "bucketStart", CASE WHEN seq = 0 THEN 'bucket' ELSE 'adjustment' END AS kind, value::float8 AS value, identifier, status, attempts,
+              last_error AS "lastError", created_at AS "createdAt", sent_at AS "sentAt"
+         FROM billing_meter_reports WHERE tenant_id = $1 ORDER BY bucket_start DESC, meter, seq DESC LIMIT $2`,
       [tenantId, limit],
     );
   }
