@@ -78,7 +78,7 @@ beforeAll(async () => {
           apiKeys: [key('other')],
           locale: 'es-US',
           pipeline: ['billing', 'twilio-test.echo'],
-          plugins: { http: {}, billing: { subscriptions: { ...subscriptions(stripe, { webhookSecret: OTHER_WHSEC, whenNotEntitled: 'answer-and-remind', freeAllowance: { days: 0 }, plans: [{ price: 'price_familia', name: 'Plan <b>"Familia"</b> & más', priceText: '$5 al mes' }] }) } } },
+          plugins: { http: {}, billing: { subscriptions: { ...subscriptions(stripe, { webhookSecret: OTHER_WHSEC, whenNotEntitled: 'answer-and-remind', freeAllowance: { days: 0 }, plans: [{ price: 'price_familia', name: 'Plan <b>"Familia"</b> & más', priceText: '$5 al mes' }] }) }, usage: { customer: 'cus_otherplatform' } } },
         },
         {
           id: 'nokey',
@@ -483,6 +483,38 @@ describe.skipIf(skip)(`billing on the ${TEST_BACKEND} backend`, () => {
     expect(clinicSegments(await reporter.reconcile(now))).toMatchObject({ result: 'match' });
     const reports = await gw.request('GET', '/v1/tenants/clinic/billing/meter-reports', { key: key('clinic') });
     expect(reports.body.reports).toContainEqual(expect.objectContaining({ kind: 'adjustment', identifier: `${rows[0].identifier}-adj1`, value: 4, status: 'sent' }));
+  });
+
+  it("marks reports past Stripe's 35-day window expired instead of retrying them forever, alerts once, and lists them", async () => {
+    const day = 86_400_000;
+    const real = Date.now();
+    const usage = gw.gateway.usage;
+    // Usage of a tenant whose reporting never ran (Stripe unreachable, a key missing) until weeks later.
+    await usage.record('probe', { tenantId: 'other', kind: 'model.tokens.output', quantity: 500, unit: 'token', ref: 'old-40d', at: new Date(real - 40 * day) });
+    await usage.record('probe', { tenantId: 'other', kind: 'model.tokens.output', quantity: 70, unit: 'token', ref: 'old-36d', at: new Date(real - 36 * day) });
+    const tokenEvents = () => stripe.requests.filter((r) => r.path === '/v1/billing/meter_events' && (r.body as { payload: { stripe_customer_id: string } }).payload.stripe_customer_id === 'cus_otherplatform');
+    // The run's clock is two days behind Stripe's: the 36-day-old bucket looks sendable here, and Stripe
+    // refuses it; the 40-day-old one is expired without asking.
+    const run = await reporter.report(new Date(real - 2 * day));
+    expect(run).toMatchObject({ expired: 2, failed: 0 });
+    expect(tokenEvents().map((r) => (r.body as { payload: { value: string } }).payload.value)).toEqual(['70']);
+    expect(stripe.meterEvents.filter((e) => e.payload.stripe_customer_id === 'cus_otherplatform')).toEqual([]);
+    const alerts = () => gw.gateway.alerts.openAlerts().filter((a) => a.key === 'billing.meter-expired.parley_ai_tokens' && a.tenantId === 'other');
+    expect(alerts()).toEqual([expect.objectContaining({ severity: 'warning', details: expect.objectContaining({ value: 570 }) })]);
+    // Later runs neither send them again nor alert again.
+    const asked = tokenEvents().length;
+    expect(await reporter.report(new Date(real))).toMatchObject({ expired: 0, failed: 0 });
+    expect(tokenEvents().length).toBe(asked);
+    expect(gw.logs.filter((l) => (l.alert as { key?: string } | undefined)?.key === 'billing.meter-expired.parley_ai_tokens')).toHaveLength(1);
+    const listed = await gw.request('GET', '/v1/tenants/other/billing/meter-reports?status=expired', { key: key('other') });
+    expect(listed.status).toBe(200);
+    expect(listed.body.reports).toEqual([
+      expect.objectContaining({ meter: 'parley_ai_tokens', kind: 'bucket', value: 70, status: 'expired', lastError: 'refused by Stripe: timestamp older than 35 days' }),
+      expect.objectContaining({ meter: 'parley_ai_tokens', kind: 'bucket', value: 500, status: 'expired', lastError: 'older than 35 days when sent' }),
+    ]);
+    expect((await gw.request('GET', '/v1/tenants/other/billing/meter-reports?status=lost', { key: key('other') })).status).toBe(400);
+    expect((await gw.request('GET', '/v1/tenants/other/billing/meter-reports', { key: key('clinic') })).status).toBe(403);
+    expect(await gw.metrics()).toMatch(/parley_billing_meter_events_total\{tenant="other",meter="parley_ai_tokens",result="expired"\} 2\b/);
   });
 
   it('never writes a phone number to the log', () => {

@@ -29,6 +29,27 @@ export interface ReportResult {
   adjusted: number;
   sent: number;
   failed: number;
+  /** Reports marked expired in this run (past Stripe's 35-day window: never billed, never retried). */
+  expired: number;
+}
+
+interface ExpiredReport {
+  tenantId: string;
+  meter: string;
+  identifier: string;
+  bucketStart: Date;
+  value: number;
+}
+
+/** Stripe accepts meter events timestamped within the past 35 days (and up to 5 minutes ahead). */
+const METER_EVENT_WINDOW_MS = 35 * 86_400_000;
+
+/** Stripe's refusal of a timestamp outside the window (`timestamp_too_far_in_past`, on the `timestamp` parameter). */
+function tooOld(error: unknown): boolean {
+  const e = error as { statusCode?: number; code?: string; param?: string; raw?: { code?: string; param?: string } };
+  if (e?.statusCode !== 400) return false;
+  const code = e.code ?? e.raw?.code;
+  return code === 'timestamp_too_far_in_past' || (e.param ?? e.raw?.param) === 'timestamp';
 }
 
 /** A meter's ledger kinds as SQL parameters: exact names, and LIKE patterns for `prefix*`. */
@@ -147,30 +168,49 @@ export class MeterReporter {
   }
 
   /** Sends pending reports (oldest first, at most `batchSize`); a failed one stays pending for the next run. */
-  private async send(): Promise<{ sent: number; failed: number }> {
+  private async send(now: Date): Promise<{ sent: number; failed: number; expired: ExpiredReport[] }> {
     const { db, options, stripe, metrics } = this.deps;
+    const oldest = now.getTime() - METER_EVENT_WINDOW_MS;
     const { rows } = await db.query<{ tenant_id: string; meter: string; bucket_start: Date; customer_id: string; value: string; identifier: string }>(
       `SELECT tenant_id, meter, bucket_start, customer_id, value::text, identifier FROM billing_meter_reports WHERE status = 'pending' ORDER BY bucket_start, tenant_id, meter, seq LIMIT $1`,
       [options.batchSize],
     );
     let sent = 0;
     let failed = 0;
+    const expired: ExpiredReport[] = [];
+    const expire = async (row: (typeof rows)[number], reason: string) => {
+      const { rowCount } = await db.query(`UPDATE billing_meter_reports SET status = 'expired', attempts = attempts + 1, last_error = $2 WHERE identifier = $1 AND status = 'pending'`, [row.identifier, reason]);
+      if (!rowCount) return;
+      metrics.meterEvents.inc({ tenant: row.tenant_id, meter: row.meter, result: 'expired' });
+      expired.push({ tenantId: row.tenant_id, meter: row.meter, identifier: row.identifier, bucketStart: row.bucket_start, value: Number(row.value) });
+      this.deps.log.warn({ tenant: row.tenant_id, meter: row.meter, identifier: row.identifier, reason }, 'billing: a meter event is past Stripe\'s 35-day window; it is not billed and not retried');
+    };
     const queue = [...rows];
     const worker = async () => {
       for (let r = queue.shift(); r; r = queue.shift()) {
         const row = r;
+        // Stripe refuses an event timestamped more than 35 days ago: asking again would never succeed.
+        if (row.bucket_start.getTime() < oldest) {
+          await expire(row, 'older than 35 days when sent');
+          continue;
+        }
         try {
-          await withRetries(this.deps.policy, row.identifier, (key) =>
+          const result = await withRetries(this.deps.policy, row.identifier, (key) =>
             stripe!.billing.meterEvents.create(
               { event_name: row.meter, identifier: row.identifier, timestamp: Math.floor(row.bucket_start.getTime() / 1000), payload: { stripe_customer_id: row.customer_id, value: row.value } },
               { idempotencyKey: key! },
             ),
             () => metrics.stripeRetries.inc({ call: 'billing.meter_events.create' }),
           ).catch((error: unknown) => {
+            if (tooOld(error)) return 'too-old' as const;
             // Stripe refuses an identifier it already has: that event was counted.
             if ((error as { statusCode?: number }).statusCode === 400 && /identifier/i.test(String((error as Error).message))) return null;
             throw error;
           });
+          if (result === 'too-old') {
+            await expire(row, 'refused by Stripe: timestamp older than 35 days');
+            continue;
+          }
           await db.query(`UPDATE billing_meter_reports SET status = 'sent', sent_at = now(), attempts = attempts + 1, last_error = NULL WHERE identifier = $1`, [row.identifier]);
           metrics.meterEvents.inc({ tenant: row.tenant_id, meter: row.meter, result: 'sent' });
           sent++;
@@ -183,12 +223,12 @@ export class MeterReporter {
       }
     };
     await Promise.all(Array.from({ length: Math.min(4, rows.length) }, worker));
-    return { sent, failed };
+    return { sent, failed, expired };
   }
 
   /** One reporting run: plan every closed bucket and every late difference, then send what is pending. Throws when a send failed, so the job is retried. */
   async report(now = new Date()): Promise<ReportResult> {
-    if (!this.deps.stripe) return { planned: 0, adjusted: 0, sent: 0, failed: 0 };
+    if (!this.deps.stripe) return { planned: 0, adjusted: 0, sent: 0, failed: 0, expired: 0 };
     let planned = 0;
     let adjusted = 0;
     for (const t of this.deps.tenants()) {
@@ -197,13 +237,35 @@ export class MeterReporter {
         planned += await this.plan(t, meter, now);
       }
     }
-    const { sent, failed } = await this.send();
+    const { sent, failed, expired } = await this.send(now);
+    this.alertExpired(expired);
     if (failed) {
       this.deps.alerts.raise({ key: 'billing.meter-events', severity: 'warning', summary: `${failed} meter event(s) could not be sent to Stripe; they are sent again on the next run`, details: { failed, sent } });
       throw new Error(`billing: ${failed} meter event(s) could not be sent to Stripe (${sent} sent); retried on the next attempt`);
     }
     this.deps.alerts.resolve('billing.meter-events');
-    return { planned, adjusted, sent, failed };
+    return { planned, adjusted, sent, failed, expired: expired.length };
+  }
+
+  /**
+   * One warning per tenant and meter whose reports expired in this run, with what was lost. Expiry is a
+   * one-way change of the report, so a report is alerted on once; the alert stays open (the usage was
+   * never billed: charge it by hand or write it off).
+   */
+  private alertExpired(expired: ExpiredReport[]): void {
+    const groups = new Map<string, ExpiredReport[]>();
+    for (const r of expired) groups.set(`${r.tenantId}\u0000${r.meter}`, [...(groups.get(`${r.tenantId}\u0000${r.meter}`) ?? []), r]);
+    for (const reports of groups.values()) {
+      const { tenantId, meter } = reports[0]!;
+      const value = reports.reduce((sum, r) => sum + r.value, 0);
+      this.deps.alerts.raise({
+        key: `billing.meter-expired.${meter}`,
+        tenantId,
+        severity: 'warning',
+        summary: `${reports.length} usage report(s) of meter "${meter}" for tenant "${tenantId}" (${value} in all) are older than Stripe's 35-day window and were never billed; they will not be retried`,
+        details: { value, identifiers: reports.map((r) => r.identifier).slice(0, 20), buckets: reports.map((r) => r.bucketStart.toISOString()).slice(0, 20) },
+      });
+    }
   }
 
   private async meterId(meter: MeterConfig): Promise<string | null> {

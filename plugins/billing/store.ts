@@ -126,6 +126,14 @@ export const migrations: Migration[] = [
       ALTER TABLE billing_meter_reports ADD PRIMARY KEY (tenant_id, meter, bucket_start, seq);
     `,
   },
+  {
+    id: '004_billing_meter_expired',
+    sql: `
+      -- expired: past Stripe's 35-day meter event window before it was accepted; never billed, never retried
+      ALTER TABLE billing_meter_reports DROP CONSTRAINT billing_meter_reports_status_check;
+      ALTER TABLE billing_meter_reports ADD CONSTRAINT billing_meter_reports_status_check CHECK (status IN ('pending', 'sent', 'expired'));
+    `,
+  },
 ];
 
 export interface Entitlement {
@@ -382,12 +390,12 @@ export class BillingStore {
     return rows;
   }
 
-  async meterReports(tenantId: string, limit: number) {
+  async meterReports(tenantId: string, limit: number, status?: 'pending' | 'sent' | 'expired') {
     return this.db.query(
       `SELECT meter, bucket_start AS "bucketStart", CASE WHEN seq = 0 THEN 'bucket' ELSE 'adjustment' END AS kind, value::float8 AS value, identifier, status, attempts,
               last_error AS "lastError", created_at AS "createdAt", sent_at AS "sentAt"
-         FROM billing_meter_reports WHERE tenant_id = $1 ORDER BY bucket_start DESC, meter, seq DESC LIMIT $2`,
-      [tenantId, limit],
+         FROM billing_meter_reports WHERE tenant_id = $1 AND ($3::text IS NULL OR status = $3) ORDER BY bucket_start DESC, meter, seq DESC LIMIT $2`,
+      [tenantId, limit, status ?? null],
     );
   }
 
