@@ -194,22 +194,31 @@ describe.skipIf(skip)(`billing on the ${TEST_BACKEND} backend`, () => {
     const session = stripe.sessions.get(sessionOf(a.headers.get('location')!)!)!;
     expect(session).toMatchObject({ mode: 'subscription', success_url: 'https://clinic.example/thanks', cancel_url: 'https://clinic.example/later', price: 'price_yearly', metadata: { parley_tenant: 'clinic' }, subscription_metadata: { parley_tenant: 'clinic' } });
     expect([...stripe.sessions.values()].filter((s) => s.customer === session.customer)).toHaveLength(1);
+    // A later click goes back to the open session; once Stripe expired it (24 hours), to a new one.
     expect((await choose(link, { plan: 'price_yearly' })).headers.get('location')).toBe(a.headers.get('location'));
+    session.status = 'expired';
+    const renewed = await choose(link, { plan: 'price_yearly' });
+    expect(renewed.status).toBe(303);
+    expect(renewed.headers.get('location')).not.toBe(a.headers.get('location'));
+    const fresh = stripe.sessions.get(sessionOf(renewed.headers.get('location')!)!)!;
+    expect(fresh).toMatchObject({ status: 'open', price: 'price_yearly', customer: session.customer });
+    expect((await choose(link, { plan: 'price_yearly' })).headers.get('location')).toBe(renewed.headers.get('location'));
+    expect([...stripe.sessions.values()].filter((s) => s.customer === session.customer)).toHaveLength(2);
     // Stripe never gets the phone number; every call carried an idempotency key.
     expect(stripe.customers.get(session.customer)!.metadata).toMatchObject({ parley_tenant: 'clinic' });
     expect(JSON.stringify([...stripe.customers.values()])).not.toContain(p);
     expect(stripe.requests.filter((r) => r.method === 'POST').every((r) => r.idempotencyKey?.startsWith('parley:'))).toBe(true);
-    expect((await entitlement(p)).history.filter((h: { change: string }) => h.change === 'checkout-session')).toEqual([expect.objectContaining({ source: 'chooser', detail: expect.objectContaining({ sessionId: session.id, price: 'price_yearly' }) })]);
+    expect((await entitlement(p)).history.filter((h: { change: string }) => h.change === 'checkout-session').map((h: { detail: { sessionId: string } }) => h.detail.sessionId)).toEqual([session.id, fresh.id]);
     // Paid: the link now says so instead of offering another subscription.
-    const { subscription } = stripe.completeCheckout(session.id);
+    const { subscription } = stripe.completeCheckout(fresh.id);
     await deliver(stripe.event('customer.subscription.created', subscription));
     expect((await entitlement(p)).entitlement.priceId).toBe('price_yearly');
     const after = await openPage(link);
     expect(after.status).toBe(409);
     expect(after.html).toContain('You already have a plan');
     expect((await choose(link, { plan: 'price_monthly' })).status).toBe(409);
-    expect([...stripe.sessions.values()].filter((s) => s.customer === session.customer)).toHaveLength(1);
-    expect(await gw.metrics()).toMatch(/parley_billing_checkout_sessions_total\{tenant="clinic",price="price_yearly"\} 1\b/);
+    expect([...stripe.sessions.values()].filter((s) => s.customer === session.customer)).toHaveLength(2);
+    expect(await gw.metrics()).toMatch(/parley_billing_checkout_sessions_total\{tenant="clinic",price="price_yearly"\} 2\b/);
   });
 
   it('answers a forged, altered, expired or erased link, and a plan not offered, with a 4xx page, never a 5xx', async () => {
@@ -513,7 +522,9 @@ describe.skipIf(skip)(`billing on the ${TEST_BACKEND} backend`, () => {
       expect.objectContaining({ meter: 'parley_ai_tokens', kind: 'bucket', value: 500, status: 'expired', lastError: 'older than 35 days when sent' }),
     ]);
     expect((await gw.request('GET', '/v1/tenants/other/billing/meter-reports?status=lost', { key: key('other') })).status).toBe(400);
+    expect((await gw.request('GET', '/v1/tenants/other/billing/meter-reports')).status).toBe(401);
     expect((await gw.request('GET', '/v1/tenants/other/billing/meter-reports', { key: key('clinic') })).status).toBe(403);
+    expect((await gw.request('GET', '/v1/tenants/other/billing/meter-reports?status=expired', { key: OP })).body.reports).toHaveLength(2);
     expect(await gw.metrics()).toMatch(/parley_billing_meter_events_total\{tenant="other",meter="parley_ai_tokens",result="expired"\} 2\b/);
   });
 

@@ -4,7 +4,8 @@
  * back to the same URL, which makes the person's Stripe customer (once) and a Checkout session for
  * that plan, and answers 303 to it. GET never calls Stripe, so a messaging app's link preview opens no
  * session. The session's idempotency key is the link and the plan, so a double click opens one
- * session; a person who already has an entitled subscription is told so instead.
+ * session; a later click goes back to that session while it is open, and gets a new one once Stripe
+ * expired it. A person who already has an entitled subscription, or paid that session, is told so instead.
  *
  * Bad links are pages too, never a 5xx: forged or unknown 404, expired 410, an unknown plan 400,
  * already subscribed 409; Stripe unreachable 503 (try again).
@@ -80,6 +81,10 @@ const HTML_HEADERS = {
   'x-content-type-options': 'nosniff',
 };
 
+function toCheckout(res: Response, url: string): void {
+  res.status(303).set({ location: url, 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' }).end();
+}
+
 type Outcome = 'shown' | 'chosen' | 'invalid' | 'expired' | 'unknown-plan' | 'subscribed' | 'error';
 const choiceBody = z.object({ plan: z.string().max(200) });
 const tokenParam = z.object({ token: z.string().describe('The signed link token from the checkout text') });
@@ -106,9 +111,11 @@ export class PlanChooser {
 
   private signingSecret(): Promise<string> {
     const { store, signingSecret } = this.deps;
-    this.secret ??= signingSecret ? Promise.resolve(signingSecret) : store.secret('chooser-links', () => randomBytes(32).toString('base64url'));
-    // A failed read is not cached: the next link asks the database again.
-    this.secret.catch(() => (this.secret = undefined));
+    if (!this.secret) {
+      this.secret = signingSecret ? Promise.resolve(signingSecret) : store.secret('chooser-links', () => randomBytes(32).toString('base64url'));
+      // A failed read is not kept: the next request asks the database again.
+      this.secret.catch(() => (this.secret = undefined));
+    }
     return this.secret;
   }
 
@@ -136,7 +143,7 @@ export class PlanChooser {
   }
 
   /** The link's person and tenant, or the page that says why not (and undefined). */
-  private async open(res: Response, token: string): Promise<{ state: SubscriptionTenant; address: string; linkId: string } | undefined> {
+  private async open(res: Response, token: string): Promise<{ state: SubscriptionTenant; address: string; linkId: string; sessions: { price: string; sessionId: string }[] } | undefined> {
     const read = readChoiceToken(await this.signingSecret(), token, this.now());
     if (read === 'invalid') return void this.answer(res, 404, 'invalid', undefined, 'invalid');
     if (read === 'expired') return void this.answer(res, 410, 'expired', undefined, 'expired');
@@ -144,7 +151,7 @@ export class PlanChooser {
     const state = link && this.deps.subscriptions(link.tenantId);
     // Erased since, or the tenant's subscriptions were turned off: the link leads nowhere now.
     if (!link || !state || state.off) return void this.answer(res, 410, 'expired', state ?? undefined, 'expired');
-    return { state, address: link.address, linkId: read.linkId };
+    return { state, address: link.address, linkId: read.linkId, sessions: link.sessions };
   }
 
   private async subscribed(state: SubscriptionTenant, address: string): Promise<boolean> {
@@ -189,23 +196,33 @@ export class PlanChooser {
         async (req, res) => {
           const opened = await this.open(res, param(req, 'token'));
           if (!opened) return;
-          const { state, address, linkId } = opened;
+          const { state, address, linkId, sessions } = opened;
           const body = choiceBody.safeParse(req.body ?? {});
           const plan = body.success ? state.settings.plans.find((p) => p.price === body.data.plan) : undefined;
           if (!plan) return this.answer(res, 400, 'unknown-plan', state, 'unknownPlan');
           if (await this.subscribed(state, address)) return this.answer(res, 409, 'subscribed', state, 'subscribed');
           const tenantId = state.tenant.id;
           try {
+            // This plan's session from an earlier click, while Stripe still has it open. Stripe expires an
+            // unpaid session after 24 hours and may replay it for the same key as long: past that, the
+            // next session gets a new key.
+            const earlier = sessions.filter((s) => s.price === plan.price);
+            const last = earlier.at(-1) && (await this.deps.api.checkoutSessionOf(state, earlier.at(-1)!.sessionId));
+            if (last && last.status === 'open' && last.url) {
+              this.deps.metrics.chooser.inc({ result: 'chosen' });
+              return toCheckout(res, last.url);
+            }
+            if (last && last.status === 'complete') return this.answer(res, 409, 'subscribed', state, 'subscribed');
             const e = (await this.deps.store.get(tenantId, address))!;
             const customerId = await this.deps.api.ensureCustomer(state, e);
             if (!e.customerId) await this.deps.store.setCustomer(tenantId, address, customerId);
-            const session = await this.deps.api.checkoutSession(state, customerId, plan.price, linkId);
+            const session = await this.deps.api.checkoutSession(state, customerId, plan.price, earlier.length ? `${linkId}:${earlier.length}` : linkId);
             this.deps.metrics.chooser.inc({ result: 'chosen' });
             if (await this.deps.store.sessionOpened(tenantId, address, session.id, plan.price, linkId)) {
               this.deps.metrics.checkoutSessions.inc({ tenant: tenantId, price: plan.price });
               this.deps.log.info({ tenant: tenantId, subject: hashAddress(address), session: session.id, price: plan.price }, 'billing: checkout session opened from the plan chooser');
             }
-            res.status(303).set({ location: session.url, 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' }).end();
+            toCheckout(res, session.url);
           } catch (error) {
             this.deps.metrics.stripeErrors.inc({ tenant: tenantId, call: 'checkout' });
             this.deps.log.error({ tenant: tenantId, subject: hashAddress(address), error: describeError(error) }, 'billing: could not open a checkout session from the plan chooser');

@@ -269,10 +269,16 @@ export class BillingStore {
     });
   }
 
-  /** Whom a chooser link was made for; null when there is no such link (never made, or erased). */
-  async choiceLink(id: string): Promise<{ tenantId: string; address: string } | null> {
-    const { rows } = await this.db.query<{ tenantId: string; address: string }>(`SELECT tenant_id AS "tenantId", address FROM billing_choice_links WHERE id = $1`, [id]);
-    return rows[0] ?? null;
+  /**
+   * Whom a chooser link was made for, and the Checkout sessions opened from it (oldest first); null
+   * when there is no such link (never made, or erased).
+   */
+  async choiceLink(id: string): Promise<{ tenantId: string; address: string; sessions: { price: string; sessionId: string }[] } | null> {
+    const { rows } = await this.db.query<{ tenantId: string; address: string; sessions: string[] }>(`SELECT tenant_id AS "tenantId", address, session_ids AS sessions FROM billing_choice_links WHERE id = $1`, [id]);
+    const row = rows[0];
+    if (!row) return null;
+    // Each entry is `<price>:<session id>` (neither contains a colon).
+    return { ...row, sessions: row.sessions.map((entry) => ({ price: entry.slice(0, entry.indexOf(':')), sessionId: entry.slice(entry.indexOf(':') + 1) })) };
   }
 
   /**
@@ -281,7 +287,8 @@ export class BillingStore {
    */
   async sessionOpened(tenantId: string, address: string, sessionId: string, price: string, link: string): Promise<boolean> {
     return this.tx(async (client) => {
-      const first = await client.query(`UPDATE billing_choice_links SET session_ids = array_append(session_ids, $2) WHERE id = $1 AND NOT ($2 = ANY(session_ids))`, [link, sessionId]);
+      const entry = `${price}:${sessionId}`;
+      const first = await client.query(`UPDATE billing_choice_links SET session_ids = array_append(session_ids, $2) WHERE id = $1 AND NOT ($2 = ANY(session_ids))`, [link, entry]);
       if (!first.rowCount) return false;
       await client.query(`UPDATE billing_entitlements SET last_session_id = $3, updated_at = now() WHERE tenant_id = $1 AND address = $2`, [tenantId, address, sessionId]);
       await client.query(`INSERT INTO billing_history (tenant_id, address, change, source, detail) VALUES ($1, $2, 'checkout-session', 'chooser', $3)`, [tenantId, address, { sessionId, price, link }]);
