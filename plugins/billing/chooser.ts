@@ -187,7 +187,7 @@ export class PlanChooser {
           auth: 'none',
           tags,
           summary: 'Choose a plan: opens its Stripe Checkout session (303 to it)',
-          description: 'The session is keyed by the link and the plan, so a double click opens one session.',
+          description: 'The session is keyed by the link and the plan, so a double click opens one session; a later click reopens it while Stripe has it open, and makes a new one once it expired.',
           params: tokenParam,
           body: choiceBody,
           bodyContentType: 'application/x-www-form-urlencoded',
