@@ -187,7 +187,8 @@ function validate(d: Doc): string[] {
         if (!/^[1-5]\d\d$|^default$/.test(status)) problems.push(`${where}: response status ${status}`);
         if (!r.description) problems.push(`${where}: response ${status} has no description`);
       }
-      if (!Object.keys(op.responses ?? {}).some((s) => s.startsWith('2'))) problems.push(`${where}: no success response`);
+      // A form post that redirects (303 See Other) succeeds with a 3xx.
+      if (!Object.keys(op.responses ?? {}).some((s) => s.startsWith('2') || s.startsWith('3'))) problems.push(`${where}: no success response`);
       for (const requirement of op.security ?? []) for (const scheme of Object.keys(requirement)) if (!d.components.securitySchemes[scheme]) problems.push(`${where}: security scheme ${scheme} is not defined`);
       for (const tag of op.tags ?? []) if (!tags.has(tag)) problems.push(`${where}: tag ${tag} is not listed`);
     }

@@ -1,12 +1,13 @@
 /**
  * `billing`: Stripe billing, two ways. End-user subscriptions per tenant (a free allowance, then a
- * Checkout link; the `billing` stage gates messages on entitlement; `BILLING`/`ACCOUNT` and
- * `CANCEL PLAN` keywords; `POST /stripe/webhook` keeps entitlements in step with Stripe), and usage
+ * link to a plan chooser page that opens Stripe Checkout for the chosen plan; the `billing` stage
+ * gates messages on entitlement; `BILLING`/`ACCOUNT` and `CANCEL PLAN` keywords; `POST /stripe/webhook` keeps entitlements in step with Stripe), and usage
  * billing of tenants by the deployment (the usage ledger reported to Stripe Billing Meters, and
  * reconciled). Uses the official `stripe` SDK.
  */
 import Stripe from 'stripe';
-import { ConfigError, consentAddress, definePlugin, token } from 'parley';
+import { ConfigError, TOKENS, consentAddress, definePlugin, token } from 'parley';
+import { PlanChooser } from './chooser.js';
 import { billingMetrics } from './metrics.js';
 import { MeterReporter, type UsageTenant } from './meters.js';
 import { billingRoutes } from './routes.js';
@@ -40,7 +41,7 @@ export const BILLING_REPORTER = token<MeterReporter>('billing.reporter');
  * //         subscriptions:
  * //           secretKey: ${STRIPE_SECRET_KEY:-}
  * //           webhookSecret: ${STRIPE_WEBHOOK_SECRET:-}
- * //           plans: [{ price: price_123, name: 'GiveCare monthly' }]
+ * //           plans: [{ price: price_123, name: 'GiveCare monthly', priceText: '$9 a month' }, { price: price_456, name: 'GiveCare yearly', priceText: '$90 a year' }]
  * //           freeAllowance: { messages: 20 }
  * //           successUrl: https://givecare.example/thanks
  * //           cancelUrl: https://givecare.example/maybe-later
@@ -83,7 +84,10 @@ export default definePlugin({
 
     ctx.migrations(migrations);
     ctx.provide(BILLING_REPORTER, reporter);
-    ctx.stage(billingStage({ store, api, metrics, usage: ctx.usage, tenant: subscriptionOf }));
+    const gateway = ctx.inject(TOKENS.Gateway);
+    const chooser = new PlanChooser({ store, api, metrics, subscriptions: subscriptionOf, signingSecret: options.chooserSigningSecret, baseUrl: () => ctx.publicBaseUrl ?? gateway.url, log: ctx.log });
+    ctx.stage(billingStage({ store, api, chooser, metrics, usage: ctx.usage, tenant: subscriptionOf }));
+    ctx.routes(chooser.routes());
     ctx.routes(stripeWebhook({ ctx, store, api, metrics, tenants: () => [...subscriptions.values()], toleranceSeconds: options.webhookToleranceSeconds, webhooks: Stripe.webhooks as unknown as Stripe['webhooks'] }));
     ctx.routes(billingRoutes({ store, reporter, subscriptions: subscriptionOf, enabled: (id) => ctx.settingsFor(id) !== undefined }));
     ctx.schedule({ name: 'billing-meter-report', cron: options.usage.reportCron, process: async () => (usageOff ? { off: usageOff } : reporter.report()) });

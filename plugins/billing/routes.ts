@@ -3,7 +3,7 @@
  * - `GET /v1/tenants/:tenant/billing/entitlements?limit&after`: people with a billing record and their decision now.
  * - `GET /v1/tenants/:tenant/billing/entitlements/:address`: one person, with the history of changes.
  * - `PUT /v1/tenants/:tenant/billing/entitlements/:address/override` `{ override: grant|revoke|null, until?, reason }`: audited.
- * - `GET /v1/tenants/:tenant/billing/meter-reports?limit`: the tenant's usage reported to Stripe.
+ * - `GET /v1/tenants/:tenant/billing/meter-reports?limit&status`: the tenant's usage reported to Stripe (and expired unbilled).
  * - `POST /v1/billing/usage/report`, `POST /v1/billing/usage/reconcile` (operator): run now.
  */
 import type { Router } from 'express';
@@ -44,6 +44,24 @@ const Entitlement = z
     decision: z.unknown().describe('What the next message gets now (allowed, the free allowance, a payment link), null without subscriptions'),
   })
   .meta({ id: 'BillingEntitlement', description: "A person's billing record and what it decides now" });
+const reportsQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(500).default(100),
+  status: z.enum(['pending', 'sent', 'expired']).optional().describe('Only reports in this status (`expired`: past Stripe\'s 35-day window, never billed)'),
+});
+const MeterReport = z
+  .object({
+    meter: z.string(),
+    bucketStart: ts,
+    kind: z.enum(['bucket', 'adjustment']).describe('`adjustment`: ledger rows recorded after the bucket was reported'),
+    value: z.number(),
+    identifier: z.string().describe("The meter event's identifier (and idempotency key)"),
+    status: z.enum(['pending', 'sent', 'expired']),
+    attempts: z.number().int(),
+    lastError: z.string().nullable(),
+    createdAt: ts,
+    sentAt: ts.nullable(),
+  })
+  .meta({ id: 'BillingMeterReport', description: 'One meter event of tenant usage billing' });
 const notEnabled = { code: 'PARLEY_NOT_FOUND', status: 404, description: 'billing is not enabled for the tenant, or no billing record for the address' } as const;
 const tags = ['billing'];
 
@@ -103,12 +121,12 @@ export function billingRoutes(deps: { store: BillingStore; reporter: MeterReport
     );
 
     route(
-      { method: 'get', path: `${base}/meter-reports`, auth: 'tenant', tags, summary: "The tenant's usage reported to Stripe Billing Meters", query: listQuery.pick({ limit: true }), responses: { 200: { description: 'The reports, newest first', schema: z.object({ reports: z.array(z.looseObject({})) }) } }, errors: ['PARLEY_BAD_REQUEST', notEnabled] },
+      { method: 'get', path: `${base}/meter-reports`, auth: 'tenant', tags, summary: "The tenant's usage reported to Stripe Billing Meters: buckets, adjustments, and reports that expired unbilled", query: reportsQuery, responses: { 200: { description: 'The reports, newest bucket first', schema: z.object({ reports: z.array(MeterReport) }) } }, errors: ['PARLEY_BAD_REQUEST', notEnabled] },
       async (req, res) => {
         const tenantId = tenantOf(req);
-        const q = listQuery.safeParse(req.query);
-        if (!q.success) throw badRequest('Query must be ?limit=1..500');
-        const { rows } = await store.meterReports(tenantId, q.data.limit);
+        const q = reportsQuery.safeParse(req.query);
+        if (!q.success) throw badRequest('Query must be ?limit=1..500&status=pending|sent|expired');
+        const { rows } = await store.meterReports(tenantId, q.data.limit, q.data.status);
         res.set('cache-control', 'no-store').json({ reports: rows });
       },
     );

@@ -1,21 +1,32 @@
 /**
  * The `billing` stage: the entitlement gate. Billing keywords (portal, cancel plan) are answered here;
  * a person within the free allowance, with an entitled subscription or an override passes; anyone else
- * gets a Checkout link (at most once per `linkEveryHours`) and, with `whenNotEntitled: block`, no answer.
+ * gets a link to the plan chooser page (at most once per `linkEveryHours`) and, with
+ * `whenNotEntitled: block`, no answer.
  *
  * It also records each inbound message in the usage ledger (`messages.in`), which tenant usage billing reports.
  *
- * The stage calls Stripe itself (the link is the content of its reply), keyed by the message id so a
- * re-run of the message gets the same customer and session back from Stripe's idempotency.
+ * The gate never calls Stripe for the link: it only stores a chooser link (one per message id, so a
+ * re-run sends the same link); the Checkout session is made when the person picks a plan. Only the
+ * portal keywords call Stripe here, keyed by the message id.
  */
 import { consentAddress, hashAddress, type StageContext, type StageDefinition, type UsageLedger } from 'parley';
 import type { BillingMetrics } from './metrics.js';
 import type { BillingStore, Entitlement } from './store.js';
-import { decide, fill, matchKeyword, textsFor, type SubscriptionApi, type SubscriptionTenant } from './subscriptions.js';
+import type { PlanChooser } from './chooser.js';
+import { decide, fill, matchKeyword, planName, planNames, textsFor, type SubscriptionApi, type SubscriptionTenant } from './subscriptions.js';
 import { describeError } from './stripe-api.js';
 import { BILLING_STAGE, type BillingSettings } from './types.js';
 
-export function billingStage(deps: { store: BillingStore; api: SubscriptionApi; metrics: BillingMetrics; usage: UsageLedger; tenant: (id: string) => SubscriptionTenant | undefined; now?: () => Date }): StageDefinition<BillingSettings> {
+export function billingStage(deps: {
+  store: BillingStore;
+  api: SubscriptionApi;
+  chooser: Pick<PlanChooser, 'linkFor'>;
+  metrics: BillingMetrics;
+  usage: UsageLedger;
+  tenant: (id: string) => SubscriptionTenant | undefined;
+  now?: () => Date;
+}): StageDefinition<BillingSettings> {
   const { store, api, metrics } = deps;
   const now = deps.now ?? (() => new Date());
 
@@ -28,7 +39,7 @@ export function billingStage(deps: { store: BillingStore; api: SubscriptionApi; 
     }
     try {
       const url = await api.portalUrl(state, e.customerId, stage.message.id);
-      stage.reply(fill(kind === 'portal' ? texts.portal : texts.cancelPlan, { url, plan: state.settings.plans[0]!.name }));
+      stage.reply(fill(kind === 'portal' ? texts.portal : texts.cancelPlan, { url, plan: planName(state, e.priceId) }));
     } catch (error) {
       metrics.stripeErrors.inc({ tenant: state.tenant.id, call: 'billing_portal.sessions.create' });
       stage.log.error({ tenant: state.tenant.id, error: describeError(error) }, 'billing: could not create a customer portal session');
@@ -37,25 +48,21 @@ export function billingStage(deps: { store: BillingStore; api: SubscriptionApi; 
     stage.stop(`billing: ${kind} keyword`);
   }
 
-  /** Sends the checkout link unless one went out within `linkEveryHours`. */
+  /** Sends the plan chooser link unless one went out within `linkEveryHours`. */
   async function offerCheckout(stage: StageContext<BillingSettings>, state: SubscriptionTenant, e: Entitlement): Promise<void> {
     const tenantId = state.tenant.id;
     const claim = await store.claimLink(tenantId, e.address, state.settings.linkEveryHours);
     if (!claim.claimed) return;
     const texts = textsFor(state);
     try {
-      const customerId = await api.ensureCustomer(state, e);
-      if (!e.customerId) await store.setCustomer(tenantId, e.address, customerId);
-      const session = await api.checkoutSession(state, customerId, stage.message.id);
-      await store.linkSent(tenantId, e.address, session.id);
+      const url = await deps.chooser.linkFor(state, e.address, stage.message.id);
       metrics.checkoutLinks.inc({ tenant: tenantId });
-      stage.log.info({ tenant: tenantId, subject: hashAddress(e.address), session: session.id }, 'billing: checkout link sent');
-      stage.reply(fill(texts.checkout, { url: session.url, plan: state.settings.plans[0]!.name }));
+      stage.log.info({ tenant: tenantId, subject: hashAddress(e.address) }, 'billing: plan chooser link sent');
+      stage.reply(fill(texts.checkout, { url, plan: planNames(state) }));
     } catch (error) {
       // Give the claim back, so the next message tries again.
       await store.releaseLink(tenantId, e.address, claim.previous);
-      metrics.stripeErrors.inc({ tenant: tenantId, call: 'checkout' });
-      stage.log.error({ tenant: tenantId, subject: hashAddress(e.address), error: describeError(error) }, 'billing: could not create a checkout link');
+      stage.log.error({ tenant: tenantId, subject: hashAddress(e.address), error: describeError(error) }, 'billing: could not make a plan chooser link');
       stage.reply(texts.linkUnavailable);
     }
   }

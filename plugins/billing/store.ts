@@ -97,6 +97,43 @@ export const migrations: Migration[] = [
       CREATE INDEX billing_meter_reports_pending ON billing_meter_reports (created_at) WHERE status = 'pending';
     `,
   },
+  {
+    id: '002_billing_plan_chooser',
+    sql: `
+      -- the chooser links' signing secret when options.chooser.signingSecret is not set (shared by every instance)
+      CREATE TABLE billing_secrets (name text PRIMARY KEY, value text NOT NULL);
+      -- one plan chooser link per message that offered one; the token in the URL names the row, never the address
+      CREATE TABLE billing_choice_links (
+        id text PRIMARY KEY,
+        tenant_id text NOT NULL,
+        address text NOT NULL,
+        message_id text NOT NULL,
+        expires_at timestamptz NOT NULL,
+        -- Checkout sessions opened from this link (one per plan chosen)
+        session_ids text[] NOT NULL DEFAULT '{}',
+        created_at timestamptz NOT NULL DEFAULT now(),
+        UNIQUE (tenant_id, message_id)
+      );
+      CREATE INDEX billing_choice_links_address ON billing_choice_links (tenant_id, address);
+    `,
+  },
+  {
+    id: '003_billing_meter_adjustments',
+    sql: `
+      -- seq 0: the bucket's report; 1, 2, ...: adjustments for ledger rows that arrived after it was reported
+      ALTER TABLE billing_meter_reports ADD COLUMN seq int NOT NULL DEFAULT 0;
+      ALTER TABLE billing_meter_reports DROP CONSTRAINT billing_meter_reports_pkey;
+      ALTER TABLE billing_meter_reports ADD PRIMARY KEY (tenant_id, meter, bucket_start, seq);
+    `,
+  },
+  {
+    id: '004_billing_meter_expired',
+    sql: `
+      -- expired: past Stripe's 35-day meter event window before it was accepted; never billed, never retried
+      ALTER TABLE billing_meter_reports DROP CONSTRAINT billing_meter_reports_status_check;
+      ALTER TABLE billing_meter_reports ADD CONSTRAINT billing_meter_reports_status_check CHECK (status IN ('pending', 'sent', 'expired'));
+    `,
+  },
 ];
 
 export interface Entitlement {
@@ -208,9 +245,55 @@ export class BillingStore {
     await this.db.query(`UPDATE billing_entitlements SET last_link_at = $3 WHERE tenant_id = $1 AND address = $2`, [tenantId, address, previous]);
   }
 
-  async linkSent(tenantId: string, address: string, sessionId: string): Promise<void> {
-    await this.db.query(`UPDATE billing_entitlements SET last_session_id = $3, updated_at = now() WHERE tenant_id = $1 AND address = $2`, [tenantId, address, sessionId]);
-    await this.db.query(`INSERT INTO billing_history (tenant_id, address, change, source, detail) VALUES ($1, $2, 'checkout-link', 'stage', $3)`, [tenantId, address, { sessionId }]);
+  /** The plugin's named secret, made once by whichever instance asks first. */
+  async secret(name: string, make: () => string): Promise<string> {
+    await this.db.query(`INSERT INTO billing_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING`, [name, make()]);
+    const { rows } = await this.db.query<{ value: string }>(`SELECT value FROM billing_secrets WHERE name = $1`, [name]);
+    return rows[0]!.value;
+  }
+
+  /**
+   * The plan chooser link offered for this message: made once (a re-run of the message gets the same
+   * link back), recorded in the history. The person's expired links are dropped on the way.
+   */
+  async chooserLink(tenantId: string, address: string, messageId: string, make: { id: string; expiresAt: Date }): Promise<{ id: string; expiresAt: Date }> {
+    return this.tx(async (client) => {
+      await client.query(`DELETE FROM billing_choice_links WHERE tenant_id = $1 AND address = $2 AND expires_at < now()`, [tenantId, address]);
+      const made = await client.query(
+        `INSERT INTO billing_choice_links (id, tenant_id, address, message_id, expires_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, message_id) DO NOTHING`,
+        [make.id, tenantId, address, messageId, make.expiresAt],
+      );
+      if (made.rowCount) await client.query(`INSERT INTO billing_history (tenant_id, address, change, source, detail) VALUES ($1, $2, 'checkout-link', 'stage', $3)`, [tenantId, address, { link: make.id }]);
+      const { rows } = await client.query<{ id: string; expiresAt: Date }>(`SELECT id, expires_at AS "expiresAt" FROM billing_choice_links WHERE tenant_id = $1 AND message_id = $2`, [tenantId, messageId]);
+      return rows[0]!;
+    });
+  }
+
+  /**
+   * Whom a chooser link was made for, and the Checkout sessions opened from it (oldest first); null
+   * when there is no such link (never made, or erased).
+   */
+  async choiceLink(id: string): Promise<{ tenantId: string; address: string; sessions: { price: string; sessionId: string }[] } | null> {
+    const { rows } = await this.db.query<{ tenantId: string; address: string; sessions: string[] }>(`SELECT tenant_id AS "tenantId", address, session_ids AS sessions FROM billing_choice_links WHERE id = $1`, [id]);
+    const row = rows[0];
+    if (!row) return null;
+    // Each entry is `<price>:<session id>` (neither contains a colon).
+    return { ...row, sessions: row.sessions.map((entry) => ({ price: entry.slice(0, entry.indexOf(':')), sessionId: entry.slice(entry.indexOf(':') + 1) })) };
+  }
+
+  /**
+   * A Checkout session was opened from the chooser for this plan. True the first time for this session
+   * (a double click gets the same session from Stripe; the row lock makes concurrent clicks record it once).
+   */
+  async sessionOpened(tenantId: string, address: string, sessionId: string, price: string, link: string): Promise<boolean> {
+    return this.tx(async (client) => {
+      const entry = `${price}:${sessionId}`;
+      const first = await client.query(`UPDATE billing_choice_links SET session_ids = array_append(session_ids, $2) WHERE id = $1 AND NOT ($2 = ANY(session_ids))`, [link, entry]);
+      if (!first.rowCount) return false;
+      await client.query(`UPDATE billing_entitlements SET last_session_id = $3, updated_at = now() WHERE tenant_id = $1 AND address = $2`, [tenantId, address, sessionId]);
+      await client.query(`INSERT INTO billing_history (tenant_id, address, change, source, detail) VALUES ($1, $2, 'checkout-session', 'chooser', $3)`, [tenantId, address, { sessionId, price, link }]);
+      return true;
+    });
   }
 
   async setCustomer(tenantId: string, address: string, customerId: string): Promise<void> {
@@ -314,11 +397,12 @@ export class BillingStore {
     return rows;
   }
 
-  async meterReports(tenantId: string, limit: number) {
+  async meterReports(tenantId: string, limit: number, status?: 'pending' | 'sent' | 'expired') {
     return this.db.query(
-      `SELECT meter, bucket_start AS "bucketStart", value::float8 AS value, identifier, status, attempts, last_error AS "lastError", sent_at AS "sentAt"
-         FROM billing_meter_reports WHERE tenant_id = $1 ORDER BY bucket_start DESC, meter LIMIT $2`,
-      [tenantId, limit],
+      `SELECT meter, bucket_start AS "bucketStart", CASE WHEN seq = 0 THEN 'bucket' ELSE 'adjustment' END AS kind, value::float8 AS value, identifier, status, attempts,
+              last_error AS "lastError", created_at AS "createdAt", sent_at AS "sentAt"
+         FROM billing_meter_reports WHERE tenant_id = $1 AND ($3::text IS NULL OR status = $3) ORDER BY bucket_start DESC, meter, seq DESC LIMIT $2`,
+      [tenantId, limit, status ?? null],
     );
   }
 
@@ -330,6 +414,8 @@ export class BillingStore {
     for (const e of rows) out.push({ kind: 'billing-entitlement', ...e, freeMessagesUsed: await this.freeMessagesUsed(tenantId, e.address), history: await this.history(tenantId, e.address) });
     const invoices = await this.db.query(`SELECT invoice_id AS "invoiceId", status, amount_paid AS "amountPaid", currency, at FROM billing_invoices WHERE tenant_id = $1 AND address = ANY($2) ORDER BY at`, [tenantId, addresses]);
     for (const i of invoices.rows) out.push({ kind: 'billing-invoice', ...i });
+    const links = await this.db.query(`SELECT created_at AS "createdAt", expires_at AS "expiresAt" FROM billing_choice_links WHERE tenant_id = $1 AND address = ANY($2) ORDER BY created_at`, [tenantId, addresses]);
+    for (const l of links.rows) out.push({ kind: 'billing-plan-chooser-link', ...l });
     return out;
   }
 
@@ -340,8 +426,9 @@ export class BillingStore {
       const free = await client.query(`DELETE FROM billing_free_messages WHERE tenant_id = $1 AND address = ANY($2)`, [tenantId, addresses]);
       const history = await client.query(`DELETE FROM billing_history WHERE tenant_id = $1 AND address = ANY($2)`, [tenantId, addresses]);
       const invoices = await client.query(`DELETE FROM billing_invoices WHERE tenant_id = $1 AND address = ANY($2)`, [tenantId, addresses]);
+      const links = await client.query(`DELETE FROM billing_choice_links WHERE tenant_id = $1 AND address = ANY($2)`, [tenantId, addresses]);
       const customers = rows.map((r) => r.customer_id).filter((c): c is string => !!c);
-      return { erased: rows.length + (free.rowCount ?? 0) + (history.rowCount ?? 0) + (invoices.rowCount ?? 0), customers };
+      return { erased: rows.length + (free.rowCount ?? 0) + (history.rowCount ?? 0) + (invoices.rowCount ?? 0) + (links.rowCount ?? 0), customers };
     });
   }
 }

@@ -65,6 +65,7 @@ export function loadSubscriptionTenants(ctx: Pick<PluginContext<BillingOptions, 
         }
       }
     }
+    if (s.linkValidHours < s.linkEveryHours) issues.push(`${path}.linkValidHours: ${s.linkValidHours} is shorter than linkEveryHours (${s.linkEveryHours}): a person could be left with an expired link and no new one`);
     if (s.freeAllowance.messages === undefined && s.freeAllowance.days === undefined) ctx.log.info({ tenant: tenant.id }, 'billing: no free allowance: every message needs a subscription');
     const off = offReason(s);
     if (off) ctx.log.warn({ tenant: tenant.id, reason: off }, `billing: subscriptions are off for tenant "${tenant.id}": ${off}`);
@@ -90,6 +91,21 @@ export function textsFor(state: SubscriptionTenant, language = state.language): 
 
 export function fill(template: string, values: { url?: string; plan?: string }): string {
   return template.replaceAll('{url}', values.url ?? '').replaceAll('{plan}', values.plan ?? '');
+}
+
+/** The plans' names as one phrase in the language ("Plus or Plus yearly", "Plus o Plus anual"), for `{plan}` in the checkout text. */
+export function planNames(state: SubscriptionTenant, language = state.language): string {
+  const names = state.settings.plans.map((p) => p.name);
+  try {
+    return new Intl.ListFormat(language, { type: 'disjunction' }).format(names);
+  } catch {
+    return names.join(' / ');
+  }
+}
+
+/** The name of the person's plan (by its price), else the first plan's. */
+export function planName(state: SubscriptionTenant, priceId: string | null): string {
+  return (state.settings.plans.find((p) => p.price === priceId) ?? state.settings.plans[0]!).name;
 }
 
 export type Decision = { entitled: true; reason: 'override' | 'subscription' | 'free-allowance' } | { entitled: false; reason: 'override' | 'allowance-used' };
@@ -132,15 +148,18 @@ export class SubscriptionApi {
     return customer.id;
   }
 
-  /** A Checkout session for the tenant's first plan, keyed by the message that asked for it. */
-  async checkoutSession(state: SubscriptionTenant, customerId: string, messageId: string): Promise<{ id: string; url: string }> {
+  /**
+   * A Checkout session for one of the tenant's plans, keyed by the chooser link and the plan: a double
+   * click, or the same choice again while Stripe keeps the key, gets the same session back.
+   */
+  async checkoutSession(state: SubscriptionTenant, customerId: string, price: string, linkId: string): Promise<{ id: string; url: string }> {
     const s = state.settings;
-    const session = await this.call('checkout.sessions.create', idempotencyKey('checkout', state.tenant.id, messageId), (key) =>
+    const session = await this.call('checkout.sessions.create', idempotencyKey('checkout', state.tenant.id, linkId, price), (key) =>
       state.stripe!.checkout.sessions.create(
         {
           mode: 'subscription',
           customer: customerId,
-          line_items: [{ price: s.plans[0]!.price, quantity: 1 }],
+          line_items: [{ price, quantity: 1 }],
           success_url: s.successUrl,
           cancel_url: s.cancelUrl,
           client_reference_id: state.tenant.id,

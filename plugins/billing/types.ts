@@ -41,6 +41,8 @@ export const optionsSchema = z
     timeoutMs: z.number().int().min(1000).max(120_000).default(20_000),
     /** Stripe's signature tolerance for webhooks, in seconds (Stripe's default, 300). */
     webhookToleranceSeconds: z.number().int().min(1).max(3600).default(300),
+    /** Signs the plan chooser links (`${BILLING_LINK_SECRET}`); unset: a random secret kept in the database, shared by every instance. */
+    chooserSigningSecret: z.string().min(32, 'at least 32 characters').optional(),
     /** Usage billing of tenants by the deployment: the deployment's own Stripe account. */
     usage: z
       .object({
@@ -120,8 +122,11 @@ export const settingsSchema = z.object({
       webhookSecret: z.string().min(1).optional(),
       /** A Connect account id (`acct_...`) whose events belong to this tenant. */
       account: z.string().regex(/^acct_[A-Za-z0-9]+$/u).optional(),
-      /** Plans: the first is offered in the checkout link. */
-      plans: z.array(z.object({ price: z.string().regex(/^price_[A-Za-z0-9_]+$/u, 'a Stripe price id (price_...)'), name: z.string().trim().min(1).max(80) })).min(1),
+      /** Plans offered on the plan chooser page, in this order: the Stripe price, its name, and how the price reads (`$9 a month`). */
+      plans: z
+        .array(z.object({ price: z.string().regex(/^price_[A-Za-z0-9_]+$/u, 'a Stripe price id (price_...)'), name: z.string().trim().min(1).max(80), priceText: z.string().trim().min(1).max(80).optional() }))
+        .min(1)
+        .refine((plans) => new Set(plans.map((p) => p.price)).size === plans.length, 'a price is listed twice'),
       /** Free allowance before a plan is needed: messages and/or days from the first message (whichever ends first). */
       freeAllowance: z.object({ messages: z.number().int().min(0).optional(), days: z.number().min(0).optional() }).default({ messages: 20 }),
       successUrl: z.string().url(),
@@ -132,6 +137,8 @@ export const settingsSchema = z.object({
       whenNotEntitled: z.enum(['block', 'answer-and-remind']).default('block'),
       /** At most one checkout link per person per this many hours. */
       linkEveryHours: z.number().min(0).max(24 * 30).default(24),
+      /** How long a plan chooser link works (at least `linkEveryHours`, so a person is never left with only a dead link). */
+      linkValidHours: z.number().min(1).max(24 * 30).default(72),
       /** Subscription statuses that count as paid. */
       entitledStatuses: z.array(z.enum(['active', 'trialing', 'past_due', 'unpaid', 'incomplete'])).default(['active', 'trialing', 'past_due']),
       /** Text the person once per failed invoice, with the portal link. */

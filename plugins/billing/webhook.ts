@@ -13,7 +13,7 @@ import { HttpError, ParleyError, badRequest, hashAddress, type PluginContext, ty
 import { z } from 'zod';
 import type { BillingMetrics } from './metrics.js';
 import type { BillingStore } from './store.js';
-import { fill, textsFor, type SubscriptionApi, type SubscriptionTenant } from './subscriptions.js';
+import { fill, planName, textsFor, type SubscriptionApi, type SubscriptionTenant } from './subscriptions.js';
 import { describeError } from './stripe-api.js';
 import { STRIPE_CHANNEL, WEBHOOK_PATH } from './types.js';
 
@@ -119,7 +119,7 @@ export function stripeWebhook(deps: WebhookDeps) {
     const texts = textsFor(state);
     const url = await api.portalUrl(state, customerId, `payment-failed:${invoice.id}`);
     // The key makes the text once per invoice, whatever the number of events, deliveries or instances.
-    await ctx.gateway.enqueueOutbound({ tenantId, channel: e.channel, to: e.replyTo, text: fill(texts.paymentFailed, { url, plan: state.settings.plans[0]!.name }), idempotencyKey: `billing:payment-failed:${invoice.id}` });
+    await ctx.gateway.enqueueOutbound({ tenantId, channel: e.channel, to: e.replyTo, text: fill(texts.paymentFailed, { url, plan: planName(state, e.priceId) }), idempotencyKey: `billing:payment-failed:${invoice.id}` });
     return 'payment failure notified';
   }
 

@@ -1,8 +1,8 @@
 /**
  * A local stand-in for the parts of Stripe's API billing uses, for tests that drive the real `stripe`
  * SDK (its `host`/`port`/`protocol` options): customers (create, delete), Checkout and portal
- * sessions, subscriptions, invoices, Billing Meters (meter events deduplicated by identifier, meters,
- * event summaries). Bearer auth, Stripe's error shape, idempotency keys replayed as Stripe does (same
+ * sessions, subscriptions, invoices, Billing Meters (meter events deduplicated by identifier and
+ * refused outside Stripe's timestamp window, meters, event summaries). Bearer auth, Stripe's error shape, idempotency keys replayed as Stripe does (same
  * key: the first response again, `Idempotent-Replayed: true`), and scripted failures (429, 500, a
  * dropped connection after the request was handled). Webhook events are built and signed with the
  * SDK's `webhooks.generateTestHeaderString`. Binds to 127.0.0.1 on a free port.
@@ -55,8 +55,8 @@ export interface FakeStripe {
 const id = (prefix: string) => `${prefix}_${randomBytes(12).toString('hex')}`;
 const now = () => Math.floor(Date.now() / 1000);
 
-function stripeError(res: Response, status: number, type: string, message: string, code?: string): void {
-  res.status(status).json({ error: { type, message, ...(code ? { code } : {}) } });
+function stripeError(res: Response, status: number, type: string, message: string, code?: string, param?: string): void {
+  res.status(status).json({ error: { type, message, ...(code ? { code } : {}), ...(param ? { param } : {}) } });
 }
 
 export async function startFakeStripe(o: { secretKey?: string; meters?: string[] } = {}): Promise<FakeStripe> {
@@ -192,10 +192,14 @@ export async function startFakeStripe(o: { secretKey?: string; meters?: string[]
   app.post('/v1/billing/meter_events', (req, res) => {
     const b = req.body as Obj;
     if (!b.event_name || !b.payload?.stripe_customer_id || b.payload?.value === undefined) return stripeError(res, 400, 'invalid_request_error', 'Missing required param', 'parameter_missing');
+    // Stripe's window: within the past 35 calendar days, at most 5 minutes ahead.
+    const timestamp = Number(b.timestamp ?? now());
+    if (timestamp < now() - 35 * 86_400) return stripeError(res, 400, 'invalid_request_error', 'Timestamp must be within the past 35 days.', 'timestamp_too_far_in_past', 'timestamp');
+    if (timestamp > now() + 300) return stripeError(res, 400, 'invalid_request_error', 'Timestamp must not be more than 5 minutes in the future.', 'timestamp_in_future', 'timestamp');
     if (b.identifier && meterEvents.some((e) => e.identifier === b.identifier)) {
       return stripeError(res, 400, 'invalid_request_error', `An event already exists with identifier ${b.identifier}.`, 'duplicate_meter_event');
     }
-    const e = { object: 'billing.meter_event', event_name: b.event_name, identifier: b.identifier ?? id('mev'), payload: b.payload, timestamp: Number(b.timestamp ?? now()), created: now(), livemode: false };
+    const e = { object: 'billing.meter_event', event_name: b.event_name, identifier: b.identifier ?? id('mev'), payload: b.payload, timestamp, created: now(), livemode: false };
     meterEvents.push(e);
     res.json(e);
   });
