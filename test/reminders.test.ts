@@ -175,6 +175,27 @@ describe.skipIf(skip)(`contacts and reminders on the ${TEST_BACKEND} backend`, (
     await service.cancelReminder('clinic', { id: r.id });
   });
 
+  it('reads two times a day, minutes, months, a weekday of the month and a count by text, and sends the two times of one reminder', async () => {
+    const p = phone();
+    const a = await send('remind me to take my pills every day at 8am and 8pm', p);
+    expect(a.replies[0]!.text).toMatch(/^OK, reminder #1: "take my pills" every day at 8:00\sAM and 8:00\sPM \(America\/New_York\)\./);
+    expect((await send('remind me every 10 minutes to stretch', p)).replies[0]!.text).toBe('Reminders can repeat at most every 15 minutes. Try "every 30 minutes" or "every hour".');
+    expect((await send('recuérdame estirar cada 30 minutos 4 veces', p)).replies[0]!.text).toMatch(/^Listo, recordatorio #2: "estirar" cada 30 minutos, el próximo a las \d+:\d\d, 4 veces \(America\/New_York\)/);
+    expect((await send('remind me on the first Monday of every month at 9am to pay rent', p)).replies[0]!.text).toMatch(/^OK, reminder #3: "pay rent" on the first Monday of every month at 9:00\sAM, next on Monday, \w+ [1-7] \(/);
+    expect((await send('remind me every 2 months at 10am to check the smoke alarm', p)).replies[0]!.text).toMatch(/^OK, reminder #4: "check the smoke alarm" every other month at 10:00\sAM, next on /);
+    const [twice] = await service.listReminders('clinic', (await contactFor(p)).id);
+    expect(twice!.rrule).toBe('FREQ=DAILY;BYHOUR=8,20;BYMINUTE=0;BYSECOND=0');
+    // Two ticks at the next two occurrences: one reminder, one message at each of its two times.
+    const first = twice!.nextAt!;
+    await service.tick(new Date(first.getTime() + 10_000));
+    const second = (await service.getReminder('clinic', twice!.id))!.nextAt!;
+    await service.tick(new Date(second.getTime() + 10_000));
+    const hours = (await service.occurrences('clinic', twice!.id)).map((o) => new Intl.DateTimeFormat('en-US', { timeZone: NY, hour: 'numeric', hourCycle: 'h23' }).format(o.occurrenceAt));
+    expect(hours.sort()).toEqual(['08', '20']);
+    expect((await outboxTo(p)).filter((i) => i.text === 'Reminder: take your pills')).toHaveLength(2);
+    await send('stop reminders', p);
+  });
+
   it('holds a send inside quiet hours until they end, unless the reminder asks for it', async () => {
     const p = phone();
     const c = await contactFor(p);
