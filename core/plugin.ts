@@ -432,6 +432,14 @@ export interface GatewayServices {
     options?: Record<string, unknown>;
     conversationId?: string | null;
     idempotencyKey?: string;
+    /**
+     * Pacing: the item is stored now (`pending`) and its send job waits this many milliseconds, so a
+     * batch can be spread at a channel's throughput (`i * 1000 / perSecond` for the i-th). The wait is
+     * the job backend's (BullMQ delayed job): it survives a restart, and the recovery sweep's re-enqueue
+     * of a pending item finds the delayed job and adds nothing. A repeated call with the same
+     * `idempotencyKey` queues a missing job with this delay.
+     */
+    delayMs?: number;
   }): Promise<OutboundMessage>;
   /** Update an outbox item from a provider status callback. Later statuses are never overwritten. */
   recordDeliveryStatus(update: {

@@ -33,7 +33,8 @@ const tenant = (id: string, reminders: Record<string, unknown> = {}) => ({
 const config = {
   operator: { apiKeys: [OP] },
   plugins: ['http', 'contacts', { name: 'reminders', options: { tickCron: '0 0 1 1 *' } }],
-  tenants: [tenant('clinic'), tenant('other')],
+  // 'other' spaces its sends at one a minute (a slow number), so a test can see the slots.
+  tenants: [tenant('clinic'), tenant('other', { throughputPerSecond: { http: 1 / 60 } })],
 };
 
 let gw: TestGateway;
@@ -337,6 +338,26 @@ describe.skipIf(skip)(`contacts and reminders on the ${TEST_BACKEND} backend`, (
     const s = await gw.request('GET', `/v1/tenants/clinic/schedules/${scheduleId}`, { key: key('clinic') });
     expect(s.body.schedule.nextRun).toBe('2027-02-01T05:00:00.000Z');
   }, 120_000);
+
+  it("spaces a run's sends at the channel's throughput, each send job waiting for its slot, and the next tick after the last slot", async () => {
+    const T = new Date('2027-09-01T15:00:00Z');
+    for (const name of ['Pia', 'Quin', 'Rosa']) {
+      const made = await gw.request('POST', '/v1/tenants/other/contacts', { key: key('other'), body: { name, tags: ['paced'], addresses: [{ channel: 'http', address: phone() }] } });
+      expect(made.status).toBe(201);
+    }
+    const schedule = await service.createSchedule('other', { name: 'paced', runAt: new Date('2030-01-01T00:00:00Z'), timezone: NY, audience: { tags: ['paced'] }, template: 'Hi {{name}}', channel: 'http', maxMessages: 10, active: true, respectQuietHours: false }, T);
+    const run = await service.runNow(schedule, T);
+    expect(run).toMatchObject({ recipients: 3, queued: 2, pending: 1 }); // ratePerMinute 2
+    await service.tick(new Date(T.getTime() + 60_000));
+    const { rows } = await gw.gateway.db.pool.query(`SELECT send_at, outbox_id FROM delivery_recipients WHERE run_id = $1 ORDER BY send_at`, [run.id]);
+    // One a minute: the second waits a minute after the first; the tick a minute later starts after the last slot taken.
+    expect(rows.map((r) => (r.send_at as Date).getTime() - T.getTime())).toEqual([0, 60_000, 120_000]);
+    const states = [];
+    for (const r of rows) states.push((await gw.gateway.jobs.findPayloads([r.outbox_id as string])).map((j) => j.state));
+    expect(states[0]).not.toContain('delayed');
+    expect(states.slice(1)).toEqual([['delayed'], ['delayed']]);
+    await service.deleteSchedule('other', schedule.id);
+  });
 
   it('runs now, pauses and resumes, and reports stats and per-run records', async () => {
     const now = await gw.request('POST', `/v1/tenants/clinic/schedules/${scheduleId}/run-now`, { key: key('clinic') });

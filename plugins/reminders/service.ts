@@ -163,6 +163,15 @@ export interface Deps {
 
 const MIN_GRACE_MS = 2 * 60_000;
 
+/** A tenant's channel within one tick: sends queued (the per-minute cap) and the next send slot (throughput). */
+interface Pacing {
+  queued: number;
+  /** Milliseconds between two sends; 0: not spaced. */
+  gapMs: number;
+  /** Epoch milliseconds of the next free slot. */
+  next: number;
+}
+
 export class RemindersService {
   constructor(private readonly deps: Deps) {}
 
@@ -548,19 +557,40 @@ export class RemindersService {
     );
   }
 
-  /** Selects if needed, then queues up to the channel's per-minute budget of pending recipients. */
-  private async advanceRun(run: RunRow, now: Date, spent: Map<string, number>): Promise<void> {
+  /**
+   * The pacing of a tenant's channel in this tick: how many were queued, and the next free send slot
+   * (with `throughputPerSecond`): after the last slot an earlier tick or run took, and never before now.
+   */
+  private async pacing(tenantId: string, channel: string, now: Date, paces: Map<string, Pacing>): Promise<Pacing> {
+    const key = `${tenantId}\u0000${channel}`;
+    let p = paces.get(key);
+    if (!p) {
+      const perSecond = this.settings(tenantId).throughputPerSecond[channel];
+      const gapMs = perSecond ? 1000 / perSecond : 0;
+      let next = now.getTime();
+      if (gapMs) {
+        const { rows } = await this.deps.db.query<{ last: Date | null }>(`SELECT max(send_at) AS last FROM delivery_recipients WHERE tenant_id = $1 AND channel = $2 AND send_at >= $3`, [tenantId, channel, now]);
+        if (rows[0]?.last) next = Math.max(next, rows[0].last.getTime() + gapMs);
+      }
+      p = { queued: 0, gapMs, next };
+      paces.set(key, p);
+    }
+    return p;
+  }
+
+  /** Selects if needed, then queues up to the channel's per-minute budget of pending recipients, each at its send slot. */
+  private async advanceRun(run: RunRow, now: Date, paces: Map<string, Pacing>): Promise<void> {
     const s = await this.getSchedule(run.tenant_id, run.schedule_id);
     if (!s) return;
     try {
       if (run.status === 'selecting') await this.select(run, s, now);
       const settings = this.settings(s.tenantId);
-      const key = `${s.tenantId}\u0000${s.channel}`;
+      const pace = await this.pacing(s.tenantId, s.channel, now, paces);
       const rate = settings.ratePerMinute[s.channel] ?? 60;
       const quiet = s.respectQuietHours ? settings.quietHours : null;
       // Recipients in their quiet hours are put off (due_at) without using the budget, so look again while it lasts.
       for (let round = 0; round < 20; round++) {
-        const budget = rate - (spent.get(key) ?? 0);
+        const budget = rate - pace.queued;
         if (budget <= 0) return;
         const { rows } = await this.deps.db.query<{ contact_id: string; address: string }>(
           `SELECT contact_id, address FROM delivery_recipients WHERE run_id = $1 AND status = 'pending' AND (due_at IS NULL OR due_at <= $3) ORDER BY contact_id LIMIT $2`,
@@ -581,10 +611,12 @@ export class RemindersService {
             }
           }
           const text = contact ? render(s.template, contact, this.deps.contacts) : render(s.template, null, this.deps.contacts);
-          const item = await this.deps.gateway.enqueueOutbound({ tenantId: s.tenantId, channel: s.channel, to: r.address, text, idempotencyKey: `delivery:${run.id}:${r.contact_id}`, options: { schedule: s.id, run: run.id } });
-          await this.deps.db.query(`UPDATE delivery_recipients SET status = 'queued', outbox_id = $3 WHERE run_id = $1 AND contact_id = $2 AND status = 'pending'`, [run.id, r.contact_id, item.id]);
+          const sendAt = new Date(pace.next);
+          const item = await this.deps.gateway.enqueueOutbound({ tenantId: s.tenantId, channel: s.channel, to: r.address, text, idempotencyKey: `delivery:${run.id}:${r.contact_id}`, options: { schedule: s.id, run: run.id }, delayMs: sendAt.getTime() - now.getTime() });
+          await this.deps.db.query(`UPDATE delivery_recipients SET status = 'queued', outbox_id = $3, send_at = $4 WHERE run_id = $1 AND contact_id = $2 AND status = 'pending'`, [run.id, r.contact_id, item.id, sendAt]);
           this.deps.metrics.recipients.inc({ tenant: s.tenantId, result: 'queued' });
-          spent.set(key, (spent.get(key) ?? 0) + 1);
+          pace.queued++;
+          pace.next += pace.gapMs;
         }
         if (!deferred) break;
       }
@@ -621,8 +653,8 @@ export class RemindersService {
       }
     }
     const open = await this.deps.db.query<RunRow>(`SELECT * FROM delivery_runs WHERE status IN ('selecting', 'sending') ORDER BY created_at LIMIT 500`);
-    const spent = new Map<string, number>();
-    for (const run of open.rows) if (this.deps.settingsFor(run.tenant_id)) await this.advanceRun(run, now, spent);
+    const paces = new Map<string, Pacing>();
+    for (const run of open.rows) if (this.deps.settingsFor(run.tenant_id)) await this.advanceRun(run, now, paces);
   }
 
   async tick(now: Date): Promise<void> {

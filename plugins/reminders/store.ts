@@ -121,4 +121,13 @@ export const migrations: Migration[] = [
       ALTER TABLE delivery_recipients ADD COLUMN due_at timestamptz;
     `,
   },
+  {
+    // Sends spaced at the channel's throughput: when each recipient's send job is due (its slot); the next
+    // run on that tenant and channel starts after the last slot taken.
+    id: '004_delivery_pacing',
+    sql: `
+      ALTER TABLE delivery_recipients ADD COLUMN send_at timestamptz;
+      CREATE INDEX delivery_recipients_slots ON delivery_recipients (tenant_id, channel, send_at) WHERE send_at IS NOT NULL;
+    `,
+  },
 ];

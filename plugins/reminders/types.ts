@@ -22,6 +22,12 @@ export const settingsSchema = z.object({
   maxPerContact: z.number().int().min(1).max(1000).default(25),
   /** Sends per minute per channel for scheduled deliveries (Twilio long code: about 60). Channels not listed: 60. */
   ratePerMinute: z.record(z.string(), z.number().int().min(1).max(100_000)).default({}),
+  /**
+   * Messages per second the tenant's sending number takes on a channel (Twilio: 1 for a US long code,
+   * more for a toll-free number or a short code). A scheduled delivery's sends are spaced at this rate
+   * (each send job waits for its slot); channels not listed are not spaced (the per-minute cap alone).
+   */
+  throughputPerSecond: z.record(z.string(), z.number().positive().max(10_000)).default({}),
 });
 
 export type RemindersSettings = z.output<typeof settingsSchema>;
