@@ -34,7 +34,8 @@ const config = {
   operator: { apiKeys: [OP] },
   plugins: ['http', 'contacts', { name: 'reminders', options: { tickCron: '0 0 1 1 *' } }],
   // 'other' spaces its sends at one a minute (a slow number), so a test can see the slots.
-  tenants: [tenant('clinic'), tenant('other', { throughputPerSecond: { http: 1 / 60 } })],
+  // 'other' also links a new address to the contact with the same phone number on another channel.
+  tenants: [tenant('clinic'), { ...tenant('other', { throughputPerSecond: { http: 1 / 60 } }), plugins: { ...tenant('other').plugins, contacts: { defaultChannel: 'http', linkSameNumber: true }, reminders: { ratePerMinute: { http: 2 }, throughputPerSecond: { http: 1 / 60 } } } }],
 };
 
 let gw: TestGateway;
@@ -413,6 +414,63 @@ describe.skipIf(skip)(`contacts and reminders on the ${TEST_BACKEND} backend`, (
     await contacts.update('clinic', c.id, { fields: { appointment_at: '2027-06-02T15:00:00Z' } });
     await service.tick(new Date('2027-06-01T16:00:30Z'));
     expect((await gw.outbox('clinic')).filter((i) => i.to === to)).toHaveLength(2);
+  });
+
+  it('merges the SMS and the WhatsApp contact of one person: addresses, tags and fields joined, reminders moved, the other gone, audited', async () => {
+    const sms = phone();
+    const wa = `whatsapp:${phone()}`;
+    const a = (await gw.request('POST', '/v1/tenants/clinic/contacts', { key: key('clinic'), body: { name: 'Ana Ruiz', tags: ['patients'], fields: { plan: 'gold', clinic: 'north' }, addresses: [{ channel: 'http', address: sms }] } })).body.contact;
+    const b = (await gw.request('POST', '/v1/tenants/clinic/contacts', { key: key('clinic'), body: { tags: ['whatsapp', 'patients'], fields: { plan: 'silver', insurer: 'acme' }, timezone: 'Europe/Madrid', addresses: [{ channel: 'whatsapp', address: wa }] } })).body.contact;
+    const at = new Date('2027-10-01T12:00:00Z');
+    await service.createReminder('clinic', await contactFor(sms), { task: 'sms one', lang: 'en', once: new Date('2027-10-02T15:00:00Z'), timezone: NY, allowQuietHours: false, source: 'api', channel: 'http', address: sms }, at);
+    const moved = await service.createReminder('clinic', (await contacts.get('clinic', b.id))!, { task: 'whatsapp one', lang: 'en', once: new Date('2027-10-03T15:00:00Z'), timezone: NY, allowQuietHours: false, source: 'api', channel: 'whatsapp', address: wa }, at);
+
+    const r = await gw.request('POST', `/v1/tenants/clinic/contacts/${a.id}/merge`, { key: key('clinic'), body: { from: b.id } });
+    expect(r.status).toBe(200);
+    expect(r.body.merged).toEqual({ from: b.id, movedAddresses: 1 });
+    expect(r.body.contact).toMatchObject({ id: a.id, name: 'Ana Ruiz', timezone: 'Europe/Madrid', tags: ['patients', 'whatsapp'], fields: { plan: 'gold', clinic: 'north', insurer: 'acme' } });
+    expect(r.body.contact.addresses).toEqual([{ channel: 'http', address: sms }, { channel: 'whatsapp', address: wa }]);
+    expect((await gw.request('GET', `/v1/tenants/clinic/contacts/${b.id}`, { key: key('clinic') })).status).toBe(404);
+    expect((await contacts.resolve('clinic', { channel: 'whatsapp', address: wa }, { create: false }))!.id).toBe(a.id);
+    // The WhatsApp reminder follows the person, numbered after theirs.
+    expect((await service.listReminders('clinic', a.id)).map((x) => [x.shortId, x.task])).toEqual([[1, 'sms one'], [2, 'whatsapp one']]);
+    expect((await service.getReminder('clinic', moved.id))!.contactId).toBe(a.id);
+    const { rows } = await gw.gateway.db.pool.query(`SELECT actor, detail FROM parley_audit WHERE tenant_id = 'clinic' AND action = 'contacts.merge'`);
+    expect(rows).toEqual([{ actor: expect.stringMatching(/^key:/), detail: { into: a.id, from: b.id, movedAddresses: 1 } }]);
+
+    // Bad input is a 400 with the reason; an unknown contact a 404.
+    expect((await gw.request('POST', `/v1/tenants/clinic/contacts/${a.id}/merge`, { key: key('clinic'), body: { from: a.id } })).body.error.message).toMatch(/"from" is this contact/);
+    expect((await gw.request('POST', `/v1/tenants/clinic/contacts/${a.id}/merge`, { key: key('clinic'), body: { from: 'nope' } })).status).toBe(400);
+    expect((await gw.request('POST', `/v1/tenants/clinic/contacts/${a.id}/merge`, { key: key('clinic'), body: {} })).status).toBe(400);
+    expect((await gw.request('POST', `/v1/tenants/clinic/contacts/${a.id}/merge`, { key: key('clinic'), body: { from: b.id } })).status).toBe(404);
+  });
+
+  it('merges only with a key of the tenant or the operator key: 401 without a key, 403 for another tenant', async () => {
+    const pair = async () => [(await contactFor(phone())).id, (await contactFor(phone())).id] as const;
+    const [into, from] = await pair();
+    const path = `/v1/tenants/clinic/contacts/${into}/merge`;
+    expect((await gw.request('POST', path, { body: { from } })).status).toBe(401);
+    expect((await gw.request('POST', path, { key: key('other'), body: { from } })).status).toBe(403);
+    // Another tenant's contacts are not found through its own path either.
+    expect((await gw.request('POST', `/v1/tenants/other/contacts/${into}/merge`, { key: key('other'), body: { from } })).status).toBe(404);
+    expect(await contacts.get('clinic', from)).not.toBeNull();
+    const op = await gw.request('POST', path, { key: OP, body: { from } });
+    expect(op.status).toBe(200);
+    expect(op.body.contact.addresses).toHaveLength(2);
+    const { rows } = await gw.gateway.db.pool.query(`SELECT actor FROM parley_audit WHERE action = 'contacts.merge' AND detail->>'from' = $1`, [from]);
+    expect(rows).toEqual([{ actor: 'operator' }]);
+  });
+
+  it('links a new address to the contact with the same phone number on another channel only when the tenant turned it on', async () => {
+    const number = phone();
+    const first = await contacts.resolve('other', { channel: 'http', address: number });
+    const linked = await contacts.resolve('other', { channel: 'whatsapp', address: `whatsapp:${number}` });
+    expect(linked!.id).toBe(first!.id);
+    expect(linked!.addresses).toEqual([{ channel: 'http', address: number }, { channel: 'whatsapp', address: `whatsapp:${number}` }]);
+    // Off by default: the clinic gets two contacts for the one number.
+    const own = await contacts.resolve('clinic', { channel: 'http', address: number });
+    const separate = await contacts.resolve('clinic', { channel: 'whatsapp', address: `whatsapp:${number}` });
+    expect(separate!.id).not.toBe(own!.id);
   });
 
   it('keeps tenants apart: 401 without a key, 403 for another tenant, the operator sees all', async () => {

@@ -48,6 +48,8 @@ export interface ContactsDirectory {
   timezoneOf(contact: Pick<Contact, 'timezone' | 'tenantId'>): string;
   languageOf(contact: Pick<Contact, 'language' | 'tenantId'>): string;
   addressOn(contact: Contact, channel?: string): ContactAddress | null;
+  /** After two contacts became one (`from` is gone): returns its unregister function. */
+  onMerge(listener: (tenantId: string, merge: { into: string; from: string }) => Promise<void>): () => void;
 }
 
 export const CONTACTS_DIRECTORY = token<ContactsDirectory>('contacts.directory');

@@ -68,6 +68,10 @@ export default definePlugin({
     });
     ctx.migrations(migrations);
     ctx.provide(REMINDERS_SERVICE, service);
+    // One person, two contacts merged: their reminders follow them.
+    contacts.onMerge(async (tenantId, { into, from }) => {
+      await service.moveReminders(tenantId, from, into);
+    });
     ctx.stage(remindersStage({ service, contacts, metrics }));
     ctx.routes(remindersRoutes({ service, contacts, settingsFor: (id) => ctx.settingsFor(id), tenantZone: (id) => ctx.tenants().find((t) => t.tenant.id === id)?.tenant.timezone ?? 'UTC' }));
     ctx.schedule({ name: 'reminders-tick', cron: ctx.options.tickCron, process: () => service.tick(new Date()) });

@@ -277,6 +277,22 @@ export class RemindersService {
     return Number(rows[0]!.n);
   }
 
+  /**
+   * A merged contact's reminders move to the contact it was merged into, numbered after that contact's
+   * own (#1, #2 stay; the moved ones become #3, #4 ...). Each keeps the address it goes to. Past
+   * scheduled-delivery rows keep the old id (they are a record of that run).
+   */
+  async moveReminders(tenantId: string, from: string, into: string): Promise<number> {
+    const { rowCount } = await this.deps.db.query(
+      `UPDATE reminders r SET contact_id = $3, short_id = base.n + moved.n, updated_at = now()
+         FROM (SELECT id, row_number() OVER (ORDER BY short_id) AS n FROM reminders WHERE tenant_id = $1 AND contact_id = $2) moved,
+              (SELECT coalesce(max(short_id), 0) AS n FROM reminders WHERE tenant_id = $1 AND contact_id = $3) base
+        WHERE r.id = moved.id AND r.tenant_id = $1`,
+      [tenantId, from, into],
+    );
+    return rowCount ?? 0;
+  }
+
   async occurrences(tenantId: string, reminderId: string): Promise<{ occurrenceAt: Date; status: string; outboxId: string | null; outboxStatus: string | null }[]> {
     const { rows } = await this.deps.db.query<{ occurrence_at: Date; status: string; outbox_id: string | null; outbox_status: string | null }>(
       `SELECT o.occurrence_at, o.status, o.outbox_id, x.status AS outbox_status FROM reminder_occurrences o LEFT JOIN parley_outbox x ON x.id = o.outbox_id
