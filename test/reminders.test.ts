@@ -32,7 +32,8 @@ const tenant = (id: string, reminders: Record<string, unknown> = {}) => ({
 });
 const config = {
   operator: { apiKeys: [OP] },
-  plugins: ['http', 'contacts', { name: 'reminders', options: { tickCron: '0 0 1 1 *' } }],
+  // Audiences are read two contacts a page, so every run here reads several pages.
+  plugins: ['http', 'contacts', { name: 'reminders', options: { tickCron: '0 0 1 1 *', audiencePageSize: 2 } }],
   // 'other' spaces its sends at one a minute (a slow number), so a test can see the slots.
   // 'other' also links a new address to the contact with the same phone number on another channel.
   tenants: [tenant('clinic'), { ...tenant('other', { throughputPerSecond: { http: 1 / 60 } }), plugins: { ...tenant('other').plugins, contacts: { defaultChannel: 'http', linkSameNumber: true }, reminders: { ratePerMinute: { http: 2 }, throughputPerSecond: { http: 1 / 60 } } } }],
@@ -358,6 +359,38 @@ describe.skipIf(skip)(`contacts and reminders on the ${TEST_BACKEND} backend`, (
     expect(states[0]).not.toContain('delayed');
     expect(states.slice(1)).toEqual([['delayed'], ['delayed']]);
     await service.deleteSchedule('other', schedule.id);
+  });
+
+  it('reads an audience a page at a time, and a selection cut off after a page goes on from the last contact read', async () => {
+    const made: string[] = [];
+    for (const name of ['Uma', 'Vic', 'Wen', 'Xia', 'Yan']) made.push((await gw.request('POST', '/v1/tenants/clinic/contacts', { key: key('clinic'), body: { name, tags: ['paged'], addresses: [{ channel: 'http', address: phone() }] } })).body.contact.id);
+    const schedule = await service.createSchedule('clinic', { name: 'paged', runAt: new Date('2030-01-01T00:00:00Z'), timezone: NY, audience: { tags: ['paged'] }, template: 'Hi {{name}}', channel: 'http', maxMessages: 4, active: true, respectQuietHours: false }, new Date('2027-11-01T12:00:00Z'));
+    const pages: { limit?: number; after?: string }[] = [];
+    const search = contacts.search.bind(contacts);
+    let cut = true;
+    contacts.search = async (tenantId, q) => {
+      pages.push({ limit: q.limit, ...(q.after ? { after: q.after.id } : {}) });
+      // The process "dies" while reading the second page.
+      if (pages.length === 2 && cut) throw new Error('cut off');
+      return search(tenantId, q);
+    };
+    try {
+      const run = await service.runNow(schedule, new Date('2027-11-01T12:00:00Z'));
+      expect(run.status).toBe('failed');
+      // As if the process had died rather than failed: the run is still selecting, with what it had chosen.
+      await gw.gateway.db.pool.query(`UPDATE delivery_runs SET status = 'selecting', error = NULL, finished_at = NULL WHERE id = $1`, [run.id]);
+      cut = false;
+      await service.tick(new Date('2027-11-01T12:01:00Z'));
+      const { rows } = await gw.gateway.db.pool.query(`SELECT contact_id FROM delivery_recipients WHERE run_id = $1 ORDER BY contact_id`, [run.id]);
+      // The first page's two, then the rest after the last contact read, up to the cap of four: each once.
+      expect(rows.map((r) => r.contact_id)).toEqual(made.slice(0, 4).sort());
+      expect(pages.every((p) => p.limit === 2)).toBe(true);
+      expect(pages.slice(0, 3)).toEqual([{ limit: 2 }, { limit: 2, after: made[1] }, { limit: 2, after: made[1] }]);
+      expect((await service.runRecord('clinic', run.id))!).toMatchObject({ recipients: 4, status: 'sending' });
+    } finally {
+      contacts.search = search;
+    }
+    await service.deleteSchedule('clinic', schedule.id);
   });
 
   it('runs now, pauses and resumes, and reports stats and per-run records', async () => {

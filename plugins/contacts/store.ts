@@ -92,9 +92,17 @@ export interface ContactQuery {
   channel?: string;
   /** Name or address contains this text. */
   q?: string;
-  /** Keyset paging: contacts created after this id's row (ordered by created_at, id). */
+  /** Page size (ordered by created_at, id). */
   limit?: number;
   offset?: number;
+  /**
+   * Keyset paging: only contacts after this one in (created_at, id) order. A reader of a large list
+   * (a scheduled delivery's audience) passes the last contact of each page to get the next, so it
+   * never holds more than a page and never skips or repeats one when rows are added meanwhile.
+   */
+  after?: { createdAt: Date; id: string };
+  /** Count every match into `total` (default true; false: `total` is -1, and a keyset reader saves a count per page). */
+  withTotal?: boolean;
   /** The clock for the day filters (tests pass an explicit time). */
   now?: Date;
 }
@@ -319,8 +327,10 @@ export class ContactStore {
       where.push(`(c.name ILIKE ${like} OR EXISTS (SELECT 1 FROM contact_addresses a WHERE a.contact_id = c.id AND a.address ILIKE ${like}))`);
     }
     const filter = where.join(' AND ');
-    const total = Number((await this.db.query<{ n: string }>(`SELECT count(*) AS n FROM contacts c WHERE ${filter}`, args)).rows[0]!.n);
-    const { rows } = await this.db.query<Row>(`${SELECT} WHERE ${filter} ORDER BY c.created_at, c.id LIMIT ${arg(q.limit ?? 100)} OFFSET ${arg(q.offset ?? 0)}`, args);
+    const total = q.withTotal === false ? -1 : Number((await this.db.query<{ n: string }>(`SELECT count(*) AS n FROM contacts c WHERE ${filter}`, args)).rows[0]!.n);
+    if (q.after) where.push(`(c.created_at, c.id) > (${arg(q.after.createdAt)}::timestamptz, ${arg(q.after.id)}::uuid)`);
+    const page = where.join(' AND ');
+    const { rows } = await this.db.query<Row>(`${SELECT} WHERE ${page} ORDER BY c.created_at, c.id LIMIT ${arg(q.limit ?? 100)} OFFSET ${arg(q.offset ?? 0)}`, args);
     return { contacts: rows.map(toContact), total };
   }
 

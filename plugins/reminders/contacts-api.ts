@@ -36,6 +36,10 @@ export interface ContactQuery {
   q?: string;
   limit?: number;
   offset?: number;
+  /** Keyset paging: contacts after this one in (created_at, id) order. */
+  after?: { createdAt: Date; id: string };
+  /** false: no count (`total` is -1). */
+  withTotal?: boolean;
   now?: Date;
 }
 

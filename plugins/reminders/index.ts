@@ -65,6 +65,7 @@ export default definePlugin({
       metrics,
       settingsFor: (id) => ctx.settingsFor(id),
       tenant: (id) => ctx.tenants().find((t) => t.tenant.id === id)?.tenant,
+      audiencePageSize: ctx.options.audiencePageSize,
     });
     ctx.migrations(migrations);
     ctx.provide(REMINDERS_SERVICE, service);

@@ -159,9 +159,16 @@ export interface Deps {
   metrics: RemindersMetrics;
   settingsFor(tenantId: string): RemindersSettings | undefined;
   tenant(tenantId: string): TenantInfo | undefined;
+  /** Contacts read per page of a scheduled delivery's audience (default 500). */
+  audiencePageSize?: number;
 }
 
 const MIN_GRACE_MS = 2 * 60_000;
+
+/** A place in the contact list: (created_at, id) of the last contact read. */
+type Cursor = { createdAt: Date; id: string };
+/** A contact of an audience, with its once-per-window key (null: no once rule). */
+type Candidate = { contact: Contact; onceKey: string | null };
 
 /** A tenant's channel within one tick: sends queued (the per-minute cap) and the next send slot (throughput). */
 interface Pacing {
@@ -451,56 +458,79 @@ export class RemindersService {
     return (rowCount ?? 0) > 0;
   }
 
-  /** Who a run at `now` would go to, with the once-per-window key of each (null: no once rule). */
-  private async audience(s: Schedule, now: Date): Promise<{ contact: Contact; onceKey: string | null }[]> {
+  /**
+   * Who a run at `now` goes to, a page at a time in (created_at, id) order from `after`, with the
+   * once-per-window key of each (null: no once rule). `last` is the last contact the page read (kept
+   * or not), the cursor of the next page. Memory holds one page, whatever the audience's size.
+   */
+  private async *audiencePages(s: Schedule, now: Date, after: Cursor | null): AsyncGenerator<{ page: Candidate[]; last: Cursor }> {
     const a = s.audience;
-    const { contacts } = await this.deps.contacts.search(s.tenantId, {
-      ...(a.tags ? { tags: a.tags } : {}),
-      ...(a.anyTags ? { anyTags: a.anyTags } : {}),
-      ...(a.fields ? { fields: a.fields } : {}),
-      ...(a.inactiveDays !== undefined ? { inactiveDays: a.inactiveDays } : {}),
-      ...(a.sinceLastInboundDays !== undefined ? { sinceLastInboundDays: a.sinceLastInboundDays } : {}),
-      channel: s.channel,
-      now,
-      limit: 100_000,
-    });
-    const out: { contact: Contact; onceKey: string | null }[] = [];
-    for (const contact of contacts) {
-      const keys: string[] = [];
-      if (a.beforeField) {
-        const raw = contact.fields[a.beforeField.field];
-        const at = typeof raw === 'string' ? Date.parse(raw) : NaN;
-        if (Number.isNaN(at) || at <= now.getTime() || at > now.getTime() + a.beforeField.hoursBefore * 3600_000) continue;
-        keys.push(`${a.beforeField.field}=${new Date(at).toISOString()}`);
+    let cursor = after;
+    for (;;) {
+      const { contacts } = await this.deps.contacts.search(s.tenantId, {
+        ...(a.tags ? { tags: a.tags } : {}),
+        ...(a.anyTags ? { anyTags: a.anyTags } : {}),
+        ...(a.fields ? { fields: a.fields } : {}),
+        ...(a.inactiveDays !== undefined ? { inactiveDays: a.inactiveDays } : {}),
+        ...(a.sinceLastInboundDays !== undefined ? { sinceLastInboundDays: a.sinceLastInboundDays } : {}),
+        channel: s.channel,
+        now,
+        limit: this.pageSize,
+        withTotal: false,
+        ...(cursor ? { after: cursor } : {}),
+      });
+      if (!contacts.length) return;
+      const page: Candidate[] = [];
+      for (const contact of contacts) {
+        const keys: string[] = [];
+        if (a.beforeField) {
+          const raw = contact.fields[a.beforeField.field];
+          const at = typeof raw === 'string' ? Date.parse(raw) : NaN;
+          if (Number.isNaN(at) || at <= now.getTime() || at > now.getTime() + a.beforeField.hoursBefore * 3600_000) continue;
+          keys.push(`${a.beforeField.field}=${new Date(at).toISOString()}`);
+        }
+        if (a.sinceLastInboundDays !== undefined && contact.lastInboundAt) keys.push(`silent-since=${contact.lastInboundAt.toISOString()}`);
+        page.push({ contact, onceKey: keys.length ? keys.join('|') : null });
       }
-      if (a.sinceLastInboundDays !== undefined && contact.lastInboundAt) keys.push(`silent-since=${contact.lastInboundAt.toISOString()}`);
-      out.push({ contact, onceKey: keys.length ? keys.join('|') : null });
+      const lastContact = contacts.at(-1)!;
+      cursor = { createdAt: lastContact.createdAt, id: lastContact.id };
+      yield { page, last: cursor };
+      if (contacts.length < this.pageSize) return;
     }
-    return out;
   }
 
-  /** The rendered messages for the first `limit` recipients and the counts; nothing is sent or stored. */
+  private get pageSize(): number {
+    return this.deps.audiencePageSize ?? 500;
+  }
+
+  /** The rendered messages for the first `limit` recipients and the counts; nothing is sent or stored. The audience is read a page at a time. */
   async preview(s: Schedule, limit: number, now: Date) {
-    const candidates = await this.audience(s, now);
-    const done = await this.onceTaken(s, candidates, null);
+    let audience = 0;
     let optedOut = 0;
     let already = 0;
-    const eligible: Contact[] = [];
-    for (const c of candidates) {
-      if (c.onceKey && done.has(`${c.contact.id}\u0000${c.onceKey}`)) already++;
-      else if (await this.optedOut(s, c.contact)) optedOut++;
-      else eligible.push(c.contact);
+    let eligible = 0;
+    const shown: Contact[] = [];
+    for await (const { page } of this.audiencePages(s, now, null)) {
+      audience += page.length;
+      const done = await this.onceTaken(s, page, null);
+      for (const c of page) {
+        if (c.onceKey && done.has(`${c.contact.id}\u0000${c.onceKey}`)) already++;
+        else if (await this.optedOut(s, c.contact)) optedOut++;
+        else {
+          eligible++;
+          if (shown.length < Math.min(limit, s.maxMessages)) shown.push(c.contact);
+        }
+      }
     }
-    const recipients = eligible.slice(0, s.maxMessages);
     return {
       scheduleId: s.id,
       channel: s.channel,
-      audience: candidates.length,
-      count: recipients.length,
+      audience,
+      count: Math.min(eligible, s.maxMessages),
       skippedOptOut: optedOut,
       skippedAlreadySent: already,
-      cappedBy: eligible.length > s.maxMessages ? s.maxMessages : null,
-      messages: recipients.slice(0, limit).map((c) => ({ contactId: c.id, name: c.name, text: render(s.template, c, this.deps.contacts) })),
+      cappedBy: eligible > s.maxMessages ? s.maxMessages : null,
+      messages: shown.map((c) => ({ contactId: c.id, name: c.name, text: render(s.template, c, this.deps.contacts) })),
       nextRun: s.nextRun,
       generatedAt: now,
       note: PREVIEW_NOTE,
@@ -512,7 +542,7 @@ export class RemindersService {
     return !a || (await this.deps.gateway.consent.isOptedOut(s.tenantId, a.address));
   }
 
-  private async onceTaken(s: Schedule, candidates: { contact: Contact; onceKey: string | null }[], exceptRun: string | null): Promise<Set<string>> {
+  private async onceTaken(s: Schedule, candidates: Candidate[], exceptRun: string | null): Promise<Set<string>> {
     const ids = candidates.filter((c) => c.onceKey).map((c) => c.contact.id);
     if (!ids.length) return new Set();
     const { rows } = await this.deps.db.query<{ contact_id: string; once_key: string }>(`SELECT contact_id, once_key FROM delivery_once WHERE schedule_id = $1 AND contact_id = ANY($2) AND ($3::uuid IS NULL OR run_id <> $3)`, [s.id, ids, exceptRun]);
@@ -540,32 +570,49 @@ export class RemindersService {
     return existing.rows[0]!;
   }
 
-  /** Freezes the recipients of a run (idempotent: a repeat after a crash adds only who is missing). */
+  /**
+   * Freezes the recipients of a run, reading the audience a page at a time. After each page the run
+   * keeps the last contact read (`select_after_*`): a selection cut off by a restart goes on from there,
+   * and a page read twice (cut off before its cursor was written) adds nobody twice (the recipient's key
+   * is the run and contact). The cap counts the recipients already chosen, from the table. Selection
+   * stops once the cap is reached.
+   */
   private async select(run: RunRow, s: Schedule, now: Date): Promise<void> {
-    const candidates = await this.audience(s, now);
-    const taken = await this.onceTaken(s, candidates, run.id);
-    let picked = 0;
-    for (const c of candidates) {
-      if (c.onceKey && taken.has(`${c.contact.id}\u0000${c.onceKey}`)) continue;
-      const address = this.deps.contacts.addressOn(c.contact, s.channel);
-      if (!address) continue;
-      const optedOut = await this.deps.gateway.consent.isOptedOut(s.tenantId, address.address);
-      if (!optedOut && picked >= s.maxMessages) continue;
-      let status = optedOut ? 'skipped-opted-out' : 'pending';
-      if (!optedOut && c.onceKey) {
-        const claim = await this.deps.db.query<{ run_id: string }>(
-          `WITH ins AS (INSERT INTO delivery_once (schedule_id, contact_id, once_key, run_id) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING run_id)
-           SELECT run_id FROM ins UNION ALL SELECT run_id FROM delivery_once WHERE schedule_id = $1 AND contact_id = $2 AND once_key = $3 LIMIT 1`,
-          [s.id, c.contact.id, c.onceKey, run.id],
-        );
-        if (claim.rows[0]?.run_id !== run.id) status = 'skipped-once';
+    const { rows: state } = await this.deps.db.query<{ select_after_at: Date | null; select_after_id: string | null; picked: string }>(
+      `SELECT select_after_at, select_after_id, (SELECT count(*) FROM delivery_recipients WHERE run_id = $1 AND status IN ('pending', 'queued')) AS picked FROM delivery_runs WHERE id = $1`,
+      [run.id],
+    );
+    let picked = Number(state[0]?.picked ?? 0);
+    const after = state[0]?.select_after_at && state[0].select_after_id ? { createdAt: state[0].select_after_at, id: state[0].select_after_id } : null;
+    if (picked < s.maxMessages) {
+      for await (const { page, last } of this.audiencePages(s, now, after)) {
+        const taken = await this.onceTaken(s, page, run.id);
+        for (const c of page) {
+          if (picked >= s.maxMessages) break;
+          if (c.onceKey && taken.has(`${c.contact.id}\u0000${c.onceKey}`)) continue;
+          const address = this.deps.contacts.addressOn(c.contact, s.channel);
+          if (!address) continue;
+          const optedOut = await this.deps.gateway.consent.isOptedOut(s.tenantId, address.address);
+          let status = optedOut ? 'skipped-opted-out' : 'pending';
+          if (!optedOut && c.onceKey) {
+            const claim = await this.deps.db.query<{ run_id: string }>(
+              `WITH ins AS (INSERT INTO delivery_once (schedule_id, contact_id, once_key, run_id) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING run_id)
+               SELECT run_id FROM ins UNION ALL SELECT run_id FROM delivery_once WHERE schedule_id = $1 AND contact_id = $2 AND once_key = $3 LIMIT 1`,
+              [s.id, c.contact.id, c.onceKey, run.id],
+            );
+            if (claim.rows[0]?.run_id !== run.id) status = 'skipped-once';
+          }
+          const { rowCount } = await this.deps.db.query(
+            `INSERT INTO delivery_recipients (run_id, tenant_id, contact_id, channel, address, once_key, status) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
+            [run.id, s.tenantId, c.contact.id, s.channel, address.address, c.onceKey, status],
+          );
+          if (!rowCount) continue; // chosen before a restart: already counted
+          if (status === 'pending') picked++;
+          this.deps.metrics.recipients.inc({ tenant: s.tenantId, result: status === 'pending' ? 'selected' : status });
+        }
+        await this.deps.db.query(`UPDATE delivery_runs SET select_after_at = $2, select_after_id = $3 WHERE id = $1`, [run.id, last.createdAt, last.id]);
+        if (picked >= s.maxMessages) break;
       }
-      await this.deps.db.query(
-        `INSERT INTO delivery_recipients (run_id, tenant_id, contact_id, channel, address, once_key, status) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
-        [run.id, s.tenantId, c.contact.id, s.channel, address.address, c.onceKey, status],
-      );
-      if (status === 'pending') picked++;
-      this.deps.metrics.recipients.inc({ tenant: s.tenantId, result: status === 'pending' ? 'selected' : status });
     }
     await this.deps.db.query(
       `UPDATE delivery_runs SET status = 'sending', recipients = (SELECT count(*) FROM delivery_recipients WHERE run_id = $1) WHERE id = $1 AND status = 'selecting'`,

@@ -130,4 +130,12 @@ export const migrations: Migration[] = [
       CREATE INDEX delivery_recipients_slots ON delivery_recipients (tenant_id, channel, send_at) WHERE send_at IS NOT NULL;
     `,
   },
+  {
+    // A run's audience is read a page at a time; the last contact read (created_at, id) is kept, so a
+    // selection cut off by a restart goes on after it instead of reading the audience again.
+    id: '005_delivery_select_cursor',
+    sql: `
+      ALTER TABLE delivery_runs ADD COLUMN select_after_at timestamptz, ADD COLUMN select_after_id uuid;
+    `,
+  },
 ];

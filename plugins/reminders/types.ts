@@ -6,6 +6,8 @@ const hhmm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'HH:mm (24-hour local
 export const optionsSchema = z.object({
   /** When the tick that sends due reminders and schedule runs fires (cron, five or six fields). */
   tickCron: z.string().min(9).default('* * * * *'),
+  /** Contacts read per page when a scheduled delivery selects its audience (memory holds one page). */
+  audiencePageSize: z.number().int().min(1).max(10_000).default(500),
 });
 
 export const settingsSchema = z.object({
