@@ -42,6 +42,16 @@ export const migrations: Migration[] = [
       CREATE INDEX contact_addresses_bare ON contact_addresses (tenant_id, bare);
     `,
   },
+  {
+    // Keyset pages go on from the last contact's (created_at, id), which a reader holds as a JavaScript
+    // Date: milliseconds. PostgreSQL keeps microseconds, so a cursor read back would sort before its own
+    // row and the page would repeat it. Creation times are kept to the millisecond.
+    id: '002_created_at_milliseconds',
+    sql: `
+      ALTER TABLE contacts ALTER COLUMN created_at SET DEFAULT date_trunc('milliseconds', now());
+      UPDATE contacts SET created_at = date_trunc('milliseconds', created_at) WHERE created_at <> date_trunc('milliseconds', created_at);
+    `,
+  },
 ];
 
 export interface ContactAddress {
