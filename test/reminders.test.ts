@@ -33,10 +33,13 @@ const tenant = (id: string, reminders: Record<string, unknown> = {}) => ({
 const config = {
   operator: { apiKeys: [OP] },
   // Audiences are read two contacts a page, so every run here reads several pages.
-  plugins: ['http', 'contacts', { name: 'reminders', options: { tickCron: '0 0 1 1 *', audiencePageSize: 2 } }],
+  plugins: ['http', 'contacts', { name: 'reminders', options: { tickCron: '0 0 1 1 *', audiencePageSize: 2 } }, { name: 'cost-guard', options: { prices: [{ kind: 'messages.out', channel: 'http', usd: 0.001 }] } }],
   // 'other' spaces its sends at one a minute (a slow number), so a test can see the slots.
   // 'other' also links a new address to the contact with the same phone number on another channel.
-  tenants: [tenant('clinic'), { ...tenant('other', { throughputPerSecond: { http: 1 / 60 } }), plugins: { ...tenant('other').plugins, contacts: { defaultChannel: 'http', linkSameNumber: true }, reminders: { ratePerMinute: { http: 2 }, throughputPerSecond: { http: 1 / 60 } } } }],
+  tenants: [tenant('clinic'), { ...tenant('other', { throughputPerSecond: { http: 1 / 60 } }), plugins: { ...tenant('other').plugins, contacts: { defaultChannel: 'http', linkSameNumber: true }, reminders: { ratePerMinute: { http: 2 }, throughputPerSecond: { http: 1 / 60 } } } },
+    // 'thrifty' has a messaging budget of two sends a day (cost-guard in its reply pipeline).
+    { ...tenant('thrifty', { ratePerMinute: { http: 10 } }), replyPipeline: ['cost-guard', 'contacts'], plugins: { ...tenant('thrifty', { ratePerMinute: { http: 10 } }).plugins, 'cost-guard': { budgets: { messaging: { daily: 0.0025 } }, paidSends: 'block' } } },
+  ],
 };
 
 let gw: TestGateway;
@@ -391,6 +394,25 @@ describe.skipIf(skip)(`contacts and reminders on the ${TEST_BACKEND} backend`, (
       contacts.search = search;
     }
     await service.deleteSchedule('clinic', schedule.id);
+  });
+
+  it("stops a run when cost-guard refuses a send for the budget: the run is 'budget', the rest skipped, not queued to be refused", async () => {
+    for (const name of ['Ann', 'Ben', 'Cat', 'Dan', 'Eve']) {
+      expect((await gw.request('POST', '/v1/tenants/thrifty/contacts', { key: key('thrifty'), body: { name, tags: ['all'], addresses: [{ channel: 'http', address: phone() }] } })).status).toBe(201);
+    }
+    const at = new Date('2027-12-01T15:00:00Z');
+    const schedule = await service.createSchedule('thrifty', { name: 'newsletter', runAt: new Date('2030-01-01T00:00:00Z'), timezone: NY, audience: { tags: ['all'] }, template: 'News for {{name}}', channel: 'http', maxMessages: 10, active: true, respectQuietHours: false }, at);
+    const run = await service.runNow(schedule, at);
+    // Two sends fit ($0.001 each of $0.0025); the third is refused and the run stops there.
+    expect(run).toMatchObject({ status: 'budget', recipients: 5, queued: 3, pending: 0, skippedBudget: 2 });
+    expect(run.error).toMatch(/cost-guard: the daily messaging budget .* is spent/);
+    const items = (await gw.outbox('thrifty')).filter((i) => (i.options as { run?: string }).run === run.id);
+    expect(items.map((i) => i.status).filter((st) => st === 'blocked')).toHaveLength(1);
+    expect(items).toHaveLength(3);
+    // A later tick does not take the stopped run up again.
+    await service.tick(new Date(at.getTime() + 60_000));
+    expect(await service.runRecord('thrifty', run.id)).toMatchObject({ status: 'budget', queued: 3, skippedBudget: 2 });
+    expect((await gw.request('GET', '/v1/tenants/thrifty/schedules/stats', { key: key('thrifty') })).body).toMatchObject({ budgetStoppedRuns: 1 });
   });
 
   it('runs now, pauses and resumes, and reports stats and per-run records', async () => {

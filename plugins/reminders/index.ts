@@ -6,6 +6,7 @@
  * window and per-channel rates. Depends on `contacts`.
  */
 import { ConfigError, consentAddress, definePlugin, token } from 'parley';
+import { SEND_BUDGET } from './budget-api.js';
 import { CONTACTS_DIRECTORY } from './contacts-api.js';
 import { remindersMetrics } from './metrics.js';
 import { remindersRoutes } from './routes.js';
@@ -66,6 +67,8 @@ export default definePlugin({
       settingsFor: (id) => ctx.settingsFor(id),
       tenant: (id) => ctx.tenants().find((t) => t.tenant.id === id)?.tenant,
       audiencePageSize: ctx.options.audiencePageSize,
+      // Asked at use time: cost-guard may be set up after reminders.
+      sendBudget: () => ctx.tryInject(SEND_BUDGET),
     });
     ctx.migrations(migrations);
     ctx.provide(REMINDERS_SERVICE, service);

@@ -11,6 +11,7 @@
 import type { Logger } from 'pino';
 import type { Pool } from 'pg';
 import { ParleyError, hashAddress, type GatewayServices, type TenantInfo } from 'parley';
+import type { SendBudget } from './budget-api.js';
 import type { Contact, ContactsDirectory } from './contacts-api.js';
 import type { RemindersMetrics } from './metrics.js';
 import { langOf, reminderText, type Lang } from './parse.js';
@@ -149,6 +150,8 @@ export interface RunRecord {
   failed: number;
   skippedOptOut: number;
   skippedOnce: number;
+  /** Not reached: the run stopped when the budget no longer fitted a send (status `budget`). */
+  skippedBudget: number;
 }
 
 export interface Deps {
@@ -161,6 +164,8 @@ export interface Deps {
   tenant(tenantId: string): TenantInfo | undefined;
   /** Contacts read per page of a scheduled delivery's audience (default 500). */
   audiencePageSize?: number;
+  /** cost-guard's messaging budget, when a plugin provides it (optional integration). */
+  sendBudget?(): SendBudget | undefined;
 }
 
 const MIN_GRACE_MS = 2 * 60_000;
@@ -680,6 +685,11 @@ export class RemindersService {
           this.deps.metrics.recipients.inc({ tenant: s.tenantId, result: 'queued' });
           pace.queued++;
           pace.next += pace.gapMs;
+          // Refused by a reply stage: if the budget is what no longer fits, the rest would be refused too.
+          if ((item.status === 'blocked' || item.status === 'held') && item.errorCode !== 'opted-out') {
+            const room = await this.deps.sendBudget?.()?.room(s.tenantId, { channel: s.channel, text });
+            if (room && !room.fits) return await this.stopForBudget(run, s, item.error);
+          }
         }
         if (!deferred) break;
       }
@@ -694,6 +704,15 @@ export class RemindersService {
       this.deps.metrics.runs.inc({ tenant: s.tenantId, trigger: run.trigger, status: 'failed' });
       this.deps.log.error({ tenant: s.tenantId, schedule: s.id, run: run.id, err: error }, 'reminders: a scheduled delivery run failed');
     }
+  }
+
+  /** Ends a run whose sends no longer fit the tenant's budget: the recipients not reached are recorded `skipped-budget`. */
+  private async stopForBudget(run: RunRow, s: Schedule, reason: string | null): Promise<void> {
+    const skipped = await this.deps.db.query(`UPDATE delivery_recipients SET status = 'skipped-budget' WHERE run_id = $1 AND status = 'pending'`, [run.id]);
+    const { rowCount } = await this.deps.db.query(`UPDATE delivery_runs SET status = 'budget', error = $2, finished_at = now() WHERE id = $1 AND status = 'sending'`, [run.id, reason ?? 'the budget is spent']);
+    if (skipped.rowCount) this.deps.metrics.recipients.inc({ tenant: s.tenantId, result: 'skipped-budget' }, skipped.rowCount);
+    if (rowCount) this.deps.metrics.runs.inc({ tenant: s.tenantId, trigger: run.trigger, status: 'budget' });
+    this.deps.log.warn({ tenant: s.tenantId, schedule: s.id, run: run.id, skipped: skipped.rowCount }, 'reminders: a scheduled delivery stopped: the messaging budget is spent');
   }
 
   /** Opens the runs of schedules due at `now` (late ones within the grace window; older ones recorded as missed), then moves every open run on. */
@@ -740,7 +759,8 @@ export class RemindersService {
          count(d.contact_id) FILTER (WHERE o.status IN ('delivered', 'read')) AS n_delivered,
          count(d.contact_id) FILTER (WHERE o.status IN ('failed', 'dead', 'undelivered') OR (o.status = 'blocked' AND coalesce(o.error_code, '') <> 'opted-out')) AS n_failed,
          count(d.contact_id) FILTER (WHERE d.status = 'skipped-opted-out' OR (o.status = 'blocked' AND o.error_code = 'opted-out')) AS n_optout,
-         count(d.contact_id) FILTER (WHERE d.status = 'skipped-once') AS n_once
+         count(d.contact_id) FILTER (WHERE d.status = 'skipped-once') AS n_once,
+         count(d.contact_id) FILTER (WHERE d.status = 'skipped-budget') AS n_budget
        FROM delivery_runs r LEFT JOIN delivery_recipients d ON d.run_id = r.id LEFT JOIN parley_outbox o ON o.id = d.outbox_id AND o.tenant_id = r.tenant_id
        WHERE r.tenant_id = $1 AND ($2::uuid IS NULL OR r.schedule_id = $2) AND ($3::uuid IS NULL OR r.id = $3)
        GROUP BY r.id ORDER BY r.created_at DESC LIMIT $4`,
@@ -763,21 +783,22 @@ export class RemindersService {
       failed: Number(r.n_failed),
       skippedOptOut: Number(r.n_optout),
       skippedOnce: Number(r.n_once),
+      skippedBudget: Number(r.n_budget),
     }));
   }
 
   /** Seed 002's statistics, for the tenant (and per channel). */
   async stats(tenantId: string) {
-    const { rows } = await this.deps.db.query<{ channel: string; total: string; active: string; ok: string; failed: string; missed: string; running: string }>(
+    const { rows } = await this.deps.db.query<{ channel: string; total: string; active: string; ok: string; failed: string; missed: string; running: string; budget: string }>(
       `SELECT s.channel, count(DISTINCT s.id) AS total, count(DISTINCT s.id) FILTER (WHERE s.active) AS active,
-         count(r.id) FILTER (WHERE r.status = 'completed') AS ok, count(r.id) FILTER (WHERE r.status = 'failed') AS failed,
+         count(r.id) FILTER (WHERE r.status = 'completed') AS ok, count(r.id) FILTER (WHERE r.status = 'failed') AS failed, count(r.id) FILTER (WHERE r.status = 'budget') AS budget,
          count(r.id) FILTER (WHERE r.status = 'missed') AS missed, count(r.id) FILTER (WHERE r.status IN ('selecting', 'sending')) AS running
        FROM delivery_schedules s LEFT JOIN delivery_runs r ON r.schedule_id = s.id WHERE s.tenant_id = $1 GROUP BY s.channel ORDER BY s.channel`,
       [tenantId],
     );
-    const per = rows.map((r) => ({ channel: r.channel, totalSchedules: Number(r.total), activeSchedules: Number(r.active), successfulRuns: Number(r.ok), failedRuns: Number(r.failed), missedRuns: Number(r.missed), runningRuns: Number(r.running) }));
+    const per = rows.map((r) => ({ channel: r.channel, totalSchedules: Number(r.total), activeSchedules: Number(r.active), successfulRuns: Number(r.ok), failedRuns: Number(r.failed), missedRuns: Number(r.missed), runningRuns: Number(r.running), budgetStoppedRuns: Number(r.budget) }));
     const sum = (k: keyof (typeof per)[number]) => per.reduce((n, p) => n + (p[k] as number), 0);
-    return { totalSchedules: sum('totalSchedules'), activeSchedules: sum('activeSchedules'), successfulRuns: sum('successfulRuns'), failedRuns: sum('failedRuns'), missedRuns: sum('missedRuns'), runningRuns: sum('runningRuns'), byChannel: per };
+    return { totalSchedules: sum('totalSchedules'), activeSchedules: sum('activeSchedules'), successfulRuns: sum('successfulRuns'), failedRuns: sum('failedRuns'), missedRuns: sum('missedRuns'), runningRuns: sum('runningRuns'), budgetStoppedRuns: sum('budgetStoppedRuns'), byChannel: per };
   }
 
   async activeCounts(): Promise<{ reminders: { tenantId: string; n: number }[]; schedules: { tenantId: string; n: number }[] }> {

@@ -138,4 +138,15 @@ export const migrations: Migration[] = [
       ALTER TABLE delivery_runs ADD COLUMN select_after_at timestamptz, ADD COLUMN select_after_id uuid;
     `,
   },
+  {
+    // A run stops when cost-guard's messaging budget no longer fits a send: the run is 'budget', the
+    // recipients it did not reach 'skipped-budget'.
+    id: '006_delivery_budget_stop',
+    sql: `
+      ALTER TABLE delivery_runs DROP CONSTRAINT delivery_runs_status_check;
+      ALTER TABLE delivery_runs ADD CONSTRAINT delivery_runs_status_check CHECK (status IN ('selecting', 'sending', 'completed', 'failed', 'missed', 'budget'));
+      ALTER TABLE delivery_recipients DROP CONSTRAINT delivery_recipients_status_check;
+      ALTER TABLE delivery_recipients ADD CONSTRAINT delivery_recipients_status_check CHECK (status IN ('pending', 'queued', 'skipped-opted-out', 'skipped-once', 'skipped-budget'));
+    `,
+  },
 ];
