@@ -476,6 +476,15 @@ export interface GatewayServices {
    */
   releaseHeld(tenantId: string, outboxId: string, decision: { send: true; text?: string } | { send: false; reason: string }): Promise<{ changed: boolean; item: OutboundMessage | null }>;
   /**
+   * Withdraws an outgoing message that has not gone yet (`pending`, or `retrying` between attempts):
+   * it is recorded `blocked` with error code `cancelled` and the reason, and its send job, when it
+   * runs, skips it. `changed` is false when it was already being sent, sent, or settled otherwise (a
+   * message the channel took cannot be called back); `item` is its state then.
+   * @example
+   * const { changed } = await ctx.gateway.cancelOutbound('acme', occurrence.outboxId, 'the reminder was cancelled');
+   */
+  cancelOutbound(tenantId: string, outboxId: string, reason: string): Promise<{ changed: boolean; item: OutboundMessage | null }>;
+  /**
    * Writes the webhook response that carries `result.inline` and settles those replies by how it
    * ends: `sent` once the response finished, handed to the outbox (sent through the provider API,
    * once) when the connection closed first. `write` gets the replies as the person will have them

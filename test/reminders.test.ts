@@ -273,6 +273,50 @@ describe.skipIf(skip)(`contacts and reminders on the ${TEST_BACKEND} backend`, (
     expect((await service.getReminder('clinic', s.id))!.status).toBe('done');
   });
 
+  it('withdraws a queued reminder message that has not gone yet when the reminder is cancelled, by text or in the middle of a tick', async () => {
+    const pool = gw.gateway.db.pool;
+    // The occurrence's outbox item, stored ahead with a send job that waits ten minutes: as if the
+    // tick had queued it and the send job had not run yet (the tick finds this item by its key).
+    const waiting = (r: { id: string; nextAt: Date | null }, to: string) =>
+      gw.gateway.enqueueOutbound({ tenantId: 'clinic', channel: 'http', to, text: 'Reminder: waiting', idempotencyKey: `reminder:${r.id}:${r.nextAt!.toISOString()}`, delayMs: 600_000 });
+
+    // By text, after the tick queued a one-off (it is done once queued): "cancel 1" still stops it.
+    const p = phone();
+    await send('hello', p);
+    const once = await service.createReminder('clinic', await contactFor(p), { task: 'call back', lang: 'en', once: new Date('2027-08-01T15:00:00Z'), timezone: NY, allowQuietHours: false, source: 'api', channel: 'http', address: p }, new Date('2027-07-31T12:00:00Z'));
+    const item = await waiting(once, p);
+    await service.tick(new Date('2027-08-01T15:00:20Z'));
+    expect((await service.getReminder('clinic', once.id))!.status).toBe('done');
+    expect((await send(`cancel ${once.shortId}`, p)).replies[0]!.text).toBe(`Cancelled reminder #${once.shortId} ("call back").`);
+    expect((await gw.outbox('clinic')).find((i) => i.id === item.id)).toMatchObject({ status: 'blocked', errorCode: 'cancelled', error: 'the reminder was cancelled' });
+    expect((await service.occurrences('clinic', once.id)).map((o) => [o.status, o.outboxStatus])).toEqual([['queued', 'blocked']]);
+
+    // In the middle of a tick: the cancel commits after the tick claimed the occurrence, before it queued it.
+    const q = phone();
+    const raced = await service.createReminder('clinic', await contactFor(q), { task: 'raced late', lang: 'en', once: new Date('2027-08-02T15:00:00Z'), timezone: NY, allowQuietHours: false, source: 'api', channel: 'http', address: q }, new Date('2027-07-31T12:00:00Z'));
+    const late = await waiting(raced, q);
+    const query = pool.query.bind(pool) as (...a: unknown[]) => Promise<unknown>;
+    let cancelled = false;
+    (pool as { query: unknown }).query = async (...args: unknown[]) => {
+      const result = await query(...args);
+      if (!cancelled && typeof args[0] === 'string' && args[0].startsWith('WITH live AS') && (args[1] as unknown[])[1] === raced.id) {
+        cancelled = true;
+        expect(await service.cancelReminder('clinic', { id: raced.id })).toMatchObject({ status: 'cancelled' });
+      }
+      return result;
+    };
+    try {
+      await service.tick(new Date('2027-08-02T15:00:20Z'));
+    } finally {
+      (pool as { query: unknown }).query = query;
+    }
+    expect(cancelled).toBe(true);
+    expect((await gw.outbox('clinic')).find((i) => i.id === late.id)).toMatchObject({ status: 'blocked', errorCode: 'cancelled' });
+    // A message the channel already took cannot be called back: withdrawing it changes nothing.
+    const reply = (await gw.outbox('clinic')).find((i) => i.to === p && i.status === 'sent')!; // the inline answer to "cancel 1"
+    expect(await gw.gateway.cancelOutbound('clinic', reply.id, 'too late')).toMatchObject({ changed: false, item: { status: 'sent' } });
+  });
+
   it('imports contacts from CSV with a dry run and an error for each bad row', async () => {
     const csv = [
       'name,phone,timezone,language,tags,plan,appointment_at',

@@ -263,16 +263,22 @@ export class RemindersService {
   }
 
   /**
-   * Cancels an active reminder. With `messageId` (a person's "cancel 2"), the cancellation names that
-   * message: a second run of it finds the reminder it cancelled and answers the same way.
+   * Cancels a reminder: an active one, or one whose last message is queued and has not gone yet (a
+   * one-off is `done` once its message is queued). A message of it still waiting in the outbox is
+   * withdrawn (`cancelOutbound`); one the channel already took goes. With `messageId` (a person's
+   * "cancel 2"), the cancellation names that message: a second run of it finds the reminder it
+   * cancelled and answers the same way.
    */
   async cancelReminder(tenantId: string, where: { id: string } | { contactId: string; shortId: number }, messageId?: string): Promise<Reminder | null> {
+    const cancellable = `(status = 'active' OR status = 'done' AND EXISTS (SELECT 1 FROM reminder_occurrences o JOIN parley_outbox x ON x.id = o.outbox_id AND x.tenant_id = o.tenant_id
+       WHERE o.reminder_id = reminders.id AND o.status = 'queued' AND x.status IN ('pending', 'retrying')))`;
     const { rows } =
       'id' in where
-        ? await this.deps.db.query<ReminderRow>(`UPDATE reminders SET status = 'cancelled', cancel_message_id = $3, updated_at = now() WHERE tenant_id = $1 AND id = $2 AND status = 'active' RETURNING *`, [tenantId, where.id, messageId ?? null])
-        : await this.deps.db.query<ReminderRow>(`UPDATE reminders SET status = 'cancelled', cancel_message_id = $4, updated_at = now() WHERE tenant_id = $1 AND contact_id = $2 AND short_id = $3 AND status = 'active' RETURNING *`, [tenantId, where.contactId, where.shortId, messageId ?? null]);
+        ? await this.deps.db.query<ReminderRow>(`UPDATE reminders SET status = 'cancelled', cancel_message_id = $3, updated_at = now() WHERE tenant_id = $1 AND id = $2 AND ${cancellable} RETURNING *`, [tenantId, where.id, messageId ?? null])
+        : await this.deps.db.query<ReminderRow>(`UPDATE reminders SET status = 'cancelled', cancel_message_id = $4, updated_at = now() WHERE tenant_id = $1 AND contact_id = $2 AND short_id = $3 AND ${cancellable} RETURNING *`, [tenantId, where.contactId, where.shortId, messageId ?? null]);
     if (rows[0]) {
       this.deps.metrics.cancelled.inc({ tenant: tenantId });
+      await this.withdrawQueued(tenantId, [rows[0].id]);
       return toReminder(rows[0]);
     }
     if (!messageId || 'id' in where) return null;
@@ -280,13 +286,33 @@ export class RemindersService {
     return again.rows[0] ? toReminder(again.rows[0]) : null;
   }
 
-  /** Cancels every active reminder of a person; with `messageId`, a second run of the message counts the ones it cancelled the first time. */
+  /** Cancels every active reminder of a person (withdrawing their messages not gone yet); with `messageId`, a second run of the message counts the ones it cancelled the first time. */
   async cancelAll(tenantId: string, contactId: string, messageId?: string): Promise<number> {
-    const { rowCount } = await this.deps.db.query(`UPDATE reminders SET status = 'cancelled', cancel_message_id = $3, updated_at = now() WHERE tenant_id = $1 AND contact_id = $2 AND status = 'active'`, [tenantId, contactId, messageId ?? null]);
-    if (rowCount) this.deps.metrics.cancelled.inc({ tenant: tenantId }, rowCount);
-    if (!messageId) return rowCount ?? 0;
+    const { rows: cancelled } = await this.deps.db.query<{ id: string }>(`UPDATE reminders SET status = 'cancelled', cancel_message_id = $3, updated_at = now() WHERE tenant_id = $1 AND contact_id = $2 AND status = 'active' RETURNING id`, [tenantId, contactId, messageId ?? null]);
+    if (cancelled.length) {
+      this.deps.metrics.cancelled.inc({ tenant: tenantId }, cancelled.length);
+      await this.withdrawQueued(tenantId, cancelled.map((r) => r.id));
+    }
+    if (!messageId) return cancelled.length;
     const { rows } = await this.deps.db.query<{ n: string }>(`SELECT count(*) AS n FROM reminders WHERE tenant_id = $1 AND contact_id = $2 AND cancel_message_id = $3`, [tenantId, contactId, messageId]);
     return Number(rows[0]!.n);
+  }
+
+  /**
+   * Withdraws the queued messages of cancelled reminders that have not gone yet. The tick checks the
+   * other way round (after queueing, it re-reads the reminder), so a cancel that lands between the
+   * tick's claim and its outbox write is caught by one of the two.
+   */
+  private async withdrawQueued(tenantId: string, reminderIds: string[]): Promise<number> {
+    const { rows } = await this.deps.db.query<{ outbox_id: string }>(
+      `SELECT o.outbox_id FROM reminder_occurrences o JOIN parley_outbox x ON x.id = o.outbox_id AND x.tenant_id = o.tenant_id
+        WHERE o.tenant_id = $1 AND o.reminder_id = ANY($2::uuid[]) AND o.status = 'queued' AND x.status IN ('pending', 'retrying')`,
+      [tenantId, reminderIds],
+    );
+    let withdrawn = 0;
+    for (const r of rows) if ((await this.deps.gateway.cancelOutbound(tenantId, r.outbox_id, 'the reminder was cancelled')).changed) withdrawn++;
+    if (withdrawn) this.deps.metrics.withdrawn.inc({ tenant: tenantId }, withdrawn);
+    return withdrawn;
   }
 
   /**
@@ -352,6 +378,13 @@ export class RemindersService {
           out.queued++;
           this.deps.metrics.queued.inc({ tenant: r.tenantId });
           if (due.getTime() !== occ.getTime()) this.deps.metrics.deferred.inc({ tenant: r.tenantId });
+        }
+        // A cancel that committed after the claim: withdraw the message while it has not gone (the
+        // cancel itself withdraws what it finds queued; between the two, nothing slips through).
+        const live = await this.deps.db.query<{ status: string }>(`SELECT status FROM reminders WHERE tenant_id = $1 AND id = $2`, [r.tenantId, r.id]);
+        if (live.rows[0]?.status === 'cancelled') {
+          if ((await this.deps.gateway.cancelOutbound(r.tenantId, item.id, 'the reminder was cancelled')).changed) this.deps.metrics.withdrawn.inc({ tenant: r.tenantId });
+          return;
         }
       }
       let next = r.rrule ? nextOccurrence(r.rrule, parseWall(r.startLocal!)!, r.timezone, occ) : null;
