@@ -22,6 +22,8 @@ export interface ImportReport {
 export type MergeListener = (tenantId: string, merge: { into: string; from: string }) => Promise<void>;
 
 export class ContactsDirectory {
+  private readonly mergeListeners = new Set<MergeListener>();
+
   constructor(
     private readonly deps: {
       store: ContactStore;
@@ -96,8 +98,6 @@ export class ContactsDirectory {
     this.mergeListeners.add(listener);
     return () => this.mergeListeners.delete(listener);
   }
-
-  private readonly mergeListeners = new Set<MergeListener>();
 
   remove(tenantId: string, id: string): Promise<boolean> {
     return this.deps.store.remove(tenantId, id);
