@@ -38,7 +38,7 @@ import { AlertHub } from './alerts.js';
 import { openDatabase, type Database } from './storage/database.js';
 import { applyMigrations, ensureMigrationTable } from './storage/migrations.js';
 import { coreMigrations } from './storage/schema.js';
-import { applyDeliveryStatus, loadOutbound, releaseHeldOutbound, settleInlineSentMany } from './storage/message-store.js';
+import { applyDeliveryStatus, cancelPendingOutbound, loadOutbound, releaseHeldOutbound, settleInlineSentMany } from './storage/message-store.js';
 import { storableText } from './inbound-guard.js';
 import { Batcher } from './storage/batcher.js';
 import { JobRunner } from './jobs/job-runner.js';
@@ -323,6 +323,7 @@ export class Gateway {
       park: (entry) => this.parking.park(entry),
       resume: (tenantId, messageId, options) => this.inbound.resume(tenantId, messageId, options),
       releaseHeld: (tenantId, outboxId, decision) => this.releaseHeld(tenantId, outboxId, decision),
+      cancelOutbound: (tenantId, outboxId, reason) => this.cancelOutbound(tenantId, outboxId, reason),
       deliverInline: (res, result, write) =>
         deliverInline({ db: this.db.pool, log: this.log, outbox: this.outbox, countInline: (items) => this.countInline(items), settleSent: (tenantId, ids) => this.inlineSettler.submit({ tenantId, ids }) }, res, result, write),
       get consent() {
@@ -362,6 +363,16 @@ export class Gateway {
     if (!item) return { changed: false, item: (await loadOutbound(pool, tenantId, outboxId)) ?? null };
     if (item.status === 'pending') await this.outbox.enqueue([item], Date.now());
     else this.metrics.messagesOut.inc({ tenant: tenantId, channel: item.channel, status: item.status });
+    return { changed: true, item };
+  }
+
+  /** Withdraws an outgoing message that has not gone yet (see `GatewayServices.cancelOutbound`). */
+  async cancelOutbound(tenantId: string, outboxId: string, reason: string): Promise<{ changed: boolean; item: OutboundMessage | null }> {
+    const pool = this.db.pool;
+    if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(outboxId)) return { changed: false, item: null };
+    const item = await cancelPendingOutbound(pool, tenantId, outboxId, reason.slice(0, 500));
+    if (!item) return { changed: false, item: (await loadOutbound(pool, tenantId, outboxId)) ?? null };
+    this.metrics.messagesOut.inc({ tenant: tenantId, channel: item.channel, status: 'blocked' });
     return { changed: true, item };
   }
 

@@ -37,7 +37,7 @@ export async function enqueueOutbound(deps: OutboundDeps, m: OutboundRequest): P
   const id = m.idempotencyKey === undefined ? randomUUID() : outboxIdFor(tenant.id, m.idempotencyKey);
   if (m.idempotencyKey !== undefined) {
     const existing = await loadOutbound(deps.db, tenant.id, id);
-    if (existing) return requeueIfPending(deps, existing);
+    if (existing) return requeueIfPending(deps, existing, m.delayMs);
   }
   const draft = { tenant, channel: m.channel, to: m.to, from: m.from ?? '', text: m.text, media: m.media ?? [], options: m.options ?? {}, inbound: null, key: `out:${id}` };
   const log = deps.log.child({ tenant: tenant.id, channel: m.channel, outboxId: id });
@@ -60,9 +60,9 @@ export async function enqueueOutbound(deps: OutboundDeps, m: OutboundRequest): P
     // A concurrent call with the same key stored it first.
     const existing = await loadOutbound(deps.db, tenant.id, id);
     if (!existing) throw new ParleyError('PARLEY_INTERNAL', `Outbox item for idempotency key of tenant "${tenant.id}" vanished`);
-    return requeueIfPending(deps, existing);
+    return requeueIfPending(deps, existing, m.delayMs);
   }
-  if (item.status === 'pending') await deps.outbox.enqueue([item]);
+  if (item.status === 'pending') await deps.outbox.enqueue([item], 0, m.delayMs);
   else deps.metrics.messagesOut.inc({ tenant: tenant.id, channel: m.channel, status: item.status });
   return item;
 }
@@ -76,7 +76,7 @@ export function outboxIdFor(tenantId: string, idempotencyKey: string): string {
 }
 
 /** A repeated call finds its item; one still pending has its send job queued again (a no-op when the job exists). */
-async function requeueIfPending(deps: OutboundDeps, item: OutboundMessage): Promise<OutboundMessage> {
-  if (item.status === 'pending') await deps.outbox.enqueue([item]);
+async function requeueIfPending(deps: OutboundDeps, item: OutboundMessage, delayMs?: number): Promise<OutboundMessage> {
+  if (item.status === 'pending') await deps.outbox.enqueue([item], 0, delayMs);
   return item;
 }

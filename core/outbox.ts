@@ -47,10 +47,12 @@ export class OutboxSender {
     return this.senders.has(channel);
   }
 
-  async enqueue(items: Pick<OutboundMessage, 'id' | 'tenantId'>[], retry = 0): Promise<void> {
+  /** Queues the send jobs; `delayMs` holds them (pacing). A job id that exists already (even delayed) adds nothing. */
+  async enqueue(items: Pick<OutboundMessage, 'id' | 'tenantId'>[], retry = 0, delayMs = 0): Promise<void> {
     for (const item of items) {
       await this.deps.jobs.add<OutboxJob>(OUTBOX_QUEUE, { outboxId: item.id, tenantId: item.tenantId }, {
         jobId: retry ? `outbox-${item.id}-r${retry}` : `outbox-${item.id}`,
+        ...(delayMs > 0 ? { delayMs: Math.round(delayMs) } : {}),
         attempts: this.deps.attempts,
         backoffMs: this.deps.backoffMs,
       });

@@ -438,6 +438,14 @@ export interface GatewayServices {
     options?: Record<string, unknown>;
     conversationId?: string | null;
     idempotencyKey?: string;
+    /**
+     * Pacing: the item is stored now (`pending`) and its send job waits this many milliseconds, so a
+     * batch can be spread at a channel's throughput (`i * 1000 / perSecond` for the i-th). The wait is
+     * the job backend's (BullMQ delayed job): it survives a restart, and the recovery sweep's re-enqueue
+     * of a pending item finds the delayed job and adds nothing. A repeated call with the same
+     * `idempotencyKey` queues a missing job with this delay.
+     */
+    delayMs?: number;
   }): Promise<OutboundMessage>;
   /** Update an outbox item from a provider status callback. Later statuses are never overwritten. */
   recordDeliveryStatus(update: {
@@ -473,6 +481,15 @@ export interface GatewayServices {
    * await ctx.gateway.releaseHeld('acme', outboxId, { send: false, reason: 'rejected by a moderator' });
    */
   releaseHeld(tenantId: string, outboxId: string, decision: { send: true; text?: string } | { send: false; reason: string }): Promise<{ changed: boolean; item: OutboundMessage | null }>;
+  /**
+   * Withdraws an outgoing message that has not gone yet (`pending`, or `retrying` between attempts):
+   * it is recorded `blocked` with error code `cancelled` and the reason, and its send job, when it
+   * runs, skips it. `changed` is false when it was already being sent, sent, or settled otherwise (a
+   * message the channel took cannot be called back); `item` is its state then.
+   * @example
+   * const { changed } = await ctx.gateway.cancelOutbound('acme', occurrence.outboxId, 'the reminder was cancelled');
+   */
+  cancelOutbound(tenantId: string, outboxId: string, reason: string): Promise<{ changed: boolean; item: OutboundMessage | null }>;
   /**
    * Writes the webhook response that carries `result.inline` and settles those replies by how it
    * ends: `sent` once the response finished, handed to the outbox (sent through the provider API,

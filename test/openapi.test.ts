@@ -236,6 +236,9 @@ describe('contract: each documented route of the kernel, http, contacts and cris
     const created = await gw.request('POST', '/v1/tenants/acme/keys', { key: OPERATOR, body: { label: 'contract' } });
     const contact = await gw.request('POST', '/v1/tenants/acme/contacts', { key: OPERATOR, body: { name: 'Dana', addresses: [{ channel: 'http', address: 'dana' }] } });
     expect(contact.status).toBe(201);
+    // A second contact of the same person, for the merge route to fold into the first.
+    const second = await gw.request('POST', '/v1/tenants/acme/contacts', { key: OPERATOR, body: { name: 'Dana', addresses: [{ channel: 'whatsapp', address: 'whatsapp:dana' }] } });
+    expect(second.status).toBe(201);
     const ids: Record<string, string> = {
       tenant: 'acme',
       address: 'alice',
@@ -262,7 +265,7 @@ describe('contract: each documented route of the kernel, http, contacts and cris
         return ids[collection]!;
       });
       const isConsole = c.path === '/console/session';
-      const body = c.body ? (isConsole ? { key: OPERATOR } : c.path.endsWith('/messages') ? { from: 'bob', text: 'hours' } : (c.bodyExample ?? {})) : undefined;
+      const body = c.body ? (isConsole ? { key: OPERATOR } : c.path.endsWith('/messages') ? { from: 'bob', text: 'hours' } : c.path.endsWith('/merge') ? { from: second.body.contact.id } : (c.bodyExample ?? {})) : undefined;
       const auth = isConsole ? { headers: { cookie: session.cookie, 'x-parley-csrf': session.csrf } } : { key: OPERATOR };
       const r = await gw.request(c.method.toUpperCase(), path, { ...auth, ...(body !== undefined ? { body } : {}) });
       const where = `${routeKey(c.method, c.path)} -> ${r.status}`;

@@ -32,8 +32,14 @@ const tenant = (id: string, reminders: Record<string, unknown> = {}) => ({
 });
 const config = {
   operator: { apiKeys: [OP] },
-  plugins: ['http', 'contacts', { name: 'reminders', options: { tickCron: '0 0 1 1 *' } }],
-  tenants: [tenant('clinic'), tenant('other')],
+  // Audiences are read two contacts a page, so every run here reads several pages.
+  plugins: ['http', 'contacts', { name: 'reminders', options: { tickCron: '0 0 1 1 *', audiencePageSize: 2 } }, { name: 'cost-guard', options: { prices: [{ kind: 'messages.out', channel: 'http', usd: 0.001 }] } }],
+  // 'other' spaces its sends at one a minute (a slow number), so a test can see the slots.
+  // 'other' also links a new address to the contact with the same phone number on another channel.
+  tenants: [tenant('clinic'), { ...tenant('other', { throughputPerSecond: { http: 1 / 60 } }), plugins: { ...tenant('other').plugins, contacts: { defaultChannel: 'http', linkSameNumber: true }, reminders: { ratePerMinute: { http: 2 }, throughputPerSecond: { http: 1 / 60 } } } },
+    // 'thrifty' has a messaging budget of two sends a day (cost-guard in its reply pipeline).
+    { ...tenant('thrifty', { ratePerMinute: { http: 10 } }), replyPipeline: ['cost-guard', 'contacts'], plugins: { ...tenant('thrifty', { ratePerMinute: { http: 10 } }).plugins, 'cost-guard': { budgets: { messaging: { daily: 0.0025 } }, paidSends: 'block' } } },
+  ],
 };
 
 let gw: TestGateway;
@@ -175,6 +181,27 @@ describe.skipIf(skip)(`contacts and reminders on the ${TEST_BACKEND} backend`, (
     await service.cancelReminder('clinic', { id: r.id });
   });
 
+  it('reads two times a day, minutes, months, a weekday of the month and a count by text, and sends the two times of one reminder', async () => {
+    const p = phone();
+    const a = await send('remind me to take my pills every day at 8am and 8pm', p);
+    expect(a.replies[0]!.text).toMatch(/^OK, reminder #1: "take my pills" every day at 8:00\sAM and 8:00\sPM \(America\/New_York\)\./);
+    expect((await send('remind me every 10 minutes to stretch', p)).replies[0]!.text).toBe('Reminders can repeat at most every 15 minutes. Try "every 30 minutes" or "every hour".');
+    expect((await send('recuérdame estirar cada 30 minutos 4 veces', p)).replies[0]!.text).toMatch(/^Listo, recordatorio #2: "estirar" cada 30 minutos, el próximo a las \d+:\d\d, 4 veces \(America\/New_York\)/);
+    expect((await send('remind me on the first Monday of every month at 9am to pay rent', p)).replies[0]!.text).toMatch(/^OK, reminder #3: "pay rent" on the first Monday of every month at 9:00\sAM, next on Monday, \w+ [1-7] \(/);
+    expect((await send('remind me every 2 months at 10am to check the smoke alarm', p)).replies[0]!.text).toMatch(/^OK, reminder #4: "check the smoke alarm" every other month at 10:00\sAM, next on /);
+    const [twice] = await service.listReminders('clinic', (await contactFor(p)).id);
+    expect(twice!.rrule).toBe('FREQ=DAILY;BYHOUR=8,20;BYMINUTE=0;BYSECOND=0');
+    // Two ticks at the next two occurrences: one reminder, one message at each of its two times.
+    const first = twice!.nextAt!;
+    await service.tick(new Date(first.getTime() + 10_000));
+    const second = (await service.getReminder('clinic', twice!.id))!.nextAt!;
+    await service.tick(new Date(second.getTime() + 10_000));
+    const hours = (await service.occurrences('clinic', twice!.id)).map((o) => new Intl.DateTimeFormat('en-US', { timeZone: NY, hour: 'numeric', hourCycle: 'h23' }).format(o.occurrenceAt));
+    expect(hours.sort()).toEqual(['08', '20']);
+    expect((await outboxTo(p)).filter((i) => i.text === 'Reminder: take your pills')).toHaveLength(2);
+    await send('stop reminders', p);
+  });
+
   it('holds a send inside quiet hours until they end, unless the reminder asks for it', async () => {
     const p = phone();
     const c = await contactFor(p);
@@ -244,6 +271,50 @@ describe.skipIf(skip)(`contacts and reminders on the ${TEST_BACKEND} backend`, (
     expect((await outboxTo(q)).map((i) => i.text)).toEqual(['Reminder: crashed']);
     expect((await service.occurrences('clinic', s.id)).map((o) => o.status)).toEqual(['queued']);
     expect((await service.getReminder('clinic', s.id))!.status).toBe('done');
+  });
+
+  it('withdraws a queued reminder message that has not gone yet when the reminder is cancelled, by text or in the middle of a tick', async () => {
+    const pool = gw.gateway.db.pool;
+    // The occurrence's outbox item, stored ahead with a send job that waits ten minutes: as if the
+    // tick had queued it and the send job had not run yet (the tick finds this item by its key).
+    const waiting = (r: { id: string; nextAt: Date | null }, to: string) =>
+      gw.gateway.enqueueOutbound({ tenantId: 'clinic', channel: 'http', to, text: 'Reminder: waiting', idempotencyKey: `reminder:${r.id}:${r.nextAt!.toISOString()}`, delayMs: 600_000 });
+
+    // By text, after the tick queued a one-off (it is done once queued): "cancel 1" still stops it.
+    const p = phone();
+    await send('hello', p);
+    const once = await service.createReminder('clinic', await contactFor(p), { task: 'call back', lang: 'en', once: new Date('2027-08-01T15:00:00Z'), timezone: NY, allowQuietHours: false, source: 'api', channel: 'http', address: p }, new Date('2027-07-31T12:00:00Z'));
+    const item = await waiting(once, p);
+    await service.tick(new Date('2027-08-01T15:00:20Z'));
+    expect((await service.getReminder('clinic', once.id))!.status).toBe('done');
+    expect((await send(`cancel ${once.shortId}`, p)).replies[0]!.text).toBe(`Cancelled reminder #${once.shortId} ("call back").`);
+    expect((await gw.outbox('clinic')).find((i) => i.id === item.id)).toMatchObject({ status: 'blocked', errorCode: 'cancelled', error: 'the reminder was cancelled' });
+    expect((await service.occurrences('clinic', once.id)).map((o) => [o.status, o.outboxStatus])).toEqual([['queued', 'blocked']]);
+
+    // In the middle of a tick: the cancel commits after the tick claimed the occurrence, before it queued it.
+    const q = phone();
+    const raced = await service.createReminder('clinic', await contactFor(q), { task: 'raced late', lang: 'en', once: new Date('2027-08-02T15:00:00Z'), timezone: NY, allowQuietHours: false, source: 'api', channel: 'http', address: q }, new Date('2027-07-31T12:00:00Z'));
+    const late = await waiting(raced, q);
+    const query = pool.query.bind(pool) as (...a: unknown[]) => Promise<unknown>;
+    let cancelled = false;
+    (pool as { query: unknown }).query = async (...args: unknown[]) => {
+      const result = await query(...args);
+      if (!cancelled && typeof args[0] === 'string' && args[0].startsWith('WITH live AS') && (args[1] as unknown[])[1] === raced.id) {
+        cancelled = true;
+        expect(await service.cancelReminder('clinic', { id: raced.id })).toMatchObject({ status: 'cancelled' });
+      }
+      return result;
+    };
+    try {
+      await service.tick(new Date('2027-08-02T15:00:20Z'));
+    } finally {
+      (pool as { query: unknown }).query = query;
+    }
+    expect(cancelled).toBe(true);
+    expect((await gw.outbox('clinic')).find((i) => i.id === late.id)).toMatchObject({ status: 'blocked', errorCode: 'cancelled' });
+    // A message the channel already took cannot be called back: withdrawing it changes nothing.
+    const reply = (await gw.outbox('clinic')).find((i) => i.to === p && i.status === 'sent')!; // the inline answer to "cancel 1"
+    expect(await gw.gateway.cancelOutbound('clinic', reply.id, 'too late')).toMatchObject({ changed: false, item: { status: 'sent' } });
   });
 
   it('imports contacts from CSV with a dry run and an error for each bad row', async () => {
@@ -317,6 +388,77 @@ describe.skipIf(skip)(`contacts and reminders on the ${TEST_BACKEND} backend`, (
     expect(s.body.schedule.nextRun).toBe('2027-02-01T05:00:00.000Z');
   }, 120_000);
 
+  it("spaces a run's sends at the channel's throughput, each send job waiting for its slot, and the next tick after the last slot", async () => {
+    const T = new Date('2027-09-01T15:00:00Z');
+    for (const name of ['Pia', 'Quin', 'Rosa']) {
+      const made = await gw.request('POST', '/v1/tenants/other/contacts', { key: key('other'), body: { name, tags: ['paced'], addresses: [{ channel: 'http', address: phone() }] } });
+      expect(made.status).toBe(201);
+    }
+    const schedule = await service.createSchedule('other', { name: 'paced', runAt: new Date('2030-01-01T00:00:00Z'), timezone: NY, audience: { tags: ['paced'] }, template: 'Hi {{name}}', channel: 'http', maxMessages: 10, active: true, respectQuietHours: false }, T);
+    const run = await service.runNow(schedule, T);
+    expect(run).toMatchObject({ recipients: 3, queued: 2, pending: 1 }); // ratePerMinute 2
+    await service.tick(new Date(T.getTime() + 60_000));
+    const { rows } = await gw.gateway.db.pool.query(`SELECT send_at, outbox_id FROM delivery_recipients WHERE run_id = $1 ORDER BY send_at`, [run.id]);
+    // One a minute: the second waits a minute after the first; the tick a minute later starts after the last slot taken.
+    expect(rows.map((r) => (r.send_at as Date).getTime() - T.getTime())).toEqual([0, 60_000, 120_000]);
+    const states = [];
+    for (const r of rows) states.push((await gw.gateway.jobs.findPayloads([r.outbox_id as string])).map((j) => j.state));
+    expect(states[0]).not.toContain('delayed');
+    expect(states.slice(1)).toEqual([['delayed'], ['delayed']]);
+    await service.deleteSchedule('other', schedule.id);
+  });
+
+  it('reads an audience a page at a time, and a selection cut off after a page goes on from the last contact read', async () => {
+    const made: string[] = [];
+    for (const name of ['Uma', 'Vic', 'Wen', 'Xia', 'Yan']) made.push((await gw.request('POST', '/v1/tenants/clinic/contacts', { key: key('clinic'), body: { name, tags: ['paged'], addresses: [{ channel: 'http', address: phone() }] } })).body.contact.id);
+    const schedule = await service.createSchedule('clinic', { name: 'paged', runAt: new Date('2030-01-01T00:00:00Z'), timezone: NY, audience: { tags: ['paged'] }, template: 'Hi {{name}}', channel: 'http', maxMessages: 4, active: true, respectQuietHours: false }, new Date('2027-11-01T12:00:00Z'));
+    const pages: { limit?: number; after?: string }[] = [];
+    const search = contacts.search.bind(contacts);
+    let cut = true;
+    contacts.search = async (tenantId, q) => {
+      pages.push({ limit: q.limit, ...(q.after ? { after: q.after.id } : {}) });
+      // The process "dies" while reading the second page.
+      if (pages.length === 2 && cut) throw new Error('cut off');
+      return search(tenantId, q);
+    };
+    try {
+      const run = await service.runNow(schedule, new Date('2027-11-01T12:00:00Z'));
+      expect(run.status).toBe('failed');
+      // As if the process had died rather than failed: the run is still selecting, with what it had chosen.
+      await gw.gateway.db.pool.query(`UPDATE delivery_runs SET status = 'selecting', error = NULL, finished_at = NULL WHERE id = $1`, [run.id]);
+      cut = false;
+      await service.tick(new Date('2027-11-01T12:01:00Z'));
+      const { rows } = await gw.gateway.db.pool.query(`SELECT contact_id FROM delivery_recipients WHERE run_id = $1 ORDER BY contact_id`, [run.id]);
+      // The first page's two, then the rest after the last contact read, up to the cap of four: each once.
+      expect(rows.map((r) => r.contact_id)).toEqual(made.slice(0, 4).sort());
+      expect(pages.every((p) => p.limit === 2)).toBe(true);
+      expect(pages.slice(0, 3)).toEqual([{ limit: 2 }, { limit: 2, after: made[1] }, { limit: 2, after: made[1] }]);
+      expect((await service.runRecord('clinic', run.id))!).toMatchObject({ recipients: 4, status: 'sending' });
+    } finally {
+      contacts.search = search;
+    }
+    await service.deleteSchedule('clinic', schedule.id);
+  });
+
+  it("stops a run when cost-guard refuses a send for the budget: the run is 'budget', the rest skipped, not queued to be refused", async () => {
+    for (const name of ['Ann', 'Ben', 'Cat', 'Dan', 'Eve']) {
+      expect((await gw.request('POST', '/v1/tenants/thrifty/contacts', { key: key('thrifty'), body: { name, tags: ['all'], addresses: [{ channel: 'http', address: phone() }] } })).status).toBe(201);
+    }
+    const at = new Date('2027-12-01T15:00:00Z');
+    const schedule = await service.createSchedule('thrifty', { name: 'newsletter', runAt: new Date('2030-01-01T00:00:00Z'), timezone: NY, audience: { tags: ['all'] }, template: 'News for {{name}}', channel: 'http', maxMessages: 10, active: true, respectQuietHours: false }, at);
+    const run = await service.runNow(schedule, at);
+    // Two sends fit ($0.001 each of $0.0025); the third is refused and the run stops there.
+    expect(run).toMatchObject({ status: 'budget', recipients: 5, queued: 3, pending: 0, skippedBudget: 2 });
+    expect(run.error).toMatch(/cost-guard: the daily messaging budget .* is spent/);
+    const items = (await gw.outbox('thrifty')).filter((i) => (i.options as { run?: string }).run === run.id);
+    expect(items.map((i) => i.status).filter((st) => st === 'blocked')).toHaveLength(1);
+    expect(items).toHaveLength(3);
+    // A later tick does not take the stopped run up again.
+    await service.tick(new Date(at.getTime() + 60_000));
+    expect(await service.runRecord('thrifty', run.id)).toMatchObject({ status: 'budget', queued: 3, skippedBudget: 2 });
+    expect((await gw.request('GET', '/v1/tenants/thrifty/schedules/stats', { key: key('thrifty') })).body).toMatchObject({ budgetStoppedRuns: 1 });
+  });
+
   it('runs now, pauses and resumes, and reports stats and per-run records', async () => {
     const now = await gw.request('POST', `/v1/tenants/clinic/schedules/${scheduleId}/run-now`, { key: key('clinic') });
     expect(now.status).toBe(202);
@@ -371,6 +513,63 @@ describe.skipIf(skip)(`contacts and reminders on the ${TEST_BACKEND} backend`, (
     await contacts.update('clinic', c.id, { fields: { appointment_at: '2027-06-02T15:00:00Z' } });
     await service.tick(new Date('2027-06-01T16:00:30Z'));
     expect((await gw.outbox('clinic')).filter((i) => i.to === to)).toHaveLength(2);
+  });
+
+  it('merges the SMS and the WhatsApp contact of one person: addresses, tags and fields joined, reminders moved, the other gone, audited', async () => {
+    const sms = phone();
+    const wa = `whatsapp:${phone()}`;
+    const a = (await gw.request('POST', '/v1/tenants/clinic/contacts', { key: key('clinic'), body: { name: 'Ana Ruiz', tags: ['patients'], fields: { plan: 'gold', clinic: 'north' }, addresses: [{ channel: 'http', address: sms }] } })).body.contact;
+    const b = (await gw.request('POST', '/v1/tenants/clinic/contacts', { key: key('clinic'), body: { tags: ['whatsapp', 'patients'], fields: { plan: 'silver', insurer: 'acme' }, timezone: 'Europe/Madrid', addresses: [{ channel: 'whatsapp', address: wa }] } })).body.contact;
+    const at = new Date('2027-10-01T12:00:00Z');
+    await service.createReminder('clinic', await contactFor(sms), { task: 'sms one', lang: 'en', once: new Date('2027-10-02T15:00:00Z'), timezone: NY, allowQuietHours: false, source: 'api', channel: 'http', address: sms }, at);
+    const moved = await service.createReminder('clinic', (await contacts.get('clinic', b.id))!, { task: 'whatsapp one', lang: 'en', once: new Date('2027-10-03T15:00:00Z'), timezone: NY, allowQuietHours: false, source: 'api', channel: 'whatsapp', address: wa }, at);
+
+    const r = await gw.request('POST', `/v1/tenants/clinic/contacts/${a.id}/merge`, { key: key('clinic'), body: { from: b.id } });
+    expect(r.status).toBe(200);
+    expect(r.body.merged).toEqual({ from: b.id, movedAddresses: 1 });
+    expect(r.body.contact).toMatchObject({ id: a.id, name: 'Ana Ruiz', timezone: 'Europe/Madrid', tags: ['patients', 'whatsapp'], fields: { plan: 'gold', clinic: 'north', insurer: 'acme' } });
+    expect(r.body.contact.addresses).toEqual([{ channel: 'http', address: sms }, { channel: 'whatsapp', address: wa }]);
+    expect((await gw.request('GET', `/v1/tenants/clinic/contacts/${b.id}`, { key: key('clinic') })).status).toBe(404);
+    expect((await contacts.resolve('clinic', { channel: 'whatsapp', address: wa }, { create: false }))!.id).toBe(a.id);
+    // The WhatsApp reminder follows the person, numbered after theirs.
+    expect((await service.listReminders('clinic', a.id)).map((x) => [x.shortId, x.task])).toEqual([[1, 'sms one'], [2, 'whatsapp one']]);
+    expect((await service.getReminder('clinic', moved.id))!.contactId).toBe(a.id);
+    const { rows } = await gw.gateway.db.pool.query(`SELECT actor, detail FROM parley_audit WHERE tenant_id = 'clinic' AND action = 'contacts.merge'`);
+    expect(rows).toEqual([{ actor: expect.stringMatching(/^key:/), detail: { into: a.id, from: b.id, movedAddresses: 1 } }]);
+
+    // Bad input is a 400 with the reason; an unknown contact a 404.
+    expect((await gw.request('POST', `/v1/tenants/clinic/contacts/${a.id}/merge`, { key: key('clinic'), body: { from: a.id } })).body.error.message).toMatch(/"from" is this contact/);
+    expect((await gw.request('POST', `/v1/tenants/clinic/contacts/${a.id}/merge`, { key: key('clinic'), body: { from: 'nope' } })).status).toBe(400);
+    expect((await gw.request('POST', `/v1/tenants/clinic/contacts/${a.id}/merge`, { key: key('clinic'), body: {} })).status).toBe(400);
+    expect((await gw.request('POST', `/v1/tenants/clinic/contacts/${a.id}/merge`, { key: key('clinic'), body: { from: b.id } })).status).toBe(404);
+  });
+
+  it('merges only with a key of the tenant or the operator key: 401 without a key, 403 for another tenant', async () => {
+    const pair = async () => [(await contactFor(phone())).id, (await contactFor(phone())).id] as const;
+    const [into, from] = await pair();
+    const path = `/v1/tenants/clinic/contacts/${into}/merge`;
+    expect((await gw.request('POST', path, { body: { from } })).status).toBe(401);
+    expect((await gw.request('POST', path, { key: key('other'), body: { from } })).status).toBe(403);
+    // Another tenant's contacts are not found through its own path either.
+    expect((await gw.request('POST', `/v1/tenants/other/contacts/${into}/merge`, { key: key('other'), body: { from } })).status).toBe(404);
+    expect(await contacts.get('clinic', from)).not.toBeNull();
+    const op = await gw.request('POST', path, { key: OP, body: { from } });
+    expect(op.status).toBe(200);
+    expect(op.body.contact.addresses).toHaveLength(2);
+    const { rows } = await gw.gateway.db.pool.query(`SELECT actor FROM parley_audit WHERE action = 'contacts.merge' AND detail->>'from' = $1`, [from]);
+    expect(rows).toEqual([{ actor: 'operator' }]);
+  });
+
+  it('links a new address to the contact with the same phone number on another channel only when the tenant turned it on', async () => {
+    const number = phone();
+    const first = await contacts.resolve('other', { channel: 'http', address: number });
+    const linked = await contacts.resolve('other', { channel: 'whatsapp', address: `whatsapp:${number}` });
+    expect(linked!.id).toBe(first!.id);
+    expect(linked!.addresses).toEqual([{ channel: 'http', address: number }, { channel: 'whatsapp', address: `whatsapp:${number}` }]);
+    // Off by default: the clinic gets two contacts for the one number.
+    const own = await contacts.resolve('clinic', { channel: 'http', address: number });
+    const separate = await contacts.resolve('clinic', { channel: 'whatsapp', address: `whatsapp:${number}` });
+    expect(separate!.id).not.toBe(own!.id);
   });
 
   it('keeps tenants apart: 401 without a key, 403 for another tenant, the operator sees all', async () => {

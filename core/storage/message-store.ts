@@ -378,6 +378,26 @@ export async function releaseHeldOutbound(db: Queryable, tenantId: string, id: s
   return rows[0] ? toOutbound(rows[0]) : undefined;
 }
 
+/**
+ * Withdraws an outgoing message not yet handed to its channel: a conditional update from `pending` or
+ * `retrying` to `blocked` (error code `cancelled`). The row lock orders it with the send job's claim:
+ * a claim first leaves it `sending` and this changes nothing; this first makes the claim skip it.
+ */
+export async function cancelPendingOutbound(db: Queryable, tenantId: string, id: string, reason: string): Promise<OutboundMessage | undefined> {
+  const { rows } = await db.query<OutboxRow>(
+    `WITH upd AS (
+       UPDATE parley_outbox SET status = 'blocked', error_code = 'cancelled', error = $3, updated_at = now()
+       WHERE tenant_id = $1 AND id = $2 AND status IN ('pending', 'retrying') RETURNING *
+     ), ev AS (
+       INSERT INTO parley_outbox_events (outbox_id, tenant_id, status, error_code, detail)
+       SELECT id, tenant_id, 'blocked', 'cancelled', jsonb_build_object('error', $3::text) FROM upd
+     )
+     SELECT * FROM upd`,
+    [tenantId, id, reason],
+  );
+  return rows[0] ? toOutbound(rows[0]) : undefined;
+}
+
 export async function repliesFor(db: Queryable, tenantId: string, inboundId: string): Promise<OutboundMessage[]> {
   const { rows } = await db.query<OutboxRow>('SELECT * FROM parley_outbox WHERE tenant_id = $1 AND inbound_id = $2 ORDER BY seq', [tenantId, inboundId]);
   return rows.map(toOutbound);

@@ -18,7 +18,12 @@ export interface ImportReport {
   errors: RowError[];
 }
 
+/** What a plugin that keeps contact ids does when two contacts become one. */
+export type MergeListener = (tenantId: string, merge: { into: string; from: string }) => Promise<void>;
+
 export class ContactsDirectory {
+  private readonly mergeListeners = new Set<MergeListener>();
+
   constructor(
     private readonly deps: {
       store: ContactStore;
@@ -41,6 +46,13 @@ export class ContactsDirectory {
    */
   async resolve(tenantId: string, address: ContactAddress, opts: { create?: boolean; source?: Contact['source'] } = {}): Promise<Contact | null> {
     if (opts.create === false) return this.deps.store.byAddress(tenantId, address.channel, address.address);
+    if (this.deps.settingsFor(tenantId)?.linkSameNumber && !(await this.deps.store.byAddress(tenantId, address.channel, address.address))) {
+      const linked = await this.deps.store.linkSameNumber(tenantId, address);
+      if (linked) {
+        this.deps.metrics.merged.inc({ tenant: tenantId, how: 'same-number' });
+        return linked;
+      }
+    }
     const { contact, created } = await this.deps.store.ensure(tenantId, address, { source: opts.source ?? 'conversation' });
     if (created) this.deps.metrics.created.inc({ tenant: tenantId, source: contact.source });
     return contact;
@@ -62,6 +74,29 @@ export class ContactsDirectory {
 
   update(tenantId: string, id: string, input: ContactInput & { removeAddresses?: ContactAddress[] }): Promise<Contact | null> {
     return this.deps.store.update(tenantId, id, input);
+  }
+
+  /**
+   * Folds contact `from` into `into` (see `ContactStore.merge`), then tells the plugins that keep
+   * contact ids (`onMerge`), so a person's reminders follow them. Null when either is not the tenant's.
+   * @example const r = await directory.merge('clinic', smsContactId, whatsappContactId, 'operator');
+   */
+  async merge(tenantId: string, into: string, from: string, actor: string): Promise<{ contact: Contact; movedAddresses: number } | null> {
+    const merged = await this.deps.store.merge(tenantId, into, from, actor);
+    if (!merged) return null;
+    this.deps.metrics.merged.inc({ tenant: tenantId, how: 'api' });
+    for (const listener of this.mergeListeners) await listener(tenantId, { into, from });
+    return merged;
+  }
+
+  /**
+   * Called after each merge, once `from` is gone: move what names it to `into`. Returns its own
+   * unregister function. A listener that throws fails the merge call after the merge committed (the
+   * caller sees the error; run the listener's work again to finish).
+   */
+  onMerge(listener: MergeListener): () => void {
+    this.mergeListeners.add(listener);
+    return () => this.mergeListeners.delete(listener);
   }
 
   remove(tenantId: string, id: string): Promise<boolean> {

@@ -1,7 +1,8 @@
 /**
  * The contacts API, per tenant (tenant key or operator key), under `/v1/tenants/:tenant/contacts`:
  * list and search (`?tag=a,b&anyTag=&field.<name>=<value>&inactiveDays=&sinceLastInboundDays=&channel=&q=&limit=&offset=`),
- * create, get (with consent per address), update (PATCH), delete, and `POST .../import` (`{ csv, dryRun }`).
+ * create, get (with consent per address), update (PATCH), delete, `POST .../:id/merge` (`{ from }`) and
+ * `POST .../import` (`{ csv, dryRun }`).
  */
 import type { Router } from 'express';
 import { z } from 'zod';
@@ -22,6 +23,7 @@ const contactBody = z.object({
   addresses: z.array(address).max(20).optional(),
 });
 const patchBody = contactBody.extend({ removeAddresses: z.array(address).max(20).optional() });
+const mergeBody = z.object({ from: z.uuid().describe('The contact folded into this one; it is deleted') });
 const importBody = z.object({ csv: z.string().min(1).max(20_000_000), dryRun: z.boolean().default(false) });
 const listQuery = z.object({
   tag: z.string().optional(),
@@ -158,6 +160,32 @@ export function contactsRoutes(directory: ContactsDirectory) {
         const contact = await directory.update(tenantId, param(req, 'id'), cleanFields(b)).catch(taken);
         if (!contact) throw notFound(`No contact "${param(req, 'id')}"`);
         res.json({ contact: await view(contact) });
+      },
+    );
+
+    route(
+      {
+        method: 'post',
+        path: `${base}/:id/merge`,
+        auth: 'tenant',
+        tags,
+        summary: 'Merge another contact into this one (one person on SMS and WhatsApp)',
+        description: "The other contact's addresses move here; tags and fields are the union (this contact's field value wins); name, time zone and language are this contact's unless it has none; the other contact is deleted and the merge is in the audit trail. Reminders of the other contact follow.",
+        body: mergeBody,
+        bodyExample: { from: '6f1c2a4e-8b0d-4c1e-9a55-0d3c7e2b9f10' },
+        responses: { 200: { description: 'The merged contact', schema: z.object({ contact: ContactView, merged: z.object({ from: z.string(), movedAddresses: z.number().int() }) }) } },
+        errors: ['PARLEY_BAD_REQUEST', notEnabled],
+      },
+      async (req, res) => {
+        const tenantId = tenantOf(req as Req);
+        const b = parse(mergeBody, (req as Req).body, 'Body must be { "from": <contact id> }');
+        const into = param(req, 'id');
+        if (b.from.toLowerCase() === into.toLowerCase()) throw badRequest('"from" is this contact: name another contact to merge into it');
+        const principal = (req as { principal?: { kind: string; keyId?: string } }).principal;
+        const actor = principal?.kind === 'tenant' ? `key:${principal.keyId ?? 'tenant'}` : 'operator';
+        const merged = await directory.merge(tenantId, into, b.from, actor);
+        if (!merged) throw notFound(`No contact "${(await directory.get(tenantId, into)) ? b.from : into}"`);
+        res.json({ contact: await view(merged.contact), merged: { from: b.from, movedAddresses: merged.movedAddresses } });
       },
     );
 

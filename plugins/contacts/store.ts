@@ -42,6 +42,16 @@ export const migrations: Migration[] = [
       CREATE INDEX contact_addresses_bare ON contact_addresses (tenant_id, bare);
     `,
   },
+  {
+    // Keyset pages go on from the last contact's (created_at, id), which a reader holds as a JavaScript
+    // Date: milliseconds. PostgreSQL keeps microseconds, so a cursor read back would sort before its own
+    // row and the page would repeat it. Creation times are kept to the millisecond.
+    id: '002_created_at_milliseconds',
+    sql: `
+      ALTER TABLE contacts ALTER COLUMN created_at SET DEFAULT date_trunc('milliseconds', now());
+      UPDATE contacts SET created_at = date_trunc('milliseconds', created_at) WHERE created_at <> date_trunc('milliseconds', created_at);
+    `,
+  },
 ];
 
 export interface ContactAddress {
@@ -92,9 +102,17 @@ export interface ContactQuery {
   channel?: string;
   /** Name or address contains this text. */
   q?: string;
-  /** Keyset paging: contacts created after this id's row (ordered by created_at, id). */
+  /** Page size (ordered by created_at, id). */
   limit?: number;
   offset?: number;
+  /**
+   * Keyset paging: only contacts after this one in (created_at, id) order. A reader of a large list
+   * (a scheduled delivery's audience) passes the last contact of each page to get the next, so it
+   * never holds more than a page and never skips or repeats one when rows are added meanwhile.
+   */
+  after?: { createdAt: Date; id: string };
+  /** Count every match into `total` (default true; false: `total` is -1, and a keyset reader saves a count per page). */
+  withTotal?: boolean;
   /** The clock for the day filters (tests pass an explicit time). */
   now?: Date;
 }
@@ -183,6 +201,57 @@ export class ContactStore {
     throw new Error('Could not create a contact for an address (it kept changing)');
   }
 
+  /**
+   * The contact of another channel's address with the same phone number, when exactly one contact has
+   * it (an E.164 number: `whatsapp:+15551234567` and `+15551234567` are one person's). The new address
+   * is added to that contact; null when no contact, or more than one, has the number.
+   */
+  async linkSameNumber(tenantId: string, address: ContactAddress): Promise<Contact | null> {
+    const bare = consentAddress(address.address);
+    if (!/^\+[1-9]\d{6,14}$/.test(bare)) return null;
+    const { rows } = await this.db.query<{ contact_id: string }>(`SELECT DISTINCT contact_id FROM contact_addresses WHERE tenant_id = $1 AND bare = $2 AND channel <> $3 LIMIT 2`, [tenantId, bare, address.channel]);
+    if (rows.length !== 1) return null;
+    const { rowCount } = await this.db.query(
+      `INSERT INTO contact_addresses (tenant_id, channel, address, bare, contact_id) SELECT $1, $2, $3, $4, id FROM contacts WHERE tenant_id = $1 AND id = $5 ON CONFLICT DO NOTHING`,
+      [tenantId, address.channel, address.address, bare, rows[0]!.contact_id],
+    );
+    // Lost to a concurrent first message (or the contact went): whoever holds the address now is the answer.
+    return rowCount ? this.get(tenantId, rows[0]!.contact_id) : this.byAddress(tenantId, address.channel, address.address);
+  }
+
+  /**
+   * Folds contact `from` into `into`, in one transaction: `from`'s addresses move to `into`; tags are
+   * the union; fields are the union (`into`'s value wins where both have one); name, zone and language
+   * are `into`'s unless it has none; the message times are the later of the two. `from` is deleted and
+   * the merge is written to the kernel's audit trail (ids and counts only). Both rows are locked in id
+   * order, so two merges of the same pair cannot deadlock. Null when either contact is not the tenant's.
+   */
+  async merge(tenantId: string, into: string, from: string, actor: string): Promise<{ contact: Contact; movedAddresses: number } | null> {
+    if (!/^[0-9a-f-]{36}$/i.test(into) || !/^[0-9a-f-]{36}$/i.test(from)) return null;
+    const moved = await this.tx(async (c) => {
+      const { rows } = await c.query<Row>(`SELECT * FROM contacts WHERE tenant_id = $1 AND id = ANY($2::uuid[]) ORDER BY id FOR UPDATE`, [tenantId, [into, from]]);
+      const a = rows.find((r) => r.id === into);
+      const b = rows.find((r) => r.id === from);
+      if (!a || !b) return null;
+      const addresses = await c.query(`UPDATE contact_addresses SET contact_id = $2 WHERE tenant_id = $1 AND contact_id = $3`, [tenantId, into, from]);
+      await c.query(
+        `UPDATE contacts SET
+           name = coalesce(name, $3), timezone = coalesce(timezone, $4), language = coalesce(language, $5),
+           tags = ARRAY(SELECT DISTINCT t FROM unnest(tags || $6::text[]) AS t ORDER BY t),
+           fields = $7::jsonb || fields,
+           last_inbound_at = GREATEST(last_inbound_at, $8), last_outbound_at = GREATEST(last_outbound_at, $9),
+           created_at = LEAST(created_at, $10), updated_at = now()
+         WHERE tenant_id = $1 AND id = $2`,
+        [tenantId, into, b.name, b.timezone, b.language, b.tags, JSON.stringify(b.fields), b.last_inbound_at, b.last_outbound_at, b.created_at],
+      );
+      await c.query(`DELETE FROM contacts WHERE tenant_id = $1 AND id = $2`, [tenantId, from]);
+      await c.query(`INSERT INTO parley_audit (tenant_id, actor, action, detail) VALUES ($1, $2, 'contacts.merge', $3)`, [tenantId, actor, { into, from, movedAddresses: addresses.rowCount ?? 0 }]);
+      return addresses.rowCount ?? 0;
+    });
+    if (moved === null) return null;
+    return { contact: (await this.get(tenantId, into))!, movedAddresses: moved };
+  }
+
   /** Record a message's time on the contact of an address (`inbound` or `outbound`); later times only. */
   async touch(tenantId: string, address: ContactAddress, direction: 'inbound' | 'outbound', at: Date): Promise<boolean> {
     const column = direction === 'inbound' ? 'last_inbound_at' : 'last_outbound_at';
@@ -268,8 +337,10 @@ export class ContactStore {
       where.push(`(c.name ILIKE ${like} OR EXISTS (SELECT 1 FROM contact_addresses a WHERE a.contact_id = c.id AND a.address ILIKE ${like}))`);
     }
     const filter = where.join(' AND ');
-    const total = Number((await this.db.query<{ n: string }>(`SELECT count(*) AS n FROM contacts c WHERE ${filter}`, args)).rows[0]!.n);
-    const { rows } = await this.db.query<Row>(`${SELECT} WHERE ${filter} ORDER BY c.created_at, c.id LIMIT ${arg(q.limit ?? 100)} OFFSET ${arg(q.offset ?? 0)}`, args);
+    const total = q.withTotal === false ? -1 : Number((await this.db.query<{ n: string }>(`SELECT count(*) AS n FROM contacts c WHERE ${filter}`, args)).rows[0]!.n);
+    if (q.after) where.push(`(c.created_at, c.id) > (${arg(q.after.createdAt)}::timestamptz, ${arg(q.after.id)}::uuid)`);
+    const page = where.join(' AND ');
+    const { rows } = await this.db.query<Row>(`${SELECT} WHERE ${page} ORDER BY c.created_at, c.id LIMIT ${arg(q.limit ?? 100)} OFFSET ${arg(q.offset ?? 0)}`, args);
     return { contacts: rows.map(toContact), total };
   }
 

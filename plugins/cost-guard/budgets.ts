@@ -41,6 +41,17 @@ export class Budgets {
     return r;
   }
 
+  /**
+   * Whether a spend of `amount` in `category` fits now (what `reserve` would decide, without reserving),
+   * and the smallest room left over the budgets it touches (null: no budget limits it).
+   */
+  async room(tenantId: string, category: 'ai' | 'messaging', amount: number): Promise<{ fits: boolean; remainingUsd: number | null }> {
+    const counters = await this.deps.store.counters(tenantId, this.keys(tenantId, category));
+    const limited = counters.filter((c) => c.limit !== null);
+    const remaining = limited.length ? Math.min(...limited.map((c) => c.limit! - c.spent - c.reserved)) : null;
+    return { fits: limited.every((c) => c.spent + c.reserved + Math.max(MIN_RESERVATION, amount) <= c.limit!), remainingUsd: remaining === null ? null : round(Math.max(0, remaining)) };
+  }
+
   /** Every budget of the tenant's current windows (ai, messaging, total x day, month). */
   async state(tenantId: string): Promise<CounterState[]> {
     const keys = [...this.keys(tenantId, 'ai'), ...this.keys(tenantId, 'messaging').filter((k) => k.category !== 'total')];

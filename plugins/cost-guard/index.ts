@@ -5,19 +5,35 @@
  * limits API requests (`ctx.apiGuard`) and inbound messages (pipeline stage), and reports spend.
  */
 import { createHash } from 'node:crypto';
-import { ConfigError, TOKENS, definePlugin, subjectHashes } from 'parley';
+import { ConfigError, TOKENS, definePlugin, subjectHashes, token } from 'parley';
 import { costInterceptor } from './ai.js';
 import { Budgets } from './budgets.js';
 import { Limits, type LimiterStore } from './limits.js';
 import { costMetrics } from './metrics.js';
 import { blockListOf, costRoutes } from './routes.js';
-import { inboundStage, replyStage } from './stage.js';
+import { inboundStage, replyStage, sendEstimate } from './stage.js';
 import { CostStore, migrations } from './store.js';
 import { optionsSchema, settingsSchema, type CostGuardSettings } from './types.js';
 
 export { cacheKey, normalise } from './ai.js';
 export { smsSegments, senderKey, COST_STAGE } from './stage.js';
 export type { CostGuardOptions, CostGuardSettings, PriceRule } from './types.js';
+
+/**
+ * The messaging budget as other plugins may ask about it (`ctx.tryInject(SEND_BUDGET)`, an optional
+ * integration: a plugin that sends in bulk stops when a send like this one no longer fits, instead of
+ * queueing the rest to be refused one by one). `fits` is what the reply stage would decide now (a
+ * concurrent send may still take the room first); `remainingUsd` is null when no budget applies, and
+ * the whole answer is null for a tenant without cost-guard.
+ * @example
+ * const budget = ctx.tryInject(SEND_BUDGET);
+ * const room = await budget?.room('clinic', { channel: 'twilio-sms', text });
+ * if (room && !room.fits) stopTheRun('budget');
+ */
+export interface SendBudget {
+  room(tenantId: string, send: { channel: string; text: string }): Promise<{ fits: boolean; remainingUsd: number | null; estimateUsd: number } | null>;
+}
+export const SEND_BUDGET = token<SendBudget>('cost-guard.send-budget');
 
 /** How long an instance trusts its copy of a tenant's blocks (blocks made on another instance apply after this). */
 const BLOCKS_TTL_MS = 5_000;
@@ -83,6 +99,13 @@ export default definePlugin({
     };
 
     ctx.migrations(migrations);
+    ctx.provide(SEND_BUDGET, {
+      async room(tenantId, send) {
+        if (!settings(tenantId)) return null;
+        const estimate = await sendEstimate(store, tenantId, send.channel, send.text);
+        return { ...(await budgets.room(tenantId, 'messaging', estimate)), estimateUsd: estimate };
+      },
+    });
     ctx.stage(inboundStage({ limits: { take: (scope, key, points, seconds) => limitsOf().take(scope, key, points, seconds) }, blocks: { senders: async (t) => (await blocksOf(t)).senders }, metrics }));
     ctx.replyStage(replyStage({ store, budgets, metrics, ttlSeconds: ctx.options.reservationTtlSeconds, background: (w, what) => ctx.background(w, what) }));
     const chatModelOf = (provider: string) => {

@@ -69,15 +69,20 @@ export function smsSegments(text: string): number {
   return text.length <= single ? 1 : Math.ceil(text.length / multi);
 }
 
+/** What one send is expected to cost: the channel's per-message price and its SMS segments. */
+export async function sendEstimate(store: Pick<CostStore, 'unitPrice'>, tenantId: string, channel: string, text: string): Promise<number> {
+  const perMessage = await store.unitPrice(tenantId, 'messages.out', channel);
+  const perSegment = await store.unitPrice(tenantId, 'sms.segments.out', channel);
+  return perMessage + perSegment * smsSegments(text);
+}
+
 export function replyStage(deps: { store: CostStore; budgets: Budgets; metrics: CostMetrics; ttlSeconds: number; background(work: Promise<unknown>, what: string): void }): ReplyStageDefinition<CostGuardSettings> {
   return {
     name: COST_STAGE,
     async handle(out, next) {
       if (out.options.crisisGuard) return next();
       const { tenant, settings } = out;
-      const perMessage = await deps.store.unitPrice(tenant.id, 'messages.out', out.channel);
-      const perSegment = await deps.store.unitPrice(tenant.id, 'sms.segments.out', out.channel);
-      const estimate = perMessage + perSegment * smsSegments(out.text);
+      const estimate = await sendEstimate(deps.store, tenant.id, out.channel, out.text);
       if (estimate <= 0) return next();
       const force = settings.action === 'notify-only' || settings.action === 'degrade';
       const r = await deps.budgets.reserve(tenant.id, 'messaging', estimate, force, deps.ttlSeconds);

@@ -36,6 +36,10 @@ export interface ContactQuery {
   q?: string;
   limit?: number;
   offset?: number;
+  /** Keyset paging: contacts after this one in (created_at, id) order. */
+  after?: { createdAt: Date; id: string };
+  /** false: no count (`total` is -1). */
+  withTotal?: boolean;
   now?: Date;
 }
 
@@ -48,6 +52,8 @@ export interface ContactsDirectory {
   timezoneOf(contact: Pick<Contact, 'timezone' | 'tenantId'>): string;
   languageOf(contact: Pick<Contact, 'language' | 'tenantId'>): string;
   addressOn(contact: Contact, channel?: string): ContactAddress | null;
+  /** After two contacts became one (`from` is gone): returns its unregister function. */
+  onMerge(listener: (tenantId: string, merge: { into: string; from: string }) => Promise<void>): () => void;
 }
 
 export const CONTACTS_DIRECTORY = token<ContactsDirectory>('contacts.directory');

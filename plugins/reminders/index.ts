@@ -6,6 +6,7 @@
  * window and per-channel rates. Depends on `contacts`.
  */
 import { ConfigError, consentAddress, definePlugin, token } from 'parley';
+import { SEND_BUDGET } from './budget-api.js';
 import { CONTACTS_DIRECTORY } from './contacts-api.js';
 import { remindersMetrics } from './metrics.js';
 import { remindersRoutes } from './routes.js';
@@ -65,9 +66,16 @@ export default definePlugin({
       metrics,
       settingsFor: (id) => ctx.settingsFor(id),
       tenant: (id) => ctx.tenants().find((t) => t.tenant.id === id)?.tenant,
+      audiencePageSize: ctx.options.audiencePageSize,
+      // Asked at use time: cost-guard may be set up after reminders.
+      sendBudget: () => ctx.tryInject(SEND_BUDGET),
     });
     ctx.migrations(migrations);
     ctx.provide(REMINDERS_SERVICE, service);
+    // One person, two contacts merged: their reminders follow them.
+    contacts.onMerge(async (tenantId, { into, from }) => {
+      await service.moveReminders(tenantId, from, into);
+    });
     ctx.stage(remindersStage({ service, contacts, metrics }));
     ctx.routes(remindersRoutes({ service, contacts, settingsFor: (id) => ctx.settingsFor(id), tenantZone: (id) => ctx.tenants().find((t) => t.tenant.id === id)?.tenant.timezone ?? 'UTC' }));
     ctx.schedule({ name: 'reminders-tick', cron: ctx.options.tickCron, process: () => service.tick(new Date()) });

@@ -8,6 +8,7 @@ export function remindersMetrics(metrics: PluginMetrics, counts: () => Promise<A
   return {
     created: metrics.counter({ name: 'parley_reminders_created_total', help: 'Reminders created, by tenant, source (conversation, api) and kind (once, recurring)', labelNames: ['tenant', 'source', 'kind'] as const }),
     cancelled: metrics.counter({ name: 'parley_reminders_cancelled_total', help: 'Reminders cancelled, by tenant', labelNames: ['tenant'] as const }),
+    withdrawn: metrics.counter({ name: 'parley_reminders_withdrawn_total', help: 'Queued reminder messages withdrawn from the outbox before they went, because the reminder was cancelled, by tenant', labelNames: ['tenant'] as const }),
     queued: metrics.counter({ name: 'parley_reminders_queued_total', help: 'Reminder occurrences queued to the outbox (consent is checked at send), by tenant', labelNames: ['tenant'] as const }),
     deferred: metrics.counter({ name: 'parley_reminders_quiet_deferred_total', help: 'Reminder occurrences sent at the end of quiet hours instead of their time, by tenant', labelNames: ['tenant'] as const }),
     missed: metrics.counter({ name: 'parley_reminders_missed_total', help: 'Reminder occurrences skipped because they were found later than the grace window, by tenant', labelNames: ['tenant'] as const }),

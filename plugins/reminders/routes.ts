@@ -11,7 +11,7 @@ import { ParleyError, badRequest, notFound, param, type RouteHelpers } from 'par
 import type { ContactsDirectory } from './contacts-api.js';
 import { parseCommand, langOf } from './parse.js';
 import type { RemindersService, Schedule } from './service.js';
-import { checkRrule, parseWall, zonedInstant } from './time.js';
+import { MIN_INTERVAL_MINUTES, checkRrule, parseWall, zonedInstant } from './time.js';
 import { audienceSchema, type RemindersSettings } from './types.js';
 
 const zone = z.string().refine((tz) => {
@@ -163,6 +163,7 @@ export function remindersRoutes(deps: { service: RemindersService; contacts: Con
         let task = b.task;
         if (b.when) {
           const cmd = parseCommand(`${lang === 'es' ? 'recuérdame' : 'remind me'} ${b.task ? `${lang === 'es' ? '' : 'to '}${b.task} ` : ''}${b.when}`, at, tz);
+          if (cmd?.kind === 'unclear' && cmd.why === 'too-often') throw badRequest(`"when": reminders repeat at most every ${MIN_INTERVAL_MINUTES} minutes`);
           if (!cmd || cmd.kind !== 'create') throw badRequest(`Could not read "when": ${b.when} (try "tomorrow at 3pm" or "every day at 8am")`);
           timing = cmd.once ? { once: cmd.once } : { rrule: cmd.rrule!, start: cmd.start! };
           task ??= cmd.task;

@@ -11,6 +11,7 @@
 import type { Logger } from 'pino';
 import type { Pool } from 'pg';
 import { ParleyError, hashAddress, type GatewayServices, type TenantInfo } from 'parley';
+import type { SendBudget } from './budget-api.js';
 import type { Contact, ContactsDirectory } from './contacts-api.js';
 import type { RemindersMetrics } from './metrics.js';
 import { langOf, reminderText, type Lang } from './parse.js';
@@ -149,6 +150,8 @@ export interface RunRecord {
   failed: number;
   skippedOptOut: number;
   skippedOnce: number;
+  /** Not reached: the run stopped when the budget no longer fitted a send (status `budget`). */
+  skippedBudget: number;
 }
 
 export interface Deps {
@@ -159,9 +162,27 @@ export interface Deps {
   metrics: RemindersMetrics;
   settingsFor(tenantId: string): RemindersSettings | undefined;
   tenant(tenantId: string): TenantInfo | undefined;
+  /** Contacts read per page of a scheduled delivery's audience (default 500). */
+  audiencePageSize?: number;
+  /** cost-guard's messaging budget, when a plugin provides it (optional integration). */
+  sendBudget?(): SendBudget | undefined;
 }
 
 const MIN_GRACE_MS = 2 * 60_000;
+
+/** A place in the contact list: (created_at, id) of the last contact read. */
+type Cursor = { createdAt: Date; id: string };
+/** A contact of an audience, with its once-per-window key (null: no once rule). */
+type Candidate = { contact: Contact; onceKey: string | null };
+
+/** A tenant's channel within one tick: sends queued (the per-minute cap) and the next send slot (throughput). */
+interface Pacing {
+  queued: number;
+  /** Milliseconds between two sends; 0: not spaced. */
+  gapMs: number;
+  /** Epoch milliseconds of the next free slot. */
+  next: number;
+}
 
 export class RemindersService {
   constructor(private readonly deps: Deps) {}
@@ -242,16 +263,22 @@ export class RemindersService {
   }
 
   /**
-   * Cancels an active reminder. With `messageId` (a person's "cancel 2"), the cancellation names that
-   * message: a second run of it finds the reminder it cancelled and answers the same way.
+   * Cancels a reminder: an active one, or one whose last message is queued and has not gone yet (a
+   * one-off is `done` once its message is queued). A message of it still waiting in the outbox is
+   * withdrawn (`cancelOutbound`); one the channel already took goes. With `messageId` (a person's
+   * "cancel 2"), the cancellation names that message: a second run of it finds the reminder it
+   * cancelled and answers the same way.
    */
   async cancelReminder(tenantId: string, where: { id: string } | { contactId: string; shortId: number }, messageId?: string): Promise<Reminder | null> {
+    const cancellable = `(status = 'active' OR status = 'done' AND EXISTS (SELECT 1 FROM reminder_occurrences o JOIN parley_outbox x ON x.id = o.outbox_id AND x.tenant_id = o.tenant_id
+       WHERE o.reminder_id = reminders.id AND o.status = 'queued' AND x.status IN ('pending', 'retrying')))`;
     const { rows } =
       'id' in where
-        ? await this.deps.db.query<ReminderRow>(`UPDATE reminders SET status = 'cancelled', cancel_message_id = $3, updated_at = now() WHERE tenant_id = $1 AND id = $2 AND status = 'active' RETURNING *`, [tenantId, where.id, messageId ?? null])
-        : await this.deps.db.query<ReminderRow>(`UPDATE reminders SET status = 'cancelled', cancel_message_id = $4, updated_at = now() WHERE tenant_id = $1 AND contact_id = $2 AND short_id = $3 AND status = 'active' RETURNING *`, [tenantId, where.contactId, where.shortId, messageId ?? null]);
+        ? await this.deps.db.query<ReminderRow>(`UPDATE reminders SET status = 'cancelled', cancel_message_id = $3, updated_at = now() WHERE tenant_id = $1 AND id = $2 AND ${cancellable} RETURNING *`, [tenantId, where.id, messageId ?? null])
+        : await this.deps.db.query<ReminderRow>(`UPDATE reminders SET status = 'cancelled', cancel_message_id = $4, updated_at = now() WHERE tenant_id = $1 AND contact_id = $2 AND short_id = $3 AND ${cancellable} RETURNING *`, [tenantId, where.contactId, where.shortId, messageId ?? null]);
     if (rows[0]) {
       this.deps.metrics.cancelled.inc({ tenant: tenantId });
+      await this.withdrawQueued(tenantId, [rows[0].id]);
       return toReminder(rows[0]);
     }
     if (!messageId || 'id' in where) return null;
@@ -259,13 +286,49 @@ export class RemindersService {
     return again.rows[0] ? toReminder(again.rows[0]) : null;
   }
 
-  /** Cancels every active reminder of a person; with `messageId`, a second run of the message counts the ones it cancelled the first time. */
+  /** Cancels every active reminder of a person (withdrawing their messages not gone yet); with `messageId`, a second run of the message counts the ones it cancelled the first time. */
   async cancelAll(tenantId: string, contactId: string, messageId?: string): Promise<number> {
-    const { rowCount } = await this.deps.db.query(`UPDATE reminders SET status = 'cancelled', cancel_message_id = $3, updated_at = now() WHERE tenant_id = $1 AND contact_id = $2 AND status = 'active'`, [tenantId, contactId, messageId ?? null]);
-    if (rowCount) this.deps.metrics.cancelled.inc({ tenant: tenantId }, rowCount);
-    if (!messageId) return rowCount ?? 0;
+    const { rows: cancelled } = await this.deps.db.query<{ id: string }>(`UPDATE reminders SET status = 'cancelled', cancel_message_id = $3, updated_at = now() WHERE tenant_id = $1 AND contact_id = $2 AND status = 'active' RETURNING id`, [tenantId, contactId, messageId ?? null]);
+    if (cancelled.length) {
+      this.deps.metrics.cancelled.inc({ tenant: tenantId }, cancelled.length);
+      await this.withdrawQueued(tenantId, cancelled.map((r) => r.id));
+    }
+    if (!messageId) return cancelled.length;
     const { rows } = await this.deps.db.query<{ n: string }>(`SELECT count(*) AS n FROM reminders WHERE tenant_id = $1 AND contact_id = $2 AND cancel_message_id = $3`, [tenantId, contactId, messageId]);
     return Number(rows[0]!.n);
+  }
+
+  /**
+   * Withdraws the queued messages of cancelled reminders that have not gone yet. The tick checks the
+   * other way round (after queueing, it re-reads the reminder), so a cancel that lands between the
+   * tick's claim and its outbox write is caught by one of the two.
+   */
+  private async withdrawQueued(tenantId: string, reminderIds: string[]): Promise<number> {
+    const { rows } = await this.deps.db.query<{ outbox_id: string }>(
+      `SELECT o.outbox_id FROM reminder_occurrences o JOIN parley_outbox x ON x.id = o.outbox_id AND x.tenant_id = o.tenant_id
+        WHERE o.tenant_id = $1 AND o.reminder_id = ANY($2::uuid[]) AND o.status = 'queued' AND x.status IN ('pending', 'retrying')`,
+      [tenantId, reminderIds],
+    );
+    let withdrawn = 0;
+    for (const r of rows) if ((await this.deps.gateway.cancelOutbound(tenantId, r.outbox_id, 'the reminder was cancelled')).changed) withdrawn++;
+    if (withdrawn) this.deps.metrics.withdrawn.inc({ tenant: tenantId }, withdrawn);
+    return withdrawn;
+  }
+
+  /**
+   * A merged contact's reminders move to the contact it was merged into, numbered after that contact's
+   * own (#1, #2 stay; the moved ones become #3, #4 ...). Each keeps the address it goes to. Past
+   * scheduled-delivery rows keep the old id (they are a record of that run).
+   */
+  async moveReminders(tenantId: string, from: string, into: string): Promise<number> {
+    const { rowCount } = await this.deps.db.query(
+      `UPDATE reminders r SET contact_id = $3, short_id = base.n + moved.n, updated_at = now()
+         FROM (SELECT id, row_number() OVER (ORDER BY short_id) AS n FROM reminders WHERE tenant_id = $1 AND contact_id = $2) moved,
+              (SELECT coalesce(max(short_id), 0) AS n FROM reminders WHERE tenant_id = $1 AND contact_id = $3) base
+        WHERE r.id = moved.id AND r.tenant_id = $1`,
+      [tenantId, from, into],
+    );
+    return rowCount ?? 0;
   }
 
   async occurrences(tenantId: string, reminderId: string): Promise<{ occurrenceAt: Date; status: string; outboxId: string | null; outboxStatus: string | null }[]> {
@@ -315,6 +378,13 @@ export class RemindersService {
           out.queued++;
           this.deps.metrics.queued.inc({ tenant: r.tenantId });
           if (due.getTime() !== occ.getTime()) this.deps.metrics.deferred.inc({ tenant: r.tenantId });
+        }
+        // A cancel that committed after the claim: withdraw the message while it has not gone (the
+        // cancel itself withdraws what it finds queued; between the two, nothing slips through).
+        const live = await this.deps.db.query<{ status: string }>(`SELECT status FROM reminders WHERE tenant_id = $1 AND id = $2`, [r.tenantId, r.id]);
+        if (live.rows[0]?.status === 'cancelled') {
+          if ((await this.deps.gateway.cancelOutbound(r.tenantId, item.id, 'the reminder was cancelled')).changed) this.deps.metrics.withdrawn.inc({ tenant: r.tenantId });
+          return;
         }
       }
       let next = r.rrule ? nextOccurrence(r.rrule, parseWall(r.startLocal!)!, r.timezone, occ) : null;
@@ -426,56 +496,79 @@ export class RemindersService {
     return (rowCount ?? 0) > 0;
   }
 
-  /** Who a run at `now` would go to, with the once-per-window key of each (null: no once rule). */
-  private async audience(s: Schedule, now: Date): Promise<{ contact: Contact; onceKey: string | null }[]> {
+  /**
+   * Who a run at `now` goes to, a page at a time in (created_at, id) order from `after`, with the
+   * once-per-window key of each (null: no once rule). `last` is the last contact the page read (kept
+   * or not), the cursor of the next page. Memory holds one page, whatever the audience's size.
+   */
+  private async *audiencePages(s: Schedule, now: Date, after: Cursor | null): AsyncGenerator<{ page: Candidate[]; last: Cursor }> {
     const a = s.audience;
-    const { contacts } = await this.deps.contacts.search(s.tenantId, {
-      ...(a.tags ? { tags: a.tags } : {}),
-      ...(a.anyTags ? { anyTags: a.anyTags } : {}),
-      ...(a.fields ? { fields: a.fields } : {}),
-      ...(a.inactiveDays !== undefined ? { inactiveDays: a.inactiveDays } : {}),
-      ...(a.sinceLastInboundDays !== undefined ? { sinceLastInboundDays: a.sinceLastInboundDays } : {}),
-      channel: s.channel,
-      now,
-      limit: 100_000,
-    });
-    const out: { contact: Contact; onceKey: string | null }[] = [];
-    for (const contact of contacts) {
-      const keys: string[] = [];
-      if (a.beforeField) {
-        const raw = contact.fields[a.beforeField.field];
-        const at = typeof raw === 'string' ? Date.parse(raw) : NaN;
-        if (Number.isNaN(at) || at <= now.getTime() || at > now.getTime() + a.beforeField.hoursBefore * 3600_000) continue;
-        keys.push(`${a.beforeField.field}=${new Date(at).toISOString()}`);
+    let cursor = after;
+    for (;;) {
+      const { contacts } = await this.deps.contacts.search(s.tenantId, {
+        ...(a.tags ? { tags: a.tags } : {}),
+        ...(a.anyTags ? { anyTags: a.anyTags } : {}),
+        ...(a.fields ? { fields: a.fields } : {}),
+        ...(a.inactiveDays !== undefined ? { inactiveDays: a.inactiveDays } : {}),
+        ...(a.sinceLastInboundDays !== undefined ? { sinceLastInboundDays: a.sinceLastInboundDays } : {}),
+        channel: s.channel,
+        now,
+        limit: this.pageSize,
+        withTotal: false,
+        ...(cursor ? { after: cursor } : {}),
+      });
+      if (!contacts.length) return;
+      const page: Candidate[] = [];
+      for (const contact of contacts) {
+        const keys: string[] = [];
+        if (a.beforeField) {
+          const raw = contact.fields[a.beforeField.field];
+          const at = typeof raw === 'string' ? Date.parse(raw) : NaN;
+          if (Number.isNaN(at) || at <= now.getTime() || at > now.getTime() + a.beforeField.hoursBefore * 3600_000) continue;
+          keys.push(`${a.beforeField.field}=${new Date(at).toISOString()}`);
+        }
+        if (a.sinceLastInboundDays !== undefined && contact.lastInboundAt) keys.push(`silent-since=${contact.lastInboundAt.toISOString()}`);
+        page.push({ contact, onceKey: keys.length ? keys.join('|') : null });
       }
-      if (a.sinceLastInboundDays !== undefined && contact.lastInboundAt) keys.push(`silent-since=${contact.lastInboundAt.toISOString()}`);
-      out.push({ contact, onceKey: keys.length ? keys.join('|') : null });
+      const lastContact = contacts.at(-1)!;
+      cursor = { createdAt: lastContact.createdAt, id: lastContact.id };
+      yield { page, last: cursor };
+      if (contacts.length < this.pageSize) return;
     }
-    return out;
   }
 
-  /** The rendered messages for the first `limit` recipients and the counts; nothing is sent or stored. */
+  private get pageSize(): number {
+    return this.deps.audiencePageSize ?? 500;
+  }
+
+  /** The rendered messages for the first `limit` recipients and the counts; nothing is sent or stored. The audience is read a page at a time. */
   async preview(s: Schedule, limit: number, now: Date) {
-    const candidates = await this.audience(s, now);
-    const done = await this.onceTaken(s, candidates, null);
+    let audience = 0;
     let optedOut = 0;
     let already = 0;
-    const eligible: Contact[] = [];
-    for (const c of candidates) {
-      if (c.onceKey && done.has(`${c.contact.id}\u0000${c.onceKey}`)) already++;
-      else if (await this.optedOut(s, c.contact)) optedOut++;
-      else eligible.push(c.contact);
+    let eligible = 0;
+    const shown: Contact[] = [];
+    for await (const { page } of this.audiencePages(s, now, null)) {
+      audience += page.length;
+      const done = await this.onceTaken(s, page, null);
+      for (const c of page) {
+        if (c.onceKey && done.has(`${c.contact.id}\u0000${c.onceKey}`)) already++;
+        else if (await this.optedOut(s, c.contact)) optedOut++;
+        else {
+          eligible++;
+          if (shown.length < Math.min(limit, s.maxMessages)) shown.push(c.contact);
+        }
+      }
     }
-    const recipients = eligible.slice(0, s.maxMessages);
     return {
       scheduleId: s.id,
       channel: s.channel,
-      audience: candidates.length,
-      count: recipients.length,
+      audience,
+      count: Math.min(eligible, s.maxMessages),
       skippedOptOut: optedOut,
       skippedAlreadySent: already,
-      cappedBy: eligible.length > s.maxMessages ? s.maxMessages : null,
-      messages: recipients.slice(0, limit).map((c) => ({ contactId: c.id, name: c.name, text: render(s.template, c, this.deps.contacts) })),
+      cappedBy: eligible > s.maxMessages ? s.maxMessages : null,
+      messages: shown.map((c) => ({ contactId: c.id, name: c.name, text: render(s.template, c, this.deps.contacts) })),
       nextRun: s.nextRun,
       generatedAt: now,
       note: PREVIEW_NOTE,
@@ -487,7 +580,7 @@ export class RemindersService {
     return !a || (await this.deps.gateway.consent.isOptedOut(s.tenantId, a.address));
   }
 
-  private async onceTaken(s: Schedule, candidates: { contact: Contact; onceKey: string | null }[], exceptRun: string | null): Promise<Set<string>> {
+  private async onceTaken(s: Schedule, candidates: Candidate[], exceptRun: string | null): Promise<Set<string>> {
     const ids = candidates.filter((c) => c.onceKey).map((c) => c.contact.id);
     if (!ids.length) return new Set();
     const { rows } = await this.deps.db.query<{ contact_id: string; once_key: string }>(`SELECT contact_id, once_key FROM delivery_once WHERE schedule_id = $1 AND contact_id = ANY($2) AND ($3::uuid IS NULL OR run_id <> $3)`, [s.id, ids, exceptRun]);
@@ -515,32 +608,49 @@ export class RemindersService {
     return existing.rows[0]!;
   }
 
-  /** Freezes the recipients of a run (idempotent: a repeat after a crash adds only who is missing). */
+  /**
+   * Freezes the recipients of a run, reading the audience a page at a time. After each page the run
+   * keeps the last contact read (`select_after_*`): a selection cut off by a restart goes on from there,
+   * and a page read twice (cut off before its cursor was written) adds nobody twice (the recipient's key
+   * is the run and contact). The cap counts the recipients already chosen, from the table. Selection
+   * stops once the cap is reached.
+   */
   private async select(run: RunRow, s: Schedule, now: Date): Promise<void> {
-    const candidates = await this.audience(s, now);
-    const taken = await this.onceTaken(s, candidates, run.id);
-    let picked = 0;
-    for (const c of candidates) {
-      if (c.onceKey && taken.has(`${c.contact.id}\u0000${c.onceKey}`)) continue;
-      const address = this.deps.contacts.addressOn(c.contact, s.channel);
-      if (!address) continue;
-      const optedOut = await this.deps.gateway.consent.isOptedOut(s.tenantId, address.address);
-      if (!optedOut && picked >= s.maxMessages) continue;
-      let status = optedOut ? 'skipped-opted-out' : 'pending';
-      if (!optedOut && c.onceKey) {
-        const claim = await this.deps.db.query<{ run_id: string }>(
-          `WITH ins AS (INSERT INTO delivery_once (schedule_id, contact_id, once_key, run_id) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING run_id)
-           SELECT run_id FROM ins UNION ALL SELECT run_id FROM delivery_once WHERE schedule_id = $1 AND contact_id = $2 AND once_key = $3 LIMIT 1`,
-          [s.id, c.contact.id, c.onceKey, run.id],
-        );
-        if (claim.rows[0]?.run_id !== run.id) status = 'skipped-once';
+    const { rows: state } = await this.deps.db.query<{ select_after_at: Date | null; select_after_id: string | null; picked: string }>(
+      `SELECT select_after_at, select_after_id, (SELECT count(*) FROM delivery_recipients WHERE run_id = $1 AND status IN ('pending', 'queued')) AS picked FROM delivery_runs WHERE id = $1`,
+      [run.id],
+    );
+    let picked = Number(state[0]?.picked ?? 0);
+    const after = state[0]?.select_after_at && state[0].select_after_id ? { createdAt: state[0].select_after_at, id: state[0].select_after_id } : null;
+    if (picked < s.maxMessages) {
+      for await (const { page, last } of this.audiencePages(s, now, after)) {
+        const taken = await this.onceTaken(s, page, run.id);
+        for (const c of page) {
+          if (picked >= s.maxMessages) break;
+          if (c.onceKey && taken.has(`${c.contact.id}\u0000${c.onceKey}`)) continue;
+          const address = this.deps.contacts.addressOn(c.contact, s.channel);
+          if (!address) continue;
+          const optedOut = await this.deps.gateway.consent.isOptedOut(s.tenantId, address.address);
+          let status = optedOut ? 'skipped-opted-out' : 'pending';
+          if (!optedOut && c.onceKey) {
+            const claim = await this.deps.db.query<{ run_id: string }>(
+              `WITH ins AS (INSERT INTO delivery_once (schedule_id, contact_id, once_key, run_id) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING run_id)
+               SELECT run_id FROM ins UNION ALL SELECT run_id FROM delivery_once WHERE schedule_id = $1 AND contact_id = $2 AND once_key = $3 LIMIT 1`,
+              [s.id, c.contact.id, c.onceKey, run.id],
+            );
+            if (claim.rows[0]?.run_id !== run.id) status = 'skipped-once';
+          }
+          const { rowCount } = await this.deps.db.query(
+            `INSERT INTO delivery_recipients (run_id, tenant_id, contact_id, channel, address, once_key, status) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
+            [run.id, s.tenantId, c.contact.id, s.channel, address.address, c.onceKey, status],
+          );
+          if (!rowCount) continue; // chosen before a restart: already counted
+          if (status === 'pending') picked++;
+          this.deps.metrics.recipients.inc({ tenant: s.tenantId, result: status === 'pending' ? 'selected' : status });
+        }
+        await this.deps.db.query(`UPDATE delivery_runs SET select_after_at = $2, select_after_id = $3 WHERE id = $1`, [run.id, last.createdAt, last.id]);
+        if (picked >= s.maxMessages) break;
       }
-      await this.deps.db.query(
-        `INSERT INTO delivery_recipients (run_id, tenant_id, contact_id, channel, address, once_key, status) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
-        [run.id, s.tenantId, c.contact.id, s.channel, address.address, c.onceKey, status],
-      );
-      if (status === 'pending') picked++;
-      this.deps.metrics.recipients.inc({ tenant: s.tenantId, result: status === 'pending' ? 'selected' : status });
     }
     await this.deps.db.query(
       `UPDATE delivery_runs SET status = 'sending', recipients = (SELECT count(*) FROM delivery_recipients WHERE run_id = $1) WHERE id = $1 AND status = 'selecting'`,
@@ -548,19 +658,40 @@ export class RemindersService {
     );
   }
 
-  /** Selects if needed, then queues up to the channel's per-minute budget of pending recipients. */
-  private async advanceRun(run: RunRow, now: Date, spent: Map<string, number>): Promise<void> {
+  /**
+   * The pacing of a tenant's channel in this tick: how many were queued, and the next free send slot
+   * (with `throughputPerSecond`): after the last slot an earlier tick or run took, and never before now.
+   */
+  private async pacing(tenantId: string, channel: string, now: Date, paces: Map<string, Pacing>): Promise<Pacing> {
+    const key = `${tenantId}\u0000${channel}`;
+    let p = paces.get(key);
+    if (!p) {
+      const perSecond = this.settings(tenantId).throughputPerSecond[channel];
+      const gapMs = perSecond ? 1000 / perSecond : 0;
+      let next = now.getTime();
+      if (gapMs) {
+        const { rows } = await this.deps.db.query<{ last: Date | null }>(`SELECT max(send_at) AS last FROM delivery_recipients WHERE tenant_id = $1 AND channel = $2 AND send_at >= $3`, [tenantId, channel, now]);
+        if (rows[0]?.last) next = Math.max(next, rows[0].last.getTime() + gapMs);
+      }
+      p = { queued: 0, gapMs, next };
+      paces.set(key, p);
+    }
+    return p;
+  }
+
+  /** Selects if needed, then queues up to the channel's per-minute budget of pending recipients, each at its send slot. */
+  private async advanceRun(run: RunRow, now: Date, paces: Map<string, Pacing>): Promise<void> {
     const s = await this.getSchedule(run.tenant_id, run.schedule_id);
     if (!s) return;
     try {
       if (run.status === 'selecting') await this.select(run, s, now);
       const settings = this.settings(s.tenantId);
-      const key = `${s.tenantId}\u0000${s.channel}`;
+      const pace = await this.pacing(s.tenantId, s.channel, now, paces);
       const rate = settings.ratePerMinute[s.channel] ?? 60;
       const quiet = s.respectQuietHours ? settings.quietHours : null;
       // Recipients in their quiet hours are put off (due_at) without using the budget, so look again while it lasts.
       for (let round = 0; round < 20; round++) {
-        const budget = rate - (spent.get(key) ?? 0);
+        const budget = rate - pace.queued;
         if (budget <= 0) return;
         const { rows } = await this.deps.db.query<{ contact_id: string; address: string }>(
           `SELECT contact_id, address FROM delivery_recipients WHERE run_id = $1 AND status = 'pending' AND (due_at IS NULL OR due_at <= $3) ORDER BY contact_id LIMIT $2`,
@@ -581,10 +712,17 @@ export class RemindersService {
             }
           }
           const text = contact ? render(s.template, contact, this.deps.contacts) : render(s.template, null, this.deps.contacts);
-          const item = await this.deps.gateway.enqueueOutbound({ tenantId: s.tenantId, channel: s.channel, to: r.address, text, idempotencyKey: `delivery:${run.id}:${r.contact_id}`, options: { schedule: s.id, run: run.id } });
-          await this.deps.db.query(`UPDATE delivery_recipients SET status = 'queued', outbox_id = $3 WHERE run_id = $1 AND contact_id = $2 AND status = 'pending'`, [run.id, r.contact_id, item.id]);
+          const sendAt = new Date(pace.next);
+          const item = await this.deps.gateway.enqueueOutbound({ tenantId: s.tenantId, channel: s.channel, to: r.address, text, idempotencyKey: `delivery:${run.id}:${r.contact_id}`, options: { schedule: s.id, run: run.id }, delayMs: sendAt.getTime() - now.getTime() });
+          await this.deps.db.query(`UPDATE delivery_recipients SET status = 'queued', outbox_id = $3, send_at = $4 WHERE run_id = $1 AND contact_id = $2 AND status = 'pending'`, [run.id, r.contact_id, item.id, sendAt]);
           this.deps.metrics.recipients.inc({ tenant: s.tenantId, result: 'queued' });
-          spent.set(key, (spent.get(key) ?? 0) + 1);
+          pace.queued++;
+          pace.next += pace.gapMs;
+          // Refused by a reply stage: if the budget is what no longer fits, the rest would be refused too.
+          if ((item.status === 'blocked' || item.status === 'held') && item.errorCode !== 'opted-out') {
+            const room = await this.deps.sendBudget?.()?.room(s.tenantId, { channel: s.channel, text });
+            if (room && !room.fits) return await this.stopForBudget(run, s, item.error);
+          }
         }
         if (!deferred) break;
       }
@@ -599,6 +737,15 @@ export class RemindersService {
       this.deps.metrics.runs.inc({ tenant: s.tenantId, trigger: run.trigger, status: 'failed' });
       this.deps.log.error({ tenant: s.tenantId, schedule: s.id, run: run.id, err: error }, 'reminders: a scheduled delivery run failed');
     }
+  }
+
+  /** Ends a run whose sends no longer fit the tenant's budget: the recipients not reached are recorded `skipped-budget`. */
+  private async stopForBudget(run: RunRow, s: Schedule, reason: string | null): Promise<void> {
+    const skipped = await this.deps.db.query(`UPDATE delivery_recipients SET status = 'skipped-budget' WHERE run_id = $1 AND status = 'pending'`, [run.id]);
+    const { rowCount } = await this.deps.db.query(`UPDATE delivery_runs SET status = 'budget', error = $2, finished_at = now() WHERE id = $1 AND status = 'sending'`, [run.id, reason ?? 'the budget is spent']);
+    if (skipped.rowCount) this.deps.metrics.recipients.inc({ tenant: s.tenantId, result: 'skipped-budget' }, skipped.rowCount);
+    if (rowCount) this.deps.metrics.runs.inc({ tenant: s.tenantId, trigger: run.trigger, status: 'budget' });
+    this.deps.log.warn({ tenant: s.tenantId, schedule: s.id, run: run.id, skipped: skipped.rowCount }, 'reminders: a scheduled delivery stopped: the messaging budget is spent');
   }
 
   /** Opens the runs of schedules due at `now` (late ones within the grace window; older ones recorded as missed), then moves every open run on. */
@@ -621,8 +768,8 @@ export class RemindersService {
       }
     }
     const open = await this.deps.db.query<RunRow>(`SELECT * FROM delivery_runs WHERE status IN ('selecting', 'sending') ORDER BY created_at LIMIT 500`);
-    const spent = new Map<string, number>();
-    for (const run of open.rows) if (this.deps.settingsFor(run.tenant_id)) await this.advanceRun(run, now, spent);
+    const paces = new Map<string, Pacing>();
+    for (const run of open.rows) if (this.deps.settingsFor(run.tenant_id)) await this.advanceRun(run, now, paces);
   }
 
   async tick(now: Date): Promise<void> {
@@ -645,7 +792,8 @@ export class RemindersService {
          count(d.contact_id) FILTER (WHERE o.status IN ('delivered', 'read')) AS n_delivered,
          count(d.contact_id) FILTER (WHERE o.status IN ('failed', 'dead', 'undelivered') OR (o.status = 'blocked' AND coalesce(o.error_code, '') <> 'opted-out')) AS n_failed,
          count(d.contact_id) FILTER (WHERE d.status = 'skipped-opted-out' OR (o.status = 'blocked' AND o.error_code = 'opted-out')) AS n_optout,
-         count(d.contact_id) FILTER (WHERE d.status = 'skipped-once') AS n_once
+         count(d.contact_id) FILTER (WHERE d.status = 'skipped-once') AS n_once,
+         count(d.contact_id) FILTER (WHERE d.status = 'skipped-budget') AS n_budget
        FROM delivery_runs r LEFT JOIN delivery_recipients d ON d.run_id = r.id LEFT JOIN parley_outbox o ON o.id = d.outbox_id AND o.tenant_id = r.tenant_id
        WHERE r.tenant_id = $1 AND ($2::uuid IS NULL OR r.schedule_id = $2) AND ($3::uuid IS NULL OR r.id = $3)
        GROUP BY r.id ORDER BY r.created_at DESC LIMIT $4`,
@@ -668,21 +816,22 @@ export class RemindersService {
       failed: Number(r.n_failed),
       skippedOptOut: Number(r.n_optout),
       skippedOnce: Number(r.n_once),
+      skippedBudget: Number(r.n_budget),
     }));
   }
 
   /** Seed 002's statistics, for the tenant (and per channel). */
   async stats(tenantId: string) {
-    const { rows } = await this.deps.db.query<{ channel: string; total: string; active: string; ok: string; failed: string; missed: string; running: string }>(
+    const { rows } = await this.deps.db.query<{ channel: string; total: string; active: string; ok: string; failed: string; missed: string; running: string; budget: string }>(
       `SELECT s.channel, count(DISTINCT s.id) AS total, count(DISTINCT s.id) FILTER (WHERE s.active) AS active,
-         count(r.id) FILTER (WHERE r.status = 'completed') AS ok, count(r.id) FILTER (WHERE r.status = 'failed') AS failed,
+         count(r.id) FILTER (WHERE r.status = 'completed') AS ok, count(r.id) FILTER (WHERE r.status = 'failed') AS failed, count(r.id) FILTER (WHERE r.status = 'budget') AS budget,
          count(r.id) FILTER (WHERE r.status = 'missed') AS missed, count(r.id) FILTER (WHERE r.status IN ('selecting', 'sending')) AS running
        FROM delivery_schedules s LEFT JOIN delivery_runs r ON r.schedule_id = s.id WHERE s.tenant_id = $1 GROUP BY s.channel ORDER BY s.channel`,
       [tenantId],
     );
-    const per = rows.map((r) => ({ channel: r.channel, totalSchedules: Number(r.total), activeSchedules: Number(r.active), successfulRuns: Number(r.ok), failedRuns: Number(r.failed), missedRuns: Number(r.missed), runningRuns: Number(r.running) }));
+    const per = rows.map((r) => ({ channel: r.channel, totalSchedules: Number(r.total), activeSchedules: Number(r.active), successfulRuns: Number(r.ok), failedRuns: Number(r.failed), missedRuns: Number(r.missed), runningRuns: Number(r.running), budgetStoppedRuns: Number(r.budget) }));
     const sum = (k: keyof (typeof per)[number]) => per.reduce((n, p) => n + (p[k] as number), 0);
-    return { totalSchedules: sum('totalSchedules'), activeSchedules: sum('activeSchedules'), successfulRuns: sum('successfulRuns'), failedRuns: sum('failedRuns'), missedRuns: sum('missedRuns'), runningRuns: sum('runningRuns'), byChannel: per };
+    return { totalSchedules: sum('totalSchedules'), activeSchedules: sum('activeSchedules'), successfulRuns: sum('successfulRuns'), failedRuns: sum('failedRuns'), missedRuns: sum('missedRuns'), runningRuns: sum('runningRuns'), budgetStoppedRuns: sum('budgetStoppedRuns'), byChannel: per };
   }
 
   async activeCounts(): Promise<{ reminders: { tenantId: string; n: number }[]; schedules: { tenantId: string; n: number }[] }> {

@@ -5,6 +5,7 @@
 import type { StageDefinition } from 'parley';
 import type { ContactsDirectory } from './contacts-api.js';
 import { parseCommand, type Lang } from './parse.js';
+import { MIN_INTERVAL_MINUTES } from './time.js';
 import type { Reminder, RemindersService } from './service.js';
 import type { RemindersMetrics } from './metrics.js';
 import type { RemindersSettings } from './types.js';
@@ -25,6 +26,7 @@ const say = {
       'no-time': 'I could not tell when. Try "remind me tomorrow at 3pm to call the pharmacy" or "remind me to take my pills every day at 8am".',
       'no-task': 'What should I remind you about? Try "remind me tomorrow at 3pm to call the pharmacy".',
       past: 'That time has already passed. Try a later time.',
+      'too-often': `Reminders can repeat at most every ${MIN_INTERVAL_MINUTES} minutes. Try "every 30 minutes" or "every hour".`,
     },
     tooMany: (n: number) => `You already have ${n} reminders. Cancel one first ("my reminders").`,
   },
@@ -41,28 +43,53 @@ const say = {
       'no-time': 'No entendí cuándo. Prueba "recuérdame mañana a las 3pm llamar a la farmacia" o "recuérdame tomar mis pastillas todos los días a las 8".',
       'no-task': '¿Qué quieres que te recuerde? Prueba "recuérdame mañana a las 3pm llamar a la farmacia".',
       past: 'Esa hora ya pasó. Prueba una hora más tarde.',
+      'too-often': `Los recordatorios pueden repetirse como mucho cada ${MIN_INTERVAL_MINUTES} minutos. Prueba "cada 30 minutos" o "cada hora".`,
     },
     tooMany: (n: number) => `Ya tienes ${n} recordatorios. Cancela uno primero ("mis recordatorios").`,
   },
 } as const;
 
-/** When a reminder goes, in the person's zone and language: "every day at 8:00 AM" / "tomorrow ...", with its end ("until ..."). */
+/**
+ * When a reminder goes, in the person's zone and language: "every day at 8:00 AM and 8:00 PM", "every
+ * 30 minutes, next at 2:30 PM", "every 2 months at 9:00 AM, next on Monday, May 6", "tomorrow ...",
+ * with its end ("until ...", "5 times").
+ */
 export function describeWhen(r: Pick<Reminder, 'rrule' | 'nextAt' | 'timezone'>, lang: Lang, describe?: string): string {
   const locale = lang === 'es' ? 'es' : 'en-US';
-  const time = (d: Date) => new Intl.DateTimeFormat(locale, { timeZone: r.timezone, hour: 'numeric', minute: '2-digit' }).format(d);
+  const es = lang === 'es';
+  const time = (d: Date, tz = r.timezone) => new Intl.DateTimeFormat(locale, { timeZone: tz, hour: 'numeric', minute: '2-digit' }).format(d);
+  const date = (d: Date, tz = r.timezone) => new Intl.DateTimeFormat(locale, { timeZone: tz, weekday: 'long', month: 'long', day: 'numeric' }).format(d);
   if (r.rrule && r.nextAt) {
-    const every = describe ?? describeRule(r.rrule, lang);
-    const hourly = /FREQ=HOURLY/.test(r.rrule);
-    const at = hourly ? (lang === 'es' ? `${every}, el próximo a las ${time(r.nextAt)}` : `${every}, next at ${time(r.nextAt)}`) : lang === 'es' ? `${every} a las ${time(r.nextAt)}` : `${every} at ${time(r.nextAt)}`;
+    const every = describe || describeRule(r.rrule, lang);
+    const parts = ruleParts(r.rrule);
+    let at: string;
+    if (parts.FREQ === 'HOURLY' || parts.FREQ === 'MINUTELY') at = es ? `${every}, el próximo a las ${time(r.nextAt)}` : `${every}, next at ${time(r.nextAt)}`;
+    else {
+      // Several times a day are read from the rule (wall times, written as UTC to format them).
+      const clock = clockTimes(parts);
+      const times = clock.length > 1 ? list(clock.map((m) => time(new Date(Date.UTC(2000, 0, 1, Math.floor(m / 60), m % 60)), 'UTC')), lang) : time(r.nextAt);
+      at = es ? `${every} a las ${times}` : `${every} at ${times}`;
+      if ((parts.FREQ === 'MONTHLY' || parts.FREQ === 'YEARLY') && !parts.BYMONTHDAY) at += es ? `, el próximo el ${date(r.nextAt)}` : `, next on ${date(r.nextAt)}`;
+    }
     const until = /UNTIL=(\d{4})(\d{2})(\d{2})/.exec(r.rrule);
-    if (!until) return at;
     // UNTIL is a floating local date (the end of that day in the reminder's zone).
-    const day = new Intl.DateTimeFormat(locale, { timeZone: 'UTC', weekday: 'long', month: 'long', day: 'numeric' }).format(new Date(Date.UTC(+until[1]!, +until[2]! - 1, +until[3]!, 12)));
-    return lang === 'es' ? `${at}, hasta el ${day}` : `${at}, until ${day}`;
+    if (until) at += es ? `, hasta el ${date(new Date(Date.UTC(+until[1]!, +until[2]! - 1, +until[3]!, 12)), 'UTC')}` : `, until ${date(new Date(Date.UTC(+until[1]!, +until[2]! - 1, +until[3]!, 12)), 'UTC')}`;
+    if (parts.COUNT) at += es ? `, ${parts.COUNT} ${parts.COUNT === '1' ? 'vez' : 'veces'}` : `, ${parts.COUNT === '1' ? 'once' : `${parts.COUNT} times`}`;
+    return at;
   }
   if (!r.nextAt) return '';
-  const day = new Intl.DateTimeFormat(locale, { timeZone: r.timezone, weekday: 'long', month: 'long', day: 'numeric' }).format(r.nextAt);
-  return lang === 'es' ? `el ${day} a las ${time(r.nextAt)}` : `on ${day} at ${time(r.nextAt)}`;
+  return es ? `el ${date(r.nextAt)} a las ${time(r.nextAt)}` : `on ${date(r.nextAt)} at ${time(r.nextAt)}`;
+}
+
+const ruleParts = (rrule: string): Record<string, string> => Object.fromEntries(rrule.split(';').map((p) => p.split('=') as [string, string]));
+
+/** The times of day (minutes after midnight) a rule names with BYHOUR/BYMINUTE (and BYSETPOS), in order. */
+function clockTimes(parts: Record<string, string>): number[] {
+  if (!parts.BYHOUR) return [];
+  const hours = parts.BYHOUR.split(',').map(Number).sort((a, b) => a - b);
+  const minutes = (parts.BYMINUTE ?? '0').split(',').map(Number).sort((a, b) => a - b);
+  const set = hours.flatMap((h) => minutes.map((m) => h * 60 + m));
+  return parts.BYSETPOS ? parts.BYSETPOS.split(',').map((p) => set[Number(p) > 0 ? Number(p) - 1 : set.length + Number(p)]!).filter((x) => x !== undefined) : set;
 }
 
 const DAY_NAMES = { en: ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'], es: ['domingo', 'lunes', 'martes', 'miércoles', 'jueves', 'viernes', 'sábado'] };
@@ -70,11 +97,14 @@ const BYDAY = ['SU', 'MO', 'TU', 'WE', 'TH', 'FR', 'SA'];
 const ordinal = (n: number) => `${n}${n % 10 === 1 && n !== 11 ? 'st' : n % 10 === 2 && n !== 12 ? 'nd' : n % 10 === 3 && n !== 13 ? 'rd' : 'th'}`;
 const list = (items: string[], lang: Lang) => (items.length < 2 ? items.join('') : `${items.slice(0, -1).join(', ')} ${lang === 'es' ? 'y' : 'and'} ${items.at(-1)}`);
 
-/** "every day", "every other day", "every 2 hours", "every weekday", "every Monday and Thursday", "every month on the 1st" (and in Spanish). */
+const NTH_NAMES = { en: { '1': 'first', '2': 'second', '3': 'third', '4': 'fourth', '-1': 'last' }, es: { '1': 'primer', '2': 'segundo', '3': 'tercer', '4': 'cuarto', '-1': 'último' } } as Record<Lang, Record<string, string>>;
+
+/** "every day", "every other day", "every 30 minutes", "every 2 hours", "every weekday", "every Monday and Thursday", "every month on the 1st", "the first Monday of every month", "every 2 months" (and in Spanish). */
 export function describeRule(rrule: string, lang: Lang): string {
-  const parts = Object.fromEntries(rrule.split(';').map((p) => p.split('=') as [string, string]));
+  const parts = ruleParts(rrule);
   const es = lang === 'es';
   const n = Number(parts.INTERVAL ?? '1');
+  if (parts.FREQ === 'MINUTELY') return es ? `cada ${n} minutos` : `every ${n} minutes`;
   if (parts.FREQ === 'HOURLY') return n === 1 ? (es ? 'cada hora' : 'every hour') : es ? `cada ${n} horas` : `every ${n} hours`;
   if (parts.FREQ === 'DAILY' && !parts.BYDAY) {
     if (n === 1) return es ? 'todos los días' : 'every day';
@@ -88,7 +118,17 @@ export function describeRule(rrule: string, lang: Lang): string {
     if (days.length && days.every((d) => BYDAY.includes(d))) return `${every} ${list(days.map((d) => DAY_NAMES[lang][BYDAY.indexOf(d)]!), lang)}`;
     if (!days.length) return n === 1 ? (es ? 'cada semana' : 'every week') : n === 2 ? (es ? 'cada dos semanas' : 'every other week') : es ? `cada ${n} semanas` : `every ${n} weeks`;
   }
-  if (parts.FREQ === 'MONTHLY' && /^\d{1,2}$/.test(parts.BYMONTHDAY ?? '') && n === 1) return es ? `cada mes el día ${parts.BYMONTHDAY}` : `every month on the ${ordinal(Number(parts.BYMONTHDAY))}`;
+  if (parts.FREQ === 'MONTHLY') {
+    const months = n === 1 ? (es ? 'cada mes' : 'every month') : n === 2 ? (es ? 'cada dos meses' : 'every other month') : es ? `cada ${n} meses` : `every ${n} months`;
+    const nth = /^([+-]?\d)(MO|TU|WE|TH|FR|SA|SU)$/.exec(parts.BYDAY ?? '');
+    if (nth && !parts.BYMONTHDAY) {
+      const pos = NTH_NAMES[lang][String(Number(nth[1]))];
+      const day = DAY_NAMES[lang][BYDAY.indexOf(nth[2]!)];
+      if (pos) return es ? `el ${pos} ${day} de ${months}` : `on the ${pos} ${day} of ${months}`;
+    }
+    if (/^\d{1,2}$/.test(parts.BYMONTHDAY ?? '') && !parts.BYDAY) return es ? `${months} el día ${parts.BYMONTHDAY}` : `${months} on the ${ordinal(Number(parts.BYMONTHDAY))}`;
+    if (!parts.BYMONTHDAY && !parts.BYDAY) return months;
+  }
   return es ? 'repetido' : 'repeating';
 }
 

@@ -121,4 +121,32 @@ export const migrations: Migration[] = [
       ALTER TABLE delivery_recipients ADD COLUMN due_at timestamptz;
     `,
   },
+  {
+    // Sends spaced at the channel's throughput: when each recipient's send job is due (its slot); the next
+    // run on that tenant and channel starts after the last slot taken.
+    id: '004_delivery_pacing',
+    sql: `
+      ALTER TABLE delivery_recipients ADD COLUMN send_at timestamptz;
+      CREATE INDEX delivery_recipients_slots ON delivery_recipients (tenant_id, channel, send_at) WHERE send_at IS NOT NULL;
+    `,
+  },
+  {
+    // A run's audience is read a page at a time; the last contact read (created_at, id) is kept, so a
+    // selection cut off by a restart goes on after it instead of reading the audience again.
+    id: '005_delivery_select_cursor',
+    sql: `
+      ALTER TABLE delivery_runs ADD COLUMN select_after_at timestamptz, ADD COLUMN select_after_id uuid;
+    `,
+  },
+  {
+    // A run stops when cost-guard's messaging budget no longer fits a send: the run is 'budget', the
+    // recipients it did not reach 'skipped-budget'.
+    id: '006_delivery_budget_stop',
+    sql: `
+      ALTER TABLE delivery_runs DROP CONSTRAINT delivery_runs_status_check;
+      ALTER TABLE delivery_runs ADD CONSTRAINT delivery_runs_status_check CHECK (status IN ('selecting', 'sending', 'completed', 'failed', 'missed', 'budget'));
+      ALTER TABLE delivery_recipients DROP CONSTRAINT delivery_recipients_status_check;
+      ALTER TABLE delivery_recipients ADD CONSTRAINT delivery_recipients_status_check CHECK (status IN ('pending', 'queued', 'skipped-opted-out', 'skipped-once', 'skipped-budget'));
+    `,
+  },
 ];

@@ -1,6 +1,6 @@
 /** Pure functions of the reminders plugin: local time across DST, quiet hours, plain-language commands, templates. */
 import { describe, expect, it } from 'vitest';
-import { afterQuietHours, nextCron, nextOccurrence, zonedInstant } from './time.js';
+import { afterQuietHours, checkRrule, nextCron, nextOccurrence, zonedInstant } from './time.js';
 import { parseCommand, reminderText } from './parse.js';
 import { render } from './service.js';
 import { describeWhen } from './stage.js';
@@ -131,6 +131,56 @@ describe('plain-language repetition and end dates', () => {
     expect(parseCommand('remind me every monday at 9am until sunday to check in', now, NY)).toEqual({ kind: 'unclear', lang: 'en', why: 'past' });
   });
 
+  const occurrences = (text: string, n: number) => {
+    const c = rule(text);
+    const out: string[] = [];
+    for (let t: Date | null = new Date(now.getTime() - 1); out.length < n && (t = nextOccurrence(c.rrule, c.start, NY, t)); ) out.push(t.toISOString());
+    return out;
+  };
+
+  it('reads every N minutes from now, and refuses anything more often than every 15 minutes', () => {
+    expect(rule('remind me to stretch every 30 minutes')).toMatchObject({ task: 'stretch', rrule: 'FREQ=MINUTELY;INTERVAL=30', explicitTime: false });
+    expect(occurrences('remind me to stretch every 30 minutes', 3)).toEqual(['2027-03-06T17:30:00.000Z', '2027-03-06T18:00:00.000Z', '2027-03-06T18:30:00.000Z']);
+    expect(rule('recuérdame estirar cada 45 minutos')).toMatchObject({ task: 'estirar', rrule: 'FREQ=MINUTELY;INTERVAL=45' });
+    expect(rule('remind me every 15 minutes to check the oven')).toMatchObject({ rrule: 'FREQ=MINUTELY;INTERVAL=15' });
+    expect(parseCommand('remind me every 10 minutes to stretch', now, NY)).toEqual({ kind: 'unclear', lang: 'en', why: 'too-often' });
+    expect(parseCommand('recuérdame cada 5 minutos estirar', now, NY)).toEqual({ kind: 'unclear', lang: 'es', why: 'too-often' });
+    expect(() => checkRrule('FREQ=MINUTELY;INTERVAL=5')).toThrow(/at most every 15 minutes/);
+    expect(() => checkRrule('FREQ=MINUTELY;INTERVAL=20')).not.toThrow();
+  });
+
+  it('reads every N months, on a day or on today\'s day of the month', () => {
+    expect(rule('remind me every 2 months at 9am to check the smoke alarm')).toMatchObject({ task: 'check the smoke alarm', rrule: 'FREQ=MONTHLY;INTERVAL=2;BYHOUR=9;BYMINUTE=0;BYSECOND=0' });
+    expect(occurrences('remind me every 2 months at 9am to check the smoke alarm', 3)).toEqual(['2027-05-06T13:00:00.000Z', '2027-07-06T13:00:00.000Z', '2027-09-06T13:00:00.000Z']);
+    expect(rule('remind me every other month on the 15th at 9am to pay')).toMatchObject({ task: 'pay', rrule: 'FREQ=MONTHLY;INTERVAL=2;BYMONTHDAY=15;BYHOUR=9;BYMINUTE=0;BYSECOND=0' });
+    expect(rule('recuérdame cada 3 meses a las 10 revisar el filtro')).toMatchObject({ task: 'revisar el filtro', rrule: 'FREQ=MONTHLY;INTERVAL=3;BYHOUR=10;BYMINUTE=0;BYSECOND=0' });
+  });
+
+  it('reads a weekday of every month: the first Monday, the last Friday', () => {
+    expect(rule('remind me on the first Monday of every month at 9am to pay rent')).toMatchObject({ task: 'pay rent', rrule: 'FREQ=MONTHLY;BYDAY=+1MO;BYHOUR=9;BYMINUTE=0;BYSECOND=0' });
+    expect(occurrences('remind me on the first Monday of every month at 9am to pay rent', 2)).toEqual(['2027-04-05T13:00:00.000Z', '2027-05-03T13:00:00.000Z']);
+    expect(rule('remind me the last friday of every month at 5pm to submit the timesheet')).toMatchObject({ task: 'submit the timesheet', rrule: 'FREQ=MONTHLY;BYDAY=-1FR;BYHOUR=17;BYMINUTE=0;BYSECOND=0' });
+    expect(rule('recuérdame el primer lunes de cada mes a las 9 pagar el alquiler')).toMatchObject({ task: 'pagar el alquiler', rrule: 'FREQ=MONTHLY;BYDAY=+1MO;BYHOUR=9;BYMINUTE=0;BYSECOND=0' });
+  });
+
+  it('reads several times a day as one reminder', () => {
+    expect(rule('remind me to take my pills every day at 8am and 8pm')).toMatchObject({ task: 'take my pills', rrule: 'FREQ=DAILY;BYHOUR=8,20;BYMINUTE=0;BYSECOND=0' });
+    expect(occurrences('remind me to take my pills every day at 8am and 8pm', 3)).toEqual(['2027-03-07T01:00:00.000Z', '2027-03-07T13:00:00.000Z', '2027-03-08T01:00:00.000Z']);
+    // Different minutes: the day's hour-minute pairs are picked by position, not all four.
+    expect(rule('remind me to take my pills every day at 8:30am and 8pm').rrule).toBe('FREQ=DAILY;BYHOUR=8,20;BYMINUTE=0,30;BYSECOND=0;BYSETPOS=2,3');
+    expect(occurrences('remind me to take my pills every day at 8:30am and 8pm', 3)).toEqual(['2027-03-07T01:00:00.000Z', '2027-03-07T13:30:00.000Z', '2027-03-08T01:00:00.000Z']);
+    expect(rule('recuérdame tomar mis pastillas todos los días a las 8 y a las 20')).toMatchObject({ task: 'tomar mis pastillas', rrule: 'FREQ=DAILY;BYHOUR=8,20;BYMINUTE=0;BYSECOND=0' });
+  });
+
+  it('ends a repetition after N times, counted from the next occurrence', () => {
+    const c = rule('remind me to take my pills every day at 8am 5 times');
+    expect(c).toMatchObject({ task: 'take my pills', rrule: 'FREQ=DAILY;BYHOUR=8;BYMINUTE=0;BYSECOND=0;COUNT=5', start: { day: 7, hour: 8 } });
+    expect(occurrences('remind me to take my pills every day at 8am 5 times', 10)).toHaveLength(5); // 08:00 today has passed: it is not one of the five
+    expect(rule('recuérdame tomar el jarabe todos los días a las 9 5 veces').rrule).toBe('FREQ=DAILY;BYHOUR=9;BYMINUTE=0;BYSECOND=0;COUNT=5');
+    expect(occurrences('remind me to stretch every 30 minutes 4 times', 10)).toHaveLength(4);
+    expect(rule('remind me to take my pills every day at 8am for 3 days').rrule).toBe('FREQ=DAILY;BYHOUR=8;BYMINUTE=0;BYSECOND=0;UNTIL=20270309T235959Z');
+  });
+
   it('describes the rules in the confirmation, in both languages', () => {
     const r = (rrule: string) => ({ rrule, nextAt: new Date('2027-03-07T13:00:00Z'), timezone: NY });
     expect(describeWhen(r('FREQ=HOURLY;INTERVAL=2'), 'en')).toMatch(/^every 2 hours, next at 8:00\sAM$/);
@@ -139,6 +189,12 @@ describe('plain-language repetition and end dates', () => {
     expect(describeWhen(r('FREQ=MONTHLY;BYMONTHDAY=1;BYHOUR=8'), 'en')).toMatch(/^every month on the 1st at 8:00\sAM$/);
     expect(describeWhen(r('FREQ=DAILY;BYHOUR=8;UNTIL=20270312T235959Z'), 'en')).toMatch(/^every day at 8:00\sAM, until Friday, March 12$/);
     expect(describeWhen(r('FREQ=DAILY;BYHOUR=8;UNTIL=20270312T235959Z'), 'es')).toBe('todos los días a las 8:00, hasta el viernes, 12 de marzo');
+    expect(describeWhen(r('FREQ=MINUTELY;INTERVAL=30'), 'en')).toMatch(/^every 30 minutes, next at 8:00\sAM$/);
+    expect(describeWhen(r('FREQ=DAILY;BYHOUR=8,20;BYMINUTE=0,30;BYSECOND=0;BYSETPOS=2,3'), 'en')).toMatch(/^every day at 8:30\sAM and 8:00\sPM$/);
+    expect(describeWhen(r('FREQ=DAILY;BYHOUR=8,20;BYMINUTE=0'), 'es')).toBe('todos los días a las 8:00 y 20:00');
+    expect(describeWhen(r('FREQ=MONTHLY;INTERVAL=2;BYHOUR=8'), 'en')).toMatch(/^every other month at 8:00\sAM, next on Sunday, March 7$/);
+    expect(describeWhen(r('FREQ=MONTHLY;BYDAY=+1MO;BYHOUR=8'), 'es')).toBe('el primer lunes de cada mes a las 8:00, el próximo el domingo, 7 de marzo');
+    expect(describeWhen(r('FREQ=DAILY;BYHOUR=8;COUNT=5'), 'en')).toMatch(/^every day at 8:00\sAM, 5 times$/);
   });
 });
 

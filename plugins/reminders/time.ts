@@ -78,12 +78,19 @@ export function formatWall(w: Wall): string {
   return `${p(w.year, 4)}-${p(w.month)}-${p(w.day)}T${p(w.hour)}:${p(w.minute)}:${p(w.second ?? 0)}`;
 }
 
+/** The shortest repetition a reminder may have (a phone buzzing every few minutes is not a reminder). */
+export const MIN_INTERVAL_MINUTES = 15;
+
 /** Throws with a readable message when the RRULE cannot be read (only the rule part: FREQ=...;...). */
 export function checkRrule(rule: string): void {
   if (/DTSTART|TZID|\n/i.test(rule)) throw new Error('give the rule alone (FREQ=DAILY;...): the start and time zone are separate fields');
   const opts = RRule.parseString(rule);
   if (opts.freq === undefined) throw new Error('FREQ is required');
-  if (opts.freq !== RRule.HOURLY && opts.freq !== RRule.DAILY && opts.freq !== RRule.WEEKLY && opts.freq !== RRule.MONTHLY && opts.freq !== RRule.YEARLY) throw new Error('FREQ must be HOURLY, DAILY, WEEKLY, MONTHLY or YEARLY');
+  if (opts.freq === RRule.MINUTELY) {
+    if ((opts.interval ?? 1) < MIN_INTERVAL_MINUTES) throw new Error(`a MINUTELY rule needs INTERVAL=${MIN_INTERVAL_MINUTES} or more (reminders repeat at most every ${MIN_INTERVAL_MINUTES} minutes)`);
+    return;
+  }
+  if (opts.freq !== RRule.HOURLY && opts.freq !== RRule.DAILY && opts.freq !== RRule.WEEKLY && opts.freq !== RRule.MONTHLY && opts.freq !== RRule.YEARLY) throw new Error('FREQ must be MINUTELY (every 15 minutes or more), HOURLY, DAILY, WEEKLY, MONTHLY or YEARLY');
 }
 
 /**

@@ -6,6 +6,8 @@ const hhmm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'HH:mm (24-hour local
 export const optionsSchema = z.object({
   /** When the tick that sends due reminders and schedule runs fires (cron, five or six fields). */
   tickCron: z.string().min(9).default('* * * * *'),
+  /** Contacts read per page when a scheduled delivery selects its audience (memory holds one page). */
+  audiencePageSize: z.number().int().min(1).max(10_000).default(500),
 });
 
 export const settingsSchema = z.object({
@@ -22,6 +24,12 @@ export const settingsSchema = z.object({
   maxPerContact: z.number().int().min(1).max(1000).default(25),
   /** Sends per minute per channel for scheduled deliveries (Twilio long code: about 60). Channels not listed: 60. */
   ratePerMinute: z.record(z.string(), z.number().int().min(1).max(100_000)).default({}),
+  /**
+   * Messages per second the tenant's sending number takes on a channel (Twilio: 1 for a US long code,
+   * more for a toll-free number or a short code). A scheduled delivery's sends are spaced at this rate
+   * (each send job waits for its slot); channels not listed are not spaced (the per-minute cap alone).
+   */
+  throughputPerSecond: z.record(z.string(), z.number().positive().max(10_000)).default({}),
 });
 
 export type RemindersSettings = z.output<typeof settingsSchema>;
