@@ -61,6 +61,8 @@ describe.skipIf(!haveChromium)('the operations console', () => {
           'moderation',
           'dsar',
           'keyword-replies',
+          'contacts',
+          { name: 'reminders', options: { tickCron: '0 0 1 1 *' } },
         ],
         tenants: [
           {
@@ -75,6 +77,8 @@ describe.skipIf(!haveChromium)('the operations console', () => {
               'crisis-guard': {},
               moderation: { holdNotice: { skipChannels: ['twilio-sms'] } },
               dsar: {},
+              contacts: { defaultChannel: 'twilio-sms' },
+              reminders: {},
               'keyword-replies': { rules: [{ match: 'hours', reply: 'We are open 8am to 6pm.' }], defaultReply: 'Thanks, we will get back to you.' },
             },
           },
@@ -364,6 +368,34 @@ describe.skipIf(!haveChromium)('the operations console', () => {
     await page.browserContext().close();
   });
 
+  it('previews a scheduled delivery without sending, runs it now, and shows the run', async () => {
+    for (const [name, address] of [['Ada', person()], ['Ben', person()]] as const) {
+      expect((await gw.request('POST', '/v1/tenants/clinic/contacts', { key: CLINIC_A, body: { name, tags: ['flu'], addresses: [{ channel: 'twilio-sms', address }] } })).status).toBe(201);
+    }
+    const made = await gw.request('POST', '/v1/tenants/clinic/schedules', { key: CLINIC_A, body: { name: 'Flu shots', schedule: '0 9 1 * *', timezone: 'America/New_York', channel: 'twilio-sms', audience: { tags: ['flu'] }, template: 'Hi {{name}}, flu shots are in.', respectQuietHours: false } });
+    expect(made.status).toBe(201);
+    const page = await signIn(CLINIC_A);
+    await go(page, '#/t/clinic/contacts');
+    await sees(page, 'Ada');
+    expect(await axe(page)).toEqual([]);
+    await go(page, '#/t/clinic/schedules');
+    await clickText(page, 'table.list a', 'Flu shots');
+    await page.waitForSelector('#schedule-preview');
+    const before = twilio.sent.length;
+    await page.click('#schedule-preview');
+    await sees(page, 'This is a preview. No actual delivery will be made.');
+    await sees(page, 'Hi Ada, flu shots are in.');
+    expect(twilio.sent.length).toBe(before);
+    expect(await axe(page)).toEqual([]);
+    await screenshot(page, 'schedule');
+    await page.click('#schedule-run-now');
+    await expect.poll(() => twilio.sent.slice(before).map((m) => m.body).sort(), { timeout: 10_000 }).toEqual(['Hi Ada, flu shots are in.', 'Hi Ben, flu shots are in.']);
+    await go(page, `#/t/clinic/schedules/${made.body.schedule.id}`);
+    await page.waitForFunction(() => document.querySelectorAll('table.list tbody tr').length === 1, { timeout: 8_000 });
+    expect(page.problems).toEqual([]);
+    await page.browserContext().close();
+  });
+
   it('shows the WhatsApp QR code, a new one when it changes, and the session once ready', async () => {
     const page = await signIn(CLUB);
     await go(page, '#/t/club/channels');
@@ -387,7 +419,7 @@ describe.skipIf(!haveChromium)('the operations console', () => {
   it('has no serious or critical accessibility problems on the other pages, and works on a phone screen', async () => {
     const page = await signIn(OPERATOR);
     await page.setViewport({ width: 390, height: 844, isMobile: true });
-    for (const view of ['overview', 'conversations', 'costs', 'keys', 'requests', 'channels']) {
+    for (const view of ['overview', 'conversations', 'outbox', 'contacts', 'schedules', 'costs', 'keys', 'requests', 'channels']) {
       await go(page, `#/t/clinic/${view}`);
       expect([view, await axe(page)]).toEqual([view, []]);
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);

@@ -34,6 +34,9 @@ function h(tag, attrs, ...children) {
     else el.setAttribute(k, v === true ? '' : String(v));
   }
   for (const c of children.flat()) if (c !== null && c !== undefined && c !== false) el.append(c instanceof Node ? c : String(c));
+  // A wide table scrolls inside its own box on a phone; the box takes keyboard focus so it can be
+  // scrolled without a pointer, and is named by the table's caption.
+  if (tag === 'table') return h('div', { className: 'scroll', tabindex: 0, role: 'region', 'aria-label': el.querySelector('caption')?.textContent || 'Table' }, el);
   return el;
 }
 
@@ -83,11 +86,11 @@ const tenantPath = (t) => `/v1/tenants/${encodeURIComponent(t)}`;
 function when(iso) {
   if (!iso) return '';
   const d = new Date(iso);
-  const s = Math.round((Date.now() - d.getTime()) / 1000);
-  if (s < 60) return `${Math.max(s, 0)} s ago`;
-  if (s < 3600) return `${Math.round(s / 60)} min ago`;
-  if (s < 86400) return `${Math.round(s / 3600)} h ago`;
-  return d.toLocaleString();
+  const diff = Math.round((Date.now() - d.getTime()) / 1000);
+  const s = Math.abs(diff);
+  const span = s < 60 ? `${s} s` : s < 3600 ? `${Math.round(s / 60)} min` : s < 86400 ? `${Math.round(s / 3600)} h` : null;
+  if (!span) return d.toLocaleString();
+  return diff >= -1 ? `${span} ago` : `in ${span}`;
 }
 
 /** @param {string} iso */
@@ -172,6 +175,8 @@ const VIEWS = [
   ['queue', 'Review queue'],
   ['outbox', 'Outbox'],
   ['requests', 'Data requests'],
+  ['contacts', 'Contacts'],
+  ['schedules', 'Schedules'],
   ['costs', 'Costs'],
   ['channels', 'Channels'],
   ['keys', 'Keys'],
@@ -724,6 +729,111 @@ async function requestsView(/** @type {string} */ tenant, /** @type {string | nu
   ];
 }
 
+// ---- contacts and schedules ------------------------------------------------------------------------
+
+async function contactsView(/** @type {string} */ tenant) {
+  const base = `${tenantPath(tenant)}/contacts`;
+  const list = h('div');
+  const input = /** @type {HTMLInputElement} */ (h('input', { id: 'contact-q', type: 'search', autocomplete: 'off' }));
+  const tag = /** @type {HTMLInputElement} */ (h('input', { id: 'contact-tag', autocomplete: 'off' }));
+  const load = async () => {
+    const q = new URLSearchParams({ limit: '100' });
+    if (input.value.trim()) q.set('q', input.value.trim());
+    if (tag.value.trim()) q.set('tag', tag.value.trim());
+    const { contacts, total } = await api('GET', `${base}?${q}`);
+    list.replaceChildren(
+      contacts.length
+        ? h(
+            'table',
+            { className: 'list' },
+            h('caption', null, `${total} contact${total === 1 ? '' : 's'}${total > contacts.length ? `, the first ${contacts.length}` : ''}`),
+            h('thead', null, h('tr', null, ...['Name', 'Addresses', 'Tags', 'Last message in'].map((t) => h('th', { scope: 'col' }, t)))),
+            h(
+              'tbody',
+              null,
+              ...contacts.map((/** @type {any} */ c) =>
+                h('tr', null, h('td', null, c.name ?? '—'), h('td', null, (c.addresses ?? []).map((/** @type {any} */ a) => `${a.channel} ••••${String(a.address).slice(-4)}`).join(', ')), h('td', null, (c.tags ?? []).join(', ')), h('td', null, c.lastInboundAt ? timeEl(c.lastInboundAt) : '')),
+              ),
+            ),
+          )
+        : h('p', null, 'No contacts match.'),
+    );
+  };
+  await load();
+  return [
+    h('h1', null, 'Contacts'),
+    h(
+      'form',
+      { className: 'inline', role: 'search', onsubmit: (/** @type {Event} */ e) => (e.preventDefault(), load().catch((err) => toast(err.message, true))) },
+      h('label', { for: 'contact-q' }, 'Name or address'),
+      input,
+      h('label', { for: 'contact-tag' }, 'Tag'),
+      tag,
+      h('button', { type: 'submit' }, 'Search'),
+    ),
+    list,
+  ];
+}
+
+async function schedulesView(/** @type {string} */ tenant, /** @type {string | null} */ id) {
+  const base = `${tenantPath(tenant)}/schedules`;
+  if (id) return scheduleView(tenant, id);
+  const [{ schedules }, stats] = await Promise.all([api('GET', base), api('GET', `${base}/stats`)]);
+  return [
+    h('h1', null, 'Scheduled deliveries'),
+    h('p', null, `${stats.totalSchedules} schedules, ${stats.activeSchedules} active · ${stats.successfulRuns} runs completed, ${stats.failedRuns} failed`),
+    schedules.length
+      ? h(
+          'table',
+          { className: 'list' },
+          h('caption', null, 'Schedules'),
+          h('thead', null, h('tr', null, ...['Name', 'When', 'Channel', 'State', 'Next run'].map((t) => h('th', { scope: 'col' }, t)))),
+          h('tbody', null, ...schedules.map((/** @type {any} */ sc) => h('tr', null, h('td', null, h('a', { href: link(tenant, 'schedules', sc.id) }, sc.name)), h('td', null, h('code', null, sc.cron ?? `once ${new Date(sc.runAt).toLocaleString()}`), ` ${sc.timezone}`), h('td', null, sc.channel), h('td', null, sc.active ? badge('active', 'ok') : badge('paused', 'warn')), h('td', null, sc.nextRun ? timeEl(sc.nextRun) : '—')))),
+        )
+      : h('p', null, 'No schedules.'),
+  ];
+}
+
+async function scheduleView(/** @type {string} */ tenant, /** @type {string} */ id) {
+  const base = `${tenantPath(tenant)}/schedules/${encodeURIComponent(id)}`;
+  const [{ schedule: sc }, { runs }] = await Promise.all([api('GET', base), api('GET', `${base}/runs`)]);
+  const preview = h('div', { 'aria-live': 'polite' });
+  const button = (/** @type {string} */ label, /** @type {string} */ cls, /** @type {() => Promise<unknown>} */ work, /** @type {string} */ done, /** @type {string} */ idAttr) => {
+    const b = /** @type {HTMLButtonElement} */ (h('button', { type: 'button', className: cls, id: idAttr, onclick: () => act(b, work, done) }, label));
+    return b;
+  };
+  const showPreview = async () => {
+    const { preview: p } = await api('POST', `${base}/preview`, { limit: 5 });
+    preview.replaceChildren(
+      h('h2', null, 'Preview'),
+      h('p', { className: 'muted' }, p.note ?? ''),
+      h('p', null, `${p.count} recipient${p.count === 1 ? '' : 's'}`, p.skippedOptOut ? ` · ${p.skippedOptOut} opted out` : '', p.cappedBy ? ` · capped at ${p.cappedBy}` : ''),
+      h('ol', null, ...(p.messages ?? []).map((/** @type {any} */ m) => h('li', null, h('strong', null, m.name ?? 'someone'), ': ', m.text))),
+    );
+  };
+  const runRows = runs.map((/** @type {any} */ r) =>
+    h('tr', null, h('td', null, timeEl(r.createdAt)), h('td', null, r.trigger ?? ''), h('td', null, statusBadge(r.status)), ...['recipients', 'sent', 'delivered', 'failed', 'skippedOptOut'].map((k) => h('td', { className: 'num' }, String(r[k] ?? 0)))),
+  );
+  return [
+    h('p', null, h('a', { href: link(tenant, 'schedules') }, '← Schedules')),
+    h('h1', null, sc.name, ' ', sc.active ? badge('active', 'ok') : badge('paused', 'warn')),
+    h('p', null, h('code', null, sc.cron ?? `once ${new Date(sc.runAt).toLocaleString()}`), ` in ${sc.timezone} on ${sc.channel} · at most ${sc.maxMessages} · next `, sc.nextRun ? timeEl(sc.nextRun) : '—'),
+    h('blockquote', { className: 'held' }, sc.template),
+    h(
+      'div',
+      { className: 'actions' },
+      button('Preview', 'secondary', showPreview, '', 'schedule-preview'),
+      button('Run now', '', async () => (await api('POST', `${base}/run-now`), render()), 'Started.', 'schedule-run-now'),
+      button(sc.active ? 'Pause' : 'Resume', 'secondary', async () => (await api('POST', `${base}/${sc.active ? 'pause' : 'resume'}`), render()), sc.active ? 'Paused.' : 'Resumed.', 'schedule-toggle'),
+    ),
+    preview,
+    h('h2', null, 'Runs'),
+    runRows.length
+      ? h('table', { className: 'list' }, h('caption', null, 'Newest first'), h('thead', null, h('tr', null, ...['Started', 'By', 'Status', 'Recipients', 'Sent', 'Delivered', 'Failed', 'Opted out'].map((t) => h('th', { scope: 'col' }, t)))), h('tbody', null, ...runRows))
+      : h('p', null, 'No runs yet.'),
+  ];
+}
+
 // ---- costs -----------------------------------------------------------------------------------------
 
 /** @param {any} c */
@@ -742,6 +852,7 @@ async function costsView(/** @type {string} */ tenant) {
   const base = tenantPath(tenant);
   const [day, month] = await Promise.all([api('GET', `${base}/costs?period=day`), api('GET', `${base}/costs?period=month`)]);
   const budgets = await api('GET', `${base}/budgets`).catch(() => ({ budgets: [] }));
+  const { blocks } = await api('GET', `${base}/blocks`).catch(() => ({ blocks: [] }));
   const byTable = (/** @type {string} */ caption, /** @type {Record<string, any>} */ data) =>
     Object.keys(data ?? {}).length ? h('table', null, h('caption', null, caption), h('tbody', null, ...Object.entries(data).map(([k, v]) => h('tr', null, h('td', null, k), h('td', { className: 'num' }, `$${Number(v?.spent ?? v).toFixed(4)}`))))) : '';
   return [
@@ -754,6 +865,10 @@ async function costsView(/** @type {string} */ tenant) {
     budgets.budgets.length
       ? h('table', { className: 'list' }, h('thead', null, h('tr', null, ...['Category', 'Period', 'Limit', 'Spent', 'Action'].map((t) => h('th', { scope: 'col' }, t)))), h('tbody', null, ...budgets.budgets.map((/** @type {any} */ b) => h('tr', null, h('td', null, b.category), h('td', null, b.period), h('td', { className: 'num' }, b.limitUsd === null ? 'none' : `$${b.limitUsd}`), h('td', { className: 'num' }, `$${Number(b.spentUsd ?? 0).toFixed(2)}`), h('td', null, b.action ?? '')))))
       : h('p', null, 'No budgets.'),
+    h('h2', null, 'Blocked senders and addresses'),
+    blocks.length
+      ? h('table', { className: 'list' }, h('caption', null, 'Blocks (senders are shown by their hash)'), h('thead', null, h('tr', null, ...['What', 'Value', 'Reason', 'By', 'Since'].map((t) => h('th', { scope: 'col' }, t)))), h('tbody', null, ...blocks.map((/** @type {any} */ b) => h('tr', null, h('td', null, b.type), h('td', null, h('code', null, b.value)), h('td', null, b.reason ?? ''), h('td', null, b.createdBy), h('td', null, timeEl(b.createdAt))))))
+      : h('p', null, 'None.'),
   ];
 }
 
@@ -841,6 +956,8 @@ const VIEW_RENDERERS = {
   queue: queueView,
   outbox: outboxView,
   requests: requestsView,
+  contacts: contactsView,
+  schedules: schedulesView,
   costs: costsView,
   channels: channelsView,
   keys: keysView,
