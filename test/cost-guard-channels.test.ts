@@ -139,7 +139,7 @@ describe('whatsapp-cloud billable conversations and messages', () => {
     for (const id of [a, b]) for (const status of ['sent', 'delivered', 'read', 'read']) await waStatus(id, '16505550101', status, { pricing, conversation });
     const rows = await usageRows(`kind LIKE 'whatsapp.%' AND ref = $1`, [`conversation:${conversation.id}`]);
     expect(rows).toEqual([
-      { kind: 'whatsapp.conversations.marketing', quantity: 1, unit: 'conversation', cost: 0.025, plugin: 'whatsapp-cloud', ref: `conversation:${conversation.id}`, attributes: { channel: 'whatsapp-cloud', category: 'marketing', pricingModel: 'CBP', country: 'US', conversation: conversation.id, origin: 'marketing' } },
+      { kind: 'whatsapp.conversations.marketing', quantity: 1, unit: 'conversation', cost: 0.025, plugin: 'whatsapp-cloud', ref: `conversation:${conversation.id}`, attributes: { channel: 'whatsapp-cloud', category: 'marketing', pricingModel: 'CBP', country: 'US', metaConversation: conversation.id, origin: 'marketing' } },
     ]);
   });
 
@@ -177,5 +177,21 @@ describe('channel spend in cost-guard', () => {
     expect(costs.allowed).toBe(false);
     const budgets = (await gw.request('GET', '/v1/tenants/clinic/budgets', { key: KEY })).body.budgets;
     expect(budgets).toContainEqual(expect.objectContaining({ category: 'messaging', period: 'day', limitUsd: 0.1, spentUsd: 0.1167 }));
+  });
+});
+
+// Last: its charge would change the spend the budget test above adds up.
+describe('whatsapp-cloud rows and Parley conversations', () => {
+  it("names Parley's conversation on the row of a message Parley sent", async () => {
+    const to = '+16505550177';
+    await gw.gateway.receive({ channel: 'whatsapp-cloud', tenantId: 'clinic', from: to, to: `+${WA.display}`, text: 'hello', providerMessageId: `wamid.IN${Date.now()}` });
+    const conversationId = (await gw.gateway.db.pool.query(`SELECT id FROM parley_conversations WHERE tenant_id = 'clinic' AND participant = $1`, [to])).rows[0]?.id as string;
+    const sent = await gw.gateway.services().enqueueOutbound({ tenantId: 'clinic', channel: 'whatsapp-cloud', to, text: 'Your appointment is confirmed.', conversationId, options: { template: { name: 'appointment_confirmed', language: 'en_US' } } });
+    const items = await gw.waitForOutbox('clinic', (all) => all.some((i) => i.id === sent.id && i.providerMessageId));
+    const item = items.find((i) => i.id === sent.id)!;
+    await waStatus(item.providerMessageId!, '16505550177', 'sent', { pricing: { billable: true, pricing_model: 'PMP', category: 'utility', type: 'regular' } });
+    const [row] = await usageRows('ref = $1', [item.providerMessageId]);
+    expect(item.conversationId).toBeTruthy();
+    expect(row.attributes).toMatchObject({ category: 'utility', conversation: item.conversationId });
   });
 });

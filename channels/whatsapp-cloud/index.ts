@@ -11,6 +11,7 @@ import { createBilledUsage } from './usage.js';
 import { createCloudWebhook } from './webhook.js';
 
 export { CHANNEL as WHATSAPP_CLOUD_CHANNEL } from './types.js';
+import { CHANNEL } from './types.js';
 export type { WhatsAppCloudSettings, WhatsAppCloudOptions } from './types.js';
 export { WEBHOOK_PATH } from './webhook.js';
 
@@ -42,7 +43,12 @@ export function createWhatsAppCloudChannel(deps: WhatsAppCloudDeps = {}) {
     setup(ctx) {
       const tenants = loadTenants(ctx, deps.fetch);
       const metrics = cloudMetrics(ctx.metrics);
-      const webhook = createCloudWebhook({ ctx, metrics, tenants, recordBilled: createBilledUsage({ usage: ctx.usage, metrics }) });
+      const webhook = createCloudWebhook({ ctx, metrics, tenants, recordBilled: createBilledUsage({
+          usage: ctx.usage,
+          metrics,
+          conversationOf: async (tenantId, wamid) =>
+            (await ctx.db.query<{ conversation_id: string | null }>('SELECT conversation_id FROM parley_outbox WHERE channel = $1 AND provider_message_id = $2 AND tenant_id = $3 LIMIT 1', [CHANNEL, wamid, tenantId])).rows[0]?.conversation_id ?? null,
+        }) });
 
       ctx.routes(webhook.routes);
       ctx.sender(createCloudSender({ db: ctx.db, now, graphFor: tenants.graphFor, observe: observeSends(metrics, ctx.alerts) }));

@@ -4,7 +4,8 @@
  * webhooks for days, so each billable unit has one ledger ref and is one row whatever arrives:
  *
  * - conversation-based pricing (`pricing_model: CBP`, until July 2025): one row per billable
- *   conversation, kind `whatsapp.conversations.<category>`, ref `conversation:<conversation.id>`;
+ *   conversation, kind `whatsapp.conversations.<category>`, ref `conversation:<conversation.id>` (Meta's id,
+ *   attribute `metaConversation`; `conversation` is Parley's, when Parley sent the message);
  * - per-message pricing (`PMP`, from 2025-07-01): one row per billable message, kind
  *   `whatsapp.messages.<category>`, ref the message's wamid.
  *
@@ -69,15 +70,18 @@ export function billedUsage(event: CloudStatusEvent, tenantId: string): UsageRec
     quantity: 1,
     unit: 'conversation',
     ref: `conversation:${event.conversation.id}`,
-    attributes: { ...attributes, conversation: event.conversation.id, ...(event.conversation.originType ? { origin: event.conversation.originType } : {}) },
+    attributes: { ...attributes, metaConversation: event.conversation.id, ...(event.conversation.originType ? { origin: event.conversation.originType } : {}) },
   };
 }
 
 /** Records what a status bills; true when it was new (not a repeat of the same conversation or message). */
-export function createBilledUsage(deps: { usage: UsageLedger; metrics: CloudMetrics }) {
+export function createBilledUsage(deps: { usage: UsageLedger; metrics: CloudMetrics; conversationOf(tenantId: string, wamid: string): Promise<string | null> }) {
   return async function recordBilled(event: CloudStatusEvent, tenantId: string): Promise<boolean> {
     const row = billedUsage(event, tenantId);
     if (!row) return false;
+    // Parley's conversation of the message, when Parley sent it (the usage ledger's per-conversation view).
+    const conversation = await deps.conversationOf(tenantId, event.wamid);
+    if (conversation) row.attributes = { ...row.attributes, conversation };
     const { recorded } = await deps.usage.record(row);
     if (recorded) deps.metrics.billed.inc({ tenant: tenantId, unit: row.unit, category: String(row.attributes!.category) });
     return recorded;
