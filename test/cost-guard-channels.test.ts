@@ -195,3 +195,17 @@ describe('whatsapp-cloud rows and Parley conversations', () => {
     expect(row.attributes).toMatchObject({ category: 'utility', conversation: item.conversationId });
   });
 });
+
+// Last too: the transferred leg's minutes count in the messaging spend.
+describe('twilio-voice transfers', () => {
+  it('records the leg <Dial> opened to a person as its own outbound call, once', async () => {
+    const callSid = newSid('CA');
+    const dialSid = newSid('CA');
+    const params = voiceParams({ callSid, from: CALLER, to: CLINIC_NUMBER, accountSid: twilio.accountSid, callStatus: 'in-progress', extra: { DialCallStatus: 'completed', DialCallSid: dialSid, DialCallDuration: '185' } });
+    const action = () => signedWebhook({ url: `${gw.url}/twilio/voice/dial?turn=2`, authToken: twilio.authToken, params });
+    expect((await post(action())).status).toBe(200);
+    expect((await post(action())).status).toBe(200);
+    const rows = await usageRows('ref = $1', [dialSid]);
+    expect(rows).toEqual([expect.objectContaining({ kind: 'voice.minutes.out', quantity: 4, unit: 'minute', attributes: expect.objectContaining({ direction: 'outbound', seconds: 185, leg: 'transfer' }) })]);
+  });
+});

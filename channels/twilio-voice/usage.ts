@@ -30,6 +30,8 @@ export interface CallMinutes {
   country?: string | undefined;
   /** The Parley conversation of the call, once a turn ran. */
   conversationId?: string | null | undefined;
+  /** `transfer`: the leg `<Dial>` opened to a person on a hand-off (billed as its own outbound call). */
+  leg?: 'transfer';
 }
 
 /**
@@ -53,6 +55,7 @@ export function createCallUsage(deps: { usage: UsageLedger; metrics: VoiceMetric
         seconds: c.durationSeconds,
         ...(c.country ? { country: c.country } : {}),
         ...(c.conversationId ? { conversation: c.conversationId } : {}),
+        ...(c.leg ? { leg: c.leg } : {}),
       },
     });
     if (recorded) deps.metrics.minutes.inc({ tenant: c.tenantId, direction: c.direction }, minutes);

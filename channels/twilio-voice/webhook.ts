@@ -24,7 +24,12 @@ const gatherSchema = callSchema.extend({
   Confidence: z.string().regex(/^(?:0(?:\.\d+)?|1(?:\.0+)?|\.\d+)$/u, 'a number between 0 and 1').transform(Number).optional(),
   Digits: z.string().regex(/^[0-9*#w]{0,64}$/u, 'DTMF digits').optional(),
 });
-const dialSchema = callSchema.extend({ DialCallStatus: z.string().regex(/^[a-z-]{2,20}$/u).optional() });
+const dialSchema = callSchema.extend({
+  DialCallStatus: z.string().regex(/^[a-z-]{2,20}$/u).optional(),
+  // The transferred leg: Twilio bills it as its own outbound call.
+  DialCallSid: callSid.optional(),
+  DialCallDuration: z.string().regex(/^\d{1,7}$/u).transform(Number).optional(),
+});
 const statusSchema = callSchema.extend({
   CallStatus: z.string().regex(/^[a-z-]{2,20}$/u),
   CallDuration: z.string().regex(/^\d{1,7}$/u).transform(Number).optional(),
@@ -144,6 +149,11 @@ export function voiceWebhooks(deps: VoiceWebhookDeps): (router: Router, helpers:
     const { params, state, script } = authenticate(req, 'voice-dial');
     const { turn } = parse(state.tenant.id, turnQuery, req.query, 'dial URL');
     const dial = parse(state.tenant.id, dialSchema, plainParams(params), 'Twilio dial webhook');
+    if (dial.DialCallSid && dial.DialCallDuration !== undefined) {
+      // The person's leg, once per DialCallSid (a retried action records nothing), in the caller's conversation.
+      const call = await calls.get(state.tenant.id, dial.CallSid);
+      await deps.recordMinutes({ tenantId: state.tenant.id, callSid: dial.DialCallSid, durationSeconds: dial.DialCallDuration, direction: 'outbound', conversationId: call?.conversationId ?? null, leg: 'transfer' });
+    }
     if (dial.DialCallStatus === 'completed' || dial.DialCallStatus === 'answered') return sendTwiml(res, hangupTwiml(script, state.settings.farewell));
     turns.inc({ tenant: state.tenant.id, outcome: 'handoff-unanswered' });
     sendTwiml(res, listenTwiml(script, turn, state.settings.handoffUnavailable));
