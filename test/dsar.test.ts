@@ -21,6 +21,7 @@ import { signLink } from '../plugins/dsar/run.js';
 import { scanSubject } from '../plugins/dsar/scan.js';
 import { subjectNeedles } from '../core/data-subjects.js';
 import { suppressionHash } from '../core/consent.js';
+import { hashAddress } from '../core/logger.js';
 
 const CLINIC = '+15557654321';
 const PERSON = '+15550107777';
@@ -223,6 +224,29 @@ describe('erasure', () => {
     expect(JSON.stringify(all.rows)).not.toContain('5550107777');
     const listed = await gw.request('GET', `${base}?subject=${encodeURIComponent(PERSON)}`, { key: KEY });
     expect(listed.body.requests.map((r: any) => r.type).sort()).toEqual(['erase', 'export']);
+  });
+
+  it('the scan reads every page of a table in batches: json, arrays and text past the first batch, only the tenant where the table has one', async () => {
+    const db = gw.gateway.db.pool;
+    const probe = '+15550109999';
+    await db.query('CREATE TABLE scan_probe (id int, tenant_id text, note text, tags varchar[], doc jsonb)');
+    await db.query('CREATE TABLE scan_probe_shared (id int, payload json)');
+    try {
+      await db.query(`INSERT INTO scan_probe SELECT i, 'clinic', 'an unrelated note of some length ' || i, ARRAY['x'], '{}' FROM generate_series(1, 3000) i`);
+      await db.query(`INSERT INTO scan_probe VALUES (3001, 'clinic', NULL, ARRAY['whatsapp:${probe}'], NULL), (3002, 'clinic', NULL, NULL, '{"to": "${probe.slice(1)}@c.us"}'), (3003, 'other-tenant', '${probe}', NULL, NULL)`);
+      await db.query(`INSERT INTO scan_probe_shared SELECT i, '{}' FROM generate_series(1, 3000) i`);
+      await db.query(`INSERT INTO scan_probe_shared VALUES (3001, '{"log": "caller ${hashAddress(probe.slice(1))}"}')`);
+      const pages = Number((await db.query(`SELECT pg_relation_size('scan_probe') / current_setting('block_size')::int AS n`)).rows[0].n);
+      expect(pages).toBeGreaterThan(3);
+      const scan = await scanSubject({ db, jobs: gw.gateway.jobs, logFile: gw.gateway.logFile, needles: subjectNeedles, suppressionHash, batchPages: 2 }, { tenantId: 'clinic', addresses: [probe] });
+      expect(scan.found).toEqual([
+        { where: 'table public.scan_probe', matches: 2 },
+        { where: 'table public.scan_probe_shared', matches: 1 },
+      ]);
+      expect(scan.scanned.rows).toBeGreaterThanOrEqual(6004);
+    } finally {
+      await db.query('DROP TABLE scan_probe, scan_probe_shared');
+    }
   });
 });
 
