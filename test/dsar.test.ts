@@ -8,6 +8,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fileURLToPath } from 'node:url';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { startTestGateway, type TestGateway } from './harness.js';
 import { startFakeTwilio, type FakeTwilio } from './fakes/twilio-api.js';
 import { startFakeGraph, type FakeGraph } from './fakes/whatsapp-graph-api.js';
@@ -182,14 +184,18 @@ describe('export', () => {
 });
 
 describe('erasure', () => {
-  it('needs a second key, erases every provider, and the scan finds 0 matches (after proving it finds a planted job payload and log line)', async () => {
+  it('needs a second key, erases every provider, and the scan finds 0 matches (after proving it finds a planted job payload and log lines, in the log and in its rotated copies)', async () => {
     await gw.gateway.consent.set({ tenantId: 'clinic', address: PERSON, status: 'opted-out', source: 'sms-stop' });
     // Plant the number where nothing should put it: a job payload and a log line.
     await gw.gateway.jobs.add('dsar-run', { requestId: '00000000-0000-4000-8000-000000000000', leaked: PERSON }, { delayMs: 3_600_000, jobId: 'planted-job' });
     gw.gateway.log.info({ leaked: `caller ${PERSON}` }, 'a careless plugin logged a number');
+    // And copies logrotate left beside the log: one plain, one gzipped.
+    const logPath = gw.gateway.logFile!.path;
+    writeFileSync(`${logPath}.1`, `{"msg":"rotated","to":"${PERSON}"}\n{"msg":"kept","to":"${OTHER}"}\n`);
+    writeFileSync(`${logPath}.2.gz`, gzipSync(`{"msg":"older","to":"whatsapp:${PERSON}"}\n{"msg":"kept too"}\n`));
     const scanBefore = await scanSubject({ db: gw.gateway.db.pool, jobs: gw.gateway.jobs, logFile: gw.gateway.logFile, needles: subjectNeedles, suppressionHash }, { tenantId: 'clinic', addresses: [PERSON] });
     const places = scanBefore.found.map((f) => f.where);
-    expect(places).toContain('log file');
+    expect(places).toEqual(expect.arrayContaining(['log file parley.log', 'log file parley.log.1', 'log file parley.log.2.gz']));
     expect(places.some((p) => p.startsWith('job dsar-run/planted-job'))).toBe(true);
     expect(places).toContain('table public.parley_inbound');
 
@@ -206,7 +212,9 @@ describe('erasure', () => {
     expect(done.result.verification.remaining).toBe(0);
     expect(done.result.verification.found).toEqual([]);
     expect(done.result.erased.core).toBeGreaterThanOrEqual(8);
-    expect(done.result.erased['core.logs']).toBeGreaterThanOrEqual(1);
+    expect(done.result.erased['core.logs']).toBeGreaterThanOrEqual(3);
+    expect(readFileSync(`${logPath}.1`, 'utf8')).toBe(`{"msg":"kept","to":"${OTHER}"}\n`);
+    expect(gunzipSync(readFileSync(`${logPath}.2.gz`)).toString()).toBe('{"msg":"kept too"}\n');
     expect(done.result.erased['core.job-payloads']).toBe(1);
     expect(done.result.verification.retained.map((r: any) => r.where)).toContain('table public.parley_consent');
     // The opt-out is kept, hashed: sends are still refused.

@@ -2,8 +2,8 @@
  * Erasure verification: looks for a person in every place the gateway writes. The string, JSON and
  * array columns of every table of every schema the database user can read (the kernel's, every
  * plugin's, BullMQ's when jobs run on the database), restricted to the tenant where the table has a
- * `tenant_id`; every job payload in the job backend (Redis included); and the gateway's log file.
- * It looks for each form of each address (`+1555...`,
+ * `tenant_id`; every job payload in the job backend (Redis included); and the gateway's log file
+ * with its rotated copies (plain or gzip). It looks for each form of each address (`+1555...`,
  * `whatsapp:+1555...`, `1555...@c.us`, bare digits) and each hash the gateway writes for it (`ph_...`),
  * reduced to the needles no other needle contains (the bare digits cover every phone form).
  *
@@ -35,7 +35,7 @@ export interface ScanResult {
 export interface ScanSources {
   db: Pool;
   jobs: { findPayloads(needles: readonly string[]): Promise<{ queue: string; jobId: string; state: string }[]> };
-  logFile: { scan(needles: readonly string[]): Promise<{ matches: number }> } | undefined;
+  logFile: { scan(needles: readonly string[]): Promise<{ files: { file: string; matches: number }[] }> } | undefined;
   needles(addresses: string[]): { raw: string[]; hashes: string[] };
   suppressionHash(address: string): string;
   /** Heap pages read per query (default 1000, about 8 MB). */
@@ -148,7 +148,7 @@ export async function scanSubject(src: ScanSources, subject: DataSubject): Promi
   for (const j of jobs) found.push({ where: `job ${j.queue}/${j.jobId} (${j.state})`, matches: 1 });
   if (src.logFile) {
     const logs = await src.logFile.scan(needles);
-    if (logs.matches) found.push({ where: 'log file', matches: logs.matches });
+    for (const f of logs.files) found.push({ where: `log file ${f.file}`, matches: f.matches });
   }
   return { found, remaining: found.reduce((sum, h) => sum + h.matches, 0), retained, scanned: { tables: tables.length, columns: tables.reduce((n, t) => n + t.columns.length, 0), rows: rowsScanned, jobs: true, logFile: Boolean(src.logFile) } };
 }
