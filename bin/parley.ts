@@ -64,10 +64,12 @@ database on the DATABASE_URL server) and compares every table's row count with t
 
 Restores into DATABASE_URL (pg_restore --clean --single-transaction), or into the embedded data
 directory of a stopped gateway (the previous directory is kept beside it).`,
-  audit: `Usage: parley audit verify [--expect-head <seq>:<hash>] [--config parley.yaml]
+  audit: `Usage: parley audit verify [--expect-head <seq>:<hash> | <backup file> | <folder of backups> | <log file>] [--config parley.yaml]
 
 Recomputes every row's hash of the audit trail and checks each link; exits 1 when a row was edited
-or deleted. --expect-head also checks a head printed by an earlier run (deleting the newest rows).`,
+or deleted. It also checks the newest head recorded outside the database, so deleting the newest
+rows is reported: by default the newest backup in the dsar plugin's backup folder (backups/ under
+the data directory) and the "auditHead" lines of log.file; --expect-head names another record.`,
 };
 
 const say = (line: string): void => {
@@ -127,7 +129,12 @@ async function ops(command: string, positionals: string[], values: { config?: st
     const env = { ...process.env, PARLEY_DEMO_KEY: process.env.PARLEY_DEMO_KEY ?? 'ops-placeholder' };
     const loaded = applyEnvOverrides(loadConfigFile(values.config, env), env);
     const { resolve } = await import('node:path');
-    target = { databaseUrl: loaded.config.storage.databaseUrl, dataDir: resolve(loaded.config.storage.dataDir), url: values.url, key: values.key ?? process.env.PARLEY_OPERATOR_KEY ?? loaded.config.operator.apiKeys[0] };
+    const dataDir = resolve(loaded.config.storage.dataDir);
+    // Where the audit head is recorded outside the database: the dsar plugin's backups and the log file.
+    const dsar = loaded.config.plugins.find((p) => (typeof p === 'string' ? p : p.name) === 'dsar');
+    const backupDir = (typeof dsar === 'object' ? (dsar.options as { backup?: { dir?: string } } | undefined)?.backup?.dir : undefined) ?? 'backups';
+    const headSources = [resolve(dataDir, backupDir), ...(loaded.config.log.file ? [resolve(dataDir, loaded.config.log.file)] : [])];
+    target = { databaseUrl: loaded.config.storage.databaseUrl, dataDir, url: values.url, key: values.key ?? process.env.PARLEY_OPERATOR_KEY ?? loaded.config.operator.apiKeys[0], headSources };
   } catch (error) {
     return reportBootError(error);
   }

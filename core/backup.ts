@@ -52,7 +52,8 @@ export async function tableCounts(query: (sql: string) => Promise<{ rows: any[] 
 
 async function auditHead(query: (sql: string) => Promise<{ rows: any[] }>): Promise<BackupManifest['auditHead']> {
   try {
-    const { rows } = await query('SELECT seq::text AS seq, hash FROM parley_audit ORDER BY seq DESC NULLS LAST LIMIT 1');
+    // Ordered by the bigint column: ordered by the text alias, seq 9 would come before seq 10.
+    const { rows } = await query('SELECT seq::text AS seq, hash FROM parley_audit WHERE seq IS NOT NULL ORDER BY parley_audit.seq DESC LIMIT 1');
     return rows[0] ? { seq: rows[0].seq, hash: rows[0].hash } : null;
   } catch {
     return null;

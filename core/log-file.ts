@@ -37,7 +37,8 @@ export function rotatedCopies(path: string): string[] {
     .map((f) => join(dir, f));
 }
 
-function readLines(file: string): AsyncIterable<string> {
+/** The lines of a log file, gunzipped when its name ends in `.gz`, streamed. */
+export function readLogLines(file: string): AsyncIterable<string> {
   const raw = createReadStream(file);
   const input: Readable = file.endsWith('.gz') ? raw.pipe(createGunzip()) : raw;
   raw.on('error', (e) => input.destroy(e));
@@ -49,7 +50,7 @@ async function redactCopy(file: string, matches: (line: string) => boolean): Pro
   let removed = 0;
   const tmp = `${file}.redact-${process.pid}`;
   const kept = async function* () {
-    for await (const line of readLines(file)) {
+    for await (const line of readLogLines(file)) {
       if (matches(line)) removed += 1;
       else yield `${line}\n`;
     }
@@ -74,7 +75,7 @@ export function openLogFile(path: string): LogFile {
       for (const file of [path, ...rotatedCopies(path)]) {
         if (!existsSync(file)) continue;
         let count = 0;
-        for await (const line of readLines(file)) {
+        for await (const line of readLogLines(file)) {
           if (!matches(line, needles)) continue;
           count += 1;
           if (lines.length < (opts.collect ?? 0)) lines.push(line);

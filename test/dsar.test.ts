@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fileURLToPath } from 'node:url';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { startTestGateway, type TestGateway } from './harness.js';
 import { startFakeTwilio, type FakeTwilio } from './fakes/twilio-api.js';
@@ -18,7 +18,12 @@ import { startFakeModelApi, type FakeModelApi } from './fakes/model-api.js';
 import { inboundSmsParams, newSid, post, signedWebhook, voiceParams } from './fakes/twilio-webhook.js';
 import { signMetaBody } from '../channels/whatsapp-cloud/signature.js';
 import { WEBHOOK_PATH } from '../channels/whatsapp-cloud/index.js';
-import { verifyAuditChain } from '../core/audit.js';
+import { recordedHead, verifyAuditChain } from '../core/audit.js';
+import { backupFileName } from '../core/backup.js';
+import { auditVerifyCommand } from '../bin/ops.js';
+import { TEST_BACKEND } from './backend.js';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { signLink } from '../plugins/dsar/run.js';
 import { scanSubject } from '../plugins/dsar/scan.js';
 import { subjectNeedles } from '../core/data-subjects.js';
@@ -40,7 +45,7 @@ let twilio: FakeTwilio;
 let graph: FakeGraph;
 let slack: FakeSlack;
 let model: FakeModelApi;
-let service: { checkDeadlines(now?: Date): Promise<number>; retention(t: string, dry: boolean): Promise<Record<string, number>> };
+let service: { checkDeadlines(now?: Date): Promise<number>; retention(t: string, dry: boolean): Promise<Record<string, number>>; recordAuditHead(): Promise<{ seq: string; hash: string } | null> };
 
 beforeAll(async () => {
   twilio = await startFakeTwilio();
@@ -361,6 +366,48 @@ describe('tenant isolation and input', () => {
 });
 
 describe('the audit trail', () => {
+  it('records its head outside the database (backup manifest, log line, metric), so deleting the newest rows is reported', async () => {
+    const pool = gw.gateway.db.pool;
+    const backups = mkdtempSync(join(tmpdir(), 'parley-audit-head-'));
+    // Requests of earlier tests finish first: their audit rows would land between the steps below.
+    for (const deadline = Date.now() + 30_000; ; await new Promise((res) => setTimeout(res, 100))) {
+      const { rows } = await pool.query(`SELECT count(*)::int AS n FROM dsar_requests WHERE status IN ('queued', 'running')`);
+      if (rows[0].n === 0) break;
+      if (Date.now() > deadline) throw new Error('requests of earlier tests are still running');
+    }
+    try {
+      const manifest = await gw.gateway.backup(join(backups, backupFileName()), undefined);
+      const atBackup = manifest.auditHead!;
+      for (const n of [1, 2]) await pool.query(`INSERT INTO parley_audit (tenant_id, actor, action, detail) VALUES ('clinic', 'operator', 'test.later', $1)`, [{ n }]);
+      const logged = await service.recordAuditHead();
+      expect(BigInt(logged!.seq)).toBe(BigInt(atBackup.seq) + 2n);
+      expect(await gw.metrics()).toContain(`parley_audit_head_seq ${logged!.seq}`);
+      const logFile = gw.gateway.logFile!.path;
+      expect(readFileSync(logFile, 'utf8')).toContain(`"auditHead":{"seq":"${logged!.seq}","hash":"${logged!.hash}"}`);
+      // The newest record wins: the log line, written after the backup.
+      expect(await recordedHead([backups, logFile])).toEqual({ ...logged, from: logFile });
+      expect(await recordedHead([backups])).toEqual({ ...atBackup, from: join(backups, readdirSync(backups)[0]!) });
+
+      // The two newest rows are deleted around the trigger: the rest is still a valid chain.
+      await pool.query(`ALTER TABLE parley_audit DISABLE TRIGGER parley_audit_append_only; DELETE FROM parley_audit WHERE seq > $1; ALTER TABLE parley_audit ENABLE TRIGGER parley_audit_append_only`.replace('$1', atBackup.seq));
+      expect((await verifyAuditChain(pool)).ok).toBe(true);
+      const truncated = await verifyAuditChain(pool, { expectHead: (await recordedHead([backups, logFile]))! });
+      expect(truncated.problems).toEqual([expect.objectContaining({ seq: logged!.seq, problem: 'truncated' })]);
+      // The limit: rows written after the newest record and deleted are not noticed.
+      expect((await verifyAuditChain(pool, { expectHead: (await recordedHead([backups]))! })).ok).toBe(true);
+
+      if (TEST_BACKEND === 'external') {
+        // The command finds the record itself: the operator remembers nothing.
+        const out: string[] = [];
+        const ok = await auditVerifyCommand({ databaseUrl: gw.databaseUrl, dataDir: gw.dataDir, headSources: [backups, logFile] }, undefined, (l) => out.push(l));
+        expect(ok).toBe(false);
+        expect(out.join('\n')).toMatch(/checked against the head recorded in .*parley\.log: seq \d+[\s\S]*truncated[\s\S]*audit chain BROKEN/);
+      }
+    } finally {
+      rmSync(backups, { recursive: true, force: true });
+    }
+  }, 60_000);
+
   it('is append-only, and an edited or deleted row is detected', async () => {
     const pool = gw.gateway.db.pool;
     const before = await verifyAuditChain(pool);
