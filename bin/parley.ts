@@ -59,11 +59,14 @@ With DATABASE_URL (or storage.databaseUrl): pg_dump --format=custom. Otherwise t
 directory: through the running gateway (GET /v1/backup with the operator key, PARLEY_OPERATOR_KEY by
 default) when it runs, or opened directly when it is stopped. PARLEY_BACKUP_KEY (32 bytes, hex or
 base64) encrypts it (AES-256-GCM). "verify" restores it into a scratch database (in memory, or a new
-database on the DATABASE_URL server) and compares every table's row count with the backup's manifest.`,
+database on the DATABASE_URL server) and compares every table's row count with the backup's manifest.
+Exit codes: 0 done (verify: every count matches), 1 failed (verify: counts differ), 2 usage,
+3 the file cannot be decrypted (PARLEY_BACKUP_KEY wrong, or the file altered).`,
   restore: `Usage: parley restore <file> [--config parley.yaml]
 
 Restores into DATABASE_URL (pg_restore --clean --single-transaction), or into the embedded data
-directory of a stopped gateway (the previous directory is kept beside it).`,
+directory of a stopped gateway (the previous directory is kept beside it). Exits 3, changing
+nothing, when the file cannot be decrypted (PARLEY_BACKUP_KEY wrong, or the file altered).`,
   audit: `Usage: parley audit verify [--expect-head <seq>:<hash> | <backup file> | <folder of backups> | <log file>] [--config parley.yaml]
 
 Recomputes every row's hash of the audit trail and checks each link; exits 1 when a row was edited
@@ -150,7 +153,8 @@ async function ops(command: string, positionals: string[], values: { config?: st
       if (!(await m.auditVerifyCommand(target, values['expect-head'], say))) process.exit(1);
     } else fail(HELP[command]!);
   } catch (error) {
-    fail(`${command} failed: ${(error as Error).message}`, 1);
+    // A backup that cannot be decrypted has its own exit code, so a restore script can tell it apart.
+    fail(`${command} failed: ${(error as Error).message}`, error instanceof ParleyError && error.code === 'PARLEY_BACKUP_UNREADABLE' ? 3 : 1);
   }
 }
 

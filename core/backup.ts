@@ -17,7 +17,7 @@ import { closeSync, createReadStream, createWriteStream, existsSync, mkdirSync, 
 import { once } from 'node:events';
 import { join, resolve, dirname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import pg from 'pg';
 import { ParleyError } from './errors.js';
 
@@ -90,15 +90,29 @@ export function readManifest(path: string): { manifest: BackupManifest; headerBy
     readSync(fd, buf, 0, buf.length, 0);
     const nl = buf.indexOf(10);
     if (nl < 0) throw new ParleyError('PARLEY_CONFIG_INVALID', `${path} is not a Parley backup (no header)`);
-    const manifest = JSON.parse(buf.subarray(0, nl).toString('utf8')) as BackupManifest;
-    if (manifest.format !== 'parley-backup/1') throw new ParleyError('PARLEY_CONFIG_INVALID', `${path} is not a Parley backup (format ${String(manifest.format)})`);
+    let manifest: BackupManifest;
+    try {
+      manifest = JSON.parse(buf.subarray(0, nl).toString('utf8')) as BackupManifest;
+    } catch {
+      throw new ParleyError('PARLEY_CONFIG_INVALID', `${path} is not a Parley backup (its header is not JSON)`);
+    }
+    if (manifest?.format !== 'parley-backup/1') throw new ParleyError('PARLEY_CONFIG_INVALID', `${path} is not a Parley backup (format ${String(manifest.format)})`);
     return { manifest, headerBytes: nl + 1 };
   } finally {
     closeSync(fd);
   }
 }
 
-/** The payload of a backup file, decrypted and authenticated when it was encrypted. */
+/** What a payload that fails authentication means, without the cipher's own words. */
+function unreadable(path: string, cause: unknown): ParleyError {
+  return new ParleyError('PARLEY_BACKUP_UNREADABLE', `${path} cannot be decrypted: PARLEY_BACKUP_KEY is not the key it was written with, or the file was altered`, 500, { cause });
+}
+
+/**
+ * The payload of a backup file, decrypted and authenticated when it was encrypted. A wrong key or an
+ * altered byte makes the stream fail with `PARLEY_BACKUP_UNREADABLE` (GCM checks the tag at the end,
+ * so consumers must not act on the payload before the stream has ended).
+ */
 export function openPayload(path: string, key: Buffer | undefined): { manifest: BackupManifest; stream: Readable } {
   const { manifest, headerBytes } = readManifest(path);
   const size = statSync(path).size;
@@ -114,7 +128,12 @@ export function openPayload(path: string, key: Buffer | undefined): { manifest: 
   decipher.setAAD(header);
   decipher.setAuthTag(tag);
   const body = size - 16 - headerBytes;
-  const stream = body > 0 ? createReadStream(path, { start: headerBytes, end: size - 17 }).pipe(decipher) : Readable.from([]).pipe(decipher);
+  if (body < 0) throw unreadable(path, new Error('shorter than its authentication tag'));
+  const source = body > 0 ? createReadStream(path, { start: headerBytes, end: size - 17 }) : Readable.from([]);
+  const stream = new PassThrough();
+  source.on('error', (error: Error) => stream.destroy(error));
+  decipher.on('error', (error: Error) => stream.destroy(unreadable(path, error)));
+  source.pipe(decipher).pipe(stream);
   return { manifest, stream };
 }
 
@@ -133,10 +152,20 @@ function run(cmd: string, args: string[], opts: { stdin?: Readable; stdout?: 'pi
     // A payload that fails to decrypt (tampered, wrong key) stops the restore.
     opts.stdin?.on('error', (e) => {
       child.kill();
-      rej(new ParleyError('PARLEY_CONFIG_INVALID', `The backup cannot be read: ${e.message} (tampered, or the wrong PARLEY_BACKUP_KEY)`));
+      rej(e instanceof ParleyError ? e : new ParleyError('PARLEY_BACKUP_UNREADABLE', `The backup cannot be read: ${e.message}`, 500, { cause: e }));
     });
     child.on('error', (e) => rej(new ParleyError('PARLEY_STORAGE_UNAVAILABLE', `${cmd} could not start: ${e.message} (install the PostgreSQL client tools, version >= the server's)`)));
-    child.on('close', (code) => (code === 0 ? res() : rej(new ParleyError('PARLEY_STORAGE_UNAVAILABLE', `${cmd} exited with ${code}: ${stderr.trim()}`))));
+    child.on('close', (code) => {
+      if (code === 0) return res();
+      const failed = new ParleyError('PARLEY_STORAGE_UNAVAILABLE', `${cmd} exited with ${code}: ${stderr.trim()}`);
+      const input = opts.stdin;
+      if (!input || input.readableEnded || input.destroyed) return rej(failed);
+      // A wrong key decrypts to bytes pg_restore refuses before GCM checks the tag at the end of the
+      // payload: read the rest, so that case is reported as what it is (the error handler above).
+      input.unpipe();
+      input.on('end', () => rej(failed));
+      input.resume();
+    });
   });
   return { stdout: child.stdout, done };
 }

@@ -4,7 +4,7 @@
  * restore into a fresh data directory or database gives identical row counts; the CLI's commands run.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
@@ -39,6 +39,18 @@ async function liveCounts(url: string | undefined): Promise<Record<string, numbe
   } finally {
     await c.end();
   }
+}
+
+/** `parley` as a child process, awaited asynchronously: a gateway it calls may run in this process. */
+function cli(env: NodeJS.ProcessEnv, ...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'bin/parley.ts', ...args], { env });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += String(d)));
+    child.stderr.on('data', (d) => (stderr += String(d)));
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
 }
 
 describe(`backups (${TEST_BACKEND})`, () => {
@@ -93,27 +105,42 @@ describe(`backups (${TEST_BACKEND})`, () => {
     bytes[headerBytes + 10] = bytes[headerBytes + 10]! ^ 0xff;
     const bad = join(dir, 'bad.backup');
     (await import('node:fs')).writeFileSync(bad, bytes);
-    await expect(verifyBackup(bad, BACKUP_KEY, gw.databaseUrl)).rejects.toThrow();
+    await expect(verifyBackup(bad, BACKUP_KEY, gw.databaseUrl)).rejects.toMatchObject({ code: 'PARLEY_BACKUP_UNREADABLE' });
   });
+
+  it('a wrong PARLEY_BACKUP_KEY makes restore and backup verify say so and exit 3, without a stack trace, changing nothing', async () => {
+    const file = join(dir, 'keyed.backup');
+    await gw.gateway.backup(file, BACKUP_KEY);
+    await expect(verifyBackup(file, Buffer.alloc(32, 9), gw.databaseUrl)).rejects.toMatchObject({ code: 'PARLEY_BACKUP_UNREADABLE' });
+    const target = TEST_BACKEND === 'external' ? await freshDatabase() : null;
+    const dataDir = mkdtempSync(join(tmpdir(), 'parley-wrong-key-'));
+    try {
+      const env: NodeJS.ProcessEnv = { ...process.env, PARLEY_DATA_DIR: dataDir, PARLEY_BACKUP_KEY: Buffer.alloc(32, 9).toString('hex'), PARLEY_DEMO_KEY: 'cli-demo-key-0123456789' };
+      if (target) env.DATABASE_URL = target.url;
+      else delete env.DATABASE_URL;
+      for (const args of [['restore', file], ['backup', 'verify', file]]) {
+        const r = await cli(env, ...args);
+        expect({ args, status: r.status }).toEqual({ args, status: 3 });
+        expect(r.stderr).toMatch(/cannot be decrypted: PARLEY_BACKUP_KEY is not the key it was written with, or the file was altered/);
+        expect(r.stderr).not.toMatch(/\n\s+at /);
+      }
+      // Nothing was restored.
+      if (target) expect(await liveCounts(target.url)).toEqual({});
+      else expect(readdirSync(dataDir).filter((f) => f.startsWith('pglite'))).toEqual([]);
+    } finally {
+      await target?.drop();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 120_000);
 
   it.runIf(TEST_BACKEND === 'embedded')('the CLI backs up a running embedded gateway through it, and verifies the file', async () => {
     const file = join(dir, 'cli.backup');
     const env: NodeJS.ProcessEnv = { ...process.env, PARLEY_DATA_DIR: gw.dataDir, PARLEY_BACKUP_KEY: BACKUP_KEY.toString('hex'), PARLEY_DEMO_KEY: 'cli-demo-key-0123456789' };
     delete env.DATABASE_URL;
-    // Asynchronously: the gateway it calls runs in this process.
-    const cli = (...args: string[]) =>
-      new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
-        const child = spawn(process.execPath, ['--import', 'tsx', 'bin/parley.ts', ...args], { env });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (d) => (stdout += String(d)));
-        child.stderr.on('data', (d) => (stderr += String(d)));
-        child.on('close', (status) => resolve({ status, stdout, stderr }));
-      });
-    const made = await cli('backup', '--out', file, '--url', gw.url, '--key', OP);
+    const made = await cli(env, 'backup', '--out', file, '--url', gw.url, '--key', OP);
     expect(made.stderr).toBe('');
     expect(made.stdout).toMatch(/embedded, \d+ tables/);
-    const checked = await cli('backup', 'verify', file);
+    const checked = await cli(env, 'backup', 'verify', file);
     expect(checked.stdout).toMatch(/every row count matches/);
     expect(checked.status).toBe(0);
   }, 180_000);
