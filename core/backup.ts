@@ -18,6 +18,10 @@ import { once } from 'node:events';
 import { join, resolve, dirname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { PassThrough, Readable } from 'node:stream';
+import { promisify } from 'node:util';
+import { gzip } from 'node:zlib';
+
+const gzipAsync = promisify(gzip);
 import pg from 'pg';
 import { ParleyError } from './errors.js';
 
@@ -202,16 +206,28 @@ export async function restorePostgres(url: string, file: string, key: Buffer | u
 /** What a running embedded gateway gives the backup: its PGlite (locked to that process). */
 export interface EmbeddedHandle {
   query(sql: string): Promise<{ rows: any[] }>;
-  dumpDataDir(): Promise<Blob>;
+  /** PGlite's tar of its data directory; `none`: not compressed (compressing is left to the caller). */
+  dumpDataDir(compression?: 'none' | 'gzip'): Promise<Blob>;
   /** Runs with the session to itself (the embedded server's turn-taking); absent: already alone. */
   exclusive?<T>(fn: () => Promise<T>): Promise<T>;
 }
 
-/** A gzipped tar of the data directory taken through the running PGlite, with the counts before it. */
-export async function dumpEmbedded(db: EmbeddedHandle): Promise<{ manifest: Omit<BackupManifest, 'encryption'>; payload: Buffer }> {
+/**
+ * A gzipped tar of the data directory taken through the running PGlite, with the counts before it.
+ * Only the counts, the head and the uncompressed tar are taken with the session held (`heldMs`);
+ * the tar is gzipped afterwards, on zlib's thread pool, while other clients run.
+ */
+export async function dumpEmbedded(db: EmbeddedHandle): Promise<{ manifest: Omit<BackupManifest, 'encryption'>; payload: Buffer; heldMs: number }> {
   const alone = db.exclusive ?? (<T>(fn: () => Promise<T>) => fn());
-  const { counts, head, blob } = await alone(async () => ({ counts: await tableCounts((s) => db.query(s)), head: await auditHead((s) => db.query(s)), blob: await db.dumpDataDir() }));
-  return { manifest: { format: 'parley-backup/1', backend: 'embedded', createdAt: new Date().toISOString(), counts, auditHead: head }, payload: Buffer.from(await blob.arrayBuffer()) };
+  let heldMs = 0;
+  const { counts, head, blob } = await alone(async () => {
+    const t0 = performance.now();
+    const taken = { counts: await tableCounts((s) => db.query(s)), head: await auditHead((s) => db.query(s)), blob: await db.dumpDataDir('none') };
+    heldMs = Math.round(performance.now() - t0);
+    return taken;
+  });
+  const payload = await gzipAsync(Buffer.from(await blob.arrayBuffer()));
+  return { manifest: { format: 'parley-backup/1', backend: 'embedded', createdAt: new Date().toISOString(), counts, auditHead: head }, payload, heldMs };
 }
 
 export async function writeEmbeddedBackup(out: string, dump: { manifest: Omit<BackupManifest, 'encryption'>; payload: Buffer }, key: Buffer | undefined): Promise<BackupManifest> {
@@ -248,7 +264,7 @@ export async function backupEmbeddedDir(dataDir: string, out: string, key: Buffe
   const db = await openPGlite({ dir: join(resolve(dataDir), 'pglite') });
   try {
     await db.exec('SET search_path TO public, bullmq');
-    return await writeEmbeddedBackup(out, await dumpEmbedded({ query: (s) => db.query(s), dumpDataDir: () => db.dumpDataDir('gzip') }), key);
+    return await writeEmbeddedBackup(out, await dumpEmbedded({ query: (s) => db.query(s), dumpDataDir: (c) => db.dumpDataDir(c ?? 'gzip') }), key);
   } finally {
     await db.close();
   }
