@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import pg from 'pg';
 import { startTestGateway, type TestGateway } from './harness.js';
 import { TEST_BACKEND, freshDatabase } from './backend.js';
-import { readManifest, restoreEmbedded, restorePostgres, tableCounts, verifyBackup } from '../core/backup.js';
+import { backupFileName, readManifest, restoreEmbedded, restorePostgres, tableCounts, verifyBackup } from '../core/backup.js';
 
 const KEY = 'key-backup-0123456789';
 const OP = 'key-operator-backup-0123456789';
@@ -127,6 +127,34 @@ describe(`backups (${TEST_BACKEND})`, () => {
       // Nothing was restored.
       if (target) expect(await liveCounts(target.url)).toEqual({});
       else expect(readdirSync(dataDir).filter((f) => f.startsWith('pglite'))).toEqual([]);
+    } finally {
+      await target?.drop();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 120_000);
+
+  it('parley audit verify reports the newest rows missing against the newest backup, with no head given', async () => {
+    const older = join(dir, 'older.backup');
+    const first = await gw.gateway.backup(older, undefined);
+    await gw.gateway.db.pool.query(`INSERT INTO parley_audit (tenant_id, actor, action, detail) VALUES ('acme', 'operator', 'test.after-backup', '{}')`);
+    // The database is put back to the older state: its chain is valid, but ends before the newest backup's head.
+    const dataDir = mkdtempSync(join(tmpdir(), 'parley-audit-cli-'));
+    const target = TEST_BACKEND === 'external' ? await freshDatabase() : null;
+    try {
+      const newest = await gw.gateway.backup(join(dataDir, 'backups', backupFileName()), undefined);
+      expect(BigInt(newest.auditHead!.seq)).toBeGreaterThan(BigInt(first.auditHead!.seq));
+      if (target) await restorePostgres(target.url, older, undefined);
+      else await restoreEmbedded(dataDir, older, undefined);
+      const env: NodeJS.ProcessEnv = { ...process.env, PARLEY_DATA_DIR: dataDir, PARLEY_DEMO_KEY: 'cli-demo-key-0123456789' };
+      if (target) env.DATABASE_URL = target.url;
+      else delete env.DATABASE_URL;
+      const r = await cli(env, 'audit', 'verify');
+      expect(r.stdout).toContain(`checked against the head recorded in ${join(dataDir, 'backups')}`);
+      expect(r.stdout).toMatch(new RegExp(`seq ${newest.auditHead!.seq} .*truncated: the chain ends at seq ${first.auditHead!.seq}`));
+      expect(r.status).toBe(1);
+      const given = await cli(env, 'audit', 'verify', '--expect-head', `${first.auditHead!.seq}:${first.auditHead!.hash}`);
+      expect(given.stdout).toMatch(/audit chain intact/);
+      expect(given.status).toBe(0);
     } finally {
       await target?.drop();
       rmSync(dataDir, { recursive: true, force: true });
