@@ -6,7 +6,7 @@
 import { resolve } from 'node:path';
 import pg from 'pg';
 import { backupEmbeddedDir, backupFileName, backupKey, backupPostgres, embeddedLockHolder, restoreEmbedded, restorePostgres, verifyBackup, writeEmbeddedBackup, type BackupManifest } from '../core/backup.js';
-import { verifyAuditChain } from '../core/audit.js';
+import { recordedHead, verifyAuditChain } from '../core/audit.js';
 
 export interface OpsTarget {
   databaseUrl: string | undefined;
@@ -14,6 +14,8 @@ export interface OpsTarget {
   /** The running gateway's URL and operator key, for an embedded backup while it runs. */
   url?: string | undefined;
   key?: string | undefined;
+  /** Where the audit chain's head is recorded outside the database (backups folder, log file). */
+  headSources?: string[];
 }
 
 export async function backupCommand(t: OpsTarget, out: string | undefined, say: (s: string) => void): Promise<BackupManifest> {
@@ -69,8 +71,15 @@ export async function auditVerifyCommand(t: OpsTarget, expectHead: string | unde
     close = () => db.close();
   }
   try {
-    const [seq, hash] = expectHead?.split(':') ?? [];
-    const r = await verifyAuditChain(pool, seq && hash ? { expectHead: { seq, hash } } : {});
+    const sources = expectHead ? [expectHead] : (t.headSources ?? []);
+    const head = await recordedHead(sources);
+    if (expectHead && !head) throw new Error(`--expect-head ${expectHead}: no audit head found there (<seq>:<hash>, a backup file, a folder of backups or a log file)`);
+    const r = await verifyAuditChain(pool, head ? { expectHead: head } : {});
+    say(
+      head
+        ? `checked against the head recorded in ${head.from}: seq ${head.seq}`
+        : `no head recorded outside the database (${sources.join(', ') || 'no backups folder or log file'}): deleting the newest rows would not be noticed`,
+    );
     for (const p of r.problems) say(`  seq ${p.seq ?? '-'} (id ${p.id}): ${p.problem}: ${p.detail}`);
     say(r.ok ? `audit chain intact: ${r.rows} rows, head ${r.head ? `${r.head.seq}:${r.head.hash}` : '(empty)'}` : `audit chain BROKEN: ${r.problems.length} problem(s) in ${r.rows} rows`);
     return r.ok;

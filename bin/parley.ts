@@ -59,15 +59,20 @@ With DATABASE_URL (or storage.databaseUrl): pg_dump --format=custom. Otherwise t
 directory: through the running gateway (GET /v1/backup with the operator key, PARLEY_OPERATOR_KEY by
 default) when it runs, or opened directly when it is stopped. PARLEY_BACKUP_KEY (32 bytes, hex or
 base64) encrypts it (AES-256-GCM). "verify" restores it into a scratch database (in memory, or a new
-database on the DATABASE_URL server) and compares every table's row count with the backup's manifest.`,
+database on the DATABASE_URL server) and compares every table's row count with the backup's manifest.
+Exit codes: 0 done (verify: every count matches), 1 failed (verify: counts differ), 2 usage,
+3 the file cannot be decrypted (PARLEY_BACKUP_KEY wrong, or the file altered).`,
   restore: `Usage: parley restore <file> [--config parley.yaml]
 
 Restores into DATABASE_URL (pg_restore --clean --single-transaction), or into the embedded data
-directory of a stopped gateway (the previous directory is kept beside it).`,
-  audit: `Usage: parley audit verify [--expect-head <seq>:<hash>] [--config parley.yaml]
+directory of a stopped gateway (the previous directory is kept beside it). Exits 3, changing
+nothing, when the file cannot be decrypted (PARLEY_BACKUP_KEY wrong, or the file altered).`,
+  audit: `Usage: parley audit verify [--expect-head <seq>:<hash> | <backup file> | <folder of backups> | <log file>] [--config parley.yaml]
 
 Recomputes every row's hash of the audit trail and checks each link; exits 1 when a row was edited
-or deleted. --expect-head also checks a head printed by an earlier run (deleting the newest rows).`,
+or deleted. It also checks the newest head recorded outside the database, so deleting the newest
+rows is reported: by default the newest backup in the dsar plugin's backup folder (backups/ under
+the data directory) and the "auditHead" lines of log.file; --expect-head names another record.`,
 };
 
 const say = (line: string): void => {
@@ -127,7 +132,12 @@ async function ops(command: string, positionals: string[], values: { config?: st
     const env = { ...process.env, PARLEY_DEMO_KEY: process.env.PARLEY_DEMO_KEY ?? 'ops-placeholder' };
     const loaded = applyEnvOverrides(loadConfigFile(values.config, env), env);
     const { resolve } = await import('node:path');
-    target = { databaseUrl: loaded.config.storage.databaseUrl, dataDir: resolve(loaded.config.storage.dataDir), url: values.url, key: values.key ?? process.env.PARLEY_OPERATOR_KEY ?? loaded.config.operator.apiKeys[0] };
+    const dataDir = resolve(loaded.config.storage.dataDir);
+    // Where the audit head is recorded outside the database: the dsar plugin's backups and the log file.
+    const dsar = loaded.config.plugins.find((p) => (typeof p === 'string' ? p : p.name) === 'dsar');
+    const backupDir = (typeof dsar === 'object' ? (dsar.options as { backup?: { dir?: string } } | undefined)?.backup?.dir : undefined) ?? 'backups';
+    const headSources = [resolve(dataDir, backupDir), ...(loaded.config.log.file ? [resolve(dataDir, loaded.config.log.file)] : [])];
+    target = { databaseUrl: loaded.config.storage.databaseUrl, dataDir, url: values.url, key: values.key ?? process.env.PARLEY_OPERATOR_KEY ?? loaded.config.operator.apiKeys[0], headSources };
   } catch (error) {
     return reportBootError(error);
   }
@@ -143,7 +153,8 @@ async function ops(command: string, positionals: string[], values: { config?: st
       if (!(await m.auditVerifyCommand(target, values['expect-head'], say))) process.exit(1);
     } else fail(HELP[command]!);
   } catch (error) {
-    fail(`${command} failed: ${(error as Error).message}`, 1);
+    // A backup that cannot be decrypted has its own exit code, so a restore script can tell it apart.
+    fail(`${command} failed: ${(error as Error).message}`, error instanceof ParleyError && error.code === 'PARLEY_BACKUP_UNREADABLE' ? 3 : 1);
   }
 }
 

@@ -17,7 +17,11 @@ import { closeSync, createReadStream, createWriteStream, existsSync, mkdirSync, 
 import { once } from 'node:events';
 import { join, resolve, dirname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
+import { promisify } from 'node:util';
+import { gzip } from 'node:zlib';
+
+const gzipAsync = promisify(gzip);
 import pg from 'pg';
 import { ParleyError } from './errors.js';
 
@@ -52,7 +56,8 @@ export async function tableCounts(query: (sql: string) => Promise<{ rows: any[] 
 
 async function auditHead(query: (sql: string) => Promise<{ rows: any[] }>): Promise<BackupManifest['auditHead']> {
   try {
-    const { rows } = await query('SELECT seq::text AS seq, hash FROM parley_audit ORDER BY seq DESC NULLS LAST LIMIT 1');
+    // Ordered by the bigint column: ordered by the text alias, seq 9 would come before seq 10.
+    const { rows } = await query('SELECT seq::text AS seq, hash FROM parley_audit WHERE seq IS NOT NULL ORDER BY parley_audit.seq DESC LIMIT 1');
     return rows[0] ? { seq: rows[0].seq, hash: rows[0].hash } : null;
   } catch {
     return null;
@@ -89,15 +94,29 @@ export function readManifest(path: string): { manifest: BackupManifest; headerBy
     readSync(fd, buf, 0, buf.length, 0);
     const nl = buf.indexOf(10);
     if (nl < 0) throw new ParleyError('PARLEY_CONFIG_INVALID', `${path} is not a Parley backup (no header)`);
-    const manifest = JSON.parse(buf.subarray(0, nl).toString('utf8')) as BackupManifest;
-    if (manifest.format !== 'parley-backup/1') throw new ParleyError('PARLEY_CONFIG_INVALID', `${path} is not a Parley backup (format ${String(manifest.format)})`);
+    let manifest: BackupManifest;
+    try {
+      manifest = JSON.parse(buf.subarray(0, nl).toString('utf8')) as BackupManifest;
+    } catch {
+      throw new ParleyError('PARLEY_CONFIG_INVALID', `${path} is not a Parley backup (its header is not JSON)`);
+    }
+    if (manifest?.format !== 'parley-backup/1') throw new ParleyError('PARLEY_CONFIG_INVALID', `${path} is not a Parley backup (format ${String(manifest.format)})`);
     return { manifest, headerBytes: nl + 1 };
   } finally {
     closeSync(fd);
   }
 }
 
-/** The payload of a backup file, decrypted and authenticated when it was encrypted. */
+/** What a payload that fails authentication means, without the cipher's own words. */
+function unreadable(path: string, cause: unknown): ParleyError {
+  return new ParleyError('PARLEY_BACKUP_UNREADABLE', `${path} cannot be decrypted: PARLEY_BACKUP_KEY is not the key it was written with, or the file was altered`, 500, { cause });
+}
+
+/**
+ * The payload of a backup file, decrypted and authenticated when it was encrypted. A wrong key or an
+ * altered byte makes the stream fail with `PARLEY_BACKUP_UNREADABLE` (GCM checks the tag at the end,
+ * so consumers must not act on the payload before the stream has ended).
+ */
 export function openPayload(path: string, key: Buffer | undefined): { manifest: BackupManifest; stream: Readable } {
   const { manifest, headerBytes } = readManifest(path);
   const size = statSync(path).size;
@@ -113,7 +132,12 @@ export function openPayload(path: string, key: Buffer | undefined): { manifest: 
   decipher.setAAD(header);
   decipher.setAuthTag(tag);
   const body = size - 16 - headerBytes;
-  const stream = body > 0 ? createReadStream(path, { start: headerBytes, end: size - 17 }).pipe(decipher) : Readable.from([]).pipe(decipher);
+  if (body < 0) throw unreadable(path, new Error('shorter than its authentication tag'));
+  const source = body > 0 ? createReadStream(path, { start: headerBytes, end: size - 17 }) : Readable.from([]);
+  const stream = new PassThrough();
+  source.on('error', (error: Error) => stream.destroy(error));
+  decipher.on('error', (error: Error) => stream.destroy(unreadable(path, error)));
+  source.pipe(decipher).pipe(stream);
   return { manifest, stream };
 }
 
@@ -132,10 +156,20 @@ function run(cmd: string, args: string[], opts: { stdin?: Readable; stdout?: 'pi
     // A payload that fails to decrypt (tampered, wrong key) stops the restore.
     opts.stdin?.on('error', (e) => {
       child.kill();
-      rej(new ParleyError('PARLEY_CONFIG_INVALID', `The backup cannot be read: ${e.message} (tampered, or the wrong PARLEY_BACKUP_KEY)`));
+      rej(e instanceof ParleyError ? e : new ParleyError('PARLEY_BACKUP_UNREADABLE', `The backup cannot be read: ${e.message}`, 500, { cause: e }));
     });
     child.on('error', (e) => rej(new ParleyError('PARLEY_STORAGE_UNAVAILABLE', `${cmd} could not start: ${e.message} (install the PostgreSQL client tools, version >= the server's)`)));
-    child.on('close', (code) => (code === 0 ? res() : rej(new ParleyError('PARLEY_STORAGE_UNAVAILABLE', `${cmd} exited with ${code}: ${stderr.trim()}`))));
+    child.on('close', (code) => {
+      if (code === 0) return res();
+      const failed = new ParleyError('PARLEY_STORAGE_UNAVAILABLE', `${cmd} exited with ${code}: ${stderr.trim()}`);
+      const input = opts.stdin;
+      if (!input || input.readableEnded || input.destroyed) return rej(failed);
+      // A wrong key decrypts to bytes pg_restore refuses before GCM checks the tag at the end of the
+      // payload: read the rest, so that case is reported as what it is (the error handler above).
+      input.unpipe();
+      input.on('end', () => rej(failed));
+      input.resume();
+    });
   });
   return { stdout: child.stdout, done };
 }
@@ -172,16 +206,28 @@ export async function restorePostgres(url: string, file: string, key: Buffer | u
 /** What a running embedded gateway gives the backup: its PGlite (locked to that process). */
 export interface EmbeddedHandle {
   query(sql: string): Promise<{ rows: any[] }>;
-  dumpDataDir(): Promise<Blob>;
+  /** PGlite's tar of its data directory; `none`: not compressed (compressing is left to the caller). */
+  dumpDataDir(compression?: 'none' | 'gzip'): Promise<Blob>;
   /** Runs with the session to itself (the embedded server's turn-taking); absent: already alone. */
   exclusive?<T>(fn: () => Promise<T>): Promise<T>;
 }
 
-/** A gzipped tar of the data directory taken through the running PGlite, with the counts before it. */
-export async function dumpEmbedded(db: EmbeddedHandle): Promise<{ manifest: Omit<BackupManifest, 'encryption'>; payload: Buffer }> {
+/**
+ * A gzipped tar of the data directory taken through the running PGlite, with the counts before it.
+ * Only the counts, the head and the uncompressed tar are taken with the session held (`heldMs`);
+ * the tar is gzipped afterwards, on zlib's thread pool, while other clients run.
+ */
+export async function dumpEmbedded(db: EmbeddedHandle): Promise<{ manifest: Omit<BackupManifest, 'encryption'>; payload: Buffer; heldMs: number }> {
   const alone = db.exclusive ?? (<T>(fn: () => Promise<T>) => fn());
-  const { counts, head, blob } = await alone(async () => ({ counts: await tableCounts((s) => db.query(s)), head: await auditHead((s) => db.query(s)), blob: await db.dumpDataDir() }));
-  return { manifest: { format: 'parley-backup/1', backend: 'embedded', createdAt: new Date().toISOString(), counts, auditHead: head }, payload: Buffer.from(await blob.arrayBuffer()) };
+  let heldMs = 0;
+  const { counts, head, blob } = await alone(async () => {
+    const t0 = performance.now();
+    const taken = { counts: await tableCounts((s) => db.query(s)), head: await auditHead((s) => db.query(s)), blob: await db.dumpDataDir('none') };
+    heldMs = Math.round(performance.now() - t0);
+    return taken;
+  });
+  const payload = await gzipAsync(Buffer.from(await blob.arrayBuffer()));
+  return { manifest: { format: 'parley-backup/1', backend: 'embedded', createdAt: new Date().toISOString(), counts, auditHead: head }, payload, heldMs };
 }
 
 export async function writeEmbeddedBackup(out: string, dump: { manifest: Omit<BackupManifest, 'encryption'>; payload: Buffer }, key: Buffer | undefined): Promise<BackupManifest> {
@@ -218,7 +264,7 @@ export async function backupEmbeddedDir(dataDir: string, out: string, key: Buffe
   const db = await openPGlite({ dir: join(resolve(dataDir), 'pglite') });
   try {
     await db.exec('SET search_path TO public, bullmq');
-    return await writeEmbeddedBackup(out, await dumpEmbedded({ query: (s) => db.query(s), dumpDataDir: () => db.dumpDataDir('gzip') }), key);
+    return await writeEmbeddedBackup(out, await dumpEmbedded({ query: (s) => db.query(s), dumpDataDir: (c) => db.dumpDataDir(c ?? 'gzip') }), key);
   } finally {
     await db.close();
   }

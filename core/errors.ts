@@ -25,6 +25,8 @@ export const KERNEL_ERROR_CODES = [
   'PARLEY_TENANT_CONTEXT_MISSING',
   'PARLEY_MIGRATION_FAILED',
   'PARLEY_STORAGE_UNAVAILABLE',
+  /** A backup's payload fails AES-GCM authentication: PARLEY_BACKUP_KEY is not the key it was written with, or the file was altered. */
+  'PARLEY_BACKUP_UNREADABLE',
   'PARLEY_SENDER_MISSING',
   'PARLEY_SEND_FAILED',
   'PARLEY_UNAUTHENTICATED',

@@ -429,7 +429,7 @@ export class Gateway {
       describe: () => ({
         purpose: 'Operating and troubleshooting the service; numbers appear only as a short hash, message text never at the info level.',
         recipients: ['The operators of this service'],
-        retention: 'Until the file is rotated by the operator, or your data is erased (your lines are removed).',
+        retention: 'Until the operator deletes the file or its rotated copies, or your data is erased (your lines are removed from the file and the copies beside it).',
         source: 'Written by the service while handling your messages.',
       }),
       export: async (subject) => (await file.scan(needles(subject), { collect: 10_000 })).lines.map((line) => ({ kind: 'log-line', line })),

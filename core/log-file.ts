@@ -3,21 +3,63 @@
  * per line), so the gateway can rewrite the file without losing a line: erasure removes every line
  * that names a person (an address, or its `ph_` hash), verification counts them.
  *
- * Rotation is left to the operator (logrotate with `copytruncate`); the rotated copies are outside
- * what the gateway can reach and must be kept no longer than the retention the operator documents.
+ * Rotation is left to the operator (logrotate with `copytruncate`). The rotated copies logrotate leaves
+ * beside the file are scanned and redacted too: `parley.log.1`, `parley.log.2.gz` (numbered) and
+ * `parley.log-20261201`, `parley.log-20261201.gz` (`dateext`), plain or gzip. Copies moved elsewhere
+ * (`olddir`, shipped to a log service) are out of reach and must be kept no longer than the retention
+ * the operator documents.
  */
-import { createReadStream, closeSync, createWriteStream, existsSync, openSync, readSync, renameSync, statSync, writeSync, fstatSync } from 'node:fs';
+import { createReadStream, closeSync, createWriteStream, existsSync, openSync, readSync, readdirSync, renameSync, rmSync, statSync, writeSync, fstatSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { finished } from 'node:stream/promises';
+import { finished, pipeline } from 'node:stream/promises';
+import { createGunzip, createGzip } from 'node:zlib';
+import { Readable } from 'node:stream';
 import pino from 'pino';
 
 export interface LogFile {
   readonly path: string;
   readonly stream: pino.DestinationStream;
-  /** Lines containing any needle (streamed: the file is never read at once). */
-  scan(needles: readonly string[], opts?: { collect?: number }): Promise<{ matches: number; lines: string[] }>;
-  /** Rewrites the file without the lines containing any needle; returns how many were removed. */
+  /** Lines containing any needle, in the file and its rotated copies (streamed: no file is read at once). */
+  scan(needles: readonly string[], opts?: { collect?: number }): Promise<{ matches: number; lines: string[]; files: { file: string; matches: number }[] }>;
+  /** Rewrites the file and its rotated copies without the lines containing any needle; returns how many were removed. */
   redact(needles: readonly string[]): Promise<{ removed: number }>;
+}
+
+/** logrotate's copies of `path` in its folder: `.N`, `.N.gz`, `-DATE`, `-DATE.gz`; oldest last is not promised. */
+export function rotatedCopies(path: string): string[] {
+  const dir = dirname(path);
+  const name = basename(path);
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((f) => f.startsWith(name) && /^(\.\d+|-\d[\d-]*)(\.gz)?$/.test(f.slice(name.length)))
+    .sort()
+    .map((f) => join(dir, f));
+}
+
+/** The lines of a log file, gunzipped when its name ends in `.gz`, streamed. */
+export function readLogLines(file: string): AsyncIterable<string> {
+  const raw = createReadStream(file);
+  const input: Readable = file.endsWith('.gz') ? raw.pipe(createGunzip()) : raw;
+  raw.on('error', (e) => input.destroy(e));
+  return createInterface({ input, crlfDelay: Infinity });
+}
+
+/** Rewrites a rotated copy (nothing appends to it) without the matching lines, gzipped again if it was. */
+async function redactCopy(file: string, matches: (line: string) => boolean): Promise<number> {
+  let removed = 0;
+  const tmp = `${file}.redact-${process.pid}`;
+  const kept = async function* () {
+    for await (const line of readLogLines(file)) {
+      if (matches(line)) removed += 1;
+      else yield `${line}\n`;
+    }
+  };
+  const out = createWriteStream(tmp, { mode: statSync(file).mode });
+  await (file.endsWith('.gz') ? pipeline(Readable.from(kept()), createGzip(), out) : pipeline(Readable.from(kept()), out));
+  if (removed) renameSync(tmp, file);
+  else rmSync(tmp, { force: true });
+  return removed;
 }
 
 export function openLogFile(path: string): LogFile {
@@ -27,24 +69,30 @@ export function openLogFile(path: string): LogFile {
     path,
     stream: dest,
     async scan(needles, opts = {}) {
-      if (!existsSync(path) || !needles.length) return { matches: 0, lines: [] };
-      let count = 0;
+      const files: { file: string; matches: number }[] = [];
       const lines: string[] = [];
-      const rl = createInterface({ input: createReadStream(path, 'utf8'), crlfDelay: Infinity });
-      for await (const line of rl) {
-        if (!matches(line, needles)) continue;
-        count += 1;
-        if (lines.length < (opts.collect ?? 0)) lines.push(line);
+      if (!needles.length) return { matches: 0, lines, files };
+      for (const file of [path, ...rotatedCopies(path)]) {
+        if (!existsSync(file)) continue;
+        let count = 0;
+        for await (const line of readLogLines(file)) {
+          if (!matches(line, needles)) continue;
+          count += 1;
+          if (lines.length < (opts.collect ?? 0)) lines.push(line);
+        }
+        if (count) files.push({ file: basename(file), matches: count });
       }
-      return { matches: count, lines };
+      return { matches: files.reduce((n, f) => n + f.matches, 0), lines, files };
     },
     async redact(needles) {
-      if (!existsSync(path) || !needles.length) return { removed: 0 };
-      if (statSync(path).size === 0) return { removed: 0 };
+      if (!needles.length) return { removed: 0 };
+      let rotated = 0;
+      for (const file of rotatedCopies(path)) rotated += await redactCopy(file, (line) => matches(line, needles));
+      if (!existsSync(path) || statSync(path).size === 0) return { removed: rotated };
       const tmp = `${path}.redact-${process.pid}`;
       const out = createWriteStream(tmp, { mode: statSync(path).mode });
       const size = statSync(path).size;
-      let removed = 0;
+      let removed = rotated;
       const rl = createInterface({ input: createReadStream(path, { encoding: 'utf8', end: Math.max(0, size - 1) }), crlfDelay: Infinity });
       for await (const line of rl) {
         if (matches(line, needles)) removed += 1;

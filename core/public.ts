@@ -91,6 +91,7 @@ export { subjectHashes } from './parking.js';
 export { consentAddress, suppressionHash } from './consent.js';
 /** Every string a data subject may be found under (address forms and their `ph_` hashes), for erasure verification. */
 export { subjectNeedles } from './data-subjects.js';
+export { currentAuditHead } from './audit.js';
 /**
  * Whether an error means a webhook can never be stored (park it and answer 200), and why; a channel
  * throws `UnstorableInboundError` for input its own parser finds unstorable (a timestamp out of range).

@@ -4,14 +4,14 @@
  * restore into a fresh data directory or database gives identical row counts; the CLI's commands run.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import pg from 'pg';
 import { startTestGateway, type TestGateway } from './harness.js';
 import { TEST_BACKEND, freshDatabase } from './backend.js';
-import { readManifest, restoreEmbedded, restorePostgres, tableCounts, verifyBackup } from '../core/backup.js';
+import { backupFileName, readManifest, restoreEmbedded, restorePostgres, tableCounts, verifyBackup } from '../core/backup.js';
 
 const KEY = 'key-backup-0123456789';
 const OP = 'key-operator-backup-0123456789';
@@ -39,6 +39,18 @@ async function liveCounts(url: string | undefined): Promise<Record<string, numbe
   } finally {
     await c.end();
   }
+}
+
+/** `parley` as a child process, awaited asynchronously: a gateway it calls may run in this process. */
+function cli(env: NodeJS.ProcessEnv, ...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'bin/parley.ts', ...args], { env });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += String(d)));
+    child.stderr.on('data', (d) => (stderr += String(d)));
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
 }
 
 describe(`backups (${TEST_BACKEND})`, () => {
@@ -93,27 +105,70 @@ describe(`backups (${TEST_BACKEND})`, () => {
     bytes[headerBytes + 10] = bytes[headerBytes + 10]! ^ 0xff;
     const bad = join(dir, 'bad.backup');
     (await import('node:fs')).writeFileSync(bad, bytes);
-    await expect(verifyBackup(bad, BACKUP_KEY, gw.databaseUrl)).rejects.toThrow();
+    await expect(verifyBackup(bad, BACKUP_KEY, gw.databaseUrl)).rejects.toMatchObject({ code: 'PARLEY_BACKUP_UNREADABLE' });
   });
+
+  it('a wrong PARLEY_BACKUP_KEY makes restore and backup verify say so and exit 3, without a stack trace, changing nothing', async () => {
+    const file = join(dir, 'keyed.backup');
+    await gw.gateway.backup(file, BACKUP_KEY);
+    await expect(verifyBackup(file, Buffer.alloc(32, 9), gw.databaseUrl)).rejects.toMatchObject({ code: 'PARLEY_BACKUP_UNREADABLE' });
+    const target = TEST_BACKEND === 'external' ? await freshDatabase() : null;
+    const dataDir = mkdtempSync(join(tmpdir(), 'parley-wrong-key-'));
+    try {
+      const env: NodeJS.ProcessEnv = { ...process.env, PARLEY_DATA_DIR: dataDir, PARLEY_BACKUP_KEY: Buffer.alloc(32, 9).toString('hex'), PARLEY_DEMO_KEY: 'cli-demo-key-0123456789' };
+      if (target) env.DATABASE_URL = target.url;
+      else delete env.DATABASE_URL;
+      for (const args of [['restore', file], ['backup', 'verify', file]]) {
+        const r = await cli(env, ...args);
+        expect({ args, status: r.status }).toEqual({ args, status: 3 });
+        expect(r.stderr).toMatch(/cannot be decrypted: PARLEY_BACKUP_KEY is not the key it was written with, or the file was altered/);
+        expect(r.stderr).not.toMatch(/\n\s+at /);
+      }
+      // Nothing was restored.
+      if (target) expect(await liveCounts(target.url)).toEqual({});
+      else expect(readdirSync(dataDir).filter((f) => f.startsWith('pglite'))).toEqual([]);
+    } finally {
+      await target?.drop();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 120_000);
+
+  it('parley audit verify reports the newest rows missing against the newest backup, with no head given', async () => {
+    const older = join(dir, 'older.backup');
+    const first = await gw.gateway.backup(older, undefined);
+    await gw.gateway.db.pool.query(`INSERT INTO parley_audit (tenant_id, actor, action, detail) VALUES ('acme', 'operator', 'test.after-backup', '{}')`);
+    // The database is put back to the older state: its chain is valid, but ends before the newest backup's head.
+    const dataDir = mkdtempSync(join(tmpdir(), 'parley-audit-cli-'));
+    const target = TEST_BACKEND === 'external' ? await freshDatabase() : null;
+    try {
+      const newest = await gw.gateway.backup(join(dataDir, 'backups', backupFileName()), undefined);
+      expect(BigInt(newest.auditHead!.seq)).toBeGreaterThan(BigInt(first.auditHead!.seq));
+      if (target) await restorePostgres(target.url, older, undefined);
+      else await restoreEmbedded(dataDir, older, undefined);
+      const env: NodeJS.ProcessEnv = { ...process.env, PARLEY_DATA_DIR: dataDir, PARLEY_DEMO_KEY: 'cli-demo-key-0123456789' };
+      if (target) env.DATABASE_URL = target.url;
+      else delete env.DATABASE_URL;
+      const r = await cli(env, 'audit', 'verify');
+      expect(r.stdout).toContain(`checked against the head recorded in ${join(dataDir, 'backups')}`);
+      expect(r.stdout).toMatch(new RegExp(`seq ${newest.auditHead!.seq} .*truncated: the chain ends at seq ${first.auditHead!.seq}`));
+      expect(r.status).toBe(1);
+      const given = await cli(env, 'audit', 'verify', '--expect-head', `${first.auditHead!.seq}:${first.auditHead!.hash}`);
+      expect(given.stdout).toMatch(/audit chain intact/);
+      expect(given.status).toBe(0);
+    } finally {
+      await target?.drop();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 120_000);
 
   it.runIf(TEST_BACKEND === 'embedded')('the CLI backs up a running embedded gateway through it, and verifies the file', async () => {
     const file = join(dir, 'cli.backup');
     const env: NodeJS.ProcessEnv = { ...process.env, PARLEY_DATA_DIR: gw.dataDir, PARLEY_BACKUP_KEY: BACKUP_KEY.toString('hex'), PARLEY_DEMO_KEY: 'cli-demo-key-0123456789' };
     delete env.DATABASE_URL;
-    // Asynchronously: the gateway it calls runs in this process.
-    const cli = (...args: string[]) =>
-      new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
-        const child = spawn(process.execPath, ['--import', 'tsx', 'bin/parley.ts', ...args], { env });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (d) => (stdout += String(d)));
-        child.stderr.on('data', (d) => (stderr += String(d)));
-        child.on('close', (status) => resolve({ status, stdout, stderr }));
-      });
-    const made = await cli('backup', '--out', file, '--url', gw.url, '--key', OP);
+    const made = await cli(env, 'backup', '--out', file, '--url', gw.url, '--key', OP);
     expect(made.stderr).toBe('');
     expect(made.stdout).toMatch(/embedded, \d+ tables/);
-    const checked = await cli('backup', 'verify', file);
+    const checked = await cli(env, 'backup', 'verify', file);
     expect(checked.stdout).toMatch(/every row count matches/);
     expect(checked.status).toBe(0);
   }, 180_000);

@@ -8,6 +8,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fileURLToPath } from 'node:url';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { startTestGateway, type TestGateway } from './harness.js';
 import { startFakeTwilio, type FakeTwilio } from './fakes/twilio-api.js';
 import { startFakeGraph, type FakeGraph } from './fakes/whatsapp-graph-api.js';
@@ -16,11 +18,17 @@ import { startFakeModelApi, type FakeModelApi } from './fakes/model-api.js';
 import { inboundSmsParams, newSid, post, signedWebhook, voiceParams } from './fakes/twilio-webhook.js';
 import { signMetaBody } from '../channels/whatsapp-cloud/signature.js';
 import { WEBHOOK_PATH } from '../channels/whatsapp-cloud/index.js';
-import { verifyAuditChain } from '../core/audit.js';
+import { recordedHead, verifyAuditChain } from '../core/audit.js';
+import { backupFileName } from '../core/backup.js';
+import { auditVerifyCommand } from '../bin/ops.js';
+import { TEST_BACKEND } from './backend.js';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { signLink } from '../plugins/dsar/run.js';
 import { scanSubject } from '../plugins/dsar/scan.js';
 import { subjectNeedles } from '../core/data-subjects.js';
 import { suppressionHash } from '../core/consent.js';
+import { hashAddress } from '../core/logger.js';
 
 const CLINIC = '+15557654321';
 const PERSON = '+15550107777';
@@ -37,7 +45,7 @@ let twilio: FakeTwilio;
 let graph: FakeGraph;
 let slack: FakeSlack;
 let model: FakeModelApi;
-let service: { checkDeadlines(now?: Date): Promise<number>; retention(t: string, dry: boolean): Promise<Record<string, number>> };
+let service: { checkDeadlines(now?: Date): Promise<number>; retention(t: string, dry: boolean): Promise<Record<string, number>>; recordAuditHead(): Promise<{ seq: string; hash: string } | null> };
 
 beforeAll(async () => {
   twilio = await startFakeTwilio();
@@ -181,14 +189,18 @@ describe('export', () => {
 });
 
 describe('erasure', () => {
-  it('needs a second key, erases every provider, and the scan finds 0 matches (after proving it finds a planted job payload and log line)', async () => {
+  it('needs a second key, erases every provider, and the scan finds 0 matches (after proving it finds a planted job payload and log lines, in the log and in its rotated copies)', async () => {
     await gw.gateway.consent.set({ tenantId: 'clinic', address: PERSON, status: 'opted-out', source: 'sms-stop' });
     // Plant the number where nothing should put it: a job payload and a log line.
     await gw.gateway.jobs.add('dsar-run', { requestId: '00000000-0000-4000-8000-000000000000', leaked: PERSON }, { delayMs: 3_600_000, jobId: 'planted-job' });
     gw.gateway.log.info({ leaked: `caller ${PERSON}` }, 'a careless plugin logged a number');
+    // And copies logrotate left beside the log: one plain, one gzipped.
+    const logPath = gw.gateway.logFile!.path;
+    writeFileSync(`${logPath}.1`, `{"msg":"rotated","to":"${PERSON}"}\n{"msg":"kept","to":"${OTHER}"}\n`);
+    writeFileSync(`${logPath}.2.gz`, gzipSync(`{"msg":"older","to":"whatsapp:${PERSON}"}\n{"msg":"kept too"}\n`));
     const scanBefore = await scanSubject({ db: gw.gateway.db.pool, jobs: gw.gateway.jobs, logFile: gw.gateway.logFile, needles: subjectNeedles, suppressionHash }, { tenantId: 'clinic', addresses: [PERSON] });
     const places = scanBefore.found.map((f) => f.where);
-    expect(places).toContain('log file');
+    expect(places).toEqual(expect.arrayContaining(['log file parley.log', 'log file parley.log.1', 'log file parley.log.2.gz']));
     expect(places.some((p) => p.startsWith('job dsar-run/planted-job'))).toBe(true);
     expect(places).toContain('table public.parley_inbound');
 
@@ -205,7 +217,9 @@ describe('erasure', () => {
     expect(done.result.verification.remaining).toBe(0);
     expect(done.result.verification.found).toEqual([]);
     expect(done.result.erased.core).toBeGreaterThanOrEqual(8);
-    expect(done.result.erased['core.logs']).toBeGreaterThanOrEqual(1);
+    expect(done.result.erased['core.logs']).toBeGreaterThanOrEqual(3);
+    expect(readFileSync(`${logPath}.1`, 'utf8')).toBe(`{"msg":"kept","to":"${OTHER}"}\n`);
+    expect(gunzipSync(readFileSync(`${logPath}.2.gz`)).toString()).toBe('{"msg":"kept too"}\n');
     expect(done.result.erased['core.job-payloads']).toBe(1);
     expect(done.result.verification.retained.map((r: any) => r.where)).toContain('table public.parley_consent');
     // The opt-out is kept, hashed: sends are still refused.
@@ -223,6 +237,29 @@ describe('erasure', () => {
     expect(JSON.stringify(all.rows)).not.toContain('5550107777');
     const listed = await gw.request('GET', `${base}?subject=${encodeURIComponent(PERSON)}`, { key: KEY });
     expect(listed.body.requests.map((r: any) => r.type).sort()).toEqual(['erase', 'export']);
+  });
+
+  it('the scan reads every page of a table in batches: json, arrays and text past the first batch, only the tenant where the table has one', async () => {
+    const db = gw.gateway.db.pool;
+    const probe = '+15550109999';
+    await db.query('CREATE TABLE scan_probe (id int, tenant_id text, note text, tags varchar[], doc jsonb)');
+    await db.query('CREATE TABLE scan_probe_shared (id int, payload json)');
+    try {
+      await db.query(`INSERT INTO scan_probe SELECT i, 'clinic', 'an unrelated note of some length ' || i, ARRAY['x'], '{}' FROM generate_series(1, 3000) i`);
+      await db.query(`INSERT INTO scan_probe VALUES (3001, 'clinic', NULL, ARRAY['whatsapp:${probe}'], NULL), (3002, 'clinic', NULL, NULL, '{"to": "${probe.slice(1)}@c.us"}'), (3003, 'other-tenant', '${probe}', NULL, NULL)`);
+      await db.query(`INSERT INTO scan_probe_shared SELECT i, '{}' FROM generate_series(1, 3000) i`);
+      await db.query(`INSERT INTO scan_probe_shared VALUES (3001, '{"log": "caller ${hashAddress(probe.slice(1))}"}')`);
+      const pages = Number((await db.query(`SELECT pg_relation_size('scan_probe') / current_setting('block_size')::int AS n`)).rows[0].n);
+      expect(pages).toBeGreaterThan(3);
+      const scan = await scanSubject({ db, jobs: gw.gateway.jobs, logFile: gw.gateway.logFile, needles: subjectNeedles, suppressionHash, batchPages: 2 }, { tenantId: 'clinic', addresses: [probe] });
+      expect(scan.found).toEqual([
+        { where: 'table public.scan_probe', matches: 2 },
+        { where: 'table public.scan_probe_shared', matches: 1 },
+      ]);
+      expect(scan.scanned.rows).toBeGreaterThanOrEqual(6004);
+    } finally {
+      await db.query('DROP TABLE scan_probe, scan_probe_shared');
+    }
   });
 });
 
@@ -329,6 +366,48 @@ describe('tenant isolation and input', () => {
 });
 
 describe('the audit trail', () => {
+  it('records its head outside the database (backup manifest, log line, metric), so deleting the newest rows is reported', async () => {
+    const pool = gw.gateway.db.pool;
+    const backups = mkdtempSync(join(tmpdir(), 'parley-audit-head-'));
+    // Requests of earlier tests finish first: their audit rows would land between the steps below.
+    for (const deadline = Date.now() + 30_000; ; await new Promise((res) => setTimeout(res, 100))) {
+      const { rows } = await pool.query(`SELECT count(*)::int AS n FROM dsar_requests WHERE status IN ('queued', 'running')`);
+      if (rows[0].n === 0) break;
+      if (Date.now() > deadline) throw new Error('requests of earlier tests are still running');
+    }
+    try {
+      const manifest = await gw.gateway.backup(join(backups, backupFileName()), undefined);
+      const atBackup = manifest.auditHead!;
+      for (const n of [1, 2]) await pool.query(`INSERT INTO parley_audit (tenant_id, actor, action, detail) VALUES ('clinic', 'operator', 'test.later', $1)`, [{ n }]);
+      const logged = await service.recordAuditHead();
+      expect(BigInt(logged!.seq)).toBe(BigInt(atBackup.seq) + 2n);
+      expect(await gw.metrics()).toContain(`parley_audit_head_seq ${logged!.seq}`);
+      const logFile = gw.gateway.logFile!.path;
+      expect(readFileSync(logFile, 'utf8')).toContain(`"auditHead":{"seq":"${logged!.seq}","hash":"${logged!.hash}"}`);
+      // The newest record wins: the log line, written after the backup.
+      expect(await recordedHead([backups, logFile])).toEqual({ ...logged, from: logFile });
+      expect(await recordedHead([backups])).toEqual({ ...atBackup, from: join(backups, readdirSync(backups)[0]!) });
+
+      // The two newest rows are deleted around the trigger: the rest is still a valid chain.
+      await pool.query(`ALTER TABLE parley_audit DISABLE TRIGGER parley_audit_append_only; DELETE FROM parley_audit WHERE seq > $1; ALTER TABLE parley_audit ENABLE TRIGGER parley_audit_append_only`.replace('$1', atBackup.seq));
+      expect((await verifyAuditChain(pool)).ok).toBe(true);
+      const truncated = await verifyAuditChain(pool, { expectHead: (await recordedHead([backups, logFile]))! });
+      expect(truncated.problems).toEqual([expect.objectContaining({ seq: logged!.seq, problem: 'truncated' })]);
+      // The limit: rows written after the newest record and deleted are not noticed.
+      expect((await verifyAuditChain(pool, { expectHead: (await recordedHead([backups]))! })).ok).toBe(true);
+
+      if (TEST_BACKEND === 'external') {
+        // The command finds the record itself: the operator remembers nothing.
+        const out: string[] = [];
+        const ok = await auditVerifyCommand({ databaseUrl: gw.databaseUrl, dataDir: gw.dataDir, headSources: [backups, logFile] }, undefined, (l) => out.push(l));
+        expect(ok).toBe(false);
+        expect(out.join('\n')).toMatch(/checked against the head recorded in .*parley\.log: seq \d+[\s\S]*truncated[\s\S]*audit chain BROKEN/);
+      }
+    } finally {
+      rmSync(backups, { recursive: true, force: true });
+    }
+  }, 60_000);
+
   it('is append-only, and an edited or deleted row is detected', async () => {
     const pool = gw.gateway.db.pool;
     const before = await verifyAuditChain(pool);

@@ -20,7 +20,7 @@ export interface Database {
   /** True when the pgvector extension can be created. */
   vectorAvailable: boolean;
   /** The embedded database only: its PGlite, for consistent backups while running (core/backup.ts). */
-  embedded?: { query(sql: string): Promise<{ rows: any[] }>; dumpDataDir(): Promise<Blob>; exclusive<T>(fn: () => Promise<T>): Promise<T> };
+  embedded?: { query(sql: string): Promise<{ rows: any[] }>; dumpDataDir(compression?: 'none' | 'gzip'): Promise<Blob>; exclusive<T>(fn: () => Promise<T>): Promise<T> };
   close(): Promise<void>;
 }
 
@@ -88,7 +88,7 @@ async function openEmbedded(opts: DatabaseOptions): Promise<Database> {
       kind: 'embedded',
       vectorAvailable: true,
       // Straight to PGlite, between the socket server's statements: a dump is one consistent copy.
-      embedded: { query: (sql) => db.query(sql), dumpDataDir: () => db.dumpDataDir('gzip'), exclusive: (fn) => server.exclusive(fn) },
+      embedded: { query: (sql) => db.query(sql), dumpDataDir: (compression) => db.dumpDataDir(compression ?? 'gzip'), exclusive: (fn) => server.exclusive(fn) },
       async close() {
         await pool.end().catch(() => undefined);
         await server.stop().catch(() => undefined);

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { readdirSync, rmSync, existsSync } from 'node:fs';
 
 export interface BackupCapable {
-  backup(out: string, key: Buffer | undefined): Promise<{ counts: Record<string, number> }>;
+  backup(out: string, key: Buffer | undefined): Promise<{ counts: Record<string, number>; auditHead: { seq: string; hash: string } | null }>;
 }
 
 function backupKey(): Buffer | undefined {
@@ -21,6 +21,6 @@ export async function runScheduledBackup(gateway: BackupCapable, opts: { dir: st
   const files = existsSync(opts.dir) ? readdirSync(opts.dir).filter((f) => /^parley-.*\.backup$/.test(f)).sort() : [];
   const removed = files.slice(0, Math.max(0, files.length - opts.keep));
   for (const f of removed) rmSync(join(opts.dir, f), { force: true });
-  log.info({ file, tables: Object.keys(manifest.counts).length, ms: Date.now() - t0, removed: removed.length }, 'backup written');
+  log.info({ file, tables: Object.keys(manifest.counts).length, ms: Date.now() - t0, removed: removed.length, auditHead: manifest.auditHead }, 'backup written');
   return { file, removed };
 }

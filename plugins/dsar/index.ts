@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
-import { ConfigError, TOKENS, definePlugin, subjectHashes, subjectNeedles, suppressionHash, token } from 'parley';
+import { ConfigError, TOKENS, currentAuditHead, definePlugin, subjectHashes, subjectNeedles, suppressionHash, token } from 'parley';
 import { dsarMetrics } from './metrics.js';
 import { dsarRoutes } from './routes.js';
 import { runRequest } from './run.js';
@@ -43,7 +43,7 @@ export default definePlugin({
 
     const gateway = ctx.inject(TOKENS.Gateway);
     const store = new RequestStore(ctx.db);
-    const metrics = dsarMetrics(ctx.metrics, () => store.counts());
+    const metrics = dsarMetrics(ctx.metrics, () => store.counts(), async () => Number((await currentAuditHead(ctx.db))?.seq ?? 0));
     const exportDir = resolve(ctx.dataDir, options.exportDir);
     let secret: Promise<string> | undefined;
     const getSecret = () => (secret ??= options.signingSecret ? Promise.resolve(options.signingSecret) : store.secret('download-links', () => randomBytes(32).toString('base64url')));
@@ -142,6 +142,14 @@ export default definePlugin({
       },
     });
 
+    // The chain head, written where the database cannot rewrite it: `parley audit verify` reads the last one.
+    const recordAuditHead = async () => {
+      const auditHead = await currentAuditHead(ctx.db);
+      if (auditHead) ctx.log.info({ auditHead }, 'audit chain head');
+      return auditHead;
+    };
+    ctx.schedule({ name: 'dsar-audit-head', cron: options.auditHeadCron, process: () => recordAuditHead() });
+
     if (options.backup) {
       const backup = options.backup;
       ctx.schedule({ name: 'dsar-backup', cron: backup.cron, attempts: 2, process: () => runScheduledBackup(gateway, { dir: resolve(ctx.dataDir, backup.dir), keep: backup.keep, encrypt: backup.encrypt }, ctx.log) });
@@ -160,6 +168,6 @@ export default definePlugin({
         retention,
       }),
     );
-    ctx.provide(token<{ checkDeadlines: typeof checkDeadlines; retention: typeof retention; store: RequestStore }>('dsar.service'), { checkDeadlines, retention, store });
+    ctx.provide(token<{ checkDeadlines: typeof checkDeadlines; retention: typeof retention; recordAuditHead: typeof recordAuditHead; store: RequestStore }>('dsar.service'), { checkDeadlines, retention, recordAuditHead, store });
   },
 });

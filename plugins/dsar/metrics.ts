@@ -1,7 +1,7 @@
 /** The plugin's Prometheus metrics (listed in the README). */
 import type { PluginMetrics } from 'parley';
 
-export function dsarMetrics(metrics: PluginMetrics, counts: () => Promise<{ tenant_id: string; status: string; overdue: boolean; n: number }[]>) {
+export function dsarMetrics(metrics: PluginMetrics, counts: () => Promise<{ tenant_id: string; status: string; overdue: boolean; n: number }[]>, auditHeadSeq: () => Promise<number>) {
   return {
     requests: metrics.gauge({
       name: 'parley_dsar_requests',
@@ -19,6 +19,13 @@ export function dsarMetrics(metrics: PluginMetrics, counts: () => Promise<{ tena
     overdueAlerts: metrics.counter({ name: 'parley_dsar_deadline_alerts_total', help: 'Deadline alerts raised, by tenant and kind (due-soon, overdue)', labelNames: ['tenant', 'kind'] as const }),
     verifications: metrics.counter({ name: 'parley_dsar_code_checks_total', help: 'One-time codes checked for end-user requests, by outcome (verified, wrong, expired, locked)', labelNames: ['outcome'] as const }),
     purged: metrics.counter({ name: 'parley_retention_purged_rows_total', help: 'Rows purged by retention, by tenant and kind', labelNames: ['tenant', 'kind'] as const }),
+    auditHead: metrics.gauge({
+      name: 'parley_audit_head_seq',
+      help: 'The audit chain head seq (newest row of parley_audit): it only grows, so a drop in the scraped series means rows were deleted',
+      async collect() {
+        this.set(await auditHeadSeq());
+      },
+    }),
     downloads: metrics.counter({ name: 'parley_dsar_downloads_total', help: 'Export downloads, by outcome (served, expired, used, invalid)', labelNames: ['outcome'] as const }),
   };
 }

@@ -58,6 +58,8 @@ export const optionsSchema = z.object({
   /** When deadlines are checked, and when retention runs. */
   deadlineCron: z.string().default('*/15 * * * *'),
   retentionCron: z.string().default('17 3 * * *'),
+  /** When the audit chain's head is written to the log (an `"auditHead"` line `parley audit verify` reads). */
+  auditHeadCron: z.string().default('*/10 * * * *'),
   /** Scheduled backups (see README: Backups). */
   backup: z
     .object({
