@@ -454,6 +454,14 @@ describe('rate limits and blocks', () => {
     expect(await gw.metrics()).toMatch(/parley_rate_limited_total\{tenant="limited",scope="api"\} 1/);
   });
 
+  it('shows the limits in force to the tenant and the operator only', async () => {
+    const r = await gw.request('GET', '/v1/tenants/limited/limits', { key: OP });
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ rateLimits: { api: { perMinute: 5 }, inbound: null, user: { perMinute: 2, perDay: 100 } }, action: 'block', warnAt: 0.8, cache: { enabled: false } });
+    expect((await gw.request('GET', '/v1/tenants/limited/limits', { key: key('cached') })).status).toBe(403);
+    expect((await gw.request('GET', '/v1/tenants/limited/limits')).status).toBe(401);
+  });
+
   it('blocks a sender and an IP range through the admin API (audited), and lifts them', async () => {
     const from = '+15550003333';
     const block = await gw.request('POST', '/v1/tenants/cached/blocks', { key: OP, body: { sender: from, reason: 'abuse' } });

@@ -133,7 +133,7 @@ export default definePlugin({
         return { allow: false, status: 429, reason: `Too many requests: tenant "${req.tenantId}" may make ${s.rateLimits.api.perMinute} API requests a minute`, retryAfterSeconds: t.msBeforeNext / 1000 };
       },
     });
-    ctx.routes(costRoutes({ store, budgets, tenants, enabled: (id) => settings(id) !== undefined, blocksChanged: (id) => blockCache.delete(id) }));
+    ctx.routes(costRoutes({ store, budgets, tenants, enabled: (id) => settings(id) !== undefined, settings, blocksChanged: (id) => blockCache.delete(id) }));
     ctx.schedule({
       name: 'cost-guard-sweep',
       cron: '* * * * *',

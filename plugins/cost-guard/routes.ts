@@ -9,7 +9,7 @@ import { badRequest, notFound, param, type RouteHelpers, type TenantInfo } from 
 import type { Budgets } from './budgets.js';
 import type { CostStore } from './store.js';
 import { senderKey } from './stage.js';
-import { CATEGORIES, MODEL_TOKENS, PERIODS, priceRule, type Category, type Period } from './types.js';
+import { CATEGORIES, MODEL_TOKENS, PERIODS, priceRule, type Category, type CostGuardSettings, type Period } from './types.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const periodQuery = z.object({ period: z.enum(PERIODS).default('day') });
@@ -100,6 +100,8 @@ export interface CostsDeps {
   budgets: Budgets;
   tenants(): TenantInfo[];
   enabled(tenantId: string): boolean;
+  /** The tenant's settings (its policy: rate limits, action at 100%, cache). */
+  settings(tenantId: string): CostGuardSettings | undefined;
   /** A block was added or removed: refresh this instance's block cache now. */
   blocksChanged(tenantId: string): void;
 }
@@ -189,6 +191,38 @@ export function costRoutes(deps: CostsDeps) {
       async (req, res) => {
         const t = tenantOf(req);
         res.json({ budgets: (await deps.budgets.state(t.id)).map((c) => ({ category: c.category, period: c.period, window: c.windowKey, limitUsd: c.limit, spentUsd: round(c.spent), reservedUsd: round(c.reserved) })) });
+      },
+    );
+
+    const Limits = z
+      .object({
+        rateLimits: z.object({
+          api: z.object({ perMinute: z.number().int() }).nullable().describe('Tenant-key requests to its /v1 routes (429 with Retry-After over it)'),
+          inbound: z.object({ perMinute: z.number().int() }).nullable().describe('Inbound messages of the whole tenant'),
+          user: z.object({ perMinute: z.number().int().nullable(), perDay: z.number().int().nullable() }).nullable().describe('Inbound messages of one sender (one "slow down" reply per window, then silence)'),
+        }),
+        warnAt: z.number(),
+        action: z.enum(['block', 'degrade', 'notify-only']),
+        degradeTo: z.string().nullable(),
+        paidSends: z.enum(['hold', 'block']),
+        spike: z.object({ factor: z.number(), days: z.number().int(), minUsd: z.number(), dailyUsd: z.number().nullable() }),
+        cache: z.object({ enabled: z.boolean(), ttlSeconds: z.number().int() }),
+      })
+      .meta({ id: 'CostLimits', description: "The tenant's limits and policy in force (from its settings; budgets are at /budgets)" });
+    route(
+      { method: 'get', path: '/v1/tenants/:tenant/limits', auth: 'tenant', tags, summary: 'The rate limits and budget policy in force', responses: { 200: { description: 'The limits', schema: Limits } }, errors: [notEnabled] },
+      (req, res) => {
+        const s = deps.settings(tenantOf(req).id)!;
+        const r = s.rateLimits;
+        res.json({
+          rateLimits: { api: r.api ?? null, inbound: r.inbound ?? null, user: r.user ? { perMinute: r.user.perMinute ?? null, perDay: r.user.perDay ?? null } : null },
+          warnAt: s.warnAt,
+          action: s.action,
+          degradeTo: s.degradeTo ?? null,
+          paidSends: s.paidSends,
+          spike: { factor: s.spike.factor, days: s.spike.days, minUsd: s.spike.minUsd, dailyUsd: s.spike.dailyUsd ?? null },
+          cache: { enabled: s.cache.enabled, ttlSeconds: s.cache.ttlSeconds },
+        });
       },
     );
 
