@@ -269,3 +269,20 @@ describe('status callbacks', () => {
     expect((await statusHook(anonymous)).status).toBe(404);
   });
 });
+
+describe('the numbers route', () => {
+  it("reads the tenant's numbers from the Twilio account and compares their Messaging webhook with this gateway's", async () => {
+    fake.provisionNumber(CLINIC_NUMBER, { smsUrl: `${PUBLIC}/twilio/sms`, friendlyName: 'Clinic front desk' });
+    const clinic = await gw.request('GET', '/v1/tenants/clinic/twilio-sms/numbers', { key: CLINIC_KEY });
+    expect(clinic.status).toBe(200);
+    expect(clinic.body).toMatchObject({ channelOn: true, off: null });
+    expect(clinic.body.numbers).toEqual([
+      expect.objectContaining({ number: CLINIC_NUMBER, kind: 'sms', status: 'ok', smsUrl: `${PUBLIC}/twilio/sms`, expectedUrl: `${PUBLIC}/twilio/sms`, friendlyName: 'Clinic front desk' }),
+      expect.objectContaining({ number: `whatsapp:${CLINIC_NUMBER}`, kind: 'whatsapp', status: 'unchecked' }),
+    ]);
+    const metered = await gw.request('GET', '/v1/tenants/metered/twilio-sms/numbers', { key: METERED_KEY });
+    expect(metered.body.numbers).toEqual([expect.objectContaining({ number: METERED_NUMBER, status: 'not-in-account' })]);
+    expect((await gw.request('GET', '/v1/tenants/metered/twilio-sms/numbers', { key: CLINIC_KEY })).status).toBe(403);
+    expect((await gw.request('GET', '/v1/tenants/metered/twilio-sms/numbers')).status).toBe(401);
+  });
+});

@@ -16,6 +16,7 @@ import { TWILIO_SMS_SHARED, twilioSmsShared } from './shared.js';
 import { smsWebhooks } from './routes.js';
 import { createSmsSender } from './sender.js';
 import { webhookUrl } from './signature.js';
+import { numbersRoute } from './numbers.js';
 import { loadTenants } from './tenants.js';
 import { CONSENT_STAGE, TWILIO_SMS_CHANNEL, optionsSchema, settingsSchema } from './types.js';
 import { createSignatureGuard } from './webhook.js';
@@ -53,6 +54,7 @@ export function createTwilioSmsChannel(deps: TwilioSmsChannelDeps = {}) {
       const tenants = loadTenants(ctx);
       const credentials = credentialHealth(ctx, tenants);
       const consent = () => ctx.gateway.consent;
+      const clientFor = createClientCache(makeClient, options);
 
       ctx.migrations(ledgerMigrations);
       ctx.stage(consentStage({ consent, policyFor: (tenantId) => tenants.get(tenantId)?.policy }));
@@ -67,11 +69,12 @@ export function createTwilioSmsChannel(deps: TwilioSmsChannelDeps = {}) {
           recordUsage,
           consent,
           tenantState: tenants.senderState,
-          client: createClientCache(makeClient, options),
+          client: clientFor,
           statusCallbackUrl: ctx.publicBaseUrl ? webhookUrl(ctx.publicBaseUrl, options.statusCallbackPath) : undefined,
           onAuthFailure: credentials.onAuthFailure,
         }),
       );
+      ctx.routes(numbersRoute({ tenants, clientFor, publicBaseUrl: ctx.publicBaseUrl }));
       ctx.dataSubjects(ledger.dataSubjectProvider());
       ctx.health(credentials.health);
       ctx.routes(

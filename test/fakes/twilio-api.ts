@@ -55,6 +55,8 @@ export interface FakeTwilio {
   setDelay(ms: number): void;
   /** Moves a sent message to another status, as later fetches will see it. */
   setStatus(sid: string, status: string, errorCode?: number | null): void;
+  /** Puts a phone number in the account (IncomingPhoneNumbers), with the webhook URLs its console shows. */
+  provisionNumber(phoneNumber: string, urls?: { smsUrl?: string; voiceUrl?: string; friendlyName?: string }): void;
   close(): Promise<void>;
 }
 
@@ -117,6 +119,7 @@ export async function startFakeTwilio(): Promise<FakeTwilio> {
   const requests: RecordedRequest[] = [];
   const sent: FakeMessage[] = [];
   const failures: FakeFailureKind[] = [];
+  const numbers = new Map<string, Record<string, unknown>>();
   let delayMs = 0;
 
   const app = express();
@@ -212,6 +215,19 @@ export async function startFakeTwilio(): Promise<FakeTwilio> {
     res.status(201).json(messageResource(message));
   });
 
+  // IncomingPhoneNumbers: the account's numbers, as the SDK's incomingPhoneNumbers.list() reads them.
+  app.get(`${accountPath}/IncomingPhoneNumbers.json`, (req: Request, res: Response, next: NextFunction) => {
+    if (req.params.accountSid !== accountSid) {
+      next();
+      return;
+    }
+    const wanted = typeof req.query.PhoneNumber === 'string' ? req.query.PhoneNumber : undefined;
+    const pageSize = Math.min(Number(req.query.PageSize ?? 50) || 50, 1000);
+    const list = [...numbers.values()].filter((n) => !wanted || n.phone_number === wanted).slice(0, pageSize);
+    const uri = `/${API_VERSION}/Accounts/${accountSid}/IncomingPhoneNumbers.json`;
+    res.status(200).json({ incoming_phone_numbers: list, page: 0, page_size: pageSize, first_page_uri: `${uri}?PageSize=${pageSize}&Page=0`, next_page_uri: null, previous_page_uri: null, uri, start: 0, end: list.length ? list.length - 1 : 0 });
+  });
+
   app.get(`${accountPath}/Messages/:messageSid.json`, (req: Request, res: Response, next: NextFunction) => {
     const message = sent.find((m) => m.sid === req.params.messageSid && m.accountSid === req.params.accountSid);
     if (!message) {
@@ -241,6 +257,26 @@ export async function startFakeTwilio(): Promise<FakeTwilio> {
     },
     setDelay(ms) {
       delayMs = ms;
+    },
+    provisionNumber(phoneNumber, urls = {}) {
+      const now = rfc2822(new Date());
+      numbers.set(phoneNumber, {
+        sid: sid('PN'),
+        account_sid: accountSid,
+        friendly_name: urls.friendlyName ?? phoneNumber,
+        phone_number: phoneNumber,
+        sms_url: urls.smsUrl ?? '',
+        sms_method: 'POST',
+        voice_url: urls.voiceUrl ?? '',
+        voice_method: 'POST',
+        status_callback: '',
+        capabilities: { voice: true, sms: true, mms: true, fax: false },
+        status: 'in-use',
+        date_created: now,
+        date_updated: now,
+        api_version: API_VERSION,
+        uri: `/${API_VERSION}/Accounts/${accountSid}/IncomingPhoneNumbers/${phoneNumber}.json`,
+      });
     },
     setStatus(messageSid, status, errorCode = null) {
       const message = sent.find((m) => m.sid === messageSid);
