@@ -9,6 +9,7 @@
  * Without Chromium the file is skipped, except under CI=true where it fails (`.ci/run` installs it).
  * `PARLEY_CONSOLE_SCREENSHOTS=1` writes the README's screenshots to core/console/screenshots/.
  */
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -46,6 +47,14 @@ let browser: Browser;
 let n = 0;
 const person = () => `+1555765${String(++n).padStart(4, '0')}`;
 
+describe("the console's script", () => {
+  it('parses (checked without a browser, so a broken page fails everywhere)', () => {
+    const r = spawnSync(process.execPath, ['--check', fileURLToPath(new URL('../core/console/assets/console.js', import.meta.url))], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+  });
+});
+
 describe.skipIf(!haveChromium)('the operations console', () => {
   beforeAll(async () => {
     twilio = await startFakeTwilio();
@@ -63,6 +72,7 @@ describe.skipIf(!haveChromium)('the operations console', () => {
           'keyword-replies',
           'contacts',
           { name: 'reminders', options: { tickCron: '0 0 1 1 *' } },
+          'cost-guard',
         ],
         tenants: [
           {
@@ -79,6 +89,7 @@ describe.skipIf(!haveChromium)('the operations console', () => {
               dsar: {},
               contacts: { defaultChannel: 'twilio-sms' },
               reminders: {},
+              'cost-guard': { rateLimits: { user: { perMinute: 30, perDay: 500 } }, budgets: { total: { daily: 20 } } },
               'keyword-replies': { rules: [{ match: 'hours', reply: 'We are open 8am to 6pm.' }], defaultReply: 'Thanks, we will get back to you.' },
             },
           },
@@ -412,6 +423,21 @@ describe.skipIf(!haveChromium)('the operations console', () => {
     client.authenticate();
     client.becomeReady();
     await page.waitForFunction(() => !document.getElementById('wa-qr') && document.getElementById('wa-state')?.textContent?.includes('ready'), { timeout: 8_000, polling: 100 });
+    expect(page.problems).toEqual([]);
+    await page.browserContext().close();
+  });
+
+  it("shows the Twilio numbers with their webhook, and the cost limits in force", async () => {
+    twilio.provisionNumber(CLINIC_NUMBER, { smsUrl: `${gw.url}/twilio/sms`, friendlyName: 'Front desk' });
+    const page = await signIn(CLINIC_A);
+    await go(page, '#/t/clinic/channels');
+    await page.waitForFunction(() => /ok/.test(document.querySelector('section[aria-label="Twilio numbers"] tbody')?.textContent ?? ''), { timeout: 8_000, polling: 100 });
+    const api = await gw.request('GET', '/v1/tenants/clinic/twilio-sms/numbers', { key: CLINIC_A });
+    expect(api.body.numbers).toEqual([expect.objectContaining({ number: CLINIC_NUMBER, kind: 'sms', status: 'ok', smsUrl: `${gw.url}/twilio/sms`, friendlyName: 'Front desk' })]);
+    expect((await gw.request('GET', '/v1/tenants/clinic/twilio-sms/numbers', { key: CLUB })).status).toBe(403);
+    await go(page, '#/t/clinic/costs');
+    await sees(page, 'Inbound messages per sender: 30 a minute, 500 a day');
+    expect(await axe(page)).toEqual([]);
     expect(page.problems).toEqual([]);
     await page.browserContext().close();
   });

@@ -853,6 +853,8 @@ async function costsView(/** @type {string} */ tenant) {
   const [day, month] = await Promise.all([api('GET', `${base}/costs?period=day`), api('GET', `${base}/costs?period=month`)]);
   const budgets = await api('GET', `${base}/budgets`).catch(() => ({ budgets: [] }));
   const { blocks } = await api('GET', `${base}/blocks`).catch(() => ({ blocks: [] }));
+  const limits = await api('GET', `${base}/limits`).catch(() => null);
+  const perMinute = (/** @type {any} */ l) => (l ? `${l.perMinute} a minute` : 'no limit');
   const byTable = (/** @type {string} */ caption, /** @type {Record<string, any>} */ data) =>
     Object.keys(data ?? {}).length ? h('table', null, h('caption', null, caption), h('tbody', null, ...Object.entries(data).map(([k, v]) => h('tr', null, h('td', null, k), h('td', { className: 'num' }, `$${Number(v?.spent ?? v).toFixed(4)}`))))) : '';
   return [
@@ -865,6 +867,17 @@ async function costsView(/** @type {string} */ tenant) {
     budgets.budgets.length
       ? h('table', { className: 'list' }, h('thead', null, h('tr', null, ...['Category', 'Period', 'Limit', 'Spent', 'Action'].map((t) => h('th', { scope: 'col' }, t)))), h('tbody', null, ...budgets.budgets.map((/** @type {any} */ b) => h('tr', null, h('td', null, b.category), h('td', null, b.period), h('td', { className: 'num' }, b.limitUsd === null ? 'none' : `$${b.limitUsd}`), h('td', { className: 'num' }, `$${Number(b.spentUsd ?? 0).toFixed(2)}`), h('td', null, b.action ?? '')))))
       : h('p', null, 'No budgets.'),
+    h('h2', null, 'Limits in force'),
+    limits
+      ? h(
+          'ul',
+          { className: 'plain', id: 'limits' },
+          h('li', null, `API requests with a tenant key: ${perMinute(limits.rateLimits.api)}`),
+          h('li', null, `Inbound messages, whole tenant: ${perMinute(limits.rateLimits.inbound)}`),
+          h('li', null, `Inbound messages per sender: ${limits.rateLimits.user ? [limits.rateLimits.user.perMinute ? `${limits.rateLimits.user.perMinute} a minute` : '', limits.rateLimits.user.perDay ? `${limits.rateLimits.user.perDay} a day` : ''].filter(Boolean).join(', ') : 'no limit'}`),
+          h('li', null, `At 100% of a budget: ${limits.action}${limits.degradeTo ? ` (to ${limits.degradeTo})` : ''}; paid sends ${limits.paidSends === 'hold' ? 'held for review' : 'blocked'}; warning at ${Math.round(limits.warnAt * 100)}%`),
+        )
+      : h('p', null, 'No limits (cost-guard is not used by this tenant).'),
     h('h2', null, 'Blocked senders and addresses'),
     blocks.length
       ? h('table', { className: 'list' }, h('caption', null, 'Blocks (senders are shown by their hash)'), h('thead', null, h('tr', null, ...['What', 'Value', 'Reason', 'By', 'Since'].map((t) => h('th', { scope: 'col' }, t)))), h('tbody', null, ...blocks.map((/** @type {any} */ b) => h('tr', null, h('td', null, b.type), h('td', null, h('code', null, b.value)), h('td', null, b.reason ?? ''), h('td', null, b.createdBy), h('td', null, timeEl(b.createdAt))))))
@@ -898,7 +911,20 @@ async function channelsView(/** @type {string} */ tenant) {
   await showWa().catch((error) => wa.replaceChildren(h('h2', null, 'WhatsApp Web'), h('p', { className: 'error' }, error.message)));
   every(2_000, () => showWa().catch(() => undefined));
   const tenantInfo = (await api('GET', base)).tenant;
-  return [h('h1', null, 'Channels'), wa, h('section', { className: 'card' }, h('h2', null, 'Pipeline'), h('ol', null, ...tenantInfo.pipeline.map((/** @type {string} */ s) => h('li', null, s))))];
+  const twilioNumbers = card('Twilio numbers', async () => {
+    const t = await api('GET', `${base}/twilio-sms/numbers`);
+    return [
+      t.channelOn ? '' : h('p', null, badge('off', 'bad'), ` ${t.off}`),
+      h(
+        'table',
+        { className: 'list' },
+        h('caption', null, 'As the Twilio account has them (checked ', timeEl(t.checkedAt), ')'),
+        h('thead', null, h('tr', null, ...['Number', 'Kind', 'Status', 'Messaging webhook'].map((x) => h('th', { scope: 'col' }, x)))),
+        h('tbody', null, ...t.numbers.map((/** @type {any} */ n) => h('tr', null, h('td', null, n.number), h('td', null, n.kind), h('td', null, statusBadge(n.status), n.detail ? h('span', { className: 'muted' }, ` ${n.detail}`) : ''), h('td', { className: 'clip' }, n.smsUrl ?? '—')))),
+      ),
+    ];
+  });
+  return [h('h1', null, 'Channels'), wa, twilioNumbers, h('section', { className: 'card' }, h('h2', null, 'Pipeline'), h('ol', null, ...tenantInfo.pipeline.map((/** @type {string} */ s) => h('li', null, s))))];
 }
 
 // ---- keys ------------------------------------------------------------------------------------------
