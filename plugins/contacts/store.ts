@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Pool, PoolClient } from 'pg';
-import { consentAddress, inTransaction, type DataSubject, type DataSubjectProvider, type Migration } from 'parley';
+import { consentAddress, fromMicros, inTransaction, microsOf, type DataSubject, type DataSubjectProvider, type Migration } from 'parley';
 
 export const migrations: Migration[] = [
   {
@@ -92,9 +92,11 @@ export interface ContactQuery {
   channel?: string;
   /** Name or address contains this text. */
   q?: string;
-  /** Keyset paging: contacts created after this id's row (ordered by created_at, id). */
   limit?: number;
+  /** The old way of paging (the route's `offset`); `after` is the way now. */
   offset?: number;
+  /** Keyset paging: contacts after this sort key (`sortAt` of created_at, id), in (created_at, id) order. */
+  after?: readonly [string, string] | null;
   /** The clock for the day filters (tests pass an explicit time). */
   now?: Date;
 }
@@ -252,7 +254,8 @@ export class ContactStore {
     return (rowCount ?? 0) > 0;
   }
 
-  async search(tenantId: string, q: ContactQuery): Promise<{ contacts: Contact[]; total: number }> {
+  /** `total` counts every match (without `after`); `sortAts` are the contacts' sort times, for cursors. */
+  async search(tenantId: string, q: ContactQuery): Promise<{ contacts: Contact[]; total: number; sortAts: string[] }> {
     const where: string[] = ['c.tenant_id = $1'];
     const args: unknown[] = [tenantId];
     const arg = (v: unknown) => `$${args.push(v)}`;
@@ -269,8 +272,12 @@ export class ContactStore {
     }
     const filter = where.join(' AND ');
     const total = Number((await this.db.query<{ n: string }>(`SELECT count(*) AS n FROM contacts c WHERE ${filter}`, args)).rows[0]!.n);
-    const { rows } = await this.db.query<Row>(`${SELECT} WHERE ${filter} ORDER BY c.created_at, c.id LIMIT ${arg(q.limit ?? 100)} OFFSET ${arg(q.offset ?? 0)}`, args);
-    return { contacts: rows.map(toContact), total };
+    const page = q.after ? ` AND (c.created_at, c.id) > (${fromMicros(arg(q.after[0]))}, ${arg(q.after[1])}::uuid)` : '';
+    const { rows } = await this.db.query<Row & { sort_at: string }>(
+      `${SELECT.replace(/^SELECT /, `SELECT ${microsOf('c.created_at')} AS sort_at, `)} WHERE ${filter}${page} ORDER BY c.created_at, c.id LIMIT ${arg(q.limit ?? 100)} OFFSET ${arg(q.offset ?? 0)}`,
+      args,
+    );
+    return { contacts: rows.map(toContact), total, sortAts: rows.map((r) => r.sort_at) };
   }
 
   async counts(): Promise<{ tenantId: string; n: number }[]> {
