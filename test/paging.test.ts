@@ -117,6 +117,7 @@ describe('a cursor is opaque and checked', () => {
       cursor.slice(3), // shifted: not JSON
       forged(['conversations', ...decoded.slice(1)]), // another list's
       forged([decoded[0], 'yesterday', decoded[2]]), // not a time
+      forged([decoded[0], '-99999999999999999', decoded[2]]), // before PostgreSQL's first timestamp
       forged([decoded[0], decoded[1], "x' OR 1=1 --"]), // not an id
       forged([decoded[0], decoded[1]]), // a key too short
       forged({ 0: 'outbox' } as never),
@@ -130,6 +131,9 @@ describe('a cursor is opaque and checked', () => {
     // A plugin's list refuses the kernel's cursor too.
     const contacts = await gw.request('GET', `/v1/tenants/acme/contacts?cursor=${cursor}`, { key: ACME });
     expect(contacts.status).toBe(400);
+    // A time far ahead is a valid key: a page from there, not a database error.
+    const far = await gw.request('GET', `/v1/tenants/acme/outbox?cursor=${forged([decoded[0], '99999999999999999', decoded[2]])}`, { key: ACME });
+    expect(far.status).toBe(200);
     // The untouched one works.
     expect((await gw.request('GET', `/v1/tenants/acme/outbox?limit=2&cursor=${cursor}`, { key: ACME })).status).toBe(200);
   });

@@ -60,8 +60,12 @@ export const NextPage = z
 /** A sort key: the values of the ORDER BY columns of the last item shown. */
 export type CursorKey = readonly (string | number)[];
 
-/** A time to the microsecond, as the digits of microseconds since 1970 (see `microsOf`). */
-export const MicrosKey = z.string().regex(/^-?\d{1,18}$/);
+/**
+ * A time to the microsecond, as the digits of microseconds since 1970 (see `microsOf`). At most 17
+ * digits (until the year 5138), so any key that passes stays within PostgreSQL's bigint and timestamp
+ * ranges: a forged one is a 400 or an empty page, never a database error.
+ */
+export const MicrosKey = z.string().regex(/^\d{1,17}$/);
 /** The most common key: a time (microseconds) and a uuid. */
 export const TimeIdKey = z.tuple([MicrosKey, z.guid()]);
 

@@ -17,7 +17,7 @@ const listQuery = pageQuery({ defaultLimit: 100 }).extend({
   after: z.string().max(200).optional().describe('Old way of paging (use `cursor`): only people whose address sorts after this one; ignored with `cursor`'),
 });
 const EntitlementKey = z.tuple([z.string().min(1).max(200)]);
-const ReportKey = z.tuple([MicrosKey, z.string().min(1).max(200), z.number().int().min(0)]);
+const ReportKey = z.tuple([MicrosKey, z.string().min(1).max(200), z.number().int().min(0).max(2_147_483_647)]);
 const overrideBody = z.object({
   override: z.enum(['grant', 'revoke']).nullable(),
   until: z.coerce.date().nullable().optional(),

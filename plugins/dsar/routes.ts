@@ -174,7 +174,7 @@ export function dsarRoutes(deps: RouteDeps) {
         const { tenantId, request } = await requestOf(req);
         const q = auditQuery.safeParse(req.query);
         if (!q.success) throw badRequest('Query must be ?limit=1..500&cursor=<from next>');
-        const afterSeq = q.data.cursor ? readCursor('dsar-audit', q.data.cursor, z.tuple([z.string().regex(/^\d{1,19}$/)]))[0] : null;
+        const afterSeq = q.data.cursor ? readCursor('dsar-audit', q.data.cursor, z.tuple([z.string().regex(/^\d{1,18}$/)]))[0] : null;
         const rows = await store.auditTrail(tenantId, request.id, { limit: q.data.limit + 1, afterSeq });
         const { items, next } = pageOf(req, 'dsar-audit', rows, q.data.limit, (r) => [r.seq]);
         res.set('cache-control', 'no-store').json({ audit: items, next });

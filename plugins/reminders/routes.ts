@@ -109,7 +109,7 @@ const Schedule = z
 const Run = z.looseObject({ id: z.string(), status: z.string() }).meta({ id: 'ScheduleRun' });
 /** These lists answered in full before paging: their default page is the largest. */
 const remindersQuery = pageQuery({ defaultLimit: PAGE_LIMIT_MAX }).extend({ contactId: z.guid('must be a contact id').optional().describe('Only this contact\'s'), all: z.enum(['true', 'false']).optional().describe('With finished and cancelled ones') });
-const ReminderKey = z.tuple([z.guid(), z.number().int().min(0)]);
+const ReminderKey = z.tuple([z.guid(), z.number().int().min(0).max(2_147_483_647)]);
 const schedulesQuery = pageQuery({ defaultLimit: PAGE_LIMIT_MAX });
 const runsQuery = pageQuery({ defaultLimit: 50 });
 const notEnabled = { code: 'PARLEY_NOT_FOUND', status: 404, description: 'reminders (with contacts) is not enabled for the tenant, or no such item' } as const;
