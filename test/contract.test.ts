@@ -45,6 +45,8 @@ let slack: FakeSlack;
 let stripe: FakeStripe;
 let api: ParleyClient;
 let last: { status: number; contentType: string | null };
+/** Ids the first test made, for the paging checks. */
+const kept: Record<string, string> = {};
 let doc: { paths: Record<string, Record<string, unknown>> };
 
 beforeAll(async () => {
@@ -137,6 +139,9 @@ async function call(method: string, path: string, body?: unknown, client = api):
   }
 }
 
+/** A body as the test reads it: answers are checked against their zod schemas, not typed here. */
+const body = (a: Answer) => a.body as any;
+
 /** A typed method of `parley/client`, with the status of the response it read. */
 async function typed(run: (client: ParleyClient) => Promise<unknown>): Promise<Answer> {
   try {
@@ -175,7 +180,6 @@ describe('contract: every documented route of every built-in plugin and channel'
       calls.push({ route, answer: a });
       return a;
     };
-    const body = (a: Answer) => a.body as any;
 
     // ---- messages in: every channel ------------------------------------------------------------
     const sms = await at('POST /twilio/sms', twilioPost('/twilio/sms', inboundSmsParams({ from: '+15550001111', to: NUMBER, body: 'hours', accountSid: twilio.accountSid })));
@@ -183,6 +187,7 @@ describe('contract: every documented route of every built-in plugin and channel'
     const sent = await api.sendMessage('clinic', { from: 'alice', text: 'hours' });
     calls.push({ route: 'POST /v1/tenants/:tenant/messages', answer: { status: sent.status, body: sent.body, contentType: 'application/json' } });
     const conversation = sent.body.message.conversationId!;
+    kept.conversation = conversation;
     const reply = sent.body.replies[0]!.id;
     // A person answers on SMS through the API, so Twilio has a message to report on.
     const smsConversation = body(await call('GET', `${t}/conversations?participant=${encodeURIComponent('+15550001111')}`)).conversations[0].id as string;
@@ -332,6 +337,7 @@ describe('contract: every documented route of every built-in plugin and channel'
     // An export runs at once; an erasure waits for a second key's approval (the tenant's here).
     const request = await at('POST /v1/tenants/:tenant/data-subjects/requests', call('POST', `${t}/data-subjects/requests`, contractOf('POST /v1/tenants/:tenant/data-subjects/requests').bodyExample));
     const requestId = body(request).request.id as string;
+    kept.request = requestId;
     const erase = { type: 'erase', subject: { addresses: ['+15550009999'] }, requestedBy: 'Sam (support)' };
     const [toApprove, toReject] = [body(await call('POST', `${t}/data-subjects/requests`, erase)).request.id, body(await call('POST', `${t}/data-subjects/requests`, erase)).request.id] as string[];
     await at('GET /v1/tenants/:tenant/data-subjects/requests', call('GET', `${t}/data-subjects/requests`));
@@ -389,6 +395,37 @@ describe('contract: every documented route of every built-in plugin and channel'
     ]);
     expect(gw.gateway.api.violations).toEqual([]);
   }, 120_000);
+});
+
+describe('every list route of every built-in plugin pages with cursor and limit', () => {
+  it('answers limit=1 with a next link that continues the list, and a forged cursor with 400', async () => {
+    const schedule = body(await call('POST', '/v1/tenants/clinic/schedules', { name: 'Paging', schedule: '0 9 1 10 *', audience: { tags: ['patients'] }, template: 'Hi', channel: 'http' }));
+    const ids: Record<string, string> = { tenant: 'clinic', conversations: kept.conversation!, requests: kept.request!, schedules: schedule.schedule.id };
+    const lists = gw.gateway.api.described.filter((d) => d.contract.method === 'get' && d.contract.query?.shape && 'cursor' in d.contract.query.shape && (d.owner === 'parley' || d.owner in builtinPlugins));
+    expect(lists.length).toBeGreaterThanOrEqual(24);
+    const forged = Buffer.from(JSON.stringify(['another-list', 'x'])).toString('base64url');
+    const problems: string[] = [];
+    const followed: string[] = [];
+    for (const { contract: c } of lists) {
+      const path = c.path.replace(/:(\w+)/g, (_m, name: string, offset: number) => (name === 'id' ? ids[c.path.slice(0, offset).split('/').filter(Boolean).at(-1)!]! : ids[name]!));
+      const first = await call('GET', `${path}?limit=1`);
+      problems.push(...check(c, first).map((p) => `${c.path}?limit=1 -> ${first.status}: ${p}`));
+      const next = body(first).next as string | null;
+      if (first.status !== 200 || next === undefined) problems.push(`${c.path}?limit=1 -> ${first.status}, next ${next}`);
+      if (next) {
+        followed.push(c.path);
+        const second = await call('GET', next);
+        if (second.status !== 200) problems.push(`${next} -> ${second.status}`);
+        problems.push(...check(c, second).map((p) => `${next} -> ${second.status}: ${p}`));
+      }
+      const refused = await call('GET', `${path}?cursor=${forged}`);
+      if (refused.status !== 400 || body(refused).error?.code !== 'PARLEY_BAD_REQUEST') problems.push(`${c.path} with a forged cursor -> ${refused.status}`);
+    }
+    expect(problems).toEqual([]);
+    // Ten lists or more hold two items by now (the outbox, conversations, contacts, requests...), so their
+    // first page of one linked to a second, which was checked too.
+    expect(followed.length).toBeGreaterThanOrEqual(10);
+  }, 60_000);
 });
 
 /** Polls `probe` until it answers with a value (an event happened), or fails after about 10 s. */
