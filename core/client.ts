@@ -2,7 +2,9 @@
  * `parley/client`: a small typed client of the admin API and the http channel. Its types are inferred
  * from the same zod schemas the routes validate with and `/v1/openapi.json` is built from
  * (core/http/api-schemas.ts), so client, server and document cannot disagree on a field. It needs
- * `fetch` (Node 20, browsers) and zod (Parley's peer dependency); it imports nothing else of the kernel.
+ * `fetch` (Node 20, browsers) and zod (Parley's peer dependency); of the kernel it imports only those
+ * schemas (and the paging schemas they use). Every list answers with `next` (the path of the next
+ * page, or null): `request('GET', next)` fetches it.
  *
  * @example
  * import { ParleyClient } from 'parley/client';

@@ -11,6 +11,7 @@ import { storableText } from './inbound-guard.js';
 import { hashAddress } from './logger.js';
 import { addressForms } from './data-subjects.js';
 import type { DataSubject, DataSubjectProvider } from './plugin.js';
+import { fromMicros, microsOf } from './http/paging.js';
 
 /** What a channel parks. `payload` is the body as received (bytes, text or parsed JSON). */
 export interface ParkWebhook {
@@ -69,13 +70,14 @@ export class ParkingLot {
   }
 
   /** Newest first; `tenantId` null lists every tenant's and the unattributed ones (operator). */
-  async list(tenantId: string | null, limit: number, before?: string): Promise<ParkedWebhook[]> {
-    const { rows } = await this.deps.pool().query<ParkedWebhook>(
-      `SELECT id, tenant_id AS "tenantId", channel, reason, payload, address_hashes AS "addressHashes", parked_at AS "parkedAt"
+  async list(tenantId: string | null, limit: number, page: { before?: string | undefined; after?: readonly [string, string] | null } = {}): Promise<(ParkedWebhook & { sortAt: string })[]> {
+    const { rows } = await this.deps.pool().query<ParkedWebhook & { sortAt: string }>(
+      `SELECT id, tenant_id AS "tenantId", channel, reason, payload, address_hashes AS "addressHashes", parked_at AS "parkedAt", ${microsOf('parked_at')} AS "sortAt"
          FROM parley_parked_webhooks
         WHERE ($1::text IS NULL OR tenant_id = $1) AND ($2::timestamptz IS NULL OR parked_at < $2)
-        ORDER BY parked_at DESC LIMIT $3`,
-      [tenantId, before ?? null, limit],
+          AND ($4::text IS NULL OR (parked_at, id) < (${fromMicros('$4')}, $5::uuid))
+        ORDER BY parked_at DESC, id DESC LIMIT $3`,
+      [tenantId, page.before ?? null, limit, page.after?.[0] ?? null, page.after?.[1] ?? null],
     );
     return rows;
   }

@@ -107,5 +107,11 @@ export type { HttpMethod, RouteAuth, RouteContract, RouteDeprecation, RouteError
 export { ErrorBody } from './http/contract.js';
 /** The http channel's message and its answer (shared with the typed client `parley/client`). */
 export { MessageBody, MessageResult } from './http/api-schemas.js';
+/**
+ * Uniform paging of list routes (`?limit=&cursor=` in, `next` out): the query schema, the response
+ * field, opaque cursors over a sort key and the SQL of an exact time key.
+ */
+export { Cursor, MicrosKey, NextPage, PAGE_LIMIT_MAX, TimeIdKey, fromMicros, microsOf, nextLink, pageOf, pageOfList, pageQuery, readCursor, writeCursor } from './http/paging.js';
+export type { CursorKey } from './http/paging.js';
 /** A route parameter as a string (express 5 types allow arrays). */
 export { param } from './http/app.js';

@@ -194,6 +194,7 @@ describe.skipIf(!haveChromium)('the operations console', () => {
     const page = await newPage();
     await page.goto(`${gw.url}/console`);
     await page.waitForSelector('#key');
+    expect(await page.$eval('header a.docs-link', (a) => a.getAttribute('href'))).toBe('/docs');
     expect(await axe(page)).toEqual([]);
     await page.type('#key', 'key-that-does-not-exist-000');
     await page.click('form.sign-in button[type=submit]');
@@ -211,6 +212,12 @@ describe.skipIf(!haveChromium)('the operations console', () => {
     expect(await page.evaluate(() => document.cookie)).toBe('');
     expect(JSON.stringify(await page.evaluate(() => ({ ...localStorage, ...sessionStorage })))).not.toContain(CLINIC_A);
     expect(await axe(page)).toEqual([]);
+    // The header links to the API reference, which renders the gateway's OpenAPI document.
+    expect(await page.$eval('header a.docs-link', (a) => [a.textContent, a.getAttribute('href')])).toEqual(['API reference', '/docs']);
+    const docs = await page.browserContext().newPage();
+    await docs.goto(`${gw.url}/docs`);
+    await docs.waitForSelector('body[data-rendered]', { timeout: 20_000 });
+    await docs.close();
 
     await page.click('#sign-out');
     await page.waitForSelector('#key');

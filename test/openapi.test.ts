@@ -7,8 +7,12 @@
  *   explicit list that may only shrink; every documented route exists. The recorded registrations are
  *   cross-checked against a walk of express's own router stack, so a route registered some other way
  *   is caught too.
- * - The document is structurally valid OpenAPI 3.1 (a validator of our own, no redocly in this run):
- *   required fields, every `$ref` resolves, every path parameter declared, operationIds unique.
+ * - The document is structurally valid OpenAPI 3.1 (a validator of our own: required fields, every
+ *   `$ref` resolves, every path parameter declared, operationIds unique), and Redocly's `recommended`
+ *   ruleset (`@redocly/openapi-core`, the engine of `redocly lint`) finds nothing in it but the
+ *   exemptions listed in LINT_EXEMPT, each with its reason.
+ * - Every list route takes `cursor` and `limit` and answers with `next` (core/http/paging.ts); a GET
+ *   answering with an array that is not paged is in NOT_LISTS, with its reason.
  * - Contract: every documented kernel and http-channel route is called against this gateway and its
  *   answer is checked against the documented status and zod schema (errors against the catalogue's
  *   codes for that status).
@@ -25,6 +29,7 @@ import { openApiPath } from '../core/http/openapi.js';
 import { ParleyApiError, ParleyClient, Responses } from 'parley/client';
 import { existsSync } from 'node:fs';
 import { DOCS_PAGE } from '../core/http/docs.js';
+import { createConfig, lintFromString } from '@redocly/openapi-core';
 
 const OPERATOR = 'op-openapi-key';
 const ACME = 'acme-openapi-key';
@@ -196,9 +201,75 @@ function validate(d: Doc): string[] {
   return problems;
 }
 
+/**
+ * Where the document departs from Redocly's `recommended` rules, and why. A rule is turned off only
+ * here, with its reason; an operation is exempted from one by its JSON pointer.
+ */
+const LINT_OFF: Record<string, string> = {
+  // package.json declares no license and the repository has no LICENSE file: the document must not claim one.
+  'info-license': 'Parley has not declared a license yet',
+};
+const LINT_EXEMPT: { rule: string; operations: string[]; reason: string }[] = [
+  {
+    rule: 'operation-4xx-response',
+    operations: ['get /healthz', 'get /readyz', 'get /console', 'get /console/console.js', 'get /console/console.css', 'get /docs', 'get /v1/openapi.json'],
+    reason: 'They take no key, parameter or body: there is no client error to answer with (every route that takes one documents its 4xx, checked below)',
+  },
+  {
+    rule: 'operation-2xx-response',
+    operations: ['post /billing/choose/{token}'],
+    reason: "A person's browser posts the plan chooser's form: success is a 303 to Stripe Checkout (post/redirect/get), never a 2xx",
+  },
+];
+const pointer = (operation: string) => {
+  const [method, path] = operation.split(' ') as [string, string];
+  return `#/paths/${path.replace(/~/g, '~0').replace(/\//g, '~1')}/${method}/responses`;
+};
+
+async function redoclyProblems(document: unknown): Promise<string[]> {
+  const ref = '/v1/openapi.json';
+  const ignore = { [ref]: Object.fromEntries(LINT_EXEMPT.map((e) => [e.rule, new Set(e.operations.map(pointer))])) };
+  const config = await createConfig({ extends: ['recommended'], rules: Object.fromEntries(Object.keys(LINT_OFF).map((rule) => [rule, 'off'])) }, { ignore });
+  const problems = await lintFromString({ source: JSON.stringify(document), absoluteRef: ref, config });
+  return problems.filter((p) => !p.ignored).map((p) => `${p.severity} ${p.ruleId} at ${p.location[0]?.pointer}: ${p.message}`);
+}
+
 describe('the document', () => {
   it('is structurally valid OpenAPI 3.1', () => {
     expect(validate(doc)).toEqual([]);
+  });
+
+  it("passes Redocly's recommended ruleset, but for the listed exemptions", async () => {
+    expect(await redoclyProblems(doc)).toEqual([]);
+    // Each exemption still names a route of the document.
+    for (const e of LINT_EXEMPT) for (const op of e.operations) expect(doc.paths[op.split(' ')[1]!]?.[op.split(' ')[0]!], op).toBeDefined();
+  }, 60_000);
+
+  it('the Redocly run finds what its rules check for', async () => {
+    const broken = structuredClone(doc) as Doc & { servers?: unknown; tags?: { name: string; description?: string }[] };
+    delete broken.servers;
+    delete broken.tags![0]!.description;
+    broken.paths['/v1/tenants/{tenant}/outbox']!.get!.responses = { 200: broken.paths['/v1/tenants/{tenant}/outbox']!.get!.responses['200']! };
+    const problems = await redoclyProblems(broken);
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        expect.stringContaining('no-empty-servers'),
+        expect.stringContaining('tag-description'),
+        expect.stringMatching(/operation-4xx-response at #\/paths\/~1v1~1tenants~1\{tenant\}~1outbox\/get/),
+      ]),
+    );
+  }, 60_000);
+
+  it('documents a 4xx for every operation that takes a key, a parameter or a body', () => {
+    const exempt = new Set(LINT_EXEMPT.find((e) => e.rule === 'operation-4xx-response')!.operations);
+    const missing: string[] = [];
+    for (const [path, ops] of Object.entries(doc.paths))
+      for (const [method, op] of Object.entries(ops)) {
+        const takesInput = Boolean(op.parameters?.length || op.requestBody || op.security?.length);
+        if (takesInput && !Object.keys(op.responses).some((s) => s.startsWith('4'))) missing.push(`${method} ${path}`);
+        if (!takesInput && !Object.keys(op.responses).some((s) => s.startsWith('4')) && !exempt.has(`${method} ${path}`)) missing.push(`${method} ${path} (not exempt)`);
+      }
+    expect(missing).toEqual([]);
   });
 
   it('the validator finds what it checks for', () => {
@@ -225,6 +296,66 @@ describe('the document', () => {
     expect(doc.paths['/v1/tenants/{tenant}/keys']!.post!.security).toEqual([{ operatorKey: [] }, { consoleSession: [] }]);
     expect(retry.responses['403']?.['x-parley-error-codes']).toEqual(['PARLEY_FORBIDDEN', 'PARLEY_CSRF']);
     expect(doc.paths['/healthz']!.get!.security).toEqual([]);
+  });
+});
+
+/** GETs that answer with an array but are not lists to page, and why. */
+const NOT_LISTS: Record<string, string> = {
+  'get /v1/costs': 'A report: every tenant\'s spend and their sum, which a page would break',
+  'get /v1/tenants/{tenant}/budgets': 'At most one budget per category and period (six)',
+  'get /v1/tenants/{tenant}/usage': 'Sums over a time range, one row per kind or day',
+  'get /v1/tenants/{tenant}/activity': 'Counts per channel and direction over the last minutes',
+  'get /v1/tenants/{tenant}/outbox/{id}': 'One item, with its status history',
+  'get /v1/tenants/{tenant}/messages/{id}': 'One message, with its replies',
+  'get /v1/tenants/{tenant}/reminders/{id}': 'One reminder, with its occurrences',
+  'get /v1/tenants/{tenant}/moderation/queue/{id}': 'One item, with its context and audit',
+  'get /v1/tenants/{tenant}/billing/entitlements/{address}': 'One person, with the history of changes',
+  'get /v1/tenants/{tenant}/consent/{address}': 'One address, with the history of its consent',
+};
+
+describe('list routes are paged the same way', () => {
+  const resolve = (schema: unknown): { type?: string; properties?: Record<string, { type?: string; $ref?: string; anyOf?: unknown[] }> } => {
+    const ref = (schema as { $ref?: string }).$ref;
+    return ref ? resolve(doc.components.schemas[ref.split('/').pop()!]) : (schema as never);
+  };
+
+  it('every GET answering with an array takes cursor and limit and answers with next, or says why it is not a list', () => {
+    const lists: string[] = [];
+    const problems: string[] = [];
+    // The kernel and the built-in plugins; a third-party plugin pages as it chooses (`parley` exports the helper).
+    const builtIn = new Set(gw.gateway.api.described.filter((d) => d.owner === 'parley' || d.owner in builtinPlugins).map((d) => openApiPath(d.contract.path)));
+    for (const [path, ops] of Object.entries(doc.paths)) {
+      const op = ops.get;
+      if (!builtIn.has(path)) continue;
+      const schema = op?.responses['200']?.content?.['application/json']?.schema;
+      if (!op || !schema) continue;
+      const properties = resolve(schema).properties ?? {};
+      const arrays = Object.entries(properties).filter(([, v]) => v.type === 'array');
+      if (!arrays.length) continue;
+      const key = `get ${path}`;
+      if (!properties.next) {
+        if (!NOT_LISTS[key]) problems.push(`${key}: answers with ${arrays.map(([k]) => k).join(', ')} but has no next`);
+        continue;
+      }
+      lists.push(key);
+      if (NOT_LISTS[key]) problems.push(`${key}: paged, so not in NOT_LISTS`);
+      if (properties.next.$ref !== '#/components/schemas/NextPage') problems.push(`${key}: next is not the shared NextPage`);
+      const query = new Map((op.parameters ?? []).filter((p) => p.in === 'query').map((p) => [p.name, p as { schema: { maximum?: number; pattern?: string }; description?: string }]));
+      const limit = query.get('limit');
+      if (!query.get('cursor')?.description?.includes('Opaque')) problems.push(`${key}: no documented cursor parameter`);
+      if (!limit || !(limit.schema.maximum! <= 500) || !limit.description) problems.push(`${key}: no documented, capped limit`);
+    }
+    expect(problems).toEqual([]);
+    expect(lists.length).toBeGreaterThanOrEqual(24);
+    expect(doc.components.schemas.NextPage).toMatchObject({ type: ['string', 'null'] });
+  });
+
+  it('documents the old paging parameters as the old way', () => {
+    const old = Object.entries(doc.paths).flatMap(([path, ops]) =>
+      (ops.get?.parameters ?? []).filter((p) => ['before', 'offset', 'after'].includes(p.name)).map((p) => ({ at: `${path} ${p.name}`, description: (p as { description?: string }).description ?? '' })),
+    );
+    expect(old.length).toBeGreaterThanOrEqual(8);
+    for (const p of old) expect(p.description, p.at).toMatch(/^Old way of paging \(use `cursor`\)/);
   });
 });
 

@@ -416,7 +416,7 @@ describe.skipIf(skip)(`contacts and reminders on the ${TEST_BACKEND} backend`, (
     const search = contacts.search.bind(contacts);
     let cut = true;
     contacts.search = async (tenantId, q) => {
-      pages.push({ limit: q.limit, ...(q.after ? { after: q.after.id } : {}) });
+      pages.push({ limit: q.limit, ...(q.after ? { after: Array.isArray(q.after) ? q.after[1] : (q.after as { id: string }).id } : {}) });
       // The process "dies" while reading the second page.
       if (pages.length === 2 && cut) throw new Error('cut off');
       return search(tenantId, q);

@@ -8,17 +8,20 @@ import type { Gateway } from '../gateway.js';
 import type { RouteHelpers } from '../plugin.js';
 import { HttpError, badRequest, notFound, unauthenticated } from '../errors.js';
 import { generateApiKey, hashApiKey } from '../tenancy.js';
-import { loadOutbound, toOutbound } from '../storage/message-store.js';
+import { loadOutbound, toOutbound, type OutboxRow } from '../storage/message-store.js';
 import { consentAddress } from '../consent.js';
 import { readHandoff, setHandoff } from '../handoff.js';
 import { param } from './app.js';
 import { ActivityQuery, ConversationMessagesQuery, ConversationsQuery, HandoffBody, KeyBody, ListQuery, PageQuery, PersonReplyBody, Responses, RevealBody, UsageQuery } from './api-schemas.js';
 import { hashAddress } from '../logger.js';
+import { PAGE_LIMIT_MAX, TimeIdKey, fromMicros, microsOf, pageOf, pageOfList, pageQuery, readCursor } from './paging.js';
 import type { z } from 'zod';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 const listQuery = ListQuery;
+/** Lists that answered in full before paging: their default page is the largest, so `/v1` answers as it did. */
+const WholeListQuery = pageQuery({ defaultLimit: PAGE_LIMIT_MAX });
 const usageQuery = UsageQuery;
 
 function parseQuery(query: unknown) {
@@ -38,6 +41,8 @@ export function maskAddress(address: string): string {
   return address.length <= 4 ? '••••' : `••••${address.slice(-4)}`;
 }
 
+const alertKey = (a: { source: string; key: string }) => `${a.source}\u0000${a.key}`;
+
 /** Who made an admin change, for the audit trail: `key:<id>` or `operator`. */
 const actorOf = (req: express.Request) => (req.principal?.kind === 'tenant' ? `key:${req.principal.keyId}` : 'operator');
 
@@ -50,11 +55,13 @@ function uuidParam(value: string | undefined, what: string): string {
 export const adminRoutes = (gateway: Gateway) => ({ route }: RouteHelpers): void => {
   const db = () => gateway.db.pool;
 
-  route({ method: 'get', path: '/v1/tenants', auth: 'key', tags: ['tenants'], summary: 'Tenants this key may see', description: 'The operator key sees every tenant; a tenant key its own.', responses: { 200: { description: 'The tenants', schema: Responses.tenants, example: { tenants: [{ id: 'acme', name: 'Acme Clinic', locale: 'en', pipeline: ['crisis-guard', 'keyword-replies'] }] } } } }, async (req, res) => {
+  route({ method: 'get', path: '/v1/tenants', auth: 'key', tags: ['tenants'], summary: 'Tenants this key may see', description: 'The operator key sees every tenant; a tenant key its own. By id.', query: WholeListQuery, responses: { 200: { description: 'The tenants', schema: Responses.tenants, example: { tenants: [{ id: 'acme', name: 'Acme Clinic', locale: 'en', pipeline: ['crisis-guard', 'keyword-replies'] }], next: null } } }, errors: ['PARLEY_BAD_REQUEST'] }, async (req, res) => {
     const principal = req.principal;
     if (!principal) throw unauthenticated();
+    const q = parseWith(WholeListQuery, req.query);
     const list = gateway.tenants.list().filter((t) => principal.kind === 'operator' || t.id === principal.tenantId);
-    res.json({ tenants: list.map((t) => ({ id: t.id, name: t.name, locale: t.locale, pipeline: t.pipeline })) });
+    const { items, next } = pageOfList(req, 'tenants', list, q, (t) => t.id);
+    res.json({ tenants: items.map((t) => ({ id: t.id, name: t.name, locale: t.locale, pipeline: t.pipeline })), next });
   });
 
   /**
@@ -75,13 +82,16 @@ export const adminRoutes = (gateway: Gateway) => ({ route }: RouteHelpers): void
 
   route({ method: 'get', path: '/v1/tenants/:tenant/conversations', auth: 'tenant', tags: ['conversations'], summary: 'Conversations, most recently active first', query: ConversationsQuery, responses: { 200: { description: 'A page of conversations', schema: Responses.conversations } }, errors: ['PARLEY_BAD_REQUEST'] }, async (req, res) => {
     const q = parseWith(ConversationsQuery, req.query);
-    const { rows } = await db().query<{ participant: string }>(
-      `SELECT id, channel, participant, handoff, handoff_reason AS "handoffReason", created_at AS "createdAt", last_message_at AS "lastMessageAt" FROM parley_conversations
+    const after = q.cursor ? readCursor('conversations', q.cursor, TimeIdKey) : null;
+    const { rows } = await db().query<{ id: string; participant: string; sortAt: string }>(
+      `SELECT id, channel, participant, handoff, handoff_reason AS "handoffReason", created_at AS "createdAt", last_message_at AS "lastMessageAt", ${microsOf('last_message_at')} AS "sortAt" FROM parley_conversations
        WHERE tenant_id = $1 AND ($2::timestamptz IS NULL OR last_message_at < $2) AND ($4::text IS NULL OR participant = $4) AND ($5::text IS NULL OR handoff = $5)
-       ORDER BY last_message_at DESC LIMIT $3`,
-      [param(req, 'tenant'), q.before ?? null, q.limit, q.participant ?? null, q.handoff ?? null],
+         AND ($6::text IS NULL OR (last_message_at, id) < (${fromMicros('$6')}, $7::uuid))
+       ORDER BY last_message_at DESC, id DESC LIMIT $3`,
+      [param(req, 'tenant'), q.before ?? null, q.limit + 1, q.participant ?? null, q.handoff ?? null, after?.[0] ?? null, after?.[1] ?? null],
     );
-    res.json({ conversations: rows.map((r) => ({ ...r, participant: q.mask === 'true' ? maskAddress(r.participant) : r.participant, participantHash: hashAddress(r.participant) })) });
+    const { items, next } = pageOf(req, 'conversations', rows, q.limit, (r) => [r.sortAt, r.id]);
+    res.json({ conversations: items.map(({ sortAt: _, ...r }) => ({ ...r, participant: q.mask === 'true' ? maskAddress(r.participant) : r.participant, participantHash: hashAddress(r.participant) })), next });
   });
 
   route({ method: 'post', path: '/v1/tenants/:tenant/conversations/:id/reveal', auth: 'tenant', tags: ['conversations'], summary: "Show a conversation's address in full (audited)", description: 'For a console that lists addresses masked: each reveal is an audit row (`conversation.reveal`, who and why).', body: RevealBody, bodyExample: { reason: 'calling the patient back' }, responses: { 200: { description: 'The address', schema: Responses.revealed } }, errors: ['PARLEY_BAD_REQUEST', 'PARLEY_NOT_FOUND'] }, async (req, res) => {
@@ -121,21 +131,25 @@ export const adminRoutes = (gateway: Gateway) => ({ route }: RouteHelpers): void
     res.status(201).json({ item });
   });
 
-  route({ method: 'get', path: '/v1/tenants/:tenant/conversations/:id/messages', auth: 'tenant', tags: ['conversations'], summary: 'Messages of a conversation, both directions', description: 'The newest `limit` messages, returned oldest first.', query: ConversationMessagesQuery, responses: { 200: { description: 'The messages', schema: Responses.conversationMessages } }, errors: ['PARLEY_BAD_REQUEST', 'PARLEY_NOT_FOUND'] }, async (req, res) => {
+  route({ method: 'get', path: '/v1/tenants/:tenant/conversations/:id/messages', auth: 'tenant', tags: ['conversations'], summary: 'Messages of a conversation, both directions', description: 'The newest `limit` messages, returned oldest first; `next` pages back to older ones.', query: ConversationMessagesQuery, responses: { 200: { description: 'The messages', schema: Responses.conversationMessages } }, errors: ['PARLEY_BAD_REQUEST', 'PARLEY_NOT_FOUND'] }, async (req, res) => {
     const id = uuidParam(param(req, 'id'), 'conversation');
     const q = parseWith(ConversationMessagesQuery, req.query);
     const { rows: conv } = await db().query('SELECT id FROM parley_conversations WHERE tenant_id = $1 AND id = $2', [param(req, 'tenant'), id]);
     if (!conv.length) throw notFound(`No conversation "${id}"`);
-    const { rows } = await db().query(
-      `SELECT * FROM (
+    const after = q.cursor ? readCursor('conversation-messages', q.cursor, TimeIdKey) : null;
+    const { rows } = await db().query<{ id: string; direction: string; from: string; to: string; sortAt: string }>(
+      `SELECT *, ${microsOf('at')} AS "sortAt" FROM (
          SELECT id, 'in' AS direction, channel, from_address AS "from", to_address AS "to", body AS text, status, received_at AS at FROM parley_inbound WHERE tenant_id = $1 AND conversation_id = $2
          UNION ALL
          SELECT id, 'out', channel, from_address, to_address, body, status, created_at FROM parley_outbox WHERE tenant_id = $1 AND conversation_id = $2
-       ) m ORDER BY at DESC LIMIT $3`,
-      [param(req, 'tenant'), id, q.limit],
+       ) m
+       WHERE ($4::timestamptz IS NULL OR at < $4) AND ($5::text IS NULL OR (at, id) < (${fromMicros('$5')}, $6::uuid))
+       ORDER BY at DESC, id DESC LIMIT $3`,
+      [param(req, 'tenant'), id, q.limit + 1, q.before ?? null, after?.[0] ?? null, after?.[1] ?? null],
     );
-    const shown = q.mask === 'true' ? rows.map((m) => ({ ...m, from: m.direction === 'in' ? maskAddress(m.from) : m.from, to: m.direction === 'out' ? maskAddress(m.to) : m.to })) : rows;
-    res.json({ messages: shown.reverse() });
+    const { items, next } = pageOf(req, 'conversation-messages', rows, q.limit, (m) => [m.sortAt, m.id]);
+    const shown = items.map(({ sortAt: _, ...m }) => (q.mask === 'true' ? { ...m, from: m.direction === 'in' ? maskAddress(m.from) : m.from, to: m.direction === 'out' ? maskAddress(m.to) : m.to } : m));
+    res.json({ messages: shown.reverse(), next });
   });
 
   route({ method: 'get', path: '/v1/tenants/:tenant/conversations/:id/handoff', auth: 'tenant', tags: ['conversations'], summary: 'Who answers the conversation: the bot or a person', responses: { 200: { description: 'The handoff state', schema: Responses.handoff } }, errors: ['PARLEY_NOT_FOUND'] }, async (req, res) => {
@@ -172,12 +186,16 @@ export const adminRoutes = (gateway: Gateway) => ({ route }: RouteHelpers): void
 
   const outboxList = (fixedStatus?: string) => async (req: express.Request, res: express.Response) => {
     const q = parseQuery(req.query);
-    const { rows } = await db().query(
-      `SELECT * FROM parley_outbox WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::timestamptz IS NULL OR created_at < $3)
-       ORDER BY created_at DESC LIMIT $4`,
-      [param(req, 'tenant'), fixedStatus ?? q.status ?? null, q.before ?? null, q.limit],
+    const list = fixedStatus === 'dead' ? 'dead-letters' : 'outbox';
+    const after = q.cursor ? readCursor(list, q.cursor, TimeIdKey) : null;
+    const { rows } = await db().query<OutboxRow & { sort_at: string }>(
+      `SELECT *, ${microsOf('created_at')} AS sort_at FROM parley_outbox WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::timestamptz IS NULL OR created_at < $3)
+         AND ($5::text IS NULL OR (created_at, id) < (${fromMicros('$5')}, $6::uuid))
+       ORDER BY created_at DESC, id DESC LIMIT $4`,
+      [param(req, 'tenant'), fixedStatus ?? q.status ?? null, q.before ?? null, q.limit + 1, after?.[0] ?? null, after?.[1] ?? null],
     );
-    res.json({ [fixedStatus === 'dead' ? 'deadLetters' : 'outbox']: rows.map(toOutbound) });
+    const { items, next } = pageOf(req, list, rows, q.limit, (r) => [r.sort_at, r.id]);
+    res.json({ [fixedStatus === 'dead' ? 'deadLetters' : 'outbox']: items.map(toOutbound), next });
   };
   route({ method: 'get', path: '/v1/tenants/:tenant/outbox', auth: 'tenant', tags: ['outbox'], summary: 'Outgoing messages, newest first', query: ListQuery, responses: { 200: { description: 'A page of the outbox', schema: Responses.outbox } }, errors: ['PARLEY_BAD_REQUEST'] }, outboxList());
   route({ method: 'get', path: '/v1/tenants/:tenant/dead-letters', auth: 'tenant', tags: ['outbox'], summary: 'Items that will not be retried, with the provider\'s error code', query: PageQuery, responses: { 200: { description: 'A page of dead letters', schema: Responses.deadLetters } }, errors: ['PARLEY_BAD_REQUEST'] }, outboxList('dead'));
@@ -230,12 +248,17 @@ export const adminRoutes = (gateway: Gateway) => ({ route }: RouteHelpers): void
     res.json({ from, to, groupBy: q.data.groupBy, usage });
   });
 
-  route({ method: 'get', path: '/v1/tenants/:tenant/keys', auth: 'tenant', tags: ['keys'], summary: 'Stored API keys of the tenant (never their secrets)', responses: { 200: { description: 'The keys', schema: Responses.keys } } }, async (req, res) => {
-    const { rows } = await db().query(
-      'SELECT id, label, created_at AS "createdAt", revoked_at AS "revokedAt" FROM parley_api_keys WHERE tenant_id = $1 ORDER BY created_at',
-      [param(req, 'tenant')],
+  route({ method: 'get', path: '/v1/tenants/:tenant/keys', auth: 'tenant', tags: ['keys'], summary: 'Stored API keys of the tenant (never their secrets)', description: 'Oldest first.', query: WholeListQuery, responses: { 200: { description: 'The keys', schema: Responses.keys } }, errors: ['PARLEY_BAD_REQUEST'] }, async (req, res) => {
+    const q = parseWith(WholeListQuery, req.query);
+    const after = q.cursor ? readCursor('keys', q.cursor, TimeIdKey) : null;
+    const { rows } = await db().query<{ id: string; sortAt: string }>(
+      `SELECT id, label, created_at AS "createdAt", revoked_at AS "revokedAt", ${microsOf('created_at')} AS "sortAt" FROM parley_api_keys
+        WHERE tenant_id = $1 AND ($3::text IS NULL OR (created_at, id) > (${fromMicros('$3')}, $4::uuid))
+        ORDER BY created_at, id LIMIT $2`,
+      [param(req, 'tenant'), q.limit + 1, after?.[0] ?? null, after?.[1] ?? null],
     );
-    res.json({ keys: rows });
+    const { items, next } = pageOf(req, 'keys', rows, q.limit, (r) => [r.sortAt, r.id]);
+    res.json({ keys: items.map(({ sortAt: _, ...k }) => k), next });
   });
 
   route({ method: 'post', path: '/v1/tenants/:tenant/keys', auth: 'operator+tenant', tags: ['keys'], summary: 'Create an API key (the secret is shown once)', description: 'Audited.', body: KeyBody, bodyExample: { label: 'crm integration' }, responses: { 201: { description: 'The key with its secret', schema: Responses.createdKey } }, errors: ['PARLEY_BAD_REQUEST'] }, async (req, res) => {
@@ -255,8 +278,9 @@ export const adminRoutes = (gateway: Gateway) => ({ route }: RouteHelpers): void
     res.status(204).end();
   });
 
-  route({ method: 'get', path: '/v1/plugins', auth: 'operator', tags: ['operations'], summary: 'The plugins this gateway runs', responses: { 200: { description: 'The plugins', schema: Responses.plugins } } }, (_req, res) => {
-    res.json({ plugins: gateway.pluginNames() });
+  route({ method: 'get', path: '/v1/plugins', auth: 'operator', tags: ['operations'], summary: 'The plugins this gateway runs', description: 'By name.', query: WholeListQuery, responses: { 200: { description: 'The plugins', schema: Responses.plugins } }, errors: ['PARLEY_BAD_REQUEST'] }, (req, res) => {
+    const { items, next } = pageOfList(req, 'plugins', gateway.pluginNames(), parseWith(WholeListQuery, req.query), (p) => p.name);
+    res.json({ plugins: items, next });
   });
 
   route({ method: 'get', path: '/v1/tenants/:tenant/activity', auth: 'tenant', tags: ['messages'], summary: 'Messages in and out per channel over the last minutes, in buckets', query: ActivityQuery, responses: { 200: { description: 'Counts per bucket', schema: Responses.activity } }, errors: ['PARLEY_BAD_REQUEST'] }, async (req, res) => {
@@ -283,12 +307,15 @@ export const adminRoutes = (gateway: Gateway) => ({ route }: RouteHelpers): void
     res.json({ since: since.toISOString(), bucketSeconds: bucket, series: [...series.values()].sort((a, b) => a.channel.localeCompare(b.channel) || a.direction.localeCompare(b.direction)) });
   });
 
-  route({ method: 'get', path: '/v1/tenants/:tenant/alerts', auth: 'tenant', tags: ['operations'], summary: "The tenant's open alerts", description: 'Those raised on this instance for the tenant (alerts are held in memory by each instance).', responses: { 200: { description: 'Firing alerts', schema: Responses.alerts } } }, (req, res) => {
-    res.json({ alerts: gateway.alerts.openAlerts().filter((a) => a.tenantId === param(req, 'tenant')) });
+  route({ method: 'get', path: '/v1/tenants/:tenant/alerts', auth: 'tenant', tags: ['operations'], summary: "The tenant's open alerts", description: 'Those raised on this instance for the tenant (alerts are held in memory by each instance). By source and key.', query: WholeListQuery, responses: { 200: { description: 'Firing alerts', schema: Responses.alerts } }, errors: ['PARLEY_BAD_REQUEST'] }, (req, res) => {
+    const open = gateway.alerts.openAlerts().filter((a) => a.tenantId === param(req, 'tenant'));
+    const { items, next } = pageOfList(req, 'tenant-alerts', open, parseWith(WholeListQuery, req.query), alertKey);
+    res.json({ alerts: items, next });
   });
 
-  route({ method: 'get', path: '/v1/alerts', auth: 'operator', tags: ['operations'], summary: 'Open alerts', responses: { 200: { description: 'Firing alerts', schema: Responses.alerts } } }, (_req, res) => {
-    res.json({ alerts: gateway.alerts.openAlerts() });
+  route({ method: 'get', path: '/v1/alerts', auth: 'operator', tags: ['operations'], summary: 'Open alerts', description: 'By source and key.', query: WholeListQuery, responses: { 200: { description: 'Firing alerts', schema: Responses.alerts } }, errors: ['PARLEY_BAD_REQUEST'] }, (req, res) => {
+    const { items, next } = pageOfList(req, 'alerts', gateway.alerts.openAlerts(), parseWith(WholeListQuery, req.query), alertKey);
+    res.json({ alerts: items, next });
   });
 
 };

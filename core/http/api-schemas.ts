@@ -4,14 +4,17 @@
  * from them, and the typed client (`parley/client`) infers its types from them.
  */
 import { z } from 'zod';
+import { NextPage, pageQuery } from './paging.js';
 
 /** Dates are written as ISO 8601 strings (`2026-12-01T13:59:29.000Z`). */
 export const Timestamp = z.iso.datetime({ offset: true });
 const id = z.string().describe('A UUID');
 
-export const ListQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(500).default(50).describe('At most this many (1-500, default 50)'),
-  before: z.iso.datetime({ offset: true }).optional().describe('Only items older than this time (ISO 8601): pass the last item\'s time to page back'),
+/** `before`: the old way of paging these lists, kept working within `/v1`; `cursor` (from `next`) is the way now. */
+const Before = z.iso.datetime({ offset: true }).optional().describe('Old way of paging (use `cursor`): only items older than this time (ISO 8601). Items that share the time of a page\'s last item may be skipped; still answered within `/v1`');
+
+export const ListQuery = pageQuery().extend({
+  before: Before,
   status: z.string().regex(/^[a-z-]+$/).optional().describe('Only items with this status'),
 });
 export const PageQuery = ListQuery.omit({ status: true });
@@ -171,10 +174,10 @@ export const MessageResult = z.object({
 
 /** Responses, by route. */
 export const Responses = {
-  tenants: z.object({ tenants: z.array(TenantSummary) }),
+  tenants: z.object({ tenants: z.array(TenantSummary), next: NextPage }),
   tenant: z.object({ tenant: Tenant }),
-  conversations: z.object({ conversations: z.array(Conversation) }),
-  conversationMessages: z.object({ messages: z.array(ConversationMessage).describe('Oldest first') }),
+  conversations: z.object({ conversations: z.array(Conversation), next: NextPage }),
+  conversationMessages: z.object({ messages: z.array(ConversationMessage).describe('Oldest first'), next: NextPage.describe('The older messages before these, or null') }),
   revealed: z.object({ participant: z.string() }),
   activity: z.object({
     since: Timestamp,
@@ -183,15 +186,15 @@ export const Responses = {
   }),
   handoff: z.object({ handoff: Handoff }),
   message: z.object({ message: InboundRecord, replies: z.array(OutboxItem) }),
-  outbox: z.object({ outbox: z.array(OutboxItem) }),
-  deadLetters: z.object({ deadLetters: z.array(OutboxItem) }),
+  outbox: z.object({ outbox: z.array(OutboxItem), next: NextPage }),
+  deadLetters: z.object({ deadLetters: z.array(OutboxItem), next: NextPage }),
   outboxItem: z.object({ item: OutboxItem, events: z.array(OutboxEvent).describe('The status history, oldest first') }),
   retried: z.object({ item: OutboxItem }),
   consent: ConsentRecord,
   usage: z.object({ from: Timestamp, to: Timestamp, groupBy: z.enum(['kind', 'day']), usage: z.array(UsageRow) }),
-  keys: z.object({ keys: z.array(ApiKey) }),
+  keys: z.object({ keys: z.array(ApiKey), next: NextPage }),
   createdKey: z.object({ key: z.object({ id, label: z.string(), createdAt: Timestamp, secret: z.string().describe('Shown once; only its hash is stored') }) }),
-  plugins: z.object({ plugins: z.array(z.object({ name: z.string(), kind: z.string(), description: z.string() })) }),
-  alerts: z.object({ alerts: z.array(Alert) }),
-  parked: z.object({ parked: z.array(Parked) }),
+  plugins: z.object({ plugins: z.array(z.object({ name: z.string(), kind: z.string(), description: z.string() })), next: NextPage }),
+  alerts: z.object({ alerts: z.array(Alert), next: NextPage }),
+  parked: z.object({ parked: z.array(Parked), next: NextPage }),
 } as const;

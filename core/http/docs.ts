@@ -43,7 +43,7 @@ export const documentRoutes =
         responses: { 200: { description: 'The OpenAPI document', schema: z.looseObject({ openapi: z.string(), info: z.looseObject({}), paths: z.record(z.string(), z.unknown()) }) } },
       },
       (_req, res) => {
-        document ??= JSON.stringify(buildOpenApiDocument(catalogue, { version: parleyVersion(), serverUrl: gateway.config.server.publicBaseUrl }));
+        document ??= JSON.stringify(buildOpenApiDocument(catalogue, { version: parleyVersion(), serverUrl: gateway.config.server.publicBaseUrl, plugins: gateway.pluginNames() }));
         res.type('application/json').send(document);
       },
     );

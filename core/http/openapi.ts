@@ -14,7 +14,26 @@ export interface OpenApiOptions {
   version: string;
   /** `server.publicBaseUrl`, when known. */
   serverUrl?: string | undefined;
+  /** The plugins this gateway runs: a plugin's description describes its routes' tag. */
+  plugins?: readonly { name: string; description: string }[];
 }
+
+/** The kernel's tags, described (a plugin's tag is described by the plugin's own description). */
+const KERNEL_TAGS: Record<string, string> = {
+  admin: 'Routes of the kernel without a narrower group',
+  tenants: 'The tenants a key may see',
+  conversations: 'Conversations: their messages both ways, the bot/person hand-off, a person answering, revealing a masked address',
+  messages: 'Inbound messages with what each stage did, and message activity per channel',
+  outbox: 'Outgoing messages, their status history, dead letters and retries',
+  consent: 'Opt-in and opt-out state of an address, with its history',
+  usage: 'The usage ledger: every cost event (model tokens, segments, minutes)',
+  keys: "A tenant's stored API keys (secrets are shown once, at creation)",
+  parked: 'Signed provider deliveries that could not be stored, kept for an operator',
+  operations: 'Health, readiness, metrics, plugins, alerts and backups',
+  console: 'The operations console: its page, files and cookie session',
+  reference: 'This document and the page that renders it',
+  webhooks: "Providers' signed deliveries to channel plugins (each checks its provider's signature)",
+};
 
 /** `/v1/tenants/:tenant/x` -> `/v1/tenants/{tenant}/x`. */
 export const openApiPath = (path: string) => path.replace(/:(\w+)/g, '{$1}');
@@ -63,7 +82,7 @@ class SchemaSet {
   readonly components: Record<string, Json> = {};
 
   convert(schema: z.ZodType, io: 'input' | 'output'): Json {
-    const json = dropFormatPatterns(z.toJSONSchema(schema, { target: 'draft-2020-12', io, unrepresentable: 'any' })) as Json;
+    const json = dropFormatPatterns(z.toJSONSchema(schema, { target: 'draft-2020-12', io, unrepresentable: 'any', override: datesAsStrings })) as Json;
     const defs = (json.$defs ?? {}) as Record<string, Json>;
     delete json.$defs;
     delete json.$schema;
@@ -78,6 +97,18 @@ class SchemaSet {
     const finish = (v: unknown) => (io === 'output' ? openResponses(rewrite(v, rename)) : rewrite(v, rename)) as Json;
     for (const [name, def] of Object.entries(defs)) this.components[rename[name]!] ??= finish(def);
     return finish(json);
+  }
+}
+
+/**
+ * A `z.date()` (`z.coerce.date()` in queries and bodies) has no JSON Schema of its own: zod leaves `{}`
+ * (any value), which reads as "anything" and, under `nullable()`, an `anyOf` with an empty member. On
+ * the wire it is an ISO 8601 date or date and time (`2027-01-31`, `2027-01-31T09:00:00Z`).
+ */
+function datesAsStrings(ctx: { zodSchema: unknown; jsonSchema: Record<string, unknown> }): void {
+  if ((ctx.zodSchema as { _zod?: { def?: { type?: string } } })._zod?.def?.type === 'date' && ctx.jsonSchema.type === undefined) {
+    ctx.jsonSchema.type = 'string';
+    ctx.jsonSchema.anyOf = [{ format: 'date-time' }, { format: 'date' }];
   }
 }
 
@@ -214,6 +245,13 @@ const DEPRECATION_HEADERS = {
 const deprecationText = (d: NonNullable<RouteContract['deprecated']>) =>
   `**Deprecated** since ${d.since}; answers until ${d.sunset}${d.successor ? `. Use \`${d.successor}\` instead` : ''}.`;
 
+/** The kernel's words for its tags; a plugin's tag, its plugin's description. */
+function tagDescription(tag: string, owners: string[], plugins: Map<string, string>): string {
+  const kernel = KERNEL_TAGS[tag];
+  const fromPlugins = owners.filter((o) => o !== 'parley').map((o) => (plugins.get(o) ? `${o}: ${plugins.get(o)}` : `Routes of the ${o} plugin`));
+  return [kernel, ...(kernel ? [] : fromPlugins)].filter(Boolean).join('; ') || `Routes tagged ${tag}`;
+}
+
 /** The document for every described route of the catalogue. */
 export function buildOpenApiDocument(catalogue: ApiCatalogue, opts: OpenApiOptions): Json {
   const schemas = new SchemaSet();
@@ -224,7 +262,10 @@ export function buildOpenApiDocument(catalogue: ApiCatalogue, opts: OpenApiOptio
     const p = (paths[openApiPath(d.contract.path)] ??= {});
     p[d.contract.method] = operation(d, schemas);
   }
-  const tags = [...new Set(sorted.flatMap((d) => d.contract.tags ?? [d.owner === 'parley' ? 'admin' : d.owner]))].sort().map((name) => ({ name }));
+  const plugins = new Map((opts.plugins ?? []).map((p) => [p.name, p.description]));
+  const owners = new Map<string, Set<string>>();
+  for (const d of sorted) for (const tag of d.contract.tags ?? [d.owner === 'parley' ? 'admin' : d.owner]) owners.set(tag, (owners.get(tag) ?? new Set()).add(d.owner));
+  const tags = [...owners.keys()].sort().map((name) => ({ name, description: tagDescription(name, [...owners.get(name)!], plugins) }));
   return {
     openapi: '3.1.0',
     jsonSchemaDialect: 'https://json-schema.org/draft/2020-12/schema',
@@ -237,7 +278,9 @@ export function buildOpenApiDocument(catalogue: ApiCatalogue, opts: OpenApiOptio
         'marked deprecated here and answers with `Deprecation`, `Sunset` and `Link` headers until its sunset date ' +
         '(at least six months later). Errors are `{ "error": { "code", "message" } }` with a stable `code`.',
     },
-    ...(opts.serverUrl ? { servers: [{ url: opts.serverUrl }] } : {}),
+    // Without a public base URL, `/` is the origin this document was fetched from (OpenAPI 3.1 resolves
+    // a relative server URL against the document's own location).
+    servers: [opts.serverUrl ? { url: opts.serverUrl } : { url: '/', description: 'This gateway: the origin this document was fetched from' }],
     tags,
     paths,
     components: {

@@ -7,6 +7,7 @@ import type { RouteHelpers } from '../plugin.js';
 import { badRequest } from '../errors.js';
 import { param } from './app.js';
 import { PageQuery, Responses } from './api-schemas.js';
+import { TimeIdKey, pageOf, readCursor } from './paging.js';
 
 const parkedQuery = PageQuery;
 
@@ -32,7 +33,10 @@ export const parkedRoutes =
       },
       async (req, res) => {
         const q = parse(req.query);
-        res.json({ parked: await gateway.parking.list(null, q.limit, q.before) });
+        const list = 'parked';
+        const after = q.cursor ? readCursor(list, q.cursor, TimeIdKey) : null;
+        const { items, next } = pageOf(req, list, await gateway.parking.list(null, q.limit + 1, { before: q.before, after }), q.limit, (r) => [r.sortAt, r.id]);
+        res.json({ parked: items.map(({ sortAt: _, ...p }) => p), next });
       },
     );
     route(
@@ -48,7 +52,10 @@ export const parkedRoutes =
       },
       async (req, res) => {
         const q = parse(req.query);
-        res.json({ parked: await gateway.parking.list(param(req, 'tenant'), q.limit, q.before) });
+        const list = 'tenant-parked';
+        const after = q.cursor ? readCursor(list, q.cursor, TimeIdKey) : null;
+        const { items, next } = pageOf(req, list, await gateway.parking.list(param(req, 'tenant'), q.limit + 1, { before: q.before, after }), q.limit, (r) => [r.sortAt, r.id]);
+        res.json({ parked: items.map(({ sortAt: _, ...p }) => p), next });
       },
     );
   };

@@ -23,7 +23,7 @@ export const STATUS_RANK: Record<OutboxStatus, number> = {
   read: 7,
 };
 
-interface OutboxRow {
+export interface OutboxRow {
   id: string;
   seq: number;
   tenant_id: string;

@@ -1,19 +1,23 @@
 /**
  * The billing admin API (tenant key: its own tenant; operator key: every tenant):
- * - `GET /v1/tenants/:tenant/billing/entitlements?limit&after`: people with a billing record and their decision now.
+ * - `GET /v1/tenants/:tenant/billing/entitlements?limit&cursor` (`after` the old way): people with a billing record and their decision now.
  * - `GET /v1/tenants/:tenant/billing/entitlements/:address`: one person, with the history of changes.
  * - `PUT /v1/tenants/:tenant/billing/entitlements/:address/override` `{ override: grant|revoke|null, until?, reason }`: audited.
- * - `GET /v1/tenants/:tenant/billing/meter-reports?limit&status`: the tenant's usage reported to Stripe (and expired unbilled).
+ * - `GET /v1/tenants/:tenant/billing/meter-reports?limit&status&cursor`: the tenant's usage reported to Stripe (and expired unbilled).
  * - `POST /v1/billing/usage/report`, `POST /v1/billing/usage/reconcile` (operator): run now.
  */
 import type { Router } from 'express';
 import { z } from 'zod';
-import { badRequest, consentAddress, hashAddress, notFound, param, type RouteHelpers } from 'parley';
+import { badRequest, consentAddress, hashAddress, MicrosKey, NextPage, notFound, pageOf, pageQuery, param, readCursor, type RouteHelpers } from 'parley';
 import type { MeterReporter } from './meters.js';
 import type { BillingStore, Entitlement } from './store.js';
 import { decide, type SubscriptionTenant } from './subscriptions.js';
 
-const listQuery = z.object({ limit: z.coerce.number().int().min(1).max(500).default(100), after: z.string().max(200).optional() });
+const listQuery = pageQuery({ defaultLimit: 100 }).extend({
+  after: z.string().max(200).optional().describe('Old way of paging (use `cursor`): only people whose address sorts after this one; ignored with `cursor`'),
+});
+const EntitlementKey = z.tuple([z.string().min(1).max(200)]);
+const ReportKey = z.tuple([MicrosKey, z.string().min(1).max(200), z.number().int().min(0).max(2_147_483_647)]);
 const overrideBody = z.object({
   override: z.enum(['grant', 'revoke']).nullable(),
   until: z.coerce.date().nullable().optional(),
@@ -44,8 +48,7 @@ const Entitlement = z
     decision: z.unknown().describe('What the next message gets now (allowed, the free allowance, a payment link), null without subscriptions'),
   })
   .meta({ id: 'BillingEntitlement', description: "A person's billing record and what it decides now" });
-const reportsQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(500).default(100),
+const reportsQuery = pageQuery({ defaultLimit: 100 }).extend({
   status: z.enum(['pending', 'sent', 'expired']).optional().describe('Only reports in this status (`expired`: past Stripe\'s 35-day window, never billed)'),
 });
 const MeterReport = z
@@ -86,13 +89,14 @@ export function billingRoutes(deps: { store: BillingStore; reporter: MeterReport
 
     const base = '/v1/tenants/:tenant/billing';
     route(
-      { method: 'get', path: `${base}/entitlements`, auth: 'tenant', tags, summary: 'People with a billing record, and their decision now', description: 'Ordered by address; page with `after` (the last address of the previous page).', query: listQuery, responses: { 200: { description: 'A page of entitlements', schema: z.object({ entitlements: z.array(Entitlement), count: z.number().int() }) } }, errors: ['PARLEY_BAD_REQUEST', notEnabled] },
+      { method: 'get', path: `${base}/entitlements`, auth: 'tenant', tags, summary: 'People with a billing record, and their decision now', description: 'Ordered by address; `next` links to the next page (`after`, the last address of the previous page, is the old way).', query: listQuery, responses: { 200: { description: 'A page of entitlements', schema: z.object({ entitlements: z.array(Entitlement), count: z.number().int(), next: NextPage }) } }, errors: ['PARLEY_BAD_REQUEST', notEnabled] },
       async (req, res) => {
         const tenantId = tenantOf(req);
         const q = listQuery.safeParse(req.query);
-        if (!q.success) throw badRequest('Query must be ?limit=1..500&after=<address>');
-        const rows = await store.list(tenantId, q.data.limit, q.data.after);
-        res.set('cache-control', 'no-store').json({ entitlements: await Promise.all(rows.map(view)), count: rows.length });
+        if (!q.success) throw badRequest('Query must be ?limit=1..500&cursor=<from next> (or the old after=<address>)');
+        const after = q.data.cursor ? readCursor('billing-entitlements', q.data.cursor, EntitlementKey)[0] : q.data.after;
+        const { items, next } = pageOf(req, 'billing-entitlements', await store.list(tenantId, q.data.limit + 1, after), q.data.limit, (e) => [e.address]);
+        res.set('cache-control', 'no-store').json({ entitlements: await Promise.all(items.map(view)), count: items.length, next });
       },
     );
 
@@ -121,13 +125,15 @@ export function billingRoutes(deps: { store: BillingStore; reporter: MeterReport
     );
 
     route(
-      { method: 'get', path: `${base}/meter-reports`, auth: 'tenant', tags, summary: "The tenant's usage reported to Stripe Billing Meters: buckets, adjustments, and reports that expired unbilled", query: reportsQuery, responses: { 200: { description: 'The reports, newest bucket first', schema: z.object({ reports: z.array(MeterReport) }) } }, errors: ['PARLEY_BAD_REQUEST', notEnabled] },
+      { method: 'get', path: `${base}/meter-reports`, auth: 'tenant', tags, summary: "The tenant's usage reported to Stripe Billing Meters: buckets, adjustments, and reports that expired unbilled", query: reportsQuery, responses: { 200: { description: 'The reports, newest bucket first', schema: z.object({ reports: z.array(MeterReport), next: NextPage }) } }, errors: ['PARLEY_BAD_REQUEST', notEnabled] },
       async (req, res) => {
         const tenantId = tenantOf(req);
         const q = reportsQuery.safeParse(req.query);
-        if (!q.success) throw badRequest('Query must be ?limit=1..500&status=pending|sent|expired');
-        const { rows } = await store.meterReports(tenantId, q.data.limit, q.data.status);
-        res.set('cache-control', 'no-store').json({ reports: rows });
+        if (!q.success) throw badRequest('Query must be ?limit=1..500&status=pending|sent|expired&cursor=<from next>');
+        const after = q.data.cursor ? readCursor('meter-reports', q.data.cursor, ReportKey) : null;
+        const { rows } = await store.meterReports(tenantId, q.data.limit + 1, q.data.status, after);
+        const { items, next } = pageOf(req, 'meter-reports', rows, q.data.limit, (r) => [r.sortAt, r.meter, r.seq]);
+        res.set('cache-control', 'no-store').json({ reports: items.map(({ sortAt: _, seq: __, ...r }) => r), next });
       },
     );
 

@@ -5,7 +5,7 @@
  * handled (deduplicated by event id); paid and failed invoices; and the meter reports of tenant usage.
  */
 import type { Pool, PoolClient } from 'pg';
-import { inTransaction, type Migration } from 'parley';
+import { fromMicros, inTransaction, microsOf, type Migration } from 'parley';
 
 export const migrations: Migration[] = [
   {
@@ -397,12 +397,19 @@ export class BillingStore {
     return rows;
   }
 
-  async meterReports(tenantId: string, limit: number, status?: 'pending' | 'sent' | 'expired') {
-    return this.db.query(
+  /**
+   * Newest bucket first, then by meter, adjustments before their bucket; `after` is the sort key of the
+   * last report of the previous page (`sortAt`, meter, seq): the order mixes directions, so it is spelled out.
+   */
+  async meterReports(tenantId: string, limit: number, status?: 'pending' | 'sent' | 'expired', after?: readonly [string, string, number] | null) {
+    return this.db.query<{ meter: string; seq: number; sortAt: string } & Record<string, unknown>>(
       `SELECT meter, bucket_start AS "bucketStart", CASE WHEN seq = 0 THEN 'bucket' ELSE 'adjustment' END AS kind, value::float8 AS value, identifier, status, attempts,
-              last_error AS "lastError", created_at AS "createdAt", sent_at AS "sentAt"
-         FROM billing_meter_reports WHERE tenant_id = $1 AND ($3::text IS NULL OR status = $3) ORDER BY bucket_start DESC, meter, seq DESC LIMIT $2`,
-      [tenantId, limit, status ?? null],
+              last_error AS "lastError", created_at AS "createdAt", sent_at AS "sentAt", seq, ${microsOf('bucket_start')} AS "sortAt"
+         FROM billing_meter_reports WHERE tenant_id = $1 AND ($3::text IS NULL OR status = $3)
+          AND ($4::text IS NULL OR bucket_start < ${fromMicros('$4')}
+               OR (bucket_start = ${fromMicros('$4')} AND (meter > $5 OR (meter = $5 AND seq < $6::int))))
+        ORDER BY bucket_start DESC, meter, seq DESC LIMIT $2`,
+      [tenantId, limit, status ?? null, after?.[0] ?? null, after?.[1] ?? null, after?.[2] ?? null],
     );
   }
 

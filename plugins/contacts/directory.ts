@@ -62,7 +62,7 @@ export class ContactsDirectory {
     return this.deps.store.get(tenantId, id);
   }
 
-  search(tenantId: string, query: ContactQuery): Promise<{ contacts: Contact[]; total: number }> {
+  search(tenantId: string, query: ContactQuery): Promise<{ contacts: Contact[]; total: number; sortAts: string[] }> {
     return this.deps.store.search(tenantId, query);
   }
 

@@ -1,12 +1,12 @@
 /**
  * The contacts API, per tenant (tenant key or operator key), under `/v1/tenants/:tenant/contacts`:
- * list and search (`?tag=a,b&anyTag=&field.<name>=<value>&inactiveDays=&sinceLastInboundDays=&channel=&q=&limit=&offset=`),
+ * list and search (`?tag=a,b&anyTag=&field.<name>=<value>&inactiveDays=&sinceLastInboundDays=&channel=&q=&limit=&cursor=`, `next` links to the next page),
  * create, get (with consent per address), update (PATCH), delete, `POST .../:id/merge` (`{ from }`) and
  * `POST .../import` (`{ csv, dryRun }`).
  */
 import type { Router } from 'express';
 import { z } from 'zod';
-import { HttpError, badRequest, notFound, param, pluginErrorCode, type RouteHelpers } from 'parley';
+import { HttpError, NextPage, TimeIdKey, badRequest, notFound, pageOf, pageQuery, param, pluginErrorCode, readCursor, type RouteHelpers } from 'parley';
 import { validLanguage, validZone } from './csv.js';
 import type { ContactsDirectory } from './directory.js';
 import { AddressTaken } from './store.js';
@@ -25,15 +25,14 @@ const contactBody = z.object({
 const patchBody = contactBody.extend({ removeAddresses: z.array(address).max(20).optional() });
 const mergeBody = z.object({ from: z.uuid().describe('The contact folded into this one; it is deleted') });
 const importBody = z.object({ csv: z.string().min(1).max(20_000_000), dryRun: z.boolean().default(false) });
-const listQuery = z.object({
+const listQuery = pageQuery({ defaultLimit: 100 }).extend({
   tag: z.string().optional(),
   anyTag: z.string().optional(),
   inactiveDays: z.coerce.number().int().min(0).max(3650).optional(),
   sinceLastInboundDays: z.coerce.number().int().min(0).max(3650).optional(),
   channel: z.string().max(64).optional(),
   q: z.string().max(200).optional(),
-  limit: z.coerce.number().int().min(1).max(500).default(100),
-  offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
+  offset: z.coerce.number().int().min(0).max(1_000_000).default(0).describe('Old way of paging (use `cursor`): skip this many matches; not with `cursor`'),
 });
 
 const at = z.iso.datetime({ offset: true });
@@ -97,15 +96,17 @@ export function contactsRoutes(directory: ContactsDirectory) {
     const view = async (c: NonNullable<Awaited<ReturnType<ContactsDirectory['get']>>>) => ({ ...c, effectiveTimezone: directory.timezoneOf(c), effectiveLanguage: directory.languageOf(c), consent: await directory.consentOf(c) });
 
     route(
-      { method: 'get', path: base, auth: 'tenant', tags, summary: 'List and search contacts', description: 'Filters combine with AND: `tag=a,b` (every tag), `anyTag=a,b`, `field.<name>=<value>` (a custom field equals), `inactiveDays`, `sinceLastInboundDays`, `channel`, `q` (name or address). Paged with `limit` and `offset`; `total` counts every match.', query: listQuery, responses: { 200: { description: 'A page of contacts', schema: z.object({ contacts: z.array(Contact), count: z.number().int(), total: z.number().int(), limit: z.number().int(), offset: z.number().int() }) } }, errors: ['PARLEY_BAD_REQUEST', notEnabled] },
+      { method: 'get', path: base, auth: 'tenant', tags, summary: 'List and search contacts', description: 'Filters combine with AND: `tag=a,b` (every tag), `anyTag=a,b`, `field.<name>=<value>` (a custom field equals), `inactiveDays`, `sinceLastInboundDays`, `channel`, `q` (name or address). Oldest first, paged with `limit` and `cursor` (`next`; `offset` is the old way); `total` counts every match.', query: listQuery, responses: { 200: { description: 'A page of contacts', schema: z.object({ contacts: z.array(Contact), count: z.number().int(), total: z.number().int(), limit: z.number().int(), offset: z.number().int(), next: NextPage }) } }, errors: ['PARLEY_BAD_REQUEST', notEnabled] },
       async (req, res) => {
         const tenantId = tenantOf(req as Req);
-        const q = parse(listQuery, req.query, 'Query (tag=a,b&anyTag&field.<name>=<value>&inactiveDays&sinceLastInboundDays&channel&q&limit=1..500&offset)');
+        const q = parse(listQuery, req.query, 'Query (tag=a,b&anyTag&field.<name>=<value>&inactiveDays&sinceLastInboundDays&channel&q&limit=1..500&cursor)');
+        if (q.cursor && q.offset) throw badRequest('Page with cursor or with offset (the old way), not both');
+        const after = q.cursor ? readCursor('contacts', q.cursor, TimeIdKey) : null;
         const fields: Record<string, string> = {};
         for (const [k, v] of Object.entries(req.query as Record<string, unknown>)) if (k.startsWith('field.') && typeof v === 'string') fields[k.slice(6)] = v;
         const tags = list(q.tag);
         const anyTags = list(q.anyTag);
-        const { contacts, total } = await directory.search(tenantId, {
+        const { contacts, total, sortAts } = await directory.search(tenantId, {
           ...(tags ? { tags } : {}),
           ...(anyTags ? { anyTags } : {}),
           fields,
@@ -113,10 +114,12 @@ export function contactsRoutes(directory: ContactsDirectory) {
           ...(q.sinceLastInboundDays !== undefined ? { sinceLastInboundDays: q.sinceLastInboundDays } : {}),
           ...(q.channel ? { channel: q.channel } : {}),
           ...(q.q ? { q: q.q } : {}),
-          limit: q.limit,
+          limit: q.limit + 1,
           offset: q.offset,
+          after,
         });
-        res.set('cache-control', 'no-store').json({ contacts, count: contacts.length, total, limit: q.limit, offset: q.offset });
+        const { items, next } = pageOf(req, 'contacts', contacts.map((c, i) => ({ c, sortAt: sortAts[i]! })), q.limit, (r) => [r.sortAt, r.c.id]);
+        res.set('cache-control', 'no-store').json({ contacts: items.map((r) => r.c), count: items.length, total, limit: q.limit, offset: q.offset, next });
       },
     );
 

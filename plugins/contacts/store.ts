@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Pool, PoolClient } from 'pg';
-import { consentAddress, inTransaction, type DataSubject, type DataSubjectProvider, type Migration } from 'parley';
+import { consentAddress, fromMicros, inTransaction, microsOf, type DataSubject, type DataSubjectProvider, type Migration } from 'parley';
 
 export const migrations: Migration[] = [
   {
@@ -104,18 +104,23 @@ export interface ContactQuery {
   q?: string;
   /** Page size (ordered by created_at, id). */
   limit?: number;
+  /** The old way of paging (the route's `offset`); `after` is the way now. */
   offset?: number;
   /**
-   * Keyset paging: only contacts after this one in (created_at, id) order. A reader of a large list
-   * (a scheduled delivery's audience) passes the last contact of each page to get the next, so it
-   * never holds more than a page and never skips or repeats one when rows are added meanwhile.
+   * Keyset paging: only contacts after this one in (created_at, id) order: `{ createdAt, id }` (a reader
+   * of a large list, such as a scheduled delivery's audience, passes the last contact of each page, so it
+   * never holds more than a page and never skips or repeats one when rows are added meanwhile), or a
+   * list cursor's sort key (`sortAt` of created_at in microseconds, id).
    */
-  after?: { createdAt: Date; id: string };
+  after?: { createdAt: Date; id: string } | readonly [string, string] | null;
   /** Count every match into `total` (default true; false: `total` is -1, and a keyset reader saves a count per page). */
   withTotal?: boolean;
   /** The clock for the day filters (tests pass an explicit time). */
   now?: Date;
 }
+
+/** A list cursor's sort key (`[sortAt, id]`), as against a contact to page after. */
+const isSortKey = (a: NonNullable<ContactQuery['after']>): a is readonly [string, string] => Array.isArray(a);
 
 type Row = {
   id: string;
@@ -321,7 +326,8 @@ export class ContactStore {
     return (rowCount ?? 0) > 0;
   }
 
-  async search(tenantId: string, q: ContactQuery): Promise<{ contacts: Contact[]; total: number }> {
+  /** `total` counts every match (without `after`); `sortAts` are the contacts' sort times, for cursors. */
+  async search(tenantId: string, q: ContactQuery): Promise<{ contacts: Contact[]; total: number; sortAts: string[] }> {
     const where: string[] = ['c.tenant_id = $1'];
     const args: unknown[] = [tenantId];
     const arg = (v: unknown) => `$${args.push(v)}`;
@@ -338,10 +344,17 @@ export class ContactStore {
     }
     const filter = where.join(' AND ');
     const total = q.withTotal === false ? -1 : Number((await this.db.query<{ n: string }>(`SELECT count(*) AS n FROM contacts c WHERE ${filter}`, args)).rows[0]!.n);
-    if (q.after) where.push(`(c.created_at, c.id) > (${arg(q.after.createdAt)}::timestamptz, ${arg(q.after.id)}::uuid)`);
-    const page = where.join(' AND ');
-    const { rows } = await this.db.query<Row>(`${SELECT} WHERE ${page} ORDER BY c.created_at, c.id LIMIT ${arg(q.limit ?? 100)} OFFSET ${arg(q.offset ?? 0)}`, args);
-    return { contacts: rows.map(toContact), total };
+    const after = q.after;
+    const page = !after
+      ? ''
+      : isSortKey(after)
+        ? ` AND (c.created_at, c.id) > (${fromMicros(arg(after[0]))}, ${arg(after[1])}::uuid)`
+        : ` AND (c.created_at, c.id) > (${arg(after.createdAt)}::timestamptz, ${arg(after.id)}::uuid)`;
+    const { rows } = await this.db.query<Row & { sort_at: string }>(
+      `${SELECT.replace(/^SELECT /, `SELECT ${microsOf('c.created_at')} AS sort_at, `)} WHERE ${filter}${page} ORDER BY c.created_at, c.id LIMIT ${arg(q.limit ?? 100)} OFFSET ${arg(q.offset ?? 0)}`,
+      args,
+    );
+    return { contacts: rows.map(toContact), total, sortAts: rows.map((r) => r.sort_at) };
   }
 
   async counts(): Promise<{ tenantId: string; n: number }[]> {

@@ -5,7 +5,7 @@
 import { BlockList, isIP } from 'node:net';
 import type { Router } from 'express';
 import { z } from 'zod';
-import { badRequest, notFound, param, type RouteHelpers, type TenantInfo } from 'parley';
+import { badRequest, NextPage, notFound, PAGE_LIMIT_MAX, pageOf, pageOfList, pageQuery, param, readCursor, TimeIdKey, type RouteHelpers, type TenantInfo } from 'parley';
 import type { Budgets } from './budgets.js';
 import type { CostStore } from './store.js';
 import { senderKey } from './stage.js';
@@ -69,6 +69,9 @@ const Block = z
   .object({ id: z.string(), type: z.enum(['sender', 'ip']), value: z.string().describe('The sender\'s hash, or the normalised range'), reason: z.string().nullable(), createdBy: z.string(), createdAt: at })
   .meta({ id: 'CostBlock' });
 const notEnabled = { code: 'PARLEY_NOT_FOUND', status: 404, description: 'cost-guard is not enabled for the tenant' } as const;
+/** Prices and blocks answered in full before paging: their default page is the largest. */
+const wholeListQuery = pageQuery({ defaultLimit: PAGE_LIMIT_MAX });
+const priceKey = (p: { tenantId: string; kind: string; channel: string; country: string; model: string; source: string }) => [p.tenantId, p.kind, p.channel, p.country, p.model, p.source].join('\u0000');
 const tags = ['cost-guard'];
 
 export function actorOf(req: { principal?: { kind: string; keyId?: string } }): string {
@@ -243,9 +246,12 @@ export function costRoutes(deps: CostsDeps) {
     );
 
     route(
-      { method: 'get', path: '/v1/costs/prices', auth: 'operator', tags, summary: 'Unit prices (configured and runtime)', responses: { 200: { description: 'The prices', schema: z.object({ prices: z.array(Price) }) } } },
-      async (_req, res) => {
-        res.json({ prices: await deps.store.prices() });
+      { method: 'get', path: '/v1/costs/prices', auth: 'operator', tags, summary: 'Unit prices (configured and runtime)', description: 'By tenant, kind, channel, country, model and source.', query: wholeListQuery, responses: { 200: { description: 'The prices', schema: z.object({ prices: z.array(Price), next: NextPage }) } }, errors: ['PARLEY_BAD_REQUEST'] },
+      async (req, res) => {
+        const q = wholeListQuery.safeParse(req.query);
+        if (!q.success) throw badRequest('Query must be ?limit=1..500&cursor=<from next>');
+        const { items, next } = pageOfList(req, 'prices', await deps.store.prices(), q.data, priceKey);
+        res.json({ prices: items, next });
       },
     );
 
@@ -261,9 +267,14 @@ export function costRoutes(deps: CostsDeps) {
     );
 
     route(
-      { method: 'get', path: '/v1/tenants/:tenant/blocks', auth: 'tenant', tags, summary: 'Blocked senders (hashed) and IP ranges', responses: { 200: { description: 'The blocks', schema: z.object({ blocks: z.array(Block) }) } }, errors: [notEnabled] },
+      { method: 'get', path: '/v1/tenants/:tenant/blocks', auth: 'tenant', tags, summary: 'Blocked senders (hashed) and IP ranges', description: 'Oldest first.', query: wholeListQuery, responses: { 200: { description: 'The blocks', schema: z.object({ blocks: z.array(Block), next: NextPage }) } }, errors: ['PARLEY_BAD_REQUEST', notEnabled] },
       async (req, res) => {
-        res.json({ blocks: await deps.store.blocks(tenantOf(req).id) });
+        const tenantId = tenantOf(req).id;
+        const q = wholeListQuery.safeParse(req.query);
+        if (!q.success) throw badRequest('Query must be ?limit=1..500&cursor=<from next>');
+        const after = q.data.cursor ? readCursor('blocks', q.data.cursor, TimeIdKey) : null;
+        const { items, next } = pageOf(req, 'blocks', await deps.store.blocksPage(tenantId, q.data.limit + 1, after), q.data.limit, (b) => [b.sortAt, b.id]);
+        res.json({ blocks: items.map(({ sortAt: _, ...b }) => b), next });
       },
     );
 

@@ -7,7 +7,7 @@
  * (total first), so two instances can never both spend the last dollar.
  */
 import type { Pool } from 'pg';
-import { inTransaction, type Migration } from 'parley';
+import { fromMicros, inTransaction, microsOf, type Migration } from 'parley';
 import type { Category, Period, PriceRule } from './types.js';
 
 export const migrations: Migration[] = [
@@ -534,6 +534,17 @@ export class CostStore {
     const { rows } = await this.db.query(
       `SELECT id, type, value, reason, created_by AS "createdBy", created_at AS "createdAt" FROM cost_guard_blocks WHERE tenant_id = $1 ORDER BY created_at`,
       [tenantId],
+    );
+    return rows;
+  }
+
+  /** A page of `blocks`, oldest first; `after` is the sort key of the last one of the previous page (`sortAt`, id). */
+  async blocksPage(tenantId: string, limit: number, after: readonly [string, string] | null): Promise<{ id: string; type: 'sender' | 'ip'; value: string; reason: string | null; createdBy: string; createdAt: Date; sortAt: string }[]> {
+    const { rows } = await this.db.query(
+      `SELECT id, type, value, reason, created_by AS "createdBy", created_at AS "createdAt", ${microsOf('created_at')} AS "sortAt" FROM cost_guard_blocks
+        WHERE tenant_id = $1 AND ($3::text IS NULL OR (created_at, id) > (${fromMicros('$3')}, $4::uuid))
+        ORDER BY created_at, id LIMIT $2`,
+      [tenantId, limit, after?.[0] ?? null, after?.[1] ?? null],
     );
     return rows;
   }

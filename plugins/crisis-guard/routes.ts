@@ -1,17 +1,16 @@
 /**
  * Operator routes: list a tenant's detections, and mark one a false positive (audited, counted).
- * `GET /v1/tenants/:tenant/crisis-detections?limit&before&falsePositive`,
+ * `GET /v1/tenants/:tenant/crisis-detections?limit&cursor&falsePositive` (paged with `next`; `before` the old way),
  * `POST /v1/tenants/:tenant/crisis-detections/:id/false-positive` `{ note? }`.
  */
 import type { Router } from 'express';
 import { z } from 'zod';
-import { badRequest, notFound, param, type RouteHelpers } from 'parley';
+import { NextPage, TimeIdKey, badRequest, notFound, pageOf, pageQuery, param, readCursor, type RouteHelpers } from 'parley';
 import type { CrisisMetrics } from './metrics.js';
 import type { DetectionStore } from './store.js';
 
-const listQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(200).default(50),
-  before: z.coerce.date().optional().meta({ type: 'string', format: 'date-time', description: 'Only detections older than this time' }),
+const listQuery = pageQuery({ maxLimit: 200 }).extend({
+  before: z.coerce.date().optional().meta({ type: 'string', format: 'date-time', description: 'Old way of paging (use `cursor`): only detections older than this time' }),
   falsePositive: z.enum(['true', 'false']).transform((v) => v === 'true').optional(),
 });
 const markBody = z.object({ note: z.string().max(500).optional() });
@@ -54,14 +53,16 @@ export function detectionRoutes(deps: { store: DetectionStore; metrics: CrisisMe
         tags: ['crisis-guard'],
         summary: "The tenant's crisis detections, newest first",
         query: listQuery,
-        responses: { 200: { description: 'The detections', schema: z.object({ detections: z.array(Detection) }) } },
+        responses: { 200: { description: 'The detections', schema: z.object({ detections: z.array(Detection), next: NextPage }) } },
         errors: ['PARLEY_BAD_REQUEST', notEnabled],
       },
       async (req, res) => {
         const tenantId = tenantOf(req);
         const query = listQuery.safeParse(req.query);
-        if (!query.success) throw badRequest('Query must be ?limit=1..200&before=<ISO date>&falsePositive=true|false');
-        res.set('cache-control', 'no-store').json({ detections: await store.list(tenantId, query.data) });
+        if (!query.success) throw badRequest('Query must be ?limit=1..200&cursor=<from next>&falsePositive=true|false (or the old before=<ISO date>)');
+        const after = query.data.cursor ? readCursor('crisis-detections', query.data.cursor, TimeIdKey) : null;
+        const { items, next } = pageOf(req, 'crisis-detections', await store.list(tenantId, { ...query.data, limit: query.data.limit + 1, after }), query.data.limit, (d) => [d.sortAt, d.id]);
+        res.set('cache-control', 'no-store').json({ detections: items.map(({ sortAt: _, ...d }) => d), next });
       },
     );
     route(

@@ -4,7 +4,7 @@
  * data-subject provider reaches a person's rows through their conversations.
  */
 import type { Pool } from 'pg';
-import { consentAddress, type DataSubject, type DataSubjectProvider, type Migration } from 'parley';
+import { consentAddress, fromMicros, microsOf, type DataSubject, type DataSubjectProvider, type Migration } from 'parley';
 import type { CrisisCategory, CrisisLanguage } from './types.js';
 
 export const migrations: Migration[] = [
@@ -80,15 +80,17 @@ export class DetectionStore {
     return rows[0]!;
   }
 
-  async list(tenantId: string, query: { limit: number; before?: Date; falsePositive?: boolean }): Promise<Detection[]> {
-    const { rows } = await this.db.query<Row>(
-      `SELECT ${COLUMNS} FROM crisis_guard_detections
+  /** Newest first; `after` is the sort key of the last one of the previous page (`sortAt`, id). */
+  async list(tenantId: string, query: { limit: number; before?: Date | undefined; falsePositive?: boolean | undefined; after?: readonly [string, string] | null }): Promise<(Detection & { sortAt: string })[]> {
+    const { rows } = await this.db.query<Row & { sortAt: string }>(
+      `SELECT ${COLUMNS}, ${microsOf('detected_at')} AS "sortAt" FROM crisis_guard_detections
         WHERE tenant_id = $1 AND ($2::timestamptz IS NULL OR detected_at < $2)
           AND ($3::boolean IS NULL OR (false_positive_at IS NOT NULL) = $3)
-        ORDER BY detected_at DESC, id LIMIT $4`,
-      [tenantId, query.before ?? null, query.falsePositive ?? null, query.limit],
+          AND ($5::text IS NULL OR (detected_at, id) < (${fromMicros('$5')}, $6::uuid))
+        ORDER BY detected_at DESC, id DESC LIMIT $4`,
+      [tenantId, query.before ?? null, query.falsePositive ?? null, query.limit, query.after?.[0] ?? null, query.after?.[1] ?? null],
     );
-    return rows.map(toDetection);
+    return rows.map((r) => ({ ...toDetection(r), sortAt: r.sortAt }));
   }
 
   /** Marks a detection a false positive; `changed` is false when it already was one. Undefined when absent. */

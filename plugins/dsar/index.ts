@@ -62,7 +62,7 @@ export default definePlugin({
       }),
       async export(subject) {
         const rows = await store.list(subject.tenantId, { subjectHashes: subjectHashes(subject), limit: 500 });
-        return rows.map((r) => ({ kind: 'data-request', id: r.id, type: r.type, status: r.status, createdAt: r.createdAt, dueAt: r.dueAt, completedAt: r.completedAt }));
+        return rows.map(({ request: r }) => ({ kind: 'data-request', id: r.id, type: r.type, status: r.status, createdAt: r.createdAt, dueAt: r.dueAt, completedAt: r.completedAt }));
       },
       async erase(subject) {
         const r = await ctx.db.query(

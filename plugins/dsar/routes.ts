@@ -1,6 +1,6 @@
 /**
  * Admin routes (tenant key for its own tenant, or the operator key):
- * `POST /v1/tenants/:tenant/data-subjects/requests`, `GET .../requests?status&subject&limit`,
+ * `POST /v1/tenants/:tenant/data-subjects/requests`, `GET .../requests?status&subject&limit&cursor`,
  * `GET .../requests/:id`, `POST .../requests/:id/approve|reject|retry|link`, `GET .../requests/:id/audit`,
  * `GET /v1/tenants/:tenant/retention/preview`, `POST /v1/tenants/:tenant/retention/run`;
  * and the download link itself, `GET /v1/dsar/downloads/:token` (the signed link is the credential).
@@ -9,7 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, rmSync } from 'node:fs';
 import type { Request, Router } from 'express';
 import { z } from 'zod';
-import { badRequest, HttpError, notFound, param, pluginErrorCode, subjectHashes, type RouteHelpers } from 'parley';
+import { badRequest, HttpError, NextPage, notFound, PAGE_LIMIT_MAX, pageOf, pageQuery, param, pluginErrorCode, readCursor, subjectHashes, TimeIdKey, type RouteHelpers } from 'parley';
 import type { RequestStore } from './store.js';
 import type { DsarMetrics } from './metrics.js';
 import { readLink, signLink } from './run.js';
@@ -30,11 +30,12 @@ const createBody = z.object({
   requestedBy: z.string().min(1).max(200),
 });
 const decisionBody = z.object({ note: z.string().max(1000).optional() });
-const listQuery = z.object({
+const listQuery = pageQuery({ defaultLimit: 100 }).extend({
   status: z.enum(['unverified', 'pending-approval', 'queued', 'running', 'completed', 'rejected', 'failed', 'expired']).optional(),
   subject: z.string().min(3).max(100).optional(),
-  limit: z.coerce.number().int().min(1).max(500).default(100),
 });
+/** An audit trail answered in full before paging: its default page is the largest. */
+const auditQuery = pageQuery({ defaultLimit: PAGE_LIMIT_MAX });
 
 const at = z.iso.datetime({ offset: true });
 const STATUS = z.enum(['unverified', 'pending-approval', 'queued', 'running', 'completed', 'rejected', 'failed', 'expired']);
@@ -146,13 +147,16 @@ export function dsarRoutes(deps: RouteDeps) {
     );
 
     route(
-      { method: 'get', path: base, auth: 'tenant', tags, summary: 'Requests, filtered by status or subject address', query: listQuery, responses: { 200: { description: 'The requests', schema: z.object({ requests: z.array(DsarRequestView) }) } }, errors: ['PARLEY_BAD_REQUEST', notEnabled] },
+      { method: 'get', path: base, auth: 'tenant', tags, summary: 'Requests, filtered by status or subject address', query: listQuery, responses: { 200: { description: 'The requests', schema: z.object({ requests: z.array(DsarRequestView), next: NextPage }) } }, errors: ['PARLEY_BAD_REQUEST', notEnabled] },
       async (req, res) => {
         const { tenantId } = tenantOf(req);
         const q = listQuery.safeParse(req.query);
-        if (!q.success) throw badRequest('Query must be ?status=<status>&subject=<address>&limit=1..500');
+        if (!q.success) throw badRequest('Query must be ?status=<status>&subject=<address>&limit=1..500&cursor=<from next>');
         const hashes = q.data.subject ? subjectHashes({ tenantId, addresses: [q.data.subject] }) : undefined;
-        res.set('cache-control', 'no-store').json({ requests: (await store.list(tenantId, { status: q.data.status, subjectHashes: hashes, limit: q.data.limit })).map(view) });
+        const after = q.data.cursor ? readCursor('dsar-requests', q.data.cursor, TimeIdKey) : null;
+        const rows = await store.list(tenantId, { status: q.data.status, subjectHashes: hashes, limit: q.data.limit + 1, after });
+        const { items, next } = pageOf(req, 'dsar-requests', rows, q.data.limit, (r) => [r.sortAt, r.request.id]);
+        res.set('cache-control', 'no-store').json({ requests: items.map((r) => view(r.request)), next });
       },
     );
 
@@ -165,10 +169,15 @@ export function dsarRoutes(deps: RouteDeps) {
     );
 
     route(
-      { method: 'get', path: `${base}/:id/audit`, auth: 'tenant', tags, summary: 'The audit trail of a request', responses: { 200: { description: 'Its audit rows', schema: z.object({ audit: z.array(z.looseObject({})) }) } }, errors: [notEnabled] },
+      { method: 'get', path: `${base}/:id/audit`, auth: 'tenant', tags, summary: 'The audit trail of a request', description: 'Oldest first.', query: auditQuery, responses: { 200: { description: 'Its audit rows', schema: z.object({ audit: z.array(z.looseObject({})), next: NextPage }) } }, errors: ['PARLEY_BAD_REQUEST', notEnabled] },
       async (req, res) => {
         const { tenantId, request } = await requestOf(req);
-        res.set('cache-control', 'no-store').json({ audit: await store.auditTrail(tenantId, request.id) });
+        const q = auditQuery.safeParse(req.query);
+        if (!q.success) throw badRequest('Query must be ?limit=1..500&cursor=<from next>');
+        const afterSeq = q.data.cursor ? readCursor('dsar-audit', q.data.cursor, z.tuple([z.string().regex(/^\d{1,18}$/)]))[0] : null;
+        const rows = await store.auditTrail(tenantId, request.id, { limit: q.data.limit + 1, afterSeq });
+        const { items, next } = pageOf(req, 'dsar-audit', rows, q.data.limit, (r) => [r.seq]);
+        res.set('cache-control', 'no-store').json({ audit: items, next });
       },
     );
 

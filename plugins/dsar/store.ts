@@ -6,7 +6,7 @@
  * the request id and counts, never an address).
  */
 import type { Pool, PoolClient } from 'pg';
-import { hashAddress, inTransaction, subjectHashes, type Migration } from 'parley';
+import { fromMicros, hashAddress, inTransaction, microsOf, subjectHashes, type Migration } from 'parley';
 import type { DsarRequest, RequestStatus, RequestType } from './types.js';
 
 export const migrations: Migration[] = [
@@ -134,13 +134,15 @@ export class RequestStore {
     return { ...toRequest(rest), addresses, exportPath, replyFrom };
   }
 
-  async list(tenantId: string, q: { status?: string | undefined; subjectHashes?: string[] | undefined; limit: number }): Promise<DsarRequest[]> {
-    const { rows } = await this.db.query<Row>(
-      `SELECT ${COLUMNS} FROM dsar_requests WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::text[] IS NULL OR subject_hashes && $3)
-        ORDER BY created_at DESC LIMIT $4`,
-      [tenantId, q.status ?? null, q.subjectHashes ?? null, q.limit],
+  /** Newest first; `after` is the sort key of the last request of the previous page (`sortAt`, id). */
+  async list(tenantId: string, q: { status?: string | undefined; subjectHashes?: string[] | undefined; limit: number; after?: readonly [string, string] | null }): Promise<{ request: DsarRequest; sortAt: string }[]> {
+    const { rows } = await this.db.query<Row & { sortAt: string }>(
+      `SELECT ${COLUMNS}, ${microsOf('created_at')} AS "sortAt" FROM dsar_requests WHERE tenant_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::text[] IS NULL OR subject_hashes && $3)
+          AND ($5::text IS NULL OR (created_at, id) < (${fromMicros('$5')}, $6::uuid))
+        ORDER BY created_at DESC, id DESC LIMIT $4`,
+      [tenantId, q.status ?? null, q.subjectHashes ?? null, q.limit, q.after?.[0] ?? null, q.after?.[1] ?? null],
     );
-    return rows.map(toRequest);
+    return rows.map((r) => ({ request: toRequest(r), sortAt: r.sortAt }));
   }
 
   /** Moves a request from one of `from` to `to`, once (a conditional update), and audits it. */
@@ -257,11 +259,12 @@ export class RequestStore {
     return rows;
   }
 
-  async auditTrail(tenantId: string, id: string): Promise<Record<string, unknown>[]> {
+  /** Oldest first, `limit` rows after the audit row `afterSeq`. */
+  async auditTrail(tenantId: string, id: string, page: { limit: number; afterSeq?: string | null }): Promise<({ seq: string } & Record<string, unknown>)[]> {
     const { rows } = await this.db.query(
       `SELECT seq::text AS seq, action, actor, subject_hash AS "subjectHash", detail, at, prev_hash AS "prevHash", hash FROM parley_audit
-        WHERE tenant_id = $1 AND action LIKE 'dsar.%' AND detail->>'requestId' = $2 ORDER BY parley_audit.seq`,
-      [tenantId, id],
+        WHERE tenant_id = $1 AND action LIKE 'dsar.%' AND detail->>'requestId' = $2 AND ($4::text IS NULL OR seq > $4::bigint) ORDER BY parley_audit.seq LIMIT $3`,
+      [tenantId, id, page.limit, page.afterSeq ?? null],
     );
     return rows;
   }

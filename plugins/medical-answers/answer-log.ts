@@ -6,7 +6,7 @@
  * start ingests it again only when it changed.
  */
 import type { Pool } from 'pg';
-import { consentAddress, type DataSubject, type DataSubjectProvider, type Migration } from 'parley';
+import { consentAddress, fromMicros, microsOf, type DataSubject, type DataSubjectProvider, type Migration } from 'parley';
 import type { QueryOutcome } from './metrics.js';
 
 export const logMigrations: Migration[] = [
@@ -73,12 +73,14 @@ export class AnswerLog {
     );
   }
 
-  async list(tenantId: string, q: { limit: number; before?: Date | undefined; outcome?: QueryOutcome | undefined }): Promise<Record<string, unknown>[]> {
+  /** Newest first; `after` is the sort key of the last entry of the previous page (`sortAt`, message id). */
+  async list(tenantId: string, q: { limit: number; before?: Date | undefined; outcome?: QueryOutcome | undefined; after?: readonly [string, string] | null }): Promise<({ messageId: string; sortAt: string } & Record<string, unknown>)[]> {
     const { rows } = await this.db.query(
-      `SELECT ${COLUMNS} FROM medical_answers_log
+      `SELECT ${COLUMNS}, ${microsOf('at')} AS "sortAt" FROM medical_answers_log
         WHERE tenant_id = $1 AND ($2::timestamptz IS NULL OR at < $2) AND ($3::text IS NULL OR outcome = $3)
-        ORDER BY at DESC, message_id LIMIT $4`,
-      [tenantId, q.before ?? null, q.outcome ?? null, q.limit],
+          AND ($5::text IS NULL OR (at, message_id) < (${fromMicros('$5')}, $6::uuid))
+        ORDER BY at DESC, message_id DESC LIMIT $4`,
+      [tenantId, q.before ?? null, q.outcome ?? null, q.limit, q.after?.[0] ?? null, q.after?.[1] ?? null],
     );
     return rows;
   }

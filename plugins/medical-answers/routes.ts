@@ -4,18 +4,17 @@
  * corpus version, ingest progress, last error, outcomes of the last 7 days);
  * `POST /v1/tenants/:tenant/medical-answers/search` `{ query, k? }` what retrieval finds, for checking a
  * library without texting it;
- * `GET /v1/tenants/:tenant/medical-answers/answers?limit&before&outcome` the answer log (no texts).
+ * `GET /v1/tenants/:tenant/medical-answers/answers?limit&cursor&outcome` the answer log (no texts), paged with `next`.
  */
 import type { Router } from 'express';
 import { z } from 'zod';
-import { badRequest, notFound, param, type RouteHelpers } from 'parley';
+import { NextPage, TimeIdKey, badRequest, notFound, pageOf, pageQuery, param, readCursor, type RouteHelpers } from 'parley';
 import type { AnswerLog } from './answer-log.js';
 import type { Library } from './library.js';
 
 const searchBody = z.object({ query: z.string().trim().min(1).max(1000), k: z.number().int().min(1).max(50).default(5) });
-const listQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(200).default(50),
-  before: z.coerce.date().optional().meta({ type: 'string', format: 'date-time', description: 'Only entries older than this time' }),
+const listQuery = pageQuery({ maxLimit: 200 }).extend({
+  before: z.coerce.date().optional().meta({ type: 'string', format: 'date-time', description: 'Old way of paging (use `cursor`): only entries older than this time' }),
   outcome: z.enum(['answered', 'fallback', 'crisis', 'passed', 'loading']).optional(),
 });
 
@@ -108,14 +107,16 @@ export function libraryRoutes(deps: { library: Library; log: AnswerLog; enabled(
         tags: ['medical-answers'],
         summary: 'The answer log, newest first (outcomes, confidence, documents; no texts)',
         query: listQuery,
-        responses: { 200: { description: 'The log', schema: z.object({ answers: z.array(Answer) }) } },
+        responses: { 200: { description: 'The log', schema: z.object({ answers: z.array(Answer), next: NextPage }) } },
         errors: ['PARLEY_BAD_REQUEST', notEnabled],
       },
       async (req, res) => {
         const tenantId = tenantOf(req);
         const query = listQuery.safeParse(req.query);
-        if (!query.success) throw badRequest('Query must be ?limit=1..200&before=<ISO date>&outcome=answered|fallback|crisis|passed|loading');
-        res.set('cache-control', 'no-store').json({ answers: await deps.log.list(tenantId, query.data) });
+        if (!query.success) throw badRequest('Query must be ?limit=1..200&cursor=<from next>&outcome=answered|fallback|crisis|passed|loading (or the old before=<ISO date>)');
+        const after = query.data.cursor ? readCursor('medical-answers', query.data.cursor, TimeIdKey) : null;
+        const { items, next } = pageOf(req, 'medical-answers', await deps.log.list(tenantId, { ...query.data, limit: query.data.limit + 1, after }), query.data.limit, (a) => [a.sortAt, a.messageId]);
+        res.set('cache-control', 'no-store').json({ answers: items.map(({ sortAt: _, ...a }) => a), next });
       },
     );
   };

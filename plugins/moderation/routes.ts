@@ -6,7 +6,7 @@
  */
 import type { Router } from 'express';
 import { z } from 'zod';
-import { badRequest, HttpError, notFound, param, pluginErrorCode, type AiService, type RouteHelpers } from 'parley';
+import { badRequest, HttpError, NextPage, notFound, pageOf, pageQuery, param, pluginErrorCode, readCursor, TimeIdKey, type AiService, type RouteHelpers } from 'parley';
 import { screenText } from './screen.js';
 import { modelOpinion } from './model.js';
 import type { ModerationMetrics } from './metrics.js';
@@ -18,7 +18,7 @@ const ALREADY_DECIDED = pluginErrorCode('moderation', 'ALREADY_DECIDED');
 
 const screenBody = z.object({ text: z.string().min(1).max(10_000), contentType: z.string().max(100).optional(), contentId: z.string().max(200).optional() });
 const STATUSES = ['pending', 'in_review', 'approved', 'rejected', 'escalated', 'dismissed'] as const;
-const listQuery = z.object({
+const listQuery = pageQuery({ maxLimit: 200 }).extend({
   status: z
     .string()
     .transform((s) => s.split(','))
@@ -29,8 +29,7 @@ const listQuery = z.object({
   assignee: z.string().max(200).optional(),
   minConfidence: z.coerce.number().min(0).max(1).optional(),
   maxConfidence: z.coerce.number().min(0).max(1).optional(),
-  limit: z.coerce.number().int().min(1).max(200).default(50),
-  offset: z.coerce.number().int().min(0).max(100_000).default(0),
+  offset: z.coerce.number().int().min(0).max(100_000).default(0).describe('Old way of paging (use `cursor`): skip this many matches; not with `cursor`'),
 });
 const decisionBody = z.object({
   /** Why (kept in the audit). */
@@ -148,13 +147,16 @@ export function moderationRoutes(deps: { store: QueueStore; service: ModerationS
     );
 
     route(
-      { method: 'get', path: `${base}/queue`, auth: 'tenant', tags, summary: 'The review queue, filtered', description: '`status` takes a comma-separated list. Paged with `limit` and `offset`; `total` counts every match.', query: listQuery, responses: { 200: { description: 'A page of items', schema: z.object({ items: z.array(Item), count: z.number().int(), total: z.number().int(), limit: z.number().int(), offset: z.number().int() }) } }, errors: ['PARLEY_BAD_REQUEST', notEnabled] },
+      { method: 'get', path: `${base}/queue`, auth: 'tenant', tags, summary: 'The review queue, filtered', description: '`status` takes a comma-separated list. Oldest first, paged with `limit` and `cursor` (`next`; `offset` is the old way); `total` counts every match.', query: listQuery, responses: { 200: { description: 'A page of items', schema: z.object({ items: z.array(Item), count: z.number().int(), total: z.number().int(), limit: z.number().int(), offset: z.number().int(), next: NextPage }) } }, errors: ['PARLEY_BAD_REQUEST', notEnabled] },
       async (req, res) => {
         const { tenantId } = settingsOf(req as Req);
         const q = listQuery.safeParse(req.query);
-        if (!q.success) throw badRequest(`Query: ${q.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')} (status=pending,in_review&direction=inbound|outbound&category&assignee&minConfidence&maxConfidence&limit=1..200&offset)`);
-        const { items, total } = await store.list(tenantId, { ...q.data, ...(q.data.status ? { status: q.data.status } : {}) } as never);
-        res.set('cache-control', 'no-store').json({ items, count: items.length, total, limit: q.data.limit, offset: q.data.offset });
+        if (!q.success) throw badRequest(`Query: ${q.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')} (status=pending,in_review&direction=inbound|outbound&category&assignee&minConfidence&maxConfidence&limit=1..200&cursor)`);
+        if (q.data.cursor && q.data.offset) throw badRequest('Page with cursor or with offset (the old way), not both');
+        const after = q.data.cursor ? readCursor('moderation-queue', q.data.cursor, TimeIdKey) : null;
+        const { items: found, total, sortAts } = await store.list(tenantId, { ...q.data, ...(q.data.status ? { status: q.data.status } : {}), limit: q.data.limit + 1, after } as never);
+        const { items, next } = pageOf(req, 'moderation-queue', found.map((item, i) => ({ item, sortAt: sortAts[i]! })), q.data.limit, (r) => [r.sortAt, r.item.id]);
+        res.set('cache-control', 'no-store').json({ items: items.map((r) => r.item), count: items.length, total, limit: q.data.limit, offset: q.data.offset, next });
       },
     );
 

@@ -5,7 +5,7 @@
  * decision. Status changes are conditional updates, so a decision is taken once.
  */
 import type { Pool } from 'pg';
-import { consentAddress, type DataSubject, type DataSubjectProvider, type Migration } from 'parley';
+import { consentAddress, fromMicros, microsOf, type DataSubject, type DataSubjectProvider, type Migration } from 'parley';
 import type { Category, Flag } from './types.js';
 
 export const migrations: Migration[] = [
@@ -105,7 +105,10 @@ export interface ListQuery {
   minConfidence?: number;
   maxConfidence?: number;
   limit: number;
+  /** The old way of paging; `after` is the way now. */
   offset: number;
+  /** Items after this sort key (`sortAt` of created_at, id), in (created_at, id) order. */
+  after?: readonly [string, string] | null;
 }
 
 export class QueueStore {
@@ -132,15 +135,21 @@ export class QueueStore {
     return rows[0];
   }
 
-  async list(tenantId: string, q: ListQuery): Promise<{ items: QueueItem[]; total: number }> {
+  /** Oldest first; `total` counts every match (without `after`); `sortAts` are the items' sort times, for cursors. */
+  async list(tenantId: string, q: ListQuery): Promise<{ items: QueueItem[]; total: number; sortAts: string[] }> {
     const where = `tenant_id = $1 AND ($2::text[] IS NULL OR status = ANY($2)) AND ($3::text IS NULL OR direction = $3) AND ($4::text IS NULL OR $4 = ANY(categories))
       AND ($5::text IS NULL OR assignee = $5) AND ($6::float8 IS NULL OR confidence >= $6) AND ($7::float8 IS NULL OR confidence < $7)`;
     const params = [tenantId, q.status ?? null, q.direction ?? null, q.category ?? null, q.assignee ?? null, q.minConfidence ?? null, q.maxConfidence ?? null];
     const [{ rows }, count] = await Promise.all([
-      this.db.query<QueueItem>(`SELECT ${COLUMNS} FROM moderation_items WHERE ${where} ORDER BY created_at, id LIMIT $8 OFFSET $9`, [...params, q.limit, q.offset]),
+      this.db.query<QueueItem & { sortAt: string }>(
+        `SELECT ${COLUMNS}, ${microsOf('created_at')} AS "sortAt" FROM moderation_items WHERE ${where}
+           AND ($10::text IS NULL OR (created_at, id) > (${fromMicros('$10')}, $11::uuid))
+         ORDER BY created_at, id LIMIT $8 OFFSET $9`,
+        [...params, q.limit, q.offset, q.after?.[0] ?? null, q.after?.[1] ?? null],
+      ),
       this.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM moderation_items WHERE ${where}`, params),
     ]);
-    return { items: rows, total: count.rows[0]!.n };
+    return { items: rows.map(({ sortAt: _, ...item }) => item), total: count.rows[0]!.n, sortAts: rows.map((r) => r.sortAt) };
   }
 
   /** Claim or assign an open item: `in_review` with the assignee (escalated items keep their status). */

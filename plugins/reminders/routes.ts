@@ -7,7 +7,7 @@
  */
 import type { Router } from 'express';
 import { z } from 'zod';
-import { ParleyError, badRequest, notFound, param, type RouteHelpers } from 'parley';
+import { NextPage, PAGE_LIMIT_MAX, ParleyError, TimeIdKey, badRequest, notFound, pageOf, pageQuery, param, readCursor, type RouteHelpers } from 'parley';
 import type { ContactsDirectory } from './contacts-api.js';
 import { parseCommand, langOf } from './parse.js';
 import type { RemindersService, Schedule } from './service.js';
@@ -107,7 +107,11 @@ const Schedule = z
   })
   .meta({ id: 'Schedule', description: 'A scheduled delivery to an audience' });
 const Run = z.looseObject({ id: z.string(), status: z.string() }).meta({ id: 'ScheduleRun' });
-const remindersQuery = z.object({ contactId: z.string().optional().describe('Only this contact\'s'), all: z.enum(['true', 'false']).optional().describe('With finished and cancelled ones') });
+/** These lists answered in full before paging: their default page is the largest. */
+const remindersQuery = pageQuery({ defaultLimit: PAGE_LIMIT_MAX }).extend({ contactId: z.guid('must be a contact id').optional().describe('Only this contact\'s'), all: z.enum(['true', 'false']).optional().describe('With finished and cancelled ones') });
+const ReminderKey = z.tuple([z.guid(), z.number().int().min(0).max(2_147_483_647)]);
+const schedulesQuery = pageQuery({ defaultLimit: PAGE_LIMIT_MAX });
+const runsQuery = pageQuery({ defaultLimit: 50 });
 const notEnabled = { code: 'PARLEY_NOT_FOUND', status: 404, description: 'reminders (with contacts) is not enabled for the tenant, or no such item' } as const;
 const rtags = ['reminders'];
 const stags = ['schedules'];
@@ -137,13 +141,14 @@ export function remindersRoutes(deps: { service: RemindersService; contacts: Con
     // ---- reminders
     const rbase = '/v1/tenants/:tenant/reminders';
     route(
-      { method: 'get', path: rbase, auth: 'tenant', tags: rtags, summary: 'Active reminders (all with all=true), of a contact or of everyone', query: remindersQuery, responses: { 200: { description: 'The reminders', schema: z.object({ reminders: z.array(Reminder), count: z.number().int() }) } }, errors: ['PARLEY_BAD_REQUEST', notEnabled] },
+      { method: 'get', path: rbase, auth: 'tenant', tags: rtags, summary: 'Active reminders (all with all=true), of a contact or of everyone', description: 'By contact, then by the number the person sees.', query: remindersQuery, responses: { 200: { description: 'The reminders', schema: z.object({ reminders: z.array(Reminder), count: z.number().int(), next: NextPage }) } }, errors: ['PARLEY_BAD_REQUEST', notEnabled] },
       async (req, res) => {
         const tenantId = tenantOf(req as Req);
-        const q = req.query as Record<string, string | undefined>;
-        if (q.contactId && !/^[0-9a-f-]{36}$/i.test(q.contactId)) throw badRequest('contactId must be a contact id');
-        const reminders = await service.listReminders(tenantId, q.contactId, { all: q.all === 'true' });
-        res.set('cache-control', 'no-store').json({ reminders, count: reminders.length });
+        const q = parse(remindersQuery, req.query, 'Query (contactId=<contact id>&all=true|false&limit=1..500&cursor)');
+        const after = q.cursor ? readCursor('reminders', q.cursor, ReminderKey) : null;
+        const found = await service.listReminders(tenantId, q.contactId, { all: q.all === 'true', limit: q.limit + 1, after });
+        const { items, next } = pageOf(req, 'reminders', found, q.limit, (r) => [r.contactId, r.shortId]);
+        res.set('cache-control', 'no-store').json({ reminders: items, count: items.length, next });
       },
     );
 
@@ -224,11 +229,13 @@ export function remindersRoutes(deps: { service: RemindersService; contacts: Con
     };
 
     route(
-      { method: 'get', path: sbase, auth: 'tenant', tags: stags, summary: 'Scheduled deliveries', responses: { 200: { description: 'The schedules', schema: z.object({ schedules: z.array(Schedule), count: z.number().int() }) } }, errors: [notEnabled] },
+      { method: 'get', path: sbase, auth: 'tenant', tags: stags, summary: 'Scheduled deliveries', description: 'Oldest first.', query: schedulesQuery, responses: { 200: { description: 'The schedules', schema: z.object({ schedules: z.array(Schedule), count: z.number().int(), next: NextPage }) } }, errors: ['PARLEY_BAD_REQUEST', notEnabled] },
       async (req, res) => {
         const tenantId = tenantOf(req as Req);
-        const schedules = await service.listSchedules(tenantId);
-        res.set('cache-control', 'no-store').json({ schedules: schedules.map(view), count: schedules.length });
+        const q = parse(schedulesQuery, req.query, 'Query (limit=1..500&cursor)');
+        const after = q.cursor ? readCursor('schedules', q.cursor, TimeIdKey) : null;
+        const { items, next } = pageOf(req, 'schedules', await service.listSchedules(tenantId, { limit: q.limit + 1, after }), q.limit, (r) => [r.sortAt, r.schedule.id]);
+        res.set('cache-control', 'no-store').json({ schedules: items.map((r) => view(r.schedule)), count: items.length, next });
       },
     );
 
@@ -333,10 +340,13 @@ export function remindersRoutes(deps: { service: RemindersService; contacts: Con
     );
 
     route(
-      { method: 'get', path: `${sbase}/:id/runs`, auth: 'tenant', tags: stags, summary: 'Runs of a schedule, with their recipients and status', responses: { 200: { description: 'The runs', schema: z.object({ runs: z.array(Run) }) } }, errors: [notEnabled] },
+      { method: 'get', path: `${sbase}/:id/runs`, auth: 'tenant', tags: stags, summary: 'Runs of a schedule, with their recipients and status', description: 'Newest first.', query: runsQuery, responses: { 200: { description: 'The runs', schema: z.object({ runs: z.array(Run), next: NextPage }) } }, errors: ['PARLEY_BAD_REQUEST', notEnabled] },
       async (req, res) => {
         const s = await scheduleOf(req as Req);
-        res.set('cache-control', 'no-store').json({ runs: await service.runRecords(s.tenantId, { scheduleId: s.id }) });
+        const q = parse(runsQuery, req.query, 'Query (limit=1..500&cursor)');
+        const after = q.cursor ? readCursor('schedule-runs', q.cursor, TimeIdKey) : null;
+        const { items, next } = pageOf(req, 'schedule-runs', await service.runRecords(s.tenantId, { scheduleId: s.id, limit: q.limit + 1, after }), q.limit, (r) => [r.sortAt, r.id]);
+        res.set('cache-control', 'no-store').json({ runs: items.map(({ sortAt: _, ...r }) => r), next });
       },
     );
   };

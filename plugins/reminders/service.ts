@@ -10,7 +10,7 @@
  */
 import type { Logger } from 'pino';
 import type { Pool } from 'pg';
-import { ParleyError, hashAddress, type GatewayServices, type TenantInfo } from 'parley';
+import { ParleyError, fromMicros, hashAddress, microsOf, type GatewayServices, type TenantInfo } from 'parley';
 import type { SendBudget } from './budget-api.js';
 import type { Contact, ContactsDirectory } from './contacts-api.js';
 import type { RemindersMetrics } from './metrics.js';
@@ -254,10 +254,13 @@ export class RemindersService {
     return rows[0] ? toReminder(rows[0]) : null;
   }
 
-  async listReminders(tenantId: string, contactId?: string, opts: { all?: boolean; limit?: number; offset?: number } = {}): Promise<Reminder[]> {
+  /** By contact and short id; `after` is the (contact id, short id) of the last one of the previous page. */
+  async listReminders(tenantId: string, contactId?: string, opts: { all?: boolean; limit?: number; offset?: number; after?: readonly [string, number] | null } = {}): Promise<Reminder[]> {
     const { rows } = await this.deps.db.query<ReminderRow>(
-      `SELECT * FROM reminders WHERE tenant_id = $1 AND ($2::uuid IS NULL OR contact_id = $2) AND ($3 OR status = 'active') ORDER BY contact_id, short_id LIMIT $4 OFFSET $5`,
-      [tenantId, contactId ?? null, opts.all ?? false, opts.limit ?? 1000, opts.offset ?? 0],
+      `SELECT * FROM reminders WHERE tenant_id = $1 AND ($2::uuid IS NULL OR contact_id = $2) AND ($3 OR status = 'active')
+          AND ($6::uuid IS NULL OR (contact_id, short_id) > ($6::uuid, $7::int))
+        ORDER BY contact_id, short_id LIMIT $4 OFFSET $5`,
+      [tenantId, contactId ?? null, opts.all ?? false, opts.limit ?? 1000, opts.offset ?? 0, opts.after?.[0] ?? null, opts.after?.[1] ?? null],
     );
     return rows.map(toReminder);
   }
@@ -457,9 +460,15 @@ export class RemindersService {
     return rows[0] ? toSchedule(rows[0]) : null;
   }
 
-  async listSchedules(tenantId: string): Promise<Schedule[]> {
-    const { rows } = await this.deps.db.query<ScheduleRow>(`SELECT * FROM delivery_schedules WHERE tenant_id = $1 ORDER BY created_at, id`, [tenantId]);
-    return rows.map(toSchedule);
+  /** Oldest first; `after` is the sort key of the last one of the previous page (`sortAt`, id). */
+  async listSchedules(tenantId: string, page: { limit: number; after?: readonly [string, string] | null }): Promise<{ schedule: Schedule; sortAt: string }[]> {
+    const { rows } = await this.deps.db.query<ScheduleRow & { sort_at: string }>(
+      `SELECT *, ${microsOf('created_at')} AS sort_at FROM delivery_schedules WHERE tenant_id = $1
+          AND ($3::text IS NULL OR (created_at, id) > (${fromMicros('$3')}, $4::uuid))
+        ORDER BY created_at, id LIMIT $2`,
+      [tenantId, page.limit, page.after?.[0] ?? null, page.after?.[1] ?? null],
+    );
+    return rows.map((r) => ({ schedule: toSchedule(r), sortAt: r.sort_at }));
   }
 
   /** Changes a schedule; a new pattern, zone, one-off time or a resume recomputes the next run from `now`. */
@@ -778,14 +787,19 @@ export class RemindersService {
   }
 
   async runRecord(tenantId: string, runId: string): Promise<RunRecord | null> {
-    const list = await this.runRecords(tenantId, { runId });
-    return list[0] ?? null;
+    const [found] = await this.runRecords(tenantId, { runId });
+    if (!found) return null;
+    const { sortAt: _, ...record } = found;
+    return record;
   }
 
-  /** Per-run records: recipients and what became of them (the outbox status of each queued message). */
-  async runRecords(tenantId: string, q: { scheduleId?: string; runId?: string; limit?: number }): Promise<RunRecord[]> {
+  /**
+   * Per-run records: recipients and what became of them (the outbox status of each queued message).
+   * Newest first; `after` is the sort key of the last run of the previous page (`sortAt`, id).
+   */
+  async runRecords(tenantId: string, q: { scheduleId?: string; runId?: string; limit?: number; after?: readonly [string, string] | null }): Promise<(RunRecord & { sortAt: string })[]> {
     const { rows } = await this.deps.db.query<RunRow & Record<string, string>>(
-      `SELECT r.*,
+      `SELECT r.*, ${microsOf('r.created_at')} AS sort_at,
          count(d.contact_id) FILTER (WHERE d.status = 'pending') AS n_pending,
          count(d.contact_id) FILTER (WHERE d.status = 'queued') AS n_queued,
          count(d.contact_id) FILTER (WHERE o.status IN ('sent', 'delivered', 'read')) AS n_sent,
@@ -796,10 +810,12 @@ export class RemindersService {
          count(d.contact_id) FILTER (WHERE d.status = 'skipped-budget') AS n_budget
        FROM delivery_runs r LEFT JOIN delivery_recipients d ON d.run_id = r.id LEFT JOIN parley_outbox o ON o.id = d.outbox_id AND o.tenant_id = r.tenant_id
        WHERE r.tenant_id = $1 AND ($2::uuid IS NULL OR r.schedule_id = $2) AND ($3::uuid IS NULL OR r.id = $3)
-       GROUP BY r.id ORDER BY r.created_at DESC LIMIT $4`,
-      [tenantId, q.scheduleId ?? null, q.runId ?? null, q.limit ?? 50],
+         AND ($5::text IS NULL OR (r.created_at, r.id) < (${fromMicros('$5')}, $6::uuid))
+       GROUP BY r.id ORDER BY r.created_at DESC, r.id DESC LIMIT $4`,
+      [tenantId, q.scheduleId ?? null, q.runId ?? null, q.limit ?? 50, q.after?.[0] ?? null, q.after?.[1] ?? null],
     );
     return rows.map((r) => ({
+      sortAt: r.sort_at!,
       id: r.id,
       scheduleId: r.schedule_id,
       trigger: r.trigger,

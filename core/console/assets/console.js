@@ -196,7 +196,7 @@ async function render() {
     }
   }
   if (!session) {
-    top.replaceChildren(h('div', { className: 'bar' }, h('span', { className: 'brand' }, 'Parley')));
+    top.replaceChildren(h('div', { className: 'bar' }, h('span', { className: 'brand' }, 'Parley'), docsLink()));
     main.replaceChildren(signInView());
     document.title = 'Sign in · Parley console';
     main.querySelector('input')?.focus();
@@ -251,7 +251,12 @@ function header(/** @type {string} */ tenant, /** @type {string} */ current) {
     who = h('span', { className: 'who' }, `Tenant ${tenant}`);
   }
   const out = h('button', { type: 'button', className: 'link', id: 'sign-out', onclick: signOut }, 'Sign out');
-  return h('div', { className: 'bar' }, h('a', { className: 'brand', href: link(tenant, 'overview') }, 'Parley'), who, out, nav);
+  return h('div', { className: 'bar' }, h('a', { className: 'brand', href: link(tenant, 'overview') }, 'Parley'), who, docsLink(), out, nav);
+}
+
+/** The admin API's reference (`/docs`, rendered from `/v1/openapi.json`): what this console calls. */
+function docsLink() {
+  return h('a', { className: 'docs-link', href: '/docs' }, 'API reference');
 }
 
 async function signOut() {
