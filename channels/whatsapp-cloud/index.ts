@@ -45,7 +45,8 @@ export function createWhatsAppCloudChannel(deps: WhatsAppCloudDeps = {}) {
       const webhook = createCloudWebhook({ ctx, metrics, tenants, recordBilled: createBilledUsage({ usage: ctx.usage, metrics }) });
 
       ctx.routes(webhook.routes);
-      ctx.sender(createCloudSender({ db: ctx.db, now, graphFor: tenants.graphFor, observe: observeSends(metrics, ctx.alerts) }));
+      ctx.sender(createCloudSender({ db: ctx.db, now, connectionFor: tenants.connectionFor, observe: observeSends(metrics, ctx.alerts) }));
+      ctx.health(tenants.health);
       return { stop: webhook.stop };
     },
   });
