@@ -153,6 +153,18 @@ describe('examples/caregiver-sms: seed 000 as a Parley deployment', () => {
     expect(forged.status).toBe(400);
   });
 
+  it('never asks a person in crisis to pay: past the allowance the crisis text gets the numbers and no plan link', async () => {
+    const from = person();
+    for (let i = 0; i < 10; i++) await sms(from, `hello ${i}`);
+    const crisis = (await sms(from, 'I want to kill myself')).join('\n');
+    expect(crisis).toContain('988');
+    expect(crisis).not.toContain('/billing/choose/');
+    // Staff talked to the person and gave the conversation back to the bot; the next question is over the allowance.
+    const { rows } = await gw.gateway.db.pool.query(`SELECT id FROM parley_conversations WHERE tenant_id = 'caregiver' AND participant = $1`, [from]);
+    expect((await gw.request('PUT', `/v1/tenants/caregiver/conversations/${rows[0].id}/handoff`, { key: KEY, body: { state: 'bot' } })).status).toBe(200);
+    expect((await sms(from, 'what helps with caregiver stress?')).join('\n')).toContain('/billing/choose/');
+  });
+
   it('STOP opts the number out once, HELP answers even then, START opts back in', async () => {
     const from = person();
     expect((await sms(from, 'STOP')).join(' ')).toMatch(/unsubscribed|opted out|no longer/i);
