@@ -168,6 +168,7 @@ describe('examples/caregiver-sms: seed 000 as a Parley deployment', () => {
   it('STOP opts the number out once, HELP answers even then, START opts back in', async () => {
     const from = person();
     expect((await sms(from, 'STOP')).join(' ')).toMatch(/unsubscribed|opted out|no longer/i);
+    expect(await sms(from, 'stop')).toEqual([]);
     expect((await sms(from, 'HELP')).join(' ')).toMatch(/GiveCare.*help@givecare\.example/s);
     expect(await sms(from, 'what causes falls in older people?')).toEqual([]);
     expect((await sms(from, 'START')).join(' ')).toMatch(/GiveCare/);
