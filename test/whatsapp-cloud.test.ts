@@ -36,6 +36,8 @@ beforeAll(async () => {
       tenants: [
         tenant('acme', ACME, { template: { name: 'reply_waiting', language: 'en_US', textParameter: true } }),
         tenant('beta', BETA, {}),
+        // Its token, secret and verify token come from variables that are not set: the channel is off for it.
+        { id: 'gamma', apiKeys: ['gamma-key'], pipeline: ['keyword-replies'], plugins: { 'whatsapp-cloud': { phoneNumberId: '109999999999999' }, 'keyword-replies': { defaultReply: REPLY } } },
       ],
     },
   });
@@ -90,6 +92,15 @@ async function replyTo(tenant: string, from: string, status: (s: OutboundMessage
 }
 
 const sentTo = (waId: string) => graph.sent.filter((s) => s.body['to'] === waId);
+
+describe('whatsapp-cloud without credentials', () => {
+  it('stays off for a tenant missing its token, app secret or verify token, says why in /readyz, and the gateway is ready', async () => {
+    const ready = await gw.request('GET', '/readyz');
+    expect(ready.status).toBe(200);
+    expect(ready.body.components['whatsapp-cloud']).toMatchObject({ ok: true, detail: 'on for 2 tenant(s)', info: { tenants: { acme: 'on', beta: 'on', gamma: 'off: missing accessToken, appSecret, verifyToken' } } });
+    expect(gw.logs.some((l) => l['tenant'] === 'gamma' && l['msg'] === 'whatsapp-cloud is off for this tenant')).toBe(true);
+  });
+});
 
 describe('whatsapp-cloud webhook verification handshake', () => {
   it('echoes hub.challenge as plain text when the verify token is one a tenant configured', async () => {

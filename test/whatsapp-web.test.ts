@@ -35,6 +35,8 @@ const config = {
   tenants: [
     { id: 'clinic', apiKeys: [CLINIC.key], pipeline: ['keyword-replies'], plugins: { 'whatsapp-web': { number: CLINIC.number }, 'keyword-replies': { rules: [{ match: 'hours', reply: '8am to 6pm' }], defaultReply: 'Thanks!' } } },
     { id: 'club', apiKeys: [CLUB.key], pipeline: ['keyword-replies'], plugins: { 'whatsapp-web': { number: '+1 555 000 2222', allowGroups: true }, 'keyword-replies': { defaultReply: 'Club here' } } },
+    // Its number comes from a variable that is not set: no session.
+    { id: 'dormant', apiKeys: ['dormant-key-0123456789'], pipeline: ['keyword-replies'], plugins: { 'whatsapp-web': {}, 'keyword-replies': { defaultReply: 'ok' } } },
   ],
 };
 
@@ -78,6 +80,16 @@ async function replyTo(tenant: string, to: string, wanted: (s: OutboundMessage['
   const items = await gw.waitForOutbox(tenant, (all) => all.some((i) => i.to === to && wanted(i.status)));
   return items.filter((i) => i.to === to && wanted(i.status)).at(-1)!;
 }
+
+describe('whatsapp-web without a number', () => {
+  it('starts no session for the tenant, says so in /readyz and the log, and answers 404 on its status route', async () => {
+    expect(fakeWhatsAppWeb.count('dormant')).toBe(0);
+    const ready = await gw.request('GET', '/readyz');
+    expect(ready.body.components['whatsapp-web:dormant']).toMatchObject({ ok: true, detail: 'off: no number configured' });
+    expect(gw.logs.some((l) => l['tenant'] === 'dormant' && String(l['msg']).startsWith('whatsapp-web is off for this tenant'))).toBe(true);
+    expect((await gw.request('GET', '/v1/tenants/dormant/whatsapp-web/status', { key: 'dormant-key-0123456789' })).status).toBe(404);
+  });
+});
 
 describe('whatsapp-web sessions and login', () => {
   it('creates one client per tenant number, with its LocalAuth session kept under the data directory', () => {

@@ -51,7 +51,8 @@ export function createWhatsAppCloudChannel(deps: WhatsAppCloudDeps = {}) {
         }) });
 
       ctx.routes(webhook.routes);
-      ctx.sender(createCloudSender({ db: ctx.db, now, graphFor: tenants.graphFor, observe: observeSends(metrics, ctx.alerts) }));
+      ctx.sender(createCloudSender({ db: ctx.db, now, connectionFor: tenants.connectionFor, observe: observeSends(metrics, ctx.alerts) }));
+      ctx.health(tenants.health);
       return { stop: webhook.stop };
     },
   });

@@ -8,7 +8,7 @@ import type { Pool } from 'pg';
 import { type AlertApi, type ChannelSender, type OutboundMessage, SendError, type SendResult } from 'parley';
 import type { CloudMetrics } from './metrics.js';
 import { GraphApiError, type GraphClient, type GraphSendResult, type LinkMedia, type TemplateMessage } from './graph-client.js';
-import { CHANNEL, SERVICE_WINDOW_MS, templateSchema, type TemplateSettings, type WhatsAppCloudSettings } from './types.js';
+import { CHANNEL, SERVICE_WINDOW_MS, templateSchema, type ConnectedSettings, type TemplateSettings, type WhatsAppCloudSettings } from './types.js';
 import { toE164, toWaId } from './inbound.js';
 
 /** Meta's "re-engagement" error: the window closed although our records said it was open. */
@@ -18,7 +18,8 @@ const INVALID_TOKEN_META_CODE = 190;
 
 export interface CloudSenderDeps {
   db: Pool;
-  graphFor(tenantId: string): GraphClient;
+  /** The tenant's Graph client and settings; undefined when the channel is off for it. */
+  connectionFor(tenantId: string): { graph: GraphClient; settings: ConnectedSettings } | undefined;
   now(): Date;
   /** Told about every Graph outcome, for metrics and the token alert. */
   observe(event: { tenantId: string; kind: 'sent' | 'template-fallback' | 'failed' | 'auth-failed'; code?: string }): void;
@@ -27,9 +28,10 @@ export interface CloudSenderDeps {
 export function createCloudSender(deps: CloudSenderDeps): ChannelSender<WhatsAppCloudSettings> {
   return {
     channel: CHANNEL,
-    async send(message, settings) {
-      if (!settings) throw new SendError(`whatsapp-cloud is not configured for tenant "${message.tenantId}"`, { retryable: false, providerCode: 'not-configured' });
-      const graph = deps.graphFor(message.tenantId);
+    async send(message) {
+      const connection = deps.connectionFor(message.tenantId);
+      if (!connection) throw new SendError(`whatsapp-cloud is not configured for tenant "${message.tenantId}"`, { retryable: false, providerCode: 'not-configured' });
+      const { graph, settings } = connection;
       const to = toWaId(message.to);
       const explicit = message.options['template'];
       try {
@@ -54,7 +56,7 @@ export function createCloudSender(deps: CloudSenderDeps): ChannelSender<WhatsApp
     return { providerMessageId: result.wamid, status: 'sent', ...(details ? { details } : {}) };
   }
 
-  async function fallback(message: OutboundMessage, settings: WhatsAppCloudSettings, graph: GraphClient, to: string, why: string): Promise<SendResult> {
+  async function fallback(message: OutboundMessage, settings: ConnectedSettings, graph: GraphClient, to: string, why: string): Promise<SendResult> {
     if (!settings.template) {
       throw new SendError(`Free-form reply refused: ${why} and no template is configured`, { retryable: false, providerCode: 'outside-24h-window' });
     }

@@ -30,15 +30,15 @@ export type TemplateSettings = z.output<typeof templateSchema>;
 
 export const settingsSchema = z.object({
   /** The Cloud API phone number id (not the phone number): Meta's webhooks name it. */
-  phoneNumberId: z.string().regex(/^\d+$/, 'digits only: the phone number id from WhatsApp Manager'),
+  phoneNumberId: z.string().regex(/^\d+$/, 'digits only: the phone number id from WhatsApp Manager').optional(),
   /** The number customers write to, E.164 (`+15550783881`); also claimed as the tenant's address. */
   displayNumber: z.string().regex(/^\+?[\d\s().-]{6,20}$/, 'an E.164 phone number').optional(),
   /** A system-user access token with `whatsapp_business_messaging` (use `${ENV}`). */
-  accessToken: z.string().min(1),
+  accessToken: z.string().min(1).optional(),
   /** The Meta app's secret; signs every webhook (`X-Hub-Signature-256`). */
-  appSecret: z.string().min(1),
+  appSecret: z.string().min(1).optional(),
   /** The token you typed in the app's webhook settings; answers the GET handshake. */
-  verifyToken: z.string().min(1),
+  verifyToken: z.string().min(1).optional(),
   /**
    * Sent instead of a free-form reply when the 24-hour window is closed. Without it, such a reply
    * becomes a dead letter with the code `outside-24h-window`.
@@ -46,6 +46,20 @@ export const settingsSchema = z.object({
   template: templateSchema.optional(),
 });
 export type WhatsAppCloudSettings = z.output<typeof settingsSchema>;
+/** A tenant's settings once its number id and credentials are known to be there. */
+export type ConnectedSettings = WhatsAppCloudSettings & { phoneNumberId: string; accessToken: string; appSecret: string; verifyToken: string };
+
+/**
+ * The tenant's number id and credentials, or why the channel is off for it. Each comes from the
+ * environment (`${WA_TOKEN:-}`); a missing one turns the channel off for the tenant, said in the log
+ * and `/readyz`, instead of failing the start (DESIGN: missing credentials).
+ */
+export function cloudConnection(settings: WhatsAppCloudSettings): { on: true; settings: ConnectedSettings } | { on: false; reason: string } {
+  const { phoneNumberId, accessToken, appSecret, verifyToken } = settings;
+  if (phoneNumberId && accessToken && appSecret && verifyToken) return { on: true, settings: { ...settings, phoneNumberId, accessToken, appSecret, verifyToken } };
+  const missing = Object.entries({ phoneNumberId, accessToken, appSecret, verifyToken }).filter(([, v]) => !v).map(([k]) => k);
+  return { on: false, reason: `missing ${missing.join(', ')}` };
+}
 
 export const optionsSchema = z.object({
   /** Graph API root with version; tests point it at a local fake. */

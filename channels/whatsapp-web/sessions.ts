@@ -43,15 +43,21 @@ export function createSessions(deps: SessionsDeps) {
   const receive = createInboundHandler({ ctx, metrics, media, baseUrl: deps.baseUrl, isStopping: () => stopping });
 
   for (const { tenant, settings } of ctx.tenants()) {
-    ctx.claimAddress(CHANNEL, settings.number, tenant.id);
-    numbers.set(tenant.id, settings.number);
+    const { number } = settings;
+    if (!number) {
+      log.warn({ tenant: tenant.id }, 'whatsapp-web is off for this tenant: no number configured');
+      ctx.health({ name: `whatsapp-web:${tenant.id}`, critical: false, check: async () => ({ ok: true, detail: 'off: no number configured' }) });
+      continue;
+    }
+    ctx.claimAddress(CHANNEL, number, tenant.id);
+    numbers.set(tenant.id, number);
     const tlog = log.child({ tenant: tenant.id });
-    const lease = new SessionLease(ctx.db, tenant.id, settings.number, deps.instanceId, options.leaseTtlMs);
-    const alertOn = stateAlerts({ alerts: ctx.alerts, log, tenantId: tenant.id, number: settings.number, baseUrl: deps.baseUrl, terminal: options.printQr ? deps.terminal : undefined });
+    const lease = new SessionLease(ctx.db, tenant.id, number, deps.instanceId, options.leaseTtlMs);
+    const alertOn = stateAlerts({ alerts: ctx.alerts, log, tenantId: tenant.id, number, baseUrl: deps.baseUrl, terminal: options.printQr ? deps.terminal : undefined });
     const session: WhatsAppWebSession = new WhatsAppWebSession({
       tenantId: tenant.id,
-      number: settings.number,
-      clientId: `${tenant.id}-${settings.number.slice(1)}`.replace(/[^A-Za-z0-9_-]/g, '_'),
+      number,
+      clientId: `${tenant.id}-${number.slice(1)}`.replace(/[^A-Za-z0-9_-]/g, '_'),
       dataPath: deps.sessionDir,
       // auth: database keeps the login in whatsapp_web_auth so the instance taking over needs no QR.
       auth: options.auth === 'database' ? { kind: 'database', store: new PostgresSessionStore(ctx.db, tenant.id, deps.sessionDir), backupSyncIntervalMs: options.backupSyncIntervalMs } : { kind: 'local' },
@@ -74,7 +80,7 @@ export function createSessions(deps: SessionsDeps) {
           alertOn(state, info);
         },
         message(message) {
-          receive(tenant.id, settings, message);
+          receive(tenant.id, { number, allowGroups: settings.allowGroups }, message);
         },
         ack(message, ack) {
           const status = ACK_STATUS[ack];
@@ -103,13 +109,13 @@ export function createSessions(deps: SessionsDeps) {
       async check() {
         if (session.state === 'standby') {
           const row = await SessionLease.read(ctx.db, tenant.id);
-          return { ok: Boolean(row?.leaseValid && row.state === 'ready'), info: { state: row?.state ?? 'unknown', number: settings.number, thisInstance: false, owner: row?.leaseValid ? row.ownerInstance : null } };
+          return { ok: Boolean(row?.leaseValid && row.state === 'ready'), info: { state: row?.state ?? 'unknown', number, thisInstance: false, owner: row?.leaseValid ? row.ownerInstance : null } };
         }
         const memoryBytes = await memory(session);
         return {
           ok: session.state === 'ready',
           ...(session.detail ? { detail: session.detail } : {}),
-          info: { state: session.state, number: settings.number, needsQr: session.waitingForQr, thisInstance: true, since: session.stateSince.toISOString(), reconnects: session.reconnects, ...(memoryBytes !== undefined ? { memoryBytes } : {}) },
+          info: { state: session.state, number, needsQr: session.waitingForQr, thisInstance: true, since: session.stateSince.toISOString(), reconnects: session.reconnects, ...(memoryBytes !== undefined ? { memoryBytes } : {}) },
         };
       },
     });

@@ -21,8 +21,11 @@ const e164 = z
   .transform((n) => `+${n.replace(/\D/g, '')}`);
 
 export const settingsSchema = z.object({
-  /** The WhatsApp number this tenant's session logs in as (one session per tenant). */
-  number: e164,
+  /**
+   * The WhatsApp number this tenant's session logs in as (one session per tenant). Missing (its
+   * `${VAR:-}` unset): no session for the tenant, said in the log and `/readyz`.
+   */
+  number: e164.optional(),
   /** Group messages are ignored unless this is on; replies then go to the group. */
   allowGroups: z.boolean().default(false),
 });

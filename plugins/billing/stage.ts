@@ -18,6 +18,9 @@ import { decide, fill, matchKeyword, planName, planNames, textsFor, type Subscri
 import { describeError } from './stripe-api.js';
 import { BILLING_STAGE, type BillingSettings } from './types.js';
 
+/** crisis-guard's annotation on a message that describes present danger (plugins share it by name). */
+const CRISIS_ANNOTATION = 'crisis';
+
 export function billingStage(deps: {
   store: BillingStore;
   api: SubscriptionApi;
@@ -75,6 +78,9 @@ export function billingStage(deps: {
       await deps.usage.record({ tenantId: stage.tenant.id, kind: 'messages.in', quantity: 1, unit: 'message', ref: stage.message.id, attributes: { channel: stage.message.channel } });
       const state = deps.tenant(stage.tenant.id);
       if (!state || state.off) return next();
+      // A person in danger is never asked to pay: crisis-guard's message neither uses the free
+      // allowance nor gets a plan link, whatever the person's plan.
+      if (stage.annotations[CRISIS_ANNOTATION]) return next();
       const tenantId = stage.tenant.id;
       const address = consentAddress(stage.message.from);
       const e = await store.touch(tenantId, address, stage.message.channel, stage.message.from);

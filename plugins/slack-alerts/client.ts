@@ -1,7 +1,7 @@
 /** The Slack Web API client, and pino adapted to the logger Bolt and the Web API client expect. */
 import { LogLevel, webApi, type Logger as BoltLogger } from '@slack/bolt';
 import type { Logger } from 'pino';
-import type { SlackAlertsOptions } from './types.js';
+import type { ConnectedOptions } from './types.js';
 
 /** Adapts pino to the logger interface Bolt and the Web API client expect. */
 export function boltLogger(log: Logger): BoltLogger {
@@ -18,7 +18,7 @@ export function boltLogger(log: Logger): BoltLogger {
 }
 
 /** The Web API client: rate-limited calls wait and retry (with backoff) instead of failing. */
-export function createSlackClient(options: Pick<SlackAlertsOptions, 'token' | 'apiUrl' | 'retries'>, logger: BoltLogger): webApi.WebClient {
+export function createSlackClient(options: Pick<ConnectedOptions, 'token' | 'apiUrl' | 'retries'>, logger: BoltLogger): webApi.WebClient {
   return new webApi.WebClient(options.token, {
     slackApiUrl: options.apiUrl,
     logger,

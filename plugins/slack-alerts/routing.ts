@@ -1,9 +1,9 @@
 /** Where each alert goes and how it looks: the Slack channel per tenant, the quiet period per rule, the mention and dashboard link. */
 import type { RenderOptions } from './blocks.js';
 import { ruleName } from './rules.js';
-import type { SlackAlertsOptions, SlackAlertsSettings } from './types.js';
+import type { ConnectedOptions, SlackAlertsSettings } from './types.js';
 
-export function alertRouting(options: SlackAlertsOptions, settingsFor: (tenantId: string) => SlackAlertsSettings | undefined) {
+export function alertRouting(options: ConnectedOptions, settingsFor: (tenantId: string) => SlackAlertsSettings | undefined) {
   const quietByRule = new Map(options.rules.map((r) => [`rule.${ruleName(r)}`, r.quietPeriodMs ?? options.quietPeriodMs]));
   return {
     channelFor: (tenantId: string | null): string => (tenantId ? (settingsFor(tenantId)?.channel ?? options.tenantChannels[tenantId]) : undefined) ?? options.defaultChannel,

@@ -9,7 +9,7 @@ import { RuleEvaluator, flattenMetrics, needsCounts, ruleName, type Snapshot } f
 import type { SlackAlertSink } from './sink.js';
 import type { SlackAlertsOptions } from './types.js';
 
-export function createRuleLoop(deps: { ctx: Pick<PluginContext, 'db' | 'log' | 'metrics' | 'alerts'>; options: Pick<SlackAlertsOptions, 'rules' | 'evaluateEveryMs'>; sink: SlackAlertSink; metrics: SlackMetrics; now: () => number }) {
+export function createRuleLoop(deps: { ctx: Pick<PluginContext, 'db' | 'log' | 'metrics' | 'alerts'>; options: Pick<SlackAlertsOptions, 'rules' | 'evaluateEveryMs'>; sink: SlackAlertSink | undefined; metrics: SlackMetrics; now: () => number }) {
   const { ctx, options, sink } = deps;
   const evaluator = new RuleEvaluator(options.rules);
   const countRules = options.rules.filter(needsCounts);
@@ -46,7 +46,7 @@ export function createRuleLoop(deps: { ctx: Pick<PluginContext, 'db' | 'log' | '
       deps.metrics.evaluations.inc({ result: 'error' });
       ctx.log.warn({ err: error }, 'alert rule evaluation failed; will try again');
     }
-    await sink.reconcile().catch((error: unknown) => ctx.log.warn({ err: error }, 'Slack alert reconcile failed'));
+    await sink?.reconcile().catch((error: unknown) => ctx.log.warn({ err: error }, 'Slack alert reconcile failed'));
   }
 
   let timer: NodeJS.Timeout | undefined;

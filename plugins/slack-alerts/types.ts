@@ -55,14 +55,17 @@ const channelId = z.string().min(1).max(80);
 
 export const optionsSchema = z
   .object({
-    /** Bot token (`xoxb-...`) with the `chat:write` scope. */
-    token: z.string().min(1),
+    /**
+     * Bot token (`xoxb-...`) with the `chat:write` scope. Missing (with `signingSecret` or
+     * `defaultChannel`): Slack is off, said in the log and `/readyz`; the rules still raise alerts to the log.
+     */
+    token: z.string().min(1).optional(),
     /** Signs the interactivity requests (the Acknowledge button). */
-    signingSecret: z.string().min(1),
+    signingSecret: z.string().min(1).optional(),
     /** Web API root; tests point it at a local fake. */
     apiUrl: z.string().url().default('https://slack.com/api/'),
     /** Where alerts go when their tenant has no channel of its own, and alerts without a tenant. */
-    defaultChannel: channelId,
+    defaultChannel: channelId.optional(),
     /** Per-tenant channels (a tenant's own `slack-alerts.channel` setting wins). */
     tenantChannels: z.record(z.string(), channelId).default({}),
     /** The same alert key is posted at most once per quiet period; later firings edit that message. */
@@ -93,6 +96,16 @@ export const optionsSchema = z
     });
   });
 export type SlackAlertsOptions = z.output<typeof optionsSchema>;
+/** The options once Slack's credentials and channel are known to be there. */
+export type ConnectedOptions = SlackAlertsOptions & { token: string; signingSecret: string; defaultChannel: string };
+
+/** Slack's credentials and default channel, or why Slack stays off (the rules still raise alerts to the log). */
+export function slackConnection(options: SlackAlertsOptions): { on: true; options: ConnectedOptions } | { on: false; reason: string } {
+  const { token, signingSecret, defaultChannel } = options;
+  if (token && signingSecret && defaultChannel) return { on: true, options: { ...options, token, signingSecret, defaultChannel } };
+  const missing = [!token && 'token (SLACK_BOT_TOKEN)', !signingSecret && 'signingSecret (SLACK_SIGNING_SECRET)', !defaultChannel && 'defaultChannel'].filter(Boolean);
+  return { on: false, reason: `missing ${missing.join(', ')}` };
+}
 
 export const settingsSchema = z.object({
   /** This tenant's Slack channel id (`C0123...`). */

@@ -13,13 +13,13 @@ import { ACK_ACTION_ID, LINK_ACTION_ID } from './blocks.js';
 import type { SlackMetrics } from './metrics.js';
 import { slackRequestGuard } from './request-guard.js';
 import type { SlackAlertSink } from './sink.js';
-import type { SlackAlertsOptions } from './types.js';
+import type { ConnectedOptions } from './types.js';
 
 /** Where Slack sends interactivity requests (set it as the app's Request URL). */
 export const ACTIONS_PATH = '/slack/actions';
 
 export interface ActionsDeps {
-  options: Pick<SlackAlertsOptions, 'token' | 'signingSecret' | 'apiUrl'>;
+  options: Pick<ConnectedOptions, 'token' | 'signingSecret' | 'apiUrl'>;
   slackLog: BoltLogger;
   log: Logger;
   sink: SlackAlertSink;
