@@ -182,6 +182,8 @@ describe('contract: every documented route of every built-in plugin and channel'
     };
 
     // ---- messages in: every channel ------------------------------------------------------------
+    twilio.provisionNumber(NUMBER, { smsUrl: `${gw.url}/twilio/sms` });
+    await at('GET /v1/tenants/:tenant/twilio-sms/numbers', call('GET', `${t}/twilio-sms/numbers`));
     const sms = await at('POST /twilio/sms', twilioPost('/twilio/sms', inboundSmsParams({ from: '+15550001111', to: NUMBER, body: 'hours', accountSid: twilio.accountSid })));
     expect(sms.status).toBe(200);
     const sent = await api.sendMessage('clinic', { from: 'alice', text: 'hours' });
@@ -276,6 +278,7 @@ describe('contract: every documented route of every built-in plugin and channel'
     await at('GET /v1/costs', call('GET', '/v1/costs'));
     await at('GET /v1/tenants/:tenant/budgets', call('GET', `${t}/budgets`));
     await at('PUT /v1/tenants/:tenant/budgets', call('PUT', `${t}/budgets`, { category: 'ai', period: 'day', limitUsd: 5 }));
+    await at('GET /v1/tenants/:tenant/limits', call('GET', `${t}/limits`));
     await at('GET /v1/costs/prices', call('GET', '/v1/costs/prices'));
     await at('PUT /v1/costs/prices', call('PUT', '/v1/costs/prices', { prices: [{ kind: 'sms.segments.out', channel: 'twilio-sms', usd: 0.0079 }] }));
     const block = await at('POST /v1/tenants/:tenant/blocks', call('POST', `${t}/blocks`, contractOf('POST /v1/tenants/:tenant/blocks').bodyExample));
@@ -313,6 +316,8 @@ describe('contract: every documented route of every built-in plugin and channel'
     await at('GET /v1/tenants/:tenant/contacts', call('GET', `${t}/contacts`));
     await at('GET /v1/tenants/:tenant/contacts/:id', call('GET', `${t}/contacts/${contactId}`));
     await at('PATCH /v1/tenants/:tenant/contacts/:id', call('PATCH', `${t}/contacts/${contactId}`, { tags: ['patients', 'diabetes'] }));
+    const twin = await at('POST /v1/tenants/:tenant/contacts', call('POST', `${t}/contacts`, { name: 'Ana R.', addresses: [{ channel: 'http', address: 'ana-ruiz' }] }));
+    await at('POST /v1/tenants/:tenant/contacts/:id/merge', call('POST', `${t}/contacts/${contactId}/merge`, { from: body(twin).contact.id }));
 
     // ---- reminders and schedules --------------------------------------------------------------------
     const reminder = await at('POST /v1/tenants/:tenant/reminders', call('POST', `${t}/reminders`, contractOf('POST /v1/tenants/:tenant/reminders').bodyExample));

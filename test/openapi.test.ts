@@ -305,6 +305,7 @@ const NOT_LISTS: Record<string, string> = {
   'get /v1/tenants/{tenant}/budgets': 'At most one budget per category and period (six)',
   'get /v1/tenants/{tenant}/usage': 'Sums over a time range, one row per kind or day',
   'get /v1/tenants/{tenant}/activity': 'Counts per channel and direction over the last minutes',
+  'get /v1/tenants/{tenant}/twilio-sms/numbers': "The numbers of the tenant's configuration (a handful), each checked at Twilio",
   'get /v1/tenants/{tenant}/outbox/{id}': 'One item, with its status history',
   'get /v1/tenants/{tenant}/messages/{id}': 'One message, with its replies',
   'get /v1/tenants/{tenant}/reminders/{id}': 'One reminder, with its occurrences',
