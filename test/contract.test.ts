@@ -215,7 +215,7 @@ describe('contract: every documented route of every built-in plugin and channel'
     );
 
     // ---- the kernel ----------------------------------------------------------------------------
-    for (const path of ['/healthz', '/readyz', '/docs', '/console', '/console/console.js', '/console/console.css']) await at(`GET ${path}`, raw('GET', path));
+    for (const path of ['/healthz', '/readyz', '/docs', '/console', '/console/console.js', '/console/console.css', '/console/operations.js']) await at(`GET ${path}`, raw('GET', path));
     await at('GET /v1/openapi.json', typed((c) => c.openApi()));
     await at('GET /metrics', raw('GET', '/metrics'));
     await at('GET /v1/tenants', typed((c) => c.tenants()));
@@ -472,3 +472,19 @@ function documentedErrorCodes(c: RouteContract, status: number): string[] {
   const op = doc.paths[openApiPath(c.path)]?.[c.method] as { responses: Record<string, { 'x-parley-error-codes'?: string[] }> } | undefined;
   return op?.responses[String(status)]?.['x-parley-error-codes'] ?? [];
 }
+
+describe("the console's operations", () => {
+  it('are all in the document of a gateway running every built-in plugin, and served to the console as generated', async () => {
+    const script = readFileSync(fileURLToPath(new URL('../core/console/assets/console.js', import.meta.url)), 'utf8');
+    const used = [...new Set([...script.matchAll(/'((?:get|post|put|patch|delete)[A-Z][A-Za-z]*)'/g)].map((m) => m[1]!))];
+    const paths = doc.paths as Record<string, Record<string, { operationId?: string }>>;
+    const documented = new Set(Object.values(paths).flatMap((methods) => Object.values(methods).map((op) => op.operationId)));
+    expect(used.length).toBeGreaterThan(40);
+    expect(used.filter((id) => !documented.has(id))).toEqual([]);
+    const served = await fetch(`${gw.url}/console/operations.js`);
+    expect(served.headers.get('content-type')).toMatch(/javascript/);
+    const text = await served.text();
+    for (const id of used) expect(text).toContain(`"${id}": [`);
+    expect(text).toContain('"getTenantsByTenantConversationsByIdMessages": ["GET", "/v1/tenants/{tenant}/conversations/{id}/messages"]');
+  });
+});

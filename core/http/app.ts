@@ -220,7 +220,7 @@ export function createHttpApp(gateway: Gateway, routes: RouteRegistration[], gua
   const catalogue = new ApiCatalogue();
   app.locals.parleyApi = catalogue;
   app.use('/v1', adminInputGuard);
-  for (const kernel of [operationsRoutes(gateway, mayReadOperations), adminRoutes(gateway), parkedRoutes(gateway), documentRoutes(gateway, catalogue), consoleRoutes(gateway)]) {
+  for (const kernel of [operationsRoutes(gateway, mayReadOperations), adminRoutes(gateway), parkedRoutes(gateway), documentRoutes(gateway, catalogue), consoleRoutes(gateway, catalogue)]) {
     const router = express.Router();
     kernel(routeHelpers(auth, router, 'parley', catalogue, gateway.log));
     app.use(router);

@@ -7,6 +7,8 @@
  * (#/t/<tenant>/<view>/<id>), so a page can be bookmarked and the back button works.
  */
 
+import { OPERATIONS } from './operations.js';
+
 const CSRF_HEADER = 'X-Parley-CSRF';
 
 /** @type {{ principal: { kind: 'operator' } | { kind: 'tenant', tenantId: string }, csrf: string } | null} */
@@ -79,8 +81,32 @@ async function api(method, path, body) {
   return json;
 }
 
-/** @param {string} t */
-const tenantPath = (t) => `/v1/tenants/${encodeURIComponent(t)}`;
+
+/**
+ * Calls an operation of this gateway's OpenAPI document by its operationId (`operations.js`, which the
+ * gateway generates from the document): path parameters from `params`, the others as the query. An
+ * operation the gateway does not have (its plugin is not loaded) answers like a missing route, 404.
+ * @param {string} operationId
+ * @param {Record<string, string | number | boolean | undefined>} [params] path parameters and query
+ * @param {unknown} [body]
+ */
+async function call(operationId, params = {}, body) {
+  const op = /** @type {Record<string, [string, string]>} */ (OPERATIONS)[operationId];
+  if (!op) throw new ApiError(404, 'PARLEY_NOT_FOUND', `This gateway has no operation ${operationId}`);
+  const [method, template] = op;
+  /** @type {Set<string>} */
+  const used = new Set();
+  const path = template.replace(/\{(\w+)\}/g, (_, /** @type {string} */ name) => {
+    used.add(name);
+    const value = params[name];
+    if (value === undefined) throw new Error(`${operationId} needs ${name}`);
+    return encodeURIComponent(String(value));
+  });
+  const query = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (!used.has(k) && v !== undefined && v !== '') query.set(k, String(v));
+  const qs = query.toString();
+  return api(method, qs ? `${path}?${qs}` : path, body);
+}
 
 /** @param {string | null | undefined} iso */
 function when(iso) {
@@ -190,7 +216,7 @@ async function render() {
   if (!session) {
     try {
       session = await api('GET', '/console/session');
-      tenants = (await api('GET', '/v1/tenants')).tenants;
+      tenants = (await call('getTenants')).tenants;
     } catch {
       session = null;
     }
@@ -280,7 +306,7 @@ function signInView() {
         try {
           session = await api('POST', '/console/session', { key: input.value });
           input.value = '';
-          tenants = (await api('GET', '/v1/tenants')).tenants;
+          tenants = (await call('getTenants')).tenants;
           render();
         } catch (err) {
           error.textContent = err instanceof Error ? err.message : String(err);
@@ -339,14 +365,14 @@ function activityChart(/** @type {{ since: string, bucketSeconds: number, series
 }
 
 async function overviewView(/** @type {string} */ tenant) {
-  const base = tenantPath(tenant);
+  const T = { tenant };
   // A tenant this key may not see is refused here, before any card asks for its data.
-  await api('GET', base);
-  const chart = card('Messages, last hour', async () => activityChart(await api('GET', `${base}/activity?minutes=60&bucketMinutes=5`)));
+  await call('getTenantsByTenant', T);
+  const chart = card('Messages, last hour', async () => activityChart(await call('getTenantsByTenantActivity', { ...T, minutes: 60, bucketMinutes: 5 })));
   every(10_000, async () => {
     try {
       const body = chart.querySelector('.card-body');
-      if (body) body.replaceChildren(...activityChart(await api('GET', `${base}/activity?minutes=60&bucketMinutes=5`)));
+      if (body) body.replaceChildren(...activityChart(await call('getTenantsByTenantActivity', { ...T, minutes: 60, bucketMinutes: 5 })));
     } catch {
       // the next poll tries again
     }
@@ -371,18 +397,18 @@ async function overviewView(/** @type {string} */ tenant) {
       }),
       chart,
       card('Open alerts', async () => {
-        const { alerts } = await api('GET', `${base}/alerts`);
+        const { alerts } = await call('getTenantsByTenantAlerts', T);
         return alerts.length ? h('ul', { className: 'plain' }, ...alerts.map((/** @type {any} */ a) => h('li', null, statusBadge(a.severity === 'critical' ? 'error' : 'degraded'), ' ', a.summary))) : h('p', null, 'None.');
       }),
       card('Dead letters', async () => {
-        const { deadLetters } = await api('GET', `${base}/dead-letters?limit=100`);
+        const { deadLetters } = await call('getTenantsByTenantDeadLetters', { ...T, limit: 100 });
         return h('p', null, h('a', { href: link(tenant, 'outbox') }, `${deadLetters.length}${deadLetters.length === 100 ? '+' : ''} dead letter${deadLetters.length === 1 ? '' : 's'}`));
       }),
       card('Pending reviews', async () => {
-        const stats = await api('GET', `${base}/moderation/stats`);
+        const stats = await call('getTenantsByTenantModerationStats', T);
         return h('p', null, h('a', { href: link(tenant, 'queue') }, `${stats.pending} pending`), stats.oldestPendingSeconds ? ` · oldest ${Math.round(stats.oldestPendingSeconds / 60)} min` : '');
       }),
-      card('Budget', async () => costSummary(await api('GET', `${base}/costs?period=day`))),
+      card('Budget', async () => costSummary(await call('getTenantsByTenantCosts', { ...T, period: 'day' }))),
     ),
   ];
 }
@@ -391,14 +417,14 @@ async function overviewView(/** @type {string} */ tenant) {
 
 async function conversationsView(/** @type {string} */ tenant, /** @type {string | null} */ id) {
   if (id) return threadView(tenant, id);
-  const base = tenantPath(tenant);
+  const T = { tenant };
   const list = h('div', null, h('p', { className: 'muted' }, 'Loading…'));
   const input = /** @type {HTMLInputElement} */ (h('input', { id: 'search', type: 'search', inputmode: 'tel', placeholder: '+15551234567', autocomplete: 'off' }));
   const load = async () => {
     const q = input.value.trim();
     const [needsPerson, recent] = await Promise.all([
-      api('GET', `${base}/conversations?mask=true&handoff=human&limit=50${q ? `&participant=${encodeURIComponent(q)}` : ''}`),
-      api('GET', `${base}/conversations?mask=true&limit=50${q ? `&participant=${encodeURIComponent(q)}` : ''}`),
+      call('getTenantsByTenantConversations', { ...T, mask: 'true', handoff: 'human', limit: 50, participant: q || undefined }),
+      call('getTenantsByTenantConversations', { ...T, mask: 'true', limit: 50, participant: q || undefined }),
     ]);
     // Hand-offs first, crisis ones at the very top; then the rest, most recent first.
     const human = needsPerson.conversations.sort((/** @type {any} */ a, /** @type {any} */ b) => Number(/crisis/i.test(b.handoffReason ?? '')) - Number(/crisis/i.test(a.handoffReason ?? '')));
@@ -435,8 +461,8 @@ async function conversationsView(/** @type {string} */ tenant, /** @type {string
 }
 
 async function threadView(/** @type {string} */ tenant, /** @type {string} */ id) {
-  const base = `${tenantPath(tenant)}/conversations/${encodeURIComponent(id)}`;
-  const [{ handoff }, first] = await Promise.all([api('GET', `${base}/handoff`), api('GET', `${base}/messages?mask=true&limit=200`)]);
+  const C = { tenant, id };
+  const [{ handoff }, first] = await Promise.all([call('getTenantsByTenantConversationsByIdHandoff', C), call('getTenantsByTenantConversationsByIdMessages', { ...C, mask: 'true', limit: 200 })]);
   const who = h('span', null, first.messages.find((/** @type {any} */ m) => m.direction === 'in')?.from ?? first.messages[0]?.to ?? 'this person');
   const thread = h('ol', { className: 'thread', 'aria-live': 'polite', 'aria-label': 'Messages' });
   const state = h('p', { className: 'handoff' });
@@ -450,7 +476,7 @@ async function threadView(/** @type {string} */ tenant, /** @type {string} */ id
   };
   const setHandoff = async (/** @type {'bot' | 'human'} */ to, /** @type {HTMLButtonElement} */ button) => {
     let next = null;
-    await act(button, async () => (next = (await api('PUT', `${base}/handoff`, { state: to, reason: to === 'human' ? 'taken over in the console' : 'handed back in the console' })).handoff), to === 'human' ? 'You answer this conversation now.' : 'The bot answers again.');
+    await act(button, async () => (next = (await call('putTenantsByTenantConversationsByIdHandoff', C, { state: to, reason: to === 'human' ? 'taken over in the console' : 'handed back in the console' })).handoff), to === 'human' ? 'You answer this conversation now.' : 'The bot answers again.');
     if (next) showHandoff(next);
   };
   const showMessages = (/** @type {any[]} */ messages) => {
@@ -470,7 +496,7 @@ async function threadView(/** @type {string} */ tenant, /** @type {string} */ id
   let last = JSON.stringify(first.messages.map((/** @type {any} */ m) => [m.id, m.status]));
   every(3_000, async () => {
     try {
-      const [{ messages }, hand] = await Promise.all([api('GET', `${base}/messages?mask=true&limit=200`), api('GET', `${base}/handoff`)]);
+      const [{ messages }, hand] = await Promise.all([call('getTenantsByTenantConversationsByIdMessages', { ...C, mask: 'true', limit: 200 }), call('getTenantsByTenantConversationsByIdHandoff', C)]);
       const now = JSON.stringify(messages.map((/** @type {any} */ m) => [m.id, m.status]));
       if (now !== last) showMessages(messages), (last = now);
       if (!buttons.contains(document.activeElement)) showHandoff(hand.handoff);
@@ -488,10 +514,10 @@ async function threadView(/** @type {string} */ tenant, /** @type {string} */ id
       onsubmit: async (/** @type {Event} */ e) => {
         e.preventDefault();
         const button = /** @type {HTMLButtonElement} */ (reply.querySelector('button[type=submit]'));
-        const ok = await act(button, () => api('POST', `${base}/messages`, { text: text.value, ...(by.value.trim() ? { by: by.value.trim() } : {}) }), 'Sent.');
+        const ok = await act(button, () => call('postTenantsByTenantConversationsByIdMessages', C, { text: text.value, ...(by.value.trim() ? { by: by.value.trim() } : {}) }), 'Sent.');
         if (ok) {
           text.value = '';
-          const { messages } = await api('GET', `${base}/messages?mask=true&limit=200`);
+          const { messages } = await call('getTenantsByTenantConversationsByIdMessages', { ...C, mask: 'true', limit: 200 });
           showMessages(messages);
         }
       },
@@ -511,7 +537,7 @@ async function threadView(/** @type {string} */ tenant, /** @type {string} */ id
       id: 'reveal',
       onclick: async () => {
         await act(/** @type {HTMLButtonElement} */ (reveal), async () => {
-          const { participant } = await api('POST', `${base}/reveal`, { reason: 'shown in the console' });
+          const { participant } = await call('postTenantsByTenantConversationsByIdReveal', C, { reason: 'shown in the console' });
           who.textContent = participant;
           reveal.replaceWith(consentBlock(tenant, participant));
         }, 'Shown (recorded in the audit trail).');
@@ -528,7 +554,7 @@ function consentBlock(/** @type {string} */ tenant, /** @type {string} */ addres
   el.addEventListener('toggle', async () => {
     if (!(/** @type {HTMLDetailsElement} */ (el).open)) return;
     try {
-      const c = await api('GET', `${tenantPath(tenant)}/consent/${encodeURIComponent(address)}`);
+      const c = await call('getTenantsByTenantConsentByAddress', { tenant, address });
       const consent = c.consent ?? c;
       el.replaceChildren(
         h('summary', null, 'Consent'),
@@ -549,7 +575,7 @@ function detailsToggle(/** @type {string} */ tenant, /** @type {string} */ messa
     if (!(/** @type {HTMLDetailsElement} */ (el).open) || el.dataset.loaded) return;
     el.dataset.loaded = '1';
     try {
-      const { message } = await api('GET', `${tenantPath(tenant)}/messages/${encodeURIComponent(messageId)}`);
+      const { message } = await call('getTenantsByTenantMessagesById', { tenant, id: messageId });
       el.append(h('ul', { className: 'plain' }, ...(message.stages ?? []).map((/** @type {any} */ s) => h('li', null, s.stage, ': ', statusBadge(s.outcome), s.selfMs !== undefined ? ` ${s.selfMs} ms` : ''))));
     } catch (error) {
       el.append(h('p', { className: 'error' }, error instanceof Error ? error.message : String(error)));
@@ -561,11 +587,11 @@ function detailsToggle(/** @type {string} */ tenant, /** @type {string} */ messa
 // ---- review queue ----------------------------------------------------------------------------------
 
 async function queueView(/** @type {string} */ tenant, /** @type {string | null} */ id) {
-  const base = `${tenantPath(tenant)}/moderation/queue`;
+  const T = { tenant };
   if (id) return queueItemView(tenant, id);
   const list = h('div');
   const load = async () => {
-    const { items } = await api('GET', `${base}?status=pending,in_review,escalated&limit=100`);
+    const { items } = await call('getTenantsByTenantModerationQueue', { ...T, status: 'pending,in_review,escalated', limit: 100 });
     list.replaceChildren(
       items.length
         ? h(
@@ -590,8 +616,8 @@ async function queueView(/** @type {string} */ tenant, /** @type {string | null}
 }
 
 async function queueItemView(/** @type {string} */ tenant, /** @type {string} */ id) {
-  const base = `${tenantPath(tenant)}/moderation/queue/${encodeURIComponent(id)}`;
-  const data = await api('GET', base);
+  const Q = { tenant, id };
+  const data = await call('getTenantsByTenantModerationQueueById', Q);
   const { item } = data;
   const reason = /** @type {HTMLInputElement} */ (h('input', { id: 'decision-reason', maxlength: 500 }));
   const decided = !['pending', 'in_review', 'escalated'].includes(item.status);
@@ -603,7 +629,7 @@ async function queueItemView(/** @type {string} */ tenant, /** @type {string} */
         'data-verb': verb,
         disabled: decided && verb !== 'claim',
         onclick: async () => {
-          const ok = await act(b, () => api('POST', `${base}/${verb}`, reason.value.trim() ? { reason: reason.value.trim() } : {}), `${label}: done.`);
+          const ok = await act(b, () => call(QUEUE_DECISIONS[verb], Q, reason.value.trim() ? { reason: reason.value.trim() } : {}), `${label}: done.`);
           if (ok) render();
         },
       }, label)
@@ -625,11 +651,20 @@ async function queueItemView(/** @type {string} */ tenant, /** @type {string} */
   ];
 }
 
+/** @type {Record<string, string>} */
+const QUEUE_DECISIONS = {
+  claim: 'postTenantsByTenantModerationQueueByIdClaim',
+  approve: 'postTenantsByTenantModerationQueueByIdApprove',
+  reject: 'postTenantsByTenantModerationQueueByIdReject',
+  escalate: 'postTenantsByTenantModerationQueueByIdEscalate',
+  dismiss: 'postTenantsByTenantModerationQueueByIdDismiss',
+};
+
 // ---- outbox ----------------------------------------------------------------------------------------
 
 async function outboxView(/** @type {string} */ tenant) {
-  const base = tenantPath(tenant);
-  const [{ deadLetters }, { outbox }] = await Promise.all([api('GET', `${base}/dead-letters?limit=100`), api('GET', `${base}/outbox?limit=50`)]);
+  const T = { tenant };
+  const [{ deadLetters }, { outbox }] = await Promise.all([call('getTenantsByTenantDeadLetters', { ...T, limit: 100 }), call('getTenantsByTenantOutbox', { ...T, limit: 50 })]);
   const row = (/** @type {any} */ i, /** @type {boolean} */ retry) =>
     h(
       'tr',
@@ -648,7 +683,7 @@ async function outboxView(/** @type {string} */ tenant) {
               className: 'small',
               'data-retry': i.id,
               onclick: async (/** @type {Event} */ e) => {
-                const ok = await act(/** @type {HTMLButtonElement} */ (e.currentTarget), () => api('POST', `${base}/outbox/${encodeURIComponent(i.id)}/retry`), 'Queued again.');
+                const ok = await act(/** @type {HTMLButtonElement} */ (e.currentTarget), () => call('postTenantsByTenantOutboxByIdRetry', { ...T, id: i.id }), 'Queued again.');
                 if (ok) render();
               },
             }, 'Retry')
@@ -662,16 +697,23 @@ async function outboxView(/** @type {string} */ tenant) {
   return [h('h1', null, 'Outbox'), h('h2', null, 'Dead letters'), table('Dead letters', deadLetters, true), h('h2', null, 'Recent'), table('Recent messages', outbox, false)];
 }
 
+/** @type {Record<string, string>} */
+const REQUEST_DECISIONS = {
+  approve: 'postTenantsByTenantDataSubjectsRequestsByIdApprove',
+  reject: 'postTenantsByTenantDataSubjectsRequestsByIdReject',
+  retry: 'postTenantsByTenantDataSubjectsRequestsByIdRetry',
+};
+
 // ---- data-subject requests -------------------------------------------------------------------------
 
 async function requestsView(/** @type {string} */ tenant, /** @type {string | null} */ id) {
-  const base = `${tenantPath(tenant)}/data-subjects/requests`;
+  const T = { tenant };
   if (id) {
-    const [{ request: r }, { audit }] = await Promise.all([api('GET', `${base}/${encodeURIComponent(id)}`), api('GET', `${base}/${encodeURIComponent(id)}/audit`)]);
+    const [{ request: r }, { audit }] = await Promise.all([call('getTenantsByTenantDataSubjectsRequestsById', { ...T, id }), call('getTenantsByTenantDataSubjectsRequestsByIdAudit', { ...T, id })]);
     const note = /** @type {HTMLInputElement} */ (h('input', { id: 'note', maxlength: 1000 }));
     const decide = (/** @type {string} */ verb, /** @type {string} */ label, /** @type {string} */ cls) => {
       const b = /** @type {HTMLButtonElement} */ (
-        h('button', { type: 'button', className: cls, 'data-verb': verb, onclick: async () => (await act(b, () => api('POST', `${base}/${encodeURIComponent(id)}/${verb}`, note.value.trim() ? { note: note.value.trim() } : {}), `${label}: done.`)) && render() }, label)
+        h('button', { type: 'button', className: cls, 'data-verb': verb, onclick: async () => (await act(b, () => call(REQUEST_DECISIONS[verb], { ...T, id }, note.value.trim() ? { note: note.value.trim() } : {}), `${label}: done.`)) && render() }, label)
       );
       return b;
     };
@@ -682,7 +724,7 @@ async function requestsView(/** @type {string} */ tenant, /** @type {string | nu
         className: 'secondary',
         onclick: async () =>
           act(getLink, async () => {
-            const { url } = await api('POST', `${base}/${encodeURIComponent(id)}/link`);
+            const { url } = await call('postTenantsByTenantDataSubjectsRequestsByIdLink', { ...T, id });
             linkOut.replaceChildren(h('a', { href: url, rel: 'noreferrer' }, 'Download the export (works once)'));
           }, ''),
       }, 'New download link')
@@ -702,7 +744,7 @@ async function requestsView(/** @type {string} */ tenant, /** @type {string | nu
       h('ul', { className: 'plain' }, ...audit.map((/** @type {any} */ a) => h('li', null, a.at ? timeEl(a.at) : '', ` ${a.actor ?? ''}: ${a.action ?? ''}${a.note ? ` (${a.note})` : ''}`))),
     ];
   }
-  const { requests } = await api('GET', `${base}?limit=100`);
+  const { requests } = await call('getTenantsByTenantDataSubjectsRequests', { ...T, limit: 100 });
   const type = /** @type {HTMLSelectElement} */ (h('select', { id: 'dsr-type' }, h('option', { value: 'export' }, 'Export'), h('option', { value: 'erase' }, 'Erasure')));
   const address = /** @type {HTMLInputElement} */ (h('input', { id: 'dsr-address', required: true, autocomplete: 'off', inputmode: 'tel' }));
   const by = /** @type {HTMLInputElement} */ (h('input', { id: 'dsr-by', required: true, autocomplete: 'name' }));
@@ -714,7 +756,7 @@ async function requestsView(/** @type {string} */ tenant, /** @type {string | nu
       onsubmit: async (/** @type {Event} */ e) => {
         e.preventDefault();
         let made = null;
-        await act(/** @type {HTMLButtonElement} */ (form.querySelector('button')), async () => (made = (await api('POST', base, { type: type.value, subject: { addresses: [address.value.trim()] }, requestedBy: by.value.trim(), reason: reason.value.trim() })).request), 'Request created.');
+        await act(/** @type {HTMLButtonElement} */ (form.querySelector('button')), async () => (made = (await call('postTenantsByTenantDataSubjectsRequests', T, { type: type.value, subject: { addresses: [address.value.trim()] }, requestedBy: by.value.trim(), reason: reason.value.trim() })).request), 'Request created.');
         if (made) location.hash = link(tenant, 'requests', /** @type {any} */ (made).id);
       },
     },
@@ -737,15 +779,12 @@ async function requestsView(/** @type {string} */ tenant, /** @type {string | nu
 // ---- contacts and schedules ------------------------------------------------------------------------
 
 async function contactsView(/** @type {string} */ tenant) {
-  const base = `${tenantPath(tenant)}/contacts`;
+  const T = { tenant };
   const list = h('div');
   const input = /** @type {HTMLInputElement} */ (h('input', { id: 'contact-q', type: 'search', autocomplete: 'off' }));
   const tag = /** @type {HTMLInputElement} */ (h('input', { id: 'contact-tag', autocomplete: 'off' }));
   const load = async () => {
-    const q = new URLSearchParams({ limit: '100' });
-    if (input.value.trim()) q.set('q', input.value.trim());
-    if (tag.value.trim()) q.set('tag', tag.value.trim());
-    const { contacts, total } = await api('GET', `${base}?${q}`);
+    const { contacts, total } = await call('getTenantsByTenantContacts', { ...T, limit: 100, q: input.value.trim() || undefined, tag: tag.value.trim() || undefined });
     list.replaceChildren(
       contacts.length
         ? h(
@@ -781,9 +820,9 @@ async function contactsView(/** @type {string} */ tenant) {
 }
 
 async function schedulesView(/** @type {string} */ tenant, /** @type {string | null} */ id) {
-  const base = `${tenantPath(tenant)}/schedules`;
+  const T = { tenant };
   if (id) return scheduleView(tenant, id);
-  const [{ schedules }, stats] = await Promise.all([api('GET', base), api('GET', `${base}/stats`)]);
+  const [{ schedules }, stats] = await Promise.all([call('getTenantsByTenantSchedules', T), call('getTenantsByTenantSchedulesStats', T)]);
   return [
     h('h1', null, 'Scheduled deliveries'),
     h('p', null, `${stats.totalSchedules} schedules, ${stats.activeSchedules} active · ${stats.successfulRuns} runs completed, ${stats.failedRuns} failed`),
@@ -800,15 +839,15 @@ async function schedulesView(/** @type {string} */ tenant, /** @type {string | n
 }
 
 async function scheduleView(/** @type {string} */ tenant, /** @type {string} */ id) {
-  const base = `${tenantPath(tenant)}/schedules/${encodeURIComponent(id)}`;
-  const [{ schedule: sc }, { runs }] = await Promise.all([api('GET', base), api('GET', `${base}/runs`)]);
+  const S = { tenant, id };
+  const [{ schedule: sc }, { runs }] = await Promise.all([call('getTenantsByTenantSchedulesById', S), call('getTenantsByTenantSchedulesByIdRuns', S)]);
   const preview = h('div', { 'aria-live': 'polite' });
   const button = (/** @type {string} */ label, /** @type {string} */ cls, /** @type {() => Promise<unknown>} */ work, /** @type {string} */ done, /** @type {string} */ idAttr) => {
     const b = /** @type {HTMLButtonElement} */ (h('button', { type: 'button', className: cls, id: idAttr, onclick: () => act(b, work, done) }, label));
     return b;
   };
   const showPreview = async () => {
-    const { preview: p } = await api('POST', `${base}/preview`, { limit: 5 });
+    const { preview: p } = await call('postTenantsByTenantSchedulesByIdPreview', S, { limit: 5 });
     preview.replaceChildren(
       h('h2', null, 'Preview'),
       h('p', { className: 'muted' }, p.note ?? ''),
@@ -828,8 +867,8 @@ async function scheduleView(/** @type {string} */ tenant, /** @type {string} */ 
       'div',
       { className: 'actions' },
       button('Preview', 'secondary', showPreview, '', 'schedule-preview'),
-      button('Run now', '', async () => (await api('POST', `${base}/run-now`), render()), 'Started.', 'schedule-run-now'),
-      button(sc.active ? 'Pause' : 'Resume', 'secondary', async () => (await api('POST', `${base}/${sc.active ? 'pause' : 'resume'}`), render()), sc.active ? 'Paused.' : 'Resumed.', 'schedule-toggle'),
+      button('Run now', '', async () => (await call('postTenantsByTenantSchedulesByIdRunNow', S), render()), 'Started.', 'schedule-run-now'),
+      button(sc.active ? 'Pause' : 'Resume', 'secondary', async () => (await call(sc.active ? 'postTenantsByTenantSchedulesByIdPause' : 'postTenantsByTenantSchedulesByIdResume', S), render()), sc.active ? 'Paused.' : 'Resumed.', 'schedule-toggle'),
     ),
     preview,
     h('h2', null, 'Runs'),
@@ -854,11 +893,11 @@ function costSummary(c) {
 }
 
 async function costsView(/** @type {string} */ tenant) {
-  const base = tenantPath(tenant);
-  const [day, month] = await Promise.all([api('GET', `${base}/costs?period=day`), api('GET', `${base}/costs?period=month`)]);
-  const budgets = await api('GET', `${base}/budgets`).catch(() => ({ budgets: [] }));
-  const { blocks } = await api('GET', `${base}/blocks`).catch(() => ({ blocks: [] }));
-  const limits = await api('GET', `${base}/limits`).catch(() => null);
+  const T = { tenant };
+  const [day, month] = await Promise.all([call('getTenantsByTenantCosts', { ...T, period: 'day' }), call('getTenantsByTenantCosts', { ...T, period: 'month' })]);
+  const budgets = await call('getTenantsByTenantBudgets', T).catch(() => ({ budgets: [] }));
+  const { blocks } = await call('getTenantsByTenantBlocks', T).catch(() => ({ blocks: [] }));
+  const limits = await call('getTenantsByTenantLimits', T).catch(() => null);
   const perMinute = (/** @type {any} */ l) => (l ? `${l.perMinute} a minute` : 'no limit');
   const byTable = (/** @type {string} */ caption, /** @type {Record<string, any>} */ data) =>
     Object.keys(data ?? {}).length ? h('table', null, h('caption', null, caption), h('tbody', null, ...Object.entries(data).map(([k, v]) => h('tr', null, h('td', null, k), h('td', { className: 'num' }, `$${Number(v?.spent ?? v).toFixed(4)}`))))) : '';
@@ -893,13 +932,13 @@ async function costsView(/** @type {string} */ tenant) {
 // ---- channels --------------------------------------------------------------------------------------
 
 async function channelsView(/** @type {string} */ tenant) {
-  const base = tenantPath(tenant);
+  const T = { tenant };
   const wa = h('section', { className: 'card', 'aria-label': 'WhatsApp Web' }, h('h2', null, 'WhatsApp Web'), h('p', { className: 'muted' }, 'Loading…'));
   let shownQr = '';
   const showWa = async () => {
     let status;
     try {
-      status = await api('GET', `${base}/whatsapp-web/status`);
+      status = await call('getTenantsByTenantWhatsappWebStatus', T);
     } catch (error) {
       if (error instanceof ApiError && (error.status === 404 || error.status === 403)) return wa.replaceChildren(h('h2', null, 'WhatsApp Web'), h('p', null, 'Not used by this tenant.'));
       throw error;
@@ -915,9 +954,9 @@ async function channelsView(/** @type {string} */ tenant) {
   };
   await showWa().catch((error) => wa.replaceChildren(h('h2', null, 'WhatsApp Web'), h('p', { className: 'error' }, error.message)));
   every(2_000, () => showWa().catch(() => undefined));
-  const tenantInfo = (await api('GET', base)).tenant;
+  const tenantInfo = (await call('getTenantsByTenant', T)).tenant;
   const twilioNumbers = card('Twilio numbers', async () => {
-    const t = await api('GET', `${base}/twilio-sms/numbers`);
+    const t = await call('getTenantsByTenantTwilioSmsNumbers', T);
     return [
       t.channelOn ? '' : h('p', null, badge('off', 'bad'), ` ${t.off}`),
       h(
@@ -935,8 +974,8 @@ async function channelsView(/** @type {string} */ tenant) {
 // ---- keys ------------------------------------------------------------------------------------------
 
 async function keysView(/** @type {string} */ tenant) {
-  const base = `${tenantPath(tenant)}/keys`;
-  const { keys } = await api('GET', base);
+  const T = { tenant };
+  const { keys } = await call('getTenantsByTenantKeys', T);
   const operator = session?.principal.kind === 'operator';
   const shown = h('div', { 'aria-live': 'polite' });
   const label = /** @type {HTMLInputElement} */ (h('input', { id: 'key-label', maxlength: 100 }));
@@ -952,7 +991,7 @@ async function keysView(/** @type {string} */ tenant) {
             'tbody',
             null,
             ...keys.map((/** @type {any} */ k) => {
-              const revoke = /** @type {HTMLButtonElement} */ (h('button', { type: 'button', className: 'small danger', onclick: async () => (await act(revoke, () => api('DELETE', `${base}/${encodeURIComponent(k.id)}`), 'Revoked.')) && render() }, 'Revoke'));
+              const revoke = /** @type {HTMLButtonElement} */ (h('button', { type: 'button', className: 'small danger', onclick: async () => (await act(revoke, () => call('deleteTenantsByTenantKeysById', { ...T, id: k.id }), 'Revoked.')) && render() }, 'Revoke'));
               return h('tr', null, h('td', null, k.label || k.id.slice(0, 8)), h('td', null, timeEl(k.createdAt)), h('td', null, k.revokedAt ? badge('revoked', 'bad') : badge('active', 'ok')), h('td', null, operator && !k.revokedAt ? revoke : ''));
             }),
           ),
@@ -966,7 +1005,7 @@ async function keysView(/** @type {string} */ tenant) {
             onsubmit: async (/** @type {Event} */ e) => {
               e.preventDefault();
               await act(/** @type {HTMLButtonElement} */ (/** @type {HTMLElement} */ (e.currentTarget).querySelector('button')), async () => {
-                const made = await api('POST', base, { label: label.value.trim() });
+                const made = await call('postTenantsByTenantKeys', T, { label: label.value.trim() });
                 shown.replaceChildren(h('p', null, 'The new key, shown once: ', h('code', null, made.key)));
               }, 'Key created.');
             },
