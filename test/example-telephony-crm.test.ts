@@ -92,9 +92,9 @@ async function book(phone: string, name: string, startsAt: Date, serviceType = '
   return r.body.appointment as { id: string; status: string; contactId: string };
 }
 
-/** Start of the local day `days` from today in New York, from the database's time zone rules. */
-async function localDayStart(days: number): Promise<Date> {
-  const { rows } = await gw.gateway.db.pool.query(`SELECT ((date_trunc('day', now() AT TIME ZONE $1) + make_interval(days => $2)) AT TIME ZONE $1) AS at`, [NY, days]);
+/** The local time `hours` into the day `days` from today in New York, from the database's time zone rules (DST included). */
+async function localTime(days: number, hours = 0): Promise<Date> {
+  const { rows } = await gw.gateway.db.pool.query(`SELECT ((date_trunc('day', now() AT TIME ZONE $1) + make_interval(days => $2, hours => $3)) AT TIME ZONE $1) AS at`, [NY, days, hours]);
   return rows[0].at;
 }
 
@@ -224,12 +224,13 @@ describe('examples/telephony-crm: seed 003 as a Parley deployment', () => {
 
   it('answers the owner\'s "schedule tomorrow" and "summary today" texts, and a customer\'s CONFIRM and RESCHEDULE', async () => {
     const now = Date.now();
-    const [today, tomorrow, after] = await Promise.all([localDayStart(0), localDayStart(1), localDayStart(2)]);
+    const [today, tomorrow, tomorrowNoon, tomorrowAfternoon] = await Promise.all([localTime(0), localTime(1), localTime(1, 12), localTime(1, 15)]);
     // A time today (before or after now, whichever part of the day is longer) and one tomorrow at noon.
-    const todayAt = now - today.getTime() > after.getTime() - 86_400_000 - now ? new Date((today.getTime() + now) / 2) : new Date((now + tomorrow.getTime()) / 2);
-    const [cara, dev] = [person(), person()];
+    const todayAt = now - today.getTime() > tomorrow.getTime() - now ? new Date((today.getTime() + now) / 2) : new Date((now + tomorrow.getTime()) / 2);
+    const [cara, dev, eve] = [person(), person(), person()];
     await book(cara, 'Cara Diaz', todayAt, 'boiler service', true);
-    const devAppointment = await book(dev, 'Dev Patel', new Date(tomorrow.getTime() + 12 * 3600_000), 'water heater install');
+    const devAppointment = await book(dev, 'Dev Patel', tomorrowNoon, 'water heater install');
+    await book(eve, 'Eve Stone', tomorrowAfternoon, 'drain cleaning');
     const schedule = (await sms(OWNER, 'schedule tomorrow')).join('\n');
     expect(schedule).toMatch(/^Tomorrow \(\w{3}, \w{3} \d+\): \d+ jobs?\./);
     expect(schedule).toContain('12:00 PM Dev Patel, water heater install');
@@ -243,9 +244,9 @@ describe('examples/telephony-crm: seed 003 as a Parley deployment', () => {
     // The first text this number gets carries the opt-out notice after it.
     expect(confirmed).toMatch(/^Thanks, your water heater install appointment on .+ is confirmed\./);
     expect((await api('GET', `/v1/tenants/bristol/crm/appointments/${devAppointment.id}`, BRISTOL)).body.appointment.status).toBe('CONFIRMED');
-    expect((await sms(cara, 'reschedule')).join('\n')).toContain("we'll call you to find a new time");
+    expect((await sms(eve, 'reschedule')).join('\n')).toContain("we'll call you to find a new time");
     const pending = await api('GET', '/v1/tenants/bristol/crm/owner/reschedules', BRISTOL);
-    expect(pending.body.appointments.map((a: { customerName: string }) => a.customerName)).toContain('Cara Diaz');
+    expect(pending.body.appointments.map((a: { customerName: string }) => a.customerName)).toContain('Eve Stone');
     const view = await api('GET', '/v1/tenants/bristol/crm/owner/schedule/tomorrow', BRISTOL);
     expect(view.body.text).toContain('Dev Patel, water heater install (confirmed)');
     const old = await api('GET', '/v1/tenants/bristol/crm/schedule-tomorrow', BRISTOL);
