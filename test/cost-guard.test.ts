@@ -265,7 +265,7 @@ describe('per-tenant model prices', () => {
 
 describe('per-tenant model prices at run time, and dated model names', () => {
   const tokenRows = async (t: string) =>
-    (await gw.gateway.db.pool.query(`SELECT kind, quantity::float8 AS q, cost_usd::float8 AS c, attributes->>'model' AS model FROM parley_usage WHERE tenant_id = $1 AND kind LIKE 'model.tokens.%' ORDER BY id`, [t])).rows;
+    (await gw.gateway.db.pool.query(`SELECT kind, quantity::float8 AS q, cost_usd::float8 AS c, attributes->>'model' AS model FROM parley_usage WHERE tenant_id = $1 AND kind LIKE 'model.tokens.%' ORDER BY kind, id`, [t])).rows;
 
   it("lets the operator set a tenant's model token prices through the prices route (audited); the next call is reserved and priced by them, without a restart", async () => {
     const q = 'What time do you open?';
