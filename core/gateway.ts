@@ -232,6 +232,7 @@ export class Gateway {
     this.consent = createConsentStore(pool);
     this.usage = new Usage(pool, this.tenants);
     this.ai = new Ai({ config: this.config, usage: this.usage, tenants: this.tenants, alerts: this.alerts, registry: this.registry, log: this.log.child({ component: 'ai' }) });
+    await this.ai.loadProviders();
     if (this.config.ai.providers && Object.keys(this.config.ai.providers).length) this.host.healthChecks.push({ plugin: 'core', check: this.ai.health() });
     if (!dryRun) {
       await ensureMigrationTable(pool);
