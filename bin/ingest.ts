@@ -64,7 +64,9 @@ export async function ingestCommand(o: { configPath: string | undefined; tenantI
     await applyMigrations(db.pool, 'medical-answers', mod.migrations);
     // A tenant whose `ai.embeddings` names a model embeds with it, metered in its usage like at run time.
     const tenants = new TenantDirectory(config.tenants, config.operator.apiKeys);
-    const ai = new Ai({ config, usage: new Usage(db.pool, tenants), tenants, alerts: new AlertHub(log), registry: new Registry(), log }).for('medical-answers');
+    const service = new Ai({ config, usage: new Usage(db.pool, tenants), tenants, alerts: new AlertHub(log), registry: new Registry(), log });
+    await service.loadProviders();
+    const ai = service.for('medical-answers');
     const embeddings = ai.embeddings(o.tenantId, { purpose: 'medical-answers.ingest' });
     const store = new mod.MedicalStore(db.pool, { log });
     const mode = await store.init();

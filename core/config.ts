@@ -145,8 +145,17 @@ export const configSchema = z.object({
       redisUrl: z.string().optional(),
       dataDir: z.string().default('./data'),
       poolSize: z.number().int().positive().default(10),
+      /** The embedded database's vacuum and analyze of the hot tables (a server runs autovacuum). */
+      maintenance: z
+        .object({
+          /** When the job checks the tables (cron; six fields put seconds first). */
+          cron: z.string().default('*/10 * * * * *'),
+          /** Dead rows (or rows changed since the last analyze) that make a table due, at least. */
+          deadRows: z.number().int().positive().default(1000),
+        })
+        .default({ cron: '*/10 * * * * *', deadRows: 1000 }),
     })
-    .default({ dataDir: './data', poolSize: 10 }),
+    .default({ dataDir: './data', poolSize: 10, maintenance: { cron: '*/10 * * * * *', deadRows: 1000 } }),
   outbox: z
     .object({
       attempts: z.number().int().min(1).max(50).default(8),

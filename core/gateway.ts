@@ -32,6 +32,7 @@ import { Ai } from './ai/service.js';
 import { TenantDirectory } from './tenancy.js';
 import { createLogger } from './logger.js';
 import { openLogFile, type LogFile } from './log-file.js';
+import { maintenanceSchedule, registerDeadRowsMetric } from './storage/maintenance.js';
 import { backupPostgres, dumpEmbedded, writeEmbeddedBackup, type BackupManifest } from './backup.js';
 import { createCoreMetrics, type CoreMetrics } from './metrics.js';
 import { AlertHub } from './alerts.js';
@@ -231,6 +232,7 @@ export class Gateway {
     this.consent = createConsentStore(pool);
     this.usage = new Usage(pool, this.tenants);
     this.ai = new Ai({ config: this.config, usage: this.usage, tenants: this.tenants, alerts: this.alerts, registry: this.registry, log: this.log.child({ component: 'ai' }) });
+    await this.ai.loadProviders();
     if (this.config.ai.providers && Object.keys(this.config.ai.providers).length) this.host.healthChecks.push({ plugin: 'core', check: this.ai.health() });
     if (!dryRun) {
       await ensureMigrationTable(pool);
@@ -248,6 +250,9 @@ export class Gateway {
       settingsFor: (channel, tenantId) => this.host.settingsOf(channel, tenantId),
       onSent: (message) => this.usage.messagesSent([message], (channel) => this.host.channelOwners.get(channel) ?? channel),
     });
+    registerDeadRowsMetric(this.registry, () => pool, this.log.child({ component: 'database' }));
+    // PostgreSQL's autovacuum keeps a server's tables; PGlite (single-user) has none.
+    if (this.db.kind === 'embedded') this.jobs.schedule(maintenanceSchedule(pool, this.config.storage.maintenance), 'core');
     this.jobs.define<OutboxJob>({ name: OUTBOX_QUEUE, concurrency: this.config.outbox.concurrency, attempts: this.config.outbox.attempts, backoffMs: this.config.outbox.backoffMs, process: (data, job) => this.outbox.process(data, job.attemptsMade) }, 'core');
     this.inbound = new InboundProcessor({
       db: pool,

@@ -9,8 +9,10 @@ import type { Logger } from 'pino';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { BaseChatModel } from '@langchain/core/language_models/chat_models';
 import type { BaseMessageLike } from '@langchain/core/messages';
-import { ChatOpenAI, OpenAIEmbeddings } from '@langchain/openai';
-import { ChatAnthropic } from '@langchain/anthropic';
+// The provider SDKs take about a second to import: loaded in `loadProviders()`, only for the provider
+// types a configuration names (the demo and every `local` deployment load none).
+import type { ChatOpenAI, OpenAIEmbeddings } from '@langchain/openai';
+import type { ChatAnthropic } from '@langchain/anthropic';
 import { ParleyError } from '../errors.js';
 import type { AiConfig, AiProviderConfig, ParleyConfig } from '../config.js';
 import type { AlertHub } from '../alerts.js';
@@ -66,6 +68,7 @@ export class Ai {
   private readonly requests: Counter<'tenant' | 'provider' | 'outcome'>;
   private readonly duration: Histogram<'tenant' | 'provider' | 'operation'>;
   private readonly retries: Counter<'provider' | 'reason'>;
+  private sdk: { ChatOpenAI?: typeof ChatOpenAI; ChatAnthropic?: typeof ChatAnthropic; MeteredEmbeddings?: MeteredEmbeddingsClass } = {};
 
   constructor(private readonly deps: AiDeps) {
     this.ai = deps.config.ai;
@@ -97,6 +100,24 @@ export class Ai {
       const tenants = this.tenantsOf(p.name);
       deps.log[tenants.length ? 'warn' : 'info']({ provider: p.name, reason: p.off, tenants }, `AI provider "${p.name}" is off: ${p.off}; ${tenants.length ? `tenants ${tenants.join(', ')} run local` : 'no tenant uses it'}`);
     }
+  }
+
+  /** Imports the SDKs of the configured providers that are on; before any chat or embeddings call. */
+  async loadProviders(): Promise<void> {
+    const types = new Set([...this.providers.values()].filter((p) => !p.off).map((p) => p.config.type));
+    if (types.has('openai') && !this.sdk.ChatOpenAI) {
+      const { ChatOpenAI, OpenAIEmbeddings } = await import('@langchain/openai');
+      this.sdk.ChatOpenAI = ChatOpenAI;
+      this.sdk.MeteredEmbeddings = meteredEmbeddings(OpenAIEmbeddings);
+    }
+    if (types.has('anthropic') && !this.sdk.ChatAnthropic) this.sdk.ChatAnthropic = (await import('@langchain/anthropic')).ChatAnthropic;
+  }
+
+  /** An SDK class `loadProviders()` loaded: a call before it is a kernel bug, not a provider failure. */
+  private loaded<K extends keyof Ai['sdk']>(name: K): NonNullable<Ai['sdk'][K]> {
+    const sdk = this.sdk[name];
+    if (!sdk) throw new ParleyError('PARLEY_INTERNAL', `AI provider SDK ${name} was not loaded (Ai.loadProviders() runs at boot)`);
+    return sdk;
   }
 
   private tenantsOf(provider: string): string[] {
@@ -180,8 +201,8 @@ export class Ai {
     const apiKey = c.apiKey || NO_KEY;
     const model =
       c.type === 'openai'
-        ? new ChatOpenAI({ model: c.chatModel!, apiKey, configuration: { baseURL: c.baseUrl ?? DEFAULT_BASE_URL.openai }, timeout: c.timeoutMs, maxRetries: 0, ...(maxTokens ? { maxTokens } : {}) })
-        : new ChatAnthropic({ model: c.chatModel!, apiKey, anthropicApiUrl: c.baseUrl ?? DEFAULT_BASE_URL.anthropic, clientOptions: { timeout: c.timeoutMs }, maxRetries: 0, ...(maxTokens ? { maxTokens } : {}) });
+        ? new (this.loaded('ChatOpenAI'))({ model: c.chatModel!, apiKey, configuration: { baseURL: c.baseUrl ?? DEFAULT_BASE_URL.openai }, timeout: c.timeoutMs, maxRetries: 0, ...(maxTokens ? { maxTokens } : {}) })
+        : new (this.loaded('ChatAnthropic'))({ model: c.chatModel!, apiKey, anthropicApiUrl: c.baseUrl ?? DEFAULT_BASE_URL.anthropic, clientOptions: { timeout: c.timeoutMs }, maxRetries: 0, ...(maxTokens ? { maxTokens } : {}) });
     if (p.chatModels.size > 32) p.chatModels.clear();
     p.chatModels.set(key, model);
     return model;
@@ -316,7 +337,7 @@ export class Ai {
     const purpose = opts.purpose ?? 'embeddings';
     let n = 0;
     const ctx: CallContext = { tenantId, plugin, provider: p, model, operation: 'embeddings', purpose };
-    return new MeteredOpenAIEmbeddings(
+    return new (this.loaded('MeteredEmbeddings'))(
       { model, apiKey: c.apiKey || NO_KEY, configuration: { baseURL: c.baseUrl ?? DEFAULT_BASE_URL.openai }, timeout: c.timeoutMs, maxRetries: 0 },
       p.name,
       async (input, request) => {
@@ -471,19 +492,24 @@ export class Ai {
   }
 }
 
-/** OpenAIEmbeddings whose every request (one per batch) goes through the service's policy and meter. */
-class MeteredOpenAIEmbeddings extends OpenAIEmbeddings implements AiEmbeddings {
-  constructor(
-    fields: ConstructorParameters<typeof OpenAIEmbeddings>[0],
-    readonly provider: string,
-    private readonly around: <R extends { usage?: { prompt_tokens?: number; total_tokens?: number }; model?: string }>(input: unknown, call: () => Promise<R>) => Promise<R>,
-  ) {
-    super(fields);
-  }
+type Around = <R extends { usage?: { prompt_tokens?: number; total_tokens?: number }; model?: string }>(input: unknown, call: () => Promise<R>) => Promise<R>;
+type MeteredEmbeddingsClass = new (fields: ConstructorParameters<typeof OpenAIEmbeddings>[0], provider: string, around: Around) => OpenAIEmbeddings & AiEmbeddings;
 
-  protected override embeddingWithRetry(request: { model: string; input: unknown }) {
-    return this.around(request.input, () => super.embeddingWithRetry(request as never));
-  }
+/** OpenAIEmbeddings (once its SDK is loaded) whose every request (one per batch) goes through the service's policy and meter. */
+function meteredEmbeddings(Base: typeof OpenAIEmbeddings): MeteredEmbeddingsClass {
+  return class MeteredOpenAIEmbeddings extends Base implements AiEmbeddings {
+    constructor(
+      fields: ConstructorParameters<typeof OpenAIEmbeddings>[0],
+      readonly provider: string,
+      private readonly around: Around,
+    ) {
+      super(fields);
+    }
+
+    protected override embeddingWithRetry(request: { model: string; input: unknown }) {
+      return this.around(request.input, () => super.embeddingWithRetry(request as never));
+    }
+  };
 }
 
 /** Characters / 4 of every message's (or input text's) text: a rough token count for estimates, never sent anywhere. */

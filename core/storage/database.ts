@@ -11,6 +11,7 @@ import { Counter, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import { ParleyError } from '../errors.js';
 import { servePGlite, socketPathFits } from './pglite-server.js';
+import { cacheDir, seedFromTemplate } from './pglite-template.js';
 
 export interface Database {
   pool: pg.Pool;
@@ -31,6 +32,8 @@ export interface DatabaseOptions {
   log: Logger;
   /** Where the embedded database server's error counter is registered. */
   registry?: Registry | undefined;
+  /** Where a fresh embedded database's template is kept (default: PARLEY_CACHE_DIR, else ~/.cache/parley). */
+  cacheDir?: string | undefined;
   /** How long a client waits for the embedded database's session held by another (default: PARLEY_DB_BUSY_TIMEOUT_MS, else 5000 ms). */
   busyTimeoutMs?: number | undefined;
 }
@@ -70,6 +73,8 @@ async function openEmbedded(opts: DatabaseOptions): Promise<Database> {
   const releaseLock = lockDataDir(resolve(opts.dataDir));
   try {
     const [{ PGlite }, { vector }] = await Promise.all([import('@electric-sql/pglite'), import('@electric-sql/pglite-pgvector')]);
+    // A fresh directory is copied from a template made once per PGlite version, instead of initdb.
+    await seedFromTemplate(dir, opts.cacheDir ?? cacheDir(), (path) => PGlite.create(path, { extensions: { vector } }), opts.log);
     const db = await PGlite.create(dir, { extensions: { vector } });
     // Every client shares PGlite's single session (see pglite-server.ts), so per-connection startup
     // options (BullMQ pins its schema with `-c search_path=bullmq`) never apply. One session-wide

@@ -81,6 +81,9 @@ export type RecordInboundResult =
 /**
  * Stores messages once each: the unique (tenant, channel, provider id) makes a replay a no-op. One
  * statement for the whole batch: conversations are upserted (one row per thread), messages inserted.
+ * The planner guesses 100 rows for any `jsonb_to_recordset` and joins a batch that size by hashing
+ * the other side (a scan of every row of a bloated claims table, say); `LIMIT <the batch's length>`
+ * keeps every row and gives it the true count, so it looks rows up by index instead.
  */
 export async function recordInboundMany(db: Queryable, items: { tenantId: string; draft: InboundDraft }[]): Promise<RecordInboundResult[]> {
   const input = items.map(({ tenantId, draft }, idx) => ({
@@ -101,6 +104,7 @@ export async function recordInboundMany(db: Queryable, items: { tenantId: string
     `WITH input AS (
        SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(idx int, tenant_id text, channel text, thread_key text, participant text, pmid text,
          to_address text, body text, media jsonb, attributes jsonb, raw jsonb, received_at timestamptz)
+       LIMIT $2 -- every row: tells the planner the batch's size (see recordInboundMany)
      ), conv AS (
        INSERT INTO parley_conversations (tenant_id, channel, thread_key, participant, last_message_at)
        SELECT DISTINCT ON (tenant_id, channel, thread_key) tenant_id, channel, thread_key, participant, received_at
@@ -124,7 +128,7 @@ export async function recordInboundMany(db: Queryable, items: { tenantId: string
        LEFT JOIN claim c ON c.inbound_id = n.id
        LEFT JOIN parley_inbound e ON n.id IS NULL AND e.tenant_id = i.tenant_id AND e.channel = i.channel AND e.provider_message_id = i.pmid
      ORDER BY i.idx`,
-    [JSON.stringify(input)],
+    [JSON.stringify(input), input.length],
   );
   await findConcurrentWinners(db, input, rows);
   const claimed = new Set<string>();
@@ -171,9 +175,9 @@ async function findConcurrentWinners(
   if (!missing.length) return;
   const { rows: found } = await db.query<{ tenant_id: string; channel: string; provider_message_id: string; id: string; conversation_id: string; status: string }>(
     `SELECT e.tenant_id, e.channel, e.provider_message_id, e.id, e.conversation_id, e.status
-       FROM jsonb_to_recordset($1::jsonb) AS x(tenant_id text, channel text, pmid text)
+       FROM (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(tenant_id text, channel text, pmid text) LIMIT $2 /* the batch's size, for the planner */) x
        JOIN parley_inbound e ON e.tenant_id = x.tenant_id AND e.channel = x.channel AND e.provider_message_id = x.pmid`,
-    [JSON.stringify(missing.map(({ tenant_id, channel, pmid }) => ({ tenant_id, channel, pmid })))],
+    [JSON.stringify(missing.map(({ tenant_id, channel, pmid }) => ({ tenant_id, channel, pmid }))), missing.length],
   );
   const key = (tenant: string, channel: string, pmid: string) => `${tenant}\u0000${channel}\u0000${pmid}`;
   const byKey = new Map(found.map((f) => [key(f.tenant_id, f.channel, f.provider_message_id), f]));
@@ -261,6 +265,7 @@ export async function finishInboundMany(db: Queryable, items: FinishInbound[]): 
     `WITH f AS (
        SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(tenant_id text, id uuid, conversation_id uuid, claim uuid, status text, stop_reason text, error text, stages jsonb, annotations jsonb,
          handoff text, handoff_reason text, handoff_by text, held_stage text)
+       LIMIT $3 -- every row: tells the planner the batch's size (see recordInboundMany)
      ), held AS (
        DELETE FROM parley_inbound_claims c USING f WHERE c.inbound_id = f.id AND c.token = f.claim RETURNING c.inbound_id
      ), handoff AS (
@@ -274,11 +279,14 @@ export async function finishInboundMany(db: Queryable, items: FinishInbound[]): 
          held_stage = COALESCE(f.held_stage, i.held_stage)
        FROM f JOIN held h ON h.inbound_id = f.id WHERE i.tenant_id = f.tenant_id AND i.id = f.id
      ), r AS (
-       SELECT x.* FROM jsonb_to_recordset($2::jsonb) AS x(seq int, tenant_id text, channel text, conversation_id uuid, inbound_id uuid, to_address text,
-         from_address text, body text, media jsonb, options jsonb, status text, via text, consent_address text, verdict jsonb, details jsonb)
-       JOIN held h ON h.inbound_id = x.inbound_id
-     ), rs AS (
-       -- A reply stage's verdict first; consent is the kernel's, after every reply stage.
+       SELECT x.* FROM (
+         SELECT * FROM jsonb_to_recordset($2::jsonb) AS x(seq int, tenant_id text, channel text, conversation_id uuid, inbound_id uuid, to_address text,
+           from_address text, body text, media jsonb, options jsonb, status text, via text, consent_address text, verdict jsonb, details jsonb)
+         LIMIT $4 -- every row: tells the planner the batch's size (see recordInboundMany)
+       ) x JOIN held h ON h.inbound_id = x.inbound_id
+     ), rs AS MATERIALIZED (
+       -- A reply stage's verdict first; consent is the kernel's, after every reply stage. Materialized:
+       -- inlined, the consent lookup ran once for each of the four places stopped_by is read.
        SELECT r.*, CASE WHEN r.verdict->>'status' IS NOT NULL THEN 'verdict' WHEN r.consent_address IS NOT NULL AND EXISTS (
            SELECT 1 FROM parley_consent c WHERE c.tenant_id = r.tenant_id AND c.address IN (r.consent_address, ${SUPPRESSION_HASH_SQL('r.consent_address')}) AND c.status = 'opted-out'
          ) THEN 'consent' END AS stopped_by
@@ -296,7 +304,7 @@ export async function finishInboundMany(db: Queryable, items: FinishInbound[]): 
        RETURNING *
      )
      SELECT h.inbound_id AS held_id, ins.* FROM held h LEFT JOIN ins ON ins.inbound_id = h.inbound_id`,
-    [JSON.stringify(done), JSON.stringify(replies)],
+    [JSON.stringify(done), JSON.stringify(replies), done.length, replies.length],
   );
   const held = new Map<string, OutboundMessage[]>();
   for (const row of rows.sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0))) {

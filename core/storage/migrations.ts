@@ -38,9 +38,19 @@ export async function applyMigrations(pool: Pool, plugin: string, migrations: Mi
     if (ids.has(m.id)) throw new ParleyError('PARLEY_MIGRATION_FAILED', `Plugin "${plugin}" has two migrations with id "${m.id}"`, 500, { plugin });
     ids.add(m.id);
   }
+  const checksumOf = (m: Migration) => createHash('sha256').update(m.sql).digest('hex').slice(0, 16);
+  // A restart finds every migration applied: one read says so, without a transaction and lock per
+  // migration (a committed row never goes away, so only the missing ones need the locked path).
+  const { rows: known } = await pool.query<{ id: string; checksum: string }>('SELECT id, checksum FROM parley_migrations WHERE plugin = $1', [plugin]);
+  const appliedBefore = new Map(known.map((r) => [r.id, r.checksum]));
   const applied: string[] = [];
   for (const m of sorted) {
-    const checksum = createHash('sha256').update(m.sql).digest('hex').slice(0, 16);
+    const checksum = checksumOf(m);
+    const before = appliedBefore.get(m.id);
+    if (before !== undefined) {
+      if (before !== checksum) throw changedAfterApplied(plugin, m.id);
+      continue;
+    }
     const client = await pool.connect();
     try {
       await client.query('BEGIN');
@@ -48,9 +58,7 @@ export async function applyMigrations(pool: Pool, plugin: string, migrations: Mi
       const { rows } = await client.query<{ checksum: string }>('SELECT checksum FROM parley_migrations WHERE plugin = $1 AND id = $2', [plugin, m.id]);
       if (rows[0]) {
         await client.query('COMMIT');
-        if (rows[0].checksum !== checksum) {
-          throw new ParleyError('PARLEY_MIGRATION_FAILED', `Migration ${plugin}/${m.id} was changed after it was applied to this database; add a new migration instead of editing an applied one`, 500, { plugin });
-        }
+        if (rows[0].checksum !== checksum) throw changedAfterApplied(plugin, m.id);
         continue;
       }
       await client.query(m.sql);
@@ -66,4 +74,8 @@ export async function applyMigrations(pool: Pool, plugin: string, migrations: Mi
     }
   }
   return applied;
+}
+
+function changedAfterApplied(plugin: string, id: string): ParleyError {
+  return new ParleyError('PARLEY_MIGRATION_FAILED', `Migration ${plugin}/${id} was changed after it was applied to this database; add a new migration instead of editing an applied one`, 500, { plugin });
 }

@@ -1,0 +1,81 @@
+/**
+ * Upkeep of the tables every message writes. PGlite runs PostgreSQL single-user, where autovacuum
+ * never runs: without this job the claims, inbound and outbox tables keep every dead row version
+ * (each message inserts and deletes a claim, updates its inbound row and outbox row) and their
+ * planner statistics stay those of an empty table, so scans and plans grow with the data. On the
+ * embedded backend the kernel schedules `VACUUM (ANALYZE)` of each hot table that passed a threshold;
+ * PostgreSQL's own autovacuum does it on a server. Both backends report dead rows as a metric.
+ */
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import { Gauge, type Registry } from 'prom-client';
+import type { ScheduleDefinition } from '../plugin.js';
+
+/** The tables written on every message: claims, inbound, outbox, outbox events, conversations. */
+export const HOT_TABLES = ['parley_inbound_claims', 'parley_inbound', 'parley_outbox', 'parley_outbox_events', 'parley_conversations'] as const;
+
+export interface TableStats {
+  table: string;
+  liveRows: number;
+  deadRows: number;
+  /** Rows inserted, updated or deleted since the table was last analyzed. */
+  modifiedSinceAnalyze: number;
+}
+
+/** Row counts from `pg_stat_user_tables` (PostgreSQL reports them about a second late). */
+export async function hotTableStats(db: pg.Pool): Promise<TableStats[]> {
+  const { rows } = await db.query<{ table: string; live: string; dead: string; modified: string }>(
+    `SELECT relname AS table, n_live_tup AS live, n_dead_tup AS dead, n_mod_since_analyze AS modified
+       FROM pg_stat_user_tables WHERE schemaname = current_schema() AND relname = ANY($1::text[])`,
+    [HOT_TABLES],
+  );
+  return rows.map((r) => ({ table: r.table, liveRows: Number(r.live), deadRows: Number(r.dead), modifiedSinceAnalyze: Number(r.modified) }));
+}
+
+/**
+ * Whether a table is due: its dead rows passed `deadRows`, or, like autovacuum's scale factors, a
+ * fifth of its live rows (dead) or a tenth (changed since the last analyze, which keeps row
+ * estimates, and so the plans, in step with the data).
+ */
+export function isDue(stats: TableStats, deadRows: number): boolean {
+  return stats.deadRows >= Math.max(deadRows, stats.liveRows * 0.2) || stats.modifiedSinceAnalyze >= Math.max(deadRows, stats.liveRows * 0.1);
+}
+
+/** Vacuums and analyzes the hot tables that are due; returns the tables it cleaned. */
+export async function vacuumHotTables(db: pg.Pool, deadRows: number): Promise<{ vacuumed: string[] }> {
+  const due = (await hotTableStats(db)).filter((t) => isDue(t, deadRows));
+  // One table at a time: on PGlite each statement holds the single session (and the event loop).
+  for (const { table } of due) await db.query(`VACUUM (ANALYZE) ${table}`);
+  return { vacuumed: due.map((t) => t.table) };
+}
+
+export interface MaintenanceSettings {
+  /** When the job checks the tables (cron; six fields put seconds first). */
+  cron: string;
+  /** Dead (or changed, for analyze) rows that make a table due, at least. */
+  deadRows: number;
+}
+
+/** The kernel's recurring maintenance job for the embedded database. */
+export function maintenanceSchedule(db: pg.Pool, settings: MaintenanceSettings): ScheduleDefinition {
+  return { name: 'db-maintenance', cron: settings.cron, attempts: 1, process: () => vacuumHotTables(db, settings.deadRows) };
+}
+
+/** `parley_db_dead_rows{table}`, read from the database when scraped. */
+export function registerDeadRowsMetric(registry: Registry, db: () => pg.Pool, log: Logger): void {
+  new Gauge({
+    name: 'parley_db_dead_rows',
+    help: 'Dead row versions in the tables written on every message, by table (from pg_stat_user_tables; vacuum removes them)',
+    labelNames: ['table'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      try {
+        for (const t of await hotTableStats(db())) this.set({ table: t.table }, t.deadRows);
+      } catch (error) {
+        // The rest of /metrics still answers while the database is unreachable (readiness reports it).
+        log.warn({ err: error }, 'reading dead rows for parley_db_dead_rows failed');
+      }
+    },
+  });
+}

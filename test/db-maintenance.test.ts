@@ -1,0 +1,103 @@
+/**
+ * The embedded database's upkeep: PGlite runs single-user and never autovacuums, so the kernel's
+ * `db-maintenance` job vacuums and analyzes the tables every message writes once they pass a
+ * threshold, and `parley_db_dead_rows{table}` reports what is left to clean on both backends.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestGateway, type TestGateway } from './harness.js';
+import { catalogue, twoTenants, KEYS } from './fixtures/configs.js';
+import { TEST_BACKEND, externalServices } from './backend.js';
+import { HOT_TABLES, isDue } from '../core/storage/maintenance.js';
+
+const THRESHOLD = 40;
+let gw: TestGateway;
+const skip = TEST_BACKEND === 'external' ? await externalServices() : null;
+
+beforeAll(async () => {
+  if (skip) return;
+  gw = await startTestGateway({
+    config: { ...twoTenants({ pipeline: ['probe.echo'] }), storage: { maintenance: { cron: '*/1 * * * * *', deadRows: THRESHOLD } } },
+    catalogue,
+    logLevel: 'warn',
+  });
+  await sendMany('hello', 3 * THRESHOLD);
+});
+
+/** Each message writes and deletes a claim, updates its inbound and outbox rows: dead rows on every table. */
+async function sendMany(prefix: string, count: number): Promise<void> {
+  const sent = await Promise.all(
+    Array.from({ length: count }, (_, i) => gw.send('acme', { from: `+1555000${String(i % 7).padStart(4, '0')}`, text: `${prefix} ${i}`, id: `maint-${prefix}-${i}` }, KEYS.acme)),
+  );
+  expect(sent.map((s) => s.status)).toEqual(sent.map(() => 200));
+}
+afterAll(() => gw?.stop({ cleanup: true }));
+
+interface Stat {
+  table: string;
+  dead: number;
+  vacuums: number;
+  analyzes: number;
+}
+const stats = async (): Promise<Stat[]> =>
+  (
+    await gw.gateway.db.pool.query<Stat>(
+      `SELECT relname AS table, n_dead_tup::int AS dead, vacuum_count::int AS vacuums, analyze_count::int AS analyzes
+         FROM pg_stat_user_tables WHERE relname = ANY($1::text[])`,
+      [HOT_TABLES],
+    )
+  ).rows;
+
+async function until<T>(read: () => Promise<T>, done: (value: T) => boolean): Promise<T> {
+  let value = await read();
+  for (let i = 0; i < 300 && !done(value); i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    value = await read();
+  }
+  return value;
+}
+
+describe('a table is due for vacuum', () => {
+  it('once its dead rows pass the threshold, or a fifth of its live rows', () => {
+    const table = { table: 't', liveRows: 100, deadRows: 0, modifiedSinceAnalyze: 0 };
+    expect(isDue({ ...table, deadRows: 999 }, 1000)).toBe(false);
+    expect(isDue({ ...table, deadRows: 1000 }, 1000)).toBe(true);
+    expect(isDue({ ...table, liveRows: 100_000, deadRows: 19_999 }, 1000)).toBe(false);
+    expect(isDue({ ...table, liveRows: 100_000, deadRows: 20_000 }, 1000)).toBe(true);
+  });
+
+  it('once the rows changed since its last analyze pass the threshold (its row estimates are stale)', () => {
+    expect(isDue({ table: 't', liveRows: 500, deadRows: 0, modifiedSinceAnalyze: 1000 }, 1000)).toBe(true);
+  });
+});
+
+describe.skipIf(skip)(`dead rows on the ${TEST_BACKEND} backend`, () => {
+  it('are reported for every table a message writes', async () => {
+    const metrics = await gw.metrics();
+    for (const table of HOT_TABLES) expect(metrics).toMatch(new RegExp(`parley_db_dead_rows\\{table="${table}"\\} \\d+`));
+  });
+
+  it.runIf(TEST_BACKEND === 'embedded')('are vacuumed away by the maintenance job, and the tables analyzed', async () => {
+    const claims = await until(
+      async () => (await stats()).find((s) => s.table === 'parley_inbound_claims')!,
+      (s) => s.vacuums > 0 && s.analyzes > 0 && s.dead < THRESHOLD,
+    );
+    expect(claims).toMatchObject({ vacuums: expect.any(Number), analyzes: expect.any(Number) });
+    expect(claims.vacuums).toBeGreaterThan(0);
+    expect(claims.analyzes).toBeGreaterThan(0);
+    expect(claims.dead).toBeLessThan(THRESHOLD);
+    const inbound = (await stats()).find((s) => s.table === 'parley_inbound')!;
+    expect(inbound.analyzes).toBeGreaterThan(0);
+    expect(await gw.metrics()).toMatch(/parley_jobs_completed_total\{queue="db-maintenance"\} [1-9]/);
+  });
+
+  it.runIf(TEST_BACKEND === 'embedded')('keeps the claims table bounded under further load', async () => {
+    const before = (await stats()).find((s) => s.table === 'parley_inbound_claims')!.vacuums;
+    await sendMany('again', 2 * THRESHOLD);
+    const claims = await until(
+      async () => (await stats()).find((s) => s.table === 'parley_inbound_claims')!,
+      (s) => s.vacuums > before && s.dead < THRESHOLD,
+    );
+    expect(claims.vacuums).toBeGreaterThan(before);
+    expect(claims.dead).toBeLessThan(THRESHOLD);
+  });
+});
