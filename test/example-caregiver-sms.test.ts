@@ -9,7 +9,6 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse } from 'yaml';
 import { startTestGateway, type TestGateway } from './harness.js';
 import { startFakeTwilio, type FakeTwilio } from './fakes/twilio-api.js';
 import { startFakeModelApi, type FakeModelApi } from './fakes/model-api.js';
@@ -18,8 +17,7 @@ import { startFakeSlack, type FakeSlack } from './fakes/slack-api.js';
 import { inboundSmsParams, post, signedSmsRequest } from './fakes/twilio-webhook.js';
 import { twimlMessages } from './fixtures/twilio-twiml.js';
 import { hashAddress } from '../core/logger.js';
-import { RuleEvaluator, type MetricSample } from '../plugins/slack-alerts/rules.js';
-import { ruleSchema } from '../plugins/slack-alerts/types.js';
+import { exampleAlertRules } from './fixtures/example-alert-rules.js';
 
 const EXAMPLE = fileURLToPath(new URL('../examples/caregiver-sms/', import.meta.url));
 const CONFIG = readFileSync(`${EXAMPLE}parley.yaml`, 'utf8');
@@ -198,24 +196,15 @@ describe('examples/caregiver-sms: seed 000 as a Parley deployment', () => {
   });
 
   it('alerts at the seed thresholds: p95 over 5 s is a warning, over 10 s critical, errors over 5% in 5 minutes critical', () => {
-    const options = (parse(CONFIG).plugins as { name?: string; options?: { rules: unknown[] } }[]).find((p) => p.name === 'slack-alerts')!.options!;
-    const rules = options.rules.map((r) => ruleSchema.parse(r));
-    const evaluator = new RuleEvaluator(rules);
-    const bounds = [1, 2.5, 5, 10, 30, Infinity];
-    const samples = (durations: number[], processed: number, failed: number): MetricSample[] => [
-      ...bounds.map((le) => ({ name: 'parley_pipeline_duration_seconds_bucket', labels: { tenant: 'caregiver', channel: 'twilio-sms', le: le === Infinity ? '+Inf' : le }, value: durations.filter((d) => d <= le).length })),
-      { name: 'parley_messages_in_total', labels: { tenant: 'caregiver', channel: 'twilio-sms', result: 'processed' }, value: processed },
-      { name: 'parley_messages_in_total', labels: { tenant: 'caregiver', channel: 'twilio-sms', result: 'failed' }, value: failed },
-    ];
-    const raised = (d: ReturnType<RuleEvaluator['evaluate']>) => d.flatMap((x) => (x.action === 'raise' ? [`${x.alert.key}:${x.alert.severity}`] : [])).sort();
+    const { rules, raised } = exampleAlertRules(CONFIG, { tenant: 'caregiver', channel: 'twilio-sms' }, [1, 2.5, 5, 10, 30, Infinity]);
     const t0 = Date.parse('2026-12-01T10:00:00Z');
     const fast = Array<number>(40).fill(0.8);
-    evaluator.evaluate({ at: t0, samples: samples([], 0, 0), counts: { 'queue-depth': {}, 'dead-letters': {} } });
-    expect(raised(evaluator.evaluate({ at: t0 + 60_000, samples: samples(fast, 40, 1), counts: {} }))).toEqual([]);
+    raised(t0, [], 0, 0, { 'queue-depth': {}, 'dead-letters': {} });
+    expect(raised(t0 + 60_000, fast, 40, 1)).toEqual([]);
     const slow = [...fast, ...Array<number>(20).fill(7)];
-    expect(raised(evaluator.evaluate({ at: t0 + 120_000, samples: samples(slow, 60, 1), counts: {} }))).toEqual(['rule.response-time-warning:warning']);
+    expect(raised(t0 + 120_000, slow, 60, 1)).toEqual(['rule.response-time-warning:warning']);
     const slower = [...slow, ...Array<number>(60).fill(20)];
-    expect(raised(evaluator.evaluate({ at: t0 + 180_000, samples: samples(slower, 120, 10), counts: {} }))).toEqual(['rule.error-rate:critical', 'rule.response-time-warning:warning', 'rule.sms-processing-critical:critical']);
+    expect(raised(t0 + 180_000, slower, 120, 10)).toEqual(['rule.error-rate:critical', 'rule.response-time-warning:warning', 'rule.sms-processing-critical:critical']);
     const backlog = rules.find((r) => r.kind === 'outbox-backlog')!;
     expect(backlog).toMatchObject({ threshold: 100, severity: 'warning' });
   });

@@ -10,11 +10,9 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse } from 'yaml';
 import { startTestGateway, type TestGateway } from './harness.js';
 import { startFakeModelApi, type FakeModelApi } from './fakes/model-api.js';
-import { RuleEvaluator, type MetricSample } from '../plugins/slack-alerts/rules.js';
-import { ruleSchema } from '../plugins/slack-alerts/types.js';
+import { exampleAlertRules } from './fixtures/example-alert-rules.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const EXAMPLE = `${ROOT}examples/platform-ops/`;
@@ -221,23 +219,15 @@ describe('examples/platform-ops: seed 002 as a Parley deployment', () => {
   });
 
   it('alerts at the seed targets: p95 over 1 s a warning, over 2 s (its P2) critical, errors over 1% critical', () => {
-    const options = (parse(CONFIG).plugins as { name?: string; options?: { rules: unknown[] } }[]).find((p) => p.name === 'slack-alerts')!.options!;
-    const evaluator = new RuleEvaluator(options.rules.map((r) => ruleSchema.parse(r)));
-    const bounds = [0.5, 1, 2, 5, Infinity];
-    const samples = (durations: number[], processed: number, failed: number): MetricSample[] => [
-      ...bounds.map((le) => ({ name: 'parley_pipeline_duration_seconds_bucket', labels: { tenant: 'northwind', channel: 'http', le: le === Infinity ? '+Inf' : le }, value: durations.filter((d) => d <= le).length })),
-      { name: 'parley_messages_in_total', labels: { tenant: 'northwind', channel: 'http', result: 'processed' }, value: processed },
-      { name: 'parley_messages_in_total', labels: { tenant: 'northwind', channel: 'http', result: 'failed' }, value: failed },
-    ];
-    const raised = (d: ReturnType<RuleEvaluator['evaluate']>) => d.flatMap((x) => (x.action === 'raise' ? [`${x.alert.key}:${x.alert.severity}`] : [])).sort();
+    const { raised } = exampleAlertRules(CONFIG, { tenant: 'northwind', channel: 'http' }, [0.5, 1, 2, 5, Infinity]);
     const t0 = Date.parse('2026-12-01T10:00:00Z');
     const fast = Array<number>(100).fill(0.3);
-    evaluator.evaluate({ at: t0, samples: samples([], 0, 0), counts: { 'deliveries-failing': {} } });
-    expect(raised(evaluator.evaluate({ at: t0 + 60_000, samples: samples(fast, 100, 0), counts: {} }))).toEqual([]);
+    raised(t0, [], 0, 0, { 'deliveries-failing': {} });
+    expect(raised(t0 + 60_000, fast, 100, 0)).toEqual([]);
     const slow = [...fast, ...Array<number>(40).fill(1.5)];
-    expect(raised(evaluator.evaluate({ at: t0 + 120_000, samples: samples(slow, 140, 1), counts: {} }))).toEqual(['rule.latency-target:warning']);
+    expect(raised(t0 + 120_000, slow, 140, 1)).toEqual(['rule.latency-target:warning']);
     const slower = [...slow, ...Array<number>(200).fill(4)];
-    expect(raised(evaluator.evaluate({ at: t0 + 180_000, samples: samples(slower, 340, 10), counts: {} }))).toEqual(['rule.error-rate:critical', 'rule.high-latency-p2:critical', 'rule.latency-target:warning']);
+    expect(raised(t0 + 180_000, slower, 340, 10)).toEqual(['rule.error-rate:critical', 'rule.high-latency-p2:critical', 'rule.latency-target:warning']);
   });
 
   // Last: it spends this minute's allowance of the company's key.

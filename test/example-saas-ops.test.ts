@@ -13,13 +13,11 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse } from 'yaml';
 import { startTestGateway, type TestGateway } from './harness.js';
 import { startFakeModelApi, type FakeModelApi } from './fakes/model-api.js';
 import { startFakeStripe, type FakeStripe } from './fakes/stripe-api.js';
 import { startFakeSlack, type FakeSlack } from './fakes/slack-api.js';
-import { RuleEvaluator, type MetricSample } from '../plugins/slack-alerts/rules.js';
-import { ruleSchema } from '../plugins/slack-alerts/types.js';
+import { exampleAlertRules } from './fixtures/example-alert-rules.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const EXAMPLE = `${ROOT}examples/saas-ops/`;
@@ -168,22 +166,14 @@ describe('examples/saas-ops: seed 004 as a Parley deployment', () => {
   });
 
   it('alerts at the seed thresholds: p95 over 2 s a warning, errors over 5% critical', () => {
-    const options = (parse(FILE).plugins as { name?: string; options?: { rules: unknown[] } }[]).find((p) => p.name === 'slack-alerts')!.options!;
-    const evaluator = new RuleEvaluator(options.rules.map((r) => ruleSchema.parse(r)));
-    const bounds = [0.5, 1, 2, 5, Infinity];
-    const samples = (durations: number[], processed: number, failed: number): MetricSample[] => [
-      ...bounds.map((le) => ({ name: 'parley_pipeline_duration_seconds_bucket', labels: { tenant: 'acme', channel: 'http', le: le === Infinity ? '+Inf' : le }, value: durations.filter((d) => d <= le).length })),
-      { name: 'parley_messages_in_total', labels: { tenant: 'acme', channel: 'http', result: 'processed' }, value: processed },
-      { name: 'parley_messages_in_total', labels: { tenant: 'acme', channel: 'http', result: 'failed' }, value: failed },
-    ];
-    const raised = (d: ReturnType<RuleEvaluator['evaluate']>) => d.flatMap((x) => (x.action === 'raise' ? [`${x.alert.key}:${x.alert.severity}`] : [])).sort();
+    const { raised } = exampleAlertRules(FILE, { tenant: 'acme', channel: 'http' }, [0.5, 1, 2, 5, Infinity]);
     const t0 = Date.parse('2026-12-01T10:00:00Z');
     const fast = Array<number>(100).fill(0.4);
-    evaluator.evaluate({ at: t0, samples: samples([], 0, 0), counts: { 'queue-depth': {} } });
-    expect(raised(evaluator.evaluate({ at: t0 + 60_000, samples: samples(fast, 100, 4), counts: {} }))).toEqual([]);
+    raised(t0, [], 0, 0, { 'queue-depth': {} });
+    expect(raised(t0 + 60_000, fast, 100, 4)).toEqual([]);
     const slow = [...fast, ...Array<number>(40).fill(4)];
-    expect(raised(evaluator.evaluate({ at: t0 + 120_000, samples: samples(slow, 140, 6), counts: {} }))).toEqual(['rule.api-response-time:warning']);
-    expect(raised(evaluator.evaluate({ at: t0 + 180_000, samples: samples(slow, 150, 16), counts: {} }))).toEqual(['rule.api-response-time:warning', 'rule.error-rate:critical']);
+    expect(raised(t0 + 120_000, slow, 140, 6)).toEqual(['rule.api-response-time:warning']);
+    expect(raised(t0 + 180_000, slow, 150, 16)).toEqual(['rule.api-response-time:warning', 'rule.error-rate:critical']);
   });
 
   // Last: it opens the AI breaker for a while.
