@@ -12,8 +12,7 @@ import type { RouteHelpers } from '../plugin.js';
 import { HttpError, badRequest, unauthenticated } from '../errors.js';
 import { CSRF_HEADER, SESSION_COOKIE, csrfMatches, sessionToken } from './sessions.js';
 import type { ApiCatalogue } from '../http/contract.js';
-import { buildOpenApiDocument } from '../http/openapi.js';
-import { parleyVersion } from '../http/docs.js';
+import { gatewayDocument } from '../http/docs.js';
 
 /**
  * Nothing inline and nothing from elsewhere: scripts, styles, images and requests come from this
@@ -101,7 +100,7 @@ export const consoleRoutes =
       res.set({ ...SECURITY_HEADERS, 'cache-control': 'no-cache' }).type('text/javascript').send(script);
     });
     route({ method: 'get', path: '/console/operations.js', auth: 'none', tags: ['console'], summary: "The API's operations for the console's script, generated from this gateway's OpenAPI document", responses: { 200: { description: 'JavaScript: OPERATIONS[operationId] = [method, path]', contentType: 'text/javascript' } } }, (_req, res) => {
-      operations ??= operationsModule(buildOpenApiDocument(catalogue, { version: parleyVersion() }) as Parameters<typeof operationsModule>[0]);
+      operations ??= operationsModule(gatewayDocument(gateway, catalogue) as Parameters<typeof operationsModule>[0]);
       res.set({ ...SECURITY_HEADERS, 'cache-control': 'no-cache' }).type('text/javascript').send(operations);
     });
     route({ method: 'get', path: '/console/console.css', auth: 'none', tags: ['console'], summary: "The console's stylesheet", responses: { 200: { description: 'CSS', contentType: 'text/css' } } }, (_req, res) => {

@@ -24,17 +24,14 @@ const listQuery = ListQuery;
 const WholeListQuery = pageQuery({ defaultLimit: PAGE_LIMIT_MAX });
 const usageQuery = UsageQuery;
 
-function parseQuery(query: unknown) {
-  const parsed = listQuery.safeParse(query);
-  if (!parsed.success) throw badRequest(`Invalid query: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+/** The input parsed by `schema`, or a 400 naming each field it refused (`Invalid query: limit: …`). */
+function parseWith<T extends z.ZodType>(schema: T, input: unknown, what: 'request' | 'query' = 'request'): z.output<T> {
+  const parsed = schema.safeParse(input);
+  if (!parsed.success) throw badRequest(`Invalid ${what}: ${parsed.error.issues.map((i) => `${i.path.join('.') || (what === 'query' ? '' : 'body')}: ${i.message}`).join('; ')}`);
   return parsed.data;
 }
 
-function parseWith<T extends z.ZodType>(schema: T, input: unknown): z.output<T> {
-  const parsed = schema.safeParse(input);
-  if (!parsed.success) throw badRequest(`Invalid request: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`);
-  return parsed.data;
-}
+const parseQuery = (query: unknown) => parseWith(listQuery, query, 'query');
 
 /** An address as its last four characters (`••••4567`): enough to tell numbers apart on a screen. */
 export function maskAddress(address: string): string {

@@ -27,10 +27,24 @@ export function parleyVersion(): string {
   return '0.0.0';
 }
 
+const documents = new WeakMap<ApiCatalogue, ReturnType<typeof buildOpenApiDocument>>();
+
+/**
+ * The gateway's OpenAPI document, built once on first use (by then every plugin registered its
+ * routes) and shared by `/v1/openapi.json` and the console's `/console/operations.js`.
+ */
+export function gatewayDocument(gateway: Gateway, catalogue: ApiCatalogue): ReturnType<typeof buildOpenApiDocument> {
+  let document = documents.get(catalogue);
+  if (!document) {
+    document = buildOpenApiDocument(catalogue, { version: parleyVersion(), serverUrl: gateway.config.server.publicBaseUrl, plugins: gateway.pluginNames() });
+    documents.set(catalogue, document);
+  }
+  return document;
+}
+
 export const documentRoutes =
   (gateway: Gateway, catalogue: ApiCatalogue) =>
   ({ route }: RouteHelpers): void => {
-    // Built on first request, once every plugin registered its routes.
     let document: string | undefined;
     route(
       {
@@ -43,7 +57,7 @@ export const documentRoutes =
         responses: { 200: { description: 'The OpenAPI document', schema: z.looseObject({ openapi: z.string(), info: z.looseObject({}), paths: z.record(z.string(), z.unknown()) }) } },
       },
       (_req, res) => {
-        document ??= JSON.stringify(buildOpenApiDocument(catalogue, { version: parleyVersion(), serverUrl: gateway.config.server.publicBaseUrl, plugins: gateway.pluginNames() }));
+        document ??= JSON.stringify(gatewayDocument(gateway, catalogue));
         res.type('application/json').send(document);
       },
     );
