@@ -7,10 +7,9 @@
  * PostgreSQL) the library is lexical-only and no embedding is ever asked for; the answer must come
  * all the same, and the hybrid-only assertions adapt.
  */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { medquadSlice } from './fixtures/medquad-slice.js';
 import { startTestGateway, type TestGateway } from './harness.js';
 import { startFakeModelApi, type FakeModelApi } from './fakes/model-api.js';
 
@@ -23,11 +22,7 @@ let fake: FakeModelApi;
 let mode: 'hybrid' | 'lexical';
 
 beforeAll(async () => {
-  const lines = readFileSync(new URL('../corpora/medquad/corpus.jsonl', import.meta.url), 'utf8')
-    .split('\n')
-    .filter((line) => line && IDS.has((JSON.parse(line) as { id: string }).id));
-  const corpus = join(mkdtempSync(join(tmpdir(), 'parley-medical-budget-')), 'corpus.jsonl');
-  writeFileSync(corpus, `${lines.join('\n')}\n`);
+  const corpus = medquadSlice(IDS, 'parley-medical-budget-');
   fake = await startFakeModelApi();
   gw = await startTestGateway({
     config: {

@@ -3,10 +3,8 @@
  * TwiML within two segments, and a Meta-signed WhatsApp Cloud webhook gets a cited answer through the
  * (fake) Graph API, with WhatsApp's longer budget. Follow-ups work on both, per sender.
  */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { medquadSlice } from './fixtures/medquad-slice.js';
 import { startTestGateway, type TestGateway } from './harness.js';
 import { startFakeTwilio, type FakeTwilio } from './fakes/twilio-api.js';
 import { startFakeGraph, type FakeGraph } from './fakes/whatsapp-graph-api.js';
@@ -25,11 +23,7 @@ let twilio: FakeTwilio;
 let graph: FakeGraph;
 
 beforeAll(async () => {
-  const lines = readFileSync(new URL('../corpora/medquad/corpus.jsonl', import.meta.url), 'utf8')
-    .split('\n')
-    .filter((line) => line && IDS.has((JSON.parse(line) as { id: string }).id));
-  const corpus = join(mkdtempSync(join(tmpdir(), 'parley-medical-channels-')), 'corpus.jsonl');
-  writeFileSync(corpus, `${lines.join('\n')}\n`);
+  const corpus = medquadSlice(IDS, 'parley-medical-channels-');
   twilio = await startFakeTwilio();
   graph = await startFakeGraph({ accessToken: TOKEN });
   gw = await startTestGateway({

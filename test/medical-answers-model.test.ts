@@ -4,10 +4,9 @@
  * the cited source; one citing a passage that does not exist, citing nothing, or saying it cannot
  * answer is replaced by the extractive answer; a provider that is down falls back and alerts.
  */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { medquadSlice } from './fixtures/medquad-slice.js';
 import { startTestGateway, type TestGateway } from './harness.js';
 import { startFakeModelApi, type FakeModelApi } from './fakes/model-api.js';
 
@@ -19,11 +18,7 @@ let gw: TestGateway;
 let fake: FakeModelApi;
 
 beforeAll(async () => {
-  const lines = readFileSync(new URL('../corpora/medquad/corpus.jsonl', import.meta.url), 'utf8')
-    .split('\n')
-    .filter((line) => line && IDS.has((JSON.parse(line) as { id: string }).id));
-  const corpus = join(mkdtempSync(join(tmpdir(), 'parley-medical-model-')), 'corpus.jsonl');
-  writeFileSync(corpus, `${lines.join('\n')}\n`);
+  const corpus = medquadSlice(IDS, 'parley-medical-model-');
   fake = await startFakeModelApi();
   gw = await startTestGateway({
     config: {
