@@ -3,7 +3,7 @@
  * order, within a character budget that includes the citation line. No model; redactions always applied.
  */
 import type { Answer, Citation, Hit } from './types.js';
-import { docTerms, parseQuery } from './text.js';
+import { answerHeadings, docTerms, parseQuery } from './text.js';
 
 export interface Redaction {
   /** Regular expression source, applied case-insensitively and globally. */
@@ -85,6 +85,8 @@ const CUE_WEIGHT = 1.5;
 /** "What should I do", "what can I use/take": advice is wanted. */
 const ADVICE_QUESTION = /\b(what (should|can|do) (i|you|we)|how (do|can|should) (i|you)|what to do|should i)\b/;
 const ADVICE_SENTENCE = /\b(should|can help|try|use|take|call|see (a|your)|wash|avoid|keep|drink|eat|get)\b/i;
+/** An instruction: a sentence or a clause after "if/when ...," that starts with a verb ("When someone faints, make sure ..."). */
+const INSTRUCTION = /(^|[,;:]\s*)(make sure|wash|call|get|go|see|try|take|keep|stay|lie|drink|avoid|ask|use|put|apply|remove|rinse|seek|check|give|loosen|cool|rest|raise|clean|cover|don'?t|do not|never)\b/i;
 
 /**
  * What the question asks beyond its topic, read from its wording, and the sentences that say it: "how
@@ -95,19 +97,24 @@ const INTENTS: { ask: RegExp; say: RegExp }[] = [
   { ask: /\bhow (often|many times|frequently)\b/, say: /\b(every|once|twice|times? (a|per)|per (day|week|month|year)|daily|weekly|monthly|yearly|annual(ly)?)\b/i },
   { ask: /\bhow (long|soon)\b|\bwhen (will|does|do|can|should)\b|\bbefore\b/, say: /\b(\d+|one|two|three|four|five|six|few|several)\s*(to \d+\s*)?(minutes?|hours?|days?|weeks?|months?|years?)\b/i },
   { ask: /\b(normal|level|range|number|reading|how (much|many)|dose|dosage|high|low)\b/, say: /\d/ },
-  { ask: /\b(contagious|catch|spread|give (it|this)|pass (it|on)|infectious)\b/, say: /\b(contagious|spread\w*|catch|pass(ed)? (it|the)|infect\w*|transmit\w*)\b/i },
+  // Not "infection": a sentence that names the infection does not say how it passes on.
+  { ask: /\b(contagious|catch|spread|give (it|this)|pass (it|on)|infectious)\b/, say: /\b(contagious|spread\w*|catch|pass(ed)? (it|the|on)|transmit\w*|person to person|infectious)\b/i },
   { ask: /\b(who|more likely|at risk)\b/, say: /\b(risk|more likely|people (who|with|over)|over age|older|women|men|children|african|family history)\b/i },
   { ask: /\b(safe|ok to|okay to|can i give|should i give|allowed)\b/, say: /\b(should not|shouldn'?t|never|do not|don'?t|not safe|safe|avoid|less than \d+)\b/i },
   { ask: /\b(need to take|should i take|do i need)\b/, say: /\b(may need|need to|should|supplement)\b/i },
   { ask: /\b(how do (they|doctors)|figure out|find out|test for|diagnos)\w*/, say: /\b(diagnos\w*|tests?|exam\w*|based on)\b/i },
-  { ask: /\bhow (can|do|would|will) (i|you|we|they) (tell|know)\b|\bsigns? of\b|\blook like\b/, say: /\b(symptoms?|signs?|include|look like)\b/i },
+  { ask: /\bhow (can|do|would|will) (i|you|we|they) (tell|know)\b|\bsigns? of\b|\blook like\b/, say: /\b(symptoms?|signs?|include|look (like|for)|watch for)\b/i },
   { ask: /\b(why|what causes|cause)\b/, say: /\b(caus\w*|because|due to|from|bacteria|virus)\b/i },
 ];
 const INTENT_WEIGHT = 2;
+/** What a question word that is also a word of the page's title counts for, against the question's other words. */
+const TOPIC_SHARE = 0.3;
 const LIST_TYPES = new Set(['symptoms', 'susceptibility', 'prevention', 'treatment', 'causes', 'exams']);
 const LIST_WEIGHT = 1;
 /** What a unit of the section the question's type points to gains over the rest of the document. */
 const SECTION_WEIGHT = 2;
+/** The same when that section is the one the question's type asks for. */
+const TYPED_SECTION_WEIGHT = 3.5;
 
 /** The page's own scaffolding, not content: "Summary :", a heading glued to the text, "(See more ...)". */
 function clean(text: string): string {
@@ -133,8 +140,14 @@ export function unitsOf(text: string): { text: string; items: string[] }[] {
     }
     // A list item: the crawl lost the full stop after a list's last item ("- Heart problems When someone
     // faints, ..."), so what follows the item's first sentence break starts ordinary sentences again.
-    const [item, ...rest] = sentencesOf(part);
-    if (!item) continue;
+    const [glued, ...rest] = sentencesOf(part);
+    if (!glued) continue;
+    // The crawl also lost the full stop after a list's last item when the next sentence starts with any
+    // capitalised word ("- Dizziness and fainting Signs of dehydration in babies include ..."): a
+    // capitalised word after a lower-case one, followed by a sentence's length of text, starts a sentence.
+    const split = /^(.{3,}?[a-z)])\s+([A-Z][a-z]+\s.{40,})$/.exec(glued);
+    const item = split ? split[1]! : glued;
+    if (split) rest.unshift(split[2]!);
     const intro = units[units.length - 1];
     if (intro && (intro.items.length > 0 || !/[.!?]$/.test(intro.text) || /:$/.test(intro.text))) {
       // "They include" says nothing without the sentence before it ("Some people are at higher risk").
@@ -174,7 +187,8 @@ function render(unit: { text: string; items: string[] }, max: number): string | 
     if (next.length + 1 > max) break;
     out = next;
   }
-  return out ? `${out}.` : intro.length + 1 <= max ? `${intro}.` : null;
+  // An introduction without any of its items ("Some causes of fainting include.") says nothing.
+  return out ? `${out}.` : null;
 }
 
 function clip(text: string, max: number): string {
@@ -214,21 +228,29 @@ export function composeAnswer(question: string, hits: Hit[], opts: ComposeOption
   const cues = CUES[q.type ?? ''] ?? [];
   const advice = q.advice || ADVICE_QUESTION.test(asked);
   const intents = INTENTS.filter((i) => i.ask.test(asked));
+  // The words of the page's title name the topic: they chose the page, and say little about which of
+  // its sentences answers ("touched poison ivy, what do i do now" wants the sentence that says what to do).
+  const topic = new Set(docTerms(top.title));
+  // The best section is the one the question's type asks for (Treatment for "how is it treated").
+  const typedSection = Boolean(top.section && answerHeadings(q).includes(top.section.toLowerCase()));
   const scored = units.map((u, i) => {
     const terms = unitTerms[i]!;
     const whole = `${u.text} ${u.items.join(' ')}`;
     let score = 0;
-    for (const { term, weight } of q.terms) if (terms.has(term)) score += weight * Math.log(1 + n / (df.get(term) ?? 1));
+    for (const { term, weight } of q.terms) if (terms.has(term)) score += weight * (topic.has(term) ? TOPIC_SHARE : 1) * Math.log(1 + n / (df.get(term) ?? 1));
     if (cues.some((c) => c.test(whole))) score += CUE_WEIGHT;
     if (advice && ADVICE_SENTENCE.test(whole)) score += CUE_WEIGHT;
+    if (advice && INSTRUCTION.test(u.text)) score += CUE_WEIGHT;
     for (const intent of intents) if (intent.say.test(whole)) score += INTENT_WEIGHT;
     // A definition opens a "what is" answer; elsewhere a slight preference for earlier sentences breaks ties.
     if (i === 0 && (q.type === 'information' || (!q.type && !intents.length && !advice))) score += 1;
-    if (u.best) score += SECTION_WEIGHT;
+    if (u.best) score += typedSection ? TYPED_SECTION_WEIGHT : SECTION_WEIGHT;
     // Who is at risk, what are the signs, how to prevent or treat it: a list answers these best.
     if (u.items.length >= 2 && (LIST_TYPES.has(q.type ?? '') || advice || intents.length)) score += LIST_WEIGHT;
     // A fragment (a heading, "Being thirsty") answers nothing on its own.
     if (!u.items.length && u.text.split(' ').length < 5) score -= 2;
+    // A run-on unit longer than the whole budget would be cut mid-sentence.
+    if (!u.items.length && u.text.length > budget) score -= 2;
     return { i, u, score: score - i * 0.01 };
   });
   // The best unit first (it must answer), then the next best that fit, each in full, in the order of
@@ -236,7 +258,8 @@ export function composeAnswer(question: string, hits: Hit[], opts: ComposeOption
   const chosen: { i: number; text: string }[] = [];
   let used = 0;
   const norm = (t: string) => t.toLowerCase().replace(/[^a-z0-9]+/g, ' ').trim();
-  for (const c of [...scored].sort((a, b) => b.score - a.score || a.i - b.i)) {
+  const order = [...scored].sort((a, b) => b.score - a.score || a.i - b.i);
+  for (const c of order) {
     const room = budget - used - (chosen.length ? 1 : 0);
     // The best unit is the answer: cut at a word if it is longer than the budget, never skipped.
     const text = render(c.u, room) ?? (chosen.length ? null : clip(c.u.items.length ? render(c.u, 100_000)! : c.u.text, room));

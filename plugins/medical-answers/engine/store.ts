@@ -24,7 +24,7 @@ import { RecursiveCharacterTextSplitter } from '@langchain/textsplitters';
 import { inTransaction, type Migration } from 'parley';
 import type { CorpusDoc, Hit } from './types.js';
 import { LocalEmbeddings, type LocalEmbeddingsJSON } from './embedder.js';
-import { docTerms, headingsFor, parseQuery, sectionsOf, stem, STOP_WORDS, words, type ParsedQuery } from './text.js';
+import { answerHeadings, docTerms, headingsFor, parseQuery, sectionsOf, stem, STOP_WORDS, words, type ParsedQuery } from './text.js';
 
 export type RetrievalMode = 'hybrid' | 'lexical';
 
@@ -210,6 +210,9 @@ interface Stats {
 interface TenantCache {
   version: string | null;
   docs: Map<string, CachedDoc>;
+  /** Stems of the documents' title words (sorted) and a word each stem came from, for variant matching. */
+  titleStems: string[];
+  titleWords: Map<string, string>;
   stats: Stats;
   embedder: LocalEmbeddings | null;
   embedderName: string | null;
@@ -645,16 +648,19 @@ export class MedicalStore {
         chunks: chunksByDoc.get(r.doc_id) ?? [],
       });
     }
+    const titleWords = new Map<string, string>();
+    for (const r of docRows) for (const w of words(r.title)) if (w.length >= 4 && !STOP_WORDS.has(w) && !/\d/.test(w)) titleWords.set(stem(w), w);
+    const titleStems = [...titleWords.keys()].sort();
     const stats = row?.stats ?? computeStats(docRows.map((r) => r.terms));
     const embedder = row?.model && row.embedder?.startsWith('local-lsa') ? LocalEmbeddings.fromJSON(row.model) : null;
-    return { version: row?.corpus_version ?? null, docs, stats, embedder, embedderName: row?.embedder ?? null, dims: row?.dims ?? null };
+    return { version: row?.corpus_version ?? null, docs, titleStems, titleWords, stats, embedder, embedderName: row?.embedder ?? null, dims: row?.dims ?? null };
   }
 
   async search(tenantId: string, query: string, opts: SearchOptions = {}): Promise<Hit[]> {
     const k = opts.k ?? 5;
     const cache = await this.cache(tenantId);
     if (cache.docs.size === 0) return [];
-    const parsed = parseQuery(query);
+    const parsed = withTitleVariants(parseQuery(query), cache);
     if (parsed.terms.length === 0) return [];
 
     const embeddings = opts.embeddings ?? this.externalEmbeddings.get(tenantId) ?? cache.embedder;
@@ -711,7 +717,7 @@ export class MedicalStore {
     // (idf-weighted) query terms it holds, then position. Only the chosen chunks' text is read.
     const weights = parsed.terms.map((t) => ({ term: ` ${t.term} `, w: t.weight * idf(cache.stats, t.term) }));
     // An advice question without another type ("what can I use") reads the Treatment section when the document has one.
-    const chunkWanted = wanted.length ? wanted : parsed.advice ? ['treatment'] : [];
+    const chunkWanted = answerHeadings(parsed);
     const chosen = new Map<string, CachedChunk>();
     for (const t of top) {
       let best: CachedChunk | undefined;
@@ -735,9 +741,11 @@ export class MedicalStore {
     const firstChunks = firstChunk ? cache.docs.get(firstDoc)!.chunks : [];
     const inBest = (c: CachedChunk) => c.section === firstChunk!.section && Math.abs(c.ord - firstChunk!.ord) <= 2;
     const sectionIds = firstChunks.filter(inBest).map((c) => c.chunkId);
+    // The rest by the query's terms they hold (a long page's answer may sit far from the typed section), then nearness.
+    const termScore = (c: CachedChunk) => weights.reduce((n, { term, w }) => n + (c.terms.includes(term) ? w : 0), 0);
     const otherIds = firstChunks
       .filter((c) => !inBest(c))
-      .sort((a, b) => Math.abs(a.ord - firstChunk!.ord) - Math.abs(b.ord - firstChunk!.ord))
+      .sort((a, b) => termScore(b) - termScore(a) || Math.abs(a.ord - firstChunk!.ord) - Math.abs(b.ord - firstChunk!.ord))
       .slice(0, Math.max(0, FIRST_DOC_CHUNKS - sectionIds.length))
       .sort((a, b) => a.ord - b.ord);
     const ids = [...new Set([...[...chosen.values()].map((c) => c.chunkId), ...sectionIds, ...otherIds.map((c) => c.chunkId)])];
@@ -914,4 +922,48 @@ function bm25f(doc: CachedDoc, q: ParsedQuery, stats: Stats): { score: number; c
   }
   const titleMatch = titleShare * (total > 0 ? titleHit / total : 0);
   return { score, coverage: total > 0 ? covered / total : 0, titleMatch, fullTitle: titleShare > 0.999 ? 1 : 0 };
+}
+
+/** What a variant of the person's word counts for: like a lay synonym, below the word itself. */
+const VARIANT_WEIGHT = 0.6;
+/** How many letters a variant may add to or drop from a stem ("safe" / "safeti", "asthma" / "asthmat"). */
+const VARIANT_LETTERS = 3;
+
+/**
+ * The Porter stemmer does not join a word with its derivations ("safe" and "safety", "asthma" and
+ * "asthmatic"): a person's word that is a close prefix of a title word's stem, or the other way round,
+ * also looks for that title word, at a lower weight. Only title words: they name what pages are about.
+ */
+function withTitleVariants(parsed: ParsedQuery, cache: Pick<TenantCache, 'titleStems' | 'titleWords'>): ParsedQuery {
+  const have = new Set(parsed.terms.map((t) => t.term));
+  const extra: { term: string; weight: number }[] = [];
+  const words: string[] = [];
+  const add = (s: string) => {
+    if (have.has(s)) return;
+    have.add(s);
+    extra.push({ term: s, weight: VARIANT_WEIGHT });
+    const w = cache.titleWords.get(s);
+    if (w && !parsed.ftsWords.includes(w)) words.push(w);
+  };
+  for (const { term, weight } of parsed.terms) {
+    if (weight < 1 || term.length < 4) continue;
+    // Longer title stems that start with the term.
+    let lo = 0;
+    let hi = cache.titleStems.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (cache.titleStems[mid]! < term) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let i = lo; i < cache.titleStems.length && cache.titleStems[i]!.startsWith(term); i++) {
+      const s = cache.titleStems[i]!;
+      if (s.length > term.length && s.length - term.length <= VARIANT_LETTERS) add(s);
+    }
+    // Shorter title stems the term starts with.
+    for (let n = Math.max(4, term.length - VARIANT_LETTERS); n < term.length; n++) {
+      const s = term.slice(0, n);
+      if (cache.titleWords.has(s)) add(s);
+    }
+  }
+  return extra.length ? { ...parsed, terms: [...parsed.terms, ...extra], ftsWords: [...parsed.ftsWords, ...words] } : parsed;
 }

@@ -173,7 +173,7 @@ export const LAY_TERMS: [RegExp, string, 'abbr'?][] = [
   [/\bhurts?\b|\bhurting\b|\baches?\b|\baching\b|\bsore\b/, 'pain'],
   [/\bitch(y|es|ing)?\b/, 'itching'],
   [/\bbab(y|ies)\b|\bnewborns?\b/, 'infant'],
-  [/\bkids?\b|\btoddlers?\b/, 'children'],
+  [/\bkids?\b|\btoddlers?\b/, 'child children'],
   [/\belderly\b|\bseniors?\b|\bold (people|folks)\b/, 'older adults'],
   [/\bcan'?t sleep\b|\bsleepless\b/, 'insomnia sleep'],
   [/\bdepressed\b|\bsad all the time\b/, 'depression'],
@@ -272,9 +272,10 @@ const TYPE_CUES: [QuestionType, RegExp][] = [
   ['support', /\b(support groups?|find support)\b/],
   ['susceptibility', /\b(at risk|risk factors?|who gets|who is likely|more likely|risk)\b/],
   ['prevention', /\b(prevent\w*|avoid\w*|protect\w*|lower (my|the) (risk|chance))\b/],
-  ['exams', /\b(diagnos\w*|tests?|tested|testing|screen\w*|exams?|check (for|if)|tell if|know if)\b/],
+  ['exams', /\b(diagnos\w*|tests?|tested|testing|screen\w*|exams?|check (for|if)|figure out|find out (if|whether))\b/],
   ['treatment', /\b(treat\w*|cure\w*|therap\w*|get rid of|remed\w*|manage\w*|medicines?|medications?|surgery)\b/],
-  ['symptoms', /\b(symptoms?|signs?|feel like|look like)\b/],
+  // "How can I tell if my baby is dehydrated": a person tells by the signs; a doctor's tests are "diagnosed", "tested".
+  ['symptoms', /\b(symptoms?|signs?|feel like|look like|(tell|know) (if|whether))\b/],
   ['causes', /\b(causes?|caused|causing|reason|why (do|does|am|is)|what makes|trigger\w*)\b/],
   ['considerations', /\b(what to do for|diet|eat|eating|foods?|nutrition)\b/],
   ['information', /\b(what (is|are)|information about|tell me about|whats)\b/],
@@ -303,7 +304,9 @@ const CUE_WORDS = new Set(
   'research clinical trial trials studies study done outlook prognosis expectancy survival go away better recover heal stage stages staging ' +
     'complication complications affected support groups group risk factors prevent prevention avoid protect diagnose diagnosed diagnosis ' +
     'test tests tested testing screen screening exam exams check treat treated treatment treatments cure cured therapy therapies ' +
-    'manage rid remedy remedies symptom symptoms sign signs feel look cause causes caused causing reason makes trigger information'
+    'manage rid remedy remedies symptom symptoms sign signs feel look cause causes caused causing reason makes trigger information ' +
+    // An advice question's verbs ("what can i use/take/try") and fillers ("all the time").
+    'use take try give time'
   ).split(' '),
 );
 
@@ -315,6 +318,14 @@ export function questionType(question: string): QuestionType | null {
 
 export function headingsFor(type: QuestionType | null): string[] {
   return type ? TYPE_HEADINGS[type] : [];
+}
+
+/** Types that an advice question ("my eyes feel dry, what can I use") is not really asking about: it wants the treatment. */
+const ADVICE_OVERRIDES = new Set<QuestionType | null>([null, 'information', 'symptoms', 'considerations']);
+
+/** The sections that answer a parsed question: its type's, or Treatment for an advice question. */
+export function answerHeadings(parsed: Pick<ParsedQuery, 'type' | 'advice'>): string[] {
+  return parsed.advice && ADVICE_OVERRIDES.has(parsed.type) ? ['treatment'] : headingsFor(parsed.type);
 }
 
 /** The known section headings of the corpus format (a heading is a line of its own). */
