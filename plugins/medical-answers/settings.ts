@@ -72,8 +72,16 @@ export const settingsSchema = z.object({
     .object({
       messages: z.number().int().min(0).max(10).default(3),
       withinMinutes: z.number().int().min(1).max(24 * 60).default(30),
+      /**
+       * With a chat model (tenant `ai.chat`), a follow-up that points back is rewritten by the model
+       * into a standalone question; the rules rewrite it when this is off, the tenant has no model, or
+       * the model fails.
+       */
+      condenseWithModel: z.boolean().default(true),
+      /** The longest the answer waits for the model's rewrite (retries included) before the rules rewrite it. */
+      condenseTimeoutMs: z.number().int().min(100).max(60_000).default(4000),
     })
-    .default({ messages: 3, withinMinutes: 30 }),
+    .default({ messages: 3, withinMinutes: 30, condenseWithModel: true, condenseTimeoutMs: 4000 }),
   /** Repeated questions are answered from memory (per tenant, normalised question and corpus version). */
   cache: z
     .object({

@@ -8,8 +8,8 @@ import type { EmbeddingsInterface } from '@langchain/core/embeddings';
 import type { StageContext, StageDefinition } from 'parley';
 import { AnswerCache, type CachedAnswer } from './cache.js';
 import type { AnswerLog } from './answer-log.js';
+import { condenseQuery } from './condense.js';
 import { applyRedactions, composeAnswer, DEFAULT_REDACTIONS } from './engine/answer.js';
-import { condenseFollowUp } from './engine/query.js';
 import type { Hit } from './engine/types.js';
 import type { Library } from './library.js';
 import type { QueryOutcome, RagMetrics } from './metrics.js';
@@ -97,8 +97,9 @@ export function medicalAnswersStage(deps: StageDeps): StageDefinition<MedicalAns
         return;
       }
 
+      const chat = deps.chat(tenant.id);
       const history = await followUpHistory(stage);
-      const query = history.length ? condenseFollowUp(question, history) : question;
+      const query = history.length ? await condenseQuery(stage, question, history, chat, metrics) : question;
       const followUp = query !== question;
       const maxChars = budgetFor(message.channel, settings.maxChars);
       const disclaimer = settings.disclaimer.trim();
@@ -131,7 +132,6 @@ export function medicalAnswersStage(deps: StageDeps): StageDefinition<MedicalAns
           return;
         }
         answer = { text: extractive.text, citations: extractive.citations, confidence, answerer: 'extractive' };
-        const chat = deps.chat(tenant.id);
         if (chat) {
           const fromModel = await modelAnswer(stage, chat, query, hits.slice(0, settings.passages), budget, deps);
           if (fromModel) answer = { text: applyRedactions(fromModel.text, redactions), citations: fromModel.citations, confidence, answerer: 'model' };

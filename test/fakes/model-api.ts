@@ -31,8 +31,11 @@ export interface FakeModelApi {
   /** Every call fails this way until `healthy()`. */
   failAll(failure: FakeModelFailure): void;
   healthy(): void;
-  /** Text the chat endpoints answer with (default: `echo: <last user message>`). */
-  answer: ((lastUserText: string) => string) | undefined;
+  /**
+   * Text the chat endpoints answer with (default: `echo: <last user message>`); `request.system` is the
+   * system prompt (OpenAI's system messages, Anthropic's `system`), so one fake can play several prompts.
+   */
+  answer: ((lastUserText: string, request: { system: string }) => string) | undefined;
   /**
    * The model name chat answers report for a requested one, as OpenAI answers `gpt-4o-mini` with
    * `gpt-4o-mini-2024-07-18` (default: the requested name).
@@ -99,7 +102,8 @@ export async function startFakeModelApi(): Promise<FakeModelApi> {
       const textOf = (c: unknown): string => (typeof c === 'string' ? c : Array.isArray(c) ? c.map((p: { text?: string }) => p.text ?? '').join('') : '');
       const prompt = [typeof body.system === 'string' ? body.system : '', ...messages.map((m) => textOf(m.content))].join('\n');
       const lastUser = textOf([...messages].reverse().find((m) => m.role === 'user')?.content);
-      const text = api.answer ? api.answer(lastUser) : `echo: ${lastUser}`;
+      const system = body.system !== undefined ? textOf(body.system) : messages.filter((m) => m.role === 'system').map((m) => textOf(m.content)).join('\n');
+      const text = api.answer ? api.answer(lastUser, { system }) : `echo: ${lastUser}`;
       const input = fakeTokens(prompt);
       const output = fakeTokens(text);
       const model = api.answerAs[body.model] ?? body.model;

@@ -22,17 +22,27 @@ function topicWords(text: string): string[] {
   return words(text).filter((w) => !STOP_WORDS.has(w) && !GENERIC.has(w) && w.length > 1 && !/^\d+$/.test(w));
 }
 
-export function condenseFollowUp(question: string, history: string[]): string {
+/**
+ * Whether a message leans on the conversation: a question with a pointer back (it, that, "what
+ * about...") or without a topic of its own. "ok thanks" does not, nor does a question naming its topic.
+ */
+export function pointsBack(question: string): boolean {
   const q = question.trim();
-  if (!q || history.length === 0) return q;
+  if (!q) return false;
   const own = topicWords(q);
   const n = normalise(q);
   const asks = /\?\s*$/.test(q) || /^(is|are|can|could|do|does|did|how|what|when|why|who|should|will|would|and|but|what about|how about)\b/.test(n);
   // "ok thanks" is not a question about the earlier topic.
-  if (!asks && own.length === 0) return q;
+  if (!asks && own.length === 0) return false;
   const leansBack = ANAPHORA.test(n) || /^(and|what about|how about|also|but)\b/.test(n) || own.length === 0;
   // A question with its own topic words and no pointer back stands alone.
-  if (!leansBack || (own.length >= 2 && !ANAPHORA.test(n))) return q;
+  return leansBack && !(own.length >= 2 && !ANAPHORA.test(n));
+}
+
+export function condenseFollowUp(question: string, history: string[]): string {
+  const q = question.trim();
+  if (history.length === 0 || !pointsBack(q)) return q;
+  const own = topicWords(q);
   for (let i = history.length - 1; i >= 0; i--) {
     const earlier = history[i]!;
     const topic = topicWords(earlier);
