@@ -96,10 +96,12 @@ const INSTRUCTION = /(^|[,;:]\s*)(make sure|wash|call|get|go|see|try|take|keep|s
 const INTENTS: { ask: RegExp; say: RegExp }[] = [
   { ask: /\bhow (often|many times|frequently)\b/, say: /\b(every|once|twice|times? (a|per)|per (day|week|month|year)|daily|weekly|monthly|yearly|annual(ly)?)\b/i },
   { ask: /\bhow (long|soon)\b|\bwhen (will|does|do|can|should)\b|\bbefore\b/, say: /\b(\d+|one|two|three|four|five|six|few|several)\s*(to \d+\s*)?(minutes?|hours?|days?|weeks?|months?|years?)\b/i },
-  { ask: /\b(normal|level|range|number|reading|how (much|many)|dose|dosage|high|low)\b/, say: /\d/ },
+  // Not "high" alone: "high blood pressure" names a condition, "how high" / "too high" asks for a number.
+  { ask: /\b(normal|level|range|number|reading|how (much|many|high|low)|dose|dosage|too (high|low))\b/, say: /\d/ },
   // Not "infection": a sentence that names the infection does not say how it passes on.
   { ask: /\b(contagious|catch|spread|give (it|this)|pass (it|on)|infectious)\b/, say: /\b(contagious|spread\w*|catch|pass(ed)? (it|the|on)|transmit\w*|person to person|infectious)\b/i },
-  { ask: /\b(who|more likely|at risk)\b/, say: /\b(risk|more likely|people (who|with|over)|over age|older|women|men|children|african|family history)\b/i },
+  // "Who gets it", not "who can I call".
+  { ask: /\bwho (is|are|gets?|has|have|can get|should get)\b|\b(more likely|at risk)\b/, say: /\b(risk|more likely|people (who|with|over)|over age|older|women|men|children|african|family history)\b/i },
   { ask: /\b(safe|ok to|okay to|can i give|should i give|allowed)\b/, say: /\b(should not|shouldn'?t|never|do not|don'?t|not safe|safe|avoid|less than \d+)\b/i },
   { ask: /\b(need to take|should i take|do i need)\b/, say: /\b(may need|need to|should|supplement)\b/i },
   { ask: /\b(how do (they|doctors)|figure out|find out|test for|diagnos)\w*/, say: /\b(diagnos\w*|tests?|exam\w*|based on)\b/i },
@@ -109,6 +111,8 @@ const INTENTS: { ask: RegExp; say: RegExp }[] = [
 const INTENT_WEIGHT = 2;
 /** What a question word that is also a word of the page's title counts for, against the question's other words. */
 const TOPIC_SHARE = 0.3;
+/** What the question's words count for when it asks something specific (see `asks`). */
+const ASKING_SHARE = 0.5;
 const LIST_TYPES = new Set(['symptoms', 'susceptibility', 'prevention', 'treatment', 'causes', 'exams']);
 const LIST_WEIGHT = 1;
 /** What a unit of the section the question's type points to gains over the rest of the document. */
@@ -231,13 +235,16 @@ export function composeAnswer(question: string, hits: Hit[], opts: ComposeOption
   // The words of the page's title name the topic: they chose the page, and say little about which of
   // its sentences answers ("touched poison ivy, what do i do now" wants the sentence that says what to do).
   const topic = new Set(docTerms(top.title));
+  // A question that asks something specific (how it is treated, how often, what to do) describes the
+  // person's situation in its other words ("cant fall asleep or stay asleep"): they count less than what it asks.
+  const asks = (q.type && q.type !== 'information') || advice || intents.length ? ASKING_SHARE : 1;
   // The best section is the one the question's type asks for (Treatment for "how is it treated").
   const typedSection = Boolean(top.section && answerHeadings(q).includes(top.section.toLowerCase()));
   const scored = units.map((u, i) => {
     const terms = unitTerms[i]!;
     const whole = `${u.text} ${u.items.join(' ')}`;
     let score = 0;
-    for (const { term, weight } of q.terms) if (terms.has(term)) score += weight * (topic.has(term) ? TOPIC_SHARE : 1) * Math.log(1 + n / (df.get(term) ?? 1));
+    for (const { term, weight } of q.terms) if (terms.has(term)) score += asks * weight * (topic.has(term) ? TOPIC_SHARE : 1) * Math.log(1 + n / (df.get(term) ?? 1));
     if (cues.some((c) => c.test(whole))) score += CUE_WEIGHT;
     if (advice && ADVICE_SENTENCE.test(whole)) score += CUE_WEIGHT;
     if (advice && INSTRUCTION.test(u.text)) score += CUE_WEIGHT;
@@ -249,6 +256,8 @@ export function composeAnswer(question: string, hits: Hit[], opts: ComposeOption
     if (u.items.length >= 2 && (LIST_TYPES.has(q.type ?? '') || advice || intents.length)) score += LIST_WEIGHT;
     // A fragment (a heading, "Being thirsty") answers nothing on its own.
     if (!u.items.length && u.text.split(' ').length < 5) score -= 2;
+    // An example ("(For example, you might note: ...)") illustrates the sentence before it; it answers nothing alone.
+    if (/^\(?(for example|for instance|e\.g\.)/i.test(u.text)) score -= 2;
     // A run-on unit longer than the whole budget would be cut mid-sentence.
     if (!u.items.length && u.text.length > budget) score -= 2;
     return { i, u, score: score - i * 0.01 };

@@ -91,6 +91,25 @@ const TITLE_WEIGHT = 8;
 /** A question that names every word of a document's title ("ear infection", "hepatitis b") is about that topic. */
 const FULL_TITLE_WEIGHT = 6;
 const RRF_WEIGHT = 60;
+/**
+ * A summary page (one Overview, the consumer pages' form) that speaks of what a typed question asks
+ * ("High blood pressure usually has no symptoms") answers it nearly as well as a page with that section.
+ */
+const SUMMARY_FIT = 0.3;
+const TYPE_STEMS: Partial<Record<string, string[]>> = {
+  symptoms: ['symptom', 'sign'],
+  treatment: ['treat', 'treatment'],
+  causes: ['caus'],
+  exams: ['diagnos', 'diagnosi', 'test'],
+  prevention: ['prevent'],
+  susceptibility: ['risk'],
+  outlook: ['outlook', 'prognosi', 'recoveri', 'recov'],
+  complications: ['complic'],
+};
+function summaryAnswers(doc: { headings: Set<string>; body: Map<string, number> }, type: string): boolean {
+  if (doc.headings.size !== 1 || !doc.headings.has('overview')) return false;
+  return (TYPE_STEMS[type] ?? []).some((t) => doc.body.has(t));
+}
 const COMMON_SHARE = 0.2;
 /** How often a cached tenant index checks whether another instance re-ingested. */
 const CACHE_CHECK_MS = 30_000;
@@ -704,7 +723,7 @@ export class MedicalStore {
       const { score: bm, coverage, titleMatch, fullTitle } = lexScores.get(docId) ?? bm25f(doc, parsed, cache.stats);
       // Section fit: a "what is" question, or one with no recognisable type, is answered by a summary
       // (overview) page; any other question type by a document that has the matching section at all.
-      const sectionFit = parsed.type === 'information' || parsed.type === null ? doc.overviewShare : wanted.some((h) => doc.headings.has(h)) ? 1 : 0;
+      const sectionFit = parsed.type === 'information' || parsed.type === null ? doc.overviewShare : wanted.some((h) => doc.headings.has(h)) ? 1 : summaryAnswers(doc, parsed.type) ? SUMMARY_FIT : 0;
       const score = bm + TITLE_WEIGHT * titleMatch + FULL_TITLE_WEIGHT * fullTitle + SECTION_WEIGHT * sectionFit + RRF_WEIGHT * c.rrf;
       scored.push({ docId, score, coverage, titleMatch, lex: c.lex, vec: c.vec });
     }
@@ -921,7 +940,7 @@ function bm25f(doc: CachedDoc, q: ParsedQuery, stats: Stats): { score: number; c
     titleShare = named / titleIdf;
   }
   const titleMatch = titleShare * (total > 0 ? titleHit / total : 0);
-  return { score, coverage: total > 0 ? covered / total : 0, titleMatch, fullTitle: titleShare > 0.999 ? 1 : 0 };
+  return { score, coverage: total > 0 ? covered / total : 0, titleMatch, fullTitle: titleShare > 0.9 ? 1 : 0 };
 }
 
 /** What a variant of the person's word counts for: like a lay synonym, below the word itself. */
