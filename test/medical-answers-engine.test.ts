@@ -15,7 +15,7 @@ import { applyMigrations, ensureMigrationTable } from '../core/storage/migration
 import { TEST_BACKEND, externalServices, freshDatabase } from './backend.js';
 import { MedicalStore } from '../plugins/medical-answers/engine/store.js';
 import { condenseFollowUp } from '../plugins/medical-answers/engine/query.js';
-import { composeAnswer, DEFAULT_REDACTIONS } from '../plugins/medical-answers/engine/answer.js';
+import { composeAnswer, DEFAULT_REDACTIONS, unitsOf } from '../plugins/medical-answers/engine/answer.js';
 import type { CorpusDoc } from '../plugins/medical-answers/engine/types.js';
 
 const fixture = fileURLToPath(new URL('../plugins/medical-answers/test-fixtures/corpus-small.jsonl', import.meta.url));
@@ -173,6 +173,26 @@ describe.skipIf(skip)(`medical-answers engine on the ${TEST_BACKEND} backend`, (
     expect(composeAnswer('anything', [], { maxChars: 306, minConfidence: 0 })).toBeNull();
   });
 
+  it('answers what a typed question asks from a summary page, not the sentence that merely names the topic', async () => {
+    const q = 'does high blood pressure give you any symptoms';
+    const hits = await store.search('t1', q, { k: 3 });
+    expect(hits[0]?.docId).toBe('mplus-0000471');
+    const answer = composeAnswer(q, hits, { maxChars: 286, minConfidence: 0 })!;
+    // Not the list of readings that "high" alone used to ask for.
+    expect(answer.text).toContain('usually has no symptoms');
+  });
+
+  it("finds a title by a person's word the stemmer does not join with it (safe / Safety)", async () => {
+    const docs: CorpusDoc[] = [
+      { id: 'v-1', title: 'Food Safety', url: 'https://example.org/food-safety', source: 'test', text: 'Overview\nLeave cooked food out for no more than two hours. Chill leftovers right away.' },
+      { id: 'v-2', title: 'Food Allergy', url: 'https://example.org/food-allergy', source: 'test', text: 'Overview\nA food allergy is a reaction of the immune system to a food. Many foods can cause it; old food is no different.' },
+    ];
+    await store.ingest('t-variants', docs);
+    const hits = await store.search('t-variants', 'is old food safe to eat', { k: 2 });
+    expect(hits[0]?.docId).toBe('v-1');
+    await store.eraseTenant('t-variants');
+  });
+
   it('runs lexical-only when vectors are disabled', async () => {
     const lexical = new MedicalStore(db.pool, { log });
     expect(await lexical.init({ vector: false })).toEqual({ mode: 'lexical', reason: expect.any(String) });
@@ -186,5 +206,16 @@ describe.skipIf(skip)(`medical-answers engine on the ${TEST_BACKEND} backend`, (
     expect((await store.search('t-other', 'a1c')).length).toBe(0);
     await lexical.eraseTenant('t-lex');
     expect((await lexical.status('t-lex')).docs).toBe(0);
+  });
+});
+
+describe('answer units of crawled text', () => {
+  it("splits off a sentence the crawl glued to a list's last item, and keeps proper nouns inside items", () => {
+    const units = unitsOf(
+      'Signs of dehydration in adults include - Being thirsty - Dark-colored urine - Dizziness and fainting Signs of dehydration in babies and young children include a dry mouth and no wet diapers for 3 hours or more. Some people are at higher risk. They include - African-Americans over age 40 - everyone over age 60, especially Hispanic-Americans',
+    );
+    expect(units[0]).toEqual({ text: 'Signs of dehydration in adults include', items: ['Being thirsty', 'Dark-colored urine', 'Dizziness and fainting'] });
+    expect(units[1]?.text).toBe('Signs of dehydration in babies and young children include a dry mouth and no wet diapers for 3 hours or more.');
+    expect(units.at(-1)?.items).toEqual(['African-Americans over age 40', 'everyone over age 60, especially Hispanic-Americans']);
   });
 });
