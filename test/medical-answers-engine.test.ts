@@ -182,6 +182,19 @@ describe.skipIf(skip)(`medical-answers engine on the ${TEST_BACKEND} backend`, (
     expect(answer.text).toContain('usually has no symptoms');
   });
 
+  it('leads with what the question asks: a quoted reading gets the ranges, a list is quoted as the source wrote it', async () => {
+    for (const [q, want] of [
+      ['my a1c came back 6.1 does that mean im diabetic', 'Prediabetes is between 5.7 to 6.4'],
+      ['whats a normal a1c number?', 'A normal A1C level is below 5.7'],
+    ] as const) {
+      const hits = await store.search('t1', q, { k: 3 });
+      expect(hits[0]?.docId).toBe('mplus-0000001');
+      const answer = composeAnswer(q, hits, { maxChars: 286, minConfidence: 0 })!;
+      // The first sentence of the reply holds the numbers ("A1C" and "type 2" are not numbers to it).
+      expect(answer.text.split('\n')[0]!.slice(0, 160)).toContain(want);
+    }
+  });
+
   it("finds a title by a person's word the stemmer does not join with it (safe / Safety)", async () => {
     const docs: CorpusDoc[] = [
       { id: 'v-1', title: 'Food Safety', url: 'https://example.org/food-safety', source: 'test', text: 'Overview\nLeave cooked food out for no more than two hours. Chill leftovers right away.' },

@@ -93,11 +93,15 @@ const INSTRUCTION = /(^|[,;:]\s*)(make sure|wash|call|get|go|see|try|take|keep|s
  * often" wants a frequency, "how long" a duration, "normal level" a number, "is it contagious" how it
  * spreads, "is it ok to give" a safety rule.
  */
+/** A number of its own ("below 5.7", "140/90"), not the digit in a name ("A1C", "type 2 diabetes"). */
+const NUMBER = /(?<![A-Za-z\d])(?<!\b(?:type|stage|grade|phase) )\d+(?:[.,/]\d+)*(?![A-Za-z\d])/i;
 const INTENTS: { ask: RegExp; say: RegExp }[] = [
   { ask: /\bhow (often|many times|frequently)\b/, say: /\b(every|once|twice|times? (a|per)|per (day|week|month|year)|daily|weekly|monthly|yearly|annual(ly)?)\b/i },
   { ask: /\bhow (long|soon)\b|\bwhen (will|does|do|can|should)\b|\bbefore\b/, say: /\b(\d+|one|two|three|four|five|six|few|several)\s*(to \d+\s*)?(minutes?|hours?|days?|weeks?|months?|years?)\b/i },
   // Not "high" alone: "high blood pressure" names a condition, "how high" / "too high" asks for a number.
-  { ask: /\b(normal|level|range|number|reading|how (much|many|high|low)|dose|dosage|too (high|low))\b/, say: /\d/ },
+  { ask: /\b(normal|level|range|number|reading|how (much|many|high|low)|dose|dosage|too (high|low))\b/, say: NUMBER },
+  // A person who quotes a reading ("my a1c came back 6.1", "145/92") wants the ranges it falls in.
+  { ask: /(?<![a-z\d])\d+(?:[.,/]\d+)+(?![a-z\d])|\b\d{2,3}\s*(?:over|\/)\s*\d{2,3}\b/, say: NUMBER },
   // Not "infection": a sentence that names the infection does not say how it passes on.
   { ask: /\b(contagious|catch|spread|give (it|this)|pass (it|on)|infectious)\b/, say: /\b(contagious|spread\w*|catch|pass(ed)? (it|the|on)|transmit\w*|person to person|infectious)\b/i },
   // "Who gets it", not "who can I call".
@@ -181,13 +185,15 @@ export function unitsOf(text: string): { text: string; items: string[] }[] {
 const ANAPHORIC = /^(they|these|this|those|it|such|examples?)\b/i;
 const BOILERPLATE = /^(NIH:|See this graphic|Click |Learn more|For more information|Source:)/i;
 
-/** A unit as text within `max` characters: a list keeps as many items as fit. */
+/** A unit as text within `max` characters: a list keeps as many items as fit, separated as in the source. */
 function render(unit: { text: string; items: string[] }, max: number): string | null {
   if (!unit.items.length) return unit.text.length <= max ? unit.text : null;
   const intro = unit.text.replace(/[:.,;\s]+$/, '');
   let out = '';
   for (const item of unit.items) {
-    const next = out ? `${out}; ${item.charAt(0).toLowerCase()}${item.slice(1)}` : `${intro}: ${item.charAt(0).toLowerCase()}${item.slice(1)}`;
+    // The source's own words and marks ("Chest discomfort - pressure, squeezing, or pain - Shortness of
+    // breath"): an item may hold a dash of its own, and a vetted text is quoted, not rewritten.
+    const next = out ? `${out} - ${item}` : `${intro}: ${item}`;
     if (next.length + 1 > max) break;
     out = next;
   }
@@ -268,6 +274,16 @@ export function composeAnswer(question: string, hits: Hit[], opts: ComposeOption
   let used = 0;
   const norm = (t: string) => t.toLowerCase().replace(/[^a-z0-9]+/g, ' ').trim();
   const order = [...scored].sort((a, b) => b.score - a.score || a.i - b.i);
+  // A question that asks something (how it is treated, how often, what to do) is answered first by a
+  // unit that says it, when the page has one: the sentence that best matches the person's own story
+  // ("working at your desk ... tingling") comes after it, if at all.
+  const says = (c: (typeof scored)[number]) => {
+    const whole = `${c.u.text} ${c.u.items.join(' ')}`;
+    return intents.some((x) => x.say.test(whole)) || (q.type !== 'information' && cues.some((x) => x.test(whole))) || (advice && (ADVICE_SENTENCE.test(whole) || INSTRUCTION.test(c.u.text)));
+  };
+  const asking = intents.length > 0 || (q.type !== null && q.type !== 'information' && cues.length > 0) || advice;
+  const lead = asking ? order.find((c) => c.score > 0 && says(c)) : undefined;
+  if (lead) order.splice(order.indexOf(lead), 1), order.unshift(lead);
   for (const c of order) {
     const room = budget - used - (chosen.length ? 1 : 0);
     // The best unit is the answer: cut at a word if it is longer than the budget, never skipped.
