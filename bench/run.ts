@@ -45,7 +45,7 @@ const SUSTAINED_SECONDS = Number(process.env.BENCH_SUSTAINED_SECONDS ?? 60);
 const RATE_EMBEDDED = Number(process.env.BENCH_RATE_EMBEDDED ?? 100);
 const RATE_EXTERNAL = Number(process.env.BENCH_RATE_EXTERNAL ?? 300);
 /** Messages stored before the "stored data" scenario. */
-const STORED_EMBEDDED = Number(process.env.BENCH_STORED_EMBEDDED ?? 200_000);
+const STORED_EMBEDDED = Number(process.env.BENCH_STORED_EMBEDDED ?? 1_000_000);
 const STORED_EXTERNAL = Number(process.env.BENCH_STORED_EXTERNAL ?? 1_000_000);
 /**
  * Distinct requests made before each run, per second of it (requests/s it can measure): a run
@@ -470,7 +470,7 @@ async function main() {
       const botkitReplies = twilioApi.sent.length - sentBefore;
       await stop(peer.child);
       say('\n[signed Twilio SMS webhook: Parley vs Botkit 4.15 + botbuilder-adapter-twilio-sms 1.0.8, a fixed reply through the REST API to the local fake]');
-      say(`  botkit              ${fmt(botkit)}  (${botkit.accepted} answered, ${botkitReplies} replies received by the fake Twilio API)`);
+      say(`  botkit              ${fmt(botkit)}  (${botkit.accepted} answered; the fake Twilio API received ${botkitReplies} replies, with those of requests still in flight when the warm-up or the run ended)`);
       const parleyOn = async (label: string, dataDir: string, extra: NodeJS.ProcessEnv = {}) => {
         const gw = await start(dataDir, extra);
         const url = `http://127.0.0.1:${gw.port}`;
