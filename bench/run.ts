@@ -18,9 +18,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { freshDatabase } from '../test/backend.js';
-import { benchScenarios, type BenchTwilio } from './scenarios.js';
+import { benchScenarios, type BenchTwilio, type RequestPool } from './scenarios.js';
 import { startFakeTwilio } from '../test/fakes/twilio-api.js';
 import { preloadMessages } from './stored-data.js';
+import { botkitModules } from './peer-install.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DURATION = Number(process.env.BENCH_SECONDS ?? 10);
@@ -31,18 +32,29 @@ const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 /** The demo tenant's Twilio number and the public URL Twilio would call (never contacted). */
 const TWILIO_NUMBER = '+15558880001';
 const PUBLIC_BASE_URL = 'https://parley-bench.example.invalid';
-/** `npm run bench -- --only=boot,load,fixed,sustained,stored`: some sections (default: all). */
-const SECTIONS = ['boot', 'load', 'fixed', 'sustained', 'stored'] as const;
+/**
+ * `npm run bench -- --only=boot,load,fixed,sustained,stored,scaleout,peers`: some sections (default:
+ * all but `peers`, which installs Botkit into a scratch folder the first time; `--peers` adds it).
+ */
+type Section = 'boot' | 'load' | 'fixed' | 'sustained' | 'stored' | 'scaleout' | 'peers';
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
-const run = (section: (typeof SECTIONS)[number]) => !only || only.includes(section);
+const run = (section: Section) => (only ? only.includes(section) : section !== 'peers' || process.argv.includes('--peers'));
 const BOOT_RUNS = Number(process.env.BENCH_BOOT_RUNS ?? 5);
 const SUSTAINED_SECONDS = Number(process.env.BENCH_SUSTAINED_SECONDS ?? 60);
 /** Fixed rates (messages/s) of the latency scenario, embedded and on PostgreSQL + Redis. */
 const RATE_EMBEDDED = Number(process.env.BENCH_RATE_EMBEDDED ?? 100);
 const RATE_EXTERNAL = Number(process.env.BENCH_RATE_EXTERNAL ?? 300);
 /** Messages stored before the "stored data" scenario. */
-const STORED_EMBEDDED = Number(process.env.BENCH_STORED_EMBEDDED ?? 200_000);
+const STORED_EMBEDDED = Number(process.env.BENCH_STORED_EMBEDDED ?? 1_000_000);
 const STORED_EXTERNAL = Number(process.env.BENCH_STORED_EXTERNAL ?? 1_000_000);
+/**
+ * Distinct requests made before each run, per second of it (requests/s it can measure): a run
+ * stops early, and says so, when they run out. The fixed-rate runs make what their rate needs.
+ */
+const POOL_RATE = Number(process.env.BENCH_POOL_RATE ?? 3_000);
+const poolSize = (seconds: number, perSecond = POOL_RATE) => Math.ceil(perSecond * seconds) + CONNECTIONS;
+/** A fixed-rate run's pool: its rate, and a little for autocannon's rounding. */
+const ratePool = (rate: number) => poolSize(DURATION, rate * 1.05);
 const READY = /Parley is ready on http:\/\/[\d.]+:(\d+)/;
 
 interface Started {
@@ -109,46 +121,123 @@ function rssMb(pid: number): number {
 export interface LoadResult {
   /** The 1-minute load average when the run ended: other work on these cores makes figures noisy. */
   load: number;
-  /** Server CPU per request (ms), and the local PostgreSQL's when it is the store. */
+  /** Server CPU per request (ms; all of the servers' together), and the local PostgreSQL's when it is the store. */
   cpuPerRequest?: number;
   dbCpuPerRequest?: number;
   rps: number;
   p50: number;
   p99: number;
+  /** Requests answered with a 2xx. */
+  accepted: number;
   non2xx: number;
   errors: number;
+  /** The largest resident memory of any one server during the run. */
   peakRssMb?: number;
+  /** The pool ran out before the time was up, and the run stopped there. */
+  ranOutAfterS?: number;
 }
 
-/** `rate`: a fixed rate (requests/s over all connections) instead of as fast as the server answers. */
-export async function load(url: string, request: () => { method: 'POST'; path: string; headers: Record<string, string>; body: string }, pid?: number, opts: { rate?: number; seconds?: number } = {}): Promise<LoadResult> {
-  let peak = 0;
-  const sampler = pid ? setInterval(() => (peak = Math.max(peak, rssMb(pid))), 250) : undefined;
-  const first = request();
-  const cpu0 = pid ? cpuMs(pid) : 0;
+/**
+ * Drives `url` (several: each connection is bound to one of them in turn) with the requests of
+ * `pool`, in order over all connections. `rate`: a fixed rate (requests/s over all connections)
+ * instead of as fast as the servers answer. `pids`: the servers, for CPU and resident memory.
+ */
+export async function load(url: string | string[], pool: RequestPool, pids: number | number[] = [], opts: { rate?: number; seconds?: number } = {}): Promise<LoadResult> {
+  const servers = ([] as number[]).concat(pids);
+  const peaks = servers.map(() => 0);
+  const sampler = servers.length ? setInterval(() => servers.forEach((pid, i) => (peaks[i] = Math.max(peaks[i]!, rssMb(pid)))), 250) : undefined;
+  const cpu = () => servers.reduce((sum, pid) => sum + cpuMs(pid), 0);
+  const { requests, cycle } = pool;
+  let sent = 0;
+  let ranOutAt: number | undefined;
+  let instance: autocannon.Instance | undefined;
+  const t0 = performance.now();
+  const next = () => {
+    if (sent === requests.length) {
+      if (cycle) sent = 0;
+      else {
+        // Requests still being set up reuse the last one until autocannon stops: a few duplicates.
+        ranOutAt ??= (performance.now() - t0) / 1000;
+        instance?.stop();
+        return requests[requests.length - 1]!;
+      }
+    }
+    return requests[sent++]!;
+  };
+  const cpu0 = cpu();
   const db0 = postgresCpuMs();
-  const result = await autocannon({
-    url,
-    connections: CONNECTIONS,
-    duration: opts.seconds ?? DURATION,
-    ...(opts.rate ? { overallRate: opts.rate } : {}),
-    method: first.method,
-    requests: [{ setupRequest: (req) => ({ ...req, ...request() }) }],
+  const result = await new Promise<autocannon.Result>((resolve, reject) => {
+    instance = autocannon(
+      {
+        // Several URLs are supported by autocannon (connection i goes to url[i % n]); its types say one.
+        url: url as string,
+        connections: CONNECTIONS,
+        duration: opts.seconds ?? DURATION,
+        ...(opts.rate ? { overallRate: opts.rate } : {}),
+        method: 'POST',
+        requests: [{ setupRequest: (req) => ({ ...req, ...next() }) }],
+      },
+      (error, done) => (error ? reject(error) : resolve(done)),
+    );
   });
   if (sampler) clearInterval(sampler);
   const total = result.requests.total || 1;
   const dbCpu = (postgresCpuMs() - db0) / total;
   return {
     load: loadavg()[0]!,
-    ...(pid ? { cpuPerRequest: (cpuMs(pid) - cpu0) / total } : {}),
+    ...(servers.length ? { cpuPerRequest: (cpu() - cpu0) / total } : {}),
     ...(dbCpu > 0.01 ? { dbCpuPerRequest: dbCpu } : {}),
     rps: Math.round(result.requests.average),
     p50: result.latency.p50,
     p99: result.latency.p99,
+    accepted: result['2xx'],
     non2xx: result.non2xx,
     errors: result.errors + result.timeouts,
-    ...(pid ? { peakRssMb: peak } : {}),
+    ...(servers.length ? { peakRssMb: Math.max(...peaks) } : {}),
+    ...(ranOutAt !== undefined ? { ranOutAfterS: Math.round(ranOutAt) } : {}),
   };
+}
+
+/**
+ * What happened to every inbound SMS of a database, once nothing is in flight: `accepted` (2xx
+ * answers the load generator counted) against the messages stored, replies per message, duplicates
+ * (a reply stored twice for the same message and position, or a REST send the outbox did not record:
+ * sent twice from the recipient's view) and lost ones (accepted and not stored, or stored and never
+ * answered). `restSids`: the SIDs of the messages the fake Twilio API accepted meanwhile.
+ */
+async function replyAccounting(url: string, accepted: number, restSids: string[]) {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const inFlight = async () => {
+      const { rows } = await client.query<{ n: number }>(`SELECT (SELECT count(*) FROM parley_inbound_claims)::int + (SELECT count(*) FROM parley_outbox WHERE status IN ('pending', 'sending'))::int AS n`);
+      return rows[0]!.n;
+    };
+    const deadline = Date.now() + 60_000;
+    while ((await inFlight()) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 500));
+    const { rows: perMessage } = await client.query<{ replies: number; messages: number }>(`
+      SELECT replies, count(*)::int AS messages FROM (
+        SELECT i.id, count(o.id) FILTER (WHERE o.status = 'sent')::int AS replies
+          FROM parley_inbound i LEFT JOIN parley_outbox o ON o.inbound_id = i.id
+         WHERE i.channel = 'twilio-sms' GROUP BY i.id) m
+      GROUP BY replies ORDER BY replies`);
+    const { rows: [twice] } = await client.query<{ n: number }>(`
+      SELECT coalesce(sum(n - 1), 0)::int AS n FROM (
+        SELECT count(*) AS n FROM parley_outbox WHERE inbound_id IS NOT NULL AND status <> 'dead' GROUP BY inbound_id, seq) r`);
+    const { rows: recorded } = await client.query<{ sid: string }>(`SELECT provider_message_id AS sid FROM parley_outbox WHERE via = 'api' AND provider_message_id IS NOT NULL`);
+    const known = new Set(recorded.map((r) => r.sid));
+    const inbound = perMessage.reduce((sum, r) => sum + r.messages, 0);
+    return {
+      accepted,
+      inbound,
+      perMessage: Object.fromEntries(perMessage.map((r) => [r.replies, r.messages])),
+      duplicates: twice!.n + restSids.filter((sid) => !known.has(sid)).length,
+      lost: Math.max(0, accepted - inbound) + (perMessage.find((r) => r.replies === 0)?.messages ?? 0),
+      unsettled: await inFlight(),
+    };
+  } finally {
+    await client.end();
+  }
 }
 
 async function pgReachable(): Promise<boolean> {
@@ -163,7 +252,7 @@ async function pgReachable(): Promise<boolean> {
 }
 
 
-const fmt = (r: LoadResult) => `${String(r.rps).padStart(6)} req/s  p50 ${String(r.p50).padStart(3)} ms  p99 ${String(r.p99).padStart(4)} ms  non-2xx ${r.non2xx}  errors ${r.errors}${r.peakRssMb ? `  peak RSS ${r.peakRssMb} MB` : ''}${r.cpuPerRequest ? `  CPU/req ${r.cpuPerRequest.toFixed(2)} ms` : ''}${r.dbCpuPerRequest ? ` (+ PostgreSQL ${r.dbCpuPerRequest.toFixed(2)} ms)` : ''}  load ${r.load.toFixed(1)}`;
+const fmt = (r: LoadResult) => `${String(r.rps).padStart(6)} req/s  p50 ${String(r.p50).padStart(3)} ms  p99 ${String(r.p99).padStart(4)} ms  non-2xx ${r.non2xx}  errors ${r.errors}${r.peakRssMb ? `  peak RSS ${r.peakRssMb} MB` : ''}${r.cpuPerRequest ? `  CPU/req ${r.cpuPerRequest.toFixed(2)} ms` : ''}${r.dbCpuPerRequest ? ` (+ PostgreSQL ${r.dbCpuPerRequest.toFixed(2)} ms)` : ''}  load ${r.load.toFixed(1)}${r.ranOutAfterS !== undefined ? `  (request pool ran out after ${r.ranOutAfterS} s: raise BENCH_POOL_RATE)` : ''}`;
 
 /** Server (and PostgreSQL) CPU per request of `a` over `b`: steadier than requests/s on shared cores. */
 const cpuRatio = (a: LoadResult, b: LoadResult) => (((a.cpuPerRequest ?? 0) + (a.dbCpuPerRequest ?? 0)) / ((b.cpuPerRequest ?? 0) + (b.dbCpuPerRequest ?? 0) || 1)).toFixed(2);
@@ -247,8 +336,8 @@ async function main() {
       const extra = target.url ? { DATABASE_URL: target.url, REDIS_URL } : {};
       const measure = async () => {
         const gw = await start(target.dataDir, extra);
-        await load(`http://127.0.0.1:${gw.port}`, sms.request(), gw.child.pid, { seconds: 3 }); // warm-up
-        const measured = await restReplies(() => load(`http://127.0.0.1:${gw.port}`, sms.request(), gw.child.pid));
+        await load(`http://127.0.0.1:${gw.port}`, sms.pool(poolSize(3)), gw.child.pid, { seconds: 3 }); // warm-up
+        const measured = await restReplies(() => load(`http://127.0.0.1:${gw.port}`, sms.pool(poolSize(DURATION)), gw.child.pid));
         await stop(gw.child);
         return measured;
       };
@@ -267,16 +356,16 @@ async function main() {
       const url = `http://127.0.0.1:${embedded.port}`;
       if (run('load')) {
         for (const scenario of scenarios) {
-          const baseline = await load(`http://127.0.0.1:${bare.port}`, scenario.bareRequest, bare.child.pid);
-          const { result, rest } = await restReplies(() => load(url, scenario.request(), embedded.child.pid));
+          const baseline = await load(`http://127.0.0.1:${bare.port}`, scenario.barePool(), bare.child.pid);
+          const { result, rest } = await restReplies(() => load(url, scenario.pool(poolSize(DURATION)), embedded.child.pid));
           say(`\n[${scenario.name}]`);
           say(`  bare express        ${fmt(baseline)}`);
           say(`  parley (PGlite)     ${fmt(result)}   ratio ${(result.rps / baseline.rps).toFixed(2)} (target >= 0.25)${late(rest)}`);
         }
       }
       if (run('fixed')) {
-        await load(url, sms.request(), embedded.child.pid, { seconds: 3 }); // warm-up: a gateway's first requests compile its code
-        const { result, rest } = await restReplies(() => load(url, sms.request(), embedded.child.pid, { rate: RATE_EMBEDDED }));
+        await load(url, sms.pool(poolSize(3)), embedded.child.pid, { seconds: 3 }); // warm-up: a gateway's first requests compile its code
+        const { result, rest } = await restReplies(() => load(url, sms.pool(ratePool(RATE_EMBEDDED)), embedded.child.pid, { rate: RATE_EMBEDDED }));
         say(`\n[signed Twilio SMS at a fixed ${RATE_EMBEDDED} messages/s, PGlite]`);
         say(`  parley (PGlite)     ${fmt(result)}   (target p99 < 20 ms)${late(rest)}`);
       }
@@ -287,7 +376,7 @@ async function main() {
         const sampler = setInterval(() => {
           deadRows(embedded.port).then((rows) => samples.push({ s: Math.round((performance.now() - t0) / 1000), rows }), () => undefined);
         }, 5_000);
-        const result = await load(url, sms.request(), embedded.child.pid, { seconds: SUSTAINED_SECONDS });
+        const result = await load(url, sms.pool(poolSize(SUSTAINED_SECONDS, Math.min(POOL_RATE, 1_500))), embedded.child.pid, { seconds: SUSTAINED_SECONDS });
         clearInterval(sampler);
         await new Promise((r) => setTimeout(r, 1_500)); // statistics arrive about a second late
         samples.push({ s: Math.round((performance.now() - t0) / 1000), rows: await deadRows(embedded.port) });
@@ -323,16 +412,16 @@ async function main() {
         say(`\nboot to ready (PostgreSQL + Redis): ${Math.round(ext.readyMs)} ms`);
         if (run('load')) {
           for (const scenario of scenarios) {
-            const baseline = await load(`http://127.0.0.1:${bare.port}`, scenario.bareRequest, bare.child.pid);
-            const { result, rest } = await restReplies(() => load(url, scenario.request(), ext.child.pid));
+            const baseline = await load(`http://127.0.0.1:${bare.port}`, scenario.barePool(), bare.child.pid);
+            const { result, rest } = await restReplies(() => load(url, scenario.pool(poolSize(DURATION)), ext.child.pid));
             say(`\n[${scenario.name}, PostgreSQL 15 + Redis]`);
             say(`  bare express        ${fmt(baseline)}`);
             say(`  parley (external)   ${fmt(result)}   ratio ${(result.rps / baseline.rps).toFixed(2)} (target >= 0.5, p99 < 20 ms)${late(rest)}`);
           }
         }
         if (run('fixed')) {
-          await load(url, sms.request(), ext.child.pid, { seconds: 3 }); // warm-up
-          const { result, rest } = await restReplies(() => load(url, sms.request(), ext.child.pid, { rate: RATE_EXTERNAL }));
+          await load(url, sms.pool(poolSize(3)), ext.child.pid, { seconds: 3 }); // warm-up
+          const { result, rest } = await restReplies(() => load(url, sms.pool(ratePool(RATE_EXTERNAL)), ext.child.pid, { rate: RATE_EXTERNAL }));
           say(`\n[signed Twilio SMS at a fixed ${RATE_EXTERNAL} messages/s, PostgreSQL 15 + Redis]`);
           say(`  parley (external)   ${fmt(result)}   (target p99 < 20 ms)${late(rest)}`);
         }
@@ -361,6 +450,75 @@ async function main() {
         }
       }
     } else if (run('load') || run('fixed') || run('stored')) say(`\nPostgreSQL at ${PG_URL} unreachable: external-backend figures skipped.`);
+
+    if (run('peers')) {
+      // The peer first, then Parley on the same requests (each run its own pool of fresh MessageSids).
+      const peer = await startProcess([join(ROOT, 'bench/peer-botkit.cjs')], /PEER_READY (\d+)/, {
+        PORT: '0',
+        PEER_MODULES: botkitModules(say),
+        TWILIO_ACCOUNT_SID: twilio.accountSid,
+        TWILIO_AUTH_TOKEN: twilio.authToken,
+        PEER_TWILIO_NUMBER: twilio.number,
+        PEER_VALIDATION_URL: `${twilio.publicBaseUrl}/twilio/sms`,
+        PEER_TWILIO_API_BASE_URL: twilioApi.baseUrl,
+      });
+      children.push(peer.child);
+      const peerUrl = `http://127.0.0.1:${peer.port}`;
+      await load(peerUrl, sms.pool(poolSize(3)), peer.child.pid, { seconds: 3 }); // warm-up
+      const sentBefore = twilioApi.sent.length;
+      const botkit = await load(peerUrl, sms.pool(poolSize(DURATION)), peer.child.pid);
+      const botkitReplies = twilioApi.sent.length - sentBefore;
+      await stop(peer.child);
+      say('\n[signed Twilio SMS webhook: Parley vs Botkit 4.15 + botbuilder-adapter-twilio-sms 1.0.8, a fixed reply through the REST API to the local fake]');
+      say(`  botkit              ${fmt(botkit)}  (${botkit.accepted} answered; the fake Twilio API received ${botkitReplies} replies, with those of requests still in flight when the warm-up or the run ended)`);
+      const parleyOn = async (label: string, dataDir: string, extra: NodeJS.ProcessEnv = {}) => {
+        const gw = await start(dataDir, extra);
+        const url = `http://127.0.0.1:${gw.port}`;
+        await load(url, sms.pool(poolSize(3)), gw.child.pid, { seconds: 3 }); // warm-up
+        const { result, rest } = await restReplies(() => load(url, sms.pool(poolSize(DURATION)), gw.child.pid));
+        await stop(gw.child);
+        return { label, result, rest };
+      };
+      const parley = [];
+      if (await pgReachable()) {
+        const db = await freshDatabase(PG_URL);
+        try {
+          parley.push({ ...(await parleyOn('parley (external)  ', join(work, 'data-peers-ext'), { DATABASE_URL: db.url, REDIS_URL })), target: ' (target >= 1.5)' });
+        } finally {
+          await db.drop();
+        }
+      } else say(`  PostgreSQL at ${PG_URL} unreachable: Parley on PostgreSQL + Redis skipped.`);
+      parley.push({ ...(await parleyOn('parley (PGlite)    ', join(work, 'data-peers'))), target: '' });
+      for (const { label, result, rest, target } of parley) say(`  ${label} ${fmt(result)}   ratio Parley/Botkit ${(result.rps / botkit.rps).toFixed(2)}${target}, CPU/req ratio ${cpuRatio(result, botkit)}${late(rest)}`);
+    }
+
+    if (run('scaleout')) {
+      if (await pgReachable()) {
+        // Two gateways on one database and one Redis; autocannon binds its connections to the two URLs
+        // in turn (half each, kept alive), as a round-robin load balancer over persistent connections does.
+        const db = await freshDatabase(PG_URL);
+        try {
+          const extra = { DATABASE_URL: db.url, REDIS_URL };
+          const a = await start(join(work, 'data-scale-a'), extra);
+          const b = await start(join(work, 'data-scale-b'), extra);
+          const urls = [a, b].map((gw) => `http://127.0.0.1:${gw.port}`);
+          const pids = [a.child.pid!, b.child.pid!];
+          const sentBefore = twilioApi.sent.length;
+          const warm = await load(urls, sms.pool(poolSize(3)), pids, { seconds: 3 });
+          const one = await load(urls[0]!, sms.pool(poolSize(DURATION)), pids[0]);
+          const { result: two, rest } = await restReplies(() => load(urls, sms.pool(poolSize(DURATION)), pids));
+          const replies = await replyAccounting(db.url, warm.accepted + one.accepted + two.accepted, twilioApi.sent.slice(sentBefore).map((m) => m.sid));
+          await stop(a.child);
+          await stop(b.child);
+          say('\n[scale-out: signed Twilio SMS, two gateway processes on one PostgreSQL 15 + Redis, connections split between them]');
+          say(`  one process         ${fmt(one)}`);
+          say(`  two processes       ${fmt(two)}   ratio to one ${(two.rps / one.rps).toFixed(2)}${late(rest)}`);
+          say(`  every run (warm-up, one, two): ${replies.accepted} accepted, ${replies.inbound} stored (the rest of them in flight when a run ended), replies per message ${JSON.stringify(replies.perMessage)}; duplicate replies ${replies.duplicates} (must be 0), lost ${replies.lost} (must be 0)${replies.unsettled ? `, ${replies.unsettled} still in flight after 60 s` : ''}`);
+        } finally {
+          await db.drop();
+        }
+      } else say(`\nPostgreSQL at ${PG_URL} unreachable: scale-out skipped.`);
+    }
     await stop(bare.child);
     writeFileSync(join(ROOT, 'bench', 'last-run.txt'), `${new Date().toISOString()}\n${lines.join('\n')}\n`);
   } finally {

@@ -1,6 +1,9 @@
-/** Requests the bench sends: each scenario has Parley's request and the bare baseline's equivalent. */
+/**
+ * Requests the bench sends. Every run gets a pool of requests made before it starts: signing a Twilio
+ * webhook costs about as much CPU as serving one (0.1 ms), and the load generator shares the cores
+ * with the server it measures, so nothing is signed or serialised while a run is timed.
+ */
 import { smsRequestFactory } from '../test/fakes/twilio-webhook.js';
-import type { LoadResult } from './run.js';
 
 export interface BenchRequest {
   method: 'POST';
@@ -9,14 +12,21 @@ export interface BenchRequest {
   body: string;
 }
 
+/**
+ * Requests made before a run. `cycle`: start again at the first when all are sent (only for a target
+ * that neither deduplicates nor remembers, the bare baseline); otherwise the run stops when they run out.
+ */
+export interface RequestPool {
+  requests: BenchRequest[];
+  cycle?: boolean;
+}
+
 export interface Scenario {
   name: string;
-  /** A fresh source of requests for one run against Parley. */
-  request: () => () => BenchRequest;
-  /** The same kind of request for the bare express baseline. */
-  bareRequest: () => BenchRequest;
-  embedded?: LoadResult;
-  baseline?: LoadResult;
+  /** `size` distinct requests (a fresh id or MessageSid each), for one run against Parley or a peer. */
+  pool: (size: number) => RequestPool;
+  /** The same kind of request for the bare express baseline, repeated as often as it answers. */
+  barePool: () => RequestPool;
 }
 
 /** What the demo's twilio-sms channel runs with in the bench (the env of the parley child process). */
@@ -30,6 +40,10 @@ export interface BenchTwilio {
 }
 
 const TEXTS = ['what are your hours?', 'where are you?', 'I would like an appointment', 'hello', 'can I bring my dog?'];
+/** Distinct requests the bare baseline cycles through: it neither checks signatures nor remembers ids. */
+const BARE_POOL = 2_000;
+
+const make = (size: number, next: () => BenchRequest): BenchRequest[] => Array.from({ length: size }, next);
 
 export function benchScenarios({ key, twilio }: { key: string; twilio: BenchTwilio }): Scenario[] {
   let n = 0;
@@ -44,26 +58,23 @@ export function benchScenarios({ key, twilio }: { key: string; twilio: BenchTwil
   };
 
   /** Signed inbound-SMS webhooks as Twilio posts them: a fresh MessageSid each, 1000 senders in turn. */
-  const sms = (): (() => BenchRequest) => {
-    let m = 0;
-    const next = smsRequestFactory({
-      // Only the path is used: autocannon sends to the server it drives.
-      baseUrl: 'http://127.0.0.1',
-      publicBaseUrl: twilio.publicBaseUrl,
-      authToken: twilio.authToken,
-      accountSid: twilio.accountSid,
-      to: twilio.number,
-      body: () => TEXTS[m++ % TEXTS.length]!,
-    });
-    return () => {
-      const signed = next();
-      return { method: 'POST', path: new URL(signed.url).pathname, headers: signed.headers, body: signed.body };
-    };
+  let m = 0;
+  const next = smsRequestFactory({
+    // Only the path is used: autocannon sends to the server it drives.
+    baseUrl: 'http://127.0.0.1',
+    publicBaseUrl: twilio.publicBaseUrl,
+    authToken: twilio.authToken,
+    accountSid: twilio.accountSid,
+    to: twilio.number,
+    body: () => TEXTS[m++ % TEXTS.length]!,
+  });
+  const sms = (): BenchRequest => {
+    const signed = next();
+    return { method: 'POST', path: new URL(signed.url).pathname, headers: signed.headers, body: signed.body };
   };
-  const bareSms = sms();
 
   return [
-    { name: 'http channel, demo pipeline, persisted', request: () => http, bareRequest: http },
-    { name: 'signed Twilio SMS webhook, demo pipeline, persisted', request: sms, bareRequest: bareSms },
+    { name: 'http channel, demo pipeline, persisted', pool: (size) => ({ requests: make(size, http) }), barePool: () => ({ requests: make(BARE_POOL, http), cycle: true }) },
+    { name: 'signed Twilio SMS webhook, demo pipeline, persisted', pool: (size) => ({ requests: make(size, sms) }), barePool: () => ({ requests: make(BARE_POOL, sms), cycle: true }) },
   ];
 }

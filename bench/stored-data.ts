@@ -5,13 +5,40 @@
  * event), so the bench can compare requests/s on a full database with an empty one.
  */
 export interface Queryable {
-  query(sql: string): Promise<unknown>;
+  query(sql: string): Promise<{ rows: unknown[] }>;
 }
+
+const TABLES = ['parley_conversations', 'parley_inbound', 'parley_outbox', 'twilio_sms_segments', 'parley_usage'];
 
 /** Rows per statement: keeps each one's memory small on the embedded database. */
 const CHUNK = 50_000;
 
+/**
+ * Bulk-loads as `pg_restore` does: the tables' keys, unique constraints, foreign keys and indexes
+ * are dropped, the rows inserted, then each index is built once by sorting instead of by one random
+ * insert per row (the ids are random, as gen_random_uuid's are) and each foreign key checked by one
+ * join instead of a trigger per row. About 3x faster than inserting under all of them.
+ */
 export async function preloadMessages(db: Queryable, count: number, onProgress: (done: number) => void = () => undefined): Promise<void> {
+  const tables = TABLES.map((t) => `'${t}'::regclass`).join(', ');
+  // Foreign keys last to be made (they need the keys they reference) and first to go.
+  const { rows: constraints } = (await db.query(`
+    SELECT conrelid::regclass::text AS "table", conname AS name, pg_get_constraintdef(oid) AS definition
+      FROM pg_constraint
+     WHERE contype IN ('p', 'u', 'f') AND (conrelid IN (${tables}) OR confrelid IN (${tables}))
+     ORDER BY contype = 'f' DESC`)) as { rows: { table: string; name: string; definition: string }[] };
+  const { rows: indexes } = (await db.query(`
+    SELECT indexrelid::regclass::text AS name, pg_get_indexdef(indexrelid) AS definition
+      FROM pg_index i
+     WHERE indrelid IN (${tables}) AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)`)) as { rows: { name: string; definition: string }[] };
+  for (const c of constraints) await db.query(`ALTER TABLE ${c.table} DROP CONSTRAINT ${c.name}`);
+  for (const index of indexes) await db.query(`DROP INDEX ${index.name}`);
+  await insertMessages(db, count, onProgress);
+  for (const c of [...constraints].reverse()) await db.query(`ALTER TABLE ${c.table} ADD CONSTRAINT ${c.name} ${c.definition}`);
+  for (const index of indexes) await db.query(index.definition);
+}
+
+async function insertMessages(db: Queryable, count: number, onProgress: (done: number) => void): Promise<void> {
   const conversations = Math.max(1, Math.ceil(count / 10));
   for (let from = 1; from <= count; from += CHUNK) {
     const to = Math.min(count, from + CHUNK - 1);
