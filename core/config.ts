@@ -143,6 +143,11 @@ export const configSchema = z.object({
       databaseUrl: z.string().optional(),
       /** Redis for BullMQ. Empty: jobs run on the database (BullMQ's PostgreSQL backend). */
       redisUrl: z.string().optional(),
+      /** Key prefix of BullMQ's queues in Redis (default `parley`), so several deployments can share one Redis. */
+      jobsPrefix: z
+        .string()
+        .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'letters, digits, "_", "." and "-", at most 64, starting with a letter or digit')
+        .optional(),
       dataDir: z.string().default('./data'),
       poolSize: z.number().int().positive().default(10),
       /** The embedded database's vacuum and analyze of the hot tables (a server runs autovacuum). */

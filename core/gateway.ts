@@ -68,8 +68,6 @@ export interface GatewayOptions {
   stageTimeoutMs?: number;
   /** Time limit for each plugin's setup and start (default 15 s). */
   setupTimeoutMs?: number;
-  /** Redis key prefix / PostgreSQL schema for BullMQ (several deployments on one server). */
-  jobNamespace?: string;
   /**
    * Where the gateway's own logger writes (default stdout) when no `logger` is given; `log.file` is
    * added beside it. Tests pass their capture stream here to keep a log file too.
@@ -238,7 +236,7 @@ export class Gateway {
       await ensureMigrationTable(pool);
       await applyMigrations(pool, 'core', coreMigrations);
     }
-    this.jobs = new JobRunner({ ...(this.opts.jobNamespace && this.config.storage.redisUrl ? { namespace: this.opts.jobNamespace } : {}), redisUrl: this.config.storage.redisUrl, databaseUrl: this.db.connectionString, log: this.log.child({ component: 'jobs' }), metrics: this.metrics });
+    this.jobs = new JobRunner({ ...(this.config.storage.jobsPrefix && this.config.storage.redisUrl ? { namespace: this.config.storage.jobsPrefix } : {}), redisUrl: this.config.storage.redisUrl, databaseUrl: this.db.connectionString, log: this.log.child({ component: 'jobs' }), metrics: this.metrics });
     this.outbox = new OutboxSender({
       db: pool,
       log: this.log.child({ component: 'outbox' }),

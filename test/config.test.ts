@@ -88,6 +88,13 @@ describe('configuration', () => {
     badId.tenants[0]!.id = 'Not OK';
     expect(() => parseConfig(stringify(badId), 'p.yaml', {})).toThrow(/tenants\[0\] \(Not OK\)\.id: lower-case letters/);
   });
+
+  it('takes a Redis key prefix for the job queues, and names the key when it is not one', () => {
+    const ok = { ...twoTenants(), storage: { redisUrl: 'redis://127.0.0.1:6379', jobsPrefix: 'clinic-a' } };
+    expect(parseConfig(stringify(ok), 'p.yaml', {}).storage.jobsPrefix).toBe('clinic-a');
+    const bad = { ...twoTenants(), storage: { jobsPrefix: 'a:b c' } };
+    expect(() => parseConfig(stringify(bad), 'p.yaml', {})).toThrow(/storage\.jobsPrefix: letters, digits/);
+  });
 });
 
 function issuesOf(fn: () => unknown): string[] {

@@ -64,7 +64,6 @@ export async function startTestGateway(opts: TestGatewayOptions): Promise<TestGa
   config.log.level = (opts.logLevel ?? 'info') as typeof config.log.level;
   let dropDatabase: (() => Promise<void>) | undefined;
   let databaseUrl = opts.databaseUrl;
-  let redisNamespace: string | undefined;
   if (TEST_BACKEND === 'external' && !config.storage.databaseUrl) {
     if (!databaseUrl) {
       const db = await freshDatabase();
@@ -73,7 +72,8 @@ export async function startTestGateway(opts: TestGatewayOptions): Promise<TestGa
     }
     config.storage.databaseUrl = databaseUrl;
     config.storage.redisUrl = TEST_REDIS_URL;
-    redisNamespace = `parley-${databaseUrl.split('/').pop()}`;
+    // Test files share one Redis: each gateway's queues live under a prefix of its own (storage.jobsPrefix).
+    config.storage.jobsPrefix ??= `parley-${databaseUrl.split('/').pop()}`;
   }
   const logs: Record<string, unknown>[] = [];
   const sink = new Writable({
@@ -93,7 +93,6 @@ export async function startTestGateway(opts: TestGatewayOptions): Promise<TestGa
     sweepIntervalMs: opts.sweepIntervalMs ?? 60_000,
     ...(opts.stageTimeoutMs ? { stageTimeoutMs: opts.stageTimeoutMs } : {}),
     ...(opts.recoverAfterMs !== undefined ? { recoverAfterMs: opts.recoverAfterMs } : {}),
-    ...(redisNamespace ? { jobNamespace: redisNamespace } : {}),
   });
   const url = gateway.url;
 
