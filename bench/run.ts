@@ -43,6 +43,8 @@ const RATE_EXTERNAL = Number(process.env.BENCH_RATE_EXTERNAL ?? 300);
 /** Messages stored before the "stored data" scenario. */
 const STORED_EMBEDDED = Number(process.env.BENCH_STORED_EMBEDDED ?? 200_000);
 const STORED_EXTERNAL = Number(process.env.BENCH_STORED_EXTERNAL ?? 1_000_000);
+/** Load before each measured run: a gateway's first requests compile its code (and CPU per request would count that). */
+const WARM_UP_SECONDS = Number(process.env.BENCH_WARM_UP_SECONDS ?? 3);
 const READY = /Parley is ready on http:\/\/[\d.]+:(\d+)/;
 
 interface Started {
@@ -247,7 +249,7 @@ async function main() {
       const extra = target.url ? { DATABASE_URL: target.url, REDIS_URL } : {};
       const measure = async () => {
         const gw = await start(target.dataDir, extra);
-        await load(`http://127.0.0.1:${gw.port}`, sms.request(), gw.child.pid, { seconds: 3 }); // warm-up
+        await load(`http://127.0.0.1:${gw.port}`, sms.request(), gw.child.pid, { seconds: WARM_UP_SECONDS });
         const measured = await restReplies(() => load(`http://127.0.0.1:${gw.port}`, sms.request(), gw.child.pid));
         await stop(gw.child);
         return measured;
@@ -265,9 +267,11 @@ async function main() {
     if (run('load') || run('fixed') || run('sustained')) {
       const embedded = await start(join(work, 'data'));
       const url = `http://127.0.0.1:${embedded.port}`;
+      say(`\nresident memory of the embedded gateway when ready: ${rssMb(embedded.child.pid!)} MB (target < 250 MB)`);
       if (run('load')) {
         for (const scenario of scenarios) {
           const baseline = await load(`http://127.0.0.1:${bare.port}`, scenario.bareRequest, bare.child.pid);
+          await load(url, scenario.request(), embedded.child.pid, { seconds: WARM_UP_SECONDS });
           const { result, rest } = await restReplies(() => load(url, scenario.request(), embedded.child.pid));
           say(`\n[${scenario.name}]`);
           say(`  bare express        ${fmt(baseline)}`);
@@ -275,7 +279,7 @@ async function main() {
         }
       }
       if (run('fixed')) {
-        await load(url, sms.request(), embedded.child.pid, { seconds: 3 }); // warm-up: a gateway's first requests compile its code
+        await load(url, sms.request(), embedded.child.pid, { seconds: WARM_UP_SECONDS });
         const { result, rest } = await restReplies(() => load(url, sms.request(), embedded.child.pid, { rate: RATE_EMBEDDED }));
         say(`\n[signed Twilio SMS at a fixed ${RATE_EMBEDDED} messages/s, PGlite]`);
         say(`  parley (PGlite)     ${fmt(result)}   (target p99 < 20 ms)${late(rest)}`);
@@ -324,6 +328,7 @@ async function main() {
         if (run('load')) {
           for (const scenario of scenarios) {
             const baseline = await load(`http://127.0.0.1:${bare.port}`, scenario.bareRequest, bare.child.pid);
+            await load(url, scenario.request(), ext.child.pid, { seconds: WARM_UP_SECONDS });
             const { result, rest } = await restReplies(() => load(url, scenario.request(), ext.child.pid));
             say(`\n[${scenario.name}, PostgreSQL 15 + Redis]`);
             say(`  bare express        ${fmt(baseline)}`);
@@ -331,7 +336,7 @@ async function main() {
           }
         }
         if (run('fixed')) {
-          await load(url, sms.request(), ext.child.pid, { seconds: 3 }); // warm-up
+          await load(url, sms.request(), ext.child.pid, { seconds: WARM_UP_SECONDS });
           const { result, rest } = await restReplies(() => load(url, sms.request(), ext.child.pid, { rate: RATE_EXTERNAL }));
           say(`\n[signed Twilio SMS at a fixed ${RATE_EXTERNAL} messages/s, PostgreSQL 15 + Redis]`);
           say(`  parley (external)   ${fmt(result)}   (target p99 < 20 ms)${late(rest)}`);
