@@ -102,6 +102,22 @@ function postgresCpuMs(): number {
   return total;
 }
 
+/**
+ * Waits (at most 20 s) until the server used under 10% of a core for half a second: the requests a
+ * previous run left in flight when it stopped are handed to the send job (their connections closed),
+ * and that work must not be counted in the next run's CPU per request.
+ */
+async function idle(pid: number): Promise<void> {
+  const until = performance.now() + 20_000;
+  let last = cpuMs(pid);
+  while (performance.now() < until) {
+    await new Promise((r) => setTimeout(r, 500));
+    const now = cpuMs(pid);
+    if (now - last < 50) return;
+    last = now;
+  }
+}
+
 function rssMb(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
@@ -124,6 +140,7 @@ export interface LoadResult {
 
 /** `rate`: a fixed rate (requests/s over all connections) instead of as fast as the server answers. */
 export async function load(url: string, request: () => { method: 'POST'; path: string; headers: Record<string, string>; body: string }, pid?: number, opts: { rate?: number; seconds?: number } = {}): Promise<LoadResult> {
+  if (pid) await idle(pid);
   let peak = 0;
   const sampler = pid ? setInterval(() => (peak = Math.max(peak, rssMb(pid))), 250) : undefined;
   const first = request();
