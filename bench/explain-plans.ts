@@ -35,7 +35,10 @@ try {
 
   /** Runs each statement as EXPLAIN ANALYZE and prints the plan; the statement's effects happen too. */
   const explaining: Queryable = {
-    async query(sql: string, params?: unknown[]) {
+    async query(statement: string | { text: string; values?: unknown[] }, values?: unknown[]) {
+      // The store's statements are named (prepared); EXPLAIN runs their text unnamed.
+      const sql = typeof statement === 'string' ? statement : statement.text;
+      const params = typeof statement === 'string' ? values : statement.values;
       const { rows } = await db.pool.query(`EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF) ${sql}`, params);
       console.log(rows.map((r: Record<string, string>) => r['QUERY PLAN']).join('\n'), '\n');
       return db.pool.query(sql, params) as never;

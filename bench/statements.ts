@@ -20,6 +20,8 @@ import { freshDatabase } from '../test/backend.js';
 
 const external = process.argv.includes('--external');
 const MESSAGES = Number(process.argv.find((a) => a.startsWith('--messages='))?.slice('--messages='.length) ?? 1500);
+/** `--sizes=1,16`: the batch sizes measured. */
+const SIZES = (process.argv.find((a) => a.startsWith('--sizes='))?.slice('--sizes='.length) ?? '1,16').split(',').map(Number);
 const PRICING = { pricePerSegment: 0.0079, pricePerMms: 0.02, currency: 'USD' };
 
 /** User + system CPU (ms) of a process, from /proc. */
@@ -35,6 +37,7 @@ try {
   await ensureMigrationTable(db.pool);
   await applyMigrations(db.pool, 'core', coreMigrations);
   await applyMigrations(db.pool, 'twilio-sms', ledgerMigrations);
+  if (process.env.PLAN_CACHE_MODE) await db.pool.query(`SET plan_cache_mode = ${process.env.PLAN_CACHE_MODE}`);
   const backendPid = external ? (await db.pool.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid : undefined;
   const ledger = new SegmentLedger(db.pool);
   let n = 0;
@@ -70,7 +73,7 @@ try {
     );
   }
 
-  for (const size of [1, 16]) {
+  for (const size of SIZES) {
     for (let i = 0; i < 200 / size; i++) await batch(size); // warm-up: JIT, catalog caches, prepared statements
     const node0 = cpuMs(process.pid);
     const pg0 = backendPid ? cpuMs(backendPid) : 0;
