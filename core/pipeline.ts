@@ -66,12 +66,15 @@ export async function runPipeline(input: PipelineInput): Promise<PipelineOutcome
     let nextCalled = false;
     let childMs = 0;
     let ownReplies = 0; // this stage's own: after next() `replies` also holds later stages'
-    const log = input.log.child({ stage: name });
+    // Made when the stage logs: a child logger per stage and message costs more than most stages.
+    let log: Logger | undefined;
     const ctx: StageContext<unknown> = {
       message: input.message,
       tenant: input.tenant,
       settings: stage.settings,
-      log,
+      get log() {
+        return (log ??= input.log.child({ stage: name }));
+      },
       db: input.db,
       history(limit = 20) {
         if (!historyCache || limit > historyLimit) {
