@@ -12,7 +12,7 @@
  */
 import autocannon from 'autocannon';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -87,19 +87,27 @@ function cpuMs(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
-/** CPU time (ms) used so far by every local PostgreSQL server process. */
-function postgresCpuMs(): number {
-  let total = 0;
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      if (stat.includes('(postgres)')) total += cpuMs(Number(entry));
-    } catch {
-      // the process ended while we looked
+/**
+ * CPU time (ms) used so far by each PostgreSQL backend serving `databaseUrl`'s database: only the
+ * gateway's own connections, not the other clients of a PostgreSQL these cores share.
+ */
+async function databaseCpuMs(databaseUrl: string): Promise<Map<number, number>> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()');
+    const used = new Map<number, number>();
+    for (const { pid } of rows) {
+      try {
+        used.set(pid, cpuMs(pid));
+      } catch {
+        // the backend ended while we looked
+      }
     }
+    return used;
+  } finally {
+    await client.end();
   }
-  return total;
 }
 
 /**
@@ -139,13 +147,14 @@ export interface LoadResult {
 }
 
 /** `rate`: a fixed rate (requests/s over all connections) instead of as fast as the server answers. */
-export async function load(url: string, request: () => { method: 'POST'; path: string; headers: Record<string, string>; body: string }, pid?: number, opts: { rate?: number; seconds?: number } = {}): Promise<LoadResult> {
+/** `database`: the gateway's PostgreSQL database, whose backends' CPU is counted per request too. */
+export async function load(url: string, request: () => { method: 'POST'; path: string; headers: Record<string, string>; body: string }, pid?: number, opts: { rate?: number; seconds?: number; database?: string } = {}): Promise<LoadResult> {
   if (pid) await idle(pid);
   let peak = 0;
   const sampler = pid ? setInterval(() => (peak = Math.max(peak, rssMb(pid))), 250) : undefined;
   const first = request();
   const cpu0 = pid ? cpuMs(pid) : 0;
-  const db0 = postgresCpuMs();
+  const db0 = opts.database ? await databaseCpuMs(opts.database) : undefined;
   const result = await autocannon({
     url,
     connections: CONNECTIONS,
@@ -156,7 +165,8 @@ export async function load(url: string, request: () => { method: 'POST'; path: s
   });
   if (sampler) clearInterval(sampler);
   const total = result.requests.total || 1;
-  const dbCpu = (postgresCpuMs() - db0) / total;
+  let dbCpu = 0;
+  if (opts.database && db0) for (const [backend, ms] of await databaseCpuMs(opts.database)) dbCpu += (ms - (db0.get(backend) ?? 0)) / total;
   return {
     load: loadavg()[0]!,
     ...(pid ? { cpuPerRequest: (cpuMs(pid) - cpu0) / total } : {}),
@@ -267,7 +277,7 @@ async function main() {
       const measure = async () => {
         const gw = await start(target.dataDir, extra);
         await load(`http://127.0.0.1:${gw.port}`, sms.request(), gw.child.pid, { seconds: WARM_UP_SECONDS });
-        const measured = await restReplies(() => load(`http://127.0.0.1:${gw.port}`, sms.request(), gw.child.pid));
+        const measured = await restReplies(() => load(`http://127.0.0.1:${gw.port}`, sms.request(), gw.child.pid, { ...(target.url ? { database: target.url } : {}) }));
         await stop(gw.child);
         return measured;
       };
@@ -346,7 +356,7 @@ async function main() {
           for (const scenario of scenarios) {
             const baseline = await load(`http://127.0.0.1:${bare.port}`, scenario.bareRequest, bare.child.pid);
             await load(url, scenario.request(), ext.child.pid, { seconds: WARM_UP_SECONDS });
-            const { result, rest } = await restReplies(() => load(url, scenario.request(), ext.child.pid));
+            const { result, rest } = await restReplies(() => load(url, scenario.request(), ext.child.pid, { database: db.url }));
             say(`\n[${scenario.name}, PostgreSQL 15 + Redis]`);
             say(`  bare express        ${fmt(baseline)}`);
             say(`  parley (external)   ${fmt(result)}   ratio ${(result.rps / baseline.rps).toFixed(2)} (target >= 0.5, p99 < 20 ms)${late(rest)}`);
@@ -354,7 +364,7 @@ async function main() {
         }
         if (run('fixed')) {
           await load(url, sms.request(), ext.child.pid, { seconds: WARM_UP_SECONDS });
-          const { result, rest } = await restReplies(() => load(url, sms.request(), ext.child.pid, { rate: RATE_EXTERNAL }));
+          const { result, rest } = await restReplies(() => load(url, sms.request(), ext.child.pid, { rate: RATE_EXTERNAL, database: db.url }));
           say(`\n[signed Twilio SMS at a fixed ${RATE_EXTERNAL} messages/s, PostgreSQL 15 + Redis]`);
           say(`  parley (external)   ${fmt(result)}   (target p99 < 20 ms)${late(rest)}`);
         }
