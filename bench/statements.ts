@@ -5,6 +5,8 @@
  * batchers send them. CPU time rather than wall time, because these two cores are shared: this
  * process's (the pg client, and PGlite itself when embedded) and, on PostgreSQL, the server backend
  * serving this process's only connection (not the other clients of the machine's PostgreSQL).
+ * `--sizes=1,16` picks the batch sizes; PLAN_CACHE_MODE (auto, force_custom_plan, force_generic_plan)
+ * sets the session's plan_cache_mode, to compare the plans PostgreSQL caches for the named statements.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
