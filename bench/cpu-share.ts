@@ -12,22 +12,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { benchScenarios } from './scenarios.js';
 import { startFakeTwilio } from '../test/fakes/twilio-api.js';
+import { cpuMs, cpuOfStat } from './proc-cpu.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
 const KEY = 'bench-key-0123456789';
 
-/** User + system CPU (ms) from a /proc stat line. */
-const cpuOf = (stat: string) => {
-  const f = stat.split(') ')[1]!.split(' ');
-  return (Number(f[11]) + Number(f[12])) * 10;
-};
-const processCpu = (pid: number) => cpuOf(readFileSync(`/proc/${pid}/stat`, 'utf8'));
 /** CPU (ms) per thread of a process, by name and id. */
 const threadCpu = (pid: number) =>
   new Map(
     readdirSync(`/proc/${pid}/task`).map((tid) => {
       const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      return [`${/\((.*?)\)/.exec(stat)![1]}:${tid}`, cpuOf(stat)] as const;
+      return [`${/\((.*?)\)/.exec(stat)![1]}:${tid}`, cpuOfStat(stat)] as const;
     }),
   );
 /** Busy and total CPU (ms, all cores) of the machine. */
@@ -60,15 +55,15 @@ try {
   const drive = (duration: number) => autocannon({ url: `http://127.0.0.1:${port}`, connections: 50, duration, method: 'POST', requests: [{ setupRequest: (req) => ({ ...req, ...next() }) }] });
   await drive(3); // warm-up
   await new Promise((r) => setTimeout(r, 3_000)); // the warm-up's abandoned requests go to the send job
-  const gateway0 = processCpu(child.pid!);
-  const self0 = processCpu(process.pid);
+  const gateway0 = cpuMs(child.pid!);
+  const self0 = cpuMs(process.pid);
   const machine0 = machineCpu();
   const threads0 = threadCpu(child.pid!);
   const t0 = performance.now();
   const result = await drive(SECONDS);
   const wall = performance.now() - t0;
-  const gateway = processCpu(child.pid!) - gateway0;
-  const self = processCpu(process.pid) - self0;
+  const gateway = cpuMs(child.pid!) - gateway0;
+  const self = cpuMs(process.pid) - self0;
   const machine = machineCpu();
   const cores = (machine.busy - machine0.busy) / (machine.all - machine0.all);
   const n = result.requests.total || 1;

@@ -21,6 +21,7 @@ import { freshDatabase } from '../test/backend.js';
 import { benchScenarios, type BenchTwilio } from './scenarios.js';
 import { startFakeTwilio } from '../test/fakes/twilio-api.js';
 import { preloadMessages } from './stored-data.js';
+import { cpuMs } from './proc-cpu.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DURATION = Number(process.env.BENCH_SECONDS ?? 10);
@@ -79,12 +80,6 @@ async function stop(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null) return;
   child.kill('SIGTERM');
   await new Promise((r) => child.once('exit', r));
-}
-
-/** CPU time (ms) used so far by a process. */
-function cpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 /**

@@ -8,17 +8,11 @@
  * `--sizes=1,16` picks the batch sizes; PLAN_CACHE_MODE (auto, force_custom_plan, force_generic_plan)
  * sets the session's plan_cache_mode, to compare the plans PostgreSQL caches for the named statements.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import pino from 'pino';
-import { openDatabase } from '../core/storage/database.js';
-import { applyMigrations, ensureMigrationTable } from '../core/storage/migrations.js';
-import { coreMigrations } from '../core/storage/schema.js';
 import { finishInboundMany, recordInboundMany, settleInlineSentMany } from '../core/storage/message-store.js';
 import { recordUsageMany } from '../core/usage.js';
-import { ledgerMigrations, SegmentLedger, usageOf } from '../channels/twilio-sms/ledger.js';
-import { freshDatabase } from '../test/backend.js';
+import { SegmentLedger, usageOf } from '../channels/twilio-sms/ledger.js';
+import { openMessageDatabase } from './message-database.js';
+import { cpuMs } from './proc-cpu.js';
 
 const external = process.argv.includes('--external');
 const MESSAGES = Number(process.argv.find((a) => a.startsWith('--messages='))?.slice('--messages='.length) ?? 1500);
@@ -26,19 +20,8 @@ const MESSAGES = Number(process.argv.find((a) => a.startsWith('--messages='))?.s
 const SIZES = (process.argv.find((a) => a.startsWith('--sizes='))?.slice('--sizes='.length) ?? '1,16').split(',').map(Number);
 const PRICING = { pricePerSegment: 0.0079, pricePerMms: 0.02, currency: 'USD' };
 
-/** User + system CPU (ms) of a process, from /proc. */
-function cpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
-
-const dir = mkdtempSync(join(tmpdir(), 'parley-statements-'));
-const scratch = external ? await freshDatabase(process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test') : undefined;
-const db = await openDatabase({ databaseUrl: scratch?.url, dataDir: dir, poolSize: 1, log: pino({ level: 'warn' }) });
+const { db, close } = await openMessageDatabase({ external, poolSize: 1 });
 try {
-  await ensureMigrationTable(db.pool);
-  await applyMigrations(db.pool, 'core', coreMigrations);
-  await applyMigrations(db.pool, 'twilio-sms', ledgerMigrations);
   if (process.env.PLAN_CACHE_MODE) await db.pool.query(`SET plan_cache_mode = ${process.env.PLAN_CACHE_MODE}`);
   const backendPid = external ? (await db.pool.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid : undefined;
   const ledger = new SegmentLedger(db.pool);
@@ -89,7 +72,5 @@ try {
     );
   }
 } finally {
-  await db.close();
-  await scratch?.drop();
-  rmSync(dir, { recursive: true, force: true });
+  await close();
 }
