@@ -5,37 +5,27 @@
  * `EXPLAIN (ANALYZE, BUFFERS)` through the real message-store functions, so a plan that scans the
  * stored messages (a sequential scan or a hash join over parley_inbound) shows up with its row counts.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import pino from 'pino';
-import { openDatabase } from '../core/storage/database.js';
-import { applyMigrations, ensureMigrationTable } from '../core/storage/migrations.js';
-import { coreMigrations } from '../core/storage/schema.js';
 import { finishInboundMany, recordInboundMany } from '../core/storage/message-store.js';
 
 type Queryable = Parameters<typeof recordInboundMany>[0];
-import { ledgerMigrations } from '../channels/twilio-sms/ledger.js';
-import { freshDatabase } from '../test/backend.js';
 import { preloadMessages } from './stored-data.js';
+import { openMessageDatabase } from './message-database.js';
 
 const count = Number(process.argv.slice(2).find((a) => /^\d+$/.test(a)) ?? 200_000);
 const external = process.argv.includes('--external');
 /** --no-analyze: plans as the embedded database made them before the maintenance job (never analyzed). */
 const analyze = !process.argv.includes('--no-analyze');
-const dir = mkdtempSync(join(tmpdir(), 'parley-explain-'));
-const scratch = external ? await freshDatabase(process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test') : undefined;
-const db = await openDatabase({ databaseUrl: scratch?.url, dataDir: dir, poolSize: 2, log: pino({ level: 'warn' }) });
+const { db, close } = await openMessageDatabase({ external, poolSize: 2 });
 try {
-  await ensureMigrationTable(db.pool);
-  await applyMigrations(db.pool, 'core', coreMigrations);
-  await applyMigrations(db.pool, 'twilio-sms', ledgerMigrations);
   await preloadMessages(db.pool, count);
   if (analyze) await db.pool.query('VACUUM (ANALYZE)');
 
   /** Runs each statement as EXPLAIN ANALYZE and prints the plan; the statement's effects happen too. */
   const explaining: Queryable = {
-    async query(sql: string, params?: unknown[]) {
+    async query(statement: string | { text: string; values?: unknown[] }, values?: unknown[]) {
+      // The store's statements are named (prepared); EXPLAIN runs their text unnamed.
+      const sql = typeof statement === 'string' ? statement : statement.text;
+      const params = typeof statement === 'string' ? values : statement.values;
       const { rows } = await db.pool.query(`EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF) ${sql}`, params);
       console.log(rows.map((r: Record<string, string>) => r['QUERY PLAN']).join('\n'), '\n');
       return db.pool.query(sql, params) as never;
@@ -62,7 +52,5 @@ try {
     );
   }
 } finally {
-  await db.close();
-  await scratch?.drop();
-  rmSync(dir, { recursive: true, force: true });
+  await close();
 }

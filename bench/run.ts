@@ -12,7 +12,7 @@
  */
 import autocannon from 'autocannon';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +22,7 @@ import { benchScenarios, type BenchTwilio, type RequestPool } from './scenarios.
 import { startFakeTwilio } from '../test/fakes/twilio-api.js';
 import { preloadMessages } from './stored-data.js';
 import { botkitModules } from './peer-install.js';
+import { cpuMs } from './proc-cpu.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DURATION = Number(process.env.BENCH_SECONDS ?? 10);
@@ -55,6 +56,8 @@ const POOL_RATE = Number(process.env.BENCH_POOL_RATE ?? 3_000);
 const poolSize = (seconds: number, perSecond = POOL_RATE) => Math.ceil(perSecond * seconds) + CONNECTIONS;
 /** A fixed-rate run's pool: its rate, and a little for autocannon's rounding. */
 const ratePool = (rate: number) => poolSize(DURATION, rate * 1.05);
+/** Load before each measured run: a gateway's first requests compile its code (and CPU per request would count that). */
+const WARM_UP_SECONDS = Number(process.env.BENCH_WARM_UP_SECONDS ?? 3);
 const READY = /Parley is ready on http:\/\/[\d.]+:(\d+)/;
 
 interface Started {
@@ -91,25 +94,43 @@ async function stop(child: ChildProcess): Promise<void> {
   await new Promise((r) => child.once('exit', r));
 }
 
-/** CPU time (ms) used so far by a process. */
-function cpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10;
+/**
+ * CPU time (ms) used so far by each PostgreSQL backend serving `databaseUrl`'s database: only the
+ * gateway's own connections, not the other clients of a PostgreSQL these cores share.
+ */
+async function databaseCpuMs(databaseUrl: string): Promise<Map<number, number>> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()');
+    const used = new Map<number, number>();
+    for (const { pid } of rows) {
+      try {
+        used.set(pid, cpuMs(pid));
+      } catch {
+        // the backend ended while we looked
+      }
+    }
+    return used;
+  } finally {
+    await client.end();
+  }
 }
 
-/** CPU time (ms) used so far by every local PostgreSQL server process. */
-function postgresCpuMs(): number {
-  let total = 0;
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      if (stat.includes('(postgres)')) total += cpuMs(Number(entry));
-    } catch {
-      // the process ended while we looked
-    }
+/**
+ * Waits (at most 20 s) until the server used under 10% of a core for half a second: the requests a
+ * previous run left in flight when it stopped are handed to the send job (their connections closed),
+ * and that work must not be counted in the next run's CPU per request.
+ */
+async function idle(pid: number): Promise<void> {
+  const until = performance.now() + 20_000;
+  let last = cpuMs(pid);
+  while (performance.now() < until) {
+    await new Promise((r) => setTimeout(r, 500));
+    const now = cpuMs(pid);
+    if (now - last < 50) return;
+    last = now;
   }
-  return total;
 }
 
 function rssMb(pid: number): number {
@@ -140,10 +161,13 @@ export interface LoadResult {
 /**
  * Drives `url` (several: each connection is bound to one of them in turn) with the requests of
  * `pool`, in order over all connections. `rate`: a fixed rate (requests/s over all connections)
- * instead of as fast as the servers answer. `pids`: the servers, for CPU and resident memory.
+ * instead of as fast as the servers answer. `pids`: the servers, for CPU and resident memory (each is
+ * first waited on until idle). `database`: the gateway's PostgreSQL database, whose backends' CPU is
+ * counted per request too.
  */
-export async function load(url: string | string[], pool: RequestPool, pids: number | number[] = [], opts: { rate?: number; seconds?: number } = {}): Promise<LoadResult> {
+export async function load(url: string | string[], pool: RequestPool, pids: number | number[] = [], opts: { rate?: number; seconds?: number; database?: string } = {}): Promise<LoadResult> {
   const servers = ([] as number[]).concat(pids);
+  for (const pid of servers) await idle(pid);
   const peaks = servers.map(() => 0);
   const sampler = servers.length ? setInterval(() => servers.forEach((pid, i) => (peaks[i] = Math.max(peaks[i]!, rssMb(pid)))), 250) : undefined;
   const cpu = () => servers.reduce((sum, pid) => sum + cpuMs(pid), 0);
@@ -165,7 +189,7 @@ export async function load(url: string | string[], pool: RequestPool, pids: numb
     return requests[sent++]!;
   };
   const cpu0 = cpu();
-  const db0 = postgresCpuMs();
+  const db0 = opts.database ? await databaseCpuMs(opts.database) : undefined;
   const result = await new Promise<autocannon.Result>((resolve, reject) => {
     instance = autocannon(
       {
@@ -182,7 +206,8 @@ export async function load(url: string | string[], pool: RequestPool, pids: numb
   });
   if (sampler) clearInterval(sampler);
   const total = result.requests.total || 1;
-  const dbCpu = (postgresCpuMs() - db0) / total;
+  let dbCpu = 0;
+  if (opts.database && db0) for (const [backend, ms] of await databaseCpuMs(opts.database)) dbCpu += (ms - (db0.get(backend) ?? 0)) / total;
   return {
     load: loadavg()[0]!,
     ...(servers.length ? { cpuPerRequest: (cpu() - cpu0) / total } : {}),
@@ -336,8 +361,8 @@ async function main() {
       const extra = target.url ? { DATABASE_URL: target.url, REDIS_URL } : {};
       const measure = async () => {
         const gw = await start(target.dataDir, extra);
-        await load(`http://127.0.0.1:${gw.port}`, sms.pool(poolSize(3)), gw.child.pid, { seconds: 3 }); // warm-up
-        const measured = await restReplies(() => load(`http://127.0.0.1:${gw.port}`, sms.pool(poolSize(DURATION)), gw.child.pid));
+        await load(`http://127.0.0.1:${gw.port}`, sms.pool(poolSize(WARM_UP_SECONDS)), gw.child.pid, { seconds: WARM_UP_SECONDS });
+        const measured = await restReplies(() => load(`http://127.0.0.1:${gw.port}`, sms.pool(poolSize(DURATION)), gw.child.pid, { ...(target.url ? { database: target.url } : {}) }));
         await stop(gw.child);
         return measured;
       };
@@ -354,9 +379,11 @@ async function main() {
     if (run('load') || run('fixed') || run('sustained')) {
       const embedded = await start(join(work, 'data'));
       const url = `http://127.0.0.1:${embedded.port}`;
+      say(`\nresident memory of the embedded gateway when ready: ${rssMb(embedded.child.pid!)} MB (target < 250 MB)`);
       if (run('load')) {
         for (const scenario of scenarios) {
           const baseline = await load(`http://127.0.0.1:${bare.port}`, scenario.barePool(), bare.child.pid);
+          await load(url, scenario.pool(poolSize(WARM_UP_SECONDS)), embedded.child.pid, { seconds: WARM_UP_SECONDS });
           const { result, rest } = await restReplies(() => load(url, scenario.pool(poolSize(DURATION)), embedded.child.pid));
           say(`\n[${scenario.name}]`);
           say(`  bare express        ${fmt(baseline)}`);
@@ -364,7 +391,7 @@ async function main() {
         }
       }
       if (run('fixed')) {
-        await load(url, sms.pool(poolSize(3)), embedded.child.pid, { seconds: 3 }); // warm-up: a gateway's first requests compile its code
+        await load(url, sms.pool(poolSize(WARM_UP_SECONDS)), embedded.child.pid, { seconds: WARM_UP_SECONDS });
         const { result, rest } = await restReplies(() => load(url, sms.pool(ratePool(RATE_EMBEDDED)), embedded.child.pid, { rate: RATE_EMBEDDED }));
         say(`\n[signed Twilio SMS at a fixed ${RATE_EMBEDDED} messages/s, PGlite]`);
         say(`  parley (PGlite)     ${fmt(result)}   (target p99 < 20 ms)${late(rest)}`);
@@ -413,15 +440,16 @@ async function main() {
         if (run('load')) {
           for (const scenario of scenarios) {
             const baseline = await load(`http://127.0.0.1:${bare.port}`, scenario.barePool(), bare.child.pid);
-            const { result, rest } = await restReplies(() => load(url, scenario.pool(poolSize(DURATION)), ext.child.pid));
+            await load(url, scenario.pool(poolSize(WARM_UP_SECONDS)), ext.child.pid, { seconds: WARM_UP_SECONDS });
+            const { result, rest } = await restReplies(() => load(url, scenario.pool(poolSize(DURATION)), ext.child.pid, { database: db.url }));
             say(`\n[${scenario.name}, PostgreSQL 15 + Redis]`);
             say(`  bare express        ${fmt(baseline)}`);
             say(`  parley (external)   ${fmt(result)}   ratio ${(result.rps / baseline.rps).toFixed(2)} (target >= 0.5, p99 < 20 ms)${late(rest)}`);
           }
         }
         if (run('fixed')) {
-          await load(url, sms.pool(poolSize(3)), ext.child.pid, { seconds: 3 }); // warm-up
-          const { result, rest } = await restReplies(() => load(url, sms.pool(ratePool(RATE_EXTERNAL)), ext.child.pid, { rate: RATE_EXTERNAL }));
+          await load(url, sms.pool(poolSize(WARM_UP_SECONDS)), ext.child.pid, { seconds: WARM_UP_SECONDS });
+          const { result, rest } = await restReplies(() => load(url, sms.pool(ratePool(RATE_EXTERNAL)), ext.child.pid, { rate: RATE_EXTERNAL, database: db.url }));
           say(`\n[signed Twilio SMS at a fixed ${RATE_EXTERNAL} messages/s, PostgreSQL 15 + Redis]`);
           say(`  parley (external)   ${fmt(result)}   (target p99 < 20 ms)${late(rest)}`);
         }
@@ -464,7 +492,7 @@ async function main() {
       });
       children.push(peer.child);
       const peerUrl = `http://127.0.0.1:${peer.port}`;
-      await load(peerUrl, sms.pool(poolSize(3)), peer.child.pid, { seconds: 3 }); // warm-up
+      await load(peerUrl, sms.pool(poolSize(WARM_UP_SECONDS)), peer.child.pid, { seconds: WARM_UP_SECONDS }); // warm-up
       const sentBefore = twilioApi.sent.length;
       const botkit = await load(peerUrl, sms.pool(poolSize(DURATION)), peer.child.pid);
       const botkitReplies = twilioApi.sent.length - sentBefore;
@@ -474,7 +502,7 @@ async function main() {
       const parleyOn = async (label: string, dataDir: string, extra: NodeJS.ProcessEnv = {}) => {
         const gw = await start(dataDir, extra);
         const url = `http://127.0.0.1:${gw.port}`;
-        await load(url, sms.pool(poolSize(3)), gw.child.pid, { seconds: 3 }); // warm-up
+        await load(url, sms.pool(poolSize(WARM_UP_SECONDS)), gw.child.pid, { seconds: WARM_UP_SECONDS }); // warm-up
         const { result, rest } = await restReplies(() => load(url, sms.pool(poolSize(DURATION)), gw.child.pid));
         await stop(gw.child);
         return { label, result, rest };
@@ -504,7 +532,7 @@ async function main() {
           const urls = [a, b].map((gw) => `http://127.0.0.1:${gw.port}`);
           const pids = [a.child.pid!, b.child.pid!];
           const sentBefore = twilioApi.sent.length;
-          const warm = await load(urls, sms.pool(poolSize(3)), pids, { seconds: 3 });
+          const warm = await load(urls, sms.pool(poolSize(WARM_UP_SECONDS)), pids, { seconds: WARM_UP_SECONDS });
           const one = await load(urls[0]!, sms.pool(poolSize(DURATION)), pids[0]);
           const { result: two, rest } = await restReplies(() => load(urls, sms.pool(poolSize(DURATION)), pids));
           const replies = await replyAccounting(db.url, warm.accepted + one.accepted + two.accepted, twilioApi.sent.slice(sentBefore).map((m) => m.sid));

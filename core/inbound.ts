@@ -135,7 +135,10 @@ export class InboundProcessor {
   private async processClaimed(tenant: TenantInfo, message: InboundMessage, claim: string, { window, inSession, handoff, startAfter }: RunOptions): Promise<ReceiveResult> {
     const { db, metrics, outbox } = this.deps;
     const started = performance.now();
-    const log = this.deps.log.child({ tenant: tenant.id, channel: message.channel, inboundId: message.id, from: hashAddress(message.from) });
+    // The message's logger (a hash of the sender and serialised bindings) is made when something logs,
+    // not for every message: at the default level most messages log nothing.
+    let messageLog: Logger | undefined;
+    const log = () => (messageLog ??= this.deps.log.child({ tenant: tenant.id, channel: message.channel, inboundId: message.id, from: hashAddress(message.from) }));
     let stages = this.deps.pipelineFor(tenant, message.channel, handoff);
     let seqBase = 0;
     let earlier: Record<string, unknown> | undefined;
@@ -156,7 +159,9 @@ export class InboundProcessor {
         stages,
         ...(earlier ? { annotations: earlier } : {}),
         handoff,
-        log,
+        get log() {
+          return log();
+        },
         db,
         history: (limit) => loadHistory(db, tenant.id, message.conversationId, message.id, limit),
         isCurrentRun: () => holdsClaim(db, message.id, claim),
@@ -166,7 +171,7 @@ export class InboundProcessor {
     for (const r of outcome.records) metrics.stageDuration.observe({ tenant: tenant.id, stage: r.stage, outcome: r.outcome }, r.selfMs / 1000);
     let replies = outcome.replies;
     if (outcome.error) {
-      log.error({ err: outcome.error, stage: outcome.error.stage }, 'pipeline failed; sending the fallback reply');
+      log().error({ err: outcome.error, stage: outcome.error.stage }, 'pipeline failed; sending the fallback reply');
       replies = tenant.fallbackReply ? [{ text: tenant.fallbackReply }] : [];
     }
     if (inSession) replies = replies.map((r) => ({ ...r, options: { ...r.options, inSession: true } }));
@@ -195,13 +200,13 @@ export class InboundProcessor {
       // instance thought this one dead): that run alone answers it. Nothing of this run was written.
       window.claimed = false;
       metrics.messagesIn.inc({ tenant: tenant.id, channel: message.channel, result: 'superseded' });
-      log.warn({ status: outcome.status, replies: replies.length, ms: Math.round(performance.now() - started) }, 'a newer run holds this message; this run\'s replies were discarded');
+      log().warn({ status: outcome.status, replies: replies.length, ms: Math.round(performance.now() - started) }, 'a newer run holds this message; this run\'s replies were discarded');
       return deferred(tenant, message);
     }
     const written = finished.replies;
     if (outcome.handoff && outcome.handoff.state !== handoff) {
       metrics.handoffs.inc({ tenant: tenant.id, to: outcome.handoff.state, by: 'stage' });
-      log.info({ handoff: outcome.handoff.state, stage: outcome.handoff.stage }, 'conversation handed off');
+      log().info({ handoff: outcome.handoff.state, stage: outcome.handoff.stage }, 'conversation handed off');
     }
     metrics.messagesIn.inc({ tenant: tenant.id, channel: message.channel, result: outcome.status });
     metrics.pipelineDuration.observe({ tenant: tenant.id, channel: message.channel }, (performance.now() - started) / 1000);
@@ -210,7 +215,7 @@ export class InboundProcessor {
     if (via === 'api' && sendable.length) await outbox.enqueue(sendable);
     // Provisional replies are counted and metered when the channel's response settles them.
     else if (sendable.length && !provisional) this.deps.countInline(sendable);
-    log.debug({ status: outcome.status, replies: written.length, ms: Math.round(performance.now() - started) }, 'message processed');
+    if (this.deps.log.isLevelEnabled('debug')) log().debug({ status: outcome.status, replies: written.length, ms: Math.round(performance.now() - started) }, 'message processed');
     return {
       status: outcome.status,
       tenantId: tenant.id,
@@ -262,9 +267,10 @@ export class InboundProcessor {
   }
 
   /** The tenant's reply stages over each reply, in order, before anything is written. */
-  private async screenReplies(tenant: TenantInfo, message: InboundMessage, replies: ReplyDraft[], log: Logger, seqBase: number): Promise<OutgoingReply[]> {
+  private async screenReplies(tenant: TenantInfo, message: InboundMessage, replies: ReplyDraft[], messageLog: () => Logger, seqBase: number): Promise<OutgoingReply[]> {
     const stages = this.deps.replyStagesFor(tenant);
     if (!stages.length) return replies;
+    const log = messageLog();
     const screened: OutgoingReply[] = [];
     for (const [i, reply] of replies.entries()) {
       const out = { tenant, channel: message.channel, to: message.from, from: message.to, text: reply.text, media: reply.media ?? [], options: reply.options ?? {}, inbound: message, key: `reply:${message.id}:${seqBase + i}` };

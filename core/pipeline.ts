@@ -66,12 +66,16 @@ export async function runPipeline(input: PipelineInput): Promise<PipelineOutcome
     let nextCalled = false;
     let childMs = 0;
     let ownReplies = 0; // this stage's own: after next() `replies` also holds later stages'
-    const log = input.log.child({ stage: name });
+    // Made when the stage logs: a child logger for every stage of every message is work for nothing
+    // when most stages log nothing at the configured level (bench/README.md, step 4.3).
+    let log: Logger | undefined;
     const ctx: StageContext<unknown> = {
       message: input.message,
       tenant: input.tenant,
       settings: stage.settings,
-      log,
+      get log() {
+        return (log ??= input.log.child({ stage: name }));
+      },
       db: input.db,
       history(limit = 20) {
         if (!historyCache || limit > historyLimit) {

@@ -86,8 +86,10 @@ export async function recordUsageMany(db: Pool, rows: Row[]): Promise<boolean[]>
     attributes: r.attributes ?? {},
     at: (r.at ?? new Date()).toISOString(),
   }));
-  const { rows: inserted } = await db.query<{ idx: number }>(
-    `WITH input AS (
+  const { rows: inserted } = await db.query<{ idx: number }>({
+    // Named: prepared once per connection (see recordInboundMany).
+    name: 'parley_record_usage',
+    text: `WITH input AS (
        SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(idx int, tenant_id text, kind text, quantity numeric, unit text, cost_usd numeric, plugin text, ref text, attributes jsonb, at timestamptz)
      ), ins AS (
        INSERT INTO parley_usage (tenant_id, kind, quantity, unit, cost_usd, plugin, ref, attributes, at)
@@ -98,8 +100,8 @@ export async function recordUsageMany(db: Pool, rows: Row[]): Promise<boolean[]>
      SELECT DISTINCT ON (i.tenant_id, i.kind, i.ref) i.idx
        FROM input i JOIN ins ON ins.tenant_id = i.tenant_id AND ins.kind = i.kind AND ins.ref = i.ref
       ORDER BY i.tenant_id, i.kind, i.ref, i.idx`,
-    [JSON.stringify(input)],
-  );
+    values: [JSON.stringify(input)],
+  });
   const recorded = new Set(inserted.map((r) => r.idx));
   return rows.map((r, idx) => (r.ref ? recorded.has(idx) : true));
 }

@@ -30,6 +30,16 @@ describe('the embedded database template', () => {
     await second.close();
   });
 
+  it('runs with 16MB of shared buffers unless told otherwise, and refuses a size it cannot read', async () => {
+    const small = await openDatabase({ dataDir: join(root, 'buffers-default'), poolSize: 1, log, cacheDir: cache });
+    expect((await small.pool.query('SHOW shared_buffers')).rows[0].shared_buffers).toBe('16MB');
+    await small.close();
+    const raised = await openDatabase({ dataDir: join(root, 'buffers-raised'), poolSize: 1, log, cacheDir: cache, sharedBuffers: '32MB' });
+    expect((await raised.pool.query('SHOW shared_buffers')).rows[0].shared_buffers).toBe('32MB');
+    await raised.close();
+    await expect(openDatabase({ dataDir: join(root, 'buffers-bad'), poolSize: 1, log, cacheDir: cache, sharedBuffers: 'lots' })).rejects.toMatchObject({ code: 'PARLEY_CONFIG_INVALID' });
+  });
+
   it('fills a fresh directory without running initdb once the template exists', async () => {
     const dir = join(root, 'c', 'pglite');
     const seeded = await seedFromTemplate(dir, cache, () => Promise.reject(new Error('initdb must not run')), log);

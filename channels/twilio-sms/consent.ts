@@ -4,7 +4,7 @@
  * as the channel's first stage (`ctx.channelStages`), so it runs before every tenant's pipeline.
  */
 import type { ConsentStore, StageDefinition } from 'parley';
-import { classifyKeyword, DEFAULT_KEYWORDS, type ConsentKeywords, type KeywordClass } from './keywords.js';
+import { classifyKeyword, DEFAULT_KEYWORDS, exactKeyword, isPlainOptOut, normaliseKeyword, type ConsentKeywords, type KeywordClass } from './keywords.js';
 import { CONSENT_STAGE, TWILIO_SMS_CHANNEL, type ConsentSettings, type TwilioSmsSettings } from './types.js';
 
 export interface ConsentTexts {
@@ -103,9 +103,11 @@ export function resolveConsentPolicy(settings: ConsentSettings, tenant: { name: 
  * opt-outs are English phrases. Twilio's `OptOutType` decides the kind when present.
  */
 export function matchKeyword(policy: ConsentPolicy, body: string, optOutType?: string | null): KeywordMatch | null {
+  // Normalised once for every language; each language's lists are sets (keywords.ts).
+  const normalised = normaliseKeyword(body);
   const exact = (only?: KeywordClass): KeywordMatch | null => {
     for (const lang of policy.languages) {
-      const kind = classifyKeyword(body, lang.keywords, { plainLanguage: false });
+      const kind = exactKeyword(normalised, lang.keywords);
       if (kind && (!only || kind === only)) return { kind, language: lang.code, source: 'keyword' };
     }
     return null;
@@ -113,9 +115,9 @@ export function matchKeyword(policy: ConsentPolicy, body: string, optOutType?: s
   const fromTwilio = optOutType ? classifyKeyword('', DEFAULT_KEYWORDS, { optOutType }) : null;
   if (fromTwilio) return { kind: fromTwilio, language: exact(fromTwilio)?.language ?? policy.languages[0]!.code, source: 'OptOutType' };
   const found = exact();
-  if (found || !policy.plainLanguage) return found;
+  if (found || !policy.plainLanguage || normalised === '') return found;
   const english = policy.languages.find((l) => l.code === 'en')!;
-  return classifyKeyword(body, english.keywords, { plainLanguage: true }) === 'opt-out' ? { kind: 'opt-out', language: 'en', source: 'plain-language' } : null;
+  return isPlainOptOut(body, english.keywords.optOut) ? { kind: 'opt-out', language: 'en', source: 'plain-language' } : null;
 }
 
 export function shouldConfirm(policy: ConsentPolicy, match: KeywordMatch): boolean {

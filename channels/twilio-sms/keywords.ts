@@ -41,7 +41,8 @@ const OPT_OUT_TYPES: ReadonlyMap<string, KeywordClass> = new Map([
  */
 const EDGE_NOISE = /^[\p{White_Space}\p{P}\p{S}\p{Cf}\u{FE0E}\u{FE0F}\u{20E3}]+|[\p{White_Space}\p{P}\p{S}\p{Cf}\u{FE0E}\u{FE0F}\u{20E3}]+$/gu;
 
-function normaliseKeyword(text: string): string {
+/** Upper case, NFKC, inner whitespace collapsed and edge noise dropped: how a message is compared with keywords. */
+export function normaliseKeyword(text: string): string {
   return text.normalize('NFKC').replace(EDGE_NOISE, '').replace(/\s+/gu, ' ').toUpperCase();
 }
 
@@ -114,8 +115,33 @@ export const PLAIN_OPT_OUT_PATTERNS: readonly { name: string; pattern: RegExp }[
   },
 ];
 
+/** Each keyword list normalised once (lists are fixed per tenant policy), then a set lookup per message. */
+const normalisedLists = new WeakMap<readonly string[], ReadonlySet<string>>();
+
 function matchesKeyword(normalised: string, list: readonly string[]): boolean {
-  return list.some((keyword) => normaliseKeyword(keyword) === normalised);
+  let set = normalisedLists.get(list);
+  if (!set) {
+    set = new Set(list.map(normaliseKeyword));
+    normalisedLists.set(list, set);
+  }
+  return set.has(normalised);
+}
+
+/** The exact keyword a message already passed through {@link normaliseKeyword} is, if any. */
+export function exactKeyword(normalised: string, keywords: ConsentKeywords): KeywordClass | null {
+  if (normalised === '') return null;
+  if (matchesKeyword(normalised, keywords.optOut)) return 'opt-out';
+  if (matchesKeyword(normalised, keywords.optIn)) return 'opt-in';
+  if (matchesKeyword(normalised, keywords.help)) return 'help';
+  return null;
+}
+
+/** A plain-language opt-out ("please stop", "stop texting me"), with the tenant's opt-out keywords. */
+export function isPlainOptOut(body: string, optOut: readonly string[]): boolean {
+  const sentence = normaliseSentence(body);
+  const withoutFiller = normaliseKeyword(sentence.replace(LEADING_FILLER, '').replace(TRAILING_FILLER, ''));
+  if (withoutFiller !== '' && matchesKeyword(withoutFiller, optOut)) return true;
+  return PLAIN_OPT_OUT_PATTERNS.some(({ pattern }) => pattern.test(sentence));
 }
 
 /**
@@ -141,13 +167,7 @@ export function classifyKeyword(
 
   const normalised = normaliseKeyword(body);
   if (normalised === '') return null;
-  if (matchesKeyword(normalised, keywords.optOut)) return 'opt-out';
-  if (matchesKeyword(normalised, keywords.optIn)) return 'opt-in';
-  if (matchesKeyword(normalised, keywords.help)) return 'help';
-
-  if (opts.plainLanguage === false) return null;
-  const sentence = normaliseSentence(body);
-  const withoutFiller = normaliseKeyword(sentence.replace(LEADING_FILLER, '').replace(TRAILING_FILLER, ''));
-  if (withoutFiller !== '' && matchesKeyword(withoutFiller, keywords.optOut)) return 'opt-out';
-  return PLAIN_OPT_OUT_PATTERNS.some(({ pattern }) => pattern.test(sentence)) ? 'opt-out' : null;
+  const exact = exactKeyword(normalised, keywords);
+  if (exact || opts.plainLanguage === false) return exact;
+  return isPlainOptOut(body, keywords.optOut) ? 'opt-out' : null;
 }

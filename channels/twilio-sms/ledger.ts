@@ -83,14 +83,16 @@ export class SegmentLedger {
   async recordMany(entries: readonly LedgerEntry[]): Promise<LedgerEntry[]> {
     if (!entries.length) return [];
     const rows = entries.map((e) => ({ ...e, address: consentAddress(e.address) }));
-    const { rows: inserted } = await this.db.query<{ ref: string; part: number }>(
-      `INSERT INTO twilio_sms_segments (tenant_id, ref, part, direction, via, address, message_sid, encoding, units, segments, media, cost, currency)
+    const { rows: inserted } = await this.db.query<{ ref: string; part: number }>({
+      // Named: prepared once per connection, as the kernel's per-message statements are.
+      name: 'twilio_sms_record_segments',
+      text: `INSERT INTO twilio_sms_segments (tenant_id, ref, part, direction, via, address, message_sid, encoding, units, segments, media, cost, currency)
        SELECT "tenantId", ref, part, direction, via, address, "messageSid", encoding, units, segments, media, cost, currency
        FROM jsonb_to_recordset($1::jsonb) AS x("tenantId" text, ref text, part int, direction text, via text, address text, "messageSid" text,
          encoding text, units int, segments int, media int, cost numeric, currency text)
        ON CONFLICT DO NOTHING RETURNING ref, part`,
-      [JSON.stringify(rows)],
-    );
+      values: [JSON.stringify(rows)],
+    });
     const fresh = new Set(inserted.map((r) => `${r.ref}\u0000${r.part}`));
     return entries.filter((e) => fresh.has(`${e.ref}\u0000${e.part}`));
   }

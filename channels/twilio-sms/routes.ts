@@ -7,7 +7,7 @@ import type { Request, Response, Router } from 'express';
 import { hashAddress, type InboundDraft, isPoisonInput, notFound, type OutboundMessage, type PluginContext, poisonReason, type RouteContract, type RouteHelpers } from 'parley';
 import { z } from 'zod';
 import { matchKeyword } from './consent.js';
-import { usageOf, type LedgerAccount, type LedgerEntry, type SegmentLedger } from './ledger.js';
+import { usageOf, type LedgerAccount, type LedgerEntry, type PartUsage, type SegmentLedger } from './ledger.js';
 import { UNKNOWN_TENANT, type TwilioMetrics } from './metrics.js';
 import { fitToSegments } from './segments.js';
 import type { SmsTenants, TenantState } from './tenants.js';
@@ -42,21 +42,42 @@ export function twilioWebhookContract(path: string, summary: string, responses: 
   };
 }
 
+/** Reply texts whose parts and usage are kept per tenant (routes.ts `partsOf`). */
+const FITTED_REPLIES_KEPT = 500;
+
 /** Registers the channel's two webhooks. */
 export function smsWebhooks(deps: SmsWebhookDeps): (router: Router, helpers: RouteHelpers) => void {
   const { ctx, metrics, tenants } = deps;
+
+  /**
+   * A reply text's parts within the tenant's segment budget and their usage (without media), per
+   * tenant settings: fixed replies (FAQ answers, consent texts) come back again and again, so they
+   * are fitted and counted once, not per message. Bounded: a full cache starts over.
+   */
+  const fitted = new WeakMap<TenantState, Map<string, { text: string; usage: PartUsage }[]>>();
+  function partsOf(state: TenantState, text: string): { text: string; usage: PartUsage }[] {
+    let cache = fitted.get(state);
+    if (!cache) fitted.set(state, (cache = new Map()));
+    let parts = cache.get(text);
+    if (!parts) {
+      const texts = text === '' ? [''] : fitToSegments(text, state.settings.maxSegments, state.settings.overflow);
+      parts = texts.map((t) => ({ text: t, usage: usageOf(t, 0, state.settings) }));
+      if (cache.size >= FITTED_REPLIES_KEPT) cache.clear();
+      cache.set(text, parts);
+    }
+    return parts;
+  }
 
   /** Replies as TwiML, each fitted to the segment budget, and the ledger entries of their parts. */
   function inlineTwiml(state: TenantState, replies: readonly OutboundMessage[]): { xml: string; entries: LedgerEntry[] } {
     const messages: TwimlReply[] = [];
     const entries: LedgerEntry[] = [];
     for (const reply of replies) {
-      const texts = reply.text === '' ? [''] : fitToSegments(reply.text, state.settings.maxSegments, state.settings.overflow);
-      for (const [part, text] of texts.entries()) {
+      for (const [part, { text, usage }] of partsOf(state, reply.text).entries()) {
         const mediaUrls = part === 0 ? reply.media.map((m) => m.url) : [];
         if (text.trim() === '' && !mediaUrls.length) continue;
         messages.push({ text, mediaUrls });
-        entries.push({ tenantId: state.tenant.id, ref: reply.id, part, direction: 'out', via: 'inline', address: reply.to, messageSid: null, ...usageOf(text, mediaUrls.length, state.settings) });
+        entries.push({ tenantId: state.tenant.id, ref: reply.id, part, direction: 'out', via: 'inline', address: reply.to, messageSid: null, ...(mediaUrls.length ? usageOf(text, mediaUrls.length, state.settings) : usage) });
       }
     }
     try {

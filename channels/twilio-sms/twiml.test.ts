@@ -1,3 +1,4 @@
+import twilio from 'twilio';
 import { describe, expect, it } from 'vitest';
 import { emptyTwiml, MAX_TWIML_BYTES, messagingTwiml, TwimlError } from './twiml.js';
 
@@ -64,5 +65,30 @@ describe('messagingTwiml', () => {
 
   it('counts the limit in UTF-8 bytes, not characters', () => {
     expect(() => messagingTwiml([{ text: '😀'.repeat(MAX_TWIML_BYTES / 4) }])).toThrow(TwimlError);
+  });
+});
+
+describe('messagingTwiml and the twilio SDK', () => {
+  /** The document the SDK's MessagingResponse writes for the same replies. */
+  const sdkTwiml = (replies: { text: string; mediaUrls?: string[] }[]) => {
+    const response = new twilio.twiml.MessagingResponse();
+    for (const reply of replies) {
+      const message = response.message({}, '');
+      if (reply.text !== '') message.body(reply.text);
+      for (const url of reply.mediaUrls ?? []) message.media(url);
+    }
+    return response.toString();
+  };
+
+  it('writes the same document as the SDK, escapes and line breaks included', () => {
+    const replies = [
+      { text: `a <b> & "c" 'd' ]]> e` },
+      { text: 'line one\r\nline two\ttab \u2028 Olá 😀 {€}' },
+      { text: '', mediaUrls: ['https://cdn.example.com/a.png?x=1&y=<2>&z="3"\r'] },
+      { text: 'caption', mediaUrls: ['https://a.example/1.pdf', 'https://a.example/2.pdf'] },
+      { text: '&amp; &lt; already escaped' },
+    ];
+    expect(messagingTwiml(replies)).toBe(sdkTwiml(replies));
+    expect(emptyTwiml()).toBe(new twilio.twiml.MessagingResponse().toString());
   });
 });

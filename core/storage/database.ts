@@ -36,6 +36,8 @@ export interface DatabaseOptions {
   cacheDir?: string | undefined;
   /** How long a client waits for the embedded database's session held by another (default: PARLEY_DB_BUSY_TIMEOUT_MS, else 5000 ms). */
   busyTimeoutMs?: number | undefined;
+  /** The embedded database's `shared_buffers` (default: PARLEY_DB_SHARED_BUFFERS, else 16MB). */
+  sharedBuffers?: string | undefined;
 }
 
 export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
@@ -67,15 +69,23 @@ async function openExternal(url: string, opts: DatabaseOptions): Promise<Databas
   };
 }
 
+/** The embedded database's `shared_buffers` unless PARLEY_DB_SHARED_BUFFERS says otherwise (PostgreSQL's default is 128MB). */
+const EMBEDDED_SHARED_BUFFERS = '16MB';
+
 async function openEmbedded(opts: DatabaseOptions): Promise<Database> {
   const dir = resolve(opts.dataDir, 'pglite');
   mkdirSync(dir, { recursive: true });
   const releaseLock = lockDataDir(resolve(opts.dataDir));
   try {
     const [{ PGlite }, { vector }] = await Promise.all([import('@electric-sql/pglite'), import('@electric-sql/pglite-pgvector')]);
+    // PostgreSQL's default 128 MB of shared buffers is touched into PGlite's WASM memory as pages are
+    // read and stays resident; a gateway's working set fits in far less (bench/README.md, step 4.1).
+    const sharedBuffers = opts.sharedBuffers ?? (process.env.PARLEY_DB_SHARED_BUFFERS || EMBEDDED_SHARED_BUFFERS);
+    if (!/^\d+(kB|MB|GB)$/.test(sharedBuffers)) throw new ParleyError('PARLEY_CONFIG_INVALID', `PARLEY_DB_SHARED_BUFFERS must be a size such as 16MB, not "${sharedBuffers}"`, 500);
+    const options = { extensions: { vector }, startParams: [...PGlite.defaultStartParams, '-c', `shared_buffers=${sharedBuffers}`] };
     // A fresh directory is copied from a template made once per PGlite version, instead of initdb.
-    await seedFromTemplate(dir, opts.cacheDir ?? cacheDir(), (path) => PGlite.create(path, { extensions: { vector } }), opts.log);
-    const db = await PGlite.create(dir, { extensions: { vector } });
+    await seedFromTemplate(dir, opts.cacheDir ?? cacheDir(), (path) => PGlite.create(path, options), opts.log);
+    const db = await PGlite.create(dir, options);
     // Every client shares PGlite's single session (see pglite-server.ts), so per-connection startup
     // options (BullMQ pins its schema with `-c search_path=bullmq`) never apply. One session-wide
     // search path serves both: Parley's tables live in public (all prefixed parley_), BullMQ's in bullmq.

@@ -71,6 +71,13 @@ export function toOutbound(row: OutboxRow): OutboundMessage {
 }
 
 /**
+ * The columns of an {@link OutboxRow}, for RETURNING: never `*`, which a prepared statement cannot keep
+ * returning once a migration adds a column ("cached plan must not change result type").
+ */
+const OUTBOX_COLUMNS = 'id, seq, tenant_id, channel, conversation_id, inbound_id, to_address, from_address, body, media, options, status, via, attempts, provider_message_id, error_code, error, details, created_at, updated_at';
+const outboxColumnsOf = (alias: string) => OUTBOX_COLUMNS.split(', ').map((c) => `${alias}.${c}`).join(', ');
+
+/**
  * A new message comes with the claim its run holds: the token `finishInboundMany` must present.
  * A duplicate comes with the original's id and status.
  */
@@ -100,8 +107,10 @@ export async function recordInboundMany(db: Queryable, items: { tenantId: string
     raw: draft.raw ?? null,
     received_at: (draft.receivedAt ?? new Date()).toISOString(),
   }));
-  const { rows } = await db.query<{ idx: number; id: string | null; conversation_id: string | null; inserted: boolean; status: string | null; claim: string | null; handoff: HandoffState | null }>(
-    `WITH input AS (
+  const { rows } = await db.query<{ idx: number; id: string | null; conversation_id: string | null; inserted: boolean; status: string | null; claim: string | null; handoff: HandoffState | null }>({
+    // Named: prepared once per connection, so PostgreSQL parses and plans it once, not per batch.
+    name: 'parley_record_inbound',
+    text: `WITH input AS (
        SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(idx int, tenant_id text, channel text, thread_key text, participant text, pmid text,
          to_address text, body text, media jsonb, attributes jsonb, raw jsonb, received_at timestamptz)
        LIMIT $2 -- every row: tells the planner the batch's size (see recordInboundMany)
@@ -128,8 +137,8 @@ export async function recordInboundMany(db: Queryable, items: { tenantId: string
        LEFT JOIN claim c ON c.inbound_id = n.id
        LEFT JOIN parley_inbound e ON n.id IS NULL AND e.tenant_id = i.tenant_id AND e.channel = i.channel AND e.provider_message_id = i.pmid
      ORDER BY i.idx`,
-    [JSON.stringify(input), input.length],
-  );
+    values: [JSON.stringify(input), input.length],
+  });
   await findConcurrentWinners(db, input, rows);
   const claimed = new Set<string>();
   return items.map(({ tenantId, draft }, idx) => {
@@ -173,12 +182,13 @@ async function findConcurrentWinners(
 ): Promise<void> {
   const missing = rows.filter((r) => !r.id).map((r) => input[r.idx]!);
   if (!missing.length) return;
-  const { rows: found } = await db.query<{ tenant_id: string; channel: string; provider_message_id: string; id: string; conversation_id: string; status: string }>(
-    `SELECT e.tenant_id, e.channel, e.provider_message_id, e.id, e.conversation_id, e.status
+  const { rows: found } = await db.query<{ tenant_id: string; channel: string; provider_message_id: string; id: string; conversation_id: string; status: string }>({
+    name: 'parley_find_inbound_winners',
+    text: `SELECT e.tenant_id, e.channel, e.provider_message_id, e.id, e.conversation_id, e.status
        FROM (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(tenant_id text, channel text, pmid text) LIMIT $2 /* the batch's size, for the planner */) x
        JOIN parley_inbound e ON e.tenant_id = x.tenant_id AND e.channel = x.channel AND e.provider_message_id = x.pmid`,
-    [JSON.stringify(missing.map(({ tenant_id, channel, pmid }) => ({ tenant_id, channel, pmid }))), missing.length],
-  );
+    values: [JSON.stringify(missing.map(({ tenant_id, channel, pmid }) => ({ tenant_id, channel, pmid }))), missing.length],
+  });
   const key = (tenant: string, channel: string, pmid: string) => `${tenant}\u0000${channel}\u0000${pmid}`;
   const byKey = new Map(found.map((f) => [key(f.tenant_id, f.channel, f.provider_message_id), f]));
   for (const row of rows) {
@@ -261,8 +271,9 @@ export async function finishInboundMany(db: Queryable, items: FinishInbound[]): 
       details: r.annotations && Object.keys(r.annotations).length ? { annotations: r.annotations } : {},
     })),
   );
-  const { rows } = await db.query<OutboxRow & { held_id: string }>(
-    `WITH f AS (
+  const { rows } = await db.query<OutboxRow & { held_id: string }>({
+    name: 'parley_finish_inbound',
+    text: `WITH f AS (
        SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(tenant_id text, id uuid, conversation_id uuid, claim uuid, status text, stop_reason text, error text, stages jsonb, annotations jsonb,
          handoff text, handoff_reason text, handoff_by text, held_stage text)
        LIMIT $3 -- every row: tells the planner the batch's size (see recordInboundMany)
@@ -301,11 +312,11 @@ export async function finishInboundMany(db: Queryable, items: FinishInbound[]): 
          details
        FROM rs
        ON CONFLICT (inbound_id, seq) WHERE inbound_id IS NOT NULL DO NOTHING
-       RETURNING *
+       RETURNING ${OUTBOX_COLUMNS}
      )
-     SELECT h.inbound_id AS held_id, ins.* FROM held h LEFT JOIN ins ON ins.inbound_id = h.inbound_id`,
-    [JSON.stringify(done), JSON.stringify(replies), done.length, replies.length],
-  );
+     SELECT h.inbound_id AS held_id, ${outboxColumnsOf('ins')} FROM held h LEFT JOIN ins ON ins.inbound_id = h.inbound_id`,
+    values: [JSON.stringify(done), JSON.stringify(replies), done.length, replies.length],
+  });
   const held = new Map<string, OutboundMessage[]>();
   for (const row of rows.sort((a, b) => (a.seq ?? 0) - (b.seq ?? 0))) {
     const list = held.get(row.held_id) ?? [];
@@ -325,19 +336,20 @@ export async function finishInboundMany(db: Queryable, items: FinishInbound[]): 
  */
 export async function handOverInline(db: Queryable, tenantId: string, ids: readonly string[]): Promise<OutboundMessage[]> {
   if (!ids.length) return [];
-  const { rows } = await db.query<OutboxRow>(
-    `WITH upd AS (
+  const { rows } = await db.query<OutboxRow>({
+    name: 'parley_hand_over_inline',
+    text: `WITH upd AS (
        UPDATE parley_outbox SET status = 'pending', via = 'api', sent_at = NULL, updated_at = now(),
          details = details || '{"inline": "response-not-written"}'::jsonb
-       WHERE tenant_id = $1 AND id = ANY($2::uuid[]) AND status = 'sending' AND via = 'inline' RETURNING *
+       WHERE tenant_id = $1 AND id = ANY($2::uuid[]) AND status = 'sending' AND via = 'inline' RETURNING ${OUTBOX_COLUMNS}
      ), ev AS (
        INSERT INTO parley_outbox_events (outbox_id, tenant_id, status, detail)
        SELECT id, tenant_id, status, jsonb_build_object('via', via) FROM upd
        ON CONFLICT DO NOTHING
      )
      SELECT * FROM upd ORDER BY seq`,
-    [tenantId, ids],
-  );
+    values: [tenantId, ids],
+  });
   return rows.map(toOutbound);
 }
 
@@ -348,18 +360,19 @@ export async function handOverInline(db: Queryable, tenantId: string, ids: reado
 export async function settleInlineSentMany(db: Queryable, items: readonly { tenantId: string; ids: readonly string[] }[]): Promise<OutboundMessage[][]> {
   const pairs = items.flatMap((item) => item.ids.map((id) => [item.tenantId, id] as const));
   if (!pairs.length) return items.map(() => []);
-  const { rows } = await db.query<OutboxRow>(
-    `WITH x AS (SELECT * FROM unnest($1::text[], $2::uuid[]) AS x(tenant_id, id)), upd AS (
+  const { rows } = await db.query<OutboxRow>({
+    name: 'parley_settle_inline',
+    text: `WITH x AS (SELECT * FROM unnest($1::text[], $2::uuid[]) AS x(tenant_id, id)), upd AS (
        UPDATE parley_outbox o SET status = 'sent', sent_at = now(), updated_at = now()
-       FROM x WHERE o.tenant_id = x.tenant_id AND o.id = x.id AND o.status = 'sending' AND o.via = 'inline' RETURNING o.*
+       FROM x WHERE o.tenant_id = x.tenant_id AND o.id = x.id AND o.status = 'sending' AND o.via = 'inline' RETURNING ${outboxColumnsOf('o')}
      ), ev AS (
        INSERT INTO parley_outbox_events (outbox_id, tenant_id, status, detail)
        SELECT id, tenant_id, status, jsonb_build_object('via', via) FROM upd
        ON CONFLICT DO NOTHING
      )
      SELECT * FROM upd ORDER BY seq`,
-    [pairs.map(([t]) => t), pairs.map(([, id]) => id)],
-  );
+    values: [pairs.map(([t]) => t), pairs.map(([, id]) => id)],
+  });
   const byId = new Map(rows.map((r) => [r.id, toOutbound(r)]));
   return items.map((item) => item.ids.flatMap((id) => byId.get(id) ?? []));
 }
@@ -407,7 +420,7 @@ export async function cancelPendingOutbound(db: Queryable, tenantId: string, id:
 }
 
 export async function repliesFor(db: Queryable, tenantId: string, inboundId: string): Promise<OutboundMessage[]> {
-  const { rows } = await db.query<OutboxRow>('SELECT * FROM parley_outbox WHERE tenant_id = $1 AND inbound_id = $2 ORDER BY seq', [tenantId, inboundId]);
+  const { rows } = await db.query<OutboxRow>({ name: 'parley_replies_for', text: `SELECT ${OUTBOX_COLUMNS} FROM parley_outbox WHERE tenant_id = $1 AND inbound_id = $2 ORDER BY seq`, values: [tenantId, inboundId] });
   return rows.map(toOutbound);
 }
 

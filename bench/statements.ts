@@ -1,0 +1,76 @@
+/**
+ * `npx tsx bench/statements.ts [--external] [--messages=N]`: CPU per message of the statements every
+ * inline-answered Twilio SMS runs (record, finish with one reply, settle the inline reply, two segment
+ * ledger rows, three usage rows), through the real store functions, in batches of 1 and of 16 as the
+ * batchers send them. CPU time rather than wall time, because these two cores are shared: this
+ * process's (the pg client, and PGlite itself when embedded) and, on PostgreSQL, the server backend
+ * serving this process's only connection (not the other clients of the machine's PostgreSQL).
+ * `--sizes=1,16` picks the batch sizes; PLAN_CACHE_MODE (auto, force_custom_plan, force_generic_plan)
+ * sets the session's plan_cache_mode, to compare the plans PostgreSQL caches for the named statements.
+ */
+import { finishInboundMany, recordInboundMany, settleInlineSentMany } from '../core/storage/message-store.js';
+import { recordUsageMany } from '../core/usage.js';
+import { SegmentLedger, usageOf } from '../channels/twilio-sms/ledger.js';
+import { openMessageDatabase } from './message-database.js';
+import { cpuMs } from './proc-cpu.js';
+
+const external = process.argv.includes('--external');
+const MESSAGES = Number(process.argv.find((a) => a.startsWith('--messages='))?.slice('--messages='.length) ?? 1500);
+/** `--sizes=1,16`: the batch sizes measured. */
+const SIZES = (process.argv.find((a) => a.startsWith('--sizes='))?.slice('--sizes='.length) ?? '1,16').split(',').map(Number);
+const PRICING = { pricePerSegment: 0.0079, pricePerMms: 0.02, currency: 'USD' };
+
+const { db, close } = await openMessageDatabase({ external, poolSize: 1 });
+try {
+  if (process.env.PLAN_CACHE_MODE) await db.pool.query(`SET plan_cache_mode = ${process.env.PLAN_CACHE_MODE}`);
+  const backendPid = external ? (await db.pool.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid : undefined;
+  const ledger = new SegmentLedger(db.pool);
+  let n = 0;
+
+  /** One batch of `size` messages through every per-message statement, as the gateway runs them. */
+  async function batch(size: number): Promise<void> {
+    const drafts = Array.from({ length: size }, () => {
+      n++;
+      return { tenantId: 'demo', draft: { channel: 'twilio-sms', from: `+1555${String(n % 1000).padStart(7, '0')}`, to: '+15558880001', text: 'what are your hours?', providerMessageId: `SM${process.pid}x${n}`, raw: { Body: 'what are your hours?', MessageSid: `SM${n}` }, attributes: { encoding: 'GSM-7', segments: 1 } } };
+    });
+    const recorded = await recordInboundMany(db.pool, drafts);
+    const finished = await finishInboundMany(
+      db.pool,
+      recorded.flatMap((r) =>
+        r.duplicate ? [] : [{ tenantId: 'demo', inbound: r.message, claim: r.claim, status: 'processed' as const, stopReason: null, error: null, stages: [{ stage: 'demo.faq', plugin: 'demo', outcome: 'replied' as const, selfMs: 1 }], annotations: {}, replies: [{ text: 'We are open 9-5, Monday to Friday.' }], via: 'inline' as const, provisional: true }],
+      ),
+    );
+    const replies = finished.flatMap((f) => (f.superseded ? [] : f.replies));
+    await settleInlineSentMany(db.pool, [{ tenantId: 'demo', ids: replies.map((r) => r.id) }]);
+    await ledger.recordMany(
+      replies.flatMap((r) => [
+        { tenantId: 'demo', ref: `SM${r.inboundId}`, part: 0, direction: 'in' as const, via: 'inbound' as const, address: r.to, messageSid: `SM${r.inboundId}`, ...usageOf('what are your hours?', 0, PRICING) },
+        { tenantId: 'demo', ref: r.id, part: 0, direction: 'out' as const, via: 'inline' as const, address: r.to, messageSid: null, ...usageOf(r.text, 0, PRICING) },
+      ]),
+    );
+    await recordUsageMany(
+      db.pool,
+      replies.flatMap((r): Parameters<typeof recordUsageMany>[1] => [
+        { tenantId: 'demo', kind: 'sms.segments.in', quantity: 1, unit: 'segment', costUsd: 0.0079, plugin: 'twilio-sms', ref: `SM${r.inboundId}`, attributes: { via: 'inbound', currency: 'USD' } },
+        { tenantId: 'demo', kind: 'sms.segments.out', quantity: 1, unit: 'segment', costUsd: 0.0079, plugin: 'twilio-sms', ref: r.id, attributes: { via: 'inline', currency: 'USD' } },
+        { tenantId: 'demo', kind: 'messages.out', quantity: 1, unit: 'message', plugin: 'twilio-sms', ref: r.id, attributes: { channel: 'twilio-sms', via: 'inline' } },
+      ]),
+    );
+  }
+
+  for (const size of SIZES) {
+    for (let i = 0; i < 200 / size; i++) await batch(size); // warm-up: JIT, catalog caches, prepared statements
+    const node0 = cpuMs(process.pid);
+    const pg0 = backendPid ? cpuMs(backendPid) : 0;
+    const t0 = performance.now();
+    for (let done = 0; done < MESSAGES; done += size) await batch(size);
+    const per = (ms: number) => (ms / MESSAGES).toFixed(2);
+    const node = cpuMs(process.pid) - node0;
+    const server = backendPid ? cpuMs(backendPid) - pg0 : 0;
+    console.log(
+      `${db.kind}, batches of ${String(size).padStart(2)}: ${per(node)} ms CPU/message in this process${external ? ` + ${per(server)} ms PostgreSQL = ${per(node + server)} ms` : ' (pg client + PGlite)'}; ${Math.round((MESSAGES / (performance.now() - t0)) * 1000)} messages/s wall`,
+    );
+  }
+} finally {
+  await close();
+}
