@@ -16,6 +16,8 @@ import { parseCondensed } from '../plugins/medical-answers/condense.js';
 const IDS = new Set(['mplus-0000001', 'mplus-0000034', 'mplus-0000065', 'mplus-0000173', 'mplus-0000369', 'mplus-0000812']);
 const KEY = 'key-model-clinic-0123456789';
 const RULES_KEY = 'key-model-rules-0123456789';
+const UNSURE_KEY = 'key-model-unsure-0123456789';
+const UNSURE_OFF_KEY = 'key-model-unsure-off-0123456789';
 const OPERATOR = 'key-model-operator-0123456789';
 
 let gw: TestGateway;
@@ -38,10 +40,13 @@ beforeAll(async () => {
         { id: 'clinic', apiKeys: [KEY], ai: { chat: 'fake' }, pipeline: ['medical-answers'], plugins: { http: {}, 'medical-answers': { ...settings, followUps: { condenseTimeoutMs: 1000 } } } },
         // The same model, but follow-ups are left to the rules.
         { id: 'rules', apiKeys: [RULES_KEY], ai: { chat: 'fake' }, pipeline: ['medical-answers'], plugins: { http: {}, 'medical-answers': { ...settings, followUps: { condenseWithModel: false } } } },
+        // Retrieval is never sure enough here: only the model's second opinion answers (or, turned off, nothing does).
+        { id: 'unsure', apiKeys: [UNSURE_KEY], ai: { chat: 'fake' }, pipeline: ['medical-answers'], plugins: { http: {}, 'medical-answers': { ...settings, minConfidence: 1 } } },
+        { id: 'unsure-off', apiKeys: [UNSURE_OFF_KEY], ai: { chat: 'fake' }, pipeline: ['medical-answers'], plugins: { http: {}, 'medical-answers': { ...settings, minConfidence: 1, askModelWhenUnsure: false } } },
       ],
     },
   });
-  for (const [tenant, key] of [['clinic', KEY], ['rules', RULES_KEY]]) {
+  for (const [tenant, key] of [['clinic', KEY], ['rules', RULES_KEY], ['unsure', UNSURE_KEY], ['unsure-off', UNSURE_OFF_KEY]]) {
     for (let i = 0; i < 600; i++) {
       const state = (await gw.request('GET', `/v1/tenants/${tenant}/medical-answers`, { key })).body;
       if (state.chunks > 0 && !state.ingest) break;
@@ -217,6 +222,26 @@ describe('a chat model answers from the retrieved passages', () => {
     expect((await ask('+15556660003', 'what is anemia?')).note).toMatchObject({ answerer: 'extractive' });
     fake.answer = () => 'NO_ANSWER';
     expect((await ask('+15556660004', 'what is anemia?')).note).toMatchObject({ answerer: 'extractive' });
+  });
+
+  it("asks the model's second opinion below minConfidence: a grounded answer is sent, 'cannot answer' keeps the fallback", async () => {
+    const question = 'my kid has red spots all over, could it be chicken pox';
+    fake.answer = () => 'Chickenpox causes an itchy rash of red spots and blisters [1].';
+    const grounded = await ask('+15556660010', question, 'unsure', UNSURE_KEY);
+    expect(grounded.note.confidence).toBeLessThan(1);
+    expect(grounded.note).toMatchObject({ outcome: 'answered', answerer: 'model' });
+    expect(grounded.text).toMatch(/^Chickenpox causes an itchy rash of red spots and blisters\.\nSource: /);
+    fake.answer = () => 'NO_ANSWER';
+    const asked = fake.calls.length;
+    const declined = await ask('+15556660011', `${question}?`, 'unsure', UNSURE_KEY);
+    expect(fake.calls.length).toBeGreaterThan(asked);
+    expect(declined.note).toMatchObject({ outcome: 'fallback' });
+    expect(declined.text).toMatch(/^I'm not certain/);
+    // Turned off, the fallback goes out without asking the model.
+    const calls = fake.calls.length;
+    const off = await ask('+15556660012', question, 'unsure-off', UNSURE_OFF_KEY);
+    expect(off.note).toMatchObject({ outcome: 'fallback' });
+    expect(fake.calls.length).toBe(calls);
   });
 
   it('falls back to extractive answers when the provider is down, and alerts operations', async () => {

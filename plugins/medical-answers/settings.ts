@@ -59,6 +59,12 @@ export const settingsSchema = z.object({
     .default("I'm still loading my health library. Please ask again in a minute. If it is urgent, call 911."),
   /** Sent when a message is not a health question and no later stage answered it (omit: stay silent). */
   offTopicReply: z.string().min(1).max(1600).optional(),
+  /**
+   * With a chat model: a health question below `minConfidence` is put to the model over the retrieved
+   * passages before the fallback is sent; a grounded answer citing passages that exist is sent instead
+   * (the model's second opinion), "cannot answer" or an invalid answer keeps the fallback.
+   */
+  askModelWhenUnsure: z.boolean().default(true),
   /** Hand the conversation to a person when the answer is not certain enough (the fallback is still sent). */
   handoffWhenUnsure: z.boolean().default(false),
   /** Appended to every answer when it fits the length budget (empty: none). */

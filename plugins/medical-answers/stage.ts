@@ -125,17 +125,19 @@ export function medicalAnswersStage(deps: StageDeps): StageDefinition<MedicalAns
           if (stage.replies.length === 0 && settings.offTopicReply) stage.reply(settings.offTopicReply);
           return;
         }
-        if (confidence < settings.minConfidence) {
+        const unsure = confidence < settings.minConfidence;
+        // A chat model answers from the passages when there is one; below minConfidence only when the
+        // tenant asks for its second opinion, and "cannot answer" (or an invalid answer) keeps the fallback.
+        const fromModel = chat && (!unsure || settings.askModelWhenUnsure) ? await modelAnswer(stage, chat, query, hits.slice(0, settings.passages), budget, deps) : null;
+        if (unsure && !fromModel) {
           await record('fallback', { followUp, answer: { text: '', citations: [], confidence, answerer: 'extractive' } });
           stage.reply(settings.fallbackReply);
           if (settings.handoffWhenUnsure && stage.conversation.handoff !== 'human') stage.handoff('human', 'medical-answers: not certain enough to answer');
           return;
         }
-        answer = { text: extractive.text, citations: extractive.citations, confidence, answerer: 'extractive' };
-        if (chat) {
-          const fromModel = await modelAnswer(stage, chat, query, hits.slice(0, settings.passages), budget, deps);
-          if (fromModel) answer = { text: applyRedactions(fromModel.text, redactions), citations: fromModel.citations, confidence, answerer: 'model' };
-        }
+        answer = fromModel
+          ? { text: applyRedactions(fromModel.text, redactions), citations: fromModel.citations, confidence, answerer: 'model' }
+          : { text: extractive.text, citations: extractive.citations, confidence, answerer: 'extractive' };
         metrics.answer.observe({ tenant: tenant.id, answerer: answer.answerer }, (performance.now() - started) / 1000);
         deps.cache.set(tenant.id, key, answer, settings.cache.ttlSeconds, settings.cache.maxEntries);
       }
