@@ -230,5 +230,9 @@ describe('answer units of crawled text', () => {
     expect(units[0]).toEqual({ text: 'Signs of dehydration in adults include', items: ['Being thirsty', 'Dark-colored urine', 'Dizziness and fainting'] });
     expect(units[1]?.text).toBe('Signs of dehydration in babies and young children include a dry mouth and no wet diapers for 3 hours or more.');
     expect(units.at(-1)?.items).toEqual(['African-Americans over age 40', 'everyone over age 60, especially Hispanic-Americans']);
+    // A question glued to the last item is the page's next heading.
+    const flu = unitsOf('They may include - Chills - Sore throat Is it a cold or the flu? Colds rarely cause a fever.');
+    expect(flu.map((u) => u.text)).toEqual(['They may include', 'Is it a cold or the flu?', 'Colds rarely cause a fever.']);
+    expect(flu[0]!.items).toEqual(['Chills', 'Sore throat']);
   });
 });

@@ -152,8 +152,9 @@ export function unitsOf(text: string): { text: string; items: string[] }[] {
     if (!glued) continue;
     // The crawl also lost the full stop after a list's last item when the next sentence starts with any
     // capitalised word ("- Dizziness and fainting Signs of dehydration in babies include ..."): a
-    // capitalised word after a lower-case one, followed by a sentence's length of text, starts a sentence.
-    const split = /^(.{3,}?[a-z)])\s+([A-Z][a-z]+\s.{40,})$/.exec(glued);
+    // capitalised word after a lower-case one, followed by a sentence's length of text (or a question,
+    // the page's next heading: "- Sore throat Is it a cold or the flu?"), starts a sentence.
+    const split = /^(.{3,}?[a-z)])\s+([A-Z][a-z]+\s.{40,}|(?:Is|Are|What|How|When|Why|Can|Do|Does|Should|Who)\s[^.!?]*\?.*)$/.exec(glued);
     const item = split ? split[1]! : glued;
     if (split) rest.unshift(split[2]!);
     const intro = units[units.length - 1];
@@ -264,6 +265,8 @@ export function composeAnswer(question: string, hits: Hit[], opts: ComposeOption
     if (!u.items.length && u.text.split(' ').length < 5) score -= 2;
     // An example ("(For example, you might note: ...)") illustrates the sentence before it; it answers nothing alone.
     if (/^\(?(for example|for instance|e\.g\.)/i.test(u.text)) score -= 2;
+    // A question is the page's heading ("Is it a cold or the flu?"), not an answer.
+    if (!u.items.length && /\?$/.test(u.text)) score -= 2;
     // A run-on unit longer than the whole budget would be cut mid-sentence.
     if (!u.items.length && u.text.length > budget) score -= 2;
     return { i, u, score: score - i * 0.01 };
