@@ -115,6 +115,8 @@ const INTENTS: { ask: RegExp; say: RegExp }[] = [
 const INTENT_WEIGHT = 2;
 /** What a question word that is also a word of the page's title counts for, against the question's other words. */
 const TOPIC_SHARE = 0.3;
+/** What a sentence that starts with a conjunction ("And", "But", "However") loses: it continues the one before it. */
+const LEANS_ON_CONTEXT = 2;
 /** What the question's words count for when it asks something specific (see `asks`). */
 const ASKING_SHARE = 0.5;
 const LIST_TYPES = new Set(['symptoms', 'susceptibility', 'prevention', 'treatment', 'causes', 'exams']);
@@ -265,6 +267,8 @@ export function composeAnswer(question: string, hits: Hit[], opts: ComposeOption
     if (!u.items.length && u.text.split(' ').length < 5) score -= 2;
     // An example ("(For example, you might note: ...)") illustrates the sentence before it; it answers nothing alone.
     if (/^\(?(for example|for instance|e\.g\.)/i.test(u.text)) score -= 2;
+    // A sentence that leans on the one before it ("And of course smoking causes its own bad aroma") reads badly first.
+    if (/^(and|but|also|however|so|or)\b/i.test(u.text)) score -= LEANS_ON_CONTEXT;
     // A question is the page's heading ("Is it a cold or the flu?"), not an answer.
     if (!u.items.length && /\?$/.test(u.text)) score -= 2;
     // A run-on unit longer than the whole budget would be cut mid-sentence.
