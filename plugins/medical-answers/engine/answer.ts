@@ -110,6 +110,8 @@ const INTENTS: { ask: RegExp; say: RegExp }[] = [
   { ask: /\b(need to take|should i take|do i need)\b/, say: /\b(may need|need to|should|supplement)\b/i },
   { ask: /\b(how do (they|doctors)|figure out|find out|test for|diagnos)\w*/, say: /\b(diagnos\w*|tests?|exam\w*|based on)\b/i },
   { ask: /\bhow (can|do|would|will) (i|you|we|they) (tell|know)\b|\bsigns? of\b|\blook like\b/, say: /\b(symptoms?|signs?|include|look (like|for)|watch for)\b/i },
+  // "When is it serious enough to see someone", "do I need a doctor": when to get help.
+  { ask: /\b(see (a |my |the )?(doctor|dr|someone|somebody|nurse)|need (a|to see a) doctor|go to the (er|hospital|emergency)|serious enough|should i (worry|be worried)|emergency|urgent)\b/, say: /\b(call (9-1-1|911|your)|get (medical|emergency) (help|care)|seek (medical|emergency)|see (a|your) (doctor|health care)|let your (doctor|health care provider) know|emergency|right away|immediately)\b/i },
   { ask: /\b(why|what causes|cause)\b/, say: /\b(caus\w*|because|due to|from|bacteria|virus)\b/i },
 ];
 const INTENT_WEIGHT = 2;
