@@ -168,12 +168,12 @@ describe('segment bookkeeping before the reply', () => {
     expect((await post(req)).text).toBe(first.text);
     const [item] = (await gw.outbox('clinic')).filter((i) => i.inboundId && i.text.startsWith('word0 word1'));
     expect(await segmentsOf(item!.id)).toHaveLength(parts);
-    expect(await segmentsOf(req.params.MessageSid)).toHaveLength(1);
+    expect(await segmentsOf(req.params.MessageSid!)).toHaveLength(1);
     expect(await usageOf(item!.id)).toEqual([
       expect.objectContaining({ kind: 'messages.out', quantity: 1 }),
       { kind: 'sms.segments.out', quantity: parts, cost: Number((parts * 0.0083).toFixed(4)), plugin: 'twilio-sms', attributes: { via: 'inline', currency: 'USD' } },
     ]);
-    expect(await usageOf(req.params.MessageSid)).toEqual([{ kind: 'sms.segments.in', quantity: 1, cost: 0.0083, plugin: 'twilio-sms', attributes: { via: 'inbound', currency: 'USD' } }]);
+    expect(await usageOf(req.params.MessageSid!)).toEqual([{ kind: 'sms.segments.in', quantity: 1, cost: 0.0083, plugin: 'twilio-sms', attributes: { via: 'inbound', currency: 'USD' } }]);
   });
 
   it('keeps the segment ledger rows when the usage ledger refuses them, and still answers', async () => {
@@ -187,9 +187,9 @@ describe('segment bookkeeping before the reply', () => {
       expect(res.status).toBe(200);
       expect(twimlMessages(res.text)).toEqual([{ body: 'echo: usage refused [turn 1]', media: [] }]);
       const [item] = (await gw.outbox('clinic')).filter((i) => i.text === 'echo: usage refused [turn 1]');
-      expect(await segmentsOf(req.params.MessageSid)).toEqual([expect.objectContaining({ direction: 'in', segments: 1 })]);
+      expect(await segmentsOf(req.params.MessageSid!)).toEqual([expect.objectContaining({ direction: 'in', segments: 1 })]);
       expect(await segmentsOf(item!.id)).toEqual([expect.objectContaining({ direction: 'out', via: 'inline', segments: 1 })]);
-      expect(await usageOf(req.params.MessageSid)).toEqual([]);
+      expect(await usageOf(req.params.MessageSid!)).toEqual([]);
       expect((await usageOf(item!.id)).map((u) => u.kind)).toContain('sms.segments.out');
       expect(await gw.metrics()).toMatch(/parley_twilio_errors_total\{tenant="clinic",code="usage"\} [1-9]/);
     } finally {
