@@ -112,7 +112,8 @@ export class SegmentLedger {
    * (`sms.segments.in` / `sms.segments.out` per message and direction, as {@link perMessage} sums
    * them) in one statement: an inline exchange's bookkeeping costs one round trip before the reply
    * instead of two, and a part is never recorded without its usage (nor the usage without the part).
-   * `usageSql` is the kernel's `ctx.usage.insertSql`. Returns the parts not recorded before.
+   * `usageSql` is the kernel's `ctx.usage.insertSql`, the same on every call (the statement is named,
+   * and a connection refuses a second text under one name). Returns the parts not recorded before.
    */
   async recordManyMetered(entries: readonly LedgerEntry[], usageSql: (source: string) => string): Promise<LedgerEntry[]> {
     if (!entries.length) return [];
