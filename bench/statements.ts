@@ -1,15 +1,19 @@
 /**
  * `npx tsx bench/statements.ts [--external] [--messages=N]`: CPU per message of the statements every
  * inline-answered Twilio SMS runs (record, finish with one reply, settle the inline reply, two segment
- * ledger rows, three usage rows), through the real store functions, in batches of 1 and of 16 as the
- * batchers send them. CPU time rather than wall time, because these two cores are shared: this
+ * ledger rows with their two usage rows in one statement, the kernel's messages.out usage row), through
+ * the real store functions, in batches of 1 and of 16 as the batchers send them; `--apart` writes the
+ * ledger rows and their usage rows as two statements, as the gateway did before they were folded (five
+ * statements a message instead of four; until then this script wrote all three usage rows in one);
+ * `--bookkeeping` runs the ledger and usage statements alone (with `--apart`: the three, else the two). CPU time rather than wall time, because these two cores are shared: this
  * process's (the pg client, and PGlite itself when embedded) and, on PostgreSQL, the server backend
  * serving this process's only connection (not the other clients of the machine's PostgreSQL).
  * `--sizes=1,16` picks the batch sizes; PLAN_CACHE_MODE (auto, force_custom_plan, force_generic_plan)
  * sets the session's plan_cache_mode, to compare the plans PostgreSQL caches for the named statements.
  */
+import { randomUUID } from 'node:crypto';
 import { finishInboundMany, recordInboundMany, settleInlineSentMany } from '../core/storage/message-store.js';
-import { recordUsageMany } from '../core/usage.js';
+import { recordUsageMany, usageInsertSql } from '../core/usage.js';
 import { SegmentLedger, usageOf } from '../channels/twilio-sms/ledger.js';
 import { openMessageDatabase } from './message-database.js';
 import { cpuMs } from './proc-cpu.js';
@@ -18,6 +22,11 @@ const external = process.argv.includes('--external');
 const MESSAGES = Number(process.argv.find((a) => a.startsWith('--messages='))?.slice('--messages='.length) ?? 1500);
 /** `--sizes=1,16`: the batch sizes measured. */
 const SIZES = (process.argv.find((a) => a.startsWith('--sizes='))?.slice('--sizes='.length) ?? '1,16').split(',').map(Number);
+/** `--apart`: the segment ledger rows and their usage rows as two statements, as before they were folded into one. */
+const APART = process.argv.includes('--apart');
+/** `--bookkeeping`: only the segment ledger and usage statements, for replies that were never stored. */
+const BOOKKEEPING_ONLY = process.argv.includes('--bookkeeping');
+type UsageRow = Parameters<typeof recordUsageMany>[1][number];
 const PRICING = { pricePerSegment: 0.0079, pricePerMms: 0.02, currency: 'USD' };
 
 const { db, close } = await openMessageDatabase({ external, poolSize: 1 });
@@ -29,6 +38,11 @@ try {
 
   /** One batch of `size` messages through every per-message statement, as the gateway runs them. */
   async function batch(size: number): Promise<void> {
+    if (BOOKKEEPING_ONLY) {
+      // Replies that were never stored: the ledger and usage tables reference no other table.
+      await bookkeeping(Array.from({ length: size }, () => ({ id: randomUUID(), inboundId: randomUUID(), to: `+1555${String(++n % 1000).padStart(7, '0')}`, text: 'We are open 9-5, Monday to Friday.' })));
+      return;
+    }
     const drafts = Array.from({ length: size }, () => {
       n++;
       return { tenantId: 'demo', draft: { channel: 'twilio-sms', from: `+1555${String(n % 1000).padStart(7, '0')}`, to: '+15558880001', text: 'what are your hours?', providerMessageId: `SM${process.pid}x${n}`, raw: { Body: 'what are your hours?', MessageSid: `SM${n}` }, attributes: { encoding: 'GSM-7', segments: 1 } } };
@@ -42,20 +56,32 @@ try {
     );
     const replies = finished.flatMap((f) => (f.superseded ? [] : f.replies));
     await settleInlineSentMany(db.pool, [{ tenantId: 'demo', ids: replies.map((r) => r.id) }]);
-    await ledger.recordMany(
-      replies.flatMap((r) => [
-        { tenantId: 'demo', ref: `SM${r.inboundId}`, part: 0, direction: 'in' as const, via: 'inbound' as const, address: r.to, messageSid: `SM${r.inboundId}`, ...usageOf('what are your hours?', 0, PRICING) },
-        { tenantId: 'demo', ref: r.id, part: 0, direction: 'out' as const, via: 'inline' as const, address: r.to, messageSid: null, ...usageOf(r.text, 0, PRICING) },
-      ]),
-    );
-    await recordUsageMany(
-      db.pool,
-      replies.flatMap((r): Parameters<typeof recordUsageMany>[1] => [
-        { tenantId: 'demo', kind: 'sms.segments.in', quantity: 1, unit: 'segment', costUsd: 0.0079, plugin: 'twilio-sms', ref: `SM${r.inboundId}`, attributes: { via: 'inbound', currency: 'USD' } },
-        { tenantId: 'demo', kind: 'sms.segments.out', quantity: 1, unit: 'segment', costUsd: 0.0079, plugin: 'twilio-sms', ref: r.id, attributes: { via: 'inline', currency: 'USD' } },
-        { tenantId: 'demo', kind: 'messages.out', quantity: 1, unit: 'message', plugin: 'twilio-sms', ref: r.id, attributes: { channel: 'twilio-sms', via: 'inline' } },
-      ]),
-    );
+    await bookkeeping(replies);
+  }
+
+  /** The segment ledger and usage rows of the replies' exchanges. */
+  async function bookkeeping(replies: readonly { id: string; inboundId: string | null; to: string; text: string }[]): Promise<void> {
+    const parts = replies.flatMap((r) => [
+      { tenantId: 'demo', ref: `SM${r.inboundId}`, part: 0, direction: 'in' as const, via: 'inbound' as const, address: r.to, messageSid: `SM${r.inboundId}`, ...usageOf('what are your hours?', 0, PRICING) },
+      { tenantId: 'demo', ref: r.id, part: 0, direction: 'out' as const, via: 'inline' as const, address: r.to, messageSid: null, ...usageOf(r.text, 0, PRICING) },
+    ]);
+    const sent = replies.map((r): UsageRow => ({ tenantId: 'demo', kind: 'messages.out', quantity: 1, unit: 'message', plugin: 'twilio-sms', ref: r.id, attributes: { channel: 'twilio-sms', via: 'inline' } }));
+    if (APART) {
+      // Before the fold: the ledger rows, then their usage rows before the reply; messages.out after it.
+      await ledger.recordMany(parts);
+      await recordUsageMany(
+        db.pool,
+        replies.flatMap((r): UsageRow[] => [
+          { tenantId: 'demo', kind: 'sms.segments.in', quantity: 1, unit: 'segment', costUsd: 0.0079, plugin: 'twilio-sms', ref: `SM${r.inboundId}`, attributes: { via: 'inbound', currency: 'USD' } },
+          { tenantId: 'demo', kind: 'sms.segments.out', quantity: 1, unit: 'segment', costUsd: 0.0079, plugin: 'twilio-sms', ref: r.id, attributes: { via: 'inline', currency: 'USD' } },
+        ]),
+      );
+      await recordUsageMany(db.pool, sent);
+    } else {
+      // The gateway's path: ledger rows and their usage in one statement before the reply; messages.out after it.
+      await ledger.recordManyMetered(parts, (source) => usageInsertSql(source, 'twilio-sms'));
+      await recordUsageMany(db.pool, sent);
+    }
   }
 
   for (const size of SIZES) {
@@ -68,7 +94,7 @@ try {
     const node = cpuMs(process.pid) - node0;
     const server = backendPid ? cpuMs(backendPid) - pg0 : 0;
     console.log(
-      `${db.kind}, batches of ${String(size).padStart(2)}: ${per(node)} ms CPU/message in this process${external ? ` + ${per(server)} ms PostgreSQL = ${per(node + server)} ms` : ' (pg client + PGlite)'}; ${Math.round((MESSAGES / (performance.now() - t0)) * 1000)} messages/s wall`,
+      `${db.kind}${BOOKKEEPING_ONLY ? ', bookkeeping only' : ''}${APART ? ' (apart)' : ''}, batches of ${String(size).padStart(2)}: ${per(node)} ms CPU/message in this process${external ? ` + ${per(server)} ms PostgreSQL = ${per(node + server)} ms` : ' (pg client + PGlite)'}; ${Math.round((MESSAGES / (performance.now() - t0)) * 1000)} messages/s wall`,
     );
   }
 } finally {

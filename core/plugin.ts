@@ -364,6 +364,21 @@ export interface UsageLedger {
   record(usage: UsageRecord): Promise<{ recorded: boolean }>;
   /** Totals of `[from, to)` by kind and unit, or by day, kind and unit. */
   summary(query: { tenantId: string; from: Date; to: Date; groupBy?: 'kind' | 'day'; kind?: string }): Promise<UsageSummaryRow[]>;
+  /**
+   * For a plugin that writes its own rows and the usage they meter together: the body of a
+   * data-modifying CTE recording the rows of `source` (a CTE name or parenthesised subquery with the
+   * columns tenant_id, kind, quantity, unit, cost_usd, ref, attributes) under this plugin's name, at
+   * the statement's time, idempotent on (tenant, kind, ref) as `record` is; it returns tenant_id, kind
+   * and ref of the rows it recorded. One statement instead of two round trips, both or neither
+   * committed. Unlike `record` it validates nothing: kinds, units and tenants are the caller's to
+   * check.
+   * @example
+   * const sql = `WITH mine AS (INSERT INTO my_rows ... RETURNING tenant_id, ref, n),
+   *   used AS (SELECT tenant_id, 'my.kind' AS kind, n AS quantity, 'unit' AS unit, NULL::numeric AS cost_usd, ref, '{}'::jsonb AS attributes FROM mine),
+   *   usage AS (${ctx.usage.insertSql('used')})
+   *   SELECT ref FROM mine`;
+   */
+  insertSql(source: string): string;
 }
 
 // ---- health, data subjects ---------------------------------------------------------------------

@@ -38,6 +38,7 @@ export class Usage {
     return {
       record: async (usage) => ({ recorded: await this.record(plugin, usage) }),
       summary: (query) => this.summary(query),
+      insertSql: (source) => usageInsertSql(source, plugin),
     };
   }
 
@@ -72,6 +73,25 @@ export class Usage {
   }
 }
 
+/** The columns a usage row is written with, in `recordUsageMany` and `usageInsertSql` alike. */
+const USAGE_COLUMNS = 'tenant_id, kind, quantity, unit, cost_usd, plugin, ref, attributes, at';
+/** A replayed ref records nothing: the unique (tenant, kind, ref) index of `parley_usage`. */
+const USAGE_ONCE = 'ON CONFLICT (tenant_id, kind, ref) WHERE ref IS NOT NULL DO NOTHING';
+
+/**
+ * The body of a data-modifying CTE that records the rows of `source` (a CTE or subquery with the
+ * columns tenant_id, kind, quantity, unit, cost_usd, ref, attributes) under `plugin`, stamped now, as
+ * `record` does and idempotent the same way; RETURNING tenant_id, kind, ref of the rows recorded.
+ * The plugin name is a literal, so a named statement built with it stays one text per plugin.
+ */
+export function usageInsertSql(source: string, plugin: string): string {
+  const name = `'${plugin.replaceAll("'", "''")}'`;
+  return `INSERT INTO parley_usage (${USAGE_COLUMNS})
+       SELECT u.tenant_id, u.kind, u.quantity, u.unit, u.cost_usd, ${name}, u.ref, u.attributes, now() FROM ${source} u
+       ${USAGE_ONCE}
+       RETURNING tenant_id, kind, ref`;
+}
+
 /** One statement for a batch; an item counts as recorded unless its ref was already there (or earlier in the batch). */
 export async function recordUsageMany(db: Pool, rows: Row[]): Promise<boolean[]> {
   const input = rows.map((r, idx) => ({
@@ -92,9 +112,9 @@ export async function recordUsageMany(db: Pool, rows: Row[]): Promise<boolean[]>
     text: `WITH input AS (
        SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(idx int, tenant_id text, kind text, quantity numeric, unit text, cost_usd numeric, plugin text, ref text, attributes jsonb, at timestamptz)
      ), ins AS (
-       INSERT INTO parley_usage (tenant_id, kind, quantity, unit, cost_usd, plugin, ref, attributes, at)
-       SELECT tenant_id, kind, quantity, unit, cost_usd, plugin, ref, attributes, at FROM input ORDER BY idx
-       ON CONFLICT (tenant_id, kind, ref) WHERE ref IS NOT NULL DO NOTHING
+       INSERT INTO parley_usage (${USAGE_COLUMNS})
+       SELECT ${USAGE_COLUMNS} FROM input ORDER BY idx
+       ${USAGE_ONCE}
        RETURNING id, tenant_id, kind, ref
      )
      SELECT DISTINCT ON (i.tenant_id, i.kind, i.ref) i.idx

@@ -156,6 +156,49 @@ describe('text handling', () => {
   });
 });
 
+describe('segment bookkeeping before the reply', () => {
+  const usageOf = async (ref: string) =>
+    (await gw.gateway.db.pool.query('SELECT kind, quantity::float8 AS quantity, cost_usd::float8 AS cost, plugin, attributes FROM parley_usage WHERE ref = $1 ORDER BY kind', [ref])).rows;
+
+  it('records every part in the segment ledger and their sum in the usage ledger together, once however often the webhook is retried', async () => {
+    const req = sms('long 60');
+    const first = await post(req);
+    const parts = twimlMessages(first.text).length;
+    expect(parts).toBeGreaterThan(1);
+    expect((await post(req)).text).toBe(first.text);
+    const [item] = (await gw.outbox('clinic')).filter((i) => i.inboundId && i.text.startsWith('word0 word1'));
+    expect(await segmentsOf(item!.id)).toHaveLength(parts);
+    expect(await segmentsOf(req.params.MessageSid!)).toHaveLength(1);
+    expect(await usageOf(item!.id)).toEqual([
+      expect.objectContaining({ kind: 'messages.out', quantity: 1 }),
+      { kind: 'sms.segments.out', quantity: parts, cost: Number((parts * 0.0083).toFixed(4)), plugin: 'twilio-sms', attributes: { via: 'inline', currency: 'USD' } },
+    ]);
+    expect(await usageOf(req.params.MessageSid!)).toEqual([{ kind: 'sms.segments.in', quantity: 1, cost: 0.0083, plugin: 'twilio-sms', attributes: { via: 'inbound', currency: 'USD' } }]);
+  });
+
+  it('keeps the segment ledger rows when the usage ledger refuses them, and still answers', async () => {
+    const req = sms('usage refused', { from: '+15550009001' });
+    const db = gw.gateway.db.pool;
+    await db.query(`CREATE FUNCTION fold_test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+        IF NEW.ref = '${req.params.MessageSid}' THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$`);
+    await db.query('CREATE TRIGGER fold_test_refuse BEFORE INSERT ON parley_usage FOR EACH ROW EXECUTE FUNCTION fold_test_refuse()');
+    try {
+      const res = await post(req);
+      expect(res.status).toBe(200);
+      expect(twimlMessages(res.text)).toEqual([{ body: 'echo: usage refused [turn 1]', media: [] }]);
+      const [item] = (await gw.outbox('clinic')).filter((i) => i.text === 'echo: usage refused [turn 1]');
+      expect(await segmentsOf(req.params.MessageSid!)).toEqual([expect.objectContaining({ direction: 'in', segments: 1 })]);
+      expect(await segmentsOf(item!.id)).toEqual([expect.objectContaining({ direction: 'out', via: 'inline', segments: 1 })]);
+      expect(await usageOf(req.params.MessageSid!)).toEqual([]);
+      expect((await usageOf(item!.id)).map((u) => u.kind)).toContain('sms.segments.out');
+      expect(await gw.metrics()).toMatch(/parley_twilio_errors_total\{tenant="clinic",code="usage"\} [1-9]/);
+    } finally {
+      await db.query('DROP TRIGGER fold_test_refuse ON parley_usage');
+      await db.query('DROP FUNCTION fold_test_refuse()');
+    }
+  });
+});
+
 describe('malformed requests', () => {
   const url = () => `${gw.url}/twilio/sms`;
   const form = (params: Record<string, string>) => signedWebhook({ url: url(), authToken: fake.authToken, params });

@@ -54,6 +54,21 @@ describe('the usage ledger', () => {
     ]);
   });
 
+  it("records usage in a plugin's own statement, under its name, once per ref like record", async () => {
+    const db = gw.gateway.db.pool;
+    const statement = `WITH input AS (
+        SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(tenant_id text, kind text, quantity numeric, unit text, cost_usd numeric, ref text, attributes jsonb)
+      ), usage AS (${usage.insertSql('input')})
+      SELECT kind, ref FROM usage ORDER BY ref`;
+    const rows = (ref: string, quantity: number) => JSON.stringify([{ tenant_id: 'acme', kind: 'sms.segments.out', quantity, unit: 'segment', cost_usd: 0.0079 * quantity, ref, attributes: { via: 'inline' } }]);
+    expect((await db.query(statement, [rows('out-1', 2)])).rows).toEqual([{ kind: 'sms.segments.out', ref: 'out-1' }]);
+    // A replay, and a record of the same ref, record nothing.
+    expect((await db.query(statement, [rows('out-1', 5)])).rows).toEqual([]);
+    expect(await usage.record({ tenantId: 'acme', kind: 'sms.segments.out', quantity: 9, unit: 'segment', ref: 'out-1' })).toEqual({ recorded: false });
+    const { rows: stored } = await db.query(`SELECT plugin, quantity::int AS quantity, cost_usd::float8 AS cost, attributes FROM parley_usage WHERE tenant_id = 'acme' AND ref = 'out-1'`);
+    expect(stored).toEqual([{ plugin: 'probe', quantity: 2, cost: 0.0158, attributes: { via: 'inline' } }]);
+  });
+
   it('refuses a record it cannot keep, with a coded error', async () => {
     await expect(usage.record({ tenantId: 'acme', kind: 'Bad Kind', quantity: 1, unit: 'x' })).rejects.toMatchObject({ code: 'PARLEY_BAD_REQUEST', plugin: 'probe' });
     await expect(usage.record({ tenantId: 'nobody', kind: 'sms.segments', quantity: 1, unit: 'segment' })).rejects.toMatchObject({ code: 'PARLEY_TENANT_UNKNOWN' });

@@ -83,7 +83,7 @@ export function createTwilioSmsChannel(deps: TwilioSmsChannelDeps = {}) {
           metrics,
           tenants,
           ledger,
-          account: createLedgerAccount({ ledger, metrics, log: ctx.log, recordUsage }),
+          account: createLedgerAccount({ ledger, usage: ctx.usage, metrics, log: ctx.log, recordUsage }),
           guard: createSignatureGuard({ log: ctx.log, metrics, policy: { publicBaseUrl: ctx.publicBaseUrl, trustProxy: options.trustProxy } }),
         }),
       );

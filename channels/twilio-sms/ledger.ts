@@ -71,6 +71,22 @@ export interface LedgerEntry extends PartUsage {
   messageSid: string | null;
 }
 
+/** Inserts the parts in `$1` (see `partsJson`) once each: a replayed webhook inserts nothing. */
+const INSERT_PARTS = `INSERT INTO twilio_sms_segments (tenant_id, ref, part, direction, via, address, message_sid, encoding, units, segments, media, cost, currency)
+       SELECT "tenantId", ref, part, direction, via, address, "messageSid", encoding, units, segments, media, cost, currency
+       FROM jsonb_to_recordset($1::jsonb) AS x("tenantId" text, ref text, part int, direction text, via text, address text, "messageSid" text,
+         encoding text, units int, segments int, media int, cost numeric, currency text)
+       ON CONFLICT DO NOTHING`;
+
+/** The parts as the statements' `$1`, addresses normalised as consent stores them (data-subject requests find them). */
+const partsJson = (entries: readonly LedgerEntry[]) => JSON.stringify(entries.map((e) => ({ ...e, address: consentAddress(e.address) })));
+
+/** The entries among `entries` that `inserted` (the statement's RETURNING ref, part) says are new. */
+function freshOf(entries: readonly LedgerEntry[], inserted: readonly { ref: string; part: number }[]): LedgerEntry[] {
+  const fresh = new Set(inserted.map((r) => `${r.ref}\u0000${r.part}`));
+  return entries.filter((e) => fresh.has(`${e.ref}\u0000${e.part}`));
+}
+
 export class SegmentLedger {
   constructor(private readonly db: Pool) {}
 
@@ -82,19 +98,42 @@ export class SegmentLedger {
   /** Records parts in one statement; returns those not recorded before. */
   async recordMany(entries: readonly LedgerEntry[]): Promise<LedgerEntry[]> {
     if (!entries.length) return [];
-    const rows = entries.map((e) => ({ ...e, address: consentAddress(e.address) }));
     const { rows: inserted } = await this.db.query<{ ref: string; part: number }>({
       // Named: prepared once per connection, as the kernel's per-message statements are.
       name: 'twilio_sms_record_segments',
-      text: `INSERT INTO twilio_sms_segments (tenant_id, ref, part, direction, via, address, message_sid, encoding, units, segments, media, cost, currency)
-       SELECT "tenantId", ref, part, direction, via, address, "messageSid", encoding, units, segments, media, cost, currency
-       FROM jsonb_to_recordset($1::jsonb) AS x("tenantId" text, ref text, part int, direction text, via text, address text, "messageSid" text,
-         encoding text, units int, segments int, media int, cost numeric, currency text)
-       ON CONFLICT DO NOTHING RETURNING ref, part`,
-      values: [JSON.stringify(rows)],
+      text: `${INSERT_PARTS} RETURNING ref, part`,
+      values: [partsJson(entries)],
     });
-    const fresh = new Set(inserted.map((r) => `${r.ref}\u0000${r.part}`));
-    return entries.filter((e) => fresh.has(`${e.ref}\u0000${e.part}`));
+    return freshOf(entries, inserted);
+  }
+
+  /**
+   * Records parts and, for the parts not recorded before, their usage in the kernel ledger
+   * (`sms.segments.in` / `sms.segments.out` per message and direction, as {@link perMessage} sums
+   * them) in one statement: an inline exchange's bookkeeping costs one round trip before the reply
+   * instead of two, and a part is never recorded without its usage (nor the usage without the part).
+   * `usageSql` is the kernel's `ctx.usage.insertSql`, the same on every call (the statement is named,
+   * and a connection refuses a second text under one name). Returns the parts not recorded before.
+   */
+  async recordManyMetered(entries: readonly LedgerEntry[], usageSql: (source: string) => string): Promise<LedgerEntry[]> {
+    if (!entries.length) return [];
+    const { rows: inserted } = await this.db.query<{ ref: string; part: number }>({
+      name: 'twilio_sms_record_segments_metered',
+      text: `WITH seg AS (
+         ${INSERT_PARTS} RETURNING tenant_id, ref, part, direction, via, segments, cost, currency
+       ), per AS (
+         -- One usage row per message and direction; a part's cost counts in USD only when priced in USD.
+         SELECT tenant_id, 'sms.segments.' || direction AS kind, sum(segments) AS quantity, 'segment' AS unit,
+           CASE WHEN min(currency) = 'USD' AND max(currency) = 'USD' THEN sum(cost) END AS cost_usd, ref,
+           jsonb_build_object('via', min(via), 'currency', min(currency)) AS attributes
+         FROM seg GROUP BY tenant_id, direction, ref
+       ), usage AS (
+         ${usageSql('per')}
+       )
+       SELECT ref, part FROM seg`,
+      values: [partsJson(entries)],
+    });
+    return freshOf(entries, inserted);
   }
 
   /** Parts of an outbox item Twilio already accepted: part -> SID. */
@@ -143,11 +182,6 @@ export class SegmentLedger {
   }
 }
 
-/**
- * Records the parts of an inline exchange in the ledger and counts the new ones (a retried webhook
- * counts nothing). Webhooks arriving together share one ledger statement. Bookkeeping must never cost
- * a customer their reply: a failed write is logged and counted, never thrown.
- */
 /** The segments of one message in one direction, for the kernel's usage ledger. */
 export interface SegmentUsage {
   tenantId: string;
@@ -203,27 +237,39 @@ function perMessage(entries: readonly LedgerEntry[]): SegmentUsage[] {
   return [...byKey.values()];
 }
 
-export function createLedgerAccount(deps: { ledger: SegmentLedger; metrics: TwilioMetrics; log: Logger; recordUsage: RecordSegmentUsage }) {
+/**
+ * Records the parts of an inline exchange and their usage before the reply is written, in one
+ * statement per batch of webhooks (`recordManyMetered`), and counts the new parts (a retried webhook
+ * counts nothing). When that statement fails for a message (the kernel usage insert refusing, say),
+ * the two are written apart as before the fold, so a usage failure never costs the ledger its part.
+ */
+export function createLedgerAccount(deps: { ledger: SegmentLedger; usage: Pick<UsageLedger, 'insertSql'>; metrics: TwilioMetrics; log: Logger; recordUsage: RecordSegmentUsage }) {
   const { ledger, metrics } = deps;
+  const usageSql = (source: string) => deps.usage.insertSql(source);
   const writer = new Batcher<readonly LedgerEntry[], LedgerEntry[]>(async (groups) => {
-    const fresh = new Set((await ledger.recordMany(groups.flat())).map((e) => `${e.ref}\u0000${e.part}`));
+    const fresh = new Set((await ledger.recordManyMetered(groups.flat(), usageSql)).map((e) => `${e.ref}\u0000${e.part}`));
     return groups.map((g) => g.filter((e) => fresh.has(`${e.ref}\u0000${e.part}`)));
   });
-  return async function account(tenantId: string, entries: readonly LedgerEntry[]): Promise<void> {
-    let fresh: LedgerEntry[];
+  /** The parts and their usage written apart: the ledger first; usage failures are logged by `recordUsage`. */
+  async function apart(tenantId: string, entries: readonly LedgerEntry[], cause: unknown): Promise<LedgerEntry[] | undefined> {
+    deps.log.warn({ err: cause, tenant: tenantId }, 'twilio-sms: could not record segments and usage together; recording them apart');
     try {
-      fresh = await writer.submit(entries);
+      const fresh = await ledger.recordMany(entries);
+      await deps.recordUsage(perMessage(fresh));
+      return fresh;
     } catch (error) {
       metrics.errors.inc({ tenant: tenantId, code: 'ledger' });
       deps.log.error({ err: error, tenant: tenantId }, 'twilio-sms: could not record segments; the message itself is unaffected');
-      return;
+      return undefined;
     }
-    for (const entry of fresh) {
+  }
+  return async function account(tenantId: string, entries: readonly LedgerEntry[]): Promise<void> {
+    const fresh = await writer.submit(entries).catch((error: unknown) => apart(tenantId, entries, error));
+    for (const entry of fresh ?? []) {
       if (entry.direction === 'out') metrics.sends.inc({ tenant: tenantId, status: 'inline' });
       metrics.segments.inc({ tenant: tenantId, direction: entry.direction, encoding: entry.encoding }, entry.segments);
       metrics.cost.inc({ tenant: tenantId, direction: entry.direction, currency: entry.currency }, entry.cost);
     }
-    await deps.recordUsage(perMessage(fresh));
   };
 }
 
