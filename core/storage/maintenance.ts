@@ -22,11 +22,19 @@ export interface TableStats {
   modifiedSinceAnalyze: number;
 }
 
-/** Row counts from `pg_stat_user_tables` (PostgreSQL reports them about a second late). */
+/**
+ * Row counts from `pg_stat_user_tables` (PostgreSQL reports them about a second late). Live rows are
+ * also read from the catalogue (`pg_class.reltuples`, which vacuum and analyze store with the table):
+ * PGlite starts with its statistics counters empty on every open, so `n_live_tup` says 0 for a table
+ * of a million rows until that table is vacuumed again, and a threshold scaled by it would send the
+ * largest tables to `VACUUM (ANALYZE)` after the first thousand changes of every restart (seconds of
+ * the single session each, bench/README.md step 6). Autovacuum scales by `reltuples` for the same reason.
+ */
 export async function hotTableStats(db: pg.Pool): Promise<TableStats[]> {
   const { rows } = await db.query<{ table: string; live: string; dead: string; modified: string }>(
-    `SELECT relname AS table, n_live_tup AS live, n_dead_tup AS dead, n_mod_since_analyze AS modified
-       FROM pg_stat_user_tables WHERE schemaname = current_schema() AND relname = ANY($1::text[])`,
+    `SELECT s.relname AS table, GREATEST(s.n_live_tup, c.reltuples::bigint) AS live, s.n_dead_tup AS dead, s.n_mod_since_analyze AS modified
+       FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+      WHERE s.schemaname = current_schema() AND s.relname = ANY($1::text[])`,
     [HOT_TABLES],
   );
   return rows.map((r) => ({ table: r.table, liveRows: Number(r.live), deadRows: Number(r.dead), modifiedSinceAnalyze: Number(r.modified) }));
