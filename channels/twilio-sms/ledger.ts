@@ -81,10 +81,13 @@ const INSERT_PARTS = `INSERT INTO twilio_sms_segments (tenant_id, ref, part, dir
 /** The parts as the statements' `$1`, addresses normalised as consent stores them (data-subject requests find them). */
 const partsJson = (entries: readonly LedgerEntry[]) => JSON.stringify(entries.map((e) => ({ ...e, address: consentAddress(e.address) })));
 
+/** One part of one message: its key among a batch's parts. */
+const partKey = (p: { ref: string; part: number }) => `${p.ref}\u0000${p.part}`;
+
 /** The entries among `entries` that `inserted` (the statement's RETURNING ref, part) says are new. */
 function freshOf(entries: readonly LedgerEntry[], inserted: readonly { ref: string; part: number }[]): LedgerEntry[] {
-  const fresh = new Set(inserted.map((r) => `${r.ref}\u0000${r.part}`));
-  return entries.filter((e) => fresh.has(`${e.ref}\u0000${e.part}`));
+  const fresh = new Set(inserted.map(partKey));
+  return entries.filter((e) => fresh.has(partKey(e)));
 }
 
 export class SegmentLedger {
@@ -245,10 +248,9 @@ function perMessage(entries: readonly LedgerEntry[]): SegmentUsage[] {
  */
 export function createLedgerAccount(deps: { ledger: SegmentLedger; usage: Pick<UsageLedger, 'insertSql'>; metrics: TwilioMetrics; log: Logger; recordUsage: RecordSegmentUsage }) {
   const { ledger, metrics } = deps;
-  const usageSql = (source: string) => deps.usage.insertSql(source);
   const writer = new Batcher<readonly LedgerEntry[], LedgerEntry[]>(async (groups) => {
-    const fresh = new Set((await ledger.recordManyMetered(groups.flat(), usageSql)).map((e) => `${e.ref}\u0000${e.part}`));
-    return groups.map((g) => g.filter((e) => fresh.has(`${e.ref}\u0000${e.part}`)));
+    const fresh = await ledger.recordManyMetered(groups.flat(), deps.usage.insertSql);
+    return groups.map((g) => freshOf(g, fresh));
   });
   /** The parts and their usage written apart: the ledger first; usage failures are logged by `recordUsage`. */
   async function apart(tenantId: string, entries: readonly LedgerEntry[], cause: unknown): Promise<LedgerEntry[] | undefined> {

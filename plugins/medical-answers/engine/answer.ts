@@ -235,7 +235,8 @@ export function composeAnswer(question: string, hits: Hit[], opts: ComposeOption
   });
   const q = parseQuery(question);
   const asked = question.toLowerCase();
-  const unitTerms = units.map((u) => new Set(docTerms(`${u.text} ${u.items.join(' ')}`)));
+  const wholes = units.map((u) => `${u.text} ${u.items.join(' ')}`);
+  const unitTerms = wholes.map((whole) => new Set(docTerms(whole)));
   // Unit-level idf: a word in every sentence (the topic itself) tells little about which one answers.
   const df = new Map<string, number>();
   for (const set of unitTerms) for (const t of set) df.set(t, (df.get(t) ?? 0) + 1);
@@ -253,13 +254,17 @@ export function composeAnswer(question: string, hits: Hit[], opts: ComposeOption
   const typedSection = Boolean(top.section && answerHeadings(q).includes(top.section.toLowerCase()));
   const scored = units.map((u, i) => {
     const terms = unitTerms[i]!;
-    const whole = `${u.text} ${u.items.join(' ')}`;
+    const whole = wholes[i]!;
     let score = 0;
     for (const { term, weight } of q.terms) if (terms.has(term)) score += asks * weight * (topic.has(term) ? TOPIC_SHARE : 1) * Math.log(1 + n / (df.get(term) ?? 1));
-    if (cues.some((c) => c.test(whole))) score += CUE_WEIGHT;
-    if (advice && ADVICE_SENTENCE.test(whole)) score += CUE_WEIGHT;
-    if (advice && INSTRUCTION.test(u.text)) score += CUE_WEIGHT;
-    for (const intent of intents) if (intent.say.test(whole)) score += INTENT_WEIGHT;
+    const cue = cues.some((c) => c.test(whole));
+    const advises = advice && ADVICE_SENTENCE.test(whole);
+    const instructs = advice && INSTRUCTION.test(u.text);
+    const intentsSaid = intents.filter((intent) => intent.say.test(whole)).length;
+    if (cue) score += CUE_WEIGHT;
+    if (advises) score += CUE_WEIGHT;
+    if (instructs) score += CUE_WEIGHT;
+    score += INTENT_WEIGHT * intentsSaid;
     // A definition opens a "what is" answer; elsewhere a slight preference for earlier sentences breaks ties.
     if (i === 0 && (q.type === 'information' || (!q.type && !intents.length && !advice))) score += 1;
     if (u.best) score += typedSection ? TYPED_SECTION_WEIGHT : SECTION_WEIGHT;
@@ -275,7 +280,9 @@ export function composeAnswer(question: string, hits: Hit[], opts: ComposeOption
     if (!u.items.length && /\?$/.test(u.text)) score -= 2;
     // A run-on unit longer than the whole budget would be cut mid-sentence.
     if (!u.items.length && u.text.length > budget) score -= 2;
-    return { i, u, score: score - i * 0.01 };
+    // Whether the unit says what the question asks: a cue of its type, an intent's words, advice.
+    const says = intentsSaid > 0 || (q.type !== 'information' && cue) || advises || instructs;
+    return { i, u, says, score: score - i * 0.01 };
   });
   // The best unit first (it must answer), then the next best that fit, each in full, in the order of
   // the document; a unit that repeats one already chosen is left out.
@@ -286,12 +293,8 @@ export function composeAnswer(question: string, hits: Hit[], opts: ComposeOption
   // A question that asks something (how it is treated, how often, what to do) is answered first by a
   // unit that says it, when the page has one: the sentence that best matches the person's own story
   // ("working at your desk ... tingling") comes after it, if at all.
-  const says = (c: (typeof scored)[number]) => {
-    const whole = `${c.u.text} ${c.u.items.join(' ')}`;
-    return intents.some((x) => x.say.test(whole)) || (q.type !== 'information' && cues.some((x) => x.test(whole))) || (advice && (ADVICE_SENTENCE.test(whole) || INSTRUCTION.test(c.u.text)));
-  };
   const asking = intents.length > 0 || (q.type !== null && q.type !== 'information' && cues.length > 0) || advice;
-  const lead = asking ? order.find((c) => c.score > 0 && says(c)) : undefined;
+  const lead = asking ? order.find((c) => c.score > 0 && c.says) : undefined;
   if (lead) order.splice(order.indexOf(lead), 1), order.unshift(lead);
   for (const c of order) {
     const room = budget - used - (chosen.length ? 1 : 0);
