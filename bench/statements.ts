@@ -1,10 +1,10 @@
 /**
  * `npx tsx bench/statements.ts [--external] [--messages=N]`: CPU per message of the statements every
- * inline-answered Twilio SMS runs (record, finish with one reply, settle the inline reply, two segment
- * ledger rows with their two usage rows in one statement, the kernel's messages.out usage row), through
+ * inline-answered Twilio SMS runs (record, finish with one reply, two segment ledger rows with their two
+ * usage rows in one statement, settle the inline reply with its messages.out usage row), through
  * the real store functions, in batches of 1 and of 16 as the batchers send them; `--apart` writes the
- * ledger rows and their usage rows as two statements, as the gateway did before they were folded (five
- * statements a message instead of four; until then this script wrote all three usage rows in one);
+ * ledger rows and their usage rows as two statements, as the gateway did before they were folded (and
+ * messages.out on its own);
  * `--bookkeeping` runs the ledger and usage statements alone (with `--apart`: the three, else the two). CPU time rather than wall time, because these two cores are shared: this
  * process's (the pg client, and PGlite itself when embedded) and, on PostgreSQL, the server backend
  * serving this process's only connection (not the other clients of the machine's PostgreSQL).
@@ -55,12 +55,13 @@ try {
       ),
     );
     const replies = finished.flatMap((f) => (f.superseded ? [] : f.replies));
-    await settleInlineSentMany(db.pool, [{ tenantId: 'demo', ids: replies.map((r) => r.id) }]);
-    await bookkeeping(replies);
+    // Settling meters messages.out in the same statement (since 2026-12-01, late).
+    await settleInlineSentMany(db.pool, [{ tenantId: 'demo', ids: replies.map((r) => r.id), plugins: replies.map(() => 'twilio-sms') }]);
+    await bookkeeping(replies, { metered: true });
   }
 
   /** The segment ledger and usage rows of the replies' exchanges. */
-  async function bookkeeping(replies: readonly { id: string; inboundId: string | null; to: string; text: string }[]): Promise<void> {
+  async function bookkeeping(replies: readonly { id: string; inboundId: string | null; to: string; text: string }[], { metered = false } = {}): Promise<void> {
     const parts = replies.flatMap((r) => [
       { tenantId: 'demo', ref: `SM${r.inboundId}`, part: 0, direction: 'in' as const, via: 'inbound' as const, address: r.to, messageSid: `SM${r.inboundId}`, ...usageOf('what are your hours?', 0, PRICING) },
       { tenantId: 'demo', ref: r.id, part: 0, direction: 'out' as const, via: 'inline' as const, address: r.to, messageSid: null, ...usageOf(r.text, 0, PRICING) },
@@ -76,11 +77,12 @@ try {
           { tenantId: 'demo', kind: 'sms.segments.out', quantity: 1, unit: 'segment', costUsd: 0.0079, plugin: 'twilio-sms', ref: r.id, attributes: { via: 'inline', currency: 'USD' } },
         ]),
       );
-      await recordUsageMany(db.pool, sent);
+      if (!metered) await recordUsageMany(db.pool, sent);
     } else {
-      // The gateway's path: ledger rows and their usage in one statement before the reply; messages.out after it.
+      // The gateway's path: ledger rows and their usage in one statement before the reply; messages.out
+      // after it, in the statement that settles the reply (or, for replies never stored, on its own).
       await ledger.recordManyMetered(parts, (source) => usageInsertSql(source, 'twilio-sms'));
-      await recordUsageMany(db.pool, sent);
+      if (!metered) await recordUsageMany(db.pool, sent);
     }
   }
 

@@ -103,7 +103,7 @@ export class Gateway {
   /** The log file the gateway keeps (`log.file`), which erasure redacts and verification scans. */
   readonly logFile: LogFile | undefined;
   /** Confirms inline replies whose response finished, many responses to a statement. */
-  private inlineSettler!: Batcher<{ tenantId: string; ids: readonly string[] }, OutboundMessage[]>;
+  private inlineSettler!: Batcher<{ tenantId: string; ids: readonly string[]; plugins: readonly string[] }, OutboundMessage[]>;
   jobs!: JobRunner;
   outbox!: OutboxSender;
   consent!: ConsentStore;
@@ -246,7 +246,7 @@ export class Gateway {
       attempts: this.config.outbox.attempts,
       backoffMs: this.config.outbox.backoffMs,
       settingsFor: (channel, tenantId) => this.host.settingsOf(channel, tenantId),
-      onSent: (message) => this.usage.messagesSent([message], (channel) => this.host.channelOwners.get(channel) ?? channel),
+      onSent: (message) => this.usage.messagesSent([message], (channel) => this.ownerOf(channel)),
     });
     registerDeadRowsMetric(this.registry, () => pool, this.log.child({ component: 'database' }));
     // PostgreSQL's autovacuum keeps a server's tables; PGlite (single-user) has none.
@@ -328,17 +328,36 @@ export class Gateway {
       releaseHeld: (tenantId, outboxId, decision) => this.releaseHeld(tenantId, outboxId, decision),
       cancelOutbound: (tenantId, outboxId, reason) => this.cancelOutbound(tenantId, outboxId, reason),
       deliverInline: (res, result, write) =>
-        deliverInline({ db: this.db.pool, log: this.log, outbox: this.outbox, countInline: (items) => this.countInline(items), settleSent: (tenantId, ids) => this.inlineSettler.submit({ tenantId, ids }) }, res, result, write),
+        deliverInline(
+          {
+            db: this.db.pool,
+            log: this.log,
+            outbox: this.outbox,
+            countSettled: (items) => this.countInline(items, { metered: true }),
+            settleSent: (tenantId, replies) => this.inlineSettler.submit({ tenantId, ids: replies.map((r) => r.id), plugins: replies.map((r) => this.ownerOf(r.channel)) }),
+          },
+          res,
+          result,
+          write,
+        ),
       get consent() {
         return gateway.consent;
       },
     };
   }
 
-  /** Counts and meters replies that went out inline (they never pass the send job). */
-  private countInline(items: readonly OutboundMessage[]): void {
+  /**
+   * Counts and meters replies that went out inline (they never pass the send job); `metered`: the
+   * statement that settled them already recorded their `messages.out`.
+   */
+  private countInline(items: readonly OutboundMessage[], { metered = false } = {}): void {
     for (const item of items) this.metrics.messagesOut.inc({ tenant: item.tenantId, channel: item.channel, status: 'inline' });
-    this.background.track(this.usage.messagesSent(items, (channel) => this.host.channelOwners.get(channel) ?? channel), { plugin: 'core', what: 'meter inline replies' });
+    if (!metered) this.background.track(this.usage.messagesSent(items, (channel) => this.ownerOf(channel)), { plugin: 'core', what: 'meter inline replies' });
+  }
+
+  /** The plugin a channel belongs to: usage of its sends is recorded under that name. */
+  private ownerOf(channel: string): string {
+    return this.host.channelOwners.get(channel) ?? channel;
   }
 
   /**

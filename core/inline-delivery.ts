@@ -16,10 +16,10 @@ export interface InlineDeliveryDeps {
   db: Pool;
   log: Logger;
   outbox: OutboxSender;
-  /** Counts and meters replies that went out inline. */
-  countInline(items: readonly OutboundMessage[]): void;
-  /** Records provisional replies as sent (batched across concurrent responses); returns those it changed. */
-  settleSent(tenantId: string, ids: readonly string[]): Promise<OutboundMessage[]>;
+  /** Counts replies that went out inline (the settling statement metered them). */
+  countSettled(items: readonly OutboundMessage[]): void;
+  /** Records provisional replies as sent and meters them (batched across concurrent responses); returns those it changed. */
+  settleSent(tenantId: string, replies: readonly OutboundMessage[]): Promise<OutboundMessage[]>;
 }
 
 export async function deliverInline(deps: InlineDeliveryDeps, res: ServerResponse, result: ReceiveResult, write: (inline: OutboundMessage[]) => void): Promise<InlineOutcome> {
@@ -34,8 +34,8 @@ export async function deliverInline(deps: InlineDeliveryDeps, res: ServerRespons
   }
   if (!provisional.length) return 'sent';
   if ((await ended) === 'finished') {
-    const sent = await deps.settleSent(result.tenantId, provisional.map((r) => r.id));
-    if (sent.length) deps.countInline(sent);
+    const sent = await deps.settleSent(result.tenantId, provisional);
+    if (sent.length) deps.countSettled(sent);
     return 'sent';
   }
   await handOver(deps, result, provisional);

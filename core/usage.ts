@@ -92,6 +92,18 @@ export function usageInsertSql(source: string, plugin: string): string {
        RETURNING tenant_id, kind, ref`;
 }
 
+/**
+ * As `usageInsertSql`, for rows that name their plugin: `source` has a `plugin` column as well (the
+ * kernel meters `messages.out` under each channel's plugin this way, inside the statement that
+ * settles the replies).
+ */
+export function usageRowsInsertSql(source: string): string {
+  return `INSERT INTO parley_usage (${USAGE_COLUMNS})
+       SELECT u.tenant_id, u.kind, u.quantity, u.unit, u.cost_usd, u.plugin, u.ref, u.attributes, now() FROM ${source} u
+       ${USAGE_ONCE}
+       RETURNING tenant_id, kind, ref`;
+}
+
 /** One statement for a batch; an item counts as recorded unless its ref was already there (or earlier in the batch). */
 export async function recordUsageMany(db: Pool, rows: Row[]): Promise<boolean[]> {
   const input = rows.map((r, idx) => ({

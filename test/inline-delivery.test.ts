@@ -11,6 +11,7 @@ import { inboundSmsParams, newSid, post, signedSmsRequest, type SignedRequest } 
 import { twilioTest } from './fixtures/twilio-stages.js';
 import { CLINIC_NUMBER, twilioConfig } from './fixtures/twilio-config.js';
 import { twimlMessages } from './fixtures/twilio-twiml.js';
+import { settleInlineSentMany } from '../core/storage/message-store.js';
 
 let fake: FakeTwilio;
 let gw: TestGateway;
@@ -66,6 +67,25 @@ describe('an inline reply', () => {
     const { rows: events } = await gw.gateway.db.pool.query('SELECT status, detail FROM parley_outbox_events WHERE outbox_id = $1 ORDER BY id', [items[0]!.id]);
     expect(events).toEqual([{ status: 'sent', detail: { via: 'inline' } }]);
     expect(fake.sent.filter((m) => m.to === from)).toEqual([]);
+  });
+
+  it('is metered by the statement that records it as sent, once', async () => {
+    const from = freshNumber();
+    const result = await gw.gateway.receive(
+      { channel: 'twilio-sms', tenantId: 'clinic', from, to: CLINIC_NUMBER, text: 'hours?', providerMessageId: newSid() },
+      { inline: { budgetMs: 5_000, confirm: true } },
+    );
+    const reply = result.inline[0]!;
+    const metered = async () =>
+      (await gw.gateway.db.pool.query(`SELECT plugin, quantity::int AS quantity, attributes FROM parley_usage WHERE tenant_id = 'clinic' AND kind = 'messages.out' AND ref = $1`, [reply.id])).rows;
+    expect(await metered()).toEqual([]);
+    const settle = () => settleInlineSentMany(gw.gateway.db.pool, [{ tenantId: 'clinic', ids: [reply.id], plugins: ['twilio-sms'] }]);
+    expect(await settle()).toMatchObject([[{ id: reply.id, status: 'sent', via: 'inline' }]]);
+    // No window between the two: a crash after the settling statement cannot lose the meter.
+    expect(await metered()).toEqual([{ plugin: 'twilio-sms', quantity: 1, attributes: { channel: 'twilio-sms', via: 'inline' } }]);
+    // Settling again changes nothing and meters nothing more.
+    expect(await settle()).toEqual([[]]);
+    expect(await metered()).toHaveLength(1);
   });
 
   it('left provisional by a process that died before its response settled is sent by the recovery sweep', async () => {
