@@ -23,6 +23,7 @@ import { startFakeTwilio } from '../test/fakes/twilio-api.js';
 import { preloadMessages } from './stored-data.js';
 import { botkitModules } from './peer-install.js';
 import { cpuMs } from './proc-cpu.js';
+import { paced, type PacedResult } from './paced.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DURATION = Number(process.env.BENCH_SECONDS ?? 10);
@@ -156,6 +157,8 @@ export interface LoadResult {
   peakRssMb?: number;
   /** The pool ran out before the time was up, and the run stopped there. */
   ranOutAfterS?: number;
+  /** A fixed-rate run's own figures (p90, max, how late the generator sent). */
+  paced?: PacedResult;
 }
 
 /**
@@ -190,6 +193,29 @@ export async function load(url: string | string[], pool: RequestPool, pids: numb
   };
   const cpu0 = cpu();
   const db0 = opts.database ? await databaseCpuMs(opts.database) : undefined;
+  if (opts.rate && process.env.BENCH_RATE_GENERATOR !== 'autocannon') {
+    // An even rate (autocannon's overallRate sends each second's budget in a burst; see paced.ts).
+    const urls = ([] as string[]).concat(url);
+    if (urls.length > 1) throw new Error('a fixed-rate run drives one URL');
+    const paced_ = await paced(urls[0]!, next, { rate: opts.rate, seconds: opts.seconds ?? DURATION, connections: CONNECTIONS });
+    if (sampler) clearInterval(sampler);
+    let dbCpu = 0;
+    if (opts.database && db0) for (const [backend, ms] of await databaseCpuMs(opts.database)) dbCpu += (ms - (db0.get(backend) ?? 0)) / (paced_.sent || 1);
+    return {
+      load: loadavg()[0]!,
+      ...(servers.length ? { cpuPerRequest: (cpu() - cpu0) / (paced_.sent || 1) } : {}),
+      ...(dbCpu > 0.01 ? { dbCpuPerRequest: dbCpu } : {}),
+      rps: paced_.rps,
+      p50: paced_.p50,
+      p99: paced_.p99,
+      accepted: paced_.accepted,
+      non2xx: paced_.non2xx,
+      errors: paced_.errors,
+      ...(servers.length ? { peakRssMb: Math.max(...peaks) } : {}),
+      ...(ranOutAt !== undefined ? { ranOutAfterS: Math.round(ranOutAt) } : {}),
+      paced: paced_,
+    };
+  }
   const result = await new Promise<autocannon.Result>((resolve, reject) => {
     instance = autocannon(
       {
@@ -277,7 +303,7 @@ async function pgReachable(): Promise<boolean> {
 }
 
 
-const fmt = (r: LoadResult) => `${String(r.rps).padStart(6)} req/s  p50 ${String(r.p50).padStart(3)} ms  p99 ${String(r.p99).padStart(4)} ms  non-2xx ${r.non2xx}  errors ${r.errors}${r.peakRssMb ? `  peak RSS ${r.peakRssMb} MB` : ''}${r.cpuPerRequest ? `  CPU/req ${r.cpuPerRequest.toFixed(2)} ms` : ''}${r.dbCpuPerRequest ? ` (+ PostgreSQL ${r.dbCpuPerRequest.toFixed(2)} ms)` : ''}  load ${r.load.toFixed(1)}${r.ranOutAfterS !== undefined ? `  (request pool ran out after ${r.ranOutAfterS} s: raise BENCH_POOL_RATE)` : ''}`;
+const fmt = (r: LoadResult) => `${String(r.rps).padStart(6)} req/s  p50 ${String(r.p50).padStart(3)} ms  p99 ${String(r.p99).padStart(4)} ms  non-2xx ${r.non2xx}  errors ${r.errors}${r.peakRssMb ? `  peak RSS ${r.peakRssMb} MB` : ''}${r.cpuPerRequest ? `  CPU/req ${r.cpuPerRequest.toFixed(2)} ms` : ''}${r.dbCpuPerRequest ? ` (+ PostgreSQL ${r.dbCpuPerRequest.toFixed(2)} ms)` : ''}${r.paced ? `  (even rate: p90 ${r.paced.p90} ms, max ${r.paced.max} ms, generator late by ${r.paced.sendLagP99} ms at p99)` : ''}  load ${r.load.toFixed(1)}${r.ranOutAfterS !== undefined ? `  (request pool ran out after ${r.ranOutAfterS} s: raise BENCH_POOL_RATE)` : ''}`;
 
 /** Server (and PostgreSQL) CPU per request of `a` over `b`: steadier than requests/s on shared cores. */
 const cpuRatio = (a: LoadResult, b: LoadResult) => (((a.cpuPerRequest ?? 0) + (a.dbCpuPerRequest ?? 0)) / ((b.cpuPerRequest ?? 0) + (b.dbCpuPerRequest ?? 0) || 1)).toFixed(2);
