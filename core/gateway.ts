@@ -250,7 +250,7 @@ export class Gateway {
     });
     registerDeadRowsMetric(this.registry, () => pool, this.log.child({ component: 'database' }));
     // PostgreSQL's autovacuum keeps a server's tables; PGlite (single-user) has none.
-    if (this.db.kind === 'embedded') this.jobs.schedule(maintenanceSchedule(pool, this.config.storage.maintenance), 'core');
+    if (this.db.kind === 'embedded') this.jobs.schedule(maintenanceSchedule(pool, this.config.storage.maintenance, this.registry), 'core');
     this.jobs.define<OutboxJob>({ name: OUTBOX_QUEUE, concurrency: this.config.outbox.concurrency, attempts: this.config.outbox.attempts, backoffMs: this.config.outbox.backoffMs, process: (data, job) => this.outbox.process(data, job.attemptsMade) }, 'core');
     this.inbound = new InboundProcessor({
       db: pool,

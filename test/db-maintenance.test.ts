@@ -88,6 +88,29 @@ describe.skipIf(skip)(`dead rows on the ${TEST_BACKEND} backend`, () => {
     const inbound = (await stats()).find((s) => s.table === 'parley_inbound')!;
     expect(inbound.analyzes).toBeGreaterThan(0);
     expect(await gw.metrics()).toMatch(/parley_jobs_completed_total\{queue="db-maintenance"\} [1-9]/);
+    // How long each statement held the single session, for the operator.
+    expect(await gw.metrics()).toMatch(/parley_db_maintenance_seconds_count\{table="parley_inbound_claims"\} [1-9]/);
+  });
+
+  // ANALYZE samples 300 rows per unit of a table's largest statistics target and computes statistics
+  // for every column: the hot tables keep a small target, and none on their payload columns.
+  it('keeps the statistics of the hot tables to their keys and states, so ANALYZE stays cheap', async () => {
+    const { rows } = await gw.gateway.db.pool.query<{ table: string; column: string; type: string; target: number | null }>(
+      `SELECT c.relname AS table, a.attname AS column, t.typname AS type, a.attstattarget::int AS target
+         FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_type t ON t.oid = a.atttypid
+        WHERE c.relname = ANY($1::text[]) AND c.relnamespace = current_schema()::regnamespace AND a.attnum > 0 AND NOT a.attisdropped`,
+      [HOT_TABLES],
+    );
+    expect(new Set(rows.map((r) => r.table))).toEqual(new Set(HOT_TABLES));
+    // A column added later without a target (-1, or NULL from PostgreSQL 17) would bring back the default sample.
+    expect(rows.filter((r) => r.target === null || r.target < 0 || r.target > 10).map((r) => `${r.table}.${r.column}`)).toEqual([]);
+    expect(rows.filter((r) => r.type === 'jsonb' || r.column === 'body').every((r) => r.target === 0)).toBe(true);
+    await gw.gateway.db.pool.query('ANALYZE parley_inbound');
+    const { rows: analyzed } = await gw.gateway.db.pool.query<{ column: string }>(`SELECT attname AS column FROM pg_stats WHERE schemaname = current_schema() AND tablename = 'parley_inbound'`);
+    const columns = analyzed.map((r) => r.column);
+    expect(columns).toEqual(expect.arrayContaining(['conversation_id', 'provider_message_id', 'status']));
+    expect(columns).not.toContain('raw');
+    expect(columns).not.toContain('body');
   });
 
   it.runIf(TEST_BACKEND === 'embedded')('keeps the claims table bounded under further load', async () => {

@@ -8,7 +8,7 @@
  */
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import { Gauge, type Registry } from 'prom-client';
+import { Gauge, Histogram, type Registry } from 'prom-client';
 import type { ScheduleDefinition } from '../plugin.js';
 
 /** The tables written on every message: claims, inbound, outbox, outbox events, conversations. */
@@ -49,11 +49,18 @@ export function isDue(stats: TableStats, deadRows: number): boolean {
   return stats.deadRows >= Math.max(deadRows, stats.liveRows * 0.2) || stats.modifiedSinceAnalyze >= Math.max(deadRows, stats.liveRows * 0.1);
 }
 
-/** Vacuums and analyzes the hot tables that are due; returns the tables it cleaned. */
-export async function vacuumHotTables(db: pg.Pool, deadRows: number): Promise<{ vacuumed: string[] }> {
+/**
+ * Vacuums and analyzes the hot tables that are due; returns the tables it cleaned. `timed`: how long
+ * each statement held the database (on PGlite, the single session every message waits for).
+ */
+export async function vacuumHotTables(db: pg.Pool, deadRows: number, timed?: (table: string, seconds: number) => void): Promise<{ vacuumed: string[] }> {
   const due = (await hotTableStats(db)).filter((t) => isDue(t, deadRows));
   // One table at a time: on PGlite each statement holds the single session (and the event loop).
-  for (const { table } of due) await db.query(`VACUUM (ANALYZE) ${table}`);
+  for (const { table } of due) {
+    const t0 = performance.now();
+    await db.query(`VACUUM (ANALYZE) ${table}`);
+    timed?.(table, (performance.now() - t0) / 1000);
+  }
   return { vacuumed: due.map((t) => t.table) };
 }
 
@@ -64,9 +71,18 @@ export interface MaintenanceSettings {
   deadRows: number;
 }
 
-/** The kernel's recurring maintenance job for the embedded database. */
-export function maintenanceSchedule(db: pg.Pool, settings: MaintenanceSettings): ScheduleDefinition {
-  return { name: 'db-maintenance', cron: settings.cron, attempts: 1, process: () => vacuumHotTables(db, settings.deadRows) };
+/** The kernel's recurring maintenance job for the embedded database; `registry` gets `parley_db_maintenance_seconds{table}`. */
+export function maintenanceSchedule(db: pg.Pool, settings: MaintenanceSettings, registry?: Registry): ScheduleDefinition {
+  const held = registry
+    ? new Histogram({
+        name: 'parley_db_maintenance_seconds',
+        help: 'How long one maintenance statement (vacuum and analyze of a hot table) held the embedded database, by table: messages wait meanwhile',
+        labelNames: ['table'] as const,
+        buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+        registers: [registry],
+      })
+    : undefined;
+  return { name: 'db-maintenance', cron: settings.cron, attempts: 1, process: () => vacuumHotTables(db, settings.deadRows, held && ((table, seconds) => held.observe({ table }, seconds))) };
 }
 
 /** `parley_db_dead_rows{table}`, read from the database when scraped. */
