@@ -36,7 +36,7 @@ const percentile = (sorted: number[], p: number) => (sorted.length ? sorted[Math
 export async function paced(
   url: string,
   next: () => BenchRequest,
-  { rate, seconds, connections, timeoutMs = 10_000 }: { rate: number; seconds: number; connections: number; timeoutMs?: number },
+  { rate, seconds, connections, timeoutMs = 10_000, onAnswer }: { rate: number; seconds: number; connections: number; timeoutMs?: number; onAnswer?: (dueMs: number, latencyMs: number) => void },
 ): Promise<PacedResult> {
   const target = new URL(url);
   const agent = new http.Agent({ keepAlive: true, maxSockets: connections, maxFreeSockets: connections });
@@ -63,7 +63,9 @@ export async function paced(
       (res) => {
         res.resume();
         res.on('end', () => {
-          latencies.push(performance.now() - due);
+          const latency = performance.now() - due;
+          latencies.push(latency);
+          onAnswer?.(due - t0, latency);
           if (res.statusCode! >= 200 && res.statusCode! < 300) accepted++;
           else non2xx++;
           settle();

@@ -89,10 +89,26 @@ function startProcess(args: string[], readyPattern: RegExp, env: NodeJS.ProcessE
   });
 }
 
+/** `BENCH_TRACE=1`: each start, stop and cleanup step on stderr, with the time, to find where a run hangs. */
+const trace = (step: string) => {
+  if (process.env.BENCH_TRACE) process.stderr.write(`[bench ${new Date().toISOString()}] ${step}\n`);
+};
+
+/** SIGTERM, then SIGKILL if the process has not exited within 20 s (and the run says so). */
 async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  trace(`stopping pid ${child.pid}`);
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
   child.kill('SIGTERM');
-  await new Promise((r) => child.once('exit', r));
+  let timer: NodeJS.Timeout | undefined;
+  const late = await Promise.race([exited.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), 20_000)))]);
+  clearTimeout(timer);
+  if (late) {
+    console.error(`pid ${child.pid} (${child.spawnargs.slice(1).join(' ')}) did not exit within 20 s of SIGTERM: killed`);
+    child.kill('SIGKILL');
+    await exited;
+  }
+  trace(`pid ${child.pid} exited`);
 }
 
 /**
@@ -170,7 +186,9 @@ export interface LoadResult {
  */
 export async function load(url: string | string[], pool: RequestPool, pids: number | number[] = [], opts: { rate?: number; seconds?: number; database?: string } = {}): Promise<LoadResult> {
   const servers = ([] as number[]).concat(pids);
+  trace(`load ${([] as string[]).concat(url).join(' ')}${opts.rate ? ` at ${opts.rate}/s` : ''}: waiting for idle`);
   for (const pid of servers) await idle(pid);
+  trace('load: running');
   const peaks = servers.map(() => 0);
   const sampler = servers.length ? setInterval(() => servers.forEach((pid, i) => (peaks[i] = Math.max(peaks[i]!, rssMb(pid)))), 250) : undefined;
   const cpu = () => servers.reduce((sum, pid) => sum + cpuMs(pid), 0);
@@ -480,7 +498,9 @@ async function main() {
           say(`  parley (external)   ${fmt(result)}   (target p99 < 20 ms)${late(rest)}`);
         }
         await stop(ext.child);
+        trace('dropping the scratch database');
         await db.drop();
+        trace('dropped');
       }
       if (run('stored')) {
         const db = await freshDatabase(PG_URL);
@@ -577,9 +597,27 @@ async function main() {
     writeFileSync(join(ROOT, 'bench', 'last-run.txt'), `${new Date().toISOString()}\n${lines.join('\n')}\n`);
   } finally {
     for (const child of children) await stop(child);
+    trace('closing the fake Twilio API');
     await twilioApi.close();
+    trace('removing the scratch folder');
     rmSync(work, { recursive: true, force: true });
+    trace('done');
   }
 }
 
 await main();
+// Every figure is printed and every child stopped: a handle left open (a kept-alive socket, a timer of
+// a library) must not keep the run from ending. BENCH_TRACE names what was still open.
+if (process.env.BENCH_TRACE) {
+  const open = (process as unknown as { getActiveResourcesInfo?: () => string[] }).getActiveResourcesInfo?.() ?? [];
+  // Node's own list, for what each handle is (a child's pid and command, a server's port).
+  const handles = (process as unknown as { _getActiveHandles?: () => unknown[] })._getActiveHandles?.() ?? [];
+  const described = handles.map((h) => {
+    const handle = h as { constructor?: { name?: string }; pid?: number; spawnargs?: string[]; address?: () => unknown };
+    if (handle.pid) return `child ${handle.pid} (${handle.spawnargs?.join(' ')})`;
+    if (typeof handle.address === 'function') return `${handle.constructor?.name} ${JSON.stringify(handle.address())}`;
+    return handle.constructor?.name ?? typeof h;
+  });
+  trace(`still open at the end: ${open.join(', ') || 'nothing'}; handles: ${described.join('; ') || 'none'}`);
+}
+process.exit(0);
