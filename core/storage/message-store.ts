@@ -451,7 +451,7 @@ export async function insertOutbound(
   const details = m.annotations && Object.keys(m.annotations).length ? { annotations: m.annotations } : {};
   const { rows } = await db.query<OutboxRow>(
     `INSERT INTO parley_outbox (id, tenant_id, channel, conversation_id, to_address, from_address, body, media, options, status, via, error_code, error, details)
-     VALUES (COALESCE($1::uuid, gen_random_uuid()), $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, COALESCE($10, 'pending'), 'api', $11, $12, $13::jsonb)${m.once ? ' ON CONFLICT (id) DO NOTHING' : ''} RETURNING *`,
+     VALUES (COALESCE($1::uuid, parley_uuid_v7()), $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, COALESCE($10, 'pending'), 'api', $11, $12, $13::jsonb)${m.once ? ' ON CONFLICT (id) DO NOTHING' : ''} RETURNING *`,
     [m.id ?? null, m.tenantId, m.channel, m.conversationId, m.to, m.from, m.text, JSON.stringify(m.media), JSON.stringify(m.options), v.status, v.error_code, v.error, JSON.stringify(details)],
   );
   return rows[0] ? toOutbound(rows[0]) : undefined;

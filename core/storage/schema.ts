@@ -312,4 +312,29 @@ END
 $do$;
 `,
   },
+  {
+    id: '010_time_ordered_ids',
+    sql: `
+-- Inbound messages and outbox items get time-ordered ids (the layout of RFC 9562's UUIDv7: 48 bits of
+-- Unix milliseconds, then random bits). Random ids put every new key of the primary keys, of
+-- parley_outbox_inbound_seq and of the rows keyed by an outbox id (events, usage) on a random page of
+-- an index that outgrows the buffers as messages accumulate; time-ordered ones append at the right
+-- edge, so the pages a message writes stay cached whatever the stored history (bench/README.md,
+-- step 7). PostgreSQL 15 has no uuidv7(), hence these. The two-argument form makes an id for a given
+-- time from given random bits (the bench's bulk load of past messages uses it).
+CREATE FUNCTION parley_uuid_v7(at timestamptz, random_bits uuid) RETURNS uuid
+  LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $f$
+  SELECT encode(
+    set_bit(set_bit(set_bit(set_bit(set_bit(set_bit(
+      overlay(uuid_send(random_bits) PLACING substring(int8send(floor(extract(epoch FROM at) * 1000)::bigint) FROM 3) FROM 1 FOR 6),
+      55, 0), 54, 1), 53, 1), 52, 1), -- version 7 in the high nibble of byte 6
+      71, 1), 70, 0),                 -- variant 10 in the high bits of byte 8
+    'hex')::uuid
+$f$;
+CREATE FUNCTION parley_uuid_v7() RETURNS uuid
+  LANGUAGE sql VOLATILE PARALLEL SAFE AS $f$ SELECT parley_uuid_v7(clock_timestamp(), gen_random_uuid()) $f$;
+ALTER TABLE parley_inbound ALTER COLUMN id SET DEFAULT parley_uuid_v7();
+ALTER TABLE parley_outbox ALTER COLUMN id SET DEFAULT parley_uuid_v7();
+`,
+  },
 ];
