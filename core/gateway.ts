@@ -223,7 +223,7 @@ export class Gateway {
       ? dryDatabase()
       : await openDatabase({ databaseUrl: this.config.storage.databaseUrl, dataDir, poolSize: this.config.storage.poolSize, log: this.log.child({ component: 'database' }), registry: this.registry });
     const pool = this.db.pool;
-    this.inlineSettler = new Batcher((items) => settleInlineSentMany(pool, items), 256, 2, (error, size) =>
+    this.inlineSettler = new Batcher((items) => this.settleInline(pool, items), 256, 2, (error, size) =>
       this.log.warn({ err: error, size }, 'confirming inline replies: a batch failed; retrying its items one by one'),
     );
     this.tenants.attachDatabase(pool);
@@ -344,6 +344,23 @@ export class Gateway {
         return gateway.consent;
       },
     };
+  }
+
+  /**
+   * Settles inline replies and meters them in one statement. Should the meter fail (a trigger of a
+   * plugin on `parley_usage`, say), the replies are settled alone and metered apart: left `sending`,
+   * the recovery sweep would send them a second time.
+   */
+  private async settleInline(pool: pg.Pool, items: readonly { tenantId: string; ids: readonly string[]; plugins: readonly string[] }[]): Promise<OutboundMessage[][]> {
+    try {
+      return await settleInlineSentMany(pool, items);
+    } catch (error) {
+      this.log.warn({ err: error, replies: items.reduce((n, i) => n + i.ids.length, 0) }, 'settling inline replies with their meter failed; settling them alone and metering them apart');
+      const settled = await settleInlineSentMany(pool, items, { meter: false });
+      const sent = settled.flat();
+      if (sent.length) this.background.track(this.usage.messagesSent(sent, (channel) => this.ownerOf(channel)), { plugin: 'core', what: 'meter inline replies' });
+      return settled;
+    }
   }
 
   /**

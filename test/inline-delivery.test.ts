@@ -88,6 +88,27 @@ describe('an inline reply', () => {
     expect(await metered()).toHaveLength(1);
   });
 
+  it('is settled once even when its meter fails, and never sent again', async () => {
+    const pool = gw.gateway.db.pool;
+    // A plugin's trigger on the usage ledger that fails (cost guard keeps one there): the settle must not.
+    await pool.query(`CREATE FUNCTION test_meter_fails() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN RAISE EXCEPTION 'meter down'; END $f$`);
+    await pool.query(`CREATE TRIGGER test_meter_fails BEFORE INSERT ON parley_usage FOR EACH ROW WHEN (NEW.kind = 'messages.out') EXECUTE FUNCTION test_meter_fails()`);
+    try {
+      const from = freshNumber();
+      const res = await post(sms(from, 'hours?'));
+      expect(twimlMessages(res.text).map((m) => m.body)).toEqual(['echo: hours? [turn 1]']);
+      const items = mine(from)(await gw.waitForOutbox('clinic', (all) => mine(from)(all).some((i) => i.status !== 'sending')));
+      expect(items).toMatchObject([{ status: 'sent', via: 'inline', attempts: 0 }]);
+      await gw.gateway.db.pool.query(`UPDATE parley_outbox SET updated_at = now() - interval '2 minutes' WHERE id = $1`, [items[0]!.id]);
+      await gw.gateway.sweep();
+      expect(mine(from)(await gw.waitForOutbox('clinic', () => true))).toMatchObject([{ status: 'sent', via: 'inline', attempts: 0 }]);
+      expect(fake.sent.filter((m) => m.to === from)).toEqual([]);
+    } finally {
+      await pool.query('DROP TRIGGER test_meter_fails ON parley_usage');
+      await pool.query('DROP FUNCTION test_meter_fails()');
+    }
+  });
+
   it('left provisional by a process that died before its response settled is sent by the recovery sweep', async () => {
     const from = freshNumber();
     // What a process killed between finishing the message and writing the response leaves behind.

@@ -357,15 +357,28 @@ export async function handOverInline(db: Queryable, tenantId: string, ids: reado
 /**
  * Provisional inline replies whose response finished become `sent`, for many responses at once. One statement per batch (see Batcher), as for the writes that
  * record and finish messages, so confirming what went out inline costs no round trip per message.
- * The same statement meters each reply it settles (`messages.out` in `parley_usage`, under the plugin
- * named in `plugins`, parallel to `ids`), so a reply is never settled without being metered, and the
- * meter costs no statement of its own.
+ * With `meter` (the gateway's way), the same statement meters each reply it settles (`messages.out` in
+ * `parley_usage`, under the plugin named in `plugins`, parallel to `ids`): a reply is never settled
+ * without being metered, and the meter costs no statement of its own. Without it, the settle alone
+ * (the gateway's fallback when the metered statement fails: the meter must never keep a reply
+ * `sending`, which the recovery sweep would send again).
  */
-export async function settleInlineSentMany(db: Queryable, items: readonly { tenantId: string; ids: readonly string[]; plugins: readonly string[] }[]): Promise<OutboundMessage[][]> {
+export async function settleInlineSentMany(
+  db: Queryable,
+  items: readonly { tenantId: string; ids: readonly string[]; plugins: readonly string[] }[],
+  { meter = true }: { meter?: boolean } = {},
+): Promise<OutboundMessage[][]> {
   const triples = items.flatMap((item) => item.ids.map((id, i) => [item.tenantId, id, item.plugins[i] ?? ''] as const));
   if (!triples.length) return items.map(() => []);
+  const metered = `, metered AS (
+       SELECT u.tenant_id, 'messages.out' AS kind, 1 AS quantity, 'message' AS unit, NULL::numeric AS cost_usd, x.plugin, u.id::text AS ref,
+              jsonb_build_object('channel', u.channel, 'via', 'inline') AS attributes
+         FROM upd u JOIN x ON x.tenant_id = u.tenant_id AND x.id = u.id
+     ), usage AS (
+       ${usageRowsInsertSql('metered')}
+     )`;
   const { rows } = await db.query<OutboxRow>({
-    name: 'parley_settle_inline',
+    name: meter ? 'parley_settle_inline' : 'parley_settle_inline_unmetered',
     text: `WITH x AS (SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[]) AS x(tenant_id, id, plugin)), upd AS (
        UPDATE parley_outbox o SET status = 'sent', sent_at = now(), updated_at = now()
        FROM x WHERE o.tenant_id = x.tenant_id AND o.id = x.id AND o.status = 'sending' AND o.via = 'inline' RETURNING ${outboxColumnsOf('o')}
@@ -373,13 +386,7 @@ export async function settleInlineSentMany(db: Queryable, items: readonly { tena
        INSERT INTO parley_outbox_events (outbox_id, tenant_id, status, detail)
        SELECT id, tenant_id, status, jsonb_build_object('via', via) FROM upd
        ON CONFLICT DO NOTHING
-     ), metered AS (
-       SELECT u.tenant_id, 'messages.out' AS kind, 1 AS quantity, 'message' AS unit, NULL::numeric AS cost_usd, x.plugin, u.id::text AS ref,
-              jsonb_build_object('channel', u.channel, 'via', 'inline') AS attributes
-         FROM upd u JOIN x ON x.tenant_id = u.tenant_id AND x.id = u.id
-     ), usage AS (
-       ${usageRowsInsertSql('metered')}
-     )
+     )${meter ? metered : ''}
      SELECT * FROM upd ORDER BY seq`,
     values: [triples.map(([t]) => t), triples.map(([, id]) => id), triples.map(([, , plugin]) => plugin)],
   });
