@@ -3,7 +3,7 @@
  * database statement, on the dev set's questions, and (with --explain) the plans of one question's
  * statements. A bench: it prints figures and asserts nothing.
  *
- *   npx tsx eval/search-timing.ts [--data-dir DIR] [--rounds N] [--lexical] [--explain N] [--dump FILE] [--profile FILE] [--profile-first FILE] [--corpus FILE] [--questions FILE]
+ *   npx tsx eval/search-timing.ts [--data-dir DIR] [--rounds N] [--lexical] [--explain N] [--dump FILE] [--profile FILE] [--profile-first FILE] [--store FILE] [--corpus FILE] [--questions FILE]
  *
  * --data-dir keeps the embedded database between runs (the corpus is ingested once; later runs find it
  * unchanged); without it a temporary directory is used. CPU time is the whole process's
@@ -15,14 +15,14 @@
 import { createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
 import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { pino } from 'pino';
 import type pg from 'pg';
 import { openDatabase } from '../core/storage/database.js';
 import { applyMigrations, ensureMigrationTable } from '../core/storage/migrations.js';
-import { MedicalStore } from '../plugins/medical-answers/engine/store.js';
+import { MedicalStore as CurrentStore } from '../plugins/medical-answers/engine/store.js';
 import type { CorpusDoc } from '../plugins/medical-answers/engine/types.js';
 
 const arg = (name: string) => {
@@ -119,7 +119,10 @@ async function main(): Promise<void> {
   const db = await openDatabase({ dataDir: dir, poolSize: 4, log });
   try {
     await ensureMigrationTable(db.pool);
-    await applyMigrations(db.pool, 'medical-answers', MedicalStore.migrations());
+    await applyMigrations(db.pool, 'medical-answers', CurrentStore.migrations());
+    // --store FILE: another version of store.ts (a copy beside it in the engine folder), to compare.
+    const other = arg('--store');
+    const MedicalStore = other ? ((await import(pathToFileURL(resolve(other)).href)) as { MedicalStore: typeof CurrentStore }).MedicalStore : CurrentStore;
     const store = new MedicalStore(db.pool, { log });
     const mode = await store.init(process.argv.includes('--lexical') ? { vector: false } : {});
     const ingest = await store.ingest('eval', readCorpus(corpusPath));
@@ -191,6 +194,11 @@ async function main(): Promise<void> {
         console.log(`  statement ${key}: n ${ms.length}, mean ${mean(ms).toFixed(2)} ms, p50 ${pct(ms, 50).toFixed(2)}, p95 ${pct(ms, 95).toFixed(2)}`);
       }
     }
+    // Whether the named statements run generic plans (planned once) or are planned at every execution.
+    const { rows: prepared } = await db.pool.query<{ name: string; generic_plans: string; custom_plans: string }>(
+      "SELECT name, generic_plans, custom_plans FROM pg_prepared_statements WHERE name LIKE '%medical-answers%' ORDER BY name",
+    );
+    console.log(`prepared statements (generic / custom plans): ${prepared.map((p) => `${p.name} ${p.generic_plans} / ${p.custom_plans}`).join(', ')}`);
     global.gc?.();
     console.log(`memory at the end: ${memory()}`);
     console.log(`load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
