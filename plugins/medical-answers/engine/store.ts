@@ -246,6 +246,8 @@ interface TenantCache {
   embedder: LocalEmbeddings | null;
   embedderName: string | null;
   dims: number | null;
+  /** The lexemes of the documents' full-text vectors, each with the documents that hold it: the full-text match, in process. */
+  lexemes: Map<string, string[]>;
 }
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
@@ -642,8 +644,8 @@ export class MedicalStore {
         'SELECT embedder, dims, model, stats, corpus_version FROM medical_answers_index WHERE tenant_id = $1',
         [tenantId],
       ),
-      this.db.query<{ doc_id: string; title: string; url: string | null; source: string | null; headings: string[]; terms: DocTerms }>(
-        `SELECT d.doc_id, d.title, d.url, d.source, d.headings, t.terms FROM medical_answers_docs d
+      this.db.query<{ doc_id: string; title: string; url: string | null; source: string | null; headings: string[]; terms: DocTerms; lexemes: string[] }>(
+        `SELECT d.doc_id, d.title, d.url, d.source, d.headings, t.terms, tsvector_to_array(d.tsv) AS lexemes FROM medical_answers_docs d
          JOIN medical_answers_doc_terms t USING (tenant_id, doc_id) WHERE d.tenant_id = $1`,
         [tenantId],
       ),
@@ -700,7 +702,15 @@ export class MedicalStore {
     for (const r of docRows) for (const w of words(r.title)) if (w.length >= 4 && !STOP_WORDS.has(w) && !/\d/.test(w)) titleWords.set(stem(w), w);
     const titleStems = [...titleWords.keys()].sort();
     const embedder = row?.model && row.embedder?.startsWith('local-lsa') ? LocalEmbeddings.fromJSON(row.model) : null;
-    return { version: row?.corpus_version ?? null, docs, titleStems, titleWords, stats, embedder, embedderName: row?.embedder ?? null, dims: row?.dims ?? null };
+    const lexemes = new Map<string, string[]>();
+    for (const r of docRows) {
+      for (const l of r.lexemes) {
+        const list = lexemes.get(l);
+        if (list) list.push(r.doc_id);
+        else lexemes.set(l, [r.doc_id]);
+      }
+    }
+    return { version: row?.corpus_version ?? null, docs, titleStems, titleWords, stats, embedder, embedderName: row?.embedder ?? null, dims: row?.dims ?? null, lexemes };
   }
 
   async search(tenantId: string, query: string, opts: SearchOptions = {}): Promise<Hit[]> {
@@ -733,7 +743,7 @@ export class MedicalStore {
       if (v && v.length !== cache.dims) v = null;
     }
     lap('embed');
-    const { lexical, vector } = await this.candidates(tenantId, ftsWords(parsed, cache.stats), v);
+    const { lexical, vector } = await this.candidates(tenantId, ftsWords(parsed, cache.stats), v, cache.lexemes);
     lap('candidates');
 
     // The lexical list: documents PostgreSQL matched, ranked by BM25F (title and synonyms weighted
@@ -854,47 +864,62 @@ export class MedicalStore {
   }
 
   /**
-   * The two candidate lists: documents whose full-text vector matches any of `words` (at most
-   * LEXICAL_MATCHES, in the table's order: the in-process BM25F ranks them), and the documents of the
-   * chunks nearest to `vector` (HNSW, best chunk per document, nearest first). Both in one statement
-   * when there are both; named (prepared) statements, since planning costs more than running them.
+   * The two candidate lists: the documents whose full-text vector matches any of `words` (at most
+   * LEXICAL_MATCHES, in no particular order: the in-process BM25F ranks them), and the documents of the
+   * chunks nearest to `vector` (HNSW, best chunk per document, nearest first).
+   *
+   * One statement: PostgreSQL turns the words into lexemes (`to_tsquery`, its English stemmer and stop
+   * words) and, when there is a vector, runs the HNSW search in the same round trip; the lexemes are
+   * looked up in the tenant's cached lexeme lists, which hold what the GIN index holds. Should the
+   * query be anything but an OR of lexemes, or match more than LEXICAL_MATCHES documents (PostgreSQL
+   * then picks which), the GIN index answers as before. Named (prepared) statements: planning costs
+   * more than running them.
    */
-  private async candidates(tenantId: string, words: string[], vector: number[] | null): Promise<{ lexical: string[]; vector: { docId: string; chunkId: string }[] }> {
-    const lexicalSql = `SELECT doc_id, NULL::text AS chunk_id FROM medical_answers_docs WHERE tenant_id = $1 AND tsv @@ to_tsquery('english', $2) LIMIT ${LEXICAL_MATCHES}`;
+  private async candidates(tenantId: string, words: string[], vector: number[] | null, lexemes: Map<string, string[]>): Promise<{ lexical: string[]; vector: { docId: string; chunkId: string }[] }> {
     // The tenant is a literal so the planner can match the partial per-tenant HNSW index.
     const vectorSql = (dims: number, param: number) =>
-      `SELECT doc_id, chunk_id FROM medical_answers_chunks WHERE tenant_id = ${literal(tenantId)}
+      `SELECT doc_id, chunk_id, NULL::text AS tsquery FROM medical_answers_chunks WHERE tenant_id = ${literal(tenantId)}
        ORDER BY embedding::vector(${dims}) <=> $${param}::vector(${dims}) LIMIT ${VECTOR_CHUNKS}`;
-    let rows: { doc_id: string; chunk_id: string | null }[];
+    const tsquery = `SELECT NULL::text AS doc_id, NULL::text AS chunk_id, to_tsquery('english', $1)::text AS tsquery`;
+    type Row = { doc_id: string | null; chunk_id: string | null; tsquery: string | null };
+    let rows: Row[];
     if (words.length && vector) {
-      // UNION ALL appends the second list after the first, each in its own order; a null chunk marks the lexical rows.
-      ({ rows } = await this.db.query<{ doc_id: string; chunk_id: string | null }>({
+      // UNION ALL appends the nearest chunks after the query's row, in their order.
+      ({ rows } = await this.db.query<Row>({
         name: `medical-answers-candidates-${tenantTag(tenantId)}-${vector.length}`,
-        text: `(${lexicalSql}) UNION ALL (${vectorSql(vector.length, 3)})`,
-        values: [tenantId, words.join(' | '), pgvector.toSql(vector)],
+        text: `${tsquery} UNION ALL (${vectorSql(vector.length, 2)})`,
+        values: [words.join(' | '), pgvector.toSql(vector)],
       }));
     } else if (words.length) {
-      ({ rows } = await this.db.query<{ doc_id: string; chunk_id: string | null }>({ name: 'medical-answers-fts', text: lexicalSql, values: [tenantId, words.join(' | ')] }));
+      ({ rows } = await this.db.query<Row>({ name: 'medical-answers-tsquery', text: tsquery, values: [words.join(' | ')] }));
     } else if (vector) {
-      ({ rows } = await this.db.query<{ doc_id: string; chunk_id: string | null }>({
-        name: `medical-answers-vec-${tenantTag(tenantId)}-${vector.length}`,
-        text: vectorSql(vector.length, 1),
-        values: [pgvector.toSql(vector)],
-      }));
+      ({ rows } = await this.db.query<Row>({ name: `medical-answers-vec-${tenantTag(tenantId)}-${vector.length}`, text: vectorSql(vector.length, 1), values: [pgvector.toSql(vector)] }));
     } else {
       rows = [];
     }
-    const lexical: string[] = [];
+    let lexical: string[] = [];
     const seen = new Set<string>();
     const nearest: { docId: string; chunkId: string }[] = [];
     for (const r of rows) {
-      if (r.chunk_id === null) lexical.push(r.doc_id);
-      else if (!seen.has(r.doc_id)) {
-        seen.add(r.doc_id);
-        nearest.push({ docId: r.doc_id, chunkId: r.chunk_id });
+      if (r.chunk_id === null) {
+        const matched = matchLexemes(r.tsquery ?? '', lexemes);
+        lexical = matched ?? (await this.fullTextMatch(tenantId, words));
+      } else if (!seen.has(r.doc_id!)) {
+        seen.add(r.doc_id!);
+        nearest.push({ docId: r.doc_id!, chunkId: r.chunk_id });
       }
     }
     return { lexical, vector: nearest.slice(0, CANDIDATES) };
+  }
+
+  /** The full-text match by the GIN index (the first LEXICAL_MATCHES matches in the table's order). */
+  private async fullTextMatch(tenantId: string, words: string[]): Promise<string[]> {
+    const { rows } = await this.db.query<{ doc_id: string }>({
+      name: 'medical-answers-fts',
+      text: `SELECT doc_id FROM medical_answers_docs WHERE tenant_id = $1 AND tsv @@ to_tsquery('english', $2) LIMIT ${LEXICAL_MATCHES}`,
+      values: [tenantId, words.join(' | ')],
+    });
+    return rows.map((r) => r.doc_id);
   }
 
   async status(tenantId: string): Promise<StoreStatus> {
@@ -942,6 +967,23 @@ function ftsWords(parsed: ParsedQuery, stats: Stats): string[] {
     return /^[a-z0-9]+$/.test(w) && df > 0 && df <= stats.n * COMMON_SHARE;
   });
   return selective.length ? selective : parsed.ftsWords.filter((w) => /^[a-z0-9]+$/.test(w));
+}
+
+/**
+ * The documents matching a tsquery's text (`'fever' | 'rash'`) by the cached lexeme lists, or null
+ * when the query is not a plain OR of lexemes or matches more than LEXICAL_MATCHES documents (the
+ * caller asks the GIN index then). An empty query (only stop words) matches nothing, as in PostgreSQL.
+ * `lexemes`: each lexeme of the documents' `tsv` (tsvector_to_array) with the documents holding it.
+ */
+export function matchLexemes(tsquery: string, lexemes: Map<string, string[]>, limit = LEXICAL_MATCHES): string[] | null {
+  if (tsquery === '') return [];
+  const docs = new Set<string>();
+  for (const part of tsquery.split(' | ')) {
+    const m = /^'((?:[^']|'')*)'$/.exec(part);
+    if (!m) return null;
+    for (const d of lexemes.get(m[1]!.replace(/''/g, "'")) ?? []) docs.add(d);
+  }
+  return docs.size > limit ? null : [...docs];
 }
 
 function computeStats(all: DocTerms[]): Stats {
