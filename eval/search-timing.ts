@@ -8,9 +8,12 @@
  * --data-dir keeps the embedded database between runs (the corpus is ingested once; later runs find it
  * unchanged); without it a temporary directory is used. CPU time is the whole process's
  * (process.cpuUsage: user + system), which includes the embedded database (PGlite runs in-process);
- * on shared cores it is steadier than wall time. Resident memory is printed after ingest and after the
- * tenant's cache is loaded, and at the end. --dump writes every question's hits (ids, scores, ranks,
- * texts, sections) as JSON lines, to check that a change to the search leaves its results as they were.
+ * on shared cores it is steadier than wall time. Memory is printed after ingest, after the tenant's
+ * cache is loaded, and at the end (after a collection when run as `node --expose-gc --import tsx
+ * eval/search-timing.ts ...`). --store FILE runs another version of store.ts (a copy placed beside it
+ * in plugins/medical-answers/engine/, so its imports resolve), to compare two versions run by run.
+ * --dump writes every question's hits (ids, scores, ranks, texts, sections) as JSON lines, to check
+ * that a change to the search leaves its results as they were.
  */
 import { createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
