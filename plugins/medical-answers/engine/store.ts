@@ -746,7 +746,7 @@ export class MedicalStore {
     const { lexical, vector } = await this.candidates(tenantId, ftsWords(parsed, cache.stats), v, cache.lexemes);
     lap('candidates');
 
-    // The lexical list: documents PostgreSQL matched, ranked by BM25F (title and synonyms weighted
+    // The lexical list: the documents the full-text match found, ranked by BM25F (title and synonyms weighted
     // above the body; document frequencies kept at ingest). Ranking in-process is ~5x cheaper than
     // ts_rank over every match in the embedded database, and better: ts_rank has no idf.
     const qw = queryWeights(parsed, cache.stats);
@@ -956,8 +956,9 @@ export class MedicalStore {
 
 /**
  * The words of the full-text match. Words in more than a fifth of the documents do not pick
- * candidates (the reranker still scores them); a selective query lets PostgreSQL use the GIN index
- * instead of scanning every row. Words in no document are not selective either: alone they would
+ * candidates (the reranker still scores them): a selective query keeps the matches few (under the 800
+ * that the cached lexemes answer; the GIN index, when it is asked, is used instead of a scan of every
+ * row). Words in no document are not selective either: alone they would
  * match nothing (a small library, a question whose rare words are all expansions), and then every
  * word picks candidates.
  */
