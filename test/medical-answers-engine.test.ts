@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, type Database } from '../core/storage/database.js';
 import { applyMigrations, ensureMigrationTable } from '../core/storage/migrations.js';
 import { TEST_BACKEND, externalServices, freshDatabase } from './backend.js';
-import { MedicalStore } from '../plugins/medical-answers/engine/store.js';
+import { matchLexemes, MedicalStore } from '../plugins/medical-answers/engine/store.js';
 import { condenseFollowUp } from '../plugins/medical-answers/engine/query.js';
 import { composeAnswer, DEFAULT_REDACTIONS, unitsOf } from '../plugins/medical-answers/engine/answer.js';
 import type { CorpusDoc } from '../plugins/medical-answers/engine/types.js';
@@ -204,6 +204,25 @@ describe.skipIf(skip)(`medical-answers engine on the ${TEST_BACKEND} backend`, (
     const hits = await store.search('t-variants', 'is old food safe to eat', { k: 2 });
     expect(hits[0]?.docId).toBe('v-1');
     await store.eraseTenant('t-variants');
+  });
+
+  it("matches in process what the full-text index matches, from the documents' lexemes and PostgreSQL's tsquery", async () => {
+    const { rows } = await db.pool.query<{ doc_id: string; lexemes: string[] }>("SELECT doc_id, tsvector_to_array(tsv) AS lexemes FROM medical_answers_docs WHERE tenant_id = 't1'");
+    expect(rows.length).toBeGreaterThan(5);
+    const lexemes = new Map<string, string[]>();
+    for (const r of rows) for (const l of r.lexemes) lexemes.set(l, [...(lexemes.get(l) ?? []), r.doc_id]);
+    for (const words of ['a1c | diabetes', 'shingles | contagious | rash', 'the | of', 'fever', 'nosuchword | flu', 'running | runs | infections']) {
+      const { rows: q } = await db.pool.query<{ q: string }>("SELECT to_tsquery('english', $1)::text AS q", [words]);
+      const { rows: gin } = await db.pool.query<{ doc_id: string }>("SELECT doc_id FROM medical_answers_docs WHERE tenant_id = 't1' AND tsv @@ to_tsquery('english', $1)", [words]);
+      expect(matchLexemes(q[0]!.q, lexemes)?.sort(), words).toEqual(gin.map((r) => r.doc_id).sort());
+      if (words === 'a1c | diabetes') expect(gin.length).toBeGreaterThan(0);
+    }
+    // More matches than the limit, or a query that is not an OR of lexemes: the index decides.
+    const all = matchLexemes(`'${[...lexemes.keys()].join("' | '")}'`, lexemes)!;
+    expect(all.length).toBe(rows.length);
+    expect(matchLexemes(`'${[...lexemes.keys()].join("' | '")}'`, lexemes, all.length - 1)).toBeNull();
+    expect(matchLexemes("'fever' & 'rash'", lexemes)).toBeNull();
+    expect(matchLexemes("'fever':*", lexemes)).toBeNull();
   });
 
   it('runs lexical-only when vectors are disabled', async () => {

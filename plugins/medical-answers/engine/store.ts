@@ -70,7 +70,7 @@ export interface SearchOptions {
   k?: number;
   /** The embeddings model the tenant was ingested with, when it is not the local one. */
   embeddings?: EmbeddingsInterface;
-  /** Filled with milliseconds per phase (lexical, vector, rerank, chunks, section), for metrics and the eval. */
+  /** Filled with milliseconds per phase (embed, candidates, rerank, chunks, section), for eval/search-timing.ts. */
   timings?: Record<string, number>;
   /**
    * The question could not be embedded (a spent budget refused it, the provider is down): when set,
@@ -206,6 +206,14 @@ interface CachedDoc {
   titleLen: number;
   synLen: number;
   bodyLen: number;
+  /** BM25F's length normalisation of each field, and the idf of each title term and their sum: constants of the corpus, kept so no search recomputes them. */
+  titleNorm: number;
+  synNorm: number;
+  bodyNorm: number;
+  titleIdfs: [string, number][];
+  titleIdf: number;
+  /** Every chunk's terms are body terms: a query term the body lacks is in none of the chunks. */
+  chunkTermsInBody: boolean;
   /** The document's chunks in order (no text: that is fetched for the chosen ones only). */
   chunks: CachedChunk[];
 }
@@ -214,6 +222,8 @@ interface CachedChunk {
   chunkId: string;
   ord: number;
   section: string | null;
+  /** The section in lower case (one string per distinct heading), for the question type's headings. */
+  sectionKey: string | null;
   /** Distinct stemmed terms, space-separated with a space at both ends (substring tests, no splitting). */
   terms: string;
 }
@@ -236,6 +246,8 @@ interface TenantCache {
   embedder: LocalEmbeddings | null;
   embedderName: string | null;
   dims: number | null;
+  /** The lexemes of the documents' full-text vectors, each with the documents that hold it: the full-text match, in process. */
+  lexemes: Map<string, string[]>;
 }
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
@@ -632,8 +644,8 @@ export class MedicalStore {
         'SELECT embedder, dims, model, stats, corpus_version FROM medical_answers_index WHERE tenant_id = $1',
         [tenantId],
       ),
-      this.db.query<{ doc_id: string; title: string; url: string | null; source: string | null; headings: string[]; terms: DocTerms }>(
-        `SELECT d.doc_id, d.title, d.url, d.source, d.headings, t.terms FROM medical_answers_docs d
+      this.db.query<{ doc_id: string; title: string; url: string | null; source: string | null; headings: string[]; terms: DocTerms; lexemes: string[] }>(
+        `SELECT d.doc_id, d.title, d.url, d.source, d.headings, t.terms, tsvector_to_array(d.tsv) AS lexemes FROM medical_answers_docs d
          JOIN medical_answers_doc_terms t USING (tenant_id, doc_id) WHERE d.tenant_id = $1`,
         [tenantId],
       ),
@@ -643,14 +655,27 @@ export class MedicalStore {
       ),
     ]);
     const chunksByDoc = new Map<string, CachedChunk[]>();
+    const sectionKeys = new Map<string, string>();
     for (const c of chunkRows) {
       const list = chunksByDoc.get(c.doc_id) ?? [];
-      list.push({ chunkId: c.chunk_id, ord: c.ord, section: c.section, terms: ` ${c.terms} ` });
+      let sectionKey: string | null = null;
+      if (c.section !== null) {
+        sectionKey = sectionKeys.get(c.section) ?? c.section.toLowerCase();
+        sectionKeys.set(c.section, sectionKey);
+      }
+      list.push({ chunkId: c.chunk_id, ord: c.ord, section: c.section, sectionKey, terms: ` ${c.terms} ` });
       chunksByDoc.set(c.doc_id, list);
     }
     const row = idx[0];
+    const stats = row?.stats ?? computeStats(docRows.map((r) => r.terms));
     const docs = new Map<string, CachedDoc>();
     for (const r of docRows) {
+      const title_ = counts(r.terms.t);
+      const body = new Map(Object.entries(r.terms.b));
+      const chunks = chunksByDoc.get(r.doc_id) ?? [];
+      const titleIdfs = [...title_.keys()].map((term) => [term, idf(stats, term)] as [string, number]);
+      let titleIdf = 0;
+      for (const [, w] of titleIdfs) titleIdf += w;
       docs.set(r.doc_id, {
         docId: r.doc_id,
         title: r.title,
@@ -658,21 +683,34 @@ export class MedicalStore {
         source: r.source,
         headings: new Set(r.headings),
         overviewShare: r.terms.o ?? 0,
-        title_: counts(r.terms.t),
+        title_,
         syn: counts(r.terms.s),
-        body: new Map(Object.entries(r.terms.b)),
+        body,
         titleLen: r.terms.t.length,
         synLen: r.terms.s.length,
         bodyLen: r.terms.n,
-        chunks: chunksByDoc.get(r.doc_id) ?? [],
+        titleNorm: 1 - BM25.bTitle + (BM25.bTitle * r.terms.t.length) / stats.avgTitle,
+        synNorm: 1 - BM25.bTitle + (BM25.bTitle * r.terms.s.length) / stats.avgSyn,
+        bodyNorm: 1 - BM25.bBody + (BM25.bBody * r.terms.n) / stats.avgBody,
+        titleIdfs,
+        titleIdf,
+        chunkTermsInBody: chunks.every((c) => c.terms.split(' ').every((t) => t === '' || body.has(t))),
+        chunks,
       });
     }
     const titleWords = new Map<string, string>();
     for (const r of docRows) for (const w of words(r.title)) if (w.length >= 4 && !STOP_WORDS.has(w) && !/\d/.test(w)) titleWords.set(stem(w), w);
     const titleStems = [...titleWords.keys()].sort();
-    const stats = row?.stats ?? computeStats(docRows.map((r) => r.terms));
     const embedder = row?.model && row.embedder?.startsWith('local-lsa') ? LocalEmbeddings.fromJSON(row.model) : null;
-    return { version: row?.corpus_version ?? null, docs, titleStems, titleWords, stats, embedder, embedderName: row?.embedder ?? null, dims: row?.dims ?? null };
+    const lexemes = new Map<string, string[]>();
+    for (const r of docRows) {
+      for (const l of r.lexemes) {
+        const list = lexemes.get(l);
+        if (list) list.push(r.doc_id);
+        else lexemes.set(l, [r.doc_id]);
+      }
+    }
+    return { version: row?.corpus_version ?? null, docs, titleStems, titleWords, stats, embedder, embedderName: row?.embedder ?? null, dims: row?.dims ?? null, lexemes };
   }
 
   async search(tenantId: string, query: string, opts: SearchOptions = {}): Promise<Hit[]> {
@@ -691,19 +729,31 @@ export class MedicalStore {
       if (tm) tm[name] = (tm[name] ?? 0) + now - t0;
       t0 = now;
     };
-    const [lexical, vector] = await Promise.all([
-      this.lexicalCandidates(tenantId, parsed, cache.stats).then((r) => (tm && (tm.lexical = (tm.lexical ?? 0) + performance.now() - t0), r)),
-      useVectors ? this.vectorCandidates(tenantId, query, embeddings!, cache.dims!, opts.onEmbedError).then((r) => (tm && (tm.vector = (tm.vector ?? 0) + performance.now() - t0), r)) : Promise.resolve([]),
-    ]);
-    t0 = performance.now();
+    // The question's vector first (the local embedder takes a fraction of a millisecond), then both
+    // candidate lists in one statement: the embedded database is one thread, so two concurrent
+    // statements only took turns, each paying its own round trip.
+    let v: number[] | null = null;
+    if (useVectors) {
+      try {
+        v = await embeddings!.embedQuery(query);
+      } catch (error) {
+        if (!opts.onEmbedError) throw error;
+        opts.onEmbedError(error);
+      }
+      if (v && v.length !== cache.dims) v = null;
+    }
+    lap('embed');
+    const { lexical, vector } = await this.candidates(tenantId, ftsWords(parsed, cache.stats), v, cache.lexemes);
+    lap('candidates');
 
-    // The lexical list: documents PostgreSQL matched, ranked by BM25F (title and synonyms weighted
+    // The lexical list: the documents the full-text match found, ranked by BM25F (title and synonyms weighted
     // above the body; document frequencies kept at ingest). Ranking in-process is ~5x cheaper than
     // ts_rank over every match in the embedded database, and better: ts_rank has no idf.
+    const qw = queryWeights(parsed, cache.stats);
     const lexScores = new Map<string, ReturnType<typeof bm25f>>();
     for (const id of lexical) {
       const doc = cache.docs.get(id);
-      if (doc) lexScores.set(id, bm25f(doc, parsed, cache.stats));
+      if (doc) lexScores.set(id, bm25f(doc, qw));
     }
     const lexicalRanked = [...lexScores].sort((a, b) => b[1].score - a[1].score || (a[0] < b[0] ? -1 : 1)).slice(0, CANDIDATES).map(([id]) => id);
     // Reciprocal-rank fusion of the two candidate lists, then rescoring with title and section features.
@@ -720,7 +770,7 @@ export class MedicalStore {
     for (const [docId, c] of cands) {
       const doc = cache.docs.get(docId);
       if (!doc) continue;
-      const { score: bm, coverage, titleMatch, fullTitle } = lexScores.get(docId) ?? bm25f(doc, parsed, cache.stats);
+      const { score: bm, coverage, titleMatch, fullTitle } = lexScores.get(docId) ?? bm25f(doc, qw);
       // Section fit: a "what is" question, or one with no recognisable type, is answered by a summary
       // (overview) page; any other question type by a document that has the matching section at all.
       const sectionFit = parsed.type === 'information' || parsed.type === null ? doc.overviewShare : wanted.some((h) => doc.headings.has(h)) ? 1 : summaryAnswers(doc, parsed.type) ? SUMMARY_FIT : 0;
@@ -734,16 +784,20 @@ export class MedicalStore {
 
     // The best chunk of each returned document: the question type's section first, then the
     // (idf-weighted) query terms it holds, then position. Only the chosen chunks' text is read.
-    const weights = parsed.terms.map((t) => ({ term: ` ${t.term} `, w: t.weight * idf(cache.stats, t.term) }));
+    const weights = parsed.terms.map((t, i) => ({ stem: t.term, term: ` ${t.term} `, w: t.weight * qw.idf[i]! }));
+    // A term the document's body lacks is in none of its chunks (when that holds for the document): not looked for.
+    const weightsIn = (doc: CachedDoc) => (doc.chunkTermsInBody ? weights.filter((x) => doc.body.has(x.stem)) : weights);
     // An advice question without another type ("what can I use") reads the Treatment section when the document has one.
     const chunkWanted = answerHeadings(parsed);
     const chosen = new Map<string, CachedChunk>();
     for (const t of top) {
       let best: CachedChunk | undefined;
       let bestScore = -Infinity;
-      for (const c of cache.docs.get(t.docId)!.chunks) {
-        let score = c.section && chunkWanted.includes(c.section.toLowerCase()) ? 20 : 0;
-        for (const { term, w } of weights) if (c.terms.includes(term)) score += w;
+      const doc = cache.docs.get(t.docId)!;
+      const docWeights = weightsIn(doc);
+      for (const c of doc.chunks) {
+        let score = c.sectionKey && chunkWanted.includes(c.sectionKey) ? 20 : 0;
+        for (const { term, w } of docWeights) if (c.terms.includes(term)) score += w;
         score -= c.ord * 0.05;
         if (score > bestScore) {
           bestScore = score;
@@ -761,7 +815,9 @@ export class MedicalStore {
     const inBest = (c: CachedChunk) => c.section === firstChunk!.section && Math.abs(c.ord - firstChunk!.ord) <= 2;
     const sectionIds = firstChunks.filter(inBest).map((c) => c.chunkId);
     // The rest by the query's terms they hold (a long page's answer may sit far from the typed section), then nearness.
-    const termScore = (c: CachedChunk) => weights.reduce((n, { term, w }) => n + (c.terms.includes(term) ? w : 0), 0);
+    const firstWeights = firstChunk ? weightsIn(cache.docs.get(firstDoc)!) : [];
+    const termScores = new Map(firstChunks.map((c) => [c, firstWeights.reduce((n, { term, w }) => n + (c.terms.includes(term) ? w : 0), 0)]));
+    const termScore = (c: CachedChunk) => termScores.get(c)!;
     const otherIds = firstChunks
       .filter((c) => !inBest(c))
       .sort((a, b) => termScore(b) - termScore(a) || Math.abs(a.ord - firstChunk!.ord) - Math.abs(b.ord - firstChunk!.ord))
@@ -807,52 +863,63 @@ export class MedicalStore {
     return hits;
   }
 
-  private async lexicalCandidates(tenantId: string, parsed: ParsedQuery, stats: Stats): Promise<string[]> {
-    // Words in more than a fifth of the documents do not pick candidates (the reranker still scores
-    // them); a selective query lets PostgreSQL use the GIN index instead of scanning every row. Words
-    // in no document are not selective either: alone they would match nothing (a small library, a
-    // question whose rare words are all expansions), and then every word picks candidates.
-    const selective = parsed.ftsWords.filter((w) => {
-      const df = stats.df[stem(w)] ?? 0;
-      return /^[a-z0-9]+$/.test(w) && df > 0 && df <= stats.n * COMMON_SHARE;
-    });
-    const words = selective.length ? selective : parsed.ftsWords.filter((w) => /^[a-z0-9]+$/.test(w));
-    if (words.length === 0) return [];
-    // A named (prepared) statement: planning costs more than running this small query. The GIN index
-    // answers the match; ranking happens in-process (see search).
+  /**
+   * The two candidate lists: the documents whose full-text vector matches any of `words` (at most
+   * LEXICAL_MATCHES, in no particular order: the in-process BM25F ranks them), and the documents of the
+   * chunks nearest to `vector` (HNSW, best chunk per document, nearest first).
+   *
+   * One statement: PostgreSQL turns the words into lexemes (`to_tsquery`, its English stemmer and stop
+   * words) and, when there is a vector, runs the HNSW search in the same round trip; the lexemes are
+   * looked up in the tenant's cached lexeme lists, which hold what the GIN index holds. Should the
+   * query be anything but an OR of lexemes, or match more than LEXICAL_MATCHES documents (PostgreSQL
+   * then picks which), the GIN index answers as before. Named (prepared) statements: planning costs
+   * more than running them.
+   */
+  private async candidates(tenantId: string, words: string[], vector: number[] | null, lexemes: Map<string, string[]>): Promise<{ lexical: string[]; vector: { docId: string; chunkId: string }[] }> {
+    // The tenant is a literal so the planner can match the partial per-tenant HNSW index.
+    const vectorSql = (dims: number, param: number) =>
+      `SELECT doc_id, chunk_id, NULL::text AS tsquery FROM medical_answers_chunks WHERE tenant_id = ${literal(tenantId)}
+       ORDER BY embedding::vector(${dims}) <=> $${param}::vector(${dims}) LIMIT ${VECTOR_CHUNKS}`;
+    const tsquery = `SELECT NULL::text AS doc_id, NULL::text AS chunk_id, to_tsquery('english', $1)::text AS tsquery`;
+    type Row = { doc_id: string | null; chunk_id: string | null; tsquery: string | null };
+    let rows: Row[];
+    if (words.length && vector) {
+      // UNION ALL appends the nearest chunks after the query's row, in their order.
+      ({ rows } = await this.db.query<Row>({
+        name: `medical-answers-candidates-${tenantTag(tenantId)}-${vector.length}`,
+        text: `${tsquery} UNION ALL (${vectorSql(vector.length, 2)})`,
+        values: [words.join(' | '), pgvector.toSql(vector)],
+      }));
+    } else if (words.length) {
+      ({ rows } = await this.db.query<Row>({ name: 'medical-answers-tsquery', text: tsquery, values: [words.join(' | ')] }));
+    } else if (vector) {
+      ({ rows } = await this.db.query<Row>({ name: `medical-answers-vec-${tenantTag(tenantId)}-${vector.length}`, text: vectorSql(vector.length, 1), values: [pgvector.toSql(vector)] }));
+    } else {
+      rows = [];
+    }
+    let lexical: string[] = [];
+    const seen = new Set<string>();
+    const nearest: { docId: string; chunkId: string }[] = [];
+    for (const r of rows) {
+      if (r.chunk_id === null) {
+        const matched = matchLexemes(r.tsquery ?? '', lexemes);
+        lexical = matched ?? (await this.fullTextMatch(tenantId, words));
+      } else if (!seen.has(r.doc_id!)) {
+        seen.add(r.doc_id!);
+        nearest.push({ docId: r.doc_id!, chunkId: r.chunk_id });
+      }
+    }
+    return { lexical, vector: nearest.slice(0, CANDIDATES) };
+  }
+
+  /** The full-text match by the GIN index (the first LEXICAL_MATCHES matches in the table's order). */
+  private async fullTextMatch(tenantId: string, words: string[]): Promise<string[]> {
     const { rows } = await this.db.query<{ doc_id: string }>({
       name: 'medical-answers-fts',
       text: `SELECT doc_id FROM medical_answers_docs WHERE tenant_id = $1 AND tsv @@ to_tsquery('english', $2) LIMIT ${LEXICAL_MATCHES}`,
       values: [tenantId, words.join(' | ')],
     });
     return rows.map((r) => r.doc_id);
-  }
-
-  private async vectorCandidates(tenantId: string, query: string, embeddings: EmbeddingsInterface, dims: number, onEmbedError?: (error: unknown) => void): Promise<{ docId: string; chunkId: string }[]> {
-    let v: number[];
-    try {
-      v = await embeddings.embedQuery(query);
-    } catch (error) {
-      if (!onEmbedError) throw error;
-      onEmbedError(error);
-      return [];
-    }
-    if (v.length !== dims) return [];
-    // The tenant is a literal so the planner can match the partial per-tenant HNSW index.
-    const { rows } = await this.db.query<{ doc_id: string; chunk_id: string }>({
-      name: `medical-answers-vec-${tenantTag(tenantId)}-${dims}`,
-      text: `SELECT doc_id, chunk_id FROM medical_answers_chunks WHERE tenant_id = ${literal(tenantId)}
-             ORDER BY embedding::vector(${dims}) <=> $1::vector(${dims}) LIMIT ${VECTOR_CHUNKS}`,
-      values: [pgvector.toSql(v)],
-    });
-    const seen = new Set<string>();
-    const out: { docId: string; chunkId: string }[] = [];
-    for (const r of rows) {
-      if (seen.has(r.doc_id)) continue;
-      seen.add(r.doc_id);
-      out.push({ docId: r.doc_id, chunkId: r.chunk_id });
-    }
-    return out.slice(0, CANDIDATES);
   }
 
   async status(tenantId: string): Promise<StoreStatus> {
@@ -887,6 +954,39 @@ export class MedicalStore {
   }
 }
 
+/**
+ * The words of the full-text match. Words in more than a fifth of the documents do not pick
+ * candidates (the reranker still scores them): a selective query keeps the matches few (under the 800
+ * that the cached lexemes answer; the GIN index, when it is asked, is used instead of a scan of every
+ * row). Words in no document are not selective either: alone they would
+ * match nothing (a small library, a question whose rare words are all expansions), and then every
+ * word picks candidates.
+ */
+function ftsWords(parsed: ParsedQuery, stats: Stats): string[] {
+  const selective = parsed.ftsWords.filter((w) => {
+    const df = stats.df[stem(w)] ?? 0;
+    return /^[a-z0-9]+$/.test(w) && df > 0 && df <= stats.n * COMMON_SHARE;
+  });
+  return selective.length ? selective : parsed.ftsWords.filter((w) => /^[a-z0-9]+$/.test(w));
+}
+
+/**
+ * The documents matching a tsquery's text (`'fever' | 'rash'`) by the cached lexeme lists, or null
+ * when the query is not a plain OR of lexemes or matches more than LEXICAL_MATCHES documents (the
+ * caller asks the GIN index then). An empty query (only stop words) matches nothing, as in PostgreSQL.
+ * `lexemes`: each lexeme of the documents' `tsv` (tsvector_to_array) with the documents holding it.
+ */
+export function matchLexemes(tsquery: string, lexemes: Map<string, string[]>, limit = LEXICAL_MATCHES): string[] | null {
+  if (tsquery === '') return [];
+  const docs = new Set<string>();
+  for (const part of tsquery.split(' | ')) {
+    const m = /^'((?:[^']|'')*)'$/.exec(part);
+    if (!m) return null;
+    for (const d of lexemes.get(m[1]!.replace(/''/g, "'")) ?? []) docs.add(d);
+  }
+  return docs.size > limit ? null : [...docs];
+}
+
 function computeStats(all: DocTerms[]): Stats {
   const df: Record<string, number> = {};
   let t = 0;
@@ -907,37 +1007,52 @@ const idf = (stats: Stats, term: string) => {
   return Math.log(1 + (stats.n - df + 0.5) / (df + 0.5));
 };
 
+/** A question's terms with their idf, their total weight and the set of them: computed once per search, not per document. */
+interface QueryWeights {
+  terms: ParsedQuery['terms'];
+  idf: number[];
+  total: number;
+  set: Set<string>;
+}
+
+function queryWeights(q: ParsedQuery, stats: Stats): QueryWeights {
+  const w = q.terms.map((t) => idf(stats, t.term));
+  let total = 0;
+  q.terms.forEach((t, i) => (total += t.weight * w[i]!));
+  return { terms: q.terms, idf: w, total, set: new Set(q.terms.map((t) => t.term)) };
+}
+
 /**
  * BM25F over title, synonyms and body, plus: the share of query weight the document covers, and how
  * well the title (or a synonym) matches the question as a whole (all of a title's terms asked about).
+ * The document's field normalisations and title idfs are cached with it (loadCache).
  */
-function bm25f(doc: CachedDoc, q: ParsedQuery, stats: Stats): { score: number; coverage: number; titleMatch: number; fullTitle: number } {
+function bm25f(doc: CachedDoc, q: QueryWeights): { score: number; coverage: number; titleMatch: number; fullTitle: number } {
   let score = 0;
   let covered = 0;
-  let total = 0;
   let titleHit = 0;
-  let titleIdf = 0;
-  for (const { term, weight } of q.terms) {
-    const w = idf(stats, term);
-    total += weight * w;
+  const { total } = q;
+  for (let i = 0; i < q.terms.length; i++) {
+    const { term, weight } = q.terms[i]!;
+    const w = q.idf[i]!;
+    const inTitle = doc.title_.get(term);
+    const inSyn = doc.syn.get(term);
     const tf =
-      (BM25.wTitle * (doc.title_.get(term) ?? 0)) / (1 - BM25.bTitle + (BM25.bTitle * doc.titleLen) / stats.avgTitle) +
-      (BM25.wSyn * (doc.syn.get(term) ?? 0)) / (1 - BM25.bTitle + (BM25.bTitle * doc.synLen) / stats.avgSyn) +
-      (BM25.wBody * (doc.body.get(term) ?? 0)) / (1 - BM25.bBody + (BM25.bBody * doc.bodyLen) / stats.avgBody);
+      (BM25.wTitle * (inTitle ?? 0)) / doc.titleNorm +
+      (BM25.wSyn * (inSyn ?? 0)) / doc.synNorm +
+      (BM25.wBody * (doc.body.get(term) ?? 0)) / doc.bodyNorm;
     if (tf > 0) {
       score += weight * w * ((tf * (BM25.k1 + 1)) / (tf + BM25.k1));
       covered += weight * w;
     }
-    if (doc.title_.has(term) || doc.syn.has(term)) titleHit += weight * w;
+    if (inTitle !== undefined || inSyn !== undefined) titleHit += weight * w;
   }
   // Title match: the fraction of the title's own (idf-weighted) terms the question names.
-  for (const term of doc.title_.keys()) titleIdf += idf(stats, term);
   let titleShare = 0;
-  if (titleIdf > 0) {
+  if (doc.titleIdf > 0) {
     let named = 0;
-    const qs = new Set(q.terms.map((t) => t.term));
-    for (const term of doc.title_.keys()) if (qs.has(term)) named += idf(stats, term);
-    titleShare = named / titleIdf;
+    for (const [term, w] of doc.titleIdfs) if (q.set.has(term)) named += w;
+    titleShare = named / doc.titleIdf;
   }
   const titleMatch = titleShare * (total > 0 ? titleHit / total : 0);
   return { score, coverage: total > 0 ? covered / total : 0, titleMatch, fullTitle: titleShare > 0.9 ? 1 : 0 };
