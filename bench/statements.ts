@@ -8,7 +8,8 @@
  * `--bookkeeping` runs the ledger and usage statements alone (with `--apart`: the three, else the two). CPU time rather than wall time, because these two cores are shared: this
  * process's (the pg client, and PGlite itself when embedded) and, on PostgreSQL, the server backend
  * serving this process's only connection (not the other clients of the machine's PostgreSQL).
- * `--sizes=1,16` picks the batch sizes; PLAN_CACHE_MODE (auto, force_custom_plan, force_generic_plan)
+ * `--stored=N` bulk-loads N past messages first, and every run prints the pages per message read from
+ * outside the shared buffers and found in them (pg_stat_database). `--sizes=1,16` picks the batch sizes; PLAN_CACHE_MODE (auto, force_custom_plan, force_generic_plan)
  * sets the session's plan_cache_mode, to compare the plans PostgreSQL caches for the named statements.
  */
 import { randomUUID } from 'node:crypto';
@@ -16,6 +17,7 @@ import { finishInboundMany, recordInboundMany, settleInlineSentMany } from '../c
 import { recordUsageMany, usageInsertSql } from '../core/usage.js';
 import { SegmentLedger, usageOf } from '../channels/twilio-sms/ledger.js';
 import { openMessageDatabase } from './message-database.js';
+import { preloadMessages } from './stored-data.js';
 import { cpuMs } from './proc-cpu.js';
 
 const external = process.argv.includes('--external');
@@ -24,6 +26,8 @@ const MESSAGES = Number(process.argv.find((a) => a.startsWith('--messages='))?.s
 const SIZES = (process.argv.find((a) => a.startsWith('--sizes='))?.slice('--sizes='.length) ?? '1,16').split(',').map(Number);
 /** `--apart`: the segment ledger rows and their usage rows as two statements, as before they were folded into one. */
 const APART = process.argv.includes('--apart');
+/** `--stored=N`: N past messages bulk-loaded first (as the bench's "stored data" section does), then analyzed and checkpointed. */
+const STORED = Number(process.argv.find((a) => a.startsWith('--stored='))?.slice('--stored='.length) ?? 0);
 /** `--bookkeeping`: only the segment ledger and usage statements, for replies that were never stored. */
 const BOOKKEEPING_ONLY = process.argv.includes('--bookkeeping');
 type UsageRow = Parameters<typeof recordUsageMany>[1][number];
@@ -35,6 +39,19 @@ try {
   const backendPid = external ? (await db.pool.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid : undefined;
   const ledger = new SegmentLedger(db.pool);
   let n = 0;
+  if (STORED) {
+    await preloadMessages(db.pool, STORED);
+    await db.pool.query('VACUUM (ANALYZE)');
+    await db.pool.query('CHECKPOINT');
+  }
+  /** Blocks read (not found in shared buffers) and hit so far, for the database: pages a message misses. */
+  const blocks = async () => {
+    // Statistics reach the views when a backend flushes them (about once a second); ask for it now.
+    await db.pool.query('SELECT pg_stat_force_next_flush()');
+    await db.pool.query('SELECT pg_stat_clear_snapshot()');
+    const { rows } = await db.pool.query<{ read: string; hit: string }>('SELECT blks_read AS read, blks_hit AS hit FROM pg_stat_database WHERE datname = current_database()');
+    return { read: Number(rows[0]?.read ?? 0), hit: Number(rows[0]?.hit ?? 0) };
+  };
 
   /** One batch of `size` messages through every per-message statement, as the gateway runs them. */
   async function batch(size: number): Promise<void> {
@@ -90,13 +107,15 @@ try {
     for (let i = 0; i < 200 / size; i++) await batch(size); // warm-up: JIT, catalog caches, prepared statements
     const node0 = cpuMs(process.pid);
     const pg0 = backendPid ? cpuMs(backendPid) : 0;
+    const b0 = await blocks();
     const t0 = performance.now();
     for (let done = 0; done < MESSAGES; done += size) await batch(size);
+    const b1 = await blocks();
     const per = (ms: number) => (ms / MESSAGES).toFixed(2);
     const node = cpuMs(process.pid) - node0;
     const server = backendPid ? cpuMs(backendPid) - pg0 : 0;
     console.log(
-      `${db.kind}${BOOKKEEPING_ONLY ? ', bookkeeping only' : ''}${APART ? ' (apart)' : ''}, batches of ${String(size).padStart(2)}: ${per(node)} ms CPU/message in this process${external ? ` + ${per(server)} ms PostgreSQL = ${per(node + server)} ms` : ' (pg client + PGlite)'}; ${Math.round((MESSAGES / (performance.now() - t0)) * 1000)} messages/s wall`,
+      `${db.kind}${BOOKKEEPING_ONLY ? ', bookkeeping only' : ''}${APART ? ' (apart)' : ''}, batches of ${String(size).padStart(2)}: ${per(node)} ms CPU/message in this process${external ? ` + ${per(server)} ms PostgreSQL = ${per(node + server)} ms` : ' (pg client + PGlite)'}; ${Math.round((MESSAGES / (performance.now() - t0)) * 1000)} messages/s wall; pages read ${((b1.read - b0.read) / MESSAGES).toFixed(1)} / hit ${((b1.hit - b0.hit) / MESSAGES).toFixed(1)} per message${STORED ? ` (${STORED.toLocaleString('en')} stored)` : ''}`,
     );
   }
 } finally {
