@@ -337,6 +337,25 @@ async function deadRows(port: number): Promise<Record<string, number>> {
   return rows;
 }
 
+/**
+ * What the embedded maintenance job did so far (`parley_db_maintenance_seconds`): statements, the time
+ * they held the database, and how many held it longer than 100 ms, over all tables.
+ */
+async function maintenanceStats(port: number): Promise<{ count: number; sum: number; long: number }> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  let count = 0;
+  let sum = 0;
+  let upTo100ms = 0;
+  for (const m of text.matchAll(/^parley_db_maintenance_seconds_(count|sum)\{[^}]*\} ([\d.e+-]+)/gm)) {
+    if (m[1] === 'count') count += Number(m[2]);
+    else sum += Number(m[2]);
+  }
+  for (const m of text.matchAll(/^parley_db_maintenance_seconds_bucket\{le="0\.1",[^}]*\} (\d+)/gm)) upTo100ms += Number(m[1]);
+  return { count, sum, long: count - upTo100ms };
+}
+const held = (a: { count: number; sum: number; long: number }, b = { count: 0, sum: 0, long: 0 }) =>
+  `maintenance job meanwhile: ${a.count - b.count} vacuum and analyze statements holding the database ${Math.round((a.sum - b.sum) * 1000)} ms in all, ${a.long - b.long} of them over 100 ms`;
+
 async function main() {
   // Production runs compiled JavaScript (`npm start` builds dist/ when stale): measure that, not tsx.
   const build = spawnSync(process.execPath, [join(ROOT, 'bin/build.js'), '--if-stale'], { cwd: ROOT, stdio: 'inherit' });
@@ -439,9 +458,19 @@ async function main() {
       }
       if (run('fixed')) {
         await load(url, sms.pool(poolSize(WARM_UP_SECONDS)), embedded.child.pid, { seconds: WARM_UP_SECONDS });
-        const { result, rest } = await restReplies((onStart) => load(url, sms.pool(ratePool(RATE_EMBEDDED)), embedded.child.pid, { rate: RATE_EMBEDDED, onStart }));
+        let maintenance0 = { count: 0, sum: 0, long: 0 };
+        const { result, rest } = await restReplies((onStart) =>
+          load(url, sms.pool(ratePool(RATE_EMBEDDED)), embedded.child.pid, {
+            rate: RATE_EMBEDDED,
+            onStart: () => {
+              onStart();
+              void maintenanceStats(embedded.port).then((m) => (maintenance0 = m));
+            },
+          }),
+        );
         say(`\n[signed Twilio SMS at a fixed ${RATE_EMBEDDED} messages/s, PGlite]`);
         say(`  parley (PGlite)     ${fmt(result)}   (target p99 < 20 ms)${late(rest)}`);
+        say(`  ${held(await maintenanceStats(embedded.port), maintenance0)}`);
       }
       if (run('sustained')) {
         // Dead rows while the load runs: the maintenance job must keep them bounded.
@@ -450,6 +479,7 @@ async function main() {
         const sampler = setInterval(() => {
           deadRows(embedded.port).then((rows) => samples.push({ s: Math.round((performance.now() - t0) / 1000), rows }), () => undefined);
         }, 5_000);
+        const maintenance0 = await maintenanceStats(embedded.port);
         const result = await load(url, sms.pool(poolSize(SUSTAINED_SECONDS, Math.min(POOL_RATE, 1_500))), embedded.child.pid, { seconds: SUSTAINED_SECONDS });
         clearInterval(sampler);
         await new Promise((r) => setTimeout(r, 1_500)); // statistics arrive about a second late
@@ -458,6 +488,7 @@ async function main() {
         say(`  parley (PGlite)     ${fmt(result)}`);
         const tables = Object.keys(samples.at(-1)?.rows ?? {});
         for (const table of tables) say(`  ${table.padEnd(18)} ${samples.map((x) => x.rows[table] ?? '-').join(' ')}  (max ${Math.max(...samples.map((x) => x.rows[table] ?? 0))})`);
+        say(`  ${held(await maintenanceStats(embedded.port), maintenance0)}`);
       }
       await stop(embedded.child);
     }

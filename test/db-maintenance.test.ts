@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestGateway, type TestGateway } from './harness.js';
 import { catalogue, twoTenants, KEYS } from './fixtures/configs.js';
 import { TEST_BACKEND, externalServices } from './backend.js';
-import { HOT_TABLES, hotTableStats, isDue } from '../core/storage/maintenance.js';
+import { HOT_TABLES, dueFor, hotTableStats, isDue } from '../core/storage/maintenance.js';
 
 const THRESHOLD = 40;
 let gw: TestGateway;
@@ -68,6 +68,13 @@ describe('a table is due for vacuum', () => {
   it('once the rows changed since its last analyze pass the threshold (its row estimates are stale)', () => {
     expect(isDue({ table: 't', liveRows: 500, deadRows: 0, modifiedSinceAnalyze: 1000 }, 1000)).toBe(true);
   });
+
+  it('for each of vacuum and analyze on its own: a table only read more rarely is not analyzed with every vacuum', () => {
+    const table = { table: 't', liveRows: 100_000, deadRows: 0, modifiedSinceAnalyze: 0 };
+    expect(dueFor({ ...table, deadRows: 20_000, modifiedSinceAnalyze: 9_999 }, 1000)).toEqual({ vacuum: true, analyze: false });
+    expect(dueFor({ ...table, deadRows: 19_999, modifiedSinceAnalyze: 10_000 }, 1000)).toEqual({ vacuum: false, analyze: true });
+    expect(dueFor({ ...table, deadRows: 20_000, modifiedSinceAnalyze: 20_000 }, 1000)).toEqual({ vacuum: true, analyze: true });
+  });
 });
 
 describe.skipIf(skip)(`dead rows on the ${TEST_BACKEND} backend`, () => {
@@ -89,7 +96,8 @@ describe.skipIf(skip)(`dead rows on the ${TEST_BACKEND} backend`, () => {
     expect(inbound.analyzes).toBeGreaterThan(0);
     expect(await gw.metrics()).toMatch(/parley_jobs_completed_total\{queue="db-maintenance"\} [1-9]/);
     // How long each statement held the single session, for the operator.
-    expect(await gw.metrics()).toMatch(/parley_db_maintenance_seconds_count\{table="parley_inbound_claims"\} [1-9]/);
+    expect(await gw.metrics()).toMatch(/parley_db_maintenance_seconds_count\{[^}]*table="parley_inbound_claims"[^}]*operation="vacuum"[^}]*\} [1-9]/);
+    expect(await gw.metrics()).toMatch(/parley_db_maintenance_seconds_count\{[^}]*table="parley_inbound"[^}]*operation="analyze"[^}]*\} [1-9]/);
   });
 
   // ANALYZE samples 300 rows per unit of a table's largest statistics target and computes statistics

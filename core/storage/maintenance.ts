@@ -3,7 +3,7 @@
  * never runs: without this job the claims, inbound and outbox tables keep every dead row version
  * (each message inserts and deletes a claim, updates its inbound row and outbox row) and their
  * planner statistics stay those of an empty table, so scans and plans grow with the data. On the
- * embedded backend the kernel schedules `VACUUM (ANALYZE)` of each hot table that passed a threshold;
+ * embedded backend the kernel schedules `VACUUM` and `ANALYZE` of each hot table that passed a threshold;
  * PostgreSQL's own autovacuum does it on a server. Both backends report dead rows as a metric.
  */
 import type pg from 'pg';
@@ -46,20 +46,30 @@ export async function hotTableStats(db: pg.Pool): Promise<TableStats[]> {
  * estimates, and so the plans, in step with the data).
  */
 export function isDue(stats: TableStats, deadRows: number): boolean {
-  return stats.deadRows >= Math.max(deadRows, stats.liveRows * 0.2) || stats.modifiedSinceAnalyze >= Math.max(deadRows, stats.liveRows * 0.1);
+  const due = dueFor(stats, deadRows);
+  return due.vacuum || due.analyze;
+}
+
+/** What a table is due for: vacuum (dead rows), analyze (rows changed since the last analyze), or both. */
+export function dueFor(stats: TableStats, deadRows: number): { vacuum: boolean; analyze: boolean } {
+  return { vacuum: stats.deadRows >= Math.max(deadRows, stats.liveRows * 0.2), analyze: stats.modifiedSinceAnalyze >= Math.max(deadRows, stats.liveRows * 0.1) };
 }
 
 /**
- * Vacuums and analyzes the hot tables that are due; returns the tables it cleaned. `timed`: how long
- * each statement held the database (on PGlite, the single session every message waits for).
+ * Vacuums and analyzes the hot tables that are due; returns the tables it cleaned. Vacuum and analyze
+ * are separate statements, each only when due: on PGlite each holds the single session, and messages
+ * that arrive meanwhile run between two statements, so the longest wait is one statement, not a
+ * table's both. `timed`: how long each statement held the database.
  */
-export async function vacuumHotTables(db: pg.Pool, deadRows: number, timed?: (table: string, seconds: number) => void): Promise<{ vacuumed: string[] }> {
-  const due = (await hotTableStats(db)).filter((t) => isDue(t, deadRows));
-  // One table at a time: on PGlite each statement holds the single session (and the event loop).
-  for (const { table } of due) {
-    const t0 = performance.now();
-    await db.query(`VACUUM (ANALYZE) ${table}`);
-    timed?.(table, (performance.now() - t0) / 1000);
+export async function vacuumHotTables(db: pg.Pool, deadRows: number, timed?: (table: string, operation: 'vacuum' | 'analyze', seconds: number) => void): Promise<{ vacuumed: string[] }> {
+  const due = (await hotTableStats(db)).map((t) => ({ table: t.table, ...dueFor(t, deadRows) })).filter((t) => t.vacuum || t.analyze);
+  // One statement at a time: on PGlite each holds the single session (and the event loop).
+  for (const { table, vacuum, analyze } of due) {
+    for (const operation of [...(vacuum ? (['vacuum'] as const) : []), ...(analyze ? (['analyze'] as const) : [])]) {
+      const t0 = performance.now();
+      await db.query(`${operation.toUpperCase()} ${table}`);
+      timed?.(table, operation, (performance.now() - t0) / 1000);
+    }
   }
   return { vacuumed: due.map((t) => t.table) };
 }
@@ -76,13 +86,13 @@ export function maintenanceSchedule(db: pg.Pool, settings: MaintenanceSettings, 
   const held = registry
     ? new Histogram({
         name: 'parley_db_maintenance_seconds',
-        help: 'How long one maintenance statement (vacuum and analyze of a hot table) held the embedded database, by table: messages wait meanwhile',
-        labelNames: ['table'] as const,
+        help: 'How long one maintenance statement (vacuum or analyze of a hot table) held the embedded database, by table and operation: messages wait meanwhile',
+        labelNames: ['table', 'operation'] as const,
         buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
         registers: [registry],
       })
     : undefined;
-  return { name: 'db-maintenance', cron: settings.cron, attempts: 1, process: () => vacuumHotTables(db, settings.deadRows, held && ((table, seconds) => held.observe({ table }, seconds))) };
+  return { name: 'db-maintenance', cron: settings.cron, attempts: 1, process: () => vacuumHotTables(db, settings.deadRows, held && ((table, operation, seconds) => held.observe({ table, operation }, seconds))) };
 }
 
 /** `parley_db_dead_rows{table}`, read from the database when scraped. */
