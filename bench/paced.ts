@@ -58,11 +58,23 @@ export async function paced(
   const send = (due: number) => {
     const request = next();
     sent++;
+    // Each request ends once: answered, or failed (an error of the request, or of a response cut off).
+    let ended = false;
+    const failed = () => {
+      if (ended) return;
+      ended = true;
+      errors++;
+      settle();
+    };
     const req = http.request(
       { host: target.hostname, port: target.port, method: request.method, path: request.path, headers: { ...request.headers, 'content-length': Buffer.byteLength(request.body) }, agent, timeout: timeoutMs },
       (res) => {
         res.resume();
+        res.on('error', failed);
+        res.on('aborted', failed);
         res.on('end', () => {
+          if (ended) return;
+          ended = true;
           const latency = performance.now() - due;
           latencies.push(latency);
           onAnswer?.(due - t0, latency);
@@ -73,10 +85,7 @@ export async function paced(
       },
     );
     req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', () => {
-      errors++;
-      settle();
-    });
+    req.on('error', failed);
     lags.push(performance.now() - due);
     req.end(request.body);
   };
