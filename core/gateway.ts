@@ -32,7 +32,7 @@ import { Ai } from './ai/service.js';
 import { TenantDirectory } from './tenancy.js';
 import { createLogger } from './logger.js';
 import { openLogFile, type LogFile } from './log-file.js';
-import { maintenanceSchedule, registerDeadRowsMetric } from './storage/maintenance.js';
+import { autovacuumRuns, maintenanceSchedule, registerDeadRowsMetric } from './storage/maintenance.js';
 import { backupPostgres, dumpEmbedded, writeEmbeddedBackup, type BackupManifest } from './backup.js';
 import { createCoreMetrics, type CoreMetrics } from './metrics.js';
 import { AlertHub } from './alerts.js';
@@ -249,8 +249,14 @@ export class Gateway {
       onSent: (message) => this.usage.messagesSent([message], (channel) => this.ownerOf(channel)),
     });
     registerDeadRowsMetric(this.registry, () => pool, this.log.child({ component: 'database' }));
-    // PostgreSQL's autovacuum keeps a server's tables; PGlite (single-user) has none.
-    if (this.db.kind === 'embedded') this.jobs.schedule(maintenanceSchedule(pool, this.config.storage.maintenance, this.registry), 'core');
+    // PostgreSQL's autovacuum keeps a server's tables; PGlite (single-user) has none, and a server may
+    // have it switched off: without vacuum, the claims table a message deletes from grows a dead row
+    // per message and every finish statement reads them all.
+    const vacuumsItself = this.db.kind === 'embedded' || (!dryRun && !(await autovacuumRuns(pool)));
+    if (vacuumsItself && this.db.kind !== 'embedded') {
+      this.log.warn({ cron: this.config.storage.maintenance.cron }, "PostgreSQL's autovacuum is off on this server: the kernel's db-maintenance job vacuums and analyzes the tables every message writes");
+    }
+    if (vacuumsItself) this.jobs.schedule(maintenanceSchedule(pool, this.config.storage.maintenance, this.registry), 'core');
     this.jobs.define<OutboxJob>({ name: OUTBOX_QUEUE, concurrency: this.config.outbox.concurrency, attempts: this.config.outbox.attempts, backoffMs: this.config.outbox.backoffMs, process: (data, job) => this.outbox.process(data, job.attemptsMade) }, 'core');
     this.inbound = new InboundProcessor({
       db: pool,

@@ -4,7 +4,8 @@
  * (each message inserts and deletes a claim, updates its inbound row and outbox row) and their
  * planner statistics stay those of an empty table, so scans and plans grow with the data. On the
  * embedded backend the kernel schedules `VACUUM` and `ANALYZE` of each hot table that passed a threshold;
- * PostgreSQL's own autovacuum does it on a server. Both backends report dead rows as a metric.
+ * PostgreSQL's own autovacuum does it on a server, unless it is switched off there, when the kernel's
+ * job runs on the server too (said at start). Both backends report dead rows as a metric.
  */
 import type pg from 'pg';
 import type { Logger } from 'pino';
@@ -72,6 +73,15 @@ export async function vacuumHotTables(db: pg.Pool, deadRows: number, timed?: (ta
     }
   }
   return { vacuumed: due.map((t) => t.table) };
+}
+
+/**
+ * Whether PostgreSQL's autovacuum keeps this server's tables: it needs `autovacuum` and `track_counts`
+ * both on. A server with it switched off gets the embedded database's job instead.
+ */
+export async function autovacuumRuns(db: pg.Pool): Promise<boolean> {
+  const { rows } = await db.query<{ runs: boolean }>(`SELECT current_setting('autovacuum') = 'on' AND current_setting('track_counts') = 'on' AS runs`);
+  return rows[0]?.runs ?? true;
 }
 
 export interface MaintenanceSettings {
