@@ -184,12 +184,12 @@ export interface LoadResult {
  * first waited on until idle). `database`: the gateway's PostgreSQL database, whose backends' CPU is
  * counted per request too.
  */
-export async function load(url: string | string[], pool: RequestPool, pids: number | number[] = [], opts: { rate?: number; seconds?: number; database?: string; onStart?: () => void } = {}): Promise<LoadResult> {
+export async function load(url: string | string[], pool: RequestPool, pids: number | number[] = [], opts: { rate?: number; seconds?: number; database?: string; onStart?: () => void | Promise<void> } = {}): Promise<LoadResult> {
   const servers = ([] as number[]).concat(pids);
   trace(`load ${([] as string[]).concat(url).join(' ')}${opts.rate ? ` at ${opts.rate}/s` : ''}: waiting for idle`);
   for (const pid of servers) await idle(pid);
   trace('load: running');
-  opts.onStart?.();
+  await opts.onStart?.();
   const peaks = servers.map(() => 0);
   const sampler = servers.length ? setInterval(() => servers.forEach((pid, i) => (peaks[i] = Math.max(peaks[i]!, rssMb(pid)))), 250) : undefined;
   const cpu = () => servers.reduce((sum, pid) => sum + cpuMs(pid), 0);
@@ -212,57 +212,42 @@ export async function load(url: string | string[], pool: RequestPool, pids: numb
   };
   const cpu0 = cpu();
   const db0 = opts.database ? await databaseCpuMs(opts.database) : undefined;
+  /** What either generator measured; CPU, memory and the load average are taken the same way after. */
+  let measured: Pick<LoadResult, 'rps' | 'p50' | 'p99' | 'accepted' | 'non2xx' | 'errors' | 'paced'> & { total: number };
   if (opts.rate && process.env.BENCH_RATE_GENERATOR !== 'autocannon') {
     // An even rate (autocannon's overallRate sends each second's budget in a burst; see paced.ts).
     const urls = ([] as string[]).concat(url);
     if (urls.length > 1) throw new Error('a fixed-rate run drives one URL');
-    const paced_ = await paced(urls[0]!, next, { rate: opts.rate, seconds: opts.seconds ?? DURATION, connections: CONNECTIONS });
-    if (sampler) clearInterval(sampler);
-    let dbCpu = 0;
-    if (opts.database && db0) for (const [backend, ms] of await databaseCpuMs(opts.database)) dbCpu += (ms - (db0.get(backend) ?? 0)) / (paced_.sent || 1);
-    return {
-      load: loadavg()[0]!,
-      ...(servers.length ? { cpuPerRequest: (cpu() - cpu0) / (paced_.sent || 1) } : {}),
-      ...(dbCpu > 0.01 ? { dbCpuPerRequest: dbCpu } : {}),
-      rps: paced_.rps,
-      p50: paced_.p50,
-      p99: paced_.p99,
-      accepted: paced_.accepted,
-      non2xx: paced_.non2xx,
-      errors: paced_.errors,
-      ...(servers.length ? { peakRssMb: Math.max(...peaks) } : {}),
-      ...(ranOutAt !== undefined ? { ranOutAfterS: Math.round(ranOutAt) } : {}),
-      paced: paced_,
-    };
+    const r = await paced(urls[0]!, next, { rate: opts.rate, seconds: opts.seconds ?? DURATION, connections: CONNECTIONS });
+    measured = { total: r.sent, rps: r.rps, p50: r.p50, p99: r.p99, accepted: r.accepted, non2xx: r.non2xx, errors: r.errors, paced: r };
+  } else {
+    const result = await new Promise<autocannon.Result>((resolve, reject) => {
+      instance = autocannon(
+        {
+          // Several URLs are supported by autocannon (connection i goes to url[i % n]); its types say one.
+          url: url as string,
+          connections: CONNECTIONS,
+          duration: opts.seconds ?? DURATION,
+          ...(opts.rate ? { overallRate: opts.rate } : {}),
+          method: 'POST',
+          requests: [{ setupRequest: (req) => ({ ...req, ...next() }) }],
+        },
+        (error, done) => (error ? reject(error) : resolve(done)),
+      );
+    });
+    const { requests: r, latency } = result;
+    measured = { total: r.total, rps: Math.round(r.average), p50: latency.p50, p99: latency.p99, accepted: result['2xx'], non2xx: result.non2xx, errors: result.errors + result.timeouts };
   }
-  const result = await new Promise<autocannon.Result>((resolve, reject) => {
-    instance = autocannon(
-      {
-        // Several URLs are supported by autocannon (connection i goes to url[i % n]); its types say one.
-        url: url as string,
-        connections: CONNECTIONS,
-        duration: opts.seconds ?? DURATION,
-        ...(opts.rate ? { overallRate: opts.rate } : {}),
-        method: 'POST',
-        requests: [{ setupRequest: (req) => ({ ...req, ...next() }) }],
-      },
-      (error, done) => (error ? reject(error) : resolve(done)),
-    );
-  });
   if (sampler) clearInterval(sampler);
-  const total = result.requests.total || 1;
+  const { total, ...figures } = measured;
+  const per = total || 1;
   let dbCpu = 0;
-  if (opts.database && db0) for (const [backend, ms] of await databaseCpuMs(opts.database)) dbCpu += (ms - (db0.get(backend) ?? 0)) / total;
+  if (opts.database && db0) for (const [backend, ms] of await databaseCpuMs(opts.database)) dbCpu += (ms - (db0.get(backend) ?? 0)) / per;
   return {
     load: loadavg()[0]!,
-    ...(servers.length ? { cpuPerRequest: (cpu() - cpu0) / total } : {}),
+    ...(servers.length ? { cpuPerRequest: (cpu() - cpu0) / per } : {}),
     ...(dbCpu > 0.01 ? { dbCpuPerRequest: dbCpu } : {}),
-    rps: Math.round(result.requests.average),
-    p50: result.latency.p50,
-    p99: result.latency.p99,
-    accepted: result['2xx'],
-    non2xx: result.non2xx,
-    errors: result.errors + result.timeouts,
+    ...figures,
     ...(servers.length ? { peakRssMb: Math.max(...peaks) } : {}),
     ...(ranOutAt !== undefined ? { ranOutAfterS: Math.round(ranOutAt) } : {}),
   };
@@ -462,9 +447,9 @@ async function main() {
         const { result, rest } = await restReplies((onStart) =>
           load(url, sms.pool(ratePool(RATE_EMBEDDED)), embedded.child.pid, {
             rate: RATE_EMBEDDED,
-            onStart: () => {
+            onStart: async () => {
               onStart();
-              void maintenanceStats(embedded.port).then((m) => (maintenance0 = m));
+              maintenance0 = await maintenanceStats(embedded.port);
             },
           }),
         );

@@ -364,7 +364,7 @@ export class Gateway {
       this.log.warn({ err: error, replies: items.reduce((n, i) => n + i.ids.length, 0) }, 'settling inline replies with their meter failed; settling them alone and metering them apart');
       const settled = await settleInlineSentMany(pool, items, { meter: false });
       const sent = settled.flat();
-      if (sent.length) this.background.track(this.usage.messagesSent(sent, (channel) => this.ownerOf(channel)), { plugin: 'core', what: 'meter inline replies' });
+      if (sent.length) this.meterInline(sent);
       return settled;
     }
   }
@@ -375,7 +375,12 @@ export class Gateway {
    */
   private countInline(items: readonly OutboundMessage[], { metered = false } = {}): void {
     for (const item of items) this.metrics.messagesOut.inc({ tenant: item.tenantId, channel: item.channel, status: 'inline' });
-    if (!metered) this.background.track(this.usage.messagesSent(items, (channel) => this.ownerOf(channel)), { plugin: 'core', what: 'meter inline replies' });
+    if (!metered) this.meterInline(items);
+  }
+
+  /** Records `messages.out` for inline replies in the background (a failure is counted, never thrown). */
+  private meterInline(items: readonly OutboundMessage[]): void {
+    this.background.track(this.usage.messagesSent(items, (channel) => this.ownerOf(channel)), { plugin: 'core', what: 'meter inline replies' });
   }
 
   /** The plugin a channel belongs to: usage of its sends is recorded under that name. */

@@ -85,11 +85,7 @@ const USAGE_ONCE = 'ON CONFLICT (tenant_id, kind, ref) WHERE ref IS NOT NULL DO 
  * The plugin name is a literal, so a named statement built with it stays one text per plugin.
  */
 export function usageInsertSql(source: string, plugin: string): string {
-  const name = `'${plugin.replaceAll("'", "''")}'`;
-  return `INSERT INTO parley_usage (${USAGE_COLUMNS})
-       SELECT u.tenant_id, u.kind, u.quantity, u.unit, u.cost_usd, ${name}, u.ref, u.attributes, now() FROM ${source} u
-       ${USAGE_ONCE}
-       RETURNING tenant_id, kind, ref`;
+  return insertUsageFrom(source, `'${plugin.replaceAll("'", "''")}'`);
 }
 
 /**
@@ -98,8 +94,13 @@ export function usageInsertSql(source: string, plugin: string): string {
  * settles the replies).
  */
 export function usageRowsInsertSql(source: string): string {
+  return insertUsageFrom(source, 'u.plugin');
+}
+
+/** The usage insert both build: `plugin` is the SQL expression of the plugin column. */
+function insertUsageFrom(source: string, plugin: string): string {
   return `INSERT INTO parley_usage (${USAGE_COLUMNS})
-       SELECT u.tenant_id, u.kind, u.quantity, u.unit, u.cost_usd, u.plugin, u.ref, u.attributes, now() FROM ${source} u
+       SELECT u.tenant_id, u.kind, u.quantity, u.unit, u.cost_usd, ${plugin}, u.ref, u.attributes, now() FROM ${source} u
        ${USAGE_ONCE}
        RETURNING tenant_id, kind, ref`;
 }

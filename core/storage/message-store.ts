@@ -370,13 +370,16 @@ export async function settleInlineSentMany(
 ): Promise<OutboundMessage[][]> {
   const triples = items.flatMap((item) => item.ids.map((id, i) => [item.tenantId, id, item.plugins[i] ?? ''] as const));
   if (!triples.length) return items.map(() => []);
-  const metered = `, metered AS (
+  // With the meter: the settled rows' messages.out usage, in the same statement.
+  const metered = meter
+    ? `, metered AS (
        SELECT u.tenant_id, 'messages.out' AS kind, 1 AS quantity, 'message' AS unit, NULL::numeric AS cost_usd, x.plugin, u.id::text AS ref,
               jsonb_build_object('channel', u.channel, 'via', 'inline') AS attributes
          FROM upd u JOIN x ON x.tenant_id = u.tenant_id AND x.id = u.id
      ), usage AS (
        ${usageRowsInsertSql('metered')}
-     )`;
+     )`
+    : '';
   const { rows } = await db.query<OutboxRow>({
     name: meter ? 'parley_settle_inline' : 'parley_settle_inline_unmetered',
     text: `WITH x AS (SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[]) AS x(tenant_id, id, plugin)), upd AS (
@@ -386,7 +389,7 @@ export async function settleInlineSentMany(
        INSERT INTO parley_outbox_events (outbox_id, tenant_id, status, detail)
        SELECT id, tenant_id, status, jsonb_build_object('via', via) FROM upd
        ON CONFLICT DO NOTHING
-     )${meter ? metered : ''}
+     )${metered}
      SELECT * FROM upd ORDER BY seq`,
     values: [triples.map(([t]) => t), triples.map(([, id]) => id), triples.map(([, , plugin]) => plugin)],
   });
