@@ -3,8 +3,8 @@
  * turn to `/twilio/voice/gather?turn=N`), transfers (`<Dial>`), or says goodbye and hangs up.
  * Built with the twilio SDK, which escapes the text.
  */
-import twilio from 'twilio';
-import type VoiceResponse from 'twilio/lib/twiml/VoiceResponse.js';
+// The TwiML builder alone: the package's index loads the whole REST client (about 0.15 s of boot).
+import VoiceResponse from 'twilio/lib/twiml/VoiceResponse.js';
 import type { TwilioVoiceSettings } from './types.js';
 
 /** Twilio reads at most 4,096 characters per <Say>; longer pipeline output is cut after a sentence or word. */
@@ -62,14 +62,14 @@ function gather(response: VoiceResponse, script: VoiceScript, turn: number, retr
 
 /** Says `text` (if any) while listening for turn `turn`. */
 export function listenTwiml(script: VoiceScript, turn: number, text: string | undefined, retry = 0): string {
-  const response = new twilio.twiml.VoiceResponse();
+  const response = new VoiceResponse();
   gather(response, script, turn, retry, text);
   return response.toString();
 }
 
 /** Says goodbye and hangs up. */
 export function hangupTwiml(script: VoiceScript, text: string): string {
-  const response = new twilio.twiml.VoiceResponse();
+  const response = new VoiceResponse();
   say(response, script, text);
   response.hangup();
   return response.toString();
@@ -77,7 +77,7 @@ export function hangupTwiml(script: VoiceScript, text: string): string {
 
 /** Says `text`, then transfers the caller; the outcome of the transfer posts to `/twilio/voice/dial`. */
 export function handoffTwiml(script: VoiceScript, turn: number, text: string, number: string): string {
-  const response = new twilio.twiml.VoiceResponse();
+  const response = new VoiceResponse();
   say(response, script, text);
   response.dial({ action: dialUrl(script.base, turn), method: 'POST' }, number);
   return response.toString();
@@ -88,7 +88,7 @@ export function handoffTwiml(script: VoiceScript, turn: number, text: string, nu
  * REST API as soon as it is ready; if it never comes, the caller is asked again.
  */
 export function holdTwiml(script: VoiceScript, nextTurn: number): string {
-  const response = new twilio.twiml.VoiceResponse();
+  const response = new VoiceResponse();
   say(response, script, script.settings.holdMessage);
   response.pause({ length: script.settings.holdSeconds });
   gather(response, script, nextTurn, 0, script.settings.slowFallback);

@@ -20,7 +20,7 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import pgvector from 'pgvector';
 import type { EmbeddingsInterface } from '@langchain/core/embeddings';
-import { RecursiveCharacterTextSplitter } from '@langchain/textsplitters';
+import type { RecursiveCharacterTextSplitter } from '@langchain/textsplitters';
 import { inTransaction, type Migration } from 'parley';
 import type { CorpusDoc, Hit } from './types.js';
 import { LocalEmbeddings, type LocalEmbeddingsJSON } from './embedder.js';
@@ -336,13 +336,23 @@ export class MedicalStore {
   private readonly ingests = new Map<string, Promise<unknown>>();
   /** Embeddings passed at ingest, remembered for search. */
   private readonly externalEmbeddings = new Map<string, EmbeddingsInterface>();
-  private readonly splitter = new RecursiveCharacterTextSplitter({ chunkSize: CHUNK_SIZE, chunkOverlap: CHUNK_OVERLAP });
+  /**
+   * The splitter for long sections, loaded on the first ingest that needs one: the text splitters
+   * pull in much of LangChain, which a gateway that only searches a stored library never uses
+   * (about 0.3 s of boot and 10-20 MB resident; bench/README.md step 8).
+   */
+  private splitter: Promise<RecursiveCharacterTextSplitter> | undefined;
 
   constructor(
     private readonly db: pg.Pool,
     opts: { log?: Logger } = {},
   ) {
     this.log = opts.log;
+  }
+
+  private textSplitter(): Promise<RecursiveCharacterTextSplitter> {
+    this.splitter ??= import('@langchain/textsplitters').then(({ RecursiveCharacterTextSplitter }) => new RecursiveCharacterTextSplitter({ chunkSize: CHUNK_SIZE, chunkOverlap: CHUNK_OVERLAP }));
+    return this.splitter;
   }
 
   static migrations(): Migration[] {
@@ -519,7 +529,7 @@ export class MedicalStore {
       for (const d of docRows) {
         let ord = 0;
         for (const s of d.sections) {
-          const pieces = s.text.length <= CHUNK_SIZE ? [s.text] : await this.splitter.splitText(s.text);
+          const pieces = s.text.length <= CHUNK_SIZE ? [s.text] : await (await this.textSplitter()).splitText(s.text);
           for (const text of pieces) chunkRows.push({ chunk_id: `${d.doc_id}#${ord}`, doc_id: d.doc_id, ord: ord++, section: s.heading, text, terms: [...new Set(docTerms(text))].join(' ') });
         }
       }
