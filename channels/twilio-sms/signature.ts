@@ -1,4 +1,4 @@
-// The SDK's validators alone: the package's index loads the whole REST client (about 0.15 s of boot).
+// The SDK's validators alone: the package's index loads the whole REST client (0.2 s to import alone).
 import { validateRequest, validateRequestWithBody } from 'twilio/lib/webhooks/webhooks.js';
 
 export interface VerifyTwilioSignatureInput {

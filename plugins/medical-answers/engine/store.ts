@@ -339,7 +339,7 @@ export class MedicalStore {
   /**
    * The splitter for long sections, loaded on the first ingest that needs one: the text splitters
    * pull in much of LangChain, which a gateway that only searches a stored library never uses
-   * (about 0.3 s of boot and 10-20 MB resident; bench/README.md step 8).
+   * (0.3 s to import alone on the bench machine; bench/README.md, step 8).
    */
   private splitter: Promise<RecursiveCharacterTextSplitter> | undefined;
 
