@@ -71,8 +71,8 @@ function headerOf(headers: unknown, name: string): unknown {
 /**
  * The SDK, loaded on the first client built: its index loads the whole REST client (0.2 s to import
  * alone on the bench machine; bench/README.md, step 8), which a gateway that answers inline in TwiML
- * may never use; the webhook validators and TwiML builders are imported from their own modules. A synchronous `require` (the SDK
- * is CommonJS), so building a client stays synchronous.
+ * may never use; the webhook validators and TwiML builders are imported from their own modules. A
+ * synchronous `require` (the SDK is CommonJS), so building a client stays synchronous.
  */
 let sdk: typeof twilio | undefined;
 function twilioSdk(): typeof twilio {
