@@ -3,9 +3,20 @@
  * turn to `/twilio/voice/gather?turn=N`), transfers (`<Dial>`), or says goodbye and hangs up.
  * Built with the twilio SDK, which escapes the text.
  */
-// The TwiML builder alone: the package's index loads the whole REST client (0.2 s to import alone).
-import VoiceResponse from 'twilio/lib/twiml/VoiceResponse.js';
+import { createRequire } from 'node:module';
+import type VoiceResponse from 'twilio/lib/twiml/VoiceResponse.js';
 import type { TwilioVoiceSettings } from './types.js';
+
+let builder: typeof VoiceResponse | undefined;
+/**
+ * A TwiML document, with the SDK's builder loaded on the first call: the builder (with xmlbuilder) costs
+ * 50 ms of a start that may never answer a call, and the package's index would load its whole REST
+ * client too (0.2 s; bench/README.md, step 8). A synchronous `require`: the SDK is CommonJS.
+ */
+function newVoiceResponse(): VoiceResponse {
+  builder ??= createRequire(import.meta.url)('twilio/lib/twiml/VoiceResponse.js') as typeof VoiceResponse;
+  return new builder();
+}
 
 /** Twilio reads at most 4,096 characters per <Say>; longer pipeline output is cut after a sentence or word. */
 export const MAX_SAY_CHARS = 4000;
@@ -62,14 +73,14 @@ function gather(response: VoiceResponse, script: VoiceScript, turn: number, retr
 
 /** Says `text` (if any) while listening for turn `turn`. */
 export function listenTwiml(script: VoiceScript, turn: number, text: string | undefined, retry = 0): string {
-  const response = new VoiceResponse();
+  const response = newVoiceResponse();
   gather(response, script, turn, retry, text);
   return response.toString();
 }
 
 /** Says goodbye and hangs up. */
 export function hangupTwiml(script: VoiceScript, text: string): string {
-  const response = new VoiceResponse();
+  const response = newVoiceResponse();
   say(response, script, text);
   response.hangup();
   return response.toString();
@@ -77,7 +88,7 @@ export function hangupTwiml(script: VoiceScript, text: string): string {
 
 /** Says `text`, then transfers the caller; the outcome of the transfer posts to `/twilio/voice/dial`. */
 export function handoffTwiml(script: VoiceScript, turn: number, text: string, number: string): string {
-  const response = new VoiceResponse();
+  const response = newVoiceResponse();
   say(response, script, text);
   response.dial({ action: dialUrl(script.base, turn), method: 'POST' }, number);
   return response.toString();
@@ -88,7 +99,7 @@ export function handoffTwiml(script: VoiceScript, turn: number, text: string, nu
  * REST API as soon as it is ready; if it never comes, the caller is asked again.
  */
 export function holdTwiml(script: VoiceScript, nextTurn: number): string {
-  const response = new VoiceResponse();
+  const response = newVoiceResponse();
   say(response, script, script.settings.holdMessage);
   response.pause({ length: script.settings.holdSeconds });
   gather(response, script, nextTurn, 0, script.settings.slowFallback);
