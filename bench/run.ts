@@ -24,6 +24,7 @@ import { preloadMessages } from './stored-data.js';
 import { botkitModules } from './peer-install.js';
 import { cpuMs } from './proc-cpu.js';
 import { paced, type PacedResult } from './paced.js';
+import { BENCH_GAPS, wakeCost, wakeCostLine } from './wake-cost.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const DURATION = Number(process.env.BENCH_SECONDS ?? 10);
@@ -456,6 +457,7 @@ async function main() {
         say(`\n[signed Twilio SMS at a fixed ${RATE_EMBEDDED} messages/s, PGlite]`);
         say(`  parley (PGlite)     ${fmt(result)}   (target p99 < 20 ms)${late(rest)}`);
         say(`  ${held(await maintenanceStats(embedded.port), maintenance0)}`);
+        say(`  machine: ${wakeCostLine(await wakeCost(false, { rounds: 100, gaps: BENCH_GAPS }))}`);
       }
       if (run('sustained')) {
         // Dead rows while the load runs: the maintenance job must keep them bounded.
@@ -515,6 +517,7 @@ async function main() {
           const { result, rest } = await restReplies((onStart) => load(url, sms.pool(ratePool(RATE_EXTERNAL)), ext.child.pid, { rate: RATE_EXTERNAL, database: db.url, onStart }));
           say(`\n[signed Twilio SMS at a fixed ${RATE_EXTERNAL} messages/s, PostgreSQL 15 + Redis]`);
           say(`  parley (external)   ${fmt(result)}   (target p99 < 20 ms)${late(rest)}`);
+          say(`  machine: ${wakeCostLine(await wakeCost(true, { rounds: 100, gaps: BENCH_GAPS }))}`);
         }
         await stop(ext.child);
         trace('dropping the scratch database');
