@@ -31,7 +31,8 @@ export interface PacedResult {
   sendLagP99: number;
 }
 
-const percentile = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]! : 0);
+/** The p-th percentile (0-100) of an ascending list, 0 when it is empty. */
+export const percentile = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]! : 0);
 
 export async function paced(
   url: string,

@@ -9,6 +9,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { openMessageDatabase } from './message-database.js';
+import { percentile } from './paced.js';
 
 /** Busy for `ms` without touching memory or calling the kernel. */
 function compute(ms: number): void {
@@ -17,8 +18,6 @@ function compute(ms: number): void {
   while (performance.now() < until) for (let i = 0; i < 10_000; i++) x = (x * 1_103_515_245 + 12_345) | 0;
   if (x === 42) console.log(''); // keeps the loop from being optimised away
 }
-
-const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!;
 
 /** p50 and p90 (ms) of `work`, each call after `gap`. */
 async function timed(rounds: number, gap: (() => Promise<unknown> | void) | undefined, work: () => Promise<unknown> | unknown): Promise<{ p50: number; p90: number }> {
@@ -30,7 +29,7 @@ async function timed(rounds: number, gap: (() => Promise<unknown> | void) | unde
     times.push(performance.now() - t);
   }
   times.sort((a, b) => a - b);
-  return { p50: percentile(times, 0.5), p90: percentile(times, 0.9) };
+  return { p50: percentile(times, 50), p90: percentile(times, 90) };
 }
 
 const GAPS: [string, (() => Promise<unknown> | void) | undefined][] = [
