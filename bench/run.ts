@@ -315,6 +315,16 @@ const cpuRatio = (a: LoadResult, b: LoadResult) => (((a.cpuPerRequest ?? 0) + (a
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const loadNow = () => `load ${loadavg()[0]!.toFixed(1)}`;
 
+/**
+ * Where the gateway's memory is at the end of a run, from its /metrics: the V8 heap (reserved and in
+ * use) and what V8 holds outside it, which on the embedded default is mostly PGlite's WASM memory.
+ */
+async function memoryParts(port: number): Promise<string> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const mb = (name: string) => Math.round(Number(new RegExp(`^parley_${name} ([\\d.e+]+)$`, 'm').exec(text)?.[1] ?? 0) / 1_048_576);
+  return `memory at the end: V8 heap ${mb('nodejs_heap_size_total_bytes')} MB (${mb('nodejs_heap_size_used_bytes')} MB in use), outside it ${mb('nodejs_external_memory_bytes')} MB allocated (PGlite's WASM memory and buffers, resident where touched), resident ${mb('process_resident_memory_bytes')} MB`;
+}
+
 /** `parley_db_dead_rows` by table, from the gateway's /metrics. */
 async function deadRows(port: number): Promise<Record<string, number>> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
@@ -440,6 +450,7 @@ async function main() {
           say(`\n[${scenario.name}]`);
           say(`  bare express        ${fmt(baseline)}`);
           say(`  parley (PGlite)     ${fmt(result)}   ratio ${(result.rps / baseline.rps).toFixed(2)} (target >= 0.25)${late(rest)}`);
+          say(`  ${await memoryParts(embedded.port)}`);
         }
       }
       if (run('fixed')) {
