@@ -1,8 +1,8 @@
 /**
  * What a start imports: the modules of the demo's plugins must not pull in the SDK parts only a later
- * event needs (twilio's REST client and voice TwiML builder, LangChain's text splitters). Those cost about half a second of
- * boot on the bench machine (bench/README.md, step 8). Imported in a fresh process, which records
- * every ES module resolved and every CommonJS module loaded.
+ * event needs (twilio's REST client and voice TwiML builder, LangChain's text splitters). Those cost
+ * about half a second of boot on the bench machine (bench/README.md, step 8). Imported in a fresh
+ * process, which records every ES module resolved and every CommonJS module loaded.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
