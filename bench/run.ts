@@ -315,19 +315,22 @@ const cpuRatio = (a: LoadResult, b: LoadResult) => (((a.cpuPerRequest ?? 0) + (a
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const loadNow = () => `load ${loadavg()[0]!.toFixed(1)}`;
 
+/** The gateway's /metrics, as text. */
+const metricsText = async (port: number) => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+
 /**
  * Where the gateway's memory is at the end of a run, from its /metrics: the V8 heap (reserved and in
  * use) and what V8 holds outside it, which on the embedded default is mostly PGlite's WASM memory.
  */
 async function memoryParts(port: number): Promise<string> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const text = await metricsText(port);
   const mb = (name: string) => Math.round(Number(new RegExp(`^parley_${name} ([\\d.e+]+)$`, 'm').exec(text)?.[1] ?? 0) / 1_048_576);
   return `memory at the end: V8 heap ${mb('nodejs_heap_size_total_bytes')} MB (${mb('nodejs_heap_size_used_bytes')} MB in use), outside it ${mb('nodejs_external_memory_bytes')} MB allocated (PGlite's WASM memory and buffers, resident where touched), resident ${mb('process_resident_memory_bytes')} MB`;
 }
 
 /** `parley_db_dead_rows` by table, from the gateway's /metrics. */
 async function deadRows(port: number): Promise<Record<string, number>> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const text = await metricsText(port);
   const rows: Record<string, number> = {};
   for (const m of text.matchAll(/^parley_db_dead_rows\{table="parley_([a-z_]+)"\} (\d+)/gm)) rows[m[1]!] = Number(m[2]);
   return rows;
@@ -338,7 +341,7 @@ async function deadRows(port: number): Promise<Record<string, number>> {
  * they held the database, and how many held it longer than 100 ms, over all tables.
  */
 async function maintenanceStats(port: number): Promise<{ count: number; sum: number; long: number }> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const text = await metricsText(port);
   let count = 0;
   let sum = 0;
   let upTo100ms = 0;

@@ -69,8 +69,7 @@ export const BENCH_GAPS = ['back to back', 'after 20 ms of computation'];
 
 /** One line for the bench's fixed-rate section: the statement back to back and after 20 ms of computation. */
 export function wakeCostLine(cost: WakeCost): string {
-  const alone = cost.rows[0]!.select.p50;
-  const cold = cost.rows.find((r) => r.gap === 'after 20 ms of computation')!.select.p50;
+  const [alone, cold] = BENCH_GAPS.map((gap) => cost.rows.find((r) => r.gap === gap)!.select.p50) as [number, number];
   return `one SELECT 1 through the gateway's pool, p50: ${alone.toFixed(2)} ms back to back, ${cold.toFixed(2)} ms after 20 ms of other computation (${(cold / alone).toFixed(1)}x: the caches a message that comes alone finds; bench/wake-cost.ts)`;
 }
 

@@ -252,11 +252,10 @@ export class Gateway {
     // PostgreSQL's autovacuum keeps a server's tables; PGlite (single-user) has none, and a server may
     // have it switched off: without vacuum, the claims table a message deletes from grows a dead row
     // per message and every finish statement reads them all.
-    const vacuumsItself = this.db.kind === 'embedded' || (!dryRun && !(await autovacuumRuns(pool)));
-    if (vacuumsItself && this.db.kind !== 'embedded') {
-      this.log.warn({ cron: this.config.storage.maintenance.cron }, "PostgreSQL's autovacuum is off on this server: the kernel's db-maintenance job vacuums and analyzes the tables every message writes");
-    }
-    if (vacuumsItself) this.jobs.schedule(maintenanceSchedule(pool, this.config.storage.maintenance, this.registry), 'core');
+    const embedded = this.db.kind === 'embedded';
+    const autovacuumOff = !embedded && !dryRun && !(await autovacuumRuns(pool));
+    if (autovacuumOff) this.log.warn({ cron: this.config.storage.maintenance.cron }, "PostgreSQL's autovacuum is off on this server: the kernel's db-maintenance job vacuums and analyzes the tables every message writes");
+    if (embedded || autovacuumOff) this.jobs.schedule(maintenanceSchedule(pool, this.config.storage.maintenance, this.registry), 'core');
     this.jobs.define<OutboxJob>({ name: OUTBOX_QUEUE, concurrency: this.config.outbox.concurrency, attempts: this.config.outbox.attempts, backoffMs: this.config.outbox.backoffMs, process: (data, job) => this.outbox.process(data, job.attemptsMade) }, 'core');
     this.inbound = new InboundProcessor({
       db: pool,

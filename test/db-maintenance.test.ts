@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestGateway, type TestGateway } from './harness.js';
 import { catalogue, twoTenants, KEYS } from './fixtures/configs.js';
 import { TEST_BACKEND, externalServices } from './backend.js';
-import { HOT_TABLES, dueFor, hotTableStats, isDue } from '../core/storage/maintenance.js';
+import { HOT_TABLES, autovacuumRuns, dueFor, hotTableStats, isDue } from '../core/storage/maintenance.js';
 
 const THRESHOLD = 40;
 let gw: TestGateway;
@@ -135,8 +135,7 @@ describe.skipIf(skip)(`dead rows on the ${TEST_BACKEND} backend`, () => {
   // A PostgreSQL server may have autovacuum switched off (this machine's has): the kernel's job runs there
   // too, else the claims table grows a dead row per message without end. With autovacuum on, it does not.
   it.runIf(TEST_BACKEND === 'external')('are vacuumed by the kernel on a PostgreSQL whose autovacuum is off, and left to autovacuum otherwise', async () => {
-    const { rows } = await gw.gateway.db.pool.query<{ runs: boolean }>(`SELECT current_setting('autovacuum') = 'on' AND current_setting('track_counts') = 'on' AS runs`);
-    if (rows[0]!.runs) {
+    if (await autovacuumRuns(gw.gateway.db.pool)) {
       expect(await gw.metrics()).not.toMatch(/parley_jobs_completed_total\{queue="db-maintenance"\} [1-9]/);
       return;
     }
