@@ -26,6 +26,26 @@ describe('crisis detector: each category of present danger', () => {
     for (const text of texts) expectCrisis(text, category);
   });
 
+  it('reads danger told in everyday words, not only in the textbook ones', () => {
+    const cases: [CrisisCategory, string[]][] = [
+      ['suicidal_ideation', ['gave away my dog and my car this week, i wont need them where im going', 'this is my last message, tell my sister i loved her', 'been saving up my meds for a while now', 'i hope i just dont wake up and tonight ill make sure of it', 'ya tengo todo listo para esta noche']],
+      ['self_harm', ['burning myself right now and i cant stop']],
+      ['overdose_poisoning', ['my 3 yo chewed on a laundry pod', 'he swallowed a whole bunch of stuff from the garage, it was antifreeze', 'took a handful of xanax with a bottle of wine']],
+      ['chest_pain_cardiac', ['my chest feels heavy and tight and im sweating']],
+      ['stroke_signs', ['my grandma is talking gibberish all of a sudden', 'his words are coming out all jumbled', 'suddenly cant see out of my left eye']],
+      ['breathing_anaphylaxis', ['his lips are turning blue', 'she can only say two words at a time', 'the inhaler is not helping and she is wheezing']],
+      ['bleeding_trauma', ['the blood soaked through two towels already']],
+      ['seizure_unresponsive', ['she had one seizure and then another one started before she came to']],
+      ['violence_danger', ['my ex is outside and says hes going to kill me', 'mi esposo me esta amenazando']],
+    ];
+    for (const [category, texts] of cases) for (const text of texts) expectCrisis(text, category);
+  });
+
+  it('reads texting shorthand', () => {
+    expectCrisis('overdosed rn please help', 'overdose_poisoning');
+    expectCalm('i tried to kill myself 12 yrs ago, im doing well now. can i donate blood');
+  });
+
   it('counts two weak signs together, not one alone', () => {
     expectCrisis('my heart is pounding and I feel like I am going to faint', 'chest_pain_cardiac');
     expectCalm('my heart is pounding after the stairs');
@@ -53,7 +73,7 @@ describe('crisis detector: what is not danger now', () => {
   });
 
   it('keeps everyday health questions calm', () => {
-    for (const text of ['what is the overdose limit for ibuprofen', "what's the number for the suicide hotline? asking for a school project", 'is it safe to take two advil', 'i took 2 ibuprofen for a headache', 'i cant breathe through my nose because of my cold', 'how much tylenol is too much']) expectCalm(text);
+    for (const text of ['can you overdose on vitamin c', 'is it possible to od on melatonin', 'is 988 only for suicide or also for anxiety', 'my doctor said a tylenol overdose damages the liver, how far apart should i space doses', 'how can i tell if my baby has an ear infection, he cant talk yet', 'had chest pain last year, every test was normal. can stress bring it back again?', 'what is the overdose limit for ibuprofen', "what's the number for the suicide hotline? asking for a school project", 'is it safe to take two advil', 'i took 2 ibuprofen for a headache', 'i cant breathe through my nose because of my cold', 'how much tylenol is too much']) expectCalm(text);
   });
 });
 

@@ -22,8 +22,43 @@ export function normalise(text: string): string {
     .replace(/\bno one\b/g, 'noone')
     .replace(/[^\p{L}\p{N}.,!?;:\n%-]+/gu, ' ')
     .replace(/ +/g, ' ')
-    .trim();
+    .trim()
+    .replace(TEXT_SPEAK, (word) => TEXT_SPEAK_WORDS[word] ?? word)
+    .replace(/\b(\d+) ?yo\b/g, '$1 year old');
 }
+
+/** Texting shorthand the rules would otherwise have to spell twice ("cutting rn", "10 yrs ago"). */
+const TEXT_SPEAK_WORDS: Record<string, string> = {
+  rn: 'right now',
+  rite: 'right',
+  yrs: 'years',
+  yr: 'year',
+  mins: 'minutes',
+  min: 'minutes',
+  hrs: 'hours',
+  hr: 'hour',
+  u: 'you',
+  ur: 'your',
+  tonite: 'tonight',
+  '2nite': 'tonight',
+  cuz: 'because',
+  bc: 'because',
+  pls: 'please',
+  plz: 'please',
+  gf: 'girlfriend',
+  bf: 'boyfriend',
+  ppl: 'people',
+  abt: 'about',
+  w: 'with',
+  idk: 'i dont know',
+  ima: 'im going to',
+  imma: 'im going to',
+  gonna: 'going to',
+  wanna: 'want to',
+  tryna: 'trying to',
+  gotta: 'have to',
+};
+const TEXT_SPEAK = new RegExp(`(?<![\\p{L}\\p{N}])(?:${Object.keys(TEXT_SPEAK_WORDS).join('|')})(?![\\p{L}\\p{N}])`, 'gu');
 
 /** Figures of speech that use the words of danger; removed before the rules run. */
 const IDIOMS: readonly RegExp[] = [
@@ -49,6 +84,9 @@ const IDIOMS: readonly RegExp[] = [
   /\bhair dye\b/g,
   /\bbreathe (?:through|out of) (?:my|his|her|the) nose\b/g,
   /\bsuicide (?:hotline|prevention|awareness|line|number|rates?|statistics|squad)\b/g,
+  /\b(?:only|just|meant|mainly) for suicid\w*\b/g,
+  /\bsounds? like (?:hes |shes |he is |she is |im |i am |a )?(?:choking|gasping|drowning|dying)\b/g,
+  /\boverdoses? (?:can|could|may|might|will|wrecks?|damages?|destroys?|causes?|ruins?|harms?|hurts?)\b/g,
   /\bme muero de (?:risa|hambre|sueno|ganas|calor|frio|aburrimiento)\b/g,
   /\bme (?:esta|estan) matando (?:los|las|el|la) \w+\b/g,
 ];
@@ -56,13 +94,50 @@ const IDIOMS: readonly RegExp[] = [
 /** Words that say the danger is not there: checked in the few words before a match, in its clause. */
 const NEGATION = /\b(?:not|no|never|dont|didnt|doesnt|isnt|arent|wasnt|werent|havent|hasnt|without|nor|denies|nunca|sin|tampoco|ni)\b/;
 /** A general question about a topic, not about someone's present state. */
-const QUESTION_START = /^(?:what|whats|how|why|when|where|which|who|is|are|can|could|should|does|do|any|tell me|explain|que|cual|cuales|como|cuando|por que|es|hay|donde)\b/;
+const QUESTION_START = /(?:^|, )(?:what|whats|how|why|when|where|which|who|is|are|can|could|should|does|do|any|tell me|explain|que|cual|cuales|como|cuando|por que|es|hay|donde)\b/;
+/** A question about people in general ("can you overdose on melatonin?", "is it possible to..."). */
+const GENERIC_QUESTION = /\b(?:can|could|do|does|will|would|should) (?:you|a person|people|someone|somebody|anyone|one|kids|children|a child|a baby|teens)\b|\bis it (?:possible|normal|common|dangerous|safe|true|bad)\b|\bwhat happens (?:if|when) (?:you|a person|people|someone|somebody|anyone)\b/;
+/** Someone in particular, in a present event ("my son drank", "she cant", "i took"): never a general question. */
+const PERSONAL = /\b(?:im|i am|i feel|i think im|just (?:took|drank|ate|swallowed|collapsed|fell|started|had|got|now)|my \w+ (?:is|has|cant|wont)|mi \w+ (?:esta|tiene|no))\b|\b(?:i|he|she|they|we|my \w+|his \w+|her \w+) (?:just |accidentally |already )?(?:took|drank|ate|swallowed|got|have|has|cant|wont|feel|feels|keep|keeps|is|am|are|started|bit|fell|hit|think)\b/;
 const TOPIC = /\b(?:signs?|symptoms?|warning|causes?|cause|risk|risks|prevent\w*|treat\w*|learn|class|course|training|first aid|difference|mean|means|normal|rehab|recover\w*|someone|somebody|a person|people|anyone|statistics|common|limit|dosage|dose|maximum|max|how much|how many|recogni[sz]e|spot|identify|alguien|una persona|que hacer|que hago si|tell if|know if|what to do|handle|respond|talk to|talk about|ask about|bring up|senales|sintomas|causas|prevenir)\b/;
-/** Said about now: a present-danger marker overrides a past marker or a question's framing. */
-const NOW = /\b(?:right now|now (?!(?:its|it is|im|i am|hes|shes|he is|she is|they are|were|everything is|all) (?:fine|ok|okay|better|good|normal|back|gone|stable|over|\d))|currently|at the moment|still|again|keeps?|keep|happening|this minute|tonight|just now|ahora|ahorita|ahora mismo|todavia|otra vez)\b/;
+/** Said about now: a present-danger marker in the same clause overrides a past marker or a question's framing. */
+const NOW = /\b(?:right now|now (?!(?:its|it is|im|i am|hes|shes|he is|she is|they are|were|everything is|all|doing|feeling|ive been) (?:fine|ok|okay|better|good|great|well|normal|back|gone|stable|over|\d))|currently|at the moment|still|again|keeps?|keep|happening|this minute|tonight|just now|relapsed|relapsing|most nights|every night|every day|these days|lately|all the time|ahora|ahorita|ahora mismo|todavia|otra vez)\b/;
+/** Present markers strong enough to count anywhere in the message ("...years ago. i want to do it tonight"). */
+const NOW_ANYWHERE = /\b(?:right now|currently|at the moment|this minute|tonight|just now|ahora mismo|ahorita|esta noche)\b/;
 /** Said about the past, or about something that is over. */
-const PAST = /\b(?:in (?:19|20)\d\d|(?:years?|months?|weeks?|decades?) ago|last (?:year|month|week|summer|winter|spring|fall)|when i was (?:a |younger|little|\d)|used to|back in|history of|(?:already|has|have|finally) (?:stopped|healed|passed|gone)|(?:is|im|hes|shes|was|were|all) (?:fine|okay|ok|better|recovered) now|(?:recovered|recovering) from|survived|hace (?:\d+ |unos |varios )?(?:anos|meses|semanas)|el ano pasado|ya (?:paso|se le paso|esta bien))\b/;
+const PAST = new RegExp(
+  [
+    String.raw`\bin (?:19|20)\d\d\b`,
+    String.raw`\b(?:years?|months?|weeks?|decades?) ago\b`,
+    String.raw`\blast (?:year|month|week|summer|winter|spring|fall|autumn|christmas)\b`,
+    String.raw`\bwhen (?:i|he|she) was (?:a |younger|little|in |\d)`,
+    String.raw`\bas a (?:kid|child|teen|teenager|baby)\b`,
+    String.raw`\bin (?:college|high school|middle school|my teens|my twenties|my 20s|my thirties|my 30s)\b`,
+    String.raw`\bused to\b`,
+    String.raw`\bback in\b`,
+    String.raw`\bhistory of\b`,
+    String.raw`\b(?:already|has|have|finally) (?:stopped|healed|passed|gone)\b`,
+    String.raw`\b(?:is|im|hes|shes|was|were|all|been|doing|feeling|feel) (?:fine|okay|ok|better|recovered|well|good|great) (?:now|since)\b`,
+    String.raw`\b(?:recovered|recovering) from\b`,
+    String.raw`\bsurvived\b`,
+    String.raw`\b(?:it|that|the \w+|they) (?:passed|went away|stopped|resolved|cleared up) (?:after|in|within|on its own|by itself)\b`,
+    String.raw`\btoday (?:im|i am|i feel|hes|shes|he is|she is|were|its) (?:ok|okay|fine|better|good|normal)\b`,
+    String.raw`\b(?:came to|woke up|came around) (?:right away|quickly|after a (?:few|couple of) (?:seconds|minutes))\b`,
+    String.raw`\ball (?:normal|clear|fine|negative|good)\b`,
+    String.raw`\b(?:the er|er|doctor|dr|they|hospital|nurse|urgent care|poison control) (?:said|says|told (?:us|me|her|him)) (?:it was|its|it is|she was|he was|shes|hes)\b`,
+    String.raw`\b(?:been|was|has been|have been) (?:totally |completely |perfectly |acting )?(?:normal|fine|ok|okay) (?:for|since|all)\b`,
+    String.raw`\b(?:\d+|a few|many|several|two|three|four|five|six|ten) (?:years|months|weeks|days) (?:sober|clean)\b`,
+    String.raw`\b(?:sober|clean) (?:for|since) \w+`,
+    String.raw`\b(?:almost|nearly) killed (?:me|him|her)\b`,
+    String.raw`\b(?:every |all the |the )?(?:tests?|ekg|ecg|scans?|bloodwork|results) (?:was |were |came back |came out )?(?:normal|fine|clear|negative)\b`,
+    String.raw`\bhace (?:\d+ |unos |varios |mucho )?(?:anos|meses|semanas|tiempo)\b`,
+    String.raw`\bel ano pasado\b`,
+    String.raw`\bya (?:paso|se le paso|esta bien)\b`,
+  ].join('|'),
+);
 /** Laughter that turns a threat into a figure of speech; never applied to self-directed danger. */
+/** Self-directed rules that people also use as hyperbole; with laughter and a condition ("ill die if i have to eat one more salad haha") they are a joke. */
+const HYPERBOLE_PRONE = new Set(['suicide.want-die', 'suicide.method']);
 const JOKE = /\b(?:lol|lmao|haha\w*|jk|jaja\w*|rofl)\b/;
 
 const SPANISH = /\b(?:que|de|la|el|los|las|mi|me|se|no|y|es|esta|estoy|por|para|con|una|un|ya|mas|muy|tengo|tiene|hijo|hija|mama|papa|quiero|puedo|puede|porque|pero|como|le|lo)\b/g;
@@ -72,6 +147,19 @@ export function detectLanguage(normalised: string): CrisisLanguage {
   const es = normalised.match(SPANISH)?.length ?? 0;
   const en = normalised.match(ENGLISH)?.length ?? 0;
   return es > en ? 'es' : 'en';
+}
+
+/**
+ * A clause that asks about a topic or about people in general, and says nothing about someone in
+ * particular now. Only the question itself is read for a person ("for health class we have to make a
+ * poster, what are the warning signs that a friend might be suicidal" is a general question).
+ */
+function isGeneralQuestion(clause: string): boolean {
+  if (NOW.test(clause)) return false;
+  const start = QUESTION_START.exec(clause);
+  const question = start ? clause.slice(start.index) : clause;
+  if ((start && TOPIC.test(question)) || GENERIC_QUESTION.test(question)) return !PERSONAL.test(question);
+  return false;
 }
 
 interface Hit {
@@ -115,15 +203,18 @@ export function detectCrisis(text: string, options: DetectOptions = {}): CrisisV
   for (const idiom of IDIOMS) cleaned = cleaned.replace(idiom, ' ');
   const rules = options.categories ? CRISIS_RULES.filter((r) => options.categories!.includes(r.category)) : CRISIS_RULES;
 
-  const now = NOW.test(cleaned);
-  const past = PAST.test(cleaned) && !now;
+  const nowAnywhere = NOW_ANYWHERE.test(cleaned);
+  const pastAnywhere = PAST.test(cleaned);
   const joking = JOKE.test(cleaned);
   const suppressed: CrisisVerdict['suppressed'] = [];
   const counted: Hit[] = [];
   for (const clause of clausesOf(cleaned)) {
-    const educational = QUESTION_START.test(clause) && TOPIC.test(clause) && !NOW.test(clause) && !/\b(?:im|i am|i feel|i think im|just|my \w+ (?:is|has|cant|wont)|mi \w+ (?:esta|tiene|no))\b/.test(clause);
+    const nowHere = NOW.test(clause) || nowAnywhere;
+    const educational = isGeneralQuestion(clause);
+    const past = pastAnywhere && !nowHere;
     for (const hit of hitsIn(clause, rules)) {
-      const why = negated(hit) ? 'negated' : educational ? 'educational' : past ? 'past' : joking && hit.rule.category === 'violence_danger' ? 'joke' : null;
+      const joke = joking && (hit.rule.category === 'violence_danger' || (HYPERBOLE_PRONE.has(hit.rule.id) && /\bif\b/.test(clause.slice(hit.index))));
+      const why = negated(hit) ? 'negated' : educational ? 'educational' : past ? 'past' : joke ? 'joke' : null;
       if (why) suppressed.push({ ruleId: hit.rule.id, why });
       else counted.push(hit);
     }
