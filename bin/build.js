@@ -45,6 +45,8 @@ export function build() {
   for (const name of readdirSync(join(ROOT, 'config')).filter((n) => n.endsWith('.yaml'))) cpSync(join(ROOT, 'config', name), join(DIST, 'config', name));
   // The console's page assets are read next to its compiled module.
   cpSync(join(ROOT, 'core', 'console', 'assets'), join(DIST, 'core', 'console', 'assets'), { recursive: true });
+  // The crisis detector's trained weights are read next to its compiled module.
+  cpSync(join(ROOT, 'plugins', 'crisis-guard', 'model.json'), join(DIST, 'plugins', 'crisis-guard', 'model.json'));
   writeFileSync(STAMP, `${new Date().toISOString()}\n`);
 }
 

@@ -107,7 +107,9 @@ function table(rows: Row[], label: string): void {
 async function main(): Promise<void> {
   const corpusPath = arg('--corpus') ?? dataFile('corpus.jsonl');
   const questionsPath = arg('--questions') ?? dataFile('dev_eval.jsonl');
-  const crisisPath = arg('--crisis') ?? dataFile('crisis_dev.jsonl');
+  const crisisPaths = process.argv.includes('--crisis')
+    ? process.argv.flatMap((a, i) => (a === '--crisis' && process.argv[i + 1] ? [process.argv[i + 1]!] : []))
+    : [dataFile('crisis_dev.jsonl'), fileURLToPath(new URL('../plugins/crisis-guard/eval/holdout.jsonl', import.meta.url))].filter((p): p is string => !!p);
   const minConfidence = Number(arg('--min-confidence') ?? MIN_CONFIDENCE);
   const log = pino({ level: 'warn' });
   const dir = mkdtempSync(join(tmpdir(), 'medical-eval-'));
@@ -184,13 +186,15 @@ async function main(): Promise<void> {
     await db.close();
     rmSync(dir, { recursive: true, force: true });
   }
-  if (crisisPath) {
-    const items = readFileSync(crisisPath, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { id: string; text: string; label: string });
+  for (const path of crisisPaths) {
+    const items = readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { id: string; text: string; label: string });
     const crisis = items.filter((i) => i.label === 'crisis');
     const not = items.filter((i) => i.label !== 'crisis');
-    const found = crisis.filter((i) => detectCrisis(i.text).crisis).length;
-    const alarms = not.filter((i) => detectCrisis(i.text).crisis).length;
-    console.log(`\ncrisis (${crisisPath}): recall ${found}/${crisis.length} = ${f3(found / Math.max(1, crisis.length))}; false alarms ${alarms}/${not.length} = ${f3(alarms / Math.max(1, not.length))}`);
+    const line = (name: string, found: number, alarms: number) =>
+      `${name} recall ${found}/${crisis.length} = ${f3(found / Math.max(1, crisis.length))}, false alarms ${alarms}/${not.length} = ${f3(alarms / Math.max(1, not.length))}`;
+    const rules = (i: { text: string }) => detectCrisis(i.text, { model: null }).crisis;
+    const both = (i: { text: string }) => detectCrisis(i.text).crisis;
+    console.log(`\ncrisis (${path}): ${line('rules + classifier', crisis.filter(both).length, not.filter(both).length)}; ${line('rules alone', crisis.filter(rules).length, not.filter(rules).length)}`);
   }
 }
 

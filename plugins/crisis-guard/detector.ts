@@ -9,6 +9,7 @@
  * detectCrisis('ya no quiero vivir');          // { crisis: true, categories: ['suicidal_ideation'], language: 'es', ... }
  * detectCrisis('this traffic is killing me');  // { crisis: false, ... }
  */
+import { type CrisisModel, type RuleView, score, shippedModel } from './classifier.js';
 import { CRISIS_RULES, type CrisisRule } from './rules.js';
 import type { CrisisCategory, CrisisLanguage, CrisisVerdict } from './types.js';
 
@@ -71,7 +72,7 @@ const IDIOMS: readonly RegExp[] = [
   /\b(?:died|dying|dead) laughing\b/g,
   /\b(?:laughing|laughed|crying laughing) so hard (?:i|that i) (?:cant|couldnt|almost couldnt) breathe\b/g,
   /\bto die for\b/g,
-  /\b(?:the )?death of me\b/g,
+  /\b(?:the )?(?:death|end) of me\b/g,
   /\b(?:phone|battery|car|laptop|computer|plant|plants|tv|wifi|internet|engine|charger) (?:just |has |is )?(?:died|dead|dying)\b/g,
   /\bdead (?:tired|serious|set|end|line|lines|week)\b/g,
   /\b(?:nearly|almost|practically|about to|literally) (?:had|have|having|gave me|give me|giving me) (?:a )?(?:heart attack|stroke|aneurysm)\b/g,
@@ -135,9 +136,9 @@ const PAST = new RegExp(
     String.raw`\bya (?:paso|se le paso|esta bien)\b`,
   ].join('|'),
 );
-/** Laughter that turns a threat into a figure of speech; never applied to self-directed danger. */
 /** Self-directed rules that people also use as hyperbole; with laughter and a condition ("ill die if i have to eat one more salad haha") they are a joke. */
 const HYPERBOLE_PRONE = new Set(['suicide.want-die', 'suicide.method']);
+/** Laughter: turns a threat to others into a figure of speech, and a conditional hyperbole-prone one to oneself. */
 const JOKE = /\b(?:lol|lmao|haha\w*|jk|jaja\w*|rofl)\b/;
 
 const SPANISH = /\b(?:que|de|la|el|los|las|mi|me|se|no|y|es|esta|estoy|por|para|con|una|un|ya|mas|muy|tengo|tiene|hijo|hija|mama|papa|quiero|puedo|puede|porque|pero|como|le|lo)\b/g;
@@ -194,24 +195,42 @@ function clausesOf(text: string): string[] {
 export interface DetectOptions {
   /** Only these categories count (a tenant's `categories`). */
   categories?: readonly CrisisCategory[];
+  /** The model that reads what the rules miss (default: the shipped one; `null`: rules alone). */
+  model?: CrisisModel | null;
 }
 
-export function detectCrisis(text: string, options: DetectOptions = {}): CrisisVerdict {
+interface RuleReading {
+  language: CrisisLanguage;
+  view: RuleView;
+  counted: Hit[];
+  suppressed: CrisisVerdict['suppressed'];
+}
+
+/** Runs the rules over one message: what counted, what was set aside and why, and the message's markers. */
+function readRules(text: string, rules: readonly CrisisRule[]): RuleReading {
   const normalisedText = normalise(text);
   const language = detectLanguage(normalisedText);
   let cleaned = normalisedText;
   for (const idiom of IDIOMS) cleaned = cleaned.replace(idiom, ' ');
-  const rules = options.categories ? CRISIS_RULES.filter((r) => options.categories!.includes(r.category)) : CRISIS_RULES;
 
   const nowAnywhere = NOW_ANYWHERE.test(cleaned);
   const pastAnywhere = PAST.test(cleaned);
   const joking = JOKE.test(cleaned);
   const suppressed: CrisisVerdict['suppressed'] = [];
   const counted: Hit[] = [];
+  const flags = new Set<string>();
+  if (nowAnywhere) flags.add('now-anywhere');
+  if (pastAnywhere) flags.add('past');
+  if (joking) flags.add('joke');
+  if (cleaned !== normalisedText) flags.add('idiom');
   for (const clause of clausesOf(cleaned)) {
     const nowHere = NOW.test(clause) || nowAnywhere;
     const educational = isGeneralQuestion(clause);
     const past = pastAnywhere && !nowHere;
+    if (NOW.test(clause)) flags.add('now');
+    if (educational) flags.add('general-question');
+    if (QUESTION_START.test(clause)) flags.add('question');
+    if (NEGATION.test(clause)) flags.add('negation');
     for (const hit of hitsIn(clause, rules)) {
       const joke = joking && (hit.rule.category === 'violence_danger' || (HYPERBOLE_PRONE.has(hit.rule.id) && /\bif\b/.test(clause.slice(hit.index))));
       const why = negated(hit) ? 'negated' : educational ? 'educational' : past ? 'past' : joke ? 'joke' : null;
@@ -219,18 +238,37 @@ export function detectCrisis(text: string, options: DetectOptions = {}): CrisisV
       else counted.push(hit);
     }
   }
+  const view: RuleView = { cleaned, counted: counted.map((h) => h.rule.id), suppressed, flags: [...flags] };
+  return { language, view, counted, suppressed };
+}
+
+/** What the rules see in a message, as the model reads it (for training). */
+export function ruleView(text: string): RuleView {
+  return readRules(text, CRISIS_RULES).view;
+}
+
+export function detectCrisis(text: string, options: DetectOptions = {}): CrisisVerdict {
+  const rules = options.categories ? CRISIS_RULES.filter((r) => options.categories!.includes(r.category)) : CRISIS_RULES;
+  const { language, view, counted, suppressed } = readRules(text, rules);
 
   const strong = counted.filter((h) => h.rule.weight === 'strong');
   const weakIds = new Set(counted.filter((h) => h.rule.weight === 'weak').map((h) => h.rule.id));
-  const crisis = strong.length > 0 || weakIds.size >= 2;
-  return {
-    crisis,
-    categories: crisis ? [...new Set((strong.length > 0 ? strong : counted).map((h) => h.rule.category))] : [],
-    language,
-    ruleIds: [...new Set(counted.map((h) => h.rule.id))],
-    suppressed,
-  };
+  const ruleIds = [...new Set(counted.map((h) => h.rule.id))];
+  if (strong.length > 0 || weakIds.size >= 2) {
+    return { crisis: true, categories: [...new Set((strong.length > 0 ? strong : counted).map((h) => h.rule.category))], language, ruleIds, suppressed };
+  }
+  const model = options.model === undefined ? shippedModel() : options.model;
+  if (model) {
+    const read = score(model, view);
+    if (read.crisis >= model.threshold && (!options.categories || options.categories.includes(read.category))) {
+      return { crisis: true, categories: [read.category], language, ruleIds: [...ruleIds, 'classifier'], suppressed, modelScore: round3(read.crisis) };
+    }
+    return { crisis: false, categories: [], language, ruleIds, suppressed, modelScore: round3(read.crisis) };
+  }
+  return { crisis: false, categories: [], language, ruleIds, suppressed };
 }
+
+const round3 = (x: number) => Math.round(x * 1000) / 1000;
 
 /** Whether a message is borderline: one weak cue and nothing strong (worth a second opinion). */
 export function isBorderline(verdict: CrisisVerdict): boolean {

@@ -28,6 +28,8 @@ export interface CrisisVerdict {
   ruleIds: string[];
   /** Rules that matched but were set aside, with why (`negated`, `idiom`, `educational`, `past`). */
   suppressed: { ruleId: string; why: 'negated' | 'educational' | 'past' | 'joke' }[];
+  /** The classifier's probability that this is a crisis, when the rules alone did not decide. */
+  modelScore?: number;
 }
 
 /**
