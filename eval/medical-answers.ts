@@ -49,7 +49,7 @@ function arg(name: string): string | undefined {
   return i >= 0 ? process.argv[i + 1] : undefined;
 }
 
-async function* readCorpus(path: string): AsyncIterable<CorpusDoc> {
+export async function* readCorpus(path: string): AsyncIterable<CorpusDoc> {
   const rl = createInterface({ input: createReadStream(path), crlfDelay: Infinity });
   for await (const line of rl) if (line.trim()) yield JSON.parse(line) as CorpusDoc;
 }

@@ -125,13 +125,13 @@ describe('examples/medical-whatsapp: seed 001 as a Parley deployment', () => {
 
   it('sends the fallback, not a guess, when the library is not sure enough', async () => {
     const from = waUser();
-    // The library has a page on high blood pressure but nothing on diet: confidence stays under 0.15.
+    // The library has pages on blood pressure but none on which fruit: confidence stays under 0.2.
     await cloudMessage(from, 'which fruit is good for blood pressure?');
     const reply = await cloudReply(from);
     expect(reply).toBe("I'm not sure enough to answer that. Please ask a doctor or pharmacist; if it is urgent, call your local emergency number.");
     const note = await annotationOf(from);
     expect(note).toMatchObject({ outcome: 'fallback', citations: [] });
-    expect(note.confidence).toBeLessThan(0.15);
+    expect(note.confidence).toBeLessThan(0.2);
   });
 
   it("refuses a forged webhook with 403 and counts it (the seed's validation errors)", async () => {

@@ -2,6 +2,7 @@
  * Extractive answers: the sentences of the best section that best match the question, in document
  * order, within a character budget that includes the citation line. No model; redactions always applied.
  */
+import { confidenceOf } from './confidence.js';
 import type { Answer, Citation, Hit } from './types.js';
 import { answerHeadings, docTerms, parseQuery } from './text.js';
 
@@ -41,32 +42,6 @@ export function sentencesOf(text: string): string[] {
     .split(/(?<=[.!?])\s+(?=[A-Z0-9"(])|\s+-\s+(?=[A-Za-z0-9])|(?<=[a-z])\s+(?=(?:When|If|The|Most|Some|It|You|Your|This|These|Many|Call|See|Ask|Talk|Treatment|Symptoms|Doctors|People)\s)/)
     .map((s) => s.trim().replace(/^-\s*/, ''))
     .filter((s) => s.length > 2);
-}
-
-/**
- * Confidence from retrieval alone, in [0, 1]: how much of the question the top document covers, and
- * how clearly it beats the runner-up. Calibrated on the design half of the dev set (eval/README.md).
- */
-export function confidenceOf(hits: Hit[]): number {
-  const top = hits[0];
-  if (!top) return 0;
-  const coverage = top.coverage ?? 0.5;
-  const second = hits[1]?.score ?? 0;
-  const margin = top.score > 0 ? Math.max(0, (top.score - second) / top.score) : 0;
-  const titleMatch = top.titleMatch ?? 0.5;
-  // Logistic regression fitted on the design half of the dev set plus 20 off-topic texts written for
-  // this purpose (weighted x5), target "the first hit is an expected document". Features: how fully the
-  // question names the document's title or a synonym (by far the strongest), score, margin over the
-  // runner-up, query coverage, and whether the lexical and vector retrievers agree.
-  const z =
-    -5.47 +
-    7.72 * titleMatch +
-    3.1 * (Math.min(Math.max(top.score, 0), 40) / 40) +
-    1.39 * margin +
-    0.44 * coverage +
-    0.3 * (top.lexicalRank === 1 ? 1 : 0) +
-    0.57 * (top.vectorRank !== null && top.vectorRank <= 3 ? 1 : 0);
-  return Math.round((1 / (1 + Math.exp(-z))) * 1000) / 1000;
 }
 
 /** Sentence cues of each question type: a sentence that says "treated with" answers "how is it treated". */
@@ -216,7 +191,7 @@ function clip(text: string, max: number): string {
 export function composeAnswer(question: string, hits: Hit[], opts: ComposeOptions): Answer | null {
   const top = hits[0];
   if (!top) return null;
-  const confidence = confidenceOf(hits);
+  const confidence = confidenceOf(hits, question);
   if (confidence < opts.minConfidence) return null;
   const redactions = [...DEFAULT_REDACTIONS, ...(opts.redactions ?? [])];
   const citation: Citation = { docId: top.docId, title: top.title, url: top.url };

@@ -78,7 +78,18 @@ export interface SearchOptions {
    * thrown. It may throw to stop the search.
    */
   onEmbedError?: (error: unknown) => void;
+  /** Given every fused candidate's ranking features (`RERANK_FEATURES` order), for eval/fit-rerank.ts. */
+  onCandidates?: (candidates: { docId: string; features: number[] }[]) => void;
 }
+
+/**
+ * The features each fused candidate is ranked by, in the order of `RERANK_WEIGHTS`: BM25F, title match,
+ * full title named, section fit, reciprocal-rank fusion (×60, so about 0–2), query coverage, 1/rank in
+ * the lexical list and in the vector list (0 when absent). The weights were set by hand on the dev set;
+ * `eval/fit-rerank.ts` fits them, and a fit on 2026-12-02 (with passage-level features too) did not
+ * beat them on questions written that day (eval/README.md).
+ */
+export const RERANK_FEATURES = ['bm25f', 'titleMatch', 'fullTitle', 'sectionFit', 'rrf', 'coverage', 'lexicalRecip', 'vectorRecip'] as const;
 
 /** Tuning constants (chosen on the design half of the dev set; see eval/README.md). */
 const CHUNK_SIZE = 1200;
@@ -86,11 +97,8 @@ const CHUNK_OVERLAP = 150;
 const DOC_BATCH = 60;
 const CANDIDATES = 60;
 const RRF_K = 60;
-const SECTION_WEIGHT = 3;
-const TITLE_WEIGHT = 8;
-/** A question that names every word of a document's title ("ear infection", "hepatitis b") is about that topic. */
-const FULL_TITLE_WEIGHT = 6;
-const RRF_WEIGHT = 60;
+/** Weights of `RERANK_FEATURES` (a question that names every word of a document's title, "ear infection", is about that topic). */
+export const RERANK_WEIGHTS = [1, 8, 6, 3, 1, 0, 0, 0];
 /**
  * A summary page (one Overview, the consumer pages' form) that speaks of what a typed question asks
  * ("High blood pressure usually has no symptoms") answers it nearly as well as a page with that section.
@@ -776,7 +784,11 @@ export class MedicalStore {
       cands.set(docId, c);
     });
     const wanted = headingsFor(parsed.type);
+    const weights = parsed.terms.map((t, i) => ({ stem: t.term, term: ` ${t.term} `, w: t.weight * qw.idf[i]! }));
+    // A term the document's body lacks is in none of its chunks (when that holds for the document): not looked for.
+    const weightsIn = (doc: CachedDoc) => (doc.chunkTermsInBody ? weights.filter((x) => doc.body.has(x.stem)) : weights);
     const scored: { docId: string; score: number; coverage: number; titleMatch: number; lex: number | null; vec: number | null }[] = [];
+    const explained: { docId: string; features: number[] }[] = [];
     for (const [docId, c] of cands) {
       const doc = cache.docs.get(docId);
       if (!doc) continue;
@@ -784,9 +796,13 @@ export class MedicalStore {
       // Section fit: a "what is" question, or one with no recognisable type, is answered by a summary
       // (overview) page; any other question type by a document that has the matching section at all.
       const sectionFit = parsed.type === 'information' || parsed.type === null ? doc.overviewShare : wanted.some((h) => doc.headings.has(h)) ? 1 : summaryAnswers(doc, parsed.type) ? SUMMARY_FIT : 0;
-      const score = bm + TITLE_WEIGHT * titleMatch + FULL_TITLE_WEIGHT * fullTitle + SECTION_WEIGHT * sectionFit + RRF_WEIGHT * c.rrf;
+      const features = [bm, titleMatch, fullTitle, sectionFit, RRF_K * c.rrf, coverage, c.lex ? 1 / c.lex : 0, c.vec ? 1 / c.vec : 0];
+      let score = 0;
+      for (let i = 0; i < features.length; i++) score += RERANK_WEIGHTS[i]! * features[i]!;
       scored.push({ docId, score, coverage, titleMatch, lex: c.lex, vec: c.vec });
+      if (opts.onCandidates) explained.push({ docId, features });
     }
+    opts.onCandidates?.(explained);
     scored.sort((a, b) => b.score - a.score || (a.docId < b.docId ? -1 : 1));
     const top = scored.slice(0, k);
     lap('rerank');
@@ -794,9 +810,6 @@ export class MedicalStore {
 
     // The best chunk of each returned document: the question type's section first, then the
     // (idf-weighted) query terms it holds, then position. Only the chosen chunks' text is read.
-    const weights = parsed.terms.map((t, i) => ({ stem: t.term, term: ` ${t.term} `, w: t.weight * qw.idf[i]! }));
-    // A term the document's body lacks is in none of its chunks (when that holds for the document): not looked for.
-    const weightsIn = (doc: CachedDoc) => (doc.chunkTermsInBody ? weights.filter((x) => doc.body.has(x.stem)) : weights);
     // An advice question without another type ("what can I use") reads the Treatment section when the document has one.
     const chunkWanted = answerHeadings(parsed);
     const chosen = new Map<string, CachedChunk>();
@@ -1068,6 +1081,31 @@ function bm25f(doc: CachedDoc, q: QueryWeights): { score: number; coverage: numb
   return { score, coverage: total > 0 ? covered / total : 0, titleMatch, fullTitle: titleShare > 0.9 ? 1 : 0 };
 }
 
+/** What a title word counts for when it stands in for a misspelt one. */
+const SPELLING_WEIGHT = 0.9;
+
+/** Damerau–Levenshtein distance (adjacent swaps count one), giving up above `max`. */
+export function editDistance(a: string, b: string, max: number): number {
+  if (Math.abs(a.length - b.length) > max) return max + 1;
+  let prev2: number[] = [];
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    let best = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let d = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d = Math.min(d, prev2[j - 2]! + 1);
+      row.push(d);
+      if (d < best) best = d;
+    }
+    if (best > max) return max + 1;
+    prev2 = prev;
+    prev = row;
+  }
+  return prev[b.length]!;
+}
+
 /** What a variant of the person's word counts for: like a lay synonym, below the word itself. */
 const VARIANT_WEIGHT = 0.6;
 /** How many letters a variant may add to or drop from a stem ("safe" / "safeti", "asthma" / "asthmat"). */
@@ -1078,7 +1116,7 @@ const VARIANT_LETTERS = 3;
  * "asthmatic"): a person's word that is a close prefix of a title word's stem, or the other way round,
  * also looks for that title word, at a lower weight. Only title words: they name what pages are about.
  */
-function withTitleVariants(parsed: ParsedQuery, cache: Pick<TenantCache, 'titleStems' | 'titleWords'>): ParsedQuery {
+function withTitleVariants(parsed: ParsedQuery, cache: Pick<TenantCache, 'titleStems' | 'titleWords' | 'stats'>): ParsedQuery {
   const have = new Set(parsed.terms.map((t) => t.term));
   const extra: { term: string; weight: number }[] = [];
   const words: string[] = [];
@@ -1107,6 +1145,29 @@ function withTitleVariants(parsed: ParsedQuery, cache: Pick<TenantCache, 'titleS
     for (let n = Math.max(4, term.length - VARIANT_LETTERS); n < term.length; n++) {
       const s = term.slice(0, n);
       if (cache.titleWords.has(s)) add(s);
+    }
+    // A word no document holds is most likely misspelt ("tetnus", "trigliserides", "diarhea"): the
+    // title words one or two edits away (two for long words) stand in for it, at the person's weight.
+    if (term.length >= 5 && !cache.stats.df[term]) {
+      const budget = term.length >= 8 ? 2 : 1;
+      for (const s of cache.titleStems) {
+        if (Math.abs(s.length - term.length) <= budget && s.length >= 4 && editDistance(term, s, budget) <= budget && !have.has(s)) {
+          have.add(s);
+          extra.push({ term: s, weight: SPELLING_WEIGHT });
+          const w = cache.titleWords.get(s);
+          if (w && !parsed.ftsWords.includes(w)) words.push(w);
+        }
+      }
+    }
+  }
+  // Two words a title writes as one ("bed bugs" / Bedbugs, "pink eye" / Pinkeye, "nose bleed").
+  for (let i = 0; i + 1 < parsed.ftsWords.length; i++) {
+    const joined = `${parsed.ftsWords[i]}${parsed.ftsWords[i + 1]}`;
+    const s = stem(joined);
+    if (s.length >= 6 && cache.titleWords.has(s) && !have.has(s)) {
+      have.add(s);
+      extra.push({ term: s, weight: 1 });
+      words.push(cache.titleWords.get(s)!);
     }
   }
   return extra.length ? { ...parsed, terms: [...parsed.terms, ...extra], ftsWords: [...parsed.ftsWords, ...words] } : parsed;

@@ -1,0 +1,26 @@
+import { describe, expect, it } from 'vitest';
+import { fitText, trainingRows } from '../train/fit-confidence.js';
+import { CONFIDENCE_WEIGHTS } from './confidence-weights.js';
+import { confidenceOf, healthLogit } from './confidence.js';
+import type { Hit } from './types.js';
+
+const hit = (over: Partial<Hit>): Hit => ({ docId: 'd1', chunkId: 'c1', title: 'Pinkeye', url: null, source: null, section: 'Overview', text: '', score: 30, lexicalRank: 1, vectorRank: 1, coverage: 0.6, titleMatch: 0, ...over });
+
+describe('medical-answers confidence', () => {
+  it('ships the text part its training sets give (refit after changing them: train/README.md)', () => {
+    expect(fitText(trainingRows())).toEqual(CONFIDENCE_WEIGHTS.text);
+  }, 60_000);
+
+  it('reads whether a text is a health question at all', () => {
+    for (const text of ['my sons eye is crusty and red, does he need drops', 'how long does strep last', 'is it bad to take ibuprofen every day']) expect(healthLogit(text), text).toBeGreaterThan(0);
+    for (const text of ['can i come in at 4 instead', 'do you guys take blue cross', 'thank you!!', 'where do i park']) expect(healthLogit(text), text).toBeLessThan(0);
+  });
+
+  it('is surer of a health question than of a clinic errand that finds the same page', () => {
+    const hits = [hit({}), hit({ docId: 'd2', score: 20, lexicalRank: 2, vectorRank: 3 })];
+    const question = confidenceOf(hits, 'my daughters eye is red and goopy, will it go away on its own');
+    const errand = confidenceOf(hits, 'can i move my eye appointment to friday');
+    expect(question).toBeGreaterThan(errand);
+    expect(confidenceOf([], 'anything')).toBe(0);
+  });
+});
