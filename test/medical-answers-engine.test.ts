@@ -16,7 +16,7 @@ import { TEST_BACKEND, externalServices, freshDatabase } from './backend.js';
 import { matchLexemes, MedicalStore } from '../plugins/medical-answers/engine/store.js';
 import { condenseFollowUp } from '../plugins/medical-answers/engine/query.js';
 import { composeAnswer, DEFAULT_REDACTIONS, unitsOf } from '../plugins/medical-answers/engine/answer.js';
-import type { CorpusDoc } from '../plugins/medical-answers/engine/types.js';
+import type { CorpusDoc, Hit } from '../plugins/medical-answers/engine/types.js';
 
 const fixture = fileURLToPath(new URL('../plugins/medical-answers/test-fixtures/corpus-small.jsonl', import.meta.url));
 const corpus: CorpusDoc[] = readFileSync(fixture, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as CorpusDoc);
@@ -193,6 +193,15 @@ describe.skipIf(skip)(`medical-answers engine on the ${TEST_BACKEND} backend`, (
       // The first sentence of the reply holds the numbers ("A1C" and "type 2" are not numbers to it).
       expect(answer.text.split('\n')[0]!.slice(0, 160)).toContain(want);
     }
+  });
+
+  it('answers who gets it and how serious it is, in the words of the page rather than the question', () => {
+    const hit = (title: string, text: string): Hit => ({ docId: 'x', chunkId: 'x-0', title, url: null, source: null, section: 'Overview', text, score: 30, lexicalRank: 1, vectorRank: 1, coverage: 1, titleMatch: 1, sections: [{ heading: 'Overview', text }] });
+    const depression = hit('Depression', 'Depression is a serious medical illness. It causes sadness that lasts for weeks. Depression can happen at any age, but it often begins in teens and young adults. Treatment works for most people.');
+    // "teenagers" and "teens" are one family the stemmer keeps apart; "can teenagers get" asks who gets it.
+    expect(composeAnswer('can teenagers get depression or is it a grown up thing', [depression], { maxChars: 160, minConfidence: 0 })!.text.split('\n')[0]).toMatch(/^Depression can happen at any age/);
+    const cysts = hit('Ovarian Cysts', 'An ovarian cyst is a sac filled with fluid that forms on or inside an ovary. Birth control pills can help prevent new cysts. Cysts are rarely cancerous in women under 50.');
+    expect(composeAnswer('ultrasound found a cyst on my ovary, should i be scared', [cysts], { maxChars: 140, minConfidence: 0 })!.text.split('\n')[0]).toMatch(/^Cysts are rarely cancerous/);
   });
 
   it("finds a title by a person's word the stemmer does not join with it (safe / Safety)", async () => {

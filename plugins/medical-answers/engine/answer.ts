@@ -16,6 +16,10 @@ export interface ComposeOptions {
   maxChars: number;
   minConfidence: number;
   redactions?: Redaction[];
+  /** Other weights of `UNIT_FEATURES` (for train/fit-answer.ts). */
+  unitWeights?: readonly number[];
+  /** Whether a question that asks something leads with the best unit that says it (default `LEAD_BY_SAYING`). */
+  leadBySaying?: boolean;
 }
 
 /**
@@ -72,7 +76,7 @@ const INSTRUCTION = /(^|[,;:]\s*)(make sure|wash|call|get|go|see|try|take|keep|s
 const NUMBER = /(?<![A-Za-z\d])(?<!\b(?:type|stage|grade|phase) )\d+(?:[.,/]\d+)*(?![A-Za-z\d])/i;
 const INTENTS: { ask: RegExp; say: RegExp }[] = [
   { ask: /\bhow (often|many times|frequently)\b/, say: /\b(every|once|twice|times? (a|per)|per (day|week|month|year)|daily|weekly|monthly|yearly|annual(ly)?)\b/i },
-  { ask: /\bhow (long|soon)\b|\bwhen (will|does|do|can|should)\b|\bbefore\b/, say: /\b(\d+|one|two|three|four|five|six|few|several)\s*(to \d+\s*)?(minutes?|hours?|days?|weeks?|months?|years?)\b/i },
+  { ask: /\bhow (long|soon)\b|\bwhen (will|does|do|can|should)\b|\bbefore\b/, say: /\b(\d+|one|two|three|four|five|six|few|several)\s*(to \d+\s*)?(seconds?|minutes?|hours?|days?|weeks?|months?|years?)\b/i },
   // Not "high" alone: "high blood pressure" names a condition, "how high" / "too high" asks for a number.
   { ask: /\b(normal|level|range|number|reading|how (much|many|high|low)|dose|dosage|too (high|low))\b/, say: NUMBER },
   // A person who quotes a reading ("my a1c came back 6.1", "145/92") wants the ranges it falls in.
@@ -80,14 +84,16 @@ const INTENTS: { ask: RegExp; say: RegExp }[] = [
   // Not "infection": a sentence that names the infection does not say how it passes on.
   { ask: /\b(contagious|catch|spread|give (it|this)|pass (it|on)|infectious)\b/, say: /\b(contagious|spread\w*|catch|pass(ed)? (it|the|on)|transmit\w*|person to person|infectious)\b/i },
   // "Who gets it", not "who can I call".
-  { ask: /\bwho (is|are|gets?|has|have|can get|should get)\b|\b(more likely|at risk)\b/, say: /\b(risk|more likely|people (who|with|over)|over age|older|women|men|children|african|family history)\b/i },
-  { ask: /\b(safe|ok to|okay to|can i give|should i give|allowed)\b/, say: /\b(should not|shouldn'?t|never|do not|don'?t|not safe|safe|avoid|less than \d+)\b/i },
+  { ask: /\bwho (is|are|gets?|has|have|can get|should get)\b|\b(more likely|at risk)\b|\bcan (kids|children|teens|teenagers|babies|infants|toddlers|women|men|older (people|adults)|adults|elderly|young people|guys|girls) (get|have)\b/, say: /\b(risk|more likely|people (who|with|over)|over age|older|women|men|children|teens|young adults|any age|african|family history)\b/i },
+  { ask: /\b(safe|ok to|okay to|can i give|should i give|allowed|smart to|good idea|bad (idea )?to|harmful)\b/, say: /\b(should not|shouldn'?t|never|do not|don'?t|not safe|safe|avoid|less than \d+|may increase the risk|harm\w*)\b/i },
+  // "Should I be scared", "is that dangerous": how serious it is, either way.
+  { ask: /\b(should i (be )?(worried|scared|concerned|worry)|be (worried|scared|concerned)|is (it|that|this) (bad|serious|dangerous)|dangerous|freaking out|scared|worried|is (it|that|this) normal)\b/, say: /\b(rarely|usually (not|harmless|mild)|harmless|not (serious|dangerous|cancer\w*|harmful)|benign|innocent|most (people|cases|are|often)|common|normal|go(es)? away|serious|dangerous|life-threatening|can lead to)\b/i },
   { ask: /\b(need to take|should i take|do i need)\b/, say: /\b(may need|need to|should|supplement)\b/i },
   { ask: /\b(how do (they|doctors)|figure out|find out|test for|diagnos)\w*/, say: /\b(diagnos\w*|tests?|exam\w*|based on)\b/i },
   { ask: /\bhow (can|do|would|will) (i|you|we|they) (tell|know)\b|\bsigns? of\b|\blook like\b/, say: /\b(symptoms?|signs?|include|look (like|for)|watch for)\b/i },
   // "When is it serious enough to see someone", "do I need a doctor": when to get help.
   { ask: /\b(see (a |my |the )?(doctor|dr|someone|somebody|nurse)|need (a|to see a) doctor|go to the (er|hospital|emergency)|serious enough|should i (worry|be worried)|emergency|urgent)\b/, say: /\b(call (9-1-1|911|your)|get (medical|emergency) (help|care)|seek (medical|emergency)|see (a|your) (doctor|health care)|let your (doctor|health care provider) know|emergency|right away|immediately)\b/i },
-  { ask: /\b(why|what causes|cause)\b/, say: /\b(caus\w*|because|due to|from|bacteria|virus)\b/i },
+  { ask: /\b(why|what causes|cause|going on|what happens|happening)\b/, say: /\b(caus\w*|because|due to|from|bacteria|virus|when)\b/i },
 ];
 const INTENT_WEIGHT = 2;
 /** What a question word that is also a word of the page's title counts for, against the question's other words. */
@@ -166,7 +172,7 @@ const ANAPHORIC = /^(they|these|this|those|it|such|examples?)\b/i;
 const BOILERPLATE = /^(NIH:|See this graphic|Click |Learn more|For more information|Source:)/i;
 
 /** A unit as text within `max` characters: a list keeps as many items as fit, separated as in the source. */
-function render(unit: { text: string; items: string[] }, max: number): string | null {
+export function render(unit: { text: string; items: string[] }, max: number): string | null {
   if (!unit.items.length) return unit.text.length <= max ? unit.text : null;
   const intro = unit.text.replace(/[:.,;\s]+$/, '');
   let out = '';
@@ -188,18 +194,42 @@ function clip(text: string, max: number): string {
   return `${(space > max * 0.6 ? cut.slice(0, space) : cut).replace(/[,;:\s]+$/, '')}…`;
 }
 
-export function composeAnswer(question: string, hits: Hit[], opts: ComposeOptions): Answer | null {
-  const top = hits[0];
-  if (!top) return null;
-  const confidence = confidenceOf(hits, question);
-  if (confidence < opts.minConfidence) return null;
-  const redactions = [...DEFAULT_REDACTIONS, ...(opts.redactions ?? [])];
-  const citation: Citation = { docId: top.docId, title: top.title, url: top.url };
-  const cite = applyRedactions(`Source: ${top.title}${top.url ? ` ${top.url}` : ''}`, redactions);
-  const budget = opts.maxChars - cite.length - 1;
+/**
+ * What each answer unit is scored by, in the order of `UNIT_WEIGHTS`: the question's words it holds
+ * (idf-weighted at sentence level; the page's title words apart: they name the topic, present
+ * everywhere; both scaled down when the question asks something specific), whether it says what the
+ * question's type asks (a cue), advice and instructions for "what should I do", how many of the
+ * question's intents it says, the opening definition of a "what is" question, the best section
+ * (and the section the question's type asks for), a list for a question a list answers, and what
+ * reads badly first: a fragment, an example, a leading conjunction, a question (the page's heading),
+ * a run-on unit longer than the budget; then its position, its length and whether it holds a number.
+ */
+export const UNIT_FEATURES = ['words', 'topicWords', 'cue', 'advises', 'instructs', 'intentsSaid', 'opening', 'bestSection', 'typedSection', 'list', 'fragment', 'example', 'conjunction', 'question', 'runOn', 'position', 'length', 'number'] as const;
+/** Set by hand on the dev set's design half (eval/README.md); `train/fit-answer.ts` fits them. */
+/** A question that asks something is answered first by the best unit that says it (a cue, an intent, advice). */
+export const LEAD_BY_SAYING = true;
+export const UNIT_WEIGHTS: readonly number[] = [1, TOPIC_SHARE, CUE_WEIGHT, CUE_WEIGHT, CUE_WEIGHT, INTENT_WEIGHT, 1, SECTION_WEIGHT, TYPED_SECTION_WEIGHT, LIST_WEIGHT, -2, -2, -LEANS_ON_CONTEXT, -2, -2, -0.01, 0, 0];
 
-  const sectionText = top.sections?.[0]?.text ?? top.text;
-  // Units of the best section first (they get SECTION_WEIGHT), then the rest of the document.
+/**
+ * Two stems of one word family the stemmer keeps apart ("teen" / "teenag", "smoke" / "smoker",
+ * "cancer" / "cancer"): one starts with the other, at most three letters longer, four letters shared.
+ */
+function related(a: string, b: string): boolean {
+  const [short, long] = a.length <= b.length ? [a, b] : [b, a];
+  return short.length >= 4 && long.length - short.length <= 3 && long.startsWith(short);
+}
+
+export interface AnswerUnit {
+  text: string;
+  items: string[];
+  features: number[];
+  /** Whether it says what the question asks: a cue of its type, an intent's words, advice. */
+  says: boolean;
+}
+
+/** The top hit's answer units with their features, and whether the question asks something specific. */
+export function answerUnits(question: string, top: Hit, budget: number, redactions: Redaction[]): { units: AnswerUnit[]; asking: boolean } {
+  // Units of the best section first, then the rest of the document.
   const sections = top.sections?.length ? top.sections : [{ heading: top.section ?? '', text: top.text }];
   const seen = new Set<string>();
   const units = sections.flatMap((section, index) => unitsOf(applyRedactions(section.text, redactions)).map((u) => ({ ...u, best: index === 0 }))).filter((u) => {
@@ -227,38 +257,68 @@ export function composeAnswer(question: string, hits: Hit[], opts: ComposeOption
   const asks = (q.type && q.type !== 'information') || advice || intents.length ? ASKING_SHARE : 1;
   // The best section is the one the question's type asks for (Treatment for "how is it treated").
   const typedSection = Boolean(top.section && answerHeadings(q).includes(top.section.toLowerCase()));
-  const scored = units.map((u, i) => {
+  const out = units.map((u, i): AnswerUnit => {
     const terms = unitTerms[i]!;
     const whole = wholes[i]!;
-    let score = 0;
-    for (const { term, weight } of q.terms) if (terms.has(term)) score += asks * weight * (topic.has(term) ? TOPIC_SHARE : 1) * Math.log(1 + n / (df.get(term) ?? 1));
+    let words = 0;
+    let topicWords = 0;
+    for (const { term, weight } of q.terms) {
+      if (!terms.has(term) && !(term.length >= 4 && [...terms].some((t) => related(t, term)))) continue;
+      const w = asks * weight * Math.log(1 + n / (df.get(term) ?? 1));
+      if (topic.has(term)) topicWords += w;
+      else words += w;
+    }
     const cue = cues.some((c) => c.test(whole));
     const advises = advice && ADVICE_SENTENCE.test(whole);
     const instructs = advice && INSTRUCTION.test(u.text);
     const intentsSaid = intents.filter((intent) => intent.say.test(whole)).length;
-    if (cue) score += CUE_WEIGHT;
-    if (advises) score += CUE_WEIGHT;
-    if (instructs) score += CUE_WEIGHT;
-    score += INTENT_WEIGHT * intentsSaid;
-    // A definition opens a "what is" answer; elsewhere a slight preference for earlier sentences breaks ties.
-    if (i === 0 && (q.type === 'information' || (!q.type && !intents.length && !advice))) score += 1;
-    if (u.best) score += typedSection ? TYPED_SECTION_WEIGHT : SECTION_WEIGHT;
-    // Who is at risk, what are the signs, how to prevent or treat it: a list answers these best.
-    if (u.items.length >= 2 && (LIST_TYPES.has(q.type ?? '') || advice || intents.length)) score += LIST_WEIGHT;
-    // A fragment (a heading, "Being thirsty") answers nothing on its own.
-    if (!u.items.length && u.text.split(' ').length < 5) score -= 2;
-    // An example ("(For example, you might note: ...)") illustrates the sentence before it; it answers nothing alone.
-    if (/^\(?(for example|for instance|e\.g\.)/i.test(u.text)) score -= 2;
-    // A sentence that leans on the one before it ("And of course smoking causes its own bad aroma") reads badly first.
-    if (/^(and|but|also|however|so|or)\b/i.test(u.text)) score -= LEANS_ON_CONTEXT;
-    // A question is the page's heading ("Is it a cold or the flu?"), not an answer.
-    if (!u.items.length && /\?$/.test(u.text)) score -= 2;
-    // A run-on unit longer than the whole budget would be cut mid-sentence.
-    if (!u.items.length && u.text.length > budget) score -= 2;
-    // Whether the unit says what the question asks: a cue of its type, an intent's words, advice.
+    const features = [
+      words,
+      topicWords,
+      cue ? 1 : 0,
+      advises ? 1 : 0,
+      instructs ? 1 : 0,
+      intentsSaid,
+      // A definition opens a "what is" answer.
+      i === 0 && (q.type === 'information' || (!q.type && !intents.length && !advice)) ? 1 : 0,
+      u.best && !typedSection ? 1 : 0,
+      u.best && typedSection ? 1 : 0,
+      // Who is at risk, what are the signs, how to prevent or treat it: a list answers these best.
+      u.items.length >= 2 && (LIST_TYPES.has(q.type ?? '') || advice || intents.length) ? 1 : 0,
+      // A fragment (a heading, "Being thirsty") answers nothing on its own.
+      !u.items.length && u.text.split(' ').length < 5 ? 1 : 0,
+      // An example ("(For example, you might note: ...)") illustrates the sentence before it.
+      /^\(?(for example|for instance|e\.g\.)/i.test(u.text) ? 1 : 0,
+      // A sentence that leans on the one before it ("And of course smoking causes its own bad aroma").
+      /^(and|but|also|however|so|or)\b/i.test(u.text) ? 1 : 0,
+      // A question is the page's heading ("Is it a cold or the flu?"), not an answer.
+      !u.items.length && /\?$/.test(u.text) ? 1 : 0,
+      // A run-on unit longer than the whole budget would be cut mid-sentence.
+      !u.items.length && u.text.length > budget ? 1 : 0,
+      i,
+      Math.min(whole.length, 600) / 100,
+      NUMBER.test(whole) ? 1 : 0,
+    ];
     const says = intentsSaid > 0 || (q.type !== 'information' && cue) || advises || instructs;
-    return { i, u, says, score: score - i * 0.01 };
+    return { text: u.text, items: u.items, features, says };
   });
+  const asking = intents.length > 0 || (q.type !== null && q.type !== 'information' && cues.length > 0) || advice;
+  return { units: out, asking };
+}
+
+export function composeAnswer(question: string, hits: Hit[], opts: ComposeOptions): Answer | null {
+  const top = hits[0];
+  if (!top) return null;
+  const confidence = confidenceOf(hits, question);
+  if (confidence < opts.minConfidence) return null;
+  const redactions = [...DEFAULT_REDACTIONS, ...(opts.redactions ?? [])];
+  const citation: Citation = { docId: top.docId, title: top.title, url: top.url };
+  const cite = applyRedactions(`Source: ${top.title}${top.url ? ` ${top.url}` : ''}`, redactions);
+  const budget = opts.maxChars - cite.length - 1;
+  const sectionText = top.sections?.[0]?.text ?? top.text;
+  const { units, asking } = answerUnits(question, top, budget, redactions);
+  const weights = opts.unitWeights ?? UNIT_WEIGHTS;
+  const scored = units.map((u, i) => ({ i, u, says: u.says, score: u.features.reduce((n, x, j) => n + x * weights[j]!, 0) }));
   // The best unit first (it must answer), then the next best that fit, each in full, in the order of
   // the document; a unit that repeats one already chosen is left out.
   const chosen: { i: number; text: string }[] = [];
@@ -268,8 +328,7 @@ export function composeAnswer(question: string, hits: Hit[], opts: ComposeOption
   // A question that asks something (how it is treated, how often, what to do) is answered first by a
   // unit that says it, when the page has one: the sentence that best matches the person's own story
   // ("working at your desk ... tingling") comes after it, if at all.
-  const asking = intents.length > 0 || (q.type !== null && q.type !== 'information' && cues.length > 0) || advice;
-  const lead = asking ? order.find((c) => c.score > 0 && c.says) : undefined;
+  const lead = asking && (opts.leadBySaying ?? LEAD_BY_SAYING) ? order.find((c) => c.score > 0 && c.says) : undefined;
   if (lead) order.splice(order.indexOf(lead), 1), order.unshift(lead);
   for (const c of order) {
     const room = budget - used - (chosen.length ? 1 : 0);

@@ -118,7 +118,7 @@ function fitRetrieval(rows: { x: number[]; y: number; weight: number }[], epochs
   return { bias: Math.round(w[d]! * 100) / 100, weights: w.slice(0, d).map((x) => Math.round(x * 100) / 100) };
 }
 
-async function openStore(dataDir: string): Promise<{ store: MedicalStore; close: () => Promise<void> }> {
+export async function openStore(dataDir: string): Promise<{ store: MedicalStore; close: () => Promise<void> }> {
   const fresh = !existsSync(dataDir);
   mkdirSync(dataDir, { recursive: true });
   const log = pino({ level: 'warn' });
