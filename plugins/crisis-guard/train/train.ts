@@ -22,6 +22,13 @@ const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const DATA_DIR = fileURLToPath(new URL('./sets/', import.meta.url));
 export const CRISIS_FILES = [`${ROOT}corpora/medquad/crisis_dev.jsonl`, ...readdirSync(DATA_DIR).filter((f) => f.endsWith('.jsonl')).sort().map((f) => `${DATA_DIR}${f}`)];
 export const QUESTION_FILE = `${ROOT}corpora/medquad/dev_eval.jsonl`;
+/**
+ * More ordinary traffic: hand-written health questions and clinic errands written for medical-answers
+ * (its train/README.md). The half of `off_topic_b` that medical-answers holds out is held out here too.
+ */
+const TRAFFIC_DIR = `${ROOT}plugins/medical-answers/train/sets/`;
+export const TRAFFIC_FILES = readdirSync(TRAFFIC_DIR).filter((f) => f.endsWith('.jsonl')).sort().map((f) => `${TRAFFIC_DIR}${f}`);
+export const heldOutTraffic = (file: string, id: string) => file.endsWith('off_topic_b.jsonl') && createHash('sha256').update(id).digest()[0]! % 2 === 1;
 
 export interface Row {
   id: string;
@@ -52,12 +59,14 @@ export function trainingRows(): { rows: Row[]; files: { file: string; rows: numb
     rows.push(...got);
     files.push({ file: rel(path), rows: got.length });
   }
-  const questions = readFileSync(QUESTION_FILE, 'utf8').split('\n').filter(Boolean).map((line) => {
-    const q = JSON.parse(line) as { id: string; question: string };
-    return { id: q.id, text: q.question, label: 0, crisisSet: false };
-  });
-  rows.push(...questions);
-  files.push({ file: rel(QUESTION_FILE), rows: questions.length });
+  for (const path of [QUESTION_FILE, ...TRAFFIC_FILES]) {
+    const traffic = readFileSync(path, 'utf8').split('\n').filter(Boolean).flatMap((line) => {
+      const q = JSON.parse(line) as { id: string; question?: string; text?: string };
+      return heldOutTraffic(path, q.id) ? [] : [{ id: q.id, text: (q.question ?? q.text)!, label: 0, crisisSet: false }];
+    });
+    rows.push(...traffic);
+    files.push({ file: rel(path), rows: traffic.length });
+  }
   return { rows, files };
 }
 
@@ -67,7 +76,7 @@ interface Fitted {
   bias: Float64Array;
 }
 
-/** Softmax regression over binary features; classes weighted so crisis and not_crisis weigh the same. */
+/** Softmax regression over binary features; crisis and not-crisis weigh the same in total (see the weights below). */
 export function fit(rows: readonly Row[], opts: { epochs?: number; l2?: number; rate?: number } = {}): Fitted {
   const epochs = opts.epochs ?? 300;
   const l2 = opts.l2 ?? 3e-3;
@@ -79,8 +88,13 @@ export function fit(rows: readonly Row[], opts: { epochs?: number; l2?: number; 
   const index = new Map(features.map((f, i) => [f, i]));
   const X = featureRows.map((fs) => fs.map((f) => index.get(f)).filter((i): i is number => i !== undefined));
   const K = CLASSES.length;
+  // Crisis messages weigh half in total; the crisis sets' not-crisis messages (idioms, past events,
+  // questions about danger: the hard ones) 35%; ordinary traffic (health questions, errands) 15%.
   const crisisN = rows.filter((r) => r.label > 0).length;
-  const sampleWeight = rows.map((r) => (r.label > 0 ? rows.length / (2 * crisisN) : rows.length / (2 * (rows.length - crisisN))));
+  const hardN = rows.filter((r) => r.label === 0 && r.crisisSet).length;
+  const trafficN = rows.filter((r) => !r.crisisSet).length;
+  const traffic = Number(process.env.CRISIS_TRAFFIC_SHARE ?? 0.15);
+  const sampleWeight = rows.map((r) => rows.length * (r.label > 0 ? 0.5 / crisisN : r.crisisSet ? (0.5 - traffic) / hardN : traffic / trafficN));
 
   const W = features.map(() => new Float64Array(K));
   const b = new Float64Array(K);
@@ -187,6 +201,8 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const { model, cv } = trainModel();
   console.log(`trained on ${model.trainedOn.map((f) => `${f.file} (${f.rows})`).join(', ')}; ${Object.keys(model.weights).length} features; ${Math.round(performance.now() - t0)} ms`);
   console.log(`cross-validated on the crisis sets: rules alone recall ${(cv.rulesRecall * 100).toFixed(1)}%, false alarms ${(cv.rulesFalseAlarms * 100).toFixed(1)}%; rules + model recall ${(cv.recall * 100).toFixed(1)}%, false alarms ${(cv.falseAlarms * 100).toFixed(1)}%; threshold ${cv.threshold}`);
+  const errands = readFileSync(`${TRAFFIC_DIR}off_topic_b.jsonl`, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { id: string; text: string }).filter((r) => heldOutTraffic('off_topic_b.jsonl', r.id));
+  console.log(`held-out clinic errands (${errands.length}) flagged: rules alone ${errands.filter((r) => detectCrisis(r.text, { model: null }).crisis).length}, rules + model ${errands.filter((r) => detectCrisis(r.text, { model }).crisis).length}`);
   const holdouts: string[] = [];
   process.argv.forEach((a, i) => a === '--holdout' && process.argv[i + 1] && holdouts.push(process.argv[i + 1]!));
   for (const path of holdouts) {
