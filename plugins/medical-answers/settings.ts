@@ -38,7 +38,7 @@ export const settingsSchema = z.object({
   /**
    * Below this confidence (0..1) the person gets `fallbackReply` instead of an answer. The confidence
    * (engine/confidence.ts) is fitted on health questions and on texts that are not (train/README.md);
-   * 0.2 is where its training questions fall back about one time in thirty (9 of 274 hand-written) and
+   * 0.2 is where its training questions fall back about one time in thirty (8 of 274 hand-written) and
    * one clinic errand in twelve is answered ("is the flu shot free").
    */
   minConfidence: z.number().min(0).max(1).default(0.2),

@@ -7,9 +7,7 @@
  * `crisis` with a category, or `not_crisis`) and the health questions of `corpora/medquad/dev_eval.jsonl`
  * as ordinary traffic (`not_crisis`). Multinomial logistic regression, full-batch gradient descent
  * with Adam and L2, fixed order and initial weights: the same data gives the same model. The
- * threshold is chosen by 5-fold cross-validation (folds by a hash of the id): the lowest one whose
- * false alarms, rules and model together, stay at or under 3% of the crisis sets' `not_crisis`
- * messages. `--holdout FILE` prints recall and false alarms on a set the training never saw.
+ * threshold is chosen by 5-fold cross-validation (folds by a hash of the id): see `chooseThreshold`. `--holdout FILE` prints recall and false alarms on a set the training never saw.
  */
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -28,7 +26,7 @@ export const QUESTION_FILE = `${ROOT}corpora/medquad/dev_eval.jsonl`;
  */
 const TRAFFIC_DIR = `${ROOT}plugins/medical-answers/train/sets/`;
 export const TRAFFIC_FILES = readdirSync(TRAFFIC_DIR).filter((f) => f.endsWith('.jsonl')).sort().map((f) => `${TRAFFIC_DIR}${f}`);
-export const heldOutTraffic = (file: string, id: string) => file.endsWith('off_topic_b.jsonl') && createHash('sha256').update(id).digest()[0]! % 2 === 1;
+export const heldOutTraffic = (file: string, id: string) => /off_topic_[bc]\.jsonl$/.test(file) && createHash('sha256').update(id).digest()[0]! % 2 === 1;
 
 export interface Row {
   id: string;
@@ -164,9 +162,11 @@ export function crossValidated(rows: readonly Row[]): number[] {
 
 /**
  * The lowest threshold at which the model adds at most `maxAdded` false alarms (cross-validated) to
- * the rules' own, on the crisis sets' `not_crisis` messages.
+ * the rules' own on the crisis sets' `not_crisis` messages, and flags at most `maxTraffic` of the
+ * ordinary traffic (health questions, clinic errands, rude messages): a false alarm there pages an
+ * operator and pauses the bot for that person.
  */
-export function chooseThreshold(rows: readonly Row[], scores: readonly number[], maxAdded = 0.02): { threshold: number; recall: number; falseAlarms: number; rulesRecall: number; rulesFalseAlarms: number } {
+export function chooseThreshold(rows: readonly Row[], scores: readonly number[], maxAdded = 0.02, maxTraffic = Number(process.env.CRISIS_MAX_TRAFFIC ?? 0.015)): { threshold: number; recall: number; falseAlarms: number; rulesRecall: number; rulesFalseAlarms: number } {
   const byRules = rows.map((r) => detectCrisis(r.text, { model: null }).crisis);
   const negatives = rows.map((r, i) => i).filter((i) => rows[i]!.crisisSet && rows[i]!.label === 0);
   const positives = rows.map((r, i) => i).filter((i) => rows[i]!.label > 0);
@@ -180,9 +180,11 @@ export function chooseThreshold(rows: readonly Row[], scores: readonly number[],
       console.log(`  t ${t.toFixed(2)} recall ${recall.toFixed(3)} false alarms ${fa.toFixed(3)} health questions flagged ${qfa}`);
     }
   }
+  const traffic = rows.map((r, i) => i).filter((i) => !rows[i]!.crisisSet);
   for (let t = 0.05; t <= 0.951; t += 0.01) {
     const fa = negatives.filter((i) => byRules[i] || scores[i]! >= t).length / negatives.length;
-    if (fa <= rulesFalseAlarms + maxAdded) {
+    const trafficFa = traffic.filter((i) => byRules[i] || scores[i]! >= t).length / Math.max(1, traffic.length);
+    if (fa <= rulesFalseAlarms + maxAdded && trafficFa <= maxTraffic) {
       const recall = positives.filter((i) => byRules[i] || scores[i]! >= t).length / positives.length;
       return { threshold: Math.round(t * 100) / 100, recall, falseAlarms: fa, rulesRecall, rulesFalseAlarms };
     }
@@ -201,8 +203,10 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const { model, cv } = trainModel();
   console.log(`trained on ${model.trainedOn.map((f) => `${f.file} (${f.rows})`).join(', ')}; ${Object.keys(model.weights).length} features; ${Math.round(performance.now() - t0)} ms`);
   console.log(`cross-validated on the crisis sets: rules alone recall ${(cv.rulesRecall * 100).toFixed(1)}%, false alarms ${(cv.rulesFalseAlarms * 100).toFixed(1)}%; rules + model recall ${(cv.recall * 100).toFixed(1)}%, false alarms ${(cv.falseAlarms * 100).toFixed(1)}%; threshold ${cv.threshold}`);
-  const errands = readFileSync(`${TRAFFIC_DIR}off_topic_b.jsonl`, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { id: string; text: string }).filter((r) => heldOutTraffic('off_topic_b.jsonl', r.id));
-  console.log(`held-out clinic errands (${errands.length}) flagged: rules alone ${errands.filter((r) => detectCrisis(r.text, { model: null }).crisis).length}, rules + model ${errands.filter((r) => detectCrisis(r.text, { model }).crisis).length}`);
+  for (const name of ['off_topic_b.jsonl', 'off_topic_c.jsonl']) {
+    const errands = readFileSync(`${TRAFFIC_DIR}${name}`, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { id: string; text: string }).filter((r) => heldOutTraffic(name, r.id));
+    console.log(`held-out ${name} (${errands.length}) flagged: rules alone ${errands.filter((r) => detectCrisis(r.text, { model: null }).crisis).length}, rules + model ${errands.filter((r) => detectCrisis(r.text, { model }).crisis).length}`);
+  }
   const holdouts: string[] = [];
   process.argv.forEach((a, i) => a === '--holdout' && process.argv[i + 1] && holdouts.push(process.argv[i + 1]!));
   for (const path of holdouts) {

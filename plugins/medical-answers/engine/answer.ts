@@ -16,7 +16,7 @@ export interface ComposeOptions {
   maxChars: number;
   minConfidence: number;
   redactions?: Redaction[];
-  /** Other weights of `UNIT_FEATURES` (for train/fit-answer.ts). */
+  /** Other weights of `UNIT_FEATURES` (for eval/fit-answer.ts). */
   unitWeights?: readonly number[];
   /** Whether a question that asks something leads with the best unit that says it (default `LEAD_BY_SAYING`). */
   leadBySaying?: boolean;
@@ -205,7 +205,7 @@ function clip(text: string, max: number): string {
  * a run-on unit longer than the budget; then its position, its length and whether it holds a number.
  */
 export const UNIT_FEATURES = ['words', 'topicWords', 'cue', 'advises', 'instructs', 'intentsSaid', 'opening', 'bestSection', 'typedSection', 'list', 'fragment', 'example', 'conjunction', 'question', 'runOn', 'position', 'length', 'number'] as const;
-/** Set by hand on the dev set's design half (eval/README.md); `train/fit-answer.ts` fits them. */
+/** Set by hand on the dev set's design half (eval/README.md); `eval/fit-answer.ts` fits them. */
 /** A question that asks something is answered first by the best unit that says it (a cue, an intent, advice). */
 export const LEAD_BY_SAYING = true;
 export const UNIT_WEIGHTS: readonly number[] = [1, TOPIC_SHARE, CUE_WEIGHT, CUE_WEIGHT, CUE_WEIGHT, INTENT_WEIGHT, 1, SECTION_WEIGHT, TYPED_SECTION_WEIGHT, LIST_WEIGHT, -2, -2, -LEANS_ON_CONTEXT, -2, -2, -0.01, 0, 0];

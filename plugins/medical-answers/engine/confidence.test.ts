@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { fitText, trainingRows } from '../train/fit-confidence.js';
+import { fitText, trainingRows } from '../train/text-model.js';
 import { CONFIDENCE_WEIGHTS } from './confidence-weights.js';
 import { confidenceOf, healthLogit } from './confidence.js';
 import type { Hit } from './types.js';

@@ -7,7 +7,7 @@
  * search signals alone could not tell a question that does not name its condition ("my daughters eye
  * is red and goopy") from a text that is not a health question: both name no title.
  *
- * Both parts are fitted by `train/fit-confidence.ts` (deterministic; the text part is checked by a
+ * Both parts are fitted by `eval/fit-confidence.ts` (deterministic; the text part is checked by a
  * test that refits it) and ship in `confidence-weights.ts`.
  */
 import type { Hit } from './types.js';

@@ -1,24 +1,25 @@
 /**
- * Fits the weights of the answer composer's unit scoring (`UNIT_WEIGHTS` in ../engine/answer.ts) on
+ * Fits the weights of the answer composer's unit scoring (`UNIT_WEIGHTS` in
+ * plugins/medical-answers/engine/answer.ts) on
  * hand-written questions whose `evidence` phrases say what a good answer contains, and reports
  * evidence recall within the SMS budget with the current and the fitted weights.
  *
- *   npx tsx plugins/medical-answers/train/fit-answer.ts --data-dir DIR [--test FILE ...]
+ *   npx tsx eval/fit-answer.ts --data-dir DIR [--test FILE ...]
  *
- * Trains on the dev set's hand-written questions and `sets/questions_*.jsonl`: for each question
+ * Trains on the dev set's hand-written questions and `plugins/medical-answers/train/sets/questions_*.jsonl`: for each question
  * whose first hit is an expected document, the units of that document's answer sections, labelled by
  * whether they hold an evidence phrase; a listwise softmax (probability mass on the evidence units)
  * with a small L2 pull toward the current weights. DIR as for fit-confidence.ts.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { answerUnits, composeAnswer, DEFAULT_REDACTIONS, render, UNIT_FEATURES, UNIT_WEIGHTS } from '../engine/answer.js';
-import type { Hit } from '../engine/types.js';
-import { settingsSchema } from '../settings.js';
+import { answerUnits, composeAnswer, DEFAULT_REDACTIONS, render, UNIT_FEATURES, UNIT_WEIGHTS } from '../plugins/medical-answers/engine/answer.js';
+import type { Hit } from '../plugins/medical-answers/engine/types.js';
+import { settingsSchema } from '../plugins/medical-answers/settings.js';
 import { openStore } from './fit-confidence.js';
 
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const SETS = fileURLToPath(new URL('./sets/', import.meta.url));
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
+const SETS = `${ROOT}plugins/medical-answers/train/sets/`;
 const DEFAULTS = settingsSchema.parse({});
 /** The eval's SMS budget: two segments less the disclaimer line (eval/medical-answers.ts). */
 const SMS = DEFAULTS.maxChars.sms - ((DEFAULTS.disclaimer?.length ?? 0) + 1);

@@ -1,0 +1,113 @@
+/**
+ * Fits medical-answers' confidence (`plugins/medical-answers/engine/confidence.ts`) and writes
+ * `plugins/medical-answers/engine/confidence-weights.ts`.
+ *
+ *   npx tsx eval/fit-confidence.ts --data-dir DIR [--write] [--test FILE ...]
+ *
+ * 1. The text part (`plugins/medical-answers/train/text-model.ts`): a logistic regression over the
+ *    question's word stems and stem pairs, hand-written health questions (the dev set's and
+ *    `train/sets/questions_*.jsonl`) against texts that are not health questions
+ *    (`train/sets/off_topic_*.jsonl`, except the half of `off_topic_b` kept for testing, by a hash of
+ *    the id). Deterministic (`confidence.test.ts` refits it and compares).
+ * 2. The retrieval part: a logistic regression over the top hit's signals and the text part's logit
+ *    (5-fold cross-validated for the training rows, so it is not trusted more than it deserves),
+ *    target "the first hit is an expected document" (0 for every off-topic text). Needs every training
+ *    question searched: DIR is an embedded database with the corpus ingested as tenant `eval` (made
+ *    on first use, about 20 s).
+ * `--test FILE` prints, for question files, fallback and citation accuracy at the default threshold,
+ * and for off-topic files how many would be answered.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { pino } from 'pino';
+import { openDatabase } from '../core/storage/database.js';
+import { applyMigrations, ensureMigrationTable } from '../core/storage/migrations.js';
+import { type ConfidenceWeights, confidenceOf, retrievalSignals } from '../plugins/medical-answers/engine/confidence.js';
+import { MedicalStore } from '../plugins/medical-answers/engine/store.js';
+import type { Hit } from '../plugins/medical-answers/engine/types.js';
+import { settingsSchema } from '../plugins/medical-answers/settings.js';
+import { fitText, heldOut, OUT, readRows, rel, ROOT, SETS, trainingRows } from '../plugins/medical-answers/train/text-model.js';
+
+/** The retrieval part, over `retrievalSignals` (with the text part given). */
+function fitRetrieval(rows: { x: number[]; y: number; weight: number }[], epochs = 4000): ConfidenceWeights['retrieval'] {
+  const d = rows[0]!.x.length;
+  const w = new Array<number>(d + 1).fill(0);
+  const total = rows.reduce((n, r) => n + r.weight, 0);
+  for (let epoch = 0; epoch < epochs; epoch++) {
+    const g = new Array<number>(d + 1).fill(0);
+    for (const r of rows) {
+      const z = w[d]! + r.x.reduce((a, x, j) => a + x * w[j]!, 0);
+      const e = (1 / (1 + Math.exp(-z)) - r.y) * r.weight;
+      r.x.forEach((x, j) => (g[j]! += e * x));
+      g[d]! += e;
+    }
+    for (let j = 0; j <= d; j++) w[j]! -= 0.5 * (g[j]! / total + (j < d ? 1e-3 * w[j]! : 0));
+  }
+  return { bias: Math.round(w[d]! * 100) / 100, weights: w.slice(0, d).map((x) => Math.round(x * 100) / 100) };
+}
+
+export async function openStore(dataDir: string): Promise<{ store: MedicalStore; close: () => Promise<void> }> {
+  const fresh = !existsSync(dataDir);
+  mkdirSync(dataDir, { recursive: true });
+  const log = pino({ level: 'warn' });
+  const db = await openDatabase({ dataDir, poolSize: 4, log });
+  await ensureMigrationTable(db.pool);
+  await applyMigrations(db.pool, 'medical-answers', MedicalStore.migrations());
+  const store = new MedicalStore(db.pool, { log });
+  await store.init({});
+  if (fresh) {
+    const { readCorpus } = await import('./medical-answers.js');
+    await store.ingest('eval', readCorpus(`${ROOT}corpora/medquad/corpus.jsonl`));
+  }
+  return { store, close: () => db.close() };
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const args = process.argv.slice(2);
+  const many = (flag: string) => args.flatMap((a, i) => (a === flag && args[i + 1] ? [args[i + 1]!] : []));
+  const dataDir = many('--data-dir')[0];
+  if (!dataDir) throw new Error('--data-dir DIR is required');
+  const rows = trainingRows();
+  const text = fitText(rows);
+  // Cross-validated text logits for the retrieval fit.
+  const fold = (id: string) => createHash('sha256').update(`cv:${id}`).digest()[0]! % 5;
+  const cvText = new Map<string, ConfidenceWeights['text']>();
+  for (let k = 0; k < 5; k++) cvText.set(String(k), fitText(rows.filter((r) => fold(r.id) !== k)));
+  const { store, close } = await openStore(dataDir);
+  try {
+    const hitsOf = async (text: string): Promise<Hit[]> => store.search('eval', text, { k: 10 });
+    const retrievalRows: { x: number[]; y: number; weight: number }[] = [];
+    for (const r of rows) {
+      const hits = await hitsOf(r.text);
+      if (!hits[0]) continue;
+      const cv: ConfidenceWeights = { text: cvText.get(String(fold(r.id)))!, retrieval: { bias: 0, weights: [] } };
+      retrievalRows.push({ x: retrievalSignals(hits, r.text, cv), y: r.expected ? (r.expected.includes(hits[0].docId) ? 1 : 0) : 0, weight: r.weight });
+    }
+    const weights: ConfidenceWeights = { text, retrieval: fitRetrieval(retrievalRows) };
+    console.log(`text part: ${Object.keys(text.weights).length} features from ${rows.length} texts; retrieval part: bias ${weights.retrieval.bias}, weights ${weights.retrieval.weights.join(', ')}`);
+    const min = settingsSchema.parse({}).minConfidence;
+    const tests = many('--test');
+    const halves = ['off_topic_b.jsonl', 'off_topic_c.jsonl'].map((f) => [`sets/${f}, held-out half`, readRows(`${SETS}${f}`).filter(heldOut)] as const);
+    for (const [name, test] of [...tests.map((f) => [rel(f), readRows(f)] as const), ...halves]) {
+      let answered = 0;
+      let right = 0;
+      for (const r of test) {
+        const hits = await hitsOf(r.text);
+        if (!hits[0] || confidenceOf(hits, r.text, weights) < min) continue;
+        answered++;
+        if (r.expected?.includes(hits[0].docId)) right++;
+      }
+      console.log(test[0]?.health ? `${name}: fallback ${(1 - answered / test.length).toFixed(3)}, first cited expected ${(right / Math.max(1, answered)).toFixed(3)} (n ${test.length})` : `${name}: answered ${answered} of ${test.length}`);
+    }
+    if (args.includes('--write')) {
+      writeFileSync(
+        OUT,
+        `/**\n * Fitted by eval/fit-confidence.ts (${new Date().toISOString().slice(0, 10)}); do not edit by hand. Text part: ${Object.keys(text.weights).length} features\n * from ${rows.length} texts; retrieval part over RETRIEVAL_SIGNALS (confidence.ts).\n */\nimport type { ConfidenceWeights } from './confidence.js';\n\nexport const CONFIDENCE_WEIGHTS: ConfidenceWeights = ${JSON.stringify(weights)};\n`,
+      );
+      console.log(`wrote ${rel(OUT)}`);
+    }
+  } finally {
+    await close();
+  }
+}

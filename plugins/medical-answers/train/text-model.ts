@@ -1,0 +1,82 @@
+/**
+ * The text part of medical-answers' confidence (is this a health question at all?): the training rows
+ * and the fit. Pure (files and arithmetic), so `confidence.test.ts` can refit it; the retrieval part,
+ * which needs a searched corpus, is fitted by `eval/fit-confidence.ts`, which writes both.
+ */
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { type ConfidenceWeights, questionFeatures } from '../engine/confidence.js';
+
+export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+export const SETS = fileURLToPath(new URL('./sets/', import.meta.url));
+export const OUT = fileURLToPath(new URL('../engine/confidence-weights.ts', import.meta.url));
+export const rel = (p: string) => p.replace(ROOT, '');
+
+export interface TextRow {
+  id: string;
+  text: string;
+  /** 1: a health question; 0: not. */
+  health: 0 | 1;
+  weight: number;
+  expected: string[] | null;
+  file: string;
+}
+
+/** The off-topic half kept out of training, for `--test`. */
+export const heldOut = (row: { id: string; file: string }) => /off_topic_[bc]\.jsonl$/.test(row.file) && createHash('sha256').update(row.id).digest()[0]! % 2 === 1;
+
+export function readRows(path: string): TextRow[] {
+  return readFileSync(path, 'utf8').split('\n').filter(Boolean).map((line) => {
+    const r = JSON.parse(line) as { id: string; question?: string; text?: string; expected_doc_ids?: string[]; origin?: string };
+    const question = r.question !== undefined;
+    return { id: r.id, text: (r.question ?? r.text)!, health: question ? 1 : 0, weight: r.origin === 'medquad_template' ? 0.25 : 1, expected: r.expected_doc_ids ?? null, file: rel(path) };
+  });
+}
+
+export function trainingRows(): TextRow[] {
+  const files = [`${ROOT}corpora/medquad/dev_eval.jsonl`, ...readdirSync(SETS).filter((f) => f.endsWith('.jsonl')).sort().map((f) => `${SETS}${f}`)];
+  return files.flatMap(readRows).filter((r) => !heldOut(r));
+}
+
+/** The text part: weighted L2 logistic regression over `questionFeatures`, features seen at least twice. */
+export function fitText(allRows: readonly TextRow[], epochs = 400): ConfidenceWeights['text'] {
+  // The templated questions ("What is (are) Scars?") are not how people text: the text part learns from the hand-written ones.
+  const rows = allRows.filter((r) => r.weight === 1);
+  const feats = rows.map((r) => questionFeatures(r.text));
+  const counts = new Map<string, number>();
+  for (const fs of feats) for (const f of fs) counts.set(f, (counts.get(f) ?? 0) + 1);
+  const names = [...counts].filter(([, n]) => n >= 2).map(([f]) => f).sort();
+  const index = new Map(names.map((f, i) => [f, i]));
+  const X = feats.map((fs) => fs.map((f) => index.get(f)).filter((i): i is number => i !== undefined));
+  // Health questions and the rest weigh the same in total.
+  const pos = rows.reduce((n, r) => n + (r.health ? r.weight : 0), 0);
+  const neg = rows.reduce((n, r) => n + (r.health ? 0 : r.weight), 0);
+  const sw = rows.map((r) => r.weight * (r.health ? 0.5 / pos : 0.5 / neg));
+  const w = new Float64Array(names.length + 1);
+  const m = new Float64Array(w.length);
+  const v = new Float64Array(w.length);
+  const l2 = 1e-3;
+  for (let epoch = 1; epoch <= epochs; epoch++) {
+    const g = new Float64Array(w.length);
+    rows.forEach((r, n) => {
+      let z = w[names.length]!;
+      for (const j of X[n]!) z += w[j]!;
+      const d = (1 / (1 + Math.exp(-z)) - r.health) * sw[n]!;
+      for (const j of X[n]!) g[j]! += d;
+      g[names.length]! += d;
+    });
+    for (let j = 0; j < w.length; j++) {
+      const grad = g[j]! + (j < names.length ? l2 * w[j]! : 0);
+      m[j] = 0.9 * m[j]! + 0.1 * grad;
+      v[j] = 0.999 * v[j]! + 0.001 * grad * grad;
+      w[j]! -= (0.05 * (m[j]! / (1 - 0.9 ** epoch))) / (Math.sqrt(v[j]! / (1 - 0.999 ** epoch)) + 1e-8);
+    }
+  }
+  const round = (x: number) => Math.round(x * 1e4) / 1e4 || 0;
+  const weights: Record<string, number> = {};
+  names.forEach((f, j) => {
+    if (Math.abs(w[j]!) >= 0.005) weights[f] = round(w[j]!);
+  });
+  return { bias: round(w[names.length]!), weights };
+}
