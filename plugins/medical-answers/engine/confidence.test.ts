@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { fitText, trainingRows } from '../train/text-model.js';
 import { CONFIDENCE_WEIGHTS } from './confidence-weights.js';
-import { confidenceOf, healthLogit } from './confidence.js';
+import { confidenceOf, healthLogit, retrievalSignals } from './confidence.js';
 import type { Hit } from './types.js';
 
 const hit = (over: Partial<Hit>): Hit => ({ docId: 'd1', chunkId: 'c1', title: 'Pinkeye', url: null, source: null, section: 'Overview', text: '', score: 30, lexicalRank: 1, vectorRank: 1, coverage: 0.6, titleMatch: 0, ...over });
@@ -22,5 +22,11 @@ describe('medical-answers confidence', () => {
     const errand = confidenceOf(hits, 'can i move my eye appointment to friday');
     expect(question).toBeGreaterThan(errand);
     expect(confidenceOf([], 'anything')).toBe(0);
+  });
+
+  it('reads a lone candidate as no evidence of a margin (lexical-only search over a small library)', () => {
+    expect(retrievalSignals([hit({})], 'what are your opening times?')[2]).toBe(0.5);
+    expect(retrievalSignals([hit({}), hit({ docId: 'd2', score: 15 })], 'what are your opening times?')[2]).toBe(0.5);
+    expect(retrievalSignals([hit({}), hit({ docId: 'd2', score: 3 })], 'what are your opening times?')[2]).toBeCloseTo(0.9);
   });
 });

@@ -48,8 +48,9 @@ export function healthLogit(question: string, weights: ConfidenceWeights = CONFI
 
 export function retrievalSignals(hits: readonly Hit[], question: string, weights: ConfidenceWeights = CONFIDENCE_WEIGHTS): number[] {
   const top = hits[0]!;
-  const second = hits[1]?.score ?? 0;
-  const margin = top.score > 0 ? Math.max(0, (top.score - second) / top.score) : 0;
+  // A lone candidate (lexical-only search over a small library: one page holds the one word that
+  // matched, "opening") says nothing about how clearly it beats the rest: its margin counts as even.
+  const margin = !hits[1] ? 0.5 : top.score > 0 ? Math.max(0, (top.score - hits[1].score) / top.score) : 0;
   return [
     top.titleMatch ?? 0.5,
     Math.min(Math.max(top.score, 0), 40) / 40,
