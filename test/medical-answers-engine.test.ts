@@ -215,6 +215,18 @@ describe.skipIf(skip)(`medical-answers engine on the ${TEST_BACKEND} backend`, (
     await store.eraseTenant('t-variants');
   });
 
+  it('finds a page by a misspelt word and by two words its title writes as one', async () => {
+    const docs: CorpusDoc[] = [
+      { id: 's-1', title: 'Tetanus', url: 'https://example.org/tetanus', source: 'test', text: 'Overview\nTetanus is a serious illness caused by bacteria in a wound. A booster shot every ten years protects you.' },
+      { id: 's-2', title: 'Bedbugs', url: 'https://example.org/bedbugs', source: 'test', text: 'Overview\nBedbugs bite people while they sleep. They are not known to spread disease.' },
+      { id: 's-3', title: 'Wounds and Injuries', url: 'https://example.org/wounds', source: 'test', text: 'Overview\nClean a wound and cover it. A deep wound may need a shot and stitches; insects can bite a wound too.' },
+    ];
+    await store.ingest('t-spelling', docs);
+    expect((await store.search('t-spelling', 'stepped on a nail, do i need a tetnus shot', { k: 2 }))[0]?.docId).toBe('s-1');
+    expect((await store.search('t-spelling', 'found bed bugs, do they bite', { k: 2 }))[0]?.docId).toBe('s-2');
+    await store.eraseTenant('t-spelling');
+  });
+
   it("matches in process what the full-text index matches, from the documents' lexemes and PostgreSQL's tsquery", async () => {
     const { rows } = await db.pool.query<{ doc_id: string; lexemes: string[] }>("SELECT doc_id, tsvector_to_array(tsv) AS lexemes FROM medical_answers_docs WHERE tenant_id = 't1'");
     expect(rows.length).toBeGreaterThan(5);

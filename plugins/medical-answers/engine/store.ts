@@ -1085,7 +1085,7 @@ function bm25f(doc: CachedDoc, q: QueryWeights): { score: number; coverage: numb
 const SPELLING_WEIGHT = 0.9;
 
 /** Damerau–Levenshtein distance (adjacent swaps count one), giving up above `max`. */
-export function editDistance(a: string, b: string, max: number): number {
+function editDistance(a: string, b: string, max: number): number {
   if (Math.abs(a.length - b.length) > max) return max + 1;
   let prev2: number[] = [];
   let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
