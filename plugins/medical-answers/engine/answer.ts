@@ -205,14 +205,15 @@ function clip(text: string, max: number): string {
  * a run-on unit longer than the budget; then its position, its length and whether it holds a number.
  */
 export const UNIT_FEATURES = ['words', 'topicWords', 'cue', 'advises', 'instructs', 'intentsSaid', 'opening', 'bestSection', 'typedSection', 'list', 'fragment', 'example', 'conjunction', 'question', 'runOn', 'position', 'length', 'number'] as const;
-/** Set by hand on the dev set's design half (eval/README.md); `eval/fit-answer.ts` fits them. */
 /** A question that asks something is answered first by the best unit that says it (a cue, an intent, advice). */
 export const LEAD_BY_SAYING = true;
+/** Set by hand on the dev set's design half (eval/README.md); `eval/fit-answer.ts` fits them. */
 export const UNIT_WEIGHTS: readonly number[] = [1, TOPIC_SHARE, CUE_WEIGHT, CUE_WEIGHT, CUE_WEIGHT, INTENT_WEIGHT, 1, SECTION_WEIGHT, TYPED_SECTION_WEIGHT, LIST_WEIGHT, -2, -2, -LEANS_ON_CONTEXT, -2, -2, -0.01, 0, 0];
 
 /**
- * Two stems of one word family the stemmer keeps apart ("teen" / "teenag", "smoke" / "smoker",
- * "cancer" / "cancer"): one starts with the other, at most three letters longer, four letters shared.
+ * Two stems of one word family the stemmer keeps apart ("teenagers" / "teens": "teenag" / "teen";
+ * "smokers" / "smoke": "smoker" / "smoke"): one starts with the other, at most three letters longer,
+ * four letters shared.
  */
 function related(a: string, b: string): boolean {
   const [short, long] = a.length <= b.length ? [a, b] : [b, a];
