@@ -37,6 +37,9 @@ describe('crisis detector: each category of present danger', () => {
       ['bleeding_trauma', ['the blood soaked through two towels already']],
       ['seizure_unresponsive', ['she had one seizure and then another one started before she came to']],
       ['violence_danger', ['my ex is outside and says hes going to kill me', 'mi esposo me esta amenazando']],
+      ['overdose_poisoning', ['been mixing oxy with whiskey all night']],
+      ['other_emergency', ['grandpa came in from the cold and he stopped shivering and is so sleepy', 'woke up with swelling and pain in one testicle out of nowhere']],
+      ['chest_pain_cardiac', ['my icd went off twice this morning']],
     ];
     for (const [category, texts] of cases) for (const text of texts) expectCrisis(text, category);
   });
@@ -59,7 +62,7 @@ describe('crisis detector: what is not danger now', () => {
   });
 
   it('reads idioms as figures of speech', () => {
-    for (const text of ['this homework is killing me', 'i could kill for a pizza', 'i almost had a heart attack watching the game', 'dying to see the new movie', 'overdosed on sugar at the party lol', 'im dead tired', 'my phone died']) expectCalm(text);
+    for (const text of ['finals week makes me want to die lol', 'this homework is killing me', 'i could kill for a pizza', 'i almost had a heart attack watching the game', 'dying to see the new movie', 'overdosed on sugar at the party lol', 'im dead tired', 'my phone died']) expectCalm(text);
   });
 
   it('answers educational questions without alarm, but not a question about someone in danger now', () => {

@@ -136,7 +136,10 @@ const PAST = new RegExp(
     String.raw`\bya (?:paso|se le paso|esta bien)\b`,
   ].join('|'),
 );
-/** Self-directed rules that people also use as hyperbole; with laughter and a condition ("ill die if i have to eat one more salad haha") they are a joke. */
+/**
+ * Self-directed rules that people also use as hyperbole; with laughter and a condition ("ill die if i
+ * have to eat one more salad haha") or a cause ("mondays make me want to die lol") they are a joke.
+ */
 const HYPERBOLE_PRONE = new Set(['suicide.want-die', 'suicide.method']);
 /** Laughter: turns a threat to others into a figure of speech, and a conditional hyperbole-prone one to oneself. */
 const JOKE = /\b(?:lol|lmao|haha\w*|jk|jaja\w*|rofl)\b/;
@@ -232,7 +235,7 @@ function readRules(text: string, rules: readonly CrisisRule[]): RuleReading {
     if (QUESTION_START.test(clause)) flags.add('question');
     if (NEGATION.test(clause)) flags.add('negation');
     for (const hit of hitsIn(clause, rules)) {
-      const joke = joking && (hit.rule.category === 'violence_danger' || (HYPERBOLE_PRONE.has(hit.rule.id) && /\bif\b/.test(clause.slice(hit.index))));
+      const joke = joking && (hit.rule.category === 'violence_danger' || (HYPERBOLE_PRONE.has(hit.rule.id) && (/\bif\b/.test(clause.slice(hit.index)) || /\bmakes? me$/.test(clause.slice(0, hit.index).trim()))));
       const why = negated(hit) ? 'negated' : educational ? 'educational' : past ? 'past' : joke ? 'joke' : null;
       if (why) suppressed.push({ ruleId: hit.rule.id, why });
       else counted.push(hit);

@@ -10,6 +10,8 @@ import { detectCrisis } from '../detector.js';
 export const DEV_SET = fileURLToPath(new URL('../../../corpora/medquad/crisis_dev.jsonl', import.meta.url));
 /** 60 messages written the way the dev set was, by a writer who saw neither the rules nor the other sets; never trained on (README). */
 export const HOLDOUT_SET = fileURLToPath(new URL('./holdout.jsonl', import.meta.url));
+/** 60 more, by another such writer, measured once unseen (27 of 31) before four rules were added (README). */
+export const HOLDOUT_B_SET = fileURLToPath(new URL('./holdout_b.jsonl', import.meta.url));
 
 export interface DevFigures {
   crisis: number;
