@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { answerUnits, composeAnswer, DEFAULT_REDACTIONS, render, UNIT_FEATURES, UNIT_WEIGHTS } from '../plugins/medical-answers/engine/answer.js';
 import type { Hit } from '../plugins/medical-answers/engine/types.js';
 import { settingsSchema } from '../plugins/medical-answers/settings.js';
-import { openStore } from './fit-confidence.js';
+import { argValues, fitListwise, openStore, type RankedList } from './fitting.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const SETS = `${ROOT}plugins/medical-answers/train/sets/`;
@@ -33,44 +33,15 @@ interface Q {
 }
 const read = (path: string): Q[] => readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Q).filter((q) => q.origin !== 'medquad_template' && q.evidence?.length);
 
-function fit(items: { features: number[][]; good: boolean[] }[], start: readonly number[], l2 = 0.02, epochs = 2000): number[] {
-  const w = [...start];
-  const m = w.map(() => 0);
-  const v = w.map(() => 0);
-  for (let epoch = 1; epoch <= epochs; epoch++) {
-    const g = w.map(() => 0);
-    for (const it of items) {
-      const s = it.features.map((f) => f.reduce((n, x, j) => n + x * w[j]!, 0));
-      const max = Math.max(...s);
-      const e = s.map((x) => Math.exp(x - max));
-      const z = e.reduce((a, b) => a + b, 0);
-      const zGood = e.reduce((a, x, i) => a + (it.good[i] ? x : 0), 0);
-      it.features.forEach((f, i) => {
-        const p = e[i]! / z - (it.good[i] ? e[i]! / zGood : 0);
-        f.forEach((x, j) => (g[j]! += p * x));
-      });
-    }
-    for (let j = 0; j < w.length; j++) {
-      const grad = g[j]! / items.length + l2 * (w[j]! - start[j]!);
-      m[j] = 0.9 * m[j]! + 0.1 * grad;
-      v[j] = 0.999 * v[j]! + 0.001 * grad * grad;
-      w[j]! -= (0.02 * (m[j]! / (1 - 0.9 ** epoch))) / (Math.sqrt(v[j]! / (1 - 0.999 ** epoch)) + 1e-8);
-    }
-  }
-  return w.map((x) => Math.round(x * 100) / 100);
-}
-
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const args = process.argv.slice(2);
-  const many = (flag: string) => args.flatMap((a, i) => (a === flag && args[i + 1] ? [args[i + 1]!] : []));
-  const dataDir = many('--data-dir')[0];
+  const dataDir = argValues('--data-dir')[0];
   if (!dataDir) throw new Error('--data-dir DIR is required');
   const trainFiles = [`${ROOT}corpora/medquad/dev_eval.jsonl`, ...readdirSync(SETS).filter((f) => /^questions_.*\.jsonl$/.test(f)).sort().map((f) => `${SETS}${f}`)];
   const { store, close } = await openStore(dataDir);
   try {
     const hitsOf = new Map<string, Hit[]>();
     const search = async (q: Q) => hitsOf.get(q.id) ?? (hitsOf.set(q.id, await store.search('eval', q.question, { k: 10 })), hitsOf.get(q.id)!);
-    const items: { features: number[][]; good: boolean[] }[] = [];
+    const items: RankedList[] = [];
     for (const file of trainFiles) {
       for (const q of read(file)) {
         const hits = await search(q);
@@ -81,10 +52,10 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
           const whole = (render(u, 100_000) ?? u.text).toLowerCase();
           return q.evidence!.some((e) => whole.includes(e.toLowerCase()));
         });
-        if (good.some(Boolean)) items.push({ features: units.map((u) => u.features), good });
+        if (good.some(Boolean)) items.push({ features: units.map((u) => u.features), good, weight: 1 });
       }
     }
-    const fitted = fit(items, UNIT_WEIGHTS);
+    const fitted = fitListwise(items, UNIT_WEIGHTS, { l2: 0.02, epochs: 2000 });
     console.log(`units of ${items.length} questions; features ${UNIT_FEATURES.join(', ')}`);
     console.log(`current ${UNIT_WEIGHTS.join(', ')}\nfitted  ${fitted.join(', ')}`);
     const recall = async (qs: Q[], unitWeights: readonly number[], leadBySaying: boolean) => {
@@ -95,7 +66,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
       }
       return (hit / Math.max(1, qs.length)).toFixed(3);
     };
-    for (const file of [...trainFiles, ...many('--test')]) {
+    for (const file of [...trainFiles, ...argValues('--test')]) {
       const qs = read(file);
       console.log(`${trainFiles.includes(file) ? 'train' : 'test '} ${file.replace(ROOT, '')} (${qs.length}): evidence SMS current ${await recall(qs, UNIT_WEIGHTS, true)}, fitted ${await recall(qs, fitted, true)}, fitted without the lead rule ${await recall(qs, fitted, false)}`);
     }

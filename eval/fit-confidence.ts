@@ -18,16 +18,15 @@
  * and for off-topic files how many would be answered.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { pino } from 'pino';
-import { openDatabase } from '../core/storage/database.js';
-import { applyMigrations, ensureMigrationTable } from '../core/storage/migrations.js';
 import { type ConfidenceWeights, confidenceOf, retrievalSignals } from '../plugins/medical-answers/engine/confidence.js';
-import { MedicalStore } from '../plugins/medical-answers/engine/store.js';
 import type { Hit } from '../plugins/medical-answers/engine/types.js';
 import { settingsSchema } from '../plugins/medical-answers/settings.js';
-import { fitText, heldOut, OUT, readRows, rel, ROOT, SETS, trainingRows } from '../plugins/medical-answers/train/text-model.js';
+import { fitText, heldOut, readRows, rel, SETS, trainingRows } from '../plugins/medical-answers/train/text-model.js';
+import { argValues, openStore } from './fitting.js';
+
+const OUT = fileURLToPath(new URL('../plugins/medical-answers/engine/confidence-weights.ts', import.meta.url));
 
 /** The retrieval part, over `retrievalSignals` (with the text part given). */
 function fitRetrieval(rows: { x: number[]; y: number; weight: number }[], epochs = 4000): ConfidenceWeights['retrieval'] {
@@ -47,26 +46,8 @@ function fitRetrieval(rows: { x: number[]; y: number; weight: number }[], epochs
   return { bias: Math.round(w[d]! * 100) / 100, weights: w.slice(0, d).map((x) => Math.round(x * 100) / 100) };
 }
 
-export async function openStore(dataDir: string): Promise<{ store: MedicalStore; close: () => Promise<void> }> {
-  const fresh = !existsSync(dataDir);
-  mkdirSync(dataDir, { recursive: true });
-  const log = pino({ level: 'warn' });
-  const db = await openDatabase({ dataDir, poolSize: 4, log });
-  await ensureMigrationTable(db.pool);
-  await applyMigrations(db.pool, 'medical-answers', MedicalStore.migrations());
-  const store = new MedicalStore(db.pool, { log });
-  await store.init({});
-  if (fresh) {
-    const { readCorpus } = await import('./medical-answers.js');
-    await store.ingest('eval', readCorpus(`${ROOT}corpora/medquad/corpus.jsonl`));
-  }
-  return { store, close: () => db.close() };
-}
-
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const args = process.argv.slice(2);
-  const many = (flag: string) => args.flatMap((a, i) => (a === flag && args[i + 1] ? [args[i + 1]!] : []));
-  const dataDir = many('--data-dir')[0];
+  const dataDir = argValues('--data-dir')[0];
   if (!dataDir) throw new Error('--data-dir DIR is required');
   const rows = trainingRows();
   const text = fitText(rows);
@@ -87,7 +68,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     const weights: ConfidenceWeights = { text, retrieval: fitRetrieval(retrievalRows) };
     console.log(`text part: ${Object.keys(text.weights).length} features from ${rows.length} texts; retrieval part: bias ${weights.retrieval.bias}, weights ${weights.retrieval.weights.join(', ')}`);
     const min = settingsSchema.parse({}).minConfidence;
-    const tests = many('--test');
+    const tests = argValues('--test');
     const halves = ['off_topic_b.jsonl', 'off_topic_c.jsonl'].map((f) => [`sets/${f}, held-out half`, readRows(`${SETS}${f}`).filter(heldOut)] as const);
     for (const [name, test] of [...tests.map((f) => [rel(f), readRows(f)] as const), ...halves]) {
       let answered = 0;
@@ -100,7 +81,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
       }
       console.log(test[0]?.health ? `${name}: fallback ${(1 - answered / test.length).toFixed(3)}, first cited expected ${(right / Math.max(1, answered)).toFixed(3)} (n ${test.length})` : `${name}: answered ${answered} of ${test.length}`);
     }
-    if (args.includes('--write')) {
+    if (process.argv.includes('--write')) {
       writeFileSync(
         OUT,
         `/**\n * Fitted by eval/fit-confidence.ts (${new Date().toISOString().slice(0, 10)}); do not edit by hand. Text part: ${Object.keys(text.weights).length} features\n * from ${rows.length} texts; retrieval part over RETRIEVAL_SIGNALS (confidence.ts).\n */\nimport type { ConfidenceWeights } from './confidence.js';\n\nexport const CONFIDENCE_WEIGHTS: ConfidenceWeights = ${JSON.stringify(weights)};\n`,

@@ -158,8 +158,8 @@ export function detectLanguage(normalised: string): CrisisLanguage {
  * particular now. Only the question itself is read for a person ("for health class we have to make a
  * poster, what are the warning signs that a friend might be suicidal" is a general question).
  */
-function isGeneralQuestion(clause: string): boolean {
-  if (NOW.test(clause)) return false;
+function isGeneralQuestion(clause: string, nowInClause: boolean): boolean {
+  if (nowInClause) return false;
   const start = QUESTION_START.exec(clause);
   const question = start ? clause.slice(start.index) : clause;
   if ((start && TOPIC.test(question)) || GENERIC_QUESTION.test(question)) return !PERSONAL.test(question);
@@ -204,9 +204,9 @@ export interface DetectOptions {
 
 interface RuleReading {
   language: CrisisLanguage;
-  view: RuleView;
+  /** What the model reads, the set-aside rules among it. */
+  view: RuleView & { suppressed: CrisisVerdict['suppressed'] };
   counted: Hit[];
-  suppressed: CrisisVerdict['suppressed'];
 }
 
 /** Runs the rules over one message: what counted, what was set aside and why, and the message's markers. */
@@ -227,10 +227,10 @@ function readRules(text: string, rules: readonly CrisisRule[]): RuleReading {
   if (joking) flags.add('joke');
   if (cleaned !== normalisedText) flags.add('idiom');
   for (const clause of clausesOf(cleaned)) {
-    const nowHere = NOW.test(clause) || nowAnywhere;
-    const educational = isGeneralQuestion(clause);
-    const past = pastAnywhere && !nowHere;
-    if (NOW.test(clause)) flags.add('now');
+    const nowInClause = NOW.test(clause);
+    const educational = isGeneralQuestion(clause, nowInClause);
+    const past = pastAnywhere && !nowInClause && !nowAnywhere;
+    if (nowInClause) flags.add('now');
     if (educational) flags.add('general-question');
     if (QUESTION_START.test(clause)) flags.add('question');
     if (NEGATION.test(clause)) flags.add('negation');
@@ -241,8 +241,7 @@ function readRules(text: string, rules: readonly CrisisRule[]): RuleReading {
       else counted.push(hit);
     }
   }
-  const view: RuleView = { cleaned, counted: counted.map((h) => h.rule.id), suppressed, flags: [...flags] };
-  return { language, view, counted, suppressed };
+  return { language, view: { cleaned, counted: counted.map((h) => h.rule.id), suppressed, flags: [...flags] }, counted };
 }
 
 /** What the rules see in a message, as the model reads it (for training). */
@@ -252,7 +251,8 @@ export function ruleView(text: string): RuleView {
 
 export function detectCrisis(text: string, options: DetectOptions = {}): CrisisVerdict {
   const rules = options.categories ? CRISIS_RULES.filter((r) => options.categories!.includes(r.category)) : CRISIS_RULES;
-  const { language, view, counted, suppressed } = readRules(text, rules);
+  const { language, view, counted } = readRules(text, rules);
+  const { suppressed } = view;
 
   const strong = counted.filter((h) => h.rule.weight === 'strong');
   const weakIds = new Set(counted.filter((h) => h.rule.weight === 'weak').map((h) => h.rule.id));

@@ -4,7 +4,7 @@
  */
 import { confidenceOf } from './confidence.js';
 import type { Answer, Citation, Hit } from './types.js';
-import { answerHeadings, docTerms, parseQuery } from './text.js';
+import { answerHeadings, docTerms, parseQuery, sameFamily } from './text.js';
 
 export interface Redaction {
   /** Regular expression source, applied case-insensitively and globally. */
@@ -210,16 +210,6 @@ export const LEAD_BY_SAYING = true;
 /** Set by hand on the dev set's design half (eval/README.md); `eval/fit-answer.ts` fits them. */
 export const UNIT_WEIGHTS: readonly number[] = [1, TOPIC_SHARE, CUE_WEIGHT, CUE_WEIGHT, CUE_WEIGHT, INTENT_WEIGHT, 1, SECTION_WEIGHT, TYPED_SECTION_WEIGHT, LIST_WEIGHT, -2, -2, -LEANS_ON_CONTEXT, -2, -2, -0.01, 0, 0];
 
-/**
- * Two stems of one word family the stemmer keeps apart ("teenagers" / "teens": "teenag" / "teen";
- * "smokers" / "smoke": "smoker" / "smoke"): one starts with the other, at most three letters longer,
- * four letters shared.
- */
-function related(a: string, b: string): boolean {
-  const [short, long] = a.length <= b.length ? [a, b] : [b, a];
-  return short.length >= 4 && long.length - short.length <= 3 && long.startsWith(short);
-}
-
 export interface AnswerUnit {
   text: string;
   items: string[];
@@ -263,8 +253,10 @@ export function answerUnits(question: string, top: Hit, budget: number, redactio
     const whole = wholes[i]!;
     let words = 0;
     let topicWords = 0;
+    let termList: string[] | undefined;
     for (const { term, weight } of q.terms) {
-      if (!terms.has(term) && !(term.length >= 4 && [...terms].some((t) => related(t, term)))) continue;
+      // The word itself, or one of its family the stemmer keeps apart ("teenagers" / "teens").
+      if (!terms.has(term) && !(term.length >= 4 && (termList ??= [...terms]).some((t) => sameFamily(t, term)))) continue;
       const w = asks * weight * Math.log(1 + n / (df.get(term) ?? 1));
       if (topic.has(term)) topicWords += w;
       else words += w;

@@ -24,7 +24,7 @@ import type { RecursiveCharacterTextSplitter } from '@langchain/textsplitters';
 import { inTransaction, type Migration } from 'parley';
 import type { CorpusDoc, Hit } from './types.js';
 import { LocalEmbeddings, type LocalEmbeddingsJSON } from './embedder.js';
-import { answerHeadings, docTerms, headingsFor, parseQuery, sectionsOf, stem, STOP_WORDS, words, type ParsedQuery } from './text.js';
+import { answerHeadings, docTerms, FAMILY_LETTERS, headingsFor, parseQuery, sectionsOf, stem, STOP_WORDS, words, type ParsedQuery } from './text.js';
 
 export type RetrievalMode = 'hybrid' | 'lexical';
 
@@ -784,9 +784,6 @@ export class MedicalStore {
       cands.set(docId, c);
     });
     const wanted = headingsFor(parsed.type);
-    const weights = parsed.terms.map((t, i) => ({ stem: t.term, term: ` ${t.term} `, w: t.weight * qw.idf[i]! }));
-    // A term the document's body lacks is in none of its chunks (when that holds for the document): not looked for.
-    const weightsIn = (doc: CachedDoc) => (doc.chunkTermsInBody ? weights.filter((x) => doc.body.has(x.stem)) : weights);
     const scored: { docId: string; score: number; coverage: number; titleMatch: number; lex: number | null; vec: number | null }[] = [];
     const explained: { docId: string; features: number[] }[] = [];
     for (const [docId, c] of cands) {
@@ -810,6 +807,9 @@ export class MedicalStore {
 
     // The best chunk of each returned document: the question type's section first, then the
     // (idf-weighted) query terms it holds, then position. Only the chosen chunks' text is read.
+    const weights = parsed.terms.map((t, i) => ({ stem: t.term, term: ` ${t.term} `, w: t.weight * qw.idf[i]! }));
+    // A term the document's body lacks is in none of its chunks (when that holds for the document): not looked for.
+    const weightsIn = (doc: CachedDoc) => (doc.chunkTermsInBody ? weights.filter((x) => doc.body.has(x.stem)) : weights);
     // An advice question without another type ("what can I use") reads the Treatment section when the document has one.
     const chunkWanted = answerHeadings(parsed);
     const chosen = new Map<string, CachedChunk>();
@@ -1108,8 +1108,6 @@ function editDistance(a: string, b: string, max: number): number {
 
 /** What a variant of the person's word counts for: like a lay synonym, below the word itself. */
 const VARIANT_WEIGHT = 0.6;
-/** How many letters a variant may add to or drop from a stem ("safe" / "safeti", "asthma" / "asthmat"). */
-const VARIANT_LETTERS = 3;
 
 /**
  * The Porter stemmer does not join a word with its derivations ("safe" and "safety", "asthma" and
@@ -1139,10 +1137,10 @@ function withTitleVariants(parsed: ParsedQuery, cache: Pick<TenantCache, 'titleS
     }
     for (let i = lo; i < cache.titleStems.length && cache.titleStems[i]!.startsWith(term); i++) {
       const s = cache.titleStems[i]!;
-      if (s.length > term.length && s.length - term.length <= VARIANT_LETTERS) add(s);
+      if (s.length > term.length && s.length - term.length <= FAMILY_LETTERS) add(s);
     }
     // Shorter title stems the term starts with.
-    for (let n = Math.max(4, term.length - VARIANT_LETTERS); n < term.length; n++) {
+    for (let n = Math.max(4, term.length - FAMILY_LETTERS); n < term.length; n++) {
       const s = term.slice(0, n);
       if (cache.titleWords.has(s)) add(s);
     }

@@ -299,6 +299,18 @@ export interface QueryTerm {
 }
 
 /** Words of a text, lower-case, digits kept (a1c, 6.1 becomes 6 1 → dropped later). */
+/**
+ * How many letters a stem may add to another of its word family: the Porter stemmer keeps "safe" /
+ * "safety" ("safe" / "safeti"), "asthma" / "asthmatic" and "teens" / "teenagers" ("teen" / "teenag") apart.
+ */
+export const FAMILY_LETTERS = 3;
+
+/** Whether two stems are one word family: one starts with the other, at most `FAMILY_LETTERS` longer, four letters shared. */
+export function sameFamily(a: string, b: string): boolean {
+  const [short, long] = a.length <= b.length ? [a, b] : [b, a];
+  return short.length >= 4 && long.length - short.length <= FAMILY_LETTERS && long.startsWith(short);
+}
+
 export function words(text: string): string[] {
   return normalise(text).replace(/'s\b/g, '').replace(/'/g, '').split(/[^a-z0-9]+/).filter(Boolean);
 }

@@ -8,9 +8,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { type ConfidenceWeights, questionFeatures } from '../engine/confidence.js';
 
-export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const SETS = fileURLToPath(new URL('./sets/', import.meta.url));
-export const OUT = fileURLToPath(new URL('../engine/confidence-weights.ts', import.meta.url));
 export const rel = (p: string) => p.replace(ROOT, '');
 
 export interface TextRow {
