@@ -65,6 +65,17 @@ describe('crisis detector: what is not danger now', () => {
     for (const text of ['finals week makes me want to die lol', 'this homework is killing me', 'i could kill for a pizza', 'i almost had a heart attack watching the game', 'dying to see the new movie', 'overdosed on sugar at the party lol', 'im dead tired', 'my phone died']) expectCalm(text);
   });
 
+  it('reads a conditional threat taken back ("...lol jk") as a joke, and nothing less', () => {
+    expectCalm('if i have to sit thru one more meeting im gonna shoot myself jk');
+    expectCrisis('if he leaves me im going to kill myself', 'suicidal_ideation');
+    expectCrisis('im going to kill myself jk', 'suicidal_ideation');
+  });
+
+  it('reads the writer\'s own faint as over: they are awake to write it', () => {
+    for (const text of ['i passed out at the dentist, is that normal', 'fainted at the gym yesterday, doc said i was dehydrated. how much water should i drink']) expectCalm(text);
+    for (const text of ['my wife fainted', 'i almost fainted and my chest hurts', 'i keep passing out right now and cant stand up', 'i blacked out again just now']) expect(found(text).crisis, text).toBe(true);
+  });
+
   it('answers educational questions without alarm, but not a question about someone in danger now', () => {
     for (const text of ['what are the symptoms of a heart attack in women', 'how can i tell if someone is having a stroke', 'how do i recognize anaphylaxis', 'how do i talk to my teen about suicide']) expectCalm(text);
     expectCrisis('how do i know if my dad is having a stroke right now', 'stroke_signs');
