@@ -202,6 +202,9 @@ describe.skipIf(skip)(`medical-answers engine on the ${TEST_BACKEND} backend`, (
     expect(composeAnswer('can teenagers get depression or is it a grown up thing', [depression], { maxChars: 160, minConfidence: 0 })!.text.split('\n')[0]).toMatch(/^Depression can happen at any age/);
     const cysts = hit('Ovarian Cysts', 'An ovarian cyst is a sac filled with fluid that forms on or inside an ovary. Birth control pills can help prevent new cysts. Cysts are rarely cancerous in women under 50.');
     expect(composeAnswer('ultrasound found a cyst on my ovary, should i be scared', [cysts], { maxChars: 140, minConfidence: 0 })!.text.split('\n')[0]).toMatch(/^Cysts are rarely cancerous/);
+    // A short sentence that says something is an answer, not a fragment to pass over.
+    const rosacea = hit('Rosacea', 'Rosacea is a long-term disease that affects the skin of the face. It is most common in women. In most cases, it only affects the face. Symptoms can include - Redness of the face, or flushing - Small, red lines under the skin - Acne. Rosacea is not dangerous. Treatments can help.');
+    expect(composeAnswer('is rosacea dangerous? my face is always red and flushed', [rosacea], { maxChars: 160, minConfidence: 0 })!.text).toContain('Rosacea is not dangerous.');
   });
 
   it("finds a title by a person's word the stemmer does not join with it (safe / Safety)", async () => {

@@ -168,6 +168,8 @@ export function unitsOf(text: string): { text: string; items: string[] }[] {
   });
 }
 
+/** A verb or a negation: what a short unit needs to say something rather than name it. */
+const SAYS_SOMETHING = /\b(is|are|was|were|can|may|does|do|will|not|no|has|have)\b/i;
 const ANAPHORIC = /^(they|these|this|those|it|such|examples?)\b/i;
 const BOILERPLATE = /^(NIH:|See this graphic|Click |Learn more|For more information|Source:)/i;
 
@@ -278,8 +280,9 @@ export function answerUnits(question: string, top: Hit, budget: number, redactio
       u.best && typedSection ? 1 : 0,
       // Who is at risk, what are the signs, how to prevent or treat it: a list answers these best.
       u.items.length >= 2 && (LIST_TYPES.has(q.type ?? '') || advice || intents.length) ? 1 : 0,
-      // A fragment (a heading, "Being thirsty") answers nothing on its own.
-      !u.items.length && u.text.split(' ').length < 5 ? 1 : 0,
+      // A fragment (a heading, "Being thirsty") answers nothing on its own; a short sentence with a verb
+      // does ("Rosacea is not dangerous.").
+      !u.items.length && u.text.split(' ').length < 5 && !SAYS_SOMETHING.test(u.text) ? 1 : 0,
       // An example ("(For example, you might note: ...)") illustrates the sentence before it.
       /^\(?(for example|for instance|e\.g\.)/i.test(u.text) ? 1 : 0,
       // A sentence that leans on the one before it ("And of course smoking causes its own bad aroma").
