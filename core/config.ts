@@ -5,7 +5,7 @@
  * plugin and the key path. Unknown keys are errors at every level, with a suggestion.
  */
 import { readFileSync, existsSync } from 'node:fs';
-import { resolve, dirname } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml, YAMLParseError, type ScalarTag } from 'yaml';
 import { z } from 'zod';
@@ -200,8 +200,15 @@ export interface LoadedConfig {
   source: string;
 }
 
-/** The demo configuration bundled with Parley, used when no `parley.yaml` is present. */
-export const BUNDLED_DEMO_CONFIG = resolve(dirname(fileURLToPath(import.meta.url)), '../config/demo.yaml');
+/**
+ * The demo configuration bundled with Parley, used when no `parley.yaml` is present: the package's own
+ * `config/demo.yaml`, whether this module runs from the sources or compiled in `dist/`, so that the
+ * paths it holds (the MedQuAD corpus in `corpora/`) resolve against the package, not against `dist/`.
+ */
+export const BUNDLED_DEMO_CONFIG = (() => {
+  const here = dirname(fileURLToPath(import.meta.url));
+  return resolve(here, basename(dirname(here)) === 'dist' ? '../../config/demo.yaml' : '../config/demo.yaml');
+})();
 
 /**
  * `${VAR}` must be set; `${VAR:-default}` falls back when VAR is unset or empty; `${VAR-default}` only
