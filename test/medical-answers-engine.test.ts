@@ -205,6 +205,11 @@ describe.skipIf(skip)(`medical-answers engine on the ${TEST_BACKEND} backend`, (
     // A short sentence that says something is an answer, not a fragment to pass over.
     const rosacea = hit('Rosacea', 'Rosacea is a long-term disease that affects the skin of the face. It is most common in women. In most cases, it only affects the face. Symptoms can include - Redness of the face, or flushing - Small, red lines under the skin - Acne. Rosacea is not dangerous. Treatments can help.');
     expect(composeAnswer('is rosacea dangerous? my face is always red and flushed', [rosacea], { maxChars: 160, minConfidence: 0 })!.text).toContain('Rosacea is not dangerous.');
+    // "How common is it" wants a share; "is there anything that fixes it" asks about treatment.
+    const pouches = hit('Diverticulosis', 'Diverticulosis is a condition in which small pouches form in the wall of the colon. It becomes more common as people age. About half of all people over age 60 have it. Most people with it have no symptoms.');
+    expect(composeAnswer('colonoscopy said i have diverticulosis. how common is that', [pouches], { maxChars: 110, minConfidence: 0 })!.text).toContain('About half of all people over age 60');
+    const colour = hit('Color Blindness', 'Most color blindness is inherited. People with it cannot tell some colors apart, often red and green. There is no treatment, but most people adjust. Special lenses may help some people.');
+    expect(composeAnswer('my son cant tell red from green. is there anything that fixes that', [colour], { maxChars: 110, minConfidence: 0 })!.text).toMatch(/^There is no treatment/);
   });
 
   it("finds a title by a person's word the stemmer does not join with it (safe / Safety)", async () => {

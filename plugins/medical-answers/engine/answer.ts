@@ -56,7 +56,9 @@ const CUES: Record<string, RegExp[]> = {
   prevention: [/\b(prevent\w*|avoid\w*|reduce (your|the) risk|lower (your|the) risk|protect\w*)\b/i],
   symptoms: [/\b(symptoms?|signs?|may (feel|have|notice))\b/i],
   susceptibility: [/\b(risk|more likely|at risk)\b/i],
-  outlook: [/\b(prognosis|outlook|recover\w*|most people|life expectancy)\b/i],
+  outlook: [/\b(prognosis|outlook|recover\w*|most people|life expectancy|life ?spans?|normal li(fe|ves)|improve\w*|permanent)\b/i],
+  // "How common is it": a share or a count.
+  frequency: [/\b(\d+ (in|out of) \d+|\d+ percent|percent|half|million|thousand|most people|many people|common|rare)\b/i],
   information: [/\b(is an?|are)\b/i],
 };
 /** What a sentence gains for saying what the question type asks (treated with, caused by, should). */
@@ -82,7 +84,7 @@ const INTENTS: { ask: RegExp; say: RegExp }[] = [
   // A person who quotes a reading ("my a1c came back 6.1", "145/92") wants the ranges it falls in.
   { ask: /(?<![a-z\d])\d+(?:[.,/]\d+)+(?![a-z\d])|\b\d{2,3}\s*(?:over|\/)\s*\d{2,3}\b/, say: NUMBER },
   // Not "infection": a sentence that names the infection does not say how it passes on.
-  { ask: /\b(contagious|catch|spread|give (it|this)|pass (it|on)|infectious)\b/, say: /\b(contagious|spread\w*|catch|pass(ed)? (it|the|on)|transmit\w*|person to person|infectious)\b/i },
+  { ask: /\b(contagious|catch|spread|give (it|this)|pass (it|on)|infectious)\b/, say: /\b(contagious|spread\w*|catch|pass(ed)? (it|the|on)|transmit\w*|person to person|infectious|(direct|close) contact|contact with|touching)\b/i },
   // "Who gets it", not "who can I call".
   { ask: /\bwho (is|are|gets?|has|have|can get|should get)\b|\b(more likely|at risk)\b|\bcan (kids|children|teens|teenagers|babies|infants|toddlers|women|men|older (people|adults)|adults|elderly|young people|guys|girls) (get|have)\b/, say: /\b(risk|more likely|people (who|with|over)|over age|older|women|men|children|teens|young adults|any age|african|family history)\b/i },
   { ask: /\b(safe|ok to|okay to|can i give|should i give|allowed|smart to|good idea|bad (idea )?to|harmful)\b/, say: /\b(should not|shouldn'?t|never|do not|don'?t|not safe|safe|avoid|less than \d+|may increase the risk|harm\w*)\b/i },
@@ -92,7 +94,7 @@ const INTENTS: { ask: RegExp; say: RegExp }[] = [
   { ask: /\b(how do (they|doctors)|figure out|find out|test for|diagnos)\w*/, say: /\b(diagnos\w*|tests?|exam\w*|based on)\b/i },
   { ask: /\bhow (can|do|would|will) (i|you|we|they) (tell|know)\b|\bsigns? of\b|\blook like\b/, say: /\b(symptoms?|signs?|include|look (like|for)|watch for)\b/i },
   // "When is it serious enough to see someone", "do I need a doctor": when to get help.
-  { ask: /\b(see (a |my |the )?(doctor|dr|someone|somebody|nurse)|need (a|to see a) doctor|go to the (er|hospital|emergency)|serious enough|should i (worry|be worried)|emergency|urgent)\b/, say: /\b(call (9-1-1|911|your)|get (medical|emergency) (help|care)|seek (medical|emergency)|see (a|your) (doctor|health care)|let your (doctor|health care provider) know|emergency|right away|immediately)\b/i },
+  { ask: /\b(see (a |my |the )?(doctor|dr|someone|somebody|nurse)|need (a|to see a) doctor|go to the (er|hospital|emergency)|serious enough|should i (worry|be worried)|(need|have) to worry|when (should|do) i (worry|call)|emergency|urgent)\b/, say: /\b(call (9-1-1|911|your)|get (medical|emergency) (help|care)|seek (medical|emergency)|see (a|your) (doctor|health care)|let your (doctor|health care provider) know|emergency|right away|immediately)\b/i },
   { ask: /\b(why|what causes|cause|going on|what happens|happening)\b/, say: /\b(caus\w*|because|due to|from|bacteria|virus|when)\b/i },
 ];
 const INTENT_WEIGHT = 2;

@@ -335,7 +335,7 @@ export type QuestionType =
 /** Cue patterns, most specific first. The cue words themselves count less as topic words. */
 const TYPE_CUES: [QuestionType, RegExp][] = [
   ['research', /\b(research|clinical trials?|studies|being done)\b/],
-  ['outlook', /\b(outlook|prognosis|life expectancy|survival|surviv\w+|go away|get better|recover\w*|heal)\b/],
+  ['outlook', /\b(outlook|prognosis|life expectancy|life ?span|survival|surviv\w+|go away|get better|recover\w*|heal|come back|back to normal|normal life)\b/],
   ['stages', /\b(stages?|staging)\b/],
   ['complications', /\b(complications?)\b/],
   ['frequency', /\b(how many people|how common|prevalen\w+|affected by)\b/],
@@ -343,7 +343,7 @@ const TYPE_CUES: [QuestionType, RegExp][] = [
   ['susceptibility', /\b(at risk|risk factors?|who gets|who is likely|more likely|risk)\b/],
   ['prevention', /\b(prevent\w*|avoid\w*|protect\w*|lower (my|the) (risk|chance))\b/],
   ['exams', /\b(diagnos\w*|tests?|tested|testing|screen\w*|exams?|check (for|if)|figure out|find out (if|whether))\b/],
-  ['treatment', /\b(treat\w*|cure\w*|therap\w*|get rid of|remed\w*|manage\w*|medicines?|medications?|surgery)\b/],
+  ['treatment', /\b(treat\w*|cure\w*|therap\w*|get rid of|remed\w*|manage\w*|medicines?|medications?|surgery|fix(es|ed)?)\b/],
   // "How can I tell if my baby is dehydrated": a person tells by the signs; a doctor's tests are "diagnosed", "tested".
   ['symptoms', /\b(symptoms?|signs?|feel like|look like|(tell|know) (if|whether))\b/],
   ['causes', /\b(causes?|caused|causing|reason|why (do|does|am|is)|what makes|trigger\w*)\b/],
