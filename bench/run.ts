@@ -36,10 +36,10 @@ const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const TWILIO_NUMBER = '+15558880001';
 const PUBLIC_BASE_URL = 'https://parley-bench.example.invalid';
 /**
- * `npm run bench -- --only=boot,load,fixed,sustained,stored,scaleout,peers`: some sections (default:
+ * `npm run bench -- --only=boot,library,load,fixed,sustained,stored,scaleout,peers`: some sections (default:
  * all but `peers`, which installs Botkit into a scratch folder the first time; `--peers` adds it).
  */
-type Section = 'boot' | 'load' | 'fixed' | 'sustained' | 'stored' | 'scaleout' | 'peers';
+type Section = 'boot' | 'library' | 'load' | 'fixed' | 'sustained' | 'stored' | 'scaleout' | 'peers';
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
 const run = (section: Section) => (only ? only.includes(section) : section !== 'peers' || process.argv.includes('--peers'));
 const BOOT_RUNS = Number(process.env.BENCH_BOOT_RUNS ?? 5);
@@ -370,7 +370,7 @@ async function main() {
   const children: ChildProcess[] = [];
   try {
     const twilio: BenchTwilio = { accountSid: twilioApi.accountSid, authToken: twilioApi.authToken, number: TWILIO_NUMBER, publicBaseUrl: PUBLIC_BASE_URL };
-    const parleyArgs = [join(ROOT, 'bin/parley.js'), 'start'];
+    const parleyArgs = [...(process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean), join(ROOT, 'bin/parley.js'), 'start'];
     const env = {
       PORT: '0',
       PARLEY_DEMO_KEY: KEY,
@@ -405,6 +405,47 @@ async function main() {
       }
       const all = (runs: Started[]) => `${Math.round(median(runs.map((r) => r.readyMs)))} ms [${runs.map((r) => Math.round(r.readyMs)).join(', ')}], CPU ${Math.round(median(runs.map((r) => r.readyCpuMs)))} ms`;
       say(`boot to ready (embedded, ${BOOT_RUNS} runs each, medians): fresh data dir ${all(fresh)} (target < 3000 ms), restart ${all(restart)} (target < 1500 ms)  ${loadNow()}`);
+    }
+
+    if (run('library')) {
+      // The embedded default as `npm start` runs it, with the demo's health library (the other
+      // sections leave it out to measure the channel path): ingest on a fresh data directory, then a
+      // restart, its memory when ready, after the first health question and after 20 more.
+      const withLibrary = { PARLEY_DEMO_CORPUS: join(ROOT, 'corpora/medquad/corpus.jsonl') };
+      const dir = join(work, 'library');
+      const ingesting = await start(dir, withLibrary);
+      const libraryUrl = `http://127.0.0.1:${ingesting.port}`;
+      const t0 = performance.now();
+      let peak = 0;
+      for (;;) {
+        peak = Math.max(peak, rssMb(ingesting.child.pid!));
+        const ready = (await (await fetch(`${libraryUrl}/readyz`)).json()) as { components?: Record<string, { info?: { demo?: { lastIngestAt?: string | null } } }> };
+        if (ready.components?.['medical-answers']?.info?.demo?.lastIngestAt) break;
+        if (performance.now() - t0 > 600_000) throw new Error('the health library was not ingested within 10 minutes');
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      const ingestS = (performance.now() - t0) / 1000;
+      await stop(ingesting.child);
+      const restarted = await start(dir, withLibrary);
+      const restartUrl = `http://127.0.0.1:${restarted.port}`;
+      await new Promise((r) => setTimeout(r, 1000));
+      const atReady = rssMb(restarted.child.pid!);
+      const questions = readFileSync(join(ROOT, 'corpora/medquad/dev_eval.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { question: string }).question);
+      const ask = async (text: string, i: number) => {
+        const t = performance.now();
+        const res = await fetch(`${restartUrl}/v1/tenants/demo/messages`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` }, body: JSON.stringify({ from: `+1555000${String(i).padStart(4, '0')}`, text }) });
+        if (!res.ok) throw new Error(`a health question got ${res.status}: ${await res.text()}`);
+        return performance.now() - t;
+      };
+      const firstMs = await ask(questions[0]!, 0);
+      const afterFirst = rssMb(restarted.child.pid!);
+      const later: number[] = [];
+      for (let i = 1; i <= 20; i++) later.push(await ask(questions[i * 20]!, i));
+      const afterMore = rssMb(restarted.child.pid!);
+      say(`\n[health library: the embedded default as npm start runs it, with the demo's MedQuAD corpus]`);
+      say(`  ingest on a fresh data directory: ${ingestS.toFixed(1)} s after ready (target < 60 s), peak RSS ${peak} MB  ${loadNow()}`);
+      say(`  restart: ready in ${Math.round(restarted.readyMs)} ms; resident ${atReady} MB when ready, ${afterFirst} MB after the first question (${Math.round(firstMs)} ms, loads the library), ${afterMore} MB after 20 more (median ${Math.round(median(later))} ms) (target < 250 MB)  ${loadNow()}`);
+      await stop(restarted.child);
     }
 
     const bare = await startProcess(['--import', 'tsx', join(ROOT, 'bench/bare-server.ts')], /BARE_READY (\d+)/, {});
