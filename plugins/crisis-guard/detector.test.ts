@@ -69,11 +69,12 @@ describe('crisis detector: what is not danger now', () => {
     expectCalm('if i have to sit thru one more meeting im gonna shoot myself jk');
     expectCrisis('if he leaves me im going to kill myself', 'suicidal_ideation');
     expectCrisis('im going to kill myself jk', 'suicidal_ideation');
+    expectCrisis('im not kidding, if he leaves me i will kill myself', 'suicidal_ideation');
   });
 
   it('reads the writer\'s own faint as over: they are awake to write it', () => {
     for (const text of ['i passed out at the dentist, is that normal', 'fainted at the gym yesterday, doc said i was dehydrated. how much water should i drink']) expectCalm(text);
-    for (const text of ['my wife fainted', 'i almost fainted and my chest hurts', 'i keep passing out right now and cant stand up', 'i blacked out again just now']) expect(found(text).crisis, text).toBe(true);
+    for (const text of ['my wife fainted', 'i almost fainted and my chest hurts', 'i keep passing out right now and cant stand up', 'i blacked out again just now', 'i just collapsed and cant get up', 'i passed out in the kitchen']) expect(found(text).crisis, text).toBe(true);
   });
 
   it('answers educational questions without alarm, but not a question about someone in danger now', () => {

@@ -144,15 +144,16 @@ const HYPERBOLE_PRONE = new Set(['suicide.want-die', 'suicide.method']);
 /** Laughter: turns a threat to others into a figure of speech, and a conditional hyperbole-prone one to oneself. */
 const JOKE = /\b(?:lol|lmao|haha\w*|jk|jaja\w*|rofl)\b/;
 /** Said and taken back ("...lol jk"): with a condition, even a threat to kill oneself reads as a figure of speech. */
-const RETRACTED = /\b(?:jk|just kidding|kidding|j\/k|es broma|bromeando)\b/;
+const RETRACTED = /\b(?:jk|(?:just|only|im|i am|i was) (?:kidding|joking)|es broma|(?:solo )?bromeando)\b/;
 const RETRACTABLE = new Set(['suicide.kill-self', ...HYPERBOLE_PRONE]);
 /**
- * The writer fainted or passed out ("i fainted at the blood drive", "passed out at the gym"): they are
- * awake to write it, so that alone is not someone unresponsive now. Not "almost fainted" or "keeps
- * fainting", and a present marker in the clause still counts.
+ * The writer fainted or passed out and asks about it ("i fainted at the blood drive, is that normal",
+ * "passed out at the gym yesterday, how much water should i drink"): they are awake to write it, so
+ * that alone is not someone unresponsive now. Not "almost fainted", "keeps fainting" or "just passed
+ * out"; a message that asks nothing, or a present marker, still counts.
  */
 const SELF_FAINTED = /^(?:fainted|passed out|blacked out|collapsed)\b/;
-const WRITER = /(?:^|\b(?:i|and i|then i|so i|i just|i think i|i kinda|i sort of|i literally))$/;
+const WRITER = /(?:^|\b(?:i|and i|then i|so i|i think i|i kinda|i sort of|i literally))$/;
 
 const SPANISH = /\b(?:que|de|la|el|los|las|mi|me|se|no|y|es|esta|estoy|por|para|con|una|un|ya|mas|muy|tengo|tiene|hijo|hija|mama|papa|quiero|puedo|puede|porque|pero|como|le|lo)\b/g;
 const ENGLISH = /\b(?:the|and|is|i|im|my|me|to|a|of|it|its|in|on|with|for|this|that|he|she|his|her|have|has|was|can|cant|dont|not|what|how|you)\b/g;
@@ -229,6 +230,7 @@ function readRules(text: string, rules: readonly CrisisRule[]): RuleReading {
   const nowAnywhere = NOW_ANYWHERE.test(cleaned);
   const pastAnywhere = PAST.test(cleaned);
   const joking = JOKE.test(cleaned);
+  const asks = cleaned.includes('?') || clausesOf(cleaned).some((c) => QUESTION_START.test(c));
   const suppressed: CrisisVerdict['suppressed'] = [];
   const counted: Hit[] = [];
   const flags = new Set<string>();
@@ -247,7 +249,7 @@ function readRules(text: string, rules: readonly CrisisRule[]): RuleReading {
     for (const hit of hitsIn(clause, rules)) {
       const joke = joking && (hit.rule.category === 'violence_danger' || (HYPERBOLE_PRONE.has(hit.rule.id) && (/\bif\b/.test(clause.slice(hit.index)) || /\bmakes? me$/.test(clause.slice(0, hit.index).trim()))));
       const retracted = RETRACTED.test(cleaned) && RETRACTABLE.has(hit.rule.id) && /\bif\b/.test(clause);
-      const selfReport = hit.rule.id === 'unresponsive.collapsed' && !nowInClause && !nowAnywhere && SELF_FAINTED.test(clause.slice(hit.index)) && WRITER.test(clause.slice(0, hit.index).trim());
+      const selfReport = asks && hit.rule.id === 'unresponsive.collapsed' && !nowInClause && !nowAnywhere && SELF_FAINTED.test(clause.slice(hit.index)) && WRITER.test(clause.slice(0, hit.index).trim());
       const why = negated(hit) ? 'negated' : educational ? 'educational' : past || selfReport ? 'past' : joke || retracted ? 'joke' : null;
       if (why) suppressed.push({ ruleId: hit.rule.id, why });
       else counted.push(hit);
