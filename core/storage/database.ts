@@ -1,7 +1,8 @@
 /**
- * One code path for SQL: a `pg.Pool`. With no database URL, PGlite (with pgvector) runs in-process on
- * a data directory and is served on a unix socket beside it (pglite-server.ts), so the pool and BullMQ
- * speak the PostgreSQL wire protocol to it exactly as they would to a server.
+ * One code path for SQL: a `pg.Pool`. With no database URL, PGlite (with pgvector) runs on a data
+ * directory in a thread of its own (pglite-worker.ts) and is served on a unix socket beside it
+ * (pglite-server.ts), so the pool and BullMQ speak the PostgreSQL wire protocol to it exactly as they
+ * would to a server, and the gateway's event loop does none of the database's work.
  */
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,8 +11,12 @@ import pg from 'pg';
 import { Counter, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import { ParleyError } from '../errors.js';
-import { servePGlite, socketPathFits } from './pglite-server.js';
-import { cacheDir, seedFromTemplate } from './pglite-template.js';
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { socketPathFits } from './pglite-server.js';
+import { cacheDir } from './pglite-template.js';
+import type { PGliteWorkerData, WorkerMessage, WorkerRequest } from './pglite-worker.js';
 
 export interface Database {
   pool: pg.Pool;
@@ -76,46 +81,126 @@ async function openEmbedded(opts: DatabaseOptions): Promise<Database> {
   const dir = resolve(opts.dataDir, 'pglite');
   mkdirSync(dir, { recursive: true });
   const releaseLock = lockDataDir(resolve(opts.dataDir));
+  let socketDir: { path: string; remove(): void } | undefined;
+  let worker: Worker | undefined;
   try {
-    const [{ PGlite }, { vector }] = await Promise.all([import('@electric-sql/pglite'), import('@electric-sql/pglite-pgvector')]);
-    // PostgreSQL's default 128 MB of shared buffers is touched into PGlite's WASM memory as pages are
-    // read and stays resident; a gateway's working set fits in far less (bench/README.md, step 4.1).
     const sharedBuffers = opts.sharedBuffers ?? (process.env.PARLEY_DB_SHARED_BUFFERS || EMBEDDED_SHARED_BUFFERS);
     if (!/^\d+(kB|MB|GB)$/.test(sharedBuffers)) throw new ParleyError('PARLEY_CONFIG_INVALID', `PARLEY_DB_SHARED_BUFFERS must be a size such as 16MB, not "${sharedBuffers}"`, 500);
-    const options = { extensions: { vector }, startParams: [...PGlite.defaultStartParams, '-c', `shared_buffers=${sharedBuffers}`] };
-    // A fresh directory is copied from a template made once per PGlite version, instead of initdb.
-    await seedFromTemplate(dir, opts.cacheDir ?? cacheDir(), (path) => PGlite.create(path, options), opts.log);
-    const db = await PGlite.create(dir, options);
-    // Every client shares PGlite's single session (see pglite-server.ts), so per-connection startup
-    // options (BullMQ pins its schema with `-c search_path=bullmq`) never apply. One session-wide
-    // search path serves both: Parley's tables live in public (all prefixed parley_), BullMQ's in bullmq.
-    await db.exec('SET search_path TO public, bullmq');
     const errors = opts.registry
       ? new Counter({ name: 'parley_database_server_errors_total', help: 'Errors the embedded database server handled: client_error, exec_error, busy, refused', labelNames: ['event'] as const, registers: [opts.registry] })
       : undefined;
-    const socketDir = embeddedSocketDir(resolve(opts.dataDir));
-    const server = await servePGlite(db, { socketDir: socketDir.path, busyTimeoutMs: opts.busyTimeoutMs ?? (Number(process.env.PARLEY_DB_BUSY_TIMEOUT_MS) || undefined), log: opts.log, onEvent: (event) => errors?.inc({ event }) });
-    const { connectionString } = server;
+    socketDir = embeddedSocketDir(resolve(opts.dataDir));
+    const data: PGliteWorkerData = {
+      dir,
+      cacheDir: opts.cacheDir ?? cacheDir(),
+      sharedBuffers,
+      socketDir: socketDir.path,
+      busyTimeoutMs: opts.busyTimeoutMs ?? (Number(process.env.PARLEY_DB_BUSY_TIMEOUT_MS) || undefined),
+    };
+    const thread = startWorker(data, opts.log);
+    worker = thread.worker;
+    const connectionString = await thread.ready;
+    thread.onEvent((event) => errors?.inc({ event }));
     const pool = makePool(connectionString, opts.poolSize, opts.log);
+    const removeSocketDir = socketDir.remove;
     return {
       pool,
       connectionString,
       kind: 'embedded',
       vectorAvailable: true,
-      // Straight to PGlite, between the socket server's statements: a dump is one consistent copy.
-      embedded: { query: (sql) => db.query(sql), dumpDataDir: (compression) => db.dumpDataDir(compression ?? 'gzip'), exclusive: (fn) => server.exclusive(fn) },
+      embedded: {
+        query: async (sql) => ({ rows: (await thread.request({ op: 'query', sql })) as any[] }),
+        dumpDataDir: async (compression) => new Blob([(await thread.request({ op: 'dump', compression: compression ?? 'gzip' })) as ArrayBuffer]),
+        async exclusive(fn) {
+          const id = await thread.acquire();
+          try {
+            return await fn();
+          } finally {
+            thread.release(id);
+          }
+        },
+      },
       async close() {
         await pool.end().catch(() => undefined);
-        await server.stop().catch(() => undefined);
-        await db.close().catch(() => undefined);
-        socketDir.remove();
+        await thread.request({ op: 'close' }).catch(() => undefined);
+        await thread.worker.terminate().catch(() => undefined);
+        removeSocketDir();
         releaseLock();
       },
     };
   } catch (error) {
+    await worker?.terminate().catch(() => undefined);
+    socketDir?.remove();
     releaseLock();
     throw error;
   }
+}
+
+/** The database thread, and the requests the parent makes of it (pglite-worker.ts). */
+function startWorker(data: PGliteWorkerData, log: Logger) {
+  // From the sources (tests, tsx) the worker is TypeScript too: it registers tsx's loader first.
+  const typescript = import.meta.url.endsWith('.ts');
+  const entry = new URL(`./pglite-worker.${typescript ? 'ts' : 'js'}`, import.meta.url);
+  const worker = typescript
+    ? new Worker(`import(${JSON.stringify(pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')).href)}).then((tsx) => tsx.tsImport(${JSON.stringify(entry.href)}, ${JSON.stringify(import.meta.url)}))`, { eval: true, workerData: data })
+    : new Worker(entry, { workerData: data });
+  let nextId = 1;
+  const pending = new Map<number, { resolve(value: unknown): void; reject(error: Error): void }>();
+  const listeners: ((event: Extract<WorkerMessage, { type: 'event' }>['event']) => void)[] = [];
+  let failed: Error | undefined;
+  const failAll = (error: Error) => {
+    failed ??= error;
+    for (const p of pending.values()) p.reject(error);
+    pending.clear();
+  };
+  const ready = new Promise<string>((resolveReady, rejectReady) => {
+    worker.on('message', (message: WorkerMessage) => {
+      if (message.type === 'ready') resolveReady(message.connectionString);
+      else if (message.type === 'failed') rejectReady(new ParleyError('PARLEY_STORAGE_UNAVAILABLE', `The embedded database did not start: ${message.message}`, 503));
+      else if (message.type === 'event') for (const l of listeners) l(message.event);
+      else if (message.type === 'log') log[message.level](message.fields, message.message);
+      else {
+        const p = pending.get(message.id);
+        if (!p) return;
+        pending.delete(message.id);
+        if (message.ok) p.resolve(message.value);
+        else p.reject(Object.assign(new Error(message.message), message.code ? { code: message.code } : {}));
+      }
+    });
+    worker.on('error', (error) => {
+      rejectReady(error);
+      failAll(error);
+    });
+    worker.on('exit', (code) => {
+      const error = new ParleyError('PARLEY_STORAGE_UNAVAILABLE', `The embedded database thread stopped (exit code ${code})`, 503);
+      rejectReady(error);
+      failAll(error);
+    });
+  });
+  const send = (request: WorkerRequest) => worker.postMessage(request);
+  return {
+    worker,
+    ready,
+    onEvent: (listener: (typeof listeners)[number]) => void listeners.push(listener),
+    request(request: { op: 'query'; sql: string } | { op: 'dump'; compression: 'none' | 'gzip' } | { op: 'close' }): Promise<unknown> {
+      if (failed) return Promise.reject(failed);
+      const id = nextId++;
+      return new Promise((resolveRequest, reject) => {
+        pending.set(id, { resolve: resolveRequest, reject });
+        send({ ...request, id } as WorkerRequest);
+      });
+    },
+    /** Holds the database's session for the parent (a backup's consistent view); `release` gives it back. */
+    acquire(): Promise<number> {
+      if (failed) return Promise.reject(failed);
+      const id = nextId++;
+      return new Promise((resolveAcquire, reject) => {
+        pending.set(id, { resolve: () => resolveAcquire(id), reject });
+        send({ id, op: 'exclusive' });
+      });
+    },
+    release: (id: number) => send({ id, op: 'release' }),
+  };
 }
 
 /**
