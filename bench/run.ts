@@ -319,13 +319,15 @@ const loadNow = () => `load ${loadavg()[0]!.toFixed(1)}`;
 const metricsText = async (port: number) => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
 
 /**
- * Where the gateway's memory is at the end of a run, from its /metrics: the V8 heap (reserved and in
- * use) and what V8 holds outside it, which on the embedded default is mostly PGlite's WASM memory.
+ * Where the gateway's memory is at the end of a run, from its /metrics: the main thread's V8 heap
+ * (reserved and in use) and what it holds outside it (buffers). PGlite and its WASM memory live in the
+ * database thread (core/storage/pglite-worker.ts), which these figures do not cover: they count in the
+ * process's resident size only.
  */
 async function memoryParts(port: number): Promise<string> {
   const text = await metricsText(port);
   const mb = (name: string) => Math.round(Number(new RegExp(`^parley_${name} ([\\d.e+]+)$`, 'm').exec(text)?.[1] ?? 0) / 1_048_576);
-  return `memory at the end: V8 heap ${mb('nodejs_heap_size_total_bytes')} MB (${mb('nodejs_heap_size_used_bytes')} MB in use), outside it ${mb('nodejs_external_memory_bytes')} MB allocated (PGlite's WASM memory and buffers, resident where touched), resident ${mb('process_resident_memory_bytes')} MB`;
+  return `memory at the end: V8 heap ${mb('nodejs_heap_size_total_bytes')} MB (${mb('nodejs_heap_size_used_bytes')} MB in use), outside it ${mb('nodejs_external_memory_bytes')} MB allocated (buffers), resident ${mb('process_resident_memory_bytes')} MB with the database thread`;
 }
 
 /** `parley_db_dead_rows` by table, from the gateway's /metrics. */
