@@ -226,6 +226,20 @@ describe('embedded PGlite, where one session cannot behave like many', () => {
     e = await openShared();
   });
 
+  it("runs outside the gateway's event loop: a long query leaves it free to serve", async () => {
+    // In the same thread, PGlite's WebAssembly would hold the loop for the whole query (no turn taken).
+    let turns = 0;
+    let spinning = true;
+    const spin = () => {
+      turns++;
+      if (spinning) setImmediate(spin);
+    };
+    setImmediate(spin);
+    await e.pool.query('SELECT count(*) FROM generate_series(1, 3000000) AS g(n) WHERE n % 7 = 0');
+    spinning = false;
+    expect(turns).toBeGreaterThan(20);
+  });
+
   it('a query through another client while a transaction is open fails fast with PARLEY_DB_BUSY naming the holder', async () => {
     const holder = await e.pool.connect();
     try {

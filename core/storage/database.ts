@@ -122,8 +122,7 @@ async function openEmbedded(opts: DatabaseOptions): Promise<Database> {
       },
       async close() {
         await pool.end().catch(() => undefined);
-        await thread.request({ op: 'close' }).catch(() => undefined);
-        await thread.worker.terminate().catch(() => undefined);
+        await thread.stop();
         removeSocketDir();
         releaseLock();
       },
@@ -148,6 +147,8 @@ function startWorker(data: PGliteWorkerData, log: Logger) {
   const pending = new Map<number, { resolve(value: unknown): void; reject(error: Error): void }>();
   const listeners: ((event: Extract<WorkerMessage, { type: 'event' }>['event']) => void)[] = [];
   let failed: Error | undefined;
+  let started = false;
+  let stopping = false;
   const failAll = (error: Error) => {
     failed ??= error;
     for (const p of pending.values()) p.reject(error);
@@ -155,7 +156,10 @@ function startWorker(data: PGliteWorkerData, log: Logger) {
   };
   const ready = new Promise<string>((resolveReady, rejectReady) => {
     worker.on('message', (message: WorkerMessage) => {
-      if (message.type === 'ready') resolveReady(message.connectionString);
+      if (message.type === 'ready') {
+        started = true;
+        resolveReady(message.connectionString);
+      }
       else if (message.type === 'failed') rejectReady(new ParleyError('PARLEY_STORAGE_UNAVAILABLE', `The embedded database did not start: ${message.message}`, 503));
       else if (message.type === 'event') for (const l of listeners) l(message.event);
       else if (message.type === 'log') log[message.level](message.fields, message.message);
@@ -175,6 +179,12 @@ function startWorker(data: PGliteWorkerData, log: Logger) {
       const error = new ParleyError('PARLEY_STORAGE_UNAVAILABLE', `The embedded database thread stopped (exit code ${code})`, 503);
       rejectReady(error);
       failAll(error);
+      // A database that died under a running gateway leaves it holding the data directory with nothing
+      // to serve: exit as a crash of the database would have, so the supervisor starts it again.
+      if (started && !stopping) {
+        log.fatal({ code }, 'the embedded database thread stopped unexpectedly; exiting');
+        process.exit(1);
+      }
     });
   });
   const send = (request: WorkerRequest) => worker.postMessage(request);
@@ -200,6 +210,12 @@ function startWorker(data: PGliteWorkerData, log: Logger) {
       });
     },
     release: (id: number) => send({ id, op: 'release' }),
+    /** Closes the database and ends the thread. */
+    async stop(): Promise<void> {
+      stopping = true;
+      await this.request({ op: 'close' }).catch(() => undefined);
+      await worker.terminate().catch(() => undefined);
+    },
   };
 }
 
