@@ -5,15 +5,15 @@
  * would to a server, and the gateway's event loop does none of the database's work.
  */
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync, rmSync, existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
 import { Counter, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
-import { ParleyError } from '../errors.js';
-import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { ParleyError } from '../errors.js';
 import { socketPathFits } from './pglite-server.js';
 import { cacheDir } from './pglite-template.js';
 import type { PGliteWorkerData, WorkerMessage, WorkerRequest } from './pglite-worker.js';
@@ -84,6 +84,8 @@ async function openEmbedded(opts: DatabaseOptions): Promise<Database> {
   let socketDir: { path: string; remove(): void } | undefined;
   let worker: Worker | undefined;
   try {
+    // PostgreSQL's default 128 MB of shared buffers is touched into PGlite's WASM memory as pages are
+    // read and stays resident; a gateway's working set fits in far less (bench/README.md, step 4.1).
     const sharedBuffers = opts.sharedBuffers ?? (process.env.PARLEY_DB_SHARED_BUFFERS || EMBEDDED_SHARED_BUFFERS);
     if (!/^\d+(kB|MB|GB)$/.test(sharedBuffers)) throw new ParleyError('PARLEY_CONFIG_INVALID', `PARLEY_DB_SHARED_BUFFERS must be a size such as 16MB, not "${sharedBuffers}"`, 500);
     const errors = opts.registry
@@ -108,6 +110,7 @@ async function openEmbedded(opts: DatabaseOptions): Promise<Database> {
       connectionString,
       kind: 'embedded',
       vectorAvailable: true,
+      // Straight to PGlite, between the socket server's statements: a dump is one consistent copy.
       embedded: {
         query: async (sql) => ({ rows: (await thread.request({ op: 'query', sql })) as any[] }),
         dumpDataDir: async (compression) => new Blob([(await thread.request({ op: 'dump', compression: compression ?? 'gzip' })) as ArrayBuffer]),
@@ -159,8 +162,7 @@ function startWorker(data: PGliteWorkerData, log: Logger) {
       if (message.type === 'ready') {
         started = true;
         resolveReady(message.connectionString);
-      }
-      else if (message.type === 'failed') rejectReady(new ParleyError('PARLEY_STORAGE_UNAVAILABLE', `The embedded database did not start: ${message.message}`, 503));
+      } else if (message.type === 'failed') rejectReady(new ParleyError('PARLEY_STORAGE_UNAVAILABLE', `The embedded database did not start: ${message.message}`, 503));
       else if (message.type === 'event') for (const l of listeners) l(message.event);
       else if (message.type === 'log') log[message.level](message.fields, message.message);
       else {

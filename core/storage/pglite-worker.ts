@@ -50,8 +50,12 @@ async function main(): Promise<void> {
   const log = { error: logAt('error'), warn: logAt('warn'), info: logAt('info'), debug: logAt('debug') } as unknown as Logger;
   const [{ PGlite }, { vector }] = await Promise.all([import('@electric-sql/pglite'), import('@electric-sql/pglite-pgvector')]);
   const options = { extensions: { vector }, startParams: [...PGlite.defaultStartParams, '-c', `shared_buffers=${data.sharedBuffers}`] };
+  // A fresh directory is copied from a template made once per PGlite version, instead of initdb.
   await seedFromTemplate(data.dir, data.cacheDir, (path) => PGlite.create(path, options), log);
   const db = await PGlite.create(data.dir, options);
+  // Every client shares PGlite's single session (see pglite-server.ts), so per-connection startup
+  // options (BullMQ pins its schema with `-c search_path=bullmq`) never apply. One session-wide
+  // search path serves both: Parley's tables live in public (all prefixed parley_), BullMQ's in bullmq.
   await db.exec('SET search_path TO public, bullmq');
   const server = await servePGlite(db, { socketDir: data.socketDir, busyTimeoutMs: data.busyTimeoutMs, log, onEvent: (event) => post({ type: 'event', event }) });
   /** Sessions held for the parent (`exclusive`), released by its `release`. */

@@ -230,6 +230,7 @@ function readRules(text: string, rules: readonly CrisisRule[]): RuleReading {
   const nowAnywhere = NOW_ANYWHERE.test(cleaned);
   const pastAnywhere = PAST.test(cleaned);
   const joking = JOKE.test(cleaned);
+  const retracting = RETRACTED.test(cleaned);
   const asks = cleaned.includes('?') || clausesOf(cleaned).some((c) => QUESTION_START.test(c));
   const suppressed: CrisisVerdict['suppressed'] = [];
   const counted: Hit[] = [];
@@ -248,7 +249,7 @@ function readRules(text: string, rules: readonly CrisisRule[]): RuleReading {
     if (NEGATION.test(clause)) flags.add('negation');
     for (const hit of hitsIn(clause, rules)) {
       const joke = joking && (hit.rule.category === 'violence_danger' || (HYPERBOLE_PRONE.has(hit.rule.id) && (/\bif\b/.test(clause.slice(hit.index)) || /\bmakes? me$/.test(clause.slice(0, hit.index).trim()))));
-      const retracted = RETRACTED.test(cleaned) && RETRACTABLE.has(hit.rule.id) && /\bif\b/.test(clause);
+      const retracted = retracting && RETRACTABLE.has(hit.rule.id) && /\bif\b/.test(clause);
       const selfReport = asks && hit.rule.id === 'unresponsive.collapsed' && !nowInClause && !nowAnywhere && SELF_FAINTED.test(clause.slice(hit.index)) && WRITER.test(clause.slice(0, hit.index).trim());
       const why = negated(hit) ? 'negated' : educational ? 'educational' : past || selfReport ? 'past' : joke || retracted ? 'joke' : null;
       if (why) suppressed.push({ ruleId: hit.rule.id, why });
