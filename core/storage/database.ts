@@ -16,7 +16,7 @@ import { Worker } from 'node:worker_threads';
 import { ParleyError } from '../errors.js';
 import { socketPathFits } from './pglite-server.js';
 import { cacheDir } from './pglite-template.js';
-import type { PGliteWorkerData, WorkerMessage, WorkerRequest } from './pglite-worker.js';
+import type { PGliteWorkerData, WorkerAsk, WorkerMessage, WorkerRequest } from './pglite-worker.js';
 
 export interface Database {
   pool: pg.Pool;
@@ -82,7 +82,7 @@ async function openEmbedded(opts: DatabaseOptions): Promise<Database> {
   mkdirSync(dir, { recursive: true });
   const releaseLock = lockDataDir(resolve(opts.dataDir));
   let socketDir: { path: string; remove(): void } | undefined;
-  let worker: Worker | undefined;
+  let thread: ReturnType<typeof startWorker> | undefined;
   try {
     // PostgreSQL's default 128 MB of shared buffers is touched into PGlite's WASM memory as pages are
     // read and stays resident; a gateway's working set fits in far less (bench/README.md, step 4.1).
@@ -99,10 +99,8 @@ async function openEmbedded(opts: DatabaseOptions): Promise<Database> {
       socketDir: socketDir.path,
       busyTimeoutMs: opts.busyTimeoutMs ?? (Number(process.env.PARLEY_DB_BUSY_TIMEOUT_MS) || undefined),
     };
-    const thread = startWorker(data, opts.log);
-    worker = thread.worker;
-    const connectionString = await thread.ready;
-    thread.onEvent((event) => errors?.inc({ event }));
+    const database = (thread = startWorker(data, opts.log, (event) => errors?.inc({ event })));
+    const connectionString = await database.ready;
     const pool = makePool(connectionString, opts.poolSize, opts.log);
     const removeSocketDir = socketDir.remove;
     return {
@@ -112,26 +110,26 @@ async function openEmbedded(opts: DatabaseOptions): Promise<Database> {
       vectorAvailable: true,
       // Straight to PGlite, between the socket server's statements: a dump is one consistent copy.
       embedded: {
-        query: async (sql) => ({ rows: (await thread.request({ op: 'query', sql })) as any[] }),
-        dumpDataDir: async (compression) => new Blob([(await thread.request({ op: 'dump', compression: compression ?? 'gzip' })) as ArrayBuffer]),
+        query: async (sql) => ({ rows: (await database.request({ op: 'query', sql })) as any[] }),
+        dumpDataDir: async (compression) => new Blob([(await database.request({ op: 'dump', compression: compression ?? 'gzip' })) as ArrayBuffer]),
         async exclusive(fn) {
-          const id = await thread.acquire();
+          const id = await database.acquire();
           try {
             return await fn();
           } finally {
-            thread.release(id);
+            database.release(id);
           }
         },
       },
       async close() {
         await pool.end().catch(() => undefined);
-        await thread.stop();
+        await database.stop();
         removeSocketDir();
         releaseLock();
       },
     };
   } catch (error) {
-    await worker?.terminate().catch(() => undefined);
+    await thread?.worker.terminate().catch(() => undefined);
     socketDir?.remove();
     releaseLock();
     throw error;
@@ -139,7 +137,7 @@ async function openEmbedded(opts: DatabaseOptions): Promise<Database> {
 }
 
 /** The database thread, and the requests the parent makes of it (pglite-worker.ts). */
-function startWorker(data: PGliteWorkerData, log: Logger) {
+function startWorker(data: PGliteWorkerData, log: Logger, onEvent: (event: Extract<WorkerMessage, { type: 'event' }>['event']) => void) {
   // From the sources (tests, tsx) the worker is TypeScript too: it registers tsx's loader first.
   const typescript = import.meta.url.endsWith('.ts');
   const entry = new URL(`./pglite-worker.${typescript ? 'ts' : 'js'}`, import.meta.url);
@@ -148,7 +146,6 @@ function startWorker(data: PGliteWorkerData, log: Logger) {
     : new Worker(entry, { workerData: data });
   let nextId = 1;
   const pending = new Map<number, { resolve(value: unknown): void; reject(error: Error): void }>();
-  const listeners: ((event: Extract<WorkerMessage, { type: 'event' }>['event']) => void)[] = [];
   let failed: Error | undefined;
   let started = false;
   let stopping = false;
@@ -163,7 +160,7 @@ function startWorker(data: PGliteWorkerData, log: Logger) {
         started = true;
         resolveReady(message.connectionString);
       } else if (message.type === 'failed') rejectReady(new ParleyError('PARLEY_STORAGE_UNAVAILABLE', `The embedded database did not start: ${message.message}`, 503));
-      else if (message.type === 'event') for (const l of listeners) l(message.event);
+      else if (message.type === 'event') onEvent(message.event);
       else if (message.type === 'log') log[message.level](message.fields, message.message);
       else {
         const p = pending.get(message.id);
@@ -190,32 +187,32 @@ function startWorker(data: PGliteWorkerData, log: Logger) {
     });
   });
   const send = (request: WorkerRequest) => worker.postMessage(request);
+  /** Sends a request and waits for its reply (after a failure, fails at once). */
+  const call = (request: Exclude<WorkerAsk, { op: 'release' }>) => {
+    const id = nextId++;
+    const reply = failed
+      ? Promise.reject(failed)
+      : new Promise<unknown>((resolveReply, reject) => {
+          pending.set(id, { resolve: resolveReply, reject });
+          send({ ...request, id });
+        });
+    return { id, reply };
+  };
   return {
     worker,
     ready,
-    onEvent: (listener: (typeof listeners)[number]) => void listeners.push(listener),
-    request(request: { op: 'query'; sql: string } | { op: 'dump'; compression: 'none' | 'gzip' } | { op: 'close' }): Promise<unknown> {
-      if (failed) return Promise.reject(failed);
-      const id = nextId++;
-      return new Promise((resolveRequest, reject) => {
-        pending.set(id, { resolve: resolveRequest, reject });
-        send({ ...request, id } as WorkerRequest);
-      });
-    },
+    request: (request: Extract<WorkerAsk, { op: 'query' | 'dump' }>) => call(request).reply,
     /** Holds the database's session for the parent (a backup's consistent view); `release` gives it back. */
-    acquire(): Promise<number> {
-      if (failed) return Promise.reject(failed);
-      const id = nextId++;
-      return new Promise((resolveAcquire, reject) => {
-        pending.set(id, { resolve: () => resolveAcquire(id), reject });
-        send({ id, op: 'exclusive' });
-      });
+    async acquire(): Promise<number> {
+      const { id, reply } = call({ op: 'exclusive' });
+      await reply;
+      return id;
     },
     release: (id: number) => send({ id, op: 'release' }),
     /** Closes the database and ends the thread. */
     async stop(): Promise<void> {
       stopping = true;
-      await this.request({ op: 'close' }).catch(() => undefined);
+      await call({ op: 'close' }).reply.catch(() => undefined);
       await worker.terminate().catch(() => undefined);
     },
   };

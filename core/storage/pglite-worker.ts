@@ -23,13 +23,9 @@ export interface PGliteWorkerData {
 
 type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 
-/** From the parent. */
-export type WorkerRequest =
-  | { id: number; op: 'query'; sql: string }
-  | { id: number; op: 'dump'; compression: 'none' | 'gzip' }
-  | { id: number; op: 'exclusive' }
-  | { id: number; op: 'release' }
-  | { id: number; op: 'close' };
+/** What the parent asks; each request carries an id its reply repeats. */
+export type WorkerAsk = { op: 'query'; sql: string } | { op: 'dump'; compression: 'none' | 'gzip' } | { op: 'exclusive' } | { op: 'release' } | { op: 'close' };
+export type WorkerRequest = WorkerAsk & { id: number };
 
 /** To the parent. */
 export type WorkerMessage =

@@ -231,7 +231,8 @@ function readRules(text: string, rules: readonly CrisisRule[]): RuleReading {
   const pastAnywhere = PAST.test(cleaned);
   const joking = JOKE.test(cleaned);
   const retracting = RETRACTED.test(cleaned);
-  const asks = cleaned.includes('?') || clausesOf(cleaned).some((c) => QUESTION_START.test(c));
+  const clauses = clausesOf(cleaned);
+  const asks = cleaned.includes('?') || clauses.some((c) => QUESTION_START.test(c));
   const suppressed: CrisisVerdict['suppressed'] = [];
   const counted: Hit[] = [];
   const flags = new Set<string>();
@@ -239,7 +240,7 @@ function readRules(text: string, rules: readonly CrisisRule[]): RuleReading {
   if (pastAnywhere) flags.add('past');
   if (joking) flags.add('joke');
   if (cleaned !== normalisedText) flags.add('idiom');
-  for (const clause of clausesOf(cleaned)) {
+  for (const clause of clauses) {
     const nowInClause = NOW.test(clause);
     const educational = isGeneralQuestion(clause, nowInClause);
     const past = pastAnywhere && !nowInClause && !nowAnywhere;

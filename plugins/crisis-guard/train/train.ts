@@ -76,7 +76,6 @@ interface Fitted {
   bias: Float64Array;
 }
 
-/** Softmax regression over binary features; crisis and not-crisis weigh the same in total (see the weights below). */
 /** A row's features, read once: the five cross-validation fits and the final one share them. */
 const featureCache = new WeakMap<Row, string[]>();
 function rowFeatures(row: Row): string[] {
@@ -85,6 +84,7 @@ function rowFeatures(row: Row): string[] {
   return f;
 }
 
+/** Softmax regression over binary features; crisis and not-crisis weigh the same in total (see the weights below). */
 export function fit(rows: readonly Row[], opts: { epochs?: number; l2?: number; rate?: number } = {}): Fitted {
   const epochs = opts.epochs ?? 300;
   const l2 = opts.l2 ?? 3e-3;

@@ -298,7 +298,6 @@ export interface QueryTerm {
   weight: number;
 }
 
-/** Words of a text, lower-case, digits kept (a1c, 6.1 becomes 6 1 → dropped later). */
 /**
  * How many letters a stem may add to another of its word family: the Porter stemmer keeps "safe" /
  * "safety" ("safe" / "safeti"), "asthma" / "asthmatic" and "teens" / "teenagers" ("teen" / "teenag") apart.
@@ -311,6 +310,7 @@ export function sameFamily(a: string, b: string): boolean {
   return short.length >= 4 && long.length - short.length <= FAMILY_LETTERS && long.startsWith(short);
 }
 
+/** Words of a text, lower-case, digits kept (a1c, 6.1 becomes 6 1 → dropped later). */
 export function words(text: string): string[] {
   return normalise(text).replace(/'s\b/g, '').replace(/'/g, '').split(/[^a-z0-9]+/).filter(Boolean);
 }
