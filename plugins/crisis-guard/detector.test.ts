@@ -85,6 +85,20 @@ describe('crisis detector: what is not danger now', () => {
   it('treats past or resolved events as past, unless it is happening again', () => {
     for (const text of ['my dad had a heart attack five years ago, what should he eat', "i used to self harm but i'm doing much better, how do i hide scars", 'i had a seizure as a child, can i drive']) expectCalm(text);
     expectCrisis('i used to self harm and the urge is back right now', 'self_harm');
+    // "Still" about the scars is not the danger's; a question that ends on "now" asks what to do after it.
+    for (const text of ['i self harmed years ago and the marks are still visible, what helps them fade', 'my mom had a stroke last year, what exercises should she do now', 'mi abuelo tuvo un derrame hace tres años, ¿qué puede comer ahora?']) expectCalm(text);
+    expectCrisis('i cut myself years ago and im still doing it', 'self_harm');
+    expectCrisis('she had a stroke last year and now her face is drooping again, what do we do now', 'stroke_signs');
+  });
+
+  it('reads a cut deeper than the writer meant as self-harm, even when the relapse is its own sentence', () => {
+    expectCrisis('relapsed last night. cut way too deep this time and it keeps bleeding', 'self_harm');
+  });
+
+  it('reads words quoted from a song, and a scene of a show asked about, as not the writer\'s', () => {
+    for (const text of ['theres a song that goes i want to die young, who sings it', 'in the movie the guy got shot in the chest and kept running. is that realistic']) expectCalm(text);
+    expectCrisis('watching tv when my dad got chest pain and now he cant breathe, is that even possible', 'breathing_anaphylaxis');
+    expectCrisis('i want to die young', 'suicidal_ideation');
   });
 
   it('keeps everyday health questions calm', () => {

@@ -88,6 +88,8 @@ const IDIOMS: readonly RegExp[] = [
   /\b(?:only|just|meant|mainly) for suicid\w*\b/g,
   /\bsounds? like (?:hes |shes |he is |she is |im |i am |a )?(?:choking|gasping|drowning|dying)\b/g,
   /\boverdoses? (?:can|could|may|might|will|wrecks?|damages?|destroys?|causes?|ruins?|harms?|hurts?)\b/g,
+  // Words of a song or poem the writer quotes ("whats that song that goes i dont wanna live forever"), to the clause's end.
+  /\b(?:song|lyrics?|poem)\b (?:that goes|that says|called|titled|named|with the (?:line|lyrics?)|where (?:she|he|they) (?:says?|sings?))\b[^,.?!;\n]*/g,
   /\bme muero de (?:risa|hambre|sueno|ganas|calor|frio|aburrimiento)\b/g,
   /\bme (?:esta|estan) matando (?:los|las|el|la) \w+\b/g,
 ];
@@ -102,7 +104,12 @@ const GENERIC_QUESTION = /\b(?:can|could|do|does|will|would|should) (?:you|a per
 const PERSONAL = /\b(?:im|i am|i feel|i think im|just (?:took|drank|ate|swallowed|collapsed|fell|started|had|got|now)|my \w+ (?:is|has|cant|wont)|mi \w+ (?:esta|tiene|no))\b|\b(?:i|he|she|they|we|my \w+|his \w+|her \w+) (?:just |accidentally |already )?(?:took|drank|ate|swallowed|got|have|has|cant|wont|feel|feels|keep|keeps|is|am|are|started|bit|fell|hit|think)\b/;
 const TOPIC = /\b(?:signs?|symptoms?|warning|causes?|cause|risk|risks|prevent\w*|treat\w*|learn|class|course|training|first aid|difference|mean|means|normal|rehab|recover\w*|someone|somebody|a person|people|anyone|statistics|common|limit|dosage|dose|maximum|max|how much|how many|recogni[sz]e|spot|identify|alguien|una persona|que hacer|que hago si|tell if|know if|what to do|handle|respond|talk to|talk about|ask about|bring up|senales|sintomas|causas|prevenir)\b/;
 /** Said about now: a present-danger marker in the same clause overrides a past marker or a question's framing. */
-const NOW = /\b(?:right now|now (?!(?:its|it is|im|i am|hes|shes|he is|she is|they are|were|everything is|all|doing|feeling|ive been) (?:fine|ok|okay|better|good|great|well|normal|back|gone|stable|over|\d))|currently|at the moment|still|again|keeps?|keep|happening|this minute|tonight|just now|relapsed|relapsing|most nights|every night|every day|these days|lately|all the time|ahora|ahorita|ahora mismo|todavia|otra vez)\b/;
+const NOW = /\b(?:right now|now (?!(?:its|it is|im|i am|hes|shes|he is|she is|they are|were|everything is|all|doing|feeling|ive been) (?:fine|ok|okay|better|good|great|well|normal|back|gone|stable|over|\d))|currently|at the moment|(?<!\b(?:scars?|marks?|scarring) (?:are |is )?)still|again|keeps?|keep|happening|this minute|tonight|just now|relapsed|relapsing|most nights|every night|every day|these days|lately|all the time|ahora|ahorita|ahora mismo|todavia|otra vez)\b/;
+/**
+ * A question that ends on "now" asks what to do after the event ("had a heart attack two years ago, what
+ * should he eat now", "que dieta le conviene ahora"): that "now" is not the danger's.
+ */
+const ASKED_NOW = /((?:^|, )(?:what|whats|how|which|where|should|can|could|is|are|do|does|que|cual|cuales|como|donde|debe|puede)\b[^,]*?) (?:now|ahora)$/;
 /** Present markers strong enough to count anywhere in the message ("...years ago. i want to do it tonight"). */
 const NOW_ANYWHERE = /\b(?:right now|currently|at the moment|this minute|tonight|just now|ahora mismo|ahorita|esta noche)\b/;
 /** Said about the past, or about something that is over. */
@@ -131,11 +138,19 @@ const PAST = new RegExp(
     String.raw`\b(?:sober|clean) (?:for|since) \w+`,
     String.raw`\b(?:almost|nearly) killed (?:me|him|her)\b`,
     String.raw`\b(?:every |all the |the )?(?:tests?|ekg|ecg|scans?|bloodwork|results) (?:was |were |came back |came out )?(?:normal|fine|clear|negative)\b`,
-    String.raw`\bhace (?:\d+ |unos |varios |mucho )?(?:anos|meses|semanas|tiempo)\b`,
+    String.raw`\bhace (?:\d+ |un |una |dos |tres |cuatro |cinco |seis |siete |ocho |nueve |diez |unos |unas |varios |varias |muchos |mucho |un par de )?(?:anos?|mes|meses|semanas?|tiempo)\b`,
     String.raw`\bel ano pasado\b`,
     String.raw`\bya (?:paso|se le paso|esta bien)\b`,
   ].join('|'),
 );
+/**
+ * A scene of a film, show, book or game the writer asks about ("watching greys anatomy and someone got
+ * stabbed in the heart and lived. is that even possible"): with a question whether it could happen, a
+ * match in a clause that names no one of the writer's is fiction, not danger.
+ */
+const FICTION = /\b(?:watching|watched|in (?:a|the|this|that) (?:movie|film|show|episode|book|novel|game|series|scene)|on (?:tv|netflix|the show)|(?:a|the|this|that) (?:tv )?(?:show|movie|film|episode|book|novel|video game|scene) (?:where|when))\b/;
+const REALISM = /\b(?:is (?:that|it|this) (?:even |actually |really )?(?:possible|realistic|real|accurate|true)|(?:can|could|would|does) (?:that|this|someone|somebody|a person|people|anyone|you) (?:really |actually |even )?(?:happen|survive|live|do that)|how (?:realistic|accurate))\b/;
+const WRITERS_OWN = /\b(?:i|im|me|my|mine|we|us|our|mi|yo|me)\b/;
 /**
  * Self-directed rules that people also use as hyperbole; with laughter and a condition ("ill die if i
  * have to eat one more salad haha") or a cause ("mondays make me want to die lol") they are a joke.
@@ -232,6 +247,7 @@ function readRules(text: string, rules: readonly CrisisRule[]): RuleReading {
   const joking = JOKE.test(cleaned);
   const retracting = RETRACTED.test(cleaned);
   const clauses = clausesOf(cleaned);
+  const fiction = FICTION.test(cleaned) && REALISM.test(cleaned) && !nowAnywhere;
   const asks = cleaned.includes('?') || clauses.some((c) => QUESTION_START.test(c));
   const suppressed: CrisisVerdict['suppressed'] = [];
   const counted: Hit[] = [];
@@ -241,7 +257,7 @@ function readRules(text: string, rules: readonly CrisisRule[]): RuleReading {
   if (joking) flags.add('joke');
   if (cleaned !== normalisedText) flags.add('idiom');
   for (const clause of clauses) {
-    const nowInClause = NOW.test(clause);
+    const nowInClause = NOW.test(clause.replace(ASKED_NOW, '$1'));
     const educational = isGeneralQuestion(clause, nowInClause);
     const past = pastAnywhere && !nowInClause && !nowAnywhere;
     if (nowInClause) flags.add('now');
@@ -252,7 +268,8 @@ function readRules(text: string, rules: readonly CrisisRule[]): RuleReading {
       const joke = joking && (hit.rule.category === 'violence_danger' || (HYPERBOLE_PRONE.has(hit.rule.id) && (/\bif\b/.test(clause.slice(hit.index)) || /\bmakes? me$/.test(clause.slice(0, hit.index).trim()))));
       const retracted = retracting && RETRACTABLE.has(hit.rule.id) && /\bif\b/.test(clause);
       const selfReport = asks && hit.rule.id === 'unresponsive.collapsed' && !nowInClause && !nowAnywhere && SELF_FAINTED.test(clause.slice(hit.index)) && WRITER.test(clause.slice(0, hit.index).trim());
-      const why = negated(hit) ? 'negated' : educational ? 'educational' : past || selfReport ? 'past' : joke || retracted ? 'joke' : null;
+      const fictional = fiction && !WRITERS_OWN.test(clause);
+      const why = negated(hit) ? 'negated' : educational || fictional ? 'educational' : past || selfReport ? 'past' : joke || retracted ? 'joke' : null;
       if (why) suppressed.push({ ruleId: hit.rule.id, why });
       else counted.push(hit);
     }
