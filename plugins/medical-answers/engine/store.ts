@@ -256,6 +256,8 @@ interface TenantCache {
   dims: number | null;
   /** The lexemes of the documents' full-text vectors, each with the documents that hold it: the full-text match, in process. */
   lexemes: Map<string, string[]>;
+  /** Each stemmed title term with the documents whose title holds it (for the documents a question names in full). */
+  byTitleTerm: Map<string, CachedDoc[]>;
 }
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
@@ -728,7 +730,15 @@ export class MedicalStore {
         else lexemes.set(l, [r.doc_id]);
       }
     }
-    return { version: row?.corpus_version ?? null, docs, titleStems, titleWords, stats, embedder, embedderName: row?.embedder ?? null, dims: row?.dims ?? null, lexemes };
+    const byTitleTerm = new Map<string, CachedDoc[]>();
+    for (const doc of docs.values()) {
+      for (const term of doc.title_.keys()) {
+        const list = byTitleTerm.get(term);
+        if (list) list.push(doc);
+        else byTitleTerm.set(term, [doc]);
+      }
+    }
+    return { version: row?.corpus_version ?? null, docs, titleStems, titleWords, stats, embedder, embedderName: row?.embedder ?? null, dims: row?.dims ?? null, lexemes, byTitleTerm };
   }
 
   async search(tenantId: string, query: string, opts: SearchOptions = {}): Promise<Hit[]> {
@@ -773,6 +783,9 @@ export class MedicalStore {
       const doc = cache.docs.get(id);
       if (doc) lexScores.set(id, bm25f(doc, qw));
     }
+    // A document whose every title term the question names is a candidate even when those words are too
+    // common to pick candidates ("whats the most common cancer in kids" names Cancer in Children).
+    for (const id of titleNamed(parsed, cache.byTitleTerm)) if (!lexScores.has(id)) lexScores.set(id, bm25f(cache.docs.get(id)!, qw));
     const lexicalRanked = [...lexScores].sort((a, b) => b[1].score - a[1].score || (a[0] < b[0] ? -1 : 1)).slice(0, CANDIDATES).map(([id]) => id);
     // Reciprocal-rank fusion of the two candidate lists, then rescoring with title and section features.
     const cands = new Map<string, { lex: number | null; vec: number | null; rrf: number }>();
@@ -1079,6 +1092,15 @@ function bm25f(doc: CachedDoc, q: QueryWeights): { score: number; coverage: numb
   }
   const titleMatch = titleShare * (total > 0 ? titleHit / total : 0);
   return { score, coverage: total > 0 ? covered / total : 0, titleMatch, fullTitle: titleShare > 0.9 ? 1 : 0 };
+}
+
+/** The documents whose title terms the question's terms hold every one of. */
+function titleNamed(parsed: ParsedQuery, byTitleTerm: Map<string, CachedDoc[]>): string[] {
+  const named = new Map<CachedDoc, number>();
+  for (const { term } of parsed.terms) for (const doc of byTitleTerm.get(term) ?? []) named.set(doc, (named.get(doc) ?? 0) + 1);
+  const out: string[] = [];
+  for (const [doc, n] of named) if (n === doc.title_.size) out.push(doc.docId);
+  return out;
 }
 
 /** What a title word counts for when it stands in for a misspelt one. */
