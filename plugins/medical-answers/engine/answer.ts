@@ -2,6 +2,8 @@
  * Extractive answers: the sentences of the best section that best match the question, in document
  * order, within a character budget that includes the citation line. No model; redactions always applied.
  */
+import { pairScore, parsePairs, type PairTable } from './answer-pairs.js';
+import { ANSWER_PAIRS, FITTED_UNIT_WEIGHTS } from './answer-weights.js';
 import { confidenceOf } from './confidence.js';
 import type { Answer, Citation, Hit } from './types.js';
 import { answerHeadings, docTerms, parseQuery, sameFamily } from './text.js';
@@ -18,6 +20,8 @@ export interface ComposeOptions {
   redactions?: Redaction[];
   /** Other weights of `UNIT_FEATURES` (for eval/fit-answer.ts). */
   unitWeights?: readonly number[];
+  /** Another table of learned word pairs (for eval/fit-answer.ts; default: the shipped one). */
+  pairs?: PairTable;
   /** Whether a question that asks something leads with the best unit that says it (default `LEAD_BY_SAYING`). */
   leadBySaying?: boolean;
 }
@@ -206,13 +210,19 @@ function clip(text: string, max: number): string {
  * question's intents it says, the opening definition of a "what is" question, the best section
  * (and the section the question's type asks for), a list for a question a list answers, and what
  * reads badly first: a fragment, an example, a leading conjunction, a question (the page's heading),
- * a run-on unit longer than the budget; then its position, its length and whether it holds a number.
+ * a run-on unit longer than the budget; then its position, its length and whether it holds a number;
+ * last, the learned word pairs it makes with the question (`answer-pairs.ts`).
  */
-export const UNIT_FEATURES = ['words', 'topicWords', 'cue', 'advises', 'instructs', 'intentsSaid', 'opening', 'bestSection', 'typedSection', 'list', 'fragment', 'example', 'conjunction', 'question', 'runOn', 'position', 'length', 'number'] as const;
+export const UNIT_FEATURES = ['words', 'topicWords', 'cue', 'advises', 'instructs', 'intentsSaid', 'opening', 'bestSection', 'typedSection', 'list', 'fragment', 'example', 'conjunction', 'question', 'runOn', 'position', 'length', 'number', 'pairs'] as const;
 /** A question that asks something is answered first by the best unit that says it (a cue, an intent, advice). */
 export const LEAD_BY_SAYING = true;
-/** Set by hand on the dev set's design half (eval/README.md); `eval/fit-answer.ts` fits them. */
-export const UNIT_WEIGHTS: readonly number[] = [1, TOPIC_SHARE, CUE_WEIGHT, CUE_WEIGHT, CUE_WEIGHT, INTENT_WEIGHT, 1, SECTION_WEIGHT, TYPED_SECTION_WEIGHT, LIST_WEIGHT, -2, -2, -LEANS_ON_CONTEXT, -2, -2, -0.01, 0, 0];
+/** Set by hand on the dev set's design half (eval/README.md): where `eval/fit-answer.ts` starts, and what its fit is pulled toward. */
+export const HAND_UNIT_WEIGHTS: readonly number[] = [1, TOPIC_SHARE, CUE_WEIGHT, CUE_WEIGHT, CUE_WEIGHT, INTENT_WEIGHT, 1, SECTION_WEIGHT, TYPED_SECTION_WEIGHT, LIST_WEIGHT, -2, -2, -LEANS_ON_CONTEXT, -2, -2, -0.01, 0, 0, 0];
+/** Fitted by `eval/fit-answer.ts --write` (answer-weights.ts). */
+export const UNIT_WEIGHTS: readonly number[] = FITTED_UNIT_WEIGHTS;
+let shippedPairs: PairTable | undefined;
+/** The shipped word pairs, read on first use. */
+export const shippedPairTable = (): PairTable => (shippedPairs ??= parsePairs(ANSWER_PAIRS));
 
 export interface AnswerUnit {
   text: string;
@@ -220,10 +230,15 @@ export interface AnswerUnit {
   features: number[];
   /** Whether it says what the question asks: a cue of its type, an intent's words, advice. */
   says: boolean;
+  /** Its stems less the page's title stems (what the word pairs read). */
+  stems: string[];
 }
 
-/** The top hit's answer units with their features, and whether the question asks something specific. */
-export function answerUnits(question: string, top: Hit, budget: number, redactions: Redaction[]): { units: AnswerUnit[]; asking: boolean } {
+/**
+ * The top hit's answer units with their features, whether the question asks something specific, and
+ * the question's own stems less the page's title stems (what the word pairs read).
+ */
+export function answerUnits(question: string, top: Hit, budget: number, redactions: Redaction[], pairs: PairTable = shippedPairTable()): { units: AnswerUnit[]; asking: boolean; questionStems: string[] } {
   // Units of the best section first, then the rest of the document.
   const sections = top.sections?.length ? top.sections : [{ heading: top.section ?? '', text: top.text }];
   const seen = new Set<string>();
@@ -252,8 +267,11 @@ export function answerUnits(question: string, top: Hit, budget: number, redactio
   const asks = (q.type && q.type !== 'information') || advice || intents.length ? ASKING_SHARE : 1;
   // The best section is the one the question's type asks for (Treatment for "how is it treated").
   const typedSection = Boolean(top.section && answerHeadings(q).includes(top.section.toLowerCase()));
+  // The person's own words (not the lay vocabulary's lighter additions) that do not name the topic.
+  const questionStems = q.terms.filter((t) => t.weight >= 0.5 && !topic.has(t.term)).map((t) => t.term);
   const out = units.map((u, i): AnswerUnit => {
     const terms = unitTerms[i]!;
+    const stems = [...terms].filter((t) => !topic.has(t));
     const whole = wholes[i]!;
     let words = 0;
     let topicWords = 0;
@@ -296,12 +314,13 @@ export function answerUnits(question: string, top: Hit, budget: number, redactio
       i,
       Math.min(whole.length, 600) / 100,
       NUMBER.test(whole) ? 1 : 0,
+      pairScore(pairs, questionStems, new Set(stems)),
     ];
     const says = intentsSaid > 0 || (q.type !== 'information' && cue) || advises || instructs;
-    return { text: u.text, items: u.items, features, says };
+    return { text: u.text, items: u.items, features, says, stems };
   });
   const asking = intents.length > 0 || (q.type !== null && q.type !== 'information' && cues.length > 0) || advice;
-  return { units: out, asking };
+  return { units: out, asking, questionStems };
 }
 
 export function composeAnswer(question: string, hits: Hit[], opts: ComposeOptions): Answer | null {
@@ -314,7 +333,7 @@ export function composeAnswer(question: string, hits: Hit[], opts: ComposeOption
   const cite = applyRedactions(`Source: ${top.title}${top.url ? ` ${top.url}` : ''}`, redactions);
   const budget = opts.maxChars - cite.length - 1;
   const sectionText = top.sections?.[0]?.text ?? top.text;
-  const { units, asking } = answerUnits(question, top, budget, redactions);
+  const { units, asking } = answerUnits(question, top, budget, redactions, opts.pairs);
   const weights = opts.unitWeights ?? UNIT_WEIGHTS;
   const scored = units.map((u, i) => ({ i, u, says: u.says, score: u.features.reduce((n, x, j) => n + x * weights[j]!, 0) }));
   // The best unit first (it must answer), then the next best that fit, each in full, in the order of
