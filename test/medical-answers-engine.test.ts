@@ -212,6 +212,15 @@ describe.skipIf(skip)(`medical-answers engine on the ${TEST_BACKEND} backend`, (
     expect(composeAnswer('my son cant tell red from green. is there anything that fixes that', [colour], { maxChars: 110, minConfidence: 0 })!.text).toMatch(/^There is no treatment/);
   });
 
+  it('answers what age and whether it is inherited in the words of the page, over a sentence that merely holds a number', () => {
+    const hit = (title: string, text: string): Hit => ({ docId: 'x', chunkId: 'x-0', title, url: null, source: null, section: 'Overview', text, score: 30, lexicalRank: 1, vectorRank: 1, coverage: 1, titleMatch: 1, sections: [{ heading: 'Overview', text }] });
+    const first = (q: string, h: Hit) => composeAnswer(q, [h], { maxChars: 110, minConfidence: 0 })!.text.split('\n')[0];
+    const shingles = hit('Shingles', 'Shingles is a disease caused by the same virus that causes chickenpox. About 1 in 3 people will get shingles. It is most common in older adults. A vaccine can lower your risk.');
+    expect(first('what age do people usually get shingles', shingles)).toMatch(/^It is most common in older adults/);
+    const huntington = hit('Huntington Disease', 'Huntington disease is a brain disorder that affects movement, thinking and mood. Symptoms usually start at age 30 to 50 and worsen over 10 to 25 years. It runs in families. There is no cure.');
+    expect(first('my mom has huntingtons, is it hereditary', huntington)).toMatch(/^It runs in families/);
+  });
+
   it("finds a title by a person's word the stemmer does not join with it (safe / Safety)", async () => {
     const docs: CorpusDoc[] = [
       { id: 'v-1', title: 'Food Safety', url: 'https://example.org/food-safety', source: 'test', text: 'Overview\nLeave cooked food out for no more than two hours. Chill leftovers right away.' },

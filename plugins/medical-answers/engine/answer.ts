@@ -62,7 +62,7 @@ const CUES: Record<string, RegExp[]> = {
   susceptibility: [/\b(risk|more likely|at risk)\b/i],
   outlook: [/\b(prognosis|outlook|recover\w*|most people|life expectancy|life ?spans?|normal li(fe|ves)|improve\w*|permanent)\b/i],
   // "How common is it": a share or a count.
-  frequency: [/\b(\d+ (in|out of) \d+|\d+ percent|percent|half|million|thousand|most people|many people|common|rare)\b/i],
+  frequency: [/\b((\d+|one|two|three|four|five) (in|out of) (every )?\d+|\d+ percent|percent|half|million|thousand|most people|many people|common|rare)\b/i],
   information: [/\b(is an?|are)\b/i],
 };
 /** What a sentence gains for saying what the question type asks (treated with, caused by, should). */
@@ -100,6 +100,12 @@ const INTENTS: { ask: RegExp; say: RegExp }[] = [
   // "When is it serious enough to see someone", "do I need a doctor": when to get help.
   { ask: /\b(see (a |my |the )?(doctor|dr|someone|somebody|nurse)|need (a|to see a) doctor|go to the (er|hospital|emergency)|serious enough|should i (worry|be worried)|(need|have) to worry|when (should|do) i (worry|call)|emergency|urgent)\b/, say: /\b(call (9-1-1|911|your)|get (medical|emergency) (help|care)|seek (medical|emergency)|see (a|your) (doctor|health care)|let your (doctor|health care provider) know|emergency|right away|immediately)\b/i },
   { ask: /\b(why|what causes|cause|going on|what happens|happening)\b/, say: /\b(caus\w*|because|due to|from|bacteria|virus|when)\b/i },
+  // "What age do people get it", "how old": an age or a stage of life.
+  { ask: /\b(what age|at what age|how old|which age|age (do|does|is|when))\b/, say: /\b(\d+ (to|and) \d+ years|years? old|(age|ages|aged) \d+|over (age )?\d+|under (age )?\d+|older (than|adults|people)|younger|childhood|in (their|your) \d+s|teens?|middle age|adults?|infants?|children)\b/i },
+  // "Is it hereditary", "does it run in families", "will my kids get it": inheritance.
+  { ask: /\b(hereditary|genetic|inherit\w*|run(s)? in (the |my |our )?famil\w*|pass (it )?(on|down) to|(my|our) (kids|children|son|daughter|baby) (get|have) it|chance (i|we|my \w+) (have|get))\b/, say: /\b(inherit\w*|genes?|genetic\w*|run(s)? in famil\w*|family history|passed (down|on|from)|hereditary|parents?)\b/i },
+  // "Will it go away", "will he walk again", "will it get worse": the course of it.
+  { ask: /\bwill (it|this|that|they|he|she|i|my \w+|his \w+|her \w+) (ever )?(go away|get better|get worse|heal|recover|come back|clear up|improve|walk again|grow out|outgrow|be (ok|okay|fine|normal)|last|stay|keep)\b|\b(forever|for life|rest of (my|his|her|their) life|permanent\w*|get worse|grow out of|outgrow)\b/, say: /\b(recover\w*|get better|improv\w*|go(es)? away|heal\w*|outgrow\w*|worse\w*|progress\w*|lifelong|life-long|rest of (your|their|his|her) life|for life|permanent\w*|chronic|prognosis|outlook|most people|no cure|cure\w*|disappear\w*|resolv\w*)\b/i },
 ];
 const INTENT_WEIGHT = 2;
 /** What a question word that is also a word of the page's title counts for, against the question's other words. */
