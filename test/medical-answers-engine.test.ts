@@ -277,6 +277,22 @@ describe.skipIf(skip)(`medical-answers engine on the ${TEST_BACKEND} backend`, (
     await lexical.eraseTenant('t-lex');
     expect((await lexical.status('t-lex')).docs).toBe(0);
   });
+
+  it('takes a page whose whole title the question names as a candidate, even when its words are too common to pick candidates', async () => {
+    const lexical = new MedicalStore(db.pool, { log });
+    await lexical.init({ vector: false });
+    // "cancer", "common" and "children" (what "kids" also looks for) are in most pages of this library, so
+    // only "kids" picks full-text candidates.
+    const docs: CorpusDoc[] = [
+      { id: 'c-1', title: 'Cancer in Children', url: null, source: 'test', text: 'Overview\nLeukemia is the most common cancer in children and teens.' },
+      ...['Lung Cancer', 'Skin Cancer', 'Breast Cancer', 'Colon Cancer'].map((title, i) => ({ id: `c-${i + 2}`, title, url: null, source: 'test', text: `Overview\n${title} is a common cancer in adults, and rare in children.` })),
+      { id: 'c-6', title: 'Child Care', url: null, source: 'test', text: 'Overview\nKids need a safe place while their parents work.' },
+    ];
+    await lexical.ingest('t-title', docs);
+    const hits = await lexical.search('t-title', 'whats the most common cancer in kids', { k: 3 });
+    expect(hits[0]?.docId).toBe('c-1');
+    await lexical.eraseTenant('t-title');
+  });
 });
 
 describe('answer units of crawled text', () => {

@@ -150,7 +150,7 @@ const PAST = new RegExp(
  */
 const FICTION = /\b(?:watching|watched|in (?:a|the|this|that) (?:movie|film|show|episode|book|novel|game|series|scene)|on (?:tv|netflix|the show)|(?:a|the|this|that) (?:tv )?(?:show|movie|film|episode|book|novel|video game|scene) (?:where|when))\b/;
 const REALISM = /\b(?:is (?:that|it|this) (?:even |actually |really )?(?:possible|realistic|real|accurate|true)|(?:can|could|would|does) (?:that|this|someone|somebody|a person|people|anyone|you) (?:really |actually |even )?(?:happen|survive|live|do that)|how (?:realistic|accurate))\b/;
-const WRITERS_OWN = /\b(?:i|im|me|my|mine|we|us|our|mi|yo|me)\b/;
+const WRITERS_OWN = /\b(?:i|im|me|my|mine|we|us|our|mi|yo)\b/;
 /**
  * Self-directed rules that people also use as hyperbole; with laughter and a condition ("ill die if i
  * have to eat one more salad haha") or a cause ("mondays make me want to die lol") they are a joke.
