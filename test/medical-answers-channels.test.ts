@@ -10,10 +10,11 @@ import { startFakeTwilio, type FakeTwilio } from './fakes/twilio-api.js';
 import { startFakeGraph, type FakeGraph } from './fakes/whatsapp-graph-api.js';
 import { inboundSmsParams, post, signedSmsRequest } from './fakes/twilio-webhook.js';
 import { twimlMessages } from './fixtures/twilio-twiml.js';
+import { countSegments } from '../channels/twilio-sms/segments.js';
 import { signMetaBody } from '../channels/whatsapp-cloud/signature.js';
 import { WEBHOOK_PATH } from '../channels/whatsapp-cloud/index.js';
 
-const IDS = new Set(['mplus-0000001', 'mplus-0000266', 'mplus-0000369', 'mplus-0000173', 'mplus-0000812', 'mplus-0000065', 'mplus-0000471']);
+const IDS = new Set(['mplus-0000001', 'mplus-0000266', 'mplus-0000369', 'mplus-0000173', 'mplus-0000812', 'mplus-0000065', 'mplus-0000471', 'cdc-0000053']);
 const NUMBER = '+15557650001';
 const WA = { phoneNumberId: '106540352242999', display: '15557650002', secret: 'medical-app-secret', verify: 'medical-verify' };
 const TOKEN = 'graph-medical-token';
@@ -98,6 +99,14 @@ describe('medical answers over Twilio SMS', () => {
     expect(rest).toEqual([]);
     expect(answer).toContain('Source: A1C https://www.nlm.nih.gov/medlineplus/a1c.html');
     expect(answer!.length).toBeLessThanOrEqual(306);
+  });
+
+  it('keeps to GSM-7 characters, so two segments stay two: the page\'s "130°F" is sent as "130 F"', async () => {
+    const [answer] = await sms('+15550402003', 'how do you treat body lice? how hot should the laundry be');
+    expect(answer).toMatch(/Source: Parasites - Lice - Body Lice/);
+    expect(answer).toContain('130 F');
+    expect(countSegments(answer!)).toMatchObject({ encoding: 'GSM-7' });
+    expect(countSegments(answer!).segments).toBeLessThanOrEqual(2);
   });
 
   it('follows up per sender: "is it contagious?" after shingles', async () => {

@@ -54,12 +54,12 @@ export function parseGrounded(raw: string, hits: Hit[], maxChars: number): Model
   return { ok: true, text: fit(body, maxChars - source.length - 1) + '\n' + source, citations };
 }
 
-/** Cuts at the last sentence end that fits, else at a word, with an ellipsis. */
+/** Cuts at the last sentence end that fits, else at a word, with "..." (GSM-7, unlike the ellipsis character). */
 export function fit(text: string, max: number): string {
   if (text.length <= max) return text;
-  const cut = text.slice(0, Math.max(0, max - 1));
+  const cut = text.slice(0, Math.max(0, max - 3));
   const sentence = Math.max(cut.lastIndexOf('. '), cut.lastIndexOf('? '), cut.lastIndexOf('! '));
   if (sentence > max * 0.5) return cut.slice(0, sentence + 1);
   const space = cut.lastIndexOf(' ');
-  return `${cut.slice(0, space > 0 ? space : cut.length).replace(/[,;:]$/, '')}…`;
+  return `${cut.slice(0, space > 0 ? space : cut.length).replace(/[,;:]$/, '')}...`;
 }

@@ -10,7 +10,7 @@ import { AnswerCache, type CachedAnswer } from './cache.js';
 import type { AnswerLog } from './answer-log.js';
 import { condenseQuery } from './condense.js';
 import { healthLogit } from './engine/confidence.js';
-import { applyRedactions, composeAnswer, DEFAULT_REDACTIONS } from './engine/answer.js';
+import { applyRedactions, composeAnswer, DEFAULT_REDACTIONS, GSM_LOOKALIKES } from './engine/answer.js';
 import type { Hit } from './engine/types.js';
 import type { Library } from './library.js';
 import type { QueryOutcome, RagMetrics } from './metrics.js';
@@ -103,9 +103,11 @@ export function medicalAnswersStage(deps: StageDeps): StageDefinition<MedicalAns
       const query = history.length ? await condenseQuery(stage, question, history, chat, metrics) : question;
       const followUp = query !== question;
       const maxChars = budgetFor(message.channel, settings.maxChars);
-      const disclaimer = settings.disclaimer.trim();
+      // An SMS answer keeps to GSM-7 characters, or its segments would hold 70 characters instead of 160.
+      const sms = message.channel.endsWith('sms');
+      const disclaimer = sms ? applyRedactions(settings.disclaimer.trim(), GSM_LOOKALIKES) : settings.disclaimer.trim();
       const budget = disclaimer ? maxChars - disclaimer.length - 1 : maxChars;
-      const key = AnswerCache.key(status.corpusVersion ?? '', maxChars, query);
+      const key = AnswerCache.key(`${status.corpusVersion ?? ''}${sms ? '|gsm' : ''}`, maxChars, query);
       const cachedAnswer = deps.cache.get(tenant.id, key);
       metrics.cache.inc({ tenant: tenant.id, result: cachedAnswer ? 'hit' : 'miss' });
 
@@ -116,7 +118,7 @@ export function medicalAnswersStage(deps: StageDeps): StageDefinition<MedicalAns
         const embeddings = deps.embeddings(tenant.id);
         const hits = await library.store.search(tenant.id, query, { k: 10, ...(embeddings ? { embeddings, onEmbedError: (error) => lexicalOnly(stage, error, metrics) } : {}) });
         endRetrieval();
-        const redactions = redactionsFor(settings);
+        const redactions = sms ? [...redactionsFor(settings), ...GSM_LOOKALIKES] : redactionsFor(settings);
         const extractive = composeAnswer(query, hits, { maxChars: budget, minConfidence: 0, redactions });
         const confidence = extractive?.confidence ?? 0;
         metrics.confidence.observe({ tenant: tenant.id }, confidence);

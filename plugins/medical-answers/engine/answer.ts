@@ -35,6 +35,27 @@ export const DEFAULT_REDACTIONS: Redaction[] = [
   { pattern: String.raw`(?:National\s+)?Suicide\s+Prevention\s+Lifeline`, replacement: '988 Suicide & Crisis Lifeline' },
 ];
 
+/**
+ * For SMS: typographic marks the corpus uses (curly quotes, dashes, degrees, fractions) replaced by
+ * GSM-7 look-alikes. One character outside GSM-7 makes Twilio send the whole message as UCS-2, 70
+ * characters a segment instead of 160, so a two-segment answer would cost five.
+ */
+export const GSM_LOOKALIKES: Redaction[] = [
+  { pattern: '[\u2018\u2019\u201a\u201b\u2032]', replacement: "'" },
+  { pattern: '[\u201c\u201d\u201e\u2033]', replacement: '"' },
+  { pattern: '[\u2010-\u2015\u2212]', replacement: '-' },
+  { pattern: '\u2026', replacement: '...' },
+  { pattern: String.raw`\s*\u00b0\s*([FC])\b`, replacement: ' $1' },
+  { pattern: String.raw`\s*\u00b0`, replacement: ' degrees' },
+  { pattern: '\u00bc', replacement: '1/4' },
+  { pattern: '\u00bd', replacement: '1/2' },
+  { pattern: '\u00be', replacement: '3/4' },
+  { pattern: '[\u00ae\u2122\u00a9]', replacement: '' },
+  { pattern: '[\u00a0\u2009\u202f]', replacement: ' ' },
+  { pattern: '\u2022', replacement: '-' },
+  { pattern: '\u00d7', replacement: 'x' },
+];
+
 export function applyRedactions(text: string, redactions: Redaction[]): string {
   let out = text;
   for (const r of redactions) out = out.replace(new RegExp(r.pattern, 'gi'), r.replacement);
@@ -201,11 +222,12 @@ export function render(unit: { text: string; items: string[] }, max: number): st
   return out ? `${out}.` : null;
 }
 
+/** Cut at a word, with "..." (three full stops: the ellipsis character is not GSM-7, see GSM_LOOKALIKES). */
 function clip(text: string, max: number): string {
   if (text.length <= max) return text;
-  const cut = text.slice(0, Math.max(0, max - 1));
+  const cut = text.slice(0, Math.max(0, max - 3));
   const space = cut.lastIndexOf(' ');
-  return `${(space > max * 0.6 ? cut.slice(0, space) : cut).replace(/[,;:\s]+$/, '')}…`;
+  return `${(space > max * 0.6 ? cut.slice(0, space) : cut).replace(/[,;:\s]+$/, '')}...`;
 }
 
 /**
