@@ -307,5 +307,7 @@ describe('answer units of crawled text', () => {
     const flu = unitsOf('They may include - Chills - Sore throat Is it a cold or the flu? Colds rarely cause a fever.');
     expect(flu.map((u) => u.text)).toEqual(['They may include', 'Is it a cold or the flu?', 'Colds rarely cause a fever.']);
     expect(flu[0]!.items).toEqual(['Chills', 'Sore throat']);
+    // A link's caption the crawl kept ("More on: Head Lice Treatment") is no sentence.
+    expect(unitsOf('Clothing should be laundered using hot water. More on: Head Lice Treatment').map((u) => u.text)).toEqual(['Clothing should be laundered using hot water.']);
   });
 });

@@ -204,7 +204,7 @@ export function unitsOf(text: string): { text: string; items: string[] }[] {
 /** A verb or a negation: what a short unit needs to say something rather than name it. */
 const SAYS_SOMETHING = /\b(is|are|was|were|can|may|does|do|will|not|no|has|have)\b/i;
 const ANAPHORIC = /^(they|these|this|those|it|such|examples?)\b/i;
-const BOILERPLATE = /^(NIH:|See this graphic|Click |Learn more|For more information|Source:)/i;
+const BOILERPLATE = /^(NIH:|See this graphic|Click |Learn more|For more information|Source:|More on:)/i;
 
 /** A unit as text within `max` characters: a list keeps as many items as fit, separated as in the source. */
 export function render(unit: { text: string; items: string[] }, max: number): string | null {
