@@ -420,7 +420,9 @@ describe.skipIf(!haveChromium)('the operations console', () => {
     const client = fakeWhatsAppWeb.latest('club');
     client.emitQr('2@parley-console-first');
     await page.waitForSelector('#wa-qr', { timeout: 8_000 });
-    const first = await page.$eval('#wa-qr', (img) => (img as HTMLImageElement).complete && (img as HTMLImageElement).naturalWidth);
+    // The element comes before its image has loaded (a data URL still decodes): wait for the picture itself.
+    await page.waitForFunction(() => { const img = document.getElementById('wa-qr') as HTMLImageElement | null; return Boolean(img?.complete && img.naturalWidth > 0); }, { timeout: 8_000, polling: 50 });
+    const first = await page.$eval('#wa-qr', (img) => (img as HTMLImageElement).naturalWidth);
     expect(first).toBeGreaterThan(0);
     expect(await axe(page)).toEqual([]);
     await screenshot(page, 'whatsapp-qr');
