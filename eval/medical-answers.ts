@@ -109,7 +109,7 @@ async function main(): Promise<void> {
   const questionsPath = arg('--questions') ?? dataFile('dev_eval.jsonl');
   const crisisPaths = process.argv.includes('--crisis')
     ? process.argv.flatMap((a, i) => (a === '--crisis' && process.argv[i + 1] ? [process.argv[i + 1]!] : []))
-    : [dataFile('crisis_dev.jsonl'), ...['holdout.jsonl', 'holdout_b.jsonl', 'holdout_c.jsonl', 'holdout_d.jsonl'].map((f) => fileURLToPath(new URL(`../plugins/crisis-guard/eval/${f}`, import.meta.url)))].filter((p): p is string => !!p);
+    : [dataFile('crisis_dev.jsonl'), ...['holdout.jsonl', 'holdout_b.jsonl', 'holdout_c.jsonl', 'holdout_d.jsonl', 'holdout_e.jsonl'].map((f) => fileURLToPath(new URL(`../plugins/crisis-guard/eval/${f}`, import.meta.url)))].filter((p): p is string => !!p);
   const minConfidence = Number(arg('--min-confidence') ?? MIN_CONFIDENCE);
   const log = pino({ level: 'warn' });
   const dir = mkdtempSync(join(tmpdir(), 'medical-eval-'));

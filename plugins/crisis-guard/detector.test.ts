@@ -95,6 +95,24 @@ describe('crisis detector: what is not danger now', () => {
     expectCrisis('relapsed last night. cut way too deep this time and it keeps bleeding', 'self_harm');
   });
 
+  it('reads a day chosen and letters written as a plan, even after an errand', () => {
+    const plan = 'sorry to bother, is the clinic open saturday? i made up my mind, tomorrow is the day. i already wrote letters to my parents';
+    expectCrisis(plan, 'suicidal_ideation');
+    // The rules see it without the classifier: two weak signs, a day chosen and notes written.
+    expect(detectCrisis(plan, { model: null }).crisis).toBe(true);
+    expectCalm('saturday is the day of my wedding, should i get a flu shot before');
+  });
+
+  it('reads the signs of preeclampsia in Spanish and in everyday English', () => {
+    expectCrisis('estoy de 32 semanas y tengo la vision borrosa y la cara hinchada', 'pregnancy_emergency');
+    expectCrisis('34 weeks pregnant, my face got so puffy today and theres pain under my right ribs', 'pregnancy_emergency');
+  });
+
+  it('reads a question said to be for school as a question about the topic, unless someone is in danger', () => {
+    expectCalm('how does naloxone stop an opioid overdose? asking for my bio homework');
+    expectCrisis('its for a school project but honestly i took 20 pills an hour ago', 'overdose_poisoning');
+  });
+
   it('reads words quoted from a song, and a scene of a show asked about, as not the writer\'s', () => {
     for (const text of ['theres a song that goes i want to die young, who sings it', 'in the movie the guy got shot in the chest and kept running. is that realistic']) expectCalm(text);
     expectCrisis('watching tv when my dad got chest pain and now he cant breathe, is that even possible', 'breathing_anaphylaxis');

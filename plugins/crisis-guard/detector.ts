@@ -103,6 +103,8 @@ const GENERIC_QUESTION = /\b(?:can|could|do|does|will|would|should) (?:you|a per
 /** Someone in particular, in a present event ("my son drank", "she cant", "i took"): never a general question. */
 const PERSONAL = /\b(?:im|i am|i feel|i think im|just (?:took|drank|ate|swallowed|collapsed|fell|started|had|got|now)|my \w+ (?:is|has|cant|wont)|mi \w+ (?:esta|tiene|no))\b|\b(?:i|he|she|they|we|my \w+|his \w+|her \w+) (?:just |accidentally |already )?(?:took|drank|ate|swallowed|got|have|has|cant|wont|feel|feels|keep|keeps|is|am|are|started|bit|fell|hit|think)\b/;
 const TOPIC = /\b(?:signs?|symptoms?|warning|causes?|cause|risk|risks|prevent\w*|treat\w*|learn|class|course|training|first aid|difference|mean|means|normal|rehab|recover\w*|someone|somebody|a person|people|anyone|statistics|common|limit|dosage|dose|maximum|max|how much|how many|recogni[sz]e|spot|identify|alguien|una persona|que hacer|que hago si|tell if|know if|what to do|handle|respond|talk to|talk about|ask about|bring up|senales|sintomas|causas|prevenir)\b/;
+/** Said to be for school ("its for bio homework"): a question in the message is a question about the topic. */
+const SCHOOLWORK = /\b(?:homework|assignment|essay|school project|for (?:a |my )?(?:class|school|bio|biology|chem|chemistry|health class|project|paper|report)|tarea|para la escuela)\b/;
 /** Said about now: a present-danger marker in the same clause overrides a past marker or a question's framing. */
 const NOW = /\b(?:right now|now (?!(?:its|it is|im|i am|hes|shes|he is|she is|they are|were|everything is|all|doing|feeling|ive been) (?:fine|ok|okay|better|good|great|well|normal|back|gone|stable|over|\d))|currently|at the moment|(?<!\b(?:scars?|marks?|scarring) (?:are |is )?)still|again|keeps?|keep|happening|this minute|tonight|just now|relapsed|relapsing|most nights|every night|every day|these days|lately|all the time|ahora|ahorita|ahora mismo|todavia|otra vez)\b/;
 /**
@@ -184,11 +186,11 @@ export function detectLanguage(normalised: string): CrisisLanguage {
  * particular now. Only the question itself is read for a person ("for health class we have to make a
  * poster, what are the warning signs that a friend might be suicidal" is a general question).
  */
-function isGeneralQuestion(clause: string, nowInClause: boolean): boolean {
+function isGeneralQuestion(clause: string, nowInClause: boolean, schoolwork: boolean): boolean {
   if (nowInClause) return false;
   const start = QUESTION_START.exec(clause);
   const question = start ? clause.slice(start.index) : clause;
-  if ((start && TOPIC.test(question)) || GENERIC_QUESTION.test(question)) return !PERSONAL.test(question);
+  if ((start && (schoolwork || TOPIC.test(question))) || GENERIC_QUESTION.test(question)) return !PERSONAL.test(question);
   return false;
 }
 
@@ -248,6 +250,7 @@ function readRules(text: string, rules: readonly CrisisRule[]): RuleReading {
   const retracting = RETRACTED.test(cleaned);
   const clauses = clausesOf(cleaned);
   const fiction = FICTION.test(cleaned) && REALISM.test(cleaned) && !nowAnywhere;
+  const schoolwork = SCHOOLWORK.test(cleaned) && !nowAnywhere;
   const asks = cleaned.includes('?') || clauses.some((c) => QUESTION_START.test(c));
   const suppressed: CrisisVerdict['suppressed'] = [];
   const counted: Hit[] = [];
@@ -258,7 +261,7 @@ function readRules(text: string, rules: readonly CrisisRule[]): RuleReading {
   if (cleaned !== normalisedText) flags.add('idiom');
   for (const clause of clauses) {
     const nowInClause = NOW.test(clause.replace(ASKED_NOW, '$1'));
-    const educational = isGeneralQuestion(clause, nowInClause);
+    const educational = isGeneralQuestion(clause, nowInClause, schoolwork);
     const past = pastAnywhere && !nowInClause && !nowAnywhere;
     if (nowInClause) flags.add('now');
     if (educational) flags.add('general-question');
