@@ -108,6 +108,11 @@ describe('crisis detector: what is not danger now', () => {
     expectCrisis('34 weeks pregnant, my face got so puffy today and theres pain under my right ribs', 'pregnancy_emergency');
   });
 
+  it('reads an insect or an animal that jumps as no person jumping', () => {
+    expectCalm('can ticks jump from the cat onto my kids');
+    expectCrisis('thinking about jumping from the parking garage tonight', 'suicidal_ideation');
+  });
+
   it('reads a question said to be for school as a question about the topic, unless someone is in danger', () => {
     expectCalm('how does naloxone stop an opioid overdose? asking for my bio homework');
     expectCrisis('its for a school project but honestly i took 20 pills an hour ago', 'overdose_poisoning');
