@@ -140,6 +140,15 @@ describe('fake Twilio REST API driven by the real twilio SDK', () => {
     expect(fake.sent).toHaveLength(1);
   });
 
+  it('fails only the sends to one number when asked to, whatever comes first', async () => {
+    const client = twilioClientFor(fake);
+    const other = '+15005550009';
+    fake.failNext(1, '21211', { to: TO });
+    await expect(client.messages.create({ to: other, from: FROM, body: 'first' })).resolves.toMatchObject({ to: other });
+    await expect(client.messages.create({ to: TO, from: FROM, body: 'second' })).rejects.toMatchObject({ status: 400, code: 21211 });
+    await expect(client.messages.create({ to: TO, from: FROM, body: 'third' })).resolves.toMatchObject({ to: TO });
+  });
+
   it('createTwilioClient leaves the SDK retries off, also for the real API', () => {
     const production = createTwilioClient({ accountSid: fake.accountSid, authToken: 'token' });
     expect(production.httpClient.autoRetry).toBe(false);

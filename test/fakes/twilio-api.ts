@@ -49,8 +49,11 @@ export interface FakeTwilio {
   requests: RecordedRequest[];
   /** Messages accepted with a 201. */
   sent: FakeMessage[];
-  /** The next `n` authenticated requests fail with `kind` (`drop` destroys the socket unanswered). */
-  failNext(n: number, kind: FakeFailureKind): void;
+  /**
+   * The next `n` authenticated requests fail with `kind` (`drop` destroys the socket unanswered); with
+   * `to`, only requests sending to that number do (a send of another test still in flight passes).
+   */
+  failNext(n: number, kind: FakeFailureKind, opts?: { to?: string }): void;
   /** Wait `ms` before handling each request. */
   setDelay(ms: number): void;
   /** Moves a sent message to another status, as later fetches will see it. */
@@ -118,7 +121,7 @@ export async function startFakeTwilio(): Promise<FakeTwilio> {
   const authToken = randomBytes(16).toString('hex');
   const requests: RecordedRequest[] = [];
   const sent: FakeMessage[] = [];
-  const failures: FakeFailureKind[] = [];
+  const failures: { kind: FakeFailureKind; to?: string }[] = [];
   const numbers = new Map<string, Record<string, unknown>>();
   let delayMs = 0;
 
@@ -145,7 +148,8 @@ export async function startFakeTwilio(): Promise<FakeTwilio> {
       return;
     }
 
-    const failure = failures.shift();
+    const due = failures.findIndex((f) => f.to === undefined || f.to === recorded.form.get('To'));
+    const failure = due >= 0 ? failures.splice(due, 1)[0]!.kind : undefined;
     switch (failure) {
       case undefined:
         next();
@@ -252,8 +256,8 @@ export async function startFakeTwilio(): Promise<FakeTwilio> {
     authToken,
     requests,
     sent,
-    failNext(n, kind) {
-      for (let i = 0; i < n; i += 1) failures.push(kind);
+    failNext(n, kind, opts = {}) {
+      for (let i = 0; i < n; i += 1) failures.push({ kind, ...(opts.to ? { to: opts.to } : {}) });
     },
     setDelay(ms) {
       delayMs = ms;
