@@ -50,7 +50,7 @@ interface Item extends RankedList, PairList {
 
 /** The lists' features with the pairs of `table`. */
 const withPairs = (items: readonly Item[], table: PairTable): RankedList[] =>
-  items.map((it) => ({ weight: 1, good: it.good, features: it.features.map((f, i) => f.map((x, j) => (j === PAIRS ? pairScore(table, it.question, new Set(it.units[i]!.stems)) : x))) }));
+  items.map((it) => ({ weight: 1, good: it.good, features: it.features.map((f, i) => f.map((x, j) => (j === PAIRS ? pairScore(table, it.question, it.units[i]!.stems) : x))) }));
 
 /** Cross-fitted weights and the table learned from every list (see the header). */
 function fit(items: readonly Item[]): { weights: number[]; table: PairTable } {

@@ -62,8 +62,8 @@ export function learnPairs(lists: readonly PairList[], opts: { smoothing?: numbe
   return table;
 }
 
-/** For each question stem, the best pair it makes with one of the unit's stems; summed. */
-export function pairScore(table: PairTable, question: readonly string[], unit: ReadonlySet<string>): number {
+/** For each question stem, the best pair it makes with one of the unit's (distinct) stems; summed. */
+export function pairScore(table: PairTable, question: readonly string[], unit: Iterable<string>): number {
   let score = 0;
   for (const a of question) {
     const inner = table.get(a);

@@ -342,7 +342,7 @@ export function answerUnits(question: string, top: Hit, budget: number, redactio
       i,
       Math.min(whole.length, 600) / 100,
       NUMBER.test(whole) ? 1 : 0,
-      pairScore(pairs, questionStems, new Set(stems)),
+      pairScore(pairs, questionStems, stems),
     ];
     const says = intentsSaid > 0 || (q.type !== 'information' && cue) || advises || instructs;
     return { text: u.text, items: u.items, features, says, stems };
