@@ -223,7 +223,7 @@ export class Gateway {
       ? dryDatabase()
       : await openDatabase({ databaseUrl: this.config.storage.databaseUrl, dataDir, poolSize: this.config.storage.poolSize, log: this.log.child({ component: 'database' }), registry: this.registry });
     const pool = this.db.pool;
-    this.inlineSettler = new Batcher((items) => this.settleInline(pool, items), 256, 2, (error, size) =>
+    this.inlineSettler = new Batcher((items) => this.settleInline(pool, items), 256, undefined, (error, size) =>
       this.log.warn({ err: error, size }, 'confirming inline replies: a batch failed; retrying its items one by one'),
     );
     this.tenants.attachDatabase(pool);

@@ -3,6 +3,11 @@
  * calls that arrive while earlier batches are in flight are run together in one statement, which is
  * what lets one database keep up with thousands of webhooks a second. A failing batch is retried item
  * by item, so one bad row cannot fail its neighbours.
+ *
+ * One batch in flight by default: the calls that arrive meanwhile wait for it and go together in the
+ * next, so under load there are fewer, larger statements. Against two in flight, signed SMS under 50
+ * connections measured 25% less PostgreSQL CPU per message and more requests/s on both backends, and
+ * no worse latency at a fixed rate (bench/README.md, step 12).
  */
 export class Batcher<I, O> {
   private queue: { item: I; resolve: (o: O) => void; reject: (e: unknown) => void }[] = [];
@@ -11,7 +16,7 @@ export class Batcher<I, O> {
   constructor(
     private readonly run: (items: I[]) => Promise<O[]>,
     private readonly maxBatch = 256,
-    private readonly maxInFlight = 2,
+    private readonly maxInFlight = 1,
     private readonly onBatchError: (error: unknown, size: number) => void = () => undefined,
   ) {}
 
