@@ -318,7 +318,12 @@ const fmt = (r: LoadResult) => `${String(r.rps).padStart(6)} req/s  p50 ${String
 
 /** Server (and PostgreSQL) CPU per request of `a` over `b`: steadier than requests/s on shared cores. */
 const cpuRatio = (a: LoadResult, b: LoadResult) => (((a.cpuPerRequest ?? 0) + (a.dbCpuPerRequest ?? 0)) / ((b.cpuPerRequest ?? 0) + (b.dbCpuPerRequest ?? 0) || 1)).toFixed(2);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+/** The middle value; with an even count, the mean of the two middle ones (not the upper, which would flatter). */
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+};
 const loadNow = () => `load ${loadavg()[0]!.toFixed(1)}`;
 
 /** The gateway's /metrics, as text. */
