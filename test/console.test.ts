@@ -353,6 +353,8 @@ describe.skipIf(!haveChromium)('the operations console', () => {
     expect(made.body.request.status).toBe('pending-approval');
     const sameKey = await signIn(CLINIC_A);
     await go(sameKey, `#/t/clinic/requests/${made.body.request.id}`);
+    // `go` can return before the new route has rendered (the page it leaves is not "Loading" either).
+    await sameKey.waitForSelector('button[data-verb="approve"]');
     await sameKey.click('button[data-verb="approve"]');
     await sees(sameKey, 'different key than the one that requested it');
     await sameKey.browserContext().close();
