@@ -37,7 +37,6 @@ const api = await startFakeTwilio();
 const twilio = { accountSid: api.accountSid, authToken: api.authToken, number: '+15558880001', publicBaseUrl: 'https://parley-bench.example.invalid' };
 const dataDir = mkdtempSync(join(tmpdir(), 'parley-cpu-share-'));
 const external = process.argv[2] ? { DATABASE_URL: process.argv[2], REDIS_URL: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379' } : {};
-// BENCH_NODE_FLAGS (as in run.ts): node options for the gateway, `--cpu-prof --cpu-prof-dir=DIR` say.
 const child = spawn(process.execPath, [...(process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean), join(import.meta.dirname, '../dist/bin/parley.js'), 'start'], {
   env: { ...process.env, LOG_LEVEL: 'warn', PORT: '0', PARLEY_DEMO_KEY: KEY, PARLEY_DEMO_CORPUS: '', TWILIO_ACCOUNT_SID: twilio.accountSid, TWILIO_AUTH_TOKEN: twilio.authToken, DEMO_TWILIO_NUMBER: twilio.number, PUBLIC_BASE_URL: twilio.publicBaseUrl, TWILIO_API_BASE_URL: api.baseUrl, PARLEY_DATA_DIR: dataDir, ...external },
   stdio: ['ignore', 'pipe', 'inherit'],

@@ -66,6 +66,8 @@ const WARM_UP_SECONDS = Number(process.env.BENCH_WARM_UP_SECONDS ?? 3);
  * pair is printed and the ratio is their median.
  */
 const ROUNDS = Math.max(1, Math.floor(Number(process.env.BENCH_ROUNDS ?? 1)));
+/** The line that sums up several rounds: their ratios and its median. */
+const roundsLine = (ratios: number[], target: string) => `  ratio over ${ratios.length} rounds: median ${median(ratios).toFixed(2)} (${ratios.map((r) => r.toFixed(2)).join(', ')})${target}`;
 const READY = /Parley is ready on http:\/\/[\d.]+:(\d+)/;
 
 interface Started {
@@ -511,7 +513,7 @@ async function main() {
             say(`  bare express        ${fmt(baseline)}`);
             say(`  parley (PGlite)     ${fmt(result)}   ratio ${(result.rps / baseline.rps).toFixed(2)} (target >= 0.25)${late(rest)}`);
           }
-          if (ROUNDS > 1) say(`  ratio over ${ROUNDS} rounds: median ${median(ratios).toFixed(2)} (${ratios.map((r) => r.toFixed(2)).join(', ')}; target >= 0.25)`);
+          if (ROUNDS > 1) say(roundsLine(ratios, ' (target >= 0.25)'));
           say(`  ${await memoryParts(embedded.port)}`);
         }
       }
@@ -589,7 +591,7 @@ async function main() {
               say(`  bare express        ${fmt(baseline)}`);
               say(`  parley (external)   ${fmt(result)}   ratio ${(result.rps / baseline.rps).toFixed(2)} (target >= 0.5, p99 < 20 ms)${late(rest)}`);
             }
-            if (ROUNDS > 1) say(`  ratio over ${ROUNDS} rounds: median ${median(ratios).toFixed(2)} (${ratios.map((r) => r.toFixed(2)).join(', ')}; target >= 0.5)`);
+            if (ROUNDS > 1) say(roundsLine(ratios, ' (target >= 0.5)'));
           }
         }
         if (run('fixed')) {
@@ -657,7 +659,7 @@ async function main() {
           say(`  botkit              ${fmt(botkit)}  (${botkit.accepted} answered; the fake Twilio API received ${botkitReplies} replies, with those of requests still in flight when the warm-up or the run ended)`);
           say(`  ${label} ${fmt(result)}   ratio Parley/Botkit ${(result.rps / botkit.rps).toFixed(2)}${target}, CPU/req ratio ${cpuRatio(result, botkit)}${late(rest)}`);
         }
-        if (ROUNDS > 1) say(`  ratio over ${ROUNDS} rounds: median ${median(ratios).toFixed(2)} (${ratios.map((r) => r.toFixed(2)).join(', ')})${target}`);
+        if (ROUNDS > 1) say(roundsLine(ratios, target));
         await stop(gw.child);
       };
       if (await pgReachable()) {

@@ -223,9 +223,9 @@ export class Gateway {
       ? dryDatabase()
       : await openDatabase({ databaseUrl: this.config.storage.databaseUrl, dataDir, poolSize: this.config.storage.poolSize, log: this.log.child({ component: 'database' }), registry: this.registry });
     const pool = this.db.pool;
-    this.inlineSettler = new Batcher((items) => this.settleInline(pool, items), 256, undefined, (error, size) =>
-      this.log.warn({ err: error, size }, 'confirming inline replies: a batch failed; retrying its items one by one'),
-    );
+    this.inlineSettler = new Batcher((items) => this.settleInline(pool, items), {
+      onBatchError: (error, size) => this.log.warn({ err: error, size }, 'confirming inline replies: a batch failed; retrying its items one by one'),
+    });
     this.tenants.attachDatabase(pool);
     this.consent = createConsentStore(pool);
     this.usage = new Usage(pool, this.tenants);

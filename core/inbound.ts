@@ -69,8 +69,8 @@ export class InboundProcessor {
   constructor(private readonly deps: InboundDeps) {
     const batchFailed = (what: string) => (error: unknown, size: number) =>
       deps.log.warn({ err: error, size, code: (error as { code?: string }).code }, `${what}: a batch failed; retrying its items one by one`);
-    this.recordWriter = new Batcher((items) => recordInboundMany(deps.db, items), 256, undefined, batchFailed('recording inbound messages'));
-    this.finishWriter = new Batcher((items) => finishInboundMany(deps.db, items), 256, undefined, batchFailed('finishing inbound messages'));
+    this.recordWriter = new Batcher((items) => recordInboundMany(deps.db, items), { onBatchError: batchFailed('recording inbound messages') });
+    this.finishWriter = new Batcher((items) => finishInboundMany(deps.db, items), { onBatchError: batchFailed('finishing inbound messages') });
   }
 
   /** Runs one inbound message through its tenant's pipeline, exactly once per provider message id. */

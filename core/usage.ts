@@ -30,7 +30,7 @@ export class Usage {
     private readonly db: Pool,
     private readonly tenants: TenantDirectory,
   ) {
-    this.writer = new Batcher((rows) => recordUsageMany(this.db, rows), 256);
+    this.writer = new Batcher((rows) => recordUsageMany(this.db, rows));
   }
 
   /** The ledger one plugin sees: its records carry its name. */

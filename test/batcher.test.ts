@@ -36,7 +36,7 @@ describe('Batcher', () => {
 
   it('keeps as many batches in flight as it is given, and no batch larger than its maximum', async () => {
     const { batches, run, release } = gatedRun();
-    const batcher = new Batcher(run, 2, 2);
+    const batcher = new Batcher(run, { maxBatch: 2, maxInFlight: 2 });
     const all = [1, 2, 3, 4, 5, 6].map((i) => batcher.submit(i));
     expect(batches).toEqual([[1], [2]]);
     await release();
@@ -53,7 +53,7 @@ describe('Batcher', () => {
     const batcher = new Batcher(async (items: number[]) => {
       if (items.includes(-1)) throw new Error('bad row');
       return items.map((i) => i * 10);
-    }, 256, 1, (_error, size) => failures.push(size));
+    }, { onBatchError: (_error, size) => failures.push(size) });
     const gate = batcher.submit(0);
     const calls = [7, -1, 8].map((i) => batcher.submit(i).then((v) => ({ v }), (e: Error) => ({ e: e.message })));
     expect(await gate).toBe(0);

@@ -13,12 +13,18 @@ export class Batcher<I, O> {
   private queue: { item: I; resolve: (o: O) => void; reject: (e: unknown) => void }[] = [];
   private inFlight = 0;
 
+  private readonly maxBatch: number;
+  private readonly maxInFlight: number;
+  private readonly onBatchError: (error: unknown, size: number) => void;
+
   constructor(
     private readonly run: (items: I[]) => Promise<O[]>,
-    private readonly maxBatch = 256,
-    private readonly maxInFlight = 1,
-    private readonly onBatchError: (error: unknown, size: number) => void = () => undefined,
-  ) {}
+    opts: { maxBatch?: number; maxInFlight?: number; onBatchError?: (error: unknown, size: number) => void } = {},
+  ) {
+    this.maxBatch = opts.maxBatch ?? 256;
+    this.maxInFlight = opts.maxInFlight ?? 1;
+    this.onBatchError = opts.onBatchError ?? (() => undefined);
+  }
 
   submit(item: I): Promise<O> {
     return new Promise<O>((resolve, reject) => {

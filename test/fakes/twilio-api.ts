@@ -257,7 +257,7 @@ export async function startFakeTwilio(): Promise<FakeTwilio> {
     requests,
     sent,
     failNext(n, kind, opts = {}) {
-      for (let i = 0; i < n; i += 1) failures.push({ kind, ...(opts.to ? { to: opts.to } : {}) });
+      for (let i = 0; i < n; i += 1) failures.push({ kind, to: opts.to });
     },
     setDelay(ms) {
       delayMs = ms;
