@@ -310,4 +310,24 @@ describe('answer units of crawled text', () => {
     // A link's caption the crawl kept ("More on: Head Lice Treatment") is no sentence.
     expect(unitsOf('Clothing should be laundered using hot water. More on: Head Lice Treatment').map((u) => u.text)).toEqual(['Clothing should be laundered using hot water.']);
   });
+
+  it('leaves out a section\'s subheadings on lines of their own, and reads a list of lines as a list', () => {
+    // The shape of NHLBI's pages (nhlbi-0000047, "Cough"; the goals of treatment of its pericarditis page).
+    const units = unitsOf(
+      'Other treatments, such as medicines and a vaporizer, can help relieve the cough itself.\n\nTreating the Cause of a Cough\n\nAcute and Subacute Cough\n\nAn acute cough lasts less than 3 weeks.\n\nThe goals of treatment include:\n\nReducing pain and inflammation\n\nTreating the underlying cause, if it\'s known\n\nFatigue\n\nMost people recover.',
+    );
+    expect(units.map((u) => u.text)).toEqual([
+      'Other treatments, such as medicines and a vaporizer, can help relieve the cough itself.',
+      'An acute cough lasts less than 3 weeks.',
+      'The goals of treatment include:',
+      'Most people recover.',
+    ]);
+    // A one-word item in title case ("Fatigue") is still an item, not a subheading.
+    expect(units[2]!.items).toEqual(['Reducing pain and inflammation', "Treating the underlying cause, if it's known", 'Fatigue']);
+    // A subheading after a list's last line ends the list; a title-case line inside prose stays.
+    expect(unitsOf('Causes include:\n\nSmoking\n\nRisk Factors in Children\n\nChildren who live with smokers are at risk.').map((u) => [u.text, u.items.length])).toEqual([
+      ['Causes include:', 1],
+      ['Children who live with smokers are at risk.', 0],
+    ]);
+  });
 });

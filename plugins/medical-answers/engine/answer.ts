@@ -158,7 +158,7 @@ function clean(text: string): string {
  */
 export function unitsOf(text: string): { text: string; items: string[] }[] {
   const units: { text: string; items: string[] }[] = [];
-  const parts = clean(text).split(/\s+-\s+(?=[A-Za-z0-9])/);
+  const parts = clean(readLines(text)).split(/\s+-\s+(?=[A-Za-z0-9])/);
   for (const [i, part] of parts.entries()) {
     if (i === 0) {
       for (const s of sentencesOf(part)) units.push({ text: s, items: [] });
@@ -199,6 +199,54 @@ export function unitsOf(text: string): { text: string; items: string[] }[] {
     const before = units[i - 1];
     return !(before?.items.length && !u.items.length && u.text.toLowerCase().startsWith(before.items[0]!.toLowerCase()));
   });
+}
+
+/**
+ * What a section's line breaks say, before `clean` joins its lines: a list whose items are lines of
+ * their own becomes a "- " list, and the section's own subheadings ("Treating the Cause of a Cough",
+ * "Acute and Subacute Cough"), in title case on lines of their own with more text after them, are left
+ * out: they name what follows and answer nothing, and once the lines are joined they would be glued to
+ * its first sentence ("Acute and Subacute Cough An acute cough lasts ..."). The line before a
+ * subheading then ends a sentence.
+ */
+function readLines(text: string): string {
+  if (!text.includes('\n')) return text;
+  const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
+  // A list whose items are lines of their own after its introduction ("The goals of treatment include:"
+  // / "Reducing pain and inflammation" / "Checking for complications"): marked as the crawl marks other
+  // lists ("- "), so it reads as one and keeps as many items as fit, instead of running together.
+  for (let i = 1, inList = false; i < lines.length; i++) {
+    const line = lines[i]!;
+    // A subheading of two title-case words or more before a sentence ends the list ("Risk Factors in
+    // Children"); a one-word item ("Fatigue") does not.
+    const heading = isSubheading(line) && line.split(/\s+/).filter((w) => /^[A-Z][a-z]{3}/.test(w)).length >= 2 && /[.!?:]$/.test(lines[i + 1] ?? '');
+    inList = (inList || lines[i - 1]!.endsWith(':')) && !heading && !line.startsWith('- ') && line.length <= 200 && !/[.!?:]$/.test(line);
+    if (inList) lines[i] = `- ${line}`;
+  }
+  const out: string[] = [];
+  let dropped = false;
+  for (const [i, line] of lines.entries()) {
+    const before = out[out.length - 1];
+    const after = lines[i + 1];
+    // Between a sentence (or a "- " list, or another subheading) and a sentence: a list's one-word items
+    // on lines of their own ("Fatigue") sit between other items, and stay.
+    const heading: boolean = isSubheading(line) && after !== undefined && (isSubheading(after) || /[.!?:]$|^- /.test(after))
+      && (before === undefined || dropped || /[.!?]$|^- /.test(before));
+    dropped = heading;
+    if (!heading) {
+      out.push(line);
+      continue;
+    }
+    if (before !== undefined && !/[.!?:;]$/.test(before)) out[out.length - 1] = `${before}.`;
+  }
+  return out.join('\n');
+}
+
+function isSubheading(line: string): boolean {
+  if (!line || line.length > 80 || /[.!?:;,]$/.test(line) || !/^[A-Z0-9]/.test(line)) return false;
+  const words = line.split(/\s+/);
+  // Title case: every word of four letters or more starts with a capital ("Signs and Symptoms of ...").
+  return words.length <= 10 && words.every((w) => w.length < 4 || !/^[a-z]/.test(w));
 }
 
 /** A verb or a negation: what a short unit needs to say something rather than name it. */
