@@ -309,6 +309,14 @@ describe('answer units of crawled text', () => {
     expect(flu[0]!.items).toEqual(['Chills', 'Sore throat']);
     // A link's caption the crawl kept ("More on: Head Lice Treatment") is no sentence.
     expect(unitsOf('Clothing should be laundered using hot water. More on: Head Lice Treatment').map((u) => u.text)).toEqual(['Clothing should be laundered using hot water.']);
+    // A full stop the crawl left without its space still ends a sentence.
+    expect(unitsOf('Certain factors affect prognosis (chance of recovery) and treatment options.The prognosis depends on the stage.').map((u) => u.text)).toEqual([
+      'Certain factors affect prognosis (chance of recovery) and treatment options.',
+      'The prognosis depends on the stage.',
+    ]);
+    // Nor is the agency a page credits on its last line, with or without "NIH:".
+    expect(unitsOf('Children and adults can benefit from them. National Institute on Deafness and Other Communication Disorders').map((u) => u.text)).toEqual(['Children and adults can benefit from them.']);
+    expect(unitsOf('Wash your hands often. Centers for Disease Control and Prevention').map((u) => u.text)).toEqual(['Wash your hands often.']);
   });
 
   it('leaves out a section\'s subheadings on lines of their own, and reads a list of lines as a list', () => {

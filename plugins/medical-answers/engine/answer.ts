@@ -147,6 +147,8 @@ function clean(text: string): string {
   return text
     .replace(/\bSummary\s*:\s*/g, '')
     .replace(/\((see|read) (more|also)[^)]*\)/gi, '')
+    // A full stop the crawl left without its space ("treatment options.The prognosis ...").
+    .replace(/([a-z)])\.([A-Z][a-z])/g, '$1. $2')
     .replace(/\s+/g, ' ')
     .trim();
 }
@@ -196,6 +198,9 @@ export function unitsOf(text: string): { text: string; items: string[] }[] {
   return units.filter((u, i) => {
     if (u.text.length <= 2 && !u.items.length) return false;
     if (BOILERPLATE.test(u.text)) return false;
+    // The agency a page credits, on its last line ("... can benefit from them. National Institute on
+    // Deafness and Other Communication Disorders"; "NIH:" is not always there).
+    if (i === units.length - 1 && !u.items.length && isSubheading(u.text) && !SAYS_SOMETHING.test(u.text) && u.text.split(' ').length >= 3) return false;
     const before = units[i - 1];
     return !(before?.items.length && !u.items.length && u.text.toLowerCase().startsWith(before.items[0]!.toLowerCase()));
   });
