@@ -15,7 +15,8 @@ import { applyMigrations, ensureMigrationTable } from '../core/storage/migration
 import { TEST_BACKEND, externalServices, freshDatabase } from './backend.js';
 import { matchLexemes, MedicalStore } from '../plugins/medical-answers/engine/store.js';
 import { condenseFollowUp } from '../plugins/medical-answers/engine/query.js';
-import { composeAnswer, DEFAULT_REDACTIONS, unitsOf } from '../plugins/medical-answers/engine/answer.js';
+import { composeAnswer, DEFAULT_REDACTIONS, sourceLine, unitsOf } from '../plugins/medical-answers/engine/answer.js';
+import { parseGrounded } from '../plugins/medical-answers/model-answer.js';
 import type { CorpusDoc, Hit } from '../plugins/medical-answers/engine/types.js';
 
 const fixture = fileURLToPath(new URL('../plugins/medical-answers/test-fixtures/corpus-small.jsonl', import.meta.url));
@@ -337,5 +338,35 @@ describe('answer units of crawled text', () => {
       ['Causes include:', 1],
       ['Children who live with smokers are at risk.', 0],
     ]);
+  });
+});
+
+describe('the source line within the budget', () => {
+  // NIDDK's pages have links of 150–200 characters and long titles (niddk-0000049, niddk-0000011).
+  const title = 'Monogenic Forms of Diabetes: Neonatal Diabetes Mellitus and Maturity-onset Diabetes of the Young';
+  const longUrl = 'http://www.niddk.nih.gov/health-information/health-topics/Diabetes/monogenic-forms-diabetes-neonatal-diabetes-mellitus-maturity-onset-diabetes-young/Pages/index.aspx';
+  const text = 'NDM is a monogenic form of diabetes that occurs in the first 6 months of life. It is a rare condition occurring in only one in 100,000 to 500,000 live births. Specific genes that can cause NDM have been identified.';
+  const page = (url: string | null): Hit => ({ docId: 'niddk-0000049', chunkId: 'c', title, url, source: null, section: 'Overview', text, score: 30, lexicalRank: 1, vectorRank: 1, coverage: 1, titleMatch: 1, sections: [{ heading: 'Overview', text }] });
+
+  it('keeps a short source whole, and shortens a long one to the title\'s main part, then drops a link that leaves no room', () => {
+    expect(sourceLine({ title: 'A1C', url: 'https://www.nlm.nih.gov/medlineplus/a1c.html' }, 286)).toBe('Source: A1C https://www.nlm.nih.gov/medlineplus/a1c.html');
+    const mid = 'http://www.niddk.nih.gov/health-information/health-topics/Diabetes/mody/Pages/index.aspx';
+    expect(sourceLine({ title, url: mid }, 286)).toBe(`Source: Monogenic Forms of Diabetes ${mid}`);
+    expect(sourceLine({ title, url: longUrl }, 286)).toBe('Source: Monogenic Forms of Diabetes');
+    // WhatsApp's budget has room for all of it.
+    expect(sourceLine({ title, url: longUrl }, 880)).toBe(`Source: ${title} ${longUrl}`);
+  });
+
+  it('an SMS answer from a page with a long source keeps its answer and its length', () => {
+    for (const url of [longUrl, null]) {
+      const answer = composeAnswer('what is neonatal diabetes', [page(url)], { maxChars: 286, minConfidence: 0 })!;
+      expect(answer.text.length).toBeLessThanOrEqual(286);
+      expect(answer.text).toMatch(/^NDM is a monogenic form of diabetes that occurs in the first 6 months of life\./);
+      expect(answer.text.split('\n').at(-1)).toMatch(/^Source: Monogenic Forms of Diabetes/);
+      expect(answer.citations[0]).toMatchObject({ docId: 'niddk-0000049', url });
+    }
+    // A model's grounded answer gets the same source line.
+    const grounded = parseGrounded(`${text} [1]`, [page(longUrl)], 286);
+    expect(grounded.ok && grounded.text.length <= 286 && grounded.text.endsWith('\nSource: Monogenic Forms of Diabetes')).toBe(true);
   });
 });

@@ -4,6 +4,7 @@
  * is refused, and the caller sends the extractive answer instead. Citation markers are replaced by the
  * sources, so a person reads plain text with the document's title and link.
  */
+import { sourceLine } from './engine/answer.js';
 import type { Citation, Hit } from './engine/types.js';
 
 /** The part of the kernel's AI chat model this plugin uses (`ctx.ai.chat(tenantId)`). */
@@ -50,7 +51,7 @@ export function parseGrounded(raw: string, hits: Hit[], maxChars: number): Model
     if (!citations.some((c) => c.docId === hit.docId)) citations.push({ docId: hit.docId, title: hit.title, url: hit.url });
   }
   const body = text.replace(/\s*\[(\d+(?:\s*,\s*\d+)*)\]/g, '').replace(/\s+/g, ' ').trim();
-  const source = `Source: ${citations[0]!.title}${citations[0]!.url ? ` ${citations[0]!.url}` : ''}`;
+  const source = sourceLine(citations[0]!, maxChars);
   return { ok: true, text: fit(body, maxChars - source.length - 1) + '\n' + source, citations };
 }
 

@@ -404,6 +404,27 @@ export function answerUnits(question: string, top: Hit, budget: number, redactio
   return { units: out, asking, questionStems };
 }
 
+/** The most of an answer's budget its source line takes: the rest is the answer's. */
+const SOURCE_SHARE = 0.5;
+
+/**
+ * The line that cites a document: `Source: <title> <link>`. A line that would take more than half the
+ * budget (an SMS, with some NIDDK pages' 150–200-character links and long titles) is shortened, so the
+ * answer keeps its room and the reply its length: first the title, to its main part ("Monogenic Forms
+ * of Diabetes", not its subtitle) and then cut at a word; when the link alone leaves no room for a
+ * title, the title alone is the source (the reply's citations still carry the link).
+ */
+export function sourceLine(doc: { title: string; url?: string | null }, maxChars: number, redactions: Redaction[] = []): string {
+  const line = (title: string, url?: string | null) => applyRedactions(`Source: ${title}${url ? ` ${url}` : ''}`, redactions);
+  const limit = Math.floor(maxChars * SOURCE_SHARE);
+  const full = line(doc.title, doc.url);
+  if (full.length <= limit) return full;
+  const main = doc.title.split(/: | \(| - /)[0]!.trim() || doc.title;
+  const room = limit - 'Source: '.length - (doc.url ? doc.url.length + 1 : 0);
+  if (doc.url && room >= 12) return line(clip(main, room), doc.url);
+  return line(clip(main, limit - 'Source: '.length));
+}
+
 export function composeAnswer(question: string, hits: Hit[], opts: ComposeOptions): Answer | null {
   const top = hits[0];
   if (!top) return null;
@@ -411,7 +432,7 @@ export function composeAnswer(question: string, hits: Hit[], opts: ComposeOption
   if (confidence < opts.minConfidence) return null;
   const redactions = [...DEFAULT_REDACTIONS, ...(opts.redactions ?? [])];
   const citation: Citation = { docId: top.docId, title: top.title, url: top.url };
-  const cite = applyRedactions(`Source: ${top.title}${top.url ? ` ${top.url}` : ''}`, redactions);
+  const cite = sourceLine(top, opts.maxChars, redactions);
   const budget = opts.maxChars - cite.length - 1;
   const sectionText = top.sections?.[0]?.text ?? top.text;
   const { units, asking } = answerUnits(question, top, budget, redactions, opts.pairs);
