@@ -1,5 +1,5 @@
 /**
- * medical-answers end to end over the http channel (embedded database by default, PostgreSQL with
+ * medical-answers end to end over the http channel and a call (embedded database by default, PostgreSQL with
  * PARLEY_TEST_BACKEND=external, where retrieval is lexical only): the library ingests at start,
  * questions get cited answers, follow-ups use the conversation, unsure answers fall back (and hand
  * over), crisis messages never get a search result, other messages pass on, the cache answers repeats,
@@ -8,6 +8,7 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import twilio from 'twilio';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestGateway, type TestGateway } from 'parley/testing';
 
@@ -31,6 +32,8 @@ function fixtureCorpus(): string {
   return file;
 }
 
+const VOICE = { accountSid: `AC${'7'.repeat(32)}`, authToken: 'medical-voice-token', number: '+15557770000' };
+
 let gw: TestGateway;
 const corpus = fixtureCorpus();
 
@@ -50,11 +53,15 @@ beforeAll(async () => {
   gw = await startTestGateway({
     config: {
       operator: { apiKeys: [KEYS.operator] },
-      plugins: ['http', 'crisis-guard', 'medical-answers', 'keyword-replies'],
+      // A call's reply is spoken inline; the REST API is never needed, so it points nowhere.
+      plugins: ['http', { name: 'twilio-voice', options: { apiBaseUrl: 'http://127.0.0.1:9' } }, 'crisis-guard', 'medical-answers', 'keyword-replies'],
       tenants: [
         {
           id: 'clinic', apiKeys: [KEYS.clinic], pipeline,
-          plugins: { http: {}, 'crisis-guard': {}, 'keyword-replies': keywords, 'medical-answers': { corpus, redactions: [{ pattern: 'emergency room', replacement: 'emergency department' }] } },
+          plugins: {
+            http: {}, 'crisis-guard': {}, 'keyword-replies': keywords, 'medical-answers': { corpus, redactions: [{ pattern: 'emergency room', replacement: 'emergency department' }] },
+            'twilio-voice': { accountSid: VOICE.accountSid, authToken: VOICE.authToken, numbers: [VOICE.number] },
+          },
         },
         {
           id: 'strict', apiKeys: [KEYS.strict], pipeline,
@@ -93,6 +100,24 @@ describe('a health question', () => {
     const note = await annotation('clinic', r.message.id);
     expect(note).toMatchObject({ outcome: 'answered', answerer: 'extractive', citations: [{ docId: 'mplus-0000001', title: 'A1C' }] });
     expect(note.confidence).toBeGreaterThanOrEqual(0.35);
+  });
+
+  it('is answered aloud on a call with the source\'s title, and no link read out', async () => {
+    const params = {
+      AccountSid: VOICE.accountSid, ApiVersion: '2010-04-01', CallSid: `CA${'5'.repeat(32)}`, CallStatus: 'in-progress', Direction: 'inbound',
+      From: '+15557770009', To: VOICE.number, Called: VOICE.number, Caller: '+15557770009', SpeechResult: 'whats a normal a1c number', Confidence: '0.93',
+    };
+    const url = `${gw.url}/twilio/voice/gather?turn=1`;
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-twilio-signature': twilio.getExpectedTwilioSignature(VOICE.authToken, url, params) },
+      body: new URLSearchParams(params),
+    });
+    expect(res.status).toBe(200);
+    const twiml = await res.text();
+    expect(twiml).toContain('5.7');
+    expect(twiml).toMatch(/Source: A1C\s/);
+    expect(twiml).not.toContain('nlm.nih.gov');
   });
 
   it('follows up within the conversation: "is it contagious?" after shingles is about shingles', async () => {

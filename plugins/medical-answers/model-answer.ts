@@ -39,7 +39,7 @@ export function groundedPrompt(question: string, hits: Hit[], maxChars: number):
 }
 
 /** Checks the model's citations against the passages and turns them into sources within `maxChars`. */
-export function parseGrounded(raw: string, hits: Hit[], maxChars: number): ModelAnswer {
+export function parseGrounded(raw: string, hits: Hit[], maxChars: number, links = true): ModelAnswer {
   const text = raw.trim();
   if (!text || text.includes(NO_ANSWER)) return { ok: false, reason: 'no_answer' };
   const cited = [...text.matchAll(/\[(\d+(?:\s*,\s*\d+)*)\]/g)].flatMap((m) => m[1]!.split(',').map((n) => Number(n.trim())));
@@ -51,7 +51,7 @@ export function parseGrounded(raw: string, hits: Hit[], maxChars: number): Model
     if (!citations.some((c) => c.docId === hit.docId)) citations.push({ docId: hit.docId, title: hit.title, url: hit.url });
   }
   const body = text.replace(/\s*\[(\d+(?:\s*,\s*\d+)*)\]/g, '').replace(/\s+/g, ' ').trim();
-  const source = sourceLine(citations[0]!, maxChars);
+  const source = sourceLine(citations[0]!, maxChars, [], links);
   return { ok: true, text: fit(body, maxChars - source.length - 1) + '\n' + source, citations };
 }
 

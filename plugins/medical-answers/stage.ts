@@ -105,9 +105,11 @@ export function medicalAnswersStage(deps: StageDeps): StageDefinition<MedicalAns
       const maxChars = budgetFor(message.channel, settings.maxChars);
       // An SMS answer keeps to GSM-7 characters, or its segments would hold 70 characters instead of 160.
       const sms = message.channel.endsWith('sms');
+      // A call hears its answer: the source is the page's title, without a link read out character by character.
+      const links = !message.channel.endsWith('voice');
       const disclaimer = sms ? applyRedactions(settings.disclaimer.trim(), GSM_LOOKALIKES) : settings.disclaimer.trim();
       const budget = disclaimer ? maxChars - disclaimer.length - 1 : maxChars;
-      const key = AnswerCache.key(`${status.corpusVersion ?? ''}${sms ? '|gsm' : ''}`, maxChars, query);
+      const key = AnswerCache.key(`${status.corpusVersion ?? ''}${sms ? '|gsm' : ''}${links ? '' : '|spoken'}`, maxChars, query);
       const cachedAnswer = deps.cache.get(tenant.id, key);
       metrics.cache.inc({ tenant: tenant.id, result: cachedAnswer ? 'hit' : 'miss' });
 
@@ -119,7 +121,7 @@ export function medicalAnswersStage(deps: StageDeps): StageDefinition<MedicalAns
         const hits = await library.store.search(tenant.id, query, { k: 10, ...(embeddings ? { embeddings, onEmbedError: (error) => lexicalOnly(stage, error, metrics) } : {}) });
         endRetrieval();
         const redactions = sms ? [...redactionsFor(settings), ...GSM_LOOKALIKES] : redactionsFor(settings);
-        const extractive = composeAnswer(query, hits, { maxChars: budget, minConfidence: 0, redactions });
+        const extractive = composeAnswer(query, hits, { maxChars: budget, minConfidence: 0, redactions, links });
         const confidence = extractive?.confidence ?? 0;
         metrics.confidence.observe({ tenant: tenant.id }, confidence);
         // Not taken for a health question: too little found, or not sure of the answer and the words
@@ -133,7 +135,7 @@ export function medicalAnswersStage(deps: StageDeps): StageDefinition<MedicalAns
         const unsure = confidence < settings.minConfidence;
         // A chat model answers from the passages when there is one; below minConfidence only when the
         // tenant asks for its second opinion, and "cannot answer" (or an invalid answer) keeps the fallback.
-        const fromModel = chat && (!unsure || settings.askModelWhenUnsure) ? await modelAnswer(stage, chat, query, hits.slice(0, settings.passages), budget, deps) : null;
+        const fromModel = chat && (!unsure || settings.askModelWhenUnsure) ? await modelAnswer(stage, chat, query, hits.slice(0, settings.passages), budget, links, deps) : null;
         if (unsure && !fromModel) {
           await record('fallback', { followUp, answer: { text: '', citations: [], confidence, answerer: 'extractive' } });
           stage.reply(settings.fallbackReply);
@@ -165,11 +167,11 @@ function lexicalOnly(stage: StageContext<MedicalAnswersSettings>, error: unknown
   stage.log.warn({ code, reason: (error as Error).message }, 'medical-answers: the question could not be embedded; answering from lexical retrieval alone');
 }
 
-async function modelAnswer(stage: StageContext<MedicalAnswersSettings>, chat: ChatModel, question: string, hits: Hit[], budget: number, deps: StageDeps) {
+async function modelAnswer(stage: StageContext<MedicalAnswersSettings>, chat: ChatModel, question: string, hits: Hit[], budget: number, links: boolean, deps: StageDeps) {
   const tenant = stage.tenant.id;
   try {
     const { text } = await chat.invoke(groundedPrompt(question, hits, budget), { purpose: 'medical-answers.answer', ref: stage.message.id, maxTokens: Math.ceil(budget / 2) + 50 });
-    const parsed = parseGrounded(text, hits, budget);
+    const parsed = parseGrounded(text, hits, budget, links);
     deps.metrics.modelAnswers.inc({ tenant, result: parsed.ok ? 'grounded' : parsed.reason });
     if (!parsed.ok) {
       stage.log.warn({ reason: parsed.reason, model: chat.model }, 'the model answer was refused; sending the extractive answer');

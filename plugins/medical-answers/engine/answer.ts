@@ -24,6 +24,8 @@ export interface ComposeOptions {
   pairs?: PairTable;
   /** Whether a question that asks something leads with the best unit that says it (default `LEAD_BY_SAYING`). */
   leadBySaying?: boolean;
+  /** Whether the source line carries the link (default true; false on a voice call, where it would be read out). */
+  links?: boolean;
 }
 
 /**
@@ -412,9 +414,11 @@ const SOURCE_SHARE = 0.5;
  * budget (an SMS, with some NIDDK pages' 150–200-character links and long titles) is shortened, so the
  * answer keeps its room and the reply its length: first the title, to its main part ("Monogenic Forms
  * of Diabetes", not its subtitle) and then cut at a word; when the link alone leaves no room for a
- * title, the title alone is the source (the reply's citations still carry the link).
+ * title, the title alone is the source (the reply's citations still carry the link). A voice call's
+ * source is the title alone: a link read out is noise.
  */
-export function sourceLine(doc: { title: string; url?: string | null }, maxChars: number, redactions: Redaction[] = []): string {
+export function sourceLine(doc: { title: string; url?: string | null }, maxChars: number, redactions: Redaction[] = [], links = true): string {
+  if (!links) doc = { title: doc.title };
   const line = (title: string, url?: string | null) => applyRedactions(`Source: ${title}${url ? ` ${url}` : ''}`, redactions);
   const limit = Math.floor(maxChars * SOURCE_SHARE);
   const full = line(doc.title, doc.url);
@@ -432,7 +436,7 @@ export function composeAnswer(question: string, hits: Hit[], opts: ComposeOption
   if (confidence < opts.minConfidence) return null;
   const redactions = [...DEFAULT_REDACTIONS, ...(opts.redactions ?? [])];
   const citation: Citation = { docId: top.docId, title: top.title, url: top.url };
-  const cite = sourceLine(top, opts.maxChars, redactions);
+  const cite = sourceLine(top, opts.maxChars, redactions, opts.links);
   const budget = opts.maxChars - cite.length - 1;
   const sectionText = top.sections?.[0]?.text ?? top.text;
   const { units, asking } = answerUnits(question, top, budget, redactions, opts.pairs);
