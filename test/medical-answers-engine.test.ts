@@ -310,6 +310,11 @@ describe('answer units of crawled text', () => {
     expect(flu[0]!.items).toEqual(['Chills', 'Sore throat']);
     // A link's caption the crawl kept ("More on: Head Lice Treatment") is no sentence.
     expect(unitsOf('Clothing should be laundered using hot water. More on: Head Lice Treatment').map((u) => u.text)).toEqual(['Clothing should be laundered using hot water.']);
+    // A short sentence glued to a list's last item is split off too when a verb follows its first word.
+    const hiccups = unitsOf("You can try - Breathing into a paper bag - Holding your breath Hiccups aren't usually serious. Contact your provider if they last for more than a few days.");
+    expect(hiccups.map((u) => u.text)).toEqual(['You can try', "Hiccups aren't usually serious.", 'Contact your provider if they last for more than a few days.']);
+    expect(hiccups[0]!.items).toEqual(['Breathing into a paper bag', 'Holding your breath']);
+    expect(unitsOf('Risk factors include - Travel to the desert - People with weak immune systems Valley Fever is often mild.').map((u) => u.text)).toEqual(['Risk factors include', 'Valley Fever is often mild.']);
     // A full stop the crawl left without its space still ends a sentence.
     expect(unitsOf('Certain factors affect prognosis (chance of recovery) and treatment options.The prognosis depends on the stage.').map((u) => u.text)).toEqual([
       'Certain factors affect prognosis (chance of recovery) and treatment options.',

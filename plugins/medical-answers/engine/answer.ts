@@ -176,7 +176,10 @@ export function unitsOf(text: string): { text: string; items: string[] }[] {
     // capitalised word ("- Dizziness and fainting Signs of dehydration in babies include ..."): a
     // capitalised word after a lower-case one, followed by a sentence's length of text (or a question,
     // the page's next heading: "- Sore throat Is it a cold or the flu?"), starts a sentence.
-    const split = /^(.{3,}?[a-z)])\s+([A-Z][a-z]+\s.{40,}|(?:Is|Are|What|How|When|Why|Can|Do|Does|Should|Who)\s[^.!?]*\?.*)$/.exec(glued);
+    // A shorter one when a verb follows the capitalised word ("- Holding your breath Hiccups aren't
+    // usually serious.", "- People with weak immune systems Valley Fever is often mild."): an item names
+    // something, a sentence says something of it.
+    const split = /^(.{3,}?[a-z)])\s+([A-Z][a-z]+\s.{40,}|(?:[A-Z][a-z]+\s)+(?:is|are|isn't|aren't|can|cannot|can't|may|might|should|will|won't|usually|often|rarely|do|does|don't|doesn't|has|have)\s.*[.!]|(?:Is|Are|What|How|When|Why|Can|Do|Does|Should|Who)\s[^.!?]*\?.*)$/.exec(glued);
     const item = split ? split[1]! : glued;
     if (split) rest.unshift(split[2]!);
     const intro = units[units.length - 1];
