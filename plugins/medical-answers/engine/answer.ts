@@ -421,14 +421,14 @@ const SOURCE_SHARE = 0.5;
  * source is the title alone: a link read out is noise.
  */
 export function sourceLine(doc: { title: string; url?: string | null }, maxChars: number, redactions: Redaction[] = [], links = true): string {
-  if (!links) doc = { title: doc.title };
-  const line = (title: string, url?: string | null) => applyRedactions(`Source: ${title}${url ? ` ${url}` : ''}`, redactions);
+  const url = links ? doc.url : null;
+  const line = (title: string, link?: string | null) => applyRedactions(`Source: ${title}${link ? ` ${link}` : ''}`, redactions);
   const limit = Math.floor(maxChars * SOURCE_SHARE);
-  const full = line(doc.title, doc.url);
+  const full = line(doc.title, url);
   if (full.length <= limit) return full;
   const main = doc.title.split(/: | \(| - /)[0]!.trim() || doc.title;
-  const room = limit - 'Source: '.length - (doc.url ? doc.url.length + 1 : 0);
-  if (doc.url && room >= 12) return line(clip(main, room), doc.url);
+  const room = limit - 'Source: '.length - (url ? url.length + 1 : 0);
+  if (url && room >= 12) return line(clip(main, room), url);
   return line(clip(main, limit - 'Source: '.length));
 }
 
