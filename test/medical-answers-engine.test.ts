@@ -315,6 +315,17 @@ describe('answer units of crawled text', () => {
     expect(hiccups.map((u) => u.text)).toEqual(['You can try', "Hiccups aren't usually serious.", 'Contact your provider if they last for more than a few days.']);
     expect(hiccups[0]!.items).toEqual(['Breathing into a paper bag', 'Holding your breath']);
     expect(unitsOf('Risk factors include - Travel to the desert - People with weak immune systems Valley Fever is often mild.').map((u) => u.text)).toEqual(['Risk factors include', 'Valley Fever is often mild.']);
+    // A subheading the crawl left on the sentence's own line is left out; a sentence that starts with a name stays whole.
+    expect(unitsOf('It often goes away. Depression in Older Adults Important life changes may cause sadness. How Our Sense of Taste Works Our sense of taste is part of our chemical senses.').map((u) => u.text)).toEqual([
+      'It often goes away.',
+      'Important life changes may cause sadness.',
+      'Our sense of taste is part of our chemical senses.',
+    ]);
+    expect(unitsOf('The National Cancer Institute Cancer Information Service can answer questions. Diagnostic Tests See the General Information section for tests.').map((u) => u.text)).toEqual([
+      'The National Cancer Institute Cancer Information Service can answer questions.',
+      'Diagnostic Tests',
+      'See the General Information section for tests.',
+    ]);
     // A full stop the crawl left without its space still ends a sentence.
     expect(unitsOf('Certain factors affect prognosis (chance of recovery) and treatment options.The prognosis depends on the stage.').map((u) => u.text)).toEqual([
       'Certain factors affect prognosis (chance of recovery) and treatment options.',
