@@ -230,7 +230,7 @@ function readLines(text: string): string {
     const line = lines[i]!;
     // A subheading of two title-case words or more before a sentence ends the list ("Risk Factors in
     // Children"); a one-word item ("Fatigue") does not.
-    const heading = isSubheading(line) && line.split(/\s+/).filter((w) => /^[A-Z][a-z]{3}/.test(w)).length >= 2 && /[.!?:]$/.test(lines[i + 1] ?? '');
+    const heading = isSubheading(line) && titledWords(line.split(/\s+/)) >= 2 && /[.!?:]$/.test(lines[i + 1] ?? '');
     inList = (inList || lines[i - 1]!.endsWith(':')) && !heading && !line.startsWith('- ') && line.length <= 200 && !/[.!?:]$/.test(line);
     if (inList) lines[i] = `- ${line}`;
   }
@@ -273,12 +273,15 @@ function withoutInlineHeading(text: string): string {
     const next = words[i + 1]!;
     if (!/^[A-Z][a-z'-]+$/.test(word) || !/^[a-z]/.test(next) || HEADING_SMALL_WORDS.has(next)) continue;
     const heading = words.slice(0, i);
-    const titled = heading.filter((w) => /^[A-Z][a-z]{3}/.test(w)).length;
+    const titled = titledWords(heading);
     if (heading.length < 3 || heading.length > 9 || titled < 2 || NOT_A_HEADING.test(heading[0]!) || heading.includes('See') || !/^[A-Z]/.test(heading.at(-1)!)) return text;
     return words.slice(i).join(' ');
   }
   return text;
 }
+
+/** How many words of four letters or more start with a capital: what makes a run of words a title. */
+const titledWords = (words: string[]): number => words.filter((w) => /^[A-Z][a-z]{3}/.test(w)).length;
 
 function isSubheading(line: string): boolean {
   if (!line || line.length > 80 || /[.!?:;,]$/.test(line) || !/^[A-Z0-9]/.test(line)) return false;
