@@ -220,16 +220,18 @@ export function createHttpApp(gateway: Gateway, routes: RouteRegistration[], gua
   const catalogue = new ApiCatalogue();
   app.locals.parleyApi = catalogue;
   app.use('/v1', adminInputGuard);
+  const routers: Router[] = [];
   for (const kernel of [operationsRoutes(gateway, mayReadOperations), adminRoutes(gateway), parkedRoutes(gateway), documentRoutes(gateway, catalogue), consoleRoutes(gateway, catalogue)]) {
     const router = express.Router();
     kernel(routeHelpers(auth, router, 'parley', catalogue, gateway.log));
-    app.use(router);
+    routers.push(router);
   }
   for (const r of routes) {
     const router = express.Router({ mergeParams: true });
     r.register(router, routeHelpers(auth, router, r.plugin, catalogue, gateway.log));
-    app.use(router);
+    routers.push(router);
   }
+  app.use(routersBySegment(routers));
 
   app.use((req, _res, next) => next(notFound(`No route for ${req.method} ${req.path}`)));
   app.use((error: unknown, req: Request, res: Response, _next: NextFunction) => {
@@ -239,6 +241,84 @@ export function createHttpApp(gateway: Gateway, routes: RouteRegistration[], gua
     res.status(e.status).json(e.toJSON());
   });
   return app;
+}
+
+/** What this file reads of a router's layers (express's `Layer`, which its types do not export). */
+interface LayerLike {
+  rawPath: unknown;
+  /** A `use()` without a path: it sees every request. */
+  slash: boolean;
+  handle: { stack?: LayerLike[] };
+}
+
+/**
+ * The first path segments (lower case) under which a router's layers can match a request, or null
+ * when one of them can match any path: a parameter or pattern in the first segment, a regular
+ * expression, or middleware used without a path that is not itself a router.
+ */
+export function firstSegments(stack: readonly LayerLike[]): Set<string> | null {
+  const out = new Set<string>();
+  for (const layer of stack) {
+    if (layer.slash) {
+      const inner = layer.handle.stack ? firstSegments(layer.handle.stack) : null;
+      if (!inner) return null;
+      for (const s of inner) out.add(s);
+      continue;
+    }
+    for (const path of ([] as unknown[]).concat(layer.rawPath)) {
+      const segment = typeof path === 'string' ? /^\/([^/]*)/.exec(path)?.[1] : undefined;
+      if (segment === undefined || /[:*{}()?+\\]/.test(segment)) return null;
+      out.add(segment.toLowerCase());
+    }
+  }
+  return out;
+}
+
+/**
+ * One middleware in place of an `app.use(router)` for each of the kernel's and the plugins' routers:
+ * a request enters only the routers (in their order) that have a route under its first path segment.
+ * Express walked every route of every router for every request, matching each route's pattern: about
+ * fifty patterns before a Twilio webhook reached its own, a tenth of the gateway's main thread under
+ * load (bench/README.md). What a request meets is unchanged: the routers it skips hold no route its
+ * path can match (router paths are case-insensitive, so segments are compared in lower case), errors
+ * go on to the app's error handler as before, and `next('router')` leaves one router for the next.
+ * The index is rebuilt when a router gains a layer after start. The routers' layers are the
+ * middleware's `stack`, as a router's are, for what walks an app's routes (test/openapi.test.ts).
+ */
+export function routersBySegment(routers: readonly Router[]): RequestHandler {
+  const stacks = routers.map((r) => (r as unknown as { stack: LayerLike[] }).stack);
+  let layers = -1;
+  let any: Router[] = [];
+  let bySegment = new Map<string, Router[]>();
+  const count = () => {
+    let n = 0;
+    for (const stack of stacks) n += stack.length;
+    return n;
+  };
+  const index = () => {
+    const segments = stacks.map((stack) => firstSegments(stack));
+    const all = new Set<string>();
+    for (const s of segments) if (s) for (const x of s) all.add(x);
+    bySegment = new Map([...all].map((x) => [x, routers.filter((_, i) => segments[i] === null || segments[i]!.has(x))]));
+    any = routers.filter((_, i) => segments[i] === null);
+    layers = count();
+  };
+  const dispatch: RequestHandler = (req, res, next) => {
+    if (count() !== layers) index();
+    const path = req.path;
+    const end = path.indexOf('/', 1);
+    const list = bySegment.get((end === -1 ? path.slice(1) : path.slice(1, end)).toLowerCase()) ?? any;
+    let i = 0;
+    const step = (error?: unknown): void => {
+      if (error && error !== 'router' && error !== 'route') return next(error);
+      const router = list[i++];
+      if (!router) return next();
+      router(req, res, step);
+    };
+    step();
+  };
+  // The routers' layers stay where tools that list an app's routes look (a layer's `handle.stack`).
+  return Object.defineProperty(dispatch, 'stack', { get: () => stacks.flat(), enumerable: true });
 }
 
 function toHttpError(error: unknown): ParleyError {
