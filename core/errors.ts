@@ -22,7 +22,6 @@ export const KERNEL_ERROR_CODES = [
   'PARLEY_STAGE_FAILED',
   'PARLEY_ADDRESS_TAKEN',
   'PARLEY_TENANT_UNKNOWN',
-  'PARLEY_TENANT_CONTEXT_MISSING',
   'PARLEY_MIGRATION_FAILED',
   'PARLEY_STORAGE_UNAVAILABLE',
   /** A backup's payload fails AES-GCM authentication: PARLEY_BACKUP_KEY is not the key it was written with, or the file was altered. */

@@ -12,7 +12,7 @@ import type { HandoffState, InboundFilter, InboundFilterField, ResumeResult } fr
 import type { InboundDraft, InboundMessage, OutboundMessage, ReplyDraft } from './message.js';
 import type { ReceiveOptions, ReceiveResult } from './gateway-types.js';
 import { runPipeline, type ResolvedStage } from './pipeline.js';
-import { runWithTenant, type TenantDirectory, type TenantInfo } from './tenancy.js';
+import type { TenantDirectory, TenantInfo } from './tenancy.js';
 import { hashAddress } from './logger.js';
 import type { CoreMetrics } from './metrics.js';
 import type { OutboxSender } from './outbox.js';
@@ -152,22 +152,20 @@ export class InboundProcessor {
       seqBase = rows[0]?.next ?? 0;
       earlier = rows[0]?.annotations;
     }
-    const outcome = await runWithTenant(tenant, () =>
-      runPipeline({
-        message,
-        tenant,
-        stages,
-        ...(earlier ? { annotations: earlier } : {}),
-        handoff,
-        get log() {
-          return log();
-        },
-        db,
-        history: (limit) => loadHistory(db, tenant.id, message.conversationId, message.id, limit),
-        isCurrentRun: () => holdsClaim(db, message.id, claim),
-        stageTimeoutMs: this.deps.stageTimeoutMs,
-      }),
-    );
+    const outcome = await runPipeline({
+      message,
+      tenant,
+      stages,
+      ...(earlier ? { annotations: earlier } : {}),
+      handoff,
+      get log() {
+        return log();
+      },
+      db,
+      history: (limit) => loadHistory(db, tenant.id, message.conversationId, message.id, limit),
+      isCurrentRun: () => holdsClaim(db, message.id, claim),
+      stageTimeoutMs: this.deps.stageTimeoutMs,
+    });
     for (const r of outcome.records) metrics.stageDuration.observe({ tenant: tenant.id, stage: r.stage, outcome: r.outcome }, r.selfMs / 1000);
     let replies = outcome.replies;
     if (outcome.error) {
@@ -274,7 +272,7 @@ export class InboundProcessor {
     const screened: OutgoingReply[] = [];
     for (const [i, reply] of replies.entries()) {
       const out = { tenant, channel: message.channel, to: message.from, from: message.to, text: reply.text, media: reply.media ?? [], options: reply.options ?? {}, inbound: message, key: `reply:${message.id}:${seqBase + i}` };
-      const result = await runWithTenant(tenant, () => screenOutgoing(stages, out, { log, timeoutMs: this.deps.stageTimeoutMs, metrics: this.deps.metrics }));
+      const result = await screenOutgoing(stages, out, { log, timeoutMs: this.deps.stageTimeoutMs, metrics: this.deps.metrics });
       screened.push({ ...reply, text: result.text, verdict: result.verdict, annotations: result.annotations });
     }
     return screened;

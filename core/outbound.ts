@@ -9,7 +9,7 @@ import type { Pool } from 'pg';
 import { ParleyError } from './errors.js';
 import type { GatewayServices } from './plugin.js';
 import type { OutboundMessage } from './message.js';
-import { runWithTenant, type TenantDirectory, type TenantInfo } from './tenancy.js';
+import type { TenantDirectory, TenantInfo } from './tenancy.js';
 import type { OutboxSender } from './outbox.js';
 import type { CoreMetrics } from './metrics.js';
 import { screenOutgoing, type ResolvedReplyStage } from './reply-stages.js';
@@ -41,7 +41,7 @@ export async function enqueueOutbound(deps: OutboundDeps, m: OutboundRequest): P
   }
   const draft = { tenant, channel: m.channel, to: m.to, from: m.from ?? '', text: m.text, media: m.media ?? [], options: m.options ?? {}, inbound: null, key: `out:${id}` };
   const log = deps.log.child({ tenant: tenant.id, channel: m.channel, outboxId: id });
-  const screened = await runWithTenant(tenant, () => screenOutgoing(deps.replyStagesFor(tenant), draft, { log, timeoutMs: deps.stageTimeoutMs, metrics: deps.metrics }));
+  const screened = await screenOutgoing(deps.replyStagesFor(tenant), draft, { log, timeoutMs: deps.stageTimeoutMs, metrics: deps.metrics });
   const item = await insertOutbound(deps.db, {
     id,
     tenantId: tenant.id,

@@ -1,8 +1,7 @@
 /**
- * Tenants, the addresses they own and the keys that act for them. The current tenant of a piece of
- * work travels in AsyncLocalStorage; code that needs it calls `requireTenant()`, which fails loudly.
+ * Tenants, the addresses they own and the keys that act for them. The tenant of a piece of work is
+ * passed to it (a stage's `ctx.tenant`, a job's data), not kept in an ambient context.
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Pool } from 'pg';
 import type { TenantConfig } from './config.js';
@@ -21,22 +20,6 @@ export interface TenantInfo {
 
 /** Who a key is. `keyId` names the key in audit trails: a stored key's id, `config:<hash…>`, or the start of an operator key's hash. */
 export type Principal = { kind: 'operator'; keyId: string } | { kind: 'tenant'; tenantId: string; keyId: string };
-
-const tenantStorage = new AsyncLocalStorage<TenantInfo>();
-
-export function runWithTenant<T>(tenant: TenantInfo, fn: () => T): T {
-  return tenantStorage.run(tenant, fn);
-}
-
-export function currentTenant(): TenantInfo | undefined {
-  return tenantStorage.getStore();
-}
-
-export function requireTenant(): TenantInfo {
-  const tenant = tenantStorage.getStore();
-  if (!tenant) throw new ParleyError('PARLEY_TENANT_CONTEXT_MISSING', 'No tenant in context: this code must run inside a tenant scope');
-  return tenant;
-}
 
 export function hashApiKey(key: string): string {
   return createHash('sha256').update(key, 'utf8').digest('hex');
