@@ -310,7 +310,8 @@ export function routersBySegment(routers: readonly Router[]): RequestHandler {
     const list = bySegment.get((end === -1 ? path.slice(1) : path.slice(1, end)).toLowerCase()) ?? any;
     let i = 0;
     const step = (error?: unknown): void => {
-      if (error && error !== 'router' && error !== 'route') return next(error);
+      // A router turns `next('router')` and `next('route')` into a plain exit; only errors reach here.
+      if (error) return next(error);
       const router = list[i++];
       if (!router) return next();
       router(req, res, step);
