@@ -331,6 +331,13 @@ describe('answer units of crawled text', () => {
       'Certain factors affect prognosis (chance of recovery) and treatment options.',
       'The prognosis depends on the stage.',
     ]);
+    // A full stop the crawl doubled is one full stop, with or without its space; an ellipsis stays.
+    expect(unitsOf('Symptoms include weakness of the neck or arm.. Arterial TOS is rare. It can be treated..Most people recover... in time.').map((u) => u.text)).toEqual([
+      'Symptoms include weakness of the neck or arm.',
+      'Arterial TOS is rare.',
+      'It can be treated.',
+      'Most people recover... in time.',
+    ]);
     // Nor is the agency a page credits on its last line, with or without "NIH:".
     expect(unitsOf('Children and adults can benefit from them. National Institute on Deafness and Other Communication Disorders').map((u) => u.text)).toEqual(['Children and adults can benefit from them.']);
     expect(unitsOf('Wash your hands often. Centers for Disease Control and Prevention').map((u) => u.text)).toEqual(['Wash your hands often.']);

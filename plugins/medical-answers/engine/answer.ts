@@ -149,6 +149,8 @@ function clean(text: string): string {
   return text
     .replace(/\bSummary\s*:\s*/g, '')
     .replace(/\((see|read) (more|also)[^)]*\)/gi, '')
+    // A full stop the crawl doubled ("weakness of the neck or arm.. Arterial TOS", 31 in the corpus), not an ellipsis.
+    .replace(/([A-Za-z\d)])\.\.(?!\.)/g, '$1.')
     // A full stop the crawl left without its space ("treatment options.The prognosis ...").
     .replace(/([a-z)])\.([A-Z][a-z])/g, '$1. $2')
     .replace(/\s+/g, ' ')
