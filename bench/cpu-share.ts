@@ -4,7 +4,7 @@
  * gateway (every thread), by this load generator and by the whole machine, CPU per request, and the
  * gateway's busiest threads. A thread that takes work off the gateway's main thread (PGlite in a
  * worker) can only raise requests/s when the machine has idle CPU for it: see bench/README.md.
- * `BENCH_NODE_FLAGS` passes node options to the gateway (`--cpu-prof --cpu-prof-dir=DIR` for a profile).
+ * The gateway runs with `npm start`'s node options; `BENCH_NODE_FLAGS` adds to them (`--cpu-prof --cpu-prof-dir=DIR` for a profile).
  */
 import autocannon from 'autocannon';
 import { spawn } from 'node:child_process';
@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { benchScenarios } from './scenarios.js';
 import { startFakeTwilio } from '../test/fakes/twilio-api.js';
 import { cpuMs, cpuOfStat } from './proc-cpu.js';
+import { gatewayNodeFlags } from './node-flags.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
 const KEY = 'bench-key-0123456789';
@@ -37,7 +38,7 @@ const api = await startFakeTwilio();
 const twilio = { accountSid: api.accountSid, authToken: api.authToken, number: '+15558880001', publicBaseUrl: 'https://parley-bench.example.invalid' };
 const dataDir = mkdtempSync(join(tmpdir(), 'parley-cpu-share-'));
 const external = process.argv[2] ? { DATABASE_URL: process.argv[2], REDIS_URL: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379' } : {};
-const child = spawn(process.execPath, [...(process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean), join(import.meta.dirname, '../dist/bin/parley.js'), 'start'], {
+const child = spawn(process.execPath, [...gatewayNodeFlags(join(import.meta.dirname, '..')), join(import.meta.dirname, '../dist/bin/parley.js'), 'start'], {
   env: { ...process.env, LOG_LEVEL: 'warn', PORT: '0', PARLEY_DEMO_KEY: KEY, PARLEY_DEMO_CORPUS: '', TWILIO_ACCOUNT_SID: twilio.accountSid, TWILIO_AUTH_TOKEN: twilio.authToken, DEMO_TWILIO_NUMBER: twilio.number, PUBLIC_BASE_URL: twilio.publicBaseUrl, TWILIO_API_BASE_URL: api.baseUrl, PARLEY_DATA_DIR: dataDir, ...external },
   stdio: ['ignore', 'pipe', 'inherit'],
 });

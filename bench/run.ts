@@ -12,6 +12,7 @@
  */
 import autocannon from 'autocannon';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { gatewayNodeFlags } from './node-flags.js';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -385,7 +386,7 @@ async function main() {
   const children: ChildProcess[] = [];
   try {
     const twilio: BenchTwilio = { accountSid: twilioApi.accountSid, authToken: twilioApi.authToken, number: TWILIO_NUMBER, publicBaseUrl: PUBLIC_BASE_URL };
-    const parleyArgs = [...(process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean), join(ROOT, 'bin/parley.js'), 'start'];
+    const parleyArgs = [...gatewayNodeFlags(ROOT), join(ROOT, 'bin/parley.js'), 'start'];
     const env = {
       PORT: '0',
       PARLEY_DEMO_KEY: KEY,

@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { startNodeFlags } from '../bench/node-flags.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const OPS = join(ROOT, 'examples/ops');
@@ -152,15 +153,19 @@ describe('examples/ops Dockerfile', () => {
   const stages = lines.map((l, i) => (l.startsWith('FROM ') ? i : -1)).filter((i) => i >= 0);
   const final = lines.slice(stages.at(-1));
 
-  it("runs the entry point `npm run build` emits, as `npm start` does", () => {
+  it("runs the entry point `npm run build` emits, with `npm start`'s node options, as `npm start` and the `parley` command do", () => {
     const cmd = JSON.parse(final.find((l) => l.startsWith('CMD '))!.slice(4)) as string[];
-    expect(cmd).toEqual(['node', 'dist/bin/parley.js', 'start']);
+    const flags = startNodeFlags(ROOT);
+    expect(flags).toContain('--v8-pool-size=1');
+    expect(cmd).toEqual(['node', ...flags, 'dist/bin/parley.js', 'start']);
     const build = JSON.parse(readFileSync(join(ROOT, 'tsconfig.build.json'), 'utf8').replace(/^\s*\/\/.*$/gm, '')) as { compilerOptions: { outDir: string; rootDir: string }; include: string[] };
     expect(build.include).toContain('bin/parley.ts');
-    expect(`${build.compilerOptions.outDir}/bin/parley.js`).toBe(cmd[1]);
+    expect(`${build.compilerOptions.outDir}/bin/parley.js`).toBe(cmd.at(-2));
     expect(build.compilerOptions.rootDir).toBe('.');
     const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
-    expect(pkg.scripts['start']).toContain(`node ${cmd[1]} start`);
+    expect(pkg.scripts['start']).toContain(`node ${cmd.slice(1).join(' ')}`);
+    // `npx parley start` runs bin/parley.js through its first line.
+    expect(readFileSync(join(ROOT, 'bin/parley.js'), 'utf8').split('\n')[0]).toBe(`#!/usr/bin/env -S node ${flags.join(' ')}`);
     expect(lines.slice(0, stages.at(-1)).some((l) => /^RUN npm run build\b/.test(l))).toBe(true);
   });
 

@@ -66,7 +66,8 @@ describe('npm start', () => {
       void exited.then(({ code }) => reject(new Error(`npm start exited with ${code}: ${output}`)));
     });
     const tree = descendants(npm.pid!);
-    expect(tree.map((p) => p.args).join('\n')).toMatch(/node dist\/bin\/parley\.js start/);
+    // The compiled entry point, with the start script's node options (one V8 background thread).
+    expect(tree.map((p) => p.args).join('\n')).toMatch(/node --v8-pool-size=1 dist\/bin\/parley\.js start/);
     expect(tree.map((p) => p.args).join('\n')).not.toMatch(/tsx/);
     expect((await fetch(`${url}/healthz`)).status).toBe(200);
 
