@@ -84,9 +84,11 @@ const partsJson = (entries: readonly LedgerEntry[]) => JSON.stringify(entries.ma
 /** One part of one message: its key among a batch's parts. */
 const partKey = (p: { ref: string; part: number }) => `${p.ref}\u0000${p.part}`;
 
-/** The entries among `entries` that `inserted` (the statement's RETURNING ref, part) says are new. */
-function freshOf(entries: readonly LedgerEntry[], inserted: readonly { ref: string; part: number }[]): LedgerEntry[] {
-  const fresh = new Set(inserted.map(partKey));
+/** The keys of the parts a statement inserted (its RETURNING ref, part). */
+const keysOf = (inserted: readonly { ref: string; part: number }[]): ReadonlySet<string> => new Set(inserted.map(partKey));
+
+/** The entries among `entries` whose keys are in `fresh` (see `keysOf`). */
+function freshOf(entries: readonly LedgerEntry[], fresh: ReadonlySet<string>): LedgerEntry[] {
   return entries.filter((e) => fresh.has(partKey(e)));
 }
 
@@ -107,7 +109,7 @@ export class SegmentLedger {
       text: `${INSERT_PARTS} RETURNING ref, part`,
       values: [partsJson(entries)],
     });
-    return freshOf(entries, inserted);
+    return freshOf(entries, keysOf(inserted));
   }
 
   /**
@@ -136,7 +138,7 @@ export class SegmentLedger {
        SELECT ref, part FROM seg`,
       values: [partsJson(entries)],
     });
-    return freshOf(entries, inserted);
+    return freshOf(entries, keysOf(inserted));
   }
 
   /** Parts of an outbox item Twilio already accepted: part -> SID. */
@@ -249,7 +251,8 @@ function perMessage(entries: readonly LedgerEntry[]): SegmentUsage[] {
 export function createLedgerAccount(deps: { ledger: SegmentLedger; usage: Pick<UsageLedger, 'insertSql'>; metrics: TwilioMetrics; log: Logger; recordUsage: RecordSegmentUsage }) {
   const { ledger, metrics } = deps;
   const writer = new Batcher<readonly LedgerEntry[], LedgerEntry[]>(async (groups) => {
-    const fresh = await ledger.recordManyMetered(groups.flat(), deps.usage.insertSql);
+    // One set of keys for the batch, not one per message.
+    const fresh = keysOf(await ledger.recordManyMetered(groups.flat(), deps.usage.insertSql));
     return groups.map((g) => freshOf(g, fresh));
   });
   /** The parts and their usage written apart: the ledger first; usage failures are logged by `recordUsage`. */
