@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --v8-pool-size=1
+#!/usr/bin/env -S node --v8-pool-size=1 --heap-growing-percent=50
 // Entry point for the `parley` command. Runs the compiled CLI (dist/) when it is current: always in an
 // installed copy, and in a source checkout once `npm run build` (or `npm start`) has built it. A checkout
 // whose dist/ is missing or older than the sources runs the TypeScript directly through tsx instead, so

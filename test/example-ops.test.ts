@@ -156,7 +156,7 @@ describe('examples/ops Dockerfile', () => {
   it("runs the entry point `npm run build` emits, with `npm start`'s node options, as `npm start` and the `parley` command do", () => {
     const cmd = JSON.parse(final.find((l) => l.startsWith('CMD '))!.slice(4)) as string[];
     const flags = startNodeFlags(ROOT);
-    expect(flags).toContain('--v8-pool-size=1');
+    expect(flags).toEqual(['--v8-pool-size=1', '--heap-growing-percent=50']);
     expect(cmd).toEqual(['node', ...flags, 'dist/bin/parley.js', 'start']);
     const build = JSON.parse(readFileSync(join(ROOT, 'tsconfig.build.json'), 'utf8').replace(/^\s*\/\/.*$/gm, '')) as { compilerOptions: { outDir: string; rootDir: string }; include: string[] };
     expect(build.include).toContain('bin/parley.ts');
