@@ -12,7 +12,6 @@
  */
 import autocannon from 'autocannon';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { gatewayNodeFlags } from './node-flags.js';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +23,7 @@ import { startFakeTwilio } from '../test/fakes/twilio-api.js';
 import { preloadMessages } from './stored-data.js';
 import { botkitModules } from './peer-install.js';
 import { cpuMs } from './proc-cpu.js';
+import { gatewayNodeFlags } from './node-flags.js';
 import { paced, type PacedResult } from './paced.js';
 import { BENCH_GAPS, wakeCost, wakeCostLine } from './wake-cost.js';
 
