@@ -251,9 +251,9 @@ function perMessage(entries: readonly LedgerEntry[]): SegmentUsage[] {
 export function createLedgerAccount(deps: { ledger: SegmentLedger; usage: Pick<UsageLedger, 'insertSql'>; metrics: TwilioMetrics; log: Logger; recordUsage: RecordSegmentUsage }) {
   const { ledger, metrics } = deps;
   const writer = new Batcher<readonly LedgerEntry[], LedgerEntry[]>(async (groups) => {
-    // One set of keys for the batch, not one per message.
-    const fresh = keysOf(await ledger.recordManyMetered(groups.flat(), deps.usage.insertSql));
-    return groups.map((g) => freshOf(g, fresh));
+    // The statement returns the batch's own entry objects that were new: one set of them for the batch.
+    const fresh = new Set(await ledger.recordManyMetered(groups.flat(), deps.usage.insertSql));
+    return groups.map((g) => g.filter((e) => fresh.has(e)));
   });
   /** The parts and their usage written apart: the ledger first; usage failures are logged by `recordUsage`. */
   async function apart(tenantId: string, entries: readonly LedgerEntry[], cause: unknown): Promise<LedgerEntry[] | undefined> {
