@@ -138,10 +138,19 @@ describe.skipIf(!haveChromium)('the operations console', () => {
     return page;
   }
 
-  const sees = (page: Page, text: string, timeout = 8_000) => page.waitForFunction((t: string) => document.body.innerText.includes(t), { timeout, polling: 50 }, text);
+  /** Waits for the text; a timeout says what the page showed instead. */
+  const sees = async (page: Page, text: string, timeout = 8_000) => {
+    try {
+      await page.waitForFunction((t: string) => document.body.innerText.includes(t), { timeout, polling: 50 }, text);
+    } catch (error) {
+      const shown = await page.evaluate(() => `${location.hash}: ${document.querySelector('main')?.innerText ?? ''}`.slice(0, 500)).catch(() => '?');
+      throw new Error(`"${text}" not seen in ${timeout} ms; the page showed ${shown}`, { cause: error });
+    }
+  };
+  /** Navigates and waits until the console has rendered that page (main[data-shown] names it). */
   const go = async (page: Page, hash: string) => {
     await page.evaluate((h: string) => (location.hash = h), hash);
-    await page.waitForFunction(() => !document.querySelector('main')?.textContent?.startsWith('Loading'), { timeout: 8_000, polling: 50 });
+    await page.waitForFunction((h: string) => document.querySelector('main')?.dataset.shown === h, { timeout: 8_000, polling: 50 }, hash);
   };
   const clickText = async (page: Page, selector: string, text: string) => {
     await page.waitForFunction((s: string, t: string) => [...document.querySelectorAll(s)].some((e) => e.textContent?.includes(t)), { timeout: 8_000, polling: 50 }, selector, text);
@@ -282,6 +291,30 @@ describe.skipIf(!haveChromium)('the operations console', () => {
     expect([...page.problems, ...op.problems].filter((p) => !/403/.test(p))).toEqual([]);
     await page.browserContext().close();
     await op.browserContext().close();
+  });
+
+  it('shows the page navigated to last, when a page left earlier answers later', async () => {
+    const page = await signIn(CLINIC_A);
+    await go(page, '#/t/clinic/queue');
+    // The overview's first request is held until the person has moved on to the conversations.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    await page.setRequestInterception(true);
+    page.on('request', (req) => {
+      if (req.isInterceptResolutionHandled()) return;
+      if (new URL(req.url()).pathname === '/v1/tenants/clinic') void held.then(() => req.continue());
+      else void req.continue();
+    });
+    await page.evaluate(() => (location.hash = '#/t/clinic/overview'));
+    await page.waitForFunction(() => document.title.startsWith('Overview'), { timeout: 8_000, polling: 50 });
+    await go(page, '#/t/clinic/conversations');
+    release();
+    // The overview's request answers now; give its render the time to (wrongly) replace the page.
+    await page.waitForResponse((r) => new URL(r.url()).pathname === '/v1/tenants/clinic', { timeout: 8_000 });
+    await page.evaluate(() => new Promise((resolve) => setTimeout(resolve, 300)));
+    expect(await page.$eval('main', (m) => [(m as HTMLElement).dataset.shown, m.querySelector('h1')?.textContent])).toEqual(['#/t/clinic/conversations', 'Conversations']);
+    expect(page.problems).toEqual([]);
+    await page.browserContext().close();
   });
 
   it('lists a crisis hand-off first; a person answers it on SMS, and the reply reaches Twilio', async () => {

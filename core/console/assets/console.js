@@ -15,8 +15,13 @@ const CSRF_HEADER = 'X-Parley-CSRF';
 let session = null;
 /** @type {{ id: string, name: string, pipeline: string[] }[]} */
 let tenants = [];
-/** Timers of the current view (live updates), cleared when the view changes. */
-let timers = [];
+/**
+ * The render in progress or shown: a newer one (the person navigated on) makes it stale, and a stale
+ * render neither replaces the page nor keeps its live updates.
+ * @typedef {{ timers: ReturnType<typeof setInterval>[] }} RenderScope
+ */
+/** @type {RenderScope} */
+let current = { timers: [] };
 
 // ---- small helpers -------------------------------------------------------------------------------
 
@@ -173,9 +178,9 @@ function card(/** @type {string} */ title, /** @type {() => Promise<Node | Node[
   return el;
 }
 
-/** Repeats `fn` every `ms` while the view is shown (live updates by polling). */
-function every(/** @type {number} */ ms, /** @type {() => void} */ fn) {
-  timers.push(setInterval(fn, ms));
+/** Repeats `fn` every `ms` while the view of `scope` is shown (live updates by polling). */
+function every(/** @type {RenderScope} */ scope, /** @type {number} */ ms, /** @type {() => void} */ fn) {
+  if (scope === current) scope.timers.push(setInterval(fn, ms));
 }
 
 // ---- routing ---------------------------------------------------------------------------------------
@@ -209,8 +214,9 @@ const VIEWS = [
 ];
 
 async function render() {
-  for (const t of timers) clearInterval(t);
-  timers = [];
+  for (const t of current.timers) clearInterval(t);
+  const scope = (current = { timers: [] });
+  const stale = () => scope !== current;
   const main = /** @type {HTMLElement} */ (document.getElementById('main'));
   const top = /** @type {HTMLElement} */ (document.getElementById('top'));
   if (!session) {
@@ -220,6 +226,7 @@ async function render() {
     } catch {
       session = null;
     }
+    if (stale()) return;
   }
   if (!session) {
     top.replaceChildren(h('div', { className: 'bar' }, h('span', { className: 'brand' }, 'Parley'), docsLink()));
@@ -244,12 +251,22 @@ async function render() {
   const label = VIEWS.find(([v]) => v === r.view)?.[1] ?? 'Not found';
   document.title = `${label} · ${tenant} · Parley console`;
   main.replaceChildren(h('p', { className: 'muted' }, 'Loading…'));
+  main.setAttribute('aria-busy', 'true');
+  delete main.dataset.shown;
+  /** @type {Node[]} */
+  let nodes;
   try {
-    const content = await view(tenant, r.id);
-    main.replaceChildren(...(Array.isArray(content) ? content : [content]));
+    const content = await view(tenant, r.id, scope);
+    nodes = Array.isArray(content) ? content : [content];
   } catch (error) {
-    main.replaceChildren(errorView(error));
+    nodes = [errorView(error)];
   }
+  // A render that finished after a newer one started (a slow page the person left) shows nothing.
+  if (stale()) return;
+  main.replaceChildren(...nodes);
+  main.removeAttribute('aria-busy');
+  // What the page shows, for scripts and tests that wait for a navigation to finish.
+  main.dataset.shown = location.hash;
   main.focus();
 }
 
@@ -364,12 +381,12 @@ function activityChart(/** @type {{ since: string, bucketSeconds: number, series
   ];
 }
 
-async function overviewView(/** @type {string} */ tenant) {
+async function overviewView(/** @type {string} */ tenant, /** @type {string | null} */ _id, /** @type {RenderScope} */ scope) {
   const T = { tenant };
   // A tenant this key may not see is refused here, before any card asks for its data.
   await call('getTenantsByTenant', T);
   const chart = card('Messages, last hour', async () => activityChart(await call('getTenantsByTenantActivity', { ...T, minutes: 60, bucketMinutes: 5 })));
-  every(10_000, async () => {
+  every(scope, 10_000, async () => {
     try {
       const body = chart.querySelector('.card-body');
       if (body) body.replaceChildren(...activityChart(await call('getTenantsByTenantActivity', { ...T, minutes: 60, bucketMinutes: 5 })));
@@ -415,8 +432,8 @@ async function overviewView(/** @type {string} */ tenant) {
 
 // ---- conversations ---------------------------------------------------------------------------------
 
-async function conversationsView(/** @type {string} */ tenant, /** @type {string | null} */ id) {
-  if (id) return threadView(tenant, id);
+async function conversationsView(/** @type {string} */ tenant, /** @type {string | null} */ id, /** @type {RenderScope} */ scope) {
+  if (id) return threadView(tenant, id, scope);
   const T = { tenant };
   const list = h('div', null, h('p', { className: 'muted' }, 'Loading…'));
   const input = /** @type {HTMLInputElement} */ (h('input', { id: 'search', type: 'search', inputmode: 'tel', placeholder: '+15551234567', autocomplete: 'off' }));
@@ -446,7 +463,7 @@ async function conversationsView(/** @type {string} */ tenant, /** @type {string
     );
   };
   await load();
-  every(5_000, () => load().catch(() => undefined));
+  every(scope, 5_000, () => load().catch(() => undefined));
   return [
     h('h1', null, 'Conversations'),
     h(
@@ -460,7 +477,7 @@ async function conversationsView(/** @type {string} */ tenant, /** @type {string
   ];
 }
 
-async function threadView(/** @type {string} */ tenant, /** @type {string} */ id) {
+async function threadView(/** @type {string} */ tenant, /** @type {string} */ id, /** @type {RenderScope} */ scope) {
   const C = { tenant, id };
   const [{ handoff }, first] = await Promise.all([call('getTenantsByTenantConversationsByIdHandoff', C), call('getTenantsByTenantConversationsByIdMessages', { ...C, mask: 'true', limit: 200 })]);
   const who = h('span', null, first.messages.find((/** @type {any} */ m) => m.direction === 'in')?.from ?? first.messages[0]?.to ?? 'this person');
@@ -494,7 +511,7 @@ async function threadView(/** @type {string} */ tenant, /** @type {string} */ id
   showHandoff(handoff);
   showMessages(first.messages);
   let last = JSON.stringify(first.messages.map((/** @type {any} */ m) => [m.id, m.status]));
-  every(3_000, async () => {
+  every(scope, 3_000, async () => {
     try {
       const [{ messages }, hand] = await Promise.all([call('getTenantsByTenantConversationsByIdMessages', { ...C, mask: 'true', limit: 200 }), call('getTenantsByTenantConversationsByIdHandoff', C)]);
       const now = JSON.stringify(messages.map((/** @type {any} */ m) => [m.id, m.status]));
@@ -586,7 +603,7 @@ function detailsToggle(/** @type {string} */ tenant, /** @type {string} */ messa
 
 // ---- review queue ----------------------------------------------------------------------------------
 
-async function queueView(/** @type {string} */ tenant, /** @type {string | null} */ id) {
+async function queueView(/** @type {string} */ tenant, /** @type {string | null} */ id, /** @type {RenderScope} */ scope) {
   const T = { tenant };
   if (id) return queueItemView(tenant, id);
   const list = h('div');
@@ -611,7 +628,7 @@ async function queueView(/** @type {string} */ tenant, /** @type {string | null}
     );
   };
   await load();
-  every(5_000, () => load().catch(() => undefined));
+  every(scope, 5_000, () => load().catch(() => undefined));
   return [h('h1', null, 'Review queue'), list];
 }
 
@@ -931,7 +948,7 @@ async function costsView(/** @type {string} */ tenant) {
 
 // ---- channels --------------------------------------------------------------------------------------
 
-async function channelsView(/** @type {string} */ tenant) {
+async function channelsView(/** @type {string} */ tenant, /** @type {string | null} */ _id, /** @type {RenderScope} */ scope) {
   const T = { tenant };
   const wa = h('section', { className: 'card', 'aria-label': 'WhatsApp Web' }, h('h2', null, 'WhatsApp Web'), h('p', { className: 'muted' }, 'Loading…'));
   let shownQr = '';
@@ -953,7 +970,7 @@ async function channelsView(/** @type {string} */ tenant) {
     wa.replaceChildren(...body);
   };
   await showWa().catch((error) => wa.replaceChildren(h('h2', null, 'WhatsApp Web'), h('p', { className: 'error' }, error.message)));
-  every(2_000, () => showWa().catch(() => undefined));
+  every(scope, 2_000, () => showWa().catch(() => undefined));
   const tenantInfo = (await call('getTenantsByTenant', T)).tenant;
   const twilioNumbers = card('Twilio numbers', async () => {
     const t = await call('getTenantsByTenantTwilioSmsNumbers', T);
@@ -1019,7 +1036,7 @@ async function keysView(/** @type {string} */ tenant) {
   ];
 }
 
-/** @type {Record<string, (tenant: string, id: string | null) => Promise<Node | Node[]>>} */
+/** @type {Record<string, (tenant: string, id: string | null, scope: RenderScope) => Promise<Node | Node[]>>} */
 const VIEW_RENDERERS = {
   overview: overviewView,
   conversations: conversationsView,
