@@ -196,6 +196,20 @@ describe.skipIf(skip)(`medical-answers engine on the ${TEST_BACKEND} backend`, (
     }
   });
 
+  it("keeps a list together past an item's own sentences, and quotes the items a question asks about when not all fit", () => {
+    const causes = unitsOf('People lose a limb for several reasons. Common ones include - Poor circulation from diabetes. It may make an amputation necessary. - Injuries from accidents - Cancer - Birth defects Most people adapt well.');
+    expect(causes.filter((u) => u.items.length)).toEqual([{ text: 'Common ones include', items: ['Poor circulation from diabetes', 'Injuries from accidents', 'Cancer', 'Birth defects'] }]);
+    expect(causes.map((u) => u.text)).toContain('It may make an amputation necessary.');
+    // A sentence that ends with a colon introduces a list of its own.
+    const steps = unitsOf('Signs include - Pale skin - Numbness If you have signs, get care. If care is not near, here are steps to take: - Get warm - Do not rub the skin with snow');
+    expect(steps.filter((u) => u.items.length).map((u) => u.text)).toEqual(['Signs include', 'If care is not near, here are steps to take:']);
+    const text = 'Frostnip is a mild cold injury. If help is far away, here are steps to take: - Get into a warm room as soon as you can - Do not walk on numb feet unless you must - Put the numb area in warm water for twenty minutes - Warm it with body heat, for example in an armpit - Do not rub the area with snow or massage it - Do not use a heating pad or a stove to warm it.';
+    const hit: Hit = { docId: 'x', chunkId: 'x-0', title: 'Frostnip', url: null, source: null, section: 'Overview', text, score: 30, lexicalRank: 1, vectorRank: 1, coverage: 1, titleMatch: 1, sections: [{ heading: 'Overview', text }] };
+    const reply = composeAnswer('my fingers went numb in the cold, should i rub them with snow', [hit], { maxChars: 200, minConfidence: 0 })!.text;
+    expect(reply).toContain('Do not rub the area with snow or massage it');
+    expect(reply).toMatch(/^If help is far away, here are steps to take: Get into a warm room/);
+  });
+
   it('answers who gets it and how serious it is, in the words of the page rather than the question', () => {
     const hit = (title: string, text: string): Hit => ({ docId: 'x', chunkId: 'x-0', title, url: null, source: null, section: 'Overview', text, score: 30, lexicalRank: 1, vectorRank: 1, coverage: 1, titleMatch: 1, sections: [{ heading: 'Overview', text }] });
     const depression = hit('Depression', 'Depression is a serious medical illness. It causes sadness that lasts for weeks. Depression can happen at any age, but it often begins in teens and young adults. Treatment works for most people.');

@@ -165,6 +165,8 @@ function clean(text: string): string {
 export function unitsOf(text: string): { text: string; items: string[] }[] {
   const units: { text: string; items: string[] }[] = [];
   const parts = clean(readLines(text)).split(/\s+-\s+(?=[A-Za-z0-9])/);
+  // The list the previous item went into, how many sentences follow it, and how many followed that item.
+  let open: { list: number; after: number; last: number } | null = null;
   for (const [i, part] of parts.entries()) {
     if (i === 0) {
       for (const s of sentencesOf(part)) units.push({ text: s, items: [] });
@@ -184,6 +186,19 @@ export function unitsOf(text: string): { text: string; items: string[] }[] {
     const split = /^(.{3,}?[a-z)])\s+([A-Z][a-z]+\s.{40,}|(?:[A-Z][a-z]+\s)+(?:is|are|isn't|aren't|can|cannot|can't|may|might|should|will|won't|usually|often|rarely|do|does|don't|doesn't|has|have)\s.*[.!]|(?:Is|Are|What|How|When|Why|Can|Do|Does|Should|Who)\s[^.!?]*\?.*)$/.exec(glued);
     const item = split ? split[1]! : glued;
     if (split) rest.unshift(split[2]!);
+    // An item of a sentence or two more, and then the list goes on ("Common ones include - Circulation
+    // problems from atherosclerosis or diabetes. They may cause you to need an amputation. - Traumatic
+    // injuries ... - Cancer"): the item goes into that list, and the sentences stay units of their own
+    // after it. Without this, the item stood alone and the next took it for its introduction
+    // ("Traumatic injuries ...: Cancer - Birth defects"). A sentence that introduces ("here are steps
+    // to take:") starts a list of its own.
+    if (open && open.after >= 1 && open.last <= 2 && open.list + open.after === units.length - 1 && /[.!?]$/.test(units[units.length - 1]!.text)) {
+      units[open.list]!.items.push(item.trim().replace(/[.;]$/, ''));
+      for (const s of rest) units.push({ text: s, items: [] });
+      open = { list: open.list, after: open.after + rest.length, last: rest.length };
+      continue;
+    }
+    open = null;
     const intro = units[units.length - 1];
     if (intro && (intro.items.length > 0 || !/[.!?]$/.test(intro.text) || /:$/.test(intro.text))) {
       // "They include" says nothing without the sentence before it ("Some people are at higher risk").
@@ -198,6 +213,7 @@ export function unitsOf(text: string): { text: string; items: string[] }[] {
       const first = list.items[0]?.toLowerCase();
       const again = first && first.length >= 8 ? item.toLowerCase().indexOf(first, 1) : -1;
       list.items.push((again > 0 ? item.slice(0, again) : item).trim().replace(/[.;]$/, ''));
+      open = { list: units.length - 1, after: rest.length, last: rest.length };
     } else units.push({ text: item, items: [] });
     for (const s of rest) units.push({ text: s, items: [] });
   }
@@ -297,10 +313,35 @@ const SAYS_SOMETHING = /\b(is|are|was|were|can|may|does|do|will|not|no|has|have)
 const ANAPHORIC = /^(they|these|this|those|it|such|examples?)\b/i;
 const BOILERPLATE = /^(NIH:|See this graphic|Click |Learn more|For more information|Source:|More on:)/i;
 
-/** A unit as text within `max` characters: a list keeps as many items as fit, separated as in the source. */
-export function render(unit: { text: string; items: string[] }, max: number): string | null {
+/**
+ * A unit as text within `max` characters: a list keeps as many items as fit, separated as in the source.
+ * When they do not all fit and some hold the question's words or say what it asks (`relevant`, one number per item), those
+ * are kept first ("should i rub them" keeps "Don't rub the frostbitten area with snow" from the sixth
+ * place of a list of steps), then the others in order, and all are quoted in the source's order.
+ */
+export function render(unit: { text: string; items: string[]; relevant?: number[] }, max: number): string | null {
   if (!unit.items.length) return unit.text.length <= max ? unit.text : null;
   const intro = unit.text.replace(/[:.,;\s]+$/, '');
+  const whole = `${intro}: ${unit.items.join(' - ')}`;
+  const relevant = unit.relevant;
+  if (whole.length + 1 > max && relevant?.some((r) => r > 0)) {
+    const picked = new Set<number>();
+    let length = intro.length + 1;
+    const fits = (i: number) => {
+      const more = unit.items[i]!.length + (picked.size ? 3 : 1);
+      if (length + more + 1 > max) return false;
+      picked.add(i);
+      length += more;
+      return true;
+    };
+    // The items that hold the question's words, the most first, as many as fit; then the list's first
+    // items while they fit, so the rest of the room is not filled with fragments from its middle.
+    const byRelevance = unit.items.map((_, i) => i).filter((i) => relevant[i]! > 0).sort((a, b) => relevant[b]! - relevant[a]! || a - b);
+    for (const i of byRelevance) fits(i);
+    for (let i = 0; i < unit.items.length; i++) if (!picked.has(i) && !fits(i)) break;
+    if (!picked.size) return null;
+    return `${intro}: ${unit.items.filter((_, i) => picked.has(i)).join(' - ')}.`;
+  }
   let out = '';
   for (const item of unit.items) {
     // The source's own words and marks ("Chest discomfort - pressure, squeezing, or pain - Shortness of
@@ -346,6 +387,8 @@ export const shippedPairTable = (): PairTable => (shippedPairs ??= parsePairs(AN
 export interface AnswerUnit {
   text: string;
   items: string[];
+  /** For a list: how much of the question each item holds (its own words, the topic's left out, and what its intents ask). */
+  relevant?: number[];
   features: number[];
   /** Whether it says what the question asks: a cue of its type, an intent's words, advice. */
   says: boolean;
@@ -436,7 +479,9 @@ export function answerUnits(question: string, top: Hit, budget: number, redactio
       pairScore(pairs, questionStems, stems),
     ];
     const says = intentsSaid > 0 || (q.type !== 'information' && cue) || advises || instructs;
-    return { text: u.text, items: u.items, features, says, stems };
+    const own = new Set(questionStems);
+    const relevant = u.items.length ? u.items.map((item) => docTerms(item).filter((t) => own.has(t)).length + intents.filter((intent) => intent.say.test(item)).length) : undefined;
+    return { text: u.text, items: u.items, ...(relevant ? { relevant } : {}), features, says, stems };
   });
   const asking = intents.length > 0 || (q.type !== null && q.type !== 'information' && cues.length > 0) || advice;
   return { units: out, asking, questionStems };
