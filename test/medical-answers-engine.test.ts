@@ -15,7 +15,7 @@ import { applyMigrations, ensureMigrationTable } from '../core/storage/migration
 import { TEST_BACKEND, externalServices, freshDatabase } from './backend.js';
 import { matchLexemes, MedicalStore } from '../plugins/medical-answers/engine/store.js';
 import { condenseFollowUp } from '../plugins/medical-answers/engine/query.js';
-import { composeAnswer, DEFAULT_REDACTIONS, sourceLine, unitsOf } from '../plugins/medical-answers/engine/answer.js';
+import { composeAnswer, DEFAULT_REDACTIONS, render, sourceLine, unitsOf } from '../plugins/medical-answers/engine/answer.js';
 import { parseGrounded } from '../plugins/medical-answers/model-answer.js';
 import type { CorpusDoc, Hit } from '../plugins/medical-answers/engine/types.js';
 
@@ -203,6 +203,13 @@ describe.skipIf(skip)(`medical-answers engine on the ${TEST_BACKEND} backend`, (
     // A sentence that ends with a colon introduces a list of its own.
     const steps = unitsOf('Signs include - Pale skin - Numbness If you have signs, get care. If care is not near, here are steps to take: - Get warm - Do not rub the skin with snow');
     expect(steps.filter((u) => u.items.length).map((u) => u.text)).toEqual(['Signs include', 'If care is not near, here are steps to take:']);
+    // Items in lower case after a full sentence are a list without an introduction, not an introduction
+    // and its items; a lone one stays a unit of its own.
+    const signs = unitsOf('Some of the most common signs are listed below. - feeling nervous or empty - feelings of guilt - trouble sleeping Treatment helps most people.');
+    expect(signs.filter((u) => u.items.length)).toEqual([{ text: '', items: ['feeling nervous or empty', 'feelings of guilt', 'trouble sleeping'] }]);
+    expect(render(signs.find((u) => u.items.length)!, 200)).toBe('Feeling nervous or empty - feelings of guilt - trouble sleeping.');
+    expect(render(signs.find((u) => u.items.length)!, 30)).toBeNull();
+    expect(unitsOf('New treatments are compared. - to standard care').map((u) => u.text)).toEqual(['New treatments are compared.', 'to standard care']);
     const text = 'Frostnip is a mild cold injury. If help is far away, here are steps to take: - Get into a warm room as soon as you can - Do not walk on numb feet unless you must - Put the numb area in warm water for twenty minutes - Warm it with body heat, for example in an armpit - Do not rub the area with snow or massage it - Do not use a heating pad or a stove to warm it.';
     const hit: Hit = { docId: 'x', chunkId: 'x-0', title: 'Frostnip', url: null, source: null, section: 'Overview', text, score: 30, lexicalRank: 1, vectorRank: 1, coverage: 1, titleMatch: 1, sections: [{ heading: 'Overview', text }] };
     const reply = composeAnswer('my fingers went numb in the cold, should i rub them with snow', [hit], { maxChars: 200, minConfidence: 0 })!.text;

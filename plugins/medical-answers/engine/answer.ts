@@ -214,10 +214,20 @@ export function unitsOf(text: string): { text: string; items: string[] }[] {
       const again = first && first.length >= 8 ? item.toLowerCase().indexOf(first, 1) : -1;
       list.items.push((again > 0 ? item.slice(0, again) : item).trim().replace(/[.;]$/, ''));
       open = { list: units.length - 1, after: rest.length, last: rest.length };
+    } else if (/^[a-z]/.test(item)) {
+      // An item in lower case after a full sentence ("... you may have depression. - feeling nervous or
+      // emotionally "empty" - feelings of excessive guilt"): a list without an introduction, not a
+      // sentence that introduces the next item.
+      units.push({ text: '', items: [item.trim().replace(/[.;]$/, '')] });
+      open = { list: units.length - 1, after: rest.length, last: rest.length };
     } else units.push({ text: item, items: [] });
     for (const s of rest) units.push({ text: s, items: [] });
   }
-  for (const u of units) u.text = withoutInlineHeading(u.text);
+  for (const u of units) {
+    // A list without an introduction that got no second item was a lone item: a unit as before.
+    if (!u.text && u.items.length === 1) [u.text, u.items] = [u.items[0]!, []];
+    u.text = withoutInlineHeading(u.text);
+  }
   // The crawl sometimes repeats a list's items run together after it; and pages end with credits.
   return units.filter((u, i) => {
     if (u.text.length <= 2 && !u.items.length) return false;
@@ -322,11 +332,13 @@ const BOILERPLATE = /^(NIH:|See this graphic|Click |Learn more|For more informat
 export function render(unit: { text: string; items: string[]; relevant?: number[] }, max: number): string | null {
   if (!unit.items.length) return unit.text.length <= max ? unit.text : null;
   const intro = unit.text.replace(/[:.,;\s]+$/, '');
-  const whole = `${intro}: ${unit.items.join(' - ')}`;
+  // A list without an introduction starts with its first item, as a sentence would.
+  const lead = (first: string) => (intro ? `${intro}: ${first}` : first.charAt(0).toUpperCase() + first.slice(1));
+  const whole = lead(unit.items.join(' - '));
   const relevant = unit.relevant;
   if (whole.length + 1 > max && relevant?.some((r) => r > 0)) {
     const picked = new Set<number>();
-    let length = intro.length + 1;
+    let length = intro ? intro.length + 1 : -1;
     const fits = (i: number) => {
       const more = unit.items[i]!.length + (picked.size ? 3 : 1);
       if (length + more + 1 > max) return false;
@@ -339,19 +351,22 @@ export function render(unit: { text: string; items: string[]; relevant?: number[
     const byRelevance = unit.items.map((_, i) => i).filter((i) => relevant[i]! > 0).sort((a, b) => relevant[b]! - relevant[a]! || a - b);
     for (const i of byRelevance) fits(i);
     for (let i = 0; i < unit.items.length; i++) if (!picked.has(i) && !fits(i)) break;
-    if (!picked.size) return null;
-    return `${intro}: ${unit.items.filter((_, i) => picked.has(i)).join(' - ')}.`;
+    if (picked.size < (intro ? 1 : 2)) return null;
+    return `${lead(unit.items.filter((_, i) => picked.has(i)).join(' - '))}.`;
   }
   let out = '';
+  let shown = 0;
   for (const item of unit.items) {
     // The source's own words and marks ("Chest discomfort - pressure, squeezing, or pain - Shortness of
     // breath"): an item may hold a dash of its own, and a vetted text is quoted, not rewritten.
-    const next = out ? `${out} - ${item}` : `${intro}: ${item}`;
+    const next = out ? `${out} - ${item}` : lead(item);
     if (next.length + 1 > max) break;
     out = next;
+    shown++;
   }
-  // An introduction without any of its items ("Some causes of fainting include.") says nothing.
-  return out ? `${out}.` : null;
+  // An introduction without any of its items ("Some causes of fainting include.") says nothing, nor
+  // does one item of a list without an introduction (often a dash inside a sentence: "- to standard care").
+  return shown >= (intro ? 1 : 2) ? `${out}.` : null;
 }
 
 /** Cut at a word, with "..." (three full stops: the ellipsis character is not GSM-7, see GSM_LOOKALIKES). */
