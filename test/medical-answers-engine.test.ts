@@ -210,6 +210,8 @@ describe.skipIf(skip)(`medical-answers engine on the ${TEST_BACKEND} backend`, (
     expect(render(signs.find((u) => u.items.length)!, 200)).toBe('Feeling nervous or empty - feelings of guilt - trouble sleeping.');
     expect(render(signs.find((u) => u.items.length)!, 30)).toBeNull();
     expect(unitsOf('New treatments are compared. - to standard care').map((u) => u.text)).toEqual(['New treatments are compared.', 'to standard care']);
+    // The agency a page credits is not part of the list that ends the page.
+    expect(unitsOf('To keep mosquitoes out: - Use screens - Close unscreened doors and windows NIH: National Institute of Allergy and Infectious Diseases').at(-1)).toEqual({ text: 'To keep mosquitoes out:', items: ['Use screens', 'Close unscreened doors and windows'] });
     const text = 'Frostnip is a mild cold injury. If help is far away, here are steps to take: - Get into a warm room as soon as you can - Do not walk on numb feet unless you must - Put the numb area in warm water for twenty minutes - Warm it with body heat, for example in an armpit - Do not rub the area with snow or massage it - Do not use a heating pad or a stove to warm it.';
     const hit: Hit = { docId: 'x', chunkId: 'x-0', title: 'Frostnip', url: null, source: null, section: 'Overview', text, score: 30, lexicalRank: 1, vectorRank: 1, coverage: 1, titleMatch: 1, sections: [{ heading: 'Overview', text }] };
     const reply = composeAnswer('my fingers went numb in the cold, should i rub them with snow', [hit], { maxChars: 200, minConfidence: 0 })!.text;

@@ -227,6 +227,9 @@ export function unitsOf(text: string): { text: string; items: string[] }[] {
     // A list without an introduction that got no second item was a lone item: a unit as before.
     if (!u.text && u.items.length === 1) [u.text, u.items] = [u.items[0]!, []];
     u.text = withoutInlineHeading(u.text);
+    // The agency a page credits, glued to the last item of a list that ends the page ("- Close
+    // unscreened doors and windows NIH: National Institute of Allergy and Infectious Diseases").
+    if (u.items.length) u.items[u.items.length - 1] = u.items[u.items.length - 1]!.replace(CREDIT_AFTER_ITEM, '');
   }
   // The crawl sometimes repeats a list's items run together after it; and pages end with credits.
   return units.filter((u, i) => {
@@ -321,6 +324,7 @@ function isSubheading(line: string): boolean {
 /** A verb or a negation: what a short unit needs to say something rather than name it. */
 const SAYS_SOMETHING = /\b(is|are|was|were|can|may|does|do|will|not|no|has|have)\b/i;
 const ANAPHORIC = /^(they|these|this|those|it|such|examples?)\b/i;
+const CREDIT_AFTER_ITEM = /\s+(?:NIH:\s.*|Centers for Disease Control and Prevention)$/;
 const BOILERPLATE = /^(NIH:|See this graphic|Click |Learn more|For more information|Source:|More on:)/i;
 
 /**
