@@ -326,7 +326,14 @@ describe('answer units of crawled text', () => {
     );
     expect(units[0]).toEqual({ text: 'Signs of dehydration in adults include', items: ['Being thirsty', 'Dark-colored urine', 'Dizziness and fainting'] });
     expect(units[1]?.text).toBe('Signs of dehydration in babies and young children include a dry mouth and no wet diapers for 3 hours or more.');
-    expect(units.at(-1)?.items).toEqual(['African-Americans over age 40', 'everyone over age 60, especially Hispanic-Americans']);
+    // What follows a dash in lower case where the items start in capitals stays with its item (a term and
+    // its definition); the list reads as the source wrote it.
+    expect(units.at(-1)?.items).toEqual(['African-Americans over age 40 - everyone over age 60, especially Hispanic-Americans']);
+    expect(unitsOf('Common kinds are - Insomnia - a hard time falling asleep - Sleep apnea - breathing interruptions during sleep - Narcolepsy').at(-1)?.items).toEqual([
+      'Insomnia - a hard time falling asleep',
+      'Sleep apnea - breathing interruptions during sleep',
+      'Narcolepsy',
+    ]);
     // A question glued to the last item is the page's next heading.
     const flu = unitsOf('They may include - Chills - Sore throat Is it a cold or the flu? Colds rarely cause a fever.');
     expect(flu.map((u) => u.text)).toEqual(['They may include', 'Is it a cold or the flu?', 'Colds rarely cause a fever.']);

@@ -227,6 +227,17 @@ export function unitsOf(text: string): { text: string; items: string[] }[] {
     // A list without an introduction that got no second item was a lone item: a unit as before.
     if (!u.text && u.items.length === 1) [u.text, u.items] = [u.items[0]!, []];
     u.text = withoutInlineHeading(u.text);
+    // A dash inside an item, which the crawl wrote as it wrote the items' own: a term and its definition
+    // ("Cataract - a clouding in the lens of the eye"), an aside ("Put the affected area in warm - not
+    // hot - water"). What follows such a dash starts in lower case where the items start in capitals:
+    // it stays with its item, so an item is never quoted without it.
+    if (u.items.length > 1 && /^[A-Z0-9]/.test(u.items[0]!)) {
+      u.items = u.items.reduce<string[]>((out, item) => {
+        if (out.length && /^[a-z]/.test(item)) out[out.length - 1] = `${out[out.length - 1]} - ${item}`;
+        else out.push(item);
+        return out;
+      }, []);
+    }
     // The agency a page credits, glued to the last item of a list that ends the page ("- Close
     // unscreened doors and windows NIH: National Institute of Allergy and Infectious Diseases").
     if (u.items.length) u.items[u.items.length - 1] = u.items[u.items.length - 1]!.replace(CREDIT_AFTER_ITEM, '');
