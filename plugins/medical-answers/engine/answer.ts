@@ -340,9 +340,10 @@ const BOILERPLATE = /^(NIH:|See this graphic|Click |Learn more|For more informat
 
 /**
  * A unit as text within `max` characters: a list keeps as many items as fit, separated as in the source.
- * When they do not all fit and some hold the question's words or say what it asks (`relevant`, one number per item), those
- * are kept first ("should i rub them" keeps "Don't rub the frostbitten area with snow" from the sixth
- * place of a list of steps), then the others in order, and all are quoted in the source's order.
+ * When they do not all fit and some hold the question's words or say what it asks (`relevant`, one
+ * number per item), those are kept first ("should i rub them" keeps "Don't rub the frostbitten area
+ * with snow" from the fifth place of a list of steps), then the list's first items while they fit, all
+ * quoted in the source's order.
  */
 export function render(unit: { text: string; items: string[]; relevant?: number[] }, max: number): string | null {
   if (!unit.items.length) return unit.text.length <= max ? unit.text : null;
@@ -461,6 +462,7 @@ export function answerUnits(question: string, top: Hit, budget: number, redactio
   const typedSection = Boolean(top.section && answerHeadings(q).includes(top.section.toLowerCase()));
   // The person's own words (not the lay vocabulary's lighter additions) that do not name the topic.
   const questionStems = q.terms.filter((t) => t.weight >= 0.5 && !topic.has(t.term)).map((t) => t.term);
+  const ownStems = new Set(questionStems);
   const out = units.map((u, i): AnswerUnit => {
     const terms = unitTerms[i]!;
     const stems = [...terms].filter((t) => !topic.has(t));
@@ -509,8 +511,7 @@ export function answerUnits(question: string, top: Hit, budget: number, redactio
       pairScore(pairs, questionStems, stems),
     ];
     const says = intentsSaid > 0 || (q.type !== 'information' && cue) || advises || instructs;
-    const own = new Set(questionStems);
-    const relevant = u.items.length ? u.items.map((item) => docTerms(item).filter((t) => own.has(t)).length + intents.filter((intent) => intent.say.test(item)).length) : undefined;
+    const relevant = u.items.length ? u.items.map((item) => docTerms(item).filter((t) => ownStems.has(t)).length + intents.filter((intent) => intent.say.test(item)).length) : undefined;
     return { text: u.text, items: u.items, ...(relevant ? { relevant } : {}), features, says, stems };
   });
   const asking = intents.length > 0 || (q.type !== null && q.type !== 'information' && cues.length > 0) || advice;
