@@ -165,8 +165,10 @@ function clean(text: string): string {
 export function unitsOf(text: string): { text: string; items: string[] }[] {
   const units: { text: string; items: string[] }[] = [];
   const parts = clean(readLines(text)).split(/\s+-\s+(?=[A-Za-z0-9])/);
-  // The list the previous item went into, how many sentences follow it, and how many followed that item.
-  let open: { list: number; after: number; last: number } | null = null;
+  // The list the previous item went into (the units after it are sentences that followed its items),
+  // and how many sentences followed that item.
+  let open: { list: number; last: number } | null = null;
+  const asItem = (item: string) => item.trim().replace(/[.;]$/, '');
   for (const [i, part] of parts.entries()) {
     if (i === 0) {
       for (const s of sentencesOf(part)) units.push({ text: s, items: [] });
@@ -192,10 +194,10 @@ export function unitsOf(text: string): { text: string; items: string[] }[] {
     // after it. Without this, the item stood alone and the next took it for its introduction
     // ("Traumatic injuries ...: Cancer - Birth defects"). A sentence that introduces ("here are steps
     // to take:") starts a list of its own.
-    if (open && open.after >= 1 && open.last <= 2 && open.list + open.after === units.length - 1 && /[.!?]$/.test(units[units.length - 1]!.text)) {
-      units[open.list]!.items.push(item.trim().replace(/[.;]$/, ''));
+    if (open && open.list < units.length - 1 && open.last <= 2 && /[.!?]$/.test(units[units.length - 1]!.text)) {
+      units[open.list]!.items.push(asItem(item));
       for (const s of rest) units.push({ text: s, items: [] });
-      open = { list: open.list, after: open.after + rest.length, last: rest.length };
+      open = { list: open.list, last: rest.length };
       continue;
     }
     open = null;
@@ -212,14 +214,14 @@ export function unitsOf(text: string): { text: string; items: string[] }[] {
       // The crawl repeats a list's items run together after its last item: cut the item where they start again.
       const first = list.items[0]?.toLowerCase();
       const again = first && first.length >= 8 ? item.toLowerCase().indexOf(first, 1) : -1;
-      list.items.push((again > 0 ? item.slice(0, again) : item).trim().replace(/[.;]$/, ''));
-      open = { list: units.length - 1, after: rest.length, last: rest.length };
+      list.items.push(asItem(again > 0 ? item.slice(0, again) : item));
+      open = { list: units.length - 1, last: rest.length };
     } else if (/^[a-z]/.test(item)) {
       // An item in lower case after a full sentence ("... you may have depression. - feeling nervous or
       // emotionally "empty" - feelings of excessive guilt"): a list without an introduction, not a
       // sentence that introduces the next item.
-      units.push({ text: '', items: [item.trim().replace(/[.;]$/, '')] });
-      open = { list: units.length - 1, after: rest.length, last: rest.length };
+      units.push({ text: '', items: [asItem(item)] });
+      open = { list: units.length - 1, last: rest.length };
     } else units.push({ text: item, items: [] });
     for (const s of rest) units.push({ text: s, items: [] });
   }
@@ -350,39 +352,28 @@ export function render(unit: { text: string; items: string[]; relevant?: number[
   const intro = unit.text.replace(/[:.,;\s]+$/, '');
   // A list without an introduction starts with its first item, as a sentence would.
   const lead = (first: string) => (intro ? `${intro}: ${first}` : first.charAt(0).toUpperCase() + first.slice(1));
-  const whole = lead(unit.items.join(' - '));
+  const picked = new Set<number>();
+  let length = intro ? intro.length + 1 : -1;
+  const fits = (i: number) => {
+    const more = unit.items[i]!.length + (picked.size ? 3 : 1);
+    if (length + more + 1 > max) return false;
+    picked.add(i);
+    length += more;
+    return true;
+  };
+  // When not all fit: the items that hold the question's words, the most first, as many as fit.
   const relevant = unit.relevant;
-  if (whole.length + 1 > max && relevant?.some((r) => r > 0)) {
-    const picked = new Set<number>();
-    let length = intro ? intro.length + 1 : -1;
-    const fits = (i: number) => {
-      const more = unit.items[i]!.length + (picked.size ? 3 : 1);
-      if (length + more + 1 > max) return false;
-      picked.add(i);
-      length += more;
-      return true;
-    };
-    // The items that hold the question's words, the most first, as many as fit; then the list's first
-    // items while they fit, so the rest of the room is not filled with fragments from its middle.
-    const byRelevance = unit.items.map((_, i) => i).filter((i) => relevant[i]! > 0).sort((a, b) => relevant[b]! - relevant[a]! || a - b);
-    for (const i of byRelevance) fits(i);
-    for (let i = 0; i < unit.items.length; i++) if (!picked.has(i) && !fits(i)) break;
-    if (picked.size < (intro ? 1 : 2)) return null;
-    return `${lead(unit.items.filter((_, i) => picked.has(i)).join(' - '))}.`;
+  if (relevant && lead(unit.items.join(' - ')).length + 1 > max) {
+    for (const i of unit.items.map((_, i) => i).filter((i) => relevant[i]! > 0).sort((a, b) => relevant[b]! - relevant[a]! || a - b)) fits(i);
   }
-  let out = '';
-  let shown = 0;
-  for (const item of unit.items) {
-    // The source's own words and marks ("Chest discomfort - pressure, squeezing, or pain - Shortness of
-    // breath"): an item may hold a dash of its own, and a vetted text is quoted, not rewritten.
-    const next = out ? `${out} - ${item}` : lead(item);
-    if (next.length + 1 > max) break;
-    out = next;
-    shown++;
-  }
+  // Then the list's first items while they fit (the source's own words and marks, "Chest discomfort -
+  // pressure, squeezing, or pain - Shortness of breath": a vetted text is quoted, not rewritten), so the
+  // rest of the room is not filled with fragments from its middle.
+  for (let i = 0; i < unit.items.length; i++) if (!picked.has(i) && !fits(i)) break;
   // An introduction without any of its items ("Some causes of fainting include.") says nothing, nor
   // does one item of a list without an introduction (often a dash inside a sentence: "- to standard care").
-  return shown >= (intro ? 1 : 2) ? `${out}.` : null;
+  if (picked.size < (intro ? 1 : 2)) return null;
+  return `${lead(unit.items.filter((_, i) => picked.has(i)).join(' - '))}.`;
 }
 
 /** Cut at a word, with "..." (three full stops: the ellipsis character is not GSM-7, see GSM_LOOKALIKES). */
