@@ -109,16 +109,18 @@ async function slackSays(pattern: RegExp, timeoutMs = 5000): Promise<string> {
 }
 
 /** Waits until every sent reply is metered (the kernel records `messages.out` just after the send). */
+/** Waits until every reply of the tenant is settled and metered: none still on its way (a reply settles after its response is written). */
 async function metered(t: string): Promise<void> {
   const deadline = Date.now() + 5000;
   for (;;) {
     const { rows } = await gw.gateway.db.pool.query(
       `SELECT (SELECT count(*) FROM parley_outbox WHERE tenant_id = $1 AND status = 'sent')::int AS sent,
+              (SELECT count(*) FROM parley_outbox WHERE tenant_id = $1 AND status IN ('pending', 'retrying', 'sending'))::int AS moving,
               (SELECT count(*) FROM parley_usage WHERE tenant_id = $1 AND kind = 'messages.out')::int AS metered`,
       [t],
     );
-    if (rows[0].sent === rows[0].metered) return;
-    if (Date.now() > deadline) throw new Error(`${t}: ${rows[0].sent} sent, ${rows[0].metered} metered`);
+    if (rows[0].moving === 0 && rows[0].sent === rows[0].metered) return;
+    if (Date.now() > deadline) throw new Error(`${t}: ${rows[0].sent} sent, ${rows[0].moving} on their way, ${rows[0].metered} metered`);
     await new Promise((r) => setTimeout(r, 25));
   }
 }
