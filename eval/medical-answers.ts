@@ -2,7 +2,7 @@
  * Evaluates the medical-answers engine on the shared dev set: ingest time, retrieval recall, answer
  * quality, confidence, latency, and (with --crisis) the crisis detector.
  *
- *   npm run eval -- [--questions FILE] [--crisis FILE] [--corpus FILE] [--min-confidence X] [--lexical] [--misses]
+ *   npm run eval -- [--questions FILE] [--crisis FILE] [--corpus FILE] [--min-confidence X] [--lexical] [--no-lay] [--misses]
  *
  * Holdout: questions are split in two halves by a hash of their id. The "design" half is the one
  * looked at while building the engine; the "holdout" half was only run for the figures of the first
@@ -121,7 +121,7 @@ async function main(): Promise<void> {
     const mode = await store.init(process.argv.includes('--lexical') ? { vector: false } : {});
     const phaseStart = new Map<string, number>();
     const t0 = performance.now();
-    const ingest = await store.ingest('eval', readCorpus(corpusPath), { onProgress: (p) => void (phaseStart.has(p.phase) || phaseStart.set(p.phase, performance.now())) });
+    const ingest = await store.ingest('eval', readCorpus(corpusPath), { ...(process.argv.includes('--no-lay') ? { layPhrases: null } : {}), onProgress: (p) => void (phaseStart.has(p.phase) || phaseStart.set(p.phase, performance.now())) });
     const marks = [...phaseStart, ['end', performance.now()] as const];
     const phases = marks.slice(0, -1).map(([name, at], i) => `${name} ${((marks[i + 1]![1] - at) / 1000).toFixed(1)}`).join(', ');
     console.log(`mode ${mode.mode}${mode.reason ? ` (${mode.reason})` : ''}; ingest: ${ingest.added} docs, ${ingest.chunks} chunks in ${(ingest.ms / 1000).toFixed(1)} s (from ${((phaseStart.get('read') ?? t0) - t0) / 1000 < 0.05 ? 'start' : 'open'}: ${phases} s)`);

@@ -18,6 +18,7 @@ import { condenseFollowUp } from '../plugins/medical-answers/engine/query.js';
 import { composeAnswer, DEFAULT_REDACTIONS, render, sourceLine, unitsOf } from '../plugins/medical-answers/engine/answer.js';
 import { parseGrounded } from '../plugins/medical-answers/model-answer.js';
 import type { CorpusDoc, Hit } from '../plugins/medical-answers/engine/types.js';
+import { BUILT_IN_LAY_PHRASES, layPhrasesFor } from '../plugins/medical-answers/engine/lay.js';
 
 const fixture = fileURLToPath(new URL('../plugins/medical-answers/test-fixtures/corpus-small.jsonl', import.meta.url));
 const corpus: CorpusDoc[] = readFileSync(fixture, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as CorpusDoc);
@@ -254,6 +255,33 @@ describe.skipIf(skip)(`medical-answers engine on the ${TEST_BACKEND} backend`, (
     const hits = await store.search('t-variants', 'is old food safe to eat', { k: 2 });
     expect(hits[0]?.docId).toBe('v-1');
     await store.eraseTenant('t-variants');
+  });
+
+  it('finds a page by the words people use for its topic, indexed with it but never quoted', async () => {
+    const docs: CorpusDoc[] = [
+      { id: 'l-1', title: 'Osteoarthritis', url: 'https://example.org/oa', source: 'test', synonyms: ['OA'], text: 'Overview\nOsteoarthritis is the most common form of arthritis. It causes pain, swelling and reduced motion in your joints.' },
+      { id: 'l-2', title: 'Sports Injuries', url: 'https://example.org/sports', source: 'test', text: 'Overview\nSports injuries happen when you play or exercise. A knee can be hurt by a fall or a hard walk on stairs.' },
+    ];
+    const question = 'my knees grind and creak when i walk up stairs';
+    await store.ingest('t-lay', docs, { layPhrases: null });
+    expect((await store.search('t-lay', question, { k: 2 }))[0]?.docId).toBe('l-2');
+    // A vocabulary that changes re-indexes the documents it touches, and only those.
+    const vocabulary = { osteoarthritis: ['knees grind and creak', 'stiff achy joints in the morning'] };
+    expect(await store.ingest('t-lay', docs, { layPhrases: vocabulary })).toMatchObject({ updated: 1, unchanged: 1 });
+    const hits = await store.search('t-lay', question, { k: 2 });
+    expect(hits[0]?.docId).toBe('l-1');
+    // Found by the phrase, answered from the page's own text; the document keeps its own synonyms.
+    const answer = composeAnswer(question, hits, { maxChars: 306, minConfidence: 0 });
+    expect(answer?.citations[0]?.docId).toBe('l-1');
+    expect(answer?.text).not.toMatch(/creak|grind/);
+    const { rows } = await db.pool.query<{ synonyms: string[] }>("SELECT synonyms FROM medical_answers_docs WHERE tenant_id = 't-lay' AND doc_id = 'l-1'");
+    expect(rows[0]?.synonyms).toEqual(['OA']);
+    // Matched by a synonym as well as by the title.
+    expect(layPhrasesFor({ title: 'Degenerative joint disease', synonyms: ['Osteoarthritis'] }, vocabulary)).toEqual(vocabulary.osteoarthritis);
+    // The built-in vocabulary is the default (it has both topics).
+    expect(layPhrasesFor({ title: "Crohn's Disease" }, BUILT_IN_LAY_PHRASES).length).toBeGreaterThan(0);
+    expect(await store.ingest('t-lay', docs)).toMatchObject({ updated: 2 });
+    await store.eraseTenant('t-lay');
   });
 
   it('finds a page by a misspelt word and by two words its title writes as one', async () => {

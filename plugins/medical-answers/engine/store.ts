@@ -24,6 +24,7 @@ import type { RecursiveCharacterTextSplitter } from '@langchain/textsplitters';
 import { inTransaction, type Migration } from 'parley';
 import type { CorpusDoc, Hit } from './types.js';
 import { LocalEmbeddings, type LocalEmbeddingsJSON } from './embedder.js';
+import { BUILT_IN_LAY_PHRASES, layPhrasesFor, type LayVocabulary } from './lay.js';
 import { answerHeadings, docTerms, FAMILY_LETTERS, headingsFor, parseQuery, sectionsOf, stem, STOP_WORDS, words, type ParsedQuery } from './text.js';
 
 export type RetrievalMode = 'hybrid' | 'lexical';
@@ -41,6 +42,11 @@ export interface IngestOptions {
   embedderName?: string;
   onProgress?: (p: IngestProgress) => void;
   signal?: AbortSignal;
+  /**
+   * Lay phrases indexed with each document's synonyms, by topic title (lay.ts); default: the engine's
+   * built-in vocabulary; `null`: none.
+   */
+  layPhrases?: LayVocabulary | null;
   /** Documents written per transaction (default 60); each batch is durable on its own, so an interrupted ingest resumes after it. */
   batchSize?: number;
 }
@@ -191,8 +197,10 @@ export function medicalMigrations(): Migration[] {
 interface DocTerms {
   /** Stemmed title terms. */
   t: string[];
-  /** Stemmed synonym terms. */
+  /** Stemmed synonym terms (the document's own). */
   s: string[];
+  /** Stemmed terms of its topic's lay phrases (lay.ts); absent in rows written before them. */
+  l?: string[];
   /** Body term frequencies. */
   b: Record<string, number>;
   /** Body length in terms. */
@@ -210,6 +218,8 @@ interface CachedDoc {
   overviewShare: number;
   title_: Map<string, number>;
   syn: Map<string, number>;
+  /** The terms of the document's own synonyms: with the title's, the words that name it (lay phrases describe it). */
+  ownSyn: Set<string>;
   body: Map<string, number>;
   titleLen: number;
   synLen: number;
@@ -262,18 +272,24 @@ interface TenantCache {
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 
-function contentHash(d: CorpusDoc): string {
-  return sha(JSON.stringify([d.title, d.url ?? null, d.source ?? null, d.text, d.synonyms ?? [], d.collection ?? null])).slice(0, 32);
+/** The names a document is indexed under: its own synonyms, then the lay phrases of its topic (lay.ts). */
+function indexedSynonyms(d: CorpusDoc, lay: readonly string[]): string[] {
+  return [...(d.synonyms ?? []), ...lay];
 }
 
-function termsOf(d: CorpusDoc): DocTerms {
+function contentHash(d: CorpusDoc, lay: readonly string[]): string {
+  // The lay phrases are part of what is indexed: a vocabulary that changes re-indexes the documents it touches.
+  return sha(JSON.stringify([d.title, d.url ?? null, d.source ?? null, d.text, d.synonyms ?? [], d.collection ?? null, ...(lay.length ? [lay] : [])])).slice(0, 32);
+}
+
+function termsOf(d: CorpusDoc, lay: readonly string[]): DocTerms {
   const body: Record<string, number> = {};
   const bodyTerms = docTerms(d.text);
   for (const t of bodyTerms) body[t] = (body[t] ?? 0) + 1;
   const sections = sectionsOf(d.text);
   const total = sections.reduce((n, s) => n + s.text.length, 0) || 1;
   const overview = sections.filter((s) => s.heading === 'Overview').reduce((n, s) => n + s.text.length, 0);
-  return { t: docTerms(d.title), s: docTerms((d.synonyms ?? []).join(' ; ')), b: body, n: bodyTerms.length, o: Math.round((overview / total) * 1000) / 1000 };
+  return { t: docTerms(d.title), s: docTerms((d.synonyms ?? []).join(' ; ')), ...(lay.length ? { l: docTerms(lay.join(' ; ')) } : {}), b: body, n: bodyTerms.length, o: Math.round((overview / total) * 1000) / 1000 };
 }
 
 /**
@@ -427,7 +443,10 @@ export class MedicalStore {
     progress({ phase: 'read', done: docs.length, total: docs.length });
     checkAbort();
 
-    const hashes = new Map(docs.map((d) => [d.id, contentHash(d)]));
+    const vocabulary = opts.layPhrases === null ? {} : (opts.layPhrases ?? BUILT_IN_LAY_PHRASES);
+    const lay = new Map(docs.map((d) => [d.id, layPhrasesFor(d, vocabulary)]));
+    const layOf = (d: CorpusDoc) => lay.get(d.id) ?? [];
+    const hashes = new Map(docs.map((d) => [d.id, contentHash(d, layOf(d))]));
     const { rows: existingRows } = await this.db.query<{ doc_id: string; content_hash: string; embedder: string | null }>(
       'SELECT doc_id, content_hash, embedder FROM medical_answers_docs WHERE tenant_id = $1',
       [tenantId],
@@ -456,7 +475,7 @@ export class MedicalStore {
         embedderName = rows[0].embedder;
       } else {
         progress({ phase: 'fit', done: 0, total: docs.length });
-        const local = LocalEmbeddings.fit(docs.map((d) => `${d.title}\n${(d.synonyms ?? []).join(', ')}\n${d.text}`));
+        const local = LocalEmbeddings.fit(docs.map((d) => `${d.title}\n${indexedSynonyms(d, layOf(d)).join(', ')}\n${d.text}`));
         embeddings = local;
         embedderName = local.name;
         model = local.toJSON();
@@ -507,7 +526,7 @@ export class MedicalStore {
     }
 
     // Corpus statistics for BM25F (document frequencies over title, synonyms and body).
-    const allTerms = new Map(docs.map((d) => [d.id, termsOf(d)]));
+    const allTerms = new Map(docs.map((d) => [d.id, termsOf(d, layOf(d))]));
     const stats = computeStats([...allTerms.values()]);
 
     let dims: number | null = model?.dims ?? (embeddings instanceof LocalEmbeddings ? embeddings.dims : null);
@@ -530,7 +549,7 @@ export class MedicalStore {
           embedder: effectiveEmbedder,
           headings: [...new Set(sections.map((s) => s.heading.toLowerCase()))],
           terms: allTerms.get(d.id)!,
-          synonyms_text: (d.synonyms ?? []).join(' ; '),
+          synonyms_text: indexedSynonyms(d, layOf(d)).join(' ; '),
           body: salientWords(d.text, allTerms.get(d.id)!, stats),
           sections,
         };
@@ -704,13 +723,14 @@ export class MedicalStore {
         headings: new Set(r.headings),
         overviewShare: r.terms.o ?? 0,
         title_,
-        syn: counts(r.terms.s),
+        syn: counts(synonymTerms(r.terms)),
+        ownSyn: new Set(r.terms.s),
         body,
         titleLen: r.terms.t.length,
-        synLen: r.terms.s.length,
+        synLen: synonymTerms(r.terms).length,
         bodyLen: r.terms.n,
         titleNorm: 1 - BM25.bTitle + (BM25.bTitle * r.terms.t.length) / stats.avgTitle,
-        synNorm: 1 - BM25.bTitle + (BM25.bTitle * r.terms.s.length) / stats.avgSyn,
+        synNorm: 1 - BM25.bTitle + (BM25.bTitle * synonymTerms(r.terms).length) / stats.avgSyn,
         bodyNorm: 1 - BM25.bBody + (BM25.bBody * r.terms.n) / stats.avgBody,
         titleIdfs,
         titleIdf,
@@ -1023,15 +1043,19 @@ export function matchLexemes(tsquery: string, lexemes: Map<string, string[]>, li
   return docs.size > limit ? null : [...docs];
 }
 
+/** BM25F's synonym field: the document's own synonyms and its lay phrases, one field. */
+const synonymTerms = (d: DocTerms): string[] => (d.l?.length ? [...d.s, ...d.l] : d.s);
+
 function computeStats(all: DocTerms[]): Stats {
   const df: Record<string, number> = {};
   let t = 0;
   let s = 0;
   let b = 0;
   for (const d of all) {
-    for (const term of new Set([...d.t, ...d.s, ...Object.keys(d.b)])) df[term] = (df[term] ?? 0) + 1;
+    const syn = synonymTerms(d);
+    for (const term of new Set([...d.t, ...syn, ...Object.keys(d.b)])) df[term] = (df[term] ?? 0) + 1;
     t += d.t.length;
-    s += d.s.length;
+    s += syn.length;
     b += d.n;
   }
   const n = Math.max(1, all.length);
@@ -1081,7 +1105,8 @@ function bm25f(doc: CachedDoc, q: QueryWeights): { score: number; coverage: numb
       score += weight * w * ((tf * (BM25.k1 + 1)) / (tf + BM25.k1));
       covered += weight * w;
     }
-    if (inTitle !== undefined || inSyn !== undefined) titleHit += weight * w;
+    // A lay phrase ("knees grind") describes the topic; only the title and its synonyms name it.
+    if (inTitle !== undefined || doc.ownSyn.has(term)) titleHit += weight * w;
   }
   // Title match: the fraction of the title's own (idf-weighted) terms the question names.
   let titleShare = 0;
