@@ -46,6 +46,15 @@ export async function ingestCommand(o: { configPath: string | undefined; tenantI
   const mod = (await import(specifier)) as MedicalAnswersModule;
 
   const source = mod.openCorpus(o.path);
+  // The tenant's lay phrases (its `layPhrases` setting), as the gateway indexes them at start.
+  const settings = mod.settingsSchema.safeParse(tenant.plugins['medical-answers'] ?? {});
+  let layPhrases;
+  try {
+    layPhrases = mod.layPhrasesFor(settings.success ? settings.data.layPhrases : true, dirname(loaded.source));
+  } catch (error) {
+    o.err(`tenants[${index}] (${o.tenantId}).plugins.medical-answers.layPhrases: ${(error as Error).message}\n`);
+    return 2;
+  }
   const log = createLogger(config.log.level === 'info' ? 'warn' : config.log.level);
   let db;
   try {
@@ -80,6 +89,7 @@ export async function ingestCommand(o: { configPath: string | undefined; tenantI
       total,
       ...(embeddings ? { embeddings, embedderName: `${embeddings.provider}/${embeddings.model}` } : {}),
       signal: interrupted.signal,
+      layPhrases: layPhrases.vocabulary,
       onProgress: (p) => {
         const now = Date.now();
         if (now - last < (tty ? 100 : 5_000)) return;

@@ -13,7 +13,7 @@ import { describe, expect, it } from 'vitest';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const FIXTURE = fileURLToPath(new URL('../plugins/medical-answers/test-fixtures/corpus-small.jsonl', import.meta.url));
 
-function setup() {
+function setup(medicalAnswers = '{}') {
   const dir = mkdtempSync(join(tmpdir(), 'parley-ingest-'));
   const config = join(dir, 'parley.yaml');
   writeFileSync(
@@ -28,7 +28,7 @@ function setup() {
       '    pipeline: [medical-answers]',
       '    plugins:',
       '      http: {}',
-      '      medical-answers: {}',
+      `      medical-answers: ${medicalAnswers}`,
       '  - id: plain',
       '    plugins: {}',
       '',
@@ -74,5 +74,20 @@ describe('parley ingest', () => {
     const broken = ingest(['--tenant', 'clinic', '--config', config, bad]);
     expect(broken.status).toBe(1);
     expect(broken.stderr).toMatch(/PARLEY_MEDICAL_ANSWERS_CORPUS_INVALID: Corpus .*bad\.jsonl line 2: /);
+  }, 300_000);
+
+  it("indexes the tenant's own lay phrases, re-indexes what a changed file touches, and names a bad line", () => {
+    const { dir, config } = setup('{ layPhrases: ./lay.jsonl }');
+    const lay = join(dir, 'lay.jsonl');
+    writeFileSync(lay, '{"title": "Acne", "lay": ["bumps all over my forehead"]}\n{"title": "Shingles"}\n');
+    const broken = ingest(['--tenant', 'clinic', '--config', config, FIXTURE]);
+    expect(broken.status).toBe(2);
+    expect(broken.stderr).toMatch(/tenants\[0\] \(clinic\)\.plugins\.medical-answers\.layPhrases: .*lay\.jsonl:2: lay /);
+    writeFileSync(lay, '{"title": "Acne", "lay": ["bumps all over my forehead"]}\n');
+    const lines = readFileSync(FIXTURE, 'utf8').split('\n').filter(Boolean);
+    expect(ingest(['--tenant', 'clinic', '--config', config, FIXTURE]).stdout).toContain(`${lines.length} added`);
+    // Phrases for one more topic, by a synonym of its page ("Herpes zoster" is one of Shingles'): that page only.
+    writeFileSync(lay, '{"title": "Acne", "lay": ["bumps all over my forehead"]}\n{"title": "Herpes zoster", "lay": ["band of blisters on one side"]}\n');
+    expect(ingest(['--tenant', 'clinic', '--config', config, FIXTURE]).stdout).toContain(`0 added, 1 updated, ${lines.length - 1} unchanged, 0 removed`);
   }, 300_000);
 });

@@ -15,12 +15,14 @@ import { Library, progressLine } from './library.js';
 import { ragMetrics } from './metrics.js';
 import { libraryRoutes } from './routes.js';
 import { settingsSchema } from './settings.js';
+import { layPhrasesFor, type LayPhrases } from './lay-file.js';
 import { medicalAnswersStage, STAGE } from './stage.js';
 
 export { openCorpus, CorpusError, type CorpusSource } from './corpus.js';
 export { Library, progressLine } from './library.js';
 export { MedicalStore } from './engine/store.js';
 export { settingsSchema, type MedicalAnswersSettings } from './settings.js';
+export { layPhrasesFor, readLayPhrasesFile } from './lay-file.js';
 
 export const migrations = [...MedicalStore.migrations(), ...logMigrations];
 
@@ -48,7 +50,13 @@ export default definePlugin({
 
     // A corpus that is not there fails at start, naming the tenant and key, not minutes later in a log.
     const problems: string[] = [];
+    const layPhrases = new Map<string, LayPhrases>();
     for (const { tenant, settings } of ctx.tenants()) {
+      try {
+        layPhrases.set(tenant.id, layPhrasesFor(settings.layPhrases, ctx.configDir));
+      } catch (error) {
+        problems.push(`${ctx.configPath(tenant.id)}.layPhrases: ${(error as Error).message}`);
+      }
       if (!settings.corpus) continue;
       try {
         openCorpus(resolve(ctx.configDir, settings.corpus));
@@ -101,8 +109,11 @@ export default definePlugin({
     /** Ingests a tenant's configured corpus when the library is empty or the file changed since. */
     async function ingestConfigured(tenantId: string, path: string): Promise<void> {
       const source = openCorpus(resolve(ctx.configDir, path));
+      const lay = layPhrases.get(tenantId) ?? { vocabulary: null, fingerprint: 'none' };
+      // The corpus as indexed: its files and the lay phrases its documents are indexed with.
+      const indexed = `${source.fingerprint}/lay:${lay.fingerprint}`;
       const [status, fingerprint] = await Promise.all([library.status(tenantId, true), log.sourceFingerprint(tenantId, source.path)]);
-      if (status.chunks > 0 && fingerprint === source.fingerprint) {
+      if (status.chunks > 0 && fingerprint === indexed) {
         ctx.log.info({ tenant: tenantId, docs: status.docs, chunks: status.chunks }, 'medical-answers: library loaded');
         return;
       }
@@ -114,6 +125,7 @@ export default definePlugin({
         total,
         ...(embeddings ? { embeddings, embedderName: `${embeddings.provider}/${embeddings.model}` } : {}),
         signal: stopping.signal,
+        layPhrases: lay.vocabulary,
         ...(embeddings ? { embeddings } : {}),
         onProgress: (p) => {
           if (Date.now() - lastLine < 5_000) return;
@@ -122,7 +134,7 @@ export default definePlugin({
         },
       });
       if (result === 'busy') return;
-      await log.saveSourceFingerprint(tenantId, source.path, source.fingerprint);
+      await log.saveSourceFingerprint(tenantId, source.path, indexed);
       cache.clearTenant(tenantId);
       ctx.log.info({ tenant: tenantId, ...result }, 'medical-answers: library ready');
     }

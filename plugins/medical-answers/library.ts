@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { EmbeddingsInterface } from '@langchain/core/embeddings';
 import type { MedicalStore } from './engine/store.js';
 import type { CorpusDoc } from './engine/types.js';
+import type { LayVocabulary } from './engine/lay.js';
 
 export type LibraryStatus = Awaited<ReturnType<MedicalStore['status']>>;
 
@@ -51,7 +52,7 @@ export class Library {
   async ingest(
     tenantId: string,
     docs: AsyncIterable<CorpusDoc> | Iterable<CorpusDoc>,
-    opts: { total?: number; embeddings?: EmbeddingsInterface; embedderName?: string; onProgress?: (p: IngestProgress) => void; signal?: AbortSignal } = {},
+    opts: { total?: number; embeddings?: EmbeddingsInterface; embedderName?: string; layPhrases?: LayVocabulary | null; onProgress?: (p: IngestProgress) => void; signal?: AbortSignal } = {},
   ): Promise<IngestResult | 'busy'> {
     if (this.ingesting.has(tenantId)) return 'busy';
     const progress: IngestProgress = { phase: 'reading', done: 0, total: opts.total, startedAt: new Date() };
@@ -60,6 +61,7 @@ export class Library {
       const result = await this.store.ingest(tenantId, docs, {
         ...(opts.embeddings ? { embeddings: opts.embeddings, embedderName: opts.embedderName ?? 'external' } : {}),
         ...(opts.signal ? { signal: opts.signal } : {}),
+        ...(opts.layPhrases !== undefined ? { layPhrases: opts.layPhrases } : {}),
         onProgress: (p) => {
           progress.phase = p.phase;
           progress.done = p.done;

@@ -44,6 +44,15 @@ export const settingsSchema = z.object({
    */
   minConfidence: z.number().min(0).max(1).default(0.15),
   /**
+   * Index each document with the words people use for its topic, so that a description without the
+   * medical term ("my knees grind and creak") finds the page (engine/lay.ts): `true`, the engine's
+   * built-in vocabulary (the 1,537 topics of the shipped corpus, matched by a document's title or
+   * synonym); `false`, none; a path (relative to the configuration file), a JSONL file of the
+   * deployment's own topics, `{"title": "...", "lay": ["...", ...]}` per line, added to the built-in.
+   * The phrases are never quoted in an answer. A change re-indexes the library at the next start.
+   */
+  layPhrases: z.union([z.boolean(), z.string().min(1)]).default(true),
+  /**
    * Below this confidence the message is not taken for a health question at all ("what are your
    * hours?") and passes on to later stages (keyword replies, a default reply). Below `minConfidence`
    * it also passes on when its words read as something other than a health question (the text part
