@@ -133,7 +133,7 @@ const LEXICAL_MATCHES = 800;
 const FIRST_DOC_CHUNKS = 16;
 /** HNSW returns at most hnsw.ef_search (40 by default) rows per scan. */
 const VECTOR_CHUNKS = 40;
-const BM25 = { k1: 1.2, bTitle: 0.3, bBody: 0.75, wTitle: 3, wSyn: 3, wBody: 1 };
+const BM25 = { k1: 1.2, bTitle: 0.3, bBody: 0.75, wTitle: 3, wSyn: 3, wLay: 3, wBody: 1 };
 /** Refit the local embedder when more than this share of documents is new or changed. */
 const REFIT_SHARE = 0.2;
 
@@ -217,9 +217,10 @@ interface CachedDoc {
   headings: Set<string>;
   overviewShare: number;
   title_: Map<string, number>;
+  /** The document's own synonyms' terms: with the title's, the words that name it. */
   syn: Map<string, number>;
-  /** The terms of the document's own synonyms: with the title's, the words that name it (lay phrases describe it). */
-  ownSyn: Set<string>;
+  /** Its lay phrases' terms (lay.ts): they describe the topic, they do not name it. */
+  lay: Map<string, number>;
   body: Map<string, number>;
   titleLen: number;
   synLen: number;
@@ -723,8 +724,8 @@ export class MedicalStore {
         headings: new Set(r.headings),
         overviewShare: r.terms.o ?? 0,
         title_,
-        syn: counts(synonymTerms(r.terms)),
-        ownSyn: new Set(r.terms.s),
+        syn: counts(r.terms.s),
+        lay: counts(r.terms.l ?? []),
         body,
         titleLen: r.terms.t.length,
         synLen: synonymTerms(r.terms).length,
@@ -1099,14 +1100,14 @@ function bm25f(doc: CachedDoc, q: QueryWeights): { score: number; coverage: numb
     const inSyn = doc.syn.get(term);
     const tf =
       (BM25.wTitle * (inTitle ?? 0)) / doc.titleNorm +
-      (BM25.wSyn * (inSyn ?? 0)) / doc.synNorm +
+      (BM25.wSyn * (inSyn ?? 0) + BM25.wLay * (doc.lay.get(term) ?? 0)) / doc.synNorm +
       (BM25.wBody * (doc.body.get(term) ?? 0)) / doc.bodyNorm;
     if (tf > 0) {
       score += weight * w * ((tf * (BM25.k1 + 1)) / (tf + BM25.k1));
       covered += weight * w;
     }
     // A lay phrase ("knees grind") describes the topic; only the title and its synonyms name it.
-    if (inTitle !== undefined || doc.ownSyn.has(term)) titleHit += weight * w;
+    if (inTitle !== undefined || inSyn !== undefined) titleHit += weight * w;
   }
   // Title match: the fraction of the title's own (idf-weighted) terms the question names.
   let titleShare = 0;
