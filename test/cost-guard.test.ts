@@ -108,7 +108,6 @@ async function slackSays(pattern: RegExp, timeoutMs = 5000): Promise<string> {
   }
 }
 
-/** Waits until every sent reply is metered (the kernel records `messages.out` just after the send). */
 /** Waits until every reply of the tenant is settled and metered: none still on its way (a reply settles after its response is written). */
 async function metered(t: string): Promise<void> {
   const deadline = Date.now() + 5000;

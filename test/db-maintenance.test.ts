@@ -47,6 +47,13 @@ const stats = async (): Promise<Stat[]> =>
     )
   ).rows;
 
+/**
+ * The job counts as completed once it has gone through every table, a moment after the claims table's
+ * vacuum shows in the statistics: the metrics, read until they say so.
+ */
+const JOB_DONE = /parley_jobs_completed_total\{queue="db-maintenance"\} [1-9]/;
+const jobCompleted = () => until(() => gw.metrics(), (text) => JOB_DONE.test(text));
+
 async function until<T>(read: () => Promise<T>, done: (value: T) => boolean): Promise<T> {
   let value = await read();
   for (let i = 0; i < 300 && !done(value); i++) {
@@ -94,11 +101,8 @@ describe.skipIf(skip)(`dead rows on the ${TEST_BACKEND} backend`, () => {
     expect(claims.dead).toBeLessThan(THRESHOLD);
     const inbound = (await stats()).find((s) => s.table === 'parley_inbound')!;
     expect(inbound.analyzes).toBeGreaterThan(0);
-    // The job counts as completed once it has gone through every table, a moment after the claims
-    // table's vacuum shows in the statistics: read the metrics until it has.
-    const jobDone = /parley_jobs_completed_total\{queue="db-maintenance"\} [1-9]/;
-    const metrics = await until(() => gw.metrics(), (text) => jobDone.test(text));
-    expect(metrics).toMatch(jobDone);
+    const metrics = await jobCompleted();
+    expect(metrics).toMatch(JOB_DONE);
     // How long each statement held the single session, for the operator.
     expect(metrics).toMatch(/parley_db_maintenance_seconds_count\{[^}]*table="parley_inbound_claims"[^}]*operation="vacuum"[^}]*\} [1-9]/);
     expect(metrics).toMatch(/parley_db_maintenance_seconds_count\{[^}]*table="parley_inbound"[^}]*operation="analyze"[^}]*\} [1-9]/);
@@ -140,7 +144,7 @@ describe.skipIf(skip)(`dead rows on the ${TEST_BACKEND} backend`, () => {
   // too, else the claims table grows a dead row per message without end. With autovacuum on, it does not.
   it.runIf(TEST_BACKEND === 'external')('are vacuumed by the kernel on a PostgreSQL whose autovacuum is off, and left to autovacuum otherwise', async () => {
     if (await autovacuumRuns(gw.gateway.db.pool)) {
-      expect(await gw.metrics()).not.toMatch(/parley_jobs_completed_total\{queue="db-maintenance"\} [1-9]/);
+      expect(await gw.metrics()).not.toMatch(JOB_DONE);
       return;
     }
     const claims = await until(
@@ -149,8 +153,7 @@ describe.skipIf(skip)(`dead rows on the ${TEST_BACKEND} backend`, () => {
     );
     expect(claims.vacuums).toBeGreaterThan(0);
     expect(claims.dead).toBeLessThan(THRESHOLD);
-    const jobDone = /parley_jobs_completed_total\{queue="db-maintenance"\} [1-9]/;
-    expect(await until(() => gw.metrics(), (text) => jobDone.test(text))).toMatch(jobDone);
+    expect(await jobCompleted()).toMatch(JOB_DONE);
   });
 
   // PGlite opens with its statistics counters empty (as pg_stat_reset leaves them): a table's size must

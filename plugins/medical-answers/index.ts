@@ -109,9 +109,10 @@ export default definePlugin({
     /** Ingests a tenant's configured corpus when the library is empty or the file changed since. */
     async function ingestConfigured(tenantId: string, path: string): Promise<void> {
       const source = openCorpus(resolve(ctx.configDir, path));
-      const lay = layPhrases.get(tenantId) ?? { vocabulary: null, fingerprint: 'none' };
+      // Set for every tenant, or the start failed on its `layPhrases`.
+      const lay = layPhrases.get(tenantId)!;
       // The corpus as indexed: its files and the lay phrases its documents are indexed with.
-      const indexed = `${source.fingerprint}/lay:${lay.fingerprint}`;
+      const indexed = `${source.fingerprint}/lay:${lay.fingerprint()}`;
       const [status, fingerprint] = await Promise.all([library.status(tenantId, true), log.sourceFingerprint(tenantId, source.path)]);
       if (status.chunks > 0 && fingerprint === indexed) {
         ctx.log.info({ tenant: tenantId, docs: status.docs, chunks: status.chunks }, 'medical-answers: library loaded');

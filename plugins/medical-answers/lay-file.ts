@@ -17,13 +17,15 @@ const lineSchema = z.object({
 });
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex').slice(0, 16);
-let builtInFingerprint: string | undefined;
+let builtIn: string | undefined;
+/** Hashed when a configured corpus is checked, not at every start. */
+const builtInFingerprint = () => (builtIn ??= sha(JSON.stringify(BUILT_IN_LAY_PHRASES)));
 
 export interface LayPhrases {
   /** What ingest indexes with the documents; `null`: no lay phrases. */
   vocabulary: LayVocabulary | null;
   /** Changes when the vocabulary does, so that a start re-indexes the library with it. */
-  fingerprint: string;
+  fingerprint(): string;
 }
 
 /** Reads a file of lay phrases; throws a CorpusError naming the file and line of a bad one. */
@@ -45,20 +47,20 @@ export function readLayPhrasesFile(path: string): LayVocabulary {
     }
     const row = lineSchema.safeParse(parsed);
     if (!row.success) throw new CorpusError(`${path}:${i + 1}: ${row.error.issues.map((p) => `${p.path.join('.') || 'line'} ${p.message}`).join('; ')}`);
-    const list = (out[layKey(row.data.title)] ??= []);
-    for (const phrase of row.data.lay) if (!list.includes(phrase.toLowerCase())) list.push(phrase.toLowerCase());
+    const key = layKey(row.data.title);
+    out[key] = [...new Set([...(out[key] ?? []), ...row.data.lay.map((phrase) => phrase.toLowerCase())])];
   });
   return out;
 }
 
 /** The vocabulary a `layPhrases` setting names (a file path relative to `baseDir`). */
 export function layPhrasesFor(setting: boolean | string, baseDir: string): LayPhrases {
-  if (setting === false) return { vocabulary: null, fingerprint: 'none' };
-  builtInFingerprint ??= sha(JSON.stringify(BUILT_IN_LAY_PHRASES));
+  if (setting === false) return { vocabulary: null, fingerprint: () => 'none' };
   if (setting === true) return { vocabulary: BUILT_IN_LAY_PHRASES, fingerprint: builtInFingerprint };
   const path = resolve(baseDir, setting);
   const own = readLayPhrasesFile(path);
   const merged: Record<string, readonly string[]> = { ...BUILT_IN_LAY_PHRASES };
   for (const [key, phrases] of Object.entries(own)) merged[key] = [...new Set([...(merged[key] ?? []), ...phrases])];
-  return { vocabulary: merged, fingerprint: `${builtInFingerprint}+${sha(JSON.stringify(own))}` };
+  const ownFingerprint = sha(JSON.stringify(own));
+  return { vocabulary: merged, fingerprint: () => `${builtInFingerprint()}+${ownFingerprint}` };
 }

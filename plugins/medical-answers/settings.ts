@@ -26,6 +26,15 @@ export const settingsSchema = z.object({
     .string()
     .optional()
     .transform((v) => (v?.trim() ? v.trim() : undefined)),
+  /**
+   * Index each document with the words people use for its topic, so that a description without the
+   * medical term ("my knees grind and creak") finds the page (engine/lay.ts): `true`, the engine's
+   * built-in vocabulary (the 1,537 topics of the shipped corpus, matched by a document's title or
+   * synonym); `false`, none; a path (relative to the configuration file), a JSONL file of the
+   * deployment's own topics, `{"title": "...", "lay": ["...", ...]}` per line, added to the built-in.
+   * The phrases are never quoted in an answer. A change re-indexes the library at the next start.
+   */
+  layPhrases: z.union([z.boolean(), z.string().min(1)]).default(true),
   /** Answer length by channel, in characters (SMS: 2 segments of 153 characters by default). */
   maxChars: z
     .object({
@@ -43,15 +52,6 @@ export const settingsSchema = z.object({
    * "is the flu shot free"); below 0.15 the errands answered rise fast (14 at 0.12).
    */
   minConfidence: z.number().min(0).max(1).default(0.15),
-  /**
-   * Index each document with the words people use for its topic, so that a description without the
-   * medical term ("my knees grind and creak") finds the page (engine/lay.ts): `true`, the engine's
-   * built-in vocabulary (the 1,537 topics of the shipped corpus, matched by a document's title or
-   * synonym); `false`, none; a path (relative to the configuration file), a JSONL file of the
-   * deployment's own topics, `{"title": "...", "lay": ["...", ...]}` per line, added to the built-in.
-   * The phrases are never quoted in an answer. A change re-indexes the library at the next start.
-   */
-  layPhrases: z.union([z.boolean(), z.string().min(1)]).default(true),
   /**
    * Below this confidence the message is not taken for a health question at all ("what are your
    * hours?") and passes on to later stages (keyword replies, a default reply). Below `minConfidence`
