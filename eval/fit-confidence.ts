@@ -2,7 +2,7 @@
  * Fits medical-answers' confidence (`plugins/medical-answers/engine/confidence.ts`) and writes
  * `plugins/medical-answers/engine/confidence-weights.ts`.
  *
- *   npx tsx eval/fit-confidence.ts --data-dir DIR [--write] [--test FILE ...]
+ *   npx tsx eval/fit-confidence.ts --data-dir DIR [--write] [--test FILE ...] [--min-confidence X]
  *
  * 1. The text part (`plugins/medical-answers/train/text-model.ts`): a logistic regression over the
  *    question's word stems and stem pairs, hand-written health questions (the dev set's and
@@ -14,13 +14,15 @@
  *    target "the first hit is an expected document" (0 for every off-topic text). Needs every training
  *    question searched: DIR is an embedded database with the corpus ingested as tenant `eval` (made
  *    on first use, about 20 s).
- * `--test FILE` prints, for question files, fallback and citation accuracy at the default threshold,
- * and for off-topic files how many would be answered.
+ * `--test FILE` prints, for question files, fallback and citation accuracy at the default threshold
+ * (or X), and for off-topic files how many would be answered, with the fitted and with the shipped
+ * weights.
  */
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { type ConfidenceWeights, confidenceOf, retrievalSignals } from '../plugins/medical-answers/engine/confidence.js';
+import { CONFIDENCE_WEIGHTS } from '../plugins/medical-answers/engine/confidence-weights.js';
 import type { Hit } from '../plugins/medical-answers/engine/types.js';
 import { settingsSchema } from '../plugins/medical-answers/settings.js';
 import { fitText, heldOut, readRows, rel, SETS, trainingRows } from '../plugins/medical-answers/train/text-model.js';
@@ -67,19 +69,25 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     }
     const weights: ConfidenceWeights = { text, retrieval: fitRetrieval(retrievalRows) };
     console.log(`text part: ${Object.keys(text.weights).length} features from ${rows.length} texts; retrieval part: bias ${weights.retrieval.bias}, weights ${weights.retrieval.weights.join(', ')}`);
-    const min = settingsSchema.parse({}).minConfidence;
+    const min = Number(argValues('--min-confidence')[0] ?? settingsSchema.parse({}).minConfidence);
     const tests = argValues('--test');
     const halves = ['off_topic_b.jsonl', 'off_topic_c.jsonl'].map((f) => [`sets/${f}, held-out half`, readRows(`${SETS}${f}`).filter(heldOut)] as const);
     for (const [name, test] of [...tests.map((f) => [rel(f), readRows(f)] as const), ...halves]) {
-      let answered = 0;
-      let right = 0;
+      // The fitted weights, then the shipped ones (`confidence-weights.ts` as it stands) on the same searches.
+      const answered = [0, 0];
+      const right = [0, 0];
       for (const r of test) {
         const hits = await hitsOf(r.text);
-        if (!hits[0] || confidenceOf(hits, r.text, weights) < min) continue;
-        answered++;
-        if (r.expected?.includes(hits[0].docId)) right++;
+        if (!hits[0]) continue;
+        [weights, CONFIDENCE_WEIGHTS].forEach((w, i) => {
+          if (confidenceOf(hits, r.text, w) < min) return;
+          answered[i]!++;
+          if (r.expected?.includes(hits[0]!.docId)) right[i]!++;
+        });
       }
-      console.log(test[0]?.health ? `${name}: fallback ${(1 - answered / test.length).toFixed(3)}, first cited expected ${(right / Math.max(1, answered)).toFixed(3)} (n ${test.length})` : `${name}: answered ${answered} of ${test.length}`);
+      const line = (i: number) =>
+        test[0]?.health ? `fallback ${(1 - answered[i]! / test.length).toFixed(3)}, first cited expected ${(right[i]! / Math.max(1, answered[i]!)).toFixed(3)}` : `answered ${answered[i]} of ${test.length}`;
+      console.log(`${name}: ${line(0)} (shipped weights: ${line(1)})${test[0]?.health ? ` (n ${test.length})` : ''}`);
     }
     if (process.argv.includes('--write')) {
       writeFileSync(
