@@ -50,7 +50,7 @@ export async function ingestCommand(o: { configPath: string | undefined; tenantI
   const settings = mod.settingsSchema.safeParse(tenant.plugins['medical-answers'] ?? {});
   let layPhrases;
   try {
-    layPhrases = mod.layPhrasesFor(settings.success ? settings.data.layPhrases : true, dirname(loaded.source));
+    layPhrases = mod.layPhrasesSetting(settings.success ? settings.data.layPhrases : true, dirname(loaded.source));
   } catch (error) {
     o.err(`tenants[${index}] (${o.tenantId}).plugins.medical-answers.layPhrases: ${(error as Error).message}\n`);
     return 2;

@@ -46,7 +46,8 @@ async function collect(files: string[]): Promise<Item[]> {
 
 const scoreOf = (w: readonly number[], f: readonly number[]) => f.reduce((n, x, i) => n + x * w[i]!, 0);
 
-function recallAt1(items: Item[], w: readonly number[]): number {
+/** How many of the items have an expected document ranked first by `w`. */
+function rightAt1(items: Item[], w: readonly number[]): number {
   let hit = 0;
   for (const it of items) {
     let best = -1;
@@ -57,8 +58,11 @@ function recallAt1(items: Item[], w: readonly number[]): number {
     });
     if (best >= 0 && it.good[best]) hit++;
   }
-  return hit / Math.max(1, items.length);
+  return hit;
 }
+
+const recallAt1 = (items: Item[], w: readonly number[]) => rightAt1(items, w) / Math.max(1, items.length);
+const fit = (items: Item[]) => fitListwise(items, RERANK_WEIGHTS, { l2: 0.01, epochs: 3000 });
 
 const train = argValues('--train');
 const test = argValues('--test');
@@ -68,15 +72,15 @@ if (process.argv.includes('--cv')) {
   let after = 0;
   for (const file of train) {
     const held = items.filter((it) => it.file === file && !it.templated);
-    const fold = fitListwise(items.filter((it) => it.file !== file && train.includes(it.file)), RERANK_WEIGHTS, { l2: 0.01, epochs: 3000 });
-    const [b, a] = [recallAt1(held, RERANK_WEIGHTS), recallAt1(held, fold)].map((r) => Math.round(r * held.length));
-    before += b!;
-    after += a!;
+    const fold = fit(items.filter((it) => it.file !== file && train.includes(it.file)));
+    const [b, a] = [rightAt1(held, RERANK_WEIGHTS), rightAt1(held, fold)];
+    before += b;
+    after += a;
     console.log(`cv ${file.split('/').pop()} hand-written (${held.length}): right at rank 1 current ${b}, fitted without it ${a}`);
   }
   console.log(`cv all: current ${before}, fitted ${after}`);
 }
-const w = fitListwise(items.filter((it) => train.includes(it.file)), RERANK_WEIGHTS, { l2: 0.01, epochs: 3000 });
+const w = fit(items.filter((it) => train.includes(it.file)));
 console.log(`features ${RERANK_FEATURES.join(', ')}`);
 console.log(`current ${RERANK_WEIGHTS.join(', ')}`);
 console.log(`fitted  ${w.join(', ')}`);

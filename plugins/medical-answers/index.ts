@@ -15,14 +15,14 @@ import { Library, progressLine } from './library.js';
 import { ragMetrics } from './metrics.js';
 import { libraryRoutes } from './routes.js';
 import { settingsSchema } from './settings.js';
-import { layPhrasesFor, type LayPhrases } from './lay-file.js';
+import { layPhrasesSetting, type LayPhrases } from './lay-file.js';
 import { medicalAnswersStage, STAGE } from './stage.js';
 
 export { openCorpus, CorpusError, type CorpusSource } from './corpus.js';
 export { Library, progressLine } from './library.js';
 export { MedicalStore } from './engine/store.js';
 export { settingsSchema, type MedicalAnswersSettings } from './settings.js';
-export { layPhrasesFor, readLayPhrasesFile } from './lay-file.js';
+export { layPhrasesSetting, readLayPhrasesFile } from './lay-file.js';
 
 export const migrations = [...MedicalStore.migrations(), ...logMigrations];
 
@@ -53,7 +53,7 @@ export default definePlugin({
     const layPhrases = new Map<string, LayPhrases>();
     for (const { tenant, settings } of ctx.tenants()) {
       try {
-        layPhrases.set(tenant.id, layPhrasesFor(settings.layPhrases, ctx.configDir));
+        layPhrases.set(tenant.id, layPhrasesSetting(settings.layPhrases, ctx.configDir));
       } catch (error) {
         problems.push(`${ctx.configPath(tenant.id)}.layPhrases: ${(error as Error).message}`);
       }
@@ -127,7 +127,6 @@ export default definePlugin({
         ...(embeddings ? { embeddings, embedderName: `${embeddings.provider}/${embeddings.model}` } : {}),
         signal: stopping.signal,
         layPhrases: lay.vocabulary,
-        ...(embeddings ? { embeddings } : {}),
         onProgress: (p) => {
           if (Date.now() - lastLine < 5_000) return;
           lastLine = Date.now();

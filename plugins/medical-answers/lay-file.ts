@@ -54,7 +54,7 @@ export function readLayPhrasesFile(path: string): LayVocabulary {
 }
 
 /** The vocabulary a `layPhrases` setting names (a file path relative to `baseDir`). */
-export function layPhrasesFor(setting: boolean | string, baseDir: string): LayPhrases {
+export function layPhrasesSetting(setting: boolean | string, baseDir: string): LayPhrases {
   if (setting === false) return { vocabulary: null, fingerprint: () => 'none' };
   if (setting === true) return { vocabulary: BUILT_IN_LAY_PHRASES, fingerprint: builtInFingerprint };
   const path = resolve(baseDir, setting);

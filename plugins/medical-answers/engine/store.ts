@@ -716,6 +716,7 @@ export class MedicalStore {
       const titleIdfs = [...title_.keys()].map((term) => [term, idf(stats, term)] as [string, number]);
       let titleIdf = 0;
       for (const [, w] of titleIdfs) titleIdf += w;
+      const synLen = synonymTerms(r.terms).length;
       docs.set(r.doc_id, {
         docId: r.doc_id,
         title: r.title,
@@ -728,10 +729,10 @@ export class MedicalStore {
         lay: counts(r.terms.l ?? []),
         body,
         titleLen: r.terms.t.length,
-        synLen: synonymTerms(r.terms).length,
+        synLen,
         bodyLen: r.terms.n,
         titleNorm: 1 - BM25.bTitle + (BM25.bTitle * r.terms.t.length) / stats.avgTitle,
-        synNorm: 1 - BM25.bTitle + (BM25.bTitle * synonymTerms(r.terms).length) / stats.avgSyn,
+        synNorm: 1 - BM25.bTitle + (BM25.bTitle * synLen) / stats.avgSyn,
         bodyNorm: 1 - BM25.bBody + (BM25.bBody * r.terms.n) / stats.avgBody,
         titleIdfs,
         titleIdf,
