@@ -25,8 +25,19 @@ describe('medical-answers confidence', () => {
   });
 
   it('reads a lone candidate as no evidence of a margin (lexical-only search over a small library)', () => {
-    expect(retrievalSignals([hit({})], 'what are your opening times?')[2]).toBe(0.5);
-    expect(retrievalSignals([hit({}), hit({ docId: 'd2', score: 15 })], 'what are your opening times?')[2]).toBe(0.5);
-    expect(retrievalSignals([hit({}), hit({ docId: 'd2', score: 3 })], 'what are your opening times?')[2]).toBeCloseTo(0.9);
+    const margin = (hits: Hit[]) => {
+      const [, bm25f, backed] = retrievalSignals(hits, 'what are your opening times?');
+      return backed! / bm25f!;
+    };
+    expect(margin([hit({})])).toBe(0.5);
+    expect(margin([hit({}), hit({ docId: 'd2', score: 15 })])).toBe(0.5);
+    expect(margin([hit({}), hit({ docId: 'd2', score: 3 })])).toBeCloseTo(0.9);
+  });
+
+  it("counts a margin only as far as the top page's own match backs it", () => {
+    const strong = retrievalSignals([hit({ bm25f: 32 }), hit({ docId: 'd2', score: 15 })], 'is pinkeye contagious');
+    const stray = retrievalSignals([hit({ bm25f: 4 }), hit({ docId: 'd2', score: 15 })], 'what are your opening times?');
+    expect(strong[2]).toBeCloseTo(0.5 * 0.8);
+    expect(stray[2]).toBeCloseTo(0.5 * 0.1);
   });
 });

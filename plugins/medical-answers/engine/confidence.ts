@@ -1,6 +1,6 @@
 /**
  * How sure an answer is, in [0, 1]: a logistic model over the search's own signals (how fully the
- * question names the top page's title, its score and margin over the runner-up, how much of the
+ * question names the top page's title, its BM25F and its margin over the runner-up, how much of the
  * question it covers, whether the two retrievers agree) and one signal from the question's words:
  * whether it reads like a health question at all ("what number is normal for triglycerides") or like
  * the other things people text a clinic ("can i move my appt to thurs", "is my refill ready"). The
@@ -21,7 +21,7 @@ export interface ConfidenceWeights {
   retrieval: { bias: number; weights: number[] };
 }
 
-export const RETRIEVAL_SIGNALS = ['titleMatch', 'score', 'margin', 'coverage', 'lexicalFirst', 'vectorTop3', 'healthText'] as const;
+export const RETRIEVAL_SIGNALS = ['titleMatch', 'bm25f', 'marginByBm25f', 'coverage', 'lexicalFirst', 'vectorTop3', 'healthText'] as const;
 
 /** The question's features for the text part: word stems and adjacent pairs (function words kept: "can i", "my appt"). */
 export function questionFeatures(question: string): string[] {
@@ -51,10 +51,16 @@ export function retrievalSignals(hits: readonly Hit[], question: string, weights
   // A lone candidate (lexical-only search over a small library: one page holds the one word that
   // matched, "opening") says nothing about how clearly it beats the rest: its margin counts as even.
   const margin = !hits[1] ? 0.5 : top.score > 0 ? Math.max(0, (top.score - hits[1].score) / top.score) : 0;
+  // The top page's BM25F, not its ranking score: that score's scale moves whenever the ranking's
+  // weights are refitted, and the confidence would silently mean something else.
+  const bm25f = Math.min(Math.max(top.bm25f ?? top.score, 0), 40) / 40;
   return [
     top.titleMatch ?? 0.5,
-    Math.min(Math.max(top.score, 0), 40) / 40,
-    margin,
+    bm25f,
+    // The margin counts as far as the page's own match backs it. In a library of a few dozen pages a
+    // stray word ("opening") finds one page and beats the rest by a wide margin; over 1,710 pages the
+    // same word finds many, and only a real match stands out.
+    margin * bm25f,
     top.coverage ?? 0.5,
     top.lexicalRank === 1 ? 1 : 0,
     top.vectorRank !== null && top.vectorRank <= 3 ? 1 : 0,

@@ -91,9 +91,10 @@ export interface SearchOptions {
 /**
  * The features each fused candidate is ranked by, in the order of `RERANK_WEIGHTS`: BM25F, title match,
  * full title named, section fit, reciprocal-rank fusion (×60, so about 0–2), query coverage, 1/rank in
- * the lexical list and in the vector list (0 when absent). The weights were set by hand on the dev set;
- * `eval/fit-rerank.ts` fits them, and a fit on 2026-12-02 (with passage-level features too) did not
- * beat them on questions written that day (eval/README.md).
+ * the lexical list and in the vector list (0 when absent). Fitted by `eval/fit-rerank.ts` on twelve
+ * files of questions (2026-12-03, with the lay phrases indexed): each file left out in turn, 1,033 of
+ * 1,634 hand-written questions right at rank 1 against 999 with the earlier hand-set weights
+ * (1, 8, 6, 3, 1, 0, 0, 0); eval/README.md.
  */
 export const RERANK_FEATURES = ['bm25f', 'titleMatch', 'fullTitle', 'sectionFit', 'rrf', 'coverage', 'lexicalRecip', 'vectorRecip'] as const;
 
@@ -103,8 +104,8 @@ const CHUNK_OVERLAP = 150;
 const DOC_BATCH = 60;
 const CANDIDATES = 60;
 const RRF_K = 60;
-/** Weights of `RERANK_FEATURES` (a question that names every word of a document's title, "ear infection", is about that topic). */
-export const RERANK_WEIGHTS = [1, 8, 6, 3, 1, 0, 0, 0];
+/** Weights of `RERANK_FEATURES`. The confidence reads the top page's BM25F, not this score, so a refit does not move it. */
+export const RERANK_WEIGHTS = [0.39, 7, 1.49, 1.06, 1.27, -0.15, 0.19, 0.46];
 /**
  * A summary page (one Overview, the consumer pages' form) that speaks of what a typed question asks
  * ("High blood pressure usually has no symptoms") answers it nearly as well as a page with that section.
@@ -819,7 +820,7 @@ export class MedicalStore {
       cands.set(docId, c);
     });
     const wanted = headingsFor(parsed.type);
-    const scored: { docId: string; score: number; coverage: number; titleMatch: number; lex: number | null; vec: number | null }[] = [];
+    const scored: { docId: string; score: number; bm25f: number; coverage: number; titleMatch: number; lex: number | null; vec: number | null }[] = [];
     const explained: { docId: string; features: number[] }[] = [];
     for (const [docId, c] of cands) {
       const doc = cache.docs.get(docId);
@@ -831,7 +832,7 @@ export class MedicalStore {
       const features = [bm, titleMatch, fullTitle, sectionFit, RRF_K * c.rrf, coverage, c.lex ? 1 / c.lex : 0, c.vec ? 1 / c.vec : 0];
       let score = 0;
       for (let i = 0; i < features.length; i++) score += RERANK_WEIGHTS[i]! * features[i]!;
-      scored.push({ docId, score, coverage, titleMatch, lex: c.lex, vec: c.vec });
+      scored.push({ docId, score, bm25f: bm, coverage, titleMatch, lex: c.lex, vec: c.vec });
       if (opts.onCandidates) explained.push({ docId, features });
     }
     opts.onCandidates?.(explained);
@@ -903,6 +904,7 @@ export class MedicalStore {
         section: c.section,
         text: textOf.get(c.chunkId) ?? '',
         score: t.score,
+        bm25f: t.bm25f,
         lexicalRank: t.lex,
         vectorRank: t.vec,
         coverage: t.coverage,
