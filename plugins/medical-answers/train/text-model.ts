@@ -4,7 +4,7 @@
  * which needs a searched corpus, is fitted by `eval/fit-confidence.ts`, which writes both.
  */
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { type ConfidenceWeights, questionFeatures } from '../engine/confidence.js';
 
@@ -33,8 +33,16 @@ export function readRows(path: string): TextRow[] {
   });
 }
 
+/**
+ * The confidence's sets, named. The `questions_t*` files (2026-12-03) train the answer composer only:
+ * with their 600 health questions in the confidence's fit as well, the held-out errands answered rose
+ * 10 → 26 and 1 → 19 (and 13 and 3 with the errands weighed up to their earlier share), so they stay
+ * out until as many more errands are written to balance them (README.md).
+ */
+export const CONFIDENCE_SETS = ['off_topic_a.jsonl', 'off_topic_b.jsonl', 'off_topic_c.jsonl', 'questions_a.jsonl', 'questions_b.jsonl'];
+
 export function trainingRows(): TextRow[] {
-  const files = [`${ROOT}corpora/medquad/dev_eval.jsonl`, ...readdirSync(SETS).filter((f) => f.endsWith('.jsonl')).sort().map((f) => `${SETS}${f}`)];
+  const files = [`${ROOT}corpora/medquad/dev_eval.jsonl`, ...CONFIDENCE_SETS.map((f) => `${SETS}${f}`)];
   return files.flatMap(readRows).filter((r) => !heldOut(r));
 }
 
