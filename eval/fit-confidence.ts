@@ -8,7 +8,8 @@
  *    question's word stems and stem pairs, hand-written health questions (the dev set's and
  *    `train/sets/questions_a` / `_b`) against texts that are not health questions
  *    (`train/sets/off_topic_*.jsonl`, except the half of `off_topic_b` and `_c` kept for testing, by a
- *    hash of the id): the files `CONFIDENCE_SETS` names (text-model.ts says why not the others). Deterministic (`confidence.test.ts` refits it and compares).
+ *    hash of the id): the files `CONFIDENCE_SETS` names (text-model.ts says why not the others).
+ *    Deterministic (`confidence.test.ts` refits it and compares).
  * 2. The retrieval part: a logistic regression over the top hit's signals and the text part's logit
  *    (5-fold cross-validated for the training rows, so it is not trusted more than it deserves),
  *    target "the first hit is an expected document" (0 for every off-topic text). Needs every training

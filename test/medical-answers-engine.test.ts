@@ -214,14 +214,14 @@ describe.skipIf(skip)(`medical-answers engine on the ${TEST_BACKEND} backend`, (
     // The agency a page credits is not part of the list that ends the page.
     expect(unitsOf('To keep mosquitoes out: - Use screens - Close unscreened doors and windows NIH: National Institute of Allergy and Infectious Diseases').at(-1)).toEqual({ text: 'To keep mosquitoes out:', items: ['Use screens', 'Close unscreened doors and windows'] });
     const text = 'Frostnip is a mild cold injury. If help is far away, here are steps to take: - Get into a warm room as soon as you can - Do not walk on numb feet unless you must - Put the numb area in warm water for twenty minutes - Warm it with body heat, for example in an armpit - Do not rub the area with snow or massage it - Do not use a heating pad or a stove to warm it.';
-    const hit: Hit = { docId: 'x', chunkId: 'x-0', title: 'Frostnip', url: null, source: null, section: 'Overview', text, score: 30, lexicalRank: 1, vectorRank: 1, coverage: 1, titleMatch: 1, sections: [{ heading: 'Overview', text }] };
+    const hit: Hit = { docId: 'x', chunkId: 'x-0', title: 'Frostnip', url: null, source: null, section: 'Overview', text, score: 30, bm25f: 30, lexicalRank: 1, vectorRank: 1, coverage: 1, titleMatch: 1, sections: [{ heading: 'Overview', text }] };
     const reply = composeAnswer('my fingers went numb in the cold, should i rub them with snow', [hit], { maxChars: 200, minConfidence: 0 })!.text;
     expect(reply).toContain('Do not rub the area with snow or massage it');
     expect(reply).toMatch(/^If help is far away, here are steps to take: Get into a warm room/);
   });
 
   it('answers who gets it and how serious it is, in the words of the page rather than the question', () => {
-    const hit = (title: string, text: string): Hit => ({ docId: 'x', chunkId: 'x-0', title, url: null, source: null, section: 'Overview', text, score: 30, lexicalRank: 1, vectorRank: 1, coverage: 1, titleMatch: 1, sections: [{ heading: 'Overview', text }] });
+    const hit = (title: string, text: string): Hit => ({ docId: 'x', chunkId: 'x-0', title, url: null, source: null, section: 'Overview', text, score: 30, bm25f: 30, lexicalRank: 1, vectorRank: 1, coverage: 1, titleMatch: 1, sections: [{ heading: 'Overview', text }] });
     const depression = hit('Depression', 'Depression is a serious medical illness. It causes sadness that lasts for weeks. Depression can happen at any age, but it often begins in teens and young adults. Treatment works for most people.');
     // "teenagers" and "teens" are one family the stemmer keeps apart; "can teenagers get" asks who gets it.
     expect(composeAnswer('can teenagers get depression or is it a grown up thing', [depression], { maxChars: 160, minConfidence: 0 })!.text.split('\n')[0]).toMatch(/^Depression can happen at any age/);
@@ -238,7 +238,7 @@ describe.skipIf(skip)(`medical-answers engine on the ${TEST_BACKEND} backend`, (
   });
 
   it('answers what age and whether it is inherited in the words of the page, over a sentence that merely holds a number', () => {
-    const hit = (title: string, text: string): Hit => ({ docId: 'x', chunkId: 'x-0', title, url: null, source: null, section: 'Overview', text, score: 30, lexicalRank: 1, vectorRank: 1, coverage: 1, titleMatch: 1, sections: [{ heading: 'Overview', text }] });
+    const hit = (title: string, text: string): Hit => ({ docId: 'x', chunkId: 'x-0', title, url: null, source: null, section: 'Overview', text, score: 30, bm25f: 30, lexicalRank: 1, vectorRank: 1, coverage: 1, titleMatch: 1, sections: [{ heading: 'Overview', text }] });
     const first = (q: string, h: Hit) => composeAnswer(q, [h], { maxChars: 110, minConfidence: 0 })!.text.split('\n')[0];
     const shingles = hit('Shingles', 'Shingles is a disease caused by the same virus that causes chickenpox. About 1 in 3 people will get shingles. It is most common in older adults. A vaccine can lower your risk.');
     expect(first('what age do people usually get shingles', shingles)).toMatch(/^It is most common in older adults/);
@@ -427,7 +427,7 @@ describe('the source line within the budget', () => {
   const title = 'Monogenic Forms of Diabetes: Neonatal Diabetes Mellitus and Maturity-onset Diabetes of the Young';
   const longUrl = 'http://www.niddk.nih.gov/health-information/health-topics/Diabetes/monogenic-forms-diabetes-neonatal-diabetes-mellitus-maturity-onset-diabetes-young/Pages/index.aspx';
   const text = 'NDM is a monogenic form of diabetes that occurs in the first 6 months of life. It is a rare condition occurring in only one in 100,000 to 500,000 live births. Specific genes that can cause NDM have been identified.';
-  const page = (url: string | null): Hit => ({ docId: 'niddk-0000049', chunkId: 'c', title, url, source: null, section: 'Overview', text, score: 30, lexicalRank: 1, vectorRank: 1, coverage: 1, titleMatch: 1, sections: [{ heading: 'Overview', text }] });
+  const page = (url: string | null): Hit => ({ docId: 'niddk-0000049', chunkId: 'c', title, url, source: null, section: 'Overview', text, score: 30, bm25f: 30, lexicalRank: 1, vectorRank: 1, coverage: 1, titleMatch: 1, sections: [{ heading: 'Overview', text }] });
 
   it('keeps a short source whole, and shortens a long one to the title\'s main part, then drops a link that leaves no room', () => {
     expect(sourceLine({ title: 'A1C', url: 'https://www.nlm.nih.gov/medlineplus/a1c.html' }, 286)).toBe('Source: A1C https://www.nlm.nih.gov/medlineplus/a1c.html');

@@ -29,7 +29,7 @@ describe('learned word pairs of the answer composer', () => {
 
   it('scores a unit by the pairs it makes with the question, so an answer in other words than the question leads', () => {
     const text = 'Addison disease is a disorder of the adrenal glands. Lab tests can confirm that you have Addison disease. You will need to take hormone pills for the rest of your life.';
-    const hit: Hit = { docId: 'x', chunkId: 'x-0', title: 'Addison Disease', url: null, source: null, section: 'Overview', text, score: 30, lexicalRank: 1, vectorRank: 1, coverage: 1, titleMatch: 1, sections: [{ heading: 'Overview', text }] };
+    const hit: Hit = { docId: 'x', chunkId: 'x-0', title: 'Addison Disease', url: null, source: null, section: 'Overview', text, score: 30, bm25f: 30, lexicalRank: 1, vectorRank: 1, coverage: 1, titleMatch: 1, sections: [{ heading: 'Overview', text }] };
     const question = 'my sister has addison disease, will she need meds indefinitely';
     const table = parsePairs('indefinit life 1.5\nindefinit rest 0.5');
     const { units, questionStems } = answerUnits(question, hit, 200, [], table);

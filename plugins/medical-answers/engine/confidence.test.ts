@@ -4,7 +4,7 @@ import { CONFIDENCE_WEIGHTS } from './confidence-weights.js';
 import { confidenceOf, healthLogit, retrievalSignals } from './confidence.js';
 import type { Hit } from './types.js';
 
-const hit = (over: Partial<Hit>): Hit => ({ docId: 'd1', chunkId: 'c1', title: 'Pinkeye', url: null, source: null, section: 'Overview', text: '', score: 30, lexicalRank: 1, vectorRank: 1, coverage: 0.6, titleMatch: 0, ...over });
+const hit = (over: Partial<Hit>): Hit => ({ docId: 'd1', chunkId: 'c1', title: 'Pinkeye', url: null, source: null, section: 'Overview', text: '', score: 30, bm25f: 30, lexicalRank: 1, vectorRank: 1, coverage: 0.6, titleMatch: 0, ...over });
 
 describe('medical-answers confidence', () => {
   it('ships the text part its training sets give (refit after changing them: train/README.md)', () => {

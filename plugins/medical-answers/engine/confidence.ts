@@ -53,7 +53,7 @@ export function retrievalSignals(hits: readonly Hit[], question: string, weights
   const margin = !hits[1] ? 0.5 : top.score > 0 ? Math.max(0, (top.score - hits[1].score) / top.score) : 0;
   // The top page's BM25F, not its ranking score: that score's scale moves whenever the ranking's
   // weights are refitted, and the confidence would silently mean something else.
-  const bm25f = Math.min(Math.max(top.bm25f ?? top.score, 0), 40) / 40;
+  const bm25f = Math.min(Math.max(top.bm25f, 0), 40) / 40;
   return [
     top.titleMatch ?? 0.5,
     bm25f,

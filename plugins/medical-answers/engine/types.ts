@@ -27,7 +27,7 @@ export interface Hit {
    * The document's BM25F for the question (title and synonyms boosted), on its own scale: unlike `score`
    * it does not move when the ranking's weights are refitted, so the confidence model reads it.
    */
-  bm25f?: number;
+  bm25f: number;
   /** 1-based rank in the full-text candidate list, null when full-text search did not return it. */
   lexicalRank: number | null;
   /** 1-based rank in the vector candidate list, null when not returned (or lexical-only mode). */
