@@ -14,8 +14,8 @@ import { readCorpus } from './medical-answers.js';
 /** Every value given after `flag` on the command line (`--test A --test B`). */
 export const argValues = (flag: string): string[] => process.argv.slice(2).flatMap((a, i, all) => (a === flag && all[i + 1] ? [all[i + 1]!] : []));
 
-/** The store over DIR, made and ingested with the shared corpus on first use (about 20 s). */
-export async function openStore(dataDir: string): Promise<{ store: MedicalStore; close: () => Promise<void> }> {
+/** The store over DIR, made and ingested with the shared corpus (or CORPUS, a JSONL file of its pages) on first use (about 20 s). */
+export async function openStore(dataDir: string, corpus = fileURLToPath(new URL('../corpora/medquad/corpus.jsonl', import.meta.url))): Promise<{ store: MedicalStore; close: () => Promise<void> }> {
   const fresh = !existsSync(dataDir);
   mkdirSync(dataDir, { recursive: true });
   const log = pino({ level: 'warn' });
@@ -24,7 +24,7 @@ export async function openStore(dataDir: string): Promise<{ store: MedicalStore;
   await applyMigrations(db.pool, 'medical-answers', MedicalStore.migrations());
   const store = new MedicalStore(db.pool, { log });
   await store.init({});
-  if (fresh) await store.ingest('eval', readCorpus(fileURLToPath(new URL('../corpora/medquad/corpus.jsonl', import.meta.url))));
+  if (fresh) await store.ingest('eval', readCorpus(corpus));
   return { store, close: () => db.close() };
 }
 

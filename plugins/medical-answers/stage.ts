@@ -9,7 +9,7 @@ import type { StageContext, StageDefinition } from 'parley';
 import { AnswerCache, type CachedAnswer } from './cache.js';
 import type { AnswerLog } from './answer-log.js';
 import { condenseQuery } from './condense.js';
-import { healthLogit } from './engine/confidence.js';
+import { confidenceParts } from './engine/confidence.js';
 import { applyRedactions, composeAnswer, DEFAULT_REDACTIONS, GSM_LOOKALIKES } from './engine/answer.js';
 import type { Hit } from './engine/types.js';
 import type { Library } from './library.js';
@@ -125,8 +125,8 @@ export function medicalAnswersStage(deps: StageDeps): StageDefinition<MedicalAns
         const confidence = extractive?.confidence ?? 0;
         metrics.confidence.observe({ tenant: tenant.id }, confidence);
         // Not taken for a health question: too little found, or not sure of the answer and the words
-        // read as something else ("what are your opening times?", "can i move my appt").
-        if (!extractive || confidence < settings.passBelow || (confidence < settings.minConfidence && healthLogit(question) < 0)) {
+        // more likely something else ("what are your opening times?", "can i move my appt").
+        if (!extractive || confidence < settings.passBelow || (confidence < settings.minConfidence && confidenceParts(hits, question).health < 0.5)) {
           await record('passed', { followUp });
           await next();
           if (stage.replies.length === 0 && settings.offTopicReply) stage.reply(settings.offTopicReply);

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { fitText, trainingRows } from '../train/text-model.js';
 import { CONFIDENCE_WEIGHTS } from './confidence-weights.js';
-import { confidenceOf, healthLogit, retrievalSignals } from './confidence.js';
+import { confidenceOf, confidenceParts, healthLogit, retrievalSignals } from './confidence.js';
 import type { Hit } from './types.js';
+import { settingsSchema } from '../settings.js';
 
 const hit = (over: Partial<Hit>): Hit => ({ docId: 'd1', chunkId: 'c1', title: 'Pinkeye', url: null, source: null, section: 'Overview', text: '', score: 30, bm25f: 30, lexicalRank: 1, vectorRank: 1, coverage: 0.6, titleMatch: 0, ...over });
 
@@ -24,9 +25,20 @@ describe('medical-answers confidence', () => {
     expect(confidenceOf([], 'anything')).toBe(0);
   });
 
+  it('gives an errand that names a page little confidence however well the page matches (a product, not a sum)', () => {
+    const strong = [hit({ titleMatch: 1, bm25f: 40, coverage: 1 }), hit({ docId: 'd2', score: 5, bm25f: 5, lexicalRank: 2, vectorRank: 3 })];
+    const errand = 'is my lisinopril refill ready for pickup at the pharmacy';
+    const question = 'can lisinopril give you a dry cough';
+    expect(confidenceParts(strong, errand).retrieval).toBe(confidenceParts(strong, question).retrieval);
+    expect(confidenceParts(strong, errand).retrieval).toBeGreaterThan(0.9);
+    expect(confidenceOf(strong, errand)).toBeLessThan(settingsSchema.parse({}).minConfidence);
+    expect(confidenceOf(strong, question)).toBeGreaterThan(settingsSchema.parse({}).minConfidence);
+    expect(confidenceParts([], question).retrieval).toBe(0);
+  });
+
   it('reads a lone candidate as no evidence of a margin (lexical-only search over a small library)', () => {
     const margin = (hits: Hit[]) => {
-      const [, bm25f, backed] = retrievalSignals(hits, 'what are your opening times?');
+      const [, bm25f, backed] = retrievalSignals(hits);
       return backed! / bm25f!;
     };
     expect(margin([hit({})])).toBe(0.5);
@@ -35,8 +47,8 @@ describe('medical-answers confidence', () => {
   });
 
   it("counts a margin only as far as the top page's own match backs it", () => {
-    const strong = retrievalSignals([hit({ bm25f: 32 }), hit({ docId: 'd2', score: 15 })], 'is pinkeye contagious');
-    const stray = retrievalSignals([hit({ bm25f: 4 }), hit({ docId: 'd2', score: 15 })], 'what are your opening times?');
+    const strong = retrievalSignals([hit({ bm25f: 32 }), hit({ docId: 'd2', score: 15 })]);
+    const stray = retrievalSignals([hit({ bm25f: 4 }), hit({ docId: 'd2', score: 15 })]);
     expect(strong[2]).toBeCloseTo(0.5 * 0.8);
     expect(stray[2]).toBeCloseTo(0.5 * 0.1);
   });

@@ -1,27 +1,39 @@
 /**
- * How sure an answer is, in [0, 1]: a logistic model over the search's own signals (how fully the
- * question names the top page's title, its BM25F and its margin over the runner-up, how much of the
- * question it covers, whether the two retrievers agree) and one signal from the question's words:
- * whether it reads like a health question at all ("what number is normal for triglycerides") or like
- * the other things people text a clinic ("can i move my appt to thurs", "is my refill ready"). The
- * search signals alone could not tell a question that does not name its condition ("my daughters eye
- * is red and goopy") from a text that is not a health question: both name no title.
+ * How sure an answer is, in [0, 1]: the chance that the text is a health question at all, times the
+ * chance that the top page answers it if it is one.
  *
- * Both parts are fitted by `eval/fit-confidence.ts` (deterministic; the text part is checked by a
- * test that refits it) and ship in `confidence-weights.ts`.
+ * - The first factor reads the question's words only: whether it reads like a health question ("what
+ *   number is normal for triglycerides") or like the other things people text a clinic ("can i move my
+ *   appt to thurs", "is my refill ready", "do you take medicaid"). The search signals alone could not
+ *   tell a question that does not name its condition ("my daughters eye is red and goopy") from a text
+ *   that is not a health question: both name no title.
+ * - The second factor is a logistic model over the search's own signals: how fully the question names
+ *   the top page's title, its BM25F and its margin over the runner-up, how much of the question it
+ *   covers, whether the two retrievers agree.
+ *
+ * A product, not one sum: an errand that names a page's title ("do you accept medicaid" finds
+ * Medicaid) has no chance of being answered right however well the page matches, and a sum let a
+ * strong match outvote the words (eval/README.md, 2026-12-03, fifth session).
+ *
+ * Fitted by `eval/fit-confidence.ts` (deterministic; the text part is checked by a test that refits
+ * it) and shipped in `confidence-weights.ts`.
  */
 import type { Hit } from './types.js';
 import { CONFIDENCE_WEIGHTS } from './confidence-weights.js';
 import { normalise, stem } from './text.js';
 
 export interface ConfidenceWeights {
-  /** The question's words: stem and stem-pair features → weight; `bias` first. */
+  /** The question's words: stem and stem-pair features → weight; `bias` first (`healthLogit`). */
   text: { bias: number; weights: Record<string, number> };
-  /** Over `RETRIEVAL_SIGNALS` and the text part's logit (scaled by 1/4). */
+  /** The chance that a text is a health question: sigmoid(scale × healthLogit + bias). */
+  health: { scale: number; bias: number };
+  /** The chance that the top page answers a health question: a logistic model over `RETRIEVAL_SIGNALS`. */
   retrieval: { bias: number; weights: number[] };
 }
 
-export const RETRIEVAL_SIGNALS = ['titleMatch', 'bm25f', 'marginByBm25f', 'coverage', 'lexicalFirst', 'vectorTop3', 'healthText'] as const;
+export const RETRIEVAL_SIGNALS = ['titleMatch', 'bm25f', 'marginByBm25f', 'coverage', 'lexicalFirst', 'vectorTop3'] as const;
+
+const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
 
 /** The question's features for the text part: word stems and adjacent pairs (function words kept: "can i", "my appt"). */
 export function questionFeatures(question: string): string[] {
@@ -39,14 +51,14 @@ export function questionFeatures(question: string): string[] {
   return [...out];
 }
 
-/** Log-odds that a text is a health question (not scheduling, billing, chit-chat). */
-export function healthLogit(question: string, weights: ConfidenceWeights = CONFIDENCE_WEIGHTS): number {
+/** Log-odds that a text is a health question (not scheduling, billing, chit-chat), health questions and the rest weighing the same. */
+export function healthLogit(question: string, weights: Pick<ConfidenceWeights, 'text'> = CONFIDENCE_WEIGHTS): number {
   let z = weights.text.bias;
   for (const f of questionFeatures(question)) z += weights.text.weights[f] ?? 0;
   return z;
 }
 
-export function retrievalSignals(hits: readonly Hit[], question: string, weights: ConfidenceWeights = CONFIDENCE_WEIGHTS): number[] {
+export function retrievalSignals(hits: readonly Hit[]): number[] {
   const top = hits[0]!;
   // A lone candidate (lexical-only search over a small library: one page holds the one word that
   // matched, "opening") says nothing about how clearly it beats the rest: its margin counts as even.
@@ -64,14 +76,19 @@ export function retrievalSignals(hits: readonly Hit[], question: string, weights
     top.coverage ?? 0.5,
     top.lexicalRank === 1 ? 1 : 0,
     top.vectorRank !== null && top.vectorRank <= 3 ? 1 : 0,
-    Math.max(-3, Math.min(3, healthLogit(question, weights) / 4)),
   ];
+}
+
+/** The two factors: the chance that the text is a health question, and that the top page answers it if so. */
+export function confidenceParts(hits: readonly Hit[], question: string, weights: ConfidenceWeights = CONFIDENCE_WEIGHTS): { health: number; retrieval: number } {
+  let z = weights.retrieval.bias;
+  if (hits[0]) retrievalSignals(hits).forEach((x, i) => (z += weights.retrieval.weights[i]! * x));
+  else z = -Infinity;
+  return { health: sigmoid(weights.health.scale * healthLogit(question, weights) + weights.health.bias), retrieval: sigmoid(z) };
 }
 
 export function confidenceOf(hits: readonly Hit[], question: string, weights: ConfidenceWeights = CONFIDENCE_WEIGHTS): number {
   if (!hits[0]) return 0;
-  const x = retrievalSignals(hits, question, weights);
-  let z = weights.retrieval.bias;
-  for (let i = 0; i < x.length; i++) z += weights.retrieval.weights[i]! * x[i]!;
-  return Math.round((1 / (1 + Math.exp(-z))) * 1000) / 1000;
+  const { health, retrieval } = confidenceParts(hits, question, weights);
+  return Math.round(health * retrieval * 1000) / 1000;
 }
