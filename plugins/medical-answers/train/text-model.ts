@@ -57,6 +57,7 @@ export const CONFIDENCE_SETS = [
   'questions_t6.jsonl',
   'health_texts_a.jsonl',
   'health_texts_b.jsonl',
+  'health_texts_c.jsonl',
 ];
 
 export function trainingRows(): TextRow[] {
