@@ -28,10 +28,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ConfidenceWeights, confidenceOf, healthLogit, retrievalSignals } from '../plugins/medical-answers/engine/confidence.js';
 import { CONFIDENCE_WEIGHTS } from '../plugins/medical-answers/engine/confidence-weights.js';
+import type { MedicalStore } from '../plugins/medical-answers/engine/store.js';
 import type { Hit } from '../plugins/medical-answers/engine/types.js';
 import { settingsSchema } from '../plugins/medical-answers/settings.js';
 import { fitText, heldOut, readRows, rel, SETS, type TextRow, trainingRows } from '../plugins/medical-answers/train/text-model.js';
-import { argValues, openStore } from './fitting.js';
+import { argValues, CORPUS, openStore } from './fitting.js';
 
 const OUT = fileURLToPath(new URL('../plugins/medical-answers/engine/confidence-weights.ts', import.meta.url));
 
@@ -87,6 +88,21 @@ const TEST_LIBRARY = new Set(['A1C', 'Anemia', 'Asthma', 'Chickenpox', 'Depressi
 const SMALL_LIBRARY_PAGES = 30;
 
 /**
+ * The training rows searched in STORE, as rows of the product's fit. A health question without its
+ * expected pages (`health_texts_*`) teaches the text part only, and is left out.
+ */
+async function searchedRows(store: MedicalStore, rows: readonly TextRow[], logit: (r: TextRow) => number, weightOf: (r: TextRow) => number): Promise<ProductRow[]> {
+  const out: ProductRow[] = [];
+  for (const r of rows) {
+    if (r.health && !r.expected) continue;
+    const hits = await store.search('eval', r.text, { k: 10 });
+    if (!hits[0]) continue;
+    out.push({ x: retrievalSignals(hits), g: logit(r), health: r.health === 1, y: r.expected?.includes(hits[0].docId) ? 1 : 0, weight: weightOf(r) });
+  }
+  return out;
+}
+
+/**
  * The same training rows searched in a library of 30 pages, for the deployments that ingest a few dozen
  * pages of their own: there a stray word ("opening") finds one page that beats the rest, signals the
  * full corpus never shows. The pages: those the training questions expect, ordered by a hash of their
@@ -94,8 +110,7 @@ const SMALL_LIBRARY_PAGES = 30;
  * page is in the library 1, one whose page is not (it should get the fallback there) a quarter.
  */
 async function smallLibraryRows(dataDir: string, rows: readonly TextRow[], logit: (r: TextRow) => number): Promise<ProductRow[]> {
-  const corpusFile = fileURLToPath(new URL('../corpora/medquad/corpus.jsonl', import.meta.url));
-  const pages = readFileSync(corpusFile, 'utf8').split('\n').filter(Boolean).map((line) => ({ line, ...(JSON.parse(line) as { id: string; title: string }) }));
+  const pages = readFileSync(CORPUS, 'utf8').split('\n').filter(Boolean).map((line) => ({ line, ...(JSON.parse(line) as { id: string; title: string }) }));
   const expected = new Set(rows.filter((r) => r.weight === 1).flatMap((r) => r.expected ?? []));
   const hash = (id: string) => createHash('sha256').update(`small:${id}`).digest('hex');
   const picked = pages.filter((p) => expected.has(p.id) && !TEST_LIBRARY.has(p.title)).sort((a, b) => hash(a.id).localeCompare(hash(b.id))).slice(0, SMALL_LIBRARY_PAGES);
@@ -104,16 +119,7 @@ async function smallLibraryRows(dataDir: string, rows: readonly TextRow[], logit
   writeFileSync(file, `${picked.map((p) => p.line).join('\n')}\n`);
   const { store, close } = await openStore(`${dataDir}-small-${createHash('sha256').update([...ids].join()).digest('hex').slice(0, 8)}`, file);
   try {
-    const out: ProductRow[] = [];
-    for (const r of rows) {
-      if (r.health && !r.expected) continue;
-      const hits = await store.search('eval', r.text, { k: 10 });
-      if (!hits[0]) continue;
-      const inLibrary = !!r.expected?.some((id) => ids.has(id));
-      const weight = !r.health ? 0.5 : inLibrary ? r.weight : r.weight / 4;
-      out.push({ x: retrievalSignals(hits), g: logit(r), health: r.health === 1, y: r.expected?.includes(hits[0].docId) ? 1 : 0, weight });
-    }
-    return out;
+    return await searchedRows(store, rows, logit, (r) => (!r.health ? 0.5 : r.expected?.some((id) => ids.has(id)) ? r.weight : r.weight / 4));
   } finally {
     await close();
     unlinkSync(file);
@@ -132,16 +138,8 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const { store, close } = await openStore(dataDir);
   try {
     const hitsOf = async (text: string): Promise<Hit[]> => store.search('eval', text, { k: 10 });
-    const retrievalRows: ProductRow[] = [];
-    for (const r of rows) {
-      // A health question without its expected pages (`health_texts_*`) teaches the text part only.
-      if (r.health && !r.expected) continue;
-      const hits = await hitsOf(r.text);
-      if (!hits[0]) continue;
-      const g = healthLogit(r.text, { text: cvText.get(String(fold(r.id)))! });
-      retrievalRows.push({ x: retrievalSignals(hits), g, health: r.health === 1, y: r.expected ? (r.expected.includes(hits[0].docId) ? 1 : 0) : 0, weight: r.weight });
-    }
-    retrievalRows.push(...(await smallLibraryRows(dataDir, rows, (r) => healthLogit(r.text, { text: cvText.get(String(fold(r.id)))! }))));
+    const cvLogit = (r: TextRow) => healthLogit(r.text, { text: cvText.get(String(fold(r.id)))! });
+    const retrievalRows = [...(await searchedRows(store, rows, cvLogit, (r) => r.weight)), ...(await smallLibraryRows(dataDir, rows, cvLogit))];
     const weights: ConfidenceWeights = { text, ...fitProduct(retrievalRows) };
     console.log(`text part: ${Object.keys(text.weights).length} features from ${rows.length} texts; retrieval part: bias ${weights.retrieval.bias}, weights ${weights.retrieval.weights.join(', ')}; health factor: scale ${weights.health.scale}, bias ${weights.health.bias}`);
     const min = Number(argValues('--min-confidence')[0] ?? settingsSchema.parse({}).minConfidence);
@@ -155,12 +153,14 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
       const right = [0, 0];
       for (const r of test) {
         const hits = await hitsOf(r.text);
-        if (r.weight === 1) pooled.push({ health: r.health === 1, right: !!hits[0] && !!r.expected?.includes(hits[0].docId), c: [confidenceOf(hits, r.text, weights), confidenceOf(hits, r.text, CONFIDENCE_WEIGHTS)] });
+        const isRight = !!hits[0] && !!r.expected?.includes(hits[0].docId);
+        const c: [number, number] = [confidenceOf(hits, r.text, weights), confidenceOf(hits, r.text, CONFIDENCE_WEIGHTS)];
+        if (r.weight === 1) pooled.push({ health: r.health === 1, right: isRight, c });
         if (!hits[0]) continue;
-        [weights, CONFIDENCE_WEIGHTS].forEach((w, i) => {
-          if (confidenceOf(hits, r.text, w) < min) return;
+        c.forEach((ci, i) => {
+          if (ci < min) return;
           answered[i]!++;
-          if (r.expected?.includes(hits[0]!.docId)) right[i]!++;
+          if (isRight) right[i]!++;
         });
       }
       const line = (i: number) =>

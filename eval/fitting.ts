@@ -14,8 +14,11 @@ import { readCorpus } from './medical-answers.js';
 /** Every value given after `flag` on the command line (`--test A --test B`). */
 export const argValues = (flag: string): string[] => process.argv.slice(2).flatMap((a, i, all) => (a === flag && all[i + 1] ? [all[i + 1]!] : []));
 
-/** The store over DIR, made and ingested with the shared corpus (or CORPUS, a JSONL file of its pages) on first use (about 20 s). */
-export async function openStore(dataDir: string, corpus = fileURLToPath(new URL('../corpora/medquad/corpus.jsonl', import.meta.url))): Promise<{ store: MedicalStore; close: () => Promise<void> }> {
+/** The shared corpus, a JSONL file of its pages. */
+export const CORPUS = fileURLToPath(new URL('../corpora/medquad/corpus.jsonl', import.meta.url));
+
+/** The store over DIR, made and ingested with CORPUS (the shared one unless given) on first use (about 20 s). */
+export async function openStore(dataDir: string, corpus = CORPUS): Promise<{ store: MedicalStore; close: () => Promise<void> }> {
   const fresh = !existsSync(dataDir);
   mkdirSync(dataDir, { recursive: true });
   const log = pino({ level: 'warn' });

@@ -81,10 +81,10 @@ export function retrievalSignals(hits: readonly Hit[]): number[] {
 
 /** The two factors: the chance that the text is a health question, and that the top page answers it if so. */
 export function confidenceParts(hits: readonly Hit[], question: string, weights: ConfidenceWeights = CONFIDENCE_WEIGHTS): { health: number; retrieval: number } {
-  let z = weights.retrieval.bias;
-  if (hits[0]) retrievalSignals(hits).forEach((x, i) => (z += weights.retrieval.weights[i]! * x));
-  else z = -Infinity;
-  return { health: sigmoid(weights.health.scale * healthLogit(question, weights) + weights.health.bias), retrieval: sigmoid(z) };
+  const health = sigmoid(weights.health.scale * healthLogit(question, weights) + weights.health.bias);
+  if (!hits[0]) return { health, retrieval: 0 };
+  const z = retrievalSignals(hits).reduce((sum, x, i) => sum + weights.retrieval.weights[i]! * x, weights.retrieval.bias);
+  return { health, retrieval: sigmoid(z) };
 }
 
 export function confidenceOf(hits: readonly Hit[], question: string, weights: ConfidenceWeights = CONFIDENCE_WEIGHTS): number {
