@@ -59,7 +59,11 @@ beforeAll(async () => {
         {
           id: 'clinic', apiKeys: [KEYS.clinic], pipeline,
           plugins: {
-            http: {}, 'crisis-guard': {}, 'keyword-replies': keywords, 'medical-answers': { corpus, redactions: [{ pattern: 'emergency room', replacement: 'emergency department' }] },
+            http: {}, 'crisis-guard': {}, 'keyword-replies': keywords, 'medical-answers': {
+              corpus,
+              redactions: [{ pattern: 'emergency room', replacement: 'emergency department' }],
+              errands: { replies: { refill: 'For refills, call the pharmacy line at 555-0100.', message: 'Thanks, your message is with the care team.' }, handoff: ['message'] },
+            },
             'twilio-voice': { accountSid: VOICE.accountSid, authToken: VOICE.authToken, numbers: [VOICE.number] },
           },
         },
@@ -159,6 +163,21 @@ describe('other messages', () => {
     const r = await ask('clinic', '+15557770007', 'what are your opening times?');
     expect(r.replies.map((x) => x.text)).toEqual(['We are open 8 to 6.']);
     expect(await annotation('clinic', r.message.id)).toMatchObject({ outcome: 'passed' });
+  });
+
+  it("answer a clinic errand in the tenant's words, and hand a message for the care team to a person", async () => {
+    const refill = await ask('clinic', '+15557770021', 'can you send a refill of my metformin to the cvs on main st');
+    expect(refill.replies.map((x) => x.text)).toEqual(['For refills, call the pharmacy line at 555-0100.']);
+    expect(await annotation('clinic', refill.message.id)).toMatchObject({ outcome: 'passed', errand: 'refill' });
+    const message = await ask('clinic', '+15557770022', 'can you ask the nurse to call me back today');
+    expect(message.replies.map((x) => x.text)).toEqual(['Thanks, your message is with the care team.']);
+    expect(await annotation('clinic', message.message.id)).toMatchObject({ outcome: 'passed', errand: 'message' });
+    const handoff = await gw.request('GET', `/v1/tenants/clinic/conversations/${message.message.conversationId}/handoff`, { key: KEYS.clinic });
+    expect(handoff.body.handoff).toMatchObject({ state: 'human' });
+    // An errand the tenant has no reply for, answered by no later stage, is left to the default (silence here).
+    const billing = await ask('clinic', '+15557770023', 'can i pay my bill online');
+    expect(billing.replies).toEqual([]);
+    expect(await annotation('clinic', billing.message.id)).toMatchObject({ outcome: 'passed', errand: 'billing' });
   });
 
   it('never answer a person in danger with a search result', async () => {

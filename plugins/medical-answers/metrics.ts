@@ -6,6 +6,7 @@ export type QueryOutcome = 'answered' | 'fallback' | 'crisis' | 'passed' | 'load
 export function ragMetrics(metrics: PluginMetrics, collectChunks: (set: (tenant: string, chunks: number) => void) => Promise<void>) {
   return {
     queries: metrics.counter({ name: 'parley_rag_queries_total', help: 'Messages medical-answers saw, by tenant and outcome (answered, fallback, crisis, passed: not a health question, loading: index not ready)', labelNames: ['tenant', 'outcome'] as const }),
+    errands: metrics.counter({ name: 'parley_rag_errands_total', help: 'Messages medical-answers passed on as not a health question, by tenant and the errand they read as (appointment, refill, results, billing, service, message, social; unknown: no errand likely enough)', labelNames: ['tenant', 'intent'] as const }),
     retrieval: metrics.histogram({ name: 'parley_rag_retrieval_duration_seconds', help: 'Hybrid retrieval time per question', labelNames: ['tenant'] as const, buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1] }),
     answer: metrics.histogram({ name: 'parley_rag_answer_duration_seconds', help: 'Time from question to answer text, by answerer (extractive, model)', labelNames: ['tenant', 'answerer'] as const, buckets: [0.002, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 20] }),
     confidence: metrics.histogram({ name: 'parley_rag_confidence', help: 'Confidence of the best answer per question (0..1)', labelNames: ['tenant'] as const, buckets: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1] }),

@@ -10,6 +10,7 @@ import { AnswerCache, type CachedAnswer } from './cache.js';
 import type { AnswerLog } from './answer-log.js';
 import { condenseQuery } from './condense.js';
 import { confidenceParts } from './engine/confidence.js';
+import { errandIntent } from './engine/errands.js';
 import { applyRedactions, composeAnswer, DEFAULT_REDACTIONS, GSM_LOOKALIKES } from './engine/answer.js';
 import type { Hit } from './engine/types.js';
 import type { Library } from './library.js';
@@ -62,9 +63,9 @@ export function medicalAnswersStage(deps: StageDeps): StageDefinition<MedicalAns
     name: STAGE,
     async handle(stage, next) {
       const { tenant, message, settings } = stage;
-      const record = (outcome: QueryOutcome, extra: Partial<{ answer: CachedAnswer; followUp: boolean; cached: boolean }> = {}) => {
+      const record = (outcome: QueryOutcome, extra: Partial<{ answer: CachedAnswer; followUp: boolean; cached: boolean; errand: string }> = {}) => {
         metrics.queries.inc({ tenant: tenant.id, outcome });
-        stage.annotate(STAGE, { outcome, confidence: extra.answer?.confidence ?? null, citations: extra.answer?.citations ?? [], answerer: extra.answer?.answerer ?? null });
+        stage.annotate(STAGE, { outcome, confidence: extra.answer?.confidence ?? null, citations: extra.answer?.citations ?? [], answerer: extra.answer?.answerer ?? null, ...(extra.errand ? { errand: extra.errand } : {}) });
         return deps.log.record({
           tenantId: tenant.id,
           messageId: message.id,
@@ -127,9 +128,18 @@ export function medicalAnswersStage(deps: StageDeps): StageDefinition<MedicalAns
         // Not taken for a health question: too little found, or not sure of the answer and the words
         // more likely something else ("what are your opening times?", "can i move my appt").
         if (!extractive || confidence < settings.passBelow || (confidence < settings.minConfidence && confidenceParts(hits, question).health < 0.5)) {
-          await record('passed', { followUp });
+          // Which errand it is, if any is likely enough: later stages read it in the annotation, and
+          // the tenant's reply for it is sent when none of them answers.
+          const read = errandIntent(question);
+          const errand = read.probability >= settings.errands.minProbability ? read.intent : null;
+          metrics.errands.inc({ tenant: tenant.id, intent: errand ?? 'unknown' });
+          await record('passed', { followUp, errand: errand ?? 'unknown' });
           await next();
-          if (stage.replies.length === 0 && settings.offTopicReply) stage.reply(settings.offTopicReply);
+          if (stage.replies.length === 0) {
+            const reply = (errand && settings.errands.replies[errand]) || settings.offTopicReply;
+            if (reply) stage.reply(reply);
+          }
+          if (errand && settings.errands.handoff.includes(errand) && stage.conversation.handoff !== 'human') stage.handoff('human', `medical-answers: ${errand} errand`);
           return;
         }
         const unsure = confidence < settings.minConfidence;

@@ -73,15 +73,20 @@ export function trainingRows(): TextRow[] {
  */
 export const TEMPLATED_TEXT_WEIGHT = 0.5;
 
-/** The text part: weighted L2 logistic regression over `questionFeatures`, features seen at least twice. */
-export function fitText(allRows: readonly TextRow[], epochs = 400, templatedWeight = TEMPLATED_TEXT_WEIGHT): ConfidenceWeights['text'] {
-  const rows = allRows.map((r) => (r.weight === 1 ? r : { ...r, weight: templatedWeight })).filter((r) => r.weight > 0);
-  const feats = rows.map((r) => questionFeatures(r.text));
+/** The `questionFeatures` of texts seen in at least two of them (sorted), and each text's as indices into that list. */
+export function indexFeatures(texts: readonly string[]): { names: string[]; X: number[][] } {
+  const feats = texts.map(questionFeatures);
   const counts = new Map<string, number>();
   for (const fs of feats) for (const f of fs) counts.set(f, (counts.get(f) ?? 0) + 1);
   const names = [...counts].filter(([, n]) => n >= 2).map(([f]) => f).sort();
   const index = new Map(names.map((f, i) => [f, i]));
-  const X = feats.map((fs) => fs.map((f) => index.get(f)).filter((i): i is number => i !== undefined));
+  return { names, X: feats.map((fs) => fs.map((f) => index.get(f)).filter((i): i is number => i !== undefined)) };
+}
+
+/** The text part: weighted L2 logistic regression over `questionFeatures`, features seen at least twice. */
+export function fitText(allRows: readonly TextRow[], epochs = 400, templatedWeight = TEMPLATED_TEXT_WEIGHT): ConfidenceWeights['text'] {
+  const rows = allRows.map((r) => (r.weight === 1 ? r : { ...r, weight: templatedWeight })).filter((r) => r.weight > 0);
+  const { names, X } = indexFeatures(rows.map((r) => r.text));
   // Health questions and the rest weigh the same in total.
   const pos = rows.reduce((n, r) => n + (r.health ? r.weight : 0), 0);
   const neg = rows.reduce((n, r) => n + (r.health ? 0 : r.weight), 0);
