@@ -178,6 +178,13 @@ describe('other messages', () => {
     const billing = await ask('clinic', '+15557770023', 'can i pay my bill online');
     expect(billing.replies).toEqual([]);
     expect(await annotation('clinic', billing.message.id)).toMatchObject({ outcome: 'passed', errand: 'billing' });
+    // The answer log keeps the errand (no text): operators list a kind of errand and see last week's counts.
+    const refills = await gw.request('GET', '/v1/tenants/clinic/medical-answers/answers?errand=refill', { key: KEYS.clinic });
+    expect(refills.body.answers.map((a: { messageId: string }) => a.messageId)).toEqual([refill.message.id]);
+    expect(refills.body.answers[0]).toMatchObject({ outcome: 'passed', errand: 'refill' });
+    expect((await gw.request('GET', '/v1/tenants/clinic/medical-answers/answers?errand=refills', { key: KEYS.clinic })).status).toBe(400);
+    const status = (await gw.request('GET', '/v1/tenants/clinic/medical-answers', { key: KEYS.clinic })).body;
+    expect(status.errandsLast7Days).toMatchObject({ refill: 1, message: 1, billing: 1 });
   });
 
   it('never answer a person in danger with a search result', async () => {

@@ -1,21 +1,23 @@
 /**
  * Admin routes (tenant key or operator key):
  * `GET /v1/tenants/:tenant/medical-answers` the library's state (documents, chunks, retrieval mode,
- * corpus version, ingest progress, last error, outcomes of the last 7 days);
+ * corpus version, ingest progress, last error, outcomes and errands of the last 7 days);
  * `POST /v1/tenants/:tenant/medical-answers/search` `{ query, k? }` what retrieval finds, for checking a
  * library without texting it;
- * `GET /v1/tenants/:tenant/medical-answers/answers?limit&cursor&outcome` the answer log (no texts), paged with `next`.
+ * `GET /v1/tenants/:tenant/medical-answers/answers?limit&cursor&outcome&errand` the answer log (no texts), paged with `next`.
  */
 import type { Router } from 'express';
 import { z } from 'zod';
 import { NextPage, TimeIdKey, badRequest, notFound, pageOf, pageQuery, param, readCursor, type RouteHelpers } from 'parley';
 import type { AnswerLog } from './answer-log.js';
+import { ERRAND_INTENTS } from './engine/errands.js';
 import type { Library } from './library.js';
 
 const searchBody = z.object({ query: z.string().trim().min(1).max(1000), k: z.number().int().min(1).max(50).default(5) });
 const listQuery = pageQuery({ maxLimit: 200 }).extend({
   before: z.coerce.date().optional().meta({ type: 'string', format: 'date-time', description: 'Old way of paging (use `cursor`): only entries older than this time' }),
   outcome: z.enum(['answered', 'fallback', 'crisis', 'passed', 'loading']).optional(),
+  errand: z.enum([...ERRAND_INTENTS, 'unknown']).optional().meta({ description: 'Only messages passed on as this errand (engine/errands.ts), or `unknown`: no errand likely enough' }),
 });
 
 const at = z.iso.datetime({ offset: true });
@@ -38,10 +40,11 @@ const LibraryState = z
     ingest: z.looseObject({ phase: z.string(), done: z.number(), total: z.number().optional(), startedAt: at }).nullable().describe('An ingest in progress'),
     lastError: z.object({ at, message: z.string() }).nullable(),
     last7Days: z.record(z.string(), z.number().int()).describe('Answers by outcome over the last 7 days'),
+    errandsLast7Days: z.record(z.string(), z.number().int()).describe('Messages passed on as not a health question over the last 7 days, by the errand they read as (`unknown`: none likely enough)'),
   })
   .describe('Documents, chunks, retrieval mode and corpus version, with ingest progress and recent outcomes');
 const Answer = z
-  .looseObject({ messageId: z.string(), conversationId: z.string().nullable(), outcome: z.string(), answerer: z.string().nullable(), confidence: z.number().nullable(), docIds: z.array(z.string()).nullable(), at })
+  .looseObject({ messageId: z.string(), conversationId: z.string().nullable(), outcome: z.string(), answerer: z.string().nullable(), confidence: z.number().nullable(), docIds: z.array(z.string()).nullable(), errand: z.string().nullable().describe('For a message passed on: the errand it read as, or `unknown`'), at })
   .meta({ id: 'MedicalAnswerLogEntry', description: 'One answered (or not) message: no texts' });
 const notEnabled = { code: 'PARLEY_NOT_FOUND', status: 404, description: 'medical-answers is not enabled for the tenant' } as const;
 
@@ -65,8 +68,8 @@ export function libraryRoutes(deps: { library: Library; log: AnswerLog; enabled(
       },
       async (req, res) => {
         const tenantId = tenantOf(req);
-        const [status, last7Days] = await Promise.all([library.status(tenantId, true), deps.log.summary(tenantId, 7)]);
-        res.set('cache-control', 'no-store').json({ ...status, ingest: library.progress(tenantId) ?? null, lastError: library.error(tenantId) ?? null, last7Days });
+        const [status, recent] = await Promise.all([library.status(tenantId, true), deps.log.summary(tenantId, 7)]);
+        res.set('cache-control', 'no-store').json({ ...status, ingest: library.progress(tenantId) ?? null, lastError: library.error(tenantId) ?? null, last7Days: recent.outcomes, errandsLast7Days: recent.errands });
       },
     );
     route(
@@ -113,7 +116,7 @@ export function libraryRoutes(deps: { library: Library; log: AnswerLog; enabled(
       async (req, res) => {
         const tenantId = tenantOf(req);
         const query = listQuery.safeParse(req.query);
-        if (!query.success) throw badRequest('Query must be ?limit=1..200&cursor=<from next>&outcome=answered|fallback|crisis|passed|loading (or the old before=<ISO date>)');
+        if (!query.success) throw badRequest(`Query must be ?limit=1..200&cursor=<from next>&outcome=answered|fallback|crisis|passed|loading&errand=${[...ERRAND_INTENTS, 'unknown'].join('|')} (or the old before=<ISO date>)`);
         const after = query.data.cursor ? readCursor('medical-answers', query.data.cursor, TimeIdKey) : null;
         const { items, next } = pageOf(req, 'medical-answers', await deps.log.list(tenantId, { ...query.data, limit: query.data.limit + 1, after }), query.data.limit, (a) => [a.sortAt, a.messageId]);
         res.set('cache-control', 'no-store').json({ answers: items.map(({ sortAt: _, ...a }) => a), next });

@@ -76,6 +76,7 @@ export function medicalAnswersStage(deps: StageDeps): StageDefinition<MedicalAns
           docIds: extra.answer?.citations.map((c) => c.docId) ?? [],
           followUp: extra.followUp ?? false,
           cached: extra.cached ?? false,
+          errand: extra.errand ?? null,
         });
       };
 
