@@ -14,7 +14,7 @@ import { startTestGateway, type TestGateway } from 'parley/testing';
 
 const CORPUS = new URL('../../corpora/medquad/corpus.jsonl', import.meta.url);
 const TITLES = new Set(['A1C', 'Anemia', 'Asthma', 'Chickenpox', 'Depression', 'Diabetes', 'Flu', 'Food Allergy', 'Headache', 'Heart Attack', 'High Blood Pressure', 'Insomnia', 'Kidney Stones', 'Migraine', 'Osteoporosis', 'Pneumonia', 'Shingles', 'Stroke', 'Suicide']);
-const KEYS = { clinic: 'key-clinic-medical-0123456789', strict: 'key-strict-medical-0123456789', other: 'key-other-medical-0123456789', operator: 'key-operator-medical-0123456789' };
+const KEYS = { clinic: 'key-clinic-medical-0123456789', strict: 'key-strict-medical-0123456789', other: 'key-other-medical-0123456789', empty: 'key-empty-medical-0123456789', operator: 'key-operator-medical-0123456789' };
 
 function fixtureCorpus(): string {
   const seen = new Set<string>();
@@ -72,6 +72,11 @@ beforeAll(async () => {
           plugins: { http: {}, 'crisis-guard': {}, 'keyword-replies': keywords, 'medical-answers': { corpus, minConfidence: 1, passBelow: 0, handoffWhenUnsure: true, fallbackReply: 'Not sure; a nurse will text you.' } },
         },
         { id: 'other', apiKeys: [KEYS.other], pipeline: ['keyword-replies'], plugins: { http: {}, 'keyword-replies': keywords } },
+        {
+          // No library yet (no corpus configured, nothing ingested): errands still get their replies.
+          id: 'empty', apiKeys: [KEYS.empty], pipeline,
+          plugins: { http: {}, 'crisis-guard': {}, 'keyword-replies': keywords, 'medical-answers': { offTopicReply: 'I can answer health questions once my library is loaded.', errands: { replies: { refill: 'For refills, call the pharmacy line at 555-0100.' } } } },
+        },
       ],
     },
   });
@@ -79,8 +84,8 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(() => gw?.stop({ cleanup: true }));
 
-const ask = (tenant: 'clinic' | 'strict', from: string, text: string) => gw.send(tenant, { from, text }, KEYS[tenant]);
-const annotation = async (tenant: 'clinic' | 'strict', id: string) => (await gw.request('GET', `/v1/tenants/${tenant}/messages/${id}`, { key: KEYS[tenant] })).body.message.annotations['medical-answers'];
+const ask = (tenant: 'clinic' | 'strict' | 'empty', from: string, text: string) => gw.send(tenant, { from, text }, KEYS[tenant]);
+const annotation = async (tenant: 'clinic' | 'strict' | 'empty', id: string) => (await gw.request('GET', `/v1/tenants/${tenant}/messages/${id}`, { key: KEYS[tenant] })).body.message.annotations['medical-answers'];
 
 describe('the library', () => {
   it('is ingested at start and shown in /readyz and the status route', async () => {
@@ -185,6 +190,13 @@ describe('other messages', () => {
     expect((await gw.request('GET', '/v1/tenants/clinic/medical-answers/answers?errand=refills', { key: KEYS.clinic })).status).toBe(400);
     const status = (await gw.request('GET', '/v1/tenants/clinic/medical-answers', { key: KEYS.clinic })).body;
     expect(status.errandsLast7Days).toMatchObject({ refill: 1, message: 1, billing: 1 });
+  });
+
+  it('answer an errand by its words alone when the tenant has no library yet', async () => {
+    const refill = await ask('empty', '+15557770024', 'can you send a refill of my metformin to the cvs on main st');
+    expect(refill.replies.map((x) => x.text)).toEqual(['For refills, call the pharmacy line at 555-0100.']);
+    const question = await ask('empty', '+15557770025', 'whats a normal a1c number?');
+    expect(question.replies.map((x) => x.text)).toEqual(['I can answer health questions once my library is loaded.']);
   });
 
   it('never answer a person in danger with a search result', async () => {

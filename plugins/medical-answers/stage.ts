@@ -10,7 +10,7 @@ import { AnswerCache, type CachedAnswer } from './cache.js';
 import type { AnswerLog } from './answer-log.js';
 import { condenseQuery } from './condense.js';
 import { confidenceParts } from './engine/confidence.js';
-import { errandIntent } from './engine/errands.js';
+import { errandIntent, type ErrandIntent } from './engine/errands.js';
 import { applyRedactions, composeAnswer, DEFAULT_REDACTIONS, GSM_LOOKALIKES } from './engine/answer.js';
 import type { Hit } from './engine/types.js';
 import type { Library } from './library.js';
@@ -89,14 +89,29 @@ export function medicalAnswersStage(deps: StageDeps): StageDefinition<MedicalAns
       if (!question) return next();
 
       const status = await library.status(tenant.id);
+      // Which errand a message that is not a health question is, when one is likely enough: later stages
+      // read it in the annotation, and the tenant's reply for it is sent when none of them answers.
+      const errandOf = (): ErrandIntent | null => {
+        const read = errandIntent(question);
+        const errand = read.probability >= settings.errands.minProbability ? read.intent : null;
+        metrics.errands.inc({ tenant: tenant.id, intent: errand ?? 'unknown' });
+        return errand;
+      };
+      /** After later stages: the errand's reply (else `otherwise`) when none answered; a person for the errands the tenant hands over. */
+      const settleErrand = (errand: ErrandIntent | null, otherwise: string | undefined) => {
+        const reply = (errand && settings.errands.replies[errand]) || otherwise;
+        if (stage.replies.length === 0 && reply) stage.reply(reply);
+        if (errand && settings.errands.handoff.includes(errand) && stage.conversation.handoff !== 'human') stage.handoff('human', `medical-answers: ${errand} errand`);
+      };
+
       if (status.chunks === 0) {
-        // Later stages (keyword replies) still answer what they know; a question nobody answered is told the truth.
+        // Later stages (keyword replies) still answer what they know; a question nobody answered is told
+        // the truth, and an errand (read from its words alone: there is no library to search) gets its reply.
         const loading = Boolean(library.progress(tenant.id)) || deps.autoIngest(tenant.id);
+        const errand = confidenceParts([], question).health < 0.5 ? errandOf() : null;
         await next();
-        if (loading && stage.replies.length === 0) {
-          await record('loading');
-          stage.reply(settings.loadingReply);
-        } else if (stage.replies.length === 0 && settings.offTopicReply) stage.reply(settings.offTopicReply);
+        if (loading && stage.replies.length === 0) await record('loading', errand ? { errand } : {});
+        settleErrand(errand, loading ? settings.loadingReply : settings.offTopicReply);
         return;
       }
 
@@ -129,18 +144,10 @@ export function medicalAnswersStage(deps: StageDeps): StageDefinition<MedicalAns
         // Not taken for a health question: too little found, or not sure of the answer and the words
         // more likely something else ("what are your opening times?", "can i move my appt").
         if (!extractive || confidence < settings.passBelow || (confidence < settings.minConfidence && confidenceParts(hits, question).health < 0.5)) {
-          // Which errand it is, if any is likely enough: later stages read it in the annotation, and
-          // the tenant's reply for it is sent when none of them answers.
-          const read = errandIntent(question);
-          const errand = read.probability >= settings.errands.minProbability ? read.intent : null;
-          metrics.errands.inc({ tenant: tenant.id, intent: errand ?? 'unknown' });
+          const errand = errandOf();
           await record('passed', { followUp, errand: errand ?? 'unknown' });
           await next();
-          if (stage.replies.length === 0) {
-            const reply = (errand && settings.errands.replies[errand]) || settings.offTopicReply;
-            if (reply) stage.reply(reply);
-          }
-          if (errand && settings.errands.handoff.includes(errand) && stage.conversation.handoff !== 'human') stage.handoff('human', `medical-answers: ${errand} errand`);
+          settleErrand(errand, settings.offTopicReply);
           return;
         }
         const unsure = confidence < settings.minConfidence;
