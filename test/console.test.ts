@@ -3,8 +3,8 @@
  * download): sign-in and sign-out, the cookie and CSRF rules, the Content-Security-Policy, tenant
  * isolation by URL, a crisis hand-off answered by a person (the reply reaches the fake Twilio), a held
  * message approved from the review queue, an erasure approved with a second key, a dead letter
- * retried, the WhatsApp QR code replaced when the session becomes ready, and an axe-core check of
- * every page. Runs embedded and on PostgreSQL + Redis (PARLEY_TEST_BACKEND=external).
+ * retried, the WhatsApp QR code replaced when the session becomes ready, a tenant's health answers
+ * (library, outcomes, errands, the log filtered by errand), and an axe-core check of every page. Runs embedded and on PostgreSQL + Redis (PARLEY_TEST_BACKEND=external).
  *
  * Without Chromium the file is skipped, except under CI=true where it fails (`.ci/run` installs it).
  * `PARLEY_CONSOLE_SCREENSHOTS=1` writes the README's screenshots to core/console/screenshots/.
@@ -35,6 +35,8 @@ const OPERATOR = 'key-operator-console-0123456789';
 const CLINIC_A = 'key-clinic-console-a-0123456789';
 const CLINIC_B = 'key-clinic-console-b-0123456789';
 const CLUB = 'key-club-console-0123456789';
+const HEALTH = 'key-health-console-0123456789';
+const HEALTH_CORPUS = fileURLToPath(new URL('../plugins/medical-answers/test-fixtures/corpus-small.jsonl', import.meta.url));
 const CLINIC_NUMBER = '+15557650100';
 const CLUB_NUMBER = '+15557650200';
 const WA_FIXTURE = fileURLToPath(new URL('./fixtures/whatsapp-web-fake.ts', import.meta.url));
@@ -73,6 +75,7 @@ describe.skipIf(!haveChromium)('the operations console', () => {
           'contacts',
           { name: 'reminders', options: { tickCron: '0 0 1 1 *' } },
           'cost-guard',
+          'medical-answers',
         ],
         tenants: [
           {
@@ -98,6 +101,12 @@ describe.skipIf(!haveChromium)('the operations console', () => {
             apiKeys: [CLUB],
             pipeline: ['keyword-replies'],
             plugins: { http: {}, 'whatsapp-web': { number: CLUB_NUMBER }, 'keyword-replies': { defaultReply: 'Club here' } },
+          },
+          {
+            id: 'health',
+            apiKeys: [HEALTH],
+            pipeline: ['medical-answers'],
+            plugins: { http: {}, 'medical-answers': { corpus: HEALTH_CORPUS, errands: { replies: { refill: 'For refills, call the pharmacy line.' } } } },
           },
         ],
       },
@@ -287,7 +296,7 @@ describe.skipIf(!haveChromium)('the operations console', () => {
     const op = await signIn(OPERATOR);
     await go(op, `#/t/clinic/conversations/${id}`);
     await sees(op, `••••${convo.slice(-4)}`);
-    expect(await op.$eval('#tenant-switch', (s) => [...(s as HTMLSelectElement).options].map((o) => o.value))).toEqual(['clinic', 'club']);
+    expect(await op.$eval('#tenant-switch', (s) => [...(s as HTMLSelectElement).options].map((o) => o.value))).toEqual(['clinic', 'club', 'health']);
     expect([...page.problems, ...op.problems].filter((p) => !/403/.test(p))).toEqual([]);
     await page.browserContext().close();
     await op.browserContext().close();
@@ -487,10 +496,40 @@ describe.skipIf(!haveChromium)('the operations console', () => {
     await page.browserContext().close();
   });
 
+  it("shows a tenant's health answers: the library, last week's outcomes and errands, and the log filtered by errand", async () => {
+    await expect.poll(async () => (await gw.request('GET', '/v1/tenants/health/medical-answers', { key: HEALTH })).body.chunks, { timeout: 30_000, interval: 100 }).toBeGreaterThan(0);
+    const refill = await gw.send('health', { from: person(), text: 'can you send a refill of my metformin to the cvs on main st' }, HEALTH);
+    expect(refill.replies.map((r) => r.text)).toEqual(['For refills, call the pharmacy line.']);
+    const question = await gw.send('health', { from: person(), text: 'whats a normal a1c number?' }, HEALTH);
+    expect(question.replies[0]?.text).toContain('Source: A1C');
+    const page = await signIn(HEALTH);
+    await go(page, '#/t/health/answers');
+    await sees(page, '12 documents');
+    expect(await page.$eval('#answers-errands', (t) => t.textContent)).toContain('refill1');
+    expect(await page.$eval('#answers-outcomes', (t) => t.textContent)).toMatch(/answered1/);
+    await page.select('#answers-errand', 'refill');
+    await page.click('main form button[type=submit]');
+    await page.waitForFunction(() => document.querySelectorAll('#answer-log tbody tr').length === 1, { timeout: 8_000, polling: 50 });
+    expect(await page.$eval('#answer-log tbody', (t) => t.textContent)).toContain('passedrefill');
+    expect(await axe(page)).toEqual([]);
+    await screenshot(page, 'health-answers');
+    // The log holds no text of the messages.
+    expect(await page.evaluate(() => document.body.innerText)).not.toContain('metformin');
+    // A tenant without medical-answers sees that it is not used, and another tenant's key may not look.
+    await go(page, '#/t/clinic/answers');
+    await sees(page, 'Not allowed');
+    const clinic = await signIn(CLINIC_A);
+    await go(clinic, '#/t/clinic/answers');
+    await sees(clinic, 'Not used by this tenant.');
+    expect([...page.problems, ...clinic.problems].filter((p) => !/40[34]/.test(p))).toEqual([]);
+    await page.browserContext().close();
+    await clinic.browserContext().close();
+  });
+
   it('has no serious or critical accessibility problems on the other pages, and works on a phone screen', async () => {
     const page = await signIn(OPERATOR);
     await page.setViewport({ width: 390, height: 844, isMobile: true });
-    for (const view of ['overview', 'conversations', 'outbox', 'contacts', 'schedules', 'costs', 'keys', 'requests', 'channels']) {
+    for (const view of ['overview', 'conversations', 'outbox', 'contacts', 'schedules', 'costs', 'keys', 'requests', 'channels', 'answers']) {
       await go(page, `#/t/clinic/${view}`);
       expect([view, await axe(page)]).toEqual([view, []]);
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);

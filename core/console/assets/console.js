@@ -208,6 +208,7 @@ const VIEWS = [
   ['requests', 'Data requests'],
   ['contacts', 'Contacts'],
   ['schedules', 'Schedules'],
+  ['answers', 'Health answers'],
   ['costs', 'Costs'],
   ['channels', 'Channels'],
   ['keys', 'Keys'],
@@ -836,6 +837,95 @@ async function contactsView(/** @type {string} */ tenant) {
   ];
 }
 
+// ---- health answers (medical-answers) -------------------------------------------------------------
+
+const ERRANDS = ['appointment', 'refill', 'results', 'billing', 'service', 'message', 'social', 'unknown'];
+const OUTCOMES = ['answered', 'fallback', 'passed', 'crisis', 'loading'];
+
+/** The tenant's health library, last week's outcomes and errands, and the answer log (no texts), filtered. */
+async function answersView(/** @type {string} */ tenant) {
+  const T = { tenant };
+  let status;
+  try {
+    status = await call('getTenantsByTenantMedicalAnswers', T);
+  } catch (error) {
+    // Another tenant's page is refused (403, shown as such); a tenant without medical-answers has no such route.
+    if (error instanceof ApiError && error.status === 404) return [h('h1', null, 'Health answers'), h('p', null, 'Not used by this tenant.')];
+    throw error;
+  }
+  const counts = (/** @type {string} */ caption, /** @type {string} */ id, /** @type {Record<string, number>} */ data) =>
+    Object.keys(data ?? {}).length
+      ? h('table', { id }, h('caption', null, caption), h('tbody', null, ...Object.entries(data).sort((a, b) => b[1] - a[1]).map(([k, n]) => h('tr', null, h('th', { scope: 'row' }, k), h('td', { className: 'num' }, String(n))))))
+      : h('p', { className: 'muted' }, `${caption}: none.`);
+  const select = (/** @type {string} */ id, /** @type {string[]} */ values) => /** @type {HTMLSelectElement} */ (h('select', { id }, h('option', { value: '' }, 'all'), ...values.map((v) => h('option', { value: v }, v))));
+  const outcome = select('answers-outcome', OUTCOMES);
+  const errand = select('answers-errand', ERRANDS);
+  const list = h('div');
+  const load = async () => {
+    const { answers } = await call('getTenantsByTenantMedicalAnswersAnswers', { ...T, limit: 100, outcome: outcome.value || undefined, errand: errand.value || undefined });
+    list.replaceChildren(
+      answers.length
+        ? h(
+            'table',
+            { className: 'list', id: 'answer-log' },
+            h('caption', null, `${answers.length === 100 ? 'The latest 100' : answers.length} message${answers.length === 1 ? '' : 's'}`),
+            h('thead', null, h('tr', null, ...['When', 'Outcome', 'Errand', 'Confidence', 'Cited', 'Conversation'].map((t) => h('th', { scope: 'col' }, t)))),
+            h(
+              'tbody',
+              null,
+              ...answers.map((/** @type {any} */ a) =>
+                h(
+                  'tr',
+                  null,
+                  h('td', null, timeEl(a.at)),
+                  h('td', null, a.outcome),
+                  h('td', null, a.errand ?? ''),
+                  h('td', { className: 'num' }, a.confidence === null ? '' : Number(a.confidence).toFixed(2)),
+                  h('td', null, (a.docIds ?? []).join(', ')),
+                  h('td', null, a.conversationId ? h('a', { href: link(tenant, 'conversations', a.conversationId) }, 'open') : ''),
+                ),
+              ),
+            ),
+          )
+        : h('p', null, 'No messages match.'),
+    );
+  };
+  await load();
+  return [
+    h('h1', null, 'Health answers'),
+    h(
+      'div',
+      { className: 'grid' },
+      h(
+        'section',
+        { className: 'card', 'aria-label': 'Library' },
+        h('h2', null, 'Library'),
+        h(
+          'ul',
+          { className: 'plain', id: 'library' },
+          h('li', null, `${status.docs} documents, ${status.chunks} chunks, ${status.mode} retrieval`),
+          h('li', null, status.lastIngestAt ? ['last ingest ', timeEl(status.lastIngestAt)] : 'not ingested yet'),
+          status.ingest ? h('li', null, `ingesting: ${status.ingest.phase} ${status.ingest.done}${status.ingest.total ? ` of ${status.ingest.total}` : ''}`) : '',
+          status.lastError ? h('li', { className: 'error' }, `last error: ${status.lastError.message}`) : '',
+        ),
+      ),
+      h('section', { className: 'card', 'aria-label': 'Last 7 days' }, h('h2', null, 'Last 7 days'), counts('Messages by outcome', 'answers-outcomes', status.last7Days), counts('Not health questions, by errand', 'answers-errands', status.errandsLast7Days)),
+    ),
+    h('h2', null, 'Answer log'),
+    h('p', { className: 'muted' }, 'What happened to each message, never its text: open the conversation to read it.'),
+    h(
+      'form',
+      { className: 'inline', onsubmit: (/** @type {Event} */ e) => (e.preventDefault(), load().catch((err) => toast(err.message, true))) },
+      h('label', { for: 'answers-outcome' }, 'Outcome'),
+      outcome,
+      h('label', { for: 'answers-errand' }, 'Errand'),
+      errand,
+      h('button', { type: 'submit' }, 'Show'),
+    ),
+    list,
+  ];
+}
+
 async function schedulesView(/** @type {string} */ tenant, /** @type {string | null} */ id) {
   const T = { tenant };
   if (id) return scheduleView(tenant, id);
@@ -1045,6 +1135,7 @@ const VIEW_RENDERERS = {
   requests: requestsView,
   contacts: contactsView,
   schedules: schedulesView,
+  answers: answersView,
   costs: costsView,
   channels: channelsView,
   keys: keysView,
