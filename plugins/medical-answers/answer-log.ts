@@ -1,8 +1,8 @@
 /**
  * What medical-answers decided for each message: outcome, confidence, answerer and the documents it
- * cited (or, for a message passed on, the errand it read as), never the question or the answer text (those stay with the conversation). Operators list the
- * fallbacks to see which questions the corpus does not cover; the data-subject provider reaches a
- * person's rows through their conversations. Also the fingerprint of each configured corpus file, so a
+ * cited (or, for a message passed on, the errand it read as), never the question or the answer text
+ * (those stay with the conversation). Operators list the fallbacks to see which questions the corpus
+ * does not cover; the data-subject provider reaches a person's rows through their conversations. Also the fingerprint of each configured corpus file, so a
  * start ingests it again only when it changed.
  */
 import type { Pool } from 'pg';

@@ -89,29 +89,14 @@ export function medicalAnswersStage(deps: StageDeps): StageDefinition<MedicalAns
       if (!question) return next();
 
       const status = await library.status(tenant.id);
-      // Which errand a message that is not a health question is, when one is likely enough: later stages
-      // read it in the annotation, and the tenant's reply for it is sent when none of them answers.
-      const errandOf = (): ErrandIntent | null => {
-        const read = errandIntent(question);
-        const errand = read.probability >= settings.errands.minProbability ? read.intent : null;
-        metrics.errands.inc({ tenant: tenant.id, intent: errand ?? 'unknown' });
-        return errand;
-      };
-      /** After later stages: the errand's reply (else `otherwise`) when none answered; a person for the errands the tenant hands over. */
-      const settleErrand = (errand: ErrandIntent | null, otherwise: string | undefined) => {
-        const reply = (errand && settings.errands.replies[errand]) || otherwise;
-        if (stage.replies.length === 0 && reply) stage.reply(reply);
-        if (errand && settings.errands.handoff.includes(errand) && stage.conversation.handoff !== 'human') stage.handoff('human', `medical-answers: ${errand} errand`);
-      };
-
       if (status.chunks === 0) {
         // Later stages (keyword replies) still answer what they know; a question nobody answered is told
         // the truth, and an errand (read from its words alone: there is no library to search) gets its reply.
         const loading = Boolean(library.progress(tenant.id)) || deps.autoIngest(tenant.id);
-        const errand = confidenceParts([], question).health < 0.5 ? errandOf() : null;
+        const errand = confidenceParts([], question).health < 0.5 ? errandOf(stage, metrics) : null;
         await next();
         if (loading && stage.replies.length === 0) await record('loading', errand ? { errand } : {});
-        settleErrand(errand, loading ? settings.loadingReply : settings.offTopicReply);
+        settleErrand(stage, errand, loading ? settings.loadingReply : settings.offTopicReply);
         return;
       }
 
@@ -144,10 +129,10 @@ export function medicalAnswersStage(deps: StageDeps): StageDefinition<MedicalAns
         // Not taken for a health question: too little found, or not sure of the answer and the words
         // more likely something else ("what are your opening times?", "can i move my appt").
         if (!extractive || confidence < settings.passBelow || (confidence < settings.minConfidence && confidenceParts(hits, question).health < 0.5)) {
-          const errand = errandOf();
+          const errand = errandOf(stage, metrics);
           await record('passed', { followUp, errand: errand ?? 'unknown' });
           await next();
-          settleErrand(errand, settings.offTopicReply);
+          settleErrand(stage, errand, settings.offTopicReply);
           return;
         }
         const unsure = confidence < settings.minConfidence;
@@ -171,6 +156,24 @@ export function medicalAnswersStage(deps: StageDeps): StageDefinition<MedicalAns
       stage.reply(text);
     },
   };
+}
+
+/**
+ * Which errand a message that is not a health question is, when one is likely enough: later stages read
+ * it in the annotation, and the tenant's reply for it is sent when none of them answers.
+ */
+function errandOf(stage: StageContext<MedicalAnswersSettings>, metrics: RagMetrics): ErrandIntent | null {
+  const read = errandIntent(stage.message.text.trim());
+  const errand = read.probability >= stage.settings.errands.minProbability ? read.intent : null;
+  metrics.errands.inc({ tenant: stage.tenant.id, intent: errand ?? 'unknown' });
+  return errand;
+}
+
+/** After later stages: the errand's reply (else `otherwise`) when none answered; a person for the errands the tenant hands over. */
+function settleErrand(stage: StageContext<MedicalAnswersSettings>, errand: ErrandIntent | null, otherwise: string | undefined): void {
+  const reply = (errand && stage.settings.errands.replies[errand]) || otherwise;
+  if (stage.replies.length === 0 && reply) stage.reply(reply);
+  if (errand && stage.settings.errands.handoff.includes(errand) && stage.conversation.handoff !== 'human') stage.handoff('human', `medical-answers: ${errand} errand`);
 }
 
 /**
