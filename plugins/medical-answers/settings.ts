@@ -85,7 +85,7 @@ export const settingsSchema = z.object({
    */
   errands: z
     .object({
-      replies: z.object(Object.fromEntries(ERRAND_INTENTS.map((intent) => [intent, z.string().min(1).max(1600).optional()])) as Record<(typeof ERRAND_INTENTS)[number], z.ZodOptional<z.ZodString>>).strict().default({}),
+      replies: z.partialRecord(z.enum(ERRAND_INTENTS), z.string().min(1).max(1600)).default({}),
       minProbability: z.number().min(0).max(1).default(0.7),
       /** Errands whose conversation is handed to a person after the reply (for example `message`: "please tell dr. lee ..."). */
       handoff: z.array(z.enum(ERRAND_INTENTS)).default([]),

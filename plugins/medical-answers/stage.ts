@@ -93,7 +93,7 @@ export function medicalAnswersStage(deps: StageDeps): StageDefinition<MedicalAns
         // Later stages (keyword replies) still answer what they know; a question nobody answered is told
         // the truth, and an errand (read from its words alone: there is no library to search) gets its reply.
         const loading = Boolean(library.progress(tenant.id)) || deps.autoIngest(tenant.id);
-        const errand = confidenceParts([], question).health < 0.5 ? errandOf(stage, metrics) : null;
+        const errand = confidenceParts([], question).health < 0.5 ? errandOf(stage, question, metrics) : null;
         await next();
         if (loading && stage.replies.length === 0) await record('loading', errand ? { errand } : {});
         settleErrand(stage, errand, loading ? settings.loadingReply : settings.offTopicReply);
@@ -129,7 +129,7 @@ export function medicalAnswersStage(deps: StageDeps): StageDefinition<MedicalAns
         // Not taken for a health question: too little found, or not sure of the answer and the words
         // more likely something else ("what are your opening times?", "can i move my appt").
         if (!extractive || confidence < settings.passBelow || (confidence < settings.minConfidence && confidenceParts(hits, question).health < 0.5)) {
-          const errand = errandOf(stage, metrics);
+          const errand = errandOf(stage, question, metrics);
           await record('passed', { followUp, errand: errand ?? 'unknown' });
           await next();
           settleErrand(stage, errand, settings.offTopicReply);
@@ -162,8 +162,8 @@ export function medicalAnswersStage(deps: StageDeps): StageDefinition<MedicalAns
  * Which errand a message that is not a health question is, when one is likely enough: later stages read
  * it in the annotation, and the tenant's reply for it is sent when none of them answers.
  */
-function errandOf(stage: StageContext<MedicalAnswersSettings>, metrics: RagMetrics): ErrandIntent | null {
-  const read = errandIntent(stage.message.text.trim());
+function errandOf(stage: StageContext<MedicalAnswersSettings>, question: string, metrics: RagMetrics): ErrandIntent | null {
+  const read = errandIntent(question);
   const errand = read.probability >= stage.settings.errands.minProbability ? read.intent : null;
   metrics.errands.inc({ tenant: stage.tenant.id, intent: errand ?? 'unknown' });
   return errand;
