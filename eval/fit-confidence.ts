@@ -13,9 +13,13 @@
  *    + bias), fitted by maximum likelihood, target "the first hit is an expected document" (0 for
  *    every errand), with the text part's logit 5-fold cross-validated for the training rows (so it is
  *    not trusted more than it deserves). The rows: every training text searched in the full corpus,
- *    and again in a library of 30 of its pages (`smallLibraryRows`), for the deployments that ingest a
+ *    and again in libraries of 30 and of 100 of its pages (`smallLibraryRows`), for the deployments that ingest a
  *    few dozen pages. Needs DIR, an embedded database with the corpus ingested as tenant `eval` (made
  *    on first use, about 20 s; the small library in DIR-small-HASH, a few seconds).
+ * `--library FILE` (a JSONL corpus, repeatable; or a number N: the first N of the pages the `--test`
+ * questions expect, ordered by a hash of their id) searches the `--test` files again in that library and
+ * prints how many health questions each weighting answers, how many from an expected page, how many of
+ * those whose page is in the library, and how many errands (the library's store in DIR-library-HASH).
  * `--test FILE` prints, for question files, fallback and citation accuracy at the default threshold
  * (or X), and for errand files how many would be answered, with the fitted and with the shipped
  * weights; then, pooled over the test files, how many errands each would answer at the thresholds
@@ -85,7 +89,14 @@ function fitProduct(rows: ProductRow[], epochs = 4000): Pick<ConfidenceWeights, 
 
 /** The plugin test's library (plugins/medical-answers/index.test.ts), kept out of the small library here so that it stays a test. */
 const TEST_LIBRARY = new Set(['A1C', 'Anemia', 'Asthma', 'Chickenpox', 'Depression', 'Diabetes', 'Flu', 'Food Allergy', 'Headache', 'Heart Attack', 'High Blood Pressure', 'Insomnia', 'Kidney Stones', 'Migraine', 'Osteoporosis', 'Pneumonia', 'Shingles', 'Stroke', 'Suicide']);
-const SMALL_LIBRARY_PAGES = 30;
+/** The small libraries the training texts are searched in again (the first 30 of the hash order, then the first 100). */
+const SMALL_LIBRARY_PAGES = [30, 100];
+/**
+ * What a health question whose page is not in a small library weighs there (it should get the
+ * fallback). A quarter until 2026-12-03's seventh session: a 30-page library then answered 1,094 of
+ * the 1,600 test questions, 38 from the right page (eval/README.md).
+ */
+const OUT_OF_LIBRARY_WEIGHT = 0.5;
 
 /**
  * The training rows searched in STORE, as rows of the product's fit. A health question without its
@@ -103,27 +114,35 @@ async function searchedRows(store: MedicalStore, rows: readonly TextRow[], logit
 }
 
 /**
- * The same training rows searched in a library of 30 pages, for the deployments that ingest a few dozen
- * pages of their own: there a stray word ("opening") finds one page that beats the rest, signals the
- * full corpus never shows. The pages: those the training questions expect, ordered by a hash of their
- * id, the first 30 (none of the plugin test's library). Errands weigh a half; a health question whose
- * page is in the library 1, one whose page is not (it should get the fallback there) a quarter.
+ * The same training rows searched in a library of SIZE pages, for the deployments that ingest a few
+ * dozen pages of their own: there every question finds some page first, and a stray word ("opening")
+ * finds one page that beats the rest, signals the full corpus never shows. The pages: those the
+ * training questions expect, ordered by a hash of their id, the first SIZE (none of the plugin test's
+ * library). Errands weigh a half; a health question whose page is in the library 1, one whose page is
+ * not (it should get the fallback there) `OUT_OF_LIBRARY_WEIGHT`.
  */
-async function smallLibraryRows(dataDir: string, rows: readonly TextRow[], logit: (r: TextRow) => number): Promise<ProductRow[]> {
+async function smallLibraryRows(dataDir: string, rows: readonly TextRow[], logit: (r: TextRow) => number, size: number): Promise<ProductRow[]> {
   const pages = readFileSync(CORPUS, 'utf8').split('\n').filter(Boolean).map((line) => ({ line, ...(JSON.parse(line) as { id: string; title: string }) }));
   const expected = new Set(rows.filter((r) => r.weight === 1).flatMap((r) => r.expected ?? []));
   const hash = (id: string) => createHash('sha256').update(`small:${id}`).digest('hex');
-  const picked = pages.filter((p) => expected.has(p.id) && !TEST_LIBRARY.has(p.title)).sort((a, b) => hash(a.id).localeCompare(hash(b.id))).slice(0, SMALL_LIBRARY_PAGES);
+  const picked = pages.filter((p) => expected.has(p.id) && !TEST_LIBRARY.has(p.title)).sort((a, b) => hash(a.id).localeCompare(hash(b.id))).slice(0, size);
   const ids = new Set(picked.map((p) => p.id));
   const file = join(tmpdir(), `parley-small-library-${process.pid}.jsonl`);
   writeFileSync(file, `${picked.map((p) => p.line).join('\n')}\n`);
   const { store, close } = await openStore(`${dataDir}-small-${createHash('sha256').update([...ids].join()).digest('hex').slice(0, 8)}`, file);
   try {
-    return await searchedRows(store, rows, logit, (r) => (!r.health ? 0.5 : r.expected?.some((id) => ids.has(id)) ? r.weight : r.weight / 4));
+    return await searchedRows(store, rows, logit, (r) => (!r.health ? 0.5 : r.expected?.some((id) => ids.has(id)) ? r.weight : r.weight * OUT_OF_LIBRARY_WEIGHT));
   } finally {
     await close();
     unlinkSync(file);
   }
+}
+
+/** The first N of the pages that the test files' hand-written questions expect, in the order of a hash of their id: corpus lines. */
+function heldOutLibrary(tests: readonly string[], n: number): string[] {
+  const expected = new Set(tests.flatMap(readRows).filter((r) => r.health && r.weight === 1).flatMap((r) => r.expected ?? []));
+  const hash = (id: string) => createHash('sha256').update(`holdout:${id}`).digest('hex');
+  return readFileSync(CORPUS, 'utf8').split('\n').filter(Boolean).map((line) => ({ line, id: (JSON.parse(line) as { id: string }).id })).filter((p) => expected.has(p.id)).sort((a, b) => hash(a.id).localeCompare(hash(b.id))).slice(0, n).map((p) => p.line);
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
@@ -139,7 +158,8 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   try {
     const hitsOf = async (text: string): Promise<Hit[]> => store.search('eval', text, { k: 10 });
     const cvLogit = (r: TextRow) => healthLogit(r.text, { text: cvText.get(String(fold(r.id)))! });
-    const retrievalRows = [...(await searchedRows(store, rows, cvLogit, (r) => r.weight)), ...(await smallLibraryRows(dataDir, rows, cvLogit))];
+    const retrievalRows = await searchedRows(store, rows, cvLogit, (r) => r.weight);
+    for (const size of SMALL_LIBRARY_PAGES) retrievalRows.push(...(await smallLibraryRows(dataDir, rows, cvLogit, size)));
     const weights: ConfidenceWeights = { text, ...fitProduct(retrievalRows) };
     console.log(`text part: ${Object.keys(text.weights).length} features from ${rows.length} texts; retrieval part: bias ${weights.retrieval.bias}, weights ${weights.retrieval.weights.join(', ')}; health factor: scale ${weights.health.scale}, bias ${weights.health.bias}`);
     const min = Number(argValues('--min-confidence')[0] ?? settingsSchema.parse({}).minConfidence);
@@ -179,6 +199,38 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
           return `threshold ${th.toFixed(3)}, errands answered ${errands.filter((p) => p.c[i] >= th).length}, first cited expected ${(answered.filter((p) => p.right).length / answered.length).toFixed(3)}`;
         };
         console.log(`pooled fallback ${share} of ${health.length} questions (${errands.length} errands): fitted ${at(0)}; shipped ${at(1)}`);
+      }
+    }
+    for (const library of argValues('--library')) {
+      const lines = /^\d+$/.test(library) ? heldOutLibrary(tests, Number(library)) : readFileSync(library, 'utf8').split('\n').filter(Boolean);
+      const file = join(tmpdir(), `parley-library-${process.pid}.jsonl`);
+      writeFileSync(file, `${lines.join('\n')}\n`);
+      const ids = new Set(lines.map((line) => (JSON.parse(line) as { id: string }).id));
+      const lib = await openStore(`${dataDir}-library-${createHash('sha256').update(lines.join('\n')).digest('hex').slice(0, 8)}`, file);
+      try {
+        const tally = [0, 1].map(() => ({ answered: 0, right: 0, inLibrary: 0, inLibraryAnswered: 0, errands: 0 }));
+        for (const r of tests.flatMap(readRows)) {
+          if (r.weight !== 1) continue;
+          const hits = await lib.store.search('eval', r.text, { k: 10 });
+          const isRight = !!hits[0] && !!r.expected?.includes(hits[0].docId);
+          const inLibrary = !!r.expected?.some((id) => ids.has(id));
+          [confidenceOf(hits, r.text, weights), confidenceOf(hits, r.text, CONFIDENCE_WEIGHTS)].forEach((c, i) => {
+            const t = tally[i]!;
+            if (inLibrary) t.inLibrary++;
+            if (c < min) return;
+            if (!r.health) t.errands++;
+            else {
+              t.answered++;
+              if (isRight) t.right++;
+              if (inLibrary) t.inLibraryAnswered++;
+            }
+          });
+        }
+        const line = (i: number) => `answered ${tally[i]!.answered} (${tally[i]!.right} from an expected page), of those whose page is there ${tally[i]!.inLibraryAnswered} of ${tally[i]!.inLibrary}, errands ${tally[i]!.errands}`;
+        console.log(`library ${rel(library)} (${ids.size} pages): ${line(0)} (shipped weights: ${line(1)})`);
+      } finally {
+        await lib.close();
+        unlinkSync(file);
       }
     }
     if (process.argv.includes('--write')) {

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import twilio from 'twilio';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestGateway, type TestGateway } from 'parley/testing';
+import { settingsSchema } from './settings.js';
 
 const CORPUS = new URL('../../corpora/medquad/corpus.jsonl', import.meta.url);
 const TITLES = new Set(['A1C', 'Anemia', 'Asthma', 'Chickenpox', 'Depression', 'Diabetes', 'Flu', 'Food Allergy', 'Headache', 'Heart Attack', 'High Blood Pressure', 'Insomnia', 'Kidney Stones', 'Migraine', 'Osteoporosis', 'Pneumonia', 'Shingles', 'Stroke', 'Suicide']);
@@ -160,6 +161,16 @@ describe('a health question', () => {
     expect(await annotation('strict', r.message.id)).toMatchObject({ outcome: 'fallback' });
     const handoff = await gw.request('GET', `/v1/tenants/strict/conversations/${r.message.conversationId}/handoff`, { key: KEYS.strict });
     expect(handoff.body.handoff).toMatchObject({ state: 'human' });
+  });
+
+  it("is not answered from another page when the tenant's small library does not cover it", async () => {
+    // The clinic's library has 19 pages, none about bruises or appendicitis: every question still finds some page first.
+    for (const [i, question] of ['how long does a bruise take to fade', 'what age do people usually get appendicitis'].entries()) {
+      const r = await ask('clinic', `+1555777003${i}`, question);
+      const note = await annotation('clinic', r.message.id);
+      expect(note, question).toMatchObject({ outcome: 'fallback', citations: [] });
+      expect(r.replies.map((x) => x.text)).toEqual([settingsSchema.parse({}).fallbackReply]);
+    }
   });
 });
 

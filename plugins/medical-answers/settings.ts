@@ -50,8 +50,9 @@ export const settingsSchema = z.object({
    * (engine/confidence.ts: the chance that the text is a health question times the chance that the
    * top page answers it) is fitted on health questions and on texts that are not (train/README.md).
    * At 0.12, the eleven sets of hand-written questions it never saw (eval/sets, 1,600) are not
-   * answered 0–4% of the time (2.4% pooled), and 19 of 429 test errands get an answer (11 at 0.15,
-   * with up to 6% of a set not answered). Before 2026-12-03's fifth session the default was 0.15, with
+   * answered 0–4% of the time (1.9% pooled), and 22 of 429 test errands get an answer (19 and 2.4%
+   * before the library's size became a signal, 2026-12-03's seventh session; 11 at 0.15, with up to 6%
+   * of a set not answered). Before 2026-12-03's fifth session the default was 0.15, with
    * a confidence that answered 56 of the 429 and left up to 6% of a set unanswered.
    */
   minConfidence: z.number().min(0).max(1).default(0.12),
@@ -59,7 +60,9 @@ export const settingsSchema = z.object({
    * Below this confidence the message is not taken for a health question at all ("what are your
    * hours?") and passes on to later stages (keyword replies, a default reply). Below `minConfidence`
    * it also passes on when its words are more likely something other than a health question (the
-   * confidence's health factor under one half, engine/confidence.ts).
+   * confidence's health factor under one half, engine/confidence.ts). Words that clearly ask a health
+   * question (that factor 0.9 or more) never pass on: with nothing in the library for them they get
+   * `fallbackReply` ("how long does a bruise take to fade" to a clinic with a few dozen pages).
    */
   passBelow: z.number().min(0).max(1).default(0.08),
   fallbackReply: z

@@ -21,6 +21,8 @@ import type { MedicalAnswersSettings } from './settings.js';
 export const STAGE = 'medical-answers';
 /** Set by crisis-guard on a message in present danger. */
 const CRISIS_ANNOTATION = 'crisis';
+/** The health factor (engine/confidence.ts) from which a text's words clearly ask a health question: never passed on as something else. */
+const CLEARLY_HEALTH = 0.9;
 
 export interface StageDeps {
   library: Library;
@@ -127,8 +129,11 @@ export function medicalAnswersStage(deps: StageDeps): StageDefinition<MedicalAns
         const confidence = extractive?.confidence ?? 0;
         metrics.confidence.observe({ tenant: tenant.id }, confidence);
         // Not taken for a health question: too little found, or not sure of the answer and the words
-        // more likely something else ("what are your opening times?", "can i move my appt").
-        if (!extractive || confidence < settings.passBelow || (confidence < settings.minConfidence && confidenceParts(hits, question).health < 0.5)) {
+        // more likely something else ("what are your opening times?", "can i move my appt"). Words that
+        // clearly ask a health question are never passed on: when the library has nothing for them
+        // ("how long does a bruise take to fade" to a clinic with 19 pages) they get the fallback.
+        const health = confidenceParts(hits, question).health;
+        if (((!extractive || confidence < settings.passBelow) && health < CLEARLY_HEALTH) || (confidence < settings.minConfidence && health < 0.5)) {
           const errand = errandOf(stage, question, metrics);
           await record('passed', { followUp, errand: errand ?? 'unknown' });
           await next();
@@ -138,8 +143,8 @@ export function medicalAnswersStage(deps: StageDeps): StageDefinition<MedicalAns
         const unsure = confidence < settings.minConfidence;
         // A chat model answers from the passages when there is one; below minConfidence only when the
         // tenant asks for its second opinion, and "cannot answer" (or an invalid answer) keeps the fallback.
-        const fromModel = chat && (!unsure || settings.askModelWhenUnsure) ? await modelAnswer(stage, chat, query, hits.slice(0, settings.passages), budget, links, deps) : null;
-        if (unsure && !fromModel) {
+        const fromModel = chat && extractive && (!unsure || settings.askModelWhenUnsure) ? await modelAnswer(stage, chat, query, hits.slice(0, settings.passages), budget, links, deps) : null;
+        if (!extractive || (unsure && !fromModel)) {
           await record('fallback', { followUp, answer: { text: '', citations: [], confidence, answerer: 'extractive' } });
           stage.reply(settings.fallbackReply);
           if (settings.handoffWhenUnsure && stage.conversation.handoff !== 'human') stage.handoff('human', 'medical-answers: not certain enough to answer');

@@ -31,7 +31,16 @@ export interface ConfidenceWeights {
   retrieval: { bias: number; weights: number[] };
 }
 
-export const RETRIEVAL_SIGNALS = ['titleMatch', 'bm25f', 'marginByBm25f', 'coverage', 'lexicalFirst', 'vectorTop3'] as const;
+export const RETRIEVAL_SIGNALS = ['titleMatch', 'bm25f', 'marginByBm25f', 'coverage', 'lexicalFirst', 'vectorTop3', 'smallLibrary', 'smallLibraryUnnamed'] as const;
+
+/**
+ * How small the searched library is, in [0, 1]: 0 from a thousand pages up (or when unknown), 0.51 for
+ * 30 pages, 0.64 for 12. In a small library the top page is some page whatever the question ("how long
+ * does a bruise take to fade" finds Shingles among 12), so being first, lexically or by vector, says little.
+ */
+export function smallLibrary(docs: number | undefined): number {
+  return docs && docs > 1 ? Math.max(0, 1 - Math.log(docs) / Math.log(1000)) : 0;
+}
 
 const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
 
@@ -66,6 +75,7 @@ export function retrievalSignals(hits: readonly Hit[]): number[] {
   // The top page's BM25F, not its ranking score: that score's scale moves whenever the ranking's
   // weights are refitted, and the confidence would silently mean something else.
   const bm25f = Math.min(Math.max(top.bm25f, 0), 40) / 40;
+  const small = smallLibrary(top.libraryDocs);
   return [
     top.titleMatch ?? 0.5,
     bm25f,
@@ -76,6 +86,9 @@ export function retrievalSignals(hits: readonly Hit[]): number[] {
     top.coverage ?? 0.5,
     top.lexicalRank === 1 ? 1 : 0,
     top.vectorRank !== null && top.vectorRank <= 3 ? 1 : 0,
+    // A small library, and a small library whose top page the question does not name at all.
+    small,
+    (top.titleMatch ?? 0.5) > 0 ? 0 : small,
   ];
 }
 
@@ -83,7 +96,7 @@ export function retrievalSignals(hits: readonly Hit[]): number[] {
 export function confidenceParts(hits: readonly Hit[], question: string, weights: ConfidenceWeights = CONFIDENCE_WEIGHTS): { health: number; retrieval: number } {
   const health = sigmoid(weights.health.scale * healthLogit(question, weights) + weights.health.bias);
   if (!hits[0]) return { health, retrieval: 0 };
-  const z = retrievalSignals(hits).reduce((sum, x, i) => sum + weights.retrieval.weights[i]! * x, weights.retrieval.bias);
+  const z = retrievalSignals(hits).reduce((sum, x, i) => sum + (weights.retrieval.weights[i] ?? 0) * x, weights.retrieval.bias);
   return { health, retrieval: sigmoid(z) };
 }
 

@@ -911,6 +911,7 @@ export class MedicalStore {
         coverage: t.coverage,
         titleMatch: t.titleMatch,
         questionType: parsed.type,
+        libraryDocs: cache.docs.size,
       });
     }
     const first = hits[0];

@@ -40,6 +40,11 @@ export interface Hit {
   sections?: { heading: string; text: string }[];
   /** The question type the query was read as ('symptoms', 'treatment', ...), null when none. */
   questionType?: string | null;
+  /**
+   * How many documents the tenant's library held when it was searched. The confidence reads it: in a
+   * library of a few dozen pages every question finds some page first, however far from it.
+   */
+  libraryDocs?: number;
 }
 
 export interface Citation {
