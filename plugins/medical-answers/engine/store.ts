@@ -25,6 +25,7 @@ import { inTransaction, type Migration } from 'parley';
 import type { CorpusDoc, Hit } from './types.js';
 import { LocalEmbeddings, type LocalEmbeddingsJSON } from './embedder.js';
 import { BUILT_IN_LAY_PHRASES, layPhrasesFor, type LayVocabulary } from './lay.js';
+import { REFERENCE_DF } from './reference-df.js';
 import { answerHeadings, docTerms, FAMILY_LETTERS, headingsFor, parseQuery, sectionsOf, stem, STOP_WORDS, words, type ParsedQuery } from './text.js';
 
 export type RetrievalMode = 'hybrid' | 'lexical';
@@ -1052,6 +1053,15 @@ export function matchLexemes(tsquery: string, lexemes: Map<string, string[]>, li
 /** BM25F's synonym field: the document's own synonyms and its lay phrases, one field. */
 const synonymTerms = (d: DocTerms): string[] => (d.l?.length ? [...d.s, ...d.l] : d.s);
 
+/**
+ * The document frequencies of DOCS' terms as ingest counts them (title, synonyms, lay phrases of the
+ * vocabulary, body): `eval/reference-df.ts` writes the shipped corpus's as `REFERENCE_DF`.
+ */
+export function documentFrequencies(docs: readonly CorpusDoc[], vocabulary: LayVocabulary = BUILT_IN_LAY_PHRASES): { n: number; df: Record<string, number> } {
+  const { n, df } = computeStats(docs.map((d) => termsOf(d, layPhrasesFor(d, vocabulary))));
+  return { n, df };
+}
+
 function computeStats(all: DocTerms[]): Stats {
   const df: Record<string, number> = {};
   let t = 0;
@@ -1068,10 +1078,24 @@ function computeStats(all: DocTerms[]): Stats {
   return { n: all.length, df, avgTitle: t / n || 1, avgSyn: s / n || 1, avgBody: b / n || 1 };
 }
 
-const idf = (stats: Stats, term: string) => {
-  const df = stats.df[term] ?? 0;
-  return Math.log(1 + (stats.n - df + 0.5) / (df + 0.5));
-};
+/**
+ * How many documents of a reference collection (`REFERENCE_DF`, the shipped MedQuAD corpus) every
+ * library's document frequencies are mixed with, as a prior: p(term in a page) =
+ * (df + PRIOR_DOCS × p_reference) / (n + PRIOR_DOCS). A library of a dozen pages cannot tell on its
+ * own which words are common: a word it lacks ("baby", "catch") took the highest idf there and
+ * outweighed the title it was asked about ("my grandma has shingles, can my baby catch shingles from
+ * her?" named Shingles at a title match of 0.09, against 0.3 over the whole corpus). Over a thousand
+ * pages the library's own counts dominate, and over the reference corpus itself nothing changes.
+ */
+export const PRIOR_DOCS = 200;
+
+/** BM25's idf of TERM in the library STATS describes, with the reference collection as a prior (PRIOR_DOCS). */
+export function idf(stats: Pick<Stats, 'n' | 'df'>, term: string): number {
+  const reference = ((REFERENCE_DF.df[term] ?? 0.5) / (REFERENCE_DF.n + 1)) * PRIOR_DOCS;
+  const n = stats.n + PRIOR_DOCS;
+  const df = (stats.df[term] ?? 0) + reference;
+  return Math.log(1 + (n - df + 0.5) / (df + 0.5));
+}
 
 /** A question's terms with their idf, their total weight and the set of them: computed once per search, not per document. */
 interface QueryWeights {
