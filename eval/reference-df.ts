@@ -11,23 +11,13 @@
  */
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { documentFrequencies } from '../plugins/medical-answers/engine/store.js';
 import { REFERENCE_DF } from '../plugins/medical-answers/engine/reference-df.js';
-import { CORPUS } from './fitting.js';
-import { readCorpus } from './medical-answers.js';
+import { referenceTable } from '../plugins/medical-answers/train/reference-df.js';
 
 const OUT = fileURLToPath(new URL('../plugins/medical-answers/engine/reference-df.ts', import.meta.url));
 
-/** The table as shipped: terms of at least two pages, in sorted order. */
-export async function referenceTable(corpus = CORPUS): Promise<{ n: number; df: Record<string, number> }> {
-  const docs = [];
-  for await (const d of readCorpus(corpus)) docs.push(d);
-  const { n, df } = documentFrequencies(docs);
-  return { n, df: Object.fromEntries(Object.entries(df).filter(([, k]) => k >= 2).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) };
-}
-
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const table = await referenceTable();
+  const table = referenceTable();
   if (process.argv.includes('--check')) {
     const same = JSON.stringify(table) === JSON.stringify(REFERENCE_DF);
     console.log(same ? 'reference-df.ts is what the corpus gives' : 'reference-df.ts differs from the corpus: run npx tsx eval/reference-df.ts');
