@@ -2,7 +2,7 @@
  * Evaluates the medical-answers engine on the shared dev set: ingest time, retrieval recall, answer
  * quality, confidence, latency, and (with --crisis) the crisis detector.
  *
- *   npm run eval -- [--questions FILE] [--crisis FILE] [--corpus FILE] [--min-confidence X] [--lexical] [--no-lay] [--misses]
+ *   npm run eval -- [--questions FILE] [--crisis FILE] [--corpus FILE] [--min-confidence X] [--lexical] [--no-lay] [--link-base URL] [--misses]
  *
  * Holdout: questions are split in two halves by a hash of their id. The "design" half is the one
  * looked at while building the engine; the "holdout" half was only run for the figures of the first
@@ -22,6 +22,7 @@ import { MedicalStore } from '../plugins/medical-answers/engine/store.js';
 import { composeAnswer } from '../plugins/medical-answers/engine/answer.js';
 import type { CorpusDoc, Hit } from '../plugins/medical-answers/engine/types.js';
 import { settingsSchema } from '../plugins/medical-answers/settings.js';
+import { linksFor } from '../plugins/medical-answers/stage.js';
 
 /** The plugin's defaults: the fallback threshold, and the SMS budget left after the disclaimer line. */
 const DEFAULTS = settingsSchema.parse({});
@@ -126,6 +127,9 @@ async function main(): Promise<void> {
     const phases = marks.slice(0, -1).map(([name, at], i) => `${name} ${((marks[i + 1]![1] - at) / 1000).toFixed(1)}`).join(', ');
     console.log(`mode ${mode.mode}${mode.reason ? ` (${mode.reason})` : ''}; ingest: ${ingest.added} docs, ${ingest.chunks} chunks in ${(ingest.ms / 1000).toFixed(1)} s (from ${((phaseStart.get('read') ?? t0) - t0) / 1000 < 0.05 ? 'start' : 'open'}: ${phases} s)`);
 
+    // `--link-base URL`: SMS answers carry short source links there (the plugin's `shortLinks`, server.publicBaseUrl).
+    const linkBase = arg('--link-base');
+    const smsLinks = linkBase ? linksFor('sms', 'eval', 'sms', linkBase.replace(/\/+$/, '')) : true;
     const questions = readFileSync(questionsPath, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Question);
     // Warm the per-tenant cache and the connection pool before timing.
     await store.search('eval', 'warm up query about diabetes', { k: 10 });
@@ -135,7 +139,7 @@ async function main(): Promise<void> {
       const hits = await store.search('eval', q.question, { k: 10 });
       const ms = performance.now() - t0;
       const idx = hits.findIndex((h) => q.expected_doc_ids.includes(h.docId));
-      const answer = composeAnswer(q.question, hits, { maxChars: SMS_MAX_CHARS, minConfidence });
+      const answer = composeAnswer(q.question, hits, { maxChars: SMS_MAX_CHARS, minConfidence, links: smsLinks });
       const reply = answer?.text ?? null;
       rows.push({
         q,
@@ -174,7 +178,7 @@ async function main(): Promise<void> {
     table(rows.filter((r) => half(r.q.id) === 'design'), 'DESIGN half (looked at while building)');
     table(rows.filter((r) => half(r.q.id) === 'holdout'), 'HOLDOUT half (unseen in the first pass; its misses were read in the second: see eval/README.md)');
     table(rows, 'ALL');
-    console.log(`(minConfidence ${minConfidence}; answer budgets incl. the citation, after the disclaimer: SMS ${SMS_MAX_CHARS}, WhatsApp ${WHATSAPP_MAX_CHARS} chars; recall strict on expected_doc_ids; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} on ${(await import('node:os')).cpus().length} cores: latency figures depend on it)`);
+    console.log(`(minConfidence ${minConfidence}; answer budgets incl. the citation, after the disclaimer: SMS ${SMS_MAX_CHARS}, WhatsApp ${WHATSAPP_MAX_CHARS} chars; ${linkBase ? `SMS source links short, at ${linkBase}; ` : ''}recall strict on expected_doc_ids; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} on ${(await import('node:os')).cpus().length} cores: latency figures depend on it)`);
     if (process.argv.includes('--misses')) {
       const which = arg('--misses-half') ?? 'design';
       for (const r of rows.filter((x) => half(x.q.id) === which && x.rank !== 1)) {

@@ -26,6 +26,7 @@ import { startFakeStripe, type FakeStripe } from './fakes/stripe-api.js';
 import { inboundSmsParams, signedWebhook, statusCallbackParams, voiceParams } from './fakes/twilio-webhook.js';
 import { signSlackRequest } from './fakes/slack-sign.js';
 import { signMetaBody } from '../channels/whatsapp-cloud/signature.js';
+import { linkCode } from '../plugins/medical-answers/engine/store.js';
 import { fakeWhatsAppWeb } from './fixtures/whatsapp-web-fake.js';
 
 const OPERATOR = 'op-contract-key-0123456789';
@@ -306,7 +307,9 @@ describe('contract: every documented route of every built-in plugin and channel'
 
     // ---- medical-answers ---------------------------------------------------------------------------
     await at('GET /v1/tenants/:tenant/medical-answers', call('GET', `${t}/medical-answers`));
-    await at('POST /v1/tenants/:tenant/medical-answers/search', call('POST', `${t}/medical-answers/search`, { query: 'what is a1c', k: 3 }));
+    const found = await at('POST /v1/tenants/:tenant/medical-answers/search', call('POST', `${t}/medical-answers/search`, { query: 'what is a1c', k: 3 }));
+    // A short source link to the first page found (what an SMS answer carries when the gateway has a public address).
+    await at('GET /l/:code', raw('GET', `/l/${linkCode('clinic', String(body(found).hits[0]?.docId))}`));
     await at('GET /v1/tenants/:tenant/medical-answers/answers', call('GET', `${t}/medical-answers/answers`));
 
     // ---- contacts ---------------------------------------------------------------------------------
@@ -390,11 +393,11 @@ describe('contract: every documented route of every built-in plugin and channel'
     const notCalled = gw.gateway.api.described.map((d) => routeKey(d.contract.method, d.contract.path)).filter((r) => !called.has(r));
     expect(problems).toEqual([]);
     expect(notCalled).toEqual([]);
-    // Every call succeeded (the chooser's form post succeeds with its 303) but those that cannot here,
+    // Every call succeeded (the chooser's form post succeeds with its 303, a short link with its 302) but those that cannot here,
     // with their documented errors checked above: a data-subject request fails (and can be retried) only
     // when a plugin's export or erasure throws, which no plugin of this gateway can be made to do; the
     // backup route dumps the embedded database only (on PostgreSQL, pg_dump does it: 501).
-    expect(calls.filter((c) => !(c.answer.status >= 200 && c.answer.status < 300) && !(c.route === 'POST /billing/choose/:token' && c.answer.status === 303)).map((c) => `${c.route} -> ${c.answer.status}`)).toEqual([
+    expect(calls.filter((c) => !(c.answer.status >= 200 && c.answer.status < 300) && !(c.route === 'POST /billing/choose/:token' && c.answer.status === 303) && !(c.route === 'GET /l/:code' && c.answer.status === 302)).map((c) => `${c.route} -> ${c.answer.status}`)).toEqual([
       ...(TEST_BACKEND === 'external' ? ['GET /v1/backup -> 501'] : []),
       'POST /v1/tenants/:tenant/data-subjects/requests/:id/retry -> 409',
     ]);

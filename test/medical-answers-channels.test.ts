@@ -13,11 +13,14 @@ import { twimlMessages } from './fixtures/twilio-twiml.js';
 import { countSegments } from '../channels/twilio-sms/segments.js';
 import { signMetaBody } from '../channels/whatsapp-cloud/signature.js';
 import { WEBHOOK_PATH } from '../channels/whatsapp-cloud/index.js';
+import { linkCode } from '../plugins/medical-answers/engine/store.js';
 
 const IDS = new Set(['mplus-0000001', 'mplus-0000266', 'mplus-0000369', 'mplus-0000173', 'mplus-0000812', 'mplus-0000065', 'mplus-0000471', 'cdc-0000053']);
 const NUMBER = '+15557650001';
 const WA = { phoneNumberId: '106540352242999', display: '15557650002', secret: 'medical-app-secret', verify: 'medical-verify' };
 const TOKEN = 'graph-medical-token';
+/** Where Twilio reaches the gateway, and where its short source links point. */
+const PUBLIC = 'https://clinic.example.org';
 
 let gw: TestGateway;
 let twilio: FakeTwilio;
@@ -29,6 +32,7 @@ beforeAll(async () => {
   graph = await startFakeGraph({ accessToken: TOKEN });
   gw = await startTestGateway({
     config: {
+      server: { publicBaseUrl: PUBLIC },
       outbox: { attempts: 4, backoffMs: 20 },
       plugins: [
         'http',
@@ -68,7 +72,7 @@ afterAll(async () => {
 });
 
 const sms = async (from: string, body: string) =>
-  twimlMessages((await post(signedSmsRequest({ baseUrl: gw.url, authToken: twilio.authToken, params: inboundSmsParams({ from, to: NUMBER, body, accountSid: twilio.accountSid }) }))).text).map((m) => m.body);
+  twimlMessages((await post(signedSmsRequest({ baseUrl: gw.url, publicBaseUrl: PUBLIC, authToken: twilio.authToken, params: inboundSmsParams({ from, to: NUMBER, body, accountSid: twilio.accountSid }) }))).text).map((m) => m.body);
 
 let seq = 0;
 async function whatsapp(from: string, text: string): Promise<string> {
@@ -97,8 +101,22 @@ describe('medical answers over Twilio SMS', () => {
   it('answers in the TwiML with the source, within two segments', async () => {
     const [answer, ...rest] = await sms('+15550402001', 'whats a normal a1c number?');
     expect(rest).toEqual([]);
-    expect(answer).toContain('Source: A1C https://www.nlm.nih.gov/medlineplus/a1c.html');
+    // A short link to the page where the gateway has a public address: 38 characters, not 44.
+    expect(answer).toContain(`Source: A1C ${PUBLIC}/l/${linkCode('clinic', 'mplus-0000001')}`);
+    expect(answer).not.toContain('nlm.nih.gov');
     expect(answer!.length).toBeLessThanOrEqual(306);
+  });
+
+  it("opens the page from the short link, counted for the tenant; an unknown code is a 404 that says so", async () => {
+    const res = await fetch(`${gw.url}/l/${linkCode('clinic', 'mplus-0000001')}`, { redirect: 'manual' });
+    expect(res.status).toBe(302);
+    expect(res.headers.get('location')).toBe('https://www.nlm.nih.gov/medlineplus/a1c.html');
+    expect(await gw.metrics()).toMatch(/parley_rag_source_link_opens_total\{tenant="clinic"\} 1/);
+    for (const code of [linkCode('clinic', 'mplus-9999999'), linkCode('other', 'mplus-0000001'), 'short', '../../v1', 'a'.repeat(300)]) {
+      const miss = await fetch(`${gw.url}/l/${encodeURIComponent(code)}`, { redirect: 'manual' });
+      expect(miss.status, code).toBe(404);
+      expect(((await miss.json()) as { error: unknown }).error, code).toMatchObject({ code: 'PARLEY_NOT_FOUND', message: expect.stringMatching(/No page has this link/) });
+    }
   });
 
   it('keeps to GSM-7 characters, so two segments stay two: the page\'s "130°F" is sent as "130 F"', async () => {
@@ -120,6 +138,7 @@ describe('medical answers over WhatsApp Cloud', () => {
   it('answers through the Graph API with the source and the longer WhatsApp budget', async () => {
     const text = await whatsapp('16505550301', 'what are the symptoms of the flu?');
     expect(text).toMatch(/Source: Flu https:\/\/www\.nlm\.nih\.gov\/medlineplus\/flu\.html/);
+    // WhatsApp has room, and its preview shows the page itself: the page's own link (shortLinks "auto").
     expect(text.length).toBeLessThanOrEqual(900);
   });
 

@@ -12,8 +12,8 @@ import { parseConfig } from '../core/config.js';
 import { createLogger } from '../core/logger.js';
 import { builtinPlugins } from '../config/builtins.js';
 
-function validate(settings: Record<string, unknown>, baseDir: string) {
-  const config = { plugins: ['http', 'medical-answers'], tenants: [{ id: 'clinic', pipeline: ['medical-answers'], plugins: { http: {}, 'medical-answers': settings } }] };
+function validate(settings: Record<string, unknown>, baseDir: string, server: Record<string, unknown> = {}) {
+  const config = { server, plugins: ['http', 'medical-answers'], tenants: [{ id: 'clinic', pipeline: ['medical-answers'], plugins: { http: {}, 'medical-answers': settings } }] };
   const loaded = { config: parseConfig(stringify(config), 'test', {}), baseDir, source: join(baseDir, 'parley.yaml') };
   return Gateway.validate({ loaded, catalogue: builtinPlugins, logger: createLogger('silent') });
 }
@@ -28,6 +28,13 @@ describe('medical-answers settings', () => {
     writeFileSync(join(dir, 'lay.jsonl'), '{"title": "Acne", "lay": ["bumps on my forehead"]}\n');
     await expect(validate({ layPhrases: './lay.jsonl' }, dir)).resolves.not.toThrow();
     await expect(validate({ layPhrases: false }, dir)).resolves.not.toThrow();
+  });
+
+  it('refuse short source links without the public address that serves them', async () => {
+    await expect(validate({ shortLinks: 'sms' }, dir)).rejects.toThrow(/tenants\[0\] \(clinic\)\.plugins\.medical-answers\.shortLinks: "sms" needs server\.publicBaseUrl/);
+    await expect(validate({ shortLinks: 'all' }, dir, { publicBaseUrl: 'https://clinic.example.org' })).resolves.not.toThrow();
+    // The default uses them only when the address is there.
+    await expect(validate({}, dir)).resolves.not.toThrow();
   });
 
   it('refuse a corpus that is not there', async () => {

@@ -13,10 +13,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, type Database } from '../core/storage/database.js';
 import { applyMigrations, ensureMigrationTable } from '../core/storage/migrations.js';
 import { TEST_BACKEND, externalServices, freshDatabase } from './backend.js';
-import { matchLexemes, MedicalStore } from '../plugins/medical-answers/engine/store.js';
+import { linkCode, matchLexemes, MedicalStore } from '../plugins/medical-answers/engine/store.js';
 import { condenseFollowUp } from '../plugins/medical-answers/engine/query.js';
 import { composeAnswer, DEFAULT_REDACTIONS, render, sourceLine, unitsOf } from '../plugins/medical-answers/engine/answer.js';
 import { parseGrounded } from '../plugins/medical-answers/model-answer.js';
+import { linksFor } from '../plugins/medical-answers/stage.js';
 import type { CorpusDoc, Hit } from '../plugins/medical-answers/engine/types.js';
 import { BUILT_IN_LAY_PHRASES, layPhrasesFor } from '../plugins/medical-answers/engine/lay.js';
 
@@ -54,6 +55,25 @@ describe.skipIf(skip)(`medical-answers engine on the ${TEST_BACKEND} backend`, (
     await db?.close();
     await drop?.();
     if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("gives every page its short-link code, and the migration gives rows written before it the same one", async () => {
+    await store.ingest('t-links', corpus.slice(0, 3));
+    const codes = async () => (await db.pool.query<{ doc_id: string; link_code: string | null }>("SELECT doc_id, link_code FROM medical_answers_docs WHERE tenant_id = 't-links' ORDER BY doc_id")).rows;
+    const written = await codes();
+    expect(written.map((r) => r.link_code)).toEqual(written.map((r) => linkCode('t-links', r.doc_id)));
+    // A row from before the column: the migration's UPDATE fills it with what ingest writes.
+    await db.pool.query("UPDATE medical_answers_docs SET link_code = NULL WHERE tenant_id = 't-links'");
+    const update = MedicalStore.migrations().find((m) => m.id === '002_doc_link_codes')!.sql.split('\n').find((line) => line.trim().startsWith('UPDATE'))!;
+    await db.pool.query(update);
+    expect(await codes()).toEqual(written);
+    const first = corpus[0]!;
+    expect(await store.resolveLink(linkCode('t-links', first.id), ['t-links'])).toEqual({ tenantId: 't-links', docId: first.id, url: first.url });
+    // Only among the tenants asked about, and only a well-formed code.
+    expect(await store.resolveLink(linkCode('t-links', first.id), ['t1'])).toBeNull();
+    expect(await store.resolveLink("x' OR '1'='1", ['t-links'])).toBeNull();
+    await store.eraseTenant('t-links');
+    expect(await store.resolveLink(linkCode('t-links', first.id), ['t-links'])).toBeNull();
   });
 
   it('migrations are plain SQL without the vector type', () => {
@@ -449,5 +469,24 @@ describe('the source line within the budget', () => {
     // A model's grounded answer gets the same source line.
     const grounded = parseGrounded(`${text} [1]`, [page(longUrl)], 286);
     expect(grounded.ok && grounded.text.length <= 286 && grounded.text.endsWith('\nSource: Monogenic Forms of Diabetes')).toBe(true);
+  });
+
+  it('a short link in place of a long one leaves room for the whole title, and the citation the page\'s own', () => {
+    const links = linksFor('twilio-sms', 'clinic', 'auto', 'https://clinic.example.org');
+    const short = `https://clinic.example.org/l/${linkCode('clinic', 'niddk-0000049')}`;
+    const answer = composeAnswer('what is neonatal diabetes', [page(longUrl)], { maxChars: 286, minConfidence: 0, links })!;
+    expect(answer.text.split('\n').at(-1)).toBe(`Source: ${title} ${short}`);
+    expect(answer.citations[0]).toMatchObject({ url: longUrl });
+    const grounded = parseGrounded(`${text} [1]`, [page(longUrl)], 286, links);
+    expect(grounded.ok && grounded.text.endsWith(`\nSource: ${title} ${short}`) && grounded.citations[0]!.url === longUrl).toBe(true);
+    // A page whose own link is shorter keeps it; a page without one gets none; a call reads no link;
+    // WhatsApp keeps the page's link unless the tenant asks for short links everywhere.
+    expect(composeAnswer('what is neonatal diabetes', [page('https://a.gov/x')], { maxChars: 286, minConfidence: 0, links })!.text).toMatch(/Source: .* https:\/\/a\.gov\/x$/);
+    expect(composeAnswer('what is neonatal diabetes', [page(null)], { maxChars: 286, minConfidence: 0, links })!.text).toMatch(/Source: Monogenic Forms of Diabetes: Neonatal Diabetes Mellitus and Maturity-onset Diabetes of the Young$/);
+    expect(linksFor('twilio-voice', 'clinic', 'all', 'https://clinic.example.org')).toBe(false);
+    expect(linksFor('whatsapp-cloud', 'clinic', 'auto', 'https://clinic.example.org')).toBe(true);
+    expect(typeof linksFor('whatsapp-cloud', 'clinic', 'all', 'https://clinic.example.org')).toBe('function');
+    expect(linksFor('twilio-sms', 'clinic', 'auto', null)).toBe(true);
+    expect(linksFor('twilio-sms', 'clinic', 'off', 'https://clinic.example.org')).toBe(true);
   });
 });

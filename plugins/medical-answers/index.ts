@@ -13,7 +13,7 @@ import { openCorpus } from './corpus.js';
 import { MedicalStore } from './engine/store.js';
 import { Library, progressLine } from './library.js';
 import { ragMetrics } from './metrics.js';
-import { libraryRoutes } from './routes.js';
+import { libraryRoutes, sourceLinkRoute } from './routes.js';
 import { settingsSchema } from './settings.js';
 import { layPhrasesSetting, type LayPhrases } from './lay-file.js';
 import { medicalAnswersStage, STAGE } from './stage.js';
@@ -57,6 +57,7 @@ export default definePlugin({
       } catch (error) {
         problems.push(`${ctx.configPath(tenant.id)}.layPhrases: ${(error as Error).message}`);
       }
+      if ((settings.shortLinks === 'sms' || settings.shortLinks === 'all') && !ctx.publicBaseUrl) problems.push(`${ctx.configPath(tenant.id)}.shortLinks: "${settings.shortLinks}" needs server.publicBaseUrl, where the links are served (or "auto": short links whenever it is set)`);
       if (!settings.corpus) continue;
       try {
         openCorpus(resolve(ctx.configDir, settings.corpus));
@@ -77,9 +78,11 @@ export default definePlugin({
         chat: (tenantId) => ctx.ai.chat(tenantId),
         embeddings: (tenantId) => queryEmbeddings.get(tenantId) ?? null,
         autoIngest: (tenantId) => Boolean(ctx.settingsFor(tenantId)?.corpus),
+        linkBase: ctx.publicBaseUrl ? ctx.publicBaseUrl.replace(/\/+$/, '') : null,
       }),
     );
     ctx.routes(libraryRoutes({ library, log, enabled: (tenantId) => ctx.settingsFor(tenantId) !== undefined }));
+    ctx.routes(sourceLinkRoute({ store, tenants, metrics }));
     ctx.health({
       name: STAGE,
       // An empty library while its corpus loads is reported, not a reason to take the gateway out of service.

@@ -14,6 +14,7 @@ export function ragMetrics(metrics: PluginMetrics, collectChunks: (set: (tenant:
     modelAnswers: metrics.counter({ name: 'parley_rag_model_answers_total', help: 'Chat-model answers, by result (grounded; invalid_citations, no_answer or unavailable fell back to the extractive answer)', labelNames: ['tenant', 'result'] as const }),
     condense: metrics.counter({ name: 'parley_rag_condense_total', help: 'Messages with follow-up history, by who wrote the search question (model: the chat model; rules: the rules, the model was not asked; fallback: the model failed or its rewrite was refused, the rules wrote it)', labelNames: ['tenant', 'result'] as const }),
     lexicalOnly: metrics.counter({ name: 'parley_rag_lexical_only_total', help: "Questions answered from lexical retrieval alone because their embedding was not made, by tenant and the AI error's code (PARLEY_AI_REFUSED: a budget refused it; PARLEY_AI_UNAVAILABLE...)", labelNames: ['tenant', 'reason'] as const }),
+    linkOpens: metrics.counter({ name: 'parley_rag_source_link_opens_total', help: "Short source links opened (GET /l/:code, 302 to the page), by the tenant whose answer sent it; a link preview counts too", labelNames: ['tenant'] as const }),
     mode: metrics.gauge({ name: 'parley_rag_retrieval_mode', help: '1 for the retrieval mode in use (hybrid: full text + pgvector; lexical: the database has no vector extension)', labelNames: ['mode'] as const }),
     chunks: metrics.gauge({
       name: 'parley_rag_chunks',

@@ -4,7 +4,7 @@
  * is refused, and the caller sends the extractive answer instead. Citation markers are replaced by the
  * sources, so a person reads plain text with the document's title and link.
  */
-import { sourceLine } from './engine/answer.js';
+import { sourceLine, sourceOf, type LinkOf } from './engine/answer.js';
 import type { Citation, Hit } from './engine/types.js';
 
 /** The part of the kernel's AI chat model this plugin uses (`ctx.ai.chat(tenantId)`). */
@@ -39,7 +39,7 @@ export function groundedPrompt(question: string, hits: Hit[], maxChars: number):
 }
 
 /** Checks the model's citations against the passages and turns them into sources within `maxChars`. */
-export function parseGrounded(raw: string, hits: Hit[], maxChars: number, links = true): ModelAnswer {
+export function parseGrounded(raw: string, hits: Hit[], maxChars: number, links: boolean | LinkOf = true): ModelAnswer {
   const text = raw.trim();
   if (!text || text.includes(NO_ANSWER)) return { ok: false, reason: 'no_answer' };
   const cited = [...text.matchAll(/\[(\d+(?:\s*,\s*\d+)*)\]/g)].flatMap((m) => m[1]!.split(',').map((n) => Number(n.trim())));
@@ -51,7 +51,7 @@ export function parseGrounded(raw: string, hits: Hit[], maxChars: number, links 
     if (!citations.some((c) => c.docId === hit.docId)) citations.push({ docId: hit.docId, title: hit.title, url: hit.url });
   }
   const body = text.replace(/\s*\[(\d+(?:\s*,\s*\d+)*)\]/g, '').replace(/\s+/g, ' ').trim();
-  const source = sourceLine(citations[0]!, maxChars, [], links);
+  const source = sourceLine(sourceOf(citations[0]!, links), maxChars, []);
   return { ok: true, text: fit(body, maxChars - source.length - 1) + '\n' + source, citations };
 }
 

@@ -1,4 +1,6 @@
 /**
+ * `GET /l/:code` (no key): a short source link, 302 to the page (`shortLinks`).
+ *
  * Admin routes (tenant key or operator key):
  * `GET /v1/tenants/:tenant/medical-answers` the library's state (documents, chunks, retrieval mode,
  * corpus version, ingest progress, last error, outcomes and errands of the last 7 days);
@@ -12,6 +14,8 @@ import { NextPage, TimeIdKey, badRequest, notFound, pageOf, pageQuery, param, re
 import type { AnswerLog } from './answer-log.js';
 import { ERRAND_INTENTS } from './engine/errands.js';
 import type { Library } from './library.js';
+import { LINK_CODE_LENGTH, type MedicalStore } from './engine/store.js';
+import type { RagMetrics } from './metrics.js';
 
 const searchBody = z.object({ query: z.string().trim().min(1).max(1000), k: z.number().int().min(1).max(50).default(5) });
 const listQuery = pageQuery({ maxLimit: 200 }).extend({
@@ -120,6 +124,38 @@ export function libraryRoutes(deps: { library: Library; log: AnswerLog; enabled(
         const after = query.data.cursor ? readCursor('medical-answers', query.data.cursor, TimeIdKey) : null;
         const { items, next } = pageOf(req, 'medical-answers', await deps.log.list(tenantId, { ...query.data, limit: query.data.limit + 1, after }), query.data.limit, (a) => [a.sortAt, a.messageId]);
         res.set('cache-control', 'no-store').json({ answers: items.map(({ sortAt: _, ...a }) => a), next });
+      },
+    );
+  };
+}
+
+/** Where short source links live: `<server.publicBaseUrl>/l/<code>`. */
+export const LINK_PATH = '/l';
+
+/**
+ * `GET /l/:code`: the page a short source link names, as a 302 (`shortLinks`). No key: the link is in
+ * an SMS. It reveals only the public link of a page some tenant's answer cited, and counts the open
+ * for that tenant; nobody's number or question is in it.
+ */
+export function sourceLinkRoute(deps: { store: MedicalStore; tenants(): string[]; metrics: RagMetrics }) {
+  return (_router: Router, { route }: RouteHelpers): void => {
+    route(
+      {
+        method: 'get',
+        path: `${LINK_PATH}/:code`,
+        auth: 'none',
+        tags: ['medical-answers'],
+        summary: "A health answer's short source link: 302 to the page",
+        description: `The code (${LINK_CODE_LENGTH} characters) is the same for a page of a tenant's library across restarts and re-ingests; a page removed from the library, or the plugin turned off for its tenant, no longer resolves.`,
+        params: z.object({ code: z.string().describe(`${LINK_CODE_LENGTH} characters, A-Z a-z 0-9 - _`) }),
+        responses: { 302: { description: "To the page's own link", headers: { location: 'The page' } } },
+        errors: [{ code: 'PARLEY_NOT_FOUND', status: 404, description: 'No page has this code' }],
+      },
+      async (req, res) => {
+        const found = await deps.store.resolveLink(param(req, 'code'), deps.tenants());
+        if (!found) throw notFound('No page has this link: it may have been removed from the library');
+        deps.metrics.linkOpens.inc({ tenant: found.tenantId });
+        res.set({ 'cache-control': 'no-store', 'referrer-policy': 'no-referrer' }).redirect(302, found.url);
       },
     );
   };

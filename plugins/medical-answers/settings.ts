@@ -106,6 +106,15 @@ export const settingsSchema = z.object({
   handoffWhenUnsure: z.boolean().default(false),
   /** Appended to every answer when it fits the length budget (empty: none). */
   disclaimer: z.string().max(300).default('Not medical advice.'),
+  /**
+   * Which answers carry a short source link, `<server.publicBaseUrl>/l/<code>` (a 302 to the page), in
+   * place of the page's own link, where it is shorter: `auto` (default) SMS answers when
+   * `server.publicBaseUrl` is set; `sms`; `all` (SMS, WhatsApp, http; a call reads no link); `off`.
+   * `sms` and `all` need `server.publicBaseUrl` (the start fails without it). On SMS the source line
+   * (title and link) took 84 characters of a 306-character answer on average, and with a 38-character short link 32 more of
+   * 1,654 hand-written questions got the key fact into the SMS reply (eval/README.md, 2026-12-04).
+   */
+  shortLinks: z.enum(['auto', 'sms', 'all', 'off']).default('auto'),
   /** Replacements applied to every answer after the built-in ones (retired crisis numbers). */
   redactions: z.array(redactionSchema).default([]),
   /** Keep the built-in replacements (1-800-273-TALK and 1-800-273-8255 become 988). */

@@ -11,11 +11,13 @@ import type { AnswerLog } from './answer-log.js';
 import { condenseQuery } from './condense.js';
 import { confidenceParts } from './engine/confidence.js';
 import { errandIntent, type ErrandIntent } from './engine/errands.js';
-import { applyRedactions, composeAnswer, DEFAULT_REDACTIONS, GSM_LOOKALIKES } from './engine/answer.js';
+import { applyRedactions, composeAnswer, DEFAULT_REDACTIONS, GSM_LOOKALIKES, type LinkOf } from './engine/answer.js';
+import { linkCode } from './engine/store.js';
 import type { Hit } from './engine/types.js';
 import type { Library } from './library.js';
 import type { QueryOutcome, RagMetrics } from './metrics.js';
 import { fit, groundedPrompt, parseGrounded, type ChatModel } from './model-answer.js';
+import { LINK_PATH } from './routes.js';
 import type { MedicalAnswersSettings } from './settings.js';
 
 export const STAGE = 'medical-answers';
@@ -34,6 +36,23 @@ export interface StageDeps {
   embeddings(tenantId: string): EmbeddingsInterface | null;
   /** Whether a start-up ingest is configured for the tenant (the stage then says "still loading"). */
   autoIngest(tenantId: string): boolean;
+  /** `server.publicBaseUrl` without its trailing slash, where short source links are served; null when unset. */
+  linkBase: string | null;
+}
+
+/**
+ * The links an answer's source line carries on CHANNEL: none on a call (a link read out is noise), a
+ * short link where the tenant's `shortLinks` and `server.publicBaseUrl` allow it and it is shorter
+ * than the page's own, else the page's own.
+ */
+export function linksFor(channel: string, tenantId: string, shortLinks: MedicalAnswersSettings['shortLinks'], linkBase: string | null): boolean | LinkOf {
+  if (channel.endsWith('voice')) return false;
+  const sms = channel.endsWith('sms');
+  if (!linkBase || shortLinks === 'off' || ((shortLinks === 'auto' || shortLinks === 'sms') && !sms)) return true;
+  return (doc) => {
+    const short = `${linkBase}${LINK_PATH}/${linkCode(tenantId, doc.docId)}`;
+    return doc.url && short.length < doc.url.length ? short : null;
+  };
 }
 
 export function budgetFor(channel: string, maxChars: MedicalAnswersSettings['maxChars']): number {
@@ -109,11 +128,12 @@ export function medicalAnswersStage(deps: StageDeps): StageDefinition<MedicalAns
       const maxChars = budgetFor(message.channel, settings.maxChars);
       // An SMS answer keeps to GSM-7 characters, or its segments would hold 70 characters instead of 160.
       const sms = message.channel.endsWith('sms');
-      // A call hears its answer: the source is the page's title, without a link read out character by character.
-      const links = !message.channel.endsWith('voice');
+      // A call hears its answer: the source is the page's title, without a link read out character by
+      // character. An SMS carries a short link where the tenant has them.
+      const links = linksFor(message.channel, tenant.id, settings.shortLinks, deps.linkBase);
       const disclaimer = sms ? applyRedactions(settings.disclaimer.trim(), GSM_LOOKALIKES) : settings.disclaimer.trim();
       const budget = disclaimer ? maxChars - disclaimer.length - 1 : maxChars;
-      const key = AnswerCache.key(`${status.corpusVersion ?? ''}${sms ? '|gsm' : ''}${links ? '' : '|spoken'}`, maxChars, query);
+      const key = AnswerCache.key(`${status.corpusVersion ?? ''}${sms ? '|gsm' : ''}${links === false ? '|spoken' : typeof links === 'function' ? '|short' : ''}`, maxChars, query);
       const cachedAnswer = deps.cache.get(tenant.id, key);
       metrics.cache.inc({ tenant: tenant.id, result: cachedAnswer ? 'hit' : 'miss' });
 
@@ -193,7 +213,7 @@ function lexicalOnly(stage: StageContext<MedicalAnswersSettings>, error: unknown
   stage.log.warn({ code, reason: (error as Error).message }, 'medical-answers: the question could not be embedded; answering from lexical retrieval alone');
 }
 
-async function modelAnswer(stage: StageContext<MedicalAnswersSettings>, chat: ChatModel, question: string, hits: Hit[], budget: number, links: boolean, deps: StageDeps) {
+async function modelAnswer(stage: StageContext<MedicalAnswersSettings>, chat: ChatModel, question: string, hits: Hit[], budget: number, links: boolean | LinkOf, deps: StageDeps) {
   const tenant = stage.tenant.id;
   try {
     const { text } = await chat.invoke(groundedPrompt(question, hits, budget), { purpose: 'medical-answers.answer', ref: stage.message.id, maxTokens: Math.ceil(budget / 2) + 50 });

@@ -24,8 +24,19 @@ export interface ComposeOptions {
   pairs?: PairTable;
   /** Whether a question that asks something leads with the best unit that says it (default `LEAD_BY_SAYING`). */
   leadBySaying?: boolean;
-  /** Whether the source line carries the link (default true; false on a voice call, where it would be read out). */
-  links?: boolean;
+  /**
+   * Whether the source line carries the link (default true; false on a voice call, where it would be
+   * read out), or which link it carries for a page (a short link on SMS: the stage's `shortLinks`).
+   */
+  links?: boolean | LinkOf;
+}
+
+/** The link a source line carries for a page: a short link to it, or null for its own. */
+export type LinkOf = (doc: { docId: string; url: string | null }) => string | null;
+
+/** The page as its source line names it: its title, and the link `links` gives (its own by default). */
+export function sourceOf(doc: { docId: string; title: string; url: string | null }, links: boolean | LinkOf | undefined): { title: string; url: string | null } {
+  return { title: doc.title, url: links === false ? null : typeof links === 'function' ? (links(doc) ?? doc.url) : doc.url };
 }
 
 /**
@@ -539,7 +550,7 @@ export function composeAnswer(question: string, hits: Hit[], opts: ComposeOption
   if (confidence < opts.minConfidence) return null;
   const redactions = [...DEFAULT_REDACTIONS, ...(opts.redactions ?? [])];
   const citation: Citation = { docId: top.docId, title: top.title, url: top.url };
-  const cite = sourceLine(top, opts.maxChars, redactions, opts.links);
+  const cite = sourceLine(sourceOf(top, opts.links), opts.maxChars, redactions);
   const budget = opts.maxChars - cite.length - 1;
   const sectionText = top.sections?.[0]?.text ?? top.text;
   const { units, asking } = answerUnits(question, top, budget, redactions, opts.pairs);

@@ -194,7 +194,29 @@ export function medicalMigrations(): Migration[] {
         );
       `,
     },
+    {
+      // Each page's short source link (`linkCode`): ingest writes it, this fills the rows written before.
+      id: '002_doc_link_codes',
+      sql: `
+        ALTER TABLE medical_answers_docs ADD COLUMN link_code text;
+        UPDATE medical_answers_docs SET link_code = left(translate(encode(sha256(convert_to(tenant_id || E'\\n' || doc_id, 'UTF8')), 'base64'), '+/', '-_'), 8);
+        CREATE INDEX medical_answers_docs_link_code ON medical_answers_docs (link_code);
+      `,
+    },
   ];
+}
+
+/** How many characters a short source link's code has: 48 bits of SHA-256, base64url. */
+export const LINK_CODE_LENGTH = 8;
+
+/**
+ * A page's short-link code: the first 48 bits of SHA-256 over the tenant and the document id, base64url
+ * (migration `002_doc_link_codes` computes the same in SQL). The same page of the same tenant always
+ * has the same code, so a link sent last month still opens after a restart or a re-ingest; no person
+ * is in it.
+ */
+export function linkCode(tenantId: string, docId: string): string {
+  return createHash('sha256').update(`${tenantId}\n${docId}`, 'utf8').digest('base64url').slice(0, LINK_CODE_LENGTH);
 }
 
 interface DocTerms {
@@ -555,6 +577,7 @@ export class MedicalStore {
           terms: allTerms.get(d.id)!,
           synonyms_text: indexedSynonyms(d, layOf(d)).join(' ; '),
           body: salientWords(d.text, allTerms.get(d.id)!, stats),
+          link_code: linkCode(tenantId, d.id),
           sections,
         };
       });
@@ -577,15 +600,15 @@ export class MedicalStore {
       }
       await inTransaction(this.db, async (client) => {
         await client.query(
-          `INSERT INTO medical_answers_docs (tenant_id, doc_id, title, url, source, collection, synonyms, content_hash, embedder, headings, tsv, updated_at)
+          `INSERT INTO medical_answers_docs (tenant_id, doc_id, title, url, source, collection, synonyms, content_hash, embedder, headings, tsv, link_code, updated_at)
            SELECT $1, r.doc_id, r.title, r.url, r.source, r.collection, r.synonyms, r.content_hash, r.embedder, r.headings,
                   setweight(to_tsvector('english', r.title), 'A') || setweight(to_tsvector('english', r.synonyms_text), 'B') || setweight(to_tsvector('english', r.body), 'D'),
-                  now()
+                  r.link_code, now()
            FROM jsonb_to_recordset($2::jsonb) AS r(doc_id text, title text, url text, source text, collection text, synonyms text[], content_hash text,
-                embedder text, headings text[], synonyms_text text, body text)
+                embedder text, headings text[], synonyms_text text, body text, link_code text)
            ON CONFLICT (tenant_id, doc_id) DO UPDATE SET title = EXCLUDED.title, url = EXCLUDED.url, source = EXCLUDED.source, collection = EXCLUDED.collection,
              synonyms = EXCLUDED.synonyms, content_hash = EXCLUDED.content_hash, embedder = EXCLUDED.embedder, headings = EXCLUDED.headings,
-             tsv = EXCLUDED.tsv, updated_at = now()`,
+             tsv = EXCLUDED.tsv, link_code = EXCLUDED.link_code, updated_at = now()`,
           [tenantId, JSON.stringify(docRows.map(({ sections: _s, terms: _t, ...rest }) => rest))],
         );
         await client.query(
@@ -983,6 +1006,22 @@ export class MedicalStore {
       values: [tenantId, words.join(' | ')],
     });
     return rows.map((r) => r.doc_id);
+  }
+
+  /**
+   * The page a short source link's code opens (`linkCode`), with its tenant, or null: an unknown code,
+   * a page without a link, or one removed from the library. Among the tenants given (those with the
+   * plugin on) only.
+   */
+  async resolveLink(code: string, tenants: readonly string[]): Promise<{ tenantId: string; docId: string; url: string } | null> {
+    if (!new RegExp(`^[A-Za-z0-9_-]{${LINK_CODE_LENGTH}}$`).test(code) || !tenants.length) return null;
+    const { rows } = await this.db.query<{ tenant_id: string; doc_id: string; url: string }>({
+      name: 'medical-answers-resolve-link',
+      text: 'SELECT tenant_id, doc_id, url FROM medical_answers_docs WHERE link_code = $1 AND tenant_id = ANY($2::text[]) AND url IS NOT NULL ORDER BY tenant_id, doc_id LIMIT 1',
+      values: [code, tenants],
+    });
+    const row = rows[0];
+    return row ? { tenantId: row.tenant_id, docId: row.doc_id, url: row.url } : null;
   }
 
   async status(tenantId: string): Promise<StoreStatus> {
