@@ -72,6 +72,9 @@ describe.skipIf(skip)(`medical-answers engine on the ${TEST_BACKEND} backend`, (
     // Only among the tenants asked about, and only a well-formed code.
     expect(await store.resolveLink(linkCode('t-links', first.id), ['t1'])).toBeNull();
     expect(await store.resolveLink("x' OR '1'='1", ['t-links'])).toBeNull();
+    // Only a web page: a link of another scheme is not redirected to.
+    await db.pool.query("UPDATE medical_answers_docs SET url = 'javascript:alert(1)' WHERE tenant_id = 't-links' AND doc_id = $1", [first.id]);
+    expect(await store.resolveLink(linkCode('t-links', first.id), ['t-links'])).toBeNull();
     await store.eraseTenant('t-links');
     expect(await store.resolveLink(linkCode('t-links', first.id), ['t-links'])).toBeNull();
   });
@@ -482,6 +485,7 @@ describe('the source line within the budget', () => {
     // A page whose own link is shorter keeps it; a page without one gets none; a call reads no link;
     // WhatsApp keeps the page's link unless the tenant asks for short links everywhere.
     expect(composeAnswer('what is neonatal diabetes', [page('https://a.gov/x')], { maxChars: 286, minConfidence: 0, links })!.text).toMatch(/Source: .* https:\/\/a\.gov\/x$/);
+    expect(composeAnswer('what is neonatal diabetes', [page(`ftp://files.example.org/${'x'.repeat(60)}`)], { maxChars: 880, minConfidence: 0, links })!.text).toContain('ftp://files.example.org/');
     expect(composeAnswer('what is neonatal diabetes', [page(null)], { maxChars: 286, minConfidence: 0, links })!.text).toMatch(/Source: Monogenic Forms of Diabetes: Neonatal Diabetes Mellitus and Maturity-onset Diabetes of the Young$/);
     expect(linksFor('twilio-voice', 'clinic', 'all', 'https://clinic.example.org')).toBe(false);
     expect(linksFor('whatsapp-cloud', 'clinic', 'auto', 'https://clinic.example.org')).toBe(true);

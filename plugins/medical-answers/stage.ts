@@ -51,7 +51,8 @@ export function linksFor(channel: string, tenantId: string, shortLinks: MedicalA
   if (!linkBase || shortLinks === 'off' || ((shortLinks === 'auto' || shortLinks === 'sms') && !sms)) return true;
   return (doc) => {
     const short = `${linkBase}${LINK_PATH}/${linkCode(tenantId, doc.docId)}`;
-    return doc.url && short.length < doc.url.length ? short : null;
+    // Only a web page's link is shortened (the redirect follows http and https only).
+    return doc.url && /^https?:\/\//i.test(doc.url) && short.length < doc.url.length ? short : null;
   };
 }
 

@@ -1010,14 +1010,14 @@ export class MedicalStore {
 
   /**
    * The page a short source link's code opens (`linkCode`), with its tenant, or null: an unknown code,
-   * a page without a link, or one removed from the library. Among the tenants given (those with the
-   * plugin on) only.
+   * a page without a web link (http or https: the route redirects to nothing else), or one removed from
+   * the library. Among the tenants given (those with the plugin on) only.
    */
   async resolveLink(code: string, tenants: readonly string[]): Promise<{ tenantId: string; docId: string; url: string } | null> {
     if (!new RegExp(`^[A-Za-z0-9_-]{${LINK_CODE_LENGTH}}$`).test(code) || !tenants.length) return null;
     const { rows } = await this.db.query<{ tenant_id: string; doc_id: string; url: string }>({
       name: 'medical-answers-resolve-link',
-      text: 'SELECT tenant_id, doc_id, url FROM medical_answers_docs WHERE link_code = $1 AND tenant_id = ANY($2::text[]) AND url IS NOT NULL ORDER BY tenant_id, doc_id LIMIT 1',
+      text: "SELECT tenant_id, doc_id, url FROM medical_answers_docs WHERE link_code = $1 AND tenant_id = ANY($2::text[]) AND url ~* '^https?://' ORDER BY tenant_id, doc_id LIMIT 1",
       values: [code, tenants],
     });
     const row = rows[0];
