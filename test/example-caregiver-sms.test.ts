@@ -170,7 +170,14 @@ describe('examples/caregiver-sms: seed 000 as a Parley deployment', () => {
     expect((await sms(from, 'HELP')).join(' ')).toMatch(/GiveCare.*help@givecare\.example/s);
     expect(await sms(from, 'what causes falls in older people?')).toEqual([]);
     expect((await sms(from, 'START')).join(' ')).toMatch(/GiveCare/);
-    expect((await sms(from, 'what causes falls in older people?')).join('\n')).toContain('Source: ');
+    const falls = (await sms(from, 'what causes falls in older people?')).join('\n');
+    expect(falls).toContain('Source: ');
+    // The source's link is a short one on the gateway's public address, and opens the page.
+    const short = new RegExp(`${PUBLIC}/l/[A-Za-z0-9_-]{8}`).exec(falls)?.[0];
+    expect(short, falls).toBeDefined();
+    const opened = await fetch(short!.replace(PUBLIC, gw.url), { redirect: 'manual' });
+    expect(opened.status).toBe(302);
+    expect(opened.headers.get('location')).toMatch(/^https?:\/\//);
     const consent = await gw.request('GET', `/v1/tenants/caregiver/consent/${encodeURIComponent(from)}`, { key: KEY });
     expect(consent.body).toMatchObject({ status: 'opted-in' });
     expect(consent.body.history.map((h: { status: string }) => h.status)).toEqual(expect.arrayContaining(['opted-out', 'opted-in']));
