@@ -164,8 +164,10 @@ describe('a health question', () => {
   });
 
   it("is not answered from another page when the tenant's small library does not cover it", async () => {
-    // The clinic's library has 19 pages, none about bruises or appendicitis: every question still finds some page first.
-    for (const [i, question] of ['how long does a bruise take to fade', 'what age do people usually get appendicitis'].entries()) {
+    // The clinic's library has 19 pages, none about bruises, appendicitis, gum disease or a short neck
+    // from birth: every question still finds some page first (Headache for the neck, answered at 0.121
+    // before a topic the library does not hold was read, engine/elsewhere.ts; 0.075 now).
+    for (const [i, question] of ['how long does a bruise take to fade', 'what age do people usually get appendicitis', 'my gums bleed every time i brush my teeth, what can i do', 'my boy has a very short neck and a low hairline and cant turn his head well, why'].entries()) {
       const r = await ask('clinic', `+1555777003${i}`, question);
       const note = await annotation('clinic', r.message.id);
       expect(note, question).toMatchObject({ outcome: 'fallback', citations: [] });

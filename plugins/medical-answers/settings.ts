@@ -50,8 +50,8 @@ export const settingsSchema = z.object({
    * (engine/confidence.ts: the chance that the text is a health question times the chance that the
    * top page answers it) is fitted on health questions and on texts that are not (train/README.md).
    * At 0.12, the eleven sets of hand-written questions it never saw (eval/sets, 1,600) are not
-   * answered 0–4% of the time (1.9% pooled), and 24 of 429 test errands get an answer (23 before the
-   * idf's prior, 2026-12-04; 19 and 2.4% before the library's size became a signal, 2026-12-03's
+   * answered 0–3.5% of the time (1.8% pooled), and 25 of 429 test errands get an answer (23 before the
+   * idf's prior and the `elsewhere` signal, 2026-12-04; 19 and 2.4% before the library's size became a signal, 2026-12-03's
    * seventh session; 11 at 0.15, with up to 6%
    * of a set not answered). Before 2026-12-03's fifth session the default was 0.15, with
    * a confidence that answered 56 of the 429 and left up to 6% of a set unanswered.

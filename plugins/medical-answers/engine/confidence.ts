@@ -31,7 +31,7 @@ export interface ConfidenceWeights {
   retrieval: { bias: number; weights: number[] };
 }
 
-export const RETRIEVAL_SIGNALS = ['titleMatch', 'bm25f', 'marginByBm25f', 'coverage', 'lexicalFirst', 'vectorTop3', 'smallLibrary', 'smallLibraryUnnamed'] as const;
+export const RETRIEVAL_SIGNALS = ['titleMatch', 'bm25f', 'marginByBm25f', 'coverage', 'lexicalFirst', 'vectorTop3', 'smallLibrary', 'smallLibraryUnnamed', 'elsewhere'] as const;
 
 /**
  * How small the searched library is, in [0, 1]: 0 from a thousand pages up (or when unknown), 0.51 for
@@ -89,6 +89,8 @@ export function retrievalSignals(hits: readonly Hit[]): number[] {
     // A small library, and a small library whose top page the question does not name at all.
     small,
     (top.titleMatch ?? 0.5) > 0 ? 0 : small,
+    // A health topic the library does not hold names more of the question than its top pages do.
+    top.elsewhere ?? 0,
   ];
 }
 

@@ -26,6 +26,7 @@ import type { CorpusDoc, Hit } from './types.js';
 import { LocalEmbeddings, type LocalEmbeddingsJSON } from './embedder.js';
 import { BUILT_IN_LAY_PHRASES, layPhrasesFor, type LayVocabulary } from './lay.js';
 import { REFERENCE_DF } from './reference-df.js';
+import { elsewhere, heldTopics } from './elsewhere.js';
 import { answerHeadings, docTerms, FAMILY_LETTERS, headingsFor, parseQuery, sectionsOf, stem, STOP_WORDS, words, type ParsedQuery } from './text.js';
 
 export type RetrievalMode = 'hybrid' | 'lexical';
@@ -294,6 +295,8 @@ interface TenantCache {
   lexemes: Map<string, string[]>;
   /** Each stemmed title term with the documents whose title holds it (for the documents a question names in full). */
   byTitleTerm: Map<string, CachedDoc[]>;
+  /** The reference topics the library holds (elsewhere.ts: `heldTopics`). */
+  held: Set<number>;
 }
 
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
@@ -710,8 +713,8 @@ export class MedicalStore {
         'SELECT embedder, dims, model, stats, corpus_version FROM medical_answers_index WHERE tenant_id = $1',
         [tenantId],
       ),
-      this.db.query<{ doc_id: string; title: string; url: string | null; source: string | null; headings: string[]; terms: DocTerms; lexemes: string[] }>(
-        `SELECT d.doc_id, d.title, d.url, d.source, d.headings, t.terms, tsvector_to_array(d.tsv) AS lexemes FROM medical_answers_docs d
+      this.db.query<{ doc_id: string; title: string; url: string | null; source: string | null; synonyms: string[]; headings: string[]; terms: DocTerms; lexemes: string[] }>(
+        `SELECT d.doc_id, d.title, d.url, d.source, d.synonyms, d.headings, t.terms, tsvector_to_array(d.tsv) AS lexemes FROM medical_answers_docs d
          JOIN medical_answers_doc_terms t USING (tenant_id, doc_id) WHERE d.tenant_id = $1`,
         [tenantId],
       ),
@@ -786,7 +789,8 @@ export class MedicalStore {
         else byTitleTerm.set(term, [doc]);
       }
     }
-    return { version: row?.corpus_version ?? null, docs, titleStems, titleWords, stats, embedder, embedderName: row?.embedder ?? null, dims: row?.dims ?? null, lexemes, byTitleTerm };
+    const held = heldTopics(docRows.flatMap((r) => [r.title, ...(r.synonyms ?? [])]));
+    return { version: row?.corpus_version ?? null, docs, titleStems, titleWords, stats, embedder, embedderName: row?.embedder ?? null, dims: row?.dims ?? null, lexemes, byTitleTerm, held };
   }
 
   async search(tenantId: string, query: string, opts: SearchOptions = {}): Promise<Hit[]> {
@@ -939,6 +943,12 @@ export class MedicalStore {
       });
     }
     const first = hits[0];
+    if (first) {
+      // The person's own words (not the lay vocabulary's lighter additions), each once, by idf.
+      const own = [...new Set(parsed.terms.filter((t) => t.weight >= 0.5).map((t) => t.term))].map((term) => ({ term, weight: idf(cache.stats, term) }));
+      const names = hits.map((h) => cache.docs.get(h.docId)!).map((d) => (term: string) => d.title_.has(term) || d.syn.has(term) || d.lay.has(term));
+      first.elsewhere = elsewhere(own, cache.held, names);
+    }
     if (first && first.docId === firstDoc) {
       first.sections = [{ heading: first.section ?? '', text: joinChunks(sectionIds.map((id) => textOf.get(id) ?? '')) }];
       const rest = new Map<string, string[]>();

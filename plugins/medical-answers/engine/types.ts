@@ -41,6 +41,11 @@ export interface Hit {
   /** The question type the query was read as ('symptoms', 'treatment', ...), null when none. */
   questionType?: string | null;
   /**
+   * On the first hit: how much more of the question a health topic the library does not hold names
+   * than its top pages do (engine/elsewhere.ts), 0..1; the confidence reads it.
+   */
+  elsewhere?: number;
+  /**
    * How many documents the tenant's library held when it was searched. The confidence reads it: in a
    * library of a few dozen pages every question finds some page first, however far from it.
    */
