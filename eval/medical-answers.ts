@@ -129,7 +129,7 @@ async function main(): Promise<void> {
 
     // `--link-base URL`: SMS answers carry short source links there (the plugin's `shortLinks`, server.publicBaseUrl).
     const linkBase = arg('--link-base');
-    const smsLinks = linkBase ? linksFor('sms', 'eval', 'sms', linkBase.replace(/\/+$/, '')) : true;
+    const smsLinks = linkBase ? linksFor('sms', 'eval', 'sms', linkBase) : true;
     const questions = readFileSync(questionsPath, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Question);
     // Warm the per-tenant cache and the connection pool before timing.
     await store.search('eval', 'warm up query about diabetes', { k: 10 });

@@ -78,7 +78,7 @@ export default definePlugin({
         chat: (tenantId) => ctx.ai.chat(tenantId),
         embeddings: (tenantId) => queryEmbeddings.get(tenantId) ?? null,
         autoIngest: (tenantId) => Boolean(ctx.settingsFor(tenantId)?.corpus),
-        linkBase: ctx.publicBaseUrl ? ctx.publicBaseUrl.replace(/\/+$/, '') : null,
+        linkBase: ctx.publicBaseUrl ?? null,
       }),
     );
     ctx.routes(libraryRoutes({ library, log, enabled: (tenantId) => ctx.settingsFor(tenantId) !== undefined }));

@@ -36,7 +36,7 @@ export interface StageDeps {
   embeddings(tenantId: string): EmbeddingsInterface | null;
   /** Whether a start-up ingest is configured for the tenant (the stage then says "still loading"). */
   autoIngest(tenantId: string): boolean;
-  /** `server.publicBaseUrl` without its trailing slash, where short source links are served; null when unset. */
+  /** `server.publicBaseUrl`, where short source links are served; null when unset. */
   linkBase: string | null;
 }
 
@@ -49,8 +49,9 @@ export function linksFor(channel: string, tenantId: string, shortLinks: MedicalA
   if (channel.endsWith('voice')) return false;
   const sms = channel.endsWith('sms');
   if (!linkBase || shortLinks === 'off' || ((shortLinks === 'auto' || shortLinks === 'sms') && !sms)) return true;
+  const base = linkBase.replace(/\/+$/, '');
   return (doc) => {
-    const short = `${linkBase}${LINK_PATH}/${linkCode(tenantId, doc.docId)}`;
+    const short = `${base}${LINK_PATH}/${linkCode(tenantId, doc.docId)}`;
     // Only a web page's link is shortened (the redirect follows http and https only).
     return doc.url && /^https?:\/\//i.test(doc.url) && short.length < doc.url.length ? short : null;
   };

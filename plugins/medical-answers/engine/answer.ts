@@ -528,11 +528,11 @@ const SOURCE_SHARE = 0.5;
  * budget (an SMS, with some NIDDK pages' 150–200-character links and long titles) is shortened, so the
  * answer keeps its room and the reply its length: first the title, to its main part ("Monogenic Forms
  * of Diabetes", not its subtitle) and then cut at a word; when the link alone leaves no room for a
- * title, the title alone is the source (the reply's citations still carry the link). A voice call's
- * source is the title alone: a link read out is noise.
+ * title, the title alone is the source (the reply's citations still carry the link). Which link, if
+ * any, is `sourceOf`'s to say (none on a voice call, a short one on SMS).
  */
-export function sourceLine(doc: { title: string; url?: string | null }, maxChars: number, redactions: Redaction[] = [], links = true): string {
-  const url = links ? doc.url : null;
+export function sourceLine(doc: { title: string; url?: string | null }, maxChars: number, redactions: Redaction[] = []): string {
+  const url = doc.url;
   const line = (title: string, link?: string | null) => applyRedactions(`Source: ${title}${link ? ` ${link}` : ''}`, redactions);
   const limit = Math.floor(maxChars * SOURCE_SHARE);
   const full = line(doc.title, url);

@@ -9,38 +9,34 @@
 import { BUILT_IN_LAY_PHRASES, layKey } from './lay.js';
 import { docTerms } from './text.js';
 
-interface ReferenceTopics {
-  /** Each topic's key (`layKey` of its title). */
-  keys: string[];
-  /** The topic index by key. */
-  index: Map<string, number>;
-  /** Each name stem with the topics whose title or phrases hold it. */
-  byStem: Map<string, number[]>;
-}
+/** The topics' keys (`layKey` of their titles), and each key's index. */
+const KEYS = Object.keys(BUILT_IN_LAY_PHRASES);
+const INDEX = new Map(KEYS.map((k, i) => [k, i]));
 
-let reference: ReferenceTopics | undefined;
+let byStem: Map<string, number[]> | undefined;
 
-/** The reference topics, made on first use (about 50 ms). */
-function referenceTopics(): ReferenceTopics {
-  if (reference) return reference;
-  const keys = Object.keys(BUILT_IN_LAY_PHRASES);
-  const byStem = new Map<string, number[]>();
-  keys.forEach((key, i) => {
+/**
+ * Each name stem with the topics whose title or phrases hold it, made on the first question a library
+ * that lacks some topic is asked (about 0.25 s); a library that holds every topic never needs it.
+ */
+function topicsByStem(): Map<string, number[]> {
+  if (byStem) return byStem;
+  const index = new Map<string, number[]>();
+  KEYS.forEach((key, i) => {
     for (const stem of new Set(docTerms([key, ...BUILT_IN_LAY_PHRASES[key]!].join(' ; ')))) {
-      const list = byStem.get(stem);
+      const list = index.get(stem);
       if (list) list.push(i);
-      else byStem.set(stem, [i]);
+      else index.set(stem, [i]);
     }
   });
-  return (reference = { keys, index: new Map(keys.map((k, i) => [k, i])), byStem });
+  return (byStem = index);
 }
 
 /** The reference topics a library holds: those whose key is one of its pages' titles or synonyms. */
 export function heldTopics(names: Iterable<string>): Set<number> {
-  const { index } = referenceTopics();
   const held = new Set<number>();
   for (const name of names) {
-    const i = index.get(layKey(name));
+    const i = INDEX.get(layKey(name));
     if (i !== undefined) held.add(i);
   }
   return held;
@@ -53,13 +49,13 @@ export function heldTopics(names: Iterable<string>): Set<number> {
  * holds every reference topic it is always 0.
  */
 export function elsewhere(terms: readonly { term: string; weight: number }[], held: ReadonlySet<number>, pageNames: readonly ((term: string) => boolean)[]): number {
-  const { byStem, keys } = referenceTopics();
-  if (held.size >= keys.length) return 0;
+  if (held.size >= KEYS.length) return 0;
+  const stems = topicsByStem();
   let total = 0;
   const outside = new Map<number, number>();
   for (const { term, weight } of terms) {
     total += weight;
-    for (const topic of byStem.get(term) ?? []) if (!held.has(topic)) outside.set(topic, (outside.get(topic) ?? 0) + weight);
+    for (const topic of stems.get(term) ?? []) if (!held.has(topic)) outside.set(topic, (outside.get(topic) ?? 0) + weight);
   }
   if (total <= 0 || outside.size === 0) return 0;
   let best = 0;

@@ -209,6 +209,7 @@ export function medicalMigrations(): Migration[] {
 
 /** How many characters a short source link's code has: 48 bits of SHA-256, base64url. */
 export const LINK_CODE_LENGTH = 8;
+const LINK_CODE = new RegExp(`^[A-Za-z0-9_-]{${LINK_CODE_LENGTH}}$`);
 
 /**
  * A page's short-link code: the first 48 bits of SHA-256 over the tenant and the document id, base64url
@@ -1024,7 +1025,7 @@ export class MedicalStore {
    * the library. Among the tenants given (those with the plugin on) only.
    */
   async resolveLink(code: string, tenants: readonly string[]): Promise<{ tenantId: string; docId: string; url: string } | null> {
-    if (!new RegExp(`^[A-Za-z0-9_-]{${LINK_CODE_LENGTH}}$`).test(code) || !tenants.length) return null;
+    if (!LINK_CODE.test(code) || !tenants.length) return null;
     const { rows } = await this.db.query<{ tenant_id: string; doc_id: string; url: string }>({
       name: 'medical-answers-resolve-link',
       text: "SELECT tenant_id, doc_id, url FROM medical_answers_docs WHERE link_code = $1 AND tenant_id = ANY($2::text[]) AND url ~* '^https?://' ORDER BY tenant_id, doc_id LIMIT 1",
