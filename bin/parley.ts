@@ -2,14 +2,17 @@
 import { parseArgs } from 'node:util';
 import { existsSync, writeFileSync, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { resolve } from 'node:path';
 import { z } from 'zod';
 import { builtinPlugins } from '../config/builtins.js';
 import { ensureDemoKey, applyEnvOverrides } from '../core/boot.js';
 import { loadConfigFile, BUNDLED_DEMO_CONFIG } from '../core/config.js';
-import { Gateway } from '../core/gateway.js';
+import type { Gateway } from '../core/gateway.js';
 import { ConfigError, ParleyError } from '../core/errors.js';
 import { importPlugin } from '../core/plugin-loader.js';
-import { ParleyApiError, ParleyClient } from '../core/client.js';
+import { launchEarly } from '../core/storage/embedded-thread.js';
+// The gateway and the API client are imported by the commands that use them: `start` launches the
+// embedded database before the gateway's modules load (core/storage/embedded-thread.ts).
 
 const HELP: Record<string, string> = {
   main: `Usage: parley <command> [options]
@@ -171,6 +174,8 @@ async function start(configPath: string | undefined): Promise<void> {
     ensureDemoKey(configPath, process.env, say);
     const loaded = applyEnvOverrides(loadConfigFile(configPath), process.env);
     if (loaded.source === BUNDLED_DEMO_CONFIG) say('No ./parley.yaml found: using the bundled demo configuration (config/demo.yaml).');
+    if (!loaded.config.storage.databaseUrl) launchEarly({ dataDir: resolve(loaded.config.storage.dataDir) });
+    const { Gateway } = await import('../core/gateway.js');
     gateway = await Gateway.boot({ loaded, catalogue: builtinPlugins });
   } catch (error) {
     reportBootError(error);
@@ -192,6 +197,7 @@ async function validate(configPath: string | undefined): Promise<void> {
   try {
     const env = { ...process.env, PARLEY_DEMO_KEY: process.env.PARLEY_DEMO_KEY ?? 'validate-placeholder' };
     const loaded = applyEnvOverrides(loadConfigFile(configPath, env), env);
+    const { Gateway } = await import('../core/gateway.js');
     const r = await Gateway.validate({ loaded, catalogue: builtinPlugins, logger: (await import('../core/logger.js')).createLogger('silent') });
     say(`${loaded.source} is valid: ${r.tenants.length} tenant(s) (${r.tenants.join(', ')}), plugins: ${r.plugins.join(', ')}`);
   } catch (error) {
@@ -234,6 +240,7 @@ async function chat(o: { tenant?: string | undefined; url?: string | undefined; 
   const key = o.key ?? process.env.PARLEY_API_KEY ?? process.env.PARLEY_DEMO_KEY;
   if (!key) fail('chat needs an API key: --key, or PARLEY_API_KEY / PARLEY_DEMO_KEY in the environment');
   const from = o.from ?? `terminal-${process.env.USER ?? 'user'}`;
+  const { ParleyApiError, ParleyClient } = await import('../core/client.js');
   const client = new ParleyClient({
     baseUrl: url,
     key,
