@@ -88,6 +88,19 @@ describe('the parley command', () => {
     expect(r.stderr).toContain('tenants[0] (acme).plugins.keyword-replies.rules[0].reply');
   });
 
+  it('start refuses a bad setting the same way, and leaves the data directory it had begun to open unlocked', () => {
+    const dir = tmp();
+    const file = join(dir, 'bad.yaml');
+    // The embedded database is launched as soon as the configuration names its directory, before the
+    // plugins' settings are read: the refusal must give the directory back.
+    writeFileSync(file, stringify({ storage: { dataDir: join(dir, 'data') }, tenants: [{ id: 'acme', pipeline: ['keyword-replies'], plugins: { 'keyword-replies': { rules: [{ match: 'hi' }] } } }] }));
+    const r = parley(['start', '--config', file]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('tenants[0] (acme).plugins.keyword-replies.rules[0].reply');
+    expect(existsSync(join(dir, 'data', 'pglite'))).toBe(true);
+    expect(existsSync(join(dir, 'data', 'parley.pid'))).toBe(false);
+  });
+
   it('plugins lists the built-in plugins with their settings', () => {
     const r = parley(['plugins', '--json']);
     expect(r.status).toBe(0);

@@ -72,7 +72,14 @@ export interface EmbeddedThread {
 /** Locks the data directory and starts the database's thread; throws when the directory is in use. */
 function launch(resolved: Resolved): EmbeddedThread & { settings: Resolved } {
   mkdirSync(resolved.dir, { recursive: true });
-  const releaseLock = lockDataDir(resolved.root);
+  const unlock = lockDataDir(resolved.root);
+  // A process that exits without closing the database (a configuration the gateway then refuses,
+  // after `launchEarly` took the directory) leaves no lock behind.
+  const releaseLock = () => {
+    process.off('exit', unlock);
+    unlock();
+  };
+  process.on('exit', unlock);
   let socketDir: { path: string; remove(): void } | undefined;
   try {
     socketDir = embeddedSocketDir(resolved.root);
