@@ -2,7 +2,7 @@
  * Evaluates the medical-answers engine on the shared dev set: ingest time, retrieval recall, answer
  * quality, confidence, latency, and (with --crisis) the crisis detector.
  *
- *   npm run eval -- [--questions FILE] [--crisis FILE] [--corpus FILE] [--min-confidence X] [--lexical] [--no-lay] [--link-base URL] [--misses]
+ *   npm run eval -- [--questions FILE] [--crisis FILE] [--corpus FILE] [--min-confidence X] [--lexical] [--no-lay] [--link-base URL] [--typos] [--misses]
  *
  * Holdout: questions are split in two halves by a hash of their id. The "design" half is the one
  * looked at while building the engine; the "holdout" half was only run for the figures of the first
@@ -23,6 +23,7 @@ import { composeAnswer } from '../plugins/medical-answers/engine/answer.js';
 import type { CorpusDoc, Hit } from '../plugins/medical-answers/engine/types.js';
 import { settingsSchema } from '../plugins/medical-answers/settings.js';
 import { linksFor } from '../plugins/medical-answers/stage.js';
+import { withTypo } from './typos.js';
 
 /** The plugin's defaults: the fallback threshold, and the SMS budget left after the disclaimer line. */
 const DEFAULTS = settingsSchema.parse({});
@@ -130,7 +131,15 @@ async function main(): Promise<void> {
     // `--link-base URL`: SMS answers carry short source links there (the plugin's `shortLinks`, server.publicBaseUrl).
     const linkBase = arg('--link-base');
     const smsLinks = linkBase ? linksFor('sms', 'eval', 'sms', linkBase) : true;
-    const questions = readFileSync(questionsPath, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Question);
+    let questions = readFileSync(questionsPath, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Question);
+    // `--typos`: each hand-written question with one typo (eval/typos.ts); those without a word to change are left out.
+    if (process.argv.includes('--typos')) {
+      questions = questions.flatMap((q) => {
+        if (q.origin === 'medquad_template') return [q];
+        const t = withTypo(q.id, q.question);
+        return t ? [{ ...q, question: t.question }] : [];
+      });
+    }
     // Warm the per-tenant cache and the connection pool before timing.
     await store.search('eval', 'warm up query about diabetes', { k: 10 });
     const rows: Row[] = [];

@@ -312,10 +312,20 @@ describe.skipIf(skip)(`medical-answers engine on the ${TEST_BACKEND} backend`, (
       { id: 's-1', title: 'Tetanus', url: 'https://example.org/tetanus', source: 'test', text: 'Overview\nTetanus is a serious illness caused by bacteria in a wound. A booster shot every ten years protects you.' },
       { id: 's-2', title: 'Bedbugs', url: 'https://example.org/bedbugs', source: 'test', text: 'Overview\nBedbugs bite people while they sleep. They are not known to spread disease.' },
       { id: 's-3', title: 'Wounds and Injuries', url: 'https://example.org/wounds', source: 'test', text: 'Overview\nClean a wound and cover it. A deep wound may need a shot and stitches; insects can bite a wound too.' },
+      { id: 's-4', title: 'Lupus', url: 'https://example.org/lupus', source: 'test', text: 'Overview\nLupus is a disease in which the immune system attacks your own tissues. It can cause joint pain, a rash and tiredness.' },
     ];
     await store.ingest('t-spelling', docs);
     expect((await store.search('t-spelling', 'stepped on a nail, do i need a tetnus shot', { k: 2 }))[0]?.docId).toBe('s-1');
     expect((await store.search('t-spelling', 'found bed bugs, do they bite', { k: 2 }))[0]?.docId).toBe('s-2');
+    // A short word (its stem four letters), and a word of a page's text rather than of its title.
+    expect((await store.search('t-spelling', 'how do they test for lupis', { k: 2 }))[0]?.docId).toBe('s-4');
+    expect((await store.search('t-spelling', 'does a deep cut need stiches', { k: 2 }))[0]?.docId).toBe('s-3');
+    // The misspelt word goes once a page's word stands in for it: it no longer counts as a part of the
+    // question no page covers.
+    const misspelt = (await store.search('t-spelling', 'is lupis contagious', { k: 2 }))[0]!;
+    const spelt = (await store.search('t-spelling', 'is lupus contagious', { k: 2 }))[0]!;
+    expect(misspelt.docId).toBe('s-4');
+    expect(misspelt.coverage ?? 0).toBeGreaterThan(0.6 * (spelt.coverage ?? 1));
     await store.eraseTenant('t-spelling');
   });
 

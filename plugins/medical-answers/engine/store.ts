@@ -25,6 +25,7 @@ import { inTransaction, type Migration } from 'parley';
 import type { CorpusDoc, Hit } from './types.js';
 import { LocalEmbeddings, type LocalEmbeddingsJSON } from './embedder.js';
 import { BUILT_IN_LAY_PHRASES, layPhrasesFor, type LayVocabulary } from './lay.js';
+import { EVERYDAY_STEMS } from './everyday-stems.js';
 import { REFERENCE_DF } from './reference-df.js';
 import { elsewhere, heldTopics } from './elsewhere.js';
 import { answerHeadings, docTerms, FAMILY_LETTERS, headingsFor, parseQuery, sectionsOf, stem, STOP_WORDS, words, type ParsedQuery } from './text.js';
@@ -1208,29 +1209,40 @@ function titleNamed(parsed: ParsedQuery, byTitleTerm: Map<string, CachedDoc[]>):
   return out;
 }
 
-/** What a title word counts for when it stands in for a misspelt one. */
+/** What a word counts for when it stands in for a misspelt one. */
 const SPELLING_WEIGHT = 0.9;
+
+/** editDistance's table rows, reused. */
+let ROWS = new Int32Array(96);
 
 /** Damerau–Levenshtein distance (adjacent swaps count one), giving up above `max`. */
 function editDistance(a: string, b: string, max: number): number {
   if (Math.abs(a.length - b.length) > max) return max + 1;
-  let prev2: number[] = [];
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  const width = b.length + 1;
+  if (ROWS.length < 3 * width) ROWS = new Int32Array(3 * width);
+  // Three rows of the table, in turn: two back, one back, this one.
+  let prev2 = 0;
+  let prev = width;
+  let row = 2 * width;
+  for (let j = 0; j < width; j++) ROWS[prev + j] = j;
   for (let i = 1; i <= a.length; i++) {
-    const row = [i];
+    ROWS[row] = i;
     let best = i;
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      let d = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d = Math.min(d, prev2[j - 2]! + 1);
-      row.push(d);
+    const ai = a.charCodeAt(i - 1);
+    for (let j = 1; j < width; j++) {
+      const bj = b.charCodeAt(j - 1);
+      let d = Math.min(ROWS[prev + j]! + 1, ROWS[row + j - 1]! + 1, ROWS[prev + j - 1]! + (ai === bj ? 0 : 1));
+      if (i > 1 && j > 1 && ai === b.charCodeAt(j - 2) && a.charCodeAt(i - 2) === bj) d = Math.min(d, ROWS[prev2 + j - 2]! + 1);
+      ROWS[row + j] = d;
       if (d < best) best = d;
     }
     if (best > max) return max + 1;
+    const t = prev2;
     prev2 = prev;
     prev = row;
+    row = t;
   }
-  return prev[b.length]!;
+  return ROWS[prev + b.length]!;
 }
 
 /** What a variant of the person's word counts for: like a lay synonym, below the word itself. */
@@ -1243,6 +1255,7 @@ const VARIANT_WEIGHT = 0.6;
  */
 function withTitleVariants(parsed: ParsedQuery, cache: Pick<TenantCache, 'titleStems' | 'titleWords' | 'stats'>): ParsedQuery {
   const have = new Set(parsed.terms.map((t) => t.term));
+  const misspelt = new Set<string>();
   const extra: { term: string; weight: number }[] = [];
   const words: string[] = [];
   const add = (s: string) => {
@@ -1271,17 +1284,17 @@ function withTitleVariants(parsed: ParsedQuery, cache: Pick<TenantCache, 'titleS
       const s = term.slice(0, n);
       if (cache.titleWords.has(s)) add(s);
     }
-    // A word no document holds is most likely misspelt ("tetnus", "trigliserides", "diarhea"): the
-    // title words one or two edits away (two for long words) stand in for it, at the person's weight.
-    if (term.length >= 5 && !cache.stats.df[term]) {
-      const budget = term.length >= 8 ? 2 : 1;
-      for (const s of cache.titleStems) {
-        if (Math.abs(s.length - term.length) <= budget && s.length >= 4 && editDistance(term, s, budget) <= budget && !have.has(s)) {
-          have.add(s);
-          extra.push({ term: s, weight: SPELLING_WEIGHT });
-          const w = cache.titleWords.get(s);
-          if (w && !parsed.ftsWords.includes(w)) words.push(w);
-        }
+    // A word no document holds is most likely misspelt ("tetnus", "trigliserides", "lupis"): the
+    // library's words fewest edits away stand in for it, and it goes (it matches nothing, and would
+    // count as a part of the question no page covers).
+    if (!cache.stats.df[term]) {
+      const fixes = corrections(term, cache.stats).filter((s) => !have.has(s));
+      if (fixes.length) misspelt.add(term);
+      for (const s of fixes) {
+        have.add(s);
+        extra.push({ term: s, weight: SPELLING_WEIGHT });
+        const w = cache.titleWords.get(s);
+        if (w && !parsed.ftsWords.includes(w)) words.push(w);
       }
     }
   }
@@ -1295,5 +1308,69 @@ function withTitleVariants(parsed: ParsedQuery, cache: Pick<TenantCache, 'titleS
       words.push(cache.titleWords.get(s)!);
     }
   }
-  return extra.length ? { ...parsed, terms: [...parsed.terms, ...extra], ftsWords: [...parsed.ftsWords, ...words] } : parsed;
+  if (!extra.length) return parsed;
+  const terms = misspelt.size ? parsed.terms.filter((t) => !misspelt.has(t.term)) : parsed.terms;
+  return { ...parsed, terms: [...terms, ...extra], ftsWords: [...parsed.ftsWords, ...words] };
+}
+
+/**
+ * The stems of a library and of the reference corpus (for `corrections`), by their first letter and by
+ * their second, each by length; made on a library's first misspelt word.
+ */
+interface SpellingIndex {
+  first: Map<string, string[][]>;
+  second: Map<string, string[][]>;
+}
+const SPELLING_INDEX = new WeakMap<Pick<Stats, 'df'>, SpellingIndex>();
+
+function spellingIndex(stats: Pick<Stats, 'df'>): SpellingIndex {
+  let index = SPELLING_INDEX.get(stats);
+  if (index) return index;
+  index = { first: new Map(), second: new Map() };
+  const put = (by: Map<string, string[][]>, letter: string, s: string) => {
+    let lengths = by.get(letter);
+    if (!lengths) by.set(letter, (lengths = []));
+    (lengths[s.length] ??= []).push(s);
+  };
+  for (const s of new Set([...Object.keys(stats.df), ...Object.keys(REFERENCE_DF.df)])) {
+    if (s.length < 4) continue;
+    put(index.first, s[0]!, s);
+    put(index.second, s[1]!, s);
+  }
+  SPELLING_INDEX.set(stats, index);
+  return index;
+}
+
+/**
+ * What a stem no page holds most likely stands for: the stems of the library and of the reference corpus
+ * the fewest edits away (one; two for a stem of 8 letters or more; a swap of two letters is one), the
+ * three most frequent of them; none for a stem under 4 letters, or one the reference corpus or everyday
+ * writing holds. A word the library lacks is read the same whatever the library's size: a small
+ * library's few words do not stand in for it (they would answer questions about other topics). Only
+ * stems that start with the word's first letter are compared, or that lost it ("neumonia") or gained
+ * one: people seldom get a word's first letter wrong, and it keeps the search to about a millisecond.
+ */
+export function corrections(term: string, stats: Pick<Stats, 'df'>): string[] {
+  // A word of the reference corpus or of everyday writing is a word, not a misspelling, even where a
+  // small library lacks it ("baby" among a dozen pages, "anyway").
+  if (term.length < 4 || REFERENCE_DF.df[term] !== undefined || EVERYDAY_STEMS.has(term)) return [];
+  const index = spellingIndex(stats);
+  const budget = term.length >= 8 ? 2 : 1;
+  const pools = [index.first.get(term[0]!), index.second.get(term[0]!), index.first.get(term[1]!)];
+  let best = budget + 1;
+  let found = new Set<string>();
+  for (let n = Math.max(4, term.length - budget); n <= term.length + budget; n++) {
+    for (const pool of pools) {
+      for (const s of pool?.[n] ?? []) {
+        const d = editDistance(term, s, Math.min(budget, best));
+        if (d > budget || d > best) continue;
+        if (d < best) {
+          best = d;
+          found = new Set([s]);
+        } else found.add(s);
+      }
+    }
+  }
+  const frequency = (x: string) => (stats.df[x] ?? 0) + (REFERENCE_DF.df[x] ?? 0);
+  return [...found].sort((a, b) => frequency(b) - frequency(a) || (a < b ? -1 : 1)).slice(0, 3);
 }
