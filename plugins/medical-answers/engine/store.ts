@@ -1252,6 +1252,8 @@ const VARIANT_WEIGHT = 0.6;
  * The Porter stemmer does not join a word with its derivations ("safe" and "safety", "asthma" and
  * "asthmatic"): a person's word that is a close prefix of a title word's stem, or the other way round,
  * also looks for that title word, at a lower weight. Only title words: they name what pages are about.
+ * A misspelt word is replaced by the words it most likely stands for (`corrections`), and two words a
+ * title writes as one are joined.
  */
 function withTitleVariants(parsed: ParsedQuery, cache: Pick<TenantCache, 'titleStems' | 'titleWords' | 'stats'>): ParsedQuery {
   const have = new Set(parsed.terms.map((t) => t.term));
