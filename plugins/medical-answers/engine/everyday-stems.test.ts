@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { everydayStems } from '../train/everyday-stems.js';
 import { EVERYDAY_STEMS } from './everyday-stems.js';
 import { REFERENCE_DF } from './reference-df.js';
-import { corrections } from './store.js';
+import { corrections, respell } from './store.js';
 
 describe('medical-answers spelling corrections', () => {
   it('ships the everyday words the training texts give (npx tsx eval/everyday-stems.ts writes them)', () => {
@@ -25,5 +25,10 @@ describe('medical-answers spelling corrections', () => {
     expect(corrections('babi', { df: { babe: 3 } })).toEqual([]);
     expect(EVERYDAY_STEMS.has('anywai')).toBe(true);
     expect(corrections('anywai', { df: { airwai: 5 } })).toEqual([]);
+  });
+
+  it('gives the local embedder the question with each misspelt word as the word meant', () => {
+    expect(respell("Is LUPIS contagious? my mom's lupis flared", [['lupi', 'lupu']])).toBe("Is lupu contagious? my mom's lupu flared");
+    expect(respell('nothing to change here', [['lupi', 'lupu']])).toBe('nothing to change here');
   });
 });

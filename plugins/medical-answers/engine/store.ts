@@ -28,7 +28,7 @@ import { BUILT_IN_LAY_PHRASES, layPhrasesFor, type LayVocabulary } from './lay.j
 import { EVERYDAY_STEMS } from './everyday-stems.js';
 import { REFERENCE_DF } from './reference-df.js';
 import { elsewhere, heldTopics } from './elsewhere.js';
-import { answerHeadings, docTerms, FAMILY_LETTERS, headingsFor, parseQuery, sectionsOf, stem, STOP_WORDS, words, type ParsedQuery } from './text.js';
+import { answerHeadings, docTerms, FAMILY_LETTERS, headingsFor, normalise, parseQuery, sectionsOf, stem, STOP_WORDS, words, type ParsedQuery } from './text.js';
 
 export type RetrievalMode = 'hybrid' | 'lexical';
 
@@ -817,7 +817,8 @@ export class MedicalStore {
     let v: number[] | null = null;
     if (useVectors) {
       try {
-        v = await embeddings!.embedQuery(query);
+        // The local embedder knows only the library's words: it reads a misspelt one as the word meant.
+        v = await embeddings!.embedQuery(parsed.respelt && embeddings === cache.embedder ? respell(query, parsed.respelt) : query);
       } catch (error) {
         if (!opts.onEmbedError) throw error;
         opts.onEmbedError(error);
@@ -1258,6 +1259,7 @@ const VARIANT_WEIGHT = 0.6;
 function withTitleVariants(parsed: ParsedQuery, cache: Pick<TenantCache, 'titleStems' | 'titleWords' | 'stats'>): ParsedQuery {
   const have = new Set(parsed.terms.map((t) => t.term));
   const misspelt = new Set<string>();
+  const respelt: [string, string][] = [];
   const extra: { term: string; weight: number }[] = [];
   const words: string[] = [];
   const add = (s: string) => {
@@ -1291,7 +1293,10 @@ function withTitleVariants(parsed: ParsedQuery, cache: Pick<TenantCache, 'titleS
     // count as a part of the question no page covers).
     if (!cache.stats.df[term]) {
       const fixes = corrections(term, cache.stats).filter((s) => !have.has(s));
-      if (fixes.length) misspelt.add(term);
+      if (fixes.length) {
+        misspelt.add(term);
+        respelt.push([term, fixes[0]!]);
+      }
       for (const s of fixes) {
         have.add(s);
         extra.push({ term: s, weight: SPELLING_WEIGHT });
@@ -1312,7 +1317,13 @@ function withTitleVariants(parsed: ParsedQuery, cache: Pick<TenantCache, 'titleS
   }
   if (!extra.length) return parsed;
   const terms = misspelt.size ? parsed.terms.filter((t) => !misspelt.has(t.term)) : parsed.terms;
-  return { ...parsed, terms: [...terms, ...extra], ftsWords: [...parsed.ftsWords, ...words] };
+  return { ...parsed, terms: [...terms, ...extra], ftsWords: [...parsed.ftsWords, ...words], ...(respelt.length ? { respelt } : {}) };
+}
+
+/** The question with each misspelt word replaced by the stem most likely meant, for the local embedder (which knows only the library's words). */
+export function respell(question: string, respelt: readonly [string, string][]): string {
+  const meant = new Map(respelt);
+  return question.replace(/[\p{L}']+/gu, (w) => meant.get(stem(normalise(w))) ?? w);
 }
 
 /**

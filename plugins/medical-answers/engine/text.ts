@@ -470,6 +470,8 @@ export interface ParsedQuery {
   terms: QueryTerm[];
   /** The person's own content words (unstemmed), for the full-text query. */
   ftsWords: string[];
+  /** Misspelt stems and the stem most likely meant for each (store.ts, `corrections`). */
+  respelt?: [string, string][];
 }
 
 /** Content terms of a question: stop words and SMS-speak out, cue words down-weighted, lay terms added. */
