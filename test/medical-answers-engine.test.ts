@@ -313,6 +313,7 @@ describe.skipIf(skip)(`medical-answers engine on the ${TEST_BACKEND} backend`, (
       { id: 's-2', title: 'Bedbugs', url: 'https://example.org/bedbugs', source: 'test', text: 'Overview\nBedbugs bite people while they sleep. They are not known to spread disease.' },
       { id: 's-3', title: 'Wounds and Injuries', url: 'https://example.org/wounds', source: 'test', text: 'Overview\nClean a wound and cover it. A deep wound may need a shot and stitches; insects can bite a wound too.' },
       { id: 's-4', title: 'Lupus', url: 'https://example.org/lupus', source: 'test', text: 'Overview\nLupus is a disease in which the immune system attacks your own tissues. It can cause joint pain, a rash and tiredness.' },
+      { id: 's-5', title: 'Appendicitis', url: 'https://example.org/appendicitis', source: 'test', text: 'Overview\nAppendicitis is an inflammation of the appendix. It causes pain in the lower right belly and needs surgery.' },
     ];
     await store.ingest('t-spelling', docs);
     expect((await store.search('t-spelling', 'stepped on a nail, do i need a tetnus shot', { k: 2 }))[0]?.docId).toBe('s-1');
@@ -320,6 +321,8 @@ describe.skipIf(skip)(`medical-answers engine on the ${TEST_BACKEND} backend`, (
     // A short word (its stem four letters), and a word of a page's text rather than of its title.
     expect((await store.search('t-spelling', 'how do they test for lupis', { k: 2 }))[0]?.docId).toBe('s-4');
     expect((await store.search('t-spelling', 'does a deep cut need stiches', { k: 2 }))[0]?.docId).toBe('s-3');
+    // The stemmer cuts "appendiciis" and "appendicitis" far apart: the word as written is near the title's.
+    expect((await store.search('t-spelling', 'can appendiciis come back', { k: 2 }))[0]?.docId).toBe('s-5');
     // The misspelt word goes once a page's word stands in for it: it no longer counts as a part of the
     // question no page covers.
     const misspelt = (await store.search('t-spelling', 'is lupis contagious', { k: 2 }))[0]!;

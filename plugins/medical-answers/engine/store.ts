@@ -1292,7 +1292,13 @@ function withTitleVariants(parsed: ParsedQuery, cache: Pick<TenantCache, 'titleS
     // library's words fewest edits away stand in for it, and it goes (it matches nothing, and would
     // count as a part of the question no page covers).
     if (!cache.stats.df[term]) {
-      const fixes = corrections(term, cache.stats).filter((s) => !have.has(s));
+      let fixes = corrections(term, cache.stats).filter((s) => !have.has(s));
+      // The stemmer can cut a misspelt word far from where it cuts the word ("appendiciis" keeps its
+      // letters, "appendicitis" is "append"): the word as written, against the titles' words.
+      if (!fixes.length) {
+        const written = parsed.ftsWords.find((w) => stem(w) === term);
+        if (written) fixes = titleWordCorrections(written, cache.titleWords).filter((s) => !have.has(s));
+      }
       if (fixes.length) {
         misspelt.add(term);
         respelt.push([term, fixes[0]!]);
@@ -1318,6 +1324,24 @@ function withTitleVariants(parsed: ParsedQuery, cache: Pick<TenantCache, 'titleS
   if (!extra.length) return parsed;
   const terms = misspelt.size ? parsed.terms.filter((t) => !misspelt.has(t.term)) : parsed.terms;
   return { ...parsed, terms: [...terms, ...extra], ftsWords: [...parsed.ftsWords, ...words], ...(respelt.length ? { respelt } : {}) };
+}
+
+/** The stems of the titles' words a word as written is fewest edits from (one; two from 8 letters); the same guards as `corrections`. */
+function titleWordCorrections(word: string, titleWords: ReadonlyMap<string, string>): string[] {
+  if (word.length < 4 || EVERYDAY_STEMS.has(stem(word))) return [];
+  const budget = word.length >= 8 ? 2 : 1;
+  let best = budget + 1;
+  let found: string[] = [];
+  for (const [s, w] of titleWords) {
+    if (w[0] !== word[0]) continue;
+    const d = editDistance(word, w, Math.min(budget, best));
+    if (d > budget || d > best) continue;
+    if (d < best) {
+      best = d;
+      found = [s];
+    } else found.push(s);
+  }
+  return found.slice(0, 3);
 }
 
 /** The question with each misspelt word replaced by the stem most likely meant, for the local embedder (which knows only the library's words). */
