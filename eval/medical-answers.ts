@@ -187,7 +187,7 @@ async function main(): Promise<void> {
     table(rows.filter((r) => half(r.q.id) === 'design'), 'DESIGN half (looked at while building)');
     table(rows.filter((r) => half(r.q.id) === 'holdout'), 'HOLDOUT half (unseen in the first pass; its misses were read in the second: see eval/README.md)');
     table(rows, 'ALL');
-    console.log(`(minConfidence ${minConfidence}; answer budgets incl. the citation, after the disclaimer: SMS ${SMS_MAX_CHARS}, WhatsApp ${WHATSAPP_MAX_CHARS} chars; ${linkBase ? `SMS source links short, at ${linkBase}; ` : ''}recall strict on expected_doc_ids; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} on ${(await import('node:os')).cpus().length} cores: latency figures depend on it)`);
+    console.log(`(minConfidence ${minConfidence}; answer budgets incl. the citation, after the disclaimer: SMS ${SMS_MAX_CHARS}, WhatsApp ${WHATSAPP_MAX_CHARS} chars; ${linkBase ? `SMS source links short, at ${linkBase}; ` : ''}${process.argv.includes('--typos') ? 'each hand-written question with one typo (eval/typos.ts); ' : ''}recall strict on expected_doc_ids; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} on ${(await import('node:os')).cpus().length} cores: latency figures depend on it)`);
     if (process.argv.includes('--misses')) {
       const which = arg('--misses-half') ?? 'design';
       for (const r of rows.filter((x) => half(x.q.id) === which && x.rank !== 1)) {
