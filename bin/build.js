@@ -47,6 +47,8 @@ export function build() {
   cpSync(join(ROOT, 'core', 'console', 'assets'), join(DIST, 'core', 'console', 'assets'), { recursive: true });
   // The crisis detector's trained weights are read next to its compiled module.
   cpSync(join(ROOT, 'plugins', 'crisis-guard', 'model.json'), join(DIST, 'plugins', 'crisis-guard', 'model.json'));
+  // And the words of its training messages, which it never reads as misspelt (detector.ts, `respell`).
+  cpSync(join(ROOT, 'plugins', 'crisis-guard', 'train', 'sets'), join(DIST, 'plugins', 'crisis-guard', 'train', 'sets'), { recursive: true });
   writeFileSync(STAMP, `${new Date().toISOString()}\n`);
 }
 

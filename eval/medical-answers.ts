@@ -200,7 +200,8 @@ async function main(): Promise<void> {
     rmSync(dir, { recursive: true, force: true });
   }
   for (const path of crisisPaths) {
-    const items = readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { id: string; text: string; label: string });
+    // `--typos`: each crisis message with one typo too, as a person in a hurry types.
+    const items = readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { id: string; text: string; label: string }).map((i) => (process.argv.includes('--typos') ? { ...i, text: withTypo(i.id, i.text)?.question ?? i.text } : i));
     const crisis = items.filter((i) => i.label === 'crisis');
     const not = items.filter((i) => i.label !== 'crisis');
     const line = (name: string, found: number, alarms: number) =>

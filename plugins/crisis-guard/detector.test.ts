@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { detectCrisis } from './detector.js';
+import { detectCrisis, respell } from './detector.js';
 import type { CrisisCategory } from './types.js';
 
 const found = (text: string) => detectCrisis(text);
@@ -153,5 +153,19 @@ describe('crisis detector: categories', () => {
 
   it('never keeps the text in its verdict', () => {
     expect(JSON.stringify(found('i want to kill myself'))).not.toContain('kill myself');
+  });
+
+  it('reads a word typed in a hurry as the word the rules are written with, and only then', () => {
+    for (const text of ['cant do this anymore. im done. goobdye', 'took like 20 tylenl about an hour ago. i feel fine tho, is that ok', 'wrote letters to my kids toinght. i think this is it']) {
+      const verdict = detectCrisis(text);
+      expect(verdict.crisis, text).toBe(true);
+    }
+    expect(detectCrisis('took like 20 tylenl about an hour ago. i feel fine tho, is that ok').ruleIds).toContain('respelled');
+    // Words the detector knows, and endings on them, stay as they are.
+    for (const text of ['my sisters cooking could stop a heart lol. real question tho how much sodium a day is ok', 'my mom takes like 10 different pills, how do we make sure nothing is being misused or mixed up', 'slipped on ice and landed right on my butt, now it kills to sit down. did i break something']) {
+      expect(detectCrisis(text).ruleIds, text).not.toContain('respelled');
+    }
+    expect(respell('i took too many pills', null)).toBeNull();
+    expect(respell('took 20 tylenl', null)).toBe('took 20 tylenol');
   });
 });

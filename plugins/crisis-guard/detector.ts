@@ -9,7 +9,8 @@
  * detectCrisis('ya no quiero vivir');          // { crisis: true, categories: ['suicidal_ideation'], language: 'es', ... }
  * detectCrisis('this traffic is killing me');  // { crisis: false, ... }
  */
-import { type CrisisModel, type RuleView, score, shippedModel } from './classifier.js';
+import { readdirSync, readFileSync } from 'node:fs';
+import { type CrisisModel, type RuleView, score, shippedModel, stem } from './classifier.js';
 import { CRISIS_RULES, type CrisisRule } from './rules.js';
 import type { CrisisCategory, CrisisLanguage, CrisisVerdict } from './types.js';
 
@@ -286,6 +287,17 @@ export function ruleView(text: string): RuleView {
 }
 
 export function detectCrisis(text: string, options: DetectOptions = {}): CrisisVerdict {
+  const verdict = detectAsWritten(text, options);
+  if (verdict.crisis) return verdict;
+  // A person in danger types fast: read once more with each word the detector does not know that is
+  // one edit from a word it does ("toinght", "tylenl", "goobdye") as that word.
+  const respelt = respell(normalise(text), options.model === undefined ? shippedModel() : options.model);
+  if (respelt === null) return verdict;
+  const again = detectAsWritten(respelt, options);
+  return again.crisis ? { ...again, ruleIds: [...again.ruleIds, 'respelled'] } : verdict;
+}
+
+function detectAsWritten(text: string, options: DetectOptions): CrisisVerdict {
   const rules = options.categories ? CRISIS_RULES.filter((r) => options.categories!.includes(r.category)) : CRISIS_RULES;
   const { language, view, counted } = readRules(text, rules);
   const { suppressed } = view;
@@ -308,6 +320,96 @@ export function detectCrisis(text: string, options: DetectOptions = {}): CrisisV
 }
 
 const round3 = (x: number) => Math.round(x * 1000) / 1000;
+
+/**
+ * What `respell` reads: the words the rules are written with (its targets, 5 letters or more, by first
+ * letter), and every word the detector knows (the rules', the texting shorthand's, the words of the
+ * model's features and of the training messages), which are never respelled.
+ */
+interface Vocabulary {
+  targets: Map<string, string[]>;
+  known: Set<string>;
+}
+const VOCABULARY = new WeakMap<object, Vocabulary>();
+const NO_MODEL = {};
+const TRAINING_SETS = new URL('./train/sets/', import.meta.url);
+
+function vocabulary(model: CrisisModel | null): Vocabulary {
+  let v = VOCABULARY.get(model ?? NO_MODEL);
+  if (v) return v;
+  const targets = new Map<string, string[]>();
+  const known = new Set<string>();
+  for (const rule of CRISIS_RULES) {
+    for (const w of rule.pattern.source.match(/[a-z]{4,}/g) ?? []) {
+      known.add(w);
+      if (w.length < 5 || targets.get(w[0]!)?.includes(w)) continue;
+      const list = targets.get(w[0]!);
+      if (list) list.push(w);
+      else targets.set(w[0]!, [w]);
+    }
+  }
+  for (const [short, long] of Object.entries(TEXT_SPEAK_WORDS)) for (const w of [short, ...long.split(' ')]) known.add(w);
+  for (const feature of Object.keys(model?.weights ?? {})) if (feature.startsWith('w:')) known.add(feature.slice(2));
+  try {
+    for (const file of readdirSync(TRAINING_SETS).filter((f) => f.endsWith('.jsonl'))) {
+      for (const line of readFileSync(new URL(file, TRAINING_SETS), 'utf8').split('\n').filter(Boolean)) {
+        for (const w of normalise((JSON.parse(line) as { text?: string }).text ?? '').match(/\p{L}+/gu) ?? []) known.add(w);
+      }
+    }
+  } catch {
+    // The build copies the training sets beside the compiled module; without them, the rules' and the model's words.
+  }
+  v = { targets, known };
+  VOCABULARY.set(model ?? NO_MODEL, v);
+  return v;
+}
+
+/** Whether a word is one the detector knows, or an ending on one ("takes", "kills", "cooked"). */
+function isKnown(w: string, known: ReadonlySet<string>): boolean {
+  if (known.has(w) || known.has(stem(w))) return true;
+  const base = w.replace(/(?:ing|ed|es|s|ly)$/, '');
+  return base !== w && (known.has(base) || known.has(`${base}e`) || known.has(base.replace(/(.)\1$/, '$1')));
+}
+
+/**
+ * The normalised message with each word of 5 letters or more that the detector does not know, and
+ * that is one edit from a word the rules are written with (a swap of two letters is one; the same
+ * first letter), replaced by that word; null when no word changes.
+ */
+export function respell(normalised: string, model: CrisisModel | null): string | null {
+  const { targets, known } = vocabulary(model);
+  let changed = false;
+  const out = normalised.replace(/\p{L}{5,}/gu, (w) => {
+    if (isKnown(w, known)) return w;
+    for (const k of targets.get(w[0]!) ?? []) {
+      if (Math.abs(k.length - w.length) > 1 || editDistance(w, k, 1) > 1) continue;
+      changed = true;
+      return k;
+    }
+    return w;
+  });
+  return changed ? out : null;
+}
+
+/** Damerau–Levenshtein distance (adjacent swaps count one), giving up above `max`. */
+function editDistance(a: string, b: string, max: number): number {
+  let prev2: number[] = [];
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    let best = i;
+    for (let j = 1; j <= b.length; j++) {
+      let d = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d = Math.min(d, prev2[j - 2]! + 1);
+      row.push(d);
+      if (d < best) best = d;
+    }
+    if (best > max) return max + 1;
+    prev2 = prev;
+    prev = row;
+  }
+  return prev[b.length]!;
+}
 
 /** Whether a message is borderline: one weak cue and nothing strong (worth a second opinion). */
 export function isBorderline(verdict: CrisisVerdict): boolean {
