@@ -322,9 +322,10 @@ function detectAsWritten(text: string, options: DetectOptions): CrisisVerdict {
 const round3 = (x: number) => Math.round(x * 1000) / 1000;
 
 /**
- * What `respell` reads: the words the rules are written with (its targets, 5 letters or more, by first
- * letter), and every word the detector knows (the rules', the texting shorthand's, the words of the
- * model's features and of the training messages), which are never respelled.
+ * What `respell` reads: its targets (5 letters or more, by first letter), the words the rules are
+ * written with and the words the model counts for some kind of crisis more than against; and every
+ * word the detector knows (the rules', the texting shorthand's, the words of the model's features and
+ * of the training messages), which are never respelled.
  */
 interface Vocabulary {
   targets: Map<string, string[]>;
@@ -339,17 +340,26 @@ function vocabulary(model: CrisisModel | null): Vocabulary {
   if (v) return v;
   const targets = new Map<string, string[]>();
   const known = new Set<string>();
+  const target = (w: string) => {
+    if (w.length < 5 || targets.get(w[0]!)?.includes(w)) return;
+    const list = targets.get(w[0]!);
+    if (list) list.push(w);
+    else targets.set(w[0]!, [w]);
+  };
   for (const rule of CRISIS_RULES) {
     for (const w of rule.pattern.source.match(/[a-z]{4,}/g) ?? []) {
       known.add(w);
-      if (w.length < 5 || targets.get(w[0]!)?.includes(w)) continue;
-      const list = targets.get(w[0]!);
-      if (list) list.push(w);
-      else targets.set(w[0]!, [w]);
+      target(w);
     }
   }
   for (const [short, long] of Object.entries(TEXT_SPEAK_WORDS)) for (const w of [short, ...long.split(' ')]) known.add(w);
-  for (const feature of Object.keys(model?.weights ?? {})) if (feature.startsWith('w:')) known.add(feature.slice(2));
+  for (const [feature, weights] of Object.entries(model?.weights ?? {})) {
+    if (!feature.startsWith('w:')) continue;
+    const w = feature.slice(2);
+    known.add(w);
+    // A word the model counts for some kind of crisis more than against ("roommate", "garage").
+    if (/^[a-z]+$/.test(w) && Math.max(...weights.slice(1)) > weights[0]!) target(w);
+  }
   try {
     for (const file of readdirSync(TRAINING_SETS).filter((f) => f.endsWith('.jsonl'))) {
       for (const line of readFileSync(new URL(file, TRAINING_SETS), 'utf8').split('\n').filter(Boolean)) {
@@ -373,8 +383,8 @@ function isKnown(w: string, known: ReadonlySet<string>): boolean {
 
 /**
  * The normalised message with each word of 5 letters or more that the detector does not know, and
- * that is one edit from a word the rules are written with (a swap of two letters is one; the same
- * first letter), replaced by that word; null when no word changes.
+ * that is one edit from a target (a swap of two letters is one; the same first letter), replaced by
+ * that word; null when no word changes.
  */
 export function respell(normalised: string, model: CrisisModel | null): string | null {
   const { targets, known } = vocabulary(model);
