@@ -101,6 +101,8 @@ export { isPoisonInput, poisonReason, UnstorableInboundError } from './inbound-g
 export { Batcher } from './storage/batcher.js';
 /** One transaction on one pooled client (BEGIN, work, COMMIT or ROLLBACK, release). */
 export { inTransaction } from './storage/transaction.js';
+/** How many edits apart two words are (a swap counts one), bounded: for reading misspelt words. */
+export { editDistance } from './edit-distance.js';
 /** Route contracts (`helpers.route`), published in `/v1/openapi.json`. */
 export type { HttpMethod, RouteAuth, RouteContract, RouteDeprecation, RouteErrorSpec, RouteResponse, HttpKernelErrorCode } from './http/contract.js';
 /** The error body every route answers with, as a zod schema (for route contracts and clients). */

@@ -87,12 +87,8 @@ function launch(resolved: Resolved): EmbeddedThread & { settings: Resolved } {
     const thread = startWorker({ ...data, socketDir: socketDir.path });
     const removeSocketDir = socketDir.remove;
     return {
+      ...thread,
       settings: resolved,
-      ready: thread.ready,
-      attach: thread.attach,
-      request: thread.request,
-      acquire: thread.acquire,
-      release: thread.release,
       async stop() {
         await thread.stop();
         removeSocketDir();

@@ -10,6 +10,7 @@
  * detectCrisis('this traffic is killing me');  // { crisis: false, ... }
  */
 import { readdirSync, readFileSync } from 'node:fs';
+import { editDistance } from 'parley';
 import { type CrisisModel, type RuleView, score, shippedModel, stem } from './classifier.js';
 import { CRISIS_RULES, type CrisisRule } from './rules.js';
 import type { CrisisCategory, CrisisLanguage, CrisisVerdict } from './types.js';
@@ -399,26 +400,6 @@ export function respell(normalised: string, model: CrisisModel | null): string |
     return w;
   });
   return changed ? out : null;
-}
-
-/** Damerau–Levenshtein distance (adjacent swaps count one), giving up above `max`. */
-function editDistance(a: string, b: string, max: number): number {
-  let prev2: number[] = [];
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i];
-    let best = i;
-    for (let j = 1; j <= b.length; j++) {
-      let d = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d = Math.min(d, prev2[j - 2]! + 1);
-      row.push(d);
-      if (d < best) best = d;
-    }
-    if (best > max) return max + 1;
-    prev2 = prev;
-    prev = row;
-  }
-  return prev[b.length]!;
 }
 
 /** Whether a message is borderline: one weak cue and nothing strong (worth a second opinion). */

@@ -21,7 +21,7 @@ import type { Logger } from 'pino';
 import pgvector from 'pgvector';
 import type { EmbeddingsInterface } from '@langchain/core/embeddings';
 import type { RecursiveCharacterTextSplitter } from '@langchain/textsplitters';
-import { inTransaction, type Migration } from 'parley';
+import { editDistance, inTransaction, type Migration } from 'parley';
 import type { CorpusDoc, Hit } from './types.js';
 import { LocalEmbeddings, type LocalEmbeddingsJSON } from './embedder.js';
 import { BUILT_IN_LAY_PHRASES, layPhrasesFor, type LayVocabulary } from './lay.js';
@@ -1213,39 +1213,6 @@ function titleNamed(parsed: ParsedQuery, byTitleTerm: Map<string, CachedDoc[]>):
 /** What a word counts for when it stands in for a misspelt one. */
 const SPELLING_WEIGHT = 0.9;
 
-/** editDistance's table rows, reused. */
-let ROWS = new Int32Array(96);
-
-/** Damerau–Levenshtein distance (adjacent swaps count one), giving up above `max`. */
-function editDistance(a: string, b: string, max: number): number {
-  if (Math.abs(a.length - b.length) > max) return max + 1;
-  const width = b.length + 1;
-  if (ROWS.length < 3 * width) ROWS = new Int32Array(3 * width);
-  // Three rows of the table, in turn: two back, one back, this one.
-  let prev2 = 0;
-  let prev = width;
-  let row = 2 * width;
-  for (let j = 0; j < width; j++) ROWS[prev + j] = j;
-  for (let i = 1; i <= a.length; i++) {
-    ROWS[row] = i;
-    let best = i;
-    const ai = a.charCodeAt(i - 1);
-    for (let j = 1; j < width; j++) {
-      const bj = b.charCodeAt(j - 1);
-      let d = Math.min(ROWS[prev + j]! + 1, ROWS[row + j - 1]! + 1, ROWS[prev + j - 1]! + (ai === bj ? 0 : 1));
-      if (i > 1 && j > 1 && ai === b.charCodeAt(j - 2) && a.charCodeAt(i - 2) === bj) d = Math.min(d, ROWS[prev2 + j - 2]! + 1);
-      ROWS[row + j] = d;
-      if (d < best) best = d;
-    }
-    if (best > max) return max + 1;
-    const t = prev2;
-    prev2 = prev;
-    prev = row;
-    row = t;
-  }
-  return ROWS[prev + b.length]!;
-}
-
 /** What a variant of the person's word counts for: like a lay synonym, below the word itself. */
 const VARIANT_WEIGHT = 0.6;
 
@@ -1329,19 +1296,27 @@ function withTitleVariants(parsed: ParsedQuery, cache: Pick<TenantCache, 'titleS
 /** The stems of the titles' words a word as written is fewest edits from (one; two from 8 letters); the same guards as `corrections`. */
 function titleWordCorrections(word: string, titleWords: ReadonlyMap<string, string>): string[] {
   if (word.length < 4 || EVERYDAY_STEMS.has(stem(word))) return [];
-  const budget = word.length >= 8 ? 2 : 1;
+  // `titleWords` maps each stem to a title word with that stem.
+  return nearest(word, [...titleWords.values()].filter((w) => w[0] === word[0])).map(stem).slice(0, 3);
+}
+
+/** How many edits a misspelt word may be from the word meant: one; two from 8 letters. */
+const editBudget = (word: string) => (word.length >= 8 ? 2 : 1);
+
+/** The candidates fewest edits from `word`, within its budget, in the order met. */
+function nearest(word: string, candidates: Iterable<string>): string[] {
+  const budget = editBudget(word);
   let best = budget + 1;
   let found: string[] = [];
-  for (const [s, w] of titleWords) {
-    if (w[0] !== word[0]) continue;
-    const d = editDistance(word, w, Math.min(budget, best));
+  for (const c of candidates) {
+    const d = editDistance(word, c, Math.min(budget, best));
     if (d > budget || d > best) continue;
     if (d < best) {
       best = d;
-      found = [s];
-    } else found.push(s);
+      found = [c];
+    } else found.push(c);
   }
-  return found.slice(0, 3);
+  return found;
 }
 
 /** The question with each misspelt word replaced by the stem most likely meant, for the local embedder (which knows only the library's words). */
@@ -1392,22 +1367,12 @@ export function corrections(term: string, stats: Pick<Stats, 'df'>): string[] {
   // small library lacks it ("baby" among a dozen pages, "anyway").
   if (term.length < 4 || REFERENCE_DF.df[term] !== undefined || EVERYDAY_STEMS.has(term)) return [];
   const index = spellingIndex(stats);
-  const budget = term.length >= 8 ? 2 : 1;
   const pools = [index.first.get(term[0]!), index.second.get(term[0]!), index.first.get(term[1]!)];
-  let best = budget + 1;
-  let found = new Set<string>();
-  for (let n = Math.max(4, term.length - budget); n <= term.length + budget; n++) {
-    for (const pool of pools) {
-      for (const s of pool?.[n] ?? []) {
-        const d = editDistance(term, s, Math.min(budget, best));
-        if (d > budget || d > best) continue;
-        if (d < best) {
-          best = d;
-          found = new Set([s]);
-        } else found.add(s);
-      }
-    }
-  }
+  const budget = editBudget(term);
+  const candidates = function* () {
+    for (let n = Math.max(4, term.length - budget); n <= term.length + budget; n++) for (const pool of pools) yield* pool?.[n] ?? [];
+  };
+  const found = new Set(nearest(term, candidates()));
   const frequency = (x: string) => (stats.df[x] ?? 0) + (REFERENCE_DF.df[x] ?? 0);
   return [...found].sort((a, b) => frequency(b) - frequency(a) || (a < b ? -1 : 1)).slice(0, 3);
 }

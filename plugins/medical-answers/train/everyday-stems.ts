@@ -6,22 +6,14 @@
  * is taken for a misspelling (`engine/store.ts`, `corrections`). `eval/everyday-stems.ts` writes
  * `engine/everyday-stems.ts` from this; `engine/everyday-stems.test.ts` checks it.
  */
-import { readdirSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { readdirSync } from 'node:fs';
 import { BUILT_IN_LAY_PHRASES } from '../engine/lay.js';
 import { REFERENCE_DF } from '../engine/reference-df.js';
 import { docTerms } from '../engine/text.js';
-
-const SETS = fileURLToPath(new URL('./sets/', import.meta.url));
+import { readRows, SETS } from './text-model.js';
 
 export function everydayStems(): string[] {
-  const texts: string[] = [];
-  for (const file of readdirSync(SETS).filter((f) => f.endsWith('.jsonl')).sort()) {
-    for (const line of readFileSync(`${SETS}${file}`, 'utf8').split('\n').filter(Boolean)) {
-      const r = JSON.parse(line) as { question?: string; text?: string };
-      texts.push(r.question ?? r.text ?? '');
-    }
-  }
+  const texts = readdirSync(SETS).filter((f) => f.endsWith('.jsonl')).flatMap((f) => readRows(`${SETS}${f}`).map((r) => r.text));
   for (const phrases of Object.values(BUILT_IN_LAY_PHRASES)) texts.push(...phrases);
   const seen = new Map<string, number>();
   for (const text of texts) for (const s of new Set(docTerms(text))) seen.set(s, (seen.get(s) ?? 0) + 1);
