@@ -159,30 +159,31 @@ function jacobiEigen(s: Float64Array, n: number): { values: Float64Array; vector
 
 export class LocalEmbeddings extends Embeddings {
   readonly dims: number;
+  /** A stable name: kind, dimensions and a hash of the model. */
+  readonly name: string;
+  private readonly features: string[];
   private readonly index: Map<string, number>;
   private readonly idf: Float64Array;
-  /** features × dims, row-major. */
-  private readonly proj: Float32Array;
-  private readonly json: LocalEmbeddingsJSON;
+  /**
+   * features × dims, row-major, as stored: int8 with a scale per feature. Kept so (2 MB over the
+   * bundled corpus) rather than expanded to float32 (8 MB): `embedOne` rounds each product to float32
+   * as the expanded array held it, so the vectors are the same.
+   */
+  private readonly q8: Int8Array;
+  private readonly scales: Float64Array;
 
   private constructor(json: LocalEmbeddingsJSON) {
     super({});
-    this.json = json;
     this.dims = json.dims;
+    this.features = json.features;
     this.index = new Map(json.features.map((f, i) => [f, i]));
     this.idf = Float64Array.from(json.idf);
-    const q = new Int8Array(Buffer.from(json.projection, 'base64').buffer.slice(0));
-    this.proj = new Float32Array(q.length);
-    for (let f = 0; f < json.features.length; f++) {
-      const scale = json.scales[f]!;
-      for (let d = 0; d < json.dims; d++) this.proj[f * json.dims + d] = q[f * json.dims + d]! * scale;
-    }
-  }
-
-  /** A stable name: kind, dimensions and a hash of the model. */
-  get name(): string {
-    const h = createHash('sha256').update(this.json.projection).update(this.json.features.join('\n')).digest('hex').slice(0, 12);
-    return `local-lsa-${this.dims}-${h}`;
+    const bytes = Buffer.from(json.projection, 'base64');
+    this.q8 = new Int8Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
+    if (this.q8.length !== json.features.length * json.dims) throw new Error(`The local-lsa projection holds ${this.q8.length} values, expected ${json.features.length * json.dims}`);
+    this.scales = Float64Array.from(json.scales);
+    const h = createHash('sha256').update(json.projection).update(json.features.join('\n')).digest('hex').slice(0, 12);
+    this.name = `local-lsa-${this.dims}-${h}`;
   }
 
   static fromJSON(json: LocalEmbeddingsJSON): LocalEmbeddings {
@@ -191,7 +192,15 @@ export class LocalEmbeddings extends Embeddings {
   }
 
   toJSON(): LocalEmbeddingsJSON {
-    return this.json;
+    return {
+      kind: 'local-lsa',
+      version: 1,
+      dims: this.dims,
+      features: this.features,
+      idf: Array.from(this.idf),
+      projection: Buffer.from(this.q8.buffer, this.q8.byteOffset, this.q8.byteLength).toString('base64'),
+      scales: Array.from(this.scales),
+    };
   }
 
   /** Fits the model on the given texts (one per document). */
@@ -293,15 +302,7 @@ export class LocalEmbeddings extends Embeddings {
       scales.push(scale);
       for (let d = 0; d < k; d++) q8[f * k + d] = Math.round(proj[f * k + d]! / scale);
     }
-    return new LocalEmbeddings({
-      kind: 'local-lsa',
-      version: 1,
-      dims: k,
-      features,
-      idf,
-      projection: Buffer.from(q8.buffer).toString('base64'),
-      scales,
-    });
+    return new LocalEmbeddings({ kind: 'local-lsa', version: 1, dims: k, features, idf, projection: Buffer.from(q8.buffer).toString('base64'), scales });
   }
 
   embedOne(text: string): number[] {
@@ -314,7 +315,8 @@ export class LocalEmbeddings extends Embeddings {
     for (const [j, c] of tf) {
       const w = (1 + Math.log(c)) * this.idf[j]!;
       const o = j * this.dims;
-      for (let d = 0; d < this.dims; d++) out[d]! += w * this.proj[o + d]!;
+      const scale = this.scales[j]!;
+      for (let d = 0; d < this.dims; d++) out[d]! += w * Math.fround(this.q8[o + d]! * scale);
     }
     let norm = 0;
     for (let d = 0; d < this.dims; d++) norm += out[d]! ** 2;

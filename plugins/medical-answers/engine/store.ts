@@ -24,6 +24,7 @@ import type { RecursiveCharacterTextSplitter } from '@langchain/textsplitters';
 import { editDistance, inTransaction, type Migration } from 'parley';
 import type { CorpusDoc, Hit } from './types.js';
 import { LocalEmbeddings, type LocalEmbeddingsJSON } from './embedder.js';
+import { TermCounts, TermDictionary } from './term-counts.js';
 import { BUILT_IN_LAY_PHRASES, layPhrasesFor, type LayVocabulary } from './lay.js';
 import { EVERYDAY_STEMS } from './everyday-stems.js';
 import { REFERENCE_DF } from './reference-df.js';
@@ -125,11 +126,13 @@ const TYPE_STEMS: Partial<Record<string, string[]>> = {
   outlook: ['outlook', 'prognosi', 'recoveri', 'recov'],
   complications: ['complic'],
 };
-function summaryAnswers(doc: { headings: Set<string>; body: Map<string, number> }, type: string): boolean {
+function summaryAnswers(doc: { headings: Set<string>; body: { has(term: string): boolean } }, type: string): boolean {
   if (doc.headings.size !== 1 || !doc.headings.has('overview')) return false;
   return (TYPE_STEMS[type] ?? []).some((t) => doc.body.has(t));
 }
 const COMMON_SHARE = 0.2;
+/** Documents read per statement when a tenant's cache is loaded (with their chunks). */
+const CACHE_PAGE = 250;
 /** How often a cached tenant index checks whether another instance re-ingested. */
 const CACHE_CHECK_MS = 30_000;
 /** Most documents the full-text match hands to the in-process ranking. */
@@ -249,7 +252,8 @@ interface CachedDoc {
   syn: Map<string, number>;
   /** Its lay phrases' terms (lay.ts): they describe the topic, they do not name it. */
   lay: Map<string, number>;
-  body: Map<string, number>;
+  /** The body's term counts (term-counts.ts). */
+  body: TermCounts;
   titleLen: number;
   synLen: number;
   bodyLen: number;
@@ -710,79 +714,85 @@ export class MedicalStore {
   }
 
   private async loadCache(tenantId: string): Promise<TenantCache> {
-    const [{ rows: idx }, { rows: docRows }, { rows: chunkRows }] = await Promise.all([
-      this.db.query<{ embedder: string | null; dims: number | null; model: LocalEmbeddingsJSON | null; stats: Stats | null; corpus_version: string | null }>(
-        'SELECT embedder, dims, model, stats, corpus_version FROM medical_answers_index WHERE tenant_id = $1',
-        [tenantId],
-      ),
-      this.db.query<{ doc_id: string; title: string; url: string | null; source: string | null; synonyms: string[]; headings: string[]; terms: DocTerms; lexemes: string[] }>(
-        `SELECT d.doc_id, d.title, d.url, d.source, d.synonyms, d.headings, t.terms, tsvector_to_array(d.tsv) AS lexemes FROM medical_answers_docs d
-         JOIN medical_answers_doc_terms t USING (tenant_id, doc_id) WHERE d.tenant_id = $1`,
-        [tenantId],
-      ),
-      this.db.query<{ doc_id: string; chunk_id: string; ord: number; section: string | null; terms: string }>(
-        'SELECT doc_id, chunk_id, ord, section, terms FROM medical_answers_chunks WHERE tenant_id = $1 ORDER BY doc_id, ord',
-        [tenantId],
-      ),
-    ]);
-    const chunksByDoc = new Map<string, CachedChunk[]>();
-    const sectionKeys = new Map<string, string>();
-    for (const c of chunkRows) {
-      const list = chunksByDoc.get(c.doc_id) ?? [];
-      let sectionKey: string | null = null;
-      if (c.section !== null) {
-        sectionKey = sectionKeys.get(c.section) ?? c.section.toLowerCase();
-        sectionKeys.set(c.section, sectionKey);
-      }
-      list.push({ chunkId: c.chunk_id, ord: c.ord, section: c.section, sectionKey, terms: ` ${c.terms} ` });
-      chunksByDoc.set(c.doc_id, list);
-    }
-    const row = idx[0];
-    const stats = row?.stats ?? computeStats(docRows.map((r) => r.terms));
+    // The index row, then the documents a page at a time with their chunks, one statement after
+    // another: each page's rows become the cache's compact form before the next page is read, so the
+    // rows die young. Read all at once, the bundled corpus's rows were alive together (some 40 MB of
+    // parsed JSON), and the heap they grew stayed with the gateway.
+    const { embedder, embedderName, dims, stats, version } = await this.loadIndexRow(tenantId);
     const docs = new Map<string, CachedDoc>();
-    for (const r of docRows) {
-      const title_ = counts(r.terms.t);
-      const body = new Map(Object.entries(r.terms.b));
-      const chunks = chunksByDoc.get(r.doc_id) ?? [];
-      const titleIdfs = [...title_.keys()].map((term) => [term, idf(stats, term)] as [string, number]);
-      let titleIdf = 0;
-      for (const [, w] of titleIdfs) titleIdf += w;
-      const synLen = synonymTerms(r.terms).length;
-      docs.set(r.doc_id, {
-        docId: r.doc_id,
-        title: r.title,
-        url: r.url,
-        source: r.source,
-        headings: new Set(r.headings),
-        overviewShare: r.terms.o ?? 0,
-        title_,
-        syn: counts(r.terms.s),
-        lay: counts(r.terms.l ?? []),
-        body,
-        titleLen: r.terms.t.length,
-        synLen,
-        bodyLen: r.terms.n,
-        titleNorm: 1 - BM25.bTitle + (BM25.bTitle * r.terms.t.length) / stats.avgTitle,
-        synNorm: 1 - BM25.bTitle + (BM25.bTitle * synLen) / stats.avgSyn,
-        bodyNorm: 1 - BM25.bBody + (BM25.bBody * r.terms.n) / stats.avgBody,
-        titleIdfs,
-        titleIdf,
-        chunkTermsInBody: chunks.every((c) => c.terms.split(' ').every((t) => t === '' || body.has(t))),
-        chunks,
-      });
-    }
+    const dictionary = new TermDictionary();
+    const sectionKeys = new Map<string, string>();
     const titleWords = new Map<string, string>();
-    for (const r of docRows) for (const w of words(r.title)) if (w.length >= 4 && !STOP_WORDS.has(w) && !/\d/.test(w)) titleWords.set(stem(w), w);
-    const titleStems = [...titleWords.keys()].sort();
-    const embedder = row?.model && row.embedder?.startsWith('local-lsa') ? LocalEmbeddings.fromJSON(row.model) : null;
     const lexemes = new Map<string, string[]>();
-    for (const r of docRows) {
-      for (const l of r.lexemes) {
-        const list = lexemes.get(l);
-        if (list) list.push(r.doc_id);
-        else lexemes.set(l, [r.doc_id]);
+    const names: string[] = [];
+    for (let after = ''; ; ) {
+      const { rows: page } = await this.db.query<{ doc_id: string; title: string; url: string | null; source: string | null; synonyms: string[]; headings: string[]; terms: DocTerms; lexemes: string[] }>({
+        name: 'medical-answers-cache-docs',
+        text: `SELECT d.doc_id, d.title, d.url, d.source, d.synonyms, d.headings, t.terms, tsvector_to_array(d.tsv) AS lexemes FROM medical_answers_docs d
+               JOIN medical_answers_doc_terms t USING (tenant_id, doc_id) WHERE d.tenant_id = $1 AND d.doc_id > $2 ORDER BY d.doc_id LIMIT ${CACHE_PAGE}`,
+        values: [tenantId, after],
+      });
+      if (page.length === 0) break;
+      const last = page[page.length - 1]!.doc_id;
+      const { rows: chunkRows } = await this.db.query<{ doc_id: string; chunk_id: string; ord: number; section: string | null; terms: string }>({
+        name: 'medical-answers-cache-chunks',
+        text: 'SELECT doc_id, chunk_id, ord, section, terms FROM medical_answers_chunks WHERE tenant_id = $1 AND doc_id > $2 AND doc_id <= $3 ORDER BY doc_id, ord',
+        values: [tenantId, after, last],
+      });
+      const chunksByDoc = new Map<string, CachedChunk[]>();
+      for (const c of chunkRows) {
+        const list = chunksByDoc.get(c.doc_id) ?? [];
+        let sectionKey: string | null = null;
+        if (c.section !== null) {
+          sectionKey = sectionKeys.get(c.section) ?? c.section.toLowerCase();
+          sectionKeys.set(c.section, sectionKey);
+        }
+        list.push({ chunkId: c.chunk_id, ord: c.ord, section: c.section, sectionKey, terms: ` ${c.terms} ` });
+        chunksByDoc.set(c.doc_id, list);
       }
+      const bodies = TermCounts.pack(dictionary, page.map((r) => r.terms.b));
+      for (const [i, r] of page.entries()) {
+        const title_ = counts(r.terms.t);
+        const body = bodies[i]!;
+        const chunks = chunksByDoc.get(r.doc_id) ?? [];
+        const titleIdfs = [...title_.keys()].map((term) => [term, idf(stats, term)] as [string, number]);
+        let titleIdf = 0;
+        for (const [, w] of titleIdfs) titleIdf += w;
+        const synLen = synonymTerms(r.terms).length;
+        docs.set(r.doc_id, {
+          docId: r.doc_id,
+          title: r.title,
+          url: r.url,
+          source: r.source,
+          headings: new Set(r.headings),
+          overviewShare: r.terms.o ?? 0,
+          title_,
+          syn: counts(r.terms.s),
+          lay: counts(r.terms.l ?? []),
+          body,
+          titleLen: r.terms.t.length,
+          synLen,
+          bodyLen: r.terms.n,
+          titleNorm: 1 - BM25.bTitle + (BM25.bTitle * r.terms.t.length) / stats.avgTitle,
+          synNorm: 1 - BM25.bTitle + (BM25.bTitle * synLen) / stats.avgSyn,
+          bodyNorm: 1 - BM25.bBody + (BM25.bBody * r.terms.n) / stats.avgBody,
+          titleIdfs,
+          titleIdf,
+          chunkTermsInBody: chunks.every((c) => c.terms.split(' ').every((t) => t === '' || body.has(t))),
+          chunks,
+        });
+        for (const w of words(r.title)) if (w.length >= 4 && !STOP_WORDS.has(w) && !/\d/.test(w)) titleWords.set(stem(w), w);
+        for (const l of r.lexemes) {
+          const list = lexemes.get(l);
+          if (list) list.push(r.doc_id);
+          else lexemes.set(l, [r.doc_id]);
+        }
+        names.push(r.title, ...(r.synonyms ?? []));
+      }
+      if (page.length < CACHE_PAGE) break;
+      after = last;
     }
+    const titleStems = [...titleWords.keys()].sort();
     const byTitleTerm = new Map<string, CachedDoc[]>();
     for (const doc of docs.values()) {
       for (const term of doc.title_.keys()) {
@@ -791,8 +801,26 @@ export class MedicalStore {
         else byTitleTerm.set(term, [doc]);
       }
     }
-    const held = heldTopics(docRows.flatMap((r) => [r.title, ...(r.synonyms ?? [])]));
-    return { version: row?.corpus_version ?? null, docs, titleStems, titleWords, stats, embedder, embedderName: row?.embedder ?? null, dims: row?.dims ?? null, lexemes, byTitleTerm, held };
+    return { version, docs, titleStems, titleWords, stats, embedder, embedderName, dims, lexemes, byTitleTerm, held: heldTopics(names) };
+  }
+
+  /** The tenant's index row, with the embedder built from its model (the model's JSON is not kept). */
+  private async loadIndexRow(tenantId: string): Promise<{ embedder: LocalEmbeddings | null; embedderName: string | null; dims: number | null; stats: Stats; version: string | null }> {
+    const { rows } = await this.db.query<{ embedder: string | null; dims: number | null; model: LocalEmbeddingsJSON | null; stats: Stats | null; corpus_version: string | null }>(
+      'SELECT embedder, dims, model, stats, corpus_version FROM medical_answers_index WHERE tenant_id = $1',
+      [tenantId],
+    );
+    const row = rows[0];
+    // An index written before the statistics were stored: count them from the documents' terms.
+    const stats =
+      row?.stats ?? computeStats((await this.db.query<{ terms: DocTerms }>('SELECT terms FROM medical_answers_doc_terms WHERE tenant_id = $1 ORDER BY doc_id', [tenantId])).rows.map((r) => r.terms));
+    return {
+      embedder: row?.model && row.embedder?.startsWith('local-lsa') ? LocalEmbeddings.fromJSON(row.model) : null,
+      embedderName: row?.embedder ?? null,
+      dims: row?.dims ?? null,
+      stats,
+      version: row?.corpus_version ?? null,
+    };
   }
 
   async search(tenantId: string, query: string, opts: SearchOptions = {}): Promise<Hit[]> {
