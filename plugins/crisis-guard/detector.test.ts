@@ -108,6 +108,16 @@ describe('crisis detector: what is not danger now', () => {
     expectCrisis('34 weeks pregnant, my face got so puffy today and theres pain under my right ribs', 'pregnancy_emergency');
   });
 
+  it('reads a pregnancy and a recent birth named together as one situation, not two signs of danger', () => {
+    // Both are weak cues of one kind: without a danger sign the question is an ordinary one.
+    for (const text of ['6 weeks postpartum, is it ok for me to start running again?', '3 weeks postpartum after a c section, when can i drive again']) {
+      expect(detectCrisis(text, { model: null }).crisis, text).toBe(false);
+      expectCalm(text);
+    }
+    expectCrisis('2 weeks postpartum and i have a terrible headache', 'pregnancy_emergency');
+    expect(detectCrisis('2 weeks postpartum and i have a terrible headache', { model: null }).crisis).toBe(true);
+  });
+
   it('reads an insect or an animal that jumps as no person jumping', () => {
     expectCalm('can ticks jump from the cat onto my kids');
     expectCrisis('thinking about jumping from the parking garage tonight', 'suicidal_ideation');

@@ -304,7 +304,7 @@ function detectAsWritten(text: string, options: DetectOptions): CrisisVerdict {
   const { suppressed } = view;
 
   const strong = counted.filter((h) => h.rule.weight === 'strong');
-  const weakIds = new Set(counted.filter((h) => h.rule.weight === 'weak').map((h) => h.rule.id));
+  const weakIds = new Set(counted.filter((h) => h.rule.weight === 'weak').map((h) => h.rule.cue ?? h.rule.id));
   const ruleIds = [...new Set(counted.map((h) => h.rule.id))];
   if (strong.length > 0 || weakIds.size >= 2) {
     return { crisis: true, categories: [...new Set((strong.length > 0 ? strong : counted).map((h) => h.rule.category))], language, ruleIds, suppressed };

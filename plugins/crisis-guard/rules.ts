@@ -12,6 +12,12 @@ export interface CrisisRule {
   category: CrisisCategory;
   weight: 'strong' | 'weak';
   pattern: RegExp;
+  /**
+   * Weak rules of one cue: they count once towards the two weak cues a crisis needs. A pregnancy and a
+   * recent birth are one situation ("6 weeks postpartum, can i start running again" named both and
+   * was answered as an emergency); a danger sign has to come with it.
+   */
+  cue?: string;
 }
 
 const MEDS =
@@ -19,11 +25,12 @@ const MEDS =
 const WHO = '(?:my|his|her|their|the)';
 const PERSON = '(?:he|she|they|my \\w+|her|him|baby|kid|child|son|daughter|dad|mom|father|mother|husband|wife|friend|grandma|grandpa)';
 
-const rule = (id: string, category: CrisisCategory, weight: 'strong' | 'weak', source: string): CrisisRule => ({
+const rule = (id: string, category: CrisisCategory, weight: 'strong' | 'weak', source: string, cue?: string): CrisisRule => ({
   id,
   category,
   weight,
   pattern: new RegExp(source),
+  ...(cue ? { cue } : {}),
 });
 
 export const CRISIS_RULES: readonly CrisisRule[] = [
@@ -122,10 +129,10 @@ export const CRISIS_RULES: readonly CrisisRule[] = [
   rule('unresponsive.partial', 'seizure_unresponsive', 'weak', String.raw`\bnot (?:answering|responding to) (?:me|us|his name|her name|when (?:i|we) (?:talk|call))\b|\b(?:doesnt|wont|isnt) (?:know|recognize) (?:me|us|where (?:he|she) is)\b|\bno me (?:contesta|responde) cuando le hablo\b`),
 
   // ---- pregnancy ------------------------------------------------------------------------------------
-  rule('pregnancy.now', 'pregnancy_emergency', 'weak', String.raw`\bpregnant\b|\bembarazada\b|\b\d{1,2} weeks along\b|^\d{1,2} (?:weeks|wks)\b|\b\d{1,2} (?:weeks|wks) pregnant\b|\bwater (?:just )?broke\b|\bse me rompio la fuente\b|\b(?:tengo|estoy de) \d{1,2} semanas\b|\b\d{1,2} semanas de embarazo\b`),
+  rule('pregnancy.now', 'pregnancy_emergency', 'weak', String.raw`\bpregnant\b|\bembarazada\b|\b\d{1,2} weeks along\b|^\d{1,2} (?:weeks|wks)\b|\b\d{1,2} (?:weeks|wks) pregnant\b|\bwater (?:just )?broke\b|\bse me rompio la fuente\b|\b(?:tengo|estoy de) \d{1,2} semanas\b|\b\d{1,2} semanas de embarazo\b`, 'pregnancy.situation'),
   rule('pregnancy.danger', 'pregnancy_emergency', 'strong', String.raw`\bcord\b.{0,40}\b(?:down there|coming out|between my legs|hanging|i can (?:see|feel))\b|\b(?:i can (?:see|feel)|something)\b.{0,30}\bcord\b|\bbaby (?:is not|isnt|stopped|hasnt been|not) (?:moving|kicking)\b|\bwater broke\b.{0,40}\b(?:weeks|early|bleeding|green)\b`),
   rule('pregnancy.symptom', 'pregnancy_emergency', 'weak', String.raw`\b(?:terrible|severe|worst|pounding|bad) headache\b|\bblurr(?:y|ed) vision\b|\bseeing (?:spots|stars)\b|\bheavy bleeding\b|\bbleeding\b|\bsevere (?:cramps|cramping|pain)\b|\bsangrado\b|\b(?:face|hands) (?:is |are |got |so )?(?:swollen|puffy|swelling)\b|\bswelling (?:in|of) (?:my |her )?(?:face|hands)\b|\bpain (?:under|below) (?:my |her )?(?:right )?ribs\b|\bveo (?:lucecitas|luces|puntitos|manchas|estrellitas|estrellas)\b|\bvision borrosa\b|\b(?:se me hincho|hinchad[oa]) (?:toda )?(?:la cara|las manos)\b|\bcara hinchada\b|\bdolor de cabeza (?:muy )?(?:fuerte|terrible|horrible)\b|\barriba del estomago\b`),
-  rule('pregnancy.postpartum', 'pregnancy_emergency', 'weak', String.raw`\b(?:had (?:my|the|a) baby|gave birth|delivered|postpartum|c section|c-section)\b.{0,40}\b(?:ago|yesterday|last week|days?|weeks?)\b|\bpostpartum\b|\bdi a luz\b|\btuve (?:a mi|al) bebe\b`),
+  rule('pregnancy.postpartum', 'pregnancy_emergency', 'weak', String.raw`\b(?:had (?:my|the|a) baby|gave birth|delivered|postpartum|c section|c-section)\b.{0,40}\b(?:ago|yesterday|last week|days?|weeks?)\b|\bpostpartum\b|\bdi a luz\b|\btuve (?:a mi|al) bebe\b`, 'pregnancy.situation'),
 
   // ---- other emergencies ----------------------------------------------------------------------------
   rule('other.alarm', 'other_emergency', 'strong', String.raw`\b(?:co|carbon monoxide|smoke|gas|fire) (?:alarm|detector)s? (?:is |are |keeps? |just )?(?:going off|beeping|went off|sounding)\b|\bsmells? (?:like )?(?:gas|smoke)\b|\b(?:gas|smoke|burning) smell\b|\b(?:house|apartment|kitchen|building) (?:is )?on fire\b|\bcarbon monoxide\b.{0,40}\b(?:headache|dizzy|sick|vomit|nause)`),
