@@ -44,6 +44,8 @@ interface Question {
   origin: 'medquad_template' | 'handwritten_paraphrase';
   qtype: string | null;
   evidence?: string[];
+  /** Set for a question no page answers (`expected_doc_ids` empty): what kind (eval/sets/questions_unanswerable.jsonl). */
+  category?: string;
 }
 
 function arg(name: string): string | undefined {
@@ -89,8 +91,8 @@ interface Row {
 
 function table(rows: Row[], label: string): void {
   const groups: [string, Row[]][] = [
-    ['templated', rows.filter((r) => r.q.origin === 'medquad_template')],
-    ['hand-written', rows.filter((r) => r.q.origin === 'handwritten_paraphrase')],
+    ['templated', rows.filter((r) => r.q.origin === 'medquad_template' && r.q.expected_doc_ids.length)],
+    ['hand-written', rows.filter((r) => r.q.origin === 'handwritten_paraphrase' && r.q.expected_doc_ids.length)],
   ];
   console.log(`\n${label}`);
   console.log('subset        |   n | R@1   | R@5   | R@10  | cite acc | fallback | evidence SMS | evidence WhatsApp | med conf ans | med conf wrong | p50 ms | p95 ms | warm p50 | warm p95 | warm cpu');
@@ -131,7 +133,12 @@ async function main(): Promise<void> {
     // `--link-base URL`: SMS answers carry short source links there (the plugin's `shortLinks`, server.publicBaseUrl).
     const linkBase = arg('--link-base');
     const smsLinks = linkBase ? linksFor('sms', 'eval', 'sms', linkBase) : true;
-    let questions = readFileSync(questionsPath, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Question);
+    // A question without `expected_doc_ids` is one no page answers: it should get the fallback.
+    let questions = readFileSync(questionsPath, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Question)
+      .map((q) => ({ ...q, expected_doc_ids: q.expected_doc_ids ?? [], origin: q.origin ?? 'handwritten_paraphrase' }));
     // `--typos`: each hand-written question with one typo (eval/typos.ts); those without a word to change are left out.
     if (process.argv.includes('--typos')) {
       questions = questions.flatMap((q) => {
@@ -187,6 +194,13 @@ async function main(): Promise<void> {
     table(rows.filter((r) => half(r.q.id) === 'design'), 'DESIGN half (looked at while building)');
     table(rows.filter((r) => half(r.q.id) === 'holdout'), 'HOLDOUT half (unseen in the first pass; its misses were read in the second: see eval/README.md)');
     table(rows, 'ALL');
+    // Health questions no page of the library answers: every answer is from a page that does not say what was asked.
+    const unanswerable = rows.filter((r) => r.q.expected_doc_ids.length === 0);
+    if (unanswerable.length) {
+      const kinds = [...new Set(unanswerable.map((r) => r.q.category ?? '-'))];
+      const answered = (rs: Row[]) => `${rs.filter((r) => r.answered).length}/${rs.length}`;
+      console.log(`\nno page answers (expected_doc_ids empty): answered ${answered(unanswerable)} (the rest get the fallback); by category: ${kinds.map((k) => `${k} ${answered(unanswerable.filter((r) => (r.q.category ?? '-') === k))}`).join(', ')}`);
+    }
     console.log(`(minConfidence ${minConfidence}; answer budgets incl. the citation, after the disclaimer: SMS ${SMS_MAX_CHARS}, WhatsApp ${WHATSAPP_MAX_CHARS} chars; ${linkBase ? `SMS source links short, at ${linkBase}; ` : ''}${process.argv.includes('--typos') ? 'each hand-written question with one typo (eval/typos.ts); ' : ''}recall strict on expected_doc_ids; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} on ${(await import('node:os')).cpus().length} cores: latency figures depend on it)`);
     if (process.argv.includes('--misses')) {
       const which = arg('--misses-half') ?? 'design';
