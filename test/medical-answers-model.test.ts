@@ -18,6 +18,7 @@ const KEY = 'key-model-clinic-0123456789';
 const RULES_KEY = 'key-model-rules-0123456789';
 const UNSURE_KEY = 'key-model-unsure-0123456789';
 const UNSURE_OFF_KEY = 'key-model-unsure-off-0123456789';
+const DECLINES_OFF_KEY = 'key-model-declines-off-0123456789';
 const OPERATOR = 'key-model-operator-0123456789';
 
 let gw: TestGateway;
@@ -43,10 +44,12 @@ beforeAll(async () => {
         // Retrieval is never sure enough here: only the model's second opinion answers (or, turned off, nothing does).
         { id: 'unsure', apiKeys: [UNSURE_KEY], ai: { chat: 'fake' }, pipeline: ['medical-answers'], plugins: { http: {}, 'medical-answers': { ...settings, minConfidence: 1 } } },
         { id: 'unsure-off', apiKeys: [UNSURE_OFF_KEY], ai: { chat: 'fake' }, pipeline: ['medical-answers'], plugins: { http: {}, 'medical-answers': { ...settings, minConfidence: 1, askModelWhenUnsure: false } } },
+        // A model's "the passages do not answer this" leaves the extractive answer, as before.
+        { id: 'declines-off', apiKeys: [DECLINES_OFF_KEY], ai: { chat: 'fake' }, pipeline: ['medical-answers'], plugins: { http: {}, 'medical-answers': { ...settings, fallbackWhenModelDeclines: false } } },
       ],
     },
   });
-  for (const [tenant, key] of [['clinic', KEY], ['rules', RULES_KEY], ['unsure', UNSURE_KEY], ['unsure-off', UNSURE_OFF_KEY]]) {
+  for (const [tenant, key] of [['clinic', KEY], ['rules', RULES_KEY], ['unsure', UNSURE_KEY], ['unsure-off', UNSURE_OFF_KEY], ['declines-off', DECLINES_OFF_KEY]]) {
     for (let i = 0; i < 600; i++) {
       const state = (await gw.request('GET', `/v1/tenants/${tenant}/medical-answers`, { key })).body;
       if (state.chunks > 0 && !state.ingest) break;
@@ -217,11 +220,23 @@ describe('a chat model answers from the retrieved passages', () => {
     expect(await gw.metrics()).toMatch(/parley_rag_model_answers_total\{tenant="clinic",result="invalid_citations"\} 1/);
   });
 
-  it('refuses an answer without citations or one that says it cannot answer', async () => {
+  it('refuses an answer without citations, and sends the extractive one', async () => {
     fake.answer = () => 'Yes, it is contagious.';
-    expect((await ask('+15556660003', 'what is anemia?')).note).toMatchObject({ answerer: 'extractive' });
+    const uncited = await ask('+15556660003', 'what is anemia?');
+    expect(uncited.note).toMatchObject({ outcome: 'answered', answerer: 'extractive' });
+    expect(uncited.text).toMatch(/\nSource: /);
+  });
+
+  it("sends the fallback when the model finds no answer in the passages, however well the page matched (unless turned off)", async () => {
     fake.answer = () => 'NO_ANSWER';
-    expect((await ask('+15556660004', 'what is anemia?')).note).toMatchObject({ answerer: 'extractive' });
+    const declined = await ask('+15556660004', 'what is anemia?');
+    expect(declined.note).toMatchObject({ outcome: 'fallback', answerer: 'model' });
+    expect(declined.note.confidence).toBeGreaterThanOrEqual(0.05);
+    expect(declined.text).toMatch(/^I'm not certain/);
+    expect(await gw.metrics()).toMatch(/parley_rag_model_answers_total\{tenant="clinic",result="no_answer"\} 1/);
+    const extractive = await ask('+15556660006', 'what is anemia?', 'declines-off', DECLINES_OFF_KEY);
+    expect(extractive.note).toMatchObject({ outcome: 'answered', answerer: 'extractive' });
+    expect(extractive.text).toMatch(/\nSource: /);
   });
 
   it("asks the model's second opinion below minConfidence: a grounded answer is sent, 'cannot answer' keeps the fallback", async () => {

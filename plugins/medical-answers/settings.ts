@@ -102,6 +102,13 @@ export const settingsSchema = z.object({
    * (the model's second opinion), "cannot answer" or an invalid answer keeps the fallback.
    */
   askModelWhenUnsure: z.boolean().default(true),
+  /**
+   * With a chat model: when it reads the passages and finds no answer in them (`NO_ANSWER`), the
+   * fallback is sent, not the extractive answer (whose page matched the words, not the question).
+   * false: the extractive answer goes out as before. An invalid answer or a model that is down always
+   * leaves the extractive answer.
+   */
+  fallbackWhenModelDeclines: z.boolean().default(true),
   /** Hand the conversation to a person when the answer is not certain enough (the fallback is still sent). */
   handoffWhenUnsure: z.boolean().default(false),
   /** Appended to every answer when it fits the length budget (empty: none). */

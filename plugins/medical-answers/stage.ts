@@ -165,9 +165,14 @@ export function medicalAnswersStage(deps: StageDeps): StageDefinition<MedicalAns
         const unsure = confidence < settings.minConfidence;
         // A chat model answers from the passages when there is one; below minConfidence only when the
         // tenant asks for its second opinion, and "cannot answer" (or an invalid answer) keeps the fallback.
-        const fromModel = chat && extractive && (!unsure || settings.askModelWhenUnsure) ? await modelAnswer(stage, chat, query, hits.slice(0, settings.passages), budget, links, deps) : null;
-        if (!extractive || (unsure && !fromModel)) {
-          await record('fallback', { followUp, answer: { text: '', citations: [], confidence, answerer: 'extractive' } });
+        const read = chat && extractive && (!unsure || settings.askModelWhenUnsure) ? await modelAnswer(stage, chat, query, hits.slice(0, settings.passages), budget, links, deps) : null;
+        const fromModel = read?.ok ? read : null;
+        // The model read the passages and found no answer in them: the extractive answer, chosen by how
+        // well the page matches the question's words, would be from a page that does not say what was
+        // asked ("can i take ibuprofen with high blood pressure" gets the blood pressure ranges).
+        const declined = read !== null && !read.ok && read.reason === 'no_answer' && settings.fallbackWhenModelDeclines;
+        if (!extractive || ((unsure || declined) && !fromModel)) {
+          await record('fallback', { followUp, answer: { text: '', citations: [], confidence, answerer: declined ? 'model' : 'extractive' } });
           stage.reply(settings.fallbackReply);
           if (settings.handoffWhenUnsure && stage.conversation.handoff !== 'human') stage.handoff('human', 'medical-answers: not certain enough to answer');
           return;
@@ -221,10 +226,7 @@ async function modelAnswer(stage: StageContext<MedicalAnswersSettings>, chat: Ch
     const { text } = await chat.invoke(groundedPrompt(question, hits, budget), { purpose: 'medical-answers.answer', ref: stage.message.id, maxTokens: Math.ceil(budget / 2) + 50 });
     const parsed = parseGrounded(text, hits, budget, links);
     deps.metrics.modelAnswers.inc({ tenant, result: parsed.ok ? 'grounded' : parsed.reason });
-    if (!parsed.ok) {
-      stage.log.warn({ reason: parsed.reason, model: chat.model }, 'the model answer was refused; sending the extractive answer');
-      return null;
-    }
+    if (!parsed.ok) stage.log.warn({ reason: parsed.reason, model: chat.model }, parsed.reason === 'no_answer' ? 'the model found no answer in the passages' : 'the model answer was refused; sending the extractive answer');
     return parsed;
   } catch (error) {
     // The AI service retried and may have opened its breaker (and alerted): the extractive answer stands.
