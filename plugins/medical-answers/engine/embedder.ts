@@ -179,7 +179,7 @@ export class LocalEmbeddings extends Embeddings {
     this.index = new Map(json.features.map((f, i) => [f, i]));
     this.idf = Float64Array.from(json.idf);
     const bytes = Buffer.from(json.projection, 'base64');
-    this.q8 = new Int8Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
+    this.q8 = new Int8Array(bytes.buffer, bytes.byteOffset, bytes.length);
     if (this.q8.length !== json.features.length * json.dims) throw new Error(`The local-lsa projection holds ${this.q8.length} values, expected ${json.features.length * json.dims}`);
     this.scales = Float64Array.from(json.scales);
     const h = createHash('sha256').update(json.projection).update(json.features.join('\n')).digest('hex').slice(0, 12);

@@ -724,6 +724,7 @@ export class MedicalStore {
     const sectionKeys = new Map<string, string>();
     const titleWords = new Map<string, string>();
     const lexemes = new Map<string, string[]>();
+    const byTitleTerm = new Map<string, CachedDoc[]>();
     const names: string[] = [];
     for (let after = ''; ; ) {
       const { rows: page } = await this.db.query<{ doc_id: string; title: string; url: string | null; source: string | null; synonyms: string[]; headings: string[]; terms: DocTerms; lexemes: string[] }>({
@@ -759,7 +760,7 @@ export class MedicalStore {
         let titleIdf = 0;
         for (const [, w] of titleIdfs) titleIdf += w;
         const synLen = synonymTerms(r.terms).length;
-        docs.set(r.doc_id, {
+        const doc: CachedDoc = {
           docId: r.doc_id,
           title: r.title,
           url: r.url,
@@ -780,7 +781,13 @@ export class MedicalStore {
           titleIdf,
           chunkTermsInBody: chunks.every((c) => c.terms.split(' ').every((t) => t === '' || body.has(t))),
           chunks,
-        });
+        };
+        docs.set(r.doc_id, doc);
+        for (const term of title_.keys()) {
+          const list = byTitleTerm.get(term);
+          if (list) list.push(doc);
+          else byTitleTerm.set(term, [doc]);
+        }
         for (const w of words(r.title)) if (w.length >= 4 && !STOP_WORDS.has(w) && !/\d/.test(w)) titleWords.set(stem(w), w);
         for (const l of r.lexemes) {
           const list = lexemes.get(l);
@@ -793,14 +800,6 @@ export class MedicalStore {
       after = last;
     }
     const titleStems = [...titleWords.keys()].sort();
-    const byTitleTerm = new Map<string, CachedDoc[]>();
-    for (const doc of docs.values()) {
-      for (const term of doc.title_.keys()) {
-        const list = byTitleTerm.get(term);
-        if (list) list.push(doc);
-        else byTitleTerm.set(term, [doc]);
-      }
-    }
     return { version, docs, titleStems, titleWords, stats, embedder, embedderName, dims, lexemes, byTitleTerm, held: heldTopics(names) };
   }
 
